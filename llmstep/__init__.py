@@ -1,0 +1,71 @@
+"""llmstep: run LangChain chains on Kubernetes workflow engines, one container per Runnable.
+
+```python
+import llmstep
+compiled = llmstep.compile(prompt | llm | parser)
+print(compiled.to_yaml())                      # argo submit -p input='{"question": "..."}'
+compiled.run_local({"question": "..."})        # the same workflow, on this machine
+```
+
+Names resolve lazily so that ``llmstep exec`` (every step's entrypoint) starts without importing
+LangChain's runnables, Hera or the renderers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "compile": "llmstep.compiled",
+    "Compiled": "llmstep.compiled",
+    "DEFAULT_IMAGE": "llmstep.compiler",
+    "Step": "llmstep.step",
+    "Plan": "llmstep.plan",
+    "PlanStep": "llmstep.plan",
+    "OfflineChatModel": "llmstep.offline",
+    "LlmstepError": "llmstep.errors",
+    "CompileError": "llmstep.errors",
+    "SerializationError": "llmstep.errors",
+    "PayloadError": "llmstep.errors",
+    "RenderError": "llmstep.errors",
+    "ExecutionError": "llmstep.errors",
+    "CredentialsError": "llmstep.errors",
+    "WorkflowError": "llmstep.errors",
+    "RunFailed": "llmstep.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from llmstep.compiled import Compiled, compile
+    from llmstep.compiler import DEFAULT_IMAGE
+    from llmstep.errors import (
+        CompileError,
+        CredentialsError,
+        ExecutionError,
+        LlmstepError,
+        PayloadError,
+        RenderError,
+        RunFailed,
+        SerializationError,
+        WorkflowError,
+    )
+    from llmstep.offline import OfflineChatModel
+    from llmstep.plan import Plan, PlanStep
+    from llmstep.step import Step
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmstep' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

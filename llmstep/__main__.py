@@ -1,0 +1,7 @@
+"""``python -m llmstep``: the same command as the ``llmstep`` console script."""
+
+import sys
+
+from llmstep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""The ``llmstep`` command. The only module that reads environment variables or sets up logging.
+
+Exit codes: 0 success; 1 a step's Runnable raised or a run failed; 2 bad input (usage, reference,
+payload, compile or workflow error); 3 a missing credential; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmstep.errors import LlmstepError
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    try:
+        return int(args.func(args) or 0)
+    except LlmstepError as exc:
+        if args.debug:
+            raise
+        print(f"llmstep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("llmstep: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    # --debug works before or after the command; SUPPRESS keeps a subcommand's default from
+    # overwriting a --debug given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+    parser = argparse.ArgumentParser(
+        prog="llmstep",
+        description="Run LangChain chains on Kubernetes workflow engines, one container per Runnable.",
+        epilog="exit codes: 0 ok; 1 a step raised or a run failed; 2 bad input; 3 missing credentials; 130 interrupted",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", parents=[common], help="compile a chain to an Argo Workflow",
+                       description="Compile a chain reference to an Argo Workflow (YAML).")
+    p.add_argument("ref", metavar="REF", help="path/to/file.py:attr or package.module:attr")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the YAML here instead of stdout")
+    p.add_argument("--image", help="the step image")
+    p.add_argument("--name", help="the workflow name (default: derived from the chain)")
+    p.add_argument("--data", choices=["artifacts", "parameters"], default="artifacts",
+                   help="how data moves between steps (default: artifacts)")
+    p.add_argument("--secret", default="llm-credentials", help="the Secret holding API keys")
+    p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
+    p.set_defaults(func=_compile)
+
+    p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
+                       description="Run one step: read runnable.json and input from the data directory, "
+                       "write output.json. Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, "
+                       "3 missing credentials.")
+    p.add_argument("--data-dir", metavar="DIR", help="the data directory (default: $LLMSTEP_DATA_DIR or /llmstep)")
+    p.set_defaults(func=_exec)
+
+    from llmstep.cli_run import add_run_commands
+
+    add_run_commands(sub, common)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.INFO
+    logging.basicConfig(level=level, format="llmstep: %(message)s", stream=sys.stderr)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from llmstep.compiled import compile as compile_chain
+    from llmstep.refs import load_reference
+
+    chain = load_reference(args.ref)
+    compiled = compile_chain(
+        chain, name=args.name, image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
+    )
+    text = compiled.to_yaml()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from llmstep.executor import run_step
+
+    data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
+    return run_step(data_dir, os.environ)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

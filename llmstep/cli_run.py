@@ -1,0 +1,222 @@
+"""CLI commands that run workflows locally and show their records: ``run``, ``runs``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import LlmstepError, WorkflowError
+
+KEEP_RUNS = 50
+"""Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
+
+
+def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="run a chain or a Workflow file on this machine",
+                       description="Run a chain reference or an Argo Workflow file (one llmstep generated, "
+                       "hand edits included) on this machine, one process per step.")
+    p.add_argument("target", nargs="?", metavar="REF|WORKFLOW.yaml", help="path/to/file.py:attr, package.module:attr, or a YAML file")
+    p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="a workflow parameter, as with argo submit (-p input='{...}')")
+    p.add_argument("--parallelism", type=int, metavar="N", help="at most N steps at once")
+    p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
+    p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
+    p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
+    p.add_argument("--image", help="(REF) the step image written into the workflow")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run records live (default: $LLMSTEP_RUNS_DIR or .llmstep/runs)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("runs", parents=[common], help="list past local runs")
+    p.add_argument("--runs-dir", metavar="DIR")
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("show", parents=[common], help="show a local run, or one step of it")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("step", nargs="?", metavar="STEP")
+    p.add_argument("--runs-dir", metavar="DIR")
+    p.set_defaults(func=_show)
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
+
+
+def read_secrets(path: str | None) -> dict[str, str]:
+    """The caller's environment, overlaid with a dotenv file; the runner picks only declared keys."""
+    values = dict(os.environ)
+    if not path:
+        return values
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise WorkflowError(f"--secrets {path}: {exc.strerror or exc}") from exc
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip().replace("_", "").isalnum():
+            raise WorkflowError(f"--secrets {path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in args.parameter:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise WorkflowError(f"-p {item!r}: expected NAME=VALUE")
+        params[name] = value
+    if args.input is not None:
+        params["input"] = args.input
+    if "input" in params:
+        try:
+            json.loads(params["input"])
+        except json.JSONDecodeError as exc:
+            raise WorkflowError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+    return params
+
+
+def _document(args: argparse.Namespace) -> dict[str, Any]:
+    from llmstep.refs import is_reference, load_reference
+
+    target = args.target
+    if target and Path(target).is_file() and not target.endswith(".py"):
+        from llmstep.yamlio import load_documents
+
+        docs = [d for d in load_documents(target) if d.get("kind") == "Workflow"]
+        if len(docs) != 1:
+            raise WorkflowError(f"{target} must hold exactly one Argo Workflow document, found {len(docs)}")
+        return docs[0]
+    if target and is_reference(target):
+        from llmstep.compiled import compile as compile_chain
+
+        return compile_chain(load_reference(target), allow_pickle=args.allow_pickle, image=args.image).to_dict()
+    raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from llmstep.run.local import resume_run, run_document
+
+    runs_dir = _runs_dir(args)
+    secrets = read_secrets(args.secrets)
+    if args.resume:
+        if args.target or args.input or args.parameter:
+            raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")
+        record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir, quiet=args.json)
+    else:
+        if not args.target:
+            raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
+        doc = _document(args)
+        _prune(runs_dir)
+        record = run_document(doc, parameters=_parameters(args), parallelism=args.parallelism,
+                              secrets=secrets, runs_dir=runs_dir, quiet=args.json)  # fmt: skip
+    if args.keep:
+        (record.root / "pinned").touch()
+    return _report(record, args.json)
+
+
+def _report(record: Any, as_json: bool) -> int:
+    from llmstep import serde
+    from llmstep.run.records import failure_message
+
+    ok = record.phase == "Succeeded"
+    output: Any = record.result() if ok else None
+    if as_json:
+        encoded = serde.encode_value(output)["value"] if ok else None
+        steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
+        print(json.dumps({"run": record.run_id, "phase": record.phase, "output": encoded,
+                          "failures": record.failures(), "steps": steps}, indent=2, ensure_ascii=False))  # fmt: skip
+    elif ok:
+        print(output if isinstance(output, str) else _text(output))
+    else:
+        print(failure_message(record), file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _text(value: Any) -> str:
+    from llmstep import serde
+
+    content = getattr(value, "content", None)
+    if isinstance(content, str):
+        return content
+    return json.dumps(serde.encode_value(value)["value"], indent=2, ensure_ascii=False)
+
+
+def _prune(runs_dir: Path) -> None:
+    from llmstep.run.records import list_runs
+
+    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists()]
+    for record in unpinned[KEEP_RUNS - 1:]:
+        shutil.rmtree(record.root, ignore_errors=True)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from llmstep.run.records import list_runs
+
+    records = list_runs(_runs_dir(args))
+    if not records:
+        print(f"no runs in {_runs_dir(args)}")
+        return 0
+    print(f"{'RUN':<60} {'PHASE':<10} {'STEPS':>5}  STARTED")
+    for r in records:
+        print(f"{r.run_id:<60} {r.phase:<10} {len(r.nodes):>5}  {r.status.get('startedAt', '')[:19]}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from llmstep.run.progress import duration
+    from llmstep.run.records import RunRecord
+
+    record = RunRecord.open(_runs_dir(args), args.run)
+    if args.step:
+        node = record.nodes.get(args.step)
+        if node is None:
+            raise LlmstepError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
+        data = record.root / "steps" / args.step / "data"
+        print(f"step {args.step}: {node.get('phase')} {duration(node)} attempts={node.get('attempts', 0)}")
+        if node.get("message"):
+            print(f"message: {node['message']}")
+        for name in ("output.json", "error.json"):
+            if (data / name).is_file():
+                print(f"--- {name}\n{(data / name).read_text(encoding='utf-8')}")
+        log = record.root / "steps" / args.step / "log.txt"
+        if log.is_file():
+            print(f"--- log\n{log.read_text(encoding='utf-8', errors='replace')}")
+        return 0
+    print(f"run {record.run_id}: {record.phase}" + (f" ({record.status.get('message')})" if record.status.get("message") else ""))
+    for task, node in record.nodes.items():
+        data = record.root / "steps" / task / "data"
+        print(f"  {task:<40} {node.get('phase', ''):<10} {duration(node):>7}  {node.get('message', '')}")
+        inputs = sorted(p for p in data.glob("input*") if p.is_file()) + sorted((data / "input").glob("*.json"))
+        for path in inputs[:3]:
+            print(f"      in  {path.name}: {_preview(path)}")
+        preview = data / "preview.txt"
+        if preview.is_file():
+            print(f"      out {_oneline(preview.read_text(encoding='utf-8'))}")
+        log = record.root / "steps" / task / "log.txt"
+        if node.get("phase") in ("Failed", "Error") and log.is_file():
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
+                print(f"      log {line}")
+    return 0
+
+
+def _preview(path: Path) -> str:
+    return _oneline(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _oneline(text: str, limit: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,101 @@
+"""``Compiled``: a plan with its renderings and runners, what ``llmstep.compile`` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmstep.compiler import DEFAULT_SECRET, compile_plan
+from llmstep.plan import Plan
+
+if TYPE_CHECKING:
+    from hera.workflows import Workflow
+
+
+def compile(  # noqa: A001 - the public name is fixed by the API
+    chain: Any,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    allow_pickle: bool = False,
+    data: str = "artifacts",
+    secret: str = DEFAULT_SECRET,
+) -> Compiled:
+    """Compile a LangChain Runnable into a plan of container steps.
+
+    Args:
+        chain: any Runnable (an LCEL chain, a model, a dict of Runnables, ...).
+        name: the workflow name; derived from the chain's steps when omitted.
+        image: the step image; defaults to ``llmstep.DEFAULT_IMAGE``.
+        allow_pickle: send Runnables that LangChain cannot serialize (lambdas, custom classes,
+            fakes) by value with cloudpickle.
+        data: ``"artifacts"`` (needs an artifact repository) or ``"parameters"`` (small data).
+        secret: the Kubernetes Secret that holds the model API keys.
+    """
+    plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret)
+    return Compiled(plan)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled chain: ``plan`` is pure data; everything else is rendered from it."""
+
+    plan: Plan
+
+    def to_workflow(self) -> Workflow:
+        """The Argo Workflow as a Hera object."""
+        from llmstep.render.argo import build_workflow
+
+        return build_workflow(self.plan)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Argo Workflow as a dict, checked for names, references and size."""
+        return dict(self._argo)
+
+    def to_yaml(self) -> str:
+        """The Argo Workflow as YAML, ready for ``argo submit``."""
+        from llmstep.yamlio import dump_yaml
+
+        return dump_yaml(self._argo)
+
+    def run_local(
+        self,
+        input: Any,  # noqa: A002 - mirrors Runnable.invoke
+        *,
+        engine: str = "argo",
+        parallelism: int | None = None,
+        secrets: dict[str, str] | None = None,
+        runs_dir: str | Path | None = None,
+    ) -> Any:
+        """Run the rendered workflow on this machine; returns what ``chain.invoke`` returns.
+
+        Each step is its own process with only its pod's environment; secret keys the steps
+        declare come from ``secrets`` (default: this process's environment). Raises
+        ``RunFailed`` (with the failed steps) when the run does not succeed; its record stays
+        under ``runs_dir`` (default ``.llmstep/runs``) for ``llmstep show`` and ``--resume``.
+        """
+        import os
+
+        from llmstep.run.local import run_document
+
+        if engine != "argo":
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo'")
+        record = run_document(
+            self.to_dict(),
+            input,
+            parallelism=parallelism,
+            secrets=os.environ if secrets is None else secrets,
+            runs_dir=runs_dir,
+            quiet=True,
+        )
+        return record.result()
+
+    @cached_property
+    def _argo(self) -> dict[str, Any]:
+        from llmstep.render.argo import render_dict
+
+        return render_dict(self.plan)

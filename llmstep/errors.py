@@ -1,0 +1,79 @@
+"""Every error llmstep raises on purpose.
+
+```
+LlmstepError                  root; ``exit_code`` is what the CLI exits with
+├── CompileError              a chain cannot become a plan (not serializable, bad Step settings)
+├── SerializationError        a payload or value cannot be encoded or decoded
+│   └── PayloadError          a step's files are unusable (version, digest, allowlist)  exit 2
+├── RenderError               a plan cannot become a valid engine document
+├── ExecutionError            a step's Runnable raised                                  exit 1
+├── CredentialsError          a secret the step needs is missing                        exit 3
+├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
+└── RunFailed                 a workflow run finished without succeeding                exit 1
+```
+
+Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CompileError",
+    "CredentialsError",
+    "ExecutionError",
+    "LlmstepError",
+    "PayloadError",
+    "RenderError",
+    "RunFailed",
+    "SerializationError",
+    "WorkflowError",
+]
+
+
+class LlmstepError(Exception):
+    """Root of every error llmstep raises on purpose."""
+
+    exit_code = 2
+
+
+class CompileError(LlmstepError):
+    """A chain cannot be turned into a plan."""
+
+
+class SerializationError(LlmstepError):
+    """A Runnable or value cannot be encoded or decoded."""
+
+
+class PayloadError(SerializationError):
+    """A step's payload or input is unusable (bad JSON, version, digest, class, keys)."""
+
+
+class RenderError(LlmstepError):
+    """A plan cannot be rendered to a valid engine document."""
+
+
+class ExecutionError(LlmstepError):
+    """A step's Runnable raised while running."""
+
+    exit_code = 1
+
+
+class CredentialsError(LlmstepError):
+    """A secret that the step's Runnable needs is not in its environment."""
+
+    exit_code = 3
+
+
+class WorkflowError(LlmstepError):
+    """A workflow document uses something the local runner cannot run faithfully."""
+
+
+class RunFailed(LlmstepError):
+    """A workflow run finished without succeeding."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, run_id: str = "", failures: list[dict] | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.failures = failures or []

@@ -1,0 +1,169 @@
+"""The step entrypoint, ``llmstep exec``: run one payload on its input files.
+
+Reads ``runnable.json`` and the input file(s) from the data directory, writes ``output.json``,
+``preview.txt`` and ``usage.json``; on failure writes ``error.json``. Exit codes: 0 ok, 1 the
+Runnable raised, 2 bad payload or input, 3 missing credentials.
+
+This module is on the start-up path of every step: it imports only the standard library and
+``llmstep.serde`` at the top; LangChain comes in with the payload that needs it. Never import
+Hera, the kubernetes client, the renderers or the CLI here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep import contract, serde
+from llmstep.errors import ExecutionError, LlmstepError, PayloadError
+
+log = logging.getLogger(__name__)
+
+
+def run_step(data_dir: Path, env: Mapping[str, str]) -> int:
+    """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code."""
+    started = time.perf_counter()
+    name = "?"
+    secrets: dict[str, str] = {}
+    try:
+        payload = serde.read_payload(_read(data_dir, contract.PAYLOAD))
+        name = payload["name"]
+        value = assemble_input(data_dir, payload)
+        secrets = serde.secrets_for(payload, env)
+        runnable = serde.load_runnable(payload, secrets)
+        check_input_keys(runnable, value, name)
+        output, usage = _invoke(runnable, value, name)
+        text = serde.dumps_value(output)
+    except LlmstepError as exc:
+        return _fail(data_dir, name, exc, secrets)
+    (data_dir / contract.OUTPUT).write_text(text, encoding="utf-8")
+    (data_dir / contract.PREVIEW).write_text(preview(output), encoding="utf-8")
+    (data_dir / contract.USAGE).write_text(json.dumps(usage, sort_keys=True), encoding="utf-8")
+    log.info(
+        "step=%s runnable=%s duration=%.3fs output=%dB%s",
+        name,
+        payload.get("runnable", "?").rsplit(".", 1)[-1],
+        time.perf_counter() - started,
+        len(text.encode("utf-8")),
+        _usage_note(usage),
+    )
+    return contract.EXIT_OK
+
+
+def assemble_input(data_dir: Path, payload: Mapping[str, Any]) -> Any:
+    """Build the step's input value from its input file(s), following the payload's shape."""
+    shape = payload["inputs"]
+    single = isinstance(shape, list) and bool(shape) and shape[0] in ("input", "step")
+    cache: dict[str, Any] = {}
+
+    def source(name: str) -> Any:
+        if name not in cache:
+            rel = contract.input_file(name, single)
+            cache[name] = serde.loads_value(_read(data_dir, rel), where=rel)
+        return cache[name]
+
+    def build(node: Any) -> Any:
+        if not isinstance(node, list) or not node:
+            raise PayloadError(f"runnable.json has a malformed input shape: {node!r}")
+        kind = node[0]
+        if kind == "input":
+            return source("input")
+        if kind == "step":
+            return source(node[1])
+        if kind == "dict":
+            return {key: build(sub) for key, sub in node[1].items()}
+        if kind == "merge":
+            base = build(node[1])
+            if not isinstance(base, dict):
+                raise PayloadError(
+                    f"step {payload['name']!r} assigns keys to its input, which must be a dict, "
+                    f"but got {type(base).__name__}"
+                )
+            return {**base, **{key: build(sub) for key, sub in node[2].items()}}
+        raise PayloadError(f"runnable.json has an unknown input shape {kind!r}")
+
+    return build(shape)
+
+
+def check_input_keys(runnable: Any, value: Any, name: str) -> None:
+    """Exit 2 before running when a prompt's dict input lacks variables the prompt requires.
+
+    Only prompt templates declare their keys reliably; LangChain's guess for other Runnables
+    (reading a lambda's source line) is a heuristic that must not fail a step.
+    """
+    from langchain_core.prompts import BasePromptTemplate
+
+    if not isinstance(value, dict) or not isinstance(runnable, BasePromptTemplate):
+        return
+    required = set(runnable.input_variables) - set(getattr(runnable, "optional_variables", ()) or ())
+    missing = sorted(required - value.keys())
+    if missing:
+        raise PayloadError(
+            f"step {name!r} needs input keys {missing} but got {sorted(value)}; "
+            "pass them in the chain input (argo submit -p input='{...}') or in the previous step's output"
+        )
+
+
+def preview(value: Any) -> str:
+    """The first ~1 KiB of a value as text, for the Argo UI and Tekton results."""
+    text = getattr(value, "content", value)
+    if not isinstance(text, str):
+        try:
+            text = json.dumps(serde.encode_value(value)["value"], ensure_ascii=False)
+        except Exception:  # noqa: BLE001 - a preview must never fail the step
+            text = repr(value)
+    data = text.encode("utf-8")[: contract.PREVIEW_BYTES]
+    return data.decode("utf-8", errors="ignore")
+
+
+def _invoke(runnable: Any, value: Any, name: str) -> tuple[Any, dict[str, Any]]:
+    from langchain_core.callbacks import UsageMetadataCallbackHandler
+
+    usage = UsageMetadataCallbackHandler()
+    try:
+        output = runnable.invoke(value, config={"callbacks": [usage], "run_name": name})
+    except Exception as exc:
+        raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
+    return output, {model: dict(u) for model, u in usage.usage_metadata.items()}
+
+
+def _read(data_dir: Path, rel: str) -> str:
+    path = data_dir / rel
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PayloadError(f"{rel} is missing from the data directory {data_dir}") from exc
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"{rel} is not UTF-8 text") from exc
+
+
+def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, str]) -> int:
+    cause = exc.__cause__ if isinstance(exc, ExecutionError) and exc.__cause__ else exc
+    message = str(exc)
+    for value in secrets.values():  # an exception may quote the key it was given
+        message = message.replace(value, "[REDACTED]")
+    record = {"step": name, "type": type(cause).__name__, "message": message, "exit_code": exc.exit_code}
+    try:
+        (data_dir / contract.ERROR).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    except OSError:
+        pass  # the data directory may be what is missing; stderr still says it
+    if cause is not exc:  # the user's Runnable raised: its traceback is what they need
+        import traceback
+
+        trace = "".join(traceback.format_exception(cause))
+        for value in secrets.values():
+            trace = trace.replace(value, "[REDACTED]")
+        log.error("%s", trace.rstrip())
+    log.error("step %s failed (%s, exit %d): %s", name, record["type"], exc.exit_code, message)
+    return exc.exit_code
+
+
+def _usage_note(usage: dict[str, Any]) -> str:
+    if not usage:
+        return ""
+    parts = [f"{m}:in={u.get('input_tokens', 0)},out={u.get('output_tokens', 0)}" for m, u in usage.items()]
+    return " tokens=" + ";".join(parts)

@@ -1,0 +1,51 @@
+"""Names that Argo, Tekton and Kubernetes accept.
+
+Hera does not check names, and the API server rejects them late. Template, task and Tekton
+names must be DNS labels (``^[a-z0-9]([-a-z0-9]*[a-z0-9])?$``, at most 63 characters); Argo DAG
+task names (what the UI shows) may use capitals: ``^[a-zA-Z0-9][-a-zA-Z0-9]*$``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from llmstep.errors import CompileError
+
+MAX = 63
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TASK_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+
+# Names the renderers use themselves, so no step may take them.
+RESERVED = frozenset({"input", "main", "exit-handler", "diagnose"})
+
+
+def readable(label: str, limit: int = MAX) -> str:
+    """A display name: letters, digits and single dashes, starting and ending alphanumeric."""
+    text = re.sub(r"[^a-zA-Z0-9]+", "-", label).strip("-")[:limit].strip("-")
+    return text or "step"
+
+
+def dns_label(name: str, field: str = "name") -> str:
+    """Check that ``name`` is a DNS label; CompileError naming ``field`` otherwise."""
+    if not isinstance(name, str) or len(name) > MAX or not DNS_LABEL.match(name):
+        raise CompileError(
+            f"{field}={name!r} is not a valid name: use lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most {MAX} characters"
+        )
+    return name
+
+
+class NameAllocator:
+    """Hands out unique (display, dns-label) pairs: ``ChatOpenAI`` / ``chatopenai``, then ``-2``."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set(RESERVED)
+
+    def allocate(self, label: str) -> tuple[str, str]:
+        base = readable(label, MAX - 4)
+        display, n = base, 1
+        while display.lower() in self._taken:
+            n += 1
+            display = f"{base}-{n}"
+        self._taken.add(display.lower())
+        return display, display.lower()

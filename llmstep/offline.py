@@ -1,0 +1,61 @@
+"""``OfflineChatModel``: a deterministic chat model that needs no network and no API key.
+
+It exists so that the examples, the quickstart and the tests run anywhere. It is *not* a
+language model: it answers with a fixed-format echo of the last message, reports token usage
+(words counted as tokens) and can wait ``latency`` seconds to stand in for a slow model. It is
+serializable as LangChain JSON, so it travels between steps exactly like ``ChatOpenAI``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+
+class OfflineChatModel(BaseChatModel):
+    """Deterministic offline stand-in for a chat model (no network, no key)."""
+
+    model_name: str = "llmstep-offline"
+    prefix: str = "offline answer"
+    latency: float = 0.0
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["llmstep", "offline"]
+
+    @property
+    def _llm_type(self) -> str:
+        return "llmstep-offline"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.latency:
+            time.sleep(self.latency)
+        last = messages[-1].text if messages else ""
+        text = f"{self.prefix}: {last}"
+        words_in = sum(len(m.text.split()) for m in messages)
+        words_out = len(text.split())
+        message = AIMessage(
+            content=text,
+            response_metadata={"model_name": self.model_name},
+            usage_metadata={
+                "input_tokens": words_in,
+                "output_tokens": words_out,
+                "total_tokens": words_in + words_out,
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,132 @@
+"""The engine-neutral plan: what every renderer and runner works from. Pure data.
+
+A step's input is described by a *shape*, a small JSON tree that the step executor assembles
+from its input files:
+
+- ``["input"]``: the chain input (the workflow parameter ``input``);
+- ``["step", NAME]``: the output of step NAME;
+- ``["dict", {KEY: SHAPE, ...}]``: a dict built from other shapes (``RunnableParallel``);
+- ``["merge", SHAPE, {KEY: SHAPE, ...}]``: a dict updated with more keys (``.assign()``).
+
+The leaves of a shape are the step's *sources*; each source arrives as one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmstep.errors import CompileError
+
+CHAIN_INPUT = "input"
+"""The source name of the chain input; never used as a step name."""
+
+DATA_MODES = ("artifacts", "parameters")
+
+
+def shape_sources(shape: list) -> list[str]:
+    """The sources a shape reads, in first-seen order, without repeats."""
+    seen: dict[str, None] = {}
+    for leaf in _leaves(shape):
+        seen.setdefault(leaf, None)
+    return list(seen)
+
+
+def _leaves(shape: list) -> Iterator[str]:
+    kind = shape[0]
+    if kind == "input":
+        yield CHAIN_INPUT
+    elif kind == "step":
+        yield shape[1]
+    elif kind == "dict":
+        for sub in shape[1].values():
+            yield from _leaves(sub)
+    elif kind == "merge":
+        yield from _leaves(shape[1])
+        for sub in shape[2].values():
+            yield from _leaves(sub)
+    else:
+        raise CompileError(f"unknown input shape {kind!r}")
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """Per-step settings from ``llmstep.Step``; ``None`` means the plan default."""
+
+    image: str | None = None
+    retries: int = 0
+    backoff: str = "5s"
+    timeout: int | None = None
+    resources: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One Runnable that runs as one container.
+
+    ``name`` is a DNS label (template and Tekton task name); ``display`` is the readable,
+    unique name shown in the Argo UI (the DAG task name); ``path`` locates the Runnable in the
+    user's chain (``chain.steps[2]``).
+    """
+
+    name: str
+    display: str
+    path: str
+    runnable: str
+    payload: dict[str, Any]
+    shape: list
+    secrets: tuple[str, ...] = ()
+    settings: StepSettings = field(default_factory=StepSettings)
+
+    @property
+    def sources(self) -> list[str]:
+        return shape_sources(self.shape)
+
+    @property
+    def depends(self) -> list[str]:
+        """Names of the steps this one waits for."""
+        return [s for s in self.sources if s != CHAIN_INPUT]
+
+    @property
+    def single_input(self) -> bool:
+        """True when the whole input is one source: it arrives as ``input.json``."""
+        return self.shape[0] in ("input", "step")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled chain: steps in topological order and the step that yields the result."""
+
+    name: str
+    steps: tuple[PlanStep, ...]
+    output: str
+    image: str
+    secret: str = "llm-credentials"
+    data: str = "artifacts"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.data not in DATA_MODES:
+            raise CompileError(f"data={self.data!r} is not one of {', '.join(DATA_MODES)}")
+        seen: set[str] = set()
+        for step in self.steps:
+            for dep in step.depends:
+                if dep not in seen:
+                    raise CompileError(f"step {step.name!r} reads {dep!r}, which does not run before it")
+            if step.name in seen or step.name == CHAIN_INPUT:
+                raise CompileError(f"step name {step.name!r} is used twice")
+            seen.add(step.name)
+        if self.output not in seen:
+            raise CompileError(f"output step {self.output!r} is not in the plan")
+
+    def step(self, name: str) -> PlanStep:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """Every secret key any step needs, sorted."""
+        return sorted({key for step in self.steps for key in step.secrets})

@@ -1,0 +1,84 @@
+"""Resolve a chain reference: ``path/to/file.py:attr`` or ``package.module:attr``.
+
+The attribute is a Runnable, or a function (taking no arguments) that returns one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import LlmstepError
+
+
+class ReferenceError_(LlmstepError):  # noqa: N801 - avoid shadowing the builtin ReferenceError
+    """A chain reference cannot be resolved."""
+
+
+def is_reference(text: str) -> bool:
+    """True when ``text`` looks like ``file.py:attr`` or ``pkg.mod:attr`` rather than a file."""
+    left, sep, right = text.rpartition(":")
+    return bool(sep and left and right and right.replace(".", "").replace("_", "").isalnum())
+
+
+def load_reference(ref: str) -> Any:
+    """The Runnable that ``ref`` names; ReferenceError_ saying what is wrong otherwise."""
+    from langchain_core.runnables import Runnable
+
+    module_part, sep, attr = ref.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ReferenceError_(f"{ref!r} is not a chain reference; use path/to/file.py:attr or package.module:attr")
+    module = _load_module(module_part)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ReferenceError_(f"{module_part} has no attribute {attr!r}") from None
+    if not isinstance(obj, (Runnable, dict)) and callable(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ReferenceError_(
+                f"{ref}: calling {attr}() raised {type(exc).__name__}: {exc} (it must take no arguments "
+                "and return a Runnable)"
+            ) from exc
+    if not isinstance(obj, (Runnable, dict)):
+        raise ReferenceError_(f"{ref} is a {type(obj).__name__}, not a Runnable (or a function returning one)")
+    return obj
+
+
+def _load_module(spec: str) -> Any:
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ReferenceError_(f"no such file: {spec}")
+        resolved = path.resolve()
+        # Like `python file.py`: the script's folder is importable, so sibling modules work.
+        folder = str(resolved.parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        # The module name and code filenames come from the path as given (usually relative),
+        # so functions pickled by value carry no machine-specific path.
+        digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
+        name = f"llmstep_user_{resolved.stem}_{digest}"
+        if name in sys.modules:
+            return sys.modules[name]
+        module = types.ModuleType(name)
+        module.__file__ = spec
+        sys.modules[name] = module
+        try:
+            code = compile(resolved.read_text(encoding="utf-8"), spec, "exec")
+            exec(code, module.__dict__)  # noqa: S102 - loading the user's own chain file
+        except Exception as exc:
+            del sys.modules[name]
+            raise ReferenceError_(f"{spec} raised while loading: {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ImportError as exc:
+        raise ReferenceError_(f"cannot import {spec}: {exc}") from exc

@@ -1,0 +1,141 @@
+"""Plan -> Argo Workflow, built with Hera.
+
+One container template per step; the payload is an inline raw input artifact of the template, so
+the Workflow spec is the trust root. The chain input is the workflow parameter ``input``. Data
+between steps moves as artifacts (needs an artifact repository) or as parameters (small data, no
+repository). Every step exposes a short preview and the token usage as output parameters, so the
+Argo UI shows what each step produced and what each model call cost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hera.workflows import (
+    DAG,
+    NoneArchiveStrategy,
+    Artifact,
+    Container,
+    Parameter,
+    RawArtifact,
+    SecretEnv,
+    Task,
+    Workflow,
+)
+from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, ValueFrom
+
+from llmstep import contract
+from llmstep.errors import RenderError
+from llmstep.plan import CHAIN_INPUT, Plan, PlanStep
+from llmstep.render import checks
+
+LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
+MAX_BYTES = 1024 * 1024
+"""etcd keeps objects under ~1.5 MiB and Argo advises staying under 1 MiB per Workflow."""
+
+# Retry only when the Runnable raised (exit 1): a bad payload (2) or a missing credential (3)
+# fails the same way every time.
+RETRY_WHEN = "asInt(lastRetry.exitCode) == 1"
+
+
+def payload_text(step: PlanStep) -> str:
+    """The exact ``runnable.json`` a step receives: stable key order, one item per line so that
+    the YAML shows it as a readable literal block and diffs stay small."""
+    return json.dumps(step.payload, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def build_workflow(plan: Plan) -> Workflow:
+    """The Hera Workflow for a plan."""
+    displays = {s.name: s.display for s in plan.steps}
+    templates: list[Any] = [_template(plan, step) for step in plan.steps]
+    dag = DAG(name="main", tasks=[_task(plan, step, displays) for step in plan.steps])
+    return Workflow(
+        generate_name=f"{plan.name}-",
+        labels={**LABELS, "llmstep.dev/chain": plan.name},
+        annotations={
+            "workflows.argoproj.io/title": plan.name,
+            "workflows.argoproj.io/description": plan.description,
+            "llmstep.dev/output-task": displays[plan.output],
+        },
+        entrypoint="main",
+        arguments=[Parameter(name="input", description="the chain input, as JSON")],
+        templates=[dag, *templates],
+    )
+
+
+def render_dict(plan: Plan) -> dict[str, Any]:
+    """The Argo Workflow as a dict, checked for names, references and size."""
+    doc = build_workflow(plan).to_dict()
+    checks.check_workflow(doc)
+    _check_size(plan, doc)
+    return doc
+
+
+def _template(plan: Plan, step: PlanStep) -> Container:
+    d = contract.DATA_DIR
+    inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payload_text(step))]
+    for source in step.sources:
+        inputs.append(Artifact(name=_artifact(step, source), path=f"{d}/{contract.input_file(source, step.single_input)}"))
+    outputs: list[Any] = [
+        Parameter(name="preview", value_from=ValueFrom(path=f"{d}/{contract.PREVIEW}", default="")),
+        Parameter(name="usage", value_from=ValueFrom(path=f"{d}/{contract.USAGE}", default="{}")),
+    ]
+    if plan.data == "artifacts":
+        outputs.append(Artifact(name="output", path=f"{d}/{contract.OUTPUT}", archive=NoneArchiveStrategy()))
+    if plan.data == "parameters" or step.name == plan.output:
+        outputs.append(Parameter(name="output", value_from=ValueFrom(path=f"{d}/{contract.OUTPUT}")))
+    env: list[Any] = [SecretEnv(name=key, secret_name=plan.secret, secret_key=key) for key in step.secrets]
+    settings = step.settings
+    retry = None
+    if settings.retries:
+        retry = RetryStrategy(
+            limit=settings.retries,
+            retry_policy="OnFailure",
+            expression=RETRY_WHEN,
+            backoff=Backoff(duration=settings.backoff, factor=2),
+        )
+    return Container(
+        name=step.name,
+        annotations={"llmstep.dev/runnable": step.runnable, "llmstep.dev/path": step.path},
+        labels={**LABELS, "llmstep.dev/step": step.name},
+        image=settings.image or plan.image,
+        command=contract.exec_argv(d),
+        inputs=inputs,
+        outputs=outputs,
+        env=env,
+        resources=ResourceRequirements(**settings.resources) if settings.resources else None,
+        retry_strategy=retry,
+        active_deadline_seconds=settings.timeout,
+    )
+
+
+def _task(plan: Plan, step: PlanStep, displays: dict[str, str]) -> Task:
+    args: list[Any] = []
+    for source in step.sources:
+        name = _artifact(step, source)
+        if source == CHAIN_INPUT:
+            args.append(RawArtifact(name=name, data="{{workflow.parameters.input}}"))
+        elif plan.data == "artifacts":
+            args.append(Artifact(name=name, from_=f"{{{{tasks.{displays[source]}.outputs.artifacts.output}}}}"))
+        else:
+            args.append(RawArtifact(name=name, data=f"{{{{tasks.{displays[source]}.outputs.parameters.output}}}}"))
+    depends = " && ".join(displays[s] for s in step.depends) or None
+    return Task(name=step.display, template=step.name, arguments=args, depends=depends)
+
+
+def _artifact(step: PlanStep, source: str) -> str:
+    return "input" if step.single_input else f"input-{source}"
+
+
+def _check_size(plan: Plan, doc: dict[str, Any]) -> None:
+    size = len(json.dumps(doc, separators=(",", ":")))
+    if size <= MAX_BYTES:
+        return
+    biggest = sorted(plan.steps, key=lambda s: -len(payload_text(s)))[:5]
+    listed = ", ".join(f"{s.display} ({len(payload_text(s)) // 1024} KiB, {s.path})" for s in biggest)
+    raise RenderError(
+        f"the Workflow would be {size // 1024} KiB, over Argo's ~{MAX_BYTES // 1024} KiB object "
+        f"limit. Largest steps: {listed}. Shrink those Runnables (large pickled closures or "
+        "embedded data), load data inside the step instead, or split the chain into several workflows"
+    )

@@ -1,0 +1,158 @@
+"""Read an Argo Workflow document and check that it stays inside what the local runner runs.
+
+The subset is what llmstep generates: DAG and container templates, input/output parameters and
+artifacts (``raw``, ``from``), ``{{workflow.parameters.*}}``, ``{{inputs.*}}``,
+``{{tasks.X.outputs.*}}``, ``when``, ``retryStrategy``, ``activeDeadlineSeconds`` and ``onExit``.
+Anything else is rejected up front with the path of the field, never silently mis-run. Fields
+that only place or decorate the pod (labels, resources, service account) are accepted and have
+no local effect.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from llmstep.errors import WorkflowError
+from llmstep.render.checks import check_workflow
+from llmstep.run import expr
+
+# Allowed keys per object; a value of None means "accepted, not interpreted locally".
+_WORKFLOW = {"apiVersion", "kind", "metadata", "spec", "status"}
+_SPEC = {
+    "entrypoint", "arguments", "templates", "onExit", "parallelism", "activeDeadlineSeconds",
+    "serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "podMetadata",
+    "imagePullSecrets", "nodeSelector", "tolerations", "securityContext", "workflowMetadata",
+}  # fmt: skip
+_TEMPLATE = {
+    "name", "dag", "container", "inputs", "outputs", "retryStrategy", "activeDeadlineSeconds",
+    "metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch", "parallelism",
+}  # fmt: skip
+_DAG = {"tasks", "failFast"}
+_TASK = {"name", "template", "arguments", "depends", "dependencies", "when"}
+_CONTAINER = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext"}
+_ENV = {"name", "value", "valueFrom"}
+_IO = {"parameters", "artifacts"}
+_PARAM = {"name", "value", "default", "valueFrom", "description", "enum"}
+_ARTIFACT = {"name", "path", "raw", "from", "optional", "archive", "mode"}
+_RETRY = {"limit", "retryPolicy", "backoff", "expression"}
+_BACKOFF = {"duration", "factor", "maxDuration"}
+
+_VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_KNOWN_VARS = (
+    re.compile(r"^workflow\.(name|status|failures|uid|namespace)$"),
+    re.compile(r"^workflow\.parameters\.[\w-]+$"),
+    re.compile(r"^inputs\.parameters\.[\w-]+$"),
+    re.compile(r"^tasks\.[\w-]+\.outputs\.(parameters|artifacts)\.[\w-]+$"),
+    re.compile(r"^tasks\.[\w-]+\.status$"),
+)
+
+
+def check_document(doc: dict[str, Any]) -> None:
+    """Raise WorkflowError naming the first field outside the supported subset."""
+    if doc.get("kind") != "Workflow" or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+        raise WorkflowError(
+            f"expected an Argo Workflow (apiVersion argoproj.io/v1alpha1, kind Workflow), "
+            f"found kind {doc.get('kind')!r}"
+        )
+    _keys(doc, _WORKFLOW, "")
+    spec = doc.get("spec")
+    if not isinstance(spec, dict) or not spec.get("templates"):
+        raise WorkflowError("spec.templates is missing: the document has nothing to run")
+    _keys(spec, _SPEC, "spec")
+    for i, param in enumerate(_list(spec.get("arguments", {}), "parameters", "spec.arguments")):
+        _keys(param, _PARAM, f"spec.arguments.parameters[{i}]")
+    _keys(spec.get("arguments") or {}, {"parameters"}, "spec.arguments")
+    for i, template in enumerate(spec["templates"]):
+        _template(template, f"spec.templates[{i}]")
+    try:
+        check_workflow(doc)
+    except Exception as exc:
+        raise WorkflowError(str(exc)) from exc
+    for path, text in _strings(spec, "spec"):
+        for var in _VAR.findall(text):
+            if not any(p.match(var) for p in _KNOWN_VARS):
+                raise WorkflowError(f"{path} uses {{{{{var}}}}}, which the local runner does not support")
+
+
+def _template(t: dict[str, Any], where: str) -> None:
+    _keys(t, _TEMPLATE, where)
+    kinds = [k for k in ("dag", "container") if k in t]
+    if len(kinds) != 1:
+        raise WorkflowError(f"{where} ({t.get('name')!r}) must have exactly one of dag or container")
+    for part in ("inputs", "outputs"):
+        io = t.get(part) or {}
+        _keys(io, _IO, f"{where}.{part}")
+        for i, p in enumerate(_list(io, "parameters", f"{where}.{part}")):
+            _keys(p, _PARAM, f"{where}.{part}.parameters[{i}]")
+            if "valueFrom" in p:
+                _keys(p["valueFrom"], {"path", "default"}, f"{where}.{part}.parameters[{i}].valueFrom")
+        for i, a in enumerate(_list(io, "artifacts", f"{where}.{part}")):
+            _keys(a, _ARTIFACT, f"{where}.{part}.artifacts[{i}]")
+            if "raw" in a:
+                _keys(a["raw"], {"data"}, f"{where}.{part}.artifacts[{i}].raw")
+    if "retryStrategy" in t:
+        _keys(t["retryStrategy"], _RETRY, f"{where}.retryStrategy")
+        _keys(t["retryStrategy"].get("backoff") or {}, _BACKOFF, f"{where}.retryStrategy.backoff")
+        if "expression" in t["retryStrategy"]:
+            expr.tokenize(t["retryStrategy"]["expression"])
+    if "dag" in t:
+        _keys(t["dag"], _DAG, f"{where}.dag")
+        for i, task in enumerate(_list(t["dag"], "tasks", f"{where}.dag")):
+            _keys(task, _TASK, f"{where}.dag.tasks[{i}]")
+            _keys(task.get("arguments") or {}, _IO, f"{where}.dag.tasks[{i}].arguments")
+            for j, a in enumerate(_list(task.get("arguments") or {}, "artifacts", f"{where}.dag.tasks[{i}].arguments")):
+                _keys(a, {"name", "from", "raw"}, f"{where}.dag.tasks[{i}].arguments.artifacts[{j}]")
+    else:
+        c = t["container"]
+        _keys(c, _CONTAINER, f"{where}.container")
+        for i, e in enumerate(c.get("env") or []):
+            _keys(e, _ENV, f"{where}.container.env[{i}]")
+            if "valueFrom" in e:
+                _keys(e["valueFrom"], {"secretKeyRef"}, f"{where}.container.env[{i}].valueFrom")
+        argv = list(c.get("command") or []) + list(c.get("args") or [])
+        if argv[:2] != ["llmstep", "exec"]:
+            raise WorkflowError(
+                f"{where}.container.command must run `llmstep exec ...` locally, found {argv[:3]!r}"
+            )
+
+
+def _keys(obj: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise WorkflowError(f"{where or 'document'} must be a mapping, found {type(obj).__name__}")
+    for key in obj:
+        if key not in allowed:
+            raise WorkflowError(
+                f"{where + '.' if where else ''}{key} is not supported by the local runner "
+                f"(supported here: {', '.join(sorted(allowed))})"
+            )
+
+
+def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key) or []
+    if not isinstance(value, list):
+        raise WorkflowError(f"{where}.{key} must be a list")
+    return value
+
+
+def _strings(node: Any, path: str):
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(value, f"{path}[{i}]")
+
+
+def substitute(text: str, values: dict[str, str], where: str) -> str:
+    """Replace ``{{name}}`` with ``values[name]``; WorkflowError for a name with no value."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise WorkflowError(f"{where}: {{{{{name}}}}} has no value here")
+        return values[name]
+
+    return _VAR.sub(one, text)

@@ -1,0 +1,415 @@
+"""The local runner for Argo Workflows: execute a rendered Workflow document on this machine.
+
+Each task runs as its own process with the container's command (``llmstep exec``), its files,
+and only the environment its pod would get. The document is the same dict or YAML that
+``argo submit`` takes, hand edits included; what it uses outside the supported subset is refused
+up front (see :mod:`llmstep.run.argo_doc`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep import serde
+from llmstep.errors import RunFailed, WorkflowError
+from llmstep.run import argo_doc, expr
+from llmstep.run.process import DEADLINE_MESSAGE, Launcher, base_env, local_argv
+from llmstep.run.progress import Progress, make_progress
+from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, failure_message, now
+from llmstep.run.scheduler import Node, schedule
+
+_MISSING = object()
+_OK_FOR_DEPENDS = ("Succeeded", "Skipped")
+
+
+def run_document(
+    doc: dict[str, Any],
+    input: Any = _MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    *,
+    parameters: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
+    secrets: Mapping[str, str] | None = None,
+    runs_dir: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Run an Argo Workflow document; return its record (``record.result()`` is the output).
+
+    ``input`` is a Python value for the ``input`` parameter (encoded like a step output);
+    ``parameters`` are raw strings, as ``argo submit -p name=value`` gives them.
+    """
+    argo_doc.check_document(doc)
+    args = _arguments(doc, input, parameters or {})
+    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), doc, engine="argo", arguments=args)
+    return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet)).execute()
+
+
+def resume_run(
+    run_id: str,
+    *,
+    parallelism: int | None = None,
+    secrets: Mapping[str, str] | None = None,
+    runs_dir: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Re-run the steps of a past run that did not succeed, reusing finished outputs."""
+    record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
+    doc = record.document()
+    argo_doc.check_document(doc)
+    for task, node in list(record.nodes.items()):
+        if node.get("phase") not in _OK_FOR_DEPENDS or node.get("exitHandler"):
+            del record.nodes[task]
+    record.status.update(phase="Running", message="", resumedAt=now())
+    record.save()
+    return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet)).execute()
+
+
+def _arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dict[str, str]:
+    declared = {p["name"]: p for p in (doc["spec"].get("arguments") or {}).get("parameters") or []}
+    values: dict[str, str] = {}
+    overrides = dict(given)
+    if input is not _MISSING:
+        overrides["input"] = serde.dumps_value(input)
+    for name in overrides:
+        if name not in declared:
+            raise WorkflowError(f"parameter {name!r} is not declared in spec.arguments.parameters ({', '.join(declared) or 'none'})")
+    for name, param in declared.items():
+        value = overrides.get(name, param.get("value"))
+        if value is None:
+            raise WorkflowError(f"parameter {name!r} has no value: pass -p {name}=... (for the chain input, JSON)")
+        values[name] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+class _ArgoRun:
+    def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
+                 parallelism: int | None, progress: Progress) -> None:  # fmt: skip
+        self.doc, self.record, self.progress = doc, record, progress
+        self.spec = doc["spec"]
+        self.templates = {t["name"]: t for t in self.spec["templates"]}
+        self.secrets = dict(secrets or {})
+        self.parallelism = parallelism or self.spec.get("parallelism")
+        self.launcher = Launcher()
+        self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
+        meta = doc.get("metadata") or {}
+        self.vars["workflow.name"] = record.run_id
+        self.vars["workflow.namespace"] = str(meta.get("namespace", "default"))
+        self.vars["workflow.uid"] = record.run_id
+        record.status["outputTask"] = (meta.get("annotations") or {}).get("llmstep.dev/output-task")
+
+    def execute(self) -> RunRecord:
+        entry = self.templates.get(self.spec["entrypoint"])
+        self.progress.start(self.record)
+        try:
+            phase = self._run_template_as_root(entry)
+            message = "" if phase == "Succeeded" else "child of the entrypoint failed"
+            if self.spec.get("onExit"):
+                self.vars["workflow.status"] = phase
+                self.vars["workflow.failures"] = json.dumps(self.record.failures())
+                self._run_exit_handler(self.templates[self.spec["onExit"]])
+            self.record.finish(phase, message)
+        except KeyboardInterrupt:
+            for task, node in self.record.nodes.items():
+                if node.get("phase") in ("Running", "Pending"):
+                    self.record.update_node(task, phase="Failed", message="interrupted", finishedAt=now())
+            self.record.finish("Failed", "interrupted")
+            raise
+        finally:
+            self.progress.finish(self.record)
+        return self.record
+
+    def _run_template_as_root(self, template: dict[str, Any]) -> str:
+        if "dag" in template:
+            return self._run_dag(template)
+        phase = self._run_container("main", template, {}, {})
+        return phase
+
+    def _run_exit_handler(self, template: dict[str, Any]) -> None:
+        if "dag" in template:
+            self._run_dag(template, exit_handler=True)
+        else:
+            self._run_container("onExit", template, {}, {}, exit_handler=True)
+
+    # ------------------------------------------------------------------ DAG
+
+    def _run_dag(self, template: dict[str, Any], exit_handler: bool = False) -> str:
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        depends = {name: _depends(task) for name, task in tasks.items()}
+        nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
+        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in tasks and n.get("phase") in _OK_FOR_DEPENDS}
+        for name in tasks:
+            if name not in done:
+                self.record.update_node(name, displayName=name, templateName=tasks[name]["template"], phase="Pending",
+                                        exitHandler=exit_handler)  # fmt: skip
+
+        def decide(name: str, phases: Mapping[str, str]) -> str:
+            deps, expression = depends[name]
+            if not _depends_ok(expression, deps, phases):
+                return "Omitted"
+            when = tasks[name].get("when")
+            if when is not None:
+                text = argo_doc.substitute(when, self._task_vars(), f"task {name} when")
+                if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
+                    return "Skipped"
+            return "run"
+
+        def on_skip(name: str, phase: str) -> None:
+            self.record.update_node(name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
+            self.progress.changed(name, self.record.nodes[name])
+
+        phases = schedule(
+            nodes,
+            run=lambda name: self._run_task(tasks[name], exit_handler),
+            decide=decide,
+            launcher=self.launcher,
+            parallelism=self.parallelism,
+            done=done,
+            fail_fast=template["dag"].get("failFast", True),
+            on_skip=on_skip,
+        )
+        bad = [n for n in tasks if phases.get(n) not in _OK_FOR_DEPENDS + ("Omitted",)]
+        return "Failed" if bad else "Succeeded"
+
+    def _task_vars(self) -> dict[str, str]:
+        values = dict(self.vars)
+        for task, node in self.record.nodes.items():
+            values[f"tasks.{task}.status"] = node.get("phase", "Pending")
+            for param in node.get("outputs", {}).get("parameters", []):
+                values[f"tasks.{task}.outputs.parameters.{param['name']}"] = param["value"]
+            for art in node.get("outputs", {}).get("artifacts", []):
+                values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
+        return values
+
+    def _run_task(self, task: dict[str, Any], exit_handler: bool) -> str:
+        template = self.templates.get(task["template"])
+        if template is None or "container" not in template:
+            raise WorkflowError(f"task {task['name']!r}: template {task['template']!r} must be a container template")
+        values = self._task_vars()
+        where = f"task {task['name']}"
+        params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
+                  for p in (task.get("arguments") or {}).get("parameters") or []}  # fmt: skip
+        arts: dict[str, Any] = {}
+        for art in (task.get("arguments") or {}).get("artifacts") or []:
+            if "raw" in art:
+                arts[art["name"]] = ("text", argo_doc.substitute(art["raw"]["data"], values, where))
+            else:
+                ref = argo_doc.substitute(art["from"], values, where)
+                arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
+        return self._run_container(task["name"], template, params, arts, exit_handler=exit_handler)
+
+    # ------------------------------------------------------------------ containers
+
+    def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
+                       arts: dict[str, Any], exit_handler: bool = False) -> str:  # fmt: skip
+        record, container = self.record, template["container"]
+        argv = list(container.get("command") or []) + list(container.get("args") or [])
+        root = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "/llmstep"
+        step_dir = record.step_dir(name)
+        log_path = step_dir / "log.txt"
+        inputs = self._inputs(template, params, name)
+        retry = template.get("retryStrategy") or {}
+        limit = int(retry.get("limit", 0) or 0)
+        timeout = template.get("activeDeadlineSeconds")
+        started = now()
+        attempt = 0
+        while True:
+            attempt += 1
+            data_dir = step_dir / "data"
+            shutil.rmtree(data_dir, ignore_errors=True)
+            data_dir.mkdir()
+            record.update_node(name, displayName=name, templateName=template["name"], phase="Running",
+                               startedAt=started, attempts=attempt, exitHandler=exit_handler)  # fmt: skip
+            self.progress.changed(name, record.nodes[name])
+            try:
+                self._place_inputs(template, inputs, arts, data_dir, root, name)
+            except WorkflowError as exc:
+                return self._done(name, "Error", str(exc), None, {})
+            env = self._env(template, inputs["parameters"], step_dir, name)
+            with open(log_path, "ab") as log:
+                log.write(f"--- attempt {attempt} at {now()}\n".encode())
+            began = time.monotonic()
+            outcome = self.launcher.run(local_argv(argv, data_dir), env, log_path, float(timeout) if timeout else None)
+            duration = time.monotonic() - began
+            if outcome.interrupted:
+                return self._done(name, "Failed", "interrupted", outcome.exit_code, {})
+            if outcome.timed_out:
+                phase, message = "Failed", DEADLINE_MESSAGE
+            elif outcome.exit_code == 0:
+                phase, message = "Succeeded", ""
+            else:
+                phase, message = "Failed", _error_message(data_dir, outcome.exit_code)
+            outputs: dict[str, Any] = {}
+            if phase == "Succeeded":
+                try:
+                    outputs = self._outputs(template, data_dir, root)
+                except WorkflowError as exc:
+                    phase, message = "Error", str(exc)
+            if phase == "Succeeded" or attempt > limit or not _should_retry(retry, outcome.exit_code, phase, duration):
+                return self._done(name, phase, message, outcome.exit_code, outputs)
+            time.sleep(_backoff(retry, attempt))
+
+    def _done(self, name: str, phase: str, message: str, exit_code: int | None, outputs: dict[str, Any]) -> str:
+        node = self.record.update_node(name, phase=phase, message=message, exitCode=exit_code,
+                                       finishedAt=now(), outputs=outputs)  # fmt: skip
+        self.progress.changed(name, node)
+        return phase
+
+    def _inputs(self, template: dict[str, Any], params: dict[str, str], name: str) -> dict[str, Any]:
+        declared = (template.get("inputs") or {}).get("parameters") or []
+        values: dict[str, str] = {}
+        for p in declared:
+            if p["name"] in params:
+                values[p["name"]] = params[p["name"]]
+            elif "value" in p or "default" in p:
+                values[p["name"]] = str(p.get("value", p.get("default")))
+            else:
+                raise WorkflowError(f"task {name}: input parameter {p['name']!r} has no value")
+        return {"parameters": values}
+
+    def _place_inputs(self, template: dict[str, Any], inputs: dict[str, Any], arts: dict[str, Any],
+                      data_dir: Path, root: str, name: str) -> None:  # fmt: skip
+        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
+        for art in (template.get("inputs") or {}).get("artifacts") or []:
+            target = _local_path(art["path"], root, data_dir, f"task {name} input artifact {art['name']}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if art["name"] in arts:
+                kind, value = arts[art["name"]]
+                if kind == "text":
+                    target.write_text(value, encoding="utf-8")
+                else:
+                    shutil.copyfile(value, target)
+            elif "raw" in art:
+                target.write_text(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), encoding="utf-8")
+            elif not art.get("optional"):
+                raise WorkflowError(f"task {name}: input artifact {art['name']!r} is not supplied")
+
+    def _env(self, template: dict[str, Any], params: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
+        env = base_env(step_dir)
+        values = {f"inputs.parameters.{k}": v for k, v in params.items()} | self.vars
+        for item in template["container"].get("env") or []:
+            if "valueFrom" in item:
+                key = item["valueFrom"]["secretKeyRef"]["key"]
+                if key in self.secrets:
+                    env[item["name"]] = self.secrets[key]
+            else:
+                env[item["name"]] = argo_doc.substitute(str(item.get("value", "")), values, f"task {name} env")
+        return env
+
+    def _outputs(self, template: dict[str, Any], data_dir: Path, root: str) -> dict[str, Any]:
+        outputs: dict[str, Any] = {"parameters": [], "artifacts": []}
+        spec = template.get("outputs") or {}
+        for p in spec.get("parameters") or []:
+            path = _local_path(p["valueFrom"]["path"], root, data_dir, f"output parameter {p['name']}")
+            if path.is_file():
+                value = path.read_text(encoding="utf-8")
+            elif "default" in p["valueFrom"]:
+                value = str(p["valueFrom"]["default"])
+            else:
+                raise WorkflowError(f"output parameter {p['name']!r}: {p['valueFrom']['path']} was not written")
+            outputs["parameters"].append({"name": p["name"], "value": value})
+        for a in spec.get("artifacts") or []:
+            path = _local_path(a["path"], root, data_dir, f"output artifact {a['name']}")
+            if not path.exists():
+                if a.get("optional"):
+                    continue
+                raise WorkflowError(f"output artifact {a['name']!r}: {a['path']} was not written")
+            outputs["artifacts"].append({"name": a["name"], "path": a["path"], "localPath": str(path)})
+        return outputs
+
+
+def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
+    prefix = root.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise WorkflowError(f"{what}: path {path!r} is outside the step's data directory {root}")
+    rel = Path(path[len(prefix):])
+    if ".." in rel.parts:
+        raise WorkflowError(f"{what}: path {path!r} leaves the data directory")
+    return data_dir / rel
+
+
+def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:
+    if task.get("depends"):
+        expression = task["depends"]
+        deps = sorted({n.split(".")[0] for n in expr.names(expression)})
+        return deps, expression
+    return list(task.get("dependencies") or []), None
+
+
+def _depends_ok(expression: str | None, deps: list[str], phases: Mapping[str, str]) -> bool:
+    if expression is None:
+        return all(phases.get(d) in _OK_FOR_DEPENDS for d in deps)
+
+    def resolve(name: str) -> Any:
+        task, _, result = name.partition(".")
+        if task not in phases:
+            return expr.UNKNOWN
+        phase = phases[task]
+        if not result:
+            return phase in ("Succeeded", "Skipped")
+        mapping = {"Succeeded": "Succeeded", "Failed": "Failed", "Errored": "Error", "Skipped": "Skipped", "Omitted": "Omitted"}
+        if result == "AnySucceeded" or result == "AllFailed":
+            return phase == ("Succeeded" if result == "AnySucceeded" else "Failed")
+        if result == "Daemoned":
+            return False
+        if result not in mapping:
+            raise WorkflowError(f"depends: unknown task result {name!r}")
+        return phase == mapping[result]
+
+    return bool(expr.evaluate(expression, resolve))
+
+
+def _should_retry(retry: dict[str, Any], exit_code: int, phase: str, duration: float) -> bool:
+    policy = retry.get("retryPolicy", "OnFailure")
+    if policy == "OnError" and phase != "Error":
+        return False
+    if policy == "OnFailure" and phase != "Failed":
+        return False
+    expression = retry.get("expression")
+    if expression:
+        last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
+                "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}  # fmt: skip
+        return bool(expr.evaluate(expression, lambda n: last.get(n, expr.UNKNOWN)))
+    return True
+
+
+def _backoff(retry: dict[str, Any], attempt: int) -> float:
+    backoff = retry.get("backoff") or {}
+    base = _seconds(backoff.get("duration", "0"))
+    factor = float(backoff.get("factor", 1) or 1)
+    delay = base * factor ** (attempt - 1)
+    if "maxDuration" in backoff:
+        delay = min(delay, _seconds(backoff["maxDuration"]))
+    return delay
+
+
+def _seconds(text: Any) -> float:
+    text = str(text).strip()
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "").isdigit():
+            return float(text[: -len(unit)]) * units[unit]
+    try:
+        return float(text)
+    except ValueError:
+        raise WorkflowError(f"retryStrategy.backoff: {text!r} is not a duration like '5s'") from None
+
+
+def _error_message(data_dir: Path, exit_code: int) -> str:
+    try:
+        error = json.loads((data_dir / "error.json").read_text(encoding="utf-8"))
+        return f"{error.get('type')}: {error.get('message')} (exit code {exit_code})"
+    except (OSError, ValueError):
+        return f"Error (exit code {exit_code})"
+
+
+def run_and_raise(record: RunRecord) -> RunRecord:
+    """Raise RunFailed with the failed steps when a finished run did not succeed."""
+    if record.phase != "Succeeded":
+        raise RunFailed(failure_message(record), run_id=record.run_id, failures=record.failures())
+    return record

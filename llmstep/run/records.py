@@ -1,0 +1,161 @@
+"""Run records: one directory per local run, shaped like Argo's ``status`` so the same code can
+later read cluster runs.
+
+```
+.llmstep/runs/<run-id>/
+  workflow.yaml        the document that ran (as given, hand edits included)
+  status.json          {"phase", "startedAt", "finishedAt", "message", "arguments", "nodes": {...}}
+  steps/<task>/        the step's data directory: runnable.json, input*, output.json, error.json
+  steps/<task>/log.txt what the step printed, every attempt
+```
+Nodes are keyed by task name and carry ``displayName``, ``templateName``, ``phase``,
+``startedAt``, ``finishedAt``, ``message``, ``exitCode``, ``attempts`` and ``outputs``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import WorkflowError
+from llmstep.yamlio import dump_yaml, load_documents
+
+DEFAULT_RUNS_DIR = Path(".llmstep") / "runs"
+DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RunRecord:
+    """The on-disk record of one local run; thread-safe updates, atomic saves."""
+
+    def __init__(self, root: Path, status: dict[str, Any]) -> None:
+        self.root = root
+        self.status = status
+        self._lock = threading.RLock()
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase", "Pending"))
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return self.status.setdefault("nodes", {})
+
+    @classmethod
+    def create(cls, runs_dir: Path, doc: dict[str, Any], *, engine: str, arguments: dict[str, str]) -> RunRecord:
+        meta = doc.get("metadata") or {}
+        base = (meta.get("name") or str(meta.get("generateName", "run")).rstrip("-") or "run")[:40]
+        run_id = f"{base}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        root = Path(runs_dir).resolve() / run_id
+        (root / "steps").mkdir(parents=True)
+        (root / "workflow.yaml").write_text(dump_yaml(doc), encoding="utf-8")
+        record = cls(root, {"engine": engine, "phase": "Running", "startedAt": now(), "arguments": arguments, "nodes": {}})
+        record.save()
+        return record
+
+    @classmethod
+    def open(cls, runs_dir: Path, run_id: str) -> RunRecord:
+        root = Path(runs_dir).resolve() / run_id
+        try:
+            status = json.loads((root / "status.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            known = ", ".join(r.run_id for r in list_runs(runs_dir)[:5]) or "none"
+            raise WorkflowError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`") from None
+        return cls(root, status)
+
+    def document(self) -> dict[str, Any]:
+        return load_documents(self.root / "workflow.yaml")[0]
+
+    def step_dir(self, task: str) -> Path:
+        path = self.root / "steps" / task
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def update_node(self, task: str, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            node = self.nodes.setdefault(task, {"id": task, "displayName": task, "phase": "Pending"})
+            node.update(fields)
+            self.save()
+            return dict(node)
+
+    def finish(self, phase: str, message: str = "") -> None:
+        with self._lock:
+            self.status.update(phase=phase, finishedAt=now(), message=message)
+            self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            tmp = self.root / "status.json.tmp"
+            tmp.write_text(json.dumps(self.status, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.root / "status.json")
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Failed nodes in the shape of Argo's ``{{workflow.failures}}``."""
+        return [
+            {
+                "displayName": n.get("displayName", task),
+                "message": n.get("message", ""),
+                "templateName": n.get("templateName", ""),
+                "phase": n["phase"],
+                "podName": f"{self.run_id}-{task}",
+                "finishedAt": n.get("finishedAt", ""),
+            }
+            for task, n in self.nodes.items()
+            if n.get("phase") in ("Failed", "Error") and not n.get("exitHandler")
+        ]
+
+    def result(self) -> Any:
+        """The chain's output: the output of the task the workflow names as its result."""
+        from llmstep import serde
+        from llmstep.errors import RunFailed
+
+        if self.phase != "Succeeded":
+            raise RunFailed(failure_message(self), run_id=self.run_id, failures=self.failures())
+        task = self.status.get("outputTask")
+        node = self.nodes.get(task or "")
+        if not node:
+            raise WorkflowError("the workflow does not name its result task (annotation llmstep.dev/output-task)")
+        for artifact in node.get("outputs", {}).get("artifacts", []):
+            if artifact["name"] == "output":
+                return serde.loads_value(Path(artifact["localPath"]).read_text(encoding="utf-8"), where=f"{task} output")
+        for param in node.get("outputs", {}).get("parameters", []):
+            if param["name"] == "output":
+                return serde.loads_value(param["value"], where=f"{task} output")
+        raise WorkflowError(f"task {task!r} has no output artifact or parameter named 'output'")
+
+
+def failure_message(record: RunRecord) -> str:
+    lines = [f"run {record.run_id} {record.phase.lower()}" + (f": {record.status.get('message')}" if record.status.get("message") else "")]
+    for failure in record.failures():
+        lines.append(f"  step {failure['displayName']} ({failure['templateName']}): {failure['message']}")
+    lines.append(f"  details: llmstep show {record.run_id} [STEP]; retry the failed steps: llmstep run --resume {record.run_id}")
+    return "\n".join(lines)
+
+
+def list_runs(runs_dir: Path) -> list[RunRecord]:
+    """Past runs, newest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    records = []
+    for child in root.iterdir():
+        status_file = child / "status.json"
+        if status_file.is_file():
+            try:
+                records.append(RunRecord(child, json.loads(status_file.read_text(encoding="utf-8"))))
+            except (OSError, json.JSONDecodeError):
+                continue
+    return sorted(records, key=lambda r: str(r.status.get("startedAt", "")), reverse=True)

@@ -1,0 +1,313 @@
+"""Payload and value encoding.
+
+Trust model. The payload (``runnable.json``) is generated at compile time and embedded in the
+workflow spec, which is the trust root: whoever can edit the spec can run code in the step. Even
+so, a payload is loaded with two allowlists: LangChain's own (``allowed_objects="all"``: classes
+in its serialization mappings, plus llmstep's offline model) and the exact class ids recorded at
+compile time. Secrets never enter a payload: LangChain records them by id and the step reads
+them from its environment (a Kubernetes Secret), only for the ids the payload declares.
+
+Values crossing between steps are data. Plain JSON stays plain (``kind: json``) and is never
+revived. LangChain messages, prompt values and documents use LangChain's serialization
+(``kind: lc``) and are revived with a messages/prompt-values/documents allowlist, never with
+secrets; a user dict with an ``lc`` key is escaped by LangChain and stays a dict. Pickle is never
+used for values.
+
+Heavy imports (LangChain, cloudpickle) happen inside the functions that need them, so the step
+executor pays only for what its payload uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import sys
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from llmstep.errors import CredentialsError, PayloadError, SerializationError
+
+FORMAT_VERSION = 1
+"""Version of both the payload and the value envelope; a step refuses any other."""
+
+ENVELOPE_KEYS = frozenset({"llmstep", "kind", "value"})
+
+# llmstep's own serializable classes, loaded like LangChain's mapped ones.
+EXTRA_CLASSES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("llmstep", "offline", "OfflineChatModel"): ("llmstep", "offline", "OfflineChatModel"),
+}
+
+
+# ---------------------------------------------------------------- values
+
+
+def encode_value(value: Any) -> dict[str, Any]:
+    """Wrap a value in a versioned envelope; plain JSON stays plain."""
+    if _is_plain(value):
+        return {"llmstep": FORMAT_VERSION, "kind": "json", "value": value}
+    from langchain_core.load import dumpd
+
+    dumped = dumpd(value)
+    bad = _find_not_implemented(dumped)
+    if bad is not None:
+        raise SerializationError(
+            f"a value of type {type(value).__name__} cannot travel between steps "
+            f"({'.'.join(bad)} is not JSON-serializable); return JSON data, LangChain "
+            "messages, prompt values or documents"
+        )
+    return {"llmstep": FORMAT_VERSION, "kind": "lc", "value": dumped}
+
+
+def dumps_value(value: Any) -> str:
+    return json.dumps(encode_value(value), ensure_ascii=False)
+
+
+def decode_value(doc: Any, *, where: str = "input") -> Any:
+    """Turn an envelope (or raw user JSON, such as the workflow parameter) into a value."""
+    if not (isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS):
+        return doc  # raw user JSON is data, whatever keys it has
+    if doc["llmstep"] != FORMAT_VERSION:
+        raise PayloadError(
+            f"{where}: value format version {doc['llmstep']!r} is not supported by this "
+            f"llmstep (it reads version {FORMAT_VERSION}); use the same llmstep version "
+            "to compile and to run"
+        )
+    if doc["kind"] == "json":
+        return doc["value"]
+    if doc["kind"] == "lc":
+        from langchain_core.load import load
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return load(doc["value"], allowed_objects=_value_classes())
+        except ValueError as exc:
+            raise PayloadError(f"{where}: {exc}") from exc
+    raise PayloadError(f"{where}: unknown value kind {doc['kind']!r} (expected json or lc)")
+
+
+def loads_value(text: str, *, where: str = "input") -> Any:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+    return decode_value(doc, where=where)
+
+
+def _value_classes() -> list[type]:
+    from langchain_core import messages as m
+    from langchain_core.documents import Document
+    from langchain_core.prompt_values import ChatPromptValue, ChatPromptValueConcrete, StringPromptValue
+
+    names = [
+        "AIMessage", "AIMessageChunk", "HumanMessage", "HumanMessageChunk", "SystemMessage",
+        "SystemMessageChunk", "ToolMessage", "ToolMessageChunk", "ChatMessage", "ChatMessageChunk",
+        "FunctionMessage", "FunctionMessageChunk", "RemoveMessage",
+    ]  # fmt: skip
+    return [*(getattr(m, n) for n in names), ChatPromptValue, ChatPromptValueConcrete, StringPromptValue, Document]
+
+
+def _is_plain(value: Any) -> bool:
+    """True for JSON data that needs no escaping: no dict with an ``lc`` key, no tuples."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return (
+            "lc" not in value
+            and "__lc_escaped__" not in value
+            and all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+        )
+    return False
+
+
+def _find_not_implemented(node: Any) -> list[str] | None:
+    """The class id of the first ``not_implemented`` node in a LangChain dump, if any."""
+    if isinstance(node, dict):
+        if node.get("lc") == 1 and node.get("type") == "not_implemented":
+            return [str(x) for x in node.get("id") or ["?"]]
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_not_implemented(child)
+        if found is not None:
+            return found
+    return None
+
+
+# ---------------------------------------------------------------- payloads (compile side)
+
+
+def dump_langchain(runnable: Any) -> tuple[dict | None, str]:
+    """LangChain JSON of a Runnable, or ``None`` and the reason it cannot travel that way."""
+    from langchain_core.load import dumpd
+
+    try:
+        dumped = dumpd(runnable)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not serializable"
+        return None, f"LangChain serialization failed: {exc}"
+    bad = _find_not_implemented(dumped)
+    if bad is not None:
+        return None, f"{bad[-1]} is not serializable by LangChain (dump contains not_implemented)"
+    loadable = _loadable_ids()
+    for class_id in _constructor_ids(dumped):
+        if tuple(class_id) not in loadable:
+            return None, f"{'.'.join(class_id)} is not in LangChain's serialization allowlist"
+    return dumped, ""
+
+
+def langchain_fields(dumped: dict) -> dict[str, Any]:
+    """The payload fields of a LangChain dump: data, allowed class ids, secret ids."""
+    return {
+        "format": "lc",
+        "data": dumped,
+        "allowed": sorted({tuple(i) for i in _constructor_ids(dumped)}),
+        "secrets": sorted({key for key in _secret_ids(dumped)}),
+    }
+
+
+def pickle_fields(blob: bytes) -> dict[str, Any]:
+    """The payload fields of a cloudpickled Runnable, with its digest and Python version."""
+    return {
+        "format": "pickle",
+        "data": base64.b64encode(blob).decode("ascii"),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "python": "%d.%d" % sys.version_info[:2],
+        "allowed": [],
+        "secrets": [],
+    }
+
+
+def _loadable_ids() -> set[tuple[str, ...]]:
+    from langchain_core.load.load import ALL_SERIALIZABLE_MAPPINGS
+
+    ids = set(EXTRA_CLASSES)
+    for key, value in ALL_SERIALIZABLE_MAPPINGS.items():
+        ids.add(key)
+        ids.add(value)
+    return ids
+
+
+def _walk_typed(node: Any, kind: str):
+    if isinstance(node, dict):
+        if node.get("lc") == 1 and node.get("type") == kind and isinstance(node.get("id"), list):
+            yield node["id"]
+        for child in node.values():
+            yield from _walk_typed(child, kind)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _walk_typed(child, kind)
+
+
+def _constructor_ids(dumped: Any):
+    return _walk_typed(dumped, "constructor")
+
+
+def _secret_ids(dumped: Any):
+    for class_id in _walk_typed(dumped, "secret"):
+        yield from class_id
+
+
+# ---------------------------------------------------------------- payloads (step side)
+
+PAYLOAD_KEYS = {"llmstep", "format", "name", "data", "allowed", "secrets", "inputs"}
+
+
+def read_payload(text: str) -> dict[str, Any]:
+    """Parse and check a payload document; raises PayloadError naming what is wrong."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"runnable.json is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise PayloadError("runnable.json must be a JSON object")
+    if payload.get("llmstep") != FORMAT_VERSION:
+        raise PayloadError(
+            f"runnable.json has payload version {payload.get('llmstep')!r}; this llmstep reads "
+            f"version {FORMAT_VERSION}: recompile the chain with the llmstep in the step image"
+        )
+    missing = sorted(PAYLOAD_KEYS - payload.keys())
+    if missing:
+        raise PayloadError(f"runnable.json lacks {', '.join(missing)}; recompile the chain")
+    if payload["format"] not in ("lc", "pickle"):
+        raise PayloadError(f"runnable.json format {payload['format']!r} is not lc or pickle")
+    return payload
+
+
+def secrets_for(payload: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """The secret values a payload declares, from ``env``; CredentialsError names any missing."""
+    missing = [key for key in payload["secrets"] if not env.get(key)]
+    if missing:
+        secret = payload.get("secret_name") or "llm-credentials"
+        keys = ", ".join(missing)
+        raise CredentialsError(
+            f"step {payload['name']!r} needs {keys}, which is not set. On a cluster add "
+            f"the key to the Secret: kubectl create secret generic {secret} "
+            + " ".join(f"--from-literal={k}=..." for k in missing)
+            + "; locally export it or pass --secrets FILE"
+        )
+    return {key: env[key] for key in payload["secrets"]}
+
+
+def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str]) -> Any:
+    """Rebuild the step's Runnable from a checked payload."""
+    if payload["format"] == "pickle":
+        return _load_pickle(payload)
+    from langchain_core.load import load
+    from langchain_core.load.load import default_init_validator
+
+    allowed = {tuple(i) for i in payload["allowed"]}
+
+    def only_recorded(class_path: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+        if tuple(class_path) not in allowed:
+            raise PayloadError(
+                f"step {payload['name']!r}: class {'.'.join(class_path)} is not in the payload's "
+                "allowlist; the payload was altered or built by another tool"
+            )
+        default_init_validator(class_path, kwargs)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load(
+                payload["data"],
+                allowed_objects="all",
+                secrets_map=dict(secrets),
+                valid_namespaces=["llmstep"],
+                additional_import_mappings=EXTRA_CLASSES,
+                init_validator=only_recorded,
+            )
+    except PayloadError:
+        raise
+    except (ValueError, NotImplementedError, ImportError, TypeError) as exc:
+        raise PayloadError(f"step {payload['name']!r}: cannot load its Runnable: {exc}") from exc
+
+
+def _load_pickle(payload: Mapping[str, Any]) -> Any:
+    import pickle
+
+    want = "%d.%d" % sys.version_info[:2]
+    if payload.get("python") != want:
+        raise PayloadError(
+            f"step {payload['name']!r} was pickled with Python {payload.get('python')} but the "
+            f"step runs Python {want}; use an image with Python {payload.get('python')}"
+        )
+    try:
+        blob = base64.b64decode(payload["data"], validate=True)
+    except (ValueError, TypeError) as exc:
+        raise PayloadError(f"step {payload['name']!r}: pickle data is not base64") from exc
+    if hashlib.sha256(blob).hexdigest() != payload.get("sha256"):
+        raise PayloadError(f"step {payload['name']!r}: pickle digest mismatch; the payload was altered")
+    try:
+        return pickle.loads(blob)  # noqa: S301 - digest-checked, opted in with allow_pickle
+    except Exception as exc:  # noqa: BLE001 - unpickling can raise anything
+        raise PayloadError(f"step {payload['name']!r}: cannot unpickle its Runnable: {exc}") from exc

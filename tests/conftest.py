@@ -1,0 +1,52 @@
+"""Shared fixtures: real chains, real processes, and the project's own paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))  # tests/schemas.py
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(tmp_path, monkeypatch):
+    """Every test runs in its own folder, so run records never mix or land in the repo."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
+    """Run the real `llmstep` console entry point in a fresh process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "llmstep", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+    )
+
+
+def write_step(data_dir: Path, payload: dict, inputs: dict[str, str] | str | None) -> Path:
+    """Lay out a step's data directory as the engine would: payload plus input file(s)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "runnable.json").write_text(json.dumps(payload))
+    if isinstance(inputs, str):
+        (data_dir / "input.json").write_text(inputs)
+    elif inputs:
+        (data_dir / "input").mkdir(exist_ok=True)
+        for name, text in inputs.items():
+            (data_dir / "input" / f"{name}.json").write_text(text)
+    return data_dir
+
+
+def exec_step(data_dir: Path, env: dict | None = None):
+    """Run `llmstep exec` on a data directory with exactly ``env`` (plus PATH), like a pod."""
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "llmstep", "exec", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, env={**base, **(env or {})}, timeout=120,
+    )

@@ -1,0 +1,105 @@
+"""Value envelopes and payloads: versioned, allowlisted, plain data stays plain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chains import qa_prompt
+from langchain_core.documents import Document
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.prompt_values import ChatPromptValue, StringPromptValue
+
+from llmstep import serde
+from llmstep.errors import PayloadError, SerializationError
+
+LOOKALIKE = {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"],
+             "kwargs": {"content": "pwned"}}
+SECRET_LOOKALIKE = {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain text", 3, 2.5, None, True, [1, "two", None], {"a": {"b": [1, 2]}}, "ünïcødé ✓",
+        {"nested": [{"k": "v"}]},
+    ],
+)
+def test_plain_json_stays_plain(value):
+    envelope = serde.encode_value(value)
+    assert envelope == {"llmstep": 1, "kind": "json", "value": value}
+    assert serde.loads_value(json.dumps(envelope)) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        AIMessage(content="hi", usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}),
+        [SystemMessage("s"), HumanMessage("h"), ToolMessage("t", tool_call_id="1")],
+        ChatPromptValue(messages=[HumanMessage("q")]),
+        StringPromptValue(text="p"),
+        [Document(page_content="d", metadata={"source": "x"})],
+        {"docs": [Document(page_content="d")], "question": "q"},
+    ],
+)
+def test_langchain_values_round_trip(value):
+    envelope = serde.encode_value(value)
+    assert envelope["kind"] == "lc"
+    assert serde.loads_value(json.dumps(envelope)) == value
+
+
+def test_lc_lookalike_user_data_stays_data_in_an_envelope():
+    value = {"user": LOOKALIKE, "key": SECRET_LOOKALIKE}
+    back = serde.loads_value(serde.dumps_value(value))
+    assert back == value and isinstance(back["user"], dict)
+
+
+def test_lc_lookalike_raw_input_stays_data():
+    # the workflow parameter is raw user JSON: it is never revived
+    assert serde.loads_value(json.dumps(LOOKALIKE)) == LOOKALIKE
+    assert serde.loads_value(json.dumps(SECRET_LOOKALIKE)) == SECRET_LOOKALIKE
+
+
+def test_envelope_of_kind_lc_only_revives_values_never_runnables_or_secrets():
+    bad = {"llmstep": 1, "kind": "lc", "value": {"lc": 1, "type": "constructor",
+           "id": ["langchain", "prompts", "chat", "ChatPromptTemplate"], "kwargs": {"messages": []}}}
+    with pytest.raises(PayloadError, match="not allowed"):
+        serde.decode_value(bad)
+    secret = {"llmstep": 1, "kind": "lc", "value": SECRET_LOOKALIKE}
+    assert serde.decode_value(secret) is None  # a secret reference resolves to nothing
+
+
+def test_unknown_versions_and_kinds_are_refused():
+    with pytest.raises(PayloadError, match="version 9"):
+        serde.decode_value({"llmstep": 9, "kind": "json", "value": 1})
+    with pytest.raises(PayloadError, match="unknown value kind"):
+        serde.decode_value({"llmstep": 1, "kind": "pickle", "value": "x"})
+    with pytest.raises(PayloadError, match="version"):
+        serde.read_payload(json.dumps({"llmstep": 2}))
+    with pytest.raises(PayloadError, match="not valid JSON"):
+        serde.read_payload("{")
+
+
+def test_values_that_cannot_travel_are_a_clear_error():
+    with pytest.raises(SerializationError, match="cannot travel between steps"):
+        serde.encode_value(object())
+
+
+def test_langchain_payload_records_allowlist_and_secret_ids():
+    from langchain_openai import ChatOpenAI
+
+    dumped, reason = serde.dump_langchain(ChatOpenAI(model="m", api_key="sk-abc-123456"))
+    fields = serde.langchain_fields(dumped)
+    assert reason == "" and fields["format"] == "lc"
+    assert fields["secrets"] == ["OPENAI_API_KEY"]
+    assert ("langchain", "chat_models", "openai", "ChatOpenAI") in fields["allowed"]
+    assert "sk-abc-123456" not in json.dumps(fields)
+
+
+def test_payload_loads_only_recorded_classes():
+    dumped, _ = serde.dump_langchain(qa_prompt())
+    payload = {"llmstep": 1, "name": "p", "inputs": ["input"], **serde.langchain_fields(dumped)}
+    assert serde.load_runnable(payload, {}).invoke({"question": "x"}).to_messages()[-1].content == "x"
+    payload["allowed"] = [a for a in payload["allowed"] if a[-1] != "PromptTemplate"]
+    with pytest.raises(PayloadError, match="not in the payload's allowlist"):
+        serde.load_runnable(payload, {})
