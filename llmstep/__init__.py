@@ -37,7 +37,25 @@ _EXPORTS = {
     "RunFailed": "llmstep.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "DEFAULT_IMAGE",
+    "CompileError",
+    "Compiled",
+    "CredentialsError",
+    "ExecutionError",
+    "LlmstepError",
+    "OfflineChatModel",
+    "PayloadError",
+    "Plan",
+    "PlanStep",
+    "RenderError",
+    "RunFailed",
+    "SerializationError",
+    "Step",
+    "WorkflowError",
+    "__version__",
+    "compile",
+]
 
 if TYPE_CHECKING:
     from llmstep.compiled import Compiled, compile

@@ -85,11 +85,11 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def _compile(args: argparse.Namespace) -> int:
     from llmstep.compiled import compile as compile_chain
-    from llmstep.refs import load_reference
+    from llmstep.refs import load_reference, reference_name
 
     chain = load_reference(args.ref)
     compiled = compile_chain(
-        chain, name=args.name, image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
+        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
     )
     text = compiled.to_yaml()
     if args.output:

@@ -90,7 +90,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _document(args: argparse.Namespace) -> dict[str, Any]:
-    from llmstep.refs import is_reference, load_reference
+    from llmstep.refs import is_reference, load_reference, reference_name
 
     target = args.target
     if target and Path(target).is_file() and not target.endswith(".py"):
@@ -103,7 +103,8 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     if target and is_reference(target):
         from llmstep.compiled import compile as compile_chain
 
-        return compile_chain(load_reference(target), allow_pickle=args.allow_pickle, image=args.image).to_dict()
+        chain = load_reference(target)
+        return compile_chain(chain, name=reference_name(target), allow_pickle=args.allow_pickle, image=args.image).to_dict()
     raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
 
 

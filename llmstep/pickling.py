@@ -40,6 +40,19 @@ def is_user_module(name: str) -> bool:
     return not real.startswith(_INSTALLED)
 
 
+def _holds_secret(obj: Any) -> bool:
+    """True for a LangChain object (a model) with a secret field set, such as an API key."""
+    from langchain_core.load.serializable import Serializable
+
+    if not isinstance(obj, Serializable):
+        return False
+    try:
+        fields = obj.lc_secrets
+    except Exception:  # noqa: BLE001 - a broken property means we cannot tell
+        return False
+    return any(getattr(obj, name, None) is not None for name in fields)
+
+
 def portable_filename(path: str) -> str:
     """A code object's file name without this machine's layout: ``pydantic/main.py`` for an
     installed module, the path relative to the working directory for the user's own code."""
@@ -62,7 +75,7 @@ def dumps(obj: Any, *, where: str) -> bytes:
 
     class _Pickler(cloudpickle.Pickler):
         def reducer_override(self, o: Any) -> Any:
-            if isinstance(o, (SecretStr, SecretBytes)):
+            if isinstance(o, (SecretStr, SecretBytes)) or _holds_secret(o):
                 raise CompileError(
                     f"{where} holds a secret (an API key) and cannot be pickled; make the "
                     "object that holds it (the model) its own step, so it travels as "
@@ -77,6 +90,17 @@ def dumps(obj: Any, *, where: str) -> bytes:
                 if module and module not in found and is_user_module(module):
                     found.add(module)
             return super().reducer_override(o)
+
+        def _function_getnewargs(self, func: Any) -> Any:
+            # A function pickled by value carries its module's __file__ (and __path__): make
+            # them portable like code file names, so no path of this machine travels.
+            args = super()._function_getnewargs(func)
+            base_globals = args[1]
+            if isinstance(base_globals.get("__file__"), str) and os.path.isabs(base_globals["__file__"]):
+                base_globals["__file__"] = portable_filename(base_globals["__file__"])
+            if isinstance(base_globals.get("__path__"), list):
+                base_globals["__path__"] = [portable_filename(p) for p in base_globals["__path__"]]
+            return args
 
     registered: set[str] = set()
     try:

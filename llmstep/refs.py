@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 import sys
 import types
 from pathlib import Path
@@ -23,6 +24,16 @@ def is_reference(text: str) -> bool:
     """True when ``text`` looks like ``file.py:attr`` or ``pkg.mod:attr`` rather than a file."""
     left, sep, right = text.rpartition(":")
     return bool(sep and left and right and right.replace(".", "").replace("_", "").isalnum())
+
+
+def reference_name(ref: str) -> str | None:
+    """A workflow name from a reference: ``examples/qa.py:chain`` -> ``qa``; None if unusable."""
+    module_part, _, attr = ref.rpartition(":")
+    stem = Path(module_part).stem if module_part.endswith(".py") else module_part.rsplit(".", 1)[-1]
+    if attr not in ("chain", "main", "build", "make_chain"):
+        stem = f"{stem}-{attr.rsplit('.', 1)[-1]}"
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:50].strip("-")
+    return name or None
 
 
 def load_reference(ref: str) -> Any:

@@ -181,10 +181,15 @@ def pickle_fields(blob: bytes) -> dict[str, Any]:
         "format": "pickle",
         "data": base64.b64encode(blob).decode("ascii"),
         "sha256": hashlib.sha256(blob).hexdigest(),
-        "python": "%d.%d" % sys.version_info[:2],
+        "python": python_version(),
         "allowed": [],
         "secrets": [],
     }
+
+
+def python_version() -> str:
+    """``3.11``: pickles only load on the Python minor version that made them."""
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _loadable_ids() -> set[tuple[str, ...]]:
@@ -295,7 +300,7 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str]) -> Any
 def _load_pickle(payload: Mapping[str, Any]) -> Any:
     import pickle
 
-    want = "%d.%d" % sys.version_info[:2]
+    want = python_version()
     if payload.get("python") != want:
         raise PayloadError(
             f"step {payload['name']!r} was pickled with Python {payload.get('python')} but the "

@@ -14,9 +14,9 @@ from typing import Any
 
 from hera.workflows import (
     DAG,
-    NoneArchiveStrategy,
     Artifact,
     Container,
+    NoneArchiveStrategy,
     Parameter,
     RawArtifact,
     SecretEnv,

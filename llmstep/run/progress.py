@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _SYMBOL = {"Pending": "·", "Running": "▶", "Succeeded": "✔", "Failed": "✘", "Error": "✘", "Skipped": "○", "Omitted": "○"}
@@ -30,7 +30,7 @@ def duration(node: dict[str, Any]) -> str:
         return ""
     fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
     t0 = datetime.strptime(start, fmt)
-    t1 = datetime.strptime(end, fmt) if end and node.get("phase") not in ("Running", "Pending") else datetime.now(timezone.utc).replace(tzinfo=None)
+    t1 = datetime.strptime(end, fmt) if end and node.get("phase") not in ("Running", "Pending") else datetime.now(UTC).replace(tzinfo=None)
     return f"{(t1 - t0).total_seconds():.1f}s"
 
 

@@ -1,0 +1,48 @@
+"""workflows/ holds the generated Workflows of examples/; they must match what the code makes.
+
+Regenerate with: python examples/regenerate.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+from conftest import ROOT
+from schemas import ARGO_VERSIONS, argo_errors
+
+
+def _regenerate_module():
+    spec = importlib.util.spec_from_file_location("regenerate", ROOT / "examples" / "regenerate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_workflows_dir_matches_generated():
+    regen = _regenerate_module()
+    generated = regen.render_all()
+    committed = sorted(p.name for p in (ROOT / "workflows").glob("*.yaml"))
+    assert committed == sorted(generated), "run: python examples/regenerate.py"
+    for name, text in generated.items():
+        on_disk = (ROOT / "workflows" / name).read_text()
+        assert regen.comparable(on_disk) == regen.comparable(text), f"{name} is stale: python examples/regenerate.py"
+
+
+def test_golden_workflows_are_valid_and_hold_no_key():
+    regen = _regenerate_module()
+    import yaml
+
+    for path in (ROOT / "workflows").glob("*.yaml"):
+        text = path.read_text()
+        assert regen.PLACEHOLDER_KEY not in text
+        doc = yaml.safe_load(text)
+        for version in ARGO_VERSIONS:
+            assert argo_errors(doc, version) == [], path.name
+
+
+def test_regenerate_check_command_passes():
+    result = subprocess.run([sys.executable, "examples/regenerate.py", "--check"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,12 @@
+"""ruff (pyflakes, bugbear, import order, pyupgrade) over the package, tests and examples."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_ruff_check_is_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "llmstep", "tests", "examples"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

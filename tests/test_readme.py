@@ -1,0 +1,33 @@
+"""The README's two commands are the ones CI runs, and its CLI examples work."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT, run_cli
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.strip() for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S)][:2]
+
+
+def test_readme_opens_with_install_and_test_commands():
+    main, tests = readme_commands()
+    assert "pip install" in main and "llmstep run" in main
+    assert "pip install" in tests and "pytest" in tests
+
+
+def test_ci_runs_the_readme_commands_and_fails_on_failure():
+    ci = (ROOT / ".ci" / "run").read_text()
+    main, tests = readme_commands()
+    assert tests in ci and main in ci
+    assert "set -euo pipefail" in ci  # a failing pytest fails CI
+
+
+def test_readme_local_run_of_a_compiled_file(tmp_path):
+    out = tmp_path / "qa.yaml"
+    assert run_cli("compile", "examples/qa.py:chain", "-o", str(out), cwd=ROOT).returncode == 0
+    result = run_cli("run", str(out), "-p", 'input={"question": "What does Argo do?"}', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "offline answer: What does Argo do?"

@@ -1,0 +1,178 @@
+"""Argo rendering: strict schema validity on both Argo versions, names, secrets, settings, size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from chains import openai_chain, qa_chain, qa_prompt
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+from schemas import ARGO_VERSIONS, argo_errors
+
+import llmstep
+from llmstep.offline import OfflineChatModel
+from llmstep.render.checks import check_workflow
+
+EXAMPLES = Path(__file__).parent / "data" / "argo-examples"
+KEY = "sk-live-abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def shapes():
+    """A corpus of chain shapes; each must render to a valid Workflow."""
+    return {
+        "sequence": (qa_chain(), {}),
+        "openai": (openai_chain(KEY), {}),
+        "parallel": ({"a": qa_chain(), "b": qa_chain()} | RunnableLambda(lambda d: d), {"allow_pickle": True}),
+        "assign": (RunnablePassthrough.assign(answer=qa_chain()), {}),
+        "terminal-map": ({"x": qa_prompt(), "y": RunnablePassthrough()}, {}),
+        "step": (llmstep.Step(qa_prompt() | OfflineChatModel(), retries=2, timeout=30,
+                              resources={"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}}) | StrOutputParser(), {}),
+        "parameters": (qa_chain(), {"data": "parameters"}),
+    }
+
+
+@pytest.mark.parametrize("version", ARGO_VERSIONS)
+@pytest.mark.parametrize("shape", list(shapes()))
+def test_every_shape_validates_strictly(shape, version):
+    chain, opts = shapes()[shape]
+    doc = llmstep.compile(chain, **opts).to_dict()
+    assert argo_errors(doc, version) == []
+    check_workflow(doc)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_strict_validator_accepts_upstream_examples(path):
+    doc = yaml.safe_load(path.read_text())
+    assert argo_errors(doc, "v4.1.2") == []
+    check_workflow(doc)
+
+
+def test_strict_validator_rejects_a_misspelled_field():
+    doc = llmstep.compile(qa_chain()).to_dict()
+    doc["spec"]["templates"][1]["container"]["comand"] = ["x"]
+    assert any("comand" in e for e in argo_errors(doc, "v4.1.2"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d["spec"]["templates"][1].update(name="Bad_Name"), "Bad_Name"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends="Nope"), "Nope"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends=None), "without depending"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(template="missing"), "missing"),
+        (lambda d: d["spec"].update(entrypoint="elsewhere"), "elsewhere"),
+    ],
+)
+def test_project_checks_catch_what_the_schema_cannot(mutate, fragment):
+    doc = llmstep.compile(qa_chain()).to_dict()
+    mutate(doc)
+    with pytest.raises(llmstep.RenderError, match=fragment):
+        check_workflow(doc)
+
+
+def test_one_template_per_step_with_payload_artifact_and_outputs():
+    doc = llmstep.compile(qa_chain(), name="qa").to_dict()
+    assert doc["metadata"]["generateName"] == "qa-"
+    dag, *templates = doc["spec"]["templates"]
+    assert [t["name"] for t in templates] == ["chatprompttemplate", "offlinechatmodel", "stroutputparser"]
+    assert [t["name"] for t in dag["dag"]["tasks"]] == ["ChatPromptTemplate", "OfflineChatModel", "StrOutputParser"]
+    for t in templates:
+        assert t["container"]["command"] == ["llmstep", "exec", "--data-dir", "/llmstep"]
+        payload = t["inputs"]["artifacts"][0]
+        assert payload["name"] == "payload" and payload["path"] == "/llmstep/runnable.json"
+        assert json.loads(payload["raw"]["data"])["llmstep"] == 1
+        params = {p["name"] for p in t["outputs"]["parameters"]}
+        assert {"preview", "usage"} <= params
+        assert t["outputs"]["artifacts"][0]["name"] == "output"
+    assert "output" in {p["name"] for p in templates[-1]["outputs"]["parameters"]}
+    assert "output" not in {p["name"] for p in templates[0]["outputs"]["parameters"]}
+    first, second, _ = dag["dag"]["tasks"]
+    assert first["arguments"]["artifacts"] == [{"name": "input", "raw": {"data": "{{workflow.parameters.input}}"}}]
+    assert second["arguments"]["artifacts"] == [{"name": "input", "from": "{{tasks.ChatPromptTemplate.outputs.artifacts.output}}"}]
+    assert doc["spec"]["arguments"]["parameters"][0]["name"] == "input"
+    annotations = doc["metadata"]["annotations"]
+    assert annotations["workflows.argoproj.io/title"] == "qa"
+    assert "ChatPromptTemplate" in annotations["workflows.argoproj.io/description"]
+    assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llmstep"
+
+
+def test_parameters_mode_needs_no_artifact_repository():
+    doc = llmstep.compile(qa_chain(), data="parameters").to_dict()
+    text = json.dumps(doc)
+    assert "outputs.artifacts" not in text
+    second = doc["spec"]["templates"][0]["dag"]["tasks"][1]
+    assert second["arguments"]["artifacts"] == [{"name": "input", "raw": {"data": "{{tasks.ChatPromptTemplate.outputs.parameters.output}}"}}]
+
+
+def test_fan_in_gets_one_artifact_per_source():
+    chain = {"a": qa_prompt(), "q": RunnablePassthrough()} | qa_prompt()
+    doc = llmstep.compile(chain).to_dict()
+    consumer = doc["spec"]["templates"][-1]
+    paths = sorted(a["path"] for a in consumer["inputs"]["artifacts"][1:])
+    assert paths == ["/llmstep/input/a-chatprompttemplate.json", "/llmstep/input/input.json"]
+
+
+def test_step_settings_render_to_argo_fields():
+    chain = llmstep.Step(qa_prompt(), name="ask", image="example/other:1", retries=2, timeout="1m",
+                         resources={"cpu": "250m"}) | StrOutputParser()
+    template = llmstep.compile(chain).to_dict()["spec"]["templates"][1]
+    assert template["container"]["image"] == "example/other:1"
+    assert template["activeDeadlineSeconds"] == 60
+    assert template["container"]["resources"] == {"limits": {"cpu": "250m"}, "requests": {"cpu": "250m"}}
+    retry = template["retryStrategy"]
+    assert retry["limit"] == 2 and retry["backoff"] == {"duration": "5s", "factor": 2}
+    assert retry["expression"] == "asInt(lastRetry.exitCode) == 1"
+
+
+def test_secret_never_in_yaml():
+    compiled = llmstep.compile(openai_chain(KEY), secret="team-llm")
+    text = compiled.to_yaml()
+    assert KEY not in text
+    assert KEY not in json.dumps([s.payload for s in compiled.plan.steps])
+    assert "secretKeyRef" in text
+
+
+def test_secret_keys_reach_only_model_steps():
+    doc = llmstep.compile(openai_chain(KEY), secret="team-llm").to_dict()
+    envs = {t["name"]: t["container"].get("env") for t in doc["spec"]["templates"][1:]}
+    assert envs["chatprompttemplate"] is None and envs["stroutputparser"] is None
+    assert envs["chatopenai"] == [{"name": "OPENAI_API_KEY",
+                                   "valueFrom": {"secretKeyRef": {"name": "team-llm", "key": "OPENAI_API_KEY"}}}]
+
+
+def test_azure_model_declares_its_own_key():
+    from langchain_openai import AzureChatOpenAI
+
+    llm = AzureChatOpenAI(azure_endpoint="https://example.invalid", api_version="2024-06-01",
+                          azure_deployment="gpt", api_key=KEY)
+    doc = llmstep.compile(qa_prompt() | llm).to_dict()
+    env = doc["spec"]["templates"][2]["container"]["env"]
+    assert [e["name"] for e in env] == ["AZURE_OPENAI_API_KEY"]
+    assert KEY not in json.dumps(doc)
+
+
+def test_oversized_workflow_fails_at_compile_time_listing_steps():
+    big = RunnableLambda(lambda x, blob="x" * 400_000: x)
+    chain = big | RunnableLambda(lambda x, blob="y" * 400_000: x) | RunnableLambda(lambda x, b="z" * 400_000: x)
+    with pytest.raises(llmstep.RenderError) as err:
+        llmstep.compile(chain, allow_pickle=True).to_yaml()
+    message = str(err.value)
+    assert "KiB" in message and "chain.steps[0]" in message and "split the chain" in message
+
+
+def test_to_workflow_returns_a_hera_workflow():
+    from hera.workflows import Workflow
+
+    workflow = llmstep.compile(qa_chain()).to_workflow()
+    assert isinstance(workflow, Workflow)
+    assert workflow.to_dict()["spec"]["entrypoint"] == "main"
+
+
+def test_yaml_is_ready_for_argo_submit():
+    text = llmstep.compile(qa_chain()).to_yaml()
+    doc = yaml.safe_load(text)
+    assert doc["apiVersion"] == "argoproj.io/v1alpha1" and doc["kind"] == "Workflow"
+    assert "generateName" in doc["metadata"] and "name" not in doc["metadata"]
