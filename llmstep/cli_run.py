@@ -96,10 +96,13 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     if target and Path(target).is_file() and not target.endswith(".py"):
         from llmstep.yamlio import load_documents
 
-        docs = [d for d in load_documents(target) if d.get("kind") == "Workflow"]
-        if len(docs) != 1:
-            raise WorkflowError(f"{target} must hold exactly one Argo Workflow document, found {len(docs)}")
-        return docs[0]
+        docs = load_documents(target)
+        workflows = [d for d in docs if d.get("kind") == "Workflow"]
+        if len(docs) == 1:
+            return docs[0]  # checked in full by the runner, which names what is wrong
+        if len(workflows) != 1:
+            raise WorkflowError(f"{target} must hold exactly one Argo Workflow document, found {len(workflows)}")
+        return workflows[0]
     if target and is_reference(target):
         from llmstep.compiled import compile as compile_chain
 

@@ -66,7 +66,7 @@ class Step(RunnableBinding):
         return self.step_name or self.bound.get_name(suffix, name=name)
 
 
-def parse_duration(value: int | str | None, field: str) -> int | None:
+def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = False) -> int | None:
     """Seconds from ``30``, ``"30"``, ``"90s"``, ``"5m"`` or ``"1h"``; CompileError otherwise."""
     if value is None:
         return None
@@ -79,8 +79,8 @@ def parse_duration(value: int | str | None, field: str) -> int | None:
         if not match:
             raise CompileError(f"Step({field}={value!r}) is not a duration; use seconds or '90s', '5m', '1h'")
         seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise CompileError(f"Step({field}=...) must be positive, got {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise CompileError(f"Step({field}=...) must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
     return seconds
 
 
@@ -97,7 +97,7 @@ def _check_retries(retries: int) -> int:
 
 
 def _check_backoff(backoff: str) -> str:
-    parse_duration(backoff, "backoff")
+    parse_duration(backoff, "backoff", allow_zero=True)
     return str(backoff) if not isinstance(backoff, int) else f"{backoff}s"
 
 

@@ -1,0 +1,65 @@
+"""A real HTTP server on loopback that stands in for the OpenAI chat completions API.
+
+It records every request (path, headers, body) and answers with a canned completion that
+echoes the last user message, so tests can check both what was sent and what came back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, delay: float = 0.0, reply: str = "echo") -> None:
+        self.requests: list[dict] = []
+        self.delay = delay
+        self.reply = reply
+        self.failures: list[int] = []  # status codes to answer with before succeeding
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                if server.failures:
+                    status = server.failures.pop(0)
+                    self._send(status, {"error": {"message": f"status {status}", "type": "test"}})
+                    return
+                if server.delay:
+                    time.sleep(server.delay)
+                last = body.get("messages", [{}])[-1].get("content", "")
+                text = f"{server.reply}: {last}" if server.reply == "echo" else server.reply
+                self._send(200, {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                    "model": body.get("model", "test-model"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+                })
+
+            def _send(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
