@@ -70,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
                        "write output.json. Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, "
                        "3 missing credentials.")
     p.add_argument("--data-dir", metavar="DIR", help="the data directory (default: $LLMSTEP_DATA_DIR or /llmstep)")
+    tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
+    tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
+    tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
+    tekton.add_argument("--inputs", nargs="*", default=[], metavar="SOURCE[=PATH]",
+                        help="input files: PATH relative to --link-root; 'input' alone takes --input-env")
+    tekton.add_argument("--link-root", default="", metavar="DIR", help="the shared workspace that input paths are in")
+    tekton.add_argument("--secrets-dir", default="", metavar="DIR", help="secret keys mounted as files (may be empty)")
+    tekton.add_argument("--result", action="append", default=[], metavar="NAME=PATH",
+                        help="write a result (preview, output-path, sha256, usage) to PATH after the step")
     p.set_defaults(func=_exec)
 
     from llmstep.cli_run import add_run_commands
@@ -104,7 +113,28 @@ def _exec(args: argparse.Namespace) -> int:
     from llmstep.executor import run_step
 
     data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
-    return run_step(data_dir, os.environ)
+    staged = args.payload_env or args.inputs or args.result or args.secrets_dir
+    if not staged:
+        return run_step(data_dir, os.environ)
+    from llmstep import staging
+
+    try:
+        staging.stage(
+            data_dir,
+            payload=os.environ.get(args.payload_env) if args.payload_env else None,
+            chain_input=os.environ.get(args.input_env) if args.input_env else None,
+            inputs=args.inputs,
+            link_root=args.link_root,
+        )
+    except LlmstepError as exc:
+        logging.getLogger("llmstep.executor").error("step failed (exit %d): %s", exc.exit_code, exc)
+        return exc.exit_code
+    env = {**os.environ, **staging.read_secrets_dir(args.secrets_dir)}
+    code = run_step(data_dir, env)
+    results = dict(item.partition("=")[::2] for item in args.result)
+    if code == 0:
+        staging.publish(data_dir, results, args.link_root)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,9 +24,26 @@ EXIT_BAD_INPUT = 2
 EXIT_MISSING_CREDENTIALS = 3
 
 
-def exec_argv(data_dir: str = DATA_DIR) -> list[str]:
-    """The command that runs one step: ``llmstep exec --data-dir DIR``."""
-    return ["llmstep", "exec", "--data-dir", data_dir]
+RESULTS = ("preview", "output-path", "sha256", "usage")
+"""What a Tekton step reports as results: small things only (results are capped at 4 KiB)."""
+
+
+def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None) -> list[str]:
+    """The command that runs one step: ``llmstep exec --data-dir DIR``.
+
+    ``staging`` (Tekton) adds the flags that lay out the data directory inside the step from
+    the environment and the workspace, and publish results: ``payload_env``, ``input_env``,
+    ``secrets_dir``, ``link_root``, ``inputs`` (an array-param reference, expanded by Tekton
+    into zero or more ``SOURCE[=PATH]`` items) and ``result_<name>`` paths for :data:`RESULTS`.
+    """
+    argv = ["llmstep", "exec", "--data-dir", data_dir]
+    if staging:
+        argv += ["--payload-env", staging["payload_env"], "--input-env", staging["input_env"]]
+        argv += ["--secrets-dir", staging["secrets_dir"], "--link-root", staging["link_root"]]
+        for name in RESULTS:
+            argv += ["--result", f"{name}={staging['result_' + name.replace('-', '_')]}"]
+        argv += ["--inputs", staging["inputs"]]
+    return argv
 
 
 def input_file(source: str, single: bool) -> str:

@@ -170,7 +170,7 @@ def langchain_fields(dumped: dict) -> dict[str, Any]:
     return {
         "format": "lc",
         "data": dumped,
-        "allowed": sorted({tuple(i) for i in _constructor_ids(dumped)}),
+        "allowed": [list(i) for i in sorted({tuple(i) for i in _constructor_ids(dumped)})],
         "secrets": sorted({key for key in _secret_ids(dumped)}),
     }
 

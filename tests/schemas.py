@@ -29,3 +29,14 @@ def argo_validator(version: str, kind: str = "Workflow") -> jsonschema.protocols
 def argo_errors(doc: dict, version: str) -> list[str]:
     validator = argo_validator(version, doc.get("kind", "Workflow"))
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+@cache
+def tekton_validator(kind: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((DATA / "schemas" / "tekton-v1.15.0-strict.schema.json").read_text())
+    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": f"#/$defs/tekton.v1.{kind}"})
+
+
+def tekton_errors(doc: dict) -> list[str]:
+    validator = tekton_validator(doc["kind"])
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]

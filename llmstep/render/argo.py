@@ -10,6 +10,7 @@ Argo UI shows what each step produced and what each model call cost.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hera.workflows import (
@@ -39,10 +40,20 @@ MAX_BYTES = 1024 * 1024
 RETRY_WHEN = "asInt(lastRetry.exitCode) == 1"
 
 
+_SCALAR_LIST = re.compile(r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null)(?:,\s*(?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null))*)\s*\]')
+
+
 def payload_text(step: PlanStep) -> str:
-    """The exact ``runnable.json`` a step receives: stable key order, one item per line so that
-    the YAML shows it as a readable literal block and diffs stay small."""
-    return json.dumps(step.payload, indent=1, sort_keys=True, ensure_ascii=False)
+    """The exact ``runnable.json`` a step receives: stable key order, one key per line (short
+    lists inline) so the YAML shows a readable literal block and diffs stay small.
+
+    ``{{`` and ``$(`` can only occur inside JSON strings here (a prompt such as ``Reply as
+    {{"a": 1}}``); they are written as JSON escapes (``{\u007b``, ``$\u0028``) so that neither
+    Argo's ``{{...}}`` nor Tekton's ``$(...)`` substitution ever touches a payload.
+    """
+    text = json.dumps(step.payload, indent=1, sort_keys=True, ensure_ascii=False)
+    text = _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    return text.replace("{{", "{\\u007b").replace("$(", "$\\u0028")
 
 
 def build_workflow(plan: Plan) -> Workflow:

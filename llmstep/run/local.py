@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from llmstep import serde
-from llmstep.errors import RunFailed, WorkflowError
+from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc, expr
-from llmstep.run.process import DEADLINE_MESSAGE, Launcher, base_env, local_argv
+from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress, make_progress
-from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, failure_message, now
+from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
 
 _MISSING = object()
@@ -207,58 +207,29 @@ class _ArgoRun:
 
     def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
                        arts: dict[str, Any], exit_handler: bool = False) -> str:  # fmt: skip
-        record, container = self.record, template["container"]
+        container = template["container"]
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         root = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "/llmstep"
-        step_dir = record.step_dir(name)
-        log_path = step_dir / "log.txt"
+        step_dir = self.record.step_dir(name)
         inputs = self._inputs(template, params, name)
         retry = template.get("retryStrategy") or {}
-        limit = int(retry.get("limit", 0) or 0)
-        timeout = template.get("activeDeadlineSeconds")
-        started = now()
-        attempt = 0
-        while True:
-            attempt += 1
-            data_dir = step_dir / "data"
-            shutil.rmtree(data_dir, ignore_errors=True)
-            data_dir.mkdir()
-            record.update_node(name, displayName=name, templateName=template["name"], phase="Running",
-                               startedAt=started, attempts=attempt, exitHandler=exit_handler)  # fmt: skip
-            self.progress.changed(name, record.nodes[name])
-            try:
-                self._place_inputs(template, inputs, arts, data_dir, root, name)
-            except WorkflowError as exc:
-                return self._done(name, "Error", str(exc), None, {})
-            env = self._env(template, inputs["parameters"], step_dir, name)
-            with open(log_path, "ab") as log:
-                log.write(f"--- attempt {attempt} at {now()}\n".encode())
-            began = time.monotonic()
-            outcome = self.launcher.run(local_argv(argv, data_dir), env, log_path, float(timeout) if timeout else None)
-            duration = time.monotonic() - began
-            if outcome.interrupted:
-                return self._done(name, "Failed", "interrupted", outcome.exit_code, {})
-            if outcome.timed_out:
-                phase, message = "Failed", DEADLINE_MESSAGE
-            elif outcome.exit_code == 0:
-                phase, message = "Succeeded", ""
-            else:
-                phase, message = "Failed", _error_message(data_dir, outcome.exit_code)
-            outputs: dict[str, Any] = {}
-            if phase == "Succeeded":
-                try:
-                    outputs = self._outputs(template, data_dir, root)
-                except WorkflowError as exc:
-                    phase, message = "Error", str(exc)
-            if phase == "Succeeded" or attempt > limit or not _should_retry(retry, outcome.exit_code, phase, duration):
-                return self._done(name, phase, message, outcome.exit_code, outputs)
-            time.sleep(_backoff(retry, attempt))
 
-    def _done(self, name: str, phase: str, message: str, exit_code: int | None, outputs: dict[str, Any]) -> str:
-        node = self.record.update_node(name, phase=phase, message=message, exitCode=exit_code,
-                                       finishedAt=now(), outputs=outputs)  # fmt: skip
-        self.progress.changed(name, node)
-        return phase
+        def prepare(data_dir: Path) -> Attempt:
+            self._place_inputs(template, inputs, arts, data_dir, root, name)
+            return Attempt(local_argv(argv, data_dir), self._env(template, inputs["parameters"], step_dir, name))
+
+        step = StepRun(
+            name=name,
+            template=template["name"],
+            prepare=prepare,
+            collect=lambda data_dir: self._outputs(template, data_dir, root),
+            retries=int(retry.get("limit", 0) or 0),
+            timeout=float(template["activeDeadlineSeconds"]) if template.get("activeDeadlineSeconds") else None,
+            retry=lambda code, phase, duration: _should_retry(retry, code, phase, duration),
+            backoff=lambda attempt: _backoff(retry, attempt),
+            exit_handler=exit_handler,
+        )
+        return run_step(step, self.record, self.launcher, self.progress)
 
     def _inputs(self, template: dict[str, Any], params: dict[str, str], name: str) -> dict[str, Any]:
         declared = (template.get("inputs") or {}).get("parameters") or []
@@ -380,36 +351,9 @@ def _should_retry(retry: dict[str, Any], exit_code: int, phase: str, duration: f
 
 def _backoff(retry: dict[str, Any], attempt: int) -> float:
     backoff = retry.get("backoff") or {}
-    base = _seconds(backoff.get("duration", "0"))
+    base = seconds(backoff.get("duration", "0"), "retryStrategy.backoff.duration")
     factor = float(backoff.get("factor", 1) or 1)
     delay = base * factor ** (attempt - 1)
     if "maxDuration" in backoff:
-        delay = min(delay, _seconds(backoff["maxDuration"]))
+        delay = min(delay, seconds(backoff["maxDuration"], "retryStrategy.backoff.maxDuration"))
     return delay
-
-
-def _seconds(text: Any) -> float:
-    text = str(text).strip()
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "").isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    try:
-        return float(text)
-    except ValueError:
-        raise WorkflowError(f"retryStrategy.backoff: {text!r} is not a duration like '5s'") from None
-
-
-def _error_message(data_dir: Path, exit_code: int) -> str:
-    try:
-        error = json.loads((data_dir / "error.json").read_text(encoding="utf-8"))
-        return f"{error.get('type')}: {error.get('message')} (exit code {exit_code})"
-    except (OSError, ValueError):
-        return f"Error (exit code {exit_code})"
-
-
-def run_and_raise(record: RunRecord) -> RunRecord:
-    """Raise RunFailed with the failed steps when a finished run did not succeed."""
-    if record.phase != "Succeeded":
-        raise RunFailed(failure_message(record), run_id=record.run_id, failures=record.failures())
-    return record

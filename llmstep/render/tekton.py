@@ -1,0 +1,276 @@
+"""Plan -> Tekton (tekton.dev/v1): the reusable ``llmstep-run`` Task, a Pipeline with one task
+per step, a PipelineRun, and a TaskRun for a single payload.
+
+Data moves through the shared ``data`` workspace, not results (results are capped at 4 KiB per
+container): each step keeps its data directory at ``<pipelinerun>/<step>/`` and results carry only
+a preview, the output's path and its sha256 digest. The payload and the chain input reach the
+step through ``env`` (from params), never by interpolation into a script. API keys come from a
+Secret bound as a workspace with exactly the keys a step declares, and only model steps bind it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llmstep import __version__, contract
+from llmstep.errors import RenderError
+from llmstep.plan import CHAIN_INPUT, Plan, PlanStep
+from llmstep.render.argo import payload_text
+
+API = "tekton.dev/v1"
+TASK_NAME = "llmstep-run"
+MIN_PIPELINES = "0.56.0"
+LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
+ENV_LIMIT = 128 * 1024
+"""Linux caps one environment variable at 128 KiB (MAX_ARG_STRLEN); the payload travels in one."""
+
+_PARAM_DOCS = {
+    "payload": "The step's runnable.json: a serialized LangChain Runnable (llmstep compile writes it).",
+    "input": "The chain input as JSON, for steps whose inputs include 'input'.",
+    "inputs": "Where the step's inputs come from: 'input' (the input param) or SOURCE=PATH, "
+    "PATH relative to the data workspace (an earlier step's output-path result).",
+    "output-dir": "The step's directory in the data workspace, e.g. $(context.pipelineRun.name)/STEP.",
+    "image": "The llmstep step image.",
+}
+_RESULT_DOCS = {
+    "preview": "The first KiB of the step's output, as text.",
+    "output-path": "Path of output.json, relative to the data workspace.",
+    "sha256": "sha256 digest of output.json.",
+    "usage": "Token usage per model, as JSON.",
+}
+
+
+def run_task(image: str) -> dict[str, Any]:
+    """The reusable Task that runs one payload with ``llmstep exec``, catalog style."""
+    staging = {
+        "payload_env": "LLMSTEP_PAYLOAD",
+        "input_env": "LLMSTEP_INPUT",
+        "secrets_dir": "$(workspaces.credentials.path)",
+        "link_root": "$(workspaces.data.path)",
+        "inputs": "$(params.inputs[*])",
+        **{"result_" + r.replace("-", "_"): f"$(results.{r}.path)" for r in contract.RESULTS},
+    }
+    argv = contract.exec_argv("$(workspaces.data.path)/$(params.output-dir)", staging=staging)
+    return {
+        "apiVersion": API,
+        "kind": "Task",
+        "metadata": {
+            "name": TASK_NAME,
+            "labels": {**LABELS, "app.kubernetes.io/version": __version__},
+            "annotations": {
+                "tekton.dev/pipelines.minVersion": MIN_PIPELINES,
+                "tekton.dev/categories": "Machine Learning",
+                "tekton.dev/tags": "langchain, llm, llmstep",
+                "tekton.dev/displayName": "llmstep run",
+                "tekton.dev/platforms": "linux/amd64,linux/arm64",
+            },
+        },
+        "spec": {
+            "description": "Run one serialized LangChain Runnable (one step of an llmstep chain) with "
+            "`llmstep exec`. Inputs and outputs are files in the data workspace; results carry only "
+            "a preview, the output path and its digest.",
+            "params": [
+                {"name": "payload", "type": "string", "description": _PARAM_DOCS["payload"]},
+                {"name": "input", "type": "string", "default": "", "description": _PARAM_DOCS["input"]},
+                {"name": "inputs", "type": "array", "default": [CHAIN_INPUT], "description": _PARAM_DOCS["inputs"]},
+                {"name": "output-dir", "type": "string", "description": _PARAM_DOCS["output-dir"]},
+                {"name": "image", "type": "string", "default": image, "description": _PARAM_DOCS["image"]},
+            ],
+            "workspaces": [
+                {"name": "data", "description": "Shared storage for every step's inputs and outputs."},
+                {"name": "credentials", "optional": True, "readOnly": True,
+                 "description": "A Secret holding only the API keys this step's Runnable declares, one file "
+                 "per key (bind it only for steps that call a model)."},  # fmt: skip
+            ],
+            "results": [{"name": r, "type": "string", "description": _RESULT_DOCS[r]} for r in contract.RESULTS],
+            "steps": [
+                {
+                    "name": "exec",
+                    "image": "$(params.image)",
+                    "command": argv[:2],
+                    "args": argv[2:],
+                    "env": [
+                        {"name": "LLMSTEP_PAYLOAD", "value": "$(params.payload)"},
+                        {"name": "LLMSTEP_INPUT", "value": "$(params.input)"},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def credentials_workspace(keys: tuple[str, ...]) -> str:
+    """The Pipeline workspace that holds exactly ``keys``: ``credentials-openai-api-key``."""
+    name = "credentials-" + "-".join(k.lower().replace("_", "-") for k in sorted(keys))
+    return name[:63].rstrip("-")
+
+
+def pipeline(plan: Plan) -> dict[str, Any]:
+    """The Pipeline: one task per step, ``runAfter`` from the plan, a failure hook in ``finally``."""
+    tasks = [_pipeline_task(plan, step) for step in plan.steps]
+    workspaces = [{"name": "data", "description": "Shared storage for the steps' inputs and outputs."}]
+    for keys in _key_sets(plan):
+        workspaces.append({"name": credentials_workspace(keys), "optional": True,
+                           "description": f"A Secret with the key(s) {', '.join(keys)}."})  # fmt: skip
+    out = plan.step(plan.output)
+    return {
+        "apiVersion": API,
+        "kind": "Pipeline",
+        "metadata": {"name": plan.name, "labels": {**LABELS, "llmstep.dev/chain": plan.name},
+                     "annotations": {"llmstep.dev/output-task": out.name}},  # fmt: skip
+        "spec": {
+            "description": plan.description,
+            "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."}],
+            "workspaces": workspaces,
+            "tasks": tasks,
+            "finally": [_failure_hook(plan)],
+            "results": [
+                {"name": "output-path", "value": f"$(tasks.{out.name}.results.output-path)",
+                 "description": "Path of the chain's output in the data workspace."},
+                {"name": "preview", "value": f"$(tasks.{out.name}.results.preview)",
+                 "description": "The first KiB of the chain's output."},
+            ],  # fmt: skip
+        },
+    }
+
+
+def pipeline_run(plan: Plan, input_json: str = "{}", storage: str = "1Gi") -> dict[str, Any]:
+    """A PipelineRun with a fresh volume per run and the Secret bound with only the needed keys."""
+    workspaces: list[dict[str, Any]] = [{
+        "name": "data",
+        "volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}},
+    }]  # fmt: skip
+    for keys in _key_sets(plan):
+        workspaces.append({"name": credentials_workspace(keys),
+                           "secret": {"secretName": plan.secret, "items": [{"key": k, "path": k} for k in keys]}})  # fmt: skip
+    run: dict[str, Any] = {
+        "apiVersion": API,
+        "kind": "PipelineRun",
+        "metadata": {"generateName": f"{plan.name}-", "labels": {**LABELS, "llmstep.dev/chain": plan.name}},
+        "spec": {
+            "pipelineRef": {"name": plan.name},
+            "params": [{"name": "input", "value": input_json}],
+            "workspaces": workspaces,
+            "taskRunTemplate": {"serviceAccountName": "llmstep"},
+        },
+    }
+    # Container resources are a run setting in Tekton, not a PipelineTask field.
+    specs = [{"pipelineTaskName": s.name, "computeResources": s.settings.resources}
+             for s in plan.steps if s.settings.resources]  # fmt: skip
+    if specs:
+        run["spec"]["taskRunSpecs"] = specs
+    return run
+
+
+def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[str, Any]:
+    """A TaskRun of the reusable Task for one serialized Runnable (the payload as a param)."""
+    _check_env_size(step)
+    workspaces: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
+    if step.secrets:
+        workspaces.append({"name": "credentials", "secret": {"secretName": secret,
+                           "items": [{"key": k, "path": k} for k in step.secrets]}})  # fmt: skip
+    return {
+        "apiVersion": API,
+        "kind": "TaskRun",
+        "metadata": {"generateName": f"{step.name}-", "labels": {**LABELS, "llmstep.dev/step": step.name}},
+        "spec": {
+            "taskRef": {"name": TASK_NAME},
+            "params": [
+                {"name": "payload", "value": payload_text(step)},
+                {"name": "input", "value": input_json},
+                {"name": "inputs", "value": [CHAIN_INPUT]},
+                {"name": "output-dir", "value": step.name},
+                {"name": "image", "value": step.settings.image or image},
+            ],
+            "workspaces": workspaces,
+            "serviceAccountName": "llmstep",
+            **({"computeResources": step.settings.resources} if step.settings.resources else {}),
+            **({"timeout": f"{step.settings.timeout}s"} if step.settings.timeout else {}),
+            **({"retries": step.settings.retries} if step.settings.retries else {}),
+        },
+    }
+
+
+def render(plan: Plan) -> list[dict[str, Any]]:
+    """What a cluster needs to run the chain: the Task, the Pipeline, and a PipelineRun."""
+    return [run_task(plan.image), pipeline(plan), pipeline_run(plan)]
+
+
+def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
+    _check_env_size(step)
+    inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
+              for s in step.sources]  # fmt: skip
+    params: list[dict[str, Any]] = [{"name": "payload", "value": payload_text(step)}]
+    if CHAIN_INPUT in step.sources:
+        params.append({"name": "input", "value": "$(params.input)"})
+    params += [
+        {"name": "inputs", "value": inputs},
+        {"name": "output-dir", "value": f"$(context.pipelineRun.name)/{step.name}"},
+        {"name": "image", "value": step.settings.image or plan.image},
+    ]
+    task: dict[str, Any] = {
+        "name": step.name,
+        "displayName": step.display,
+        "description": f"{step.runnable.rsplit('.', 1)[-1]} ({step.path})",
+        "taskRef": {"name": TASK_NAME},
+        "params": params,
+        "workspaces": [{"name": "data", "workspace": "data"}],
+    }
+    if step.depends:
+        task["runAfter"] = list(step.depends)
+    if step.secrets:
+        task["workspaces"].append({"name": "credentials", "workspace": credentials_workspace(step.secrets)})
+    if step.settings.retries:
+        task["retries"] = step.settings.retries
+    if step.settings.timeout:
+        task["timeout"] = f"{step.settings.timeout}s"
+    return task
+
+
+def _failure_hook(plan: Plan) -> dict[str, Any]:
+    """A ``finally`` task that runs only when a task failed and reports which ones did."""
+    statuses = {s.name: f"$(tasks.{s.name}.status)" for s in plan.steps}
+    report = {
+        "llmstep": 1,
+        "name": "on-failure",
+        "runnable": "langchain_core.prompts.prompt.PromptTemplate",
+        "format": "lc",
+        "inputs": ["input"],
+        "secret_name": plan.secret,
+        "secrets": [],
+        "allowed": [["langchain", "prompts", "prompt", "PromptTemplate"]],
+        "data": {
+            "lc": 1, "type": "constructor", "id": ["langchain", "prompts", "prompt", "PromptTemplate"],
+            "kwargs": {"input_variables": ["run", "tasks"], "template_format": "f-string",
+                       "template": "PipelineRun {run} failed. Task statuses: {tasks}"},
+        },
+    }  # fmt: skip
+    return {
+        "name": "on-failure",
+        "displayName": "report failure",
+        "when": [{"input": "$(tasks.status)", "operator": "in", "values": ["Failed"]}],
+        "taskRef": {"name": TASK_NAME},
+        "params": [
+            {"name": "payload", "value": json.dumps(report, indent=1, sort_keys=True)},
+            {"name": "input", "value": json.dumps({"run": "$(context.pipelineRun.name)", "tasks": statuses})},
+            {"name": "inputs", "value": [CHAIN_INPUT]},
+            {"name": "output-dir", "value": "$(context.pipelineRun.name)/on-failure"},
+            {"name": "image", "value": plan.image},
+        ],
+        "workspaces": [{"name": "data", "workspace": "data"}],
+    }
+
+
+def _key_sets(plan: Plan) -> list[tuple[str, ...]]:
+    return sorted({tuple(sorted(s.secrets)) for s in plan.steps if s.secrets})
+
+
+def _check_env_size(step: PlanStep) -> None:
+    size = len(payload_text(step).encode("utf-8"))
+    if size >= ENV_LIMIT:
+        raise RenderError(
+            f"step {step.display} ({step.path}): its payload is {size // 1024} KiB, but Tekton passes it "
+            f"in an environment variable, which Linux caps at {ENV_LIMIT // 1024} KiB; shrink the Runnable "
+            "(large pickled closures or embedded data) or run this chain on Argo"
+        )

@@ -1,0 +1,90 @@
+"""Lay out a step's data directory inside the container, and publish its results (Tekton).
+
+On Argo the engine places ``runnable.json`` and the inputs as artifacts. Tekton has no
+artifacts: the payload and the chain input arrive as environment variables (from params, never
+interpolated into a script), earlier steps' outputs are files in the shared workspace, and small
+results are written to ``$(results.NAME.path)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from llmstep import contract
+from llmstep.errors import PayloadError
+from llmstep.plan import CHAIN_INPUT
+
+RESULT_LIMIT = 1024
+
+
+def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, inputs: list[str], link_root: str) -> None:
+    """Write ``runnable.json`` and the input file(s) the payload's shape asks for."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if payload:
+        (data_dir / contract.PAYLOAD).write_text(payload, encoding="utf-8")
+    try:
+        shape = json.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
+        single = shape[0] in ("input", "step")
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return  # the executor reports the bad payload with its own message
+    for item in inputs:
+        source, sep, rel = item.partition("=")
+        target = data_dir / contract.input_file(source, single)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not sep:
+            if source != CHAIN_INPUT or chain_input is None:
+                raise PayloadError(f"--inputs {item!r}: only 'input' may come without a path (from the input param)")
+            target.write_text(chain_input, encoding="utf-8")
+            continue
+        origin = Path(link_root) / rel
+        if ".." in Path(rel).parts or not origin.is_file():
+            raise PayloadError(f"input {source!r}: {rel} is not a file in the data workspace; did step {source!r} run?")
+        shutil.copyfile(origin, target)
+
+
+def read_secrets_dir(path: str) -> dict[str, str]:
+    """Secret keys mounted as files (a Secret bound as a workspace): ``{file name: content}``."""
+    if not path:
+        return {}
+    folder = Path(path)
+    if not folder.is_dir():
+        return {}
+    return {
+        p.name: p.read_text(encoding="utf-8").strip()
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def publish(data_dir: Path, results: Mapping[str, str], link_root: str) -> None:
+    """Write the small results Tekton shows: preview, output path, digest, usage."""
+    output = data_dir / contract.OUTPUT
+    values = {
+        "preview": _text(data_dir / contract.PREVIEW)[:RESULT_LIMIT],
+        "output-path": _relative(output, link_root),
+        "sha256": hashlib.sha256(output.read_bytes()).hexdigest() if output.is_file() else "",
+        "usage": _text(data_dir / contract.USAGE) or "{}",
+    }
+    for name, path in results.items():
+        if name not in values:
+            raise PayloadError(f"--result {name}: unknown result (known: {', '.join(values)})")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(values[name], encoding="utf-8")
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _relative(path: Path, root: str) -> str:
+    try:
+        return str(path.relative_to(root)) if root else str(path)
+    except ValueError:
+        return str(path)
