@@ -1,7 +1,7 @@
-"""Regenerate workflows/ from examples/ (run from the repository root):
+"""Regenerate workflows/ and tekton/ from examples/ (run from the repository root):
 
     python examples/regenerate.py          # rewrite what changed
-    python examples/regenerate.py --check  # exit 1 if workflows/ is out of date
+    python examples/regenerate.py --check  # exit 1 if workflows/ or tekton/ is out of date
 
 The examples are compiled with ChatOpenAI, as a cluster would run them. The API key is a
 placeholder that exists only so ChatOpenAI can be constructed; LangChain records it by id, and
@@ -27,9 +27,13 @@ EXAMPLES = {
 
 
 def render_all() -> dict[str, str]:
-    """{file name: YAML} for every example, compiled in a clean, fixed environment."""
+    """{path under the repository: YAML} for every generated file, compiled in a clean, fixed
+    environment: workflows/<example>.yaml, and tekton/ (the Task, RBAC, and the qa example as a
+    Pipeline, a PipelineRun and a TaskRun of its model step)."""
     import llmstep
     from llmstep.refs import load_reference
+    from llmstep.render import tekton
+    from llmstep.yamlio import dump_all, dump_yaml
 
     saved = dict(os.environ)
     cwd = os.getcwd()
@@ -38,20 +42,36 @@ def render_all() -> dict[str, str]:
             del os.environ[key]
         os.environ["OPENAI_API_KEY"] = PLACEHOLDER_KEY
         os.chdir(ROOT)
-        return {
-            f"{name}.yaml": llmstep.compile(load_reference(ref), name=name, **opts).to_yaml()
-            for name, (ref, opts) in EXAMPLES.items()
-        }
+        compiled = {name: llmstep.compile(load_reference(ref), name=name, **opts) for name, (ref, opts) in EXAMPLES.items()}
+        files = {f"workflows/{name}.yaml": c.to_yaml() for name, c in compiled.items()}
+        qa = compiled["qa"].plan
+        model = next(s for s in qa.steps if s.secrets)
+        prompt_value = '{"llmstep": 1, "kind": "lc", "value": {"lc": 1, "type": "constructor", "id": ["langchain", "prompts", "chat", "ChatPromptValue"], "kwargs": {"messages": [{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "HumanMessage"], "kwargs": {"content": "What does Tekton do?", "type": "human"}}]}}}'
+        files.update({
+            "tekton/llmstep-run.yaml": dump_yaml(tekton.run_task(qa.image)),
+            "tekton/rbac.yaml": dump_all(tekton.rbac()),
+            "tekton/qa-pipeline.yaml": dump_yaml(tekton.pipeline(qa)),
+            "tekton/qa-pipelinerun.yaml": dump_yaml(tekton.pipeline_run(qa, '{"question": "What does Tekton do?"}')),
+            "tekton/qa-model-taskrun.yaml": dump_yaml(tekton.task_run(model, prompt_value, qa.image, qa.secret)),
+        })
+        return files
     finally:
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(saved)
 
 
-def comparable(text: str) -> dict:
-    """The document with pickled bytes masked: cloudpickle output differs run to run (class
+def comparable(text: str) -> list:
+    """The documents with pickled bytes masked: cloudpickle output differs run to run (class
     tracker ids), so a pickled payload is compared by everything except its bytes."""
-    doc = yaml.safe_load(text)
+    docs = list(yaml.safe_load_all(text))
+    for doc in docs:
+        if doc.get("kind") == "Workflow":
+            _mask_workflow(doc)
+    return docs
+
+
+def _mask_workflow(doc: dict) -> None:
     for template in doc["spec"]["templates"]:
         for art in (template.get("inputs") or {}).get("artifacts") or []:
             if art["name"] == "payload":
@@ -59,24 +79,22 @@ def comparable(text: str) -> dict:
                 if payload["format"] == "pickle":
                     payload["data"] = payload["sha256"] = "<pickle>"
                 art["raw"]["data"] = payload
-    return doc
 
 
 def main(argv: list[str]) -> int:
-    out_dir = ROOT / "workflows"
     stale = []
     for name, text in render_all().items():
-        path = out_dir / name
+        path = ROOT / name
         if path.is_file() and comparable(path.read_text(encoding="utf-8")) == comparable(text):
             continue
         stale.append(name)
         if "--check" not in argv:
-            out_dir.mkdir(exist_ok=True)
+            path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
     if stale:
         print(("out of date: " if "--check" in argv else "rewrote: ") + ", ".join(stale))
         return 1 if "--check" in argv else 0
-    print("workflows/ is up to date")
+    print("workflows/ and tekton/ are up to date")
     return 0
 
 

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="how data moves between steps (default: artifacts)")
     p.add_argument("--secret", default="llm-credentials", help="the Secret holding API keys")
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
+    p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
+                   help="argo: a Workflow; tekton: the llmstep-run Task, a Pipeline and a PipelineRun")
     p.set_defaults(func=_compile)
 
     p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
@@ -100,7 +102,7 @@ def _compile(args: argparse.Namespace) -> int:
     compiled = compile_chain(
         chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
     )
-    text = compiled.to_yaml()
+    text = compiled.to_yaml() if args.engine == "argo" else compiled.to_tekton_yaml()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)

@@ -20,7 +20,9 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p = sub.add_parser("run", parents=[common], help="run a chain or a Workflow file on this machine",
                        description="Run a chain reference or an Argo Workflow file (one llmstep generated, "
                        "hand edits included) on this machine, one process per step.")
-    p.add_argument("target", nargs="?", metavar="REF|WORKFLOW.yaml", help="path/to/file.py:attr, package.module:attr, or a YAML file")
+    p.add_argument("target", nargs="*", metavar="REF|FILE.yaml",
+                   help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
+                   "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
     p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="a workflow parameter, as with argo submit (-p input='{...}')")
@@ -31,6 +33,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
     p.add_argument("--image", help="(REF) the step image written into the workflow")
+    p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
     p.add_argument("--runs-dir", metavar="DIR", help="where run records live (default: $LLMSTEP_RUNS_DIR or .llmstep/runs)")
     p.set_defaults(func=_run)
 
@@ -89,30 +92,29 @@ def _parameters(args: argparse.Namespace) -> dict[str, str]:
     return params
 
 
-def _document(args: argparse.Namespace) -> dict[str, Any]:
+def _documents(args: argparse.Namespace) -> list[dict[str, Any]]:
     from llmstep.refs import is_reference, load_reference, reference_name
 
-    target = args.target
-    if target and Path(target).is_file() and not target.endswith(".py"):
+    targets = args.target
+    if targets and all(Path(t).is_file() and not t.endswith(".py") for t in targets):
         from llmstep.yamlio import load_documents
 
-        docs = load_documents(target)
-        workflows = [d for d in docs if d.get("kind") == "Workflow"]
-        if len(docs) == 1:
-            return docs[0]  # checked in full by the runner, which names what is wrong
-        if len(workflows) != 1:
-            raise WorkflowError(f"{target} must hold exactly one Argo Workflow document, found {len(workflows)}")
-        return workflows[0]
-    if target and is_reference(target):
+        docs = [doc for t in targets for doc in load_documents(t)]
+        if not docs:
+            raise WorkflowError(f"{' '.join(targets)} holds no document")
+        return docs
+    target = targets[0]
+    if len(targets) == 1 and is_reference(target):
         from llmstep.compiled import compile as compile_chain
 
         chain = load_reference(target)
-        return compile_chain(chain, name=reference_name(target), allow_pickle=args.allow_pickle, image=args.image).to_dict()
+        compiled = compile_chain(chain, name=reference_name(target), allow_pickle=args.allow_pickle, image=args.image)
+        return compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]
     raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from llmstep.run.local import resume_run, run_document
+    from llmstep.run.local import resume_run, run_document, run_tekton
 
     runs_dir = _runs_dir(args)
     secrets = read_secrets(args.secrets)
@@ -123,10 +125,16 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
-        doc = _document(args)
+        docs = _documents(args)
         _prune(runs_dir)
-        record = run_document(doc, parameters=_parameters(args), parallelism=args.parallelism,
-                              secrets=secrets, runs_dir=runs_dir, quiet=args.json)  # fmt: skip
+        options = {"parameters": _parameters(args), "parallelism": args.parallelism, "secrets": secrets,
+                   "runs_dir": runs_dir, "quiet": args.json}  # fmt: skip
+        if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
+            record = run_tekton(docs, **options)
+        elif len(docs) == 1:
+            record = run_document(docs[0], **options)
+        else:
+            raise WorkflowError(f"{' '.join(args.target)}: expected one Argo Workflow or a Tekton PipelineRun/TaskRun set")
     if args.keep:
         (record.root / "pinned").touch()
     return _report(record, args.json)

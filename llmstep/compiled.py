@@ -60,6 +60,23 @@ class Compiled:
 
         return dump_yaml(self._argo)
 
+    def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Tekton documents: the ``llmstep-run`` Task, the Pipeline, and a PipelineRun
+        (``input``, if given, becomes its ``input`` param)."""
+        from llmstep import serde
+        from llmstep.render import tekton
+
+        docs = tekton.render(self.plan)
+        if input is not None:
+            docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.dumps_value(input)}]
+        return docs
+
+    def to_tekton_yaml(self, input: Any = None) -> str:  # noqa: A002
+        """The Tekton documents as one multi-document YAML, ready for ``kubectl create -f``."""
+        from llmstep.yamlio import dump_all
+
+        return dump_all(self.to_tekton(input))
+
     def run_local(
         self,
         input: Any,  # noqa: A002 - mirrors Runnable.invoke
@@ -78,14 +95,15 @@ class Compiled:
         """
         import os
 
-        from llmstep.run.local import run_document
+        from llmstep.run.local import run_document, run_tekton
 
-        if engine != "argo":
+        if engine not in ("argo", "tekton"):
             from llmstep.errors import LlmstepError
 
-            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo'")
-        record = run_document(
-            self.to_dict(),
+            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
+        runner, doc = (run_document, self.to_dict()) if engine == "argo" else (run_tekton, self.to_tekton())
+        record = runner(
+            doc,
             input,
             parallelism=parallelism,
             secrets=os.environ if secrets is None else secrets,

@@ -92,7 +92,7 @@ def test_langchain_payload_records_allowlist_and_secret_ids():
     fields = serde.langchain_fields(dumped)
     assert reason == "" and fields["format"] == "lc"
     assert fields["secrets"] == ["OPENAI_API_KEY"]
-    assert ("langchain", "chat_models", "openai", "ChatOpenAI") in fields["allowed"]
+    assert ["langchain", "chat_models", "openai", "ChatOpenAI"] in fields["allowed"]
     assert "sk-abc-123456" not in json.dumps(fields)
 
 

@@ -192,6 +192,23 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
     }
 
 
+def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
+    """What a run needs: the ``llmstep`` ServiceAccount that steps run as (no API access, no
+    token mounted: steps only read their workspace), and a Role for whoever starts runs."""
+    meta = {"labels": dict(LABELS), **({"namespace": namespace} if namespace else {})}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "llmstep", **meta},
+         "automountServiceAccountToken": False},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "llmstep-submitter", **meta},
+         "rules": [
+             {"apiGroups": ["tekton.dev"], "resources": ["pipelineruns", "taskruns"],
+              "verbs": ["create", "get", "list", "watch", "delete"]},
+             {"apiGroups": ["tekton.dev"], "resources": ["pipelines", "tasks"], "verbs": ["get", "list", "create", "update"]},
+             {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+         ]},
+    ]  # fmt: skip
+
+
 def render(plan: Plan) -> list[dict[str, Any]]:
     """What a cluster needs to run the chain: the Task, the Pipeline, and a PipelineRun."""
     return [run_task(plan.image), pipeline(plan), pipeline_run(plan)]

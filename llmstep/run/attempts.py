@@ -26,6 +26,7 @@ class Attempt:
 
     argv: list[str]
     env: dict[str, str]
+    data_dir: Path | None = None  # where the step writes error.json, if not the scratch directory
 
 
 @dataclass
@@ -75,7 +76,7 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         elif outcome.exit_code == 0:
             phase, message = "Succeeded", ""
         else:
-            phase, message = "Failed", error_message(data_dir, outcome.exit_code)
+            phase, message = "Failed", error_message(run.data_dir or data_dir, outcome.exit_code)
         outputs: dict[str, Any] = {}
         if phase == "Succeeded":
             try:

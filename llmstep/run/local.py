@@ -24,6 +24,7 @@ from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
 
 _MISSING = object()
+_DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; local steps use no image
 _OK_FOR_DEPENDS = ("Succeeded", "Skipped")
 
 
@@ -45,7 +46,7 @@ def run_document(
     """
     argo_doc.check_document(doc)
     args = _arguments(doc, input, parameters or {})
-    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), doc, engine="argo", arguments=args)
+    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
     return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet)).execute()
 
 
@@ -60,14 +61,54 @@ def resume_run(
 ) -> RunRecord:
     """Re-run the steps of a past run that did not succeed, reusing finished outputs."""
     record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
-    doc = record.document()
-    argo_doc.check_document(doc)
+    docs = record.documents()
+    if record.status.get("engine") == "tekton":
+        from llmstep.run.tekton_local import TektonRun, prepare_run
+
+        run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
+        runner: Any = TektonRun(run, pipeline, tasks, _reset(record), secrets, parallelism, progress or make_progress(quiet))
+        return runner.execute()
+    argo_doc.check_document(docs[0])
+    return _ArgoRun(docs[0], _reset(record), secrets, parallelism, progress or make_progress(quiet)).execute()
+
+
+def _reset(record: RunRecord) -> RunRecord:
+    """Forget the nodes that did not succeed (and exit handlers), so they run again."""
     for task, node in list(record.nodes.items()):
         if node.get("phase") not in _OK_FOR_DEPENDS or node.get("exitHandler"):
             del record.nodes[task]
     record.status.update(phase="Running", message="", resumedAt=now())
     record.save()
-    return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet)).execute()
+    return record
+
+
+def run_tekton(
+    docs: list[dict[str, Any]],
+    input: Any = _MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    *,
+    parameters: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
+    secrets: Mapping[str, str] | None = None,
+    runs_dir: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine."""
+    from llmstep.run.tekton_local import TektonRun, prepare_run
+
+    run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
+    overrides: dict[str, Any] = dict(parameters or {})
+    if input is not _MISSING:
+        overrides["input"] = serde.dumps_value(input)
+    declared = {p["name"] for p in pipeline.get("params") or []}
+    for name in overrides:
+        if name not in declared:
+            raise WorkflowError(f"parameter {name!r} is not declared by the Pipeline ({', '.join(sorted(declared)) or 'none'})")
+    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
+    annotated = [(d.get("metadata") or {}).get("annotations", {}).get("llmstep.dev/output-task")
+                 for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
+    record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
+    return TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet)).execute()
 
 
 def _arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dict[str, str]:

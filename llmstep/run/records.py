@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.errors import WorkflowError
-from llmstep.yamlio import dump_yaml, load_documents
+from llmstep.yamlio import dump_all, load_documents
 
 DEFAULT_RUNS_DIR = Path(".llmstep") / "runs"
 DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
@@ -55,13 +55,13 @@ class RunRecord:
         return self.status.setdefault("nodes", {})
 
     @classmethod
-    def create(cls, runs_dir: Path, doc: dict[str, Any], *, engine: str, arguments: dict[str, str]) -> RunRecord:
-        meta = doc.get("metadata") or {}
+    def create(cls, runs_dir: Path, docs: list[dict[str, Any]], *, engine: str, arguments: dict[str, Any]) -> RunRecord:
+        meta = _run_metadata(docs)
         base = (meta.get("name") or str(meta.get("generateName", "run")).rstrip("-") or "run")[:40]
         run_id = f"{base}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         root = Path(runs_dir).resolve() / run_id
         (root / "steps").mkdir(parents=True)
-        (root / "workflow.yaml").write_text(dump_yaml(doc), encoding="utf-8")
+        (root / "workflow.yaml").write_text(dump_all(docs), encoding="utf-8")
         record = cls(root, {"engine": engine, "phase": "Running", "startedAt": now(), "arguments": arguments, "nodes": {}})
         record.save()
         return record
@@ -76,8 +76,9 @@ class RunRecord:
             raise WorkflowError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`") from None
         return cls(root, status)
 
-    def document(self) -> dict[str, Any]:
-        return load_documents(self.root / "workflow.yaml")[0]
+    def documents(self) -> list[dict[str, Any]]:
+        """The documents that ran (a Workflow, or a Tekton set)."""
+        return load_documents(self.root / "workflow.yaml")
 
     def step_dir(self, task: str) -> Path:
         path = self.root / "steps" / task
@@ -135,6 +136,14 @@ class RunRecord:
             if param["name"] == "output":
                 return serde.loads_value(param["value"], where=f"{task} output")
         raise WorkflowError(f"task {task!r} has no output artifact or parameter named 'output'")
+
+
+def _run_metadata(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metadata of the document that names the run: the Workflow, PipelineRun or TaskRun."""
+    for doc in docs:
+        if doc.get("kind") in ("Workflow", "PipelineRun", "TaskRun"):
+            return doc.get("metadata") or {}
+    return {}
 
 
 def failure_message(record: RunRecord) -> str:

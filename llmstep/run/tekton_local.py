@@ -1,0 +1,294 @@
+"""The local runner for Tekton: execute a PipelineRun (or TaskRun) on this machine.
+
+The same machinery as the Argo runner (scheduler, step processes, run records, progress,
+resume). Supported: ``$(params.*)`` (array params expanded as whole args), ``$(context.*)``,
+``$(tasks.X.results.*)``, ``$(tasks.X.status)``/``$(tasks.status)`` in ``finally``,
+``$(workspaces.*.path)``, ``$(results.*.path)``, ``runAfter``, ``when``, ``finally``, ``retries``,
+``timeout``; workspaces are directories, a Secret workspace holds only its listed keys, and each
+step gets only the env its pod would have. Steps must run ``llmstep exec``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import WorkflowError
+from llmstep.render.tekton import TASK_NAME, run_task
+from llmstep.render.tekton_checks import check_documents
+from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.run.process import Launcher, base_env, local_argv
+from llmstep.run.progress import Progress
+from llmstep.run.records import RunRecord, now
+from llmstep.run.scheduler import Node, schedule
+
+_VAR = re.compile(r"\$\(([^)]+)\)")
+_STEP_KEYS = {"name", "image", "command", "args", "env", "computeResources", "securityContext", "workingDir"}
+_DONE_OK = ("Succeeded", "Skipped")
+
+
+def split_documents(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, dict, dict]:
+    """(run, pipelines by name, tasks by name) from a document set; the llmstep Task is built in."""
+    runs = [d for d in docs if d.get("kind") in ("PipelineRun", "TaskRun")]
+    if len(runs) != 1:
+        raise WorkflowError(f"expected exactly one PipelineRun or TaskRun, found {len(runs)}")
+    tasks = {TASK_NAME: run_task(default_image)["spec"]}
+    tasks.update({d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Task"})
+    pipelines = {d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Pipeline"}
+    return runs[0], pipelines, tasks
+
+
+def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, dict, dict]:
+    """Check a document set (schema-free webhook rules) and resolve what the run uses."""
+    run, pipelines, tasks = split_documents(docs, default_image)
+    builtin = [] if any(d.get("kind") == "Task" and d["metadata"].get("name") == TASK_NAME for d in docs) else \
+        [{"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": TASK_NAME}, "spec": tasks[TASK_NAME]}]  # fmt: skip
+    try:
+        check_documents([*docs, *builtin])
+    except Exception as exc:
+        raise WorkflowError(str(exc)) from exc
+    spec = run["spec"]
+    if run["kind"] == "PipelineRun":
+        pipeline = spec.get("pipelineSpec") or pipelines.get(spec["pipelineRef"]["name"])
+        if pipeline is None:
+            raise WorkflowError(f"PipelineRun references Pipeline {spec['pipelineRef']['name']!r}, which is not in the documents")
+    else:
+        task_name = (spec.get("taskRef") or {}).get("name")
+        task_spec = spec.get("taskSpec") or tasks.get(task_name or "")
+        if task_spec is None:
+            raise WorkflowError(f"TaskRun references Task {task_name!r}, which is not in the documents")
+        # A TaskRun runs like a one-task pipeline whose params and workspaces pass straight through.
+        pipeline = {
+            "params": [{"name": p["name"], "type": "array" if isinstance(p["value"], list) else "string"} for p in spec.get("params") or []],
+            "workspaces": [{"name": w["name"]} for w in spec.get("workspaces") or []],
+            "tasks": [{
+                "name": task_name or "task", "taskSpec": task_spec,
+                "params": [{"name": p["name"], "value": f"$(params.{p['name']}[*])" if isinstance(p["value"], list) else f"$(params.{p['name']})"}
+                           for p in spec.get("params") or []],
+                "workspaces": [{"name": w["name"], "workspace": w["name"]} for w in spec.get("workspaces") or []],
+                **({"retries": spec["retries"]} if "retries" in spec else {}),
+                **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
+            }],
+        }  # fmt: skip
+    return run, pipeline, tasks
+
+
+class TektonRun:
+    """Runs a resolved Pipeline for one PipelineRun on this machine."""
+
+    def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
+                 secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress) -> None:  # fmt: skip
+        self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
+        self.secrets = dict(secrets or {})
+        self.parallelism = parallelism
+        self.launcher = Launcher()
+        self.params = self._params()
+        self.context = {
+            "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
+            "context.pipelineRun.namespace": str(run.get("metadata", {}).get("namespace", "default")),
+            "context.pipeline.name": str(run["spec"].get("pipelineRef", {}).get("name", "pipeline")),
+        }  # fmt: skip
+        record.status["outputTask"] = (run.get("metadata", {}).get("annotations") or {}).get("llmstep.dev/output-task") \
+            or record.status.get("outputTask")  # fmt: skip
+
+    def _params(self) -> dict[str, Any]:
+        given = {p["name"]: p["value"] for p in self.run["spec"].get("params") or []}
+        given.update(self.record.status.get("arguments") or {})
+        values: dict[str, Any] = {}
+        for param in self.pipeline.get("params") or []:
+            name = param["name"]
+            if name in given:
+                values[name] = given[name]
+            elif "default" in param:
+                values[name] = param["default"]
+            else:
+                raise WorkflowError(f"param {name!r} has no value: pass -p {name}=...")
+        return values
+
+    def execute(self) -> RunRecord:
+        tmp = Path(tempfile.mkdtemp(prefix="llmstep-secrets-"))  # outside the record: secrets never land there
+        self.workspaces = self._workspaces(tmp)
+        self.progress.start(self.record)
+        try:
+            phase = self._run_tasks(self.pipeline["tasks"], final=False)
+            statuses = {t: self.record.nodes.get(t, {}).get("phase", "None") for t in self._names(self.pipeline["tasks"])}
+            failed = any(p in ("Failed", "Error") for p in statuses.values())
+            skipped = any(p in ("Skipped", "Omitted") for p in statuses.values())
+            self.aggregate = "Failed" if failed else ("Completed" if skipped else "Succeeded")
+            self.task_status = {t: {"Error": "Failed", "Omitted": "None", "Pending": "None"}.get(p, p) for t, p in statuses.items()}
+            if self.pipeline.get("finally"):
+                final = self._run_tasks(self.pipeline["finally"], final=True)
+                phase = "Failed" if "Failed" in (phase, final) else phase
+            self.record.finish(phase, "" if phase == "Succeeded" else "tasks failed")
+        except KeyboardInterrupt:
+            for task, node in self.record.nodes.items():
+                if node.get("phase") in ("Running", "Pending"):
+                    self.record.update_node(task, phase="Failed", message="interrupted", finishedAt=now())
+            self.record.finish("Failed", "interrupted")
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.progress.finish(self.record)
+        return self.record
+
+    @staticmethod
+    def _names(tasks: list[dict[str, Any]]) -> list[str]:
+        return [t["name"] for t in tasks]
+
+    def _workspaces(self, tmp: Path) -> dict[str, str]:
+        paths: dict[str, str] = {}
+        for binding in self.run["spec"].get("workspaces") or []:
+            name = binding["name"]
+            if "secret" in binding:
+                folder = tmp / name
+                folder.mkdir(mode=0o700)
+                items = binding["secret"].get("items") or []
+                keys = [(i["key"], i.get("path", i["key"])) for i in items] if items else \
+                    [(k, k) for k in self.secrets if k.isupper()]  # fmt: skip
+                for key, path in keys:
+                    if key in self.secrets:
+                        (folder / path).write_text(self.secrets[key], encoding="utf-8")
+                paths[name] = str(folder)
+            else:
+                folder = self.record.root / "workspaces" / name
+                folder.mkdir(parents=True, exist_ok=True)
+                paths[name] = str(folder)
+        return paths
+
+    def _run_tasks(self, tasks: list[dict[str, Any]], final: bool) -> str:
+        by_name = {t["name"]: t for t in tasks}
+        regular = set(self._names(self.pipeline["tasks"]))
+        deps = {}
+        for task in tasks:
+            refs = {m.split(".")[1] for m in _VAR.findall(json.dumps(task.get("params") or [])) if m.startswith("tasks.")}
+            deps[task["name"]] = tuple(sorted(set(task.get("runAfter") or []) | ({r for r in refs if r in regular} if not final else set())))
+        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in by_name and n.get("phase") in _DONE_OK}
+        for name in by_name:
+            if name not in done:
+                self.record.update_node(name, displayName=by_name[name].get("displayName", name), phase="Pending",
+                                        templateName=(by_name[name].get("taskRef") or {}).get("name", "taskSpec"),
+                                        exitHandler=final)  # fmt: skip
+
+        def decide(name: str, phases: Mapping[str, str]) -> str:
+            if any(phases.get(d) not in _DONE_OK for d in deps[name]):
+                return "Omitted"
+            for when in by_name[name].get("when") or []:
+                value = self._subst(when["input"], name, final)
+                values = [self._subst(v, name, final) for v in when["values"]]
+                if (value in values) != (when["operator"] == "in"):
+                    return "Skipped"
+            return "run"
+
+        def on_skip(name: str, phase: str) -> None:
+            node = self.record.update_node(name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by when/runAfter")
+            self.progress.changed(name, node)
+
+        phases = schedule([Node(n, deps[n]) for n in by_name], run=lambda n: self._run_task(by_name[n], final),
+                          decide=decide, launcher=self.launcher, parallelism=self.parallelism, done=done,
+                          fail_fast=False, on_skip=on_skip)  # fmt: skip
+        return "Failed" if any(phases.get(n) in ("Failed", "Error") for n in by_name) else "Succeeded"
+
+    def _values(self, final: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {f"params.{k}": v for k, v in self.params.items()} | self.context
+        for task, node in self.record.nodes.items():
+            for param in node.get("outputs", {}).get("parameters", []):
+                values[f"tasks.{task}.results.{param['name']}"] = param["value"]
+        if final:
+            values["tasks.status"] = self.aggregate
+            values.update({f"tasks.{t}.status": s for t, s in self.task_status.items()})
+        return values
+
+    def _subst(self, text: Any, where: str, final: bool, values: dict[str, Any] | None = None) -> Any:
+        values = values if values is not None else self._values(final)
+        if isinstance(text, list):
+            out: list[Any] = []
+            for item in text:
+                whole = re.fullmatch(r"\$\(([^)]+)\[\*\]\)", item) if isinstance(item, str) else None
+                if whole and isinstance(values.get(whole.group(1)), list):
+                    out.extend(values[whole.group(1)])
+                else:
+                    out.append(self._subst(item, where, final, values))
+            return out
+
+        whole = re.fullmatch(r"\$\(([^)]+)\[\*\]\)", str(text))
+        if whole and isinstance(values.get(whole.group(1)), list):
+            return list(values[whole.group(1)])  # an array param passed on whole
+
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in values:
+                raise WorkflowError(f"task {where}: $({key}) has no value here")
+            value = values[key]
+            if isinstance(value, list):
+                raise WorkflowError(f"task {where}: array $({key}) must be used as a whole item, $({key}[*])")
+            return str(value)
+
+        return _VAR.sub(one, str(text))
+
+    def _run_task(self, use: dict[str, Any], final: bool) -> str:
+        name = use["name"]
+        spec = use.get("taskSpec") or self.tasks.get((use.get("taskRef") or {}).get("name", ""))
+        if spec is None:
+            raise WorkflowError(f"task {name}: Task {use.get('taskRef')} is not in the documents")
+        steps = spec.get("steps") or []
+        if len(steps) != 1 or set(steps[0]) - _STEP_KEYS:
+            raise WorkflowError(f"task {name}: the local runner runs Tasks with one step using {sorted(_STEP_KEYS)}")
+        outer = self._values(final)
+        given = {p["name"]: self._subst(p["value"], name, final, outer) for p in use.get("params") or []}
+        params = {p["name"]: given.get(p["name"], p.get("default")) for p in spec.get("params") or []}
+        bindings = {b["name"]: self.workspaces.get(b["workspace"], "") for b in use.get("workspaces") or []}
+        step = steps[0]
+        argv = list(step.get("command") or []) + list(step.get("args") or [])
+        if argv[:2] != ["llmstep", "exec"]:
+            raise WorkflowError(f"task {name}: the step must run `llmstep exec ...` locally, found {argv[:3]!r}")
+        results = [r["name"] for r in spec.get("results") or []]
+        step_dir = self.record.step_dir(name)
+
+        def values_for(data_dir: Path) -> dict[str, Any]:
+            values: dict[str, Any] = {f"params.{k}": v for k, v in params.items()} | self.context
+            values["context.taskRun.name"] = f"{self.record.run_id}-{name}"
+            for ws in spec.get("workspaces") or []:
+                values[f"workspaces.{ws['name']}.path"] = bindings.get(ws["name"], "")
+                values[f"workspaces.{ws['name']}.bound"] = "true" if bindings.get(ws["name"]) else "false"
+            values.update({f"results.{r}.path": str(data_dir / ".results" / r) for r in results})
+            return values
+
+        def prepare(scratch: Path) -> Attempt:
+            # Tekton keeps the step's data directory in the workspace (--data-dir says where);
+            # the scratch directory holds the results files, as /tekton/results does in a pod.
+            values = values_for(scratch)
+            resolved = self._subst(argv, name, final, values)
+            data_dir = Path(resolved[resolved.index("--data-dir") + 1]) if "--data-dir" in resolved else scratch
+            shutil.rmtree(data_dir / "input", ignore_errors=True)
+            env = base_env(step_dir)
+            for item in step.get("env") or []:
+                if "valueFrom" in item:
+                    raise WorkflowError(f"task {name}: env valueFrom is not supported locally; bind a Secret workspace")
+                env[item["name"]] = str(self._subst(item.get("value", ""), name, final, values))
+            (scratch / ".results").mkdir(exist_ok=True)
+            (data_dir / "error.json").unlink(missing_ok=True)
+            return Attempt(local_argv(resolved, data_dir), env, data_dir)
+
+        def collect(data_dir: Path) -> dict[str, Any]:
+            params_out = []
+            for r in results:
+                path = data_dir / ".results" / r
+                params_out.append({"name": r, "value": path.read_text(encoding="utf-8") if path.is_file() else ""})
+            out: dict[str, Any] = {"parameters": params_out, "artifacts": []}
+            output_path = next((p["value"] for p in params_out if p["name"] == "output-path"), "")
+            data_ws = bindings.get("data", "")
+            if output_path and data_ws:
+                out["artifacts"].append({"name": "output", "path": output_path, "localPath": str(Path(data_ws) / output_path)})
+            return out
+
+        timeout = use.get("timeout")
+        return run_step(StepRun(
+            name=name, template=(use.get("taskRef") or {}).get("name", "taskSpec"), prepare=prepare, collect=collect,
+            retries=int(use.get("retries", 0) or 0),
+            timeout=seconds(timeout, f"task {name} timeout") if timeout else None, exit_handler=final,
+        ), self.record, self.launcher, self.progress)  # fmt: skip
