@@ -35,6 +35,9 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
     p.add_argument("--runs-dir", metavar="DIR", help="where run records live (default: $LLMSTEP_RUNS_DIR or .llmstep/runs)")
+    p.add_argument("--isolation", choices=["process", "container"], default="process",
+                   help="run each step as a process (default) or in the step image")
+    p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", parents=[common], help="list past local runs")
@@ -114,21 +117,24 @@ def _documents(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from llmstep.run.container import Isolation, engine_env
     from llmstep.run.local import resume_run, run_document, run_tekton
 
     runs_dir = _runs_dir(args)
     secrets = read_secrets(args.secrets)
+    isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ))
     if args.resume:
         if args.target or args.input or args.parameter:
             raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")
-        record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir, quiet=args.json)
+        record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
+                            quiet=args.json, isolation=isolation)  # fmt: skip
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
         docs = _documents(args)
         _prune(runs_dir)
         options = {"parameters": _parameters(args), "parallelism": args.parallelism, "secrets": secrets,
-                   "runs_dir": runs_dir, "quiet": args.json}  # fmt: skip
+                   "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation}  # fmt: skip
         if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
             record = run_tekton(docs, **options)
         elif len(docs) == 1:

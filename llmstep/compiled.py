@@ -85,6 +85,8 @@ class Compiled:
         parallelism: int | None = None,
         secrets: dict[str, str] | None = None,
         runs_dir: str | Path | None = None,
+        isolation: str = "process",
+        engine_cli: str = "podman",
     ) -> Any:
         """Run the rendered workflow on this machine; returns what ``chain.invoke`` returns.
 
@@ -95,6 +97,7 @@ class Compiled:
         """
         import os
 
+        from llmstep.run.container import Isolation, engine_env
         from llmstep.run.local import run_document, run_tekton
 
         if engine not in ("argo", "tekton"):
@@ -109,6 +112,7 @@ class Compiled:
             secrets=os.environ if secrets is None else secrets,
             runs_dir=runs_dir,
             quiet=True,
+            isolation=Isolation(isolation, engine_cli, engine_env(os.environ)),
         )
         return record.result()
 

@@ -326,3 +326,11 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
     assert status["nodes"]["RunnableLambda-2"]["phase"] == "Failed"
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path / ".llmstep")], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""  # no step process outlives the run
+
+
+def test_container_isolation_without_the_engine_is_a_clear_error(tmp_path):
+    from llmstep.run.container import Isolation
+
+    with pytest.raises(llmstep.WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
+        run_document(_hand_doc(qa_chain()), {"question": "q"}, runs_dir=tmp_path / "r", quiet=True,
+                     isolation=Isolation("container", "llmstep-no-such-engine"))

@@ -18,6 +18,7 @@ from llmstep import serde
 from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc, expr
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.run.container import Isolation, container_argv
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress, make_progress
 from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, now
@@ -38,6 +39,7 @@ def run_document(
     runs_dir: str | Path | None = None,
     quiet: bool = False,
     progress: Progress | None = None,
+    isolation: Isolation | None = None,
 ) -> RunRecord:
     """Run an Argo Workflow document; return its record (``record.result()`` is the output).
 
@@ -47,7 +49,13 @@ def run_document(
     argo_doc.check_document(doc)
     args = _arguments(doc, input, parameters or {})
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
-    return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet)).execute()
+    return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), _isolation(isolation)).execute()
+
+
+def _isolation(isolation: Isolation | None) -> Isolation:
+    isolation = isolation or Isolation()
+    isolation.check()
+    return isolation
 
 
 def resume_run(
@@ -58,6 +66,7 @@ def resume_run(
     runs_dir: str | Path | None = None,
     quiet: bool = False,
     progress: Progress | None = None,
+    isolation: Isolation | None = None,
 ) -> RunRecord:
     """Re-run the steps of a past run that did not succeed, reusing finished outputs."""
     record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
@@ -66,10 +75,11 @@ def resume_run(
         from llmstep.run.tekton_local import TektonRun, prepare_run
 
         run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-        runner: Any = TektonRun(run, pipeline, tasks, _reset(record), secrets, parallelism, progress or make_progress(quiet))
+        runner: Any = TektonRun(run, pipeline, tasks, _reset(record), secrets, parallelism,
+                                progress or make_progress(quiet), _isolation(isolation))  # fmt: skip
         return runner.execute()
     argo_doc.check_document(docs[0])
-    return _ArgoRun(docs[0], _reset(record), secrets, parallelism, progress or make_progress(quiet)).execute()
+    return _ArgoRun(docs[0], _reset(record), secrets, parallelism, progress or make_progress(quiet), _isolation(isolation)).execute()
 
 
 def _reset(record: RunRecord) -> RunRecord:
@@ -92,6 +102,7 @@ def run_tekton(
     runs_dir: str | Path | None = None,
     quiet: bool = False,
     progress: Progress | None = None,
+    isolation: Isolation | None = None,
 ) -> RunRecord:
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine."""
     from llmstep.run.tekton_local import TektonRun, prepare_run
@@ -108,7 +119,8 @@ def run_tekton(
     annotated = [(d.get("metadata") or {}).get("annotations", {}).get("llmstep.dev/output-task")
                  for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
     record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
-    return TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet)).execute()
+    return TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
+                     _isolation(isolation)).execute()  # fmt: skip
 
 
 def _arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dict[str, str]:
@@ -130,8 +142,8 @@ def _arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dic
 
 class _ArgoRun:
     def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
-                 parallelism: int | None, progress: Progress) -> None:  # fmt: skip
-        self.doc, self.record, self.progress = doc, record, progress
+                 parallelism: int | None, progress: Progress, isolation: Isolation) -> None:  # fmt: skip
+        self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
         self.spec = doc["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.secrets = dict(secrets or {})
@@ -146,6 +158,9 @@ class _ArgoRun:
 
     def execute(self) -> RunRecord:
         entry = self.templates.get(self.spec["entrypoint"])
+        if self.isolation.kind == "container":
+            for image in sorted({str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t}):
+                self.isolation.check_image(image)
         self.progress.start(self.record)
         try:
             phase = self._run_template_as_root(entry)
@@ -257,7 +272,16 @@ class _ArgoRun:
 
         def prepare(data_dir: Path) -> Attempt:
             self._place_inputs(template, inputs, arts, data_dir, root, name)
-            return Attempt(local_argv(argv, data_dir), self._env(template, inputs["parameters"], step_dir, name))
+            env = self._env(template, inputs["parameters"], step_dir, name)
+            if self.isolation.kind == "process":
+                return Attempt(local_argv(argv, data_dir), env)
+            declared = container.get("env") or []
+            command = container_argv(
+                self.isolation, image=str(container.get("image")), argv=argv,
+                env_names=[e["name"] for e in declared if e["name"] in env],
+                mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
+            )  # fmt: skip
+            return Attempt(command, {**env, **self.isolation.engine_env})
 
         step = StepRun(
             name=name,

@@ -22,6 +22,7 @@ from llmstep.errors import WorkflowError
 from llmstep.render.tekton import TASK_NAME, run_task
 from llmstep.render.tekton_checks import check_documents
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.run.container import Isolation, container_argv
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import RunRecord, now
@@ -82,8 +83,10 @@ class TektonRun:
     """Runs a resolved Pipeline for one PipelineRun on this machine."""
 
     def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
-                 secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress) -> None:  # fmt: skip
+                 secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
+                 isolation: Isolation | None = None) -> None:  # fmt: skip
         self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
+        self.isolation = isolation or Isolation()
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism
         self.launcher = Launcher()
@@ -272,7 +275,17 @@ class TektonRun:
                 env[item["name"]] = str(self._subst(item.get("value", ""), name, final, values))
             (scratch / ".results").mkdir(exist_ok=True)
             (data_dir / "error.json").unlink(missing_ok=True)
-            return Attempt(local_argv(resolved, data_dir), env, data_dir)
+            if self.isolation.kind == "process":
+                return Attempt(local_argv(resolved, data_dir), env, data_dir)
+            image = str(self._subst(step.get("image", ""), name, final, values))
+            self.isolation.check_image(image)
+            # Workspaces and the results folder are mounted at the paths the command names.
+            mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
+            command = container_argv(
+                self.isolation, image=image, argv=resolved, env_names=[e["name"] for e in step.get("env") or []],
+                mounts=mounts, network=bool(bindings.get("credentials")),
+            )  # fmt: skip
+            return Attempt(command, {**env, **self.isolation.engine_env}, data_dir)
 
         def collect(data_dir: Path) -> dict[str, Any]:
             params_out = []

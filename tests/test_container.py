@@ -1,0 +1,75 @@
+"""Local runs inside the real step image (--isolation container), compared with process runs.
+
+Needs podman; skipped with the reason when it is absent. CI installs podman, writes its own
+podman config (images/podman-env.sh), makes a Debian base image without a registry
+(images/base-debian.sh) and sets LLMSTEP_TEST_BASE_IMAGE, so there these tests run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from chains import qa_prompt
+from conftest import ROOT, run_cli
+from langchain_core.runnables import RunnableLambda
+
+import llmstep
+
+pytestmark = [
+    pytest.mark.container,
+    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (CI installs it: see .ci/run)"),
+]
+TAG = "localhost/llmstep-test:latest"
+
+
+@pytest.fixture(scope="module")
+def image():
+    base = os.environ.get("LLMSTEP_TEST_BASE_IMAGE", "python:3.11-slim")
+    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base,
+                            "--wheelhouse"], capture_output=True, text=True, timeout=1200)  # fmt: skip
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return TAG
+
+
+def test_example_chain_in_containers_equals_process_run(image, tmp_path):
+    args = ["run", f"{ROOT}/examples/parallel.py:chain", "--image", image, "--input", '{"topic": "pods"}', "--json"]
+    in_process = run_cli(*args, cwd=tmp_path)
+    in_containers = run_cli(*args, "--isolation", "container", cwd=tmp_path, timeout=600)
+    assert in_process.returncode == 0, in_process.stderr
+    assert in_containers.returncode == 0, in_containers.stderr
+    assert json.loads(in_containers.stdout)["output"] == json.loads(in_process.stdout)["output"]
+
+
+def test_tekton_run_in_containers(image, tmp_path):
+    chain = llmstep.compile(qa_prompt() | llmstep.OfflineChatModel(), image=image)
+    out = chain.run_local({"question": "tekton box"}, engine="tekton", isolation="container", runs_dir=tmp_path / "r")
+    assert out.content == "offline answer: tekton box"
+
+
+def test_container_is_locked_down_like_the_pod(image, tmp_path):
+    def inspect(x):
+        import os
+        import pathlib
+
+        try:
+            pathlib.Path("/usr/llmstep-probe").write_text("x")
+            writable_root = True
+        except OSError:
+            writable_root = False
+        return {"uid": os.getuid(), "nets": sorted(os.listdir("/sys/class/net")), "writable_root": writable_root,
+                "key": os.environ.get("OPENAI_API_KEY")}  # fmt: skip
+
+    compiled = llmstep.compile(RunnableLambda(inspect), allow_pickle=True, image=image)
+    out = compiled.run_local(1, isolation="container", runs_dir=tmp_path / "r", secrets={"OPENAI_API_KEY": "sk-no"})
+    assert out == {"uid": 10001, "nets": ["lo"], "writable_root": False, "key": None}
+
+
+def test_missing_image_is_a_clear_error(tmp_path):
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--image", "localhost/llmstep-missing:0", "--isolation",
+                     "container", "--input", '{"question": "q"}', cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert "not in podman's store" in result.stderr and "images/build.sh" in result.stderr
