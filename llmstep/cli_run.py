@@ -38,6 +38,8 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--isolation", choices=["process", "container"], default="process",
                    help="run each step as a process (default) or in the step image")
     p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
+    p.add_argument("--no-fork-server", action="store_true",
+                   help="start every step as a cold process instead of forking it from a server with LangChain imported")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", parents=[common], help="list past local runs")
@@ -122,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
 
     runs_dir = _runs_dir(args)
     secrets = read_secrets(args.secrets)
-    isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ))
+    isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
     if args.resume:
         if args.target or args.input or args.parameter:
             raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")

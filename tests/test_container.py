@@ -22,13 +22,18 @@ import llmstep
 pytestmark = [
     pytest.mark.container,
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (CI installs it: see .ci/run)"),
+    pytest.mark.skipif(
+        "LLMSTEP_TEST_BASE_IMAGE" not in os.environ,
+        reason="no base image to build the step image from: set LLMSTEP_TEST_BASE_IMAGE (CI makes one with "
+        "images/base-debian.sh after sourcing images/podman-env.sh)",
+    ),
 ]
 TAG = "localhost/llmstep-test:latest"
 
 
 @pytest.fixture(scope="module")
 def image():
-    base = os.environ.get("LLMSTEP_TEST_BASE_IMAGE", "python:3.11-slim")
+    base = os.environ["LLMSTEP_TEST_BASE_IMAGE"]
     build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base,
                             "--wheelhouse"], capture_output=True, text=True, timeout=1200)  # fmt: skip
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]

@@ -7,6 +7,6 @@ from conftest import ROOT
 
 
 def test_ruff_check_is_clean():
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "llmstep", "tests", "examples"],
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "llmstep", "tests", "examples", "benchmarks"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,8 +11,10 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llmstep.errors import WorkflowError
+from llmstep.run.process import Launcher
 
 STEP_UID = 10001
 """The image's user (images/Dockerfile); also the pod's user."""
@@ -26,6 +28,19 @@ class Isolation:
     engine_cli: str = "podman"
     engine_env: dict[str, str] = field(default_factory=dict)
     """The engine CLI's own settings (CONTAINERS_CONF, DOCKER_HOST, ...); see :func:`engine_env`."""
+    fork: bool = True
+    """Process isolation only: fork steps from a server that has LangChain imported already."""
+
+    def start_launcher(self, docs: list[dict[str, Any]]) -> Launcher:
+        """A Launcher for a run of ``docs``: with a fork server when processes may be forked."""
+        if self.kind != "process" or not self.fork:
+            return Launcher()
+        from llmstep.run.forkserver import ForkServer, preload_for
+
+        try:
+            return Launcher(ForkServer(preload_for(payload_classes(docs))))
+        except OSError:
+            return Launcher()  # a cold start per step is slower, never wrong
 
     def check(self) -> None:
         if self.kind not in ("process", "container"):
@@ -78,6 +93,28 @@ def container_argv(
     for name in env_names:
         command += ["-e", name]
     return [*command, "--entrypoint", argv[0], image, *argv[1:]]
+
+
+def payload_classes(node: Any) -> list[list[str]]:
+    """The class ids recorded in every llmstep payload inside some documents."""
+    import json
+
+    found: list[list[str]] = []
+    if isinstance(node, str):
+        if node.lstrip().startswith("{") and '"llmstep"' in node:
+            try:
+                payload = json.loads(node)
+            except ValueError:
+                return found
+            if isinstance(payload, dict):
+                found.extend(payload.get("allowed") or [])
+    elif isinstance(node, dict):
+        for value in node.values():
+            found.extend(payload_classes(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(payload_classes(value))
+    return found
 
 
 def _open_for_step_user(path: Path) -> None:

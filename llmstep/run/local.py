@@ -19,7 +19,7 @@ from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc, expr
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
-from llmstep.run.process import Launcher, base_env, local_argv
+from llmstep.run.process import base_env, local_argv
 from llmstep.run.progress import Progress, make_progress
 from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
@@ -148,7 +148,7 @@ class _ArgoRun:
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism or self.spec.get("parallelism")
-        self.launcher = Launcher()
+        self.launcher = isolation.start_launcher([doc])
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
         meta = doc.get("metadata") or {}
         self.vars["workflow.name"] = record.run_id
@@ -177,6 +177,7 @@ class _ArgoRun:
             self.record.finish("Failed", "interrupted")
             raise
         finally:
+            self.launcher.close()
             self.progress.finish(self.record)
         return self.record
 

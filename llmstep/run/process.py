@@ -12,6 +12,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmstep.run.forkserver import ForkServer, Step
 
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
@@ -42,16 +46,24 @@ def local_argv(argv: list[str], data_dir: Path) -> list[str]:
 
 
 class Launcher:
-    """Runs step processes; :meth:`stop` kills every one still running."""
+    """Runs step processes; :meth:`stop` kills every one still running.
 
-    def __init__(self) -> None:
+    With a fork server, ``llmstep`` commands are forked from it (LangChain already imported)
+    instead of started cold; everything else is started with ``subprocess``.
+    """
+
+    def __init__(self, forkserver: ForkServer | None = None) -> None:
         self._procs: set[subprocess.Popen[bytes]] = set()
+        self._forked: set[int] = set()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
+        self.forkserver = forkserver
 
     def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None) -> Outcome:
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
+        if self.forkserver is not None and argv[:3] == [sys.executable, "-m", "llmstep"]:
+            return self._run_forked(self.forkserver, argv[3:], env, log_path, timeout)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,
@@ -79,12 +91,60 @@ class Launcher:
                 _kill(proc)
                 return Outcome(proc.returncode if proc.returncode is not None else -9, timed_out=True)
 
+    def _run_forked(self, server: ForkServer, args: list[str], env: Mapping[str, str], log_path: Path,
+                    timeout: float | None) -> Outcome:  # fmt: skip
+        step = server.spawn(args, dict(env), str(log_path.parent), str(log_path))
+        with self._lock:
+            self._forked.add(step.pid)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                code = step.wait(0.1)
+                if code is not None:
+                    return Outcome(code)
+                if self.stopping.is_set():
+                    _kill_group(step.pid, step)
+                    return Outcome(130, interrupted=True)
+                if deadline is not None and time.monotonic() > deadline:
+                    code = _kill_group(step.pid, step)
+                    return Outcome(code if code is not None else -9, timed_out=True)
+        finally:
+            with self._lock:
+                self._forked.discard(step.pid)
+
+    def close(self) -> None:
+        """Stop the fork server, if any (steps have finished or been stopped by then)."""
+        if self.forkserver is not None:
+            self.forkserver.close()
+            self.forkserver = None
+
     def stop(self) -> None:
         self.stopping.set()
         with self._lock:
             procs = list(self._procs)
+            forked = list(self._forked)
         for proc in procs:
             _kill(proc)
+        for pid in forked:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+
+
+def _kill_group(pid: int, step: Step) -> int | None:
+    """Stop a forked step's process group like a pod deletion; its exit code once it is gone."""
+    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        code = step.wait(grace)
+        if code is not None:
+            return code
+    return None
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -23,7 +23,7 @@ from llmstep.render.tekton import TASK_NAME, run_task
 from llmstep.render.tekton_checks import check_documents
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
-from llmstep.run.process import Launcher, base_env, local_argv
+from llmstep.run.process import base_env, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import RunRecord, now
 from llmstep.run.scheduler import Node, schedule
@@ -89,7 +89,7 @@ class TektonRun:
         self.isolation = isolation or Isolation()
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism
-        self.launcher = Launcher()
+        self.launcher = self.isolation.start_launcher([run, pipeline, tasks])
         self.params = self._params()
         self.context = {
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
@@ -136,6 +136,7 @@ class TektonRun:
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            self.launcher.close()
             self.progress.finish(self.record)
         return self.record
 

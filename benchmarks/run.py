@@ -1,0 +1,242 @@
+"""llmstep's performance suite: what users pay around their model calls, as ratios to baselines
+measured in the same run.
+
+    python benchmarks/run.py            # the table, and benchmarks/results.json
+    python benchmarks/run.py --quick    # fewer repetitions, for a smoke run
+
+Figures (goals from the performance issue):
+  1. step start-up: `llmstep exec` of a prompt step vs `python -c "import langchain_core.prompts"`
+     (<= 1.3x); of a ChatOpenAI step against a local server vs `python -c "import langchain_openai"`
+     (<= 1.2x)
+  2. local run overhead: a 5-step chain with the offline model, run_local vs a python -c that
+     imports the chain and invokes it once (<= 1.5x); per-step overhead after the first (<= 100 ms)
+  3. parallelism: 8 branches whose model answers after 1 s (local wall time <= 2.0 s)
+  4. compile scale: 1,000-step chain to Argo YAML and to Tekton (<= 2 s each), growth
+     1,000 vs 100 steps (<= 12x), vs the same DAG built with Hera alone (<= 1.5x)
+  5. document size: Argo bytes per step beyond the payload (<= 1.5 KB); the largest chain that fits
+  image (when podman and the image are present): size (<= 250 MB), container start to output.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
+
+from timing import Figure, command, median_seconds, python, table  # noqa: E402
+
+RUNS = 5
+
+
+def _step_dir(tmp: Path, payload: dict, input_text: str) -> Path:
+    d = Path(tempfile.mkdtemp(dir=tmp))
+    (d / "runnable.json").write_text(json.dumps(payload))
+    (d / "input.json").write_text(input_text)
+    return d
+
+
+def startup(tmp: Path) -> list[Figure]:
+    from chains import qa_prompt
+    from langchain_openai import ChatOpenAI
+    from openai_server import FakeOpenAI
+
+    import llmstep
+    from llmstep import serde
+
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp)}
+    exec_argv = [sys.executable, "-m", "llmstep", "exec", "--data-dir"]
+    prompt = llmstep.compile(qa_prompt()).plan.steps[0].payload
+    prompt_dir = _step_dir(tmp, prompt, json.dumps({"question": "q"}))
+    t_prompt = median_seconds(command([*exec_argv, str(prompt_dir)], env=env), RUNS)
+    t_prompt_base = median_seconds(python("import langchain_core.prompts", env=env), RUNS)
+    t_prompt_class = median_seconds(python("from langchain_core.prompts import ChatPromptTemplate", env=env), RUNS)
+    figures = [Figure("1 start-up: prompt step", t_prompt, t_prompt_base, "s", "<= 1.3x",
+                      t_prompt <= 1.3 * t_prompt_base,
+                      note=f"importing ChatPromptTemplate alone takes {t_prompt_class:.3f} s "
+                      f"({t_prompt / t_prompt_class:.2f}x); langchain_core.prompts resolves its names lazily")]  # fmt: skip
+    with FakeOpenAI() as server:
+        model = llmstep.compile(ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url)).plan.steps[0].payload
+        value = serde.dumps_value(qa_prompt().invoke({"question": "q"}))
+        model_dir = _step_dir(tmp, model, value)
+        model_env = {**env, "OPENAI_API_KEY": "sk-bench"}
+        t_model = median_seconds(command([*exec_argv, str(model_dir)], env=model_env), RUNS)
+        t_model_base = median_seconds(python("import langchain_openai", env=env), RUNS)
+    figures.append(Figure("1 start-up: model step", t_model, t_model_base, "s", "<= 1.2x", t_model <= 1.2 * t_model_base))
+    return figures
+
+
+def local_overhead(tmp: Path) -> list[Figure]:
+    chain_file = tmp / "five.py"
+    chain_file.write_text(
+        "from langchain_core.output_parsers import StrOutputParser\n"
+        "from langchain_core.prompts import ChatPromptTemplate\n"
+        "from langchain_core.runnables import RunnablePassthrough\n"
+        "from llmstep.offline import OfflineChatModel\n"
+        "def chain(n=5):\n"
+        "    p = ChatPromptTemplate.from_template('{question}')\n"
+        "    steps = [p, OfflineChatModel(), StrOutputParser(), ChatPromptTemplate.from_template('again: {x}'),\n"
+        "             OfflineChatModel()]\n"
+        "    c = {'question': RunnablePassthrough()} | steps[0]\n"
+        "    for s in steps[1:n]:\n"
+        "        c = c | ({'x': RunnablePassthrough()} | s if isinstance(s, ChatPromptTemplate) else s)\n"
+        "    return c\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp)}
+    run_code = "import five, llmstep; llmstep.compile(five.chain({n})).run_local('q', runs_dir={runs!r})"
+    runs = str(tmp / "runs")
+    t5 = median_seconds(python(run_code.format(n=5, runs=runs), env=env), RUNS)
+    t1 = median_seconds(python(run_code.format(n=1, runs=runs), env=env), RUNS)
+    base = median_seconds(python("import five; five.chain(5).invoke('q')", env=env), RUNS)
+    per_step = (t5 - t1) / 4
+    return [
+        Figure("2 local run: 5-step chain", t5, base, "s", "<= 1.5x", t5 <= 1.5 * base),
+        Figure("2 local run: per-step overhead", per_step * 1000, None, "ms", "<= 100 ms", per_step <= 0.1,
+               note="(5-step run - 1-step run) / 4, both with the fork server"),
+    ]  # fmt: skip
+
+
+def parallelism(tmp: Path) -> list[Figure]:
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableParallel
+    from langchain_openai import ChatOpenAI
+    from openai_server import FakeOpenAI
+
+    import llmstep
+
+    with FakeOpenAI(delay=1.0) as server:
+        llm = ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url, max_retries=0)
+        branch = ChatPromptTemplate.from_template("{q}") | llm | StrOutputParser()
+        chain = {f"b{i}": branch for i in range(8)}
+        compiled = llmstep.compile(chain)
+        secrets = {"OPENAI_API_KEY": "sk-bench"}
+        wall = median_seconds(lambda: compiled.run_local({"q": "x"}, secrets=secrets, runs_dir=tmp / "par"), 3)
+        in_process = RunnableParallel(chain)
+        inproc = median_seconds(lambda: in_process.invoke({"q": "x"}), 3)
+    return [Figure("3 parallelism: 8 x 1 s model", wall, inproc, "s", "<= 2.0 s", wall <= 2.0,
+                   note="baseline: the same map invoked in-process")]  # fmt: skip
+
+
+def _linear_chain(n: int):
+    from langchain_core.prompts import PromptTemplate
+
+    from llmstep.offline import OfflineChatModel
+
+    chain = PromptTemplate.from_template("{q}")
+    for i in range(n - 1):
+        chain = chain | (OfflineChatModel() if i % 2 == 0 else PromptTemplate.from_template("{q}"))
+    return chain
+
+
+def _hera_alone(n: int) -> None:
+    """The same DAG shape built directly with Hera objects: one container template per step."""
+    from hera.workflows import DAG, Artifact, Container, Parameter, RawArtifact, Task, Workflow
+
+    templates, tasks = [], []
+    for i in range(n):
+        templates.append(Container(name=f"s{i}", image="llmstep:0.1.0", command=["llmstep", "exec"],
+                                   inputs=[RawArtifact(name="payload", path="/llmstep/runnable.json", data="{}"),
+                                           Artifact(name="input", path="/llmstep/input.json")],
+                                   outputs=[Artifact(name="output", path="/llmstep/output.json")]))  # fmt: skip
+        arg = RawArtifact(name="input", data="{{workflow.parameters.input}}") if i == 0 else \
+            Artifact(name="input", from_=f"{{{{tasks.s{i - 1}.outputs.artifacts.output}}}}")  # fmt: skip
+        tasks.append(Task(name=f"s{i}", template=templates[-1], arguments=[arg], depends=f"s{i - 1}" if i else None))
+    Workflow(generate_name="x-", entrypoint="main", arguments=[Parameter(name="input")],
+             templates=[DAG(name="main", tasks=tasks), *templates]).to_dict()  # fmt: skip
+
+
+def compile_scale() -> list[Figure]:
+    import llmstep
+
+    c1000, c100 = _linear_chain(1000), _linear_chain(100)
+    argo = median_seconds(lambda: llmstep.compile(c1000).to_yaml(), 3)
+    argo100 = median_seconds(lambda: llmstep.compile(c100).to_yaml(), 3)
+    tekton = median_seconds(lambda: llmstep.compile(c1000).to_tekton_yaml(), 3)
+    hera = median_seconds(lambda: _hera_alone(1000), 3)
+    to_dict = median_seconds(lambda: llmstep.compile(c1000).to_dict(), 3)
+    return [
+        Figure("4 compile: 1,000 steps to Argo YAML", argo, None, "s", "<= 2 s", argo <= 2.0),
+        Figure("4 compile: 1,000 steps to Tekton YAML", tekton, None, "s", "<= 2 s", tekton <= 2.0),
+        Figure("4 compile: growth 1,000 vs 100 steps", argo, argo100, "s", "<= 12x", argo <= 12 * argo100),
+        Figure("4 compile: vs Hera alone (dict)", to_dict, hera, "s", "<= 1.5x", to_dict <= 1.5 * hera),
+    ]
+
+
+def document_size() -> list[Figure]:
+    import llmstep
+    from llmstep.render.argo import payload_text
+
+    sizes = {}
+    for n in (10, 100):
+        compiled = llmstep.compile(_linear_chain(n))
+        total = len(compiled.to_yaml().encode())
+        payloads = sum(len(payload_text(s).encode()) for s in compiled.plan.steps)
+        sizes[n] = (total, payloads)
+    per_step = ((sizes[100][0] - sizes[100][1]) - (sizes[10][0] - sizes[10][1])) / 90
+    whole_per_step = (sizes[100][0] - sizes[10][0]) / 90
+    fits = int((1024 * 1024 - (sizes[10][0] - 10 * whole_per_step)) // whole_per_step)
+    return [Figure("5 size: Argo bytes per step beyond payload", per_step, None, "B", "<= 1536 B", per_step <= 1536,
+                   note=f"a prompt/model step costs {whole_per_step:.0f} B with its payload; about {fits} such steps "
+                   "fit Argo's 1 MiB object limit")]  # fmt: skip
+
+
+def image(tmp: Path) -> list[Figure]:
+    if shutil.which("podman") is None:
+        return [Figure("image", 0, None, "", "", None, note="skipped: podman is not installed")]
+    tag = os.environ.get("LLMSTEP_BENCH_IMAGE", "localhost/llmstep:0.1.0")
+    inspect = subprocess.run(["podman", "image", "inspect", tag, "--format", "{{.Size}}"], capture_output=True, text=True)
+    if inspect.returncode != 0:
+        return [Figure("image", 0, None, "", "", None, note=f"skipped: no image {tag} (images/build.sh)")]
+    size_mb = int(inspect.stdout.strip()) / 1e6
+    from chains import qa_prompt
+
+    import llmstep
+
+    d = _step_dir(tmp, llmstep.compile(qa_prompt()).plan.steps[0].payload, json.dumps({"question": "q"}))
+    os.chmod(d, 0o777)
+    run = ["podman", "run", "--rm", "--read-only", "--network", "none", "-v", f"{d}:/llmstep", tag]
+    start = median_seconds(command(run), 3)
+    noop = median_seconds(command(["podman", "run", "--rm", "--network", "none", "--entrypoint", "true", tag]), 3)
+    return [
+        Figure("image: size", size_mb, None, "MB", "<= 250 MB", size_mb <= 250),
+        Figure("image: start to output.json (prompt)", start, noop, "s", "<= 1 s", start <= 1.0,
+               note="baseline: the same container running `true`"),
+    ]  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    global RUNS
+    if "--quick" in argv:
+        RUNS = 2
+    tmp = Path(tempfile.mkdtemp(prefix="llmstep-bench-"))
+    started = time.time()
+    figures: list[Figure] = []
+    try:
+        for section in (lambda: startup(tmp), lambda: local_overhead(tmp), lambda: parallelism(tmp), compile_scale,
+                        document_size, lambda: image(tmp)):  # fmt: skip
+            figures += section()
+            print(table(figures[-1:]).splitlines()[-1] if figures else "", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(table(figures))
+    out = ROOT / "benchmarks" / "results.json"
+    out.write_text(json.dumps({
+        "seconds": round(time.time() - started, 1), "python": sys.version.split()[0], "cores": os.cpu_count(),
+        "figures": [{"name": f.name, "value": f.value, "baseline": f.baseline, "ratio": f.ratio, "unit": f.unit,
+                     "goal": f.goal, "met": f.ok, "note": f.note} for f in figures],
+    }, indent=1) + "\n")  # fmt: skip
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
