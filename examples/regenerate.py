@@ -33,6 +33,8 @@ def render_all() -> dict[str, str]:
     import llmstep
     from llmstep.refs import load_reference
     from llmstep.render import tekton
+    from llmstep.render.argo import diagnose_workflow_template
+    from llmstep.render.rbac import diagnose_rbac
     from llmstep.yamlio import dump_all, dump_yaml
 
     saved = dict(os.environ)
@@ -48,6 +50,9 @@ def render_all() -> dict[str, str]:
         model = next(s for s in qa.steps if s.secrets)
         prompt_value = '{"llmstep": 1, "kind": "lc", "value": {"lc": 1, "type": "constructor", "id": ["langchain", "prompts", "chat", "ChatPromptValue"], "kwargs": {"messages": [{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "HumanMessage"], "kwargs": {"content": "What does Tekton do?", "type": "human"}}]}}}'
         files.update({
+            "workflows/llmstep-diagnose-template.yaml": dump_yaml(diagnose_workflow_template(qa.image)),
+            "workflows/llmstep-diagnose-rbac.yaml": dump_all(diagnose_rbac("argo")),
+            "tekton/llmstep-diagnose.yaml": dump_yaml(tekton.diagnose_task(qa.image)),
             "tekton/llmstep-run.yaml": dump_yaml(tekton.run_task(qa.image)),
             "tekton/rbac.yaml": dump_all(tekton.rbac()),
             "tekton/qa-pipeline.yaml": dump_yaml(tekton.pipeline(qa)),

@@ -26,6 +26,8 @@ _EXPORTS = {
     "Plan": "llmstep.plan",
     "PlanStep": "llmstep.plan",
     "OfflineChatModel": "llmstep.offline",
+    "Diagnose": "llmstep.diagnose",
+    "DiagnosisError": "llmstep.errors",
     "LlmstepError": "llmstep.errors",
     "CompileError": "llmstep.errors",
     "SerializationError": "llmstep.errors",
@@ -40,6 +42,8 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_IMAGE",
     "CompileError",
+    "Diagnose",
+    "DiagnosisError",
     "Compiled",
     "CredentialsError",
     "ExecutionError",
@@ -60,9 +64,11 @@ __all__ = [
 if TYPE_CHECKING:
     from llmstep.compiled import Compiled, compile
     from llmstep.compiler import DEFAULT_IMAGE
+    from llmstep.diagnose import Diagnose
     from llmstep.errors import (
         CompileError,
         CredentialsError,
+        DiagnosisError,
         ExecutionError,
         LlmstepError,
         PayloadError,

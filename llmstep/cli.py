@@ -83,9 +83,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="write a result (preview, output-path, sha256, usage) to PATH after the step")
     p.set_defaults(func=_exec)
 
+    from llmstep.cli_diagnose import add_diagnose_command
     from llmstep.cli_run import add_run_commands
 
     add_run_commands(sub, common)
+    add_diagnose_command(sub, common)
     return parser
 
 

@@ -22,6 +22,7 @@ def compile(  # noqa: A001 - the public name is fixed by the API
     allow_pickle: bool = False,
     data: str = "artifacts",
     secret: str = DEFAULT_SECRET,
+    on_failure: Any = None,
 ) -> Compiled:
     """Compile a LangChain Runnable into a plan of container steps.
 
@@ -33,8 +34,11 @@ def compile(  # noqa: A001 - the public name is fixed by the API
             fakes) by value with cloudpickle.
         data: ``"artifacts"`` (needs an artifact repository) or ``"parameters"`` (small data).
         secret: the Kubernetes Secret that holds the model API keys.
+        on_failure: ``llmstep.Diagnose(...)`` adds a failure hook (Argo exit handler, Tekton
+            ``finally`` task) that asks a model what went wrong when the run did not succeed.
     """
-    plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret)
+    plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
+                        on_failure=on_failure)  # fmt: skip
     return Compiled(plan)
 
 

@@ -44,8 +44,14 @@ def compile_plan(
     allow_pickle: bool = False,
     data: str = "artifacts",
     secret: str = DEFAULT_SECRET,
+    on_failure: Any = None,
 ) -> Plan:
     """Turn any Runnable (or dict / function LangChain can coerce) into a Plan."""
+    if on_failure is not None:
+        from llmstep.diagnose import Diagnose
+
+        if not isinstance(on_failure, Diagnose):
+            raise CompileError(f"on_failure must be llmstep.Diagnose(...), got {type(on_failure).__name__}")
     try:
         runnable = coerce_to_runnable(chain)
     except Exception as exc:  # noqa: BLE001 - LangChain raises TypeError or ValueError
@@ -66,6 +72,7 @@ def compile_plan(
         secret=secret,
         data=data,
         description=_describe(builder.steps),
+        on_failure=on_failure,
     )
 
 

@@ -9,7 +9,8 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ├── ExecutionError            a step's Runnable raised                                  exit 1
 ├── CredentialsError          a secret the step needs is missing                        exit 3
 ├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
-└── RunFailed                 a workflow run finished without succeeding                exit 1
+├── RunFailed                 a workflow run finished without succeeding                exit 1
+└── DiagnosisError            evidence could not be read or the model could not answer  exit 1
 ```
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "CompileError",
     "CredentialsError",
+    "DiagnosisError",
     "ExecutionError",
     "LlmstepError",
     "PayloadError",
@@ -77,3 +79,9 @@ class RunFailed(LlmstepError):
         super().__init__(message)
         self.run_id = run_id
         self.failures = failures or []
+
+
+class DiagnosisError(LlmstepError):
+    """Evidence could not be gathered, or the model could not be reached or answered badly."""
+
+    exit_code = 1

@@ -105,6 +105,8 @@ class Plan:
     secret: str = "llm-credentials"
     data: str = "artifacts"
     description: str = ""
+    on_failure: Any = None
+    """``llmstep.Diagnose`` settings for a failure hook (exit handler / finally task), or None."""
 
     def __post_init__(self) -> None:
         if self.data not in DATA_MODES:

@@ -36,12 +36,28 @@ def test_golden_workflows_are_valid_and_hold_no_key():
 
     for path in [*(ROOT / "workflows").glob("*.yaml"), *(ROOT / "tekton").glob("*.yaml")]:
         assert regen.PLACEHOLDER_KEY not in path.read_text()
+    argo_docs = 0
     for path in (ROOT / "workflows").glob("*.yaml"):
-        text = path.read_text()
-        assert regen.PLACEHOLDER_KEY not in text
-        doc = yaml.safe_load(text)
-        for version in ARGO_VERSIONS:
-            assert argo_errors(doc, version) == [], path.name
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc["kind"] in ("Workflow", "WorkflowTemplate"):
+                argo_docs += 1
+                for version in ARGO_VERSIONS:
+                    assert argo_errors(doc, version) == [], path.name
+    assert argo_docs == 4
+
+
+def test_rbac_is_least_privilege():
+    import yaml
+
+    roles = [d for p in [*(ROOT / "workflows").glob("*rbac*.yaml"), *(ROOT / "tekton").glob("rbac.yaml")]
+             for d in yaml.safe_load_all(p.read_text()) if d["kind"] == "Role"]  # fmt: skip
+    assert {r["metadata"]["name"] for r in roles} == {"llmstep-diagnose", "llmstep-submitter"}
+    for role in roles:
+        for rule in role["rules"]:
+            assert "secrets" not in rule["resources"] and "*" not in rule["resources"] and "*" not in rule["verbs"]
+    diagnose = next(r for r in roles if r["metadata"]["name"] == "llmstep-diagnose")
+    readable = {res for rule in diagnose["rules"] for res in rule["resources"] if "get" in rule["verbs"]}
+    assert {"pods", "pods/log", "events", "deployments", "replicasets", "jobs"} <= readable
 
 
 def test_regenerate_check_command_passes():

@@ -61,6 +61,11 @@ def build_workflow(plan: Plan) -> Workflow:
     displays = {s.name: s.display for s in plan.steps}
     templates: list[Any] = [_template(plan, step) for step in plan.steps]
     dag = DAG(name="main", tasks=[_task(plan, step, displays) for step in plan.steps])
+    extra: dict[str, Any] = {}
+    if plan.on_failure is not None:
+        templates += diagnose_templates(plan.on_failure, plan.image, plan.secret, "workflow/{{workflow.name}}",
+                                        "{{workflow.failures}}")  # fmt: skip
+        extra["on_exit"] = "exit-handler"
     return Workflow(
         generate_name=f"{plan.name}-",
         labels={**LABELS, "llmstep.dev/chain": plan.name},
@@ -72,7 +77,60 @@ def build_workflow(plan: Plan) -> Workflow:
         entrypoint="main",
         arguments=[Parameter(name="input", description="the chain input, as JSON")],
         templates=[dag, *templates],
+        **extra,
     )
+
+
+def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> dict[str, Any]:
+    """A WorkflowTemplate any workflow can call from its exit handler (``templateRef``) to diagnose
+    itself: ``llmstep-diagnose``, template ``diagnose``, parameters for the model and language."""
+    from hera.workflows import WorkflowTemplate
+
+    d = contract.DATA_DIR
+    params = [Parameter(name="target", value="workflow/{{workflow.name}}"),
+              Parameter(name="failures", value="{{workflow.failures}}"),
+              Parameter(name="model", value="gpt-4o-mini"), Parameter(name="provider", value="openai"),
+              Parameter(name="base-url", value=""), Parameter(name="lang", value=""),
+              Parameter(name="prompt", value="diagnose")]  # fmt: skip
+    diagnose = Container(
+        name="diagnose",
+        labels={**LABELS, "llmstep.dev/step": "diagnose"},
+        image=image,
+        inputs=params,
+        command=["llmstep", "diagnose", "{{inputs.parameters.target}}", "--workflow-failures",
+                 "{{inputs.parameters.failures}}", "--model", "{{inputs.parameters.model}}", "--provider",
+                 "{{inputs.parameters.provider}}", "--base-url", "{{inputs.parameters.base-url}}", "--lang",
+                 "{{inputs.parameters.lang}}", "--prompt", "{{inputs.parameters.prompt}}",
+                 "--summary-file", f"{d}/summary.txt"],  # fmt: skip
+        env=[SecretEnv(name="OPENAI_API_KEY", secret_name=secret, secret_key="OPENAI_API_KEY")],
+        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=""))],
+        service_account_name="llmstep-diagnose",
+    )
+    template = WorkflowTemplate(
+        name="llmstep-diagnose", labels=dict(LABELS), entrypoint="diagnose", templates=[diagnose],
+        annotations={"workflows.argoproj.io/description": "Ask an LLM why a workflow failed. From an exit handler: "
+                     "templateRef: {name: llmstep-diagnose, template: diagnose}, with when: "
+                     "\"{{workflow.status}} != Succeeded\"."},
+    )  # fmt: skip
+    return template.to_dict()
+
+
+def diagnose_templates(settings: Any, image: str, secret: str, target: str, failures: str) -> list[Any]:
+    """The exit handler: a DAG that runs ``llmstep diagnose`` only when the workflow did not
+    succeed, and the container template that does it (summary as an output parameter)."""
+    d = contract.DATA_DIR
+    diagnose = Container(
+        name="diagnose",
+        labels={**LABELS, "llmstep.dev/step": "diagnose"},
+        image=image,
+        command=["llmstep", "diagnose", target, "--workflow-failures", failures, *settings.args(),
+                 "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],  # fmt: skip
+        env=[SecretEnv(name=settings.key, secret_name=secret, secret_key=settings.key)],
+        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=""))],
+    )
+    handler = DAG(name="exit-handler", tasks=[Task(name="diagnose", template="diagnose",
+                                                   when="{{workflow.status}} != Succeeded")])  # fmt: skip
+    return [handler, diagnose]
 
 
 def render_dict(plan: Plan) -> dict[str, Any]:

@@ -100,6 +100,54 @@ def run_task(image: str) -> dict[str, Any]:
     }
 
 
+DIAGNOSE_TASK = "llmstep-diagnose"
+
+
+def diagnose_task(image: str) -> dict[str, Any]:
+    """The Task that asks a model why a PipelineRun (or any object) failed: ``llmstep diagnose``."""
+    params = [
+        ("target", None, "What to diagnose, KIND/NAME: pipelinerun/NAME, taskrun/NAME, pod/NAME, deployment/NAME, ..."),
+        ("statuses", "", "Task statuses as JSON {task: status}; when set, the evidence needs no API access."),
+        ("prompt", "diagnose", "diagnose, audit, quality-gate or custom."),
+        ("lang", "", "The answer's language (any language name); empty for English."),
+        ("model", "gpt-4o-mini", "The model (for Azure OpenAI, any name: the deployment decides)."),
+        ("provider", "openai", "openai, azure or compatible."),
+        ("base-url", "", "An OpenAI-compatible endpoint, for provider compatible."),
+        ("azure-endpoint", "", "The Azure OpenAI endpoint, for provider azure."),
+        ("azure-deployment", "", "The Azure OpenAI deployment, for provider azure."),
+        ("api-version", "2024-06-01", "The Azure OpenAI API version."),
+        ("key-name", "OPENAI_API_KEY", "The key's file name in the credentials workspace."),
+        ("image", image, "The llmstep step image."),
+    ]
+    args = ["$(params.target)", "--task-statuses", "$(params.statuses)", "--prompt", "$(params.prompt)",
+            "--lang", "$(params.lang)", "--model", "$(params.model)", "--provider", "$(params.provider)",
+            "--base-url", "$(params.base-url)", "--azure-endpoint", "$(params.azure-endpoint)",
+            "--azure-deployment", "$(params.azure-deployment)", "--api-version", "$(params.api-version)",
+            "--api-key-file", "$(workspaces.credentials.path)/$(params.key-name)",
+            "--summary-file", "$(results.summary.path)"]  # fmt: skip
+    return {
+        "apiVersion": API,
+        "kind": "Task",
+        "metadata": {
+            "name": DIAGNOSE_TASK,
+            "labels": {**LABELS, "app.kubernetes.io/version": __version__},
+            "annotations": {"tekton.dev/pipelines.minVersion": MIN_PIPELINES, "tekton.dev/categories": "Troubleshooting",
+                            "tekton.dev/tags": "llm, diagnosis, llmstep", "tekton.dev/displayName": "llmstep diagnose",
+                            "tekton.dev/platforms": "linux/amd64,linux/arm64"},
+        },
+        "spec": {
+            "description": "Gather evidence about a failed PipelineRun (or any Kubernetes object), remove secrets, and "
+            "ask an LLM what is wrong and how to fix it. The report is the step's log; the summary is a result.",
+            "params": [{"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
+                       for n, d, doc in params],
+            "workspaces": [{"name": "credentials", "readOnly": True,
+                            "description": "A Secret with the model's API key (file named by key-name)."}],
+            "results": [{"name": "summary", "type": "string", "description": "A short summary of the diagnosis."}],
+            "steps": [{"name": "diagnose", "image": "$(params.image)", "command": ["llmstep", "diagnose"], "args": args}],
+        },
+    }  # fmt: skip
+
+
 def credentials_workspace(keys: tuple[str, ...]) -> str:
     """The Pipeline workspace that holds exactly ``keys``: ``credentials-openai-api-key``."""
     name = "credentials-" + "-".join(k.lower().replace("_", "-") for k in sorted(keys))
@@ -194,9 +242,12 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
 
 def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
     """What a run needs: the ``llmstep`` ServiceAccount that steps run as (no API access, no
-    token mounted: steps only read their workspace), and a Role for whoever starts runs."""
+    token mounted: steps only read their workspace), a Role for whoever starts runs, and the
+    read-only ServiceAccount of the diagnosis task."""
+    from llmstep.render.rbac import diagnose_rbac
+
     meta = {"labels": dict(LABELS), **({"namespace": namespace} if namespace else {})}
-    return [
+    return [*diagnose_rbac("tekton"),
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "llmstep", **meta},
          "automountServiceAccountToken": False},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "llmstep-submitter", **meta},
@@ -210,8 +261,9 @@ def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
 
 
 def render(plan: Plan) -> list[dict[str, Any]]:
-    """What a cluster needs to run the chain: the Task, the Pipeline, and a PipelineRun."""
-    return [run_task(plan.image), pipeline(plan), pipeline_run(plan)]
+    """What a cluster needs to run the chain: the Task(s), the Pipeline, and a PipelineRun."""
+    tasks = [run_task(plan.image)] + ([diagnose_task(plan.image)] if plan.on_failure is not None else [])
+    return [*tasks, pipeline(plan), pipeline_run(plan)]
 
 
 def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
@@ -246,8 +298,24 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
 
 
 def _failure_hook(plan: Plan) -> dict[str, Any]:
-    """A ``finally`` task that runs only when a task failed and reports which ones did."""
+    """A ``finally`` task that runs only when a task failed: with ``on_failure``, a diagnosis by a
+    model; without, a report of which tasks failed."""
     statuses = {s.name: f"$(tasks.{s.name}.status)" for s in plan.steps}
+    when = [{"input": "$(tasks.status)", "operator": "in", "values": ["Failed"]}]
+    if plan.on_failure is not None:
+        d = plan.on_failure
+        values = {"target": "pipelinerun/$(context.pipelineRun.name)", "statuses": json.dumps(statuses),
+                  "prompt": d.prompt, "lang": d.lang, "model": d.model, "provider": d.provider, "base-url": d.base_url,
+                  "azure-endpoint": d.azure_endpoint, "azure-deployment": d.azure_deployment,
+                  "api-version": d.api_version, "key-name": d.key, "image": plan.image}  # fmt: skip
+        return {
+            "name": "diagnose",
+            "displayName": "diagnose failure",
+            "when": when,
+            "taskRef": {"name": DIAGNOSE_TASK},
+            "params": [{"name": k, "value": v} for k, v in values.items() if v],
+            "workspaces": [{"name": "credentials", "workspace": credentials_workspace((d.key,))}],
+        }
     report = {
         "llmstep": 1,
         "name": "on-failure",
@@ -266,7 +334,7 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
     return {
         "name": "on-failure",
         "displayName": "report failure",
-        "when": [{"input": "$(tasks.status)", "operator": "in", "values": ["Failed"]}],
+        "when": when,
         "taskRef": {"name": TASK_NAME},
         "params": [
             {"name": "payload", "value": json.dumps(report, indent=1, sort_keys=True)},
@@ -280,7 +348,10 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
 
 
 def _key_sets(plan: Plan) -> list[tuple[str, ...]]:
-    return sorted({tuple(sorted(s.secrets)) for s in plan.steps if s.secrets})
+    sets = {tuple(sorted(s.secrets)) for s in plan.steps if s.secrets}
+    if plan.on_failure is not None:
+        sets.add((plan.on_failure.key,))
+    return sorted(sets)
 
 
 def _check_env_size(step: PlanStep) -> None:

@@ -111,9 +111,9 @@ def _template(t: dict[str, Any], where: str) -> None:
             if "valueFrom" in e:
                 _keys(e["valueFrom"], {"secretKeyRef"}, f"{where}.container.env[{i}].valueFrom")
         argv = list(c.get("command") or []) + list(c.get("args") or [])
-        if argv[:2] != ["llmstep", "exec"]:
+        if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
             raise WorkflowError(
-                f"{where}.container.command must run `llmstep exec ...` locally, found {argv[:3]!r}"
+                f"{where}.container.command must run `llmstep exec ...` (or `llmstep diagnose`) locally, found {argv[:3]!r}"
             )
 
 

@@ -265,17 +265,19 @@ class _ArgoRun:
     def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
                        arts: dict[str, Any], exit_handler: bool = False) -> str:  # fmt: skip
         container = template["container"]
-        argv = list(container.get("command") or []) + list(container.get("args") or [])
+        inputs = self._inputs(template, params, name)
+        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
+        argv = [argo_doc.substitute(str(a), values, f"task {name} command")
+                for a in list(container.get("command") or []) + list(container.get("args") or [])]  # fmt: skip
         root = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "/llmstep"
         step_dir = self.record.step_dir(name)
-        inputs = self._inputs(template, params, name)
         retry = template.get("retryStrategy") or {}
 
         def prepare(data_dir: Path) -> Attempt:
             self._place_inputs(template, inputs, arts, data_dir, root, name)
             env = self._env(template, inputs["parameters"], step_dir, name)
             if self.isolation.kind == "process":
-                return Attempt(local_argv(argv, data_dir), env)
+                return Attempt(local_argv(argv, data_dir, root), env)
             declared = container.get("env") or []
             command = container_argv(
                 self.isolation, image=str(container.get("image")), argv=argv,

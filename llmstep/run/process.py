@@ -37,11 +37,16 @@ def base_env(home: Path) -> dict[str, str]:
     }
 
 
-def local_argv(argv: list[str], data_dir: Path) -> list[str]:
-    """The container's ``llmstep exec --data-dir /llmstep`` as a local command on ``data_dir``."""
+def local_argv(argv: list[str], data_dir: Path, root: str | None = None) -> list[str]:
+    """The container's ``llmstep ...`` command as a local one: ``--data-dir`` points at
+    ``data_dir``, and arguments that are paths under the container's ``root`` (``/llmstep``) are
+    mapped into it."""
     local = [sys.executable, "-m", "llmstep", *argv[1:]]
     if "--data-dir" in local:
         local[local.index("--data-dir") + 1] = str(data_dir)
+    if root:
+        prefix = root.rstrip("/") + "/"
+        local = [str(data_dir / a[len(prefix):]) if a.startswith(prefix) else a for a in local]
     return local
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.errors import WorkflowError
-from llmstep.render.tekton import TASK_NAME, run_task
+from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_task
 from llmstep.render.tekton_checks import check_documents
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
@@ -38,7 +38,7 @@ def split_documents(docs: list[dict[str, Any]], default_image: str) -> tuple[dic
     runs = [d for d in docs if d.get("kind") in ("PipelineRun", "TaskRun")]
     if len(runs) != 1:
         raise WorkflowError(f"expected exactly one PipelineRun or TaskRun, found {len(runs)}")
-    tasks = {TASK_NAME: run_task(default_image)["spec"]}
+    tasks = {TASK_NAME: run_task(default_image)["spec"], DIAGNOSE_TASK: diagnose_task(default_image)["spec"]}
     tasks.update({d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Task"})
     pipelines = {d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Pipeline"}
     return runs[0], pipelines, tasks
@@ -248,8 +248,8 @@ class TektonRun:
         bindings = {b["name"]: self.workspaces.get(b["workspace"], "") for b in use.get("workspaces") or []}
         step = steps[0]
         argv = list(step.get("command") or []) + list(step.get("args") or [])
-        if argv[:2] != ["llmstep", "exec"]:
-            raise WorkflowError(f"task {name}: the step must run `llmstep exec ...` locally, found {argv[:3]!r}")
+        if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
+            raise WorkflowError(f"task {name}: the step must run `llmstep exec ...` (or diagnose) locally, found {argv[:3]!r}")
         results = [r["name"] for r in spec.get("results") or []]
         step_dir = self.record.step_dir(name)
 

@@ -1,0 +1,306 @@
+"""Gather evidence about a failed object: its manifest and status, its pods' container states,
+events (newest first, deduplicated with counts) and log tails (and the previous instance's).
+
+Targets: ``workflow/NAME`` (Argo), ``pipelinerun/NAME``, ``taskrun/NAME`` (Tekton), ``pod/``,
+``deployment/``, ``replicaset/``, ``statefulset/``, ``daemonset/``, ``job/``, ``cronjob/``; or text
+(a manifest, a log) with no cluster at all. The cluster is reached through the kubernetes
+client's API objects, passed in (kubeconfig or in-cluster config is the CLI's business).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmstep.errors import DiagnosisError, LlmstepError
+
+KINDS = {
+    "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
+    "daemonset": "daemonsets", "job": "jobs", "cronjob": "cronjobs", "workflow": "workflows",
+    "pipelinerun": "pipelineruns", "taskrun": "taskruns",
+}  # fmt: skip
+ALIASES = {"po": "pod", "deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
+           "cj": "cronjob", "wf": "workflow", "pr": "pipelinerun", "tr": "taskrun"}  # fmt: skip
+
+
+@dataclass
+class Evidence:
+    """What is known about a target, as titled sections of text lines."""
+
+    target: str
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    names: list[tuple[str, str]] = field(default_factory=list)
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    """Manifests, redacted structurally (Secret data, secret-named env) when rendered."""
+
+    def add(self, title: str, lines: list[str]) -> None:
+        if lines:
+            self.sections.append((title, lines))
+
+    def render(self, redactor: Any) -> str:
+        """The evidence as text with every secret removed (objects first, then the sections)."""
+        import yaml
+
+        parts = [f"## manifest\n{yaml.safe_dump(redactor.obj(_trim(o)), sort_keys=False)}" for o in self.objects]
+        parts += [f"## {title}\n" + "\n".join(lines) for title, lines in self.sections]
+        return redactor.text("\n\n".join(parts))
+
+
+def _trim(obj: dict[str, Any]) -> dict[str, Any]:
+    """Drop what only adds noise: managedFields."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": meta} if obj.get("metadata") else obj
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    kind, sep, name = target.partition("/")
+    kind = ALIASES.get(kind.lower(), kind.lower().rstrip("s") if kind.lower().rstrip("s") in KINDS else kind.lower())
+    if not sep or not name or kind not in KINDS:
+        raise LlmstepError(  # a usage error (exit 2), not a failed diagnosis
+            f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)"
+        )
+    return kind, name
+
+
+def from_text(text: str, source: str) -> Evidence:
+    """Evidence from a manifest or any text (the no-cluster mode)."""
+    evidence = Evidence(target=source)
+    try:
+        import yaml
+
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except Exception:  # noqa: BLE001 - not YAML: plain text is evidence too
+        docs = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        evidence.names.append((str(doc.get("kind", "object")), str(meta.get("name", ""))))
+    if docs:
+        evidence.objects.extend(docs)
+    else:
+        evidence.add(f"provided {source}", text.splitlines())
+    return evidence
+
+
+def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
+    """Evidence from an Argo exit handler's ``{{workflow.failures}}`` (no API access needed)."""
+    evidence = Evidence(target=f"workflow/{workflow}")
+    try:
+        failures = json.loads(failures_json or "[]") or []
+    except ValueError:
+        failures = []
+        evidence.add("workflow failures (unparsed)", failures_json.splitlines())
+    lines = []
+    for f in failures:
+        lines.append(f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
+                     f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")  # fmt: skip
+    evidence.add(f"failed nodes of workflow {workflow}", lines)
+    return evidence
+
+
+def from_task_statuses(statuses_json: str, target: str) -> Evidence:
+    """Evidence from a Tekton finally task's ``$(tasks.X.status)`` map (no API access needed)."""
+    evidence = Evidence(target=target)
+    try:
+        statuses = json.loads(statuses_json or "{}") or {}
+    except ValueError:
+        statuses = {}
+        evidence.add("task statuses (unparsed)", statuses_json.splitlines())
+    evidence.add(f"task statuses of {target}", [f"task {t}: {s}" for t, s in statuses.items()])
+    return evidence
+
+
+class Collector:
+    """Reads a target and what it owns from the Kubernetes API. ``client`` is the kubernetes
+    package's ``client`` module (or anything shaped like it, for a fake)."""
+
+    def __init__(self, client: Any, namespace: str, tail: int = 50) -> None:
+        self.core = client.CoreV1Api()
+        self.apps = client.AppsV1Api()
+        self.batch = client.BatchV1Api()
+        self.custom = client.CustomObjectsApi()
+        self.exceptions = client.exceptions
+        self.ns = namespace
+        self.tail = tail
+
+    def collect(self, target: str) -> Evidence:
+        kind, name = parse_target(target)
+        evidence = Evidence(target=f"{kind}/{name}")
+        try:
+            getattr(self, f"_{kind}")(name, evidence)
+        except self.exceptions.ApiException as exc:
+            reason = {403: "forbidden (check the RBAC in tekton/ or workflows/)", 404: "not found"}.get(exc.status, exc.reason)
+            raise DiagnosisError(f"reading {kind}/{name} in namespace {self.ns}: {reason}") from exc
+        return evidence
+
+    # ------------------------------------------------------------------ kinds
+
+    def _pod(self, name: str, evidence: Evidence, pod: Any = None) -> None:
+        pod = pod or self.core.read_namespaced_pod(name, self.ns)
+        evidence.names.append(("Pod", pod.metadata.name))
+        status = pod.status
+        lines = [f"phase: {status.phase}" + (f", reason: {status.reason}" if status.reason else "")
+                 + (f", message: {status.message}" if status.message else "")]  # fmt: skip
+        for c in status.conditions or []:
+            if c.status != "True":
+                lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))
+        failing: list[tuple[str, bool]] = []
+        for label, statuses in (("init container", status.init_container_statuses), ("container", status.container_statuses)):
+            for cs in statuses or []:
+                lines.append(f"{label} {cs.name}: {self._state(cs.state)}; ready={cs.ready}; restarts={cs.restart_count}")
+                if cs.last_state and (cs.last_state.terminated or cs.last_state.waiting):
+                    lines.append(f"  last state: {self._state(cs.last_state)}")
+                terminated = cs.state.terminated
+                bad = (terminated and terminated.exit_code != 0) or (cs.state.waiting and cs.restart_count) or cs.restart_count
+                if bad:
+                    failing.append((cs.name, bool(cs.restart_count)))
+        evidence.add(f"pod {pod.metadata.name}", lines)
+        self._events("Pod", pod.metadata.name, evidence)
+        for container, previous in failing:
+            self._logs(pod.metadata.name, container, False, evidence)
+            if previous:
+                self._logs(pod.metadata.name, container, True, evidence)
+
+    @staticmethod
+    def _state(state: Any) -> str:
+        if state is None:
+            return "unknown"
+        if state.waiting:
+            return f"waiting ({state.waiting.reason}" + (f": {state.waiting.message})" if state.waiting.message else ")")
+        if state.terminated:
+            t = state.terminated
+            return f"terminated ({t.reason}, exit code {t.exit_code}" + (f", signal {t.signal}" if t.signal else "") + \
+                (f": {t.message})" if t.message else ")")  # fmt: skip
+        if state.running:
+            return f"running since {state.running.started_at}"
+        return "unknown"
+
+    def _events(self, kind: str, name: str, evidence: Evidence) -> None:
+        events = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").items
+        events.sort(key=lambda e: str(e.last_timestamp or e.event_time or e.first_timestamp or ""), reverse=True)
+        counts: Counter[tuple[str, str, str]] = Counter()
+        order: list[tuple[str, str, str]] = []
+        for e in events:
+            key = (e.type or "", e.reason or "", e.message or "")
+            if key not in counts:
+                order.append(key)
+            counts[key] += e.count or 1
+        lines = [f"{t} {reason}: {message}" + (f" (x{counts[(t, reason, message)]})" if counts[(t, reason, message)] > 1 else "")
+                 for t, reason, message in order]  # fmt: skip
+        evidence.add(f"events of {kind.lower()} {name} (newest first)", lines)
+
+    def _logs(self, pod: str, container: str, previous: bool, evidence: Evidence) -> None:
+        try:
+            text = self.core.read_namespaced_pod_log(pod, self.ns, container=container, previous=previous, tail_lines=self.tail)
+        except self.exceptions.ApiException:
+            return
+        title = f"log of {pod}/{container}" + (" (previous instance)" if previous else "") + f", last {self.tail} lines"
+        evidence.add(title, (text or "").splitlines())
+
+    def _owned_pods(self, uid: str) -> list[Any]:
+        return [p for p in self.core.list_namespaced_pod(self.ns).items
+                if any(o.uid == uid for o in p.metadata.owner_references or [])]  # fmt: skip
+
+    def _workload(self, obj: Any, kind: str, evidence: Evidence) -> None:
+        evidence.names.append((kind, obj.metadata.name))
+        lines = [f"{kind} {obj.metadata.name}: {self._short_status(obj.status)}"]
+        for c in getattr(obj.status, "conditions", None) or []:
+            lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))
+        evidence.add(f"{kind.lower()} {obj.metadata.name}", lines)
+        self._events(kind, obj.metadata.name, evidence)
+
+    @staticmethod
+    def _short_status(status: Any) -> str:
+        fields = ("replicas", "ready_replicas", "available_replicas", "unavailable_replicas", "active", "succeeded", "failed")
+        return ", ".join(f"{f}={getattr(status, f)}" for f in fields if getattr(status, f, None) is not None) or "no status"
+
+    def _deployment(self, name: str, evidence: Evidence) -> None:
+        dep = self.apps.read_namespaced_deployment(name, self.ns)
+        self._workload(dep, "Deployment", evidence)
+        for rs in self.apps.list_namespaced_replica_set(self.ns).items:
+            if any(o.uid == dep.metadata.uid for o in rs.metadata.owner_references or []) and (rs.status.replicas or 0) > 0:
+                self._replicaset(rs.metadata.name, evidence, rs)
+
+    def _replicaset(self, name: str, evidence: Evidence, rs: Any = None) -> None:
+        rs = rs or self.apps.read_namespaced_replica_set(name, self.ns)
+        self._workload(rs, "ReplicaSet", evidence)
+        for pod in self._owned_pods(rs.metadata.uid):
+            self._pod(pod.metadata.name, evidence, pod)
+
+    def _statefulset(self, name: str, evidence: Evidence) -> None:
+        obj = self.apps.read_namespaced_stateful_set(name, self.ns)
+        self._workload(obj, "StatefulSet", evidence)
+        for pod in self._owned_pods(obj.metadata.uid):
+            self._pod(pod.metadata.name, evidence, pod)
+
+    def _daemonset(self, name: str, evidence: Evidence) -> None:
+        obj = self.apps.read_namespaced_daemon_set(name, self.ns)
+        self._workload(obj, "DaemonSet", evidence)
+        for pod in self._owned_pods(obj.metadata.uid):
+            self._pod(pod.metadata.name, evidence, pod)
+
+    def _job(self, name: str, evidence: Evidence, job: Any = None) -> None:
+        job = job or self.batch.read_namespaced_job(name, self.ns)
+        self._workload(job, "Job", evidence)
+        for pod in self._owned_pods(job.metadata.uid):
+            self._pod(pod.metadata.name, evidence, pod)
+
+    def _cronjob(self, name: str, evidence: Evidence) -> None:
+        cron = self.batch.read_namespaced_cron_job(name, self.ns)
+        self._workload(cron, "CronJob", evidence)
+        for job in self.batch.list_namespaced_job(self.ns).items:
+            if any(o.uid == cron.metadata.uid for o in job.metadata.owner_references or []):
+                self._job(job.metadata.name, evidence, job)
+
+    def _workflow(self, name: str, evidence: Evidence) -> None:
+        wf = self.custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", self.ns, "workflows", name)
+        evidence.names.append(("Workflow", name))
+        status = wf.get("status") or {}
+        lines = [f"phase: {status.get('phase')}" + (f", message: {status.get('message')}" if status.get("message") else "")]
+        failed = [n for n in (status.get("nodes") or {}).values() if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")]
+        for node in failed:
+            code = (node.get("outputs") or {}).get("exitCode")
+            lines.append(f"failed node {node.get('displayName')} (template {node.get('templateName')}): "
+                         f"{node.get('phase')}, exit code {code}, message: {node.get('message')}")  # fmt: skip
+        evidence.add(f"workflow {name}", lines)
+        self._events("Workflow", name, evidence)
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=f"workflows.argoproj.io/workflow={name}").items
+        by_node = {(p.metadata.annotations or {}).get("workflows.argoproj.io/node-id"): p for p in pods}
+        for node in failed:
+            pod = by_node.get(node.get("id"))
+            if pod is not None:
+                self._pod(pod.metadata.name, evidence, pod)
+
+    def _pipelinerun(self, name: str, evidence: Evidence) -> None:
+        pr = self.custom.get_namespaced_custom_object("tekton.dev", "v1", self.ns, "pipelineruns", name)
+        evidence.names.append(("PipelineRun", name))
+        evidence.add(f"pipelinerun {name}", self._conditions(pr))
+        self._events("PipelineRun", name, evidence)
+        runs = self.custom.list_namespaced_custom_object("tekton.dev", "v1", self.ns, "taskruns",
+                                                         label_selector=f"tekton.dev/pipelineRun={name}")["items"]  # fmt: skip
+        for tr in runs:
+            if any(c.get("status") == "False" for c in (tr.get("status") or {}).get("conditions") or []):
+                self._taskrun(tr["metadata"]["name"], evidence, tr)
+
+    def _taskrun(self, name: str, evidence: Evidence, tr: Any = None) -> None:
+        tr = tr or self.custom.get_namespaced_custom_object("tekton.dev", "v1", self.ns, "taskruns", name)
+        evidence.names.append(("TaskRun", name))
+        status = tr.get("status") or {}
+        lines = self._conditions(tr)
+        for step in status.get("steps") or []:
+            term = step.get("terminated") or {}
+            if term:
+                lines.append(f"step {step.get('name')}: {term.get('reason')}, exit code {term.get('exitCode')}")
+        evidence.add(f"taskrun {name}", lines)
+        self._events("TaskRun", name, evidence)
+        if status.get("podName"):
+            try:
+                self._pod(status["podName"], evidence)
+            except self.exceptions.ApiException:
+                evidence.add(f"pod {status['podName']}", ["the pod is gone"])
+
+    @staticmethod
+    def _conditions(obj: dict[str, Any]) -> list[str]:
+        return [f"condition {c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+                for c in (obj.get("status") or {}).get("conditions") or []]  # fmt: skip

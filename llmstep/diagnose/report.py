@@ -1,0 +1,94 @@
+"""The answer: parsed from the model's JSON, printed as Markdown or JSON, summarized for a
+Tekton result or an Argo output parameter, and optionally posted to a Slack-compatible webhook."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from llmstep.errors import DiagnosisError
+
+SUMMARY_LIMIT = 3500
+"""A Tekton result holds 4 KiB per container by default; the short summary stays under it."""
+
+
+@dataclass
+class Report:
+    target: str
+    prompt: str
+    summary: str
+    root_cause: str
+    evidence: list[str] = field(default_factory=list)
+    fix_steps: list[dict[str, Any]] = field(default_factory=list)
+    confidence: float | None = None
+    score: int | None = None
+    redactions: int = 0
+    model: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        lines = [f"# llmstep {self.prompt}: {self.target}", "", f"**Summary:** {self.summary}", "",
+                 f"**Root cause:** {self.root_cause}"]  # fmt: skip
+        if self.score is not None:
+            lines += ["", f"**Score:** {self.score}/100"]
+        if self.evidence:
+            lines += ["", "## Evidence", *[f"- `{e}`" for e in self.evidence]]
+        if self.fix_steps:
+            lines += ["", "## Fix"]
+            for i, step in enumerate(self.fix_steps, 1):
+                lines.append(f"{i}. {step.get('description', '')}")
+                if step.get("command"):
+                    lines += ["", "   ```sh", f"   {step['command']}", "   ```"]
+        footer = f"confidence {self.confidence:.0%}" if isinstance(self.confidence, (int, float)) else "confidence unknown"
+        lines += ["", f"_{footer}; {self.redactions} secret value(s) redacted before asking {self.model}._"]
+        return "\n".join(lines) + "\n"
+
+    def short(self) -> str:
+        text = f"{self.summary} Root cause: {self.root_cause}"
+        if self.score is not None:
+            text = f"score {self.score}/100. {text}"
+        return text[:SUMMARY_LIMIT]
+
+
+def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str) -> Report:
+    """Read the model's JSON answer; DiagnosisError that quotes it when it is not what was asked."""
+    text = answer.strip()
+    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.S)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise DiagnosisError(f"the model's answer is not JSON: {answer[:300]!r}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("summary"), str) or "root_cause" not in data:
+        raise DiagnosisError(f"the model's answer lacks summary/root_cause: {answer[:300]!r}")
+    steps = data.get("fix_steps") or []
+    if not isinstance(steps, list):
+        raise DiagnosisError("the model's fix_steps is not a list")
+    steps = [s if isinstance(s, dict) else {"description": str(s), "command": None} for s in steps]
+    score = data.get("score")
+    if prompt == "quality-gate" and not (isinstance(score, (int, float)) and 0 <= score <= 100):
+        raise DiagnosisError(f"the quality-gate answer needs a score from 0 to 100, got {score!r}")
+    confidence = data.get("confidence")
+    return Report(
+        target=target, prompt=prompt, summary=data["summary"], root_cause=str(data["root_cause"]),
+        evidence=[str(e) for e in data.get("evidence") or []], fix_steps=steps,
+        confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+        score=int(score) if isinstance(score, (int, float)) else None, redactions=redactions, model=model,
+    )  # fmt: skip
+
+
+def post_webhook(url: str, report: Report, timeout: float = 10.0) -> None:
+    """Post the report as Slack-compatible JSON (``{"text": ...}``)."""
+    body = json.dumps({"text": report.to_markdown()}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout):  # noqa: S310 - the configured webhook
+            pass
+    except OSError as exc:
+        raise DiagnosisError(f"posting the report to the webhook failed: {exc}") from exc
