@@ -50,3 +50,39 @@ def exec_step(data_dir: Path, env: dict | None = None):
         [sys.executable, "-m", "llmstep", "exec", "--data-dir", str(data_dir)],
         capture_output=True, text=True, env={**base, **(env or {})}, timeout=120,
     )
+
+
+@pytest.fixture(scope="session")
+def k8s():
+    """A real single-node Kubernetes on loopback (tests/cluster/), with the Argo Workflow CRD and
+    the step image installed. Opt in with `-m cluster`; when it cannot start, the tests fail with
+    the failing component's log tail."""
+    sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+    from cluster import Cluster, build
+
+    cluster = Cluster(build())
+    try:
+        cluster.start()
+        from crds import install_crds
+
+        install_crds(cluster)
+        cluster.step_image = _step_image_into(cluster)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _step_image_into(cluster) -> str:
+    """Build the step image with podman (tests/test_container.py's way) and import it."""
+    tag = "localhost/llmstep:test"
+    base = os.environ.get("LLMSTEP_TEST_BASE_IMAGE")
+    if not base:
+        raise RuntimeError("the cluster tests need the step image: set LLMSTEP_TEST_BASE_IMAGE (see .ci/run)")
+    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", tag, "--base", base,
+                            "--wheelhouse"], capture_output=True, text=True)  # fmt: skip
+    if build.returncode != 0:
+        raise RuntimeError(f"building the step image failed: {build.stderr[-3000:]}")
+    archive = cluster.state / "step-image.tar"
+    subprocess.run(["podman", "save", "--format", "docker-archive", "-o", str(archive), tag], check=True, capture_output=True)
+    cluster.import_image(archive)
+    return tag

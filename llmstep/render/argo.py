@@ -35,6 +35,10 @@ LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
 MAX_BYTES = 1024 * 1024
 """etcd keeps objects under ~1.5 MiB and Argo advises staying under 1 MiB per Workflow."""
 
+# The value of an output parameter whose file is missing (a failed step). Not "": API servers
+# before 1.21 turn an empty-string default into null and reject the Workflow.
+NO_VALUE = "(none)"
+
 # Retry only when the Runnable raised (exit 1): a bad payload (2) or a missing credential (3)
 # fails the same way every time.
 RETRY_WHEN = "asInt(lastRetry.exitCode) == 1"
@@ -86,11 +90,14 @@ def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> d
     itself: ``llmstep-diagnose``, template ``diagnose``, parameters for the model and language."""
     from hera.workflows import WorkflowTemplate
 
+    from llmstep.diagnose.llm import OPENAI_URL
+
     d = contract.DATA_DIR
     params = [Parameter(name="target", value="workflow/{{workflow.name}}"),
               Parameter(name="failures", value="{{workflow.failures}}"),
               Parameter(name="model", value="gpt-4o-mini"), Parameter(name="provider", value="openai"),
-              Parameter(name="base-url", value=""), Parameter(name="lang", value=""),
+              # not "": API servers before 1.21 reject empty-string values (see NO_VALUE)
+              Parameter(name="base-url", value=OPENAI_URL), Parameter(name="lang", value="English"),
               Parameter(name="prompt", value="diagnose")]  # fmt: skip
     diagnose = Container(
         name="diagnose",
@@ -103,7 +110,7 @@ def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> d
                  "{{inputs.parameters.lang}}", "--prompt", "{{inputs.parameters.prompt}}",
                  "--summary-file", f"{d}/summary.txt"],  # fmt: skip
         env=[SecretEnv(name="OPENAI_API_KEY", secret_name=secret, secret_key="OPENAI_API_KEY")],
-        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=""))],
+        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))],
         service_account_name="llmstep-diagnose",
     )
     template = WorkflowTemplate(
@@ -126,7 +133,7 @@ def diagnose_templates(settings: Any, image: str, secret: str, target: str, fail
         command=["llmstep", "diagnose", target, "--workflow-failures", failures, *settings.args(),
                  "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],  # fmt: skip
         env=[SecretEnv(name=settings.key, secret_name=secret, secret_key=settings.key)],
-        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=""))],
+        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))],
     )
     handler = DAG(name="exit-handler", tasks=[Task(name="diagnose", template="diagnose",
                                                    when="{{workflow.status}} != Succeeded")])  # fmt: skip
@@ -147,7 +154,7 @@ def _template(plan: Plan, step: PlanStep) -> Container:
     for source in step.sources:
         inputs.append(Artifact(name=_artifact(step, source), path=f"{d}/{contract.input_file(source, step.single_input)}"))
     outputs: list[Any] = [
-        Parameter(name="preview", value_from=ValueFrom(path=f"{d}/{contract.PREVIEW}", default="")),
+        Parameter(name="preview", value_from=ValueFrom(path=f"{d}/{contract.PREVIEW}", default=NO_VALUE)),
         Parameter(name="usage", value_from=ValueFrom(path=f"{d}/{contract.USAGE}", default="{}")),
     ]
     if plan.data == "artifacts":

@@ -1,0 +1,163 @@
+"""The test cluster itself: a real API server, scheduler and kubelet producing real failures.
+
+Opt in with `pytest -m cluster` (CI runs it after the fast suite); see tests/cluster/.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+from chains import qa_chain
+
+import llmstep
+
+pytestmark = pytest.mark.cluster
+NS = "default"
+
+
+@pytest.fixture(scope="module")
+def api(k8s):
+    from kubernetes import client, config
+
+    config.load_kube_config(str(k8s.kubeconfig))
+    return client
+
+
+def _wait(predicate, timeout=90, every=0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met in {timeout} s (last: {last!r})")
+
+
+def _pod(api, name, container, restart="Never", **spec):
+    return api.V1Pod(
+        metadata=api.V1ObjectMeta(name=name),
+        spec=api.V1PodSpec(restart_policy=restart, host_network=True, containers=[container], **spec),
+    )
+
+
+def _state(api, name):
+    pod = api.CoreV1Api().read_namespaced_pod(name, NS)
+    statuses = pod.status.container_statuses or []
+    return pod, (statuses[0] if statuses else None)
+
+
+def _events(api, name):
+    events = api.CoreV1Api().list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
+    return [(e.reason, e.message) for e in events]
+
+
+def test_node_is_ready_and_a_pod_runs_to_completion(api, k8s):
+    core = api.CoreV1Api()
+    node = core.read_node("127.0.0.1")
+    assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+    started = time.monotonic()
+    core.create_namespaced_pod(NS, _pod(api, "hello", api.V1Container(
+        name="main", image=k8s.step_image, command=["python3", "-c", "print('hello from a pod')"])))  # fmt: skip
+    _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hello")))
+    assert status.state.terminated.exit_code == 0 and time.monotonic() - started < 60
+    assert "hello from a pod" in core.read_namespaced_pod_log("hello", NS)
+
+
+def test_api_server_accepts_generated_workflow_and_rejects_a_broken_one(api):
+    custom = api.CustomObjectsApi()
+    doc = llmstep.compile(qa_chain()).to_dict()
+    created = custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", doc)
+    assert created["metadata"]["name"].startswith(doc["metadata"]["generateName"])
+    broken = yaml.safe_load(yaml.safe_dump(doc))
+    broken["spec"]["templates"][1]["container"]["image"] = 5
+    with pytest.raises(api.exceptions.ApiException) as err:
+        custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", broken)
+    assert err.value.status == 422 and "image" in err.value.body
+
+
+def test_api_server_accepts_every_generated_argo_document(api):
+    from conftest import ROOT
+
+    custom = api.CustomObjectsApi()
+    doc = llmstep.compile(qa_chain(), on_failure=llmstep.Diagnose(lang="Japanese")).to_dict()
+    custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", doc)
+    for path in sorted((ROOT / "workflows").glob("*.yaml")):
+        for item in yaml.safe_load_all(path.read_text()):
+            plural = {"Workflow": "workflows", "WorkflowTemplate": "workflowtemplates"}.get(item["kind"])
+            if plural:
+                custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, plural, item)
+
+
+def test_image_that_cannot_be_pulled_gives_real_events(api):
+    apps = api.AppsV1Api()
+    labels = {"app": "bad-image"}
+    apps.create_namespaced_deployment(NS, api.V1Deployment(
+        metadata=api.V1ObjectMeta(name="bad-image"),
+        spec=api.V1DeploymentSpec(replicas=1, selector=api.V1LabelSelector(match_labels=labels),
+                                  template=api.V1PodTemplateSpec(metadata=api.V1ObjectMeta(labels=labels),
+                                                                 spec=api.V1PodSpec(host_network=True, containers=[
+                                                                     api.V1Container(name="app", image="invalid")]))),
+    ))  # fmt: skip
+
+    def waiting_reason():
+        pods = api.CoreV1Api().list_namespaced_pod(NS, label_selector="app=bad-image").items
+        for pod in pods:
+            for status in pod.status.container_statuses or []:
+                if status.state.waiting and status.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
+                    return pod.metadata.name, status.state.waiting.reason
+        return None
+
+    name, reason = _wait(waiting_reason)
+    assert reason in ("ErrImagePull", "ImagePullBackOff")
+    events = _wait(lambda: [e for e in _events(api, name) if e[0] == "Failed"])
+    assert any("invalid" in message for _, message in events)
+
+
+def test_failing_container_reports_exit_code_and_logs(api, k8s):
+    core = api.CoreV1Api()
+    core.create_namespaced_pod(NS, _pod(api, "exit-one", api.V1Container(
+        name="main", image=k8s.step_image, command=["python3", "-c", "print('about to fail'); raise SystemExit(1)"])))  # fmt: skip
+    _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "exit-one")))
+    assert status.state.terminated.exit_code == 1
+    assert "about to fail" in core.read_namespaced_pod_log("exit-one", NS)
+
+
+def test_crash_loop_with_previous_logs(api, k8s):
+    core = api.CoreV1Api()
+    core.create_namespaced_pod(NS, _pod(api, "crasher", api.V1Container(
+        name="main", image=k8s.step_image, command=["python3", "-c", "print('crashing now'); raise SystemExit(3)"]),
+        restart="Always"))  # fmt: skip
+
+    def looping():
+        _, status = _state(api, "crasher")
+        return status if status and status.restart_count >= 1 and status.state.waiting and \
+            status.state.waiting.reason == "CrashLoopBackOff" else None  # fmt: skip
+
+    status = _wait(looping, timeout=120)
+    assert status.last_state.terminated.exit_code == 3
+    assert "crashing now" in core.read_namespaced_pod_log("crasher", NS, previous=True)
+
+
+def test_missing_secret_key_is_create_container_config_error(api, k8s):
+    core = api.CoreV1Api()
+    core.create_namespaced_secret(NS, api.V1Secret(metadata=api.V1ObjectMeta(name="llm-credentials-test"),
+                                                   string_data={"OTHER": "x"}))  # fmt: skip
+    env = [api.V1EnvVar(name="OPENAI_API_KEY", value_from=api.V1EnvVarSource(
+        secret_key_ref=api.V1SecretKeySelector(name="llm-credentials-test", key="OPENAI_API_KEY")))]
+    core.create_namespaced_pod(NS, _pod(api, "no-key", api.V1Container(name="main", image=k8s.step_image, env=env)))
+    _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.waiting and
+                               s.state.waiting.reason == "CreateContainerConfigError" else None)(*_state(api, "no-key")))
+    assert "OPENAI_API_KEY" in status.state.waiting.message
+
+
+def test_memory_limit_gives_oom_killed(api, k8s):
+    core = api.CoreV1Api()
+    hog = "b = []\nwhile True:\n    b.append(bytearray(10 * 1024 * 1024))\n"
+    core.create_namespaced_pod(NS, _pod(api, "hog", api.V1Container(
+        name="main", image=k8s.step_image, command=["python3", "-c", hog],
+        resources=api.V1ResourceRequirements(limits={"memory": "64Mi"}))))  # fmt: skip
+    _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hog")))
+    assert status.state.terminated.reason == "OOMKilled"
