@@ -50,6 +50,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     out = p.add_argument_group("delivery")
     out.add_argument("--format", choices=["markdown", "json"], default="markdown")
     out.add_argument("--output", metavar="FILE", help="also write the full report here")
+    out.add_argument("--output-dir", metavar="DIR", help="also write the full report into DIR (empty: don't), e.g. a workspace")
+    out.add_argument("--output-name", default="diagnosis.md", metavar="NAME", help="the report's name in --output-dir")
     out.add_argument("--summary-file", metavar="FILE", help="write a short summary (fits a Tekton result) here")
     out.add_argument("--webhook-env", metavar="VAR", help="env var holding a Slack-compatible webhook URL")
     p.set_defaults(func=run_diagnose)
@@ -153,6 +155,10 @@ def run_diagnose(args: argparse.Namespace) -> int:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
+    if args.output_dir:
+        target = Path(args.output_dir) / args.output_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     if args.summary_file:
         Path(args.summary_file).write_text(report.short(), encoding="utf-8")
     if args.webhook_env:

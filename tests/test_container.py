@@ -78,3 +78,35 @@ def test_missing_image_is_a_clear_error(tmp_path):
                      "container", "--input", '{"question": "q"}', cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
     assert "not in podman's store" in result.stderr and "images/build.sh" in result.stderr
+
+
+def test_model_step_in_a_container_reaches_the_model_on_the_host_network(image, tmp_path):
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_openai import ChatOpenAI
+    from openai_server import FakeOpenAI
+
+    with FakeOpenAI() as server:  # stands in for the OpenAI API, on this machine's loopback
+        llm = ChatOpenAI(model="m", api_key="sk-placeholder", base_url=server.url, max_retries=0)
+        compiled = llmstep.compile(qa_prompt() | llm | StrOutputParser(), image=image)
+        out = compiled.run_local({"question": "boxed"}, isolation="container", runs_dir=tmp_path / "r",
+                                 secrets={"OPENAI_API_KEY": "sk-container-secret"})  # fmt: skip
+    assert out == "echo: boxed"
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-container-secret"
+
+
+def test_extra_ca_bundle_is_trusted_in_the_image(tmp_path):
+    pem = tmp_path / "corp-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=llmstep-test-proxy-ca",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(pem)], check=True, capture_output=True)  # fmt: skip
+    tag = "localhost/llmstep-test-ca:latest"
+    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", tag, "--base",
+                            os.environ["LLMSTEP_TEST_BASE_IMAGE"], "--wheelhouse", "--extra-ca", str(pem)],
+                           capture_output=True, text=True, timeout=1200)  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    line = pem.read_text().strip().splitlines()[1]
+    found = subprocess.run(["podman", "run", "--rm", "--network", "none", "--entrypoint", "grep", tag, "-c", line,
+                            "/etc/ssl/certs/ca-certificates.crt"], capture_output=True, text=True)  # fmt: skip
+    assert found.stdout.strip() == "1", found.stderr
+    env = subprocess.run(["podman", "run", "--rm", "--network", "none", "--entrypoint", "printenv", tag, "SSL_CERT_FILE"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert env.stdout.strip() == "/etc/ssl/certs/ca-certificates.crt"

@@ -276,3 +276,23 @@ def test_tekton_finally_diagnoses_only_on_failure(tmp_path):
     sent = json.dumps(server.requests[0]["body"])
     assert "task fails: Failed" in sent and "task chatprompttemplate: Succeeded" in sent
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-tekton-diagnose-key"
+
+
+def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):
+    from llmstep.run.local import run_document, run_tekton
+
+    def fails(x):
+        raise RuntimeError("boom")
+
+    with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
+        settings = llmstep.Diagnose(provider="compatible", base_url=server.url)
+        chain = qa_prompt() | RunnableLambda(fails)
+        secrets = {"OPENAI_API_KEY": "k"}
+        argo = run_document(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_dict(), {"question": "x"},
+                            secrets=secrets, runs_dir=tmp_path / "a", quiet=True)  # fmt: skip
+        tekton = run_tekton(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_tekton(), {"question": "x"},
+                            secrets=secrets, runs_dir=tmp_path / "t", quiet=True)  # fmt: skip
+    report = next(a for a in argo.nodes["diagnose"]["outputs"]["artifacts"] if a["name"] == "report")
+    assert "## Fix" in open(report["localPath"]).read()
+    written = tekton.root / "workspaces" / "data" / tekton.run_id / "diagnosis.md"
+    assert "## Fix" in written.read_text()

@@ -334,3 +334,29 @@ def test_container_isolation_without_the_engine_is_a_clear_error(tmp_path):
     with pytest.raises(llmstep.WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
         run_document(_hand_doc(qa_chain()), {"question": "q"}, runs_dir=tmp_path / "r", quiet=True,
                      isolation=Isolation("container", "llmstep-no-such-engine"))
+
+
+def test_live_progress_on_a_terminal(tmp_path):
+    """On a TTY the steps are a table redrawn in place (ANSI), not one line per change."""
+    import pty
+
+    parent, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", f"{ROOT}/examples/qa.py:chain", "--input",
+                             '{"question": "tty"}'], cwd=tmp_path, stdout=subprocess.PIPE, stderr=child,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(parent, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=60)
+    os.close(parent)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0 and out.decode().strip() == "offline answer: tty"
+    assert "\x1b[F\x1b[K" in screen  # redrawn in place
+    assert "✔ StrOutputParser" in screen and "Succeeded" in screen

@@ -68,7 +68,7 @@ def build_workflow(plan: Plan) -> Workflow:
     extra: dict[str, Any] = {}
     if plan.on_failure is not None:
         templates += diagnose_templates(plan.on_failure, plan.image, plan.secret, "workflow/{{workflow.name}}",
-                                        "{{workflow.failures}}")  # fmt: skip
+                                        "{{workflow.failures}}", report_artifact=plan.data == "artifacts")  # fmt: skip
         extra["on_exit"] = "exit-handler"
     return Workflow(
         generate_name=f"{plan.name}-",
@@ -122,10 +122,15 @@ def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> d
     return template.to_dict()
 
 
-def diagnose_templates(settings: Any, image: str, secret: str, target: str, failures: str) -> list[Any]:
+def diagnose_templates(settings: Any, image: str, secret: str, target: str, failures: str,
+                       report_artifact: bool = True) -> list[Any]:  # fmt: skip
     """The exit handler: a DAG that runs ``llmstep diagnose`` only when the workflow did not
-    succeed, and the container template that does it (summary as an output parameter)."""
+    succeed, and the container template that does it (summary as an output parameter, the full
+    report as an artifact when there is an artifact repository)."""
     d = contract.DATA_DIR
+    outputs: list[Any] = [Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))]
+    if report_artifact:
+        outputs.append(Artifact(name="report", path=f"{d}/report.md", optional=True, archive=NoneArchiveStrategy()))
     diagnose = Container(
         name="diagnose",
         labels={**LABELS, "llmstep.dev/step": "diagnose"},
@@ -133,7 +138,7 @@ def diagnose_templates(settings: Any, image: str, secret: str, target: str, fail
         command=["llmstep", "diagnose", target, "--workflow-failures", failures, *settings.args(),
                  "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],  # fmt: skip
         env=[SecretEnv(name=settings.key, secret_name=secret, secret_key=settings.key)],
-        outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))],
+        outputs=outputs,
     )
     handler = DAG(name="exit-handler", tasks=[Task(name="diagnose", template="diagnose",
                                                    when="{{workflow.status}} != Succeeded")])  # fmt: skip

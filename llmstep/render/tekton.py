@@ -117,6 +117,7 @@ def diagnose_task(image: str) -> dict[str, Any]:
         ("azure-deployment", "", "The Azure OpenAI deployment, for provider azure."),
         ("api-version", "2024-06-01", "The Azure OpenAI API version."),
         ("key-name", "OPENAI_API_KEY", "The key's file name in the credentials workspace."),
+        ("report-file", "diagnosis.md", "Where the full report goes in the data workspace, when it is bound."),
         ("image", image, "The llmstep step image."),
     ]
     args = ["$(params.target)", "--task-statuses", "$(params.statuses)", "--prompt", "$(params.prompt)",
@@ -124,7 +125,8 @@ def diagnose_task(image: str) -> dict[str, Any]:
             "--base-url", "$(params.base-url)", "--azure-endpoint", "$(params.azure-endpoint)",
             "--azure-deployment", "$(params.azure-deployment)", "--api-version", "$(params.api-version)",
             "--api-key-file", "$(workspaces.credentials.path)/$(params.key-name)",
-            "--summary-file", "$(results.summary.path)"]  # fmt: skip
+            "--summary-file", "$(results.summary.path)", "--output-dir", "$(workspaces.data.path)",
+            "--output-name", "$(params.report-file)"]  # fmt: skip
     return {
         "apiVersion": API,
         "kind": "Task",
@@ -141,7 +143,9 @@ def diagnose_task(image: str) -> dict[str, Any]:
             "params": [{"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
                        for n, d, doc in params],
             "workspaces": [{"name": "credentials", "readOnly": True,
-                            "description": "A Secret with the model's API key (file named by key-name)."}],
+                            "description": "A Secret with the model's API key (file named by key-name)."},
+                           {"name": "data", "optional": True,
+                            "description": "Where the full report is written (report-file); the summary is a result."}],
             "results": [{"name": "summary", "type": "string", "description": "A short summary of the diagnosis."}],
             "steps": [{"name": "diagnose", "image": "$(params.image)", "command": ["llmstep", "diagnose"], "args": args}],
         },
@@ -307,14 +311,16 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
         values = {"target": "pipelinerun/$(context.pipelineRun.name)", "statuses": json.dumps(statuses),
                   "prompt": d.prompt, "lang": d.lang, "model": d.model, "provider": d.provider, "base-url": d.base_url,
                   "azure-endpoint": d.azure_endpoint, "azure-deployment": d.azure_deployment,
-                  "api-version": d.api_version, "key-name": d.key, "image": plan.image}  # fmt: skip
+                  "api-version": d.api_version, "key-name": d.key, "image": plan.image,
+                  "report-file": "$(context.pipelineRun.name)/diagnosis.md"}  # fmt: skip
         return {
             "name": "diagnose",
             "displayName": "diagnose failure",
             "when": when,
             "taskRef": {"name": DIAGNOSE_TASK},
             "params": [{"name": k, "value": v} for k, v in values.items() if v],
-            "workspaces": [{"name": "credentials", "workspace": credentials_workspace((d.key,))}],
+            "workspaces": [{"name": "credentials", "workspace": credentials_workspace((d.key,))},
+                           {"name": "data", "workspace": "data"}],
         }
     report = {
         "llmstep": 1,
