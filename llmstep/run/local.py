@@ -171,10 +171,7 @@ class _ArgoRun:
                 self._run_exit_handler(self.templates[self.spec["onExit"]])
             self.record.finish(phase, message)
         except KeyboardInterrupt:
-            for task, node in self.record.nodes.items():
-                if node.get("phase") in ("Running", "Pending"):
-                    self.record.update_node(task, phase="Failed", message="interrupted", finishedAt=now())
-            self.record.finish("Failed", "interrupted")
+            self.record.interrupted()
             raise
         finally:
             self.launcher.close()

@@ -97,6 +97,14 @@ class RunRecord:
             self.status.update(phase=phase, finishedAt=now(), message=message)
             self.save()
 
+    def interrupted(self) -> None:
+        """Ctrl-C: leave a consistent record; steps that were running or waiting failed."""
+        with self._lock:
+            for node in self.nodes.values():
+                if node.get("phase") in ("Running", "Pending"):
+                    node.update(phase="Failed", message="interrupted", finishedAt=now())
+            self.finish("Failed", "interrupted")
+
     def save(self) -> None:
         with self._lock:
             tmp = self.root / "status.json.tmp"

@@ -129,10 +129,7 @@ class TektonRun:
                 phase = "Failed" if "Failed" in (phase, final) else phase
             self.record.finish(phase, "" if phase == "Succeeded" else "tasks failed")
         except KeyboardInterrupt:
-            for task, node in self.record.nodes.items():
-                if node.get("phase") in ("Running", "Pending"):
-                    self.record.update_node(task, phase="Failed", message="interrupted", finishedAt=now())
-            self.record.finish("Failed", "interrupted")
+            self.record.interrupted()
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
