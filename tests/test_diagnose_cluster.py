@@ -59,7 +59,8 @@ def test_deployment_with_an_image_that_cannot_be_pulled(api):
                                   template=api.V1PodTemplateSpec(metadata=api.V1ObjectMeta(labels=labels),
                                                                  spec=api.V1PodSpec(containers=[_container(api, "invalid")]))),
     ))  # fmt: skip
-    _, text = _wait(lambda: (lambda e, t: (e, t) if "ImagePullBackOff" in t or "ErrImagePull" in t else None)(*_collect(api, "deployment/web")))
+    _, text = _wait(lambda: (lambda e, t: (e, t) if ("waiting (ImagePullBackOff" in t or "waiting (ErrImagePull" in t)
+                                 and "Failed to pull image" in t else None)(*_collect(api, "deployment/web")))  # fmt: skip
     assert "Deployment web" in text and "ReplicaSet web-" in text
     assert "waiting (ErrImagePull" in text or "waiting (ImagePullBackOff" in text
     assert 'Failed to pull image "invalid"' in text or "Back-off pulling image \"invalid\"" in text
@@ -127,16 +128,20 @@ def test_failed_tekton_pipelinerun(api, k8s):
     _failing_pod(api, k8s, "qa-run-chatopenai-pod", {}, {}, "openai.AuthenticationError: 401")
     custom = api.CustomObjectsApi()
     failed = [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "Tasks Completed: 2 (Failed: 1)"}]
+    # Status goes through the status subresource, as Tekton's controller writes it.
     custom.create_namespaced_custom_object("tekton.dev", "v1", NS, "pipelineruns", {
         "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"name": "qa-run"},
-        "spec": {"pipelineRef": {"name": "qa"}}, "status": {"conditions": failed}})  # fmt: skip
+        "spec": {"pipelineRef": {"name": "qa"}}})  # fmt: skip
+    custom.patch_namespaced_custom_object_status("tekton.dev", "v1", NS, "pipelineruns", "qa-run",
+                                                 {"status": {"conditions": failed}})  # fmt: skip
     custom.create_namespaced_custom_object("tekton.dev", "v1", NS, "taskruns", {
         "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
         "metadata": {"name": "qa-run-chatopenai", "labels": {"tekton.dev/pipelineRun": "qa-run"}},
-        "spec": {"taskRef": {"name": "llmstep-run"}},
-        "status": {"podName": "qa-run-chatopenai-pod",
-                   "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "step exec exited 1"}],
-                   "steps": [{"name": "exec", "terminated": {"exitCode": 1, "reason": "Error"}}]}})  # fmt: skip
+        "spec": {"taskRef": {"name": "llmstep-run"}}})  # fmt: skip
+    custom.patch_namespaced_custom_object_status("tekton.dev", "v1", NS, "taskruns", "qa-run-chatopenai", {"status": {
+        "podName": "qa-run-chatopenai-pod",
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "step exec exited 1"}],
+        "steps": [{"name": "exec", "terminated": {"exitCode": 1, "reason": "Error"}}]}})  # fmt: skip
     _, text = _collect(api, "pipelinerun/qa-run")
     assert "condition Succeeded=False (Failed: Tasks Completed: 2 (Failed: 1))" in text
     assert "taskrun qa-run-chatopenai" in text and "step exec: Error, exit code 1" in text
@@ -148,3 +153,48 @@ def test_missing_target_and_rbac_refusal_are_clear(api, k8s):
 
     with pytest.raises(DiagnosisError, match="not found"):
         Collector(api, NS).collect("deployment/nope")
+
+
+def _diagnose_kubeconfig(api, k8s, tmp_path):
+    """A kubeconfig for the llmstep-diagnose ServiceAccount, with the RBAC of workflows/."""
+    import json
+
+    import yaml
+    from conftest import ROOT
+
+    for doc in yaml.safe_load_all((ROOT / "workflows" / "llmstep-diagnose-rbac.yaml").read_text()):
+        kind = doc["kind"]
+        if kind == "ServiceAccount":
+            api.CoreV1Api().create_namespaced_service_account(NS, doc)
+        elif kind == "Role":
+            api.RbacAuthorizationV1Api().create_namespaced_role(NS, doc)
+        else:
+            api.RbacAuthorizationV1Api().create_namespaced_role_binding(NS, doc)
+    secret = _wait(lambda: next((s for s in api.CoreV1Api().list_namespaced_secret(NS).items
+                                 if s.type == "kubernetes.io/service-account-token"
+                                 and s.metadata.annotations.get("kubernetes.io/service-account.name") == "llmstep-diagnose"), None))  # fmt: skip
+    import base64
+
+    token = base64.b64decode(secret.data["token"]).decode()
+    config = json.loads(k8s.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    config["contexts"][0]["context"]["namespace"] = NS
+    path = tmp_path / "diagnose.kubeconfig"
+    path.write_text(json.dumps(config))
+    return path, token
+
+
+def test_cli_with_least_privilege_rbac(api, k8s, tmp_path):
+    from conftest import run_cli
+
+    kubeconfig, token = _diagnose_kubeconfig(api, k8s, tmp_path)
+    result = run_cli("diagnose", "pod/worker", "--kubeconfig", str(kubeconfig), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "CrashLoopBackOff" in result.stdout and "fatal: cannot connect to db:5432" in result.stdout
+    assert PLANTED not in result.stdout and token not in result.stdout
+    denied = run_cli("diagnose", "deployment/web", "--kubeconfig", str(kubeconfig), "--dry-run",
+                     "--api-key-secret", "app/API_KEY")  # the Role grants nothing on Secrets  # fmt: skip
+    assert denied.returncode == 0  # a dry run needs no key
+    refused = run_cli("diagnose", "deployment/web", "--kubeconfig", str(kubeconfig), "--api-key-secret", "app/API_KEY")
+    assert refused.returncode == 1 and "cannot read the key from Secret app/API_KEY" in refused.stderr
+    assert "Forbidden" in refused.stderr or "forbidden" in refused.stderr
