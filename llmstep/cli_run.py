@@ -97,7 +97,9 @@ def _parameters(args: argparse.Namespace) -> dict[str, str]:
     return params
 
 
-def _documents(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
+    """The documents to run, and a launcher already warming up (its fork server imports
+    LangChain while this process renders the documents)."""
     from llmstep.refs import is_reference, load_reference, reference_name
 
     targets = args.target
@@ -107,14 +109,19 @@ def _documents(args: argparse.Namespace) -> list[dict[str, Any]]:
         docs = [doc for t in targets for doc in load_documents(t)]
         if not docs:
             raise WorkflowError(f"{' '.join(targets)} holds no document")
-        return docs
+        return docs, None
     target = targets[0]
     if len(targets) == 1 and is_reference(target):
         from llmstep.compiled import compile as compile_chain
 
         chain = load_reference(target)
         compiled = compile_chain(chain, name=reference_name(target), allow_pickle=args.allow_pickle, image=args.image)
-        return compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]
+        launcher = isolation.start_launcher(classes=[c for s in compiled.plan.steps for c in s.payload["allowed"]])
+        try:
+            return (compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]), launcher
+        except BaseException:
+            launcher.close()
+            raise
     raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
 
 
@@ -133,16 +140,21 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
-        docs = _documents(args)
-        _prune(runs_dir)
-        options = {"parameters": _parameters(args), "parallelism": args.parallelism, "secrets": secrets,
-                   "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation}  # fmt: skip
-        if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
-            record = run_tekton(docs, **options)
-        elif len(docs) == 1:
-            record = run_document(docs[0], **options)
-        else:
-            raise WorkflowError(f"{' '.join(args.target)}: expected one Argo Workflow or a Tekton PipelineRun/TaskRun set")
+        isolation.check()
+        docs, launcher = _documents(args, isolation)
+        try:
+            _prune(runs_dir)
+            options = {"parameters": _parameters(args), "parallelism": args.parallelism, "secrets": secrets,
+                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher}  # fmt: skip
+            if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
+                record = run_tekton(docs, **options)
+            elif len(docs) == 1:
+                record = run_document(docs[0], **options)
+            else:
+                raise WorkflowError(f"{' '.join(args.target)}: expected one Argo Workflow or a Tekton PipelineRun/TaskRun set")
+        finally:
+            if launcher is not None:
+                launcher.close()
     if args.keep:
         (record.root / "pinned").touch()
     return _report(record, args.json)

@@ -60,9 +60,12 @@ class Compiled:
 
     def to_yaml(self) -> str:
         """The Argo Workflow as YAML, ready for ``argo submit``."""
+        from llmstep.render import paused_gc
         from llmstep.yamlio import dump_yaml
 
-        return dump_yaml(self._argo)
+        doc = self._argo
+        with paused_gc():
+            return dump_yaml(doc)
 
     def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:  # noqa: A002
         """Tekton documents: the ``llmstep-run`` Task, the Pipeline, and a PipelineRun
@@ -77,9 +80,11 @@ class Compiled:
 
     def to_tekton_yaml(self, input: Any = None) -> str:  # noqa: A002
         """The Tekton documents as one multi-document YAML, ready for ``kubectl create -f``."""
+        from llmstep.render import paused_gc
         from llmstep.yamlio import dump_all
 
-        return dump_all(self.to_tekton(input))
+        with paused_gc():
+            return dump_all(self.to_tekton(input))
 
     def run_local(
         self,
@@ -108,16 +113,28 @@ class Compiled:
             from llmstep.errors import LlmstepError
 
             raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
-        runner, doc = (run_document, self.to_dict()) if engine == "argo" else (run_tekton, self.to_tekton())
-        record = runner(
-            doc,
-            input,
-            parallelism=parallelism,
-            secrets=os.environ if secrets is None else secrets,
-            runs_dir=runs_dir,
-            quiet=True,
-            isolation=Isolation(isolation, engine_cli, engine_env(os.environ)),
-        )
+        isolation_ = Isolation(isolation, engine_cli, engine_env(os.environ))
+        isolation_.check()
+        # The fork server imports LangChain while this process renders the documents.
+        launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
+        try:
+            runner, doc = (run_document, self.to_dict()) if engine == "argo" else (run_tekton, self.to_tekton())
+        except BaseException:
+            launcher.close()
+            raise
+        try:
+            record = runner(
+                doc,
+                input,
+                parallelism=parallelism,
+                secrets=os.environ if secrets is None else secrets,
+                runs_dir=runs_dir,
+                quiet=True,
+                isolation=isolation_,
+                launcher=launcher,
+            )
+        finally:
+            launcher.close()
         return record.result()
 
     @cached_property

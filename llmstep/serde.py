@@ -20,6 +20,7 @@ executor pays only for what its payload uses.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -192,14 +193,15 @@ def python_version() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def _loadable_ids() -> set[tuple[str, ...]]:
+@functools.cache
+def _loadable_ids() -> frozenset[tuple[str, ...]]:
     from langchain_core.load.load import ALL_SERIALIZABLE_MAPPINGS
 
     ids = set(EXTRA_CLASSES)
     for key, value in ALL_SERIALIZABLE_MAPPINGS.items():
         ids.add(key)
         ids.add(value)
-    return ids
+    return frozenset(ids)
 
 
 def _walk_typed(node: Any, kind: str):

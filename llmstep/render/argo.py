@@ -29,7 +29,7 @@ from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, 
 from llmstep import contract
 from llmstep.errors import RenderError
 from llmstep.plan import CHAIN_INPUT, Plan, PlanStep
-from llmstep.render import checks
+from llmstep.render import checks, paused_gc
 
 LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
 MAX_BYTES = 1024 * 1024
@@ -147,7 +147,8 @@ def diagnose_templates(settings: Any, image: str, secret: str, target: str, fail
 
 def render_dict(plan: Plan) -> dict[str, Any]:
     """The Argo Workflow as a dict, checked for names, references and size."""
-    doc = build_workflow(plan).to_dict()
+    with paused_gc():
+        doc = build_workflow(plan).to_dict()
     checks.check_workflow(doc)
     _check_size(plan, doc)
     return doc

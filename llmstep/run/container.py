@@ -31,14 +31,15 @@ class Isolation:
     fork: bool = True
     """Process isolation only: fork steps from a server that has LangChain imported already."""
 
-    def start_launcher(self, docs: list[dict[str, Any]]) -> Launcher:
-        """A Launcher for a run of ``docs``: with a fork server when processes may be forked."""
+    def start_launcher(self, docs: list[dict[str, Any]] | None = None, classes: list[list[str]] | None = None) -> Launcher:
+        """A Launcher for a run of ``docs`` (or of payloads with these class ids): with a fork
+        server when processes may be forked. The server starts in the background."""
         if self.kind != "process" or not self.fork:
             return Launcher()
         from llmstep.run.forkserver import ForkServer, preload_for
 
         try:
-            return Launcher(ForkServer(preload_for(payload_classes(docs))))
+            return Launcher(ForkServer(preload_for(classes if classes is not None else payload_classes(docs))))
         except OSError:
             return Launcher()  # a cold start per step is slower, never wrong
 

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -43,13 +44,22 @@ class ForkServer:
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )  # fmt: skip
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if line.strip() != READY:
-            self.close()
-            raise OSError("the llmstep fork server did not start")
+        self._ready: bool | None = None  # known once the first step needs the server
+        self._lock = threading.Lock()
+
+    def wait_ready(self) -> bool:
+        """Whether the server came up; the caller falls back to cold starts when it did not.
+        Starting returns at once, so the imports overlap with the caller's own work."""
+        with self._lock:
+            if self._ready is None:
+                line = self.proc.stdout.readline() if self.proc.stdout else ""
+                self._ready = line.strip() == READY
+            return self._ready
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: str, log: str) -> Step:
         """Start a step process; the returned handle knows its pid and brings its exit code."""
+        if not self.wait_ready():
+            raise OSError("the llmstep fork server did not start")
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.path)
         conn.sendall((json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n").encode())

@@ -19,7 +19,7 @@ from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc, expr
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
-from llmstep.run.process import base_env, local_argv
+from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress, make_progress
 from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
@@ -40,6 +40,7 @@ def run_document(
     quiet: bool = False,
     progress: Progress | None = None,
     isolation: Isolation | None = None,
+    launcher: Launcher | None = None,
 ) -> RunRecord:
     """Run an Argo Workflow document; return its record (``record.result()`` is the output).
 
@@ -49,7 +50,8 @@ def run_document(
     argo_doc.check_document(doc)
     args = _arguments(doc, input, parameters or {})
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
-    return _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), _isolation(isolation)).execute()
+    run = _ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), _isolation(isolation), launcher)
+    return run.execute()
 
 
 def _isolation(isolation: Isolation | None) -> Isolation:
@@ -103,6 +105,7 @@ def run_tekton(
     quiet: bool = False,
     progress: Progress | None = None,
     isolation: Isolation | None = None,
+    launcher: Launcher | None = None,
 ) -> RunRecord:
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine."""
     from llmstep.run.tekton_local import TektonRun, prepare_run
@@ -120,7 +123,7 @@ def run_tekton(
                  for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
     record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
     return TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
-                     _isolation(isolation)).execute()  # fmt: skip
+                     _isolation(isolation), launcher).execute()  # fmt: skip
 
 
 def _arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dict[str, str]:
@@ -142,13 +145,14 @@ def _arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dic
 
 class _ArgoRun:
     def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
-                 parallelism: int | None, progress: Progress, isolation: Isolation) -> None:  # fmt: skip
+                 parallelism: int | None, progress: Progress, isolation: Isolation,
+                 launcher: Launcher | None = None) -> None:  # fmt: skip
         self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
         self.spec = doc["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism or self.spec.get("parallelism")
-        self.launcher = isolation.start_launcher([doc])
+        self.launcher = launcher or isolation.start_launcher([doc])
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
         meta = doc.get("metadata") or {}
         self.vars["workflow.name"] = record.run_id

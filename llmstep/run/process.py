@@ -67,8 +67,9 @@ class Launcher:
     def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None) -> Outcome:
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
-        if self.forkserver is not None and argv[:3] == [sys.executable, "-m", "llmstep"]:
-            return self._run_forked(self.forkserver, argv[3:], env, log_path, timeout)
+        server = self.forkserver
+        if server is not None and argv[:3] == [sys.executable, "-m", "llmstep"] and server.wait_ready():
+            return self._run_forked(server, argv[3:], env, log_path, timeout)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_t
 from llmstep.render.tekton_checks import check_documents
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
-from llmstep.run.process import base_env, local_argv
+from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import RunRecord, now
 from llmstep.run.scheduler import Node, schedule
@@ -84,12 +84,12 @@ class TektonRun:
 
     def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
                  secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
-                 isolation: Isolation | None = None) -> None:  # fmt: skip
+                 isolation: Isolation | None = None, launcher: Launcher | None = None) -> None:  # fmt: skip
         self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
         self.isolation = isolation or Isolation()
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism
-        self.launcher = self.isolation.start_launcher([run, pipeline, tasks])
+        self.launcher = launcher or self.isolation.start_launcher([run, pipeline, tasks])
         self.params = self._params()
         self.context = {
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
