@@ -161,3 +161,29 @@ def test_memory_limit_gives_oom_killed(api, k8s):
         resources=api.V1ResourceRequirements(limits={"memory": "64Mi"}))))  # fmt: skip
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hog")))
     assert status.state.terminated.reason == "OOMKilled"
+
+
+def test_api_server_accepts_everything_in_tekton(api):
+    """What the README applies with kubectl: RBAC, Tasks, the Pipeline, the PipelineRun, the TaskRun."""
+    from conftest import ROOT
+
+    custom, rbac, core = api.CustomObjectsApi(), api.RbacAuthorizationV1Api(), api.CoreV1Api()
+    ns = "tekton-docs"
+    core.create_namespace(api.V1Namespace(metadata=api.V1ObjectMeta(name=ns)))
+    created = []
+    for path in sorted((ROOT / "tekton").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            kind = doc["kind"]
+            if kind == "ServiceAccount":
+                core.create_namespaced_service_account(ns, doc)
+            elif kind == "Role":
+                rbac.create_namespaced_role(ns, doc)
+            elif kind == "RoleBinding":
+                rbac.create_namespaced_role_binding(ns, doc)
+            else:
+                plural = {"Task": "tasks", "Pipeline": "pipelines", "PipelineRun": "pipelineruns", "TaskRun": "taskruns"}[kind]
+                custom.create_namespaced_custom_object("tekton.dev", "v1", ns, plural, doc)
+            created.append(kind)
+    assert {"ServiceAccount", "Role", "RoleBinding", "Task", "Pipeline", "PipelineRun", "TaskRun"} <= set(created)
+    roles = {r.metadata.name for r in rbac.list_namespaced_role(ns).items}
+    assert roles == {"llmstep-diagnose", "llmstep-submitter"}
