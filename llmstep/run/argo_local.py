@@ -1,0 +1,326 @@
+"""Running one Argo Workflow document locally: the DAG, its container steps, and the subset of
+Argo's semantics that llmstep generates (depends, when, retryStrategy, activeDeadlineSeconds,
+onExit with ``{{workflow.status}}`` and ``{{workflow.failures}}``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep import serde
+from llmstep.errors import WorkflowError
+from llmstep.run import argo_doc, expr
+from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.run.container import Isolation, container_argv
+from llmstep.run.process import Launcher, base_env, local_argv
+from llmstep.run.progress import Progress
+from llmstep.run.records import RunRecord, now
+from llmstep.run.scheduler import Node, schedule
+
+MISSING = object()
+OK_FOR_DEPENDS = ("Succeeded", "Skipped")
+
+
+def arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dict[str, str]:
+    declared = {p["name"]: p for p in (doc["spec"].get("arguments") or {}).get("parameters") or []}
+    values: dict[str, str] = {}
+    overrides = dict(given)
+    if input is not MISSING:
+        overrides["input"] = serde.dumps_value(input)
+    for name in overrides:
+        if name not in declared:
+            raise WorkflowError(f"parameter {name!r} is not declared in spec.arguments.parameters ({', '.join(declared) or 'none'})")
+    for name, param in declared.items():
+        value = overrides.get(name, param.get("value"))
+        if value is None:
+            raise WorkflowError(f"parameter {name!r} has no value: pass -p {name}=... (for the chain input, JSON)")
+        values[name] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+class ArgoRun:
+    def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
+                 parallelism: int | None, progress: Progress, isolation: Isolation,
+                 launcher: Launcher | None = None) -> None:  # fmt: skip
+        self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
+        self.spec = doc["spec"]
+        self.templates = {t["name"]: t for t in self.spec["templates"]}
+        self.secrets = dict(secrets or {})
+        self.parallelism = parallelism or self.spec.get("parallelism")
+        self.launcher = launcher or isolation.start_launcher([doc])
+        self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
+        meta = doc.get("metadata") or {}
+        self.vars["workflow.name"] = record.run_id
+        self.vars["workflow.namespace"] = str(meta.get("namespace", "default"))
+        self.vars["workflow.uid"] = record.run_id
+        record.status["outputTask"] = (meta.get("annotations") or {}).get("llmstep.dev/output-task")
+
+    def execute(self) -> RunRecord:
+        entry = self.templates.get(self.spec["entrypoint"])
+        if self.isolation.kind == "container":
+            for image in sorted({str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t}):
+                self.isolation.check_image(image)
+        self.progress.start(self.record)
+        try:
+            phase = self._run_template_as_root(entry)
+            message = "" if phase == "Succeeded" else "child of the entrypoint failed"
+            if self.spec.get("onExit"):
+                self.vars["workflow.status"] = phase
+                self.vars["workflow.failures"] = json.dumps(self.record.failures())
+                self._run_exit_handler(self.templates[self.spec["onExit"]])
+            self.record.finish(phase, message)
+        except KeyboardInterrupt:
+            self.record.interrupted()
+            raise
+        finally:
+            self.launcher.close()
+            self.progress.finish(self.record)
+        return self.record
+
+    def _run_template_as_root(self, template: dict[str, Any]) -> str:
+        if "dag" in template:
+            return self._run_dag(template)
+        phase = self._run_container("main", template, {}, {})
+        return phase
+
+    def _run_exit_handler(self, template: dict[str, Any]) -> None:
+        if "dag" in template:
+            self._run_dag(template, exit_handler=True)
+        else:
+            self._run_container("onExit", template, {}, {}, exit_handler=True)
+
+    # ------------------------------------------------------------------ DAG
+
+    def _run_dag(self, template: dict[str, Any], exit_handler: bool = False) -> str:
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        depends = {name: _depends(task) for name, task in tasks.items()}
+        nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
+        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in tasks and n.get("phase") in OK_FOR_DEPENDS}
+        for name in tasks:
+            if name not in done:
+                self.record.update_node(name, displayName=name, templateName=tasks[name]["template"], phase="Pending",
+                                        exitHandler=exit_handler)  # fmt: skip
+
+        def decide(name: str, phases: Mapping[str, str]) -> str:
+            deps, expression = depends[name]
+            if not _depends_ok(expression, deps, phases):
+                return "Omitted"
+            when = tasks[name].get("when")
+            if when is not None:
+                text = argo_doc.substitute(when, self._task_vars(), f"task {name} when")
+                if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
+                    return "Skipped"
+            return "run"
+
+        def on_skip(name: str, phase: str) -> None:
+            self.record.update_node(name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
+            self.progress.changed(name, self.record.nodes[name])
+
+        phases = schedule(
+            nodes,
+            run=lambda name: self._run_task(tasks[name], exit_handler),
+            decide=decide,
+            launcher=self.launcher,
+            parallelism=self.parallelism,
+            done=done,
+            fail_fast=template["dag"].get("failFast", True),
+            on_skip=on_skip,
+        )
+        bad = [n for n in tasks if phases.get(n) not in OK_FOR_DEPENDS + ("Omitted",)]
+        return "Failed" if bad else "Succeeded"
+
+    def _task_vars(self) -> dict[str, str]:
+        values = dict(self.vars)
+        for task, node in self.record.nodes.items():
+            values[f"tasks.{task}.status"] = node.get("phase", "Pending")
+            for param in node.get("outputs", {}).get("parameters", []):
+                values[f"tasks.{task}.outputs.parameters.{param['name']}"] = param["value"]
+            for art in node.get("outputs", {}).get("artifacts", []):
+                values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
+        return values
+
+    def _run_task(self, task: dict[str, Any], exit_handler: bool) -> str:
+        template = self.templates.get(task["template"])
+        if template is None or "container" not in template:
+            raise WorkflowError(f"task {task['name']!r}: template {task['template']!r} must be a container template")
+        values = self._task_vars()
+        where = f"task {task['name']}"
+        params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
+                  for p in (task.get("arguments") or {}).get("parameters") or []}  # fmt: skip
+        arts: dict[str, Any] = {}
+        for art in (task.get("arguments") or {}).get("artifacts") or []:
+            if "raw" in art:
+                arts[art["name"]] = ("text", argo_doc.substitute(art["raw"]["data"], values, where))
+            else:
+                ref = argo_doc.substitute(art["from"], values, where)
+                arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
+        return self._run_container(task["name"], template, params, arts, exit_handler=exit_handler)
+
+    # ------------------------------------------------------------------ containers
+
+    def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
+                       arts: dict[str, Any], exit_handler: bool = False) -> str:  # fmt: skip
+        container = template["container"]
+        inputs = self._inputs(template, params, name)
+        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
+        argv = [argo_doc.substitute(str(a), values, f"task {name} command")
+                for a in list(container.get("command") or []) + list(container.get("args") or [])]  # fmt: skip
+        root = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "/llmstep"
+        step_dir = self.record.step_dir(name)
+        retry = template.get("retryStrategy") or {}
+
+        def prepare(data_dir: Path) -> Attempt:
+            self._place_inputs(template, inputs, arts, data_dir, root, name)
+            env = self._env(template, inputs["parameters"], step_dir, name)
+            if self.isolation.kind == "process":
+                return Attempt(local_argv(argv, data_dir, root), env)
+            declared = container.get("env") or []
+            command = container_argv(
+                self.isolation, image=str(container.get("image")), argv=argv,
+                env_names=[e["name"] for e in declared if e["name"] in env],
+                mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
+            )  # fmt: skip
+            return Attempt(command, {**env, **self.isolation.engine_env})
+
+        step = StepRun(
+            name=name,
+            template=template["name"],
+            prepare=prepare,
+            collect=lambda data_dir: self._outputs(template, data_dir, root),
+            retries=int(retry.get("limit", 0) or 0),
+            timeout=float(template["activeDeadlineSeconds"]) if template.get("activeDeadlineSeconds") else None,
+            retry=lambda code, phase, duration: _should_retry(retry, code, phase, duration),
+            backoff=lambda attempt: _backoff(retry, attempt),
+            exit_handler=exit_handler,
+        )
+        return run_step(step, self.record, self.launcher, self.progress)
+
+    def _inputs(self, template: dict[str, Any], params: dict[str, str], name: str) -> dict[str, Any]:
+        declared = (template.get("inputs") or {}).get("parameters") or []
+        values: dict[str, str] = {}
+        for p in declared:
+            if p["name"] in params:
+                values[p["name"]] = params[p["name"]]
+            elif "value" in p or "default" in p:
+                values[p["name"]] = str(p.get("value", p.get("default")))
+            else:
+                raise WorkflowError(f"task {name}: input parameter {p['name']!r} has no value")
+        return {"parameters": values}
+
+    def _place_inputs(self, template: dict[str, Any], inputs: dict[str, Any], arts: dict[str, Any],
+                      data_dir: Path, root: str, name: str) -> None:  # fmt: skip
+        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
+        for art in (template.get("inputs") or {}).get("artifacts") or []:
+            target = _local_path(art["path"], root, data_dir, f"task {name} input artifact {art['name']}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if art["name"] in arts:
+                kind, value = arts[art["name"]]
+                if kind == "text":
+                    target.write_text(value, encoding="utf-8")
+                else:
+                    shutil.copyfile(value, target)
+            elif "raw" in art:
+                target.write_text(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), encoding="utf-8")
+            elif not art.get("optional"):
+                raise WorkflowError(f"task {name}: input artifact {art['name']!r} is not supplied")
+
+    def _env(self, template: dict[str, Any], params: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
+        env = base_env(step_dir)
+        values = {f"inputs.parameters.{k}": v for k, v in params.items()} | self.vars
+        for item in template["container"].get("env") or []:
+            if "valueFrom" in item:
+                key = item["valueFrom"]["secretKeyRef"]["key"]
+                if key in self.secrets:
+                    env[item["name"]] = self.secrets[key]
+            else:
+                env[item["name"]] = argo_doc.substitute(str(item.get("value", "")), values, f"task {name} env")
+        return env
+
+    def _outputs(self, template: dict[str, Any], data_dir: Path, root: str) -> dict[str, Any]:
+        outputs: dict[str, Any] = {"parameters": [], "artifacts": []}
+        spec = template.get("outputs") or {}
+        for p in spec.get("parameters") or []:
+            path = _local_path(p["valueFrom"]["path"], root, data_dir, f"output parameter {p['name']}")
+            if path.is_file():
+                value = path.read_text(encoding="utf-8")
+            elif "default" in p["valueFrom"]:
+                value = str(p["valueFrom"]["default"])
+            else:
+                raise WorkflowError(f"output parameter {p['name']!r}: {p['valueFrom']['path']} was not written")
+            outputs["parameters"].append({"name": p["name"], "value": value})
+        for a in spec.get("artifacts") or []:
+            path = _local_path(a["path"], root, data_dir, f"output artifact {a['name']}")
+            if not path.exists():
+                if a.get("optional"):
+                    continue
+                raise WorkflowError(f"output artifact {a['name']!r}: {a['path']} was not written")
+            outputs["artifacts"].append({"name": a["name"], "path": a["path"], "localPath": str(path)})
+        return outputs
+
+
+def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
+    prefix = root.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise WorkflowError(f"{what}: path {path!r} is outside the step's data directory {root}")
+    rel = Path(path[len(prefix):])
+    if ".." in rel.parts:
+        raise WorkflowError(f"{what}: path {path!r} leaves the data directory")
+    return data_dir / rel
+
+
+def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:
+    if task.get("depends"):
+        expression = task["depends"]
+        deps = sorted({n.split(".")[0] for n in expr.names(expression)})
+        return deps, expression
+    return list(task.get("dependencies") or []), None
+
+
+def _depends_ok(expression: str | None, deps: list[str], phases: Mapping[str, str]) -> bool:
+    if expression is None:
+        return all(phases.get(d) in OK_FOR_DEPENDS for d in deps)
+
+    def resolve(name: str) -> Any:
+        task, _, result = name.partition(".")
+        if task not in phases:
+            return expr.UNKNOWN
+        phase = phases[task]
+        if not result:
+            return phase in ("Succeeded", "Skipped")
+        mapping = {"Succeeded": "Succeeded", "Failed": "Failed", "Errored": "Error", "Skipped": "Skipped", "Omitted": "Omitted"}
+        if result == "AnySucceeded" or result == "AllFailed":
+            return phase == ("Succeeded" if result == "AnySucceeded" else "Failed")
+        if result == "Daemoned":
+            return False
+        if result not in mapping:
+            raise WorkflowError(f"depends: unknown task result {name!r}")
+        return phase == mapping[result]
+
+    return bool(expr.evaluate(expression, resolve))
+
+
+def _should_retry(retry: dict[str, Any], exit_code: int, phase: str, duration: float) -> bool:
+    policy = retry.get("retryPolicy", "OnFailure")
+    if policy == "OnError" and phase != "Error":
+        return False
+    if policy == "OnFailure" and phase != "Failed":
+        return False
+    expression = retry.get("expression")
+    if expression:
+        last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
+                "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}  # fmt: skip
+        return bool(expr.evaluate(expression, lambda n: last.get(n, expr.UNKNOWN)))
+    return True
+
+
+def _backoff(retry: dict[str, Any], attempt: int) -> float:
+    backoff = retry.get("backoff") or {}
+    base = seconds(backoff.get("duration", "0"), "retryStrategy.backoff.duration")
+    factor = float(backoff.get("factor", 1) or 1)
+    delay = base * factor ** (attempt - 1)
+    if "maxDuration" in backoff:
+        delay = min(delay, seconds(backoff["maxDuration"], "retryStrategy.backoff.maxDuration"))
+    return delay
