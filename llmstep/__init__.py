@@ -37,6 +37,7 @@ _EXPORTS = {
     "CredentialsError": "llmstep.errors",
     "WorkflowError": "llmstep.errors",
     "RunFailed": "llmstep.errors",
+    "SubmissionError": "llmstep.errors",
 }
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "RunFailed",
     "SerializationError",
     "Step",
+    "SubmissionError",
     "WorkflowError",
     "__version__",
     "compile",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         RenderError,
         RunFailed,
         SerializationError,
+        SubmissionError,
         WorkflowError,
     )
     from llmstep.offline import OfflineChatModel

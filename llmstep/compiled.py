@@ -86,6 +86,25 @@ class Compiled:
         with paused_gc():
             return dump_all(self.to_tekton(input))
 
+    def submit(
+        self,
+        input: Any,  # noqa: A002 - mirrors Runnable.invoke
+        *,
+        namespace: str = "default",
+        client: Any = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        ui_url: str | None = None,
+    ) -> Any:
+        """Create the Workflow on a cluster through the Kubernetes API (no Argo Server needed);
+        returns a run with ``wait()``, ``result()``, ``logs()`` and ``cancel()``. ``client`` is the
+        kubernetes package's ``client`` module, configured; by default kubeconfig is loaded."""
+        from llmstep import serde
+        from llmstep.run.argo import kube_client, submit
+
+        api = client or kube_client(kubeconfig, context)
+        return submit(self.to_dict(), serde.dumps_value(input), namespace=namespace, client=api, ui_url=ui_url)
+
     def run_local(
         self,
         input: Any,  # noqa: A002 - mirrors Runnable.invoke

@@ -10,7 +10,8 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ├── CredentialsError          a secret the step needs is missing                        exit 3
 ├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
 ├── RunFailed                 a workflow run finished without succeeding                exit 1
-└── DiagnosisError            evidence could not be read or the model could not answer  exit 1
+├── DiagnosisError            evidence could not be read or the model could not answer  exit 1
+└── SubmissionError           the cluster refused a workflow or could not be reached    exit 1
 ```
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
@@ -28,6 +29,7 @@ __all__ = [
     "RenderError",
     "RunFailed",
     "SerializationError",
+    "SubmissionError",
     "WorkflowError",
 ]
 
@@ -83,5 +85,11 @@ class RunFailed(LlmstepError):
 
 class DiagnosisError(LlmstepError):
     """Evidence could not be gathered, or the model could not be reached or answered badly."""
+
+    exit_code = 1
+
+
+class SubmissionError(LlmstepError):
+    """The cluster refused a workflow (forbidden, CRD missing, rejected) or could not be reached."""
 
     exit_code = 1
