@@ -140,7 +140,6 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
-        isolation.check()
         docs, launcher = _documents(args, isolation)
         try:
             _prune(runs_dir)

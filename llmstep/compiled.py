@@ -133,7 +133,6 @@ class Compiled:
 
             raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         isolation_ = Isolation(isolation, engine_cli, engine_env(os.environ))
-        isolation_.check()
         # The fork server imports LangChain while this process renders the documents.
         launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
         try:

@@ -10,34 +10,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import serde
 from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc, expr
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
-from llmstep.run.records import RunRecord, now
+from llmstep.run.records import FINISHED_OK, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
 
-MISSING = object()
-OK_FOR_DEPENDS = ("Succeeded", "Skipped")
 
-
-def arguments(doc: dict[str, Any], input: Any, given: Mapping[str, str]) -> dict[str, str]:
-    declared = {p["name"]: p for p in (doc["spec"].get("arguments") or {}).get("parameters") or []}
+def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    """The workflow's parameters: ``overrides`` over the declared values; each needs a value."""
     values: dict[str, str] = {}
-    overrides = dict(given)
-    if input is not MISSING:
-        overrides["input"] = serde.dumps_value(input)
-    for name in overrides:
-        if name not in declared:
-            raise WorkflowError(f"parameter {name!r} is not declared in spec.arguments.parameters ({', '.join(declared) or 'none'})")
-    for name, param in declared.items():
-        value = overrides.get(name, param.get("value"))
+    for param in (doc["spec"].get("arguments") or {}).get("parameters") or []:
+        value = overrides.get(param["name"], param.get("value"))
         if value is None:
-            raise WorkflowError(f"parameter {name!r} has no value: pass -p {name}=... (for the chain input, JSON)")
-        values[name] = value if isinstance(value, str) else json.dumps(value)
+            raise WorkflowError(f"parameter {param['name']!r} has no value: pass -p {param['name']}=... (for the chain input, JSON)")
+        values[param["name"]] = value if isinstance(value, str) else json.dumps(value)
     return values
 
 
@@ -98,7 +88,7 @@ class ArgoRun:
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
         depends = {name: _depends(task) for name, task in tasks.items()}
         nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
-        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in tasks and n.get("phase") in OK_FOR_DEPENDS}
+        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in tasks and n.get("phase") in FINISHED_OK}
         for name in tasks:
             if name not in done:
                 self.record.update_node(name, displayName=name, templateName=tasks[name]["template"], phase="Pending",
@@ -129,7 +119,7 @@ class ArgoRun:
             fail_fast=template["dag"].get("failFast", True),
             on_skip=on_skip,
         )
-        bad = [n for n in tasks if phases.get(n) not in OK_FOR_DEPENDS + ("Omitted",)]
+        bad = [n for n in tasks if phases.get(n) not in FINISHED_OK + ("Omitted",)]
         return "Failed" if bad else "Succeeded"
 
     def _task_vars(self) -> dict[str, str]:
@@ -281,7 +271,7 @@ def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:
 
 def _depends_ok(expression: str | None, deps: list[str], phases: Mapping[str, str]) -> bool:
     if expression is None:
-        return all(phases.get(d) in OK_FOR_DEPENDS for d in deps)
+        return all(phases.get(d) in FINISHED_OK for d in deps)
 
     def resolve(name: str) -> Any:
         task, _, result = name.partition(".")

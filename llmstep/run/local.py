@@ -16,12 +16,13 @@ from typing import Any
 from llmstep import serde
 from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc
-from llmstep.run.argo_local import MISSING, OK_FOR_DEPENDS, ArgoRun, arguments
+from llmstep.run.argo_local import ArgoRun, arguments
 from llmstep.run.container import Isolation
 from llmstep.run.process import Launcher
 from llmstep.run.progress import Progress, make_progress
-from llmstep.run.records import DEFAULT_RUNS_DIR, RunRecord, now
+from llmstep.run.records import DEFAULT_RUNS_DIR, FINISHED_OK, RunRecord, now
 
+MISSING = object()
 _DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; local steps use no image
 
 
@@ -44,10 +45,22 @@ def run_document(
     ``parameters`` are raw strings, as ``argo submit -p name=value`` gives them.
     """
     argo_doc.check_document(doc)
-    args = arguments(doc, input, parameters or {})
+    declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
+    args = arguments(doc, _overrides(declared, input, parameters, "spec.arguments.parameters"))
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
     run = ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), _isolation(isolation), launcher)
     return run.execute()
+
+
+def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:  # noqa: A002
+    """Parameter values given for a run (``input`` encoded like a step output), each declared."""
+    overrides = dict(given or {})
+    if input is not MISSING:
+        overrides["input"] = serde.dumps_value(input)
+    for name in overrides:
+        if name not in declared:
+            raise WorkflowError(f"parameter {name!r} is not declared in {where} ({', '.join(declared) or 'none'})")
+    return overrides
 
 
 def _isolation(isolation: Isolation | None) -> Isolation:
@@ -83,7 +96,7 @@ def resume_run(
 def _reset(record: RunRecord) -> RunRecord:
     """Forget the nodes that did not succeed (and exit handlers), so they run again."""
     for task, node in list(record.nodes.items()):
-        if node.get("phase") not in OK_FOR_DEPENDS or node.get("exitHandler"):
+        if node.get("phase") not in FINISHED_OK or node.get("exitHandler"):
             del record.nodes[task]
     record.status.update(phase="Running", message="", resumedAt=now())
     record.save()
@@ -107,13 +120,7 @@ def run_tekton(
     from llmstep.run.tekton_local import TektonRun, prepare_run
 
     run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-    overrides: dict[str, Any] = dict(parameters or {})
-    if input is not MISSING:
-        overrides["input"] = serde.dumps_value(input)
-    declared = {p["name"] for p in pipeline.get("params") or []}
-    for name in overrides:
-        if name not in declared:
-            raise WorkflowError(f"parameter {name!r} is not declared by the Pipeline ({', '.join(sorted(declared)) or 'none'})")
+    overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, parameters, "the Pipeline")
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
     annotated = [(d.get("metadata") or {}).get("annotations", {}).get("llmstep.dev/output-task")
                  for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from llmstep.run.forkserver import ForkServer, Step
+    from llmstep.run.forkserver import ForkServer
 
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
@@ -58,9 +58,6 @@ class Launcher:
     """
 
     def __init__(self, forkserver: ForkServer | None = None) -> None:
-        self._procs: set[subprocess.Popen[bytes]] = set()
-        self._forked: set[int] = set()
-        self._lock = threading.Lock()
         self.stopping = threading.Event()
         self.forkserver = forkserver
 
@@ -69,54 +66,36 @@ class Launcher:
             return Outcome(130, interrupted=True)
         server = self.forkserver
         if server is not None and argv[:3] == [sys.executable, "-m", "llmstep"] and server.wait_ready():
-            return self._run_forked(server, argv[3:], env, log_path, timeout)
+            step = server.spawn(argv[3:], dict(env), str(log_path.parent), str(log_path))
+            return self._supervise(step.pid, step.wait, timeout)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-            with self._lock:
-                self._procs.add(proc)
-            try:
-                return self._wait(proc, timeout)
-            finally:
-                with self._lock:
-                    self._procs.discard(proc)
 
-    def _wait(self, proc: subprocess.Popen[bytes], timeout: float | None) -> Outcome:
+        def poll(seconds: float) -> int | None:
+            try:
+                return proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                return None
+
+        return self._supervise(proc.pid, poll, timeout)
+
+    def _supervise(self, pid: int, poll: Callable[[float], int | None], timeout: float | None) -> Outcome:
+        """Wait for the step (its own session: ``pid`` is its process group), stopping it on
+        timeout or when the run is stopped. ``poll(seconds)`` is its exit code, or None."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            try:
-                return Outcome(proc.wait(timeout=0.05))
-            except subprocess.TimeoutExpired:
-                pass
+            code = poll(0.05)
+            if code is not None:
+                return Outcome(code)
             if self.stopping.is_set():
-                _kill(proc)
+                _stop_group(pid, poll)
                 return Outcome(130, interrupted=True)
             if deadline is not None and time.monotonic() > deadline:
-                _kill(proc)
-                return Outcome(proc.returncode if proc.returncode is not None else -9, timed_out=True)
-
-    def _run_forked(self, server: ForkServer, args: list[str], env: Mapping[str, str], log_path: Path,
-                    timeout: float | None) -> Outcome:  # fmt: skip
-        step = server.spawn(args, dict(env), str(log_path.parent), str(log_path))
-        with self._lock:
-            self._forked.add(step.pid)
-        try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                code = step.wait(0.1)
-                if code is not None:
-                    return Outcome(code)
-                if self.stopping.is_set():
-                    _kill_group(step.pid, step)
-                    return Outcome(130, interrupted=True)
-                if deadline is not None and time.monotonic() > deadline:
-                    code = _kill_group(step.pid, step)
-                    return Outcome(code if code is not None else -9, timed_out=True)
-        finally:
-            with self._lock:
-                self._forked.discard(step.pid)
+                code = _stop_group(pid, poll)
+                return Outcome(code if code is not None else -9, timed_out=True)
 
     def close(self) -> None:
         """Stop the fork server, if any (steps have finished or been stopped by then)."""
@@ -125,43 +104,20 @@ class Launcher:
             self.forkserver = None
 
     def stop(self) -> None:
+        """Stop the run: each step's supervising thread sees this within 50 ms and stops its
+        process group."""
         self.stopping.set()
-        with self._lock:
-            procs = list(self._procs)
-            forked = list(self._forked)
-        for proc in procs:
-            _kill(proc)
-        for pid in forked:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(pid, sig)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.2)
 
 
-def _kill_group(pid: int, step: Step) -> int | None:
-    """Stop a forked step's process group like a pod deletion; its exit code once it is gone."""
+def _stop_group(pid: int, poll: Callable[[float], int | None]) -> int | None:
+    """Stop a step's process group like a pod deletion: TERM, a grace period, then KILL; its
+    exit code once it is gone."""
     for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             break
-        code = step.wait(grace)
+        code = poll(grace)
         if code is not None:
             return code
     return None
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the process group: TERM, then KILL after a grace period, like a pod's deletion."""
-    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=grace)
-            break
-        except subprocess.TimeoutExpired:
-            continue

@@ -27,7 +27,8 @@ from llmstep.errors import WorkflowError
 from llmstep.yamlio import dump_all, load_documents
 
 DEFAULT_RUNS_DIR = Path(".llmstep") / "runs"
-DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+FINISHED_OK = ("Succeeded", "Skipped")
+"""Phases after which dependents may run and a resumed run does not run the node again."""
 
 
 def now() -> str:

@@ -25,12 +25,11 @@ from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
-from llmstep.run.records import RunRecord, now
+from llmstep.run.records import FINISHED_OK, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
 
 _VAR = re.compile(r"\$\(([^)]+)\)")
 _STEP_KEYS = {"name", "image", "command", "args", "env", "computeResources", "securityContext", "workingDir"}
-_DONE_OK = ("Succeeded", "Skipped")
 
 
 def split_documents(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, dict, dict]:
@@ -87,6 +86,7 @@ class TektonRun:
                  isolation: Isolation | None = None, launcher: Launcher | None = None) -> None:  # fmt: skip
         self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
         self.isolation = isolation or Isolation()
+        self._images_present: set[str] = set()
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism
         self.launcher = launcher or self.isolation.start_launcher([run, pipeline, tasks])
@@ -168,7 +168,7 @@ class TektonRun:
         for task in tasks:
             refs = {m.split(".")[1] for m in _VAR.findall(json.dumps(task.get("params") or [])) if m.startswith("tasks.")}
             deps[task["name"]] = tuple(sorted(set(task.get("runAfter") or []) | ({r for r in refs if r in regular} if not final else set())))
-        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in by_name and n.get("phase") in _DONE_OK}
+        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in by_name and n.get("phase") in FINISHED_OK}
         for name in by_name:
             if name not in done:
                 self.record.update_node(name, displayName=by_name[name].get("displayName", name), phase="Pending",
@@ -176,7 +176,7 @@ class TektonRun:
                                         exitHandler=final)  # fmt: skip
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
-            if any(phases.get(d) not in _DONE_OK for d in deps[name]):
+            if any(phases.get(d) not in FINISHED_OK for d in deps[name]):
                 return "Omitted"
             for when in by_name[name].get("when") or []:
                 value = self._subst(when["input"], name, final)
@@ -276,7 +276,9 @@ class TektonRun:
             if self.isolation.kind == "process":
                 return Attempt(local_argv(resolved, data_dir), env, data_dir)
             image = str(self._subst(step.get("image", ""), name, final, values))
-            self.isolation.check_image(image)
+            if image not in self._images_present:  # images come from params: known only per task
+                self.isolation.check_image(image)
+                self._images_present.add(image)
             # Workspaces and the results folder are mounted at the paths the command names.
             mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
             command = container_argv(
