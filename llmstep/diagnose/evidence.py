@@ -202,13 +202,17 @@ class Collector:
         return [p for p in self.core.list_namespaced_pod(self.ns).items
                 if any(o.uid == uid for o in p.metadata.owner_references or [])]  # fmt: skip
 
-    def _workload(self, obj: Any, kind: str, evidence: Evidence) -> None:
+    def _workload(self, obj: Any, kind: str, evidence: Evidence, pods: bool = True) -> None:
+        """A workload's status, conditions and events, then (``pods``) the pods it owns."""
         evidence.names.append((kind, obj.metadata.name))
         lines = [f"{kind} {obj.metadata.name}: {self._short_status(obj.status)}"]
         for c in getattr(obj.status, "conditions", None) or []:
             lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))
         evidence.add(f"{kind.lower()} {obj.metadata.name}", lines)
         self._events(kind, obj.metadata.name, evidence)
+        if pods:
+            for pod in self._owned_pods(obj.metadata.uid):
+                self._pod(pod.metadata.name, evidence, pod)
 
     @staticmethod
     def _short_status(status: Any) -> str:
@@ -217,38 +221,26 @@ class Collector:
 
     def _deployment(self, name: str, evidence: Evidence) -> None:
         dep = self.apps.read_namespaced_deployment(name, self.ns)
-        self._workload(dep, "Deployment", evidence)
+        self._workload(dep, "Deployment", evidence, pods=False)
         for rs in self.apps.list_namespaced_replica_set(self.ns).items:
             if any(o.uid == dep.metadata.uid for o in rs.metadata.owner_references or []) and (rs.status.replicas or 0) > 0:
                 self._replicaset(rs.metadata.name, evidence, rs)
 
     def _replicaset(self, name: str, evidence: Evidence, rs: Any = None) -> None:
-        rs = rs or self.apps.read_namespaced_replica_set(name, self.ns)
-        self._workload(rs, "ReplicaSet", evidence)
-        for pod in self._owned_pods(rs.metadata.uid):
-            self._pod(pod.metadata.name, evidence, pod)
+        self._workload(rs or self.apps.read_namespaced_replica_set(name, self.ns), "ReplicaSet", evidence)
 
     def _statefulset(self, name: str, evidence: Evidence) -> None:
-        obj = self.apps.read_namespaced_stateful_set(name, self.ns)
-        self._workload(obj, "StatefulSet", evidence)
-        for pod in self._owned_pods(obj.metadata.uid):
-            self._pod(pod.metadata.name, evidence, pod)
+        self._workload(self.apps.read_namespaced_stateful_set(name, self.ns), "StatefulSet", evidence)
 
     def _daemonset(self, name: str, evidence: Evidence) -> None:
-        obj = self.apps.read_namespaced_daemon_set(name, self.ns)
-        self._workload(obj, "DaemonSet", evidence)
-        for pod in self._owned_pods(obj.metadata.uid):
-            self._pod(pod.metadata.name, evidence, pod)
+        self._workload(self.apps.read_namespaced_daemon_set(name, self.ns), "DaemonSet", evidence)
 
     def _job(self, name: str, evidence: Evidence, job: Any = None) -> None:
-        job = job or self.batch.read_namespaced_job(name, self.ns)
-        self._workload(job, "Job", evidence)
-        for pod in self._owned_pods(job.metadata.uid):
-            self._pod(pod.metadata.name, evidence, pod)
+        self._workload(job or self.batch.read_namespaced_job(name, self.ns), "Job", evidence)
 
     def _cronjob(self, name: str, evidence: Evidence) -> None:
         cron = self.batch.read_namespaced_cron_job(name, self.ns)
-        self._workload(cron, "CronJob", evidence)
+        self._workload(cron, "CronJob", evidence, pods=False)
         for job in self.batch.list_namespaced_job(self.ns).items:
             if any(o.uid == cron.metadata.uid for o in job.metadata.owner_references or []):
                 self._job(job.metadata.name, evidence, job)
