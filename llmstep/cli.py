@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmstep.errors import LlmstepError
+from llmstep.errors import CompileError, LlmstepError
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
                    help="argo: a Workflow; tekton: the llmstep-run Task, a Pipeline and a PipelineRun")
+    p.add_argument("--batch", type=int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
+                   "'inputs' parameter (withParam), at most N step pods at a time")
     p.set_defaults(func=_compile)
 
     p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
@@ -81,12 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     tekton.add_argument("--secrets-dir", default="", metavar="DIR", help="secret keys mounted as files (may be empty)")
     tekton.add_argument("--result", action="append", default=[], metavar="NAME=PATH",
                         help="write a result (preview, output-path, sha256, usage) to PATH after the step")
+    kube = p.add_argument_group("records (KubernetesRunnable: the client reads the Pod's log)")
+    kube.add_argument("--log-records", action="store_true", help="also write the output or error to stdout as '@llmstep {...}' lines")
+    kube.add_argument("--stream", action="store_true", help="stream the Runnable, writing each chunk as a record")
     p.set_defaults(func=_exec)
 
+    from llmstep.cli_cluster import add_cluster_commands
     from llmstep.cli_diagnose import add_diagnose_command
     from llmstep.cli_run import add_run_commands
 
     add_run_commands(sub, common)
+    add_cluster_commands(sub, common)
     add_diagnose_command(sub, common)
     return parser
 
@@ -104,7 +111,12 @@ def _compile(args: argparse.Namespace) -> int:
     compiled = compile_chain(
         chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
     )
-    text = compiled.to_yaml() if args.engine == "argo" else compiled.to_tekton_yaml()
+    if args.batch is not None and args.engine != "argo":
+        raise CompileError("--batch renders an Argo Workflow (withParam); drop --engine tekton")
+    if args.batch is not None:
+        text = compiled.to_batch_yaml(args.batch)
+    else:
+        text = compiled.to_yaml() if args.engine == "argo" else compiled.to_tekton_yaml()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)
@@ -118,8 +130,9 @@ def _exec(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
+    records = {"records": args.log_records or args.stream, "stream": args.stream}
     if not staged:
-        return run_step(data_dir, os.environ)
+        return run_step(data_dir, os.environ, **records)
     from llmstep import staging
 
     try:
@@ -132,9 +145,13 @@ def _exec(args: argparse.Namespace) -> int:
         )
     except LlmstepError as exc:
         logging.getLogger("llmstep.executor").error("step failed (exit %d): %s", exc.exit_code, exc)
+        if records["records"]:
+            from llmstep.executor import emit
+
+            emit("error", step="?", type=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
         return exc.exit_code
     env = {**os.environ, **staging.read_secrets_dir(args.secrets_dir)}
-    code = run_step(data_dir, env)
+    code = run_step(data_dir, env, **records)
     results = dict(item.partition("=")[::2] for item in args.result)
     if code == 0:
         staging.publish(data_dir, results, args.link_root)

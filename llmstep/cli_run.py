@@ -23,10 +23,8 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("target", nargs="*", metavar="REF|FILE.yaml",
                    help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
                    "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
-    p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                   help="a workflow parameter, as with argo submit (-p input='{...}')")
-    p.add_argument("--parallelism", type=int, metavar="N", help="at most N steps at once")
+    add_input_options(p)
+    p.add_argument("--parallelism", type=int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
     p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
@@ -51,6 +49,33 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("step", nargs="?", metavar="STEP")
     p.add_argument("--runs-dir", metavar="DIR")
     p.set_defaults(func=_show)
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
+    p.add_argument("--inputs", metavar="FILE", help="a batch: one chain input per line (JSON Lines) or a JSON list; "
+                   "'-' reads stdin. A chain reference becomes its batch Workflow (withParam)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="a workflow parameter, as with argo submit (-p input='{...}')")
+
+
+def read_inputs(path: str) -> list[Any]:
+    """Batch inputs from a JSON list or JSON Lines file ('-': stdin)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkflowError(f"--inputs {path}: {exc.strerror or exc}") from exc
+    lines = [text] if text.lstrip().startswith("[") else text.splitlines()
+    values: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            if line.strip():
+                values.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            where = exc.lineno if len(lines) == 1 else number
+            raise WorkflowError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
+                                "give one JSON value per line, or one JSON list") from exc  # fmt: skip
+    return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:
@@ -80,7 +105,8 @@ def read_secrets(path: str | None) -> dict[str, str]:
     return values
 
 
-def _parameters(args: argparse.Namespace) -> dict[str, str]:
+def parameters(args: argparse.Namespace) -> dict[str, str]:
+    """Workflow parameters from -p, --input and --inputs (a batch, encoded like step outputs)."""
     params: dict[str, str] = {}
     for item in args.parameter:
         name, sep, value = item.partition("=")
@@ -89,6 +115,12 @@ def _parameters(args: argparse.Namespace) -> dict[str, str]:
         params[name] = value
     if args.input is not None:
         params["input"] = args.input
+    if args.inputs is not None:
+        from llmstep.run.batch import encode_inputs
+
+        if args.input is not None:
+            raise WorkflowError("give --input (one run) or --inputs (a batch), not both")
+        params["inputs"] = encode_inputs(read_inputs(args.inputs))
     if "input" in params:
         try:
             json.loads(params["input"])
@@ -116,8 +148,12 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
 
         chain = load_reference(target)
         compiled = compile_chain(chain, name=reference_name(target), allow_pickle=args.allow_pickle, image=args.image)
+        if args.inputs is not None and args.engine == "tekton":
+            raise WorkflowError("--inputs (a batch) runs the Argo batch Workflow; drop --engine tekton")
         launcher = isolation.start_launcher(classes=[c for s in compiled.plan.steps for c in s.payload["allowed"]])
         try:
+            if args.inputs is not None:
+                return [compiled.to_batch_dict(args.parallelism or 8)], launcher
             return (compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]), launcher
         except BaseException:
             launcher.close()
@@ -133,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     secrets = read_secrets(args.secrets)
     isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
     if args.resume:
-        if args.target or args.input or args.parameter:
+        if args.target or args.input or args.inputs or args.parameter:
             raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
                             quiet=args.json, isolation=isolation)  # fmt: skip
@@ -143,7 +179,8 @@ def _run(args: argparse.Namespace) -> int:
         docs, launcher = _documents(args, isolation)
         try:
             _prune(runs_dir)
-            options = {"parameters": _parameters(args), "parallelism": args.parallelism, "secrets": secrets,
+            batch = args.inputs is not None and args.engine == "argo"
+            options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
                        "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher}  # fmt: skip
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
@@ -163,6 +200,8 @@ def _report(record: Any, as_json: bool) -> int:
     from llmstep import serde
     from llmstep.run.records import failure_message
 
+    if record.status.get("batch"):
+        return report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
     ok = record.phase == "Succeeded"
     output: Any = record.result() if ok else None
     if as_json:
@@ -171,13 +210,32 @@ def _report(record: Any, as_json: bool) -> int:
         print(json.dumps({"run": record.run_id, "phase": record.phase, "output": encoded,
                           "failures": record.failures(), "steps": steps}, indent=2, ensure_ascii=False))  # fmt: skip
     elif ok:
-        print(output if isinstance(output, str) else _text(output))
+        print(output if isinstance(output, str) else output_text(output))
     else:
         print(failure_message(record), file=sys.stderr)
     return 0 if ok else 1
 
 
-def _text(value: Any) -> str:
+def report_batch(results: list[Any], details: str) -> int:
+    """A batch's results, one JSON line per input in input order (``output`` or ``error``);
+    exit 1 when any input failed."""
+    from llmstep import serde
+    from llmstep.run.batch import ItemFailed
+
+    failed = 0
+    for index, result in enumerate(results):
+        if isinstance(result, ItemFailed):
+            failed += 1
+            line = {"index": index, "error": str(result), "steps": result.steps}
+        else:
+            line = {"index": index, "output": serde.encode_value(result)["value"]}
+        print(json.dumps(line, ensure_ascii=False))
+    if failed:
+        print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def output_text(value: Any) -> str:
     from llmstep import serde
 
     content = getattr(value, "content", None)

@@ -86,25 +86,6 @@ class Compiled:
         with paused_gc():
             return dump_all(self.to_tekton(input))
 
-    def submit(
-        self,
-        input: Any,  # noqa: A002 - mirrors Runnable.invoke
-        *,
-        namespace: str = "default",
-        client: Any = None,
-        kubeconfig: str | None = None,
-        context: str | None = None,
-        ui_url: str | None = None,
-    ) -> Any:
-        """Create the Workflow on a cluster through the Kubernetes API (no Argo Server needed);
-        returns a run with ``wait()``, ``result()``, ``logs()`` and ``cancel()``. ``client`` is the
-        kubernetes package's ``client`` module, configured; by default kubeconfig is loaded."""
-        from llmstep import serde
-        from llmstep.run.argo import kube_client, submit
-
-        api = client or kube_client(kubeconfig, context)
-        return submit(self.to_dict(), serde.dumps_value(input), namespace=namespace, client=api, ui_url=ui_url)
-
     def run_local(
         self,
         input: Any,  # noqa: A002 - mirrors Runnable.invoke
@@ -123,40 +104,125 @@ class Compiled:
         ``RunFailed`` (with the failed steps) when the run does not succeed; its record stays
         under ``runs_dir`` (default ``.llmstep/runs``) for ``llmstep show`` and ``--resume``.
         """
+        if engine not in ("argo", "tekton"):
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
+        render = self.to_dict if engine == "argo" else self.to_tekton
+        record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli)
+        return record.result()
+
+    def run_local_batch(
+        self,
+        inputs: list[Any],
+        *,
+        parallelism: int = 8,
+        return_exceptions: bool = False,
+        secrets: dict[str, str] | None = None,
+        runs_dir: str | Path | None = None,
+        isolation: str = "process",
+        engine_cli: str = "podman",
+    ) -> list[Any]:
+        """Run the batch Workflow (``to_batch_dict``) on this machine: every input, at most
+        ``parallelism`` steps at a time; results in input order. A failed input raises
+        ``BatchFailed`` (holding all results), or with ``return_exceptions=True`` is an
+        ``ItemFailed`` in its place."""
+        from llmstep.run.batch import encode_inputs
+
+        given = {"parameters": {"inputs": encode_inputs(_inputs_list(inputs))}}
+        record = self._run_local("argo", lambda: self.to_batch_dict(parallelism), given, None, secrets, runs_dir,
+                                 isolation, engine_cli)  # fmt: skip
+        return record.results(return_exceptions)
+
+    def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
+                   secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str) -> Any:  # fmt: skip
         import os
 
         from llmstep.run.container import Isolation, engine_env
         from llmstep.run.local import run_document, run_tekton
 
-        if engine not in ("argo", "tekton"):
-            from llmstep.errors import LlmstepError
-
-            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         isolation_ = Isolation(isolation, engine_cli, engine_env(os.environ))
         # The fork server imports LangChain while this process renders the documents.
         launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
         try:
-            runner, doc = (run_document, self.to_dict()) if engine == "argo" else (run_tekton, self.to_tekton())
+            runner, doc = (run_document if engine == "argo" else run_tekton), render()
         except BaseException:
             launcher.close()
             raise
         try:
-            record = runner(
-                doc,
-                input,
-                parallelism=parallelism,
-                secrets=os.environ if secrets is None else secrets,
-                runs_dir=runs_dir,
-                quiet=True,
-                isolation=isolation_,
-                launcher=launcher,
-            )
+            return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
+                          runs_dir=runs_dir, quiet=True, isolation=isolation_, launcher=launcher)  # fmt: skip
         finally:
             launcher.close()
-        return record.result()
+
+    def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
+        """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
+        at most ``parallelism`` step pods at a time; see ``submit_batch``."""
+        from llmstep.render.argo import render_dict
+
+        _positive(parallelism, "parallelism")
+        return render_dict(self.plan, batch=parallelism)
+
+    def to_batch_yaml(self, parallelism: int = 8) -> str:
+        """The batch Workflow as YAML (``argo submit -p inputs=...``)."""
+        from llmstep.render import paused_gc
+        from llmstep.yamlio import dump_yaml
+
+        doc = self.to_batch_dict(parallelism)
+        with paused_gc():
+            return dump_yaml(doc)
+
+    def submit(self, input: Any, *, namespace: str = "default", ui_url: str | None = None, **transport: Any) -> Any:  # noqa: A002
+        """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
+        ``result()``, ``logs()`` and ``cancel()``.
+
+        The transport is the Kubernetes API (``client=`` a configured kubernetes ``client`` module,
+        or ``kubeconfig=``/``context=``; needs no Argo Server), or the Argo Server's REST API when
+        ``argo_server=`` (or ``ARGO_SERVER``) names one, with ``token=``, ``verify=`` (False or
+        a CA bundle) and ``client_certs=``, like the ``argo`` CLI.
+        """
+        from llmstep import serde
+        from llmstep.run import argo, transports
+
+        return argo.submit(self.to_dict(), {"input": serde.dumps_value(input)}, namespace=namespace,
+                           transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
+
+    def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str = "default",
+                     ui_url: str | None = None, **transport: Any) -> Any:  # fmt: skip
+        """Run the chain over every input in one Workflow, at most ``parallelism`` step pods at a
+        time (rate limits). The run's ``results()`` are in input order; a failed input does not
+        lose the others (``results(return_exceptions=True)`` puts an ``ItemFailed`` in its place)."""
+        from llmstep.run import argo, batch, transports
+
+        encoded = batch.encode_inputs(_inputs_list(inputs))
+        return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=namespace,
+                           transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
+
+    def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
+        """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
+        the result; ``batch`` is one batch Workflow; ``ainvoke``/``abatch`` work too. Keyword
+        arguments are those of ``submit`` (namespace, transport)."""
+        from llmstep.remote import WorkflowRunnable
+
+        return WorkflowRunnable(self, timeout=timeout, poll=poll, parallelism=parallelism, submit=submit)
 
     @cached_property
     def _argo(self) -> dict[str, Any]:
         from llmstep.render.argo import render_dict
 
         return render_dict(self.plan)
+
+
+def _positive(value: Any, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        from llmstep.errors import LlmstepError
+
+        raise LlmstepError(f"{name} must be a positive integer, found {value!r}")
+
+
+def _inputs_list(inputs: Any) -> list[Any]:
+    if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
+        from llmstep.errors import LlmstepError
+
+        raise LlmstepError(f"inputs must be a list of chain inputs, found {type(inputs).__name__}")
+    return list(inputs)

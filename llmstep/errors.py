@@ -11,7 +11,9 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
 ├── RunFailed                 a workflow run finished without succeeding                exit 1
 ├── DiagnosisError            evidence could not be read or the model could not answer  exit 1
-└── SubmissionError           the cluster refused a workflow or could not be reached    exit 1
+├── SubmissionError           the cluster refused a workflow or could not be reached    exit 1
+├── ItemFailed                one input of a batch produced no result                   exit 1
+└── BatchFailed               some inputs of a batch failed (holds every result)        exit 1
 ```
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
@@ -19,7 +21,11 @@ Foreign errors are translated where they cross into llmstep (``raise ... from ex
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "BatchFailed",
+    "ItemFailed",
     "CompileError",
     "CredentialsError",
     "DiagnosisError",
@@ -93,3 +99,29 @@ class SubmissionError(LlmstepError):
     """The cluster refused a workflow (forbidden, CRD missing, rejected) or could not be reached."""
 
     exit_code = 1
+
+
+class ItemFailed(LlmstepError):
+    """One input of a batch did not produce a result; ``index`` is its place in the inputs."""
+
+    exit_code = 1
+
+    def __init__(self, index: int, message: str, steps: list[str] | None = None) -> None:
+        super().__init__(f"input {index}: {message}")
+        self.index = index
+        self.steps = steps or []
+
+
+class BatchFailed(LlmstepError):
+    """Some inputs of a batch failed. ``results`` holds every result in input order, with an
+    ``ItemFailed`` in the place of each failed input."""
+
+    exit_code = 1
+
+    def __init__(self, results: list[Any], where: str) -> None:
+        failed = [r for r in results if isinstance(r, ItemFailed)]
+        lines = [f"{len(failed)} of {len(results)} inputs failed in {where}:"]
+        lines += [f"  {r}" for r in failed[:10]] + ([f"  ... and {len(failed) - 10} more"] if len(failed) > 10 else [])
+        lines.append("  results(return_exceptions=True) returns the others, with an ItemFailed in each failed place")
+        super().__init__("\n".join(lines))
+        self.results = results

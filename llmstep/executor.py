@@ -24,8 +24,22 @@ from llmstep.errors import ExecutionError, LlmstepError, PayloadError
 log = logging.getLogger(__name__)
 
 
-def run_step(data_dir: Path, env: Mapping[str, str]) -> int:
-    """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code."""
+RECORD = "@llmstep "
+"""Prefix of the records a step writes to stdout with ``--log-records`` (one JSON object per line):
+``chunk`` (with ``--stream``), then ``output`` or ``error``. A Pod's log is then all a client needs."""
+
+
+def emit(kind: str, **fields: Any) -> None:
+    import sys
+
+    sys.stdout.write(RECORD + json.dumps({"kind": kind, **fields}, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False) -> int:
+    """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
+    ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
+    Runnable with ``stream`` and writes each chunk as a record as it comes."""
     started = time.perf_counter()
     name = "?"
     secrets: dict[str, str] = {}
@@ -36,11 +50,16 @@ def run_step(data_dir: Path, env: Mapping[str, str]) -> int:
         secrets = serde.secrets_for(payload, env)
         runnable = serde.load_runnable(payload, secrets)
         check_input_keys(runnable, value, name)
-        output, usage = _invoke(runnable, value, name)
+        output, usage = _invoke(runnable, value, name, stream)
         text = serde.dumps_value(output)
     except LlmstepError as exc:
-        return _fail(data_dir, name, exc, secrets)
+        code = _fail(data_dir, name, exc, secrets)
+        if records:
+            emit("error", **json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
+        return code
     (data_dir / contract.OUTPUT).write_text(text, encoding="utf-8")
+    if records:
+        emit("output", value=text)
     (data_dir / contract.PREVIEW).write_text(preview(output), encoding="utf-8")
     (data_dir / contract.USAGE).write_text(json.dumps(usage, sort_keys=True), encoding="utf-8")
     log.info(
@@ -120,12 +139,24 @@ def preview(value: Any) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
-def _invoke(runnable: Any, value: Any, name: str) -> tuple[Any, dict[str, Any]]:
+def _invoke(runnable: Any, value: Any, name: str, stream: bool = False) -> tuple[Any, dict[str, Any]]:
     from langchain_core.callbacks import UsageMetadataCallbackHandler
 
     usage = UsageMetadataCallbackHandler()
+    config = {"callbacks": [usage], "run_name": name}
     try:
-        output = runnable.invoke(value, config={"callbacks": [usage], "run_name": name})
+        if not stream:
+            output = runnable.invoke(value, config=config)
+        else:
+            output = None
+            for chunk in runnable.stream(value, config=config):
+                emit("chunk", value=serde.dumps_value(chunk))
+                try:  # the output is the chunks added up, as LangChain's transform does
+                    output = chunk if output is None else output + chunk
+                except TypeError:
+                    output = chunk
+    except LlmstepError:
+        raise
     except Exception as exc:
         raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
     return output, {model: dict(u) for model, u in usage.usage_metadata.items()}

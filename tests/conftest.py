@@ -30,6 +30,14 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     )
 
 
+def chain_module(folder: Path, body: str) -> str:
+    """Write ``mychain.py`` into ``folder`` (importing from the tests' ``chains``); ``body`` defines
+    the chains. Returns the reference prefix, ``mychain.py``."""
+    tests = str(Path(__file__).parent)
+    (folder / "mychain.py").write_text(f"import sys\nsys.path.insert(0, {tests!r})\n{body}", encoding="utf-8")
+    return "mychain.py"
+
+
 def write_step(data_dir: Path, payload: dict, inputs: dict[str, str] | str | None) -> Path:
     """Lay out a step's data directory as the engine would: payload plus input file(s)."""
     data_dir.mkdir(parents=True, exist_ok=True)

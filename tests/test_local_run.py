@@ -187,7 +187,8 @@ def test_missing_secret_fails_that_step_with_the_executor_message(tmp_path):
     ("mutate", "fragment"),
     [
         (lambda d: d["spec"]["templates"][1].update(volumes=[]), "spec.templates[1].volumes is not supported"),
-        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(withItems=[1, 2]), "withItems is not supported"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(withItems=[1, 2]), "aggregated outputs of a task with withParam"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(continueOn={"failed": True}), "continueOn is not supported"),
         (lambda d: d["spec"]["templates"][1]["container"].update(command=["sh", "-c"]), "must run `llmstep exec"),
         (lambda d: d["spec"]["templates"][1]["container"].update(args=["{{workflow.creationTimestamp}}"]), "creationTimestamp"),
         (lambda d: d.update(kind="CronWorkflow"), "expected an Argo Workflow"),

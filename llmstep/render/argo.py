@@ -60,27 +60,40 @@ def payload_text(step: PlanStep) -> str:
     return text.replace("{{", "{\\u007b").replace("$(", "$\\u0028")
 
 
-def build_workflow(plan: Plan) -> Workflow:
-    """The Hera Workflow for a plan."""
+def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
+    """The Hera Workflow for a plan. With ``batch=N`` it runs the chain once per item of its
+    ``inputs`` parameter (a JSON list of ``{"index", "input"}``), fanned out with ``withParam``,
+    at most N step pods at a time, and every item runs even when another fails."""
+    from llmstep.run.batch import BATCH_ANNOTATION, BATCH_TASK
+
     displays = {s.name: s.display for s in plan.steps}
     templates: list[Any] = [_template(plan, step) for step in plan.steps]
-    dag = DAG(name="main", tasks=[_task(plan, step, displays) for step in plan.steps])
+    source = "{{inputs.parameters.input}}" if batch else "{{workflow.parameters.input}}"
+    dag = DAG(name="main", tasks=[_task(plan, step, displays, source) for step in plan.steps],
+              inputs=[Parameter(name="index"), Parameter(name="input")] if batch else None)  # fmt: skip
+    entry, arguments = [dag], [Parameter(name="input", description="the chain input, as JSON")]
+    if batch:
+        fan = Task(name=BATCH_TASK, template="main", with_param="{{workflow.parameters.inputs}}",
+                   arguments=[Parameter(name="index", value="{{item.index}}"), Parameter(name="input", value="{{item.input}}")])  # fmt: skip
+        entry = [DAG(name="batch", parallelism=batch, fail_fast=False, tasks=[fan]), dag]
+        arguments = [Parameter(name="inputs", description="the chain inputs: a JSON list of {index, input}")]
     extra: dict[str, Any] = {}
     if plan.on_failure is not None:
         templates += diagnose_templates(plan.on_failure, plan.image, plan.secret, "workflow/{{workflow.name}}",
                                         "{{workflow.failures}}", report_artifact=plan.data == "artifacts")  # fmt: skip
         extra["on_exit"] = "exit-handler"
     return Workflow(
-        generate_name=f"{plan.name}-",
+        generate_name=f"{plan.name}-batch-" if batch else f"{plan.name}-",
         labels={**LABELS, "llmstep.dev/chain": plan.name},
         annotations={
-            "workflows.argoproj.io/title": plan.name,
+            "workflows.argoproj.io/title": plan.name + (" (batch)" if batch else ""),
             "workflows.argoproj.io/description": plan.description,
             "llmstep.dev/output-task": displays[plan.output],
+            **({BATCH_ANNOTATION: "true"} if batch else {}),
         },
-        entrypoint="main",
-        arguments=[Parameter(name="input", description="the chain input, as JSON")],
-        templates=[dag, *templates],
+        entrypoint=entry[0].name,
+        arguments=arguments,
+        templates=[*entry, *templates],
         **extra,
     )
 
@@ -145,10 +158,10 @@ def diagnose_templates(settings: Any, image: str, secret: str, target: str, fail
     return [handler, diagnose]
 
 
-def render_dict(plan: Plan) -> dict[str, Any]:
+def render_dict(plan: Plan, batch: int | None = None) -> dict[str, Any]:
     """The Argo Workflow as a dict, checked for names, references and size."""
     with paused_gc():
-        doc = build_workflow(plan).to_dict()
+        doc = build_workflow(plan, batch).to_dict()
     checks.check_workflow(doc)
     _check_size(plan, doc)
     return doc
@@ -192,12 +205,12 @@ def _template(plan: Plan, step: PlanStep) -> Container:
     )
 
 
-def _task(plan: Plan, step: PlanStep, displays: dict[str, str]) -> Task:
+def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str) -> Task:
     args: list[Any] = []
     for source in step.sources:
         name = _artifact(step, source)
         if source == CHAIN_INPUT:
-            args.append(RawArtifact(name=name, data="{{workflow.parameters.input}}"))
+            args.append(RawArtifact(name=name, data=chain_input))
         elif plan.data == "artifacts":
             args.append(Artifact(name=name, from_=f"{{{{tasks.{displays[source]}.outputs.artifacts.output}}}}"))
         else:

@@ -1,54 +1,24 @@
-"""On a cluster: submit a compiled Workflow through the Kubernetes API, wait for it, read its
-result, its logs, or stop it. Needs no Argo Server (the Workflow custom resource is created
-directly); the client is built at call time from kubeconfig or in-cluster config, or passed in.
+"""On a cluster: submit a compiled Workflow, wait for it, read its result, its logs, or stop it.
 
-Waiting is llmstep's own polling loop: a Workflow that is Pending (or has no phase yet) is not
-done, unlike what Hera's ``wait()`` assumes.
+The transport is the Kubernetes API (creates the Workflow custom resource; needs no Argo Server)
+or the Argo Server's REST API; see :mod:`llmstep.run.transports`. Waiting is llmstep's own polling
+loop: a Workflow that is Pending (or has no phase yet) is not done, unlike what Hera's ``wait()``
+assumes.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from llmstep.errors import SubmissionError
+from llmstep.run.batch import STEP_NODES
+from llmstep.run.transports import ArgoServer, KubeApi, api_error, kube_client  # noqa: F401 - re-exported
 
-GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 DONE = ("Succeeded", "Failed", "Error")
-
-
-def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False) -> Any:
-    """The kubernetes package's ``client`` module, configured like kubectl."""
-    try:
-        from kubernetes import client, config
-    except ImportError:
-        raise SubmissionError("submitting needs the kubernetes package: pip install 'llmstep[kubernetes]'") from None
-    try:
-        if in_cluster:
-            config.load_incluster_config()
-        else:
-            config.load_kube_config(config_file=kubeconfig, context=context)
-    except Exception as exc:  # noqa: BLE001 - the kubernetes package raises several types
-        raise SubmissionError(f"cannot load a Kubernetes configuration: {exc}") from exc
-    return client
-
-
-def api_error(exc: Any, what: str) -> SubmissionError:
-    """One translation of the API server's refusals into an llmstep error with its message."""
-    import json
-
-    status = getattr(exc, "status", None)
-    try:
-        message = json.loads(exc.body).get("message", "")
-    except (TypeError, ValueError, AttributeError):
-        message = str(getattr(exc, "reason", exc))
-    hint = {
-        403: "forbidden: the account needs create/get/patch on workflows.argoproj.io in this namespace",
-        404: "not found: is the Argo Workflows CRD installed (kubectl get crd workflows.argoproj.io)?",
-        422: "rejected by the API server's validation",
-    }.get(status or 0, f"HTTP {status}")
-    return SubmissionError(f"{what}: {hint}: {message}".rstrip(": "))
+OUTPUT_TASK = "llmstep.dev/output-task"
 
 
 @dataclass
@@ -57,7 +27,7 @@ class WorkflowRun:
 
     name: str
     namespace: str
-    client: Any
+    transport: KubeApi | ArgoServer
     ui_url: str | None = None
 
     @property
@@ -66,68 +36,86 @@ class WorkflowRun:
         return f"{self.ui_url.rstrip('/')}/workflows/{self.namespace}/{self.name}" if self.ui_url else None
 
     def get(self) -> dict[str, Any]:
-        try:
-            return self.client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name)
-        except self.client.exceptions.ApiException as exc:
-            raise api_error(exc, f"reading workflow {self.namespace}/{self.name}") from exc
+        return self.transport.get(self.namespace, self.name)
 
     def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Until the Workflow finishes (Pending is not finished); raises WorkflowFailed on failure."""
+        wf = self._finished(timeout, poll)
+        if wf["status"]["phase"] != "Succeeded":
+            raise WorkflowFailed(wf)
+        return wf
+
+    def _finished(self, timeout: float, poll: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             wf = self.get()
             phase = (wf.get("status") or {}).get("phase")
             if phase in DONE:
-                if phase != "Succeeded":
-                    raise WorkflowFailed(wf)
                 return wf
             if time.monotonic() > deadline:
                 raise SubmissionError(f"workflow {self.name} still {phase or 'not started'} after {timeout:.0f} s; "
                                       f"see argo get -n {self.namespace} {self.name}")  # fmt: skip
             time.sleep(poll)
 
+    def _done(self) -> dict[str, Any]:
+        wf = self.get()
+        phase = (wf.get("status") or {}).get("phase")
+        if phase not in DONE:
+            raise SubmissionError(f"workflow {self.name} is {phase or 'not started'}; wait() for it first")
+        return wf
+
     def result(self) -> Any:
         """The chain's output, read from the Workflow status (the output task's ``output``)."""
         from llmstep import serde
 
-        wf = self.get()
-        status = wf.get("status") or {}
-        if status.get("phase") != "Succeeded":
-            raise WorkflowFailed(wf) if status.get("phase") in DONE else SubmissionError(
-                f"workflow {self.name} is {status.get('phase') or 'not started'}; wait() for it first")
-        task = (wf.get("metadata", {}).get("annotations") or {}).get("llmstep.dev/output-task")
-        for node in (status.get("nodes") or {}).values():
-            if node.get("displayName") == task and node.get("type") == "Pod":
-                for param in (node.get("outputs") or {}).get("parameters") or []:
-                    if param.get("name") == "output":
-                        return serde.loads_value(param.get("value", ""), where=f"{self.name} output")
+        wf = self._done()
+        if wf["status"]["phase"] != "Succeeded":
+            raise WorkflowFailed(wf)
+        task = _annotations(wf).get(OUTPUT_TASK)
+        for node in (wf["status"].get("nodes") or {}).values():
+            if node.get("displayName") == task and node.get("type") in STEP_NODES:
+                text = node_output(node)
+                if text is not None:
+                    return serde.loads_value(text, where=f"{self.name} output")
         raise SubmissionError(f"workflow {self.name} has no output parameter on task {task!r}")
 
     def logs(self, step: str | None = None) -> dict[str, str]:
-        """Logs of the workflow's step pods (``main`` containers), by task display name."""
-        core = self.client.CoreV1Api()
-        wf = self.get()
-        nodes = (wf.get("status") or {}).get("nodes") or {}
-        pods = core.list_namespaced_pod(self.namespace, label_selector=f"workflows.argoproj.io/workflow={self.name}").items
-        by_node = {(p.metadata.annotations or {}).get("workflows.argoproj.io/node-id"): p.metadata.name for p in pods}
+        """Logs of the workflow's step pods (``main`` containers), by node display name."""
+        nodes = (self.get().get("status") or {}).get("nodes") or {}
+        by_node = self.transport.logs(self.namespace, self.name)
         out: dict[str, str] = {}
         for node_id, node in nodes.items():
             name = node.get("displayName", node_id)
-            if node.get("type") != "Pod" or (step and name != step) or node_id not in by_node:
-                continue
-            try:
-                out[name] = core.read_namespaced_pod_log(by_node[node_id], self.namespace, container="main")
-            except self.client.exceptions.ApiException as exc:
-                out[name] = f"(no log: {exc.reason})"
+            if node.get("type") == "Pod" and (step is None or name == step) and node_id in by_node:
+                out[name] = by_node[node_id]
         return out
 
     def cancel(self) -> None:
-        """Stop the workflow now (``spec.shutdown: Terminate``, as ``argo terminate`` does)."""
-        try:
-            self.client.CustomObjectsApi().patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, self.name, {"spec": {"shutdown": "Terminate"}})
-        except self.client.exceptions.ApiException as exc:
-            raise api_error(exc, f"cancelling workflow {self.namespace}/{self.name}") from exc
+        """Stop the workflow now (``argo terminate``)."""
+        self.transport.terminate(self.namespace, self.name)
+
+
+@dataclass
+class BatchRun(WorkflowRun):
+    """A submitted batch Workflow: ``results()`` in input order, with per-input errors."""
+
+    def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
+        """Until every input is done; a failed input does not raise here (see ``results``)."""
+        return self._finished(timeout, poll)
+
+    def result(self) -> Any:
+        return self.results()
+
+    def results(self, return_exceptions: bool = False) -> list[Any]:
+        """Each input's output in input order. A failed input raises ``BatchFailed`` (which holds
+        all results), or with ``return_exceptions=True`` is an ``ItemFailed`` in its place."""
+        from llmstep.run import batch
+
+        wf = self._done()
+        count = batch.input_count((wf["spec"].get("arguments") or {}).get("parameters") or [])
+        nodes = ((node.get("name", node_id), node) for node_id, node in (wf["status"].get("nodes") or {}).items())
+        return batch.collect(count, nodes, _annotations(wf).get(OUTPUT_TASK, ""), node_output,
+                             f"workflow {self.name}", return_exceptions)  # fmt: skip
 
 
 class WorkflowFailed(SubmissionError):
@@ -149,16 +137,34 @@ class WorkflowFailed(SubmissionError):
         super().__init__("\n".join(lines))
 
 
-def submit(doc: dict[str, Any], input_json: str, *, namespace: str, client: Any, ui_url: str | None = None) -> WorkflowRun:
-    """Create the Workflow (with its ``input`` parameter set) through the Kubernetes API."""
-    import copy
+def node_output(node: dict[str, Any]) -> str | None:
+    """A step node's ``output`` parameter as written in the Workflow status."""
+    for param in (node.get("outputs") or {}).get("parameters") or []:
+        if param.get("name") == "output":
+            return param.get("value", "")
+    return None
 
+
+def _annotations(wf: dict[str, Any]) -> dict[str, str]:
+    return (wf.get("metadata") or {}).get("annotations") or {}
+
+
+def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, transport: KubeApi | ArgoServer,
+           ui_url: str | None = None) -> WorkflowRun:  # fmt: skip
+    """Create the Workflow with its parameters set (``input``, or ``inputs`` for a batch)."""
     body = copy.deepcopy(doc)
     for param in (body["spec"].get("arguments") or {}).get("parameters") or []:
-        if param["name"] == "input":
-            param["value"] = input_json
-    try:
-        created = client.CustomObjectsApi().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-    except client.exceptions.ApiException as exc:
-        raise api_error(exc, f"creating the workflow in namespace {namespace}") from exc
-    return WorkflowRun(name=created["metadata"]["name"], namespace=namespace, client=client, ui_url=ui_url)
+        if param["name"] in arguments:
+            param["value"] = arguments[param["name"]]
+    if ui_url is None and isinstance(transport, ArgoServer):
+        ui_url = transport.host  # the Argo Server serves the UI
+    created = transport.create(namespace, body)
+    return attach(created, namespace, transport, ui_url)
+
+
+def attach(wf: dict[str, Any], namespace: str, transport: KubeApi | ArgoServer, ui_url: str | None = None) -> WorkflowRun:
+    """The run object for an existing Workflow: a BatchRun when it is a batch."""
+    from llmstep.run.batch import BATCH_ANNOTATION
+
+    kind = BatchRun if _annotations(wf).get(BATCH_ANNOTATION) == "true" else WorkflowRun
+    return kind(name=wf["metadata"]["name"], namespace=namespace, transport=transport, ui_url=ui_url)

@@ -1,8 +1,10 @@
 """Read an Argo Workflow document and check that it stays inside what the local runner runs.
 
-The subset is what llmstep generates: DAG and container templates, input/output parameters and
-artifacts (``raw``, ``from``), ``{{workflow.parameters.*}}``, ``{{inputs.*}}``,
-``{{tasks.X.outputs.*}}``, ``when``, ``retryStrategy``, ``activeDeadlineSeconds`` and ``onExit``.
+The subset is what llmstep generates: DAG and container templates (a DAG task may call a DAG),
+input/output parameters and artifacts (``raw``, ``from``), ``{{workflow.parameters.*}}``,
+``{{inputs.*}}``, ``{{tasks.X.outputs.*}}``, ``when``, ``withParam``/``withItems`` with
+``{{item}}``/``{{item.field}}``, template ``parallelism``, ``failFast``, ``retryStrategy``,
+``activeDeadlineSeconds`` and ``onExit``.
 Anything else is rejected up front with the path of the field, never silently mis-run. Fields
 that only place or decorate the pod (labels, resources, service account) are accepted and have
 no local effect.
@@ -26,10 +28,10 @@ _SPEC = {
 }  # fmt: skip
 _TEMPLATE = {
     "name", "dag", "container", "inputs", "outputs", "retryStrategy", "activeDeadlineSeconds",
-    "metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch", "parallelism",
+    "metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch", "parallelism", "failFast",
 }  # fmt: skip
 _DAG = {"tasks", "failFast"}
-_TASK = {"name", "template", "arguments", "depends", "dependencies", "when"}
+_TASK = {"name", "template", "arguments", "depends", "dependencies", "when", "withParam", "withItems"}
 _CONTAINER = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext"}
 _ENV = {"name", "value", "valueFrom"}
 _IO = {"parameters", "artifacts"}
@@ -45,6 +47,7 @@ _KNOWN_VARS = (
     re.compile(r"^inputs\.parameters\.[\w-]+$"),
     re.compile(r"^tasks\.[\w-]+\.outputs\.(parameters|artifacts)\.[\w-]+$"),
     re.compile(r"^tasks\.[\w-]+\.status$"),
+    re.compile(r"^item(\.[\w-]+)?$"),
 )
 
 
@@ -98,6 +101,12 @@ def _template(t: dict[str, Any], where: str) -> None:
             expr.tokenize(t["retryStrategy"]["expression"])
     if "dag" in t:
         _keys(t["dag"], _DAG, f"{where}.dag")
+        fans = {task.get("name") for task in _list(t["dag"], "tasks", f"{where}.dag") if "withParam" in task or "withItems" in task}
+        for path, text in _strings(t["dag"], f"{where}.dag"):
+            for var in _VAR.findall(text):
+                if var.startswith("tasks.") and var.split(".")[1] in fans and ".outputs." in var:
+                    raise WorkflowError(f"{path} uses {{{{{var}}}}}: the aggregated outputs of a task with "
+                                        "withParam/withItems are not supported by the local runner")  # fmt: skip
         for i, task in enumerate(_list(t["dag"], "tasks", f"{where}.dag")):
             _keys(task, _TASK, f"{where}.dag.tasks[{i}]")
             _keys(task.get("arguments") or {}, _IO, f"{where}.dag.tasks[{i}].arguments")

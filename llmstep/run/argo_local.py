@@ -4,8 +4,11 @@ onExit with ``{{workflow.status}}`` and ``{{workflow.failures}}``)."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import json
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc, expr
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.run.batch import BATCH_ANNOTATION
 from llmstep.run.container import Isolation, container_argv
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
@@ -40,13 +44,17 @@ class ArgoRun:
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism or self.spec.get("parallelism")
+        # the workflow's parallelism bounds step processes everywhere, nested DAGs included
+        self.limits = (threading.BoundedSemaphore(int(self.parallelism)),) if self.parallelism else ()
         self.launcher = launcher or isolation.start_launcher([doc])
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
         meta = doc.get("metadata") or {}
         self.vars["workflow.name"] = record.run_id
         self.vars["workflow.namespace"] = str(meta.get("namespace", "default"))
         self.vars["workflow.uid"] = record.run_id
-        record.status["outputTask"] = (meta.get("annotations") or {}).get("llmstep.dev/output-task")
+        annotations = meta.get("annotations") or {}
+        record.status["outputTask"] = annotations.get("llmstep.dev/output-task")
+        record.status["batch"] = annotations.get(BATCH_ANNOTATION) == "true"
 
     def execute(self) -> RunRecord:
         entry = self.templates.get(self.spec["entrypoint"])
@@ -72,27 +80,33 @@ class ArgoRun:
 
     def _run_template_as_root(self, template: dict[str, Any]) -> str:
         if "dag" in template:
-            return self._run_dag(template)
-        phase = self._run_container("main", template, {}, {})
-        return phase
+            return self._run_dag(template, limits=self.limits)
+        return self._run_container("main", template, {}, {})
 
     def _run_exit_handler(self, template: dict[str, Any]) -> None:
         if "dag" in template:
-            self._run_dag(template, exit_handler=True)
+            self._run_dag(template, exit_handler=True, limits=self.limits)
         else:
             self._run_container("onExit", template, {}, {}, exit_handler=True)
 
     # ------------------------------------------------------------------ DAG
 
-    def _run_dag(self, template: dict[str, Any], exit_handler: bool = False) -> str:
+    def _run_dag(self, template: dict[str, Any], exit_handler: bool = False, scope: str = "",
+                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
+        """Run a DAG template's tasks. A nested invocation (a task whose template is a DAG) has
+        a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
         depends = {name: _depends(task) for name, task in tasks.items()}
         nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
-        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in tasks and n.get("phase") in FINISHED_OK}
+        done = {t: self.record.nodes[scope + t]["phase"] for t in tasks
+                if self.record.nodes.get(scope + t, {}).get("phase") in FINISHED_OK}  # fmt: skip
         for name in tasks:
             if name not in done:
-                self.record.update_node(name, displayName=name, templateName=tasks[name]["template"], phase="Pending",
-                                        exitHandler=exit_handler)  # fmt: skip
+                self.record.update_node(scope + name, displayName=name, templateName=tasks[name]["template"],
+                                        phase="Pending", exitHandler=exit_handler)  # fmt: skip
+        if template.get("parallelism"):  # at most N step pods at a time inside this template
+            limits = (*limits, threading.BoundedSemaphore(int(template["parallelism"])))
+        inputs = {f"inputs.parameters.{k}": v for k, v in (params or {}).items()}
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
             deps, expression = depends[name]
@@ -100,31 +114,37 @@ class ArgoRun:
                 return "Omitted"
             when = tasks[name].get("when")
             if when is not None:
-                text = argo_doc.substitute(when, self._task_vars(), f"task {name} when")
+                text = argo_doc.substitute(when, self._task_vars(scope, inputs), f"task {scope}{name} when")
                 if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
                     return "Skipped"
             return "run"
 
         def on_skip(name: str, phase: str) -> None:
-            self.record.update_node(name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
-            self.progress.changed(name, self.record.nodes[name])
+            self.record.update_node(scope + name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
+            self.progress.changed(scope + name, self.record.nodes[scope + name])
 
+        fail_fast = template["dag"].get("failFast", template.get("failFast", True))
         phases = schedule(
             nodes,
-            run=lambda name: self._run_task(tasks[name], exit_handler),
+            run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits),
             decide=decide,
             launcher=self.launcher,
-            parallelism=self.parallelism,
+            parallelism=None if scope else self.parallelism,
             done=done,
-            fail_fast=template["dag"].get("failFast", True),
+            fail_fast=fail_fast,
             on_skip=on_skip,
         )
         bad = [n for n in tasks if phases.get(n) not in FINISHED_OK + ("Omitted",)]
         return "Failed" if bad else "Succeeded"
 
-    def _task_vars(self) -> dict[str, str]:
-        values = dict(self.vars)
-        for task, node in self.record.nodes.items():
+    def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What a task in ``scope`` may refer to: the workflow's variables, the DAG's inputs and
+        its sibling tasks' outputs."""
+        values = dict(self.vars) | dict(inputs or {})
+        for key, node in self.record.nodes.items():
+            task = key[len(scope):]
+            if not key.startswith(scope) or "." in task or "(" in task:
+                continue
             values[f"tasks.{task}.status"] = node.get("phase", "Pending")
             for param in node.get("outputs", {}).get("parameters", []):
                 values[f"tasks.{task}.outputs.parameters.{param['name']}"] = param["value"]
@@ -132,14 +152,44 @@ class ArgoRun:
                 values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
         return values
 
-    def _run_task(self, task: dict[str, Any], exit_handler: bool) -> str:
+    def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "",
+                  inputs: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
         template = self.templates.get(task["template"])
-        if template is None or "container" not in template:
-            raise WorkflowError(f"task {task['name']!r}: template {task['template']!r} must be a container template")
-        values = self._task_vars()
-        where = f"task {task['name']}"
+        key = scope + task["name"]
+        if template is None:
+            raise WorkflowError(f"task {key!r}: template {task['template']!r} does not exist")
+        values = self._task_vars(scope, inputs)
+        items = _items(task, values, key)
+        if items is None:
+            return self._invoke(task, template, key, values, exit_handler, limits)
+        self.record.update_node(key, phase="Running", startedAt=now(), type="TaskGroup")
+        self.progress.changed(key, self.record.nodes[key])
+        children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
+        width = max(1, min(len(children), 64))
+        with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
+            phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits), children))
+        phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
+        failed = sum(p not in FINISHED_OK for p in phases)
+        self.record.update_node(key, phase=phase, finishedAt=now(),
+                                message=f"{failed} of {len(phases)} items failed" if failed else "")  # fmt: skip
+        self.progress.changed(key, self.record.nodes[key])
+        return phase
+
+    def _invoke(self, task: dict[str, Any], template: dict[str, Any], key: str, values: dict[str, str],
+                exit_handler: bool, limits: tuple[Any, ...]) -> str:  # fmt: skip
+        """One invocation of a task's template: a container step, or a nested DAG."""
+        where = f"task {key}"
         params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
                   for p in (task.get("arguments") or {}).get("parameters") or []}  # fmt: skip
+        if "dag" in template:
+            if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
+                return self.record.nodes[key]["phase"]
+            params = self._inputs(template, params, key)["parameters"]
+            self.record.update_node(key, displayName=key, templateName=template["name"], phase="Running",
+                                    startedAt=now(), type="DAG", exitHandler=exit_handler)  # fmt: skip
+            phase = self._run_dag(template, exit_handler, f"{key}.", params, limits)
+            self.record.update_node(key, phase=phase, finishedAt=now())
+            return phase
         arts: dict[str, Any] = {}
         for art in (task.get("arguments") or {}).get("artifacts") or []:
             if "raw" in art:
@@ -147,7 +197,10 @@ class ArgoRun:
             else:
                 ref = argo_doc.substitute(art["from"], values, where)
                 arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
-        return self._run_container(task["name"], template, params, arts, exit_handler=exit_handler)
+        with contextlib.ExitStack() as held:
+            for limit in limits:
+                held.enter_context(limit)
+            return self._run_container(key, template, params, arts, exit_handler=exit_handler)
 
     # ------------------------------------------------------------------ containers
 
@@ -259,6 +312,32 @@ def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
     if ".." in rel.parts:
         raise WorkflowError(f"{what}: path {path!r} leaves the data directory")
     return data_dir / rel
+
+
+def _items(task: dict[str, Any], values: dict[str, str], key: str) -> list[Any] | None:
+    """A task's ``withItems``/``withParam`` list, or None for a task that does not fan out."""
+    if "withItems" in task:
+        return list(task["withItems"])
+    if "withParam" not in task:
+        return None
+    text = argo_doc.substitute(str(task["withParam"]), values, f"task {key} withParam")
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise WorkflowError(f"task {key}: withParam must be a JSON list, found {text[:80]!r} ({exc})") from None
+    if not isinstance(items, list):
+        raise WorkflowError(f"task {key}: withParam must be a JSON list, found {type(items).__name__}")
+    return items
+
+
+def _item_vars(item: Any) -> dict[str, str]:
+    """``{{item}}`` and ``{{item.<field>}}`` as Argo substitutes them: strings as they are, anything else as JSON."""
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    fields = {f"item.{k}": text(v) for k, v in item.items()} if isinstance(item, dict) else {}
+    return {"item": text(item), **fields}
 
 
 def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:

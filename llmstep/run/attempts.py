@@ -101,7 +101,9 @@ def error_message(data_dir: Path, exit_code: int) -> str:
 
     try:
         error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
-        return f"{error.get('type')}: {error.get('message')} (exit code {exit_code})"
+        kind, message = f"{error.get('type')}", f"{error.get('message')}"
+        text = message if message.startswith(f"{kind}: ") else f"{kind}: {message}"  # a Runnable's error names its type
+        return f"{text} (exit code {exit_code})"
     except (OSError, ValueError):
         return f"Error (exit code {exit_code})"
 

@@ -124,7 +124,7 @@ class RunRecord:
                 "finishedAt": n.get("finishedAt", ""),
             }
             for task, n in self.nodes.items()
-            if n.get("phase") in ("Failed", "Error") and not n.get("exitHandler")
+            if n.get("phase") in ("Failed", "Error") and not n.get("exitHandler") and n.get("type", "Pod") == "Pod"
         ]
 
     def result(self) -> Any:
@@ -132,19 +132,41 @@ class RunRecord:
         from llmstep import serde
         from llmstep.errors import RunFailed
 
+        if self.status.get("batch"):
+            return self.results()
         if self.phase != "Succeeded":
             raise RunFailed(failure_message(self), run_id=self.run_id, failures=self.failures())
         task = self.status.get("outputTask")
         node = self.nodes.get(task or "")
         if not node:
             raise WorkflowError("the workflow does not name its result task (annotation llmstep.dev/output-task)")
-        for artifact in node.get("outputs", {}).get("artifacts", []):
-            if artifact["name"] == "output":
-                return serde.loads_value(Path(artifact["localPath"]).read_text(encoding="utf-8"), where=f"{task} output")
-        for param in node.get("outputs", {}).get("parameters", []):
-            if param["name"] == "output":
-                return serde.loads_value(param["value"], where=f"{task} output")
+        text = _local_output(node)
+        if text is not None:
+            return serde.loads_value(text, where=f"{task} output")
         raise WorkflowError(f"task {task!r} has no output artifact or parameter named 'output'")
+
+
+    def results(self, return_exceptions: bool = False) -> list[Any]:
+        """A batch run's outputs in input order (see :func:`llmstep.run.batch.collect`)."""
+        import json
+
+        from llmstep.run import batch
+
+        if self.phase not in ("Succeeded", "Failed", "Error"):
+            raise WorkflowError(f"run {self.run_id} is {self.phase}; it has no results yet")
+        count = len(json.loads(self.status["arguments"].get("inputs", "[]")))
+        return batch.collect(count, self.nodes.items(), self.status.get("outputTask") or "", _local_output,
+                             f"run {self.run_id}", return_exceptions)  # fmt: skip
+
+
+def _local_output(node: dict[str, Any]) -> str | None:
+    for artifact in node.get("outputs", {}).get("artifacts", []):
+        if artifact["name"] == "output":
+            return Path(artifact["localPath"]).read_text(encoding="utf-8")
+    for param in node.get("outputs", {}).get("parameters", []):
+        if param["name"] == "output":
+            return param["value"]
+    return None
 
 
 def _run_metadata(docs: list[dict[str, Any]]) -> dict[str, Any]:

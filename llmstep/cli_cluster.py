@@ -1,0 +1,125 @@
+"""CLI commands for a cluster: ``submit`` a chain or Workflow file, read a ``result``.
+
+The transport is the Kubernetes API (kubeconfig, like kubectl) unless ``--argo-server`` or
+``ARGO_SERVER`` names an Argo Server, as with the ``argo`` CLI (``ARGO_TOKEN``, ``ARGO_SECURE``,
+``ARGO_INSECURE_SKIP_VERIFY`` apply).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import WorkflowError
+
+
+def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from llmstep.cli_run import add_input_options
+
+    cluster = argparse.ArgumentParser(add_help=False)
+    g = cluster.add_argument_group("cluster")
+    g.add_argument("-n", "--namespace", default="default", help="the namespace (default: default)")
+    g.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    g.add_argument("--context", help="kubeconfig context")
+    g.add_argument("--argo-server", metavar="HOST[:PORT]|URL", help="use the Argo Server's REST API (default: $ARGO_SERVER)")
+    g.add_argument("--token", help="Argo Server bearer token (default: $ARGO_TOKEN)")
+    g.add_argument("-k", "--insecure-skip-verify", action="store_true", help="do not verify the Argo Server's TLS certificate")
+    g.add_argument("--ca-file", metavar="FILE", help="verify the Argo Server's certificate against this CA bundle")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("submit", parents=[common, cluster], help="submit a chain or Workflow file to a cluster",
+                       description="Create the Workflow on a cluster and print its name; with --wait, wait for it "
+                       "and print its result (exit 1 when it fails).")
+    p.add_argument("target", metavar="REF|FILE.yaml", help="a chain reference (path/to/file.py:attr) or an Argo Workflow file")
+    add_input_options(p)
+    p.add_argument("--parallelism", type=int, default=8, metavar="N", help="with --inputs: at most N step pods at a time (default 8)")
+    p.add_argument("--wait", action="store_true", help="wait for the workflow and print its result")
+    p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
+    p.add_argument("--image", help="(REF) the step image")
+    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
+    p.add_argument("--ui-url", metavar="URL", help="the Argo UI's base URL, for the printed link")
+    p.set_defaults(func=_submit)
+
+    p = sub.add_parser("result", parents=[common, cluster], help="print the result of a workflow on a cluster",
+                       description="Print a finished workflow's result (a batch prints one JSON line per input).")
+    p.add_argument("name", metavar="NAME", help="the workflow name")
+    p.set_defaults(func=_result)
+
+
+def _transport(args: argparse.Namespace) -> Any:
+    from llmstep.run.transports import transport
+
+    verify: bool | str | None = args.ca_file or (False if args.insecure_skip_verify else None)
+    return transport(kubeconfig=args.kubeconfig, context=args.context, argo_server=args.argo_server,
+                     token=args.token, verify=verify)  # fmt: skip
+
+
+def _document(args: argparse.Namespace) -> dict[str, Any]:
+    from llmstep.refs import is_reference, load_reference, reference_name
+
+    path = Path(args.target)
+    if path.is_file() and path.suffix != ".py":
+        from llmstep.yamlio import load_documents
+
+        docs = [d for d in load_documents(path) if d.get("kind") == "Workflow"]
+        if len(docs) != 1:
+            raise WorkflowError(f"{args.target}: expected one Argo Workflow, found {len(docs)}")
+        return docs[0]
+    if not is_reference(args.target):
+        raise WorkflowError(f"{args.target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
+    from llmstep.compiled import compile as compile_chain
+
+    compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
+                             allow_pickle=args.allow_pickle)  # fmt: skip
+    return compiled.to_batch_dict(args.parallelism) if args.inputs is not None else compiled.to_dict()
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from llmstep.cli_run import parameters
+    from llmstep.run import argo
+
+    doc = _document(args)
+    params = parameters(args)
+    declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
+    for name in params:
+        if name not in declared:
+            raise WorkflowError(f"parameter {name!r} is not declared by the workflow ({', '.join(declared) or 'none'})"
+                                + ("; --inputs needs a batch Workflow (llmstep compile --batch N)" if name == "inputs" else ""))  # fmt: skip
+    run = argo.submit(doc, params, namespace=args.namespace, transport=_transport(args), ui_url=args.ui_url)
+    print(f"Name: {run.name}\nNamespace: {run.namespace}" + (f"\nURL: {run.url}" if run.url else ""),
+          file=sys.stderr if args.wait else sys.stdout)  # fmt: skip
+    if not args.wait:
+        return 0
+    try:
+        run.wait(timeout=args.timeout)
+    except KeyboardInterrupt:
+        run.cancel()
+        print(f"llmstep: interrupted; terminated workflow {run.name}", file=sys.stderr)
+        raise
+    return _print(run, args.json)
+
+
+def _result(args: argparse.Namespace) -> int:
+    from llmstep.run import argo
+
+    transport = _transport(args)
+    run = argo.attach(transport.get(args.namespace, args.name), args.namespace, transport)
+    return _print(run, args.json)
+
+
+def _print(run: Any, as_json: bool) -> int:
+    from llmstep import serde
+    from llmstep.cli_run import output_text, report_batch
+    from llmstep.run.argo import BatchRun
+
+    if isinstance(run, BatchRun):
+        return report_batch(run.results(return_exceptions=True), f"argo get -n {run.namespace} {run.name}")
+    output = run.result()
+    if as_json:
+        print(json.dumps({"workflow": run.name, "output": serde.encode_value(output)["value"]}, ensure_ascii=False))
+    else:
+        print(output if isinstance(output, str) else output_text(output))
+    return 0

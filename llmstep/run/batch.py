@@ -1,0 +1,90 @@
+"""Results of a batch Workflow, read the same way from a local run record and a cluster status.
+
+A batch Workflow (``Compiled.to_batch_dict``) fans the chain's DAG out over its ``inputs`` with
+``withParam``; every item is a nested DAG whose node names carry the item's index:
+``<workflow>.item(3:...)`` on a cluster, ``item(3)`` locally, and the nested steps are
+``<item node>.<task>``. Results come back in input order; a failed item is an ``ItemFailed`` in
+its place, so one failure never loses the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from llmstep.errors import BatchFailed, ItemFailed, LlmstepError
+
+BATCH_TASK = "item"
+BATCH_ANNOTATION = "llmstep.dev/batch"
+STEP_NODES = ("Pod", "Retry")
+"""A step is a Pod node, or a Retry node (with retries) that holds its successful attempt's outputs."""
+INDEX = re.compile(rf"(?:^|\.){BATCH_TASK}\((\d+)[:)]")
+
+
+def encode_inputs(inputs: Iterable[Any]) -> str:
+    """The batch Workflow's ``inputs`` parameter: each input encoded like a step output."""
+    import json
+
+    from llmstep import serde
+
+    return json.dumps([{"index": i, "input": serde.dumps_value(x)} for i, x in enumerate(inputs)], separators=(",", ":"))
+
+
+def input_count(arguments: Iterable[dict[str, Any]]) -> int:
+    """How many inputs a batch Workflow's ``inputs`` parameter holds."""
+    import json
+
+    for param in arguments:
+        if param.get("name") == "inputs" and param.get("value") is not None:
+            return len(json.loads(param["value"]))
+    return 0
+
+
+def item_index(name: str) -> int | None:
+    match = INDEX.search(name)
+    return int(match.group(1)) if match else None
+
+
+def collect(
+    count: int,
+    nodes: Iterable[tuple[str, dict[str, Any]]],
+    output_task: str,
+    read_output: Callable[[dict[str, Any]], str | None],
+    where: str,
+    return_exceptions: bool,
+) -> list[Any]:
+    """Results in input order from ``(name, node)`` pairs; ``read_output(node)`` is the output
+    task's serialized value, or None when it has none."""
+    from llmstep import serde
+
+    outputs: dict[int, Any] = {}
+    failures: dict[int, list[tuple[str, str]]] = {}
+    for name, node in nodes:
+        index = item_index(name)
+        kind = node.get("type", "Pod")  # local nodes of steps have no type
+        if index is None or kind not in STEP_NODES:
+            continue
+        display = name.rsplit(".", 1)[-1]  # a node's name is its parent's name, ".", its task
+        if node.get("phase") in ("Failed", "Error") and kind == "Pod":
+            failures.setdefault(index, []).append((display, node.get("message") or node.get("phase")))
+        elif display == output_task and node.get("phase") == "Succeeded":
+            text = read_output(node)
+            if text is not None:
+                try:
+                    outputs[index] = serde.loads_value(text, where=f"input {index} output")
+                except LlmstepError as exc:
+                    failures.setdefault(index, []).append((display, str(exc)))
+    results: list[Any] = []
+    for index in range(count):
+        if index in outputs:  # a failed attempt that a retry made good does not fail the item
+            results.append(outputs[index])
+        elif index in failures:
+            steps = [step for step, _ in failures[index]]
+            message = "; ".join(f"step {step}: {msg}" for step, msg in failures[index])
+            results.append(ItemFailed(index, message, steps))
+        else:
+            results.append(ItemFailed(index, "did not finish (not run, or stopped)"))
+    if not return_exceptions and any(isinstance(r, ItemFailed) for r in results):
+        raise BatchFailed(results, where)
+    return results
