@@ -5,6 +5,7 @@ import llmstep
 compiled = llmstep.compile(prompt | llm | parser)
 print(compiled.to_yaml())                      # argo submit -p input='{"question": "..."}'
 compiled.run_local({"question": "..."})        # the same workflow, on this machine
+compiled.submit({"question": "..."}).wait()    # on a cluster
 ```
 
 Names resolve lazily so that ``llmstep exec`` (every step's entrypoint) starts without importing
@@ -38,10 +39,16 @@ _EXPORTS = {
     "WorkflowError": "llmstep.errors",
     "RunFailed": "llmstep.errors",
     "SubmissionError": "llmstep.errors",
+    "ItemFailed": "llmstep.errors",
+    "BatchFailed": "llmstep.errors",
+    "KubernetesRunnable": "llmstep.kube",
 }
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "BatchFailed",
+    "ItemFailed",
+    "KubernetesRunnable",
     "CompileError",
     "Diagnose",
     "DiagnosisError",
@@ -68,10 +75,12 @@ if TYPE_CHECKING:
     from llmstep.compiler import DEFAULT_IMAGE
     from llmstep.diagnose import Diagnose
     from llmstep.errors import (
+        BatchFailed,
         CompileError,
         CredentialsError,
         DiagnosisError,
         ExecutionError,
+        ItemFailed,
         LlmstepError,
         PayloadError,
         RenderError,
@@ -80,6 +89,7 @@ if TYPE_CHECKING:
         SubmissionError,
         WorkflowError,
     )
+    from llmstep.kube import KubernetesRunnable
     from llmstep.offline import OfflineChatModel
     from llmstep.plan import Plan, PlanStep
     from llmstep.step import Step

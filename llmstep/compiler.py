@@ -176,3 +176,10 @@ def _describe(steps: list[PlanStep]) -> str:
     if len(steps) > 50:
         lines.append(f"- … and {len(steps) - 50} more")
     return "\n".join(lines)
+
+
+def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str = DEFAULT_SECRET, name: str | None = None) -> PlanStep:
+    """One Runnable as one step fed by the call's input, not decomposed (``KubernetesRunnable``)."""
+    builder = _Builder(allow_pickle=allow_pickle, secret=secret)
+    builder.add_step(runnable, ["input"], "runnable", display=name)
+    return builder.steps[0]

@@ -9,12 +9,13 @@ serializable as LangChain JSON, so it travels between steps exactly like ``ChatO
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 
 class OfflineChatModel(BaseChatModel):
@@ -43,7 +44,7 @@ class OfflineChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.latency:
+        if self.latency and not kwargs.get("_no_wait"):
             time.sleep(self.latency)
         last = messages[-1].text if messages else ""
         text = f"{self.prefix}: {last}"
@@ -59,3 +60,23 @@ class OfflineChatModel(BaseChatModel):
             },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The same answer, a word at a time (``latency`` spread over the words)."""
+        whole = self._generate(messages, stop, None, **{**kwargs, "_no_wait": True}).generations[0].message
+        words = str(whole.content).split(" ")
+        for i, word in enumerate(words):
+            if self.latency:
+                time.sleep(self.latency / len(words))
+            last = i == len(words) - 1
+            chunk = AIMessageChunk(content=word + ("" if last else " "),
+                                   usage_metadata=whole.usage_metadata if last else None)  # fmt: skip
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=ChatGenerationChunk(message=chunk))
+            yield ChatGenerationChunk(message=chunk)

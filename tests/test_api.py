@@ -8,7 +8,7 @@ import llmstep
 
 def test_public_api_is_pinned():
     assert sorted(llmstep.__all__) == sorted([
-        "CompileError", "Compiled", "CredentialsError", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
+        "BatchFailed", "ItemFailed", "KubernetesRunnable", "CompileError", "Compiled", "CredentialsError", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
         "OfflineChatModel", "PayloadError", "Plan", "PlanStep", "RenderError", "RunFailed", "SerializationError",
         "Step", "SubmissionError", "WorkflowError", "__version__", "compile",
     ])

@@ -1,0 +1,95 @@
+"""KubernetesRunnable without a cluster: the Pod it would create, and the step's log records
+that the client reads back (the real step entrypoint, run as a process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from chains import openai_chain, qa_chain
+
+import llmstep
+from llmstep.executor import RECORD
+from llmstep.kube import INPUT_ENV, PAYLOAD_ENV
+
+
+def _env(manifest):
+    return {e["name"]: e for e in manifest["spec"]["containers"][0]["env"]}
+
+
+def test_pod_manifest_runs_the_step_with_only_the_declared_secret_keys():
+    from langchain_openai import ChatOpenAI
+
+    key = "sk-must-never-reach-the-pod-spec-1234"
+    runner = llmstep.KubernetesRunnable(ChatOpenAI(model="gpt-4o-mini", api_key=key), image="registry.example/llmstep:1",
+                                        namespace="ml", secret="team-llm", timeout=90)  # fmt: skip
+    manifest = runner.pod_manifest({"question": "costs $(HOME)?"})
+    text = json.dumps(manifest)
+    assert key not in text
+    spec = manifest["spec"]
+    [container] = spec["containers"]
+    assert container["image"] == "registry.example/llmstep:1" and spec["restartPolicy"] == "Never"
+    assert container["command"][:4] == ["llmstep", "exec", "--data-dir", "/llmstep"]
+    assert "--log-records" in container["command"] and "--stream" not in container["command"]
+    env = _env(manifest)
+    assert env["OPENAI_API_KEY"] == {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "team-llm", "key": "OPENAI_API_KEY"}}}
+    assert set(env) == {PAYLOAD_ENV, INPUT_ENV, "OPENAI_API_KEY"}
+    payload = json.loads(env[PAYLOAD_ENV]["value"])
+    assert payload["runnable"] == "langchain_openai.chat_models.base.ChatOpenAI" and "pickle" not in payload
+    assert "$(" not in env[INPUT_ENV]["value"]  # Kubernetes would expand $(HOME) in an env value
+    assert llmstep.serde.loads_value(env[INPUT_ENV]["value"]) == {"question": "costs $(HOME)?"}
+    assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llmstep"
+    assert manifest["metadata"]["generateName"].startswith("llmstep-chatopenai-")
+    assert spec["activeDeadlineSeconds"] == 90 and spec["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_a_runnable_that_cannot_be_serialized_is_refused_up_front():
+    from langchain_core.runnables import RunnableLambda
+
+    with pytest.raises(llmstep.CompileError, match="allow_pickle=True"):
+        llmstep.KubernetesRunnable(RunnableLambda(lambda x: x))
+
+
+def test_pod_spec_extras_merge_over_llmsteps():
+    runner = llmstep.KubernetesRunnable(qa_chain(), pod_spec={"hostNetwork": True, "nodeSelector": {"gpu": "a100"}},
+                                        resources={"limits": {"memory": "256Mi"}})  # fmt: skip
+    manifest = runner.pod_manifest({"question": "x"}, stream=True)
+    assert manifest["spec"]["hostNetwork"] is True and manifest["spec"]["nodeSelector"] == {"gpu": "a100"}
+    assert manifest["spec"]["containers"][0]["resources"] == {"limits": {"memory": "256Mi"}}
+    assert manifest["spec"]["containers"][0]["command"][-1] == "--stream"
+    assert "OPENAI_API_KEY" not in _env(manifest)  # the offline chain declares no key
+
+
+def _step(manifest, tmp_path, extra_env=None):
+    """Run the Pod's command as a process, with the Pod's plain env values (what the kubelet does)."""
+    container = manifest["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    argv = [sys.executable, "-m", "llmstep", *container["command"][1:]]
+    argv[argv.index("--data-dir") + 1] = str(tmp_path / "data")
+    return subprocess.run(argv, env={"PATH": os.environ["PATH"], **env, **(extra_env or {})}, capture_output=True, text=True, timeout=120)
+
+
+def _records(stdout):
+    return [json.loads(line[len(RECORD):]) for line in stdout.splitlines() if line.startswith(RECORD)]
+
+
+def test_the_step_writes_chunk_and_output_records_to_its_log(tmp_path):
+    runner = llmstep.KubernetesRunnable(qa_chain())
+    out = _step(runner.pod_manifest({"question": "stream me"}, stream=True), tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = _records(out.stdout)
+    chunks = [llmstep.serde.loads_value(r["value"]) for r in records if r["kind"] == "chunk"]
+    assert len(chunks) > 2 and "".join(chunks) == "offline answer: stream me"
+    assert records[-1]["kind"] == "output" and llmstep.serde.loads_value(records[-1]["value"]) == "offline answer: stream me"
+
+
+def test_a_failed_step_writes_an_error_record_with_its_exit_code(tmp_path):
+    runner = llmstep.KubernetesRunnable(openai_chain())
+    out = _step(runner.pod_manifest({"question": "x"}), tmp_path)  # no OPENAI_API_KEY in the env
+    assert out.returncode == 3
+    [record] = _records(out.stdout)
+    assert record["kind"] == "error" and record["exit_code"] == 3 and "OPENAI_API_KEY" in record["message"]
