@@ -119,3 +119,29 @@ def test_admission_rejection_carries_the_servers_message(api):
         body = json.dumps({"message": 'Workflow.argoproj.io "x" is invalid: spec.templates.container.image: Invalid value'})
 
     assert "rejected by the API server's validation: Workflow.argoproj.io" in str(api_error(Refusal(), "creating"))
+
+
+def test_submit_batch_is_accepted_and_results_come_back_in_input_order(api):
+    compiled = llmstep.compile(qa_chain(), name="qa-batch")
+    run = compiled.submit_batch([{"question": "a"}, {"question": "b"}, {"question": "c"}], parallelism=2,
+                                namespace=NS, client=api)  # fmt: skip
+    wf = run.get()  # the API server stored the batch Workflow, withParam and all
+    assert wf["spec"]["entrypoint"] == "batch" and wf["spec"]["templates"][0]["parallelism"] == 2
+    items = json.loads(wf["spec"]["arguments"]["parameters"][0]["value"])
+    assert [json.loads(i["input"])["value"]["question"] for i in items] == ["a", "b", "c"]
+    nodes = {}  # as Argo's controller names them: <wf>.item(<i>:<item>).<task>
+    for item in items:
+        parent = f"{run.name}.item({item['index']}:{json.dumps(item)})"
+        nodes[f"d{item['index']}"] = {"id": f"d{item['index']}", "name": parent, "displayName": parent.split(".", 1)[1],
+                                      "type": "DAG", "phase": "Succeeded"}  # fmt: skip
+        question = json.loads(item["input"])["value"]["question"]
+        node = _node("StrOutputParser", "stroutputparser", "Failed" if question == "b" else "Succeeded",
+                     {"parameters": [{"name": "output", "value": serde.dumps_value(f"answer {question}")}]}
+                     if question != "b" else None, message="RateLimitError (exit code 1)" if question == "b" else None)  # fmt: skip
+        node["name"] = f"{parent}.StrOutputParser"
+        nodes[f"p{item['index']}"] = node
+    _status(api, run.name, {"phase": "Failed", "message": "child failed", "nodes": nodes})
+    run.wait(timeout=10, poll=0.2)  # one failed input does not raise here
+    results = run.results(return_exceptions=True)
+    assert results[0] == "answer a" and results[2] == "answer c"
+    assert isinstance(results[1], llmstep.ItemFailed) and "RateLimitError" in str(results[1])
