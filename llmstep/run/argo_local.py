@@ -9,7 +9,7 @@ import contextlib
 import json
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +197,12 @@ class ArgoRun:
             else:
                 ref = argo_doc.substitute(art["from"], values, where)
                 arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
-        with contextlib.ExitStack() as held:
-            for limit in limits:
-                held.enter_context(limit)
-            return self._run_container(key, template, params, arts, exit_handler=exit_handler)
+        return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=limits)
 
     # ------------------------------------------------------------------ containers
 
     def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
-                       arts: dict[str, Any], exit_handler: bool = False) -> str:  # fmt: skip
+                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
         container = template["container"]
         inputs = self._inputs(template, params, name)
         values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
@@ -238,6 +235,7 @@ class ArgoRun:
             retry=lambda code, phase, duration: _should_retry(retry, code, phase, duration),
             backoff=lambda attempt: _backoff(retry, attempt),
             exit_handler=exit_handler,
+            slot=lambda: _hold(limits),
         )
         return run_step(step, self.record, self.launcher, self.progress)
 
@@ -312,6 +310,15 @@ def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
     if ".." in rel.parts:
         raise WorkflowError(f"{what}: path {path!r} leaves the data directory")
     return data_dir / rel
+
+
+@contextlib.contextmanager
+def _hold(limits: tuple[Any, ...]) -> Iterator[None]:
+    """Take a place under every parallelism limit around the step (always in the same order)."""
+    with contextlib.ExitStack() as held:
+        for limit in limits:
+            held.enter_context(limit)
+        yield
 
 
 def _items(task: dict[str, Any], values: dict[str, str], key: str) -> list[Any] | None:

@@ -6,9 +6,11 @@ judged; a failed attempt is retried while the engine's retry rules allow, after 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ class StepRun:
     retry: Callable[[int, str, float], bool] = lambda code, phase, duration: phase == "Failed"
     backoff: Callable[[int], float] = lambda attempt: 0.0
     exit_handler: bool = False
+    slot: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+    """Held while the step's process runs (a parallelism limit counts running steps, as Argo counts pods)."""
 
 
 def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Progress) -> str:
@@ -66,9 +70,10 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             return _done(record, progress, step.name, "Error", str(exc), None, {})
         with open(log_path, "ab") as log:
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
-        began = time.monotonic()
-        outcome = launcher.run(run.argv, run.env, log_path, step.timeout)
-        duration = time.monotonic() - began
+        with step.slot():
+            began = time.monotonic()
+            outcome = launcher.run(run.argv, run.env, log_path, step.timeout)
+            duration = time.monotonic() - began
         if outcome.interrupted:
             return _done(record, progress, step.name, "Failed", "interrupted", outcome.exit_code, {})
         if outcome.timed_out:

@@ -9,12 +9,17 @@ same command, ``llmstep exec`` with the container's arguments, through ``llmstep
 
 Protocol (one Unix socket connection per step): the client sends one JSON line
 ``{"argv": [...], "env": {...}, "cwd": ..., "log": ...}``; the server answers the step's pid, then
-its exit code, one line each. A forked "waiter" does the waiting, so the server itself never
-starts a thread (forking a threaded process is unsafe).
+its exit code, one line each. The server reaps its steps when SIGCHLD wakes its loop, so it
+never starts a thread (forking a threaded process is unsafe) and forks once per step.
+
+The server learns: a step that finishes tells it (over a pipe) which modules it had to import
+itself, such as an API client's lazily loaded resources, and the server imports them too, so later
+steps of the same kind start warm. Only module names cross; nothing of the step's environment.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -146,43 +151,118 @@ def _serve(path: str, preload: list[str]) -> None:
             continue
     from llmstep import cli
 
+    # Objects imported so far move to a permanent generation the collector never walks, so forked
+    # children do not touch (and copy) the whole preloaded heap at their first collection.
+    gc.collect()
+    gc.freeze()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(64)
+    learned, teach = os.pipe()  # steps write the modules they imported; the server imports them
+    os.set_blocking(learned, False)
+    reaped, wake = os.pipe()  # SIGCHLD wakes the loop, which reports exit codes
+    os.set_blocking(reaped, False)
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    running: dict[int, socket.socket] = {}  # step pid -> the connection that waits for its exit code
     print(READY, flush=True)
     while True:
-        conn, _ = server.accept()
-        _reap()
-        request = json.loads(conn.makefile("r").readline() or "{}")
-        if os.fork() == 0:  # the waiter
-            server.close()
-            _wait_for_step(conn, request, cli.main)
-        conn.close()
+        try:
+            ready, _, _ = select.select([server, learned, reaped], [], [])
+        except InterruptedError:
+            continue
+        if reaped in ready:
+            _drain(reaped)
+            _report_exits(running)
+        if learned in ready:
+            _learn(learned)
+        if server in ready:
+            conn, _ = server.accept()
+            request = json.loads(conn.makefile("r").readline() or "{}")
+            pid = os.fork()
+            if pid == 0:  # the step: nothing of the server's stays open in it
+                signal.set_wakeup_fd(-1)
+                for fd in (server, *running.values()):
+                    fd.close()
+                for fd in (learned, reaped, wake):
+                    os.close(fd)
+                conn.close()
+                _become_step(request, cli.main, teach)
+            running[pid] = conn
+            try:
+                conn.sendall(f"{pid}\n".encode())
+            except OSError:
+                pass  # the client left; the step still runs to its end and is reaped
 
 
-def _reap() -> None:
+def _drain(fd: int) -> None:
     try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
+        while os.read(fd, 4096):
             pass
-    except ChildProcessError:
+    except BlockingIOError:
         pass
 
 
-def _wait_for_step(conn: socket.socket, request: dict[str, Any], main: Any) -> None:
-    pid = os.fork()
-    if pid == 0:
-        _become_step(request, main)
-    conn.sendall(f"{pid}\n".encode())
-    _, status = os.waitpid(pid, 0)
+def _report_exits(running: dict[int, socket.socket]) -> None:
+    """Reap finished steps and send each one's exit code to the client waiting for it."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = running.pop(pid, None)
+        if conn is not None:
+            try:
+                conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+            except OSError:
+                pass
+            conn.close()
+
+
+def _learn(fd: int) -> None:
+    """Import what finished steps had to import themselves, then freeze it with the rest."""
+    data = b""
     try:
-        conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-    finally:
-        os._exit(0)
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except BlockingIOError:
+        pass
+    names = {n for line in data.decode(errors="ignore").splitlines() for n in line.split(",") if n}
+    for name in sorted(names - set(sys.modules)):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module that will not import here only costs speed
+            continue
+    gc.collect()
+    gc.freeze()
 
 
-def _become_step(request: dict[str, Any], main: Any) -> None:
+def _teach(fd: int, before: set[str]) -> None:
+    """Tell the server which importable modules this step imported (lines under PIPE_BUF, so
+    each write is atomic; a full pipe drops the lesson, which only costs speed)."""
+    names = sorted(n for n in set(sys.modules) - before
+                   if getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None))  # fmt: skip
+    line = ""
+    try:
+        os.set_blocking(fd, False)
+        for name in names:
+            if len(line) + len(name) + 2 > 4000:
+                os.write(fd, (line + "\n").encode())
+                line = ""
+            line += name + ","
+        if line:
+            os.write(fd, (line + "\n").encode())
+    except OSError:
+        pass
+
+
+def _become_step(request: dict[str, Any], main: Any, teach: int) -> None:
     code = 70
+    before = set(sys.modules)
     try:
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
@@ -194,6 +274,7 @@ def _become_step(request: dict[str, Any], main: Any) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         import random
 
         random.seed()  # forked children must not share a random sequence
@@ -208,6 +289,7 @@ def _become_step(request: dict[str, Any], main: Any) -> None:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            _teach(teach, before)
         finally:
             os._exit(code)
 

@@ -27,6 +27,8 @@ from llmstep.errors import WorkflowError
 from llmstep.yamlio import dump_all, load_documents
 
 DEFAULT_RUNS_DIR = Path(".llmstep") / "runs"
+SAVE_EVERY = 0.5
+"""Node updates reach status.json within this many seconds."""
 FINISHED_OK = ("Succeeded", "Skipped")
 """Phases after which dependents may run and a resumed run does not run the node again."""
 
@@ -42,6 +44,8 @@ class RunRecord:
         self.root = root
         self.status = status
         self._lock = threading.RLock()
+        self._saved_at = 0.0
+        self._timer: threading.Timer | None = None
 
     @property
     def run_id(self) -> str:
@@ -90,7 +94,7 @@ class RunRecord:
         with self._lock:
             node = self.nodes.setdefault(task, {"id": task, "displayName": task, "phase": "Pending"})
             node.update(fields)
-            self.save()
+            self.save(soon=True)
             return dict(node)
 
     def finish(self, phase: str, message: str = "") -> None:
@@ -106,11 +110,24 @@ class RunRecord:
                     node.update(phase="Failed", message="interrupted", finishedAt=now())
             self.finish("Failed", "interrupted")
 
-    def save(self) -> None:
+    def save(self, soon: bool = False) -> None:
+        """Write status.json atomically. ``soon``: within SAVE_EVERY seconds, so a run with many
+        nodes (a batch) does not rewrite the whole record on every node update; the run's end
+        (finish, interrupted) always writes at once."""
         with self._lock:
+            if soon and time.monotonic() - self._saved_at < SAVE_EVERY:
+                if self._timer is None:
+                    self._timer = threading.Timer(SAVE_EVERY, self.save)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             tmp = self.root / "status.json.tmp"
             tmp.write_text(json.dumps(self.status, indent=1, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.root / "status.json")
+            self._saved_at = time.monotonic()
 
     def failures(self) -> list[dict[str, Any]]:
         """Failed nodes in the shape of Argo's ``{{workflow.failures}}``."""
