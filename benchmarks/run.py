@@ -3,7 +3,7 @@ measured in the same run.
 
     python benchmarks/run.py            # the table, and benchmarks/results.json
     python benchmarks/run.py --quick    # fewer repetitions, for a smoke run
-    python benchmarks/run.py --only compile,size   # some sections: startup, local, parallel, compile, size, image
+    python benchmarks/run.py --only compile,size   # some sections: startup, local, parallel, batch, compile, size, image
 
 Figures (goals from the performance issue):
   1. step start-up: `llmstep exec` of a prompt step vs `python -c "import langchain_core.prompts"`
@@ -15,6 +15,8 @@ Figures (goals from the performance issue):
   4. compile scale: 1,000-step chain to Argo YAML and to Tekton (<= 2 s each), growth
      1,000 vs 100 steps (<= 12x), vs the same DAG built with Hera alone (<= 1.5x)
   5. document size: Argo bytes per step beyond the payload (<= 1.5 KB); the largest chain that fits
+  6. batch: 200 inputs through prompt | model (1 s) | parser in one local batch run, parallelism 8
+     (<= 1.3x of 200 x 1 s / 8)
   image (when podman and the image are present): size (<= 250 MB), container start to output.json
 """
 
@@ -137,6 +139,29 @@ def parallelism(tmp: Path) -> list[Figure]:
                    note="baseline: the same map invoked in-process")]  # fmt: skip
 
 
+def batch(tmp: Path) -> list[Figure]:
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+    from openai_server import FakeOpenAI
+
+    import llmstep
+
+    latency, count, width = 1.0, 200, 8
+    with FakeOpenAI(delay=latency) as server:
+        llm = ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url, max_retries=0)
+        compiled = llmstep.compile(ChatPromptTemplate.from_template("{q}") | llm | StrOutputParser())
+        inputs = [{"q": f"question {i}"} for i in range(count)]
+        secrets = {"OPENAI_API_KEY": "sk-bench"}
+        results: list = []
+        wall = median_seconds(lambda: results.append(compiled.run_local_batch(inputs, parallelism=width, secrets=secrets,
+                                                                              runs_dir=tmp / "batch")), 1, warmup=0)  # fmt: skip
+    assert results[-1] == [f"echo: question {i}" for i in range(count)], "batch results out of order"
+    ideal = count * latency / width
+    return [Figure(f"6 batch: {count} x 3 steps, parallelism {width}", wall, ideal, "s", "<= 1.3x", wall <= 1.3 * ideal,
+                   note=f"baseline: {count} x {latency:.0f} s model latency / {width} (one run)")]  # fmt: skip
+
+
 def _linear_chain(n: int):
     from langchain_core.prompts import PromptTemplate
 
@@ -249,7 +274,7 @@ def main(argv: list[str]) -> int:
     figures: list[Figure] = []
     try:
         sections = {"startup": lambda: startup(tmp), "local": lambda: local_overhead(tmp),
-                    "parallel": lambda: parallelism(tmp), "compile": compile_scale, "size": document_size,
+                    "parallel": lambda: parallelism(tmp), "batch": lambda: batch(tmp), "compile": compile_scale, "size": document_size,
                     "image": lambda: image(tmp)}  # fmt: skip
         only = next((a.split("=", 1)[1] if "=" in a else argv[argv.index(a) + 1] for a in argv if a.startswith("--only")), "")
         chosen = [n for n in sections if not only or n in only.split(",")]

@@ -31,3 +31,15 @@ def test_readme_local_run_of_a_compiled_file(tmp_path):
     result = run_cli("run", str(out), "-p", 'input={"question": "What does Argo do?"}', cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "offline answer: What does Argo do?"
+
+
+def test_readme_local_batch_of_the_example_questions(tmp_path):
+    import json
+
+    assert "llmstep run examples/qa.py:chain --inputs examples/questions.jsonl --parallelism 8" in (ROOT / "README.md").read_text()
+    result = run_cli("run", "examples/qa.py:chain", "--inputs", "examples/questions.jsonl", "--parallelism", "8",
+                     "--runs-dir", str(tmp_path), cwd=ROOT, env={"OPENAI_API_KEY": ""})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    questions = [json.loads(line)["question"] for line in (ROOT / "examples" / "questions.jsonl").read_text().splitlines()]
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"index": i, "output": f"offline answer: {q}"} for i, q in enumerate(questions)]  # fmt: skip
