@@ -135,8 +135,20 @@ def parallelism(tmp: Path) -> list[Figure]:
         wall = median_seconds(lambda: compiled.run_local({"q": "x"}, secrets=secrets, runs_dir=tmp / "par"), 3)
         in_process = RunnableParallel(chain)
         inproc = median_seconds(lambda: in_process.invoke({"q": "x"}), 3)
+        # a new process's first run also starts the fork server (LangChain imported once, in the background)
+        code = ("from langchain_core.prompts import ChatPromptTemplate; from langchain_openai import ChatOpenAI; "
+                "from langchain_core.output_parsers import StrOutputParser; import llmstep; "
+                f"llm = ChatOpenAI(model='m', api_key='sk-bench', base_url={server.url!r}, max_retries=0); "
+                "b = ChatPromptTemplate.from_template('{q}') | llm | StrOutputParser(); "
+                "chain = {f'b{i}': b for i in range(8)}; ")  # fmt: skip
+        env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
+        cold = median_seconds(python(code + f"llmstep.compile(chain).run_local({{'q': 'x'}}, runs_dir={str(tmp / 'cold')!r})", env), RUNS)
+        cold_base = median_seconds(python(code + "from langchain_core.runnables import RunnableParallel; "
+                                          "RunnableParallel(chain).invoke({'q': 'x'})", env), RUNS)  # fmt: skip
     return [Figure("3 parallelism: 8 x 1 s model", wall, inproc, "s", "<= 2.0 s", wall <= 2.0,
-                   note="baseline: the same map invoked in-process")]  # fmt: skip
+                   note="baseline: the same map invoked in-process; runs after the first in a process (warm fork server)"),
+            Figure("3 parallelism: first run in a new process", cold, cold_base, "s", "-", None,
+                   note="baseline: a new process that invokes the map in-process")]  # fmt: skip
 
 
 def batch(tmp: Path) -> list[Figure]:

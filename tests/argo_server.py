@@ -15,6 +15,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from openai_server import send_json
+
 from llmstep import serde
 
 
@@ -76,12 +78,7 @@ class FakeArgoServer:
                 self._route("PUT")
 
             def _send(self, status, payload):
-                data = json.dumps({k: v for k, v in payload.items() if not k.startswith("_")}).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, {k: v for k, v in payload.items() if not k.startswith("_")})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         scheme = "http"

@@ -80,6 +80,16 @@ def k8s():
         cluster.stop()
 
 
+def kube_api(cluster, namespace: str | None = None):
+    """The kubernetes ``client`` module configured for the test cluster; ``namespace`` is created."""
+    from kubernetes import client, config
+
+    config.load_kube_config(str(cluster.kubeconfig))
+    if namespace:
+        client.CoreV1Api().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    return client
+
+
 def _step_image_into(cluster) -> str:
     """Build the step image with podman (tests/test_container.py's way) and import it."""
     tag = "localhost/llmstep:test"

@@ -10,6 +10,7 @@ import time
 import pytest
 import yaml
 from chains import qa_chain
+from conftest import kube_api
 
 import llmstep
 
@@ -19,10 +20,7 @@ NS = "default"
 
 @pytest.fixture(scope="module")
 def api(k8s):
-    from kubernetes import client, config
-
-    config.load_kube_config(str(k8s.kubeconfig))
-    return client
+    return kube_api(k8s)
 
 
 def _wait(predicate, timeout=90, every=0.5):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import kube_api
 
 from llmstep.diagnose import Redactor
 from llmstep.diagnose.evidence import Collector
@@ -19,11 +20,8 @@ PLANTED = "sk-planted-secret-0123456789abcdefghij"
 
 @pytest.fixture(scope="module")
 def api(k8s):
-    from kubernetes import client, config
-
-    config.load_kube_config(str(k8s.kubeconfig))
+    client = kube_api(k8s, NS)
     core = client.CoreV1Api()
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     core.create_namespaced_secret(NS, client.V1Secret(metadata=client.V1ObjectMeta(name="app"),
                                                       string_data={"API_KEY": PLANTED}))  # fmt: skip
     return client

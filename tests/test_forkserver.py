@@ -8,9 +8,11 @@ import json
 import os
 import time
 
+import pytest
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
+from llmstep.run import forkserver
 from llmstep.run.records import SAVE_EVERY, RunRecord
 
 
@@ -31,23 +33,61 @@ def _report(test_pid: int):
             "learned": "xml.dom.minidom" in _sys.modules,  # before this step imported anything itself
             "own_session": _os.getsid(0) == _os.getpid(),
             "forked_by_the_server": grandparent == test_pid,  # test -> server -> step: no waiter between
+            "server": _os.getppid(),
             "env": sorted(k for k in _os.environ if k.startswith("LLMSTEP_TEST")),
         }
 
     return report
 
 
-def test_steps_fork_once_from_a_server_that_learns_their_imports(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_servers(tmp_path, monkeypatch):
+    """No shared server from earlier tests, and a lessons cache of this test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    forkserver._close_shared()
+    yield tmp_path / "cache"
+    forkserver._close_shared()
+
+
+def _run(chain, tmp_path):
+    return llmstep.compile(chain, allow_pickle=True).run_local({"q": 1}, runs_dir=tmp_path / "r")
+
+
+def test_a_step_without_a_lesson_imports_for_itself(tmp_path, fresh_servers):
+    out = _run(RunnableLambda(_report(os.getpid())), tmp_path)  # the control: nothing imported minidom before
+    assert out["learned"] is False and out["forked_by_the_server"] is True
+
+
+def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(tmp_path, fresh_servers, monkeypatch):
     monkeypatch.setenv("LLMSTEP_TEST_NOT_FOR_STEPS", "caller-only")
     chain = RunnableLambda(_imports_minidom) | RunnableLambda(_report(os.getpid()))
-    out = llmstep.compile(chain, allow_pickle=True).run_local({"q": 1}, runs_dir=tmp_path / "r")
-    assert out == {"learned": True, "own_session": True, "forked_by_the_server": True, "env": []}
+    first = _run(chain, tmp_path)
+    assert {k: v for k, v in first.items() if k != "server"} == {
+        "learned": True, "own_session": True, "forked_by_the_server": True, "env": []}  # fmt: skip
+    [lessons] = fresh_servers.joinpath("llmstep").iterdir()
+    assert "xml.dom.minidom" in lessons.read_text().split()
+    again = _run(chain, tmp_path)
+    assert again["server"] == first["server"]  # the next run in this process finds the server warm
+    forkserver._close_shared()  # a new process's first run: a new server, taught by the lessons file
+    fresh = _run(RunnableLambda(_report(os.getpid())), tmp_path)
+    assert fresh["server"] != first["server"] and fresh["learned"] is True
 
 
-def test_a_step_without_the_lesson_has_to_import_itself(tmp_path):
-    chain = RunnableLambda(_report(os.getpid()))  # the control: nothing imported minidom before
-    out = llmstep.compile(chain, allow_pickle=True).run_local({"q": 1}, runs_dir=tmp_path / "r")
-    assert out["learned"] is False and out["forked_by_the_server"] is True
+def test_only_installed_libraries_are_learned(tmp_path, fresh_servers):
+    (tmp_path / "myproject_helpers.py").write_text("VALUE = 1\n")
+
+    def uses_project_module(x):
+        import sys as _sys
+
+        _sys.path.insert(0, str(tmp_path))
+        import myproject_helpers  # noqa: F401 - a project module, found outside site-packages
+
+        return x
+
+    _run(RunnableLambda(uses_project_module) | RunnableLambda(_imports_minidom), tmp_path)
+    [lessons] = fresh_servers.joinpath("llmstep").iterdir()
+    learned = lessons.read_text().split()
+    assert "xml.dom.minidom" in learned and "myproject_helpers" not in learned
 
 
 def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from chains import qa_prompt
+from conftest import kube_api
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
@@ -24,11 +25,7 @@ NS = "kube-runnable"
 
 @pytest.fixture(scope="module")
 def api(k8s):
-    from kubernetes import client, config
-
-    config.load_kube_config(str(k8s.kubeconfig))
-    client.CoreV1Api().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
-    return client
+    return kube_api(k8s, NS)
 
 
 @pytest.fixture
@@ -113,4 +110,37 @@ def test_a_cancelled_async_call_deletes_its_pod(runner, api):
             await asyncio.wait_for(runner(OfflineChatModel(latency=60), timeout=120).ainvoke("slow"), 4)
 
     asyncio.run(give_up())
+    _no_pods_left(api, within=10)
+
+
+def test_a_secret_without_the_key_fails_fast_naming_the_key(runner, api):
+    from langchain_openai import ChatOpenAI
+
+    api.CoreV1Api().create_namespaced_secret(NS, api.V1Secret(metadata=api.V1ObjectMeta(name="other-keys"),
+                                                              string_data={"ANTHROPIC_API_KEY": "x"}))  # fmt: skip
+    model = ChatOpenAI(model="gpt-4o-mini", api_key="sk-placeholder-never-sent", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(llmstep.SubmissionError, match="CreateContainerConfigError: couldn't find key OPENAI_API_KEY"):
+        runner(model, secret="other-keys", timeout=300).invoke("x")
+
+
+def test_ctrl_c_deletes_the_pod(api, k8s, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "call.py"
+    script.write_text(
+        "import sys\nfrom kubernetes import client, config\nimport llmstep\nfrom llmstep.offline import OfflineChatModel\n"
+        f"config.load_kube_config({str(k8s.kubeconfig)!r})\n"
+        f"llmstep.KubernetesRunnable(OfflineChatModel(latency=120), image={k8s.step_image!r}, namespace={NS!r},"
+        " client=client, timeout=300).invoke('wait')\n")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    core = api.CoreV1Api()
+    deadline = time.monotonic() + 60
+    while not core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/managed-by=llmstep").items:
+        assert time.monotonic() < deadline and proc.poll() is None, "the pod never appeared"
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
     _no_pods_left(api, within=10)

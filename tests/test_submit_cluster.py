@@ -13,6 +13,7 @@ import time
 
 import pytest
 from chains import qa_chain
+from conftest import kube_api
 
 import llmstep
 from llmstep import serde
@@ -24,11 +25,7 @@ NS = "submit"
 
 @pytest.fixture(scope="module")
 def api(k8s):
-    from kubernetes import client, config
-
-    config.load_kube_config(str(k8s.kubeconfig))
-    client.CoreV1Api().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
-    return client
+    return kube_api(k8s, NS)
 
 
 def _status(api, name, status):

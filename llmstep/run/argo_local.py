@@ -9,7 +9,7 @@ import contextlib
 import json
 import shutil
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class ArgoRun:
                 return "Omitted"
             when = tasks[name].get("when")
             if when is not None:
-                text = argo_doc.substitute(when, self._task_vars(scope, inputs), f"task {scope}{name} when")
+                text = argo_doc.substitute(when, self._task_vars(scope, inputs, tasks), f"task {scope}{name} when")
                 if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
                     return "Skipped"
             return "run"
@@ -126,7 +126,7 @@ class ArgoRun:
         fail_fast = template["dag"].get("failFast", template.get("failFast", True))
         phases = schedule(
             nodes,
-            run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits),
+            run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits, tasks),
             decide=decide,
             launcher=self.launcher,
             parallelism=None if scope else self.parallelism,
@@ -137,13 +137,14 @@ class ArgoRun:
         bad = [n for n in tasks if phases.get(n) not in FINISHED_OK + ("Omitted",)]
         return "Failed" if bad else "Succeeded"
 
-    def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None) -> dict[str, str]:
+    def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None,
+                   tasks: Iterable[str] = ()) -> dict[str, str]:  # fmt: skip
         """What a task in ``scope`` may refer to: the workflow's variables, the DAG's inputs and
-        its sibling tasks' outputs."""
+        its sibling ``tasks``' status and outputs."""
         values = dict(self.vars) | dict(inputs or {})
-        for key, node in self.record.nodes.items():
-            task = key[len(scope):]
-            if not key.startswith(scope) or "." in task or "(" in task:
+        for task in tasks:
+            node = self.record.nodes.get(scope + task)
+            if node is None:
                 continue
             values[f"tasks.{task}.status"] = node.get("phase", "Pending")
             for param in node.get("outputs", {}).get("parameters", []):
@@ -152,13 +153,13 @@ class ArgoRun:
                 values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
         return values
 
-    def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "",
-                  inputs: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
+    def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
+                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = ()) -> str:  # fmt: skip
         template = self.templates.get(task["template"])
         key = scope + task["name"]
         if template is None:
             raise WorkflowError(f"task {key!r}: template {task['template']!r} does not exist")
-        values = self._task_vars(scope, inputs)
+        values = self._task_vars(scope, inputs, siblings)
         items = _items(task, values, key)
         if items is None:
             return self._invoke(task, template, key, values, exit_handler, limits)

@@ -36,10 +36,10 @@ class Isolation:
         server when processes may be forked. The server starts in the background."""
         if self.kind != "process" or not self.fork:
             return Launcher()
-        from llmstep.run.forkserver import ForkServer, preload_for
+        from llmstep.run.forkserver import shared_server
 
         try:
-            return Launcher(ForkServer(preload_for(classes if classes is not None else payload_classes(docs))))
+            return Launcher(shared_server(classes if classes is not None else payload_classes(docs)), keep_server=True)
         except OSError:
             return Launcher()  # a cold start per step is slower, never wrong
 

@@ -15,6 +15,8 @@ never starts a thread (forking a threaded process is unsafe) and forks once per 
 The server learns: a step that finishes tells it (over a pipe) which modules it had to import
 itself, such as an API client's lazily loaded resources, and the server imports them too, so later
 steps of the same kind start warm. Only module names cross; nothing of the step's environment.
+The names are kept in the user's cache directory (one file per Python and llmstep version), so the
+next run's server imports them before its first step.
 """
 
 from __future__ import annotations
@@ -40,12 +42,12 @@ READY = "llmstep-forkserver ready"
 class ForkServer:
     """Client side: starts the server process and asks it for step processes."""
 
-    def __init__(self, preload: list[str]) -> None:
+    def __init__(self, preload: list[str], key: str = "") -> None:
         self._dir = tempfile.mkdtemp(prefix="llmstep-fork-")
         self.path = os.path.join(self._dir, "sock")
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "HOME": self._dir}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmstep.run.forkserver", self.path, ",".join(preload)],
+            [sys.executable, "-m", "llmstep.run.forkserver", self.path, ",".join(preload), lessons_file(key)],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )  # fmt: skip
@@ -138,11 +140,75 @@ def preload_for(payload_classes: list[list[str]]) -> list[str]:
     return modules
 
 
+_SHARED: dict[str, ForkServer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_server(payload_classes: list[list[str]]) -> ForkServer:
+    """The fork server for runs whose payloads use these classes, shared by the runs of this
+    process: the first run starts it (in the background), later runs find it warm. It stops when
+    this process exits, or by itself when this process is gone."""
+    import atexit
+
+    key = ".".join(sorted({".".join(c) for c in payload_classes}))
+    with _SHARED_LOCK:
+        server = _SHARED.get(key)
+        if server is None or server.proc.poll() is not None:
+            if not _SHARED:
+                atexit.register(_close_shared)
+            server = _SHARED[key] = ForkServer(preload_for(payload_classes), key=key)
+        return server
+
+
+def _close_shared() -> None:
+    with _SHARED_LOCK:
+        for server in _SHARED.values():
+            server.close()
+        _SHARED.clear()
+
+
+def lessons_file(key: str) -> str:
+    """Where learned module names persist for runs whose payloads use the same classes (``key``):
+    ``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache``); empty (nothing kept) without a usable home."""
+    import hashlib
+
+    from llmstep import __version__
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):
+        return ""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return os.path.join(base, "llmstep", f"forkserver-imports-py{version}-{__version__}-{digest}.txt")
+
+
 # ---------------------------------------------------------------- server side
 
 
-def _serve(path: str, preload: list[str]) -> None:
-    for name in preload:
+def _read_lessons(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:  # noqa: PTH123
+            return [line.strip() for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def _keep_lessons(path: str, names: set[str]) -> None:
+    """Add ``names`` to the lessons file (written whole, atomically; a failure only costs speed)."""
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:  # noqa: PTH123
+            f.write("\n".join(sorted(names | set(_read_lessons(path)))) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _serve(path: str, preload: list[str], lessons: str = "") -> None:
+    for name in preload + _read_lessons(lessons):
         try:
             importlib.import_module(name)
             if name == "langchain_core.prompts":
@@ -167,17 +233,20 @@ def _serve(path: str, preload: list[str]) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     running: dict[int, socket.socket] = {}  # step pid -> the connection that waits for its exit code
+    parent = os.getppid()
     print(READY, flush=True)
     while True:
         try:
-            ready, _, _ = select.select([server, learned, reaped], [], [])
+            ready, _, _ = select.select([server, learned, reaped], [], [], 1.0)
         except InterruptedError:
             continue
+        if os.getppid() != parent and not running:
+            os._exit(0)  # the process that started this server is gone (killed without cleanup)
+        if learned in ready:  # first: a step writes its lesson before it exits
+            _keep_lessons(lessons, _learn(learned))
         if reaped in ready:
             _drain(reaped)
             _report_exits(running)
-        if learned in ready:
-            _learn(learned)
         if server in ready:
             conn, _ = server.accept()
             request = json.loads(conn.makefile("r").readline() or "{}")
@@ -223,8 +292,9 @@ def _report_exits(running: dict[int, socket.socket]) -> None:
             conn.close()
 
 
-def _learn(fd: int) -> None:
-    """Import what finished steps had to import themselves, then freeze it with the rest."""
+def _learn(fd: int) -> set[str]:
+    """Import what finished steps had to import themselves, then freeze it with the rest;
+    return the names that imported."""
     data = b""
     try:
         while chunk := os.read(fd, 65536):
@@ -232,20 +302,28 @@ def _learn(fd: int) -> None:
     except BlockingIOError:
         pass
     names = {n for line in data.decode(errors="ignore").splitlines() for n in line.split(",") if n}
+    imported = set()
     for name in sorted(names - set(sys.modules)):
         try:
             importlib.import_module(name)
+            imported.add(name)
         except Exception:  # noqa: BLE001 - a module that will not import here only costs speed
             continue
     gc.collect()
     gc.freeze()
+    return imported
 
 
 def _teach(fd: int, before: set[str]) -> None:
     """Tell the server which importable modules this step imported (lines under PIPE_BUF, so
     each write is atomic; a full pipe drops the lesson, which only costs speed)."""
+    import sysconfig
+
+    libraries = tuple({p for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")})
+    # only installed libraries: a project's own modules are imported afresh by every step, so an
+    # edit between runs is never hidden by a server that imported the old version
     names = sorted(n for n in set(sys.modules) - before
-                   if getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None))  # fmt: skip
+                   if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))  # fmt: skip
     line = ""
     try:
         os.set_blocking(fd, False)
@@ -295,5 +373,5 @@ def _become_step(request: dict[str, Any], main: Any, teach: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m])
+    _serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m], sys.argv[3] if len(sys.argv) > 3 else "")
 

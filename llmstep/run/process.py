@@ -57,9 +57,10 @@ class Launcher:
     instead of started cold; everything else is started with ``subprocess``.
     """
 
-    def __init__(self, forkserver: ForkServer | None = None) -> None:
+    def __init__(self, forkserver: ForkServer | None = None, keep_server: bool = False) -> None:
         self.stopping = threading.Event()
         self.forkserver = forkserver
+        self.keep_server = keep_server  # a shared server outlives this run (see forkserver.shared_server)
 
     def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None) -> Outcome:
         if self.stopping.is_set():
@@ -98,10 +99,10 @@ class Launcher:
                 return Outcome(code if code is not None else -9, timed_out=True)
 
     def close(self) -> None:
-        """Stop the fork server, if any (steps have finished or been stopped by then)."""
-        if self.forkserver is not None:
+        """Stop the fork server, if this launcher owns one (steps have finished or been stopped by then)."""
+        if self.forkserver is not None and not self.keep_server:
             self.forkserver.close()
-            self.forkserver = None
+        self.forkserver = None
 
     def stop(self) -> None:
         """Stop the run: each step's supervising thread sees this within 50 ms and stops its
