@@ -161,6 +161,13 @@ def test_cli_submit_wait_and_result(server, tmp_path):
     batch = run_cli("submit", "mychain.py:chain", "-n", "argo", "--inputs", "in.jsonl", "--wait", cwd=tmp_path, env=env)
     assert [json.loads(line) for line in batch.stdout.splitlines()] == [
         {"index": 0, "output": "offline answer: x"}, {"index": 1, "output": "offline answer: y"}]  # fmt: skip
+    compiled = run_cli("compile", "mychain.py:chain", "-o", "qa.yaml", cwd=tmp_path, env=env)
+    assert compiled.returncode == 0, compiled.stderr
+    from_file = run_cli("submit", "qa.yaml", "-n", "argo", "-p", 'input={"question": "from a file"}', "--wait", "--json",
+                        cwd=tmp_path, env=env)  # fmt: skip
+    assert json.loads(from_file.stdout)["output"] == "offline answer: from a file", from_file.stderr
+    not_batch = run_cli("submit", "qa.yaml", "-n", "argo", "--inputs", "in.jsonl", cwd=tmp_path, env=env)
+    assert not_batch.returncode == 2 and "--inputs needs a batch Workflow (llmstep compile --batch N)" in not_batch.stderr
     missing = run_cli("result", "nope", "-n", "argo", cwd=tmp_path, env=env)
     assert missing.returncode == 1 and 'workflows.argoproj.io "nope" not found' in missing.stderr
     bad = run_cli("submit", "mychain.py:chain", "--input", "{not json", cwd=tmp_path, env=env)

@@ -144,3 +144,10 @@ def test_ctrl_c_deletes_the_pod(api, k8s, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     _no_pods_left(api, within=10)
+
+
+def test_a_pod_that_cannot_be_scheduled_fails_fast_with_the_reason(runner):
+    started = time.monotonic()
+    with pytest.raises(llmstep.SubmissionError, match="cannot start: Unschedulable: .*node"):
+        runner(OfflineChatModel(), pod_spec={"nodeSelector": {"llmstep.dev/no-such-node": "x"}}, timeout=300).invoke("x")
+    assert time.monotonic() - started < 60
