@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                        "write output.json. Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, "
                        "3 missing credentials.")
     p.add_argument("--data-dir", metavar="DIR", help="the data directory (default: $LLMSTEP_DATA_DIR or /llmstep)")
+    p.add_argument("--step-name", metavar="NAME", help="the step's name in messages (a template shared by several steps)")
     tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
     tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
     tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
@@ -130,7 +131,7 @@ def _exec(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
-    records = {"records": args.log_records or args.stream, "stream": args.stream}
+    records = {"records": args.log_records or args.stream, "stream": args.stream, "step_name": args.step_name}
     if not staged:
         return run_step(data_dir, os.environ, **records)
     from llmstep import staging

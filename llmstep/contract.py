@@ -28,8 +28,10 @@ RESULTS = ("preview", "output-path", "sha256", "usage")
 """What a Tekton step reports as results: small things only (results are capped at 4 KiB)."""
 
 
-def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None) -> list[str]:
+def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None, step_name: str | None = None) -> list[str]:
     """The command that runs one step: ``llmstep exec --data-dir DIR``.
+
+    ``step_name`` (a template several steps share) names the running step in messages.
 
     ``staging`` (Tekton) adds the flags that lay out the data directory inside the step from
     the environment and the workspace, and publish results: ``payload_env``, ``input_env``,
@@ -37,6 +39,8 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
     into zero or more ``SOURCE[=PATH]`` items) and ``result_<name>`` paths for :data:`RESULTS`.
     """
     argv = ["llmstep", "exec", "--data-dir", data_dir]
+    if step_name:
+        argv += ["--step-name", step_name]
     if staging:
         argv += ["--payload-env", staging["payload_env"], "--input-env", staging["input_env"]]
         argv += ["--secrets-dir", staging["secrets_dir"], "--link-root", staging["link_root"]]

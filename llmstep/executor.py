@@ -36,15 +36,19 @@ def emit(kind: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False) -> int:
+def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
+             step_name: str | None = None) -> int:  # fmt: skip
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
-    Runnable with ``stream`` and writes each chunk as a record as it comes."""
+    Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names
+    the step in messages when its payload is shared by several steps (it names the first)."""
     started = time.perf_counter()
     name = "?"
     secrets: dict[str, str] = {}
     try:
         payload = serde.read_payload(_read(data_dir, contract.PAYLOAD))
+        if step_name:
+            payload["name"] = step_name
         name = payload["name"]
         value = assemble_input(data_dir, payload)
         secrets = serde.secrets_for(payload, env)

@@ -176,3 +176,45 @@ def test_yaml_is_ready_for_argo_submit():
     doc = yaml.safe_load(text)
     assert doc["apiVersion"] == "argoproj.io/v1alpha1" and doc["kind"] == "Workflow"
     assert "generateName" in doc["metadata"] and "name" not in doc["metadata"]
+
+
+def _fail_on_boom(value):
+    if value == "boom":
+        raise ValueError("boom is not allowed")
+    return value
+
+
+def test_a_runnable_used_by_several_steps_is_stored_once(tmp_path):
+    branch = qa_prompt() | OfflineChatModel() | StrOutputParser()
+    compiled = llmstep.compile({"a": branch, "b": branch, "c": branch})
+    doc = compiled.to_dict()
+    for version in ARGO_VERSIONS:
+        assert argo_errors(doc, version) == [], version
+    templates = {t["name"]: t for t in doc["spec"]["templates"] if "container" in t}
+    payloads = [a for t in templates.values() for a in t["inputs"].get("artifacts", []) if a["name"] == "payload"]
+    assert len(compiled.plan.steps) >= 9 and len(payloads) == len(templates) <= 4
+    tasks = {t["name"]: t for t in doc["spec"]["templates"][0]["dag"]["tasks"]}
+    shared = [t for t in tasks.values() if (t.get("arguments") or {}).get("parameters")]
+    assert shared and all(t["arguments"]["parameters"] == [{"name": "step", "value": t["name"]}] for t in shared)
+    for t in shared:
+        template = templates[t["template"]]
+        assert template["container"]["command"][-2:] == ["--step-name", "{{inputs.parameters.step}}"]
+        assert template["metadata"]["annotations"]["llmstep.dev/shared-by"].endswith("steps")
+    result = compiled.run_local({"question": "shared?"}, runs_dir=tmp_path / "r")
+    assert result == {k: "offline answer: shared?" for k in "abc"}
+
+
+def test_a_shared_template_names_the_step_that_failed(tmp_path):
+    check = RunnableLambda(_fail_on_boom)
+    chain = {"x": RunnableLambda(lambda d: d["x"]) | check, "y": RunnableLambda(lambda d: d["y"]) | check}
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    owners = {t["name"]: t["template"] for t in compiled.to_dict()["spec"]["templates"][0]["dag"]["tasks"]}
+    failing = next(s.display for s in compiled.plan.steps if s.display.startswith("y-") and "boom" in s.display)
+    assert owners[failing] != failing.lower()  # it runs the x branch's template
+    with pytest.raises(llmstep.RunFailed) as err:
+        compiled.run_local({"x": "fine", "y": "boom"}, runs_dir=tmp_path / "r")
+    [failure] = err.value.failures
+    assert failure["displayName"] == failing
+    [run] = (tmp_path / "r").iterdir()
+    error = json.loads((run / "steps" / failing / "data" / "error.json").read_text())
+    assert error["step"] == failing and "boom is not allowed" in error["message"]

@@ -67,9 +67,14 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     from llmstep.run.batch import BATCH_ANNOTATION, BATCH_TASK
 
     displays = {s.name: s.display for s in plan.steps}
-    templates: list[Any] = [_template(plan, step) for step in plan.steps]
+    owners = shared_templates(plan)
+    users: dict[str, int] = {}
+    for owner in owners.values():
+        users[owner.name] = users.get(owner.name, 0) + 1
+    templates: list[Any] = [_template(plan, step, users[step.name]) for step in plan.steps if step.name in users]
     source = "{{inputs.parameters.input}}" if batch else "{{workflow.parameters.input}}"
-    dag = DAG(name="main", tasks=[_task(plan, step, displays, source) for step in plan.steps],
+    tasks = [_task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1) for step in plan.steps]
+    dag = DAG(name="main", tasks=tasks,
               inputs=[Parameter(name="index"), Parameter(name="input")] if batch else None)  # fmt: skip
     entry, arguments = [dag], [Parameter(name="input", description="the chain input, as JSON")]
     if batch:
@@ -167,11 +172,32 @@ def render_dict(plan: Plan, batch: int | None = None) -> dict[str, Any]:
     return doc
 
 
-def _template(plan: Plan, step: PlanStep) -> Container:
+def shared_templates(plan: Plan) -> dict[str, PlanStep]:
+    """The step whose template each step runs. Steps that would get the same template (one
+    Runnable used in several places, such as the same chain in every branch of a map) share the
+    first one's, so its payload is stored once. Only steps with a single input share: their input
+    is always ``input.json``, whatever produced it; the running step's name comes from a parameter."""
+    owners: dict[str, PlanStep] = {}
+    first: dict[str, PlanStep] = {}
+    for step in plan.steps:
+        if not step.single_input:
+            owners[step.name] = step
+            continue
+        fields = {k: v for k, v in step.payload.items() if k not in ("name", "inputs")}
+        key = json.dumps([fields, step.secrets, repr(step.settings), step.name == plan.output], sort_keys=True, default=str)
+        owners[step.name] = first.setdefault(key, step)
+    return owners
+
+
+def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
+    """A step's container template; with ``users`` > 1 it is shared, and takes the running
+    step's name as its ``step`` parameter."""
     d = contract.DATA_DIR
     inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payload_text(step))]
     for source in step.sources:
         inputs.append(Artifact(name=_artifact(step, source), path=f"{d}/{contract.input_file(source, step.single_input)}"))
+    if users > 1:
+        inputs.append(Parameter(name="step", description="the running step (this template is shared)"))
     outputs: list[Any] = [
         Parameter(name="preview", value_from=ValueFrom(path=f"{d}/{contract.PREVIEW}", default=NO_VALUE)),
         Parameter(name="usage", value_from=ValueFrom(path=f"{d}/{contract.USAGE}", default="{}")),
@@ -192,10 +218,11 @@ def _template(plan: Plan, step: PlanStep) -> Container:
         )
     return Container(
         name=step.name,
-        annotations={"llmstep.dev/runnable": step.runnable, "llmstep.dev/path": step.path},
+        annotations={"llmstep.dev/runnable": step.runnable, "llmstep.dev/path": step.path,
+                     **({"llmstep.dev/shared-by": f"{users} steps"} if users > 1 else {})},  # fmt: skip
         labels={**LABELS, "llmstep.dev/step": step.name},
         image=settings.image or plan.image,
-        command=contract.exec_argv(d),
+        command=contract.exec_argv(d, step_name="{{inputs.parameters.step}}" if users > 1 else None),
         inputs=inputs,
         outputs=outputs,
         env=env,
@@ -205,8 +232,9 @@ def _template(plan: Plan, step: PlanStep) -> Container:
     )
 
 
-def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str) -> Task:
-    args: list[Any] = []
+def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str, owner: PlanStep,
+          shared: bool) -> Task:  # fmt: skip
+    args: list[Any] = [Parameter(name="step", value=step.display)] if shared else []
     for source in step.sources:
         name = _artifact(step, source)
         if source == CHAIN_INPUT:
@@ -216,7 +244,7 @@ def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str
         else:
             args.append(RawArtifact(name=name, data=f"{{{{tasks.{displays[source]}.outputs.parameters.output}}}}"))
     depends = " && ".join(displays[s] for s in step.depends) or None
-    return Task(name=step.display, template=step.name, arguments=args, depends=depends)
+    return Task(name=step.display, template=owner.name, arguments=args, depends=depends)
 
 
 def _artifact(step: PlanStep, source: str) -> str:
