@@ -13,7 +13,8 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ├── DiagnosisError            evidence could not be read or the model could not answer  exit 1
 ├── SubmissionError           the cluster refused a workflow or could not be reached    exit 1
 ├── ItemFailed                one input of a batch produced no result                   exit 1
-└── BatchFailed               some inputs of a batch failed (holds every result)        exit 1
+├── BatchFailed               some inputs of a batch failed (holds every result)        exit 1
+└── Cancelled                 the caller stopped waiting (a cancelled async call)       exit 130
 ```
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "BatchFailed",
+    "Cancelled",
     "ItemFailed",
     "CompileError",
     "CredentialsError",
@@ -125,3 +127,9 @@ class BatchFailed(LlmstepError):
         lines.append("  results(return_exceptions=True) returns the others, with an ItemFailed in each failed place")
         super().__init__("\n".join(lines))
         self.results = results
+
+
+class Cancelled(LlmstepError):
+    """The caller stopped waiting (an async call was cancelled); what it started was stopped."""
+
+    exit_code = 130

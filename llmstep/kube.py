@@ -27,17 +27,11 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from llmstep import contract
-from llmstep.errors import CredentialsError, ExecutionError, LlmstepError, PayloadError, SubmissionError
+from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError
 
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                 "CreateContainerConfigError", "CreateContainerError"}  # fmt: skip
 PAYLOAD_ENV, INPUT_ENV = "LLMSTEP_PAYLOAD", "LLMSTEP_INPUT"
-
-
-class Cancelled(LlmstepError):
-    """The caller stopped waiting (an async call was cancelled)."""
-
-    exit_code = 130
 
 
 class KubernetesRunnable(Runnable[Any, Any]):

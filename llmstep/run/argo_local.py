@@ -166,7 +166,7 @@ class ArgoRun:
         self.record.update_node(key, phase="Running", startedAt=now(), type="TaskGroup")
         self.progress.changed(key, self.record.nodes[key])
         children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
-        width = max(1, min(len(children), 64))
+        width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
             phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits), children))
         phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
