@@ -96,8 +96,9 @@ def _submit(args: argparse.Namespace) -> int:
     try:
         run.wait(timeout=args.timeout)
     except KeyboardInterrupt:
-        run.cancel()
-        print(f"llmstep: interrupted; terminated workflow {run.name}", file=sys.stderr)
+        # as with argo submit --wait: Ctrl-C stops the waiting, not the workflow
+        print(f"llmstep: stopped waiting; workflow {run.name} keeps running. Later: llmstep result {run.name} "
+              f"-n {run.namespace}; to stop it: argo terminate -n {run.namespace} {run.name}", file=sys.stderr)  # fmt: skip
         raise
     return _print(run, args.json)
 

@@ -172,3 +172,24 @@ def test_cli_submit_wait_and_result(server, tmp_path):
     assert missing.returncode == 1 and 'workflows.argoproj.io "nope" not found' in missing.stderr
     bad = run_cli("submit", "mychain.py:chain", "--input", "{not json", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "the input is not valid JSON" in bad.stderr
+
+
+def test_cli_ctrl_c_stops_waiting_not_the_workflow(tmp_path):
+    import signal
+    import sys
+    import time
+
+    chain_module(tmp_path, "from chains import qa_chain\nchain = qa_chain()\n")
+    with FakeArgoServer(qa_chain(), token=TOKEN, step_delay=30) as server:
+        env = {**__import__("os").environ, "ARGO_SERVER": server.url, "ARGO_TOKEN": TOKEN}
+        proc = subprocess.Popen([sys.executable, "-m", "llmstep", "submit", "mychain.py:chain", "-n", "argo",
+                                 "--input", '{"question": "x"}', "--wait"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not any(r["method"] == "GET" for r in server.requests):  # it is waiting
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "keeps running" in err and "argo terminate -n argo" in err
+    assert not any(r["method"] == "PUT" for r in server.requests)  # not terminated
