@@ -32,6 +32,10 @@ from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadE
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                 "CreateContainerConfigError", "CreateContainerError"}  # fmt: skip
 PAYLOAD_ENV, INPUT_ENV = "LLMSTEP_PAYLOAD", "LLMSTEP_INPUT"
+POD_HINTS = {
+    403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
+    404: "not found: does the namespace exist (kubectl get namespace)?",
+}
 
 
 class KubernetesRunnable(Runnable[Any, Any]):
@@ -122,7 +126,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
         except ApiException as exc:
             from llmstep.run.transports import api_error
 
-            raise api_error(exc, f"creating a pod for {self.step.display} in namespace {self.namespace}") from exc
+            raise api_error(exc, f"creating a pod for {self.step.display} in namespace {self.namespace}", POD_HINTS) from exc
         name = created.metadata.name
         deadline = time.monotonic() + self.timeout
         try:

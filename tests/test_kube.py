@@ -93,3 +93,15 @@ def test_a_failed_step_writes_an_error_record_with_its_exit_code(tmp_path):
     assert out.returncode == 3
     [record] = _records(out.stdout)
     assert record["kind"] == "error" and record["exit_code"] == 3 and "OPENAI_API_KEY" in record["message"]
+
+
+def test_pod_refusals_say_what_pods_need():
+    from llmstep.kube import POD_HINTS
+    from llmstep.run.transports import api_error
+
+    class Refusal:
+        status, body = 404, json.dumps({"message": 'namespaces "nope" not found'})
+
+    err = api_error(Refusal(), "creating a pod for ChatOpenAI in namespace nope", POD_HINTS)
+    assert "does the namespace exist" in str(err) and 'namespaces "nope" not found' in str(err)
+    assert "CRD" not in str(err)  # not the Workflow wording

@@ -151,3 +151,9 @@ def test_a_pod_that_cannot_be_scheduled_fails_fast_with_the_reason(runner):
     with pytest.raises(llmstep.SubmissionError, match="cannot start: Unschedulable: .*node"):
         runner(OfflineChatModel(), pod_spec={"nodeSelector": {"llmstep.dev/no-such-node": "x"}}, timeout=300).invoke("x")
     assert time.monotonic() - started < 60
+
+
+def test_a_missing_namespace_is_a_clear_error(api, k8s):
+    runner = llmstep.KubernetesRunnable(OfflineChatModel(), image=k8s.step_image, namespace="no-such-namespace", client=api)
+    with pytest.raises(llmstep.SubmissionError, match=r"does the namespace exist.*no-such-namespace"):
+        runner.invoke("x")

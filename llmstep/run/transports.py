@@ -29,9 +29,10 @@ HINTS = {
 }
 
 
-def refusal(status: int | None, message: str, what: str) -> SubmissionError:
-    """One wording for a server's refusal: what was attempted, why in llmstep's words, the server's message."""
-    hint = HINTS.get(status or 0, f"HTTP {status}")
+def refusal(status: int | None, message: str, what: str, hints: Mapping[int, str] | None = None) -> SubmissionError:
+    """One wording for a server's refusal: what was attempted, why in llmstep's words (``hints``
+    over the Workflow ones), the server's message."""
+    hint = {**HINTS, **(hints or {})}.get(status or 0, f"HTTP {status}")
     return SubmissionError(f"{what}: {hint}: {message}".rstrip(": "))
 
 
@@ -51,13 +52,13 @@ def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cl
     return client
 
 
-def api_error(exc: Any, what: str) -> SubmissionError:
+def api_error(exc: Any, what: str, hints: Mapping[int, str] | None = None) -> SubmissionError:
     """An ApiException from the Kubernetes API as an llmstep error with the server's message."""
     try:
         message = json.loads(exc.body).get("message", "")
     except (TypeError, ValueError, AttributeError):
         message = str(getattr(exc, "reason", exc))
-    return refusal(getattr(exc, "status", None), message, what)
+    return refusal(getattr(exc, "status", None), message, what, hints)
 
 
 class KubeApi:
