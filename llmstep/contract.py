@@ -50,6 +50,13 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
     return argv
 
 
+def error_text(error: dict) -> str:
+    """A step's ``error.json`` (or error record) as one line: ``Type: message``, the type once
+    (a Runnable's error message already starts with its type)."""
+    kind, message = f"{error.get('type', 'Error')}", f"{error.get('message', '')}"
+    return message if message.startswith(f"{kind}: ") else f"{kind}: {message}"
+
+
 def input_file(source: str, single: bool) -> str:
     """Where a step finds one of its sources, relative to the data directory."""
     return INPUT if single else f"{INPUT_DIR}/{source}.json"

@@ -295,10 +295,7 @@ def _outcome(kind: str, record: dict[str, Any], pod: str, step: str) -> tuple[st
         return "output", _value(record, pod)
     code = int(record.get("exit_code", 1))
     error = {contract.EXIT_BAD_INPUT: PayloadError, contract.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
-    message = str(record.get("message", ""))
-    kind_ = str(record.get("type", "Error"))
-    text = message if message.startswith(f"{kind_}: ") else f"{kind_}: {message}"
-    raise error(f"{step} failed in pod {pod} (exit code {code}): {text}")
+    raise error(f"{step} failed in pod {pod} (exit code {code}): {contract.error_text(record)}")
 
 
 def _ended(pod: Any) -> str:

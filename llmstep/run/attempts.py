@@ -106,9 +106,7 @@ def error_message(data_dir: Path, exit_code: int) -> str:
 
     try:
         error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
-        kind, message = f"{error.get('type')}", f"{error.get('message')}"
-        text = message if message.startswith(f"{kind}: ") else f"{kind}: {message}"  # a Runnable's error names its type
-        return f"{text} (exit code {exit_code})"
+        return f"{contract.error_text(error)} (exit code {exit_code})"
     except (OSError, ValueError):
         return f"Error (exit code {exit_code})"
 
