@@ -195,7 +195,7 @@ def _read_lessons(path: str) -> list[str]:
 
 def _keep_lessons(path: str, names: set[str]) -> None:
     """Add ``names`` to the lessons file (written whole, atomically; a failure only costs speed)."""
-    if not path:
+    if not path or not names:
         return
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -224,6 +224,7 @@ def _serve(path: str, preload: list[str], lessons: str = "") -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(64)
+    libraries = _library_paths()  # once here, not in every step
     learned, teach = os.pipe()  # steps write the modules they imported; the server imports them
     os.set_blocking(learned, False)
     reaped, wake = os.pipe()  # SIGCHLD wakes the loop, which reports exit codes
@@ -258,7 +259,7 @@ def _serve(path: str, preload: list[str], lessons: str = "") -> None:
                 for fd in (learned, reaped, wake):
                     os.close(fd)
                 conn.close()
-                _become_step(request, cli.main, teach)
+                _become_step(request, cli.main, teach, libraries)
             running[pid] = conn
             try:
                 conn.sendall(f"{pid}\n".encode())
@@ -309,19 +310,24 @@ def _learn(fd: int) -> set[str]:
             imported.add(name)
         except Exception:  # noqa: BLE001 - a module that will not import here only costs speed
             continue
-    gc.collect()
-    gc.freeze()
+    if imported:  # a full collection of the server's heap is not free: only when there is news
+        gc.collect()
+        gc.freeze()
     return imported
 
 
-def _teach(fd: int, before: set[str]) -> None:
-    """Tell the server which importable modules this step imported (lines under PIPE_BUF, so
-    each write is atomic; a full pipe drops the lesson, which only costs speed)."""
+def _library_paths() -> tuple[str, ...]:
+    """Where installed libraries live. Only their modules are learned: a project's own modules
+    are imported afresh by every step, so an edit between runs is never hidden by a server that
+    imported the old version."""
     import sysconfig
 
-    libraries = tuple({p for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")})
-    # only installed libraries: a project's own modules are imported afresh by every step, so an
-    # edit between runs is never hidden by a server that imported the old version
+    return tuple({p for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def _teach(fd: int, before: set[str], libraries: tuple[str, ...]) -> None:
+    """Tell the server which library modules this step imported (lines under PIPE_BUF, so
+    each write is atomic; a full pipe drops the lesson, which only costs speed)."""
     names = sorted(n for n in set(sys.modules) - before
                    if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))  # fmt: skip
     line = ""
@@ -338,7 +344,7 @@ def _teach(fd: int, before: set[str]) -> None:
         pass
 
 
-def _become_step(request: dict[str, Any], main: Any, teach: int) -> None:
+def _become_step(request: dict[str, Any], main: Any, teach: int, libraries: tuple[str, ...]) -> None:
     code = 70
     before = set(sys.modules)
     try:
@@ -367,7 +373,7 @@ def _become_step(request: dict[str, Any], main: Any, teach: int) -> None:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-            _teach(teach, before)
+            _teach(teach, before, libraries)
         finally:
             os._exit(code)
 
