@@ -80,14 +80,12 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
 def _submit(args: argparse.Namespace) -> int:
     from llmstep.cli_run import parameters
     from llmstep.run import argo
+    from llmstep.run.argo_doc import check_declared
 
     doc = _document(args)
     params = parameters(args)
     declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
-    for name in params:
-        if name not in declared:
-            raise WorkflowError(f"parameter {name!r} is not declared by the workflow ({', '.join(declared) or 'none'})"
-                                + ("; --inputs needs a batch Workflow (llmstep compile --batch N)" if name == "inputs" else ""))  # fmt: skip
+    check_declared(declared, params, "spec.arguments.parameters")
     run = argo.submit(doc, params, namespace=args.namespace, transport=_transport(args), ui_url=args.ui_url)
     print(f"Name: {run.name}\nNamespace: {run.namespace}" + (f"\nURL: {run.url}" if run.url else ""),
           file=sys.stderr if args.wait else sys.stdout)  # fmt: skip

@@ -119,5 +119,8 @@ def test_cli_compile_batch_and_run_inputs(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"question": "x"}\nnot json\n')
     bad = run_cli("run", "mychain.py:chain", "--inputs", "bad.jsonl", cwd=tmp_path)
     assert bad.returncode == 2 and "--inputs bad.jsonl: line 2: not JSON" in bad.stderr
+    assert run_cli("compile", "mychain.py:chain", "-o", "plain.yaml", cwd=tmp_path).returncode == 0
+    plain = run_cli("run", "plain.yaml", "--inputs", "in.jsonl", cwd=tmp_path)  # the same check as llmstep submit
+    assert plain.returncode == 2 and "--inputs needs a batch Workflow (llmstep compile --batch N)" in plain.stderr
     wrong = run_cli("compile", "mychain.py:chain", "--batch", "2", "--engine", "tekton", cwd=tmp_path)
     assert wrong.returncode == 2 and "--batch renders an Argo Workflow" in wrong.stderr

@@ -13,6 +13,7 @@ no local effect.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from llmstep.errors import WorkflowError
@@ -153,6 +154,14 @@ def _strings(node: Any, path: str):
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _strings(value, f"{path}[{i}]")
+
+
+def check_declared(declared: list[str], given: Iterable[str], where: str) -> None:
+    """WorkflowError for a parameter given to a run that its document does not declare."""
+    for name in given:
+        if name not in declared:
+            hint = "; --inputs needs a batch Workflow (llmstep compile --batch N)" if name == "inputs" else ""
+            raise WorkflowError(f"parameter {name!r} is not declared in {where} ({', '.join(declared) or 'none'}){hint}")
 
 
 def substitute(text: str, values: dict[str, str], where: str) -> str:

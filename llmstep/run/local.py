@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import serde
-from llmstep.errors import WorkflowError
 from llmstep.run import argo_doc
 from llmstep.run.argo_local import ArgoRun, arguments
 from llmstep.run.container import Isolation
@@ -57,9 +56,7 @@ def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None,
     overrides = dict(given or {})
     if input is not MISSING:
         overrides["input"] = serde.dumps_value(input)
-    for name in overrides:
-        if name not in declared:
-            raise WorkflowError(f"parameter {name!r} is not declared in {where} ({', '.join(declared) or 'none'})")
+    argo_doc.check_declared(declared, overrides, where)
     return overrides
 
 
