@@ -9,6 +9,7 @@ its place, so one failure never loses the others.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,8 +25,6 @@ INDEX = re.compile(rf"(?:^|\.){BATCH_TASK}\((\d+)[:)]")
 
 def encode_inputs(inputs: Iterable[Any]) -> str:
     """The batch Workflow's ``inputs`` parameter: each input encoded like a step output."""
-    import json
-
     from llmstep import serde
 
     return json.dumps([{"index": i, "input": serde.dumps_value(x)} for i, x in enumerate(inputs)], separators=(",", ":"))
@@ -33,8 +32,6 @@ def encode_inputs(inputs: Iterable[Any]) -> str:
 
 def input_count(arguments: Iterable[dict[str, Any]]) -> int:
     """How many inputs a batch Workflow's ``inputs`` parameter holds."""
-    import json
-
     for param in arguments:
         if param.get("name") == "inputs" and param.get("value") is not None:
             return len(json.loads(param["value"]))
