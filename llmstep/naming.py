@@ -40,12 +40,15 @@ class NameAllocator:
 
     def __init__(self) -> None:
         self._taken: set[str] = set(RESERVED)
+        self._last: dict[str, int] = {}  # base -> the last suffix it was given, so a count resumes there
 
     def allocate(self, label: str) -> tuple[str, str]:
         base = readable(label, MAX - 4)
-        display, n = base, 1
+        n = self._last.get(base.lower(), 1)
+        display = base if n == 1 else f"{base}-{n}"
         while display.lower() in self._taken:
             n += 1
             display = f"{base}-{n}"
         self._taken.add(display.lower())
+        self._last[base.lower()] = n
         return display, display.lower()

@@ -136,6 +136,15 @@ def test_names_are_valid_unique_and_readable():
         assert TASK_NAME.match(step.display) and len(step.display) <= 63
 
 
+def test_name_counts_resume_and_skip_names_already_taken():
+    from llmstep.naming import NameAllocator
+
+    names = NameAllocator()
+    got = [names.allocate(label)[0] for label in ["a", "a-3", "a", "A", "a", "main", "main"]]
+    # "a-3" was taken by a step of that name, so the third "a" skips it; case-insensitive like DNS labels
+    assert got == ["a", "a-3", "a-2", "A-4", "a-5", "main-2", "main-3"]
+
+
 def test_compile_rejects_non_runnables_and_bad_options():
     with pytest.raises(llmstep.CompileError, match="needs a Runnable"):
         llmstep.compile(42)
