@@ -37,8 +37,11 @@ def compile(  # noqa: A001 - the public name is fixed by the API
         on_failure: ``llmstep.Diagnose(...)`` adds a failure hook (Argo exit handler, Tekton
             ``finally`` task) that asks a model what went wrong when the run did not succeed.
     """
-    plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                        on_failure=on_failure)  # fmt: skip
+    from llmstep.render import paused_gc
+
+    with paused_gc():
+        plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
+                            on_failure=on_failure)  # fmt: skip
     return Compiled(plan)
 
 
