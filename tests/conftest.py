@@ -19,6 +19,8 @@ def _isolated_runs(tmp_path, monkeypatch):
     """Every test runs in its own folder, so run records never mix or land in the repo."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    # fork servers outlive the runs that start them, as by default, but not the test session by long
+    monkeypatch.setenv("LLMSTEP_FORKSERVER_IDLE", "10")
 
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):

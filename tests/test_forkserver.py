@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -22,17 +25,17 @@ def _imports_minidom(x):
     return x
 
 
-def _report(test_pid: int):
+def _report():
     def report(x):
         import os as _os
         import sys as _sys
 
-        with open(f"/proc/{_os.getppid()}/stat") as f:  # noqa: PTH123
-            grandparent = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{_os.getppid()}/cmdline", "rb") as f:  # noqa: PTH123
+            parent = f.read().split(b"\0")
         return {
             "learned": "xml.dom.minidom" in _sys.modules,  # before this step imported anything itself
             "own_session": _os.getsid(0) == _os.getpid(),
-            "forked_by_the_server": grandparent == test_pid,  # test -> server -> step: no waiter between
+            "forked_by_the_server": parent[1:3] == [b"-m", b"llmstep.run.forkserver"],  # server -> step: no waiter between
             "server": _os.getppid(),
             "env": sorted(k for k in _os.environ if k.startswith("LLMSTEP_TEST")),
         }
@@ -46,7 +49,7 @@ def fresh_servers(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     forkserver._close_shared()
     yield tmp_path / "cache"
-    forkserver._close_shared()
+    forkserver._close_shared(stop=True)
 
 
 def _run(chain, tmp_path):
@@ -54,13 +57,13 @@ def _run(chain, tmp_path):
 
 
 def test_a_step_without_a_lesson_imports_for_itself(tmp_path, fresh_servers):
-    out = _run(RunnableLambda(_report(os.getpid())), tmp_path)  # the control: nothing imported minidom before
+    out = _run(RunnableLambda(_report()), tmp_path)  # the control: nothing imported minidom before
     assert out["learned"] is False and out["forked_by_the_server"] is True
 
 
 def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(tmp_path, fresh_servers, monkeypatch):
     monkeypatch.setenv("LLMSTEP_TEST_NOT_FOR_STEPS", "caller-only")
-    chain = RunnableLambda(_imports_minidom) | RunnableLambda(_report(os.getpid()))
+    chain = RunnableLambda(_imports_minidom) | RunnableLambda(_report())
     first = _run(chain, tmp_path)
     assert {k: v for k, v in first.items() if k != "server"} == {
         "learned": True, "own_session": True, "forked_by_the_server": True, "env": []}  # fmt: skip
@@ -68,8 +71,8 @@ def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(t
     assert "xml.dom.minidom" in lessons.read_text().split()
     again = _run(chain, tmp_path)
     assert again["server"] == first["server"]  # the next run in this process finds the server warm
-    forkserver._close_shared()  # a new process's first run: a new server, taught by the lessons file
-    fresh = _run(RunnableLambda(_report(os.getpid())), tmp_path)
+    forkserver._close_shared(stop=True)  # a new server, taught by the lessons file
+    fresh = _run(RunnableLambda(_report()), tmp_path)
     assert fresh["server"] != first["server"] and fresh["learned"] is True
 
 
@@ -88,6 +91,113 @@ def test_only_installed_libraries_are_learned(tmp_path, fresh_servers):
     [lessons] = fresh_servers.joinpath("llmstep").iterdir()
     learned = lessons.read_text().split()
     assert "xml.dom.minidom" in learned and "myproject_helpers" not in learned
+
+
+# A run in a new process, as `llmstep run` or a script would do it: the step says which server forked it.
+RUN_IN_A_NEW_PROCESS = """
+import sys, llmstep
+from langchain_core.runnables import RunnableLambda
+def report(x):
+    import os
+    return os.getppid()
+print(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_local(1, runs_dir=sys.argv[1]))
+"""
+
+
+def _server_of_a_new_process(tmp_path, env) -> int:
+    result = subprocess.run([sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs")], env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+@pytest.fixture
+def persistent(tmp_path):
+    """The environment of processes whose fork server outlives them (its own runtime directory
+    and lessons), and the cleanup: every server started under it is stopped."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           forkserver.IDLE_ENV: "60"}  # fmt: skip
+    servers: list[int] = []
+    yield env, servers
+    for pid in servers:
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+
+
+def test_a_server_outlives_its_process_and_serves_the_next_ones(tmp_path, persistent):
+    env, servers = persistent
+    first = _server_of_a_new_process(tmp_path, env)
+    servers.append(first)
+    assert _alive(first)  # the process that started it has exited
+    assert _server_of_a_new_process(tmp_path, env) == first == _server_of_a_new_process(tmp_path, env)
+    [socket_file] = (tmp_path / "runtime" / f"llmstep-{os.getuid()}").glob("*.sock")
+    assert oct(socket_file.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_changed_module_file_retires_the_server(tmp_path, persistent):
+    import llmstep.executor
+
+    env, servers = persistent
+    first = _server_of_a_new_process(tmp_path, env)
+    servers.append(first)
+    source = llmstep.executor.__file__  # imported by every server: an edit to llmstep, or an upgraded library
+    before = os.stat(source)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        second = _server_of_a_new_process(tmp_path, env)
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    servers.append(second)
+    assert second != first
+    assert _gone_within(first, 10)  # it answered "stale", let go of the socket and ended
+
+
+def test_an_idle_server_ends_and_removes_its_socket(tmp_path, persistent):
+    env, servers = persistent
+    pid = _server_of_a_new_process(tmp_path, {**env, forkserver.IDLE_ENV: "1"})
+    servers.append(pid)
+    assert _gone_within(pid, 15)
+    assert not list((tmp_path / "runtime" / f"llmstep-{os.getuid()}").glob("*.sock"))
+
+
+def test_without_an_idle_time_the_server_ends_with_its_process(tmp_path, persistent):
+    env, servers = persistent
+    pid = _server_of_a_new_process(tmp_path, {**env, forkserver.IDLE_ENV: "0"})
+    servers.append(pid)
+    assert _gone_within(pid, 10)
+
+
+def test_a_runtime_directory_others_can_read_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / f"llmstep-{os.getuid()}").mkdir(mode=0o755)
+    os.chmod(tmp_path / f"llmstep-{os.getuid()}", 0o755)
+    assert forkserver.runtime_dir() is None
+    os.chmod(tmp_path / f"llmstep-{os.getuid()}", 0o700)
+    assert forkserver.runtime_dir() == str(tmp_path / f"llmstep-{os.getuid()}")
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_idle_time_is_refused_naming_the_variable(tmp_path, monkeypatch, value):
+    monkeypatch.setenv(forkserver.IDLE_ENV, value)
+    with pytest.raises(llmstep.WorkflowError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
+        llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).run_local(1, runs_dir=tmp_path / "r")
 
 
 def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):

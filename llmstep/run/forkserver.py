@@ -21,6 +21,7 @@ next run's server imports them before its first step.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -34,42 +35,122 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
-READY = "llmstep-forkserver ready"
+LISTENING = "llmstep-forkserver listening"
+FRESH, STALE = "fresh", "stale"
+IDLE_ENV = "LLMSTEP_FORKSERVER_IDLE"
+DEFAULT_IDLE = 300.0
 
 
 class ForkServer:
-    """Client side: starts the server process and asks it for step processes."""
+    """Client side: finds the live server for these payload classes, or starts one, and asks it
+    for step processes.
 
-    def __init__(self, preload: list[str], key: str = "") -> None:
-        self._dir = tempfile.mkdtemp(prefix="llmstep-fork-")
-        self.path = os.path.join(self._dir, "sock")
-        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "HOME": self._dir}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmstep.run.forkserver", self.path, ",".join(preload), lessons_file(key)],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, text=True,
-        )  # fmt: skip
+    With ``idle`` > 0 the server outlives this process: its socket is in :func:`runtime_dir`,
+    named after the Python, llmstep's version, the payload classes and the lessons file, so the
+    next run of any process finds it warm. It ends after ``idle`` seconds without work, and it
+    answers "stale" (then lets go of the socket, and this client starts a new server) when a
+    module file it imported has changed on disk since. With ``idle`` 0 the server lives in a
+    private temporary directory and ends with this process.
+    """
+
+    def __init__(self, preload: list[str], key: str = "", idle: float = 0.0) -> None:
+        import hashlib
+
+        from llmstep import __version__
+
+        self._preload, self._lessons, self._idle = preload, lessons_file(key), idle
+        home = runtime_dir() if idle > 0 else None
+        self.persistent = home is not None
+        self._dir = None if home else tempfile.mkdtemp(prefix="llmstep-fork-")
+        self._home = home or self._dir or ""
+        if home:
+            ident = json.dumps([sys.executable, sys.prefix, sys.version, __version__, key, self._lessons])
+            self.path = os.path.join(home, f"fork-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.sock")
+        else:
+            self.path = os.path.join(self._home, "sock")
+        self.proc: subprocess.Popen[str] | None = None  # a server this client started that ends with it
+        self._started: subprocess.Popen[str] | None = None  # a server this client started, until it listens
         self._ready: bool | None = None  # known once the first step needs the server
         self._lock = threading.Lock()
+        self._asked = self._ask()
+
+    def _ask(self) -> socket.socket | None:
+        """Ask the listening server whether it is fresh, or start one (asked once it listens, when
+        the first step needs it, so its imports overlap the caller's own work). Two processes that
+        start a server at once race to bind the socket; the loser ends and both use the winner."""
+        with _locked(os.path.join(self._home, "lock")) if self.persistent else contextlib.nullcontext():
+            conn = _connect(self.path)
+            if conn is None:
+                self._start()
+                return None
+        return _send(conn, {"check": True})
+
+    def _start(self) -> None:
+        try:
+            os.unlink(self.path)  # a socket left by a server that was killed
+        except FileNotFoundError:
+            pass
+        env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "HOME": self._home}
+        self._started = subprocess.Popen(
+            [sys.executable, "-m", "llmstep.run.forkserver", self.path, ",".join(self._preload), self._lessons,
+             str(self._idle)],
+            env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )  # fmt: skip
+        if not self.persistent:
+            self.proc = self._started
+
+    def _listened(self) -> None:
+        """Wait until the server this client started has bound its socket (or lost the race)."""
+        started, self._started = self._started, None
+        if started is None:
+            return
+        if started.stdout:
+            started.stdout.readline()
+            started.stdout.close()
+        if self.persistent:
+            started.wait()  # a persistent server leaves its first process at once: it is nobody's child
 
     def wait_ready(self) -> bool:
-        """Whether the server came up; the caller falls back to cold starts when it did not.
-        Starting returns at once, so the imports overlap with the caller's own work."""
+        """Whether a fresh server is there; the caller falls back to cold starts when it is not."""
         with self._lock:
-            if self._ready is None:
-                line = self.proc.stdout.readline() if self.proc.stdout else ""
-                self._ready = line.strip() == READY
+            for _ in range(2):
+                if self._ready is not None:
+                    break
+                if self._asked is None and self._started is not None:
+                    self._listened()
+                    conn = _connect(self.path)
+                    self._asked = _send(conn, {"check": True}) if conn else None
+                conn, self._asked = self._asked, None
+                answer = None
+                if conn is not None:
+                    try:
+                        answer = Step(conn).read_line(timeout=120)
+                    except OSError:
+                        answer = ""
+                    conn.close()
+                if answer in (STALE, ""):  # it has let go of the socket (or just ended): start a new one
+                    self._asked = self._ask()
+                else:
+                    self._ready = answer == FRESH
+            self._ready = bool(self._ready)
             return self._ready
+
+    def usable(self) -> bool:
+        """Whether later runs in this process may keep using this client: a persistent server is
+        asked again by each run (it may have idled out or gone stale since)."""
+        return not self.persistent and self.proc is not None and self.proc.poll() is None
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: str, log: str) -> Step:
         """Start a step process; the returned handle knows its pid and brings its exit code."""
         if not self.wait_ready():
             raise OSError("the llmstep fork server did not start")
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.path)
-        conn.sendall((json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n").encode())
+        conn = _connect(self.path)
+        if conn is None or not _send(conn, {"argv": argv, "env": env, "cwd": cwd, "log": log}):
+            raise OSError("the llmstep fork server has gone")
         step = Step(conn)
         pid = step.read_line(timeout=30)
         if not pid:
@@ -79,7 +160,13 @@ class ForkServer:
         return step
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        """This process is done with the server: one that ends with its process is stopped; a
+        persistent one stays for other runs until it idles out."""
+        if self._asked is not None:
+            self._asked.close()
+            self._asked = None
+        self._listened()
+        if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -88,9 +175,94 @@ class ForkServer:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def stop(self) -> None:
+        """Ask the server to end once its running steps have, whoever started it."""
+        self.close()
+        conn = _connect(self.path)
+        if conn is not None and _send(conn, {"stop": True}):
+            try:
+                Step(conn).read_line(timeout=10)
+            except OSError:
+                pass
+            conn.close()
+
+
+def _connect(path: str) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:  # no server there, or a dead one's socket
+        conn.close()
+        return None
+    return conn
+
+
+def _send(conn: socket.socket, request: dict[str, Any]) -> socket.socket | None:
+    try:
+        conn.sendall((json.dumps(request) + "\n").encode())
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """One process at a time decides whether to start a persistent server (one lock for them all:
+    it is held only to connect or to start one)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def idle_seconds() -> float:
+    """How long a fork server waits for work before it ends (``LLMSTEP_FORKSERVER_IDLE``, default
+    300): while it lives, runs in any process of this user fork their steps from it warm. 0: each
+    process starts its own server, which ends with it."""
+    raw = os.environ.get(IDLE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_IDLE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        from llmstep.errors import WorkflowError
+
+        raise WorkflowError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
+                            "fork server that ends with the process that started it")  # fmt: skip
+    return value
+
+
+def runtime_dir() -> str | None:
+    """The directory for persistent servers' sockets: ``llmstep-<uid>`` under ``$XDG_RUNTIME_DIR``
+    (else the temporary directory), mode 0700. None when it is not this user's alone; then each
+    process starts its own server."""
+    import stat
+
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    path = os.path.join(base, f"llmstep-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return path
 
 
 class Step:
@@ -145,25 +317,29 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_server(payload_classes: list[list[str]]) -> ForkServer:
-    """The fork server for runs whose payloads use these classes, shared by the runs of this
-    process: the first run starts it (in the background), later runs find it warm. It stops when
-    this process exits, or by itself when this process is gone."""
+    """The fork server for runs whose payloads use these classes. The first run starts it (in the
+    background) and later runs find it warm: in any process of this user while it has work at
+    least every :func:`idle_seconds`, or, with an idle time of 0, in this process until it exits."""
     import atexit
 
     key = ".".join(sorted({".".join(c) for c in payload_classes}))
+    idle = idle_seconds()
     with _SHARED_LOCK:
         server = _SHARED.get(key)
-        if server is None or server.proc.poll() is not None:
+        if server is None or not server.usable():
             if not _SHARED:
                 atexit.register(_close_shared)
-            server = _SHARED[key] = ForkServer(preload_for(payload_classes), key=key)
+            if server is not None:
+                server.close()
+            server = _SHARED[key] = ForkServer(preload_for(payload_classes), key=key, idle=idle)
         return server
 
 
-def _close_shared() -> None:
+def _close_shared(stop: bool = False) -> None:
+    """Let go of this process's servers (at exit); ``stop`` also ends persistent ones."""
     with _SHARED_LOCK:
         for server in _SHARED.values():
-            server.close()
+            server.stop() if stop else server.close()
         _SHARED.clear()
 
 
@@ -207,7 +383,16 @@ def _keep_lessons(path: str, names: set[str]) -> None:
         pass
 
 
-def _serve(path: str, preload: list[str], lessons: str = "") -> None:
+def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)  # first: clients connect at once, and wait for their answer until the imports are done
+    server.listen(64)
+    bound = os.stat(path).st_ino
+    if idle > 0 and os.fork():
+        os._exit(0)  # persistent: the starting process reaps this one at once; the server is nobody's child
+    print(LISTENING, flush=True)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)  # nothing more goes to the process that started it
     for name in preload + _read_lessons(lessons):
         try:
             importlib.import_module(name)
@@ -221,9 +406,7 @@ def _serve(path: str, preload: list[str], lessons: str = "") -> None:
     # children do not touch (and copy) the whole preloaded heap at their first collection.
     gc.collect()
     gc.freeze()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(64)
+    files = _module_files()  # what "fresh" means: every imported module file as it was when imported
     libraries = _library_paths()  # once here, not in every step
     learned, teach = os.pipe()  # steps write the modules they imported; the server imports them
     os.set_blocking(learned, False)
@@ -234,29 +417,47 @@ def _serve(path: str, preload: list[str], lessons: str = "") -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     running: dict[int, socket.socket] = {}  # step pid -> the connection that waits for its exit code
-    parent = os.getppid()
-    print(READY, flush=True)
+    parent, last, listening = os.getppid(), time.monotonic(), True
     while True:
         try:
-            ready, _, _ = select.select([server, learned, reaped], [], [], 1.0)
+            ready, _, _ = select.select([server, learned, reaped] if listening else [learned, reaped], [], [], 1.0)
         except InterruptedError:
             continue
-        if os.getppid() != parent and not running:
-            os._exit(0)  # the process that started this server is gone (killed without cleanup)
+        if not running and (not listening or (idle > 0 and time.monotonic() - last > idle)
+                            or (idle <= 0 and os.getppid() != parent)):  # fmt: skip
+            _let_go(path, bound)
+            os._exit(0)  # stale or stopped, idle too long, or the process it served is gone
         if learned in ready:  # first: a step writes its lesson before it exits
-            _keep_lessons(lessons, _learn(learned))
+            news = _learn(learned)
+            if news:
+                _keep_lessons(lessons, news)
+                files = _module_files()
         if reaped in ready:
             _drain(reaped)
             _report_exits(running)
-        if server in ready:
+            last = time.monotonic()
+        if listening and server in ready:
             conn, _ = server.accept()
+            last = time.monotonic()
             request = json.loads(conn.makefile("r").readline() or "{}")
+            if "argv" not in request:  # {"check": true} from a new client, or {"stop": true}
+                fresh = bool(request.get("check")) and _unchanged(files)
+                if not fresh:  # let the next server have the socket (before answering); end after the running steps
+                    _let_go(path, bound)
+                    server.close()
+                    listening = False
+                try:
+                    conn.sendall(f"{FRESH if fresh else STALE}\n".encode())
+                except OSError:
+                    pass
+                conn.close()
+                continue
             pid = os.fork()
             if pid == 0:  # the step: nothing of the server's stays open in it
                 signal.set_wakeup_fd(-1)
-                for fd in (server, *running.values()):
+                for fd in ([server] if listening else []) + list(running.values()):
                     fd.close()
-                for fd in (learned, reaped, wake):
+                for fd in (learned, reaped, wake, null):
                     os.close(fd)
                 conn.close()
                 _become_step(request, cli.main, teach, libraries)
@@ -265,6 +466,39 @@ def _serve(path: str, preload: list[str], lessons: str = "") -> None:
                 conn.sendall(f"{pid}\n".encode())
             except OSError:
                 pass  # the client left; the step still runs to its end and is reaped
+
+
+def _module_files() -> dict[str, int]:
+    """The modification time of every module file imported here."""
+    files = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str):
+            try:
+                files[file] = os.stat(file).st_mtime_ns
+            except OSError:
+                continue
+    return files
+
+
+def _unchanged(files: dict[str, int]) -> bool:
+    """Whether no imported module file has changed since (an upgraded library, an edited llmstep)."""
+    for file, mtime in files.items():
+        try:
+            if os.stat(file).st_mtime_ns != mtime:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _let_go(path: str, bound: int) -> None:
+    """Remove this server's socket file, unless a newer server has bound the name since."""
+    try:
+        if os.stat(path).st_ino == bound:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _drain(fd: int) -> None:
@@ -379,5 +613,4 @@ def _become_step(request: dict[str, Any], main: Any, teach: int, libraries: tupl
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m], sys.argv[3] if len(sys.argv) > 3 else "")
-
+    _serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m], sys.argv[3], float(sys.argv[4]))

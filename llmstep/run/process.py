@@ -67,8 +67,12 @@ class Launcher:
             return Outcome(130, interrupted=True)
         server = self.forkserver
         if server is not None and argv[:3] == [sys.executable, "-m", "llmstep"] and server.wait_ready():
-            step = server.spawn(argv[3:], dict(env), str(log_path.parent), str(log_path))
-            return self._supervise(step.pid, step.wait, timeout)
+            try:
+                step = server.spawn(argv[3:], dict(env), str(log_path.parent), str(log_path))
+            except OSError:
+                pass  # the server has gone (stopped from elsewhere): a cold start is slower, never wrong
+            else:
+                return self._supervise(step.pid, step.wait, timeout)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,
