@@ -161,10 +161,10 @@ class Compiled:
     def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
         """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
         at most ``parallelism`` step pods at a time; see ``submit_batch``."""
-        from llmstep.render.argo import render_dict
+        from llmstep import cache
 
         _positive(parallelism, "parallelism")
-        return render_dict(self.plan, batch=parallelism)
+        return cache.argo_dict(self.plan, batch=parallelism)
 
     def to_batch_yaml(self, parallelism: int = 8) -> str:
         """The batch Workflow as YAML (``argo submit -p inputs=...``)."""
@@ -211,9 +211,9 @@ class Compiled:
 
     @cached_property
     def _argo(self) -> dict[str, Any]:
-        from llmstep.render.argo import render_dict
+        from llmstep import cache
 
-        return render_dict(self.plan)
+        return cache.argo_dict(self.plan)
 
 
 def _positive(value: Any, name: str) -> None:

@@ -345,17 +345,18 @@ def _close_shared(stop: bool = False) -> None:
 
 def lessons_file(key: str) -> str:
     """Where learned module names persist for runs whose payloads use the same classes (``key``):
-    ``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache``); empty (nothing kept) without a usable home."""
+    the user's cache directory (:func:`llmstep.cache.user_dir`); empty (nothing kept) without one."""
     import hashlib
 
     from llmstep import __version__
+    from llmstep.cache import user_dir
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if not os.path.isabs(base):
+    folder = user_dir()
+    if not folder:
         return ""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return os.path.join(base, "llmstep", f"forkserver-imports-py{version}-{__version__}-{digest}.txt")
+    return os.path.join(folder, f"forkserver-imports-py{version}-{__version__}-{digest}.txt")
 
 
 # ---------------------------------------------------------------- server side

@@ -1,0 +1,92 @@
+"""Rendered Workflows kept between processes: a new process renders a chain it rendered before
+without importing Hera, gets the very same document, and renders afresh when anything the
+rendering depends on changes (the chain, llmstep's code) or when it has imported Hera itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+RENDER = """
+import json, sys
+if sys.argv[2] == "hera-first":
+    import hera.workflows  # a process that uses Hera itself (and may have set its global defaults)
+sys.path.insert(0, {tests!r})
+import llmstep
+from chains import qa_prompt
+from llmstep.offline import OfflineChatModel
+chain = qa_prompt() | OfflineChatModel(prefix=sys.argv[1])
+doc = llmstep.compile(chain).to_dict()
+print(json.dumps({{"hera_imported": "hera" in sys.modules, "doc": doc}}))
+"""
+
+
+@pytest.fixture
+def render(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run(prefix: str = "A", mode: str = "") -> dict:
+        code = RENDER.format(tests=str(ROOT / "tests"))
+        result = subprocess.run([sys.executable, "-c", code, prefix, mode], env=env, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    return run
+
+
+def _entries(tmp_path):
+    return sorted((tmp_path / "cache" / "llmstep" / "render").glob("argo-*.json"))
+
+
+def test_a_new_process_renders_a_chain_it_rendered_before_without_hera(tmp_path, render):
+    first = render()
+    assert first["hera_imported"] is True  # nothing cached yet: Hera rendered it
+    [entry] = _entries(tmp_path)
+    again = render()
+    assert again["hera_imported"] is False and again["doc"] == first["doc"]
+    other = render(prefix="B")  # another chain: another key, rendered by Hera
+    assert other["hera_imported"] is True and other["doc"] != first["doc"]
+    assert len(_entries(tmp_path)) == 2 and entry in _entries(tmp_path)
+
+
+def test_the_cache_is_what_a_new_process_reads_and_a_hera_user_does_not(tmp_path, render):
+    real = render()["doc"]
+    [entry] = _entries(tmp_path)
+    planted = json.loads(entry.read_text())
+    planted["metadata"]["annotations"]["planted"] = "yes"
+    entry.write_text(json.dumps(planted))
+    assert render()["doc"] == planted  # proves the entry is what is read
+    assert render(mode="hera-first")["doc"] == real  # Hera imported first: rendered afresh
+
+
+def test_an_edit_to_llmstep_makes_a_new_key(tmp_path, render):
+    import llmstep.render.tekton as any_llmstep_module
+
+    render()
+    source = any_llmstep_module.__file__
+    before = os.stat(source)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        after_edit = render()
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert after_edit["hera_imported"] is True and len(_entries(tmp_path)) == 2
+
+
+def test_only_the_newest_entries_are_kept(tmp_path, monkeypatch):
+    from llmstep import cache
+
+    monkeypatch.setattr(cache, "KEEP", 2)
+    folder = tmp_path / "render"
+    for i in range(3):
+        cache._keep(str(folder / f"argo-{i}.json"), {"n": i})
+        os.utime(folder / f"argo-{i}.json", ns=(i * 10**9, i * 10**9))  # distinct ages, oldest first
+    cache._keep(str(folder / "argo-3.json"), {"n": 3})
+    assert sorted(p.name for p in folder.iterdir()) == ["argo-2.json", "argo-3.json"]
+    assert json.loads((folder / "argo-3.json").read_text()) == {"n": 3}
