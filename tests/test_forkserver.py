@@ -94,21 +94,26 @@ def test_only_installed_libraries_are_learned(tmp_path, fresh_servers):
 
 
 # A run in a new process, as `llmstep run` or a script would do it: the step says which server forked it.
-RUN_IN_A_NEW_PROCESS = """
-import sys, llmstep
+RUN_IN_A_NEW_PROCESS = r"""
+import json, sys, llmstep
 from langchain_core.runnables import RunnableLambda
 def report(x):
     import os
-    return os.getppid()
-print(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_local(1, runs_dir=sys.argv[1]))
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+        forked = f.read().split(b"\0")[1:3] == [b"-m", b"llmstep.run.forkserver"]
+    return [os.getppid(), forked]
+print(json.dumps(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_local(1, runs_dir=sys.argv[1])))
 """
 
 
 def _server_of_a_new_process(tmp_path, env) -> int:
+    """The pid of the fork server that forked the step of a run in a new process."""
     result = subprocess.run([sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs")], env=env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return int(result.stdout.strip().splitlines()[-1])
+    server, forked = json.loads(result.stdout.strip().splitlines()[-1])
+    assert forked, "the step was started cold, not forked by a server"
+    return server
 
 
 def _alive(pid: int) -> bool:
@@ -162,11 +167,30 @@ def test_a_changed_module_file_retires_the_server(tmp_path, persistent):
     os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     try:
         second = _server_of_a_new_process(tmp_path, env)
+        servers.append(second)
+        assert second != first
+        assert _gone_within(first, 10)  # it answered "stale", let go of the socket and ended
+        assert _server_of_a_new_process(tmp_path, env) == second  # ending, it left the new server's socket alone
     finally:
         os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
-    servers.append(second)
-    assert second != first
-    assert _gone_within(first, 10)  # it answered "stale", let go of the socket and ended
+
+
+def test_a_server_that_lets_go_never_removes_a_newer_servers_socket(tmp_path):
+    import socket
+
+    path = str(tmp_path / "s.sock")
+    old = socket.socket(socket.AF_UNIX)
+    old.bind(path)
+    info = os.stat(path)
+    bound = (info.st_ino, info.st_ctime_ns)
+    forkserver._let_go(path, bound)
+    assert not os.path.exists(path)
+    new = socket.socket(socket.AF_UNIX)
+    new.bind(path)  # the file system may give it the old one's inode number
+    forkserver._let_go(path, bound)
+    assert os.path.exists(path)
+    old.close()
+    new.close()
 
 
 def test_an_idle_server_ends_and_removes_its_socket(tmp_path, persistent):

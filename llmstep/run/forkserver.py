@@ -388,7 +388,8 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)  # first: clients connect at once, and wait for their answer until the imports are done
     server.listen(64)
-    bound = os.stat(path).st_ino
+    info = os.stat(path)
+    bound = (info.st_ino, info.st_ctime_ns)  # this socket file, not a later one at the same path
     if idle > 0 and os.fork():
         os._exit(0)  # persistent: the starting process reaps this one at once; the server is nobody's child
     print(LISTENING, flush=True)
@@ -426,7 +427,8 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
             continue
         if not running and (not listening or (idle > 0 and time.monotonic() - last > idle)
                             or (idle <= 0 and os.getppid() != parent)):  # fmt: skip
-            _let_go(path, bound)
+            if listening:  # a stale or stopped server let go of its socket already: a newer one may have it now
+                _let_go(path, bound)
             os._exit(0)  # stale or stopped, idle too long, or the process it served is gone
         if learned in ready:  # first: a step writes its lesson before it exits
             news = _learn(learned)
@@ -493,10 +495,11 @@ def _unchanged(files: dict[str, int]) -> bool:
     return True
 
 
-def _let_go(path: str, bound: int) -> None:
+def _let_go(path: str, bound: tuple[int, int]) -> None:
     """Remove this server's socket file, unless a newer server has bound the name since."""
     try:
-        if os.stat(path).st_ino == bound:
+        info = os.stat(path)
+        if (info.st_ino, info.st_ctime_ns) == bound:
             os.unlink(path)
     except OSError:
         pass
