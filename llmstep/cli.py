@@ -7,6 +7,7 @@ payload, compile or workflow error); 3 a missing credential; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+@functools.cache  # built once per process: a forked step finds it built by the fork server
 def _parser() -> argparse.ArgumentParser:
     # --debug works before or after the command; SUPPRESS keeps a subcommand's default from
     # overwriting a --debug given before it.

@@ -404,6 +404,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
             continue
     from llmstep import cli
 
+    _warm(cli)
     # Objects imported so far move to a permanent generation the collector never walks, so forked
     # children do not touch (and copy) the whole preloaded heap at their first collection.
     gc.collect()
@@ -469,6 +470,16 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
                 conn.sendall(f"{pid}\n".encode())
             except OSError:
                 pass  # the client left; the step still runs to its end and is reaped
+
+
+def _warm(cli: Any) -> None:
+    """Work every step would repeat after the fork, done once before it: the command-line
+    parser, and the machine facts HTTP clients send with each request (``platform.platform()``
+    runs ``uname -p`` in a subprocess the first time a process asks)."""
+    import platform
+
+    cli._parser()
+    platform.platform()
 
 
 def _module_files() -> dict[str, int]:
