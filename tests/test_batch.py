@@ -30,7 +30,8 @@ def test_batch_workflow_is_valid_argo_and_fans_out_with_param():
     templates = {t["name"]: t for t in doc["spec"]["templates"]}
     assert doc["spec"]["entrypoint"] == "batch" and doc["metadata"]["generateName"] == "qa-batch-"
     fan = templates["batch"]
-    assert fan["parallelism"] == 3 and fan["dag"]["failFast"] is False
+    assert fan["parallelism"] == 3 and fan["dag"]["failFast"] is False  # inputs in flight
+    assert doc["spec"]["parallelism"] == 3  # step pods, whatever branches a chain has
     [task] = fan["dag"]["tasks"]
     assert task["withParam"] == "{{workflow.parameters.inputs}}" and task["template"] == "main"
     assert [p["name"] for p in templates["main"]["inputs"]["parameters"]] == ["index", "input"]
@@ -85,6 +86,11 @@ def test_parallelism_bounds_the_steps_running_at_once(tmp_path):
     results = compiled.run_local_batch([{"n": i} for i in range(6)], parallelism=2, runs_dir=tmp_path / "r")
     wall = time.monotonic() - started
     assert results == [{"n": i} for i in range(6)]
+    assert len(spans.read_text().splitlines()) == 12 and _peak(spans) == 2  # never more than 2 at once, and really 2
+    assert wall < 12 * 0.4  # not one at a time
+
+
+def _peak(spans) -> int:
     events = []
     for line in spans.read_text().splitlines():
         begin, end = map(float, line.split())
@@ -93,8 +99,30 @@ def test_parallelism_bounds_the_steps_running_at_once(tmp_path):
     for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
         running += delta
         peak = max(peak, running)
-    assert len(events) == 24 and peak == 2  # 12 steps, never more than 2 at once, and really 2 at once
-    assert wall < 12 * 0.4  # not one at a time
+    return peak
+
+
+def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_path):
+    """Argo counts a template's own active children: a nested DAG is one while it runs, and the
+    pods inside it are not counted against the outer template (only against the Workflow's)."""
+    from llmstep.run.local import run_document
+
+    spans = tmp_path / "spans.txt"
+    doc = llmstep.compile({"a": RunnableLambda(_slow(str(spans))), "b": RunnableLambda(_slow(str(spans)))},
+                          allow_pickle=True).to_dict()  # fmt: skip
+    main = doc["spec"]["templates"][0]
+    assert main["name"] == "main" and len(main["dag"]["tasks"]) == 3  # a, b in parallel, then the map's output
+    outer = {"name": "outer", "parallelism": 1, "dag": {"tasks": [{"name": "x", "template": "main"},
+                                                                  {"name": "y", "template": "main"}]}}  # fmt: skip
+    doc["spec"]["templates"].insert(0, outer)
+    doc["spec"]["entrypoint"] = "outer"
+    record = run_document(doc, {"n": 1}, runs_dir=tmp_path / "r", quiet=True)
+    assert record.phase == "Succeeded"
+    assert _peak(spans) == 2  # one invocation of main at a time, its two branches at once
+    spans.unlink()
+    doc["spec"]["parallelism"] = 1  # the Workflow's parallelism counts every step pod
+    run_document(doc, {"n": 1}, runs_dir=tmp_path / "r", quiet=True)
+    assert _peak(spans) == 1
 
 
 def test_cli_compile_batch_and_run_inputs(tmp_path):

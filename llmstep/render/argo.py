@@ -63,7 +63,8 @@ def payload_text(step: PlanStep) -> str:
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     """The Hera Workflow for a plan. With ``batch=N`` it runs the chain once per item of its
     ``inputs`` parameter (a JSON list of ``{"index", "input"}``), fanned out with ``withParam``,
-    at most N step pods at a time, and every item runs even when another fails."""
+    at most N inputs in flight and N step pods at a time, and every item runs even when another
+    fails."""
     from llmstep.run.batch import BATCH_ANNOTATION, BATCH_TASK
 
     displays = {s.name: s.display for s in plan.steps}
@@ -82,7 +83,9 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
                    arguments=[Parameter(name="index", value="{{item.index}}"), Parameter(name="input", value="{{item.input}}")])  # fmt: skip
         entry = [DAG(name="batch", parallelism=batch, fail_fast=False, tasks=[fan]), dag]
         arguments = [Parameter(name="inputs", description="the chain inputs: a JSON list of {index, input}")]
-    extra: dict[str, Any] = {}
+    # the batch DAG's parallelism bounds the inputs in flight (Argo counts a running item as one
+    # child); the Workflow's bounds the step pods, so a chain with parallel branches keeps to N too
+    extra: dict[str, Any] = {"parallelism": batch} if batch else {}
     if plan.on_failure is not None:
         templates += diagnose_templates(plan.on_failure, plan.image, plan.secret, "workflow/{{workflow.name}}",
                                         "{{workflow.failures}}", report_artifact=plan.data == "artifacts")  # fmt: skip

@@ -104,8 +104,9 @@ class ArgoRun:
             if name not in done:
                 self.record.update_node(scope + name, displayName=name, templateName=tasks[name]["template"],
                                         phase="Pending", exitHandler=exit_handler)  # fmt: skip
-        if template.get("parallelism"):  # at most N step pods at a time inside this template
-            limits = (*limits, threading.BoundedSemaphore(int(template["parallelism"])))
+        # Argo's template parallelism: at most N of this invocation's own children active at once (a
+        # step while its pod runs, a nested DAG while it runs; the pods inside that DAG are its own).
+        boundary = threading.BoundedSemaphore(int(template["parallelism"])) if template.get("parallelism") else None
         inputs = {f"inputs.parameters.{k}": v for k, v in (params or {}).items()}
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
@@ -126,7 +127,7 @@ class ArgoRun:
         fail_fast = template["dag"].get("failFast", template.get("failFast", True))
         phases = schedule(
             nodes,
-            run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits, tasks),
+            run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits, tasks, boundary),
             decide=decide,
             launcher=self.launcher,
             parallelism=None if scope else self.parallelism,
@@ -154,7 +155,7 @@ class ArgoRun:
         return values
 
     def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
-                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = ()) -> str:  # fmt: skip
+                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> str:  # fmt: skip
         template = self.templates.get(task["template"])
         key = scope + task["name"]
         if template is None:
@@ -162,13 +163,14 @@ class ArgoRun:
         values = self._task_vars(scope, inputs, siblings)
         items = _items(task, values, key)
         if items is None:
-            return self._invoke(task, template, key, values, exit_handler, limits)
+            return self._invoke(task, template, key, values, exit_handler, limits, boundary)
         self.record.update_node(key, phase="Running", startedAt=now(), type="TaskGroup")
         self.progress.changed(key, self.record.nodes[key])
         children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
         width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
-            phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits), children))
+            phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits, boundary),
+                                   children))  # fmt: skip
         phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
         failed = sum(p not in FINISHED_OK for p in phases)
         self.record.update_node(key, phase=phase, finishedAt=now(),
@@ -177,8 +179,10 @@ class ArgoRun:
         return phase
 
     def _invoke(self, task: dict[str, Any], template: dict[str, Any], key: str, values: dict[str, str],
-                exit_handler: bool, limits: tuple[Any, ...]) -> str:  # fmt: skip
-        """One invocation of a task's template: a container step, or a nested DAG."""
+                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> str:  # fmt: skip
+        """One invocation of a task's template: a container step, or a nested DAG. ``limits`` are
+        what every step process below holds (the workflow's parallelism); ``boundary`` is the
+        enclosing template's parallelism, held by this child alone, for as long as it is active."""
         where = f"task {key}"
         params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
                   for p in (task.get("arguments") or {}).get("parameters") or []}  # fmt: skip
@@ -186,10 +190,11 @@ class ArgoRun:
             if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
                 return self.record.nodes[key]["phase"]
             params = self._inputs(template, params, key)["parameters"]
-            self.record.update_node(key, displayName=key, templateName=template["name"], phase="Running",
-                                    startedAt=now(), type="DAG", exitHandler=exit_handler)  # fmt: skip
-            phase = self._run_dag(template, exit_handler, f"{key}.", params, limits)
-            self.record.update_node(key, phase=phase, finishedAt=now())
+            with boundary or contextlib.nullcontext():
+                self.record.update_node(key, displayName=key, templateName=template["name"], phase="Running",
+                                        startedAt=now(), type="DAG", exitHandler=exit_handler)  # fmt: skip
+                phase = self._run_dag(template, exit_handler, f"{key}.", params, limits)
+                self.record.update_node(key, phase=phase, finishedAt=now())
             return phase
         arts: dict[str, Any] = {}
         for art in (task.get("arguments") or {}).get("artifacts") or []:
@@ -198,7 +203,9 @@ class ArgoRun:
             else:
                 ref = argo_doc.substitute(art["from"], values, where)
                 arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
-        return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=limits)
+        # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
+        held = (boundary, *limits) if boundary is not None else limits
+        return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=held)
 
     # ------------------------------------------------------------------ containers
 
@@ -315,7 +322,7 @@ def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
 
 @contextlib.contextmanager
 def _hold(limits: tuple[Any, ...]) -> Iterator[None]:
-    """Take a place under every parallelism limit around the step (always in the same order)."""
+    """Take a place under every parallelism limit around the step, in the order given."""
     with contextlib.ExitStack() as held:
         for limit in limits:
             held.enter_context(limit)
