@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
                    help="argo: a Workflow; tekton: the llmstep-run Task, a Pipeline and a PipelineRun")
     p.add_argument("--batch", type=int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
-                   "'inputs' parameter (withParam), at most N step pods at a time")
+                   "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time")
     p.set_defaults(func=_compile)
 
     p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",

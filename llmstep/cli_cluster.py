@@ -35,7 +35,7 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
                        "and print its result (exit 1 when it fails).")
     p.add_argument("target", metavar="REF|FILE.yaml", help="a chain reference (path/to/file.py:attr) or an Argo Workflow file")
     add_input_options(p)
-    p.add_argument("--parallelism", type=int, default=8, metavar="N", help="with --inputs: at most N step pods at a time (default 8)")
+    p.add_argument("--parallelism", type=int, default=8, metavar="N", help="with --inputs: at most N inputs in flight and N step pods at a time (default 8)")
     p.add_argument("--wait", action="store_true", help="wait for the workflow and print its result")
     p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
     p.add_argument("--image", help="(REF) the step image")

@@ -127,7 +127,7 @@ class Compiled:
         engine_cli: str = "podman",
     ) -> list[Any]:
         """Run the batch Workflow (``to_batch_dict``) on this machine: every input, at most
-        ``parallelism`` steps at a time; results in input order. A failed input raises
+        ``parallelism`` inputs in flight and steps at a time; results in input order. A failed input raises
         ``BatchFailed`` (holding all results), or with ``return_exceptions=True`` is an
         ``ItemFailed`` in its place."""
         from llmstep.run.batch import encode_inputs
@@ -160,7 +160,7 @@ class Compiled:
 
     def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
         """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
-        at most ``parallelism`` step pods at a time; see ``submit_batch``."""
+        at most ``parallelism`` inputs in flight and step pods at a time; see ``submit_batch``."""
         from llmstep import cache
 
         _positive(parallelism, "parallelism")
