@@ -1,15 +1,18 @@
-"""A fork server for local step processes: pay LangChain's import cost once per run.
+"""A fork server for local step processes: pay LangChain's import cost once, not once per step.
 
-A cold ``llmstep exec`` spends most of its time importing LangChain. The server is started
-once per local run with a minimal environment (never the caller's), imports what the run's
-payloads need, and then forks one process per step. Each step process is what the pod's process
+A cold ``llmstep exec`` spends most of its time importing LangChain. The server is started by
+the first local run that needs it, with a minimal environment (never the caller's), imports what
+the runs' payloads need, and then forks one process per step. It outlives that run (see
+:class:`ForkServer`): later runs of any process of the user find it warm, until it has been idle
+for ``LLMSTEP_FORKSERVER_IDLE`` seconds or a module file it imported changes. Each step process is what the pod's process
 would be: its own session, stdin from /dev/null, stdout and stderr to the step's log, its working
 directory, *only* the step's environment (the inherited one is cleared), and it runs the very
 same command, ``llmstep exec`` with the container's arguments, through ``llmstep.cli.main``.
 
-Protocol (one Unix socket connection per step): the client sends one JSON line
-``{"argv": [...], "env": {...}, "cwd": ..., "log": ...}``; the server answers the step's pid, then
-its exit code, one line each. The server reaps its steps when SIGCHLD wakes its loop, so it
+Protocol (one Unix socket connection per request): a new client first sends ``{"check": true}``
+and gets ``fresh`` or ``stale``; for a step it sends ``{"argv": [...], "env": {...}, "cwd": ...,
+"log": ...}`` and gets the step's pid, then its exit code, one line each; ``{"stop": true}``
+ends the server after its running steps. The server reaps its steps when SIGCHLD wakes its loop, so it
 never starts a thread (forking a threaded process is unsafe) and forks once per step.
 
 The server learns: a step that finishes tells it (over a pipe) which modules it had to import
