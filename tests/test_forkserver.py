@@ -76,6 +76,20 @@ def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(t
     assert fresh["server"] != first["server"] and fresh["learned"] is True
 
 
+def _what_the_server_did_before_the_fork(x):
+    import platform
+
+    import llmstep.cli
+
+    # platform.platform() runs `uname -p` in a subprocess the first time; the parser is built once
+    return {"platform_known": bool(platform._platform_cache), "parser_reused": llmstep.cli._parser.cache_info().hits > 0}
+
+
+def test_steps_inherit_work_the_server_did_once(tmp_path, fresh_servers):
+    assert _run(RunnableLambda(_what_the_server_did_before_the_fork), tmp_path) == {
+        "platform_known": True, "parser_reused": True}  # fmt: skip
+
+
 def test_only_installed_libraries_are_learned(tmp_path, fresh_servers):
     (tmp_path / "myproject_helpers.py").write_text("VALUE = 1\n")
 
