@@ -273,36 +273,31 @@ def _shape(doc: object, path: str = "") -> set[str]:
     return set()
 
 
-def _argo_dict(chain) -> dict:
-    """compile + render + checks, as ``compiled.to_dict()`` does, but without the 1 MiB guard: a
-    1,000-step chain is over Argo's object limit (figure 5), and the cost is what is measured."""
-    import llmstep
-    from llmstep.render import paused_gc
-    from llmstep.render.argo import build_workflow
-    from llmstep.render.checks import check_workflow
-
-    plan = llmstep.compile(chain).plan
-    with paused_gc():
-        doc = build_workflow(plan).to_dict()
-    check_workflow(doc)
-    return doc
-
-
 def _paused(fn, *args):
+    """``fn(*args)`` with the cyclic collector paused, as llmstep renders."""
     from llmstep.render import paused_gc
 
     with paused_gc():
         return fn(*args)
 
 
+def _argo_dict(chain) -> dict:
+    """compile + render + checks, as ``compiled.to_dict()`` does, but without the 1 MiB guard: a
+    1,000-step chain is over Argo's object limit (figure 5), and the cost is what is measured."""
+    import llmstep
+    from llmstep.render.argo import build_workflow
+    from llmstep.render.checks import check_workflow
+
+    doc = _paused(lambda plan: build_workflow(plan).to_dict(), llmstep.compile(chain).plan)
+    check_workflow(doc)
+    return doc
+
+
 def _argo_yaml(chain) -> str:
     """``_argo_dict`` and YAML, as ``to_yaml()`` does."""
-    from llmstep.render import paused_gc
     from llmstep.yamlio import dump_yaml
 
-    doc = _argo_dict(chain)
-    with paused_gc():
-        return dump_yaml(doc)
+    return _paused(dump_yaml, _argo_dict(chain))
 
 
 def compile_scale() -> list[Figure]:
