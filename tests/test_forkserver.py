@@ -90,6 +90,88 @@ def test_steps_inherit_work_the_server_did_once(tmp_path, fresh_servers):
         "platform_known": True, "parser_reused": True}  # fmt: skip
 
 
+def _tls_contexts(x):
+    import ssl
+
+    import httpcore2  # openai's HTTP library; the first run teaches the server to import it
+
+    fn = httpcore2.default_ssl_context
+    prepared = len(getattr(fn, "prepared", []))
+    contexts = [httpcore2.default_ssl_context() for _ in range(prepared + 1)]
+    fresh = getattr(fn, "__wrapped__", fn)()
+    return {
+        "prepared": prepared,
+        "distinct": len({id(c) for c in contexts}) == len(contexts),  # one caller each: a caller may change its context
+        "same_trust": all(c.verify_mode == ssl.CERT_REQUIRED and c.check_hostname
+                          and c.cert_store_stats() == fresh.cert_store_stats() for c in contexts),
+    }
+
+
+def test_model_steps_get_tls_contexts_the_server_made_before_the_fork(tmp_path, fresh_servers):
+    pytest.importorskip("httpcore2", reason="the installed openai does not use httpcore2")
+    first = _run(RunnableLambda(_tls_contexts), tmp_path)
+    assert first == {"prepared": 0, "distinct": True, "same_trust": True}  # the control: nothing was prepared before the lesson
+    learned = _run(RunnableLambda(_tls_contexts), tmp_path)  # the same server, which imported httpcore2 after step one
+    assert learned == {**first, "prepared": forkserver.TLS_CONTEXTS}
+    forkserver._close_shared(stop=True)
+    assert _run(RunnableLambda(_tls_contexts), tmp_path) == learned  # a new server, taught by the lessons file
+
+
+class _Contexts:
+    """Stands in for ``httpcore2.default_ssl_context``: counts what it makes, and with which flag."""
+
+    def __init__(self):
+        self.made = []
+
+    def __call__(self, *args, _trust_env=True, **kwargs):
+        self.made.append((args, _trust_env, kwargs))
+        return object()
+
+
+def test_a_prepared_tls_context_goes_to_one_caller_asking_for_the_default(tmp_path, monkeypatch):
+    make, bundle = _Contexts(), tmp_path / "ca.pem"
+    bundle.write_text("CAs\n")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    handing = forkserver._handing_out(make, 2, [str(bundle), str(tmp_path / "absent")])
+    assert make.made == [((), False, {}), ((), False, {})]  # made at once, ignoring this process's environment
+    first, second = handing(), handing(_trust_env=True)
+    assert first is not second and len(make.made) == 2
+    handing()  # used up: made afresh, as without a server
+    assert make.made[-1] == ((), True, {})
+
+
+@pytest.mark.parametrize("case", ["own CA file", "own CA directory", "other arguments", "changed CA file"])
+def test_a_caller_gets_a_new_tls_context_when_the_prepared_ones_may_differ(tmp_path, monkeypatch, case):
+    make, bundle = _Contexts(), tmp_path / "ca.pem"
+    bundle.write_text("CAs\n")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    handing = forkserver._handing_out(make, 2, [str(bundle)])
+    args: tuple = ()
+    if case == "own CA file":
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    elif case == "own CA directory":
+        monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    elif case == "other arguments":
+        args = ("verify",)
+    else:
+        bundle.write_text("CAs, one more\n")
+        os.utime(bundle, ns=(1, 1))
+    handing(*args)
+    assert len(make.made) == 3 and len(handing.prepared) == 2
+    if case.startswith("own"):  # a caller that ignores the environment asks for what was prepared
+        handing(_trust_env=False)
+        assert len(make.made) == 3 and len(handing.prepared) == 1
+
+
+def test_a_tls_context_that_cannot_be_made_leaves_the_library_as_it_was():
+    def broken(**kwargs):
+        raise OSError("no CA bundle")
+
+    assert forkserver._handing_out(broken, 2, []) is broken
+
+
 def test_only_installed_libraries_are_learned(tmp_path, fresh_servers):
     (tmp_path / "myproject_helpers.py").write_text("VALUE = 1\n")
 

@@ -20,6 +20,10 @@ itself, such as an API client's lazily loaded resources, and the server imports 
 steps of the same kind start warm. Only module names cross; nothing of the step's environment.
 The names are kept in the user's cache directory (one file per Python and llmstep version), so the
 next run's server imports them before its first step.
+
+Work every step would repeat after the fork is done once before it: the command-line parser, the
+machine facts HTTP clients send, and the TLS contexts of openai's HTTP clients (each loads the CA
+bundle; see :func:`_prepare_tls`).
 """
 
 from __future__ import annotations
@@ -483,6 +487,70 @@ def _warm(cli: Any) -> None:
 
     cli._parser()
     platform.platform()
+    _prepare_tls()
+
+
+TLS_CONTEXTS = 2  # what one ChatOpenAI (or AzureChatOpenAI, OpenAIEmbeddings) builds: its sync and async clients
+
+
+def _prepare_tls() -> None:
+    """Make the TLS contexts of a step's HTTP clients here, once, if the server has imported the
+    HTTP library that openai uses (``httpcore2``; steps teach it when they first need it).
+
+    Each context loads the system's CA bundle, about 20 ms of CPU, and a ChatOpenAI step builds
+    two before it sends anything, even to a plain-HTTP endpoint: together more than the rest of
+    the step's own work. The contexts made here are handed out one each to the first callers in a
+    step that ask for the default context: a caller may change what it gets (a client
+    certificate), so no context is ever shared. A caller gets a new context as before when the
+    step's environment names its own CAs (``SSL_CERT_FILE``, ``SSL_CERT_DIR``), when it passes
+    other arguments, when the prepared ones are used up, or when a CA file has changed since.
+    """
+    httpcore2 = sys.modules.get("httpcore2")
+    make = getattr(httpcore2, "default_ssl_context", None)
+    if make is None or hasattr(make, "prepared"):
+        return
+    httpcore2.default_ssl_context = _handing_out(make, TLS_CONTEXTS, _ca_files())
+
+
+def _ca_files() -> list[str]:
+    """The CA files and directories a default context may load: OpenSSL's compiled-in places and
+    ``httpcore2``'s own candidates."""
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    candidates = getattr(sys.modules.get("httpcore2._ssl"), "CA_FILE_CANDIDATES", [])
+    return [p for p in dict.fromkeys([paths.openssl_cafile, paths.openssl_capath, *candidates]) if p]
+
+
+def _stamps(paths: list[str]) -> list[tuple[int, int] | None]:
+    stamps: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            info = os.stat(path)
+            stamps.append((info.st_ino, info.st_mtime_ns))
+        except OSError:
+            stamps.append(None)
+    return stamps
+
+
+def _handing_out(make: Any, count: int, files: list[str]) -> Any:
+    """``make`` (``httpcore2.default_ssl_context``) with ``count`` of its contexts made now, each
+    returned once, to a caller that asks for exactly what was made."""
+    try:
+        ready = [make(_trust_env=False) for _ in range(count)]  # this process's environment names no CAs
+    except Exception:  # noqa: BLE001 - no prepared contexts only costs speed
+        return make
+    made = _stamps(files)
+
+    def default_ssl_context(*args: Any, **kwargs: Any) -> Any:
+        own = kwargs.get("_trust_env", True) and (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"))
+        if ready and not args and set(kwargs) <= {"_trust_env"} and not own and _stamps(files) == made:
+            return ready.pop()
+        return make(*args, **kwargs)
+
+    default_ssl_context.prepared = ready  # type: ignore[attr-defined]
+    default_ssl_context.__wrapped__ = make  # type: ignore[attr-defined]
+    return default_ssl_context
 
 
 def _module_files() -> dict[str, int]:
@@ -563,6 +631,7 @@ def _learn(fd: int) -> set[str]:
         except Exception:  # noqa: BLE001 - a module that will not import here only costs speed
             continue
     if imported:  # a full collection of the server's heap is not free: only when there is news
+        _prepare_tls()
         gc.collect()
         gc.freeze()
     return imported
