@@ -14,10 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))  # tests/schemas.py
 
 
+@pytest.fixture(scope="session")
+def _user_cache(tmp_path_factory):
+    """The session's own user cache directory: what llmstep keeps between processes (rendered
+    Workflows, the fork server's lessons) neither comes from earlier sessions nor stays after."""
+    return tmp_path_factory.mktemp("user-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_runs(tmp_path, monkeypatch):
+def _isolated_runs(tmp_path, monkeypatch, _user_cache):
     """Every test runs in its own folder, so run records never mix or land in the repo."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_user_cache))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # fork servers outlive the runs that start them, as by default, but not the test session by long
     monkeypatch.setenv("LLMSTEP_FORKSERVER_IDLE", "10")
