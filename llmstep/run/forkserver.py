@@ -537,7 +537,7 @@ def _handing_out(make: Any, count: int, files: list[str]) -> Any:
     """``make`` (``httpcore2.default_ssl_context``) with ``count`` of its contexts made now, each
     returned once, to a caller that asks for exactly what was made."""
     try:
-        ready = [make(_trust_env=False) for _ in range(count)]  # this process's environment names no CAs
+        ready = [make(_trust_env=False) for _ in range(count)]  # the default when no SSL_CERT_* names other CAs
     except Exception:  # noqa: BLE001 - no prepared contexts only costs speed
         return make
     made = _stamps(files)
@@ -545,7 +545,8 @@ def _handing_out(make: Any, count: int, files: list[str]) -> Any:
     def default_ssl_context(*args: Any, **kwargs: Any) -> Any:
         own = kwargs.get("_trust_env", True) and (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"))
         if ready and not args and set(kwargs) <= {"_trust_env"} and not own and _stamps(files) == made:
-            return ready.pop()
+            with contextlib.suppress(IndexError):  # another thread took the last one
+                return ready.pop()
         return make(*args, **kwargs)
 
     default_ssl_context.prepared = ready  # type: ignore[attr-defined]
