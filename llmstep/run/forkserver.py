@@ -504,7 +504,10 @@ def _prepare_tls() -> None:
     certificate), so no context is ever shared. A caller gets a new context as before when the
     step's environment names its own CAs (``SSL_CERT_FILE``, ``SSL_CERT_DIR``), when it passes
     other arguments, when the prepared ones are used up, or when a CA file has changed since.
+    Linux only: OpenSSL's contexts are plain memory that a forked child may use.
     """
+    if sys.platform != "linux":  # macOS and Windows: httpcore2 verifies with the system trust store (truststore)
+        return
     httpcore2 = sys.modules.get("httpcore2")
     make = getattr(httpcore2, "default_ssl_context", None)
     if make is None or hasattr(make, "prepared"):
