@@ -128,11 +128,18 @@ class _Contexts:
         return object()
 
 
-def test_a_prepared_tls_context_goes_to_one_caller_asking_for_the_default(tmp_path, monkeypatch):
-    make, bundle = _Contexts(), tmp_path / "ca.pem"
-    bundle.write_text("CAs\n")
+@pytest.fixture
+def bundle(tmp_path, monkeypatch):
+    """A CA file, and an environment that names no CAs of its own."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    path = tmp_path / "ca.pem"
+    path.write_text("CAs\n")
+    return path
+
+
+def test_a_prepared_tls_context_goes_to_one_caller_asking_for_the_default(tmp_path, bundle):
+    make = _Contexts()
     handing = forkserver._handing_out(make, 2, [str(bundle), str(tmp_path / "absent")])
     assert make.made == [((), False, {}), ((), False, {})]  # made at once, ignoring this process's environment
     first, second = handing(), handing(_trust_env=True)
@@ -142,11 +149,8 @@ def test_a_prepared_tls_context_goes_to_one_caller_asking_for_the_default(tmp_pa
 
 
 @pytest.mark.parametrize("case", ["own CA file", "own CA directory", "other arguments", "changed CA file"])
-def test_a_caller_gets_a_new_tls_context_when_the_prepared_ones_may_differ(tmp_path, monkeypatch, case):
-    make, bundle = _Contexts(), tmp_path / "ca.pem"
-    bundle.write_text("CAs\n")
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+def test_a_caller_gets_a_new_tls_context_when_the_prepared_ones_may_differ(tmp_path, monkeypatch, bundle, case):
+    make = _Contexts()
     handing = forkserver._handing_out(make, 2, [str(bundle)])
     args: tuple = ()
     if case == "own CA file":
