@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from hera.workflows import (
@@ -69,9 +70,7 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
 
     displays = {s.name: s.display for s in plan.steps}
     owners = shared_templates(plan)
-    users: dict[str, int] = {}
-    for owner in owners.values():
-        users[owner.name] = users.get(owner.name, 0) + 1
+    users = Counter(owner.name for owner in owners.values())  # template -> how many steps run it
     templates: list[Any] = [_template(plan, step, users[step.name]) for step in plan.steps if step.name in users]
     source = "{{inputs.parameters.input}}" if batch else "{{workflow.parameters.input}}"
     tasks = [_task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1) for step in plan.steps]
