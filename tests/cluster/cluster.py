@@ -1,20 +1,29 @@
-"""A real single-node Kubernetes on loopback for the test suite, from Debian's packages.
+"""A real single-node Kubernetes with Argo Workflows on loopback, for the test suite.
 
-    python tests/cluster/cluster.py start   # prints the kubeconfig path; state in $LLMSTEP_K8S_STATE
-    python tests/cluster/cluster.py stop
+    python tests/cluster/cluster.py start   # builds what is missing; last line: export KUBECONFIG=PATH
+    python tests/cluster/cluster.py stop    # stops everything it started, by PID
+    python tests/cluster/cluster.py status  # what runs, and where the logs are
 
-etcd, kube-apiserver (token auth, RBAC), kube-controller-manager, kube-scheduler, containerd and
-kubelet, all bound to 127.0.0.1. Pods use hostNetwork or a loopback-only CNI network, so nothing
-is created in the host's network namespace. Every registry a test image can name resolves to a
-local endpoint that answers "not found", so a pull fails for real without leaving the machine.
-Everything started is stopped by PID; mounts, cgroups and changed sysctls are cleaned up.
+Kubernetes v1.34 (kube-apiserver with token auth and RBAC, kube-controller-manager,
+kube-scheduler, kubelet), etcd v3.6 and Debian's containerd; the Argo Workflows controller and Argo Server
+(v4.0) as host processes, as Argo's own e2e set-up runs them; versitygw as the S3 artifact
+repository. Every program is built from its published Go module by tests/cluster/build.sh and
+cached outside the repository. Everything listens on 127.0.0.1 (Argo's fixed health port and the
+Argo Server listen on all of the host's addresses, which nothing outside reaches).
+
+Network rule: nothing here contacts an address beyond 127.0.0.0/8. Workflow pods use the host's
+network (the controller's ``workflowDefaults``, so the documents stay as users get them) and the
+Argo executor reaches the API server at 127.0.0.1 (the controller's ``executor.env``, which wins
+over the service variables the kubelet injects); the API server's certificate names 127.0.0.1.
 Pods without hostNetwork get an eth0 (a lone bridge device) inside their own network namespace
-(tests/cluster/netns-only-cni): an address the runtime needs, and no route anywhere.
+(tests/cluster/netns-only-cni): an address the runtime needs, and no route anywhere. Every
+registry a test image can name resolves to a local endpoint that answers "not found", so a pull
+fails for real without leaving the machine.
 
-This VM's quirks live in the configs written here (never in global ones): cgroupfs cgroups,
-``restrict_oom_score_adj`` (no CAP_SYS_RESOURCE), the node named ``127.0.0.1`` (kubelet refuses
-``--node-ip=127.0.0.1``), and ``AWS_EC2_METADATA_DISABLED`` so kubelet's credential provider never
-reaches for a cloud metadata address.
+This VM's quirks live in the configs written here (never in global ones): cgroupfs cgroups on a
+hybrid cgroup v1 host (``failCgroupV1: false``; Kubernetes 1.35 refuses it),
+``restrict_oom_score_adj`` (no CAP_SYS_RESOURCE), the node named ``127.0.0.1``, and
+``AWS_EC2_METADATA_DISABLED`` so no credential provider reaches for a cloud metadata address.
 """
 
 from __future__ import annotations
@@ -26,12 +35,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 STATE = Path(os.environ.get("LLMSTEP_K8S_STATE", "/tmp/llmstep-k8s"))
 TOKEN = "llmstep-test-admin-token"
 SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys",
@@ -39,7 +47,8 @@ SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kern
 # Registries an image reference can name in the tests: Docker's default for short names, and the
 # ones Kubernetes and common images use. containerd 1.6 has no catch-all hosts.toml.
 REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io")
-PAUSE_IMAGE = "localhost/llmstep-pause:3.4"
+PAUSE_IMAGE = "localhost/llmstep-pause:3.10"
+COMPONENTS = ("kubernetes", "etcd", "argo", "versitygw")
 
 
 class ClusterError(RuntimeError):
@@ -52,59 +61,92 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tail(path: Path, lines: int = 25) -> str:
+def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
 
 
-class NotFoundRegistry:
-    """A local registry endpoint that answers every request with 404."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _missing(self):
-                body = json.dumps({"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}).encode()
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_HEAD = do_POST = _missing  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def build(component: str) -> Path:
+    """Build (or reuse) one component's programs; return their bin folder."""
+    out = subprocess.run([str(HERE / "build.sh"), component], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise ClusterError(f"building {component} failed:\n{out.stderr[-4000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 class Cluster:
-    def __init__(self, bin_dir: Path, state: Path = STATE) -> None:
-        self.bin = bin_dir
+    def __init__(self, state: Path = STATE, bins: dict[str, Path] | None = None) -> None:
         self.state = state
+        self.bins = bins or {}
         self.procs: dict[str, subprocess.Popen] = {}
         self.kubeconfig = state / "kubeconfig"
-        self.pause_like = PAUSE_IMAGE
         self.step_image = ""
+        self.ports: dict[str, int] = {}
+        if (state / "ports.json").exists():
+            self.ports = json.loads((state / "ports.json").read_text())
+            self.bins = {k: Path(v) for k, v in json.loads((state / "bins.json").read_text()).items()}
+            self.step_image = (state / "step-image").read_text() if (state / "step-image").exists() else ""
+
+    def running(self) -> bool:
+        """A cluster started earlier (``cluster.py start``) is up: its API server answers and
+        its Argo controller lives."""
+        pid = self.state / "pids" / "workflow-controller"
+        if not self.ports or not pid.exists() or not Path(f"/proc/{pid.read_text()}").exists():
+            return False
+        try:
+            return self._apiserver_ready()
+        except OSError:
+            return False
+
+    def bin(self, component: str, name: str) -> str:
+        return str(self.bins[component] / name)
+
+    @property
+    def gateway_url(self) -> str:
+        """The cluster's OpenAI-compatible model gateway (an echoing stand-in on loopback)."""
+        return f"http://127.0.0.1:{self.ports['gateway']}/v1"
+
+    @property
+    def argo_server_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['argo-server']}"
+
+    def s3_object(self, key: str) -> bytes:
+        """An object of the artifact repository, read from versitygw's posix backend."""
+        import argo
+
+        return (self.state / "s3" / argo.BUCKET / key).read_bytes()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment for kubectl and argo against this cluster."""
+        path = f"{self.bins['kubernetes']}:{self.bins['argo']}:{os.environ.get('PATH', '')}"
+        return {**os.environ, "PATH": path, "KUBECONFIG": str(self.kubeconfig)}
 
     # ------------------------------------------------------------------ start
 
     def start(self, timeout: float = 120) -> Path:
+        for component in COMPONENTS:
+            if component not in self.bins:
+                self.bins[component] = build(component)
         if self.state.exists():
             self.stop()
             shutil.rmtree(self.state, ignore_errors=True)
         self.state.mkdir(parents=True)
         (self.state / "logs").mkdir()
         self._save_sysctls()
-        self.registry = NotFoundRegistry()
-        self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kubelet", "healthz")}
+        self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kubelet", "healthz", "registry",
+                                                     "s3", "argo-server", "gateway")}  # fmt: skip
+        (self.state / "ports.json").write_text(json.dumps(self.ports))
+        (self.state / "bins.json").write_text(json.dumps({k: str(v) for k, v in self.bins.items()}))
+        self._start("registry", [sys.executable, str(HERE / "registry.py"), str(self.ports["registry"])],
+                    env={"PATH": os.environ["PATH"]})  # fmt: skip
+        self._start("model-gateway", [sys.executable, str(ROOT / "tests" / "openai_server.py"), str(self.ports["gateway"])],
+                    env={"PATH": os.environ["PATH"]})  # fmt: skip
         self._certs()
         self._start("etcd", [
-            "etcd", "--data-dir", str(self.state / "etcd"), "--name", "llmstep",
+            self.bin("etcd", "etcd"), "--data-dir", str(self.state / "etcd"), "--name", "llmstep",
             "--listen-client-urls", f"http://127.0.0.1:{self.ports['etcd']}",
             "--advertise-client-urls", f"http://127.0.0.1:{self.ports['etcd']}",
             "--listen-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
@@ -112,7 +154,7 @@ class Cluster:
             "--initial-cluster", f"llmstep=http://127.0.0.1:{self.ports['etcd-peer']}",
         ])  # fmt: skip
         self._start("kube-apiserver", [
-            str(self.bin / "kube-apiserver"), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            self.bin("kubernetes", "kube-apiserver"), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
             "--secure-port", str(self.ports["apiserver"]), "--etcd-servers", f"http://127.0.0.1:{self.ports['etcd']}",
             "--token-auth-file", str(self.state / "tokens.csv"), "--authorization-mode", "Node,RBAC",
             "--client-ca-file", str(self.state / "ca.crt"),
@@ -127,21 +169,25 @@ class Cluster:
         self._write_kubeconfig()
         self._wait("kube-apiserver", self._apiserver_ready, timeout)
         self._start("kube-controller-manager", [
-            str(self.bin / "kube-controller-manager"), "--kubeconfig", str(self.kubeconfig), "--bind-address", "127.0.0.1",
-            "--leader-elect=false", "--service-account-private-key-file", str(self.state / "sa.key"),
+            self.bin("kubernetes", "kube-controller-manager"), "--kubeconfig", str(self.kubeconfig),
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()), "--leader-elect=false",
+            "--service-account-private-key-file", str(self.state / "sa.key"),
             "--root-ca-file", str(self.state / "ca.crt"), "--use-service-account-credentials",
-            "--controllers", "*,-nodeipam,-service,-route,-cloud-node-lifecycle", "--port", "0",
-            "--secure-port", str(free_port()),
+            "--controllers", "*,-node-ipam-controller,-service-lb-controller,-node-route-controller,"
+                             "-cloud-node-lifecycle-controller",
         ])  # fmt: skip
         self._start("kube-scheduler", [
-            str(self.bin / "kube-scheduler"), "--kubeconfig", str(self.kubeconfig), "--leader-elect=false",
-            "--bind-address", "127.0.0.1", "--port", "0", "--secure-port", str(free_port()),
+            self.bin("kubernetes", "kube-scheduler"), "--kubeconfig", str(self.kubeconfig), "--leader-elect=false",
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
         ])  # fmt: skip
         self._containerd()
         self._wait("containerd", lambda: (self.state / "containerd.sock").exists(), 30)
         self._import_pause()
         self._kubelet()
         self._wait("kubelet", self._node_ready, timeout)
+        import argo
+
+        argo.install(self)
         return self.kubeconfig
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -156,14 +202,14 @@ class Cluster:
         while time.monotonic() < deadline:
             for proc_name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise ClusterError(f"{proc_name} exited ({proc.returncode}):\n{_tail(self.state / 'logs' / f'{proc_name}.log')}")
+                    raise ClusterError(f"{proc_name} exited ({proc.returncode}):\n{tail(self.state / 'logs' / f'{proc_name}.log')}")
             try:
                 if ready():
                     return
             except Exception:  # noqa: BLE001 - not ready yet
                 pass
             time.sleep(0.5)
-        raise ClusterError(f"{name} not ready after {timeout:.0f} s:\n{_tail(self.state / 'logs' / f'{name}.log')}")
+        raise ClusterError(f"{name} not ready after {timeout:.0f} s:\n{tail(self.state / 'logs' / f'{name}.log')}")
 
     def _certs(self) -> None:
         s = self.state
@@ -188,42 +234,48 @@ class Cluster:
         ssl("genrsa", "-out", str(s / "sa.key"), "2048")
         ssl("rsa", "-in", str(s / "sa.key"), "-pubout", "-out", str(s / "sa.pub"))
 
-    def _kubeconfig(self, token: str) -> dict:
+    def kubeconfig_for(self, token: str, namespace: str | None = None) -> dict:
+        context = {"cluster": "llmstep-test", "user": "user"}
+        if namespace:
+            context["namespace"] = namespace
         return {
             "apiVersion": "v1", "kind": "Config", "current-context": "llmstep-test",
             "clusters": [{"name": "llmstep-test", "cluster": {"server": f"https://127.0.0.1:{self.ports['apiserver']}",
                                                              "certificate-authority": str(self.state / "ca.crt")}}],
             "users": [{"name": "user", "user": {"token": token}}],
-            "contexts": [{"name": "llmstep-test", "context": {"cluster": "llmstep-test", "user": "user"}}],
+            "contexts": [{"name": "llmstep-test", "context": context}],
         }  # fmt: skip
 
     def _write_kubeconfig(self) -> None:
-        self.kubeconfig.write_text(json.dumps(self._kubeconfig(TOKEN)))
-        (self.state / "kubelet.kubeconfig").write_text(json.dumps(self._kubeconfig(f"{TOKEN}-node")))
+        self.kubeconfig.write_text(json.dumps(self.kubeconfig_for(TOKEN)))
+        (self.state / "kubelet.kubeconfig").write_text(json.dumps(self.kubeconfig_for(f"{TOKEN}-node")))
 
-    def _api(self, path: str) -> dict:
+    def _get(self, path: str) -> bytes:
         import ssl
         import urllib.request
 
         ctx = ssl.create_default_context(cafile=str(self.state / "ca.crt"))
         req = urllib.request.Request(f"https://127.0.0.1:{self.ports['apiserver']}{path}",
                                      headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
-        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:  # noqa: S310 - loopback only
-            return json.loads(resp.read() or b"{}")
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:  # noqa: S310 - loopback only
+            return resp.read()
+
+    def api(self, path: str) -> dict:
+        return json.loads(self._get(path) or b"{}")
 
     def _apiserver_ready(self) -> bool:
-        import ssl
-        import urllib.request
-
-        ctx = ssl.create_default_context(cafile=str(self.state / "ca.crt"))
-        req = urllib.request.Request(f"https://127.0.0.1:{self.ports['apiserver']}/readyz",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
-        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:  # noqa: S310 - loopback only
-            return resp.status == 200
+        return self._get("/readyz") == b"ok"
 
     def _node_ready(self) -> bool:
-        node = self._api("/api/v1/nodes/127.0.0.1")
+        node = self.api("/api/v1/nodes/127.0.0.1")
         return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        out = subprocess.run([self.bin("kubernetes", "kubectl"), *args], input=input_text, capture_output=True,
+                             text=True, env=self.env)  # fmt: skip
+        if check and out.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)}: {out.stderr.strip()[-3000:]}")
+        return out
 
     def _containerd(self) -> None:
         s = self.state
@@ -231,8 +283,8 @@ class Cluster:
         for registry in REGISTRIES:
             (certs / registry).mkdir(parents=True, exist_ok=True)
             (certs / registry / "hosts.toml").write_text(
-                f'server = "http://127.0.0.1:{self.registry.port}"\n\n'
-                f'[host."http://127.0.0.1:{self.registry.port}"]\n  capabilities = ["pull", "resolve"]\n'
+                f'server = "http://127.0.0.1:{self.ports["registry"]}"\n\n'
+                f'[host."http://127.0.0.1:{self.ports["registry"]}"]\n  capabilities = ["pull", "resolve"]\n'
             )
         cni, cni_bin = s / "cni", s / "cni-bin"
         cni.mkdir()
@@ -271,14 +323,20 @@ state = "{s}/containerd/state"
                               input=input_bytes, capture_output=True, check=True)  # fmt: skip
 
     def _import_pause(self) -> None:
-        """The sandbox image: the source package's pause binary in a one-layer image."""
+        """The sandbox image: the Kubernetes module's pause binary in a one-layer image."""
         from image_archive import single_binary_image
 
-        self.ctr("images", "import", "-", input_bytes=single_binary_image(self.bin / "pause", PAUSE_IMAGE, "/pause"))
+        self.ctr("images", "import", "-", input_bytes=single_binary_image(self.bins["kubernetes"] / "pause", PAUSE_IMAGE, "/pause"))
 
-    def import_image(self, archive: Path) -> None:
-        """Import a docker/OCI archive (podman save) into the cluster's containerd."""
-        self.ctr("images", "import", "--all-platforms", str(archive))
+    def import_image(self, archive: Path, *names: str) -> None:
+        """Import a docker archive (podman save) into the cluster's containerd, under ``names`` too."""
+        out = self.ctr("images", "import", "--all-platforms", str(archive))
+        imported = [line.split()[1] for line in out.stdout.decode().splitlines() if line.startswith("unpacking ")]
+        for name in names:
+            if imported and imported[0] != name:
+                subprocess.run(["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", "images", "rm",
+                                name], capture_output=True)  # fmt: skip
+                self.ctr("images", "tag", imported[0], name)
 
     def _kubelet(self) -> None:
         s = self.state
@@ -286,7 +344,8 @@ state = "{s}/containerd/state"
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
             "address": "127.0.0.1", "port": self.ports["kubelet"], "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1", "healthzPort": self.ports["healthz"],
-            "cgroupDriver": "cgroupfs", "failSwapOn": False, "staticPodPath": "",
+            "containerRuntimeEndpoint": f"unix://{s}/containerd.sock",
+            "cgroupDriver": "cgroupfs", "failSwapOn": False, "failCgroupV1": False, "staticPodPath": "",
             "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                                "x509": {"clientCAFile": str(s / "ca.crt")}},
             "authorization": {"mode": "AlwaysAllow"},
@@ -294,12 +353,11 @@ state = "{s}/containerd/state"
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             "imageGCHighThresholdPercent": 100, "serializeImagePulls": False,
             "cgroupsPerQOS": True, "enforceNodeAllocatable": [], "protectKernelDefaults": False,
-            "resolvConf": "", "clusterDomain": "cluster.local",
+            "resolvConf": "", "clusterDomain": "cluster.local", "maxPods": 250,
         }))  # fmt: skip
         env = {"PATH": os.environ["PATH"], "AWS_EC2_METADATA_DISABLED": "true"}
         self._start("kubelet", [
-            str(self.bin / "kubelet"), "--config", str(s / "kubelet.yaml"), "--kubeconfig", str(s / "kubelet.kubeconfig"),
-            "--container-runtime", "remote", "--container-runtime-endpoint", f"unix://{s}/containerd.sock",
+            self.bin("kubernetes", "kubelet"), "--config", str(s / "kubelet.yaml"), "--kubeconfig", str(s / "kubelet.kubeconfig"),
             "--hostname-override", "127.0.0.1", "--root-dir", str(s / "kubelet"),
             "--cert-dir", str(s / "kubelet-pki"), "--register-node=true", "--v", "1",
         ], env=env)  # fmt: skip
@@ -308,23 +366,26 @@ state = "{s}/containerd/state"
 
     def stop(self) -> None:
         """Stop everything this cluster started, in an order that lets nothing come back: the
-        kubelet first (it would restart pods), then the pods' processes, the containerd shims,
-        and the rest; then unmount, remove cgroups and restore sysctls."""
+        controllers and the kubelet first (they would restart pods), then the pods' processes,
+        the containerd shims, and the rest; then unmount, remove cgroups and restore sysctls."""
         pids_dir = self.state / "pids"
         pids = {p.name: int(p.read_text()) for p in pids_dir.iterdir()} if pids_dir.is_dir() else {}
-        for name in ("kubelet", "kube-scheduler", "kube-controller-manager"):
+        for name in ("argo-server", "workflow-controller", "kubelet", "kube-scheduler", "kube-controller-manager"):
             if pids.get(name):
                 _kill_group(pids[name])
         self._kill_pod_processes()
         self._stop_shims()
-        for name in ("containerd", "kube-apiserver", "etcd"):
+        for name, pid in pids.items():
+            if name not in ("kube-apiserver", "etcd"):
+                _kill_group(pid)
+        for name in ("kube-apiserver", "etcd"):
             if pids.get(name):
                 _kill_group(pids[name])
         self._unmount()
         self._remove_cgroups()
         self._restore_sysctls()
-        if hasattr(self, "registry"):
-            self.registry.server.shutdown()
+        if pids_dir.is_dir():
+            shutil.rmtree(pids_dir, ignore_errors=True)
 
     def _kill_pod_processes(self) -> None:
         """Every process in a pod's cgroup (cgroupfs: under kubepods in each hierarchy)."""
@@ -417,23 +478,31 @@ def _kill_group(pid: int) -> None:
             time.sleep(0.1)
 
 
-def build() -> Path:
-    """Build (or reuse) the binaries; return their folder."""
-    out = subprocess.run([str(HERE / "build.sh")], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise ClusterError(f"building Kubernetes failed:\n{out.stderr[-4000:]}")
-    return Path(out.stdout.strip().splitlines()[-1])
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(HERE))
+    if argv == ["start"]:
+        cluster = Cluster()
+        try:
+            kubeconfig = cluster.start()
+        except ClusterError as exc:
+            print(f"cluster.py: the test cluster did not start: {exc}", file=sys.stderr)
+            cluster.stop()
+            return 1
+        print(f"logs: {cluster.state / 'logs'}; stop with: python tests/cluster/cluster.py stop", file=sys.stderr)
+        print(f"export KUBECONFIG={kubeconfig}")
+        return 0
+    if argv == ["stop"]:
+        Cluster().stop()
+        return 0
+    if argv == ["status"]:
+        cluster = Cluster()
+        for pid_file in sorted((cluster.state / "pids").glob("*")):
+            alive = Path(f"/proc/{pid_file.read_text()}").exists()
+            print(f"{pid_file.name:24} {'running' if alive else 'stopped'}  {cluster.state / 'logs' / (pid_file.name + '.log')}")
+        return 0
+    print(__doc__)
+    return 2
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
-    cluster = Cluster(build())
-    if sys.argv[1:] == ["start"]:
-        print(cluster.start())
-        print("running; stop with: python tests/cluster/cluster.py stop", file=sys.stderr)
-        signal.pause()
-    elif sys.argv[1:] == ["stop"]:
-        cluster.stop()
-    else:
-        print(__doc__)
-        sys.exit(2)
+    sys.exit(main(sys.argv[1:]))
