@@ -191,13 +191,20 @@ def shared_templates(plan: Plan) -> dict[str, PlanStep]:
     return owners
 
 
+INPUT_MODE = 0o644
+"""Input artifacts are readable by the step image's non-root user."""
+
+
 def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
     """A step's container template; with ``users`` > 1 it is shared, and takes the running
     step's name as its ``step`` parameter."""
     d = contract.DATA_DIR
     inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payload_text(step))]
     for source in step.sources:
-        inputs.append(Artifact(name=_artifact(step, source), path=f"{d}/{contract.input_file(source, step.single_input)}"))
+        # Argo's S3 (and other) drivers load a file as root with mode 0600: without a mode the
+        # step's own user could not read its input (found by running on the real controller).
+        inputs.append(Artifact(name=_artifact(step, source), path=f"{d}/{contract.input_file(source, step.single_input)}",
+                               mode=INPUT_MODE))
     if users > 1:
         inputs.append(Parameter(name="step", description="the running step (this template is shared)"))
     outputs: list[Any] = [
