@@ -19,10 +19,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_KEY = "sk-placeholder-only-for-compiling-examples"
-EXAMPLES = {
-    "qa": ("examples/qa.py:chain", {}),
-    "parallel": ("examples/parallel.py:chain", {}),
-    "retrieval": ("examples/retrieval.py:chain", {"allow_pickle": True}),
+EXAMPLES = {  # name: (reference, compile options, the example input written into the Workflow)
+    "qa": ("examples/qa.py:chain", {}, {"question": "What does Argo Workflows do?"}),
+    "parallel": ("examples/parallel.py:chain", {}, {"topic": "Kubernetes operators"}),
+    "retrieval": ("examples/retrieval.py:chain", {"allow_pickle": True}, "How do steps pass data?"),
 }
 
 
@@ -44,8 +44,8 @@ def render_all() -> dict[str, str]:
             del os.environ[key]
         os.environ["OPENAI_API_KEY"] = PLACEHOLDER_KEY
         os.chdir(ROOT)
-        compiled = {name: llmstep.compile(load_reference(ref), name=name, **opts) for name, (ref, opts) in EXAMPLES.items()}
-        files = {f"workflows/{name}.yaml": c.to_yaml() for name, c in compiled.items()}
+        compiled = {name: llmstep.compile(load_reference(ref), name=name, **opts) for name, (ref, opts, _) in EXAMPLES.items()}
+        files = {f"workflows/{name}.yaml": c.to_yaml(EXAMPLES[name][2]) for name, c in compiled.items()}
         qa = compiled["qa"].plan
         model = next(s for s in qa.steps if s.secrets)
         prompt_value = '{"llmstep": 1, "kind": "lc", "value": {"lc": 1, "type": "constructor", "id": ["langchain", "prompts", "chat", "ChatPromptValue"], "kwargs": {"messages": [{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "HumanMessage"], "kwargs": {"content": "What does Tekton do?", "type": "human"}}]}}}'

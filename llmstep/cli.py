@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 import sys
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="argo: a Workflow; tekton: the llmstep-run Task, a Pipeline and a PipelineRun")
     p.add_argument("--batch", type=int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
                    "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time")
+    p.add_argument("--input", metavar="JSON", help="the chain input written into the document (the 'input' "
+                   "parameter's value), so `kubectl create -f` runs it; `argo submit -p input=...` overrides it")
     p.set_defaults(func=_compile)
 
     p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
@@ -116,10 +119,20 @@ def _compile(args: argparse.Namespace) -> int:
     )
     if args.batch is not None and args.engine != "argo":
         raise CompileError("--batch renders an Argo Workflow (withParam); drop --engine tekton")
+    if args.batch is not None and args.input is not None:
+        raise CompileError("--input sets one run's input; a batch takes its inputs at submit time (-p inputs=...)")
+    value = None
+    if args.input is not None:
+        try:
+            value = json.loads(args.input)
+        except ValueError as exc:
+            raise CompileError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     if args.batch is not None:
         text = compiled.to_batch_yaml(args.batch)
+    elif args.engine == "argo":
+        text = compiled.to_yaml() if args.input is None else compiled.to_yaml(value)
     else:
-        text = compiled.to_yaml() if args.engine == "argo" else compiled.to_tekton_yaml()
+        text = compiled.to_tekton_yaml(value)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)

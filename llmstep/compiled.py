@@ -13,6 +13,9 @@ from llmstep.plan import Plan
 if TYPE_CHECKING:
     from hera.workflows import Workflow
 
+MISSING: Any = object()
+"""No ``input`` given (``None`` is a chain input like any other)."""
+
 
 def compile(  # noqa: A001 - the public name is fixed by the API
     chain: Any,
@@ -57,16 +60,30 @@ class Compiled:
 
         return build_workflow(self.plan)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The Argo Workflow as a dict, checked for names, references and size."""
-        return dict(self._argo)
+    def to_dict(self, input: Any = MISSING) -> dict[str, Any]:  # noqa: A002 - mirrors Runnable.invoke
+        """The Argo Workflow as a dict, checked for names, references and size. ``input``, if
+        given, becomes the value of its ``input`` parameter: what ``kubectl create -f`` runs with,
+        and what ``argo submit -p input=...`` overrides."""
+        doc = dict(self._argo)
+        if input is MISSING:
+            return doc
+        from llmstep import serde
 
-    def to_yaml(self) -> str:
-        """The Argo Workflow as YAML, ready for ``argo submit``."""
+        spec = dict(doc["spec"])
+        params = [dict(p) for p in (spec.get("arguments") or {}).get("parameters") or []]
+        for p in params:
+            if p["name"] == "input":
+                p["value"] = serde.parameter_text(input)
+        spec["arguments"] = {**(spec.get("arguments") or {}), "parameters": params}
+        doc["spec"] = spec
+        return doc
+
+    def to_yaml(self, input: Any = MISSING) -> str:  # noqa: A002
+        """The Argo Workflow as YAML, ready for ``argo submit`` (``input``: see ``to_dict``)."""
         from llmstep.render import paused_gc
         from llmstep.yamlio import dump_yaml
 
-        doc = self._argo
+        doc = self.to_dict(input)
         with paused_gc():
             return dump_yaml(doc)
 
@@ -187,7 +204,7 @@ class Compiled:
         from llmstep import serde
         from llmstep.run import argo, transports
 
-        return argo.submit(self.to_dict(), {"input": serde.dumps_value(input)}, namespace=namespace,
+        return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=namespace,
                            transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
 
     def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str = "default",

@@ -66,6 +66,15 @@ def dumps_value(value: Any) -> str:
     return json.dumps(encode_value(value), ensure_ascii=False)
 
 
+def parameter_text(value: Any) -> str:
+    """A chain input as the Workflow's ``input`` parameter: plain JSON stays plain, exactly as
+    ``argo submit -p input='...'`` passes it (and as the Argo UI and ``argo resubmit`` show it);
+    LangChain objects, and JSON that looks like llmstep's own envelope, go in the envelope."""
+    envelope = encode_value(value)
+    plain = envelope["kind"] == "json" and not (isinstance(value, dict) and value.keys() == ENVELOPE_KEYS)
+    return json.dumps(value, ensure_ascii=False) if plain else json.dumps(envelope, ensure_ascii=False)
+
+
 def decode_value(doc: Any, *, where: str = "input") -> Any:
     """Turn an envelope (or raw user JSON, such as the workflow parameter) into a value."""
     if not (isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS):
