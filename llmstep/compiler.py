@@ -193,7 +193,8 @@ class _Builder:
             text = base64.b64decode(fields["data"])
         fields["secrets"] = sorted({*fields["secrets"], *declared})
         # The last net: no known secret value in the payload's bytes, whatever path it took.
-        known = {**self.env_values, **{k.value: f"the key given in code at {k.path}" for k in inline}}
+        known = {value: f"the value of the environment variable {name}" for value, name in self.env_values.items()}
+        known |= {k.value: f"the key given in code at {k.path}" for k in inline}
         hits = leaks.in_bytes(text, known)
         if hits:
             found = [leaks.Finding(path, f"its serialized payload contains {hit}") for hit in hits]

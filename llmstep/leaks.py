@@ -344,6 +344,7 @@ def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool) 
     lines = [f"{where} holds a secret that its payload would carry in plain text (into the workflow, "
              "its run records and the render cache):"]  # fmt: skip
     lines += [f"  {f.path}: {f.what}" for f in findings[:10]]
+    it = "it" if len(findings) == 1 else "them"
     if len(findings) > 10:
         lines.append(f"  ... and {len(findings) - 10} more")
     name = next((f.env for f in findings if f.env), "") or "MY_API_KEY"
@@ -354,7 +355,7 @@ def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool) 
         )
     else:
         lines.append(
-            f"Pass it through the Kubernetes Secret {secret!r} instead: a model's own key as its api_key "
+            f"Pass {it} through the Kubernetes Secret {secret!r} instead: a model's own key as its api_key "
             "(LangChain records it by id, e.g. OPENAI_API_KEY); any other value from an environment variable, "
             f"with the step declaring it, e.g. default_headers={{...: os.environ[{name!r}]}} inside "
             f"llmstep.Step(runnable, secrets=[{name!r}]): llmstep records that value by id and the step reads "
