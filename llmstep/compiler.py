@@ -70,6 +70,12 @@ def compile_plan(
     if not secret or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret):
         raise CompileError(f"secret={secret!r} is not a valid Kubernetes Secret name")
     builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ)
+    if on_failure is not None:
+        findings = leaks.scan_settings(on_failure, "on_failure", builder.env_values)
+        if findings:
+            raise leaks.refusal("on_failure (Diagnose)", findings, secret, pickled=False, advice=(
+                f"The diagnosis step reads its model key ({on_failure.key}) from the Kubernetes Secret "
+                f"{secret!r}; give the settings without credentials."))  # fmt: skip
     shape = builder.walk(runnable, ["input"], "chain", prefix="")
     builder.warn_inline(stacklevel)
     if shape[0] != "step":

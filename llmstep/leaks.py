@@ -170,6 +170,21 @@ def scan_dump(dumped: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
     return found
 
 
+def scan_settings(settings: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
+    """Secrets in the string fields of a settings dataclass (``Diagnose``), which render into
+    the workflow's arguments: a URL with a password, the value of a secret-named variable."""
+    import dataclasses
+
+    found: list[Finding] = []
+    for field in dataclasses.fields(settings):
+        values = getattr(settings, field.name)
+        for i, value in enumerate(values if isinstance(values, (tuple, list)) else [values]):
+            if isinstance(value, str):
+                where = f"{path}.{field.name}" + (f"[{i}]" if isinstance(values, (tuple, list)) else "")
+                found.extend(_check_string(value, where, field.name, "", env))
+    return found
+
+
 def inline_keys(runnable: Any, path: str) -> list[InlineKey]:
     """Every ``lc_secrets`` field with a value in the LangChain objects of ``runnable``."""
     from langchain_core.load.serializable import Serializable
@@ -337,7 +352,7 @@ def in_bytes(data: bytes, known: Mapping[str, str]) -> list[str]:
 # ---------------------------------------------------------------- what the user reads
 
 
-def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool) -> Exception:
+def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool, advice: str = "") -> Exception:
     """The SecretError for ``findings`` in the step at ``where``: each path, and the way through the Secret."""
     from llmstep.errors import SecretError
 
@@ -348,7 +363,9 @@ def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool) 
     if len(findings) > 10:
         lines.append(f"  ... and {len(findings) - 10} more")
     name = next((f.env for f in findings if f.env), "") or "MY_API_KEY"
-    if pickled:
+    if advice:
+        lines.append(advice)
+    elif pickled:
         lines.append(
             "A pickled step cannot carry a secret: make the part that needs it a LangChain-serializable "
             f"step (a model's own api_key is recorded by id and read from the Kubernetes Secret {secret!r})."

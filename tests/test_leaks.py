@@ -256,3 +256,9 @@ chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", de
     assert result.returncode == 2, result.stderr
     assert "chain.steps[1].default_headers['X-Api-Key']" in result.stderr and KEY not in result.stderr
     assert not out.exists()
+
+
+def test_secret_in_diagnose_settings_never_in_yaml():
+    message = refused(qa_chain(), on_failure=llmstep.Diagnose(provider="compatible",
+                                                              base_url="http://u:pw-test-123@127.0.0.1:9/v1"))  # fmt: skip
+    assert "on_failure.base_url: a URL with a password" in message
