@@ -262,3 +262,15 @@ def test_secret_in_diagnose_settings_never_in_yaml():
     message = refused(qa_chain(), on_failure=llmstep.Diagnose(provider="compatible",
                                                               base_url="http://u:pw-test-123@127.0.0.1:9/v1"))  # fmt: skip
     assert "on_failure.base_url: a URL with a password" in message
+
+
+def test_cli_compile_says_a_key_given_in_code_is_not_sent(tmp_path):
+    ref = chain_module(tmp_path, f"""
+from langchain_openai import ChatOpenAI
+from chains import qa_prompt
+chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key={KEY!r})
+""")
+    result = run_cli("compile", f"{ref}:chain", "-o", str(tmp_path / "wf.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CredentialsWarning" in result.stderr and "--from-literal=OPENAI_API_KEY=" in result.stderr
+    assert KEY not in result.stderr and KEY not in (tmp_path / "wf.yaml").read_text()
