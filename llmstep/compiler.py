@@ -176,11 +176,13 @@ class _Builder:
 
     def _encode(self, runnable: Runnable, path: str, declared: tuple[str, ...] = ()) -> dict[str, Any]:
         where = f"{path} ({runnable.get_name()})"
-        inline = leaks.inline_keys(runnable, path)
+        inline, unrecorded = leaks.model_secrets(runnable, path)
         dumped, reason = serde.dump_langchain(runnable)
         if dumped is not None:
             dumped = self._by_id(dumped, declared)
             findings = leaks.scan_dump(dumped, path, self.env_values)
+        elif unrecorded:
+            findings = unrecorded  # the reason it cannot be LangChain JSON, and never a pickle
         elif not self.allow_pickle:
             raise CompileError(
                 f"{where} cannot be serialized: {reason}. "
@@ -190,7 +192,8 @@ class _Builder:
         else:
             findings = leaks.scan_object(runnable, path, self.env_values)
         if findings:
-            raise leaks.refusal(where, findings, self.secret, pickled=dumped is None)
+            advice = leaks.UNRECORDED_ADVICE.format(secret=self.secret) if findings is unrecorded else ""
+            raise leaks.refusal(where, findings, self.secret, pickled=dumped is None, advice=advice)
         if dumped is not None:
             fields = serde.langchain_fields(dumped)
             text = json.dumps(fields["data"], ensure_ascii=False).encode("utf-8")

@@ -185,19 +185,23 @@ def scan_settings(settings: Any, path: str, env: Mapping[str, str]) -> list[Find
     return found
 
 
-def inline_keys(runnable: Any, path: str) -> list[InlineKey]:
-    """Every ``lc_secrets`` field with a value in the LangChain objects of ``runnable``."""
+def model_secrets(runnable: Any, path: str) -> tuple[list[InlineKey], list[Finding]]:
+    """In the LangChain objects of ``runnable``: every ``lc_secrets`` field with a value (recorded
+    by id), and every other ``SecretStr`` field with one (which LangChain cannot record)."""
     from langchain_core.load.serializable import Serializable
-    from pydantic import SecretStr
+    from pydantic import SecretBytes, SecretStr
 
-    found: list[InlineKey] = []
+    keys: list[InlineKey] = []
+    unrecorded: list[Finding] = []
     seen: set[int] = set()
 
     def visit(obj: Any, path: str) -> None:
         if id(obj) in seen or len(seen) > _MAX_NODES:
             return
         seen.add(id(obj))
-        if isinstance(obj, dict):
+        if isinstance(obj, (SecretStr, SecretBytes)):
+            unrecorded.append(Finding(path, "a SecretStr that LangChain does not record by id (not in lc_secrets)"))
+        elif isinstance(obj, dict):
             for key, value in obj.items():
                 visit(value, f"{path}[{key!r}]")
         elif isinstance(obj, (list, tuple)):
@@ -212,13 +216,13 @@ def inline_keys(runnable: Any, path: str) -> list[InlineKey]:
                 value = getattr(obj, field, None)
                 text = value.get_secret_value() if isinstance(value, SecretStr) else value
                 if isinstance(text, str) and text:
-                    found.append(InlineKey(f"{path}.{field}", type(obj).__name__, field, secret_id, text))
+                    keys.append(InlineKey(f"{path}.{field}", type(obj).__name__, field, secret_id, text))
             for field in type(obj).model_fields:
                 if field not in secrets:
                     visit(getattr(obj, field, None), f"{path}.{field}")
 
     visit(runnable, path)
-    return found
+    return keys, unrecorded
 
 
 # ---------------------------------------------------------------- pickled objects
@@ -350,6 +354,13 @@ def in_bytes(data: bytes, known: Mapping[str, str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- what the user reads
+
+
+UNRECORDED_ADVICE = (
+    "LangChain records by id only the secrets a class declares (lc_secrets), and a pickled step cannot carry "
+    "one: declare the field in the class's lc_secrets, or give the value to a model field that is, so the "
+    "step reads it from the Kubernetes Secret {secret!r}."
+)
 
 
 def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool, advice: str = "") -> Exception:

@@ -10,7 +10,7 @@ import pytest
 from chains import qa_chain, qa_prompt
 from conftest import chain_module, run_cli
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableSerializable
 from openai_server import FakeOpenAI
 from pydantic import SecretStr
 
@@ -121,6 +121,22 @@ class _Holder(Runnable):
 def test_secretstr_in_any_field_never_pickled():
     message = refused(_Holder(SecretStr(KEY)), allow_pickle=True)
     assert "chain.config_map['nested'][0]: a pydantic SecretStr" in message
+
+
+class _Gateway(RunnableSerializable):
+    """A LangChain object with a SecretStr field it does not declare in lc_secrets."""
+
+    gateway_token: SecretStr
+
+    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+        return input
+
+
+@pytest.mark.parametrize("allow_pickle", [False, True])
+def test_secretstr_that_langchain_cannot_record_is_refused_by_its_path(allow_pickle):
+    message = refused(qa_prompt() | _Gateway(gateway_token=SecretStr(KEY)), allow_pickle=allow_pickle)
+    assert "chain.steps[1].gateway_token: a SecretStr that LangChain does not record by id" in message
+    assert "lc_secrets" in message
 
 
 def test_model_with_its_key_inside_a_pickled_step_is_refused_with_its_path(env_key):
