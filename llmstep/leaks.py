@@ -194,6 +194,7 @@ def model_secrets(runnable: Any, path: str) -> tuple[list[InlineKey], list[Findi
     keys: list[InlineKey] = []
     unrecorded: list[Finding] = []
     seen: set[int] = set()
+    holders = (SecretStr, SecretBytes, dict, list, tuple, Serializable)  # what a secret can be or be in
 
     def visit(obj: Any, path: str) -> None:
         if id(obj) in seen or len(seen) > _MAX_NODES:
@@ -218,8 +219,9 @@ def model_secrets(runnable: Any, path: str) -> tuple[list[InlineKey], list[Findi
                 if isinstance(text, str) and text:
                     keys.append(InlineKey(f"{path}.{field}", type(obj).__name__, field, secret_id, text))
             for field in type(obj).model_fields:
-                if field not in secrets:
-                    visit(getattr(obj, field, None), f"{path}.{field}")
+                value = getattr(obj, field, None)
+                if field not in secrets and isinstance(value, holders):
+                    visit(value, f"{path}.{field}")
 
     visit(runnable, path)
     return keys, unrecorded
