@@ -268,7 +268,7 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
                 visit(value, f"{path}[{i}]", None, context)
         elif isinstance(o, types.FunctionType):
             if pickled_by_value(o):
-                _visit_function(o, path, visit)
+                _visit_function(o, path, visit, found, env)
         elif isinstance(o, types.MethodType):
             visit(o.__self__, f"{path}.__self__", None, "")
             visit(o.__func__, f"{path}.__func__", None, "")
@@ -289,8 +289,10 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
     return found
 
 
-def _visit_function(func: types.FunctionType, path: str, visit: Any) -> None:
+def _visit_function(func: types.FunctionType, path: str, visit: Any, found: list[Finding],
+                    env: Mapping[str, str]) -> None:  # fmt: skip
     code = func.__code__
+    found.extend(code_literals(code, path, env))
     for var, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
         try:
             contents = cell.cell_contents
@@ -306,6 +308,94 @@ def _visit_function(func: types.FunctionType, path: str, visit: Any) -> None:
             visit(value, f"{path}.<default {arg}>", arg, "")
     for arg, value in (func.__kwdefaults__ or {}).items():
         visit(value, f"{path}.<default {arg}>", arg, "")
+
+
+_SKIP_OPS = frozenset({"RESUME", "NOP", "CACHE", "PRECALL", "EXTENDED_ARG", "PUSH_NULL", "COPY_FREE_VARS",
+                       "MAKE_CELL"})  # fmt: skip
+_STORE_OPS = frozenset({"STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"})
+_LITERAL_AUTH = re.compile(r"^(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}$")
+
+
+def code_literals(code: types.CodeType, path: str, env: Mapping[str, str]) -> list[Finding]:
+    """Secrets written as literals in a function pickled by value: a string constant given to a
+    credential name (``{"Authorization": "Bearer ..."}``, ``api_key="..."``, ``token = "..."``,
+    ``self.password = "..."``), an ``Authorization`` value, a URL with a password, or the value of a
+    secret-named variable. Pairs names and constants over the bytecode's simple load sequences."""
+    import dis
+
+    found: list[Finding] = []
+    where = f"{path}.<code {code.co_name}>"
+    pushed: list[Any] = []  # one entry per value-producing instruction: the constant, or _OTHER
+    for ins in dis.get_instructions(code):
+        op = ins.opname
+        if op in _SKIP_OPS:
+            continue
+        pairs: list[tuple[Any, Any]] = []
+        if op in ("BUILD_CONST_KEY_MAP", "CALL_KW") and pushed and isinstance(pushed[-1], tuple):
+            pairs = _paired(pushed[-1], pushed[:-1])
+        elif op == "BUILD_MAP" and ins.arg and len(pushed) >= 2 * ins.arg:
+            items = pushed[-2 * ins.arg:]
+            pairs = list(zip(items[0::2], items[1::2], strict=True))
+        elif op == "KW_NAMES" and isinstance(ins.arg, int) and ins.arg < len(code.co_consts):
+            names = code.co_consts[ins.arg]
+            if isinstance(names, tuple):
+                pairs = _paired(names, pushed)
+        elif op in _STORE_OPS and pushed:
+            pairs = [(ins.argval, pushed[-1])]
+        elif op == "STORE_ATTR" and len(pushed) > 1:
+            pairs = [(ins.argval, pushed[-2])]
+        for name, value in pairs:
+            if isinstance(name, str) and isinstance(value, str) and value.strip() and secret_name(name):
+                found.append(Finding(f"{where}[{name!r}]", "a literal given to a name like a credential"))
+        if op == "LOAD_CONST":
+            value = ins.argval
+            pushed.append(value)
+            if isinstance(value, str):
+                hits = [f for f in _check_string(value, f"{where}<literal>", None, "", env) if f.env or "URL" in f.what]
+                if not hits and _LITERAL_AUTH.match(value):
+                    hits = [Finding(f"{where}<literal>", "an authorization header value")]
+                found.extend(hits)
+        elif op != "KW_NAMES":  # KW_NAMES only names the call's last arguments
+            _apply_effect(pushed, ins)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(code_literals(const, where, env))
+    return found
+
+
+_OTHER = object()
+
+
+def _paired(names: tuple, pushed: list[Any]) -> list[tuple[Any, Any]]:
+    """``names`` with the last ``len(names)`` values pushed; none when the stack is shorter."""
+    if not names or len(pushed) < len(names):
+        return []
+    return list(zip(names, pushed[-len(names):], strict=True))
+_NO_RESULT = ("STORE_", "POP_", "DELETE_", "RETURN", "JUMP", "RAISE", "RERAISE")
+
+
+def _apply_effect(pushed: list[Any], ins: Any) -> None:
+    """Follow the value stack roughly: what an instruction consumed becomes one unknown result."""
+    import dis
+
+    try:
+        effect = dis.stack_effect(ins.opcode, ins.arg) if ins.opcode >= dis.HAVE_ARGUMENT else dis.stack_effect(ins.opcode)
+    except ValueError:
+        pushed.clear()  # an instruction we cannot follow: forget rather than mispair
+        return
+    op = ins.opname
+    if op.startswith(_NO_RESULT) and effect <= 0:
+        del pushed[len(pushed) + effect:]
+    elif effect < 0:
+        del pushed[len(pushed) + effect - 1:]
+        pushed.append(_OTHER)
+    elif op.startswith("LOAD_") and op not in ("LOAD_ATTR", "LOAD_METHOD"):
+        pushed.extend([_OTHER] * effect)
+    else:
+        if pushed:
+            pushed[-1] = _OTHER
+        pushed.extend([_OTHER] * effect)
+    del pushed[:-64]
 
 
 def _global_names(code: types.CodeType) -> set[str]:

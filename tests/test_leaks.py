@@ -108,6 +108,45 @@ def test_secret_in_a_default_argument_never_pickled():
     assert "chain.func.<default password>" in refused(RunnableLambda(call), allow_pickle=True)
 
 
+def _post(*args, **kwargs):
+    return args, kwargs
+
+
+class _Client:
+    api_key = ""
+
+
+def test_secret_written_as_a_literal_in_pickled_code_never_pickled():
+    def call(x):
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {x}"}  # not a literal: fine
+        client = _Client()
+        client.api_key = "sk-test-attribute-0123456789"
+        return _post(x, headers=headers, api_key="sk-test-keyword-0123456789", token="tok-test-0123456789")
+
+    message = refused(RunnableLambda(call), allow_pickle=True)
+    assert "chain.func.<code call>['api_key']: a literal given to a name like a credential" in message
+    assert "chain.func.<code call>['token']" in message
+    assert message.count("a literal given to a name like a credential") == 3  # the attribute too
+    assert "['Authorization']" not in message
+
+
+def test_authorization_literal_in_pickled_code_never_pickled():
+    def call(x):
+        return _post(x, headers={"X-Gateway": "Bearer sk-test-literal-0123456789"})
+
+    assert "chain.func.<code call><literal>: an authorization header value" in refused(RunnableLambda(call),
+                                                                                     allow_pickle=True)  # fmt: skip
+
+
+def test_ordinary_literals_in_pickled_code_are_not_secrets():
+    def call(x):
+        counts = {"max_tokens": 5, "token": x, "model": "gpt-test"}
+        label = "token usage: {n}, Bearer of news"
+        return _post(x, password=x, url="http://127.0.0.1:9/v1", label=label, counts=counts)
+
+    llmstep.compile(RunnableLambda(call), allow_pickle=True)
+
+
 class _Holder(Runnable):
     """A custom Runnable (pickled) holding a SecretStr in a field not named api_key."""
 
