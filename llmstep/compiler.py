@@ -28,7 +28,7 @@ from langchain_core.runnables import (
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, leaks, pickling, serde
+from llmstep import __version__, leaks, leaks_pickled, pickling, serde
 from llmstep.errors import CompileError, CredentialsWarning
 from llmstep.naming import NameAllocator, dns_label
 from llmstep.plan import Plan, PlanStep, StepSettings
@@ -190,7 +190,7 @@ class _Builder:
                 "or wrap a serializable part in llmstep.Step"
             )
         else:
-            findings = leaks.scan_object(runnable, path, self.env_values)
+            findings = leaks_pickled.scan_object(runnable, path, self.env_values)
         if findings:
             advice = leaks.UNRECORDED_ADVICE.format(secret=self.secret) if findings is unrecorded else ""
             raise leaks.refusal(where, findings, self.secret, pickled=dumped is None, advice=advice)
