@@ -10,7 +10,8 @@ while this process has not imported Hera: a process that has may have set Hera's
 defaults, and renders afresh. Entries are JSON, and the newest ``KEEP`` are kept.
 
 Nothing secret is in a Workflow: compile refuses a chain that holds one (``llmstep.leaks``), and a
-plan built by other means whose payload holds one is rendered but never kept. The cache is
+plan built by other means whose payload holds one (by the rules of ``llmstep.leaks``, with this
+process's environment) is rendered but never kept. The cache is
 private to the user: folders 0700, entries 0600, and an entry that is not (another user's, or
 one written before entries were private) is neither read nor kept.
 """

@@ -241,7 +241,9 @@ def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
 # ---------------------------------------------------------------- the way through the Secret
 
 
-def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secret(tmp_path, monkeypatch, env_key):
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secret(tmp_path, monkeypatch, env_key,
+                                                                                  engine):  # fmt: skip
     monkeypatch.setenv("ACME_API_KEY", "acme-test-compile-0123456789")
     with FakeOpenAI() as server:
         llm = model(base_url=server.url, max_retries=0,
@@ -251,9 +253,9 @@ def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secre
         assert step.secrets == ("ACME_API_KEY", "OPENAI_API_KEY")
         assert step.payload["data"]["kwargs"]["default_headers"] == {"X-Api-Key": {"lc": 1, "type": "secret",
                                                                                    "id": ["ACME_API_KEY"]}}  # fmt: skip
-        text = compiled.to_yaml()
-        assert "acme-test-compile-0123456789" not in text and "secretKeyRef" in text
-        out = compiled.run_local({"question": "hi"}, runs_dir=tmp_path / "r",
+        text = compiled.to_yaml() if engine == "argo" else compiled.to_tekton_yaml()
+        assert "acme-test-compile-0123456789" not in text and "ACME_API_KEY" in text
+        out = compiled.run_local({"question": "hi"}, runs_dir=tmp_path / "r", engine=engine,
                                  secrets={"OPENAI_API_KEY": "sk-test-from-secret", "ACME_API_KEY": "acme-test-from-secret"})
     assert out == "echo: hi"
     assert server.requests[0]["headers"]["x-api-key"] == "acme-test-from-secret"
