@@ -12,6 +12,9 @@ from typing import Any
 
 from llmstep.leaks import MAX_NODES, Finding, check_string, context_of, secret_name
 
+MAX_DEPTH = 120
+"""Far below Python's recursion limit (each level is two frames)."""
+
 
 def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
     """Secrets in the object graph cloudpickle would carry for ``obj``."""
@@ -22,8 +25,19 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
 
     found: list[Finding] = []
     seen: set[int] = set()
+    depth = 0
 
     def visit(o: Any, path: str, name: str | None, context: str) -> None:
+        nonlocal depth
+        if depth > MAX_DEPTH:
+            return  # the byte scan of the pickle still runs
+        depth += 1
+        try:
+            step(o, path, name, context)
+        finally:
+            depth -= 1
+
+    def step(o: Any, path: str, name: str | None, context: str) -> None:
         if isinstance(o, str):
             found.extend(check_string(o, path, name, context, env))
             return
@@ -67,6 +81,7 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
                         visit(value, f"{path}.{key}", key, "")
         elif not isinstance(o, (types.BuiltinFunctionType, types.CodeType, types.FrameType)):
             _visit_state(o, path, visit)
+            visit(type(o), f"{path}.__class__", None, "")  # a class of the user's travels by value
 
     visit(obj, path, None, "")
     return found

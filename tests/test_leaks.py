@@ -331,3 +331,25 @@ chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", ap
     assert result.returncode == 0, result.stderr
     assert "CredentialsWarning" in result.stderr and "--from-literal=OPENAI_API_KEY=" in result.stderr
     assert KEY not in result.stderr and KEY not in (tmp_path / "wf.yaml").read_text()
+
+
+class _Configured(Runnable):
+    """A class of the user's (pickled by value) with a credential as a class attribute."""
+
+    API_TOKEN = "tok-test-class-0123456789"
+
+    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+        return input
+
+
+def test_secret_in_a_class_attribute_never_pickled():
+    assert "chain.__class__.API_TOKEN: a value named like a credential" in refused(_Configured(), allow_pickle=True)
+
+
+def test_a_deep_object_graph_is_searched_without_recursion_errors():
+    deep: list = []
+    node = deep
+    for _ in range(400):  # deeper than the walk goes, as deep as cloudpickle can
+        node.append([])
+        node = node[0]
+    llmstep.compile(RunnableLambda(lambda x: (deep, x)), allow_pickle=True)
