@@ -44,7 +44,9 @@ _KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "auth", "subs
 # tokenizer and counting fields: bos_token="<s>", max_token=...
 _NOT_SECRET_TOKEN = frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "max", "min", "num", "start", "end"})
 _QUERY_SECRET_WORDS = frozenset({"key", "sig", "signature", "apikey"})
-_AUTH_SCHEME = re.compile(r"^\s*(?:bearer|basic|token|digest|apikey|api-key|key)\s+\S{4,}", re.IGNORECASE)
+# one credential after the scheme (or Digest's parameters), not prose such as "token counter app"
+_AUTH_SCHEME = re.compile(r"^\s*(?:(?:bearer|basic|token|apikey|api-key|key)\s+[\w.~+/=:-]{8,}\s*|digest\s+\w+=.*)$",
+                          re.IGNORECASE)  # fmt: skip
 
 MAX_NODES = 50_000
 """Bound of a pickled object walk; the byte scan still runs past it."""

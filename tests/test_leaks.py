@@ -227,7 +227,7 @@ def test_short_or_ordinary_environment_values_are_not_secrets(monkeypatch):
 
 
 def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
-    chain = qa_prompt() | model(max_tokens=10, tiktoken_model_name="gpt-4o", default_headers={"X-Request-Source": "llmstep"},
+    chain = qa_prompt() | model(max_tokens=10, tiktoken_model_name="gpt-4o", default_headers={"X-Request-Source": "llmstep", "X-Title": "token counter app"},
                                 default_query={"api-version": "2024-06-01"}, model_kwargs={"user": "someone"})  # fmt: skip
     llmstep.compile(chain)
     for name in ["max_tokens", "bos_token", "input_key", "memory_key", "secret_name", "token_url", "api_key_env",
