@@ -31,8 +31,9 @@ class Step(RunnableBinding):
             or a flat ``{"cpu": ..., "memory": ...}`` used as both requests and limits.
         secrets: keys of the Kubernetes Secret this step gets besides the model keys LangChain
             records (``["ACME_API_KEY"]``). Wherever the Runnable holds the compile-time value of
-            such an environment variable (a header, a query parameter), the payload records it
-            by id, and the step reads it from the Secret.
+            such an environment variable (a header, a query parameter), its LangChain JSON
+            records it by id, and the step reads it from the Secret (a pickled step cannot
+            carry a secret at all).
     """
 
     step_name: str | None = None
