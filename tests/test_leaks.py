@@ -221,9 +221,9 @@ def test_key_given_in_code_elsewhere_in_the_payload_is_refused():
 
 def test_short_or_ordinary_environment_values_are_not_secrets(monkeypatch):
     monkeypatch.setenv("SOME_KEY", "1")
-    monkeypatch.setenv("PWD", "/tmp/project-dir-0123")  # the shell's working directory
-    assert leaks.secret_env({"SOME_KEY": "1", "PWD": "/tmp/project-dir-0123", "HOME": "/tmp/home-0123456"}) == {}
-    llmstep.compile(qa_prompt().partial(question="/tmp/project-dir-0123 is where 1 lives") | qa_chain())
+    monkeypatch.setenv("PWD", "/srv/project-dir-0123")  # the shell's working directory
+    assert leaks.secret_env({"SOME_KEY": "1", "PWD": "/srv/project-dir-0123", "HOME": "/srv/home-0123456"}) == {}
+    llmstep.compile(qa_prompt().partial(question="/srv/project-dir-0123 is where 1 lives") | qa_chain())
 
 
 def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
