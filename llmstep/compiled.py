@@ -39,12 +39,21 @@ def compile(  # noqa: A001 - the public name is fixed by the API
         secret: the Kubernetes Secret that holds the model API keys.
         on_failure: ``llmstep.Diagnose(...)`` adds a failure hook (Argo exit handler, Tekton
             ``finally`` task) that asks a model what went wrong when the run did not succeed.
+
+    Secrets never enter a payload. A chain holding one anywhere LangChain would not record it by
+    id (a header, a query parameter, ``model_kwargs``, a ``SecretStr`` field, a pickled closure,
+    or the value of a secret-named environment variable set now, such as ``OPENAI_API_KEY`` or
+    ``*_TOKEN``) raises ``SecretError`` naming its path. A model key given in code
+    (``api_key="sk-..."``) is not sent either: the steps read it by id from the Secret, and
+    ``CredentialsWarning`` says so.
     """
+    import os
+
     from llmstep.render import paused_gc
 
     with paused_gc():
         plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                            on_failure=on_failure)  # fmt: skip
+                            on_failure=on_failure, environ=os.environ, stacklevel=3)  # fmt: skip
     return Compiled(plan)
 
 

@@ -12,7 +12,11 @@ passthrough) gets one final ``result`` step that assembles it.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.runnables import (
@@ -24,8 +28,8 @@ from langchain_core.runnables import (
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, pickling, serde
-from llmstep.errors import CompileError
+from llmstep import __version__, leaks, leaks_pickled, pickling, serde
+from llmstep.errors import CompileError, CredentialsWarning
 from llmstep.naming import NameAllocator, dns_label
 from llmstep.plan import Plan, PlanStep, StepSettings
 from llmstep.step import Step
@@ -45,8 +49,15 @@ def compile_plan(
     data: str = "artifacts",
     secret: str = DEFAULT_SECRET,
     on_failure: Any = None,
+    environ: Mapping[str, str] | None = None,
+    stacklevel: int = 2,
 ) -> Plan:
-    """Turn any Runnable (or dict / function LangChain can coerce) into a Plan."""
+    """Turn any Runnable (or dict / function LangChain can coerce) into a Plan.
+
+    ``environ`` is the compile-time environment: the values of its secret-named variables are
+    refused anywhere in a payload, and a model key given in code is compared with it. A key
+    given in code is a ``CredentialsWarning`` at ``stacklevel`` (as in ``warnings.warn``, counted from
+    here: 2 is the caller)."""
     if on_failure is not None:
         from llmstep.diagnose import Diagnose
 
@@ -58,8 +69,15 @@ def compile_plan(
         raise CompileError(f"compile() needs a Runnable, got {type(chain).__name__}: {exc}") from exc
     if not secret or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret):
         raise CompileError(f"secret={secret!r} is not a valid Kubernetes Secret name")
-    builder = _Builder(allow_pickle=allow_pickle, secret=secret)
+    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ)
+    if on_failure is not None:
+        findings = leaks.scan_settings(on_failure, "on_failure", builder.env_values)
+        if findings:
+            raise leaks.refusal("on_failure (Diagnose)", findings, secret, pickled=False, advice=(
+                f"The diagnosis step reads its model key ({on_failure.key}) from the Kubernetes Secret "
+                f"{secret!r}; give the settings without credentials."))  # fmt: skip
     shape = builder.walk(runnable, ["input"], "chain", prefix="")
+    builder.warn_inline(stacklevel)
     if shape[0] != "step":
         builder.add_step(RunnablePassthrough(), shape, "chain", display="result")
         shape = ["step", builder.steps[-1].name]
@@ -77,11 +95,23 @@ def compile_plan(
 
 
 class _Builder:
-    def __init__(self, *, allow_pickle: bool, secret: str) -> None:
+    def __init__(self, *, allow_pickle: bool, secret: str, environ: Mapping[str, str] | None = None) -> None:
         self.allow_pickle = allow_pickle
         self.secret = secret
+        self.environ = dict(environ or {})
+        self.env_values = leaks.secret_env(self.environ)
+        self.inline: list[leaks.InlineKey] = []
         self.steps: list[PlanStep] = []
         self.names = NameAllocator()
+
+    def warn_inline(self, stacklevel: int) -> None:
+        """One CredentialsWarning per secret id given in code with another value than the environment's."""
+        by_id: dict[str, list[leaks.InlineKey]] = {}
+        for key in self.inline:
+            by_id.setdefault(key.secret_id, []).append(key)
+        for keys in by_id.values():
+            warnings.warn(leaks.in_code_warning(keys, self.environ, self.secret), CredentialsWarning,
+                          stacklevel=stacklevel + 1)  # fmt: skip
 
     def walk(self, runnable: Runnable, shape: list, path: str, *, prefix: str) -> list:
         """Add the steps for ``runnable`` fed by ``shape``; return the shape of its output."""
@@ -128,7 +158,7 @@ class _Builder:
             "runnable": _qualname(runnable),
             "inputs": shape,
             "secret_name": self.secret,
-            **self._encode(runnable, path),
+            **self._encode(runnable, path, step.step_secrets if step is not None else ()),
         }
         self.steps.append(
             PlanStep(
@@ -144,18 +174,60 @@ class _Builder:
         )
         return ["step", name]
 
-    def _encode(self, runnable: Runnable, path: str) -> dict[str, Any]:
+    def _encode(self, runnable: Runnable, path: str, declared: tuple[str, ...] = ()) -> dict[str, Any]:
+        where = f"{path} ({runnable.get_name()})"
+        inline, unrecorded = leaks.model_secrets(runnable, path)
         dumped, reason = serde.dump_langchain(runnable)
         if dumped is not None:
-            return serde.langchain_fields(dumped)
-        if not self.allow_pickle:
+            dumped = self._by_id(dumped, declared)
+            findings = leaks.scan_dump(dumped, path, self.env_values)
+        elif unrecorded:
+            findings = unrecorded  # the reason it cannot be LangChain JSON, and never a pickle
+        elif not self.allow_pickle:
             raise CompileError(
-                f"{path} ({runnable.get_name()}) cannot be serialized: {reason}. "
+                f"{where} cannot be serialized: {reason}. "
                 "Pass allow_pickle=True (or --allow-pickle) to send it by value with cloudpickle, "
                 "or wrap a serializable part in llmstep.Step"
             )
-        where = f"{path} ({runnable.get_name()})"
-        return serde.pickle_fields(pickling.dumps(runnable, where=where))
+        else:
+            findings = leaks_pickled.scan_object(runnable, path, self.env_values)
+        if findings:
+            advice = leaks.UNRECORDED_ADVICE.format(secret=self.secret) if findings is unrecorded else ""
+            raise leaks.refusal(where, findings, self.secret, pickled=dumped is None, advice=advice)
+        if dumped is not None:
+            fields = serde.langchain_fields(dumped)
+            text = json.dumps(fields["data"], ensure_ascii=False).encode("utf-8")
+        else:
+            fields = serde.pickle_fields(pickling.dumps(runnable, where=where))
+            text = base64.b64decode(fields["data"])
+        fields["secrets"] = sorted({*fields["secrets"], *declared})
+        # The last net: no known secret value in the payload's bytes, whatever path it took.
+        known = {value: f"the value of the environment variable {name}" for value, name in self.env_values.items()}
+        known |= {k.value: f"the key given in code at {k.path}" for k in inline}
+        hits = leaks.in_bytes(text, known)
+        if hits:
+            found = [leaks.Finding(path, f"its serialized payload contains {hit}") for hit in hits]
+            raise leaks.refusal(where, found, self.secret, pickled=dumped is None)
+        self.inline += [k for k in inline if self.environ.get(k.secret_id) != k.value]
+        return fields
+
+    def _by_id(self, dumped: dict, declared: tuple[str, ...]) -> dict:
+        """``dumped`` with every string equal to a declared key's compile-time value recorded by id
+        (``{"lc": 1, "type": "secret", "id": [KEY]}``), as LangChain records a model's own key."""
+        values = {self.environ[k]: k for k in declared if self.environ.get(k)}
+        if not values:
+            return dumped
+
+        def replace(node: Any) -> Any:
+            if isinstance(node, str) and node in values:
+                return {"lc": 1, "type": "secret", "id": [values[node]]}
+            if isinstance(node, dict):
+                return {key: replace(value) for key, value in node.items()}
+            if isinstance(node, list):
+                return [replace(value) for value in node]
+            return node
+
+        return replace(dumped)
 
 
 def _qualname(runnable: Runnable) -> str:
@@ -178,8 +250,10 @@ def _describe(steps: list[PlanStep]) -> str:
     return "\n".join(lines)
 
 
-def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str = DEFAULT_SECRET, name: str | None = None) -> PlanStep:
+def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str = DEFAULT_SECRET, name: str | None = None,
+                environ: Mapping[str, str] | None = None, stacklevel: int = 2) -> PlanStep:  # fmt: skip
     """One Runnable as one step fed by the call's input, not decomposed (``KubernetesRunnable``)."""
-    builder = _Builder(allow_pickle=allow_pickle, secret=secret)
+    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ)
     builder.add_step(runnable, ["input"], "runnable", display=name)
+    builder.warn_inline(stacklevel)
     return builder.steps[0]

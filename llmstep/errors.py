@@ -3,6 +3,7 @@
 ```
 LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ├── CompileError              a chain cannot become a plan (not serializable, bad Step settings)
+│   └── SecretError           a chain holds a secret value that a payload would carry
 ├── SerializationError        a payload or value cannot be encoded or decoded
 │   └── PayloadError          a step's files are unusable (version, digest, allowlist)  exit 2
 ├── RenderError               a plan cannot become a valid engine document
@@ -18,6 +19,8 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ```
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
+
+``CredentialsWarning`` (a ``UserWarning``) is the one warning: a key given in code is not sent.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ __all__ = [
     "ItemFailed",
     "CompileError",
     "CredentialsError",
+    "CredentialsWarning",
     "DiagnosisError",
     "ExecutionError",
     "LlmstepError",
     "PayloadError",
     "RenderError",
     "RunFailed",
+    "SecretError",
     "SerializationError",
     "SubmissionError",
     "WorkflowError",
@@ -50,6 +55,16 @@ class LlmstepError(Exception):
 
 class CompileError(LlmstepError):
     """A chain cannot be turned into a plan."""
+
+
+class SecretError(CompileError):
+    """A chain holds a secret value (a key in headers, a token in a closure, the value of a
+    secret-named environment variable) that its payload would carry in plain text."""
+
+
+class CredentialsWarning(UserWarning):
+    """A credential given in code (``ChatOpenAI(api_key=...)``) is not sent with the chain: the
+    step reads it by id from the Kubernetes Secret (locally, from the environment)."""
 
 
 class SerializationError(LlmstepError):

@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -66,7 +67,8 @@ class KubernetesRunnable(Runnable[Any, Any]):
         from llmstep.compiler import DEFAULT_IMAGE, DEFAULT_SECRET, single_step
 
         self.bound = coerce_to_runnable(runnable)
-        self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET)
+        self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET,
+                                environ=os.environ, stacklevel=3)  # fmt: skip
         self.image, self.namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
         self.timeout, self.max_concurrency, self.poll = timeout, max_concurrency, poll
         self.resources, self.pod_spec = resources, dict(pod_spec or {})

@@ -40,7 +40,20 @@ def is_user_module(name: str) -> bool:
     return not real.startswith(_INSTALLED)
 
 
-def _holds_secret(obj: Any) -> bool:
+def pickled_by_value(obj: Any) -> bool:
+    """True for a function or class that ``dumps`` sends by value (its globals and closure travel)."""
+    from cloudpickle import cloudpickle as cp
+
+    module = getattr(obj, "__module__", None)
+    if module and is_user_module(module):
+        return True
+    try:
+        return not cp._should_pickle_by_reference(obj)
+    except Exception:  # noqa: BLE001 - cloudpickle's own rule failed: assume it travels
+        return True
+
+
+def holds_secret(obj: Any) -> bool:
     """True for a LangChain object (a model) with a secret field set, such as an API key."""
     from langchain_core.load.serializable import Serializable
 
@@ -75,7 +88,7 @@ def dumps(obj: Any, *, where: str) -> bytes:
 
     class _Pickler(cloudpickle.Pickler):
         def reducer_override(self, o: Any) -> Any:
-            if isinstance(o, (SecretStr, SecretBytes)) or _holds_secret(o):
+            if isinstance(o, (SecretStr, SecretBytes)) or holds_secret(o):
                 raise CompileError(
                     f"{where} holds a secret (an API key) and cannot be pickled; make the "
                     "object that holds it (the model) its own step, so it travels as "

@@ -5,7 +5,8 @@ workflow spec, which is the trust root: whoever can edit the spec can run code i
 so, a payload is loaded with two allowlists: LangChain's own (``allowed_objects="all"``: classes
 in its serialization mappings, plus llmstep's offline model) and the exact class ids recorded at
 compile time. Secrets never enter a payload: LangChain records them by id and the step reads
-them from its environment (a Kubernetes Secret), only for the ids the payload declares.
+them from its environment (a Kubernetes Secret), only for the ids the payload declares; compile
+refuses any other secret a payload would carry (``llmstep.leaks``).
 
 Values crossing between steps are data. Plain JSON stays plain (``kind: json``) and is never
 revived. LangChain messages, prompt values and documents use LangChain's serialization

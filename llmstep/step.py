@@ -29,10 +29,16 @@ class Step(RunnableBinding):
         timeout: seconds (or ``"90s"``, ``"5m"``, ``"1h"``) before the step is stopped.
         resources: Kubernetes container resources, either ``{"requests": ..., "limits": ...}``
             or a flat ``{"cpu": ..., "memory": ...}`` used as both requests and limits.
+        secrets: keys of the Kubernetes Secret this step gets besides the model keys LangChain
+            records (``["ACME_API_KEY"]``). Wherever the Runnable holds the compile-time value of
+            such an environment variable (a header, a query parameter), its LangChain JSON
+            records it by id, and the step reads it from the Secret (a pickled step cannot
+            carry a secret at all).
     """
 
     step_name: str | None = None
     step_settings: Any = None
+    step_secrets: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -44,6 +50,7 @@ class Step(RunnableBinding):
         backoff: str = "5s",
         timeout: int | str | None = None,
         resources: dict[str, Any] | None = None,
+        secrets: list[str] | tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
         settings = StepSettings(
@@ -56,7 +63,8 @@ class Step(RunnableBinding):
         if name is not None and not (isinstance(name, str) and name.strip()):
             raise CompileError(f"Step(name=...) must be a non-empty string, got {name!r}")
         bound: Runnable = coerce_to_runnable(runnable)
-        super().__init__(bound=bound, step_name=name, step_settings=settings, **kwargs)
+        super().__init__(bound=bound, step_name=name, step_settings=settings, step_secrets=_check_secrets(secrets),
+                         **kwargs)  # fmt: skip
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -82,6 +90,14 @@ def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = Fa
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise CompileError(f"Step({field}=...) must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
     return seconds
+
+
+def _check_secrets(secrets: Any) -> tuple[str, ...]:
+    # Environment variable names, which are also valid Secret keys ([-._a-zA-Z0-9]+).
+    if isinstance(secrets, str) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+                                           for k in secrets):  # fmt: skip
+        raise CompileError(f"Step(secrets=...) must be a list of environment variable names, got {secrets!r}")
+    return tuple(sorted(set(secrets)))
 
 
 def _check_image(image: str | None) -> str | None:

@@ -8,8 +8,8 @@ import llmstep
 
 def test_public_api_is_pinned():
     assert sorted(llmstep.__all__) == sorted([
-        "BatchFailed", "ItemFailed", "KubernetesRunnable", "CompileError", "Compiled", "CredentialsError", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
-        "OfflineChatModel", "PayloadError", "Plan", "PlanStep", "RenderError", "RunFailed", "SerializationError",
+        "BatchFailed", "ItemFailed", "KubernetesRunnable", "CompileError", "Compiled", "CredentialsError", "CredentialsWarning", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
+        "OfflineChatModel", "PayloadError", "Plan", "PlanStep", "RenderError", "RunFailed", "SecretError", "SerializationError",
         "Step", "SubmissionError", "WorkflowError", "__version__", "compile",
     ])
     assert set(llmstep.__all__) == set(llmstep._EXPORTS) | {"__version__"}
@@ -20,7 +20,7 @@ def test_public_api_is_pinned():
 def test_every_error_has_one_root():
     for name in llmstep.__all__:
         obj = getattr(llmstep, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, llmstep.LlmstepError)
     assert issubclass(llmstep.CompileError, llmstep.LlmstepError)
 

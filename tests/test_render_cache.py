@@ -90,3 +90,51 @@ def test_only_the_newest_entries_are_kept(tmp_path, monkeypatch):
     cache._keep(str(folder / "argo-3.json"), {"n": 3})
     assert sorted(p.name for p in folder.iterdir()) == ["argo-2.json", "argo-3.json"]
     assert json.loads((folder / "argo-3.json").read_text()) == {"n": 3}
+
+
+def test_render_cache_files_are_private_to_the_user(tmp_path, render):
+    old = os.umask(0o022)
+    try:
+        render()
+    finally:
+        os.umask(old)
+    [entry] = _entries(tmp_path)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "cache" / "llmstep" / "render").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "cache" / "llmstep").stat().st_mode & 0o777 == 0o700
+
+
+def test_render_cache_neither_reads_nor_keeps_an_entry_others_can_read(tmp_path, render):
+    render()
+    [entry] = _entries(tmp_path)
+    planted = json.loads(entry.read_text())
+    planted["metadata"]["annotations"]["planted"] = "yes"
+    entry.write_text(json.dumps(planted))
+    entry.chmod(0o644)  # as entries were written before they were private (and could hold a key)
+    again = render()
+    assert again["hera_imported"] is True and "planted" not in again["doc"]["metadata"]["annotations"]
+    [kept] = _entries(tmp_path)
+    assert kept.stat().st_mode & 0o777 == 0o600 and "planted" not in kept.read_text()
+
+
+def test_render_cache_never_keeps_a_payload_holding_a_secret(tmp_path, monkeypatch):
+    # A plan not made by compile (Plan is public data) whose payload holds a key in a header.
+    import dataclasses
+
+    from chains import qa_chain
+
+    import llmstep
+    from llmstep import cache
+
+    plan = llmstep.compile(qa_chain()).plan
+    step = plan.steps[1]
+    payload = json.loads(json.dumps(step.payload))
+    payload["data"]["kwargs"]["default_headers"] = {"X-Api-Key": "sk-test-handmade-0123456789"}
+    plan = dataclasses.replace(plan, steps=(plan.steps[0], dataclasses.replace(step, payload=payload), *plan.steps[2:]))
+    entry = tmp_path / "render" / "argo-x.json"
+    monkeypatch.setattr(cache, "_entry", lambda plan, batch: str(entry))
+    doc = cache.argo_dict(plan)
+    assert "sk-test-handmade-0123456789" in json.dumps(doc)  # rendered as asked...
+    assert not entry.exists()  # ...but never kept on disk
+    cache.argo_dict(llmstep.compile(qa_chain()).plan)
+    assert entry.exists()  # the same path keeps a plan without a secret
