@@ -97,7 +97,7 @@ def _evidence(args: argparse.Namespace) -> Any:
                  else evidence.from_task_statuses(args.task_statuses, args.target or "pipelinerun/unknown"))  # fmt: skip
         if os.environ.get("KUBERNETES_SERVICE_HOST") or args.kubeconfig:
             try:  # inside a cluster the pods' evidence is worth having too
-                found.sections += evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target).sections
+                found.merge(evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target))
             except DiagnosisError as exc:
                 found.add("cluster evidence unavailable", [str(exc)])
         return found
