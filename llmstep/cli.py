@@ -104,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.debug else logging.INFO
     logging.basicConfig(level=level, format="llmstep: %(message)s", stream=sys.stderr)
+    if not args.debug:
+        # urllib3 (the kubernetes client's transport) logs each retry of an unreachable API server;
+        # the error that follows names the cause once
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def _compile(args: argparse.Namespace) -> int:

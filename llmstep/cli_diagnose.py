@@ -137,10 +137,10 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
     for name in ("lang", "base_url", "azure_endpoint", "azure_deployment", "api_key_file", "custom_prompt", "task_statuses"):
         if getattr(args, name) == "":
-            setattr(args, name, None)  # an empty Tekton/Argo param means "not set"    from llmstep.diagnose.report import post_webhook
+            setattr(args, name, None)  # an empty Tekton/Argo param means "not set"
 
+    redactor = Redactor(patterns=args.redact, anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
-    redactor = Redactor(patterns=args.redact, anonymize=args.anonymize)
     if args.dry_run:
         sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt)
         for message in sent:

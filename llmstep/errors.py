@@ -22,6 +22,7 @@ Foreign errors are translated where they cross into llmstep (``raise ... from ex
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
@@ -133,3 +134,11 @@ class Cancelled(LlmstepError):
     """The caller stopped waiting (an async call was cancelled); what it started was stopped."""
 
     exit_code = 130
+
+
+def connection_reason(exc: BaseException) -> str:
+    """Why a connection failed, without the transport's object names: urllib3's ``MaxRetryError``
+    (the kubernetes client) becomes "Failed to establish a new connection: [Errno 111] Connection
+    refused"."""
+    reason = getattr(exc, "reason", None) or exc
+    return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)|None): ", "", str(reason))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from conftest import ROOT, run_cli
@@ -78,3 +80,18 @@ def test_console_script_and_module_are_the_same_command():
     assert exe.is_file(), "the llmstep console script is installed"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "exit codes" in out.stdout
+
+
+@pytest.mark.parametrize("command", [["diagnose", "pod/web", "--dry-run"], ["submit", "examples/qa.py:chain"], ["result", "wf-1"]])
+def test_unreachable_api_server_is_named_without_retry_noise(command, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+        "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:9"}}],  # nothing listens on port 9
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u", "namespace": "shop"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }))  # fmt: skip
+    result = run_cli(*command, "--kubeconfig", str(kubeconfig), cwd=ROOT)
+    assert result.returncode == 1, result.stderr
+    assert "cannot reach the Kubernetes API server at https://127.0.0.1:9: Failed to establish a new connection" in result.stderr
+    assert "Retrying" not in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ from typing import Any
 
 from llmstep.diagnose.anonymize import names_in
 from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
-from llmstep.errors import DiagnosisError, LlmstepError
+from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
 
 KINDS = {
     "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
@@ -164,8 +164,8 @@ class Collector:
             reason = {403: "forbidden (check the RBAC in tekton/ or workflows/)", 404: "not found"}.get(exc.status, exc.reason)
             raise DiagnosisError(f"reading {kind}/{name} in namespace {self.ns}: {reason}") from exc
         except (OSError, _urllib3_errors()) as exc:
-            reason = re.sub(r"<[^>]*>: ", "", str(getattr(exc, "reason", None) or exc))
-            raise DiagnosisError(f"cannot reach the Kubernetes API server{f' at {self.host}' if self.host else ''}: {reason}; "
+            raise DiagnosisError(f"cannot reach the Kubernetes API server{f' at {self.host}' if self.host else ''}: "
+                                 f"{connection_reason(exc)}; "
                                  "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
         return evidence
 
@@ -183,6 +183,10 @@ class Collector:
         status = pod.status
         lines = [f"phase: {status.phase}" + (f", reason: {status.reason}" if status.reason else "")
                  + (f", message: {status.message}" if status.message else "")]  # fmt: skip
+        where = [f"{label} {value}" for label, value in (("node", pod.spec.node_name if pod.spec else None),
+                 ("pod IP", status.pod_ip), ("host IP", status.host_ip)) if value]  # fmt: skip
+        if where:
+            lines.append(", ".join(where))
         for c in status.conditions or []:
             if c.status != "True":
                 lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))

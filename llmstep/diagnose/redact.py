@@ -82,14 +82,14 @@ _DATA_BLOCK = re.compile(r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ 
 _DATA_LINE = re.compile(r"^([ \t]*[\"']?[\w.-]+[\"']?[ \t]*:[ \t]*)(?!\[REDACTED\])(\S.*)$")
 
 
-def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
-    """The caller's ``--redact`` patterns; a usage error (exit 2) naming the bad one."""
+def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[re.Pattern[str]]:
+    """The caller's own patterns; a usage error (exit 2) naming the bad one."""
     compiled = []
     for pattern in patterns:
         try:
             compiled.append(re.compile(pattern))
-        except re.error as exc:
-            raise LlmstepError(f"--redact {pattern!r} is not a valid regular expression: {exc}") from None
+        except (re.error, TypeError) as exc:
+            raise LlmstepError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
     return compiled
 
 
