@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstep.errors import DiagnosisError
+from llmstep.errors import DiagnosisError, LlmstepError
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -89,7 +89,9 @@ def _evidence(args: argparse.Namespace) -> Any:
     from llmstep.diagnose import evidence
 
     if args.filename:
-        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text(encoding="utf-8")
+        from llmstep.files import read_text
+
+        text = read_text(args.filename, "-f")
         return evidence.from_text(text, "stdin" if args.filename == "-" else args.filename)
     if args.workflow_failures is not None or args.task_statuses is not None:
         name = (args.target or "run/unknown").partition("/")[2]
@@ -102,7 +104,7 @@ def _evidence(args: argparse.Namespace) -> Any:
                 found.add("cluster evidence unavailable", [str(exc)])
         return found
     if not args.target:
-        raise DiagnosisError("name a TARGET (KIND/NAME) or give -f FILE")
+        raise LlmstepError("llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE")
     evidence.parse_target(args.target)  # a bad target is reported before any cluster is contacted
     return evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target)
 
@@ -139,6 +141,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
         if getattr(args, name) == "":
             setattr(args, name, None)  # an empty Tekton/Argo param means "not set"
 
+    if args.prompt == "custom" and not args.custom_prompt:
+        raise LlmstepError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
     redactor = Redactor(patterns=args.redact, anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
     if args.dry_run:

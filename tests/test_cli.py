@@ -95,3 +95,114 @@ def test_unreachable_api_server_is_named_without_retry_noise(command, tmp_path):
     assert result.returncode == 1, result.stderr
     assert "cannot reach the Kubernetes API server at https://127.0.0.1:9: Failed to establish a new connection" in result.stderr
     assert "Retrying" not in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- exit codes and messages (issue 16)
+
+
+def _clean(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["diagnose -f", "run examples/qa.py:chain --inputs", "run examples/qa.py:chain --secrets",
+                                    "run", "submit"])  # fmt: skip
+@pytest.mark.parametrize(("content", "fragment"), [(None, "no such file"), (b"\xffnot utf-8", "not UTF-8 text (byte 0xff at offset 0)")])
+def test_missing_or_non_utf8_file_is_named_exit_2(option, content, fragment, tmp_path):
+    path = tmp_path / "input.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli(*option.split(), str(path), *(["--dry-run"] if option.startswith("diagnose") else []), cwd=ROOT)
+    _clean(result, 2, f"{path}: {fragment}")
+
+
+def test_unwritable_runs_dir_is_named_exit_2(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker / "runs"), cwd=ROOT)
+    _clean(result, 2, f"--runs-dir {blocker / 'runs'}: cannot write run records there")
+    result = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker), cwd=ROOT)
+    _clean(result, 2, "(it is not a directory)")
+
+
+def _closed_reader(*args: str, cwd=ROOT):
+    """Run llmstep with its stdout's reader gone before it writes (what `| head` does, sooner)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "llmstep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, cwd=cwd)  # fmt: skip
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    return proc.wait(timeout=120), stderr
+
+
+def test_broken_pipe_is_silent(tmp_path):
+    runs = tmp_path / "runs"
+    done = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(runs), "--json", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run"]
+    assert _closed_reader("show", run_id, "--runs-dir", str(runs)) == (141, "")
+    big = tmp_path / "big.log"
+    big.write_text("line\n" * 100_000)
+    assert _closed_reader("diagnose", "-f", str(big), "--dry-run") == (141, "")
+
+
+def test_name_leaves_room_for_batch_and_argo_suffix():
+    result = run_cli("compile", "examples/qa.py:chain", "--name", "a" * 63, cwd=ROOT)
+    _clean(result, 2, "at most 51 characters (room for '-batch-' and the 5 characters Argo appends, within 63)")
+    result = run_cli("compile", "examples/qa.py:chain", "--name", "a" * 51, "--batch", "2", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert len(yaml.safe_load(result.stdout)["metadata"]["generateName"]) + 5 <= 63
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    ([], "llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE"),
+    (["-f", "-", "--prompt", "custom"], "--prompt custom needs the prompt text: --custom-prompt TEXT"),
+    (["service/web"], "kind 'service' (service/web) is not one that llmstep diagnose reads from a cluster"),
+    (["web"], "target 'web' is not KIND/NAME"),
+])  # fmt: skip
+def test_diagnose_usage_errors_exit_2(args, fragment):
+    result = run_cli("diagnose", *args, "--dry-run", cwd=ROOT)
+    _clean(result, 2, fragment)
+
+
+@pytest.mark.parametrize("args", [["run", "examples/qa.py:chain", "--input", "{}", "--parallelism", "0"],
+                                  ["submit", "examples/qa.py:chain", "--parallelism", "0"],
+                                  ["compile", "examples/qa.py:chain", "--batch", "0"]])  # fmt: skip
+def test_parallelism_zero_is_refused(args):
+    result = run_cli(*args, cwd=ROOT)
+    _clean(result, 2, "0 is not at least 1")
+
+
+def _strict_json(text: str):
+    def refuse(word):
+        raise AssertionError(f"{word} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_never_prints_nan(tmp_path):
+    from conftest import chain_module
+
+    chain_module(tmp_path, "from langchain_core.runnables import RunnableLambda\n"
+                 "chain = RunnableLambda(lambda x: {'score': float('nan'), 'big': float('inf'), 'ok': 1.5})\n")  # fmt: skip
+    result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--input", "{}", "--json", "--runs-dir", str(tmp_path / "r"),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _strict_json(result.stdout)["output"] == {"score": None, "big": None, "ok": 1.5}
+    (tmp_path / "inputs.jsonl").write_text("{}\n")
+    result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--inputs", "inputs.jsonl", "--runs-dir", str(tmp_path / "r"),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _strict_json(result.stdout.splitlines()[0])["output"]["score"] is None
+
+
+def test_diagnosis_json_never_prints_nan():
+    from llmstep.diagnose.report import parse
+
+    report = parse('{"summary": "s", "root_cause": "r", "confidence": NaN}', target="t", prompt="diagnose", redactions=0, model="m")
+    assert report.confidence is None and _strict_json(report.to_json())["confidence"] is None
+    assert "confidence unknown" in report.to_markdown()

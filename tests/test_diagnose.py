@@ -65,7 +65,10 @@ def test_targets_parse_like_kubectl():
     assert parse_target("deploy/web") == ("deployment", "web")
     assert parse_target("workflows/wf-1") == ("workflow", "wf-1")
     with pytest.raises(llmstep.LlmstepError, match="KIND/NAME"):
-        parse_target("frobnicator/x")
+        parse_target("frobnicator")
+    with pytest.raises(llmstep.LlmstepError, match="kind 'service' .* is not one that llmstep diagnose reads") as caught:
+        parse_target("service/web")
+    assert "kubectl get service web -o yaml | llmstep diagnose -f -" in str(caught.value) and caught.value.exit_code == 2
 
 
 def test_no_secret_reaches_the_model_and_redactions_are_counted():
@@ -197,7 +200,7 @@ def test_cli_report_files_json_and_webhook(tmp_path):
 def test_cli_errors(tmp_path):
     assert "no API key: set OPENAI_API_KEY" in run_cli("diagnose", "-f", "-", env={"OPENAI_API_KEY": ""}).stderr
     bad = run_cli("diagnose", "bogus/x")
-    assert bad.returncode == 2 and "KIND/NAME" in bad.stderr
+    assert bad.returncode == 2 and "kind 'bogus' (bogus/x) is not one" in bad.stderr
     with FakeOpenAI(reply="not json at all") as server:
         manifest = tmp_path / "m.yaml"
         manifest.write_text("kind: Pod\nmetadata: {name: p}\n")

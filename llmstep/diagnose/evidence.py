@@ -71,12 +71,16 @@ def _trim(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_target(target: str) -> tuple[str, str]:
+    """``KIND/NAME`` as (kind, name), kubectl's aliases and plurals accepted; a usage error (exit 2),
+    not a failed diagnosis, when it is not one."""
     kind, sep, name = target.partition("/")
     kind = ALIASES.get(kind.lower(), kind.lower().rstrip("s") if kind.lower().rstrip("s") in KINDS else kind.lower())
-    if not sep or not name or kind not in KINDS:
-        raise LlmstepError(  # a usage error (exit 2), not a failed diagnosis
-            f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)"
-        )
+    if not sep or not kind or not name:
+        raise LlmstepError(f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)")
+    if kind not in KINDS:
+        raise LlmstepError(f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
+                           f"{', '.join(sorted(KINDS))}; for any other object: kubectl get {kind} {name} -o yaml "
+                           "| llmstep diagnose -f -")  # fmt: skip
     return kind, name
 
 
