@@ -156,7 +156,9 @@ def _compile(args: argparse.Namespace) -> int:
     else:
         text = compiled.to_yaml() if args.engine == "argo" else compiled.to_tekton_yaml()
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        from llmstep.files import write_text
+
+        write_text(args.output, text, "-o")
         print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -113,8 +113,9 @@ def _api_key(args: argparse.Namespace) -> str:
     if args.api_key_file:
         try:
             key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise DiagnosisError(f"--api-key-file {args.api_key_file}: {exc.strerror or exc}; is the Secret bound?") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            cause = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+            raise DiagnosisError(f"--api-key-file {args.api_key_file}: {cause}; is the Secret bound?") from exc
         if key:
             return key
     if args.api_key_secret:
@@ -136,6 +137,7 @@ def _api_key(args: argparse.Namespace) -> str:
 def run_diagnose(args: argparse.Namespace) -> int:
     from llmstep.diagnose import Model, Redactor, diagnose, prepared
     from llmstep.diagnose.report import post_webhook
+    from llmstep.files import write_text
 
     for name in ("lang", "base_url", "azure_endpoint", "azure_deployment", "api_key_file", "custom_prompt", "task_statuses"):
         if getattr(args, name) == "":
@@ -158,13 +160,11 @@ def run_diagnose(args: argparse.Namespace) -> int:
     text = report.to_json() if args.format == "json" else report.to_markdown()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_text(args.output, text, "--output")
     if args.output_dir:
-        target = Path(args.output_dir) / args.output_name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_text(Path(args.output_dir) / args.output_name, text, "--output-dir", parents=True)
     if args.summary_file:
-        Path(args.summary_file).write_text(report.short(), encoding="utf-8")
+        write_text(args.summary_file, report.short(), "--summary-file")
     if args.webhook_env:
         url = os.environ.get(args.webhook_env)
         if not url:

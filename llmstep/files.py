@@ -1,5 +1,6 @@
-"""Files the user names on the command line (``-f``, ``--inputs``, ``--secrets``, a Workflow):
-read as UTF-8 text, with one error that names the option, the file and the cause."""
+"""Files the user names on the command line (``-f``, ``--inputs``, ``--secrets``, a Workflow;
+``-o``, ``--output``, ``--summary-file``): read and written as UTF-8 text, with one error (exit 2)
+that names the option, the file and the cause."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def read_text(path: str | Path, option: str = "") -> str:
     except UnicodeDecodeError as exc:
         raise LlmstepError(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                            "save it as UTF-8") from None  # fmt: skip
+
+
+def write_text(path: str | Path, text: str, option: str = "", *, parents: bool = False) -> None:
+    """Write ``text`` to ``path`` (``parents``: creating its directory); LlmstepError (exit 2)
+    naming ``option`` and the cause when it cannot be written."""
+    try:
+        if parents:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise LlmstepError(f"{option} {path}: cannot write it ({exc.strerror or exc})".strip()) from None
 
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")

@@ -206,3 +206,25 @@ def test_diagnosis_json_never_prints_nan():
     report = parse('{"summary": "s", "root_cause": "r", "confidence": NaN}', target="t", prompt="diagnose", redactions=0, model="m")
     assert report.confidence is None and _strict_json(report.to_json())["confidence"] is None
     assert "confidence unknown" in report.to_markdown()
+
+
+def test_unwritable_output_file_is_named_exit_2(tmp_path):
+    from openai_server import FakeOpenAI
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    _clean(run_cli("compile", "examples/qa.py:chain", "-o", str(blocked / "wf.yaml"), cwd=ROOT), 2,
+           f"-o {blocked / 'wf.yaml'}: cannot write it")  # fmt: skip
+    answer = json.dumps({"summary": "s", "root_cause": "r", "fix_steps": [], "confidence": 0.5})
+    with FakeOpenAI(reply=answer) as server:
+        result = run_cli("diagnose", "-f", str(blocked), "--provider", "compatible", "--base-url", server.url,
+                         "--summary-file", str(blocked / "summary.txt"), env={"OPENAI_API_KEY": "k"}, cwd=ROOT)  # fmt: skip
+    _clean(result, 2, f"--summary-file {blocked / 'summary.txt'}: cannot write it")
+
+
+def test_api_key_file_that_is_not_utf8_is_named(tmp_path):
+    key = tmp_path / "key"
+    key.write_bytes(b"\xff\xfe")
+    (tmp_path / "log.txt").write_text("a log line")
+    result = run_cli("diagnose", "-f", str(tmp_path / "log.txt"), "--api-key-file", str(key), cwd=ROOT)
+    _clean(result, 1, f"--api-key-file {key}: not UTF-8 text")
