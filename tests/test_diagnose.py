@@ -406,3 +406,16 @@ def test_invalid_redact_pattern_is_a_usage_error():
         llmstep.Diagnose(redact=("[unclosed",))
     result = run_cli("diagnose", "-f", "-", "--redact", "(", "--dry-run")
     assert result.returncode == 2 and "--redact '(' is not a valid regular expression" in result.stderr
+
+
+def test_anonymize_masks_exit_handler_evidence():
+    failures = json.dumps([{"displayName": "ChatOpenAI", "templateName": "chatopenai", "phase": "Failed",
+                            "message": "boom", "podName": "qa-x7k2p-chatopenai-123", "finishedAt": "t"}])  # fmt: skip
+    redactor = Redactor(anonymize=True)
+    sent = prepared(from_workflow_failures(failures, "qa-x7k2p"), redactor, "diagnose", None, None)[1]["content"]
+    assert "qa-x7k2p" not in sent and "workflow-1" in sent and "pod-1" in sent
+    from llmstep.diagnose.evidence import from_task_statuses
+
+    redactor = Redactor(anonymize=True)
+    sent = prepared(from_task_statuses('{"fails": "Failed"}', "pipelinerun/qa-run-abc"), redactor, "diagnose", None, None)
+    assert "qa-run-abc" not in sent[1]["content"] and redactor.unmask("pipelinerun-1") == "qa-run-abc"

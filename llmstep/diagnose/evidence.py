@@ -24,6 +24,7 @@ KINDS = {
     "daemonset": "daemonsets", "job": "jobs", "cronjob": "cronjobs", "workflow": "workflows",
     "pipelinerun": "pipelineruns", "taskrun": "taskruns",
 }  # fmt: skip
+_KIND_NAMES = {"pipelinerun": "PipelineRun", "taskrun": "TaskRun", "workflow": "Workflow"}
 ALIASES = {"po": "pod", "deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
            "cj": "cronjob", "wf": "workflow", "pr": "pipelinerun", "tr": "taskrun"}  # fmt: skip
 
@@ -118,7 +119,7 @@ _NOT_YAML = object()
 
 def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     """Evidence from an Argo exit handler's ``{{workflow.failures}}`` (no API access needed)."""
-    evidence = Evidence(target=f"workflow/{workflow}")
+    evidence = Evidence(target=f"workflow/{workflow}", names=[("Workflow", workflow)])
     try:
         failures = json.loads(failures_json or "[]") or []
     except ValueError:
@@ -126,6 +127,7 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
         evidence.add("workflow failures (unparsed)", failures_json.splitlines())
     lines = []
     for f in failures:
+        evidence.names.append(("Pod", str(f.get("podName") or "")))
         lines.append(f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
                      f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")  # fmt: skip
     evidence.add(f"failed nodes of workflow {workflow}", lines)
@@ -134,7 +136,8 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
 
 def from_task_statuses(statuses_json: str, target: str) -> Evidence:
     """Evidence from a Tekton finally task's ``$(tasks.X.status)`` map (no API access needed)."""
-    evidence = Evidence(target=target)
+    kind, _, name = target.partition("/")
+    evidence = Evidence(target=target, names=[(_KIND_NAMES.get(kind.lower(), kind or "object"), name)])
     try:
         statuses = json.loads(statuses_json or "{}") or {}
     except ValueError:
