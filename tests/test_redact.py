@@ -159,6 +159,29 @@ data:
         ("ENCRYPTED PRIVATE KEY", "MIIFHDBOBgkqhkiG9w0BBQ0wQTApencrypted"),
         ("PGP PRIVATE KEY BLOCK", "lQOYBGVpgpPrivateKeyBlockBody"),
     ])],
+    ("manifest", """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: applied-web
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {"apiVersion":"apps/v1","kind":"Deployment","spec":{"template":{"spec":{"containers":[{"name":"web","image":"web:1","env":[{"name":"DB_PASSWORD","value":"last-applied-env-password"}]}]}}}}
+""", ["last-applied-env-password"], ['"image": "web:1"', "DB_PASSWORD"]),
+    ("manifest", """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tabbed-web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: web
+        env:
+        - name: REDIS_PASSWORD
+          value: broken-doc-env-password
+	  image: web:2
+""", ["broken-doc-env-password"], ["name: REDIS_PASSWORD", "image: web:2"]),
+    ("log", 'patch: {"env": [{"name": "API_TOKEN", "value": "json-env-token-value"}, {"name": "MODE", "value": "dev"}]}',
+     ["json-env-token-value"], ['{"name": "MODE", "value": "dev"}']),
     ("describe", f"""Name:         needs-key
 Namespace:    shop
 Containers:

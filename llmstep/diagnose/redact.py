@@ -13,6 +13,7 @@ of redactions is reported.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ _PATTERNS: list[tuple[re.Pattern[str], int]] = [
     # or a sha256 digest is lowercase hex and never matches)
     (re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[0-9])"
                 r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0),  # fmt: skip
+    # {name: DB_PASSWORD, value: V} as JSON or YAML text: env, params (a document that is not YAML)
+    (re.compile(rf"(?i)(\bname[\"']?[ \t]*:[ \t]*[\"']?[\w.-]*?{_SECRET_END}[\"']?[ \t]*(?:,[ \t]*|\n[ \t]*)[\"']?"
+                rf"(?:value|default)[\"']?[ \t]*:[ \t]*)(?!{_KEEP}){_VALUE}"), 1),  # fmt: skip
     # NAME=V, name: V, "name": "V", INI name = V, ?name=V in a query
     (re.compile(rf"(?i)(?<![\w.-])([\w.-]*?{_SECRET_END}[\"']?[ \t]*[:=][ \t]*)(?!{_KEEP}){_VALUE}"), 1),
     # --password V, "--password", "V", and kubectl describe's one argument per line
@@ -161,7 +165,7 @@ class Redactor:
                 if node_kind == "Secret" and key in ("data", "stringData") and isinstance(value, dict):
                     out[key] = {k: self._hit(MASK) for k in value}
                 elif key == "last-applied-configuration" or key.endswith("/last-applied-configuration"):
-                    out[key] = self.text(str(value)) if node_kind != "Secret" else self._hit(MASK)
+                    out[key] = self._json_text(str(value), node_kind) if node_kind != "Secret" else self._hit(MASK)
                 elif secret_named_item and key in ("value", "default") and self._secret_value(value):
                     out[key] = self._hit(MASK)  # env var, Tekton param, Argo parameter: {name, value}
                 elif secret_name(key) and self._secret_value(value) and not isinstance(value, (dict, list)):
@@ -175,8 +179,19 @@ class Redactor:
         if isinstance(node, list):
             return self._list(node, kind)
         if isinstance(node, str):
-            return self.text(node)
+            return self._json_text(node, kind) if node.lstrip().startswith(("{", "[")) else self.text(node)
         return node
+
+    def _json_text(self, value: str, kind: str | None) -> str:
+        """A string holding JSON (last-applied-configuration, a config file) is redacted as the
+        object it is, so {"name": "DB_PASSWORD", "value": ...} inside it is an env var too."""
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return self.text(value)
+        if not isinstance(parsed, (dict, list)):
+            return self.text(value)
+        return json.dumps(self.obj(parsed, kind=kind if isinstance(parsed, list) else None), ensure_ascii=False)
 
     def _list(self, node: list[Any], kind: str | None) -> list[Any]:
         out = [self.obj(v, kind=kind) for v in node]
