@@ -32,7 +32,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     ask.add_argument("--custom-prompt", metavar="TEXT", help="for --prompt custom; {evidence} marks where evidence goes")
     ask.add_argument("--lang", help="the answer's language (any language name)")
     ask.add_argument("--redact", action="append", default=[], metavar="REGEX", help="also remove text matching REGEX")
-    ask.add_argument("--anonymize", action="store_true", help="mask object names for the model, unmask in the answer")
+    ask.add_argument("--anonymize", action="store_true",
+                     help="mask object names, namespaces, containers, hosts and IPs for the model; unmask in the answer")
     ask.add_argument("--dry-run", action="store_true", help="print exactly what would be sent; call no model")
     model = p.add_argument_group("model")
     model.add_argument("--provider", choices=["openai", "azure", "compatible"], default="openai")

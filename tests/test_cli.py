@@ -114,7 +114,8 @@ def test_missing_or_non_utf8_file_is_named_exit_2(option, content, fragment, tmp
     path = tmp_path / "input.yaml"
     if content is not None:
         path.write_bytes(content)
-    result = run_cli(*option.split(), str(path), *(["--dry-run"] if option.startswith("diagnose") else []), cwd=ROOT)
+    result = run_cli(*option.split(), str(path), *(["--dry-run"] if option.startswith("diagnose") else []), cwd=ROOT,
+                     env={"LLMSTEP_RUNS_DIR": str(tmp_path / "runs")})  # fmt: skip
     _clean(result, 2, f"{path}: {fragment}")
 
 
