@@ -84,7 +84,8 @@ def read_inputs(path: str) -> list[Any]:
 def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
     """Where run records live; with ``write``, checked to be writable before a run starts."""
     path = Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
-    if write:
+    if write:  # probe, and leave nothing behind: a run refused later must not leave a directory
+        created = [p for p in (path, *path.parents) if not p.exists()]
         try:
             path.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=path):
@@ -94,6 +95,12 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
             cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
             raise LlmstepError(f"{source} {path}: cannot write run records there ({cause}); "
                                "pass --runs-dir DIR") from None  # fmt: skip
+        finally:
+            for made in created:
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
     return path
 
 

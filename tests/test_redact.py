@@ -178,7 +178,7 @@ spec:
         env:
         - name: REDIS_PASSWORD
           value: broken-doc-env-password
-	  image: web:2
+\t  image: web:2
 """, ["broken-doc-env-password"], ["name: REDIS_PASSWORD", "image: web:2"]),
     ("log", 'patch: {"env": [{"name": "API_TOKEN", "value": "json-env-token-value"}, {"name": "MODE", "value": "dev"}]}',
      ["json-env-token-value"], ['{"name": "MODE", "value": "dev"}']),
