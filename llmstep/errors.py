@@ -137,8 +137,13 @@ class Cancelled(LlmstepError):
 
 
 def connection_reason(exc: BaseException) -> str:
-    """Why a connection failed, without the transport's object names: urllib3's ``MaxRetryError``
-    (the kubernetes client) becomes "Failed to establish a new connection: [Errno 111] Connection
-    refused"."""
-    reason = getattr(exc, "reason", None) or exc
+    """Why a connection failed, without the transport's wrappers and object names: urllib3's
+    ``MaxRetryError`` (the kubernetes client) or requests' ``ConnectionError`` (the Argo Server)
+    becomes "Failed to establish a new connection: [Errno 111] Connection refused"."""
+    reason: BaseException = exc
+    for _ in range(5):  # requests' ConnectionError wraps MaxRetryError, which wraps the cause
+        inner = getattr(reason, "reason", None) or (reason.args[0] if reason.args else None)
+        if not isinstance(inner, BaseException) or inner is reason:
+            break
+        reason = inner
     return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)|None): ", "", str(reason))

@@ -97,6 +97,13 @@ def test_unreachable_api_server_is_named_without_retry_noise(command, tmp_path):
     assert "Retrying" not in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["submit", "examples/qa.py:chain"], ["result", "wf-1"]])
+def test_unreachable_argo_server_is_named_without_transport_wrappers(command):
+    result = run_cli(*command, "--argo-server", "http://127.0.0.1:9", cwd=ROOT)  # nothing listens on port 9
+    _clean(result, 1, "cannot reach the Argo Server at http://127.0.0.1:9/: Failed to establish a new connection")
+    assert "Max retries exceeded" not in result.stderr and "HTTPConnectionPool" not in result.stderr
+
+
 # ---------------------------------------------------------------- exit codes and messages (issue 16)
 
 

@@ -133,7 +133,7 @@ class ArgoServer:
             raise SubmissionError(f"{what}: TLS verification of {self.host} failed ({exc.__class__.__name__}); pass "
                                   "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true") from exc  # fmt: skip
         except requests.exceptions.ConnectionError as exc:
-            raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {exc}") from exc
+            raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {connection_reason(exc)}") from exc
 
     @staticmethod
     def _dict(model: Any) -> dict[str, Any]:
