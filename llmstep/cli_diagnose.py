@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstep.errors import DiagnosisError, LlmstepError
+from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -127,7 +127,7 @@ def _api_key(args: argparse.Namespace) -> str:
             secret = _client(args).CoreV1Api().read_namespaced_secret(name, _namespace(args))
             return base64.b64decode((secret.data or {})[key or "OPENAI_API_KEY"]).decode()
         except Exception as exc:  # noqa: BLE001 - missing Secret, key or permission
-            raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {exc}") from exc
+            raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
     var = args.api_key_env or ("AZURE_OPENAI_API_KEY" if args.provider == "azure" else "OPENAI_API_KEY")
     key = os.environ.get(var)
     if not key:
