@@ -132,7 +132,8 @@ spec:
     parameters:
     - {name: token, value: argo-parameter-token}
     - {name: environment, value: staging}
-""", ["argo-parameter-token"], ["environment", "staging"]),
+    - {name: api-token, value: "{{workflow.parameters.token}}"}
+""", ["argo-parameter-token"], ["environment", "staging", "{{workflow.parameters.token}}"]),
     ("manifest", f"""apiVersion: v1
 kind: Secret
 metadata:
