@@ -37,7 +37,7 @@ SECRET_NAME = re.compile(rf"(?i)^[\w.-]*?{_SECRET_END}$")
 
 # A value that is a reference, not a secret: keep it, it is evidence (which param, which env).
 _REFERENCE = re.compile(r"^\s*(?:\$\([^)]*\)|\$\{[^}]*\}|\{\{[^}]*\}\}|<set to [^>]*>|\[REDACTED\])\s*$")
-_KEEP = r"[\"']?\[REDACTED\]|[{\[]|<set to|\$\(|\$\{|\{\{|(?:null|true|false|none|~)(?![\w-])|[|>][-+]?[ \t]*(?:\n|$)"
+_KEEP = r"[\"']?(?:[{\[]|<set to|\$\(|\$\{|(?:null|true|false|none|~)(?![\w-]))|[|>][-+]?[ \t]*(?:\n|$)"
 _VALUE = r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s'\",;&})\]]+)"
 
 # (pattern, group kept): the kept group (a "name=" or "Bearer ") stays, the rest is masked.
