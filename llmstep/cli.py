@@ -1,7 +1,9 @@
 """The ``llmstep`` command. The only module that reads environment variables or sets up logging.
 
-Exit codes: 0 success; 1 a step's Runnable raised or a run failed; 2 bad input (usage, reference,
-payload, compile or workflow error); 3 a missing credential; 130 interrupted.
+Exit codes (the README's table): 0 success; 1 a step's Runnable raised, a run failed, or a
+cluster or model could not be reached; 2 bad input (usage, a named file missing or not UTF-8,
+reference, payload, compile or workflow error); 3 a missing credential; 70 an internal error (a
+bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from llmstep.errors import CompileError, LlmstepError
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that left (| head) is found here, not by the interpreter at exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except LlmstepError as exc:
         if args.debug:
             raise
@@ -42,6 +51,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (``--parallelism 0`` would run nothing, forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _discard_stdout() -> None:
+    """Send what is left in stdout's buffer nowhere, so the interpreter's flush at exit stays
+    silent (the reader is gone; there is nobody to tell)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+
+
 @functools.cache  # built once per process: a forked step finds it built by the fork server
 def _parser() -> argparse.ArgumentParser:
     # --debug works before or after the command; SUPPRESS keeps a subcommand's default from
@@ -51,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmstep",
         description="Run LangChain chains on Kubernetes workflow engines, one container per Runnable.",
-        epilog="exit codes: 0 ok; 1 a step raised or a run failed; 2 bad input; 3 missing credentials; 130 interrupted",
+        epilog="exit codes: 0 ok; 1 a step raised, a run failed, or a cluster or model could not be reached; "
+        "2 bad input; 3 missing credentials; 70 internal error; 130 interrupted; 141 stdout closed (| head)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
                    help="argo: a Workflow; tekton: the llmstep-run Task, a Pipeline and a PipelineRun")
-    p.add_argument("--batch", type=int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
+    p.add_argument("--batch", type=positive_int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
                    "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time")
     p.add_argument("--input", metavar="JSON", help="the chain input written into the document (the 'input' "
                    "parameter's value), so `kubectl create -f` runs it; `argo submit -p input=...` overrides it")
@@ -107,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.debug else logging.INFO
     logging.basicConfig(level=level, format="llmstep: %(message)s", stream=sys.stderr)
+    if not args.debug:
+        # urllib3 (the kubernetes client's transport) logs each retry of an unreachable API server;
+        # the error that follows names the cause once
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -134,7 +169,9 @@ def _compile(args: argparse.Namespace) -> int:
     else:
         text = compiled.to_tekton_yaml(value)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        from llmstep.files import write_text
+
+        write_text(args.output, text, "-o")
         print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)
     else:
         sys.stdout.write(text)

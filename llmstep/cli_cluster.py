@@ -8,7 +8,6 @@ The transport is the Kubernetes API (kubeconfig, like kubectl) unless ``--argo-s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from llmstep.errors import WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from llmstep.cli import positive_int
     from llmstep.cli_run import add_input_options
 
     cluster = argparse.ArgumentParser(add_help=False)
@@ -35,7 +35,7 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
                        "and print its result (exit 1 when it fails).")
     p.add_argument("target", metavar="REF|FILE.yaml", help="a chain reference (path/to/file.py:attr) or an Argo Workflow file")
     add_input_options(p)
-    p.add_argument("--parallelism", type=int, default=8, metavar="N", help="with --inputs: at most N inputs in flight and N step pods at a time (default 8)")
+    p.add_argument("--parallelism", type=positive_int, default=8, metavar="N", help="with --inputs: at most N inputs in flight and N step pods at a time (default 8)")
     p.add_argument("--wait", action="store_true", help="wait for the workflow and print its result")
     p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
     p.add_argument("--image", help="(REF) the step image")
@@ -58,8 +58,10 @@ def _transport(args: argparse.Namespace) -> Any:
 
 
 def _document(args: argparse.Namespace) -> dict[str, Any]:
+    from llmstep.files import check_documents_exist
     from llmstep.refs import is_reference, load_reference, reference_name
 
+    check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
         from llmstep.yamlio import load_documents
@@ -111,14 +113,14 @@ def _result(args: argparse.Namespace) -> int:
 
 def _print(run: Any, as_json: bool) -> int:
     from llmstep import serde
-    from llmstep.cli_run import output_text, report_batch
+    from llmstep.cli_run import json_text, output_text, report_batch
     from llmstep.run.argo import BatchRun
 
     if isinstance(run, BatchRun):
         return report_batch(run.results(return_exceptions=True), f"argo get -n {run.namespace} {run.name}")
     output = run.result()
     if as_json:
-        print(json.dumps({"workflow": run.name, "output": serde.encode_value(output)["value"]}, ensure_ascii=False))
+        print(json_text({"workflow": run.name, "output": serde.encode_value(output)["value"]}))
     else:
         print(output if isinstance(output, str) else output_text(output))
     return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstep.errors import DiagnosisError
+from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -32,7 +32,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     ask.add_argument("--custom-prompt", metavar="TEXT", help="for --prompt custom; {evidence} marks where evidence goes")
     ask.add_argument("--lang", help="the answer's language (any language name)")
     ask.add_argument("--redact", action="append", default=[], metavar="REGEX", help="also remove text matching REGEX")
-    ask.add_argument("--anonymize", action="store_true", help="mask object names for the model, unmask in the answer")
+    ask.add_argument("--anonymize", action="store_true",
+                     help="mask object names, namespaces, containers, hosts and IPs for the model; unmask in the answer")
     ask.add_argument("--dry-run", action="store_true", help="print exactly what would be sent; call no model")
     model = p.add_argument_group("model")
     model.add_argument("--provider", choices=["openai", "azure", "compatible"], default="openai")
@@ -89,7 +90,9 @@ def _evidence(args: argparse.Namespace) -> Any:
     from llmstep.diagnose import evidence
 
     if args.filename:
-        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text(encoding="utf-8")
+        from llmstep.files import read_text
+
+        text = read_text(args.filename, "-f")
         return evidence.from_text(text, "stdin" if args.filename == "-" else args.filename)
     if args.workflow_failures is not None or args.task_statuses is not None:
         name = (args.target or "run/unknown").partition("/")[2]
@@ -97,12 +100,12 @@ def _evidence(args: argparse.Namespace) -> Any:
                  else evidence.from_task_statuses(args.task_statuses, args.target or "pipelinerun/unknown"))  # fmt: skip
         if os.environ.get("KUBERNETES_SERVICE_HOST") or args.kubeconfig:
             try:  # inside a cluster the pods' evidence is worth having too
-                found.sections += evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target).sections
+                found.merge(evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target))
             except DiagnosisError as exc:
                 found.add("cluster evidence unavailable", [str(exc)])
         return found
     if not args.target:
-        raise DiagnosisError("name a TARGET (KIND/NAME) or give -f FILE")
+        raise LlmstepError("llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE")
     evidence.parse_target(args.target)  # a bad target is reported before any cluster is contacted
     return evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target)
 
@@ -111,8 +114,9 @@ def _api_key(args: argparse.Namespace) -> str:
     if args.api_key_file:
         try:
             key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise DiagnosisError(f"--api-key-file {args.api_key_file}: {exc.strerror or exc}; is the Secret bound?") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            cause = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+            raise DiagnosisError(f"--api-key-file {args.api_key_file}: {cause}; is the Secret bound?") from exc
         if key:
             return key
     if args.api_key_secret:
@@ -123,7 +127,7 @@ def _api_key(args: argparse.Namespace) -> str:
             secret = _client(args).CoreV1Api().read_namespaced_secret(name, _namespace(args))
             return base64.b64decode((secret.data or {})[key or "OPENAI_API_KEY"]).decode()
         except Exception as exc:  # noqa: BLE001 - missing Secret, key or permission
-            raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {exc}") from exc
+            raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
     var = args.api_key_env or ("AZURE_OPENAI_API_KEY" if args.provider == "azure" else "OPENAI_API_KEY")
     key = os.environ.get(var)
     if not key:
@@ -134,13 +138,16 @@ def _api_key(args: argparse.Namespace) -> str:
 def run_diagnose(args: argparse.Namespace) -> int:
     from llmstep.diagnose import Model, Redactor, diagnose, prepared
     from llmstep.diagnose.report import post_webhook
+    from llmstep.files import write_text
 
     for name in ("lang", "base_url", "azure_endpoint", "azure_deployment", "api_key_file", "custom_prompt", "task_statuses"):
         if getattr(args, name) == "":
-            setattr(args, name, None)  # an empty Tekton/Argo param means "not set"    from llmstep.diagnose.report import post_webhook
+            setattr(args, name, None)  # an empty Tekton/Argo param means "not set"
 
+    if args.prompt == "custom" and not args.custom_prompt:
+        raise LlmstepError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
+    redactor = Redactor(patterns=args.redact, anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
-    redactor = Redactor(patterns=args.redact, anonymize=args.anonymize)
     if args.dry_run:
         sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt)
         for message in sent:
@@ -154,13 +161,11 @@ def run_diagnose(args: argparse.Namespace) -> int:
     text = report.to_json() if args.format == "json" else report.to_markdown()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_text(args.output, text, "--output")
     if args.output_dir:
-        target = Path(args.output_dir) / args.output_name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_text(Path(args.output_dir) / args.output_name, text, "--output-dir", parents=True)
     if args.summary_file:
-        Path(args.summary_file).write_text(report.short(), encoding="utf-8")
+        write_text(args.summary_file, report.short(), "--summary-file")
     if args.webhook_env:
         url = os.environ.get(args.webhook_env)
         if not url:

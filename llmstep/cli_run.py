@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
                    "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
     add_input_options(p)
-    p.add_argument("--parallelism", type=int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
+    from llmstep.cli import positive_int
+
+    p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
     p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
@@ -61,10 +65,9 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
 
 def read_inputs(path: str) -> list[Any]:
     """Batch inputs from a JSON list or JSON Lines file ('-': stdin)."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkflowError(f"--inputs {path}: {exc.strerror or exc}") from exc
+    from llmstep.files import read_text
+
+    text = read_text(path, "--inputs")
     lines = [text] if text.lstrip().startswith("[") else text.splitlines()
     values: list[Any] = []
     for number, line in enumerate(lines, 1):
@@ -78,8 +81,27 @@ def read_inputs(path: str) -> list[Any]:
     return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
 
-def _runs_dir(args: argparse.Namespace) -> Path:
-    return Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
+def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
+    """Where run records live; with ``write``, checked to be writable before a run starts."""
+    path = Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
+    if write:  # probe, and leave nothing behind: a run refused later must not leave a directory
+        created = [p for p in (path, *path.parents) if not p.exists()]
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            source = "--runs-dir" if args.runs_dir else "LLMSTEP_RUNS_DIR" if os.environ.get("LLMSTEP_RUNS_DIR") else "runs directory"
+            cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
+            raise LlmstepError(f"{source} {path}: cannot write run records there ({cause}); "
+                               "pass --runs-dir DIR") from None  # fmt: skip
+        finally:
+            for made in created:
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+    return path
 
 
 def read_secrets(path: str | None) -> dict[str, str]:
@@ -87,10 +109,9 @@ def read_secrets(path: str | None) -> dict[str, str]:
     values = dict(os.environ)
     if not path:
         return values
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise WorkflowError(f"--secrets {path}: {exc.strerror or exc}") from exc
+    from llmstep.files import read_text
+
+    lines = read_text(path, "--secrets").splitlines()
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -132,9 +153,11 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
 def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
     """The documents to run, and a launcher already warming up (its fork server imports
     LangChain while this process renders the documents)."""
+    from llmstep.files import check_documents_exist
     from llmstep.refs import is_reference, load_reference, reference_name
 
     targets = args.target
+    check_documents_exist(targets)
     if targets and all(Path(t).is_file() and not t.endswith(".py") for t in targets):
         from llmstep.yamlio import load_documents
 
@@ -165,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     from llmstep.run.container import Isolation, engine_env
     from llmstep.run.local import resume_run, run_document, run_tekton
 
-    runs_dir = _runs_dir(args)
+    runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
     isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
     if args.resume:
@@ -207,8 +230,8 @@ def _report(record: Any, as_json: bool) -> int:
     if as_json:
         encoded = serde.encode_value(output)["value"] if ok else None
         steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
-        print(json.dumps({"run": record.run_id, "phase": record.phase, "output": encoded,
-                          "failures": record.failures(), "steps": steps}, indent=2, ensure_ascii=False))  # fmt: skip
+        print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
+                         "failures": record.failures(), "steps": steps}, indent=2))  # fmt: skip
     elif ok:
         print(output if isinstance(output, str) else output_text(output))
     else:
@@ -229,7 +252,7 @@ def report_batch(results: list[Any], details: str) -> int:
             line = {"index": index, "error": str(result), "steps": result.steps}
         else:
             line = {"index": index, "output": serde.encode_value(result)["value"]}
-        print(json.dumps(line, ensure_ascii=False))
+        print(json_text(line))
     if failed:
         print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
     return 1 if failed else 0
@@ -241,7 +264,23 @@ def output_text(value: Any) -> str:
     content = getattr(value, "content", None)
     if isinstance(content, str):
         return content
-    return json.dumps(serde.encode_value(value)["value"], indent=2, ensure_ascii=False)
+    return json_text(serde.encode_value(value)["value"], indent=2)
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON for the terminal and for programs reading it: NaN and infinities, which JSON has no
+    words for (Python would print ``NaN``), are ``null``, as JavaScript's JSON.stringify writes them."""
+    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _prune(runs_dir: Path) -> None:

@@ -30,7 +30,7 @@ from langchain_core.runnables.passthrough import RunnableAssign
 
 from llmstep import __version__, leaks, leaks_pickled, pickling, serde
 from llmstep.errors import CompileError, CredentialsWarning
-from llmstep.naming import NameAllocator, dns_label
+from llmstep.naming import CHAIN_NAME_MAX, NameAllocator, chain_name
 from llmstep.plan import Plan, PlanStep, StepSettings
 from llmstep.step import Step
 
@@ -81,7 +81,7 @@ def compile_plan(
     if shape[0] != "step":
         builder.add_step(RunnablePassthrough(), shape, "chain", display="result")
         shape = ["step", builder.steps[-1].name]
-    wf_name = dns_label(name, "name") if name is not None else _derive_name(builder.steps)
+    wf_name = chain_name(name) if name is not None else _derive_name(builder.steps)
     return Plan(
         name=wf_name,
         steps=tuple(builder.steps),
@@ -239,7 +239,7 @@ def _derive_name(steps: list[PlanStep]) -> str:
     """A workflow name from the chain's first and last steps, e.g. ``chatprompttemplate-stroutputparser``."""
     first, last = steps[0].name, steps[-1].name
     joined = first if first == last else f"{first}-{last}"
-    return dns_label(joined[:52].rstrip("-"), "name")
+    return chain_name(joined[:CHAIN_NAME_MAX].rstrip("-"))
 
 
 def _describe(steps: list[PlanStep]) -> str:

@@ -25,6 +25,7 @@ Foreign errors are translated where they cross into llmstep (``raise ... from ex
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
@@ -148,3 +149,16 @@ class Cancelled(LlmstepError):
     """The caller stopped waiting (an async call was cancelled); what it started was stopped."""
 
     exit_code = 130
+
+
+def connection_reason(exc: BaseException) -> str:
+    """Why a connection failed, without the transport's wrappers and object names: urllib3's
+    ``MaxRetryError`` (the kubernetes client) or requests' ``ConnectionError`` (the Argo Server)
+    becomes "Failed to establish a new connection: [Errno 111] Connection refused"."""
+    reason: BaseException = exc
+    for _ in range(5):  # requests' ConnectionError wraps MaxRetryError, which wraps the cause
+        inner = getattr(reason, "reason", None) or (reason.args[0] if reason.args else None)
+        if not isinstance(inner, BaseException) or inner is reason:
+            break
+        reason = inner
+    return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)|None): ", "", str(reason))

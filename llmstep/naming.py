@@ -25,14 +25,31 @@ def readable(label: str, limit: int = MAX) -> str:
     return text or "step"
 
 
-def dns_label(name: str, field: str = "name") -> str:
-    """Check that ``name`` is a DNS label; CompileError naming ``field`` otherwise."""
-    if not isinstance(name, str) or len(name) > MAX or not DNS_LABEL.match(name):
+GENERATED_SUFFIX = 5
+"""Characters the API server appends to a ``generateName`` (every Argo Workflow and Tekton run)."""
+BATCH_INFIX = "-batch-"
+"""A batch Workflow's ``generateName`` is ``NAME-batch-``."""
+CHAIN_NAME_MAX = MAX - len(BATCH_INFIX) - GENERATED_SUFFIX
+"""A chain's name leaves room for ``-batch-`` and the 5 generated characters: every Workflow
+name it leads to stays a DNS label (63), which Argo needs for its pod labels."""
+
+
+def dns_label(name: str, field: str = "name", limit: int = MAX) -> str:
+    """Check that ``name`` is a DNS label of at most ``limit`` characters; CompileError naming
+    ``field`` otherwise."""
+    if not isinstance(name, str) or len(name) > limit or not DNS_LABEL.match(name):
+        why = (f" (room for '{BATCH_INFIX}' and the {GENERATED_SUFFIX} characters Argo appends, within {MAX})"
+               if limit == CHAIN_NAME_MAX else "")  # fmt: skip
         raise CompileError(
             f"{field}={name!r} is not a valid name: use lowercase letters, digits and '-', "
-            f"starting and ending with a letter or digit, at most {MAX} characters"
+            f"starting and ending with a letter or digit, at most {limit} characters{why}"
         )
     return name
+
+
+def chain_name(name: str, field: str = "name") -> str:
+    """A chain's (Workflow, Pipeline) name: a DNS label of at most :data:`CHAIN_NAME_MAX`."""
+    return dns_label(name, field, CHAIN_NAME_MAX)
 
 
 class NameAllocator:

@@ -34,11 +34,10 @@ def dump_all(docs: list[Any]) -> str:
 
 
 def load_documents(path: str | Path) -> list[dict[str, Any]]:
-    """Every YAML document in a file; WorkflowError naming the file when it cannot be read."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkflowError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    """Every YAML document in a file; an error naming the file when it cannot be read."""
+    from llmstep.files import read_text
+
+    text = read_text(path)
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from conftest import ROOT, run_cli
@@ -78,3 +80,167 @@ def test_console_script_and_module_are_the_same_command():
     assert exe.is_file(), "the llmstep console script is installed"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "exit codes" in out.stdout
+
+
+UNREACHABLE = "cannot reach the Kubernetes API server at https://127.0.0.1:9: Failed to establish a new connection"
+
+
+@pytest.mark.parametrize(("command", "fragment"), [
+    (["diagnose", "pod/web", "--dry-run"], UNREACHABLE), (["submit", "examples/qa.py:chain"], UNREACHABLE),
+    (["result", "wf-1"], UNREACHABLE),
+    (["diagnose", "-f", "README.md", "--api-key-secret", "app/KEY"],
+     "cannot read the key from Secret app/KEY: Failed to establish a new connection: [Errno 111] Connection refused"),
+])  # fmt: skip
+def test_unreachable_api_server_is_named_without_retry_noise(command, fragment, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+        "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:9"}}],  # nothing listens on port 9
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u", "namespace": "shop"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }))  # fmt: skip
+    result = run_cli(*command, "--kubeconfig", str(kubeconfig), cwd=ROOT)
+    assert result.returncode == 1, result.stderr
+    assert fragment in result.stderr
+    assert "Retrying" not in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["submit", "examples/qa.py:chain"], ["result", "wf-1"]])
+def test_unreachable_argo_server_is_named_without_transport_wrappers(command):
+    result = run_cli(*command, "--argo-server", "http://127.0.0.1:9", cwd=ROOT)  # nothing listens on port 9
+    _clean(result, 1, "cannot reach the Argo Server at http://127.0.0.1:9/: Failed to establish a new connection")
+    assert "Max retries exceeded" not in result.stderr and "HTTPConnectionPool" not in result.stderr
+
+
+# ---------------------------------------------------------------- exit codes and messages (issue 16)
+
+
+def _clean(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["diagnose -f", "run examples/qa.py:chain --inputs", "run examples/qa.py:chain --secrets",
+                                    "run", "submit"])  # fmt: skip
+@pytest.mark.parametrize(("content", "fragment"), [(None, "no such file"), (b"\xffnot utf-8", "not UTF-8 text (byte 0xff at offset 0)")])
+def test_missing_or_non_utf8_file_is_named_exit_2(option, content, fragment, tmp_path):
+    path = tmp_path / "input.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli(*option.split(), str(path), *(["--dry-run"] if option.startswith("diagnose") else []), cwd=ROOT,
+                     env={"LLMSTEP_RUNS_DIR": str(tmp_path / "runs")})  # fmt: skip
+    _clean(result, 2, f"{path}: {fragment}")
+
+
+def test_unwritable_runs_dir_is_named_exit_2(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker / "runs"), cwd=ROOT)
+    _clean(result, 2, f"--runs-dir {blocker / 'runs'}: cannot write run records there")
+    result = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker), cwd=ROOT)
+    _clean(result, 2, "(it is not a directory)")
+
+
+def _closed_reader(*args: str, cwd=ROOT):
+    """Run llmstep with its stdout's reader gone before it writes (what `| head` does, sooner)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "llmstep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, cwd=cwd)  # fmt: skip
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    return proc.wait(timeout=120), stderr
+
+
+def test_broken_pipe_is_silent(tmp_path):
+    runs = tmp_path / "runs"
+    done = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(runs), "--json", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run"]
+    assert _closed_reader("show", run_id, "--runs-dir", str(runs)) == (141, "")
+    big = tmp_path / "big.log"
+    big.write_text("line\n" * 100_000)
+    assert _closed_reader("diagnose", "-f", str(big), "--dry-run") == (141, "")
+
+
+def test_name_leaves_room_for_batch_and_argo_suffix():
+    result = run_cli("compile", "examples/qa.py:chain", "--name", "a" * 63, cwd=ROOT)
+    _clean(result, 2, "at most 51 characters (room for '-batch-' and the 5 characters Argo appends, within 63)")
+    result = run_cli("compile", "examples/qa.py:chain", "--name", "a" * 51, "--batch", "2", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert len(yaml.safe_load(result.stdout)["metadata"]["generateName"]) + 5 <= 63
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    ([], "llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE"),
+    (["-f", "-", "--prompt", "custom"], "--prompt custom needs the prompt text: --custom-prompt TEXT"),
+    (["service/web"], "kind 'service' (service/web) is not one that llmstep diagnose reads from a cluster"),
+    (["web"], "target 'web' is not KIND/NAME"),
+])  # fmt: skip
+def test_diagnose_usage_errors_exit_2(args, fragment):
+    result = run_cli("diagnose", *args, "--dry-run", cwd=ROOT)
+    _clean(result, 2, fragment)
+
+
+@pytest.mark.parametrize("args", [["run", "examples/qa.py:chain", "--input", "{}", "--parallelism", "0"],
+                                  ["submit", "examples/qa.py:chain", "--parallelism", "0"],
+                                  ["compile", "examples/qa.py:chain", "--batch", "0"]])  # fmt: skip
+def test_parallelism_zero_is_refused(args):
+    result = run_cli(*args, cwd=ROOT)
+    _clean(result, 2, "0 is not at least 1")
+
+
+def _strict_json(text: str):
+    def refuse(word):
+        raise AssertionError(f"{word} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_never_prints_nan(tmp_path):
+    from conftest import chain_module
+
+    chain_module(tmp_path, "from langchain_core.runnables import RunnableLambda\n"
+                 "chain = RunnableLambda(lambda x: {'score': float('nan'), 'big': float('inf'), 'ok': 1.5})\n")  # fmt: skip
+    result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--input", "{}", "--json", "--runs-dir", str(tmp_path / "r"),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _strict_json(result.stdout)["output"] == {"score": None, "big": None, "ok": 1.5}
+    (tmp_path / "inputs.jsonl").write_text("{}\n")
+    result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--inputs", "inputs.jsonl", "--runs-dir", str(tmp_path / "r"),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _strict_json(result.stdout.splitlines()[0])["output"]["score"] is None
+
+
+def test_diagnosis_json_never_prints_nan():
+    from llmstep.diagnose.report import parse
+
+    report = parse('{"summary": "s", "root_cause": "r", "confidence": NaN}', target="t", prompt="diagnose", redactions=0, model="m")
+    assert report.confidence is None and _strict_json(report.to_json())["confidence"] is None
+    assert "confidence unknown" in report.to_markdown()
+
+
+def test_unwritable_output_file_is_named_exit_2(tmp_path):
+    from openai_server import FakeOpenAI
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    _clean(run_cli("compile", "examples/qa.py:chain", "-o", str(blocked / "wf.yaml"), cwd=ROOT), 2,
+           f"-o {blocked / 'wf.yaml'}: cannot write it")  # fmt: skip
+    answer = json.dumps({"summary": "s", "root_cause": "r", "fix_steps": [], "confidence": 0.5})
+    with FakeOpenAI(reply=answer) as server:
+        result = run_cli("diagnose", "-f", str(blocked), "--provider", "compatible", "--base-url", server.url,
+                         "--summary-file", str(blocked / "summary.txt"), env={"OPENAI_API_KEY": "k"}, cwd=ROOT)  # fmt: skip
+    _clean(result, 2, f"--summary-file {blocked / 'summary.txt'}: cannot write it")
+
+
+def test_api_key_file_that_is_not_utf8_is_named(tmp_path):
+    key = tmp_path / "key"
+    key.write_bytes(b"\xff\xfe")
+    (tmp_path / "log.txt").write_text("a log line")
+    result = run_cli("diagnose", "-f", str(tmp_path / "log.txt"), "--api-key-file", str(key), cwd=ROOT)
+    _clean(result, 1, f"--api-key-file {key}: not UTF-8 text")

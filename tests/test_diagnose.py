@@ -65,7 +65,10 @@ def test_targets_parse_like_kubectl():
     assert parse_target("deploy/web") == ("deployment", "web")
     assert parse_target("workflows/wf-1") == ("workflow", "wf-1")
     with pytest.raises(llmstep.LlmstepError, match="KIND/NAME"):
-        parse_target("frobnicator/x")
+        parse_target("frobnicator")
+    with pytest.raises(llmstep.LlmstepError, match="kind 'service' .* is not one that llmstep diagnose reads") as caught:
+        parse_target("service/web")
+    assert "kubectl get service web -o yaml | llmstep diagnose -f -" in str(caught.value) and caught.value.exit_code == 2
 
 
 def test_no_secret_reaches_the_model_and_redactions_are_counted():
@@ -197,7 +200,7 @@ def test_cli_report_files_json_and_webhook(tmp_path):
 def test_cli_errors(tmp_path):
     assert "no API key: set OPENAI_API_KEY" in run_cli("diagnose", "-f", "-", env={"OPENAI_API_KEY": ""}).stderr
     bad = run_cli("diagnose", "bogus/x")
-    assert bad.returncode == 2 and "KIND/NAME" in bad.stderr
+    assert bad.returncode == 2 and "kind 'bogus' (bogus/x) is not one" in bad.stderr
     with FakeOpenAI(reply="not json at all") as server:
         manifest = tmp_path / "m.yaml"
         manifest.write_text("kind: Pod\nmetadata: {name: p}\n")
@@ -296,3 +299,123 @@ def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):
     assert "## Fix" in open(report["localPath"]).read()
     written = tekton.root / "workspaces" / "data" / tekton.run_id / "diagnosis.md"
     assert "## Fix" in written.read_text()
+
+
+# ---------------------------------------------------------------- evidence from a cluster (in-memory)
+
+PLANTED = "sk-planted-literal-0123456789abcdef"
+
+
+def needs_key_cluster(namespace="default", node="worker-1"):
+    """pod/needs-key: its container reads API_KEY from Secret app-secrets, which lacks the key."""
+    from kube_fake import FakeCluster
+    from kubernetes import client as k
+
+    cluster = FakeCluster(namespace)
+    container = k.V1Container(
+        name="checkout-api", image="registry.example.com/checkout:2.0", command=["/app/serve"], args=["--port", "8080"],
+        env=[k.V1EnvVar(name="API_KEY", value_from=k.V1EnvVarSource(secret_key_ref=k.V1SecretKeySelector(name="app-secrets", key="API_KEY"))),
+             k.V1EnvVar(name="API_TOKEN", value=PLANTED), k.V1EnvVar(name="MODE", value="production")],
+        resources=k.V1ResourceRequirements(limits={"memory": "256Mi"}),
+        readiness_probe=k.V1Probe(http_get=k.V1HTTPGetAction(path="/healthz", port=8080)),
+        volume_mounts=[k.V1VolumeMount(name="tls", mount_path="/tls")],
+    )  # fmt: skip
+    cluster.pods["needs-key"] = k.V1Pod(
+        metadata=k.V1ObjectMeta(name="needs-key", namespace=namespace),
+        spec=k.V1PodSpec(containers=[container], node_name=node,
+                         volumes=[k.V1Volume(name="tls", secret=k.V1SecretVolumeSource(secret_name="checkout-tls"))]),
+        status=k.V1PodStatus(phase="Pending", pod_ip="10.42.0.17", host_ip="192.168.7.21", container_statuses=[
+            k.V1ContainerStatus(name="checkout-api", image="registry.example.com/checkout:2.0", image_id="", ready=False,
+                                restart_count=0, state=k.V1ContainerState(waiting=k.V1ContainerStateWaiting(
+                                    reason="CreateContainerConfigError",
+                                    message=f"couldn't find key API_KEY in Secret {namespace}/app-secrets")))]),
+    )  # fmt: skip
+    cluster.events.append(k.CoreV1Event(
+        metadata=k.V1ObjectMeta(name="e1"), involved_object=k.V1ObjectReference(kind="Pod", name="needs-key"),
+        type="Warning", reason="Failed", count=3,
+        message=f"Error: couldn't find key API_KEY in Secret {namespace}/app-secrets; db at 10.43.12.5:5432 "
+                f"and postgres.{namespace}.svc.cluster.local:5432 on node {node}"))  # fmt: skip
+    return cluster
+
+
+def test_evidence_shows_which_secret_and_key_a_failing_container_references():
+    from llmstep.diagnose.evidence import Collector
+
+    evidence = Collector(needs_key_cluster().client(), "default").collect("pod/needs-key")
+    sent = prepared(evidence, Redactor(), "diagnose", None, None)[1]["content"]
+    assert "waiting (CreateContainerConfigError: couldn't find key API_KEY in Secret default/app-secrets)" in sent
+    assert "## spec of pod needs-key (trimmed)" in sent
+    spec = sent.split("## spec of pod needs-key (trimmed)\n", 1)[1].split("\n\n## ", 1)[0]
+    import yaml
+
+    container = yaml.safe_load(spec)["containers"][0]
+    assert container["image"] == "registry.example.com/checkout:2.0" and container["command"] == ["/app/serve"]
+    assert container["env"][0] == {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "API_KEY"}}}
+    assert container["env"][1] == {"name": "API_TOKEN", "value": "[REDACTED]"} and container["env"][2]["value"] == "production"
+    assert container["resources"] == {"limits": {"memory": "256Mi"}} and container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert yaml.safe_load(spec)["volumes"] == [{"name": "tls", "secret": {"secretName": "checkout-tls"}}]
+    assert PLANTED not in sent
+
+
+def test_unreachable_api_server_is_named_not_an_internal_error():
+    from llmstep.diagnose.evidence import Collector
+
+    cluster = needs_key_cluster()
+    cluster.unreachable = True
+    with pytest.raises(llmstep.DiagnosisError, match=r"cannot reach the Kubernetes API server at https://127.0.0.1:6443: "
+                       r"Failed to establish a new connection: \[Errno 111\] Connection refused"):  # fmt: skip
+        Collector(cluster.client(), "default").collect("pod/needs-key")
+
+
+def test_anonymize_masks_namespaces_containers_hosts_and_ips_and_maps_them_back():
+    from llmstep.diagnose.evidence import Collector
+
+    real = ["needs-key", "shop-prod", "checkout-api", "worker-7.corp.example.net", "10.42.0.17", "192.168.7.21",
+            "10.43.12.5", "postgres.shop-prod.svc.cluster.local"]  # fmt: skip
+    evidence = Collector(needs_key_cluster("shop-prod", "worker-7.corp.example.net").client(), "shop-prod").collect("pod/needs-key")
+    redactor = Redactor(anonymize=True)
+    first = prepared(evidence, redactor, "diagnose", None, None)[1]["content"]
+    names = dict(redactor.names)
+    assert {names[r] for r in real} == {"pod-1", "namespace-1", "container-1", "host-1", "host-2", "ip-1", "ip-2", "ip-3"}
+    answer = {**ANSWER, "root_cause": f"{names['checkout-api']} in {names['needs-key']} ({names['shop-prod']}) lacks a key; "
+              f"node {names['worker-7.corp.example.net']} at {names['192.168.7.21']}, db {names['10.43.12.5']}"}  # fmt: skip
+    with FakeOpenAI(reply=json.dumps(answer)) as server:
+        report = diagnose(evidence, Model(api_key="k", provider="compatible", base_url=server.url), redactor)
+    sent = json.dumps(server.requests[0]["body"])
+    for value in real:
+        assert value not in sent and value not in first
+    assert "CreateContainerConfigError" in sent and "secretKeyRef" in sent  # the evidence itself survives
+    assert report.root_cause == ("checkout-api in needs-key (shop-prod) lacks a key; node worker-7.corp.example.net at "
+                                 "192.168.7.21, db 10.43.12.5")  # fmt: skip
+
+
+def test_anonymize_masks_namespaces_and_containers_of_manifests():
+    text = "kind: Pod\nmetadata: {name: web-0, namespace: payments}\nspec:\n  containers:\n  - {name: ledger, image: x}\n"
+    redactor = Redactor(anonymize=True)
+    sent = prepared(from_text(text, "pod.yaml"), redactor, "diagnose", None, None)[1]["content"]
+    assert "payments" not in sent and "ledger" not in sent and "web-0" not in sent
+    assert "namespace: namespace-1" in sent and "name: container-1" in sent
+    assert redactor.unmask("container-1 of pod-1 in namespace-1") == "ledger of web-0 in payments"
+
+
+def test_invalid_redact_pattern_is_a_usage_error():
+    with pytest.raises(llmstep.LlmstepError, match=r"--redact '\(' is not a valid regular expression") as caught:
+        Redactor(patterns=["("])
+    assert caught.value.exit_code == 2
+    with pytest.raises(llmstep.LlmstepError, match="Diagnose"):
+        llmstep.Diagnose(redact=("[unclosed",))
+    result = run_cli("diagnose", "-f", "-", "--redact", "(", "--dry-run")
+    assert result.returncode == 2 and "--redact '(' is not a valid regular expression" in result.stderr
+
+
+def test_anonymize_masks_exit_handler_evidence():
+    failures = json.dumps([{"displayName": "ChatOpenAI", "templateName": "chatopenai", "phase": "Failed",
+                            "message": "boom", "podName": "qa-x7k2p-chatopenai-123", "finishedAt": "t"}])  # fmt: skip
+    redactor = Redactor(anonymize=True)
+    sent = prepared(from_workflow_failures(failures, "qa-x7k2p"), redactor, "diagnose", None, None)[1]["content"]
+    assert "qa-x7k2p" not in sent and "workflow-1" in sent and "pod-1" in sent
+    from llmstep.diagnose.evidence import from_task_statuses
+
+    redactor = Redactor(anonymize=True)
+    sent = prepared(from_task_statuses('{"fails": "Failed"}', "pipelinerun/qa-run-abc"), redactor, "diagnose", None, None)
+    assert "qa-run-abc" not in sent[1]["content"] and redactor.unmask("pipelinerun-1") == "qa-run-abc"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from llmstep.diagnose.evidence import Evidence
 from llmstep.diagnose.llm import Model, chat
 from llmstep.diagnose.prompt import messages
-from llmstep.diagnose.redact import Redactor
+from llmstep.diagnose.redact import Redactor, compile_patterns
 from llmstep.diagnose.report import Report, parse
 
 
@@ -26,6 +26,8 @@ class Diagnose:
     api_version: str = "2024-06-01"
     redact: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        compile_patterns(self.redact, "Diagnose(redact=...):")  # a bad pattern fails at compile time, not in the pod
 
     @property
     def key(self) -> str:

@@ -10,17 +10,21 @@ client's API objects, passed in (kubeconfig or in-cluster config is the CLI's bu
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmstep.errors import DiagnosisError, LlmstepError
+from llmstep.diagnose.anonymize import names_in
+from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
+from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
 
 KINDS = {
     "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
     "daemonset": "daemonsets", "job": "jobs", "cronjob": "cronjobs", "workflow": "workflows",
     "pipelinerun": "pipelineruns", "taskrun": "taskruns",
 }  # fmt: skip
+_KIND_NAMES = {"pipelinerun": "PipelineRun", "taskrun": "TaskRun", "workflow": "Workflow"}
 ALIASES = {"po": "pod", "deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
            "cj": "cronjob", "wf": "workflow", "pr": "pipelinerun", "tr": "taskrun"}  # fmt: skip
 
@@ -32,18 +36,31 @@ class Evidence:
     target: str
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
     names: list[tuple[str, str]] = field(default_factory=list)
-    objects: list[dict[str, Any]] = field(default_factory=list)
-    """Manifests, redacted structurally (Secret data, secret-named env) when rendered."""
+    objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Titled manifests and trimmed specs, redacted structurally (Secret data, secret-named keys,
+    env and parameters) when rendered."""
 
     def add(self, title: str, lines: list[str]) -> None:
         if lines:
             self.sections.append((title, lines))
 
+    def add_object(self, title: str, obj: dict[str, Any]) -> None:
+        """A manifest or a trimmed spec; what it names (namespaces, containers, hosts) is known
+        to ``--anonymize``."""
+        self.objects.append((title, obj))
+        self.names.extend(names_in(obj))
+
+    def merge(self, other: Evidence) -> None:
+        self.sections += other.sections
+        self.objects += other.objects
+        self.names += other.names
+
     def render(self, redactor: Any) -> str:
         """The evidence as text with every secret removed (objects first, then the sections)."""
         import yaml
 
-        parts = [f"## manifest\n{yaml.safe_dump(redactor.obj(_trim(o)), sort_keys=False)}" for o in self.objects]
+        parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o)), sort_keys=False, allow_unicode=True)}"
+                 for title, o in self.objects]  # fmt: skip
         parts += [f"## {title}\n" + "\n".join(lines) for title, lines in self.sections]
         return redactor.text("\n\n".join(parts))
 
@@ -55,37 +72,54 @@ def _trim(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_target(target: str) -> tuple[str, str]:
+    """``KIND/NAME`` as (kind, name), kubectl's aliases and plurals accepted; a usage error (exit 2),
+    not a failed diagnosis, when it is not one."""
     kind, sep, name = target.partition("/")
     kind = ALIASES.get(kind.lower(), kind.lower().rstrip("s") if kind.lower().rstrip("s") in KINDS else kind.lower())
-    if not sep or not name or kind not in KINDS:
-        raise LlmstepError(  # a usage error (exit 2), not a failed diagnosis
-            f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)"
-        )
+    if not sep or not kind or not name:
+        raise LlmstepError(f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)")
+    if kind not in KINDS:
+        raise LlmstepError(f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
+                           f"{', '.join(sorted(KINDS))}; for any other object: kubectl get {kind} {name} -o yaml "
+                           "| llmstep diagnose -f -")  # fmt: skip
     return kind, name
 
 
 def from_text(text: str, source: str) -> Evidence:
-    """Evidence from a manifest or any text (the no-cluster mode)."""
-    evidence = Evidence(target=source)
-    try:
-        import yaml
+    """Evidence from manifests or any text (the no-cluster mode). Each YAML document is read on
+    its own: one that is not valid YAML (a tab, say) is kept as text, and never stops the
+    structural redaction of the others."""
+    import yaml
 
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    except Exception:  # noqa: BLE001 - not YAML: plain text is evidence too
-        docs = []
-    for doc in docs:
-        meta = doc.get("metadata") or {}
-        evidence.names.append((str(doc.get("kind", "object")), str(meta.get("name", ""))))
-    if docs:
-        evidence.objects.extend(docs)
-    else:
-        evidence.add(f"provided {source}", text.splitlines())
+    evidence = Evidence(target=source)
+    chunks = _DOCUMENT_START.split(text)
+    parsed: list[Any] = []
+    for chunk in chunks:
+        try:
+            parsed.append(yaml.safe_load(chunk))
+        except yaml.YAMLError:
+            parsed.append(_NOT_YAML)
+    if not any(isinstance(doc, dict) for doc in parsed):
+        evidence.add(f"provided {source}", text.splitlines())  # a log, not manifests
+        return evidence
+    for number, (chunk, doc) in enumerate(zip(chunks, parsed, strict=True), 1):
+        if isinstance(doc, dict):
+            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            title = f"manifest {doc.get('kind', 'object')}/{meta.get('name', '')}".rstrip("/")
+            evidence.add_object(title, doc)
+        elif doc is not None:
+            note = " (not valid YAML)" if doc is _NOT_YAML else ""
+            evidence.add(f"provided {source}, document {number}{note}", chunk.strip("\n").splitlines())
     return evidence
+
+
+_DOCUMENT_START = re.compile(r"(?m)^---[ \t]*(?:#.*)?(?:\n|$)")
+_NOT_YAML = object()
 
 
 def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     """Evidence from an Argo exit handler's ``{{workflow.failures}}`` (no API access needed)."""
-    evidence = Evidence(target=f"workflow/{workflow}")
+    evidence = Evidence(target=f"workflow/{workflow}", names=[("Workflow", workflow)])
     try:
         failures = json.loads(failures_json or "[]") or []
     except ValueError:
@@ -93,6 +127,7 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
         evidence.add("workflow failures (unparsed)", failures_json.splitlines())
     lines = []
     for f in failures:
+        evidence.names.append(("Pod", str(f.get("podName") or "")))
         lines.append(f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
                      f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")  # fmt: skip
     evidence.add(f"failed nodes of workflow {workflow}", lines)
@@ -101,7 +136,8 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
 
 def from_task_statuses(statuses_json: str, target: str) -> Evidence:
     """Evidence from a Tekton finally task's ``$(tasks.X.status)`` map (no API access needed)."""
-    evidence = Evidence(target=target)
+    kind, _, name = target.partition("/")
+    evidence = Evidence(target=target, names=[(_KIND_NAMES.get(kind.lower(), kind or "object"), name)])
     try:
         statuses = json.loads(statuses_json or "{}") or {}
     except ValueError:
@@ -121,18 +157,30 @@ class Collector:
         self.batch = client.BatchV1Api()
         self.custom = client.CustomObjectsApi()
         self.exceptions = client.exceptions
+        self.serialize = client.ApiClient().sanitize_for_serialization
+        self.host = getattr(client.Configuration.get_default_copy(), "host", "")
         self.ns = namespace
         self.tail = tail
 
     def collect(self, target: str) -> Evidence:
         kind, name = parse_target(target)
-        evidence = Evidence(target=f"{kind}/{name}")
+        evidence = Evidence(target=f"{kind}/{name}", names=[("Namespace", self.ns)])
         try:
             getattr(self, f"_{kind}")(name, evidence)
         except self.exceptions.ApiException as exc:
             reason = {403: "forbidden (check the RBAC in tekton/ or workflows/)", 404: "not found"}.get(exc.status, exc.reason)
             raise DiagnosisError(f"reading {kind}/{name} in namespace {self.ns}: {reason}") from exc
+        except (OSError, _urllib3_errors()) as exc:
+            raise DiagnosisError(f"cannot reach the Kubernetes API server{f' at {self.host}' if self.host else ''}: "
+                                 f"{connection_reason(exc)}; "
+                                 "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
         return evidence
+
+    def _spec(self, title: str, pod_spec: Any, evidence: Evidence) -> None:
+        """The trimmed pod spec: which image, command, Secret and key each container uses."""
+        spec = self.serialize(pod_spec) if pod_spec is not None else None
+        if isinstance(spec, dict):
+            evidence.add_object(title, trimmed_pod_spec(spec))
 
     # ------------------------------------------------------------------ kinds
 
@@ -142,6 +190,10 @@ class Collector:
         status = pod.status
         lines = [f"phase: {status.phase}" + (f", reason: {status.reason}" if status.reason else "")
                  + (f", message: {status.message}" if status.message else "")]  # fmt: skip
+        where = [f"{label} {value}" for label, value in (("node", pod.spec.node_name if pod.spec else None),
+                 ("pod IP", status.pod_ip), ("host IP", status.host_ip)) if value]  # fmt: skip
+        if where:
+            lines.append(", ".join(where))
         for c in status.conditions or []:
             if c.status != "True":
                 lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))
@@ -156,6 +208,7 @@ class Collector:
                 if bad:
                     failing.append((cs.name, bool(cs.restart_count)))
         evidence.add(f"pod {pod.metadata.name}", lines)
+        self._spec(f"spec of pod {pod.metadata.name} (trimmed)", pod.spec, evidence)
         self._events("Pod", pod.metadata.name, evidence)
         for container, previous in failing:
             self._logs(pod.metadata.name, container, False, evidence)
@@ -209,6 +262,10 @@ class Collector:
         for c in getattr(obj.status, "conditions", None) or []:
             lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))
         evidence.add(f"{kind.lower()} {obj.metadata.name}", lines)
+        spec = self.serialize(obj.spec) if getattr(obj, "spec", None) is not None else None
+        template = pod_template(spec) if isinstance(spec, dict) else None
+        if template is not None:
+            evidence.add_object(f"pod template of {kind.lower()} {obj.metadata.name} (trimmed)", trimmed_pod_spec(template))
         self._events(kind, obj.metadata.name, evidence)
         if pods:
             for pod in self._owned_pods(obj.metadata.uid):
@@ -296,3 +353,13 @@ class Collector:
     def _conditions(obj: dict[str, Any]) -> list[str]:
         return [f"condition {c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
                 for c in (obj.get("status") or {}).get("conditions") or []]  # fmt: skip
+
+
+def _urllib3_errors() -> type[Exception]:
+    """urllib3's error root (the kubernetes client's transport): MaxRetryError when the API
+    server cannot be reached."""
+    try:
+        from urllib3.exceptions import HTTPError
+    except ImportError:  # pragma: no cover - the kubernetes package depends on urllib3
+        return OSError
+    return HTTPError

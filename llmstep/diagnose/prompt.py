@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmstep.errors import DiagnosisError
+from llmstep.errors import DiagnosisError, LlmstepError
 
 TYPES = ("diagnose", "audit", "quality-gate", "custom")
 
@@ -32,7 +32,7 @@ def messages(evidence: str, kind: str = "diagnose", lang: str | None = None, cus
     language = f" Write every text value in {lang}." if lang else ""
     if kind == "custom":
         if not custom:
-            raise DiagnosisError("prompt type custom needs the prompt text (--custom-prompt)")
+            raise LlmstepError("prompt type custom needs the prompt text (--custom-prompt)")  # a usage error: exit 2
         body = custom.replace("{evidence}", evidence) if "{evidence}" in custom else f"{custom}\n\nEvidence:\n{evidence}"
         return [{"role": "system", "content": f"{system} {_ANSWER}.{language}"}, {"role": "user", "content": body}]
     task = _TASKS[kind]

@@ -4,6 +4,7 @@ Tekton result or an Argo output parameter, and optionally posted to a Slack-comp
 from __future__ import annotations
 
 import json
+import math
 import re
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -72,15 +73,20 @@ def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str)
         raise DiagnosisError("the model's fix_steps is not a list")
     steps = [s if isinstance(s, dict) else {"description": str(s), "command": None} for s in steps]
     score = data.get("score")
-    if prompt == "quality-gate" and not (isinstance(score, (int, float)) and 0 <= score <= 100):
+    if prompt == "quality-gate" and not (_number(score) and 0 <= score <= 100):
         raise DiagnosisError(f"the quality-gate answer needs a score from 0 to 100, got {score!r}")
     confidence = data.get("confidence")
     return Report(
         target=target, prompt=prompt, summary=data["summary"], root_cause=str(data["root_cause"]),
         evidence=[str(e) for e in data.get("evidence") or []], fix_steps=steps,
-        confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
-        score=int(score) if isinstance(score, (int, float)) else None, redactions=redactions, model=model,
+        confidence=float(confidence) if _number(confidence) and 0 <= confidence <= 1 else None,
+        score=int(score) if _number(score) else None, redactions=redactions, model=model,
     )  # fmt: skip
+
+
+def _number(value: Any) -> bool:
+    """A finite number: the model's JSON may say NaN (Python reads it), and --format json must not."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def post_webhook(url: str, report: Report, timeout: float = 10.0) -> None:

@@ -29,6 +29,7 @@ from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, 
 
 from llmstep import contract
 from llmstep.errors import RenderError
+from llmstep.naming import BATCH_INFIX
 from llmstep.plan import CHAIN_INPUT, Plan, PlanStep
 from llmstep.render import checks, paused_gc
 
@@ -90,7 +91,7 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
                                         "{{workflow.failures}}", report_artifact=plan.data == "artifacts")  # fmt: skip
         extra["on_exit"] = "exit-handler"
     return Workflow(
-        generate_name=f"{plan.name}-batch-" if batch else f"{plan.name}-",
+        generate_name=f"{plan.name}{BATCH_INFIX}" if batch else f"{plan.name}-",
         labels={**LABELS, "llmstep.dev/chain": plan.name},
         annotations={
             "workflows.argoproj.io/title": plan.name + (" (batch)" if batch else ""),

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from llmstep.errors import SubmissionError
+from llmstep.errors import SubmissionError, connection_reason
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 
@@ -68,10 +68,16 @@ class KubeApi:
         self.client = client
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        from urllib3.exceptions import HTTPError
+
         try:
             return fn(*args)
         except self.client.exceptions.ApiException as exc:
             raise api_error(exc, what) from exc
+        except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
+            host = self.client.Configuration.get_default_copy().host
+            raise SubmissionError(f"{what}: cannot reach the Kubernetes API server at {host}: {connection_reason(exc)}; "
+                                  "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
 
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         api = self.client.CustomObjectsApi()
@@ -127,7 +133,7 @@ class ArgoServer:
             raise SubmissionError(f"{what}: TLS verification of {self.host} failed ({exc.__class__.__name__}); pass "
                                   "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true") from exc  # fmt: skip
         except requests.exceptions.ConnectionError as exc:
-            raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {exc}") from exc
+            raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {connection_reason(exc)}") from exc
 
     @staticmethod
     def _dict(model: Any) -> dict[str, Any]:
