@@ -1,7 +1,7 @@
 """The ``llmstep`` command. The only module that reads environment variables or sets up logging.
 
 Exit codes: 0 success; 1 a step's Runnable raised or a run failed; 2 bad input (usage, reference,
-payload, compile or workflow error); 3 a missing credential; 130 interrupted.
+payload, compile or workflow error); 3 a missing credential; 130 interrupted; 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"llmstep: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("llmstep: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.run.lifecycle.Terminated)
+        print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
     except Exception as exc:
         if args.debug:
             raise
@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmstep",
         description="Run LangChain chains on Kubernetes workflow engines, one container per Runnable.",
-        epilog="exit codes: 0 ok; 1 a step raised or a run failed; 2 bad input; 3 missing credentials; 130 interrupted",
+        epilog="exit codes: 0 ok; 1 a step raised or a run failed; 2 bad input; 3 missing credentials; 130 interrupted; "
+        "143 terminated",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -129,11 +130,13 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
+    from llmstep import contract
     from llmstep.executor import run_step
 
     data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
-    records = {"records": args.log_records or args.stream, "stream": args.stream, "step_name": args.step_name}
+    records = {"records": args.log_records or args.stream, "stream": args.stream, "step_name": args.step_name,
+               "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
     if not staged:
         return run_step(data_dir, os.environ, **records)
     from llmstep import staging

@@ -29,7 +29,8 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
     p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
-    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
+    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle; "
+                   "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
     p.add_argument("--runs-dir", metavar="DIR", help="where run records live (default: $LLMSTEP_RUNS_DIR or .llmstep/runs)")
@@ -131,7 +132,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
 
 def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
     """The documents to run, and a launcher already warming up (its fork server imports
-    LangChain while this process renders the documents)."""
+    LangChain while this process renders the documents). No launcher: they come from files."""
     from llmstep.refs import is_reference, load_reference, reference_name
 
     targets = args.target
@@ -162,9 +163,16 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
 
 
 def _run(args: argparse.Namespace) -> int:
+    import signal
+
     from llmstep.run.container import Isolation, engine_env
+    from llmstep.run.lifecycle import Terminated
     from llmstep.run.local import resume_run, run_document, run_tekton
 
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)  # stopped like Ctrl-C: steps stopped, record finished, exit 143
     runs_dir = _runs_dir(args)
     secrets = read_secrets(args.secrets)
     isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
@@ -172,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.target or args.input or args.inputs or args.parameter:
             raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
-                            quiet=args.json, isolation=isolation)  # fmt: skip
+                            quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle)  # fmt: skip
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -181,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
             _prune(runs_dir)
             batch = args.inputs is not None and args.engine == "argo"
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
-                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher}  # fmt: skip
+                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
+                       "allow_pickle": launcher is not None or args.allow_pickle}  # fmt: skip
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:

@@ -18,6 +18,11 @@ ERROR = "error.json"
 
 PREVIEW_BYTES = 1024
 
+PICKLE_ENV = "LLMSTEP_PICKLE"
+"""Set to :data:`REFUSE` by the local runner for a document from a file run without
+``--allow-pickle``: the step then refuses a pickle payload, whatever path the payload took."""
+REFUSE = "refuse"
+
 EXIT_OK = 0
 EXIT_RUNNABLE_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -265,9 +265,13 @@ def secrets_for(payload: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     return {key: env[key] for key in payload["secrets"]}
 
 
-def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str]) -> Any:
-    """Rebuild the step's Runnable from a checked payload."""
+def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, allow_pickle: bool = True) -> Any:
+    """Rebuild the step's Runnable from a checked payload. ``allow_pickle=False`` refuses a pickle
+    before a byte of it is read (its digest is written by whoever wrote the payload: it proves
+    nothing about who that was)."""
     if payload["format"] == "pickle":
+        if not allow_pickle:
+            raise PayloadError(refused_pickle(str(payload["name"])))
         return _load_pickle(payload)
     from langchain_core.load import load
     from langchain_core.load.load import default_init_validator
@@ -297,6 +301,13 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str]) -> Any
         raise
     except (ValueError, NotImplementedError, ImportError, TypeError) as exc:
         raise PayloadError(f"step {payload['name']!r}: cannot load its Runnable: {exc}") from exc
+
+
+def refused_pickle(step: str, where: str = "") -> str:
+    """Why a pickle payload from a file does not run, and what to do if the file is trusted."""
+    return (f"step {step!r}{f' ({where})' if where else ''} is a pickle payload (format: pickle): loading it runs "
+            "whatever code it holds. Pickles from a Workflow file or a run record run only with --allow-pickle; "
+            "give it if you trust whoever wrote the file")
 
 
 def _load_pickle(payload: Mapping[str, Any]) -> Any:

@@ -65,7 +65,7 @@ def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path
     first_mtime = first_output.stat().st_mtime_ns
 
     flag.write_text("now")
-    record = resume_run(failure.run_id, runs_dir=runs, quiet=True)
+    record = resume_run(failure.run_id, runs_dir=runs, quiet=True, allow_pickle=True)
     assert record.phase == "Succeeded" and record.result() == "GO (gate passed)!"
     assert first_output.stat().st_mtime_ns == first_mtime  # the finished step did not run again
 
@@ -287,7 +287,7 @@ def test_cli_failed_run_exit_code_show_and_resume(tmp_path):
     shown = run_cli("show", run_id, cwd=tmp_path)
     assert "Failed" in shown.stdout and "flag missing" in shown.stdout
     flag.write_text("ok")
-    resumed = run_cli("run", "--resume", run_id, cwd=tmp_path)
+    resumed = run_cli("run", "--resume", run_id, "--allow-pickle", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "4"
     assert "RunnableLambda succeeded" not in resumed.stderr  # the finished step was reused, not re-run
