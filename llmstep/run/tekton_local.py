@@ -78,7 +78,19 @@ def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, d
                 **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
             }],
         }  # fmt: skip
+    for part in ("tasks", "finally"):
+        for i, use in enumerate(pipeline.get(part) or []):
+            _check_settings(use, f"{part}[{i}] ({use.get('name')})")
     return run, pipeline, tasks
+
+
+def _check_settings(use: dict[str, Any], where: str) -> None:
+    """A task's retries and timeout, checked before the run starts (with the field's place)."""
+    retries = use.get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+        raise WorkflowError(f"{where}.retries must be a whole number of at least 0, found {retries!r}")
+    if use.get("timeout"):
+        seconds(use["timeout"], f"{where}.timeout")
 
 
 @contextlib.contextmanager
