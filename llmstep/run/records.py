@@ -275,12 +275,12 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot be read: {exc}"
     except json.JSONDecodeError as exc:
-        return None, f"not JSON: {exc.msg} at line {exc.lineno} (cut short?)"
+        return None, f"not JSON: {exc.msg}, line {exc.lineno} column {exc.colno}; cut short?"
     if not isinstance(status, dict):
         return None, f"a JSON {type(status).__name__}, not an object"
     for key, kind in _STATUS_TYPES.items():
         if key in status and not isinstance(status[key], kind):
-            return None, f"{key} is a {type(status[key]).__name__}, not a {kind.__name__}"
+            return None, f"{key} is {type(status[key]).__name__}, not {kind.__name__}"
     bad = [k for k, v in status.get("nodes", {}).items() if not isinstance(v, dict)]
     if bad:
         return None, f"node {bad[0]!r} is not an object"
