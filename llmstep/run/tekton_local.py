@@ -93,6 +93,17 @@ def _check_settings(use: dict[str, Any], where: str) -> None:
         seconds(use["timeout"], f"{where}.timeout")
 
 
+def _confined(argv: list[str], places: list[Path], task: str) -> None:
+    """The step's data directory and link root are inside its workspaces (or its scratch
+    directory): the runner clears files there, and the step reads its inputs from there."""
+    roots = [p.resolve() for p in places]
+    for flag in ("--data-dir", "--link-root"):
+        if flag in argv and argv.index(flag) + 1 < len(argv):
+            value = argv[argv.index(flag) + 1]
+            if value and not any(Path(value).resolve().is_relative_to(r) for r in roots):
+                raise WorkflowError(f"task {task}: {flag} {value} is outside the task's workspaces")
+
+
 @contextlib.contextmanager
 def _removed(folder: Path) -> Iterator[None]:
     try:
@@ -302,6 +313,7 @@ class TektonRun:
             values = values_for(scratch)
             resolved = self._subst(argv, name, final, values)
             data_dir = Path(resolved[resolved.index("--data-dir") + 1]) if "--data-dir" in resolved else scratch
+            _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
             shutil.rmtree(data_dir / "input", ignore_errors=True)
             env = base_env(step_dir)
             for item in step.get("env") or []:
