@@ -55,7 +55,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle)
         check_input_keys(runnable, value, name)
         output, usage = _invoke(runnable, value, name, stream)
-        text = serde.dumps_value(output)
+        text = serde.dumps_value(output, where=f"the output of step {name!r}")
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:

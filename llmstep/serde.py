@@ -62,8 +62,33 @@ def encode_value(value: Any) -> dict[str, Any]:
     return {"llmstep": FORMAT_VERSION, "kind": "lc", "value": dumped}
 
 
-def dumps_value(value: Any) -> str:
-    return json.dumps(encode_value(value), ensure_ascii=False)
+def dumps_value(value: Any, *, where: str = "the value") -> str:
+    """A value's envelope as JSON text, always valid UTF-8 (a lone surrogate is refused: it cannot
+    be written to a file, a pod's parameter or an HTTP request)."""
+    text = json.dumps(encode_value(value), ensure_ascii=False)
+    check_unicode(text, where)
+    return text
+
+
+def check_unicode(text: str, where: str) -> None:
+    """SerializationError naming ``where`` when ``text`` (or the JSON it holds) has a lone surrogate."""
+    bad = _surrogate(text)
+    if bad is None and "\\u" in text:  # an escaped one, "\ud800", is one once the JSON is read
+        try:
+            bad = _surrogate(json.dumps(json.loads(text), ensure_ascii=False))
+        except ValueError:
+            bad = None
+    if bad is not None:
+        raise SerializationError(f"{where} holds a lone surrogate ({bad!r}), which is not valid Unicode text; "
+                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")  # fmt: skip
+
+
+def _surrogate(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start : exc.end]
+    return None
 
 
 def decode_value(doc: Any, *, where: str = "input") -> Any:

@@ -361,3 +361,18 @@ def test_live_progress_on_a_terminal(tmp_path):
     assert proc.returncode == 0 and out.decode().strip() == "offline answer: tty"
     assert "\x1b[F\x1b[K" in screen  # redrawn in place
     assert "✔ StrOutputParser" in screen and "Succeeded" in screen
+
+
+@pytest.mark.parametrize("given", [["--input", '{"question": "half an emoji \\ud83d"}'],
+                                   ["-p", 'input={"question": "\\udc80"}']])
+def test_lone_surrogate_in_the_chain_input_is_a_clear_error_naming_it(tmp_path, given):
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", *given, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "the chain input holds a lone surrogate" in result.stderr
+
+
+def test_lone_surrogate_in_a_batch_input_names_the_input(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"question": "fine"}\n{"question": "\\ud800"}\n')
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "in.jsonl", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "input 1 holds a lone surrogate" in result.stderr

@@ -79,6 +79,8 @@ def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None,
     if input is not MISSING:
         overrides["input"] = serde.dumps_value(input)
     argo_doc.check_declared(declared, overrides, where)
+    for name, text in overrides.items():
+        serde.check_unicode(text, "the chain input" if name == "input" else f"parameter {name!r}")
     return overrides
 
 
