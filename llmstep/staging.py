@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,12 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
                 raise PayloadError(f"--inputs {item!r}: only 'input' may come without a path (from the input param)")
             target.write_text(chain_input, encoding="utf-8")
             continue
-        shutil.copyfile(_in_workspace(link_root, rel, source), target)
+        origin = _in_workspace(link_root, rel, source)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(origin, target)  # an earlier step's output: the same file, not a copy
+        except OSError:
+            shutil.copyfile(origin, target)
 
 
 def _in_workspace(link_root: str, rel: str, source: str) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from chains import qa_chain
 from conftest import ROOT, run_cli
+from langchain_core.runnables import RunnableLambda
 
 import llmstep
 from llmstep.run.records import RunRecord, list_runs
@@ -70,3 +71,34 @@ def test_a_record_whose_process_is_gone_does_not_read_as_running(tmp_path):
     [seen] = list_runs(runs)
     assert seen.phase == "Failed" and "ended without finishing" in seen.status["message"]
     assert seen.nodes["a"]["phase"] == "Failed"
+
+
+def _disk_bytes(folder: Path) -> int:
+    """What the record takes on disk: each file once, however many names (hard links) it has."""
+    seen = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            info = path.stat()
+            seen[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(seen.values())
+
+
+def test_a_big_input_is_stored_once_in_the_record(tmp_path):
+    """A 50 MB input made a 382 MB record: each value was written in full wherever it was used."""
+    from test_local_run import _needs_file
+
+    from llmstep.run.local import resume_run
+
+    size = 1_000_000
+    flag = tmp_path / "flag"
+    chain = qa_chain() | RunnableLambda(_needs_file(str(flag)))
+    with pytest.raises(llmstep.RunFailed) as err:
+        llmstep.compile(chain, allow_pickle=True).run_local({"question": "x" * size}, runs_dir=tmp_path / "r")
+    root = tmp_path / "r" / err.value.run_id
+    # four different values (the input, the prompt, the model's answer, the parsed text), each once
+    assert _disk_bytes(root) < 4.3 * size
+    assert (root / "status.json").stat().st_size < 64 * 1024
+    flag.write_text("go")
+    resumed = resume_run(err.value.run_id, runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
+    assert resumed.result() == "offline answer: " + "x" * size + " (gate passed)"
+    assert len(resumed.status["arguments"]["input"]) > size  # read back from where it is stored

@@ -7,7 +7,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import json
-import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import FINISHED_OK, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
+from llmstep.run.values import link
 
 
 def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -268,11 +268,11 @@ class ArgoRun:
             if art["name"] in arts:
                 kind, value = arts[art["name"]]
                 if kind == "text":
-                    target.write_text(value, encoding="utf-8")
+                    self.record.values.place(value, target)
                 else:
-                    shutil.copyfile(value, target)
+                    link(Path(value), target)  # an earlier step's output: the same file, not a copy
             elif "raw" in art:
-                target.write_text(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), encoding="utf-8")
+                self.record.values.place(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), target)
             elif not art.get("optional"):
                 raise WorkflowError(f"task {name}: input artifact {art['name']!r} is not supplied")
 
@@ -295,6 +295,7 @@ class ArgoRun:
             path = _local_path(p["valueFrom"]["path"], root, data_dir, f"output parameter {p['name']}")
             if path.is_file():
                 value = path.read_text(encoding="utf-8")
+                self.record.values.adopt(path, value)
             elif "default" in p["valueFrom"]:
                 value = str(p["valueFrom"]["default"])
             else:

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.errors import WorkflowError
+from llmstep.run import values
+from llmstep.run.values import ValueStore
 from llmstep.yamlio import dump_all, load_documents
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class RunRecord:
         self._saved_at = 0.0
         self._timer: threading.Timer | None = None
         self._lock_fd: int | None = None
+        self.values = ValueStore(root)
 
     @property
     def run_id(self) -> str:
@@ -100,6 +103,11 @@ class RunRecord:
             known = ", ".join(r.run_id for r in list_runs(runs_dir)[:5]) or "none"
             raise WorkflowError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`")
         status, problem = read_status(root / "status.json")
+        if status is not None:
+            try:
+                status = values.resolve(status, root)
+            except (OSError, UnicodeDecodeError) as exc:
+                status, problem = None, f"a value it stores cannot be read: {exc}"
         if status is None:
             raise WorkflowError(f"run {run_id}: {root / 'status.json'} is not a run record ({problem}); "
                                 "remove that run's directory")  # fmt: skip
@@ -201,7 +209,7 @@ class RunRecord:
                 self._timer.cancel()
                 self._timer = None
             tmp = self.root / "status.json.tmp"
-            tmp.write_text(json.dumps(self.status, indent=1, sort_keys=True), encoding="utf-8")
+            tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.root / "status.json")
             self._saved_at = time.monotonic()
 
@@ -304,7 +312,8 @@ def failure_message(record: RunRecord) -> str:
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:
-    """Past runs, newest first."""
+    """Past runs, newest first: their phases and nodes (big values stay on disk; see
+    :meth:`RunRecord.open` for a record to read them)."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
