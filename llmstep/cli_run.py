@@ -45,6 +45,12 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--runs-dir", metavar="DIR")
     p.set_defaults(func=_runs)
 
+    p = sub.add_parser("fork-servers", parents=[common], help="list your fork servers (local runs' warm step starters)",
+                       description="List the fork servers local runs left warm for later runs (each ends after "
+                       "LLMSTEP_FORKSERVER_IDLE seconds without work), or stop them.")
+    p.add_argument("--stop", action="store_true", help="stop them (each ends once its running steps have)")
+    p.set_defaults(func=_fork_servers)
+
     p = sub.add_parser("show", parents=[common], help="show a local run, or one step of it")
     p.add_argument("run", metavar="RUN")
     p.add_argument("step", nargs="?", metavar="STEP")
@@ -271,6 +277,30 @@ def _runs(args: argparse.Namespace) -> int:
     print(f"{'RUN':<60} {'PHASE':<10} {'STEPS':>5}  STARTED")
     for r in records:
         print(f"{r.run_id:<60} {r.phase:<10} {len(r.nodes):>5}  {r.status.get('startedAt', '')[:19]}")
+    return 0
+
+
+def _fork_servers(args: argparse.Namespace) -> int:
+    import time
+
+    from llmstep.run import forkservers
+    from llmstep.run.forkserver import runtime_dir
+
+    home = runtime_dir()
+    servers = forkservers.list_servers(home)
+    if args.stop:
+        for server in servers:
+            forkservers.stop(server)
+        print(f"stopped {len(servers)} fork server(s)")
+        return 0
+    if not servers:
+        print(f"no fork servers in {home or 'the runtime directory'}")
+        return 0
+    print(f"{'PID':>8}  {'STARTED':<19}  {'IDLE(s)':>7}  {'LAST USED':>9}  SOCKET")
+    for s in servers:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.started)) if s.started else "?"
+        ago = f"{time.time() - s.used:.0f}s ago" if s.used else "?"
+        print(f"{s.pid or '?':>8}  {started:<19}  {s.idle if s.idle is not None else '?':>7}  {ago:>9}  {s.socket}")
     return 0
 
 
