@@ -262,7 +262,8 @@ def output_text(value: Any) -> str:
 def _prune(runs_dir: Path) -> None:
     from llmstep.run.records import list_runs
 
-    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists()]
+    # a run still running (in another process: it holds the record's lock) is never pruned
+    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists() and r.phase != "Running"]
     for record in unpinned[KEEP_RUNS - 1:]:
         shutil.rmtree(record.root, ignore_errors=True)
 
