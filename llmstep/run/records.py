@@ -201,7 +201,7 @@ class RunRecord:
         with self._lock:
             if soon and time.monotonic() - self._saved_at < SAVE_EVERY:
                 if self._timer is None:
-                    self._timer = threading.Timer(SAVE_EVERY, self.save)
+                    self._timer = threading.Timer(SAVE_EVERY, self._save_later)
                     self._timer.daemon = True
                     self._timer.start()
                 return
@@ -212,6 +212,14 @@ class RunRecord:
             tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.root / "status.json")
             self._saved_at = time.monotonic()
+
+    def _save_later(self) -> None:
+        """The deferred write (a timer thread): one that fails (a full disk) is retried by the
+        next update, and the run's end reports its own."""
+        try:
+            self.save()
+        except OSError as exc:
+            log.debug("status.json of run %s not written: %s", self.run_id, exc)
 
     def failures(self) -> list[dict[str, Any]]:
         """Failed nodes in the shape of Argo's ``{{workflow.failures}}``."""
