@@ -9,6 +9,7 @@ import json
 import pickle
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import exec_step, run_cli, write_step
 from langchain_core.runnables import RunnableLambda
@@ -33,20 +34,23 @@ def _crafted_payload(text: str, marker: Path) -> str:
     return json.dumps(payload)
 
 
-def _hostile_workflow(tmp_path: Path, marker: Path) -> Path:
+def _hostile_workflow(tmp_path: Path, marker: Path, escaped: bool = False) -> Path:
     doc = llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).to_dict()
     for template in doc["spec"]["templates"]:
         for art in (template.get("inputs") or {}).get("artifacts") or []:
             if "raw" in art:
                 art["raw"]["data"] = _crafted_payload(art["raw"]["data"], marker)
+                if escaped:  # the same JSON to a parser, other text to a substring search
+                    art["raw"]["data"] = art["raw"]["data"].replace('"llmstep"', '"\\u006clmstep"')
     path = tmp_path / "wf.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
-def test_pickle_payload_from_a_workflow_file_refused_without_opt_in(tmp_path):
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped-keys"])
+def test_pickle_payload_from_a_workflow_file_refused_without_opt_in(tmp_path, escaped):
     marker = tmp_path / "pwned"
-    result = run_cli("run", str(_hostile_workflow(tmp_path, marker)), "--input", '"x"', cwd=tmp_path)
+    result = run_cli("run", str(_hostile_workflow(tmp_path, marker, escaped)), "--input", '"x"', cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "step 'runnablelambda'" in result.stderr and "--allow-pickle" in result.stderr
     assert not marker.exists()

@@ -36,20 +36,21 @@ def step_env(allow_pickle: bool) -> dict[str, str]:
 
 def _name(doc: Any) -> str:
     meta = doc.get("metadata") if isinstance(doc, dict) else None
-    return str((meta or {}).get("name") or (meta or {}).get("generateName") or "") if isinstance(meta, dict) else ""
+    if not isinstance(meta, dict):
+        return ""
+    return str(meta.get("name") or meta.get("generateName") or "")
 
 
 def _payloads(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every llmstep payload held as JSON text anywhere in ``node``, with its field path."""
+    """Every llmstep payload anywhere in ``node``, as a mapping or held as JSON text (however its
+    keys are spelled: a check on the text alone misses ``"\\u006clmstep"``), with its field path."""
     if isinstance(node, str):
-        if '"llmstep"' in node:
+        if node.lstrip()[:1] in ("{", "[", '"'):
             try:
                 value = json.loads(node)
             except ValueError:
                 return
-            if isinstance(value, dict) and "llmstep" in value:
-                yield path, value
-            elif isinstance(value, (dict, list, str)):  # a payload inside an encoded value
+            if not isinstance(value, str) or value != node:
                 yield from _payloads(value, path)
     elif isinstance(node, dict):
         if "llmstep" in node and "format" in node:
