@@ -169,6 +169,8 @@ class RunRecord:
         return load_documents(self.root / "workflow.yaml")
 
     def step_dir(self, task: str) -> Path:
+        if not task or task in (".", "..") or Path(task).name != task:  # the documents' checks refuse such names first
+            raise WorkflowError(f"task name {task!r} cannot name a folder of the record")
         path = self.root / "steps" / task
         path.mkdir(parents=True, exist_ok=True)
         return path
