@@ -93,6 +93,14 @@ def _check_settings(use: dict[str, Any], where: str) -> None:
         seconds(use["timeout"], f"{where}.timeout")
 
 
+def _relative(path: Any, what: str, plain: bool) -> None:
+    """A name (``plain``) or relative path that stays inside the folder it is joined to, as
+    Kubernetes requires of workspace names and Secret item paths."""
+    parts = Path(str(path)).parts
+    if not isinstance(path, str) or not path or Path(path).is_absolute() or ".." in parts or (plain and len(parts) != 1):
+        raise WorkflowError(f"{what} must be a relative path without '..' (found {path!r})")
+
+
 def _confined(argv: list[str], places: list[Path], task: str) -> None:
     """The step's data directory and link root are inside its workspaces (or its scratch
     directory): the runner clears files there, and the step reads its inputs from there."""
@@ -195,6 +203,7 @@ class TektonRun:
         paths: dict[str, str] = {}
         for binding in self.run["spec"].get("workspaces") or []:
             name = binding["name"]
+            _relative(name, f"workspace {name!r}", plain=True)
             if "secret" in binding:
                 folder = tmp / name
                 folder.mkdir(mode=0o700)
@@ -202,6 +211,7 @@ class TektonRun:
                 keys = [(i["key"], i.get("path", i["key"])) for i in items] if items else \
                     [(k, k) for k in self.secrets if k.isupper()]  # fmt: skip
                 for key, path in keys:
+                    _relative(path, f"workspace {name!r} item {key!r} path", plain=False)
                     if key in self.secrets:
                         (folder / path).write_text(self.secrets[key], encoding="utf-8")
                 paths[name] = str(folder)
