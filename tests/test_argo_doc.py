@@ -65,3 +65,16 @@ def test_missing_tekton_task_refused_before_the_run_leaves_no_record(tmp_path):
     assert "'no-such-task' is not in the documents" in result.stderr
     runs = tmp_path / ".llmstep" / "runs"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_artifact_from_a_path_outside_the_run_refused(tmp_path):
+    (tmp_path / "private.txt").write_text('"a file of yours"')
+    doc = llmstep.compile(qa_chain()).to_dict()
+    task = doc["spec"]["templates"][0]["dag"]["tasks"][1]
+    task["arguments"]["artifacts"][0]["from"] = str(tmp_path / "private.txt")  # was {{tasks.ChatPromptTemplate...}}
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "spec.templates[0].dag.tasks[1].arguments.artifacts[0].from must name an artifact of this run" in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()

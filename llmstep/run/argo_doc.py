@@ -43,6 +43,7 @@ _RETRY = {"limit", "retryPolicy", "backoff", "expression"}
 _BACKOFF = {"duration", "factor", "maxDuration"}
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_FROM = re.compile(r"\{\{\s*tasks\.[\w-]+\.outputs\.artifacts\.[\w-]+\s*\}\}")
 _KNOWN_VARS = (
     re.compile(r"^workflow\.(name|status|failures|uid|namespace)$"),
     re.compile(r"^workflow\.parameters\.[\w-]+$"),
@@ -128,6 +129,9 @@ def _template(t: dict[str, Any], where: str) -> None:
             _keys(task.get("arguments") or {}, _IO, f"{where}.dag.tasks[{i}].arguments")
             for j, a in enumerate(_list(task.get("arguments") or {}, "artifacts", f"{where}.dag.tasks[{i}].arguments")):
                 _keys(a, {"name", "from", "raw"}, f"{where}.dag.tasks[{i}].arguments.artifacts[{j}]")
+                if "from" in a and not _FROM.fullmatch(str(a["from"])):
+                    raise WorkflowError(f"{where}.dag.tasks[{i}].arguments.artifacts[{j}].from must name an artifact of "
+                                        f"this run, {{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")  # fmt: skip
     else:
         c = t["container"]
         _keys(c, _CONTAINER, f"{where}.container")

@@ -202,7 +202,11 @@ class ArgoRun:
                 arts[art["name"]] = ("text", argo_doc.substitute(art["raw"]["data"], values, where))
             else:
                 ref = argo_doc.substitute(art["from"], values, where)
-                arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
+                source = Path(ref.removeprefix("artifact:"))
+                if not ref.startswith("artifact:") or not source.resolve().is_relative_to(self.record.root):
+                    raise WorkflowError(f"{where}: artifact {art['name']!r} from {art['from']!r} is not an artifact of "
+                                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})")  # fmt: skip
+                arts[art["name"]] = ("file", str(source))
         # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
         held = (boundary, *limits) if boundary is not None else limits
         return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=held)
