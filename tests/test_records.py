@@ -34,7 +34,8 @@ def test_run_id_given_to_show_or_resume_is_a_name_in_the_runs_directory(tmp_path
         assert result.returncode == 2 and "is not a run id" in result.stderr, result.stderr
 
 
-_CORRUPT = {"a-list": "[]", "bad-argument": '{"arguments": {"input": 5}}', "bad-started": '{"startedAt": 5}', "cut-short": '{"phase": "Succ', "bad-node": '{"nodes": {"a": 1}}'}
+_CORRUPT = {"a-list": "[]", "bad-argument": '{"arguments": {"input": 5}}', "bad-started": '{"startedAt": 5}', "cut-short": '{"phase": "Succ', "bad-node": '{"nodes": {"a": 1}}',
+            "node-path": '{"nodes": {"../../etc": {}}}'}
 
 
 def test_corrupt_status_json_is_skipped_with_a_warning_naming_it(tmp_path):

@@ -302,6 +302,9 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     bad = [k for k, v in status.get("nodes", {}).items() if not isinstance(v, dict)]
     if bad:
         return None, f"node {bad[0]!r} is not an object"
+    bad = [k for k in status.get("nodes", {}) if not k or k in (".", "..") or Path(k).name != k]
+    if bad:
+        return None, f"node name {bad[0]!r} is not a step folder's name"
     bad = [k for k, v in status.get("arguments", {}).items()
            if not isinstance(v, (str, list)) and not (isinstance(v, dict) and set(v) == {values.MARK})]  # fmt: skip
     if bad:
