@@ -3,7 +3,7 @@
 Exit codes (the README's table): 0 success; 1 a step's Runnable raised, a run failed, or a
 cluster or model could not be reached; 2 bad input (usage, a named file missing or not UTF-8,
 reference, payload, compile or workflow error); 3 a missing credential; 70 an internal error (a
-bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent).
+bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"llmstep: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("llmstep: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.run.lifecycle.Terminated)
+        print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
     except Exception as exc:
         if args.debug:
             raise
@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="llmstep",
         description="Run LangChain chains on Kubernetes workflow engines, one container per Runnable.",
         epilog="exit codes: 0 ok; 1 a step raised, a run failed, or a cluster or model could not be reached; "
-        "2 bad input; 3 missing credentials; 70 internal error; 130 interrupted; 141 stdout closed (| head)",
+        "2 bad input; 3 missing credentials; 70 internal error; 130 interrupted; 141 stdout closed (| head); "
+        "143 terminated",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -179,11 +180,13 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
+    from llmstep import contract
     from llmstep.executor import run_step
 
     data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
-    records = {"records": args.log_records or args.stream, "stream": args.stream, "step_name": args.step_name}
+    records = {"records": args.log_records or args.stream, "stream": args.stream, "step_name": args.step_name,
+               "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
     if not staged:
         return run_step(data_dir, os.environ, **records)
     from llmstep import staging

@@ -33,7 +33,8 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
     p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
-    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
+    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle; "
+                   "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
     p.add_argument("--runs-dir", metavar="DIR", help="where run records live (default: $LLMSTEP_RUNS_DIR or .llmstep/runs)")
@@ -47,6 +48,12 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p = sub.add_parser("runs", parents=[common], help="list past local runs")
     p.add_argument("--runs-dir", metavar="DIR")
     p.set_defaults(func=_runs)
+
+    p = sub.add_parser("fork-servers", parents=[common], help="list your fork servers (local runs' warm step starters)",
+                       description="List the fork servers local runs left warm for later runs (each ends after "
+                       "LLMSTEP_FORKSERVER_IDLE seconds without work), or stop them.")
+    p.add_argument("--stop", action="store_true", help="stop them (each ends once its running steps have)")
+    p.set_defaults(func=_fork_servers)
 
     p = sub.add_parser("show", parents=[common], help="show a local run, or one step of it")
     p.add_argument("run", metavar="RUN")
@@ -152,7 +159,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
 
 def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
     """The documents to run, and a launcher already warming up (its fork server imports
-    LangChain while this process renders the documents)."""
+    LangChain while this process renders the documents). No launcher: they come from files."""
     from llmstep.files import check_documents_exist
     from llmstep.refs import is_reference, load_reference, reference_name
 
@@ -185,9 +192,16 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
 
 
 def _run(args: argparse.Namespace) -> int:
+    import signal
+
     from llmstep.run.container import Isolation, engine_env
+    from llmstep.run.lifecycle import Terminated
     from llmstep.run.local import resume_run, run_document, run_tekton
 
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)  # stopped like Ctrl-C: steps stopped, record finished, exit 143
     runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
     isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
@@ -195,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.target or args.input or args.inputs or args.parameter:
             raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
-                            quiet=args.json, isolation=isolation)  # fmt: skip
+                            quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle)  # fmt: skip
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -204,7 +218,8 @@ def _run(args: argparse.Namespace) -> int:
             _prune(runs_dir)
             batch = args.inputs is not None and args.engine == "argo"
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
-                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher}  # fmt: skip
+                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
+                       "allow_pickle": launcher is not None or args.allow_pickle}  # fmt: skip
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:
@@ -286,7 +301,8 @@ def _finite(value: Any) -> Any:
 def _prune(runs_dir: Path) -> None:
     from llmstep.run.records import list_runs
 
-    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists()]
+    # a run still running (in another process: it holds the record's lock) is never pruned
+    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists() and r.phase != "Running"]
     for record in unpinned[KEEP_RUNS - 1:]:
         shutil.rmtree(record.root, ignore_errors=True)
 
@@ -301,6 +317,30 @@ def _runs(args: argparse.Namespace) -> int:
     print(f"{'RUN':<60} {'PHASE':<10} {'STEPS':>5}  STARTED")
     for r in records:
         print(f"{r.run_id:<60} {r.phase:<10} {len(r.nodes):>5}  {r.status.get('startedAt', '')[:19]}")
+    return 0
+
+
+def _fork_servers(args: argparse.Namespace) -> int:
+    import time
+
+    from llmstep.run import forkservers
+    from llmstep.run.forkserver import runtime_dir
+
+    home = runtime_dir()
+    servers = forkservers.list_servers(home)
+    if args.stop:
+        for server in servers:
+            forkservers.stop(server)
+        print(f"stopped {len(servers)} fork server(s)")
+        return 0
+    if not servers:
+        print(f"no fork servers in {home or 'the runtime directory'}")
+        return 0
+    print(f"{'PID':>8}  {'STARTED':<19}  {'IDLE(s)':>7}  {'LAST USED':>9}  SOCKET")
+    for s in servers:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.started)) if s.started else "?"
+        ago = f"{time.time() - s.used:.0f}s ago" if s.used else "?"
+        print(f"{s.pid or '?':>8}  {started:<19}  {s.idle if s.idle is not None else '?':>7}  {ago:>9}  {s.socket}")
     return 0
 
 

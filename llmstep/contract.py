@@ -18,6 +18,11 @@ ERROR = "error.json"
 
 PREVIEW_BYTES = 1024
 
+PICKLE_ENV = "LLMSTEP_PICKLE"
+"""Set to :data:`REFUSE` by the local runner for a document from a file run without
+``--allow-pickle``: the step then refuses a pickle payload, whatever path the payload took."""
+REFUSE = "refuse"
+
 EXIT_OK = 0
 EXIT_RUNNABLE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -58,5 +63,12 @@ def error_text(error: dict) -> str:
 
 
 def input_file(source: str, single: bool) -> str:
-    """Where a step finds one of its sources, relative to the data directory."""
-    return INPUT if single else f"{INPUT_DIR}/{source}.json"
+    """Where a step finds one of its sources, relative to the data directory; a source that is not
+    a plain name (``../../x``, ``/etc/x``) is refused: it would leave the data directory."""
+    if single:
+        return INPUT
+    if not isinstance(source, str) or not source or "/" in source or "\\" in source or source in (".", ".."):
+        from llmstep.errors import PayloadError
+
+        raise PayloadError(f"input source {source!r} is not a step name: it would be read outside the data directory")
+    return f"{INPUT_DIR}/{source}.json"

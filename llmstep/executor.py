@@ -37,7 +37,7 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
-             step_name: str | None = None) -> int:  # fmt: skip
+             step_name: str | None = None, allow_pickle: bool = True) -> int:  # fmt: skip
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
     Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names
@@ -52,10 +52,10 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         name = payload["name"]
         value = assemble_input(data_dir, payload)
         secrets = serde.secrets_for(payload, env)
-        runnable = serde.load_runnable(payload, secrets)
+        runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle)
         check_input_keys(runnable, value, name)
         output, usage = _invoke(runnable, value, name, stream)
-        text = serde.dumps_value(output)
+        text = serde.dumps_value(output, where=f"the output of step {name!r}")
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:

@@ -63,8 +63,33 @@ def encode_value(value: Any) -> dict[str, Any]:
     return {"llmstep": FORMAT_VERSION, "kind": "lc", "value": dumped}
 
 
-def dumps_value(value: Any) -> str:
-    return json.dumps(encode_value(value), ensure_ascii=False)
+def dumps_value(value: Any, *, where: str = "the value") -> str:
+    """A value's envelope as JSON text, always valid UTF-8 (a lone surrogate is refused: it cannot
+    be written to a file, a pod's parameter or an HTTP request)."""
+    text = json.dumps(encode_value(value), ensure_ascii=False)
+    check_unicode(text, where)
+    return text
+
+
+def check_unicode(text: str, where: str) -> None:
+    """SerializationError naming ``where`` when ``text`` (or the JSON it holds) has a lone surrogate."""
+    bad = _surrogate(text)
+    if bad is None and "\\u" in text:  # an escaped one, "\ud800", is one once the JSON is read
+        try:
+            bad = _surrogate(json.dumps(json.loads(text), ensure_ascii=False))
+        except ValueError:
+            bad = None
+    if bad is not None:
+        raise SerializationError(f"{where} holds a lone surrogate ({bad!r}), which is not valid Unicode text; "
+                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")  # fmt: skip
+
+
+def _surrogate(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start : exc.end]
+    return None
 
 
 def parameter_text(value: Any) -> str:
@@ -275,9 +300,13 @@ def secrets_for(payload: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     return {key: env[key] for key in payload["secrets"]}
 
 
-def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str]) -> Any:
-    """Rebuild the step's Runnable from a checked payload."""
+def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, allow_pickle: bool = True) -> Any:
+    """Rebuild the step's Runnable from a checked payload. ``allow_pickle=False`` refuses a pickle
+    before a byte of it is read (its digest is written by whoever wrote the payload: it proves
+    nothing about who that was)."""
     if payload["format"] == "pickle":
+        if not allow_pickle:
+            raise PayloadError(refused_pickle(str(payload["name"])))
         return _load_pickle(payload)
     from langchain_core.load import load
     from langchain_core.load.load import default_init_validator
@@ -307,6 +336,13 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str]) -> Any
         raise
     except (ValueError, NotImplementedError, ImportError, TypeError) as exc:
         raise PayloadError(f"step {payload['name']!r}: cannot load its Runnable: {exc}") from exc
+
+
+def refused_pickle(step: str, where: str = "") -> str:
+    """Why a pickle payload from a file does not run, and what to do if the file is trusted."""
+    return (f"step {step!r}{f' ({where})' if where else ''} is a pickle payload (format: pickle): loading it runs "
+            "whatever code it holds. Pickles from a Workflow file or a run record run only with --allow-pickle; "
+            "give it if you trust whoever wrote the file")
 
 
 def _load_pickle(payload: Mapping[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,10 +41,25 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
                 raise PayloadError(f"--inputs {item!r}: only 'input' may come without a path (from the input param)")
             target.write_text(chain_input, encoding="utf-8")
             continue
-        origin = Path(link_root) / rel
-        if ".." in Path(rel).parts or not origin.is_file():
-            raise PayloadError(f"input {source!r}: {rel} is not a file in the data workspace; did step {source!r} run?")
-        shutil.copyfile(origin, target)
+        origin = _in_workspace(link_root, rel, source)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(origin, target)  # an earlier step's output: the same file, not a copy
+        except OSError:
+            shutil.copyfile(origin, target)
+
+
+def _in_workspace(link_root: str, rel: str, source: str) -> Path:
+    """The file ``rel`` names in the workspace; never one outside it (an absolute path, ``..``, a
+    symbolic link that leads out)."""
+    root = Path(link_root or ".").resolve()
+    origin = (root / rel).resolve()
+    if Path(rel).is_absolute() or ".." in Path(rel).parts or not origin.is_relative_to(root):
+        raise PayloadError(f"input {source!r}: {rel} is outside the data workspace {link_root or '.'}; "
+                           "an input path is relative to --link-root and stays inside it")  # fmt: skip
+    if not origin.is_file():
+        raise PayloadError(f"input {source!r}: {rel} is not a file in the data workspace; did step {source!r} run?")
+    return origin
 
 
 def read_secrets_dir(path: str) -> dict[str, str]:

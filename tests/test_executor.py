@@ -125,3 +125,12 @@ def test_executor_imports_only_what_the_payload_needs(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "0 [] []"
+
+
+def test_lone_surrogate_in_a_step_input_is_exit_2_with_error_json_and_no_output(tmp_path):
+    d = write_step(tmp_path / "s", payload_of(qa_chain()), '{"question": "half an emoji \\ud83d"}')
+    result = exec_step(d)
+    assert result.returncode == 2, result.stderr
+    error = json.loads((d / "error.json").read_text())
+    assert "lone surrogate" in error["message"] and "chatprompttemplate" in error["message"]
+    assert not (d / "output.json").exists()

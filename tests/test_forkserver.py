@@ -4,6 +4,7 @@ record reaches disk soon after a node changes, without a rewrite per update."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -350,3 +351,91 @@ def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
         assert on_disk["phase"] == "Succeeded" and on_disk["nodes"]["n0"]["phase"] == "Succeeded"
     finally:
         RunRecord.save = original
+
+
+CLIENT_DIES_DURING_START_UP = r"""
+import os
+from llmstep.run import forkserver
+server = forkserver.ForkServer(forkserver.preload_for([["langchain_openai", "chat_models", "ChatOpenAI"]]), idle=0)
+pid = server._started.pid
+server._listened()  # it listens, and now imports LangChain
+print(pid, flush=True)
+os._exit(0)  # while the server still imports
+"""
+
+
+def test_a_server_whose_client_dies_during_its_start_up_ends(tmp_path, persistent):
+    env, servers = persistent
+    result = subprocess.run([sys.executable, "-c", CLIENT_DIES_DURING_START_UP], env=env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    pid = int(result.stdout.strip())
+    servers.append(pid)
+    assert _gone_within(pid, 30)  # not adopted by init for good
+
+
+RUN_WITH_CLASSES = r"""
+import sys, llmstep
+sys.path.insert(0, sys.argv[2])
+from chains import qa_prompt
+from langchain_core.output_parsers import StrOutputParser
+from llmstep.offline import OfflineChatModel
+chains = [qa_prompt(), OfflineChatModel(), StrOutputParser(), qa_prompt() | OfflineChatModel()]
+chain = chains[int(sys.argv[3])]
+print(llmstep.compile(chain).run_local({"question": "q"} if int(sys.argv[3]) in (0, 3) else "q", runs_dir=sys.argv[1]))
+"""
+
+
+def _fork_servers(env, *args):
+    return subprocess.run([sys.executable, "-m", "llmstep", "fork-servers", *args], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
+    """Each set of payload classes has its own server; seven were once alive at once (500 MiB)."""
+    from llmstep.run import forkservers
+
+    env, servers = persistent
+    home = str(tmp_path / "runtime" / f"llmstep-{os.getuid()}")
+    tests = os.path.dirname(__file__)
+    for i in range(forkservers.MAX_SERVERS + 1):
+        result = subprocess.run([sys.executable, "-c", RUN_WITH_CLASSES, str(tmp_path / "runs"), tests, str(i)],
+                                env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        servers.extend(s.pid for s in forkservers.list_servers(home) if s.pid)
+    deadline = time.monotonic() + 15
+    while len([p for p in set(servers) if _alive(p)]) > forkservers.MAX_SERVERS and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(set(servers)) == forkservers.MAX_SERVERS + 1  # one per set of classes...
+    assert len([p for p in set(servers) if _alive(p)]) <= forkservers.MAX_SERVERS  # ...but not all at once
+    assert len(glob.glob(os.path.join(home, "*.sock"))) <= forkservers.MAX_SERVERS
+
+
+def test_fork_servers_are_listed_and_stopped_from_the_cli_leaving_no_socket(tmp_path, persistent):
+    env, servers = persistent
+    pid = _server_of_a_new_process(tmp_path, env)
+    servers.append(pid)
+    listed = _fork_servers(env)
+    assert listed.returncode == 0 and str(pid) in listed.stdout, listed.stderr
+    stopped = _fork_servers(env, "--stop")
+    assert stopped.returncode == 0 and "stopped 1 fork server" in stopped.stdout
+    assert _gone_within(pid, 10)
+    assert not list((tmp_path / "runtime" / f"llmstep-{os.getuid()}").glob("fork-*"))
+    assert "no fork servers" in _fork_servers(env).stdout
+
+
+def test_stale_fork_server_sockets_are_cleaned(tmp_path, persistent):
+    import socket
+
+    env, servers = persistent
+    pid = _server_of_a_new_process(tmp_path, env)
+    servers.append(pid)
+    home = tmp_path / "runtime" / f"llmstep-{os.getuid()}"
+    os.kill(pid, signal.SIGTERM)  # a stopped server lets go of its socket
+    assert _gone_within(pid, 10)
+    assert not list(home.glob("fork-*.sock"))
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(home / "fork-0123456789abcdef.sock"))  # what a server killed with -9 leaves
+    dead.close()
+    (home / "fork-0123456789abcdef.json").write_text(json.dumps({"pid": 2**22 + 1}))
+    assert "no fork servers" in _fork_servers(env).stdout
+    assert not list(home.glob("fork-*"))

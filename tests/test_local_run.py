@@ -65,7 +65,7 @@ def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path
     first_mtime = first_output.stat().st_mtime_ns
 
     flag.write_text("now")
-    record = resume_run(failure.run_id, runs_dir=runs, quiet=True)
+    record = resume_run(failure.run_id, runs_dir=runs, quiet=True, allow_pickle=True)
     assert record.phase == "Succeeded" and record.result() == "GO (gate passed)!"
     assert first_output.stat().st_mtime_ns == first_mtime  # the finished step did not run again
 
@@ -287,7 +287,7 @@ def test_cli_failed_run_exit_code_show_and_resume(tmp_path):
     shown = run_cli("show", run_id, cwd=tmp_path)
     assert "Failed" in shown.stdout and "flag missing" in shown.stdout
     flag.write_text("ok")
-    resumed = run_cli("run", "--resume", run_id, cwd=tmp_path)
+    resumed = run_cli("run", "--resume", run_id, "--allow-pickle", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "4"
     assert "RunnableLambda succeeded" not in resumed.stderr  # the finished step was reused, not re-run
@@ -361,3 +361,18 @@ def test_live_progress_on_a_terminal(tmp_path):
     assert proc.returncode == 0 and out.decode().strip() == "offline answer: tty"
     assert "\x1b[F\x1b[K" in screen  # redrawn in place
     assert "✔ StrOutputParser" in screen and "Succeeded" in screen
+
+
+@pytest.mark.parametrize("given", [["--input", '{"question": "half an emoji \\ud83d"}'],
+                                   ["-p", 'input={"question": "\\udc80"}']])
+def test_lone_surrogate_in_the_chain_input_is_a_clear_error_naming_it(tmp_path, given):
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", *given, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "the chain input holds a lone surrogate" in result.stderr
+
+
+def test_lone_surrogate_in_a_batch_input_names_the_input(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"question": "fine"}\n{"question": "\\ud800"}\n')
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "in.jsonl", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "input 1 holds a lone surrogate" in result.stderr

@@ -19,6 +19,7 @@ from typing import Any
 from llmstep.errors import WorkflowError
 from llmstep.render.checks import check_workflow
 from llmstep.run import expr
+from llmstep.run.attempts import seconds
 
 # Allowed keys per object; a value of None means "accepted, not interpreted locally".
 _WORKFLOW = {"apiVersion", "kind", "metadata", "spec", "status"}
@@ -42,6 +43,7 @@ _RETRY = {"limit", "retryPolicy", "backoff", "expression"}
 _BACKOFF = {"duration", "factor", "maxDuration"}
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_FROM = re.compile(r"\{\{\s*tasks\.[\w-]+\.outputs\.artifacts\.[\w-]+\s*\}\}")
 _KNOWN_VARS = (
     re.compile(r"^workflow\.(name|status|failures|uid|namespace)$"),
     re.compile(r"^workflow\.parameters\.[\w-]+$"),
@@ -64,6 +66,8 @@ def check_document(doc: dict[str, Any]) -> None:
     if not isinstance(spec, dict) or not spec.get("templates"):
         raise WorkflowError("spec.templates is missing: the document has nothing to run")
     _keys(spec, _SPEC, "spec")
+    _count(spec, "parallelism", "spec", minimum=0)
+    _count(spec, "activeDeadlineSeconds", "spec", minimum=0)
     for i, param in enumerate(_list(spec.get("arguments", {}), "parameters", "spec.arguments")):
         _keys(param, _PARAM, f"spec.arguments.parameters[{i}]")
     _keys(spec.get("arguments") or {}, {"parameters"}, "spec.arguments")
@@ -95,9 +99,21 @@ def _template(t: dict[str, Any], where: str) -> None:
             _keys(a, _ARTIFACT, f"{where}.{part}.artifacts[{i}]")
             if "raw" in a:
                 _keys(a["raw"], {"data"}, f"{where}.{part}.artifacts[{i}].raw")
+    _count(t, "parallelism", where, minimum=0)
+    _count(t, "activeDeadlineSeconds", where, minimum=0)
+    for flag in ("failFast",):
+        if flag in t and not isinstance(t[flag], bool):
+            raise WorkflowError(f"{where}.{flag} must be true or false, found {t[flag]!r}")
     if "retryStrategy" in t:
         _keys(t["retryStrategy"], _RETRY, f"{where}.retryStrategy")
-        _keys(t["retryStrategy"].get("backoff") or {}, _BACKOFF, f"{where}.retryStrategy.backoff")
+        _count(t["retryStrategy"], "limit", f"{where}.retryStrategy", minimum=0)
+        backoff = t["retryStrategy"].get("backoff") or {}
+        _keys(backoff, _BACKOFF, f"{where}.retryStrategy.backoff")
+        for key in ("duration", "maxDuration"):
+            if key in backoff:
+                seconds(backoff[key], f"{where}.retryStrategy.backoff.{key}")
+        if "factor" in backoff:
+            _positive(backoff["factor"], f"{where}.retryStrategy.backoff.factor")
         if "expression" in t["retryStrategy"]:
             expr.tokenize(t["retryStrategy"]["expression"])
     if "dag" in t:
@@ -113,6 +129,9 @@ def _template(t: dict[str, Any], where: str) -> None:
             _keys(task.get("arguments") or {}, _IO, f"{where}.dag.tasks[{i}].arguments")
             for j, a in enumerate(_list(task.get("arguments") or {}, "artifacts", f"{where}.dag.tasks[{i}].arguments")):
                 _keys(a, {"name", "from", "raw"}, f"{where}.dag.tasks[{i}].arguments.artifacts[{j}]")
+                if "from" in a and not _FROM.fullmatch(str(a["from"])):
+                    raise WorkflowError(f"{where}.dag.tasks[{i}].arguments.artifacts[{j}].from must name an artifact of "
+                                        f"this run, {{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")  # fmt: skip
     else:
         c = t["container"]
         _keys(c, _CONTAINER, f"{where}.container")
@@ -125,6 +144,26 @@ def _template(t: dict[str, Any], where: str) -> None:
             raise WorkflowError(
                 f"{where}.container.command must run `llmstep exec ...` (or `llmstep diagnose`) locally, found {argv[:3]!r}"
             )
+
+
+def _count(obj: dict[str, Any], key: str, where: str, minimum: int) -> None:
+    """An integer field (Argo's IntOrString takes "3" too) of at least ``minimum``, checked before
+    the run starts so a bad value never fails it half way."""
+    if key not in obj or obj[key] is None:
+        return
+    value = obj[key]
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not text.lstrip("-").isdigit() or int(text) < minimum:
+        raise WorkflowError(f"{where}.{key} must be a whole number of at least {minimum}, found {value!r}")
+
+
+def _positive(value: Any, where: str) -> None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not 0 < number < float("inf"):
+        raise WorkflowError(f"{where} must be a positive number, found {value!r}")
 
 
 def _keys(obj: Any, allowed: set[str], where: str) -> None:

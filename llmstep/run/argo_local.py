@@ -7,21 +7,22 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import json
-import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from llmstep.errors import WorkflowError
-from llmstep.run import argo_doc, expr
+from llmstep.run import argo_doc, expr, trust
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.batch import BATCH_ANNOTATION
 from llmstep.run.container import Isolation, container_argv
+from llmstep.run.lifecycle import finishing
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import FINISHED_OK, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
+from llmstep.run.values import link
 
 
 def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -38,15 +39,16 @@ def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, st
 class ArgoRun:
     def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
                  parallelism: int | None, progress: Progress, isolation: Isolation,
-                 launcher: Launcher | None = None) -> None:  # fmt: skip
+                 launcher: Launcher | None = None, allow_pickle: bool = True) -> None:  # fmt: skip
         self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
+        self.guard = trust.step_env(allow_pickle)
         self.spec = doc["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism or self.spec.get("parallelism")
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
         self.limits = (threading.BoundedSemaphore(int(self.parallelism)),) if self.parallelism else ()
-        self.launcher = launcher or isolation.start_launcher([doc])
+        self._launcher = launcher  # or one started when the run starts
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
         meta = doc.get("metadata") or {}
         self.vars["workflow.name"] = record.run_id
@@ -56,13 +58,17 @@ class ArgoRun:
         record.status["outputTask"] = annotations.get("llmstep.dev/output-task")
         record.status["batch"] = annotations.get(BATCH_ANNOTATION) == "true"
 
-    def execute(self) -> RunRecord:
-        entry = self.templates.get(self.spec["entrypoint"])
+    def preflight(self) -> None:
+        """What must hold before the run starts (and before a resume touches its record)."""
         if self.isolation.kind == "container":
             for image in sorted({str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t}):
                 self.isolation.check_image(image)
-        self.progress.start(self.record)
-        try:
+
+    def execute(self) -> RunRecord:
+        entry = self.templates.get(self.spec["entrypoint"])
+        self.launcher = self._launcher or self.isolation.start_launcher([self.doc])
+        with finishing(self.record, self.launcher, self.progress):
+            self.progress.start(self.record)
             phase = self._run_template_as_root(entry)
             message = "" if phase == "Succeeded" else "child of the entrypoint failed"
             if self.spec.get("onExit"):
@@ -70,12 +76,6 @@ class ArgoRun:
                 self.vars["workflow.failures"] = json.dumps(self.record.failures())
                 self._run_exit_handler(self.templates[self.spec["onExit"]])
             self.record.finish(phase, message)
-        except KeyboardInterrupt:
-            self.record.interrupted()
-            raise
-        finally:
-            self.launcher.close()
-            self.progress.finish(self.record)
         return self.record
 
     def _run_template_as_root(self, template: dict[str, Any]) -> str:
@@ -202,7 +202,11 @@ class ArgoRun:
                 arts[art["name"]] = ("text", argo_doc.substitute(art["raw"]["data"], values, where))
             else:
                 ref = argo_doc.substitute(art["from"], values, where)
-                arts[art["name"]] = ("file", ref.removeprefix("artifact:"))
+                source = Path(ref.removeprefix("artifact:"))
+                if not ref.startswith("artifact:") or not source.resolve().is_relative_to(self.record.root):
+                    raise WorkflowError(f"{where}: artifact {art['name']!r} from {art['from']!r} is not an artifact of "
+                                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})")  # fmt: skip
+                arts[art["name"]] = ("file", str(source))
         # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
         held = (boundary, *limits) if boundary is not None else limits
         return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=held)
@@ -228,7 +232,7 @@ class ArgoRun:
             declared = container.get("env") or []
             command = container_argv(
                 self.isolation, image=str(container.get("image")), argv=argv,
-                env_names=[e["name"] for e in declared if e["name"] in env],
+                env_names=[e["name"] for e in declared if e["name"] in env] + list(self.guard),
                 mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
             )  # fmt: skip
             return Attempt(command, {**env, **self.isolation.engine_env})
@@ -268,11 +272,11 @@ class ArgoRun:
             if art["name"] in arts:
                 kind, value = arts[art["name"]]
                 if kind == "text":
-                    target.write_text(value, encoding="utf-8")
+                    self.record.values.place(value, target)
                 else:
-                    shutil.copyfile(value, target)
+                    link(Path(value), target)  # an earlier step's output: the same file, not a copy
             elif "raw" in art:
-                target.write_text(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), encoding="utf-8")
+                self.record.values.place(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), target)
             elif not art.get("optional"):
                 raise WorkflowError(f"task {name}: input artifact {art['name']!r} is not supplied")
 
@@ -286,7 +290,7 @@ class ArgoRun:
                     env[item["name"]] = self.secrets[key]
             else:
                 env[item["name"]] = argo_doc.substitute(str(item.get("value", "")), values, f"task {name} env")
-        return env
+        return env | self.guard
 
     def _outputs(self, template: dict[str, Any], data_dir: Path, root: str) -> dict[str, Any]:
         outputs: dict[str, Any] = {"parameters": [], "artifacts": []}
@@ -295,6 +299,7 @@ class ArgoRun:
             path = _local_path(p["valueFrom"]["path"], root, data_dir, f"output parameter {p['name']}")
             if path.is_file():
                 value = path.read_text(encoding="utf-8")
+                self.record.values.adopt(path, value)
             elif "default" in p["valueFrom"]:
                 value = str(p["valueFrom"]["default"])
             else:

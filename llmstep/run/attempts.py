@@ -17,6 +17,7 @@ from typing import Any
 
 from llmstep import contract
 from llmstep.errors import WorkflowError
+from llmstep.run.lifecycle import step_ended, step_started
 from llmstep.run.process import DEADLINE_MESSAGE, Launcher
 from llmstep.run.progress import Progress
 from llmstep.run.records import RunRecord, now
@@ -72,7 +73,10 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
         with step.slot():
             began = time.monotonic()
-            outcome = launcher.run(run.argv, run.env, log_path, step.timeout)
+            try:
+                outcome = launcher.run(run.argv, run.env, log_path, step.timeout, lambda pid: step_started(step_dir, pid))
+            finally:
+                step_ended(step_dir)
             duration = time.monotonic() - began
         if outcome.interrupted:
             return _done(record, progress, step.name, "Failed", "interrupted", outcome.exit_code, {})

@@ -27,7 +27,8 @@ def encode_inputs(inputs: Iterable[Any]) -> str:
     """The batch Workflow's ``inputs`` parameter: each input encoded like a step output."""
     from llmstep import serde
 
-    return json.dumps([{"index": i, "input": serde.dumps_value(x)} for i, x in enumerate(inputs)], separators=(",", ":"))
+    return json.dumps([{"index": i, "input": serde.dumps_value(x, where=f"input {i}")} for i, x in enumerate(inputs)],
+                      separators=(",", ":"))
 
 
 def input_count(arguments: Iterable[dict[str, Any]]) -> int:

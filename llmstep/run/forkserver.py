@@ -100,10 +100,14 @@ class ForkServer:
             os.unlink(self.path)  # a socket left by a server that was killed
         except FileNotFoundError:
             pass
+        if self.persistent:
+            from llmstep.run import forkservers
+
+            forkservers.make_room(self._home)  # under the lock: at most MAX_SERVERS of this user's at once
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "HOME": self._home}
         self._started = subprocess.Popen(
             [sys.executable, "-m", "llmstep.run.forkserver", self.path, ",".join(self._preload), self._lessons,
-             str(self._idle)],
+             str(self._idle), str(os.getpid())],
             env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
         )  # fmt: skip
@@ -391,7 +395,16 @@ def _keep_lessons(path: str, names: set[str]) -> None:
         pass
 
 
-def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) -> None:
+def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, parent: int = 0) -> None:
+    """Serve steps on ``path``. With ``idle`` 0 the server ends with ``parent``, the client that
+    started it (its pid, given by it: read here, after a slow start, it could already be init's)."""
+    parent = parent or os.getppid()
+
+    def orphaned() -> bool:
+        return idle <= 0 and os.getppid() != parent
+
+    if orphaned():
+        return  # the client died before this process even began
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)  # first: clients connect at once, and wait for their answer until the imports are done
     server.listen(64)
@@ -399,10 +412,17 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
     bound = (info.st_ino, info.st_ctime_ns)  # this socket file, not a later one at the same path
     if idle > 0 and os.fork():
         os._exit(0)  # persistent: the starting process reaps this one at once; the server is nobody's child
+    from llmstep.run import forkservers
+
+    forkservers.describe(path, preload, idle)
+    signal.signal(signal.SIGTERM, lambda *_: (_let_go(path, bound), os._exit(0)))  # stopped: no stale socket left
     print(LISTENING, flush=True)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 1)  # nothing more goes to the process that started it
     for name in preload + _read_lessons(lessons):
+        if orphaned():  # its client died while it was starting: end now, not never
+            _let_go(path, bound)
+            os._exit(0)
         try:
             importlib.import_module(name)
             if name == "langchain_core.prompts":
@@ -425,16 +445,14 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
     os.set_blocking(wake, False)
     signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     running: dict[int, socket.socket] = {}  # step pid -> the connection that waits for its exit code
-    parent, last, listening = os.getppid(), time.monotonic(), True
+    last, listening = time.monotonic(), True
     while True:
         try:
             ready, _, _ = select.select([server, learned, reaped] if listening else [learned, reaped], [], [], 1.0)
         except InterruptedError:
             continue
-        if not running and (not listening or (idle > 0 and time.monotonic() - last > idle)
-                            or (idle <= 0 and os.getppid() != parent)):  # fmt: skip
+        if not running and (not listening or (idle > 0 and time.monotonic() - last > idle) or orphaned()):
             if listening:  # a stale or stopped server let go of its socket already: a newer one may have it now
                 _let_go(path, bound)
             os._exit(0)  # stale or stopped, idle too long, or the process it served is gone
@@ -450,6 +468,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0) 
         if listening and server in ready:
             conn, _ = server.accept()
             last = time.monotonic()
+            forkservers.used(path)
             request = json.loads(conn.makefile("r").readline() or "{}")
             if "argv" not in request:  # {"check": true} from a new client, or {"stop": true}
                 fresh = bool(request.get("check")) and _unchanged(files)
@@ -582,11 +601,15 @@ def _unchanged(files: dict[str, int]) -> bool:
 
 
 def _let_go(path: str, bound: tuple[int, int]) -> None:
-    """Remove this server's socket file, unless a newer server has bound the name since."""
+    """Remove this server's socket file (and its description), unless a newer server has bound
+    the name since."""
     try:
         info = os.stat(path)
         if (info.st_ino, info.st_ctime_ns) == bound:
             os.unlink(path)
+            from llmstep.run import forkservers
+
+            forkservers.forget(path)
     except OSError:
         pass
 
@@ -704,4 +727,5 @@ def _become_step(request: dict[str, Any], main: Any, teach: int, libraries: tupl
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m], sys.argv[3], float(sys.argv[4]))
+    _serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m], sys.argv[3], float(sys.argv[4]),
+           int(sys.argv[5]) if len(sys.argv) > 5 else 0)

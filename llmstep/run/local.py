@@ -9,14 +9,18 @@ up front (see :mod:`llmstep.run.argo_doc`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from llmstep import serde
-from llmstep.run import argo_doc
+from llmstep.errors import WorkflowError
+from llmstep.run import argo_doc, trust
 from llmstep.run.argo_local import ArgoRun, arguments
 from llmstep.run.container import Isolation
+from llmstep.run.lifecycle import stop_leftovers
 from llmstep.run.process import Launcher
 from llmstep.run.progress import Progress, make_progress
 from llmstep.run.records import DEFAULT_RUNS_DIR, FINISHED_OK, RunRecord, now
@@ -37,18 +41,36 @@ def run_document(
     progress: Progress | None = None,
     isolation: Isolation | None = None,
     launcher: Launcher | None = None,
+    allow_pickle: bool = True,
 ) -> RunRecord:
     """Run an Argo Workflow document; return its record (``record.result()`` is the output).
 
     ``input`` is a Python value for the ``input`` parameter (encoded like a step output);
     ``parameters`` are raw strings, as ``argo submit -p name=value`` gives them.
+    ``allow_pickle=False`` (a document from a file) refuses pickle payloads (see :mod:`.trust`).
     """
     argo_doc.check_document(doc)
     declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
     args = arguments(doc, _overrides(declared, input, parameters, "spec.arguments.parameters"))
+    if not allow_pickle:
+        trust.refuse_pickles([doc], args)
+    isolation = _isolation(isolation)
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
-    run = ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), _isolation(isolation), launcher)
+    with _discarded_unless_started(record):
+        run = ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), isolation, launcher, allow_pickle)
+        run.preflight()
     return run.execute()
+
+
+@contextlib.contextmanager
+def _discarded_unless_started(record: RunRecord) -> Iterator[None]:
+    """A run that fails before its first step (a missing Task or image) leaves no record."""
+    try:
+        yield
+    except BaseException:
+        record.release()
+        shutil.rmtree(record.root, ignore_errors=True)
+        raise
 
 
 def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:  # noqa: A002
@@ -57,6 +79,8 @@ def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None,
     if input is not MISSING:
         overrides["input"] = serde.dumps_value(input)
     argo_doc.check_declared(declared, overrides, where)
+    for name, text in overrides.items():
+        serde.check_unicode(text, "the chain input" if name == "input" else f"parameter {name!r}")
     return overrides
 
 
@@ -75,23 +99,54 @@ def resume_run(
     quiet: bool = False,
     progress: Progress | None = None,
     isolation: Isolation | None = None,
+    allow_pickle: bool = False,
 ) -> RunRecord:
-    """Re-run the steps of a past run that did not succeed, reusing finished outputs."""
+    """Re-run the steps of a past run that did not succeed, reusing finished outputs.
+
+    The record is a file: its pickle payloads run only with ``allow_pickle``. Until the resumed
+    run starts (the record's lock taken, its documents checked), the record stays as it was.
+    """
     record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
-    docs = record.documents()
+    record.lock()
+    try:
+        runner = _resumable(record, secrets, parallelism, progress or make_progress(quiet), isolation, allow_pickle)
+        stop_leftovers(record)
+        _reset(record)
+    except BaseException:
+        record.release()
+        raise
+    return runner.execute()
+
+
+def _resumable(record: RunRecord, secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
+               isolation: Isolation | None, allow_pickle: bool) -> Any:  # fmt: skip
+    """The runner for a past run, checked as a new run is, the record untouched."""
+    try:
+        docs = record.documents()
+    except (OSError, ValueError) as exc:
+        raise WorkflowError(f"run {record.run_id}: its workflow.yaml cannot be read ({exc})") from exc
+    if not allow_pickle:
+        trust.refuse_pickles(docs, record.status.get("arguments"))
+    isolation = _isolation(isolation)
+    runner: Any
     if record.status.get("engine") == "tekton":
         from llmstep.run.tekton_local import TektonRun, prepare_run
 
         run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-        runner: Any = TektonRun(run, pipeline, tasks, _reset(record), secrets, parallelism,
-                                progress or make_progress(quiet), _isolation(isolation))  # fmt: skip
-        return runner.execute()
-    argo_doc.check_document(docs[0])
-    return ArgoRun(docs[0], _reset(record), secrets, parallelism, progress or make_progress(quiet), _isolation(isolation)).execute()
+        runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress, isolation, None, allow_pickle)
+    else:
+        argo_doc.check_document(docs[0])
+        runner = ArgoRun(docs[0], record, secrets, parallelism, progress, isolation, None, allow_pickle)
+    runner.preflight()
+    return runner
 
 
 def _reset(record: RunRecord) -> RunRecord:
-    """Forget the nodes that did not succeed (and exit handlers), so they run again."""
+    """Forget the nodes that did not succeed (and exit handlers), so they run again; the earlier
+    attempts' outcome stays in ``history``."""
+    earlier = {"phase": record.phase, "message": record.status.get("message", ""),
+               "finishedAt": record.status.get("finishedAt", ""), "failures": record.failures()}  # fmt: skip
+    record.status.setdefault("history", []).append(earlier)
     for task, node in list(record.nodes.items()):
         if node.get("phase") not in FINISHED_OK or node.get("exitHandler"):
             del record.nodes[task]
@@ -112,15 +167,23 @@ def run_tekton(
     progress: Progress | None = None,
     isolation: Isolation | None = None,
     launcher: Launcher | None = None,
+    allow_pickle: bool = True,
 ) -> RunRecord:
-    """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine."""
+    """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
+    ``allow_pickle`` as for :func:`run_document`."""
     from llmstep.run.tekton_local import TektonRun, prepare_run
 
     run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
     overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, parameters, "the Pipeline")
+    if not allow_pickle:
+        trust.refuse_pickles(docs, overrides)
+    isolation = _isolation(isolation)
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
     annotated = [(d.get("metadata") or {}).get("annotations", {}).get("llmstep.dev/output-task")
                  for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
     record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
-    return TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
-                     _isolation(isolation), launcher).execute()  # fmt: skip
+    with _discarded_unless_started(record):
+        runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
+                           isolation, launcher, allow_pickle)  # fmt: skip
+        runner.preflight()
+    return runner.execute()

@@ -62,7 +62,9 @@ class Launcher:
         self.forkserver = forkserver
         self.keep_server = keep_server  # a shared server outlives this run (see forkserver.shared_server)
 
-    def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None) -> Outcome:
+    def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None,
+            on_start: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
+        """Run one step's process to its end; ``on_start(pid)`` is told its pid once it runs."""
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
         server = self.forkserver
@@ -72,7 +74,7 @@ class Launcher:
             except OSError:
                 pass  # the server has gone (stopped from elsewhere): a cold start is slower, never wrong
             else:
-                return self._supervise(step.pid, step.wait, timeout)
+                return self._supervise(step.pid, step.wait, timeout, on_start)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,
@@ -85,12 +87,15 @@ class Launcher:
             except subprocess.TimeoutExpired:
                 return None
 
-        return self._supervise(proc.pid, poll, timeout)
+        return self._supervise(proc.pid, poll, timeout, on_start)
 
-    def _supervise(self, pid: int, poll: Callable[[float], int | None], timeout: float | None) -> Outcome:
+    def _supervise(self, pid: int, poll: Callable[[float], int | None], timeout: float | None,
+                   on_start: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
         """Wait for the step (its own session: ``pid`` is its process group), stopping it on
         timeout or when the run is stopped. ``poll(seconds)`` is its exit code, or None."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if on_start is not None:
+            on_start(pid)
         while True:
             code = poll(0.05)
             if code is not None:

@@ -10,19 +10,22 @@ step gets only the env its pod would have. Steps must run ``llmstep exec``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from llmstep.errors import WorkflowError
 from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_task
 from llmstep.render.tekton_checks import check_documents
+from llmstep.run import trust
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
+from llmstep.run.lifecycle import finishing
 from llmstep.run.process import Launcher, base_env, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import FINISHED_OK, RunRecord, now
@@ -75,7 +78,46 @@ def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, d
                 **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
             }],
         }  # fmt: skip
+    for part in ("tasks", "finally"):
+        for i, use in enumerate(pipeline.get(part) or []):
+            _check_settings(use, f"{part}[{i}] ({use.get('name')})")
     return run, pipeline, tasks
+
+
+def _check_settings(use: dict[str, Any], where: str) -> None:
+    """A task's retries and timeout, checked before the run starts (with the field's place)."""
+    retries = use.get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+        raise WorkflowError(f"{where}.retries must be a whole number of at least 0, found {retries!r}")
+    if use.get("timeout"):
+        seconds(use["timeout"], f"{where}.timeout")
+
+
+def _relative(path: Any, what: str, plain: bool) -> None:
+    """A name (``plain``) or relative path that stays inside the folder it is joined to, as
+    Kubernetes requires of workspace names and Secret item paths."""
+    parts = Path(str(path)).parts
+    if not isinstance(path, str) or not path or Path(path).is_absolute() or ".." in parts or (plain and len(parts) != 1):
+        raise WorkflowError(f"{what} must be a relative path without '..' (found {path!r})")
+
+
+def _confined(argv: list[str], places: list[Path], task: str) -> None:
+    """The step's data directory and link root are inside its workspaces (or its scratch
+    directory): the runner clears files there, and the step reads its inputs from there."""
+    roots = [p.resolve() for p in places]
+    for flag in ("--data-dir", "--link-root"):
+        if flag in argv and argv.index(flag) + 1 < len(argv):
+            value = argv[argv.index(flag) + 1]
+            if value and not any(Path(value).resolve().is_relative_to(r) for r in roots):
+                raise WorkflowError(f"task {task}: {flag} {value} is outside the task's workspaces")
+
+
+@contextlib.contextmanager
+def _removed(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class TektonRun:
@@ -83,13 +125,15 @@ class TektonRun:
 
     def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
                  secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
-                 isolation: Isolation | None = None, launcher: Launcher | None = None) -> None:  # fmt: skip
+                 isolation: Isolation | None = None, launcher: Launcher | None = None,
+                 allow_pickle: bool = True) -> None:  # fmt: skip
         self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
+        self.guard = trust.step_env(allow_pickle)
         self.isolation = isolation or Isolation()
         self._images_present: set[str] = set()
         self.secrets = dict(secrets or {})
         self.parallelism = parallelism
-        self.launcher = launcher or self.isolation.start_launcher([run, pipeline, tasks])
+        self._launcher = launcher  # or one started when the run starts
         self.params = self._params()
         self.context = {
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
@@ -113,11 +157,32 @@ class TektonRun:
                 raise WorkflowError(f"param {name!r} has no value: pass -p {name}=...")
         return values
 
+    def preflight(self) -> None:
+        """What must hold before the run starts (and before a resume touches its record): each
+        task's Task is there, and in a container run the images named without variables are."""
+        uses = [*(self.pipeline.get("tasks") or []), *(self.pipeline.get("finally") or [])]
+        for use in uses:
+            self._task_spec(use)
+        if self.isolation.kind == "container":
+            for use in uses:
+                image = str(((self._task_spec(use).get("steps") or [{}])[0]).get("image", ""))
+                if image and "$(" not in image and image not in self._images_present:
+                    self.isolation.check_image(image)
+                    self._images_present.add(image)
+
+    def _task_spec(self, use: dict[str, Any]) -> dict[str, Any]:
+        spec = use.get("taskSpec") or self.tasks.get((use.get("taskRef") or {}).get("name", ""))
+        if spec is None:
+            raise WorkflowError(f"task {use.get('name')}: Task {(use.get('taskRef') or {}).get('name')!r} is not in the "
+                                "documents; give its file too (llmstep run pipelinerun.yaml tasks.yaml)")  # fmt: skip
+        return spec
+
     def execute(self) -> RunRecord:
+        self.launcher = self._launcher or self.isolation.start_launcher([self.run, self.pipeline, self.tasks])
         tmp = Path(tempfile.mkdtemp(prefix="llmstep-secrets-"))  # outside the record: secrets never land there
-        self.workspaces = self._workspaces(tmp)
-        self.progress.start(self.record)
-        try:
+        with finishing(self.record, self.launcher, self.progress), _removed(tmp):
+            self.workspaces = self._workspaces(tmp)
+            self.progress.start(self.record)
             phase = self._run_tasks(self.pipeline["tasks"], final=False)
             statuses = {t: self.record.nodes.get(t, {}).get("phase", "None") for t in self._names(self.pipeline["tasks"])}
             failed = any(p in ("Failed", "Error") for p in statuses.values())
@@ -128,13 +193,6 @@ class TektonRun:
                 final = self._run_tasks(self.pipeline["finally"], final=True)
                 phase = "Failed" if "Failed" in (phase, final) else phase
             self.record.finish(phase, "" if phase == "Succeeded" else "tasks failed")
-        except KeyboardInterrupt:
-            self.record.interrupted()
-            raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.launcher.close()
-            self.progress.finish(self.record)
         return self.record
 
     @staticmethod
@@ -145,6 +203,7 @@ class TektonRun:
         paths: dict[str, str] = {}
         for binding in self.run["spec"].get("workspaces") or []:
             name = binding["name"]
+            _relative(name, f"workspace {name!r}", plain=True)
             if "secret" in binding:
                 folder = tmp / name
                 folder.mkdir(mode=0o700)
@@ -152,6 +211,7 @@ class TektonRun:
                 keys = [(i["key"], i.get("path", i["key"])) for i in items] if items else \
                     [(k, k) for k in self.secrets if k.isupper()]  # fmt: skip
                 for key, path in keys:
+                    _relative(path, f"workspace {name!r} item {key!r} path", plain=False)
                     if key in self.secrets:
                         (folder / path).write_text(self.secrets[key], encoding="utf-8")
                 paths[name] = str(folder)
@@ -233,9 +293,7 @@ class TektonRun:
 
     def _run_task(self, use: dict[str, Any], final: bool) -> str:
         name = use["name"]
-        spec = use.get("taskSpec") or self.tasks.get((use.get("taskRef") or {}).get("name", ""))
-        if spec is None:
-            raise WorkflowError(f"task {name}: Task {use.get('taskRef')} is not in the documents")
+        spec = self._task_spec(use)
         steps = spec.get("steps") or []
         if len(steps) != 1 or set(steps[0]) - _STEP_KEYS:
             raise WorkflowError(f"task {name}: the local runner runs Tasks with one step using {sorted(_STEP_KEYS)}")
@@ -265,12 +323,14 @@ class TektonRun:
             values = values_for(scratch)
             resolved = self._subst(argv, name, final, values)
             data_dir = Path(resolved[resolved.index("--data-dir") + 1]) if "--data-dir" in resolved else scratch
+            _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
             shutil.rmtree(data_dir / "input", ignore_errors=True)
             env = base_env(step_dir)
             for item in step.get("env") or []:
                 if "valueFrom" in item:
                     raise WorkflowError(f"task {name}: env valueFrom is not supported locally; bind a Secret workspace")
                 env[item["name"]] = str(self._subst(item.get("value", ""), name, final, values))
+            env.update(self.guard)
             (scratch / ".results").mkdir(exist_ok=True)
             (data_dir / "error.json").unlink(missing_ok=True)
             if self.isolation.kind == "process":
@@ -282,7 +342,7 @@ class TektonRun:
             # Workspaces and the results folder are mounted at the paths the command names.
             mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
             command = container_argv(
-                self.isolation, image=image, argv=resolved, env_names=[e["name"] for e in step.get("env") or []],
+                self.isolation, image=image, argv=resolved, env_names=[e["name"] for e in step.get("env") or []] + list(self.guard),
                 mounts=mounts, network=bool(bindings.get("credentials")),
             )  # fmt: skip
             return Attempt(command, {**env, **self.isolation.engine_env}, data_dir)
