@@ -24,10 +24,13 @@ INDEX = re.compile(rf"(?:^|\.){BATCH_TASK}\((\d+)[:)]")
 
 
 def encode_inputs(inputs: Iterable[Any]) -> str:
-    """The batch Workflow's ``inputs`` parameter: each input encoded like a step output."""
+    """The batch Workflow's ``inputs`` parameter: each input's envelope as a JSON object. Not as a
+    string: Argo substitutes a string field of an item with its quotes escaped (``Item.String()``),
+    so ``{{item.input}}`` of a string holding JSON is no longer JSON; an object field comes out as
+    its JSON (found on the real controller)."""
     from llmstep import serde
 
-    return json.dumps([{"index": i, "input": serde.dumps_value(x)} for i, x in enumerate(inputs)], separators=(",", ":"))
+    return json.dumps([{"index": i, "input": serde.encode_value(x)} for i, x in enumerate(inputs)], separators=(",", ":"))
 
 
 def input_count(arguments: Iterable[dict[str, Any]]) -> int:
