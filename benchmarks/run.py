@@ -3,7 +3,7 @@ measured in the same run.
 
     python benchmarks/run.py            # the table, and benchmarks/results.json
     python benchmarks/run.py --quick    # fewer repetitions, for a smoke run
-    python benchmarks/run.py --only compile,size   # some sections: startup, local, parallel, batch, compile, size, image
+    python benchmarks/run.py --only compile,size   # some sections: startup, local, parallel, batch, compile, size, image, cluster
 
 Figures (goals from the performance issue):
   1. step start-up: `llmstep exec` of a prompt step vs `python -c "import langchain_core.prompts"`
@@ -19,6 +19,10 @@ Figures (goals from the performance issue):
   6. batch: 200 inputs through prompt | model (1 s) | parser in one local batch run, parallelism 8
      (<= 1.3x of 200 x 1 s / 8)
   image (when podman and the image are present): size (<= 250 MB), container start to output.json
+  7. cluster (on the test cluster of tests/cluster, started with `python tests/cluster/cluster.py
+     start`): submit to Succeeded of the 3-step qa chain on the real Argo controller vs the same
+     3-task DAG of plain containers running `true`, built with Hera alone (<= 1.3x); pods created
+     per chain step (1)
 """
 
 from __future__ import annotations
@@ -386,6 +390,63 @@ def image(tmp: Path) -> list[Figure]:
     ]  # fmt: skip
 
 
+def _until_done(custom, name: str, namespace: str) -> str:
+    while True:
+        wf = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "workflows", name)
+        phase = (wf.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed", "Error"):
+            return phase
+        time.sleep(0.2)
+
+
+def cluster() -> list[Figure]:
+    sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+    from cluster import Cluster
+
+    k8s = Cluster()
+    if not k8s.running():
+        return [Figure("cluster", 0, None, "", "", None, note="skipped: no test cluster (python tests/cluster/cluster.py start)")]
+    from chains import qa_chain
+    from hera.workflows import DAG, Container, Workflow
+    from kubernetes import client, config
+
+    import llmstep
+
+    config.load_kube_config(str(k8s.kubeconfig))
+    custom, core = client.CustomObjectsApi(), client.CoreV1Api()
+    namespace = "argo"
+    compiled = llmstep.compile(qa_chain(), name="bench-qa")
+
+    def llmstep_run() -> str:
+        run = compiled.submit({"question": "How fast?"}, namespace=namespace, client=client)
+        if _until_done(custom, run.name, namespace) != "Succeeded":
+            raise RuntimeError(f"benchmark workflow {run.name} did not succeed")
+        return run.name
+
+    with Workflow(generate_name="bench-true-", entrypoint="main", namespace=namespace) as baseline:
+        true = Container(name="true", image=k8s.step_image, command=["true"])
+        with DAG(name="main"):
+            true(name="a") >> true(name="b") >> true(name="c")
+    baseline_doc = baseline.to_dict()
+
+    def hera_run() -> None:
+        name = custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "workflows", baseline_doc)["metadata"]["name"]
+        if _until_done(custom, name, namespace) != "Succeeded":
+            raise RuntimeError(f"baseline workflow {name} did not succeed")
+
+    runs = max(2, RUNS // 2)
+    ours = median_seconds(llmstep_run, runs)
+    theirs = median_seconds(hera_run, runs)
+    name = llmstep_run()
+    pods = core.list_namespaced_pod(namespace, label_selector=f"workflows.argoproj.io/workflow={name}").items
+    per_step = len(pods) / len(compiled.plan.steps)
+    return [
+        Figure("7 cluster: qa submit to Succeeded vs Hera DAG of `true`", ours, theirs, "s", "<= 1.3x", ours / theirs <= 1.3,
+               note="the real Argo controller v4.0 of tests/cluster"),
+        Figure("7 cluster: pods per chain step", per_step, None, "", "1", per_step == 1),
+    ]  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     global RUNS
     if "--quick" in argv:
@@ -397,7 +458,7 @@ def main(argv: list[str]) -> int:
         # compile and size first: measured in a process that has not yet run hundreds of steps
         sections = {"startup": lambda: startup(tmp), "compile": compile_scale, "size": document_size,
                     "local": lambda: local_overhead(tmp), "parallel": lambda: parallelism(tmp), "batch": lambda: batch(tmp),
-                    "image": lambda: image(tmp)}  # fmt: skip
+                    "image": lambda: image(tmp), "cluster": cluster}  # fmt: skip
         only = next((a.split("=", 1)[1] if "=" in a else argv[argv.index(a) + 1] for a in argv if a.startswith("--only")), "")
         chosen = [n for n in sections if not only or n in only.split(",")]
         for name in chosen:

@@ -126,7 +126,7 @@ class FakeArgoServer:
                 parent = f"{name}.item({item['index']}:{json.dumps(item, separators=(',', ':'))})"
                 nodes[f"{name}-{10 + item['index']}"] = {"id": f"{name}-{10 + item['index']}", "name": parent,
                                                          "displayName": parent[len(name) + 1:], "type": "DAG", "phase": "Running"}  # fmt: skip
-                self._step(nodes, logs, name, parent, task, 1000 + item["index"], item["input"])
+                self._step(nodes, logs, name, parent, task, 1000 + item["index"], json.dumps(item["input"]))
         else:
             self._step(nodes, logs, name, name, task, 1, params["input"])
         failed = [n for n in nodes.values() if n["phase"] == "Failed"]

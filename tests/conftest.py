@@ -72,22 +72,31 @@ def exec_step(data_dir: Path, env: dict | None = None):
 
 @pytest.fixture(scope="session")
 def k8s():
-    """A real single-node Kubernetes on loopback (tests/cluster/), with the Argo Workflow CRD and
-    the step image installed. Opt in with `-m cluster`; when it cannot start, the tests fail with
-    the failing component's log tail."""
+    """The real single-node Kubernetes with Argo Workflows on loopback (tests/cluster/). A cluster
+    already started with ``python tests/cluster/cluster.py start`` is used as it is (and left
+    running); otherwise the session starts one and stops it at the end. Opt in with `-m cluster`;
+    when it cannot start, the tests fail with the failing component's log tail."""
     sys.path.insert(0, str(ROOT / "tests" / "cluster"))
-    from cluster import Cluster, build
+    from cluster import Cluster
 
-    cluster = Cluster(build())
+    cluster = Cluster()
+    if cluster.running():
+        yield cluster
+        return
     try:
         cluster.start()
-        from crds import install_crds
-
-        install_crds(cluster)
-        cluster.step_image = _step_image_into(cluster)
         yield cluster
     finally:
         cluster.stop()
+
+
+def argo_namespace(cluster, namespace: str) -> None:
+    """A namespace ready for Workflows (the executor's Role and the artifact store's Secret)."""
+    import argo
+
+    if cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0:
+        cluster.kubectl("create", "namespace", namespace)
+    argo.prepare_namespace(cluster, namespace)
 
 
 def kube_api(cluster, namespace: str | None = None):
@@ -98,19 +107,3 @@ def kube_api(cluster, namespace: str | None = None):
     if namespace:
         client.CoreV1Api().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     return client
-
-
-def _step_image_into(cluster) -> str:
-    """Build the step image with podman (tests/test_container.py's way) and import it."""
-    tag = "localhost/llmstep:test"
-    base = os.environ.get("LLMSTEP_TEST_BASE_IMAGE")
-    if not base:
-        raise RuntimeError("the cluster tests need the step image: set LLMSTEP_TEST_BASE_IMAGE (see .ci/run)")
-    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", tag, "--base", base,
-                            "--wheelhouse"], capture_output=True, text=True)  # fmt: skip
-    if build.returncode != 0:
-        raise RuntimeError(f"building the step image failed: {build.stderr[-3000:]}")
-    archive = cluster.state / "step-image.tar"
-    subprocess.run(["podman", "save", "--format", "docker-archive", "-o", str(archive), tag], check=True, capture_output=True)
-    cluster.import_image(archive)
-    return tag

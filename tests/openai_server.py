@@ -1,7 +1,9 @@
 """A real HTTP server on loopback that stands in for the OpenAI chat completions API.
 
 It records every request (path, headers, body) and answers with a canned completion that
-echoes the last user message, so tests can check both what was sent and what came back.
+echoes the last user message (or a fixed text, or what a function of the request returns), so
+tests can check both what was sent and what came back. It listens on 127.0.0.1; pods of the test
+cluster use the host's network and reach it there.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
@@ -23,7 +26,7 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict) -> No
 
 
 class FakeOpenAI:
-    def __init__(self, delay: float = 0.0, reply: str = "echo") -> None:
+    def __init__(self, delay: float = 0.0, reply: Any = "echo", port: int = 0) -> None:
         self.requests: list[dict] = []
         self.delay = delay
         self.reply = reply
@@ -45,7 +48,10 @@ class FakeOpenAI:
                 if server.delay:
                     time.sleep(server.delay)
                 last = body.get("messages", [{}])[-1].get("content", "")
-                text = f"{server.reply}: {last}" if server.reply == "echo" else server.reply
+                if callable(server.reply):
+                    text = server.reply(body)
+                else:
+                    text = f"{server.reply}: {last}" if server.reply == "echo" else server.reply
                 self._send(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": body.get("model", "test-model"),
@@ -57,7 +63,7 @@ class FakeOpenAI:
             def _send(self, status, payload):
                 send_json(self, status, payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -68,3 +74,11 @@ class FakeOpenAI:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+if __name__ == "__main__":
+    # The test cluster's model gateway (tests/cluster/cluster.py): one echoing server on a fixed
+    # loopback port for the whole cluster, which every Workflow pod's OpenAI client is pointed at.
+    import sys
+
+    FakeOpenAI(port=int(sys.argv[1])).httpd.serve_forever()

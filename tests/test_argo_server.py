@@ -41,7 +41,7 @@ def test_submit_wait_result_logs_through_the_argo_server(server):
     assert create["method"] == "POST" and create["path"] == "/api/v1/workflows/argo"
     assert create["auth"] == f"Bearer {TOKEN}"
     param = create["body"]["workflow"]["spec"]["arguments"]["parameters"][0]
-    assert param["name"] == "input" and json.loads(param["value"])["value"] == {"question": "via REST"}
+    assert param["name"] == "input" and json.loads(param["value"]) == {"question": "via REST"}  # plain, as argo submit -p
     assert run.url == f"{server.url}/workflows/argo/{run.name}"  # the Argo Server serves the UI
     assert run.get()["status"]["phase"] in ("Pending", "Running")
     run.wait(timeout=30, poll=0.1)
@@ -117,7 +117,7 @@ def test_batch_results_in_order_with_a_failed_item_in_its_place():
         assert isinstance(run, BatchRun)
         body = server.requests[0]["body"]["workflow"]
         assert body["spec"]["entrypoint"] == "batch"
-        assert [json.loads(i["input"])["value"] for i in json.loads(body["spec"]["arguments"]["parameters"][0]["value"])] == [
+        assert [i["input"]["value"] for i in json.loads(body["spec"]["arguments"]["parameters"][0]["value"])] == [
             {"question": "a"}, {"question": "boom"}, {"question": "c"}]  # fmt: skip
         run.wait(timeout=30, poll=0.1)  # a failed item does not raise here
         results = run.results(return_exceptions=True)

@@ -102,22 +102,32 @@ def _failing_pod(api, k8s, name, labels, annotations, message):
 
 
 def test_failed_argo_workflow_with_two_failed_nodes(api, k8s):
-    nodes = {}
-    for i, template in enumerate(("chatopenai", "stroutputparser")):
-        node_id = f"qa-abc-{1000 + i}"
-        _failing_pod(api, k8s, f"qa-abc-{template}-{1000 + i}", {"workflows.argoproj.io/workflow": "qa-abc"},
-                     {"workflows.argoproj.io/node-id": node_id}, f"{template} step failed: upstream 503")  # fmt: skip
-        nodes[node_id] = {"id": node_id, "name": f"qa-abc.{template}", "displayName": template.upper(), "type": "Pod",
-                          "templateName": template, "phase": "Failed", "message": "Error (exit code 1)",
-                          "outputs": {"exitCode": "1"}}  # fmt: skip
-    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "qa-abc"},
-                "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "x"}}]},
-                "status": {"phase": "Failed", "message": "child 'qa-abc-1000' failed", "nodes": nodes}}  # fmt: skip
-    api.CustomObjectsApi().create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", workflow)
-    _, text = _collect(api, "workflow/qa-abc")
-    assert "phase: Failed, message: child 'qa-abc-1000' failed" in text
-    assert "failed node CHATOPENAI (template chatopenai): Failed, exit code 1" in text
-    assert "failed node STROUTPUTPARSER (template stroutputparser)" in text
+    """A Workflow the real controller ran, with two failing branches, diagnosed from its status,
+    its pods' logs and their events."""
+    from argo_cluster import wait_phase
+    from conftest import argo_namespace
+    from langchain_core.runnables import RunnableLambda
+
+    import llmstep
+
+    def upstream_503(x):
+        print("chatopenai step failed: upstream 503")
+        raise SystemExit(1)
+
+    def parser_503(x):
+        print("stroutputparser step failed: upstream 503")
+        raise SystemExit(1)
+
+    argo_namespace(k8s, NS)
+    chain = {"ChatOpenAI": RunnableLambda(upstream_503, name="ChatOpenAI"),
+             "StrOutputParser": RunnableLambda(parser_503, name="StrOutputParser")} | RunnableLambda(lambda d: d)  # fmt: skip
+    run = llmstep.compile(chain, name="qa-abc", allow_pickle=True).submit({"question": "x"}, namespace=NS, client=api)
+    wf = wait_phase(api, run.name, namespace=NS)
+    assert wf["status"]["phase"] == "Failed"
+    _, text = _collect(api, f"workflow/{run.name}")
+    assert f"phase: Failed, message: {wf['status']['message']}" in text
+    assert "failed node ChatOpenAI (template chatopenai): Failed, exit code 1" in text
+    assert "failed node StrOutputParser (template stroutputparser)" in text
     assert "chatopenai step failed: upstream 503" in text and "stroutputparser step failed: upstream 503" in text
     assert PLANTED not in text
 
@@ -168,12 +178,7 @@ def _diagnose_kubeconfig(api, k8s, tmp_path):
             api.RbacAuthorizationV1Api().create_namespaced_role(NS, doc)
         else:
             api.RbacAuthorizationV1Api().create_namespaced_role_binding(NS, doc)
-    secret = _wait(lambda: next((s for s in api.CoreV1Api().list_namespaced_secret(NS).items
-                                 if s.type == "kubernetes.io/service-account-token"
-                                 and s.metadata.annotations.get("kubernetes.io/service-account.name") == "llmstep-diagnose"), None))  # fmt: skip
-    import base64
-
-    token = base64.b64decode(secret.data["token"]).decode()
+    token = k8s.kubectl("create", "token", "llmstep-diagnose", "-n", NS).stdout.strip()  # the TokenRequest API
     config = json.loads(k8s.kubeconfig.read_text())
     config["users"][0]["user"] = {"token": token}
     config["contexts"][0]["context"]["namespace"] = NS

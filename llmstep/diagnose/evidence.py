@@ -122,11 +122,15 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     evidence = Evidence(target=f"workflow/{workflow}", names=[("Workflow", workflow)])
     try:
         failures = json.loads(failures_json or "[]") or []
+        if isinstance(failures, str):  # Argo v4 quotes the JSON list once more (strconv.Quote)
+            failures = json.loads(failures or "[]") or []
+        if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
+            raise ValueError("not a list of nodes")
     except ValueError:
         failures = []
         evidence.add("workflow failures (unparsed)", failures_json.splitlines())
     lines = []
-    for f in failures:
+    for f in sorted(failures, key=lambda f: str(f.get("finishedAt") or "")):
         evidence.names.append(("Pod", str(f.get("podName") or "")))
         lines.append(f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
                      f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")  # fmt: skip

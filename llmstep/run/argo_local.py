@@ -73,7 +73,7 @@ class ArgoRun:
             message = "" if phase == "Succeeded" else "child of the entrypoint failed"
             if self.spec.get("onExit"):
                 self.vars["workflow.status"] = phase
-                self.vars["workflow.failures"] = json.dumps(self.record.failures())
+                self.vars["workflow.failures"] = workflow_failures(self.record, phase, self.spec["entrypoint"])
                 self._run_exit_handler(self.templates[self.spec["onExit"]])
             self.record.finish(phase, message)
         return self.record
@@ -350,14 +350,31 @@ def _items(task: dict[str, Any], values: dict[str, str], key: str) -> list[Any] 
     return items
 
 
+def workflow_failures(record: RunRecord, phase: str, entrypoint: str) -> str:
+    """``{{workflow.failures}}`` as Argo v4 writes it (``operator.go``): every failed node, the
+    entrypoint's DAG node too, as a JSON list that is then quoted once more with Go's
+    ``strconv.Quote``, so the value a command receives is a JSON string holding the JSON list."""
+    failures = record.failures()
+    if phase in ("Failed", "Error"):
+        failures.append({"displayName": record.run_id, "message": "", "templateName": entrypoint, "phase": phase,
+                         "podName": record.run_id, "finishedAt": ""})  # fmt: skip
+    return json.dumps(json.dumps(failures, separators=(",", ":"), ensure_ascii=False), ensure_ascii=False)
+
+
 def _item_vars(item: Any) -> dict[str, str]:
-    """``{{item}}`` and ``{{item.<field>}}`` as Argo substitutes them: strings as they are, anything else as JSON."""
+    """``{{item}}`` and ``{{item.<field>}}`` as Argo v4 substitutes them (``processItem``): a
+    string item as it is; a field through ``Item.String()``, which is Go's JSON with a string's
+    quotes cut off, so the quotes and backslashes inside a string field stay escaped; maps and
+    lists as JSON with sorted keys (Go's ``json.Marshal``)."""
 
-    def text(value: Any) -> str:
-        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    def as_json(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
-    fields = {f"item.{k}": text(v) for k, v in item.items()} if isinstance(item, dict) else {}
-    return {"item": text(item), **fields}
+    def field(value: Any) -> str:
+        return as_json(value)[1:-1] if isinstance(value, str) else as_json(value)
+
+    fields = {f"item.{k}": field(v) for k, v in item.items()} if isinstance(item, dict) else {}
+    return {"item": item if isinstance(item, str) else as_json(item), **fields}
 
 
 def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:

@@ -24,11 +24,15 @@ INDEX = re.compile(rf"(?:^|\.){BATCH_TASK}\((\d+)[:)]")
 
 
 def encode_inputs(inputs: Iterable[Any]) -> str:
-    """The batch Workflow's ``inputs`` parameter: each input encoded like a step output."""
+    """The batch Workflow's ``inputs`` parameter: each input's envelope as a JSON object. Not as a
+    string: Argo substitutes a string field of an item with its quotes escaped (``Item.String()``),
+    so ``{{item.input}}`` of a string holding JSON is no longer JSON; an object field comes out as
+    its JSON (found on the real controller)."""
     from llmstep import serde
 
-    return json.dumps([{"index": i, "input": serde.dumps_value(x, where=f"input {i}")} for i, x in enumerate(inputs)],
-                      separators=(",", ":"))
+    # dumps_value checks each input (a lone surrogate is named by its index)
+    return json.dumps([{"index": i, "input": json.loads(serde.dumps_value(x, where=f"input {i}"))}
+                       for i, x in enumerate(inputs)], separators=(",", ":"))  # fmt: skip
 
 
 def input_count(arguments: Iterable[dict[str, Any]]) -> int:

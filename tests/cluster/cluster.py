@@ -3,6 +3,7 @@
     python tests/cluster/cluster.py start   # builds what is missing; last line: export KUBECONFIG=PATH
     python tests/cluster/cluster.py stop    # stops everything it started, by PID
     python tests/cluster/cluster.py status  # what runs, and where the logs are
+    python tests/cluster/cluster.py images  # rebuild the step image from the checkout, into the node
 
 Kubernetes v1.34 (kube-apiserver with token auth and RBAC, kube-controller-manager,
 kube-scheduler, kubelet), etcd v3.6 and Debian's containerd; the Argo Workflows controller and Argo Server
@@ -490,6 +491,11 @@ def main(argv: list[str]) -> int:
             return 1
         print(f"logs: {cluster.state / 'logs'}; stop with: python tests/cluster/cluster.py stop", file=sys.stderr)
         print(f"export KUBECONFIG={kubeconfig}")
+        return 0
+    if argv == ["images"]:  # rebuild the step image from the checkout into a running cluster
+        import argo
+
+        argo.images(Cluster())
         return 0
     if argv == ["stop"]:
         Cluster().stop()

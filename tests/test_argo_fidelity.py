@@ -1,0 +1,90 @@
+"""Differential fidelity: the same Workflow documents on the local runner and on the real Argo
+controller, compared node by node (phase, output parameters, the output artifact's bytes) and by
+their final result, which must also equal ``chain.invoke``'s.
+
+The real controller is the truth: a difference is a bug in the local runner or the renderer, or a
+construct the local runner must refuse with a clear message. Opt in with `pytest -m cluster`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from argo_cluster import EXAMPLES, NS, load_example, param, step_nodes
+from chains import corpus, normalize
+from conftest import kube_api
+
+import llmstep
+from llmstep.errors import LlmstepError
+from llmstep.run.local import run_document
+
+pytestmark = pytest.mark.cluster
+
+
+def _cases():
+    cases = {f"corpus-{name}": (chain, x, {"allow_pickle": True}) for name, (chain, x) in corpus().items()}
+    cases["corpus-qa-parameters"] = (corpus()["sequence"][0], corpus()["sequence"][1], {"data": "parameters"})
+    return cases
+
+
+@pytest.fixture(scope="module")
+def cluster_runs(k8s, tmp_path_factory, monkeypatch_module):
+    """Every case submitted at once (the controller runs them side by side), then each run on
+    the local runner, then every cluster run waited for."""
+    api = kube_api(k8s)
+    for key in [k for k in __import__("os").environ if k.startswith(("OPENAI_", "AZURE_OPENAI_"))]:
+        monkeypatch_module.delenv(key)
+    cases = _cases()
+    for name, (ref, value, opts) in EXAMPLES.items():
+        cases[f"example-{name}"] = (load_example(ref), value, opts)
+    runs = {}
+    for case, (chain, x, opts) in cases.items():
+        compiled = llmstep.compile(chain, name=case[:40].rstrip("-"), **opts)
+        runs[case] = (compiled, compiled.submit(x, namespace=NS, client=api))
+    local = {}
+    runs_dir = tmp_path_factory.mktemp("runs")
+    for case, (compiled, _) in runs.items():
+        chain, x, _opts = cases[case]
+        try:
+            local[case] = run_document(compiled.to_dict(), x, runs_dir=runs_dir, quiet=True)
+        except LlmstepError as exc:  # a run that fails keeps its record; compared below
+            local[case] = exc
+    finished = {case: run.wait(timeout=900, poll=2) for case, (_, run) in runs.items()}
+    return {case: (cases[case], runs[case][0], runs[case][1], finished[case], local[case]) for case in cases}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def _case_ids():
+    return [*_cases(), *(f"example-{n}" for n in EXAMPLES)]
+
+
+@pytest.mark.parametrize("case", _case_ids())
+def test_local_runner_matches_the_controller(case, cluster_runs, k8s):
+    (chain, x, _), compiled, run, wf, record = cluster_runs[case]
+    assert not isinstance(record, Exception), f"the local run failed where Argo succeeded: {record}"
+    expected = chain.invoke(x)
+    assert normalize(run.result()) == normalize(expected)
+    assert normalize(record.result()) == normalize(expected)
+
+    argo_nodes = step_nodes(wf)
+    local_nodes = {n["displayName"]: n for n in record.nodes.values() if n.get("type", "Pod") == "Pod"}
+    assert set(local_nodes) == set(argo_nodes)
+    for name, node in argo_nodes.items():
+        mine = local_nodes[name]
+        assert mine["phase"] == node["phase"], name
+        for p in ("preview", "usage", "output"):
+            theirs, ours = param(node, p), param(mine, p)
+            if p == "usage" and theirs is not None:
+                theirs, ours = json.loads(theirs), json.loads(ours or "null")
+            assert ours == theirs, f"{name}: output parameter {p}"
+        artifacts = {a["name"]: a for a in (node.get("outputs") or {}).get("artifacts") or []}
+        if "output" in artifacts:
+            stored = k8s.s3_object(artifacts["output"]["s3"]["key"])
+            local_file = record.root / "steps" / mine.get("id", name) / "data" / "output.json"
+            assert local_file.read_bytes() == stored, f"{name}: the output artifact's bytes"
