@@ -43,3 +43,37 @@ def test_readme_local_batch_of_the_example_questions(tmp_path):
     questions = [json.loads(line)["question"] for line in (ROOT / "examples" / "questions.jsonl").read_text().splitlines()]
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
         {"index": i, "output": f"offline answer: {q}"} for i, q in enumerate(questions)]  # fmt: skip
+
+
+def test_readme_executor_rbac_is_what_the_test_cluster_runs():
+    """The executor Role the README tells users to create is the one every Workflow of the
+    cluster tests runs with (tests/cluster/argo.py runs these very commands)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+    from argo import EXECUTOR_RBAC
+
+    text = (ROOT / "README.md").read_text()
+    for command in EXECUTOR_RBAC:
+        assert command.format(ns="argo") in text
+
+
+def test_readme_cluster_commands_are_the_ones_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text()
+    text = (ROOT / "README.md").read_text()
+    for command in ("tests/cluster/cluster.py start", "tests/cluster/cluster.py stop", "-m pytest -m cluster"):
+        assert command in text and command in ci
+
+
+def test_readme_compile_with_an_input_runs_as_written(tmp_path):
+    """`llmstep compile --input` writes the input parameter's value; the file then runs as it is."""
+    import yaml
+
+    out = tmp_path / "qa.yaml"
+    made = run_cli("compile", "examples/qa.py:chain", "-o", str(out), "--input", '{"question": "As written?"}', cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    [param] = yaml.safe_load(out.read_text())["spec"]["arguments"]["parameters"]
+    assert param["value"] == '{"question": "As written?"}'  # plain JSON, as argo submit -p gives it
+    result = run_cli("run", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "offline answer: As written?"
