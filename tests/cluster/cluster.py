@@ -187,8 +187,10 @@ class Cluster:
         self._kubelet()
         self._wait("kubelet", self._node_ready, timeout)
         import argo
+        import crds
 
         argo.install(self)
+        crds.install_tekton_stand_ins(self)
         return self.kubeconfig
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:

@@ -1,9 +1,6 @@
-"""Custom resource definitions for the test cluster.
-
-The upstream Argo Workflow CRD (tests/data/crds/) is adapted at install time for the Kubernetes
-1.20 API server, whose CRD schema support predates ``x-kubernetes-validations`` and rejects
-empty-string defaults; the rest of the schema still validates Workflows server-side. Tekton's
-kinds are installed as CRDs that keep every field, so Tekton objects can be stored and read.
+"""Stand-ins for Tekton's CRDs, until the test cluster runs the real Tekton controller: custom
+resources that keep every field, so Tekton objects can be stored and read (the diagnosis tests
+read PipelineRuns and TaskRuns). Argo's CRDs are the upstream ones (tests/cluster/argo.py).
 """
 
 from __future__ import annotations
@@ -12,21 +9,7 @@ import json
 import ssl
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
-
-import yaml
-
-DATA = Path(__file__).resolve().parent.parent / "data" / "crds"
-
-
-def adapt(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: adapt(v) for k, v in node.items()
-                if k != "x-kubernetes-validations" and not (k == "default" and v == "")}  # fmt: skip
-    if isinstance(node, list):
-        return [adapt(v) for v in node]
-    return node
 
 
 def tekton_crds() -> list[dict]:
@@ -44,12 +27,10 @@ def tekton_crds() -> list[dict]:
     return crds
 
 
-def install_crds(cluster: Any) -> None:
-    argo = [adapt(yaml.safe_load((DATA / f"argo-workflows-v4.1.2-{kind}.crd.yaml").read_text()))
-            for kind in ("workflows", "workflowtemplates")]  # fmt: skip
-    for crd in [*argo, *tekton_crds()]:
+def install_tekton_stand_ins(cluster: Any) -> None:
+    for crd in tekton_crds():
         _post(cluster, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    for crd in [*argo, *tekton_crds()]:
+    for crd in tekton_crds():
         _wait_established(cluster, crd["metadata"]["name"])
 
 
