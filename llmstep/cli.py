@@ -9,6 +9,7 @@ bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent); 143 term
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import json
 import logging
@@ -23,6 +24,8 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
+EXIT_NO_SPACE = 1
+"""A full disk fails the run (its record is finished); not an internal error."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.run.lifecycle.Terminated)
         print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_INTERRUPTED)
+    except OSError as exc:
+        if args.debug:
+            raise
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is the machine's state, not a bug
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(f"llmstep: error: no space left on the device{where}; free some space (the run's record, if any, "
+                  "is finished and can be resumed)", file=sys.stderr)  # fmt: skip
+            return EXIT_NO_SPACE
+        print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as exc:
         if args.debug:
             raise

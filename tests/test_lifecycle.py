@@ -136,3 +136,18 @@ def test_a_failure_during_a_run_leaves_a_finished_record(tmp_path, monkeypatch, 
     assert record.phase in ("Error", "Failed")  # finished, whatever could still be written
     assert "No space left" in record.status["message"] or "ended without finishing" in record.status["message"]
     assert all(n["phase"] not in ("Running", "Pending") for n in record.nodes.values())
+
+
+def test_a_full_disk_is_a_named_error_not_an_internal_one(tmp_path, monkeypatch, capsys):
+    """The CLI names a full disk (exit 1, the run failed) instead of 'internal error' (exit 70)."""
+    from llmstep import cli
+
+    def full_disk(self, task):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / "steps" / task))
+
+    monkeypatch.setattr(RunRecord, "step_dir", full_disk)
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    code = cli.main(["run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(tmp_path / "r"),
+                     "--no-fork-server"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "no space left on the device" in err and "internal error" not in err
