@@ -185,3 +185,18 @@ def test_api_server_accepts_everything_in_tekton(api):
     assert {"ServiceAccount", "Role", "RoleBinding", "Task", "Pipeline", "PipelineRun", "TaskRun"} <= set(created)
     roles = {r.metadata.name for r in rbac.list_namespaced_role(ns).items}
     assert roles == {"llmstep-diagnose", "llmstep-submitter"}
+
+
+def test_installed_argo_crds_are_the_upstream_ones_unmodified(k8s):
+    """tests/data/crds holds Argo's own CRDs of the version the cluster runs, byte for byte as the
+    module publishes them (manifests/base/crds/full), and each is installed."""
+    import argo
+
+    upstream = k8s.bins["argo"].parent / "crds"
+    names = sorted(p.name for p in upstream.glob("argoproj.io_*.yaml"))
+    assert len(names) == 8
+    for name in names:
+        ours = argo.CRDS / f"argo-workflows-{argo.ARGO_VERSION}-{name.removeprefix('argoproj.io_').removesuffix('.yaml')}.crd.yaml"
+        assert ours.read_bytes() == (upstream / name).read_bytes(), name
+        crd = yaml.safe_load(ours.read_text())["metadata"]["name"]
+        assert k8s.kubectl("get", "crd", crd, "-o", "name").stdout.strip() == f"customresourcedefinition.apiextensions.k8s.io/{crd}"
