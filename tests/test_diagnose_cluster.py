@@ -125,9 +125,10 @@ def test_failed_argo_workflow_with_two_failed_nodes(api, k8s):
     wf = wait_phase(api, run.name, namespace=NS)
     assert wf["status"]["phase"] == "Failed"
     _, text = _collect(api, f"workflow/{run.name}")
-    assert f"phase: Failed, message: {wf['status']['message']}" in text
-    assert "failed node ChatOpenAI (template chatopenai): Failed, exit code 1" in text
-    assert "failed node StrOutputParser (template stroutputparser)" in text
+    assert "phase: Failed" in text  # Argo v4 leaves status.message empty when a child failed
+    # a parallel branch's step is named <key>-<runnable>
+    assert "failed node ChatOpenAI-ChatOpenAI (template chatopenai-chatopenai): Failed, exit code 1" in text
+    assert "failed node StrOutputParser-StrOutputParser (template stroutputparser-stroutputparser): Failed" in text
     assert "chatopenai step failed: upstream 503" in text and "stroutputparser step failed: upstream 503" in text
     assert PLANTED not in text
 
@@ -191,9 +192,12 @@ def test_cli_with_least_privilege_rbac(api, k8s, tmp_path):
     from conftest import run_cli
 
     kubeconfig, token = _diagnose_kubeconfig(api, k8s, tmp_path)
-    result = run_cli("diagnose", "pod/worker", "--kubeconfig", str(kubeconfig), "--dry-run")
-    assert result.returncode == 0, result.stderr
-    assert "CrashLoopBackOff" in result.stdout and "fatal: cannot connect to db:5432" in result.stdout
+    def crash_looping():  # between two restarts the pod is briefly Running with no log yet
+        result = run_cli("diagnose", "pod/worker", "--kubeconfig", str(kubeconfig), "--dry-run")
+        assert result.returncode == 0, result.stderr
+        return result if "CrashLoopBackOff" in result.stdout and "fatal: cannot connect to db:5432" in result.stdout else None
+
+    result = _wait(crash_looping)
     assert PLANTED not in result.stdout and token not in result.stdout
     denied = run_cli("diagnose", "deployment/web", "--kubeconfig", str(kubeconfig), "--dry-run",
                      "--api-key-secret", "app/API_KEY")  # the Role grants nothing on Secrets  # fmt: skip
