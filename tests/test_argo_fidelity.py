@@ -12,7 +12,7 @@ import json
 import re
 
 import pytest
-from argo_cluster import EXAMPLES, NS, load_example, param, step_nodes
+from argo_cluster import EXAMPLES, NS, load_example, offline_env, param, step_nodes
 from chains import corpus, normalize
 from conftest import kube_api
 
@@ -45,8 +45,7 @@ def cluster_runs(k8s, tmp_path_factory, monkeypatch_module):
     """Every case submitted at once (the controller runs them side by side), then each run on
     the local runner, then every cluster run waited for."""
     api = kube_api(k8s)
-    for key in [k for k in __import__("os").environ if k.startswith(("OPENAI_", "AZURE_OPENAI_"))]:
-        monkeypatch_module.delenv(key)
+    offline_env(monkeypatch_module)  # the examples pick the offline model
     cases = _cases()
     for name, (ref, value, opts) in EXAMPLES.items():
         cases[f"example-{name}"] = (load_example(ref), value, opts)

@@ -25,7 +25,6 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -91,11 +90,11 @@ def _start_s3(cluster: Any) -> None:
         "--port", f"127.0.0.1:{cluster.ports['s3']}", "posix", str(root),
     ])  # fmt: skip
 
-    def listening() -> bool:
+    def listening() -> bool:  # any HTTP answer will do (403 without a signature); refused is not ready
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{cluster.ports['s3']}/", timeout=2)  # noqa: S310 - loopback only
         except urllib.error.HTTPError:
-            return True  # answered (403 without a signature)
+            pass
         return True
 
     cluster._wait("versitygw", listening, 30)
@@ -201,16 +200,3 @@ def _start_server(cluster: Any) -> None:
             return resp.status == 200
 
     cluster._wait("argo-server", answering, 60)
-
-
-def server_url(cluster: Any) -> str:
-    return f"http://127.0.0.1:{cluster.ports['argo-server']}"
-
-
-def wait_deleted(cluster: Any, kind: str, namespace: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = cluster.kubectl("get", kind, "-n", namespace, "-o", "name", check=False)
-        if not out.stdout.strip():
-            return
-        time.sleep(0.5)
