@@ -25,6 +25,8 @@ _EXPORTS = {
     "DEFAULT_IMAGE": "llmstep.compiler",
     "Step": "llmstep.step",
     "Plan": "llmstep.plan",
+    "SecretKeyRef": "llmstep.plan",
+    "ConfigMapKeyRef": "llmstep.plan",
     "PlanStep": "llmstep.plan",
     "OfflineChatModel": "llmstep.offline",
     "Diagnose": "llmstep.diagnose",
@@ -52,6 +54,7 @@ __all__ = [
     "ItemFailed",
     "KubernetesRunnable",
     "CompileError",
+    "ConfigMapKeyRef",
     "Diagnose",
     "DiagnosisError",
     "Compiled",
@@ -66,6 +69,7 @@ __all__ = [
     "RenderError",
     "RunFailed",
     "SecretError",
+    "SecretKeyRef",
     "SerializationError",
     "Step",
     "SubmissionError",
@@ -97,7 +101,7 @@ if TYPE_CHECKING:
     )
     from llmstep.kube import KubernetesRunnable
     from llmstep.offline import OfflineChatModel
-    from llmstep.plan import Plan, PlanStep
+    from llmstep.plan import ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
     from llmstep.step import Step
 
 

@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
+    from llmstep import values
+
+    values.CLIENT.lenient = True  # the CLI prints values: a class it has not imported prints as its data
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that left (| head) is found here, not by the interpreter at exit
@@ -99,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
         "143 terminated",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    from llmstep import __version__
+
+    parser.add_argument("--version", action="version", version=f"llmstep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("compile", parents=[common], help="compile a chain to an Argo Workflow",

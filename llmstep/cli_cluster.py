@@ -21,7 +21,7 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
 
     cluster = argparse.ArgumentParser(add_help=False)
     g = cluster.add_argument_group("cluster")
-    g.add_argument("-n", "--namespace", default="default", help="the namespace (default: default)")
+    g.add_argument("-n", "--namespace", help="the namespace (default: the kubeconfig context's, as for kubectl; else default)")
     g.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     g.add_argument("--context", help="kubeconfig context")
     g.add_argument("--argo-server", metavar="HOST[:PORT]|URL", help="use the Argo Server's REST API (default: $ARGO_SERVER)")
@@ -50,7 +50,10 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
 
 
 def _transport(args: argparse.Namespace) -> Any:
-    from llmstep.run.transports import transport
+    from llmstep.run.transports import default_namespace, transport
+
+    if not args.namespace:
+        args.namespace = default_namespace(args.kubeconfig, args.context)
 
     verify: bool | str | None = args.ca_file or (False if args.insecure_skip_verify else None)
     return transport(kubeconfig=args.kubeconfig, context=args.context, argo_server=args.argo_server,
@@ -88,7 +91,8 @@ def _submit(args: argparse.Namespace) -> int:
     params = parameters(args)
     declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
     check_declared(declared, params, "spec.arguments.parameters")
-    run = argo.submit(doc, params, namespace=args.namespace, transport=_transport(args), ui_url=args.ui_url)
+    transport = _transport(args)  # first: it settles the namespace
+    run = argo.submit(doc, params, namespace=args.namespace, transport=transport, ui_url=args.ui_url)
     print(f"Name: {run.name}\nNamespace: {run.namespace}" + (f"\nURL: {run.url}" if run.url else ""),
           file=sys.stderr if args.wait else sys.stdout)  # fmt: skip
     if not args.wait:
@@ -120,7 +124,7 @@ def _print(run: Any, as_json: bool) -> int:
         return report_batch(run.results(return_exceptions=True), f"argo get -n {run.namespace} {run.name}")
     output = run.result()
     if as_json:
-        print(json_text({"workflow": run.name, "output": serde.encode_value(output)["value"]}))
+        print(json_text({"workflow": run.name, "output": serde.plain_of(output)}))
     else:
         print(output if isinstance(output, str) else output_text(output))
     return 0

@@ -74,16 +74,9 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _namespace(args: argparse.Namespace) -> str:
-    if args.namespace:
-        return args.namespace
-    try:
-        from kubernetes import config
+    from llmstep.run.transports import default_namespace
 
-        _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
-        return (active or {}).get("context", {}).get("namespace") or "default"
-    except Exception:  # noqa: BLE001 - no kubeconfig: in-cluster or default
-        path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-        return path.read_text().strip() if path.is_file() else "default"
+    return args.namespace or default_namespace(args.kubeconfig, getattr(args, "context", None))
 
 
 def _evidence(args: argparse.Namespace) -> Any:
@@ -131,7 +124,7 @@ def _api_key(args: argparse.Namespace) -> str:
     var = args.api_key_env or ("AZURE_OPENAI_API_KEY" if args.provider == "azure" else "OPENAI_API_KEY")
     key = os.environ.get(var)
     if not key:
-        raise DiagnosisError(f"no API key: set {var} (or --api-key-env VAR, --api-key-secret NAME/KEY)")
+        raise DiagnosisError(f"no API key: set {var} (or give --api-key-file FILE, --api-key-env VAR or --api-key-secret NAME/KEY)")
     return key
 
 

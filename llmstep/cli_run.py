@@ -18,6 +18,9 @@ KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
 
 
+RUNS_DIR_HELP = ("where run records live (default: $LLMSTEP_RUNS_DIR, else .llmstep/runs under the current directory; "
+                 "records are per directory: set LLMSTEP_RUNS_DIR to one place to list them from anywhere)")
+
 def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[common], help="run a chain or a Workflow file on this machine",
                        description="Run a chain reference or an Argo Workflow file (one llmstep generated, "
@@ -37,7 +40,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
-    p.add_argument("--runs-dir", metavar="DIR", help="where run records live (default: $LLMSTEP_RUNS_DIR or .llmstep/runs)")
+    p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     p.add_argument("--isolation", choices=["process", "container"], default="process",
                    help="run each step as a process (default) or in the step image")
     p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
@@ -46,7 +49,8 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", parents=[common], help="list past local runs")
-    p.add_argument("--runs-dir", metavar="DIR")
+    p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="print the runs as a JSON list")
     p.set_defaults(func=_runs)
 
     p = sub.add_parser("fork-servers", parents=[common], help="list your fork servers (local runs' warm step starters)",
@@ -58,7 +62,8 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p = sub.add_parser("show", parents=[common], help="show a local run, or one step of it")
     p.add_argument("run", metavar="RUN")
     p.add_argument("step", nargs="?", metavar="STEP")
-    p.add_argument("--runs-dir", metavar="DIR")
+    p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="print the run (or the step) as JSON")
     p.set_defaults(func=_show)
 
 
@@ -142,6 +147,8 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
             raise WorkflowError(f"-p {item!r}: expected NAME=VALUE")
         params[name] = value
     if args.input is not None:
+        if "input" in params:
+            raise WorkflowError("give the input once: --input JSON or -p input=JSON, not both")
         params["input"] = args.input
     if args.inputs is not None:
         from llmstep.run.batch import encode_inputs
@@ -149,7 +156,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
         if args.input is not None:
             raise WorkflowError("give --input (one run) or --inputs (a batch), not both")
         params["inputs"] = encode_inputs(read_inputs(args.inputs))
-    if "input" in params:
+    if "input" in params and params["input"].lstrip().startswith(("{", "[", '"')):  # other text is a string, as on Argo
         try:
             json.loads(params["input"])
         except json.JSONDecodeError as exc:
@@ -191,6 +198,17 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
     raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
 
 
+def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The documents of the chain reference ``args.target[0]`` compiled now (a resume with current code)."""
+    from llmstep.compiled import compile as compile_chain
+    from llmstep.refs import load_reference, reference_name
+
+    target = args.target[0]
+    compiled = compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
+                             image=args.image)  # fmt: skip
+    return compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]
+
+
 def _run(args: argparse.Namespace) -> int:
     import signal
 
@@ -206,10 +224,24 @@ def _run(args: argparse.Namespace) -> int:
     secrets = read_secrets(args.secrets)
     isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
     if args.resume:
-        if args.target or args.input or args.inputs or args.parameter:
-            raise WorkflowError("--resume RUN takes no target or input: the run's own are reused")
+        from llmstep.refs import is_reference
+
+        if args.input or args.inputs or args.parameter:
+            raise WorkflowError("--resume RUN takes no input: the run's own is reused")
+        documents = None
+        if args.target:
+            if len(args.target) != 1 or not is_reference(args.target[0]):
+                raise WorkflowError("--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
+                                    "with its current code; not a Workflow file")  # fmt: skip
+            documents = _recompiled(args)
+            print(f"llmstep: resuming {args.resume} with the current code of {args.target[0]}; finished steps keep "
+                  "their outputs", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"llmstep: resuming {args.resume} with the code recorded when it started (its workflow.yaml); to "
+                  f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)  # fmt: skip
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
-                            quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle)  # fmt: skip
+                            quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
+                            documents=documents)  # fmt: skip
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -243,7 +275,7 @@ def _report(record: Any, as_json: bool) -> int:
     ok = record.phase == "Succeeded"
     output: Any = record.result() if ok else None
     if as_json:
-        encoded = serde.encode_value(output)["value"] if ok else None
+        encoded = serde.plain_of(output) if ok else None
         steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
         print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
                          "failures": record.failures(), "steps": steps}, indent=2))  # fmt: skip
@@ -266,7 +298,7 @@ def report_batch(results: list[Any], details: str) -> int:
             failed += 1
             line = {"index": index, "error": str(result), "steps": result.steps}
         else:
-            line = {"index": index, "output": serde.encode_value(result)["value"]}
+            line = {"index": index, "output": serde.plain_of(result)}
         print(json_text(line))
     if failed:
         print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
@@ -279,7 +311,9 @@ def output_text(value: Any) -> str:
     content = getattr(value, "content", None)
     if isinstance(content, str):
         return content
-    return json_text(serde.encode_value(value)["value"], indent=2)
+    if type(value).__name__.endswith("PromptValue") and hasattr(value, "to_string"):
+        return value.to_string()  # a chain that ends in a prompt prints the prompt's text (--json: its JSON)
+    return json_text(serde.plain_of(value), indent=2)
 
 
 def json_text(value: Any, indent: int | None = None) -> str:
@@ -311,6 +345,10 @@ def _runs(args: argparse.Namespace) -> int:
     from llmstep.run.records import list_runs
 
     records = list_runs(_runs_dir(args))
+    if args.json:
+        print(json_text([{"run": r.run_id, "phase": r.phase, "steps": len(r.nodes), "startedAt": r.status.get("startedAt"),
+                          "finishedAt": r.status.get("finishedAt"), "path": str(r.root.resolve())} for r in records], indent=2))  # fmt: skip
+        return 0
     if not records:
         print(f"no runs in {_runs_dir(args)}")
         return 0
@@ -344,15 +382,41 @@ def _fork_servers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_json(record: Any, step: str | None) -> dict[str, Any]:
+    """A run (or one step of it) as data: phases, messages, each step's output as plain JSON."""
+    from llmstep import serde
+
+    def one(task: str, node: dict[str, Any]) -> dict[str, Any]:
+        data = record.root / "steps" / task / "data"
+        out: dict[str, Any] = {"phase": node.get("phase"), "message": node.get("message", ""),
+                               "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
+                               "finishedAt": node.get("finishedAt")}  # fmt: skip
+        if (data / "output.json").is_file():
+            out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
+        if (data / "error.json").is_file():
+            out["error"] = json.loads((data / "error.json").read_text(encoding="utf-8"))
+        return out
+
+    if step:
+        return {"run": record.run_id, "step": step, **one(step, record.nodes[step])}
+    ok = record.phase == "Succeeded" and not record.status.get("batch")
+    return {"run": record.run_id, "phase": record.phase, "message": record.status.get("message", ""),
+            "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
+            "steps": {t: one(t, n) for t, n in record.nodes.items()}}
+
+
 def _show(args: argparse.Namespace) -> int:
     from llmstep.run.progress import duration
     from llmstep.run.records import RunRecord
 
     record = RunRecord.open(_runs_dir(args), args.run)
+    if args.step and args.step not in record.nodes:
+        raise LlmstepError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
+    if args.json:
+        print(json_text(_show_json(record, args.step), indent=2))
+        return 0
     if args.step:
-        node = record.nodes.get(args.step)
-        if node is None:
-            raise LlmstepError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
+        node = record.nodes[args.step]
         data = record.root / "steps" / args.step / "data"
         print(f"step {args.step}: {node.get('phase')} {duration(node)} attempts={node.get('attempts', 0)}")
         if node.get("message"):

@@ -26,6 +26,8 @@ def compile(  # noqa: A001 - the public name is fixed by the API
     data: str = "artifacts",
     secret: str = DEFAULT_SECRET,
     on_failure: Any = None,
+    value_types: Any = (),
+    env: dict[str, Any] | None = None,
 ) -> Compiled:
     """Compile a LangChain Runnable into a plan of container steps.
 
@@ -39,6 +41,13 @@ def compile(  # noqa: A001 - the public name is fixed by the API
         secret: the Kubernetes Secret that holds the model API keys.
         on_failure: ``llmstep.Diagnose(...)`` adds a failure hook (Argo exit handler, Tekton
             ``finally`` task) that asks a model what went wrong when the run did not succeed.
+        value_types: classes (pydantic models, dataclasses, enums) whose instances pass between
+            steps but that no Runnable of the chain names, such as a lambda's return type.
+            The classes the chain's Runnables name (a parser's ``pydantic_object``, tool
+            schemas, ``OutputType``) are declared without it. A step loads only declared classes.
+        env: environment variables for every step (``llmstep.Step(env=...)`` for one step wins):
+            literal strings, ``llmstep.ConfigMapKeyRef(name, key)`` or ``llmstep.SecretKeyRef(name,
+            key)``; the container's ``env`` on Argo and Tekton, honoured by the local runner.
 
     Secrets never enter a payload. A chain holding one anywhere LangChain would not record it by
     id (a header, a query parameter, ``model_kwargs``, a ``SecretStr`` field, a pickled closure,
@@ -46,6 +55,17 @@ def compile(  # noqa: A001 - the public name is fixed by the API
     ``*_TOKEN``) raises ``SecretError`` naming its path. A model key given in code
     (``api_key="sk-..."``) is not sent either: the steps read it by id from the Secret, and
     ``CredentialsWarning`` says so.
+
+    Returns:
+        Compiled: the plan, with its renderings (``to_yaml``, ``to_tekton_yaml``) and runners
+        (``run_local``, ``submit``).
+
+    Raises:
+        CompileError: the chain cannot become steps (a Runnable LangChain cannot serialize
+            without ``allow_pickle``, a step output that cannot travel, a bad ``name``, ``data``,
+            ``secret``, ``image``, ``env``, ``on_failure`` or ``value_types``); the message names
+            the step or the argument.
+        SecretError: a secret would enter a payload (a ``CompileError``); the message names where.
     """
     import os
 
@@ -53,7 +73,11 @@ def compile(  # noqa: A001 - the public name is fixed by the API
 
     with paused_gc():
         plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                            on_failure=on_failure, environ=os.environ, stacklevel=3)  # fmt: skip
+                            on_failure=on_failure, environ=os.environ, stacklevel=3,
+                            value_types=value_types, env=env)  # fmt: skip
+    from llmstep import values
+
+    values.REGISTERED.update({values.class_path(c): c for c in plan.value_classes})
     return Compiled(plan)
 
 
@@ -125,20 +149,27 @@ class Compiled:
         runs_dir: str | Path | None = None,
         isolation: str = "process",
         engine_cli: str = "podman",
+        progress: bool = False,
     ) -> Any:
         """Run the rendered workflow on this machine; returns what ``chain.invoke`` returns.
 
         Each step is its own process with only its pod's environment; secret keys the steps
-        declare come from ``secrets`` (default: this process's environment). Raises
-        ``RunFailed`` (with the failed steps) when the run does not succeed; its record stays
-        under ``runs_dir`` (default ``.llmstep/runs``) for ``llmstep show`` and ``--resume``.
+        declare come from ``secrets`` (default: this process's environment). Nothing is printed
+        unless ``progress=True``, which reports each step on stderr as ``llmstep run`` does.
+
+        Raises:
+            RunFailed: the run did not succeed (it names the failed steps); its record stays
+                under ``runs_dir`` (default ``.llmstep/runs``) for ``llmstep show`` and ``--resume``.
+            SerializationError: ``input`` cannot travel to the first step.
+            LlmstepError: a bad argument (``engine``, ``isolation``), named in the message.
         """
         if engine not in ("argo", "tekton"):
             from llmstep.errors import LlmstepError
 
             raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         render = self.to_dict if engine == "argo" else self.to_tekton
-        record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli)
+        record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
+                                 progress)  # fmt: skip
         return record.result()
 
     def run_local_batch(
@@ -164,7 +195,8 @@ class Compiled:
         return record.results(return_exceptions)
 
     def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
-                   secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str) -> Any:  # fmt: skip
+                   secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
+                   progress: bool = False) -> Any:  # fmt: skip
         import os
 
         from llmstep.run.container import Isolation, engine_env
@@ -180,7 +212,7 @@ class Compiled:
             raise
         try:
             return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
-                          runs_dir=runs_dir, quiet=True, isolation=isolation_, launcher=launcher)  # fmt: skip
+                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)  # fmt: skip
         finally:
             launcher.close()
 
@@ -201,9 +233,10 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def submit(self, input: Any, *, namespace: str = "default", ui_url: str | None = None, **transport: Any) -> Any:  # noqa: A002
+    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, **transport: Any) -> Any:  # noqa: A002
         """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
-        ``result()``, ``logs()`` and ``cancel()``.
+        ``result()``, ``logs()`` and ``cancel()``. ``namespace`` defaults, as for kubectl and argo,
+        to the kubeconfig context's (in a pod, its service account's; else ``default``).
 
         The transport is the Kubernetes API (``client=`` a configured kubernetes ``client`` module,
         or ``kubeconfig=``/``context=``; needs no Argo Server), or the Argo Server's REST API when
@@ -213,10 +246,10 @@ class Compiled:
         from llmstep import serde
         from llmstep.run import argo, transports
 
-        return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=namespace,
+        return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
                            transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
 
-    def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str = "default",
+    def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
                      ui_url: str | None = None, **transport: Any) -> Any:  # fmt: skip
         """Run the chain over every input in one Workflow, at most ``parallelism`` step pods at a
         time (rate limits). The run's ``results()`` are in input order; a failed input does not
@@ -224,7 +257,7 @@ class Compiled:
         from llmstep.run import argo, batch, transports
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
-        return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=namespace,
+        return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
                            transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
 
     def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
@@ -240,6 +273,14 @@ class Compiled:
         from llmstep import cache
 
         return cache.argo_dict(self.plan)
+
+
+def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
+    if namespace:
+        return namespace
+    from llmstep.run.transports import default_namespace
+
+    return default_namespace(transport.get("kubeconfig"), transport.get("context"))
 
 
 def _positive(value: Any, name: str) -> None:

@@ -13,6 +13,7 @@ passthrough) gets one final ``result`` step that assembles it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import warnings
@@ -28,11 +29,11 @@ from langchain_core.runnables import (
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, leaks, leaks_pickled, pickling, serde
+from llmstep import __version__, leaks, leaks_pickled, pickling, serde, values, valuetypes
 from llmstep.errors import CompileError, CredentialsWarning
 from llmstep.naming import CHAIN_NAME_MAX, NameAllocator, chain_name
 from llmstep.plan import Plan, PlanStep, StepSettings
-from llmstep.step import Step
+from llmstep.step import Step, check_env, check_image
 
 DEFAULT_IMAGE = f"llmstep:{__version__}"
 """The step image ``compile`` uses unless told otherwise; ``images/`` builds it under this tag."""
@@ -51,6 +52,8 @@ def compile_plan(
     on_failure: Any = None,
     environ: Mapping[str, str] | None = None,
     stacklevel: int = 2,
+    value_types: Any = (),
+    env: Any = None,
 ) -> Plan:
     """Turn any Runnable (or dict / function LangChain can coerce) into a Plan.
 
@@ -67,9 +70,11 @@ def compile_plan(
         runnable = coerce_to_runnable(chain)
     except Exception as exc:  # noqa: BLE001 - LangChain raises TypeError or ValueError
         raise CompileError(f"compile() needs a Runnable, got {type(chain).__name__}: {exc}") from exc
+    check_image(image, "image")
     if not secret or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret):
         raise CompileError(f"secret={secret!r} is not a valid Kubernetes Secret name")
-    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ)
+    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types,
+                       env=check_env(env, "compile(env=...)"))  # fmt: skip
     if on_failure is not None:
         findings = leaks.scan_settings(on_failure, "on_failure", builder.env_values)
         if findings:
@@ -81,6 +86,7 @@ def compile_plan(
     if shape[0] != "step":
         builder.add_step(RunnablePassthrough(), shape, "chain", display="result")
         shape = ["step", builder.steps[-1].name]
+    classes = builder.declare_values()
     wf_name = chain_name(name) if name is not None else _derive_name(builder.steps)
     return Plan(
         name=wf_name,
@@ -91,12 +97,16 @@ def compile_plan(
         data=data,
         description=_describe(builder.steps),
         on_failure=on_failure,
+        value_classes=classes,
     )
 
 
 class _Builder:
-    def __init__(self, *, allow_pickle: bool, secret: str, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, *, allow_pickle: bool, secret: str, environ: Mapping[str, str] | None = None,
+                 value_types: Any = (), env: tuple = ()) -> None:  # fmt: skip
         self.allow_pickle = allow_pickle
+        self.env = env
+        self.values = valuetypes.Collector(value_types)
         self.secret = secret
         self.environ = dict(environ or {})
         self.env_values = leaks.secret_env(self.environ)
@@ -148,10 +158,13 @@ class _Builder:
         step: Step | None = None,
     ) -> list:
         settings = step.step_settings if step is not None else StepSettings()
+        settings = self._with_env(settings, path)
         label = display or (step.step_name if step is not None and step.step_name else None)
         if label is None:
             label = prefix + runnable.get_name()
         display_name, name = self.names.allocate(label)
+        valuetypes.check_output(runnable, f"step {display_name!r} ({path}, {runnable.get_name()})")
+        self.values.runnable(runnable)
         payload = {
             "llmstep": serde.FORMAT_VERSION,
             "name": name,
@@ -211,6 +224,47 @@ class _Builder:
         self.inline += [k for k in inline if self.environ.get(k.secret_id) != k.value]
         return fields
 
+    def _with_env(self, settings: StepSettings, path: str) -> StepSettings:
+        """The step's env over the chain's (``compile(env=...)``), checked for known secret values."""
+        own = dict(settings.env)
+        merged = tuple((k, v) for k, v in self.env if k not in own) + settings.env
+        for name, value in merged:
+            if isinstance(value, str) and value.strip() in self.env_values:
+                raise CompileError(
+                    f"{path}: env {name} holds the value of the environment variable {self.env_values[value.strip()]}, "
+                    f"a secret, which would be written into the Workflow in plain text; use "
+                    f"llmstep.SecretKeyRef('{self.secret}', '{self.env_values[value.strip()]}')"
+                )
+        return dataclasses.replace(settings, env=merged) if merged != settings.env else settings
+
+    def declare_values(self) -> tuple[type, ...]:
+        """Record in every payload the value classes the chain vouches for (see :mod:`llmstep.values`);
+        those from the user's own code travel by value, which needs ``allow_pickle``."""
+        classes = {values.class_path(c): c for c in self.values.classes}
+        if not classes:
+            return ()
+        field: dict[str, Any] = {"classes": sorted(classes)}
+        local = {p: c for p, c in classes.items() if _by_value(c)}
+        if local:
+            if not self.allow_pickle:
+                names = ", ".join(sorted(c.__qualname__ for c in local.values()))
+                raise CompileError(
+                    f"the chain passes values of {names}, defined in your own code, between steps; the steps "
+                    "get such classes by value with cloudpickle: pass allow_pickle=True (or --allow-pickle), "
+                    "or install their module in the step image"
+                )
+            blob = pickling.dumps(local, where="the chain's value classes")
+            known = {value: f"the value of the environment variable {name}" for value, name in self.env_values.items()}
+            hits = leaks.in_bytes(blob, known)
+            if hits:
+                found = [leaks.Finding("value_types", f"the pickled value classes contain {hit}") for hit in hits]
+                raise leaks.refusal("the chain's value classes", found, self.secret, pickled=True)
+            pickled = serde.pickle_fields(blob)
+            field["pickle"] = {k: pickled[k] for k in ("data", "sha256", "python")} | {"classes": sorted(local)}
+        for step in self.steps:
+            step.payload["values"] = field
+        return tuple(classes.values())
+
     def _by_id(self, dumped: dict, declared: tuple[str, ...]) -> dict:
         """``dumped`` with every string equal to a declared key's compile-time value recorded by id
         (``{"lc": 1, "type": "secret", "id": [KEY]}``), as LangChain records a model's own key."""
@@ -228,6 +282,11 @@ class _Builder:
             return node
 
         return replace(dumped)
+
+
+def _by_value(cls: type) -> bool:
+    return (cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__
+            or pickling.is_user_module(cls.__module__))  # fmt: skip
 
 
 def _qualname(runnable: Runnable) -> str:
@@ -251,9 +310,10 @@ def _describe(steps: list[PlanStep]) -> str:
 
 
 def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str = DEFAULT_SECRET, name: str | None = None,
-                environ: Mapping[str, str] | None = None, stacklevel: int = 2) -> PlanStep:  # fmt: skip
+                environ: Mapping[str, str] | None = None, stacklevel: int = 2, value_types: Any = ()) -> PlanStep:  # fmt: skip
     """One Runnable as one step fed by the call's input, not decomposed (``KubernetesRunnable``)."""
-    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ)
+    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types)
     builder.add_step(runnable, ["input"], "runnable", display=name)
+    builder.declare_values()
     builder.warn_inline(stacklevel)
     return builder.steps[0]

@@ -50,12 +50,13 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         if step_name:
             payload["name"] = step_name
         name = payload["name"]
-        value = assemble_input(data_dir, payload)
+        classes = serde.value_classes(payload, allow_pickle=allow_pickle)
+        value = assemble_input(data_dir, payload, classes)
         secrets = serde.secrets_for(payload, env)
         runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle)
         check_input_keys(runnable, value, name)
-        output, usage = _invoke(runnable, value, name, stream)
-        text = serde.dumps_value(output, where=f"the output of step {name!r}")
+        output, usage = _invoke(runnable, value, name, stream, classes)
+        text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:
@@ -77,7 +78,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
     return contract.EXIT_OK
 
 
-def assemble_input(data_dir: Path, payload: Mapping[str, Any]) -> Any:
+def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = None) -> Any:
     """Build the step's input value from its input file(s), following the payload's shape."""
     shape = payload["inputs"]
     single = isinstance(shape, list) and bool(shape) and shape[0] in ("input", "step")
@@ -86,7 +87,14 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any]) -> Any:
     def source(name: str) -> Any:
         if name not in cache:
             rel = contract.input_file(name, single)
-            cache[name] = serde.loads_value(_read(data_dir, rel), where=rel)
+            text = _read(data_dir, rel)
+            if name == "input" and not text.lstrip().startswith(("{", "[", '"')) and not _is_json(text):
+                # the chain input as Argo passes text that is not JSON: -p input=hello, or a batch
+                # item that is a string ({{item}} is its bare text); it is that string (broken JSON,
+                # such as {oops, is still an error)
+                cache[name] = text
+            else:
+                cache[name] = serde.loads_value(text, where=rel, classes=classes)
         return cache[name]
 
     def build(node: Any) -> Any:
@@ -112,6 +120,14 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any]) -> Any:
     return build(shape)
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_input_keys(runnable: Any, value: Any, name: str) -> None:
     """Exit 2 before running when a prompt's dict input lacks variables the prompt requires.
 
@@ -134,16 +150,20 @@ def check_input_keys(runnable: Any, value: Any, name: str) -> None:
 def preview(value: Any) -> str:
     """The first ~1 KiB of a value as text, for the Argo UI and Tekton results."""
     text = getattr(value, "content", value)
+    if type(value).__name__.endswith("PromptValue") and hasattr(value, "to_string"):
+        text = value.to_string()
     if not isinstance(text, str):
         try:
-            text = json.dumps(serde.encode_value(value)["value"], ensure_ascii=False)
+            from llmstep import values
+
+            text = json.dumps(values.plain(serde.encode_value(value)["value"]), ensure_ascii=False)
         except Exception:  # noqa: BLE001 - a preview must never fail the step
             text = repr(value)
     data = text.encode("utf-8")[: contract.PREVIEW_BYTES]
     return data.decode("utf-8", errors="ignore")
 
 
-def _invoke(runnable: Any, value: Any, name: str, stream: bool = False) -> tuple[Any, dict[str, Any]]:
+def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes: Any = None) -> tuple[Any, dict[str, Any]]:
     from langchain_core.callbacks import UsageMetadataCallbackHandler
 
     usage = UsageMetadataCallbackHandler()
@@ -154,7 +174,7 @@ def _invoke(runnable: Any, value: Any, name: str, stream: bool = False) -> tuple
         else:
             output = None
             for chunk in runnable.stream(value, config=config):
-                emit("chunk", value=serde.dumps_value(chunk))
+                emit("chunk", value=serde.dumps_value(chunk, where=f"a chunk of step {name!r}", classes=classes))
                 try:  # the output is the chunks added up, as LangChain's transform does
                     output = chunk if output is None else output + chunk
                 except TypeError:

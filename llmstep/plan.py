@@ -51,6 +51,27 @@ def _leaves(shape: list) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
+class SecretKeyRef:
+    """An environment variable's value from a key of a Kubernetes Secret (``valueFrom.secretKeyRef``).
+    Locally, the value is the variable of the same name in your environment or ``--secrets FILE``."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ConfigMapKeyRef:
+    """An environment variable's value from a key of a ConfigMap (``valueFrom.configMapKeyRef``).
+    Locally, the value is the variable of the same name in your environment or ``--secrets FILE``."""
+
+    name: str
+    key: str
+
+
+EnvValue = str | SecretKeyRef | ConfigMapKeyRef
+
+
+@dataclass(frozen=True)
 class StepSettings:
     """Per-step settings from ``llmstep.Step``; ``None`` means the plan default."""
 
@@ -59,6 +80,8 @@ class StepSettings:
     backoff: str = "5s"
     timeout: int | None = None
     resources: dict[str, Any] | None = None
+    env: tuple[tuple[str, EnvValue], ...] = ()
+    """The step's environment (``Step(env=...)`` over ``compile(env=...)``), in order."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,9 @@ class Plan:
     description: str = ""
     on_failure: Any = None
     """``llmstep.Diagnose`` settings for a failure hook (exit handler / finally task), or None."""
+    value_classes: tuple[type, ...] = ()
+    """The classes values between steps may name (pydantic models, dataclasses, enums): the chain's own
+    and those declared with ``value_types``; every payload lists them."""
 
     def __post_init__(self) -> None:
         if self.data not in DATA_MODES:

@@ -24,15 +24,15 @@ import base64
 import functools
 import hashlib
 import json
-import math
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from llmstep import values
 from llmstep.errors import CredentialsError, PayloadError, SerializationError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of both the payload and the value envelope; a step refuses any other."""
 
 ENVELOPE_KEYS = frozenset({"llmstep", "kind", "value"})
@@ -46,27 +46,18 @@ EXTRA_CLASSES: dict[tuple[str, ...], tuple[str, ...]] = {
 # ---------------------------------------------------------------- values
 
 
-def encode_value(value: Any) -> dict[str, Any]:
-    """Wrap a value in a versioned envelope; plain JSON stays plain."""
-    if _is_plain(value):
+def encode_value(value: Any, classes: values.Classes | None = None, *, where: str = "the value") -> dict[str, Any]:
+    """Wrap a value in a versioned envelope: ``kind: json`` for plain JSON, ``kind: value`` for a
+    tree with tagged nodes (:mod:`llmstep.values`). ``classes`` refuses a class it does not vouch for."""
+    if values.is_plain(value):
         return {"llmstep": FORMAT_VERSION, "kind": "json", "value": value}
-    from langchain_core.load import dumpd
-
-    dumped = dumpd(value)
-    bad = _find_not_implemented(dumped)
-    if bad is not None:
-        raise SerializationError(
-            f"a value of type {type(value).__name__} cannot travel between steps "
-            f"({'.'.join(bad)} is not JSON-serializable); return JSON data, LangChain "
-            "messages, prompt values or documents"
-        )
-    return {"llmstep": FORMAT_VERSION, "kind": "lc", "value": dumped}
+    return {"llmstep": FORMAT_VERSION, "kind": "value", "value": values.encode(value, classes, where)}
 
 
-def dumps_value(value: Any, *, where: str = "the value") -> str:
+def dumps_value(value: Any, *, where: str = "the value", classes: values.Classes | None = None) -> str:
     """A value's envelope as JSON text, always valid UTF-8 (a lone surrogate is refused: it cannot
     be written to a file, a pod's parameter or an HTTP request)."""
-    text = json.dumps(encode_value(value), ensure_ascii=False)
+    text = json.dumps(encode_value(value, classes, where=where), ensure_ascii=False, allow_nan=False)
     check_unicode(text, where)
     return text
 
@@ -95,14 +86,15 @@ def _surrogate(text: str) -> str | None:
 def parameter_text(value: Any) -> str:
     """A chain input as the Workflow's ``input`` parameter: plain JSON stays plain, exactly as
     ``argo submit -p input='...'`` passes it (and as the Argo UI and ``argo resubmit`` show it);
-    LangChain objects, and JSON that looks like llmstep's own envelope, go in the envelope."""
-    envelope = encode_value(value)
-    plain = envelope["kind"] == "json" and not (isinstance(value, dict) and value.keys() == ENVELOPE_KEYS)
-    return json.dumps(value, ensure_ascii=False) if plain else json.dumps(envelope, ensure_ascii=False)
+    other values, and JSON that looks like llmstep's own envelope, go in the envelope."""
+    plain = values.is_plain(value) and not (isinstance(value, dict) and value.keys() == ENVELOPE_KEYS)
+    return json.dumps(value, ensure_ascii=False) if plain else dumps_value(value, where="the input")
 
 
-def decode_value(doc: Any, *, where: str = "input") -> Any:
-    """Turn an envelope (or raw user JSON, such as the workflow parameter) into a value."""
+def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | None = None) -> Any:
+    """Turn an envelope (or raw user JSON, such as the workflow parameter) into a value; classes
+    named by the value load only as ``classes`` allows (default: :data:`llmstep.values.CLIENT`; a
+    step passes its payload's)."""
     if not (isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS):
         return doc  # raw user JSON is data, whatever keys it has
     if doc["llmstep"] != FORMAT_VERSION:
@@ -113,54 +105,33 @@ def decode_value(doc: Any, *, where: str = "input") -> Any:
         )
     if doc["kind"] == "json":
         return doc["value"]
-    if doc["kind"] == "lc":
-        from langchain_core.load import load
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return load(doc["value"], allowed_objects=_value_classes())
-        except ValueError as exc:
-            raise PayloadError(f"{where}: {exc}") from exc
-    raise PayloadError(f"{where}: unknown value kind {doc['kind']!r} (expected json or lc)")
+    if doc["kind"] == "value":
+        return values.decode(doc["value"], classes if classes is not None else values.CLIENT, where)
+    raise PayloadError(f"{where}: unknown value kind {doc['kind']!r} (expected json or value)")
 
 
-def loads_value(text: str, *, where: str = "input") -> Any:
+def loads_value(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
-    return decode_value(doc, where=where)
+    return decode_value(doc, where=where, classes=classes)
 
 
-def _value_classes() -> list[type]:
-    from langchain_core import messages as m
-    from langchain_core.documents import Document
-    from langchain_core.prompt_values import ChatPromptValue, ChatPromptValueConcrete, StringPromptValue
-
-    names = [
-        "AIMessage", "AIMessageChunk", "HumanMessage", "HumanMessageChunk", "SystemMessage",
-        "SystemMessageChunk", "ToolMessage", "ToolMessageChunk", "ChatMessage", "ChatMessageChunk",
-        "FunctionMessage", "FunctionMessageChunk", "RemoveMessage",
-    ]  # fmt: skip
-    return [*(getattr(m, n) for n in names), ChatPromptValue, ChatPromptValueConcrete, StringPromptValue, Document]
+def plain_of(value: Any) -> Any:
+    """A value as plain JSON data, for printing (see :func:`llmstep.values.plain`)."""
+    return values.plain(encode_value(value)["value"])
 
 
-def _is_plain(value: Any) -> bool:
-    """True for JSON data that needs no escaping: no dict with an ``lc`` key, no tuples."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return (
-            "lc" not in value
-            and "__lc_escaped__" not in value
-            and all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-        )
-    return False
+def plain_value(text: str, *, where: str = "the output") -> Any:
+    """A value's envelope text as plain JSON data, reviving nothing (what a reader prints)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+    if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS:
+        return values.plain(doc["value"])
+    return doc
 
 
 def _find_not_implemented(node: Any) -> list[str] | None:
@@ -336,6 +307,27 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, all
         raise
     except (ValueError, NotImplementedError, ImportError, TypeError) as exc:
         raise PayloadError(f"step {payload['name']!r}: cannot load its Runnable: {exc}") from exc
+
+
+def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> values.Classes:
+    """The classes a payload vouches for as values (its ``values`` field): classes from the user's
+    own code travel by value in a digest-checked pickle (loaded only with pickles allowed, and only
+    when a value names one of them); the others are imported from the image, and only then."""
+    declared = payload.get("values") or {}
+    paths = declared.get("classes") or []
+    by_value = declared.get("pickle")
+    state: dict[str, Any] = {}
+
+    def load(path: str) -> type:
+        if by_value and path in by_value.get("classes", []):
+            if "map" not in state:
+                if not allow_pickle:
+                    raise PayloadError(refused_pickle(str(payload.get("name", "?")), "its value classes"))
+                state["map"] = _load_pickle({"name": payload.get("name", "?"), **by_value})
+            return state["map"][path]
+        return values.import_class(path)
+
+    return values.Classes(dict.fromkeys(paths), load=load)
 
 
 def refused_pickle(step: str, where: str = "") -> str:

@@ -34,6 +34,11 @@ class Step(RunnableBinding):
             such an environment variable (a header, a query parameter), its LangChain JSON
             records it by id, and the step reads it from the Secret (a pickled step cannot
             carry a secret at all).
+        env: the step's environment variables: ``{"NAME": "value"}``, or a value from a key of a
+            ConfigMap or Secret, ``llmstep.ConfigMapKeyRef("settings", "region")``,
+            ``llmstep.SecretKeyRef("acme", "token")``. Rendered as the container's ``env`` on Argo and
+            Tekton; locally a reference's value is the variable of the same name in your environment
+            (or ``--secrets FILE``). Over ``compile(env=...)`` for the same name.
     """
 
     step_name: str | None = None
@@ -51,9 +56,11 @@ class Step(RunnableBinding):
         timeout: int | str | None = None,
         resources: dict[str, Any] | None = None,
         secrets: list[str] | tuple[str, ...] = (),
+        env: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         settings = StepSettings(
+            env=check_env(env, "Step(env=...)"),
             image=_check_image(image),
             retries=_check_retries(retries),
             backoff=_check_backoff(backoff),
@@ -100,10 +107,61 @@ def _check_secrets(secrets: Any) -> tuple[str, ...]:
     return tuple(sorted(set(secrets)))
 
 
-def _check_image(image: str | None) -> str | None:
-    if image is not None and (not isinstance(image, str) or not image.strip() or " " in image):
-        raise CompileError(f"Step(image=...) must be an image reference like 'repo/name:tag', got {image!r}")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+"""An image reference as container runtimes parse it (the grammar of distribution/reference)."""
+
+
+def check_image(image: Any, field: str = "Step(image=...)") -> str | None:
+    """``image`` if it is a valid image reference (or None); CompileError naming ``field`` if not."""
+    if image is None:
+        return None
+    name = image.split("@")[0].rsplit(":", 1)[0] if isinstance(image, str) else ""
+    if not isinstance(image, str) or not IMAGE_REFERENCE.fullmatch(image) or len(name) > 255:
+        raise CompileError(f"{field} must be an image reference like 'registry.example.com/team/name:tag' "
+                           f"(lower-case path, optional :tag and @sha256:digest), got {image!r}")  # fmt: skip
     return image
+
+
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+def check_env(env: Any, field: str) -> tuple[tuple[str, Any], ...]:
+    """``env`` as ordered pairs; CompileError naming ``field`` and the variable when it is wrong."""
+    from llmstep.leaks import secret_name
+    from llmstep.plan import ConfigMapKeyRef, SecretKeyRef
+
+    if env is None:
+        return ()
+    if not isinstance(env, dict):
+        raise CompileError(f"{field} must be a dict of NAME: value, got {type(env).__name__}")
+    pairs = []
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise CompileError(f"{field}: {name!r} is not a valid environment variable name (letters, digits, '_', '-', '.')")
+        if name.startswith("LLMSTEP_"):
+            raise CompileError(f"{field}: {name} is reserved for llmstep's own use; choose another name")
+        if isinstance(value, (SecretKeyRef, ConfigMapKeyRef)):
+            for part in (value.name, value.key):
+                if not isinstance(part, str) or not part:
+                    raise CompileError(f"{field}: {name} refers to {value!r}; give a non-empty name and key")
+        elif not isinstance(value, str):
+            raise CompileError(f"{field}: {name} must be a string, a ConfigMapKeyRef or a SecretKeyRef, got "
+                               f"{type(value).__name__}; write numbers as strings ('3')")  # fmt: skip
+        elif secret_name(name) and value:
+            raise CompileError(f"{field}: {name} looks like a credential, and a literal value would be written "
+                               f"into the Workflow in plain text; keep it in a Secret: "
+                               f"{name}=llmstep.SecretKeyRef('SECRET', 'KEY')")  # fmt: skip
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def _check_image(image: str | None) -> str | None:
+    return check_image(image)
 
 
 def _check_retries(retries: int) -> int:

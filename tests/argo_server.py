@@ -122,11 +122,11 @@ class FakeArgoServer:
         nodes: dict[str, dict] = {}
         logs: dict[str, str] = {}
         if "inputs" in params:  # a batch: one nested DAG per item, as withParam expands it
-            for item in json.loads(params["inputs"]):
-                parent = f"{name}.item({item['index']}:{json.dumps(item, separators=(',', ':'))})"
-                nodes[f"{name}-{10 + item['index']}"] = {"id": f"{name}-{10 + item['index']}", "name": parent,
-                                                         "displayName": parent[len(name) + 1:], "type": "DAG", "phase": "Running"}  # fmt: skip
-                self._step(nodes, logs, name, parent, task, 1000 + item["index"], json.dumps(item["input"]))
+            for index, item in enumerate(json.loads(params["inputs"])):
+                parent = f"{name}.item({index}:{json.dumps(item, separators=(',', ':'))})"
+                nodes[f"{name}-{10 + index}"] = {"id": f"{name}-{10 + index}", "name": parent,
+                                                 "displayName": parent[len(name) + 1:], "type": "DAG", "phase": "Running"}  # fmt: skip
+                self._step(nodes, logs, name, parent, task, 1000 + index, item if isinstance(item, str) else json.dumps(item))
         else:
             self._step(nodes, logs, name, name, task, 1, params["input"])
         failed = [n for n in nodes.values() if n["phase"] == "Failed"]

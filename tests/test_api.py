@@ -10,7 +10,7 @@ def test_public_api_is_pinned():
     assert sorted(llmstep.__all__) == sorted([
         "BatchFailed", "ItemFailed", "KubernetesRunnable", "CompileError", "Compiled", "CredentialsError", "CredentialsWarning", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
         "OfflineChatModel", "PayloadError", "Plan", "PlanStep", "RenderError", "RunFailed", "SecretError", "SerializationError",
-        "Step", "SubmissionError", "WorkflowError", "__version__", "compile",
+        "Step", "SubmissionError", "WorkflowError", "__version__", "compile", "SecretKeyRef", "ConfigMapKeyRef",
     ])
     assert set(llmstep.__all__) == set(llmstep._EXPORTS) | {"__version__"}
     for name in llmstep.__all__:

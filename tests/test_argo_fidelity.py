@@ -15,6 +15,9 @@ import pytest
 from argo_cluster import EXAMPLES, NS, load_example, offline_env, param, step_nodes
 from chains import corpus, normalize
 from conftest import kube_api
+from test_values import DECLARED
+from test_values import _equal as same_values
+from value_chains import value_corpus
 
 import llmstep
 from llmstep.errors import LlmstepError
@@ -37,6 +40,9 @@ def _same_run(data: bytes | str | None) -> bytes | None:
 def _cases():
     cases = {f"corpus-{name}": (chain, x, {"allow_pickle": True}) for name, (chain, x) in corpus().items()}
     cases["corpus-qa-parameters"] = (corpus()["sequence"][0], corpus()["sequence"][1], {"data": "parameters"})
+    # every kind of value that passes between steps (pydantic models, dataclasses, dates, ...)
+    cases |= {f"values-{name}": (chain, x, {"allow_pickle": True, "value_types": DECLARED})
+              for name, (chain, x) in value_corpus().items()}  # fmt: skip
     return cases
 
 
@@ -82,6 +88,9 @@ def test_local_runner_matches_the_controller(case, cluster_runs, k8s):
     expected = chain.invoke(x)
     assert normalize(run.result()) == normalize(expected)
     assert normalize(record.result()) == normalize(expected)
+    if case.startswith("values-"):  # exactly, types and all (a tuple stays a tuple)
+        same_values(run.result(), expected)
+        same_values(record.result(), expected)
 
     argo_nodes = step_nodes(wf)
     local_nodes = {n["displayName"]: n for n in record.nodes.values() if n.get("type", "Pod") == "Pod"}

@@ -117,7 +117,7 @@ def test_batch_results_in_order_with_a_failed_item_in_its_place():
         assert isinstance(run, BatchRun)
         body = server.requests[0]["body"]["workflow"]
         assert body["spec"]["entrypoint"] == "batch"
-        assert [i["input"]["value"] for i in json.loads(body["spec"]["arguments"]["parameters"][0]["value"])] == [
+        assert json.loads(body["spec"]["arguments"]["parameters"][0]["value"]) == [  # as argo submit -p inputs= takes it
             {"question": "a"}, {"question": "boom"}, {"question": "c"}]  # fmt: skip
         run.wait(timeout=30, poll=0.1)  # a failed item does not raise here
         results = run.results(return_exceptions=True)

@@ -34,7 +34,8 @@ def test_batch_workflow_is_valid_argo_and_fans_out_with_param():
     assert doc["spec"]["parallelism"] == 3  # step pods, whatever branches a chain has
     [task] = fan["dag"]["tasks"]
     assert task["withParam"] == "{{workflow.parameters.inputs}}" and task["template"] == "main"
-    assert [p["name"] for p in templates["main"]["inputs"]["parameters"]] == ["index", "input"]
+    assert [p["name"] for p in templates["main"]["inputs"]["parameters"]] == ["input"]
+    assert task["arguments"]["parameters"] == [{"name": "input", "value": "{{item}}"}]  # a plain list of inputs
     first = templates["main"]["dag"]["tasks"][0]
     assert first["arguments"]["artifacts"][0]["raw"]["data"] == "{{inputs.parameters.input}}"
     assert "workflow.parameters.input}}" not in json.dumps(templates["main"])

@@ -141,13 +141,23 @@ def test_unreachable_model_is_a_clear_error():
 
 
 @pytest.mark.parametrize(("answer", "fragment"), [
-    ("I think the pod is broken.", "not JSON"),
     (json.dumps({"summary": "x"}), "lacks summary/root_cause"),
     (json.dumps({**ANSWER, "fix_steps": "do things"}), "fix_steps is not a list"),
 ])  # fmt: skip
 def test_malformed_answer_gives_a_clear_error(answer, fragment):
     with pytest.raises(llmstep.DiagnosisError, match=fragment):
         parse(answer, target="t", prompt="diagnose", redactions=0, model="m")
+
+
+def test_a_plain_text_answer_is_the_report_text_not_an_error():
+    answer = "## The pod is broken\n\nIts image tag does not exist; push it or fix the tag."
+    report = parse(answer, target="pod/p", prompt="diagnose", redactions=2, model="m")
+    assert report.text == answer and report.summary == "The pod is broken"
+    markdown = report.to_markdown()
+    assert "Its image tag does not exist; push it or fix the tag." in markdown and "plain text" in markdown
+    assert json.loads(report.to_json())["text"] == answer
+    with pytest.raises(llmstep.DiagnosisError, match="not JSON"):  # a gate needs its score
+        parse(answer, target="t", prompt="quality-gate", redactions=0, model="m")
 
 
 def test_quality_gate_needs_a_score_and_custom_prompt_inserts_evidence():
@@ -198,15 +208,20 @@ def test_cli_report_files_json_and_webhook(tmp_path):
 
 
 def test_cli_errors(tmp_path):
-    assert "no API key: set OPENAI_API_KEY" in run_cli("diagnose", "-f", "-", env={"OPENAI_API_KEY": ""}).stderr
+    missing = run_cli("diagnose", "-f", "-", env={"OPENAI_API_KEY": ""}).stderr
+    assert "no API key: set OPENAI_API_KEY" in missing and "--api-key-file FILE" in missing
     bad = run_cli("diagnose", "bogus/x")
     assert bad.returncode == 2 and "kind 'bogus' (bogus/x) is not one" in bad.stderr
-    with FakeOpenAI(reply="not json at all") as server:
+    with FakeOpenAI(reply="not json at all: the pod lacks its ConfigMap") as server:
         manifest = tmp_path / "m.yaml"
         manifest.write_text("kind: Pod\nmetadata: {name: p}\n")
         result = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
                          env={"OPENAI_API_KEY": "k"})  # fmt: skip
-    assert result.returncode == 1 and "answer is not JSON" in result.stderr and "Traceback" not in result.stderr
+        gate = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
+                       "--prompt", "quality-gate", env={"OPENAI_API_KEY": "k"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "the pod lacks its ConfigMap" in result.stdout  # the plain answer is the report, not lost
+    assert gate.returncode == 1 and "answer is not JSON" in gate.stderr and "Traceback" not in gate.stderr
 
 
 def test_workflow_failures_become_evidence():

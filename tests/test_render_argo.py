@@ -13,6 +13,7 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from schemas import ARGO_VERSIONS, argo_errors
 
 import llmstep
+from llmstep import serde
 from llmstep.offline import OfflineChatModel
 from llmstep.render.checks import check_workflow
 
@@ -83,7 +84,7 @@ def test_one_template_per_step_with_payload_artifact_and_outputs():
         assert t["container"]["command"] == ["llmstep", "exec", "--data-dir", "/llmstep"]
         payload = t["inputs"]["artifacts"][0]
         assert payload["name"] == "payload" and payload["path"] == "/llmstep/runnable.json"
-        assert json.loads(payload["raw"]["data"])["llmstep"] == 1
+        assert json.loads(payload["raw"]["data"])["llmstep"] == serde.FORMAT_VERSION
         params = {p["name"] for p in t["outputs"]["parameters"]}
         assert {"preview", "usage"} <= params
         assert t["outputs"]["artifacts"][0]["name"] == "output"

@@ -27,7 +27,7 @@ SECRET_LOOKALIKE = {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}
 )
 def test_plain_json_stays_plain(value):
     envelope = serde.encode_value(value)
-    assert envelope == {"llmstep": 1, "kind": "json", "value": value}
+    assert envelope == {"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": value}
     assert serde.loads_value(json.dumps(envelope)) == value
 
 
@@ -44,7 +44,7 @@ def test_plain_json_stays_plain(value):
 )
 def test_langchain_values_round_trip(value):
     envelope = serde.encode_value(value)
-    assert envelope["kind"] == "lc"
+    assert envelope["kind"] == "value"
     assert serde.loads_value(json.dumps(envelope)) == value
 
 
@@ -60,22 +60,22 @@ def test_lc_lookalike_raw_input_stays_data():
     assert serde.loads_value(json.dumps(SECRET_LOOKALIKE)) == SECRET_LOOKALIKE
 
 
-def test_envelope_of_kind_lc_only_revives_values_never_runnables_or_secrets():
-    bad = {"llmstep": 1, "kind": "lc", "value": {"lc": 1, "type": "constructor",
+def test_envelope_only_revives_values_never_runnables_or_secrets():
+    bad = {"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": {"lc": 1, "type": "constructor",
            "id": ["langchain", "prompts", "chat", "ChatPromptTemplate"], "kwargs": {"messages": []}}}
-    with pytest.raises(PayloadError, match="not allowed"):
+    with pytest.raises(PayloadError, match="not a value class"):
         serde.decode_value(bad)
-    secret = {"llmstep": 1, "kind": "lc", "value": SECRET_LOOKALIKE}
-    assert serde.decode_value(secret) is None  # a secret reference resolves to nothing
+    secret = {"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": SECRET_LOOKALIKE}
+    assert serde.decode_value(secret) == SECRET_LOOKALIKE  # a secret reference is never resolved: it stays data
 
 
 def test_unknown_versions_and_kinds_are_refused():
     with pytest.raises(PayloadError, match="version 9"):
         serde.decode_value({"llmstep": 9, "kind": "json", "value": 1})
     with pytest.raises(PayloadError, match="unknown value kind"):
-        serde.decode_value({"llmstep": 1, "kind": "pickle", "value": "x"})
+        serde.decode_value({"llmstep": serde.FORMAT_VERSION, "kind": "pickle", "value": "x"})
     with pytest.raises(PayloadError, match="version"):
-        serde.read_payload(json.dumps({"llmstep": 2}))
+        serde.read_payload(json.dumps({"llmstep": 1}))
     with pytest.raises(PayloadError, match="not valid JSON"):
         serde.read_payload("{")
 
@@ -98,7 +98,7 @@ def test_langchain_payload_records_allowlist_and_secret_ids():
 
 def test_payload_loads_only_recorded_classes():
     dumped, _ = serde.dump_langchain(qa_prompt())
-    payload = {"llmstep": 1, "name": "p", "inputs": ["input"], **serde.langchain_fields(dumped)}
+    payload = {"llmstep": serde.FORMAT_VERSION, "name": "p", "inputs": ["input"], **serde.langchain_fields(dumped)}
     assert serde.load_runnable(payload, {}).invoke({"question": "x"}).to_messages()[-1].content == "x"
     payload["allowed"] = [a for a in payload["allowed"] if a[-1] != "PromptTemplate"]
     with pytest.raises(PayloadError, match="not in the payload's allowlist"):

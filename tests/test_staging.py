@@ -13,13 +13,14 @@ import yaml
 from chains import qa_chain
 
 import llmstep
+from llmstep import serde
 
 
 def _staged_exec(tmp_path, payload: dict, inputs: list[str]):
     workspace = tmp_path / "ws"
     (workspace / "run" / "a").mkdir(parents=True)
-    (workspace / "run" / "a" / "output.json").write_text(json.dumps({"llmstep": 1, "kind": "json", "value": "a"}))
-    (tmp_path / "secret.json").write_text(json.dumps({"llmstep": 1, "kind": "json", "value": "the secret file"}))
+    (workspace / "run" / "a" / "output.json").write_text(json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": "a"}))
+    (tmp_path / "secret.json").write_text(json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": "the secret file"}))
     data_dir = workspace / "run" / "b"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LLMSTEP_PAYLOAD": json.dumps(payload)}
     return data_dir, subprocess.run(

@@ -28,6 +28,8 @@ class Report:
     score: int | None = None
     redactions: int = 0
     model: str = ""
+    text: str | None = None
+    """The model's own words when it answered in plain text instead of the JSON asked for."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
@@ -37,6 +39,9 @@ class Report:
                  f"**Root cause:** {self.root_cause}"]  # fmt: skip
         if self.score is not None:
             lines += ["", f"**Score:** {self.score}/100"]
+        if self.text is not None:
+            lines = [f"# llmstep {self.prompt}: {self.target}", "", self.text.strip(), "",
+                     "_The model answered in plain text, not in the JSON asked for; its answer is above as it was._"]  # fmt: skip
         if self.evidence:
             lines += ["", "## Evidence", *[f"- `{e}`" for e in self.evidence]]
         if self.fix_steps:
@@ -65,7 +70,9 @@ def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str)
     try:
         data = json.loads(text)
     except ValueError:
-        raise DiagnosisError(f"the model's answer is not JSON: {answer[:300]!r}") from None
+        if prompt == "quality-gate" or not text:
+            raise DiagnosisError(f"the model's answer is not JSON: {answer[:300]!r}") from None
+        return _plain(answer, target=target, prompt=prompt, redactions=redactions, model=model)
     if not isinstance(data, dict) or not isinstance(data.get("summary"), str) or "root_cause" not in data:
         raise DiagnosisError(f"the model's answer lacks summary/root_cause: {answer[:300]!r}")
     steps = data.get("fix_steps") or []
@@ -82,6 +89,14 @@ def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str)
         confidence=float(confidence) if _number(confidence) and 0 <= confidence <= 1 else None,
         score=int(score) if _number(score) else None, redactions=redactions, model=model,
     )  # fmt: skip
+
+
+def _plain(answer: str, *, target: str, prompt: str, redactions: int, model: str) -> Report:
+    """A report of a plain-text answer: kept whole as its text; its first line is the summary."""
+    first = next((line.strip(" #*") for line in answer.strip().splitlines() if line.strip(" #*")), "")
+    summary = first if len(first) <= 200 else first[:199] + "…"
+    return Report(target=target, prompt=prompt, summary=summary, root_cause=answer.strip(), redactions=redactions,
+                  model=model, text=answer.strip())  # fmt: skip
 
 
 def _number(value: Any) -> bool:

@@ -17,7 +17,9 @@ from typing import Any
 from hera.workflows import (
     DAG,
     Artifact,
+    ConfigMapEnv,
     Container,
+    Env,
     NoneArchiveStrategy,
     Parameter,
     RawArtifact,
@@ -30,7 +32,7 @@ from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, 
 from llmstep import contract
 from llmstep.errors import RenderError
 from llmstep.naming import BATCH_INFIX
-from llmstep.plan import CHAIN_INPUT, Plan, PlanStep
+from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
 from llmstep.render import checks, paused_gc
 
 LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
@@ -50,21 +52,23 @@ _SCALAR_LIST = re.compile(r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null
 
 
 def payload_text(step: PlanStep) -> str:
-    """The exact ``runnable.json`` a step receives: stable key order, one key per line (short
+    """The exact ``runnable.json`` a step receives: stable order, one key per line (short
     lists inline) so the YAML shows a readable literal block and diffs stay small.
 
     ``{{`` and ``$(`` can only occur inside JSON strings here (a prompt such as ``Reply as
     {{"a": 1}}``); they are written as JSON escapes (``{\u007b``, ``$\u0028``) so that neither
     Argo's ``{{...}}`` nor Tekton's ``$(...)`` substitution ever touches a payload.
     """
-    text = json.dumps(step.payload, indent=1, sort_keys=True, ensure_ascii=False)
+    # The payload's own keys in a stable order; inside, dicts keep their order: a parallel map's
+    # keys are the order of the dict the consumer step builds, as chain.invoke builds it.
+    text = json.dumps({k: step.payload[k] for k in sorted(step.payload)}, indent=1, ensure_ascii=False)
     text = _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
     return text.replace("{{", "{\\u007b").replace("$(", "$\\u0028")
 
 
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     """The Hera Workflow for a plan. With ``batch=N`` it runs the chain once per item of its
-    ``inputs`` parameter (a JSON list of ``{"index", "input"}``), fanned out with ``withParam``,
+    ``inputs`` parameter (a JSON list of chain inputs), fanned out with ``withParam``,
     at most N inputs in flight and N step pods at a time, and every item runs even when another
     fails."""
     from llmstep.run.batch import BATCH_ANNOTATION, BATCH_TASK
@@ -75,14 +79,13 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     templates: list[Any] = [_template(plan, step, users[step.name]) for step in plan.steps if step.name in users]
     source = "{{inputs.parameters.input}}" if batch else "{{workflow.parameters.input}}"
     tasks = [_task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1) for step in plan.steps]
-    dag = DAG(name="main", tasks=tasks,
-              inputs=[Parameter(name="index"), Parameter(name="input")] if batch else None)  # fmt: skip
+    dag = DAG(name="main", tasks=tasks, inputs=[Parameter(name="input")] if batch else None)
     entry, arguments = [dag], [Parameter(name="input", description="the chain input, as JSON")]
     if batch:
         fan = Task(name=BATCH_TASK, template="main", with_param="{{workflow.parameters.inputs}}",
-                   arguments=[Parameter(name="index", value="{{item.index}}"), Parameter(name="input", value="{{item.input}}")])  # fmt: skip
+                   arguments=[Parameter(name="input", value="{{item}}")])
         entry = [DAG(name="batch", parallelism=batch, fail_fast=False, tasks=[fan]), dag]
-        arguments = [Parameter(name="inputs", description="the chain inputs: a JSON list of {index, input}")]
+        arguments = [Parameter(name="inputs", description="the chain inputs, as a JSON list")]
     # the batch DAG's parallelism bounds the inputs in flight (Argo counts a running item as one
     # child); the Workflow's bounds the step pods, so a chain with parallel branches keeps to N too
     extra: dict[str, Any] = {"parallelism": batch} if batch else {}
@@ -216,8 +219,10 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
         outputs.append(Artifact(name="output", path=f"{d}/{contract.OUTPUT}", archive=NoneArchiveStrategy()))
     if plan.data == "parameters" or step.name == plan.output:
         outputs.append(Parameter(name="output", value_from=ValueFrom(path=f"{d}/{contract.OUTPUT}")))
-    env: list[Any] = [SecretEnv(name=key, secret_name=plan.secret, secret_key=key) for key in step.secrets]
     settings = step.settings
+    own = {name for name, _ in settings.env}  # a model key from another Secret: the user's env says where
+    env: list[Any] = [SecretEnv(name=key, secret_name=plan.secret, secret_key=key) for key in step.secrets if key not in own]
+    env += [_env(name, value) for name, value in settings.env]
     retry = None
     if settings.retries:
         retry = RetryStrategy(
@@ -240,6 +245,14 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
         retry_strategy=retry,
         active_deadline_seconds=settings.timeout,
     )
+
+
+def _env(name: str, value: Any) -> Any:
+    if isinstance(value, SecretKeyRef):
+        return SecretEnv(name=name, secret_name=value.name, secret_key=value.key)
+    if isinstance(value, ConfigMapKeyRef):
+        return ConfigMapEnv(name=name, config_map_name=value.name, config_map_key=value.key)
+    return Env(name=name, value=value)
 
 
 def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str, owner: PlanStep,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmstep import __version__, contract
+from llmstep import __version__, contract, serde
 from llmstep.errors import RenderError
-from llmstep.plan import CHAIN_INPUT, Plan, PlanStep
+from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
 from llmstep.render.argo import payload_text
 
 API = "tekton.dev/v1"
@@ -227,7 +227,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
         "kind": "TaskRun",
         "metadata": {"generateName": f"{step.name}-", "labels": {**LABELS, "llmstep.dev/step": step.name}},
         "spec": {
-            "taskRef": {"name": TASK_NAME},
+            **_task_source(step, image),
             "params": [
                 {"name": "payload", "value": payload_text(step)},
                 {"name": "input", "value": input_json},
@@ -286,7 +286,7 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
         "name": step.name,
         "displayName": step.display,
         "description": f"{step.runnable.rsplit('.', 1)[-1]} ({step.path})",
-        "taskRef": {"name": TASK_NAME},
+        **_task_source(step, plan.image),
         "params": params,
         "workspaces": [{"name": "data", "workspace": "data"}],
     }
@@ -299,6 +299,25 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     if step.settings.timeout:
         task["timeout"] = f"{step.settings.timeout}s"
     return task
+
+
+def _task_source(step: PlanStep, image: str) -> dict[str, Any]:
+    """``taskRef`` to the shared Task; or, for a step with env (which a Task cannot take per use), the
+    Task's spec embedded with the env added (literal values, or a ConfigMap's or Secret's key)."""
+    if not step.settings.env:
+        return {"taskRef": {"name": TASK_NAME}}
+    spec = json.loads(json.dumps(run_task(image)["spec"]))
+    spec["steps"][0]["env"] += [env_entry(name, value) for name, value in step.settings.env]
+    return {"taskSpec": spec}
+
+
+def env_entry(name: str, value: Any) -> dict[str, Any]:
+    """A container env entry: a literal value, or a ConfigMap's or Secret's key."""
+    if isinstance(value, SecretKeyRef):
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": value.name, "key": value.key}}}
+    if isinstance(value, ConfigMapKeyRef):
+        return {"name": name, "valueFrom": {"configMapKeyRef": {"name": value.name, "key": value.key}}}
+    return {"name": name, "value": value}
 
 
 def _failure_hook(plan: Plan) -> dict[str, Any]:
@@ -323,7 +342,7 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
                            {"name": "data", "workspace": "data"}],
         }
     report = {
-        "llmstep": 1,
+        "llmstep": serde.FORMAT_VERSION,
         "name": "on-failure",
         "runnable": "langchain_core.prompts.prompt.PromptTemplate",
         "format": "lc",

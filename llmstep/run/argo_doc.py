@@ -138,7 +138,7 @@ def _template(t: dict[str, Any], where: str) -> None:
         for i, e in enumerate(c.get("env") or []):
             _keys(e, _ENV, f"{where}.container.env[{i}]")
             if "valueFrom" in e:
-                _keys(e["valueFrom"], {"secretKeyRef"}, f"{where}.container.env[{i}].valueFrom")
+                _keys(e["valueFrom"], {"secretKeyRef", "configMapKeyRef"}, f"{where}.container.env[{i}].valueFrom")
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
             raise WorkflowError(

@@ -18,7 +18,7 @@ from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.batch import BATCH_ANNOTATION
 from llmstep.run.container import Isolation, container_argv
 from llmstep.run.lifecycle import finishing
-from llmstep.run.process import Launcher, base_env, local_argv
+from llmstep.run.process import PASSTHROUGH, Launcher, base_env, env_from, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import FINISHED_OK, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
@@ -232,7 +232,8 @@ class ArgoRun:
             declared = container.get("env") or []
             command = container_argv(
                 self.isolation, image=str(container.get("image")), argv=argv,
-                env_names=[e["name"] for e in declared if e["name"] in env] + list(self.guard),
+                env_names=[e["name"] for e in declared if e["name"] in env] + list(self.guard)
+                + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in declared}],
                 mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
             )  # fmt: skip
             return Attempt(command, {**env, **self.isolation.engine_env})
@@ -285,9 +286,9 @@ class ArgoRun:
         values = {f"inputs.parameters.{k}": v for k, v in params.items()} | self.vars
         for item in template["container"].get("env") or []:
             if "valueFrom" in item:
-                key = item["valueFrom"]["secretKeyRef"]["key"]
-                if key in self.secrets:
-                    env[item["name"]] = self.secrets[key]
+                value = env_from(item, self.secrets, f"task {name}")
+                if value is not None:
+                    env[item["name"]] = value
             else:
                 env[item["name"]] = argo_doc.substitute(str(item.get("value", "")), values, f"task {name} env")
         return env | self.guard

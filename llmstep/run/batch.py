@@ -24,15 +24,22 @@ INDEX = re.compile(rf"(?:^|\.){BATCH_TASK}\((\d+)[:)]")
 
 
 def encode_inputs(inputs: Iterable[Any]) -> str:
-    """The batch Workflow's ``inputs`` parameter: each input's envelope as a JSON object. Not as a
-    string: Argo substitutes a string field of an item with its quotes escaped (``Item.String()``),
-    so ``{{item.input}}`` of a string holding JSON is no longer JSON; an object field comes out as
-    its JSON (found on the real controller)."""
-    from llmstep import serde
+    """The batch Workflow's ``inputs`` parameter: the JSON list ``argo submit -p inputs=`` takes.
+    Each item reaches its first steps through ``{{item}}``, which Argo writes as JSON for an object
+    or a list but as the bare text for a string (``processItem``); so objects and lists go as they
+    are, and any other input (a string, a number, a LangChain object) in llmstep's envelope, an
+    object, so that it arrives as exactly the value given (found on the real controller)."""
+    from llmstep import serde, values
 
-    # dumps_value checks each input (a lone surrogate is named by its index)
-    return json.dumps([{"index": i, "input": json.loads(serde.dumps_value(x, where=f"input {i}"))}
-                       for i, x in enumerate(inputs)], separators=(",", ":"))  # fmt: skip
+    items = []
+    for i, x in enumerate(inputs):
+        lookalike = isinstance(x, dict) and x.keys() == serde.ENVELOPE_KEYS
+        if isinstance(x, (dict, list)) and values.is_plain(x) and not lookalike:
+            serde.check_unicode(json.dumps(x, ensure_ascii=False), f"input {i}")
+            items.append(x)
+        else:
+            items.append(json.loads(serde.dumps_value(x, where=f"input {i}")))
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
 
 
 def input_count(arguments: Iterable[dict[str, Any]]) -> int:

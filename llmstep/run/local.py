@@ -100,8 +100,13 @@ def resume_run(
     progress: Progress | None = None,
     isolation: Isolation | None = None,
     allow_pickle: bool = False,
+    documents: list[dict[str, Any]] | None = None,
 ) -> RunRecord:
     """Re-run the steps of a past run that did not succeed, reusing finished outputs.
+
+    The steps run the code recorded when the run started, unless ``documents`` (the same chain
+    compiled again, with your current code) replace the record's: then the steps that did not
+    succeed run the new code, and the finished ones keep their outputs.
 
     The record is a file: its pickle payloads run only with ``allow_pickle``. Until the resumed
     run starts (the record's lock taken, its documents checked), the record stays as it was.
@@ -109,20 +114,63 @@ def resume_run(
     record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
     record.lock()
     try:
-        runner = _resumable(record, secrets, parallelism, progress or make_progress(quiet), isolation, allow_pickle)
+        if documents is not None:
+            _check_same_steps(record, documents)
+            documents = _keep_run(record, documents)
+        runner = _resumable(record, secrets, parallelism, progress or make_progress(quiet), isolation,
+                            allow_pickle or documents is not None, documents)  # fmt: skip
         stop_leftovers(record)
         _reset(record)
+        if documents is not None:
+            record.replace_documents(documents)
     except BaseException:
         record.release()
         raise
     return runner.execute()
 
 
+def _check_same_steps(record: RunRecord, documents: list[dict[str, Any]]) -> None:
+    """WorkflowError unless ``documents`` are the record's chain: the same kind and the same steps."""
+    try:
+        old = record.documents()
+    except (OSError, ValueError):
+        old = []
+    kinds = sorted(d.get("kind", "") for d in documents)
+    if old and sorted(d.get("kind", "") for d in old) != kinds:
+        raise WorkflowError(f"run {record.run_id} ran {', '.join(sorted(d.get('kind', '') for d in old))}; the chain now "
+                            f"compiles to {', '.join(kinds)}: resume with the same --engine (and --inputs for a batch)")  # fmt: skip
+    before, now_ = _step_names(old), _step_names(documents)
+    gone = sorted(before - now_)
+    if gone:
+        raise WorkflowError(f"run {record.run_id}: the chain's steps changed ({', '.join(gone)} no longer exist), so its "
+                            "finished outputs do not fit the new code; run the chain afresh instead of --resume")  # fmt: skip
+
+
+def _keep_run(record: RunRecord, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tekton: the new Tasks and Pipeline with the record's own PipelineRun (it holds the run's input)."""
+    if record.status.get("engine") != "tekton":
+        return documents
+    old_runs = [d for d in record.documents() if d.get("kind") in ("PipelineRun", "TaskRun")]
+    if any(d.get("kind") == "TaskRun" for d in old_runs):
+        raise WorkflowError(f"run {record.run_id} is a TaskRun, whose payload is in the run itself: run it afresh")
+    return [d for d in documents if d.get("kind") not in ("PipelineRun", "TaskRun")] + old_runs
+
+
+def _step_names(docs: list[dict[str, Any]]) -> set[str]:
+    names: set[str] = set()
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        for template in spec.get("templates") or []:
+            names |= {t.get("name", "") for t in (template.get("dag") or {}).get("tasks") or []}
+        names |= {t.get("name", "") for t in (spec.get("tasks") or [])}
+    return names
+
+
 def _resumable(record: RunRecord, secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
-               isolation: Isolation | None, allow_pickle: bool) -> Any:  # fmt: skip
+               isolation: Isolation | None, allow_pickle: bool, documents: list[dict[str, Any]] | None = None) -> Any:  # fmt: skip
     """The runner for a past run, checked as a new run is, the record untouched."""
     try:
-        docs = record.documents()
+        docs = documents if documents is not None else record.documents()
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"run {record.run_id}: its workflow.yaml cannot be read ({exc})") from exc
     if not allow_pickle:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llmstep.run.forkserver import ForkServer
@@ -27,14 +27,50 @@ class Outcome:
     interrupted: bool = False
 
 
-def base_env(home: Path) -> dict[str, str]:
-    """What a step's container has before the template's env: a PATH, a HOME, a UTF-8 locale."""
+PASSTHROUGH = (
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "OPENAI_BASE_URL", "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
+)  # fmt: skip
+"""What a local step gets from this machine's environment besides its pod's: the way out (proxies,
+CA bundles) and where the model is. Without the model's endpoint, a step that reads a key would
+send it to the provider's default host instead of the one this machine is configured for."""
+
+
+def base_env(home: Path, host: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a step's container has before the template's env: a PATH, a HOME, a UTF-8 locale,
+    and the :data:`PASSTHROUGH` variables of ``host`` (this machine's environment)."""
+    host = os.environ if host is None else host
     return {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.defpath]),
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
+        **{name: host[name] for name in PASSTHROUGH if host.get(name)},
     }
+
+
+def env_from(item: Mapping[str, Any], values: Mapping[str, str], where: str) -> str | None:
+    """The local value of an env entry's ``valueFrom`` (a Secret's or a ConfigMap's key): the
+    variable of the entry's name in ``values`` (your environment or ``--secrets FILE``), or of the
+    key's name. None for a Secret key that is not there (the step says what it lacks); a WorkflowError
+    naming the variable for a ConfigMap key, which Kubernetes too would refuse to start without."""
+    ref = item.get("valueFrom") or {}
+    kind = "secretKeyRef" if "secretKeyRef" in ref else "configMapKeyRef" if "configMapKeyRef" in ref else None
+    if kind is None:
+        from llmstep.errors import WorkflowError
+
+        raise WorkflowError(f"{where}: env {item.get('name')} valueFrom must be a secretKeyRef or a configMapKeyRef locally")
+    name, key = str(item.get("name")), str(ref[kind].get("key", ""))
+    for candidate in (name, key):
+        if values.get(candidate):
+            return values[candidate]
+    if kind == "configMapKeyRef" and not ref[kind].get("optional"):
+        from llmstep.errors import WorkflowError
+
+        raise WorkflowError(f"{where}: env {name} comes from key {key!r} of ConfigMap {ref[kind].get('name')!r}; "
+                            f"locally, set {name} in your environment or in --secrets FILE")  # fmt: skip
+    return None
 
 
 def local_argv(argv: list[str], data_dir: Path, root: str | None = None) -> list[str]:

@@ -164,6 +164,15 @@ class RunRecord:
             self.status.update(phase="Failed", message=ENDED_UNFINISHED)
         return self
 
+    def replace_documents(self, docs: list[dict[str, Any]]) -> None:
+        """Run ``docs`` from now on (a resume with the current code); the earlier ones are kept
+        beside them as ``workflow.previous.yaml``."""
+        current = self.root / "workflow.yaml"
+        previous = self.root / "workflow.previous.yaml"
+        if current.is_file() and not previous.exists():
+            current.replace(previous)
+        current.write_text(dump_all(docs), encoding="utf-8")
+
     def documents(self) -> list[dict[str, Any]]:
         """The documents that ran (a Workflow, or a Tekton set)."""
         return load_documents(self.root / "workflow.yaml")

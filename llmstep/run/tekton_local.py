@@ -26,7 +26,7 @@ from llmstep.run import trust
 from llmstep.run.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.run.container import Isolation, container_argv
 from llmstep.run.lifecycle import finishing
-from llmstep.run.process import Launcher, base_env, local_argv
+from llmstep.run.process import PASSTHROUGH, Launcher, base_env, env_from, local_argv
 from llmstep.run.progress import Progress
 from llmstep.run.records import FINISHED_OK, RunRecord, now
 from llmstep.run.scheduler import Node, schedule
@@ -328,7 +328,10 @@ class TektonRun:
             env = base_env(step_dir)
             for item in step.get("env") or []:
                 if "valueFrom" in item:
-                    raise WorkflowError(f"task {name}: env valueFrom is not supported locally; bind a Secret workspace")
+                    value = env_from(item, self.secrets, f"task {name}")
+                    if value is not None:
+                        env[item["name"]] = value
+                    continue
                 env[item["name"]] = str(self._subst(item.get("value", ""), name, final, values))
             env.update(self.guard)
             (scratch / ".results").mkdir(exist_ok=True)
@@ -342,7 +345,9 @@ class TektonRun:
             # Workspaces and the results folder are mounted at the paths the command names.
             mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
             command = container_argv(
-                self.isolation, image=image, argv=resolved, env_names=[e["name"] for e in step.get("env") or []] + list(self.guard),
+                self.isolation, image=image, argv=resolved,
+                env_names=[e["name"] for e in step.get("env") or [] if e["name"] in env] + list(self.guard)
+                + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in step.get("env") or []}],
                 mounts=mounts, network=bool(bindings.get("credentials")),
             )  # fmt: skip
             return Attempt(command, {**env, **self.isolation.engine_env}, data_dir)

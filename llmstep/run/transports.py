@@ -198,3 +198,28 @@ def transport(
     if verify is None:
         verify = env.get("ARGO_INSECURE_SKIP_VERIFY", "false").lower() != "true"
     return ArgoServer(server, token=token or env.get("ARGO_TOKEN"), verify=verify, client_certs=client_certs)
+
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def default_namespace(kubeconfig: str | None = None, context: str | None = None, *,
+                      env: Mapping[str, str] = os.environ) -> str:  # fmt: skip
+    """The namespace kubectl and argo use when none is given: the kubeconfig context's (``context``,
+    or the current one; ``KUBECONFIG`` is honoured), in a pod its service account's, else ``default``."""
+    try:
+        from kubernetes import config
+
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig or env.get("KUBECONFIG") or None)
+        if context:
+            active = next((c for c in contexts if c.get("name") == context), None)
+        namespace = ((active or {}).get("context") or {}).get("namespace")
+        if namespace:
+            return str(namespace)
+        return "default"
+    except Exception:  # noqa: BLE001 - no kubeconfig (the kubernetes package raises several types)
+        path = SERVICE_ACCOUNT_NAMESPACE
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip() or "default"
+        return "default"

@@ -1,0 +1,225 @@
+"""Values between steps: every kind LangChain Runnables commonly pass travels, on both engines,
+with the result equal to chain.invoke's; a value names a class and a step loads it only when the
+compiled workflow vouches for it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.runnables import RunnableLambda
+from value_chains import AI, Color, Legacy, Point, Reason, Span, Verdict, value_corpus
+
+import llmstep
+from llmstep import serde, values
+from llmstep.errors import CompileError, PayloadError, RunFailed
+
+DECLARED = [Verdict, Legacy, Point, Span, Color]
+"""The lambdas' return types, which no Runnable names: the user declares them."""
+
+
+def _equal(got, want):
+    """Equal and of the same types all the way down (a tuple stays a tuple, a str stays a str)."""
+    assert got == want or (isinstance(got, float) and math.isnan(got) and math.isnan(want))
+    assert type(got) is type(want), (type(got), type(want))
+    if isinstance(want, dict):
+        assert list(got) == list(want)
+        for k in want:
+            _equal(got[k], want[k])
+    elif isinstance(want, (list, tuple)):
+        for g, w in zip(got, want, strict=True):
+            _equal(g, w)
+
+
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+@pytest.mark.parametrize("case", list(value_corpus()))
+def test_every_value_kind_travels_and_equals_invoke(case, engine, tmp_path):
+    chain, x = value_corpus()[case]
+    want = chain.invoke(x)
+    compiled = llmstep.compile(chain, allow_pickle=True, value_types=DECLARED)
+    got = compiled.run_local(x, engine=engine, runs_dir=tmp_path / "runs", progress=False)
+    _equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        (1, (2, "3")), {1, 2}, frozenset({"a"}), b"\x00\xff", math.inf, -math.inf, dt.date(2026, 1, 2),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC), dt.time(1, 2), dt.timedelta(days=-2, seconds=3),
+        uuid.UUID(int=7), decimal.Decimal("3.140"), {7: "int key", (1, 2): "tuple key"}, {"__llmstep__": "dict", "items": []},
+        {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}, AI, Verdict(label="a", score=1, reasons=[Reason(text="r")]),
+        Legacy(name="n"), Point(1, 2), Color.RED, [Point(0, 0), {"p": Point(1, 1)}],
+    ],
+)  # fmt: skip
+def test_round_trip_of_each_kind(value):
+    classes = values.Classes.of([Verdict, Reason, Legacy, Point, Color])
+    text = serde.dumps_value(value, classes=classes)
+    back = serde.loads_value(text, classes=classes)
+    _equal(back, value)
+    json.loads(text)  # strict JSON: no NaN, no Infinity
+
+
+def test_a_zoneinfo_keeps_its_zone():
+    from zoneinfo import ZoneInfo
+
+    when = dt.datetime(2026, 7, 1, 12, tzinfo=ZoneInfo("Europe/Paris"))
+    back = serde.loads_value(serde.dumps_value(when))
+    assert back == when and back.tzinfo == ZoneInfo("Europe/Paris")
+
+
+def test_a_user_dict_with_reserved_keys_stays_a_dict():
+    for value in ({"__llmstep__": "model", "class": "os:system", "fields": {}},
+                  {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"], "kwargs": {}}):  # fmt: skip
+        back = serde.loads_value(serde.dumps_value(value))
+        assert back == value and type(back) is dict
+
+
+def test_a_value_of_an_undeclared_class_fails_in_the_step_that_made_it(tmp_path):
+    chain = RunnableLambda(lambda _: Point(1, 2)) | RunnableLambda(lambda p: p.x)
+    with pytest.raises(RunFailed) as err:
+        llmstep.compile(chain, allow_pickle=True).run_local(0, runs_dir=tmp_path / "runs", progress=False)
+    message = str(err.value)
+    assert "the output of step 'runnablelambda' is a Point (value_chains:Point)" in message
+    assert "a class the compiled workflow does not declare" in message and "value_types=[Point]" in message
+
+
+def make_point(x: int) -> Point:
+    return Point(x, x)
+
+
+def test_a_class_named_by_a_steps_output_type_is_declared_by_itself(tmp_path):
+    chain = RunnableLambda(make_point) | RunnableLambda(lambda p: [p, p.y])
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    assert Point in compiled.plan.value_classes
+    assert compiled.run_local(3, runs_dir=tmp_path / "runs", progress=False) == [Point(3, 3), 3]
+
+
+def test_a_parsers_model_and_the_models_its_fields_name_are_declared():
+    from langchain_core.output_parsers import PydanticOutputParser
+
+    plan = llmstep.compile(PydanticOutputParser(pydantic_object=Verdict), allow_pickle=True).plan
+    assert set(plan.value_classes) >= {Verdict, Reason}
+    [step] = plan.steps
+    assert step.payload["values"]["classes"] == sorted(values.class_path(c) for c in plan.value_classes)
+    assert step.payload["values"]["pickle"]["classes"]  # the classes of this test module travel by value
+
+
+def test_user_classes_need_allow_pickle_to_travel():
+    from chains import qa_chain
+
+    with pytest.raises(CompileError, match=r"passes values of Reason, Verdict, defined in your own code.*allow_pickle=True"):
+        llmstep.compile(qa_chain(), value_types=[Verdict])
+    assert llmstep.compile(qa_chain(), value_types=[Verdict], allow_pickle=True).plan.value_classes
+
+
+def _generator(x) -> Iterator[int]:
+    yield x
+
+
+class Opaque:
+    pass
+
+
+def _opaque(x) -> Opaque:
+    return Opaque()
+
+
+@pytest.mark.parametrize("fn,named", [(_generator, "Iterator"), (_opaque, "Opaque")])
+def test_a_step_whose_output_type_cannot_travel_fails_at_compile_time(fn, named):
+    with pytest.raises(CompileError, match=rf"returns .*{named}.* cannot travel between steps"):
+        llmstep.compile(RunnableLambda(fn) | RunnableLambda(str), allow_pickle=True)
+
+
+def test_value_types_must_be_classes_that_travel():
+    with pytest.raises(CompileError, match="not a class"):
+        llmstep.compile(RunnableLambda(str), value_types=["Verdict"])
+    with pytest.raises(CompileError, match="not a pydantic model, a dataclass or an Enum"):
+        llmstep.compile(RunnableLambda(str), value_types=[Opaque])
+
+
+def test_a_step_never_imports_a_module_a_value_names(tmp_path):
+    """A value naming a class the payload does not list fails, and its module is not imported."""
+    marker = tmp_path / "imported"
+    (tmp_path / "sneaky.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Thing:\n    pass\n")
+    tree = {"__llmstep__": "dataclass", "class": "sneaky:Thing", "fields": {}}
+    text = json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": tree})
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+            "from llmstep import serde, values\n"
+            f"serde.loads_value({text!r}, classes=values.Classes())\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "SerializationError" in result.stderr and "sneaky:Thing" in result.stderr
+    assert "does not declare" in result.stderr
+    assert not marker.exists()
+    # and the client side (the user's process) does not import it either
+    code = code.replace("classes=values.Classes()", "classes=values.CLIENT")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "SerializationError" in result.stderr and not marker.exists()
+
+
+def test_a_tampered_value_naming_a_non_model_class_is_refused():
+    for tag in ("model", "dataclass", "enum"):
+        tree = {"__llmstep__": tag, "class": "subprocess:Popen", "fields": {}, "set": [], "name": "x"}
+        with pytest.raises(PayloadError, match="is not a"):
+            values.decode(tree, values.Classes(modules=True))
+
+
+def test_user_input_that_looks_like_an_envelope_stays_data(tmp_path):
+    lookalike = {"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": {"a": 1}}
+    chain = RunnableLambda(lambda d: sorted(d)) | RunnableLambda(lambda keys: keys)
+    got = llmstep.compile(chain, allow_pickle=True).run_local(lookalike, runs_dir=tmp_path / "runs", progress=False)
+    assert got == ["kind", "llmstep", "value"]
+
+
+def test_the_cli_prints_a_model_it_has_not_imported_as_its_data(tmp_path):
+    from test_cli import run_cli
+
+    chain_file = tmp_path / "structured.py"
+    chain_file.write_text(
+        "from langchain_core.runnables import RunnableLambda\nfrom pydantic import BaseModel\n\n"
+        "class Verdict(BaseModel):\n    label: str\n    score: float\n\n"
+        "def judge(x) -> Verdict:\n    return Verdict(label=x, score=0.5)\n\n"
+        "chain = RunnableLambda(judge) | RunnableLambda(lambda v: v)\n"
+    )  # fmt: skip
+    ran = run_cli("run", f"{chain_file}:chain", "--allow-pickle", "--input", '"fine"', "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["output"] == {"label": "fine", "score": 0.5}
+    shown = run_cli("show", json.loads(ran.stdout)["run"], "--json", cwd=tmp_path)  # a new process: no Verdict class
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["output"] == {"label": "fine", "score": 0.5}
+
+
+def test_a_chain_ending_in_a_prompt_prints_its_text(tmp_path):
+    from test_cli import run_cli
+
+    (tmp_path / "p.py").write_text("from langchain_core.prompts import PromptTemplate\n"
+                                   "chain = PromptTemplate.from_template('Say {word}!')\n")  # fmt: skip
+    ran = run_cli("run", f"{tmp_path / 'p.py'}:chain", "--input", '{"word": "hi"}', cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "Say hi!"
+
+
+def test_each_step_loads_its_own_copy_of_a_stateful_object(tmp_path):
+    """Documented in the README: a fake model used in two places answers 'first' twice."""
+    from langchain_core.language_models import FakeListChatModel
+    from langchain_core.output_parsers import StrOutputParser
+
+    model = FakeListChatModel(responses=["first", "second"])
+    chain = {"a": model | StrOutputParser(), "b": model | StrOutputParser()} | RunnableLambda(lambda d: [d["a"], d["b"]])
+    assert chain.invoke("q") == ["first", "second"]
+    model.i = 0
+    got = llmstep.compile(chain, allow_pickle=True).run_local("q", runs_dir=tmp_path / "runs", progress=False)
+    assert got == ["first", "first"]
+
+
+def test_readme_documents_values_and_stateful_objects():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "## Values between steps" in readme and "value_types=" in readme
+    assert "FakeListChatModel" in readme
