@@ -149,6 +149,58 @@ def test_batch_keeps_a_failed_item_in_its_place(api):
     assert sum(1 for n in wf["status"]["nodes"].values() if n.get("type") == "Pod" and n["phase"] == "Succeeded") >= 6
 
 
+def _kind_and_value(x):
+    return [type(x).__name__, x]
+
+
+def test_argo_submit_of_the_batch_workflow_takes_a_plain_json_list(api, k8s, tmp_path):
+    """As the README writes it: argo submit qa-batch.yaml -p inputs='[...]'; strings arrive as
+    strings ({{item}} is a string's bare text), objects as objects, and results keep their order."""
+    chain = RunnableLambda(_kind_and_value) | RunnableLambda(lambda x: x)
+    path = tmp_path / "batch.yaml"
+    path.write_text(llmstep.compile(chain, name="plain-batch", allow_pickle=True).to_batch_yaml(parallelism=2))
+    inputs = ["plain text", {"question": "an object"}, [1, 2]]
+    out = cli(k8s, "argo", "submit", str(path), "-n", NS, "-p", f"inputs={json.dumps(inputs)}", "--wait")
+    assert out.returncode == 0, out.stderr
+    name = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("Name:"))
+    got = cli(k8s, "llmstep", "result", name, "-n", NS)
+    assert got.returncode == 0, got.stderr
+    assert [json.loads(line)["output"] for line in got.stdout.splitlines()] == [chain.invoke(x) for x in inputs]
+
+
+def _read_env(_x):
+    import os
+
+    return {k: os.environ.get(k) for k in ("MODE", "REGION", "ACME_TOKEN")}
+
+
+def test_step_env_from_a_configmap_and_a_secret(api, k8s):
+    k8s.kubectl("delete", "configmap/llmstep-settings", "secret/acme", "-n", NS, "--ignore-not-found")
+    k8s.kubectl("create", "configmap", "llmstep-settings", "-n", NS, "--from-literal=region=eu-west")
+    k8s.kubectl("create", "secret", "generic", "acme", "-n", NS, "--from-literal=token=tok-from-the-secret")
+    step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
+                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
+    compiled = llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": "fast"})
+    assert "tok-from-the-secret" not in compiled.to_yaml()
+    run = _submit(compiled, 0, api)
+    run.wait(timeout=600, poll=1)
+    assert run.result() == {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
+
+
+def test_structured_output_travels_and_prints_as_data(api, k8s):
+    from value_chains import value_corpus
+
+    chain, x = value_corpus()["pydantic-tools-parser"]
+    compiled = llmstep.compile(chain, name="structured", allow_pickle=True)
+    run = _submit(compiled, x, api)
+    run.wait(timeout=600, poll=1)
+    assert run.result() == chain.invoke(x)  # the Verdict objects themselves, in this process
+    printed = cli(k8s, "llmstep", "result", run.name, "-n", NS, "--json")  # a process without the class
+    assert printed.returncode == 0, printed.stderr
+    verdict = json.loads(printed.stdout)["output"][0]
+    assert verdict == {"label": "ok", "score": 0.5, "reasons": [{"text": "fine", "weight": 1.0}], "when": None}
+
+
 def test_shared_template_runs_each_step_under_its_own_name(api):
     parser = StrOutputParser()
     chain = (qa_prompt() | OfflineChatModel() | parser | RunnableLambda(str.upper, name="Upper") | parser
