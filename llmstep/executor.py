@@ -93,6 +93,8 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = No
                 # item that is a string ({{item}} is its bare text); it is that string (broken JSON,
                 # such as {oops, is still an error)
                 cache[name] = text
+            elif name == "input":  # the chain input is user data (see serde.loads_input)
+                cache[name] = serde.loads_input(text, where=rel, classes=classes)
             else:
                 cache[name] = serde.loads_value(text, where=rel, classes=classes)
         return cache[name]

@@ -92,7 +92,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
         argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
                                                        "--inputs", "input", "--log-records"]  # fmt: skip
         env = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-               {"name": INPUT_ENV, "value": _env_text(serde.dumps_value(input))}]  # fmt: skip
+               {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]  # fmt: skip
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
         container: dict[str, Any] = {
             "name": "main",

@@ -83,12 +83,30 @@ def _surrogate(text: str) -> str | None:
     return None
 
 
-def parameter_text(value: Any) -> str:
+def parameter_text(value: Any, *, where: str = "the input", envelope: bool = False) -> str:
     """A chain input as the Workflow's ``input`` parameter: plain JSON stays plain, exactly as
     ``argo submit -p input='...'`` passes it (and as the Argo UI and ``argo resubmit`` show it);
-    other values, and JSON that looks like llmstep's own envelope, go in the envelope."""
-    plain = values.is_plain(value) and not (isinstance(value, dict) and value.keys() == ENVELOPE_KEYS)
-    return json.dumps(value, ensure_ascii=False) if plain else dumps_value(value, where="the input")
+    other values, and JSON that looks like llmstep's own envelope, go in an envelope of kind
+    ``value``, the only kind :func:`loads_input` unwraps (``envelope`` puts any value in one)."""
+    if not envelope and values.is_plain(value) and not (isinstance(value, dict) and value.keys() == ENVELOPE_KEYS):
+        return json.dumps(value, ensure_ascii=False)
+    doc = {"llmstep": FORMAT_VERSION, "kind": "value", "value": values.encode(value, None, where)}
+    text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
+    check_unicode(text, where)
+    return text
+
+
+def loads_input(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
+    """The chain input (the ``input`` parameter, ``--input``): user data. Only an envelope of kind
+    ``value`` is unwrapped (what :func:`parameter_text` writes for values JSON cannot hold); a
+    user's JSON that looks like a ``kind: json`` envelope, or anything else, stays as it is."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+    if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS and doc.get("kind") == "json":
+        return doc
+    return decode_value(doc, where=where, classes=classes)
 
 
 def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | None = None) -> Any:

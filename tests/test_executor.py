@@ -73,7 +73,7 @@ def test_raising_runnable_exits_1_with_error_json(tmp_path):
         (lambda p, d: (d / "input.json").unlink(), "input.json is missing"),
         (lambda p, d: (d / "input.json").write_text("{oops"), "input.json is not valid JSON"),
         (lambda p, d: (d / "input.json").write_text('["unclosed"'), "input.json is not valid JSON"),
-        (lambda p, d: (d / "input.json").write_text('{"llmstep": 7, "kind": "json", "value": 1}'), "value format version 7"),
+        (lambda p, d: (d / "input.json").write_text('{"llmstep": 7, "kind": "value", "value": 1}'), "value format version 7"),
         (lambda p, d: (d / "input.json").write_text('{"topic": "x"}'), "needs input keys ['question']"),
         (lambda p, d: (d / "runnable.json").write_text(json.dumps({**p, "allowed": []})), "not in the payload's allowlist"),
     ],

@@ -174,8 +174,16 @@ def test_a_tampered_value_naming_a_non_model_class_is_refused():
 def test_user_input_that_looks_like_an_envelope_stays_data(tmp_path):
     lookalike = {"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": {"a": 1}}
     chain = RunnableLambda(lambda d: sorted(d)) | RunnableLambda(lambda keys: keys)
-    got = llmstep.compile(chain, allow_pickle=True).run_local(lookalike, runs_dir=tmp_path / "runs", progress=False)
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    got = compiled.run_local(lookalike, runs_dir=tmp_path / "runs", progress=False)
     assert got == ["kind", "llmstep", "value"]
+    # and as argo submit -p input= passes it, written by hand: still data
+    (tmp_path / "wf.yaml").write_text(compiled.to_yaml())
+    from test_cli import run_cli
+
+    out = run_cli("run", "wf.yaml", "--allow-pickle", "-p", f"input={json.dumps(lookalike)}", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["output"] == ["kind", "llmstep", "value"]
 
 
 def test_the_cli_prints_a_model_it_has_not_imported_as_its_data(tmp_path):

@@ -38,7 +38,7 @@ def encode_inputs(inputs: Iterable[Any]) -> str:
             serde.check_unicode(json.dumps(x, ensure_ascii=False), f"input {i}")
             items.append(x)
         else:
-            items.append(json.loads(serde.dumps_value(x, where=f"input {i}")))
+            items.append(json.loads(serde.parameter_text(x, where=f"input {i}", envelope=True)))
     return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
 
 

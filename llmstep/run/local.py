@@ -77,7 +77,7 @@ def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None,
     """Parameter values given for a run (``input`` encoded like a step output), each declared."""
     overrides = dict(given or {})
     if input is not MISSING:
-        overrides["input"] = serde.dumps_value(input)
+        overrides["input"] = serde.parameter_text(input)
     argo_doc.check_declared(declared, overrides, where)
     for name, text in overrides.items():
         serde.check_unicode(text, "the chain input" if name == "input" else f"parameter {name!r}")
