@@ -28,19 +28,18 @@ Runnables reference, and those declared with ``compile(..., value_types=[...])``
 imports a module because a value names it; the step imports one only for a class its payload
 lists. LangChain nodes are revived only for the fixed list of value classes below.
 
-This module imports only the standard library at the top: the step executor loads it at start-up.
+This module is on the step executor's start-up path: at the top it imports only what the executor
+has loaded anyway. A value's own module (``datetime``, ``uuid``, ``decimal``, ``pydantic``) is
+imported wherever the value exists, so the encoder finds it in ``sys.modules``; the decoder
+imports it when a tree holds one.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import datetime as dt
-import decimal
 import enum
 import math
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -201,18 +200,9 @@ class _Encoder:
             return {TAG: "frozenset" if isinstance(value, frozenset) else "set", "items": [self.encode(v) for v in value]}
         if isinstance(value, (bytes, bytearray, memoryview)):
             return {TAG: "bytes", "base64": base64.b64encode(bytes(value)).decode("ascii")}
-        if isinstance(value, (dt.datetime, dt.time)):
-            node = {TAG: "datetime" if isinstance(value, dt.datetime) else "time", "iso": value.isoformat()}
-            zone = getattr(value.tzinfo, "key", None)
-            return {**node, "zone": zone} if isinstance(zone, str) else node
-        if isinstance(value, dt.date):
-            return {TAG: "date", "iso": value.isoformat()}
-        if isinstance(value, dt.timedelta):
-            return {TAG: "timedelta", "days": value.days, "seconds": value.seconds, "microseconds": value.microseconds}
-        if isinstance(value, uuid.UUID):
-            return {TAG: "uuid", "text": str(value)}
-        if isinstance(value, decimal.Decimal):
-            return {TAG: "decimal", "text": str(value)}
+        node = self._stdlib(value)
+        if node is not None:
+            return node
         if isinstance(value, list):  # a list subclass
             return [self.encode(v) for v in value]
         if isinstance(value, dict):
@@ -230,7 +220,9 @@ class _Encoder:
         if v1 is not None and isinstance(value, v1.BaseModel):
             fields = {name: self.encode(getattr(value, name)) for name in value.__fields__}
             return {TAG: "model_v1", "class": self._vouched(kind), "fields": fields, "set": sorted(value.__fields_set__)}
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if hasattr(kind, "__dataclass_fields__"):
+            import dataclasses
+
             fields = {f.name: self.encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
             return {TAG: "dataclass", "class": self._vouched(kind), "fields": fields}
         if isinstance(value, tuple):  # a namedtuple: its items, as a tuple
@@ -240,6 +232,25 @@ class _Encoder:
             "between steps; return JSON data, a pydantic model, a dataclass, LangChain messages, prompt "
             "values or documents (see 'Values between steps' in the README)"
         )
+
+    @staticmethod
+    def _stdlib(value: Any) -> dict[str, Any] | None:
+        """The node of a date, time, UUID or Decimal (their modules are loaded if such a value exists)."""
+        dt, uuid, decimal = sys.modules.get("datetime"), sys.modules.get("uuid"), sys.modules.get("decimal")
+        if dt is not None:
+            if isinstance(value, (dt.datetime, dt.time)):
+                node = {TAG: "datetime" if isinstance(value, dt.datetime) else "time", "iso": value.isoformat()}
+                zone = getattr(value.tzinfo, "key", None)
+                return {**node, "zone": zone} if isinstance(zone, str) else node
+            if isinstance(value, dt.date):
+                return {TAG: "date", "iso": value.isoformat()}
+            if isinstance(value, dt.timedelta):
+                return {TAG: "timedelta", "days": value.days, "seconds": value.seconds, "microseconds": value.microseconds}
+        if uuid is not None and isinstance(value, uuid.UUID):
+            return {TAG: "uuid", "text": str(value)}
+        if decimal is not None and isinstance(value, decimal.Decimal):
+            return {TAG: "decimal", "text": str(value)}
+        return None
 
     def _vouched(self, cls: type) -> str:
         path = class_path(cls)
@@ -304,20 +315,15 @@ class _Decoder:
             return base64.b64decode(node["base64"], validate=True)
         if tag == "float":
             return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[node["value"]]
-        if tag in ("datetime", "time"):
-            value = (dt.datetime if tag == "datetime" else dt.time).fromisoformat(node["iso"])
-            if isinstance(node.get("zone"), str):
-                from zoneinfo import ZoneInfo
-
-                value = value.replace(tzinfo=ZoneInfo(node["zone"]))
-            return value
-        if tag == "date":
-            return dt.date.fromisoformat(node["iso"])
-        if tag == "timedelta":
-            return dt.timedelta(days=node["days"], seconds=node["seconds"], microseconds=node["microseconds"])
+        if tag in ("datetime", "time", "date", "timedelta"):
+            return _dates(tag, node)
         if tag == "uuid":
+            import uuid
+
             return uuid.UUID(node["text"])
         if tag == "decimal":
+            import decimal
+
             return decimal.Decimal(node["text"])
         if tag in ("enum", "model", "model_v1", "dataclass"):
             return self.instance(tag, node)
@@ -338,7 +344,7 @@ class _Decoder:
             return cls.model_construct(_fields_set=set(node["set"]), **fields)
         if tag == "model_v1":
             return cls.construct(_fields_set=set(node["set"]), **fields)
-        if not dataclasses.is_dataclass(cls):
+        if not hasattr(cls, "__dataclass_fields__"):
             raise PayloadError(f"{self.where}: {node['class']} is not a dataclass")
         obj = cls.__new__(cls)  # as pickle does: the fields as they were, no __init__ or __post_init__ rerun
         for name, value in fields.items():
@@ -358,6 +364,21 @@ class _Decoder:
             return cls(**kwargs)
         except Exception as exc:  # noqa: BLE001 - pydantic validation
             raise PayloadError(f"{self.where}: cannot rebuild a {cls.__name__}: {exc}") from exc
+
+
+def _dates(tag: str, node: dict) -> Any:
+    import datetime as dt
+
+    if tag == "date":
+        return dt.date.fromisoformat(node["iso"])
+    if tag == "timedelta":
+        return dt.timedelta(days=node["days"], seconds=node["seconds"], microseconds=node["microseconds"])
+    value = (dt.datetime if tag == "datetime" else dt.time).fromisoformat(node["iso"])
+    if isinstance(node.get("zone"), str):
+        from zoneinfo import ZoneInfo
+
+        value = value.replace(tzinfo=ZoneInfo(node["zone"]))
+    return value
 
 
 def _hashable(key: Any) -> Any:
