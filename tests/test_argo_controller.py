@@ -168,6 +168,31 @@ def test_argo_submit_of_the_batch_workflow_takes_a_plain_json_list(api, k8s, tmp
     assert [json.loads(line)["output"] for line in got.stdout.splitlines()] == [chain.invoke(x) for x in inputs]
 
 
+def test_readme_batch_commands_as_written(api, k8s, tmp_path, monkeypatch):
+    """The README's `llmstep compile ... --batch 8 -o qa-batch.yaml` then `argo submit qa-batch.yaml
+    -p inputs='[...]'`, with the README's own list."""
+    import re
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    assert "llmstep compile examples/qa.py:chain --batch 8 -o qa-batch.yaml" in readme
+    line = next(m.group(0) for m in re.finditer(r"^argo submit qa-batch\.yaml -p inputs=.*$", readme, re.M))
+    offline_env(monkeypatch)
+    made = cli(k8s, "llmstep", "compile", str(ROOT / "examples" / "qa.py") + ":chain", "--batch", "8",
+               "-o", str(tmp_path / "qa-batch.yaml"))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    argv = shlex.split(line)
+    argv[2] = str(tmp_path / "qa-batch.yaml")
+    out = cli(k8s, *argv, "-n", NS, "--wait")
+    assert out.returncode == 0, out.stderr
+    name = next(row.split()[1] for row in out.stdout.splitlines() if row.startswith("Name:"))
+    inputs = json.loads(argv[argv.index("-p") + 1].split("=", 1)[1])
+    got = cli(k8s, "llmstep", "result", name, "-n", NS)
+    assert got.returncode == 0, got.stderr
+    chain = load_example("examples/qa.py:chain")
+    assert [json.loads(row)["output"] for row in got.stdout.splitlines()] == [chain.invoke(x) for x in inputs]
+
+
 def _read_env(_x):
     import os
 
