@@ -81,6 +81,7 @@ class Cluster:
     def __init__(self, state: Path = STATE, bins: dict[str, Path] | None = None) -> None:
         self.state = state
         self.bins = bins or {}
+        self.given_bins = bins is not None  # else start() asks build.sh, never trusting an older state's bins.json
         self.procs: dict[str, subprocess.Popen] = {}
         self.kubeconfig = state / "kubeconfig"
         self.step_image = ""
@@ -129,8 +130,8 @@ class Cluster:
 
     def start(self, timeout: float = 120) -> Path:
         for component in COMPONENTS:
-            if component not in self.bins:
-                self.bins[component] = build(component)
+            if not self.given_bins or component not in self.bins:
+                self.bins[component] = build(component)  # the cached build for this cache and version
         if self.state.exists():
             self.stop()
             shutil.rmtree(self.state, ignore_errors=True)
