@@ -30,6 +30,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
+from llmstep import serde
 from llmstep.offline import OfflineChatModel
 from llmstep.run.argo import WorkflowFailed, attach
 from llmstep.run.transports import KubeApi
@@ -124,7 +125,7 @@ def test_artifacts_mode_stores_each_output_in_the_s3_repository(api, k8s):
     for node in step_nodes(wf).values():
         [artifact] = [a for a in node["outputs"]["artifacts"] if a["name"] == "output"]
         stored = k8s.s3_object(artifact["s3"]["key"])
-        assert json.loads(stored)["llmstep"] == 1  # the step's own output.json, unarchived
+        assert json.loads(stored)["llmstep"] == serde.FORMAT_VERSION  # the step's own output.json, unarchived
     assert run.result() == chain.invoke({"question": "in s3?"})
 
 
