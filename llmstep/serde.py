@@ -9,10 +9,12 @@ them from its environment (a Kubernetes Secret), only for the ids the payload de
 refuses any other secret a payload would carry (``llmstep.leaks``).
 
 Values crossing between steps are data. Plain JSON stays plain (``kind: json``) and is never
-revived. LangChain messages, prompt values and documents use LangChain's serialization
-(``kind: lc``) and are revived with a messages/prompt-values/documents allowlist, never with
-secrets; a user dict with an ``lc`` key is escaped by LangChain and stays a dict. Pickle is never
-used for values.
+revived. Anything else is a tree with tagged nodes (``kind: value``, :mod:`llmstep.values`): a node
+naming a class loads only when the payload's ``values`` vouch for it, LangChain nodes only for its
+value classes (messages, prompt values, documents, generations), never with secrets; a user dict
+with a reserved key is escaped and stays a dict. Values are never pickles (only the classes from
+the user's own code that a payload vouches for travel by value, with ``allow_pickle``). The chain
+input unwraps only ``kind: value`` envelopes (:func:`loads_input`).
 
 Heavy imports (LangChain, cloudpickle) happen inside the functions that need them, so the step
 executor pays only for what its payload uses.
