@@ -3,7 +3,7 @@
 # repository, one folder per component and version:
 #
 #   tests/cluster/build.sh kubernetes   # prints the bin folder; reuses a cached build
-#   tests/cluster/build.sh etcd | argo | versitygw
+#   tests/cluster/build.sh etcd | argo | versitygw | tekton | tkn
 #
 # Nothing upstream is copied into the repository: each build runs in a scratch module in the
 # cache. Two builds at once never share a scratch folder (one lock per component), and a
@@ -22,24 +22,34 @@
 # Argo: the argo CLI embeds the UI's files (ui/dist/app); Argo's Makefile creates a placeholder
 # when the UI is not built, and so does this script, in a scratch copy of the module (which also
 # gets back a symlink that the module zip lacks).
+#
+# Tekton Pipelines v1.15.0 is the first release whose module has no replace lines, so the
+# controller, the webhook and the per-pod binaries build against its own go.mod (from a scratch
+# module that requires it, as the proxy may refuse the version list `go install` asks for). The tkn CLI's module
+# (v0.46.0, the newest the proxy serves) has one replace line, so it is built from a scratch
+# module that repeats it.
 set -euo pipefail
 K8S_VERSION=v1.34.4
 ARGO_VERSION=v4.0.5
 VERSITYGW_VERSION=v1.8.0
 ETCD_VERSION=v3.6.6
+TEKTON_VERSION=v1.15.0
+TKN_VERSION=v0.46.0
 
 cache="${LLMSTEP_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmstep/cluster}"
 mkdir -p "$cache"
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 export GOPATH="${GOPATH:-$(go env GOPATH)}"
 
-component="${1:?usage: build.sh kubernetes|etcd|argo|versitygw}"
+component="${1:?usage: build.sh kubernetes|etcd|argo|versitygw|tekton|tkn}"
 case "$component" in
   kubernetes) version=$K8S_VERSION ;;
   etcd) version=$ETCD_VERSION ;;
   argo) version=$ARGO_VERSION ;;
   versitygw) version=$VERSITYGW_VERSION ;;
-  *) echo "build.sh: unknown component '$component' (kubernetes, etcd, argo, versitygw)" >&2; exit 2 ;;
+  tekton) version=$TEKTON_VERSION ;;
+  tkn) version=$TKN_VERSION ;;
+  *) echo "build.sh: unknown component '$component' (kubernetes, etcd, argo, versitygw, tekton, tkn)" >&2; exit 2 ;;
 esac
 out="$cache/$component-$version"
 if [ -f "$out/.complete" ]; then echo "$out/bin"; exit 0; fi
@@ -107,6 +117,36 @@ build_argo() {
 
 build_versitygw() {
   GOBIN="$out.partial/bin" go install -trimpath -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$1" >&2
+}
+
+build_tekton() {
+  local v=$1 moddir cmd cmds=(controller webhook entrypoint nop workingdirinit sidecarlogresults)
+  # `go install pkg@version` would work, but it asks the proxy for the module's version list (for
+  # deprecations), which a filtered proxy may refuse; a scratch module needs only the version itself.
+  printf 'module llmstep.test/tekton\n\ngo 1.26\n\nrequire github.com/tektoncd/pipeline %s\n' "$v" > go.mod
+  { printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${cmds[@]}"; do printf '\t_ "github.com/tektoncd/pipeline/cmd/%s"\n' "$cmd"; done
+    printf ')\n'; } > tools.go
+  go mod tidy -e >&2
+  for cmd in "${cmds[@]}"; do
+    go build -trimpath -ldflags "-s -w" -o "$out.partial/bin/$cmd" "github.com/tektoncd/pipeline/cmd/$cmd" >&2
+  done
+  # The release's CRDs, webhook configurations and ConfigMaps, kept beside the binaries.
+  go mod download -json "github.com/tektoncd/pipeline@$v" >/dev/null
+  moddir="$(go env GOMODCACHE)/github.com/tektoncd/pipeline@$v"
+  mkdir -p "$out.partial/config"
+  cp -r "$moddir"/config/. "$out.partial/config/"
+  chmod -R u+w "$out.partial/config"
+}
+
+build_tkn() {
+  printf 'module llmstep.test/tkn\n\ngo 1.26\n\nrequire github.com/tektoncd/cli %s\n\n' "$1" > go.mod
+  # the one replace line of the CLI's own go.mod (a module with replace lines cannot be go installed)
+  printf 'replace github.com/alibabacloud-go/cr-20160607 => github.com/vdemeester/cr-20160607 v1.0.1\n' >> go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/tektoncd/cli/cmd/tkn"\n' > tools.go
+  go mod tidy -e >&2
+  go build -trimpath -ldflags "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=${1#v}" \
+    -o "$out.partial/bin/tkn" github.com/tektoncd/cli/cmd/tkn >&2
 }
 
 "build_$component" "$version"
