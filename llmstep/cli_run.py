@@ -140,6 +140,8 @@ def read_secrets(path: str | None) -> dict[str, str]:
 
 def parameters(args: argparse.Namespace) -> dict[str, str]:
     """Workflow parameters from -p, --input and --inputs (a batch, encoded like step outputs)."""
+    from llmstep import serde
+
     params: dict[str, str] = {}
     for item in args.parameter:
         name, sep, value = item.partition("=")
@@ -156,7 +158,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
         if args.input is not None:
             raise WorkflowError("give --input (one run) or --inputs (a batch), not both")
         params["inputs"] = encode_inputs(read_inputs(args.inputs))
-    if "input" in params and params["input"].lstrip().startswith(("{", "[", '"')):  # other text is a string, as on Argo
+    if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
         try:
             json.loads(params["input"])
         except json.JSONDecodeError as exc:
@@ -168,7 +170,7 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
     """The documents to run, and a launcher already warming up (its fork server imports
     LangChain while this process renders the documents). No launcher: they come from files."""
     from llmstep.files import check_documents_exist
-    from llmstep.refs import is_reference, load_reference, reference_name
+    from llmstep.refs import is_reference
 
     targets = args.target
     check_documents_exist(targets)
@@ -181,10 +183,7 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
         return docs, None
     target = targets[0]
     if len(targets) == 1 and is_reference(target):
-        from llmstep.compiled import compile as compile_chain
-
-        chain = load_reference(target)
-        compiled = compile_chain(chain, name=reference_name(target), allow_pickle=args.allow_pickle, image=args.image)
+        compiled = _compile_reference(args, target)
         if args.inputs is not None and args.engine == "tekton":
             raise WorkflowError("--inputs (a batch) runs the Argo batch Workflow; drop --engine tekton")
         launcher = isolation.start_launcher(classes=[c for s in compiled.plan.steps for c in s.payload["allowed"]])
@@ -198,14 +197,18 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
     raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
 
 
-def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The documents of the chain reference ``args.target[0]`` compiled now (a resume with current code)."""
+def _compile_reference(args: argparse.Namespace, target: str) -> Any:
+    """The chain reference ``target`` compiled with the run's options."""
     from llmstep.compiled import compile as compile_chain
     from llmstep.refs import load_reference, reference_name
 
-    target = args.target[0]
-    compiled = compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
-                             image=args.image)  # fmt: skip
+    return compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
+                         image=args.image)  # fmt: skip
+
+
+def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The documents of the chain reference ``args.target[0]`` compiled now (a resume with current code)."""
+    compiled = _compile_reference(args, args.target[0])
     return compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]
 
 
@@ -308,12 +311,8 @@ def report_batch(results: list[Any], details: str) -> int:
 def output_text(value: Any) -> str:
     from llmstep import serde
 
-    content = getattr(value, "content", None)
-    if isinstance(content, str):
-        return content
-    if type(value).__name__.endswith("PromptValue") and hasattr(value, "to_string"):
-        return value.to_string()  # a chain that ends in a prompt prints the prompt's text (--json: its JSON)
-    return json_text(serde.plain_of(value), indent=2)
+    text = serde.text_of(value)  # a message's content; a chain that ends in a prompt prints its text (--json: JSON)
+    return text if text is not None else json_text(serde.plain_of(value), indent=2)
 
 
 def json_text(value: Any, indent: int | None = None) -> str:

@@ -88,10 +88,9 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = No
         if name not in cache:
             rel = contract.input_file(name, single)
             text = _read(data_dir, rel)
-            if name == "input" and not text.lstrip().startswith(("{", "[", '"')) and not _is_json(text):
+            if name == "input" and serde.is_text_input(text):
                 # the chain input as Argo passes text that is not JSON: -p input=hello, or a batch
-                # item that is a string ({{item}} is its bare text); it is that string (broken JSON,
-                # such as {oops, is still an error)
+                # item that is a string ({{item}} is its bare text); it is that string
                 cache[name] = text
             elif name == "input":  # the chain input is user data (see serde.loads_input)
                 cache[name] = serde.loads_input(text, where=rel, classes=classes)
@@ -122,14 +121,6 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = No
     return build(shape)
 
 
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
 def check_input_keys(runnable: Any, value: Any, name: str) -> None:
     """Exit 2 before running when a prompt's dict input lacks variables the prompt requires.
 
@@ -151,9 +142,9 @@ def check_input_keys(runnable: Any, value: Any, name: str) -> None:
 
 def preview(value: Any) -> str:
     """The first ~1 KiB of a value as text, for the Argo UI and Tekton results."""
-    text = getattr(value, "content", value)
-    if type(value).__name__.endswith("PromptValue") and hasattr(value, "to_string"):
-        text = value.to_string()
+    text = serde.text_of(value)
+    if text is None:
+        text = value
     if not isinstance(text, str):
         try:
             from llmstep import values

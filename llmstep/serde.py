@@ -98,6 +98,29 @@ def parameter_text(value: Any, *, where: str = "the input", envelope: bool = Fal
     return text
 
 
+def is_text_input(text: str) -> bool:
+    """True for a chain input that is text, not JSON (``-p input=hello``, a batch item that is a
+    string): the step reads it as that string. Text that starts like JSON (``{``, ``[``, ``"``) is
+    meant as JSON, so broken JSON such as ``{oops`` stays an error."""
+    if text.lstrip().startswith(("{", "[", '"')):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return True
+    return False
+
+
+def text_of(value: Any) -> str | None:
+    """A value's text for people: a message's content, a prompt value's text; None for others."""
+    content = getattr(value, "content", None)
+    if isinstance(content, str):
+        return content
+    if type(value).__name__.endswith("PromptValue") and callable(getattr(value, "to_string", None)):
+        return value.to_string()
+    return None
+
+
 def loads_input(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
     """The chain input (the ``input`` parameter, ``--input``): user data. Only an envelope of kind
     ``value`` is unwrapped (what :func:`parameter_text` writes for values JSON cannot hold); a
