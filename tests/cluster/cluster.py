@@ -49,7 +49,7 @@ SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kern
 # ones Kubernetes and common images use. containerd 1.6 has no catch-all hosts.toml.
 REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io")
 PAUSE_IMAGE = "localhost/llmstep-pause:3.10"
-COMPONENTS = ("kubernetes", "etcd", "argo", "versitygw")
+COMPONENTS = ("kubernetes", "etcd", "argo", "versitygw", "tekton", "tkn")
 
 
 class ClusterError(RuntimeError):
@@ -123,7 +123,7 @@ class Cluster:
     @property
     def env(self) -> dict[str, str]:
         """The environment for kubectl and argo against this cluster."""
-        path = f"{self.bins['kubernetes']}:{self.bins['argo']}:{os.environ.get('PATH', '')}"
+        path = f"{self.bins['kubernetes']}:{self.bins['argo']}:{self.bins['tkn']}:{os.environ.get('PATH', '')}"
         return {**os.environ, "PATH": path, "KUBECONFIG": str(self.kubeconfig)}
 
     # ------------------------------------------------------------------ start
@@ -139,7 +139,8 @@ class Cluster:
         (self.state / "logs").mkdir()
         self._save_sysctls()
         self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kubelet", "healthz", "registry",
-                                                     "s3", "argo-server", "gateway")}  # fmt: skip
+                                                     "s3", "argo-server", "gateway", "tekton-webhook",
+                                                     "tekton-probes")}  # fmt: skip
         (self.state / "ports.json").write_text(json.dumps(self.ports))
         (self.state / "bins.json").write_text(json.dumps({k: str(v) for k, v in self.bins.items()}))
         self._start("registry", [sys.executable, str(HERE / "registry.py"), str(self.ports["registry"])],
@@ -188,10 +189,12 @@ class Cluster:
         self._kubelet()
         self._wait("kubelet", self._node_ready, timeout)
         import argo
-        import crds
+
+        import tekton
 
         argo.install(self)
-        crds.install_tekton_stand_ins(self)
+        tekton.install(self)
+        tekton.prepare_namespace(self, "default")
         return self.kubeconfig
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -374,7 +377,8 @@ state = "{s}/containerd/state"
         the containerd shims, and the rest; then unmount, remove cgroups and restore sysctls."""
         pids_dir = self.state / "pids"
         pids = {p.name: int(p.read_text()) for p in pids_dir.iterdir()} if pids_dir.is_dir() else {}
-        for name in ("argo-server", "workflow-controller", "kubelet", "kube-scheduler", "kube-controller-manager"):
+        for name in ("argo-server", "workflow-controller", "tekton-controller", "kubelet", "kube-scheduler",
+                     "kube-controller-manager"):
             if pids.get(name):
                 _kill_group(pids[name])
         self._kill_pod_processes()
