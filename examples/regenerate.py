@@ -29,7 +29,7 @@ EXAMPLES = {  # name: (reference, compile options, the example input written int
 def render_all() -> dict[str, str]:
     """{path under the repository: YAML} for every generated file, compiled in a clean, fixed
     environment: workflows/<example>.yaml, and tekton/ (the Task, RBAC, and the qa example as a
-    Pipeline, a PipelineRun and a TaskRun of its model step)."""
+    Pipeline, a PipelineRun, its data claim for `tkn pipeline start` and a TaskRun of its model step)."""
     import llmstep
     from llmstep.refs import load_reference
     from llmstep.render import tekton
@@ -48,7 +48,13 @@ def render_all() -> dict[str, str]:
         files = {f"workflows/{name}.yaml": c.to_yaml(EXAMPLES[name][2]) for name, c in compiled.items()}
         qa = compiled["qa"].plan
         model = next(s for s in qa.steps if s.secrets)
-        prompt_value = '{"llmstep": 1, "kind": "lc", "value": {"lc": 1, "type": "constructor", "id": ["langchain", "prompts", "chat", "ChatPromptValue"], "kwargs": {"messages": [{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "HumanMessage"], "kwargs": {"content": "What does Tekton do?", "type": "human"}}]}}}'
+        # The model step's input, as the prompt step writes it (the current value format).
+        from langchain_core.messages import HumanMessage
+        from langchain_core.prompt_values import ChatPromptValue
+
+        from llmstep import serde
+
+        prompt_value = serde.dumps_value(ChatPromptValue(messages=[HumanMessage("What does Tekton do?")]))
         files.update({
             "workflows/llmstep-diagnose-template.yaml": dump_yaml(diagnose_workflow_template(qa.image)),
             "workflows/llmstep-diagnose-rbac.yaml": dump_all(diagnose_rbac("argo")),
@@ -57,6 +63,7 @@ def render_all() -> dict[str, str]:
             "tekton/rbac.yaml": dump_all(tekton.rbac()),
             "tekton/qa-pipeline.yaml": dump_yaml(tekton.pipeline(qa)),
             "tekton/qa-pipelinerun.yaml": dump_yaml(tekton.pipeline_run(qa, '{"question": "What does Tekton do?"}')),
+            "tekton/pvc.yaml": dump_yaml(tekton.data_claim()),
             "tekton/qa-model-taskrun.yaml": dump_yaml(tekton.task_run(model, prompt_value, qa.image, qa.secret)),
         })
         return files

@@ -107,8 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmstep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("compile", parents=[common], help="compile a chain to an Argo Workflow",
-                       description="Compile a chain reference to an Argo Workflow (YAML).")
+    p = sub.add_parser("compile", parents=[common], help="compile a chain to an Argo Workflow or Tekton objects",
+                       description="Compile a chain reference to an Argo Workflow, or with --engine tekton to the "
+                       "Task and the Pipeline (and with --run-only, to a PipelineRun of it) (YAML).")
     p.add_argument("ref", metavar="REF", help="path/to/file.py:attr or package.module:attr")
     p.add_argument("-o", "--output", metavar="FILE", help="write the YAML here instead of stdout")
     p.add_argument("--image", help="the step image")
@@ -118,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--secret", default="llm-credentials", help="the Secret holding API keys")
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
-                   help="argo: a Workflow; tekton: the llmstep-run Task, a Pipeline and a PipelineRun")
+                   help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
+                   "for `kubectl apply -f`")
+    p.add_argument("--run-only", action="store_true", help="(tekton) only a PipelineRun of the Pipeline (generateName, "
+                   "the input from --input), for `kubectl create -f`")
     p.add_argument("--batch", type=positive_int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
                    "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time")
     p.add_argument("--input", metavar="JSON", help="the chain input written into the document (the 'input' "
@@ -140,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     tekton.add_argument("--secrets-dir", default="", metavar="DIR", help="secret keys mounted as files (may be empty)")
     tekton.add_argument("--result", action="append", default=[], metavar="NAME=PATH",
                         help="write a result (preview, output-path, sha256, usage) to PATH after the step")
+    tekton.add_argument("--log-output", choices=("true", "false"), default="false",
+                        help="true: also write the output or error to the log as an '@llmstep {...}' line "
+                        "(a Pipeline's output task: results are capped at 4 KiB, so a client reads the output there)")
     kube = p.add_argument_group("records (KubernetesRunnable: the client reads the Pod's log)")
     kube.add_argument("--log-records", action="store_true", help="also write the output or error to stdout as '@llmstep {...}' lines")
     kube.add_argument("--stream", action="store_true", help="stream the Runnable, writing each chunk as a record")
@@ -172,6 +179,8 @@ def _compile(args: argparse.Namespace) -> int:
     compiled = compile_chain(
         chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
     )
+    if args.run_only and args.engine != "tekton":
+        raise CompileError("--run-only writes a Tekton PipelineRun: add --engine tekton")
     if args.batch is not None and args.engine != "argo":
         raise CompileError("--batch renders an Argo Workflow (withParam); drop --engine tekton")
     if args.batch is not None and args.input is not None:
@@ -187,7 +196,10 @@ def _compile(args: argparse.Namespace) -> int:
     elif args.engine == "argo":
         text = compiled.to_yaml() if args.input is None else compiled.to_yaml(value)
     else:
-        text = compiled.to_tekton_yaml(value)
+        from llmstep.yamlio import dump_all
+
+        docs = compiled.to_tekton(value)
+        text = dump_all(docs[-1:] if args.run_only else docs[:-1])
     if args.output:
         from llmstep.files import write_text
 
@@ -204,7 +216,7 @@ def _exec(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
-    records = {"records": args.log_records or args.stream, "stream": args.stream, "step_name": args.step_name,
+    records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream, "step_name": args.step_name,
                "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
     if not staged:
         return run_step(data_dir, os.environ, **records)

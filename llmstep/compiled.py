@@ -233,7 +233,8 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, **transport: Any) -> Any:  # noqa: A002
+    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",  # noqa: A002
+               **transport: Any) -> Any:  # fmt: skip
         """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
         ``result()``, ``logs()`` and ``cancel()``. ``namespace`` defaults, as for kubectl and argo,
         to the kubeconfig context's (in a pod, its service account's; else ``default``).
@@ -242,8 +243,24 @@ class Compiled:
         or ``kubeconfig=``/``context=``; needs no Argo Server), or the Argo Server's REST API when
         ``argo_server=`` (or ``ARGO_SERVER``) names one, with ``token=``, ``verify=`` (False or
         a CA bundle) and ``client_certs=``, like the ``argo`` CLI.
+
+        ``engine="tekton"`` applies the Task(s) and the Pipeline and creates a PipelineRun through
+        the Kubernetes API (``client=``, ``kubeconfig=``, ``context=``); its run has the same
+        methods, and ``result()`` reads the output task's log, checked against its digest.
         """
         from llmstep import serde
+
+        if engine == "tekton":
+            from llmstep.run import tekton, transports
+
+            _tekton_transport(transport)
+            client = transport.get("client") or transports.kube_client(transport.get("kubeconfig"), transport.get("context"))
+            return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
+                                 client=client)  # fmt: skip
+        if engine != "argo":
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"engine must be 'argo' or 'tekton', found {engine!r}")
         from llmstep.run import argo, transports
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
@@ -281,6 +298,15 @@ def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
     from llmstep.run.transports import default_namespace
 
     return default_namespace(transport.get("kubeconfig"), transport.get("context"))
+
+
+def _tekton_transport(transport: dict[str, Any]) -> None:
+    extra = sorted(set(transport) - {"client", "kubeconfig", "context"})
+    if extra:
+        from llmstep.errors import LlmstepError
+
+        raise LlmstepError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
+                           "pass client=, kubeconfig= or context=")  # fmt: skip
 
 
 def _positive(value: Any, name: str) -> None:

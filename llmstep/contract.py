@@ -41,7 +41,8 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
     ``staging`` (Tekton) adds the flags that lay out the data directory inside the step from
     the environment and the workspace, and publish results: ``payload_env``, ``input_env``,
     ``secrets_dir``, ``link_root``, ``inputs`` (an array-param reference, expanded by Tekton
-    into zero or more ``SOURCE[=PATH]`` items) and ``result_<name>`` paths for :data:`RESULTS`.
+    into zero or more ``SOURCE[=PATH]`` items), ``result_<name>`` paths for :data:`RESULTS` and
+    ``log_output`` (``true`` or ``false``: also write the output to the log as a record).
     """
     argv = ["llmstep", "exec", "--data-dir", data_dir]
     if step_name:
@@ -51,7 +52,7 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
         argv += ["--secrets-dir", staging["secrets_dir"], "--link-root", staging["link_root"]]
         for name in RESULTS:
             argv += ["--result", f"{name}={staging['result_' + name.replace('-', '_')]}"]
-        argv += ["--inputs", staging["inputs"]]
+        argv += ["--log-output", staging["log_output"], "--inputs", staging["inputs"]]
     return argv
 
 

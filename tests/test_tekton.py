@@ -194,10 +194,28 @@ def test_cli_compile_engine_tekton_and_run_the_files(tmp_path):
     result = run_cli("compile", "examples/qa.py:chain", "--engine", "tekton", "-o", str(out), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(out.read_text())]
-    assert kinds == ["Task", "Pipeline", "PipelineRun"]
+    assert kinds == ["Task", "Pipeline"]  # the reusable objects: `kubectl apply -f` as often as you like
     ran = run_cli("run", str(out), "-p", 'input={"question": "from files"}', cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "offline answer: from files"
+    run_only = run_cli("compile", "examples/qa.py:chain", "--engine", "tekton", "--run-only", "--input", '{"question": "q"}',
+                       cwd=ROOT)  # fmt: skip
+    [run] = list(yaml.safe_load_all(run_only.stdout))
+    assert run["kind"] == "PipelineRun" and run["metadata"]["generateName"] == "qa-"
+    assert run["spec"]["params"] == [{"name": "input", "value": '{"question": "q"}'}]
+    refused = run_cli("compile", "examples/qa.py:chain", "--run-only", cwd=ROOT)
+    assert refused.returncode == 2 and "--run-only writes a Tekton PipelineRun: add --engine tekton" in refused.stderr
+
+
+def test_an_optional_pipeline_workspace_bound_to_a_required_task_workspace_is_refused():
+    """As the controller fails the run (RequiredWorkspaceMarkedOptional), the local checks refuse it."""
+    compiled, docs = docs_for(qa_chain(), on_failure=llmstep.Diagnose())
+    pipe = next(d for d in docs if d["kind"] == "Pipeline")
+    for ws in pipe["spec"]["workspaces"]:
+        if ws["name"].startswith("credentials-"):
+            ws["optional"] = True
+    with pytest.raises(Exception, match="is marked optional, but the task requires its workspace 'credentials'"):
+        check_documents(docs)
 
 
 def test_golden_tekton_files_are_valid():

@@ -32,6 +32,8 @@ _PARAM_DOCS = {
     "PATH relative to the data workspace (an earlier step's output-path result).",
     "output-dir": "The step's directory in the data workspace, e.g. $(context.pipelineRun.name)/STEP.",
     "image": "The llmstep step image.",
+    "log-output": "true: also write the output to the log as an '@llmstep {...}' line (the Pipeline sets it on "
+    "its output task, so a client reads the chain's output from the log: results are capped at 4 KiB).",
 }
 _RESULT_DOCS = {
     "preview": "The first KiB of the step's output, as text.",
@@ -49,6 +51,7 @@ def run_task(image: str) -> dict[str, Any]:
         "secrets_dir": "$(workspaces.credentials.path)",
         "link_root": "$(workspaces.data.path)",
         "inputs": "$(params.inputs[*])",
+        "log_output": "$(params.log-output)",
         **{"result_" + r.replace("-", "_"): f"$(results.{r}.path)" for r in contract.RESULTS},
     }
     argv = contract.exec_argv("$(workspaces.data.path)/$(params.output-dir)", staging=staging)
@@ -76,6 +79,7 @@ def run_task(image: str) -> dict[str, Any]:
                 {"name": "inputs", "type": "array", "default": [CHAIN_INPUT], "description": _PARAM_DOCS["inputs"]},
                 {"name": "output-dir", "type": "string", "description": _PARAM_DOCS["output-dir"]},
                 {"name": "image", "type": "string", "default": image, "description": _PARAM_DOCS["image"]},
+                {"name": "log-output", "type": "string", "default": "false", "description": _PARAM_DOCS["log-output"]},
             ],
             "workspaces": [
                 {"name": "data", "description": "Shared storage for every step's inputs and outputs."},
@@ -163,7 +167,9 @@ def pipeline(plan: Plan) -> dict[str, Any]:
     tasks = [_pipeline_task(plan, step) for step in plan.steps]
     workspaces = [{"name": "data", "description": "Shared storage for the steps' inputs and outputs."}]
     for keys in _key_sets(plan):
-        workspaces.append({"name": credentials_workspace(keys), "optional": True,
+        # Required: a PipelineRun binds it (Tekton refuses an optional one that the diagnosis
+        # task's required workspace uses, and a run without the key is better refused at once).
+        workspaces.append({"name": credentials_workspace(keys),
                            "description": f"A Secret with the key(s) {', '.join(keys)}."})  # fmt: skip
     out = plan.step(plan.output)
     return {
@@ -189,24 +195,7 @@ def pipeline(plan: Plan) -> dict[str, Any]:
 
 def pipeline_run(plan: Plan, input_json: str = "{}", storage: str = "1Gi") -> dict[str, Any]:
     """A PipelineRun with a fresh volume per run and the Secret bound with only the needed keys."""
-    workspaces: list[dict[str, Any]] = [{
-        "name": "data",
-        "volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}},
-    }]  # fmt: skip
-    for keys in _key_sets(plan):
-        workspaces.append({"name": credentials_workspace(keys),
-                           "secret": {"secretName": plan.secret, "items": [{"key": k, "path": k} for k in keys]}})  # fmt: skip
-    run: dict[str, Any] = {
-        "apiVersion": API,
-        "kind": "PipelineRun",
-        "metadata": {"generateName": f"{plan.name}-", "labels": {**LABELS, "llmstep.dev/chain": plan.name}},
-        "spec": {
-            "pipelineRef": {"name": plan.name},
-            "params": [{"name": "input", "value": input_json}],
-            "workspaces": workspaces,
-            "taskRunTemplate": {"serviceAccountName": "llmstep"},
-        },
-    }
+    run = _run_of(plan.name, {credentials_workspace(keys): keys for keys in _key_sets(plan)}, plan.secret, input_json, storage)
     # Container resources are a run setting in Tekton, not a PipelineTask field.
     specs = [{"pipelineTaskName": s.name, "computeResources": s.settings.resources}
              for s in plan.steps if s.settings.resources]  # fmt: skip
@@ -270,6 +259,61 @@ def render(plan: Plan) -> list[dict[str, Any]]:
     return [*tasks, pipeline(plan), pipeline_run(plan)]
 
 
+def data_claim(storage: str = "1Gi") -> dict[str, Any]:
+    """The ``data`` workspace's claim as a PersistentVolumeClaim document (what ``tkn pipeline
+    start -w name=data,volumeClaimTemplateFile=FILE`` reads); a PipelineRun carries its spec."""
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "llmstep-data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}  # fmt: skip
+
+
+def _run_of(name: str, credentials: dict[str, tuple[str, ...]], secret: str, input_json: str, storage: str) -> dict[str, Any]:
+    workspaces: list[dict[str, Any]] = [{"name": "data", "volumeClaimTemplate": {"spec": data_claim(storage)["spec"]}}]
+    for workspace, keys in credentials.items():
+        workspaces.append({"name": workspace, "secret": {"secretName": secret, "items": [{"key": k, "path": k} for k in keys]}})
+    return {
+        "apiVersion": API,
+        "kind": "PipelineRun",
+        "metadata": {"generateName": f"{name}-", "labels": {**LABELS, "llmstep.dev/chain": name}},
+        "spec": {
+            "pipelineRef": {"name": name},
+            "params": [{"name": "input", "value": input_json}],
+            "workspaces": workspaces,
+            "taskRunTemplate": {"serviceAccountName": "llmstep"},
+        },
+    }
+
+
+def run_for_pipeline(doc: dict[str, Any], input_json: str = "{}", storage: str = "1Gi") -> dict[str, Any]:
+    """A PipelineRun for a Pipeline document llmstep wrote (as ``pipeline_run`` makes for its plan):
+    the credentials workspaces bind the keys its tasks' payloads declare."""
+    credentials: dict[str, tuple[str, ...]] = {}
+    secret = "llm-credentials"
+    for task in (doc.get("spec") or {}).get("tasks") or []:
+        bound = {w.get("name"): w.get("workspace") for w in task.get("workspaces") or []}
+        if "credentials" not in bound:
+            continue
+        payload = next((p.get("value") for p in task.get("params") or [] if p.get("name") == "payload"), None)
+        try:
+            declared = json.loads(payload or "{}")
+        except ValueError:
+            raise RenderError(f"Pipeline {doc['metadata'].get('name')}: task {task.get('name')}: its payload param is "
+                              "not JSON; recompile it with llmstep compile --engine tekton") from None  # fmt: skip
+        credentials[bound["credentials"]] = tuple(declared.get("secrets") or ())
+        secret = declared.get("secret_name") or secret
+    return _run_of(doc["metadata"]["name"], credentials, secret, input_json, storage)
+
+
+def with_run(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents, with a PipelineRun of their one Pipeline added when they hold no run (the
+    reusable file ``llmstep compile --engine tekton`` writes)."""
+    if any(d.get("kind") in ("PipelineRun", "TaskRun") for d in docs):
+        return docs
+    pipelines = [d for d in docs if d.get("kind") == "Pipeline"]
+    if len(pipelines) != 1:
+        return docs  # the caller's check says what is missing
+    return [*docs, run_for_pipeline(pipelines[0])]
+
+
 def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     _check_env_size(step)
     inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
@@ -282,6 +326,8 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
         {"name": "output-dir", "value": f"$(context.pipelineRun.name)/{step.name}"},
         {"name": "image", "value": step.settings.image or plan.image},
     ]
+    if step.name == plan.output:
+        params.append({"name": "log-output", "value": "true"})
     task: dict[str, Any] = {
         "name": step.name,
         "displayName": step.display,

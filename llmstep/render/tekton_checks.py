@@ -148,8 +148,11 @@ def check_pipeline(spec: dict[str, Any], where: str, tasks: dict[str, dict[str, 
             if binding.get("workspace") not in workspaces:
                 _fail(tw, f"workspace binding {binding.get('name')!r} uses pipeline workspace {binding.get('workspace')!r}, which is not declared")
         ref = (task.get("taskRef") or {}).get("name")
+        task_spec = tasks.get(ref) if ref in tasks else task.get("taskSpec")
         if ref in tasks:
             _check_task_use(task, tasks[ref], tw)
+        if task_spec is not None:
+            _check_optional_workspaces(spec, task, task_spec, tw)
         if "taskSpec" in task:
             check_task(task["taskSpec"], tw, outer_params=params)
     for result in spec.get("results") or []:
@@ -168,6 +171,17 @@ def _check_result_ref(rest: str, regular: list[dict[str, Any]], tasks: dict[str,
         declared = {r["name"] for r in spec.get("results") or []}
         if re.split(r"[\[]", parts[2])[0] not in declared:
             _fail(where, f"$(tasks.{rest}) reads a result that task {parts[0]!r} does not declare")
+
+
+def _check_optional_workspaces(pipeline: dict[str, Any], use: dict[str, Any], task: dict[str, Any], where: str) -> None:
+    """The controller fails a run (RequiredWorkspaceMarkedOptional) whose Pipeline binds an optional
+    workspace to a Task workspace that is not optional."""
+    optional = {w["name"] for w in pipeline.get("workspaces") or [] if w.get("optional")}
+    required = {w["name"] for w in task.get("workspaces") or [] if not w.get("optional")}
+    for binding in use.get("workspaces") or []:
+        if binding.get("workspace") in optional and binding.get("name") in required:
+            _fail(where, f"pipeline workspace {binding['workspace']!r} is marked optional, but the task requires its "
+                  f"workspace {binding['name']!r}; make the pipeline workspace required or the Task's optional")
 
 
 def _check_task_use(use: dict[str, Any], task: dict[str, Any], where: str) -> None:

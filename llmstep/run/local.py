@@ -219,8 +219,10 @@ def run_tekton(
 ) -> RunRecord:
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
     ``allow_pickle`` as for :func:`run_document`."""
+    from llmstep.render.tekton import with_run
     from llmstep.run.tekton_local import TektonRun, prepare_run
 
+    docs = with_run(docs)
     run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
     overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, parameters, "the Pipeline")
     if not allow_pickle:

@@ -39,7 +39,7 @@ def split_documents(docs: list[dict[str, Any]], default_image: str) -> tuple[dic
     """(run, pipelines by name, tasks by name) from a document set; the llmstep Task is built in."""
     runs = [d for d in docs if d.get("kind") in ("PipelineRun", "TaskRun")]
     if len(runs) != 1:
-        raise WorkflowError(f"expected exactly one PipelineRun or TaskRun, found {len(runs)}")
+        raise WorkflowError(f"expected exactly one PipelineRun or TaskRun (or one Pipeline, which gets a run), found {len(runs)}")
     tasks = {TASK_NAME: run_task(default_image)["spec"], DIAGNOSE_TASK: diagnose_task(default_image)["spec"]}
     tasks.update({d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Task"})
     pipelines = {d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Pipeline"}
