@@ -444,7 +444,52 @@ def cluster() -> list[Figure]:
         Figure("7 cluster: qa submit to Succeeded vs Hera DAG of `true`", ours, theirs, "s", "<= 1.3x", ours / theirs <= 1.3,
                note="the real Argo controller v4.0 of tests/cluster"),
         Figure("7 cluster: pods per chain step", per_step, None, "", "1", per_step == 1),
+        *_tekton(k8s, client, compiled),
     ]  # fmt: skip
+
+
+def _tekton(k8s, client, compiled) -> list[Figure]:
+    """The qa chain's PipelineRun from create to Succeeded, against a Pipeline of three tasks
+    running `true` in the same image, with the same kind of data workspace (a volumeClaimTemplate
+    each task mounts), so both pay for the volume and differ only in what the steps do."""
+    from llmstep.render.tekton import data_claim
+    from llmstep.run.tekton import TektonApi, done, succeeded
+
+    namespace = "default"  # prepared by cluster.py with tekton/rbac.yaml, as the README says
+    custom = client.CustomObjectsApi()
+    if not any(s.metadata.name == "llm-credentials" for s in client.CoreV1Api().list_namespaced_secret(namespace).items):
+        client.CoreV1Api().create_namespaced_secret(namespace, client.V1Secret(
+            metadata=client.V1ObjectMeta(name="llm-credentials"), string_data={"OPENAI_API_KEY": "sk-bench-unused"}))  # fmt: skip
+
+    def until_done(name: str) -> None:
+        while True:
+            run = custom.get_namespaced_custom_object("tekton.dev", "v1", namespace, "pipelineruns", name)
+            if done(run):
+                if (succeeded(run) or {}).get("status") != "True":
+                    raise RuntimeError(f"benchmark pipelinerun {name} did not succeed: {succeeded(run)}")
+                return
+            time.sleep(0.2)
+
+    def llmstep_run() -> None:
+        until_done(compiled.submit({"question": "How fast?"}, engine="tekton", namespace=namespace, client=client).name)
+
+    task = {"workspaces": [{"name": "data"}], "steps": [{"name": "true", "image": k8s.step_image, "command": ["true"]}]}
+    tasks = [{"name": n, "taskSpec": task, "workspaces": [{"name": "data", "workspace": "data"}],
+              **({"runAfter": [prev]} if prev else {})} for n, prev in (("a", None), ("b", "a"), ("c", "b"))]  # fmt: skip
+    TektonApi(client).apply(namespace, {"apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "bench-true"},
+                                        "spec": {"workspaces": [{"name": "data"}], "tasks": tasks}})  # fmt: skip
+    baseline = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "bench-true-"},
+                "spec": {"pipelineRef": {"name": "bench-true"},
+                         "workspaces": [{"name": "data", "volumeClaimTemplate": {"spec": data_claim()["spec"]}}]}}  # fmt: skip
+
+    def true_run() -> None:
+        until_done(custom.create_namespaced_custom_object("tekton.dev", "v1", namespace, "pipelineruns", baseline)["metadata"]["name"])
+
+    runs = max(2, RUNS // 2)
+    ours = median_seconds(llmstep_run, runs)
+    theirs = median_seconds(true_run, runs)
+    return [Figure("7 cluster: qa PipelineRun to Succeeded vs a Pipeline of three `true` tasks", ours, theirs, "s", "<= 1.3x",
+                   ours / theirs <= 1.3, note="the real Tekton controller v1.15 of tests/cluster")]  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

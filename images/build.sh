@@ -36,8 +36,13 @@ if [ -n "$extra_ca" ]; then
 fi
 if [ "$wheelhouse" = 1 ]; then
   # The image's Python must match this one (3.11): the wheels are built for it.
-  python3 -m pip wheel -q --wheel-dir "$root/images/wheelhouse" -r "$root/images/requirements-step.txt"
-  python3 -m pip wheel -q --no-deps --wheel-dir "$root/images/wheelhouse" "$root"
+  # Offline when the wheelhouse already holds every requirement and llmstep's build backend (a
+  # rebuild reaches no index); the index only for what is missing.
+  wh="$root/images/wheelhouse"
+  python3 -m pip wheel -q --no-index --find-links "$wh" --wheel-dir "$wh" -r "$root/images/requirements-step.txt" 2>/dev/null \
+    || python3 -m pip wheel -q --wheel-dir "$wh" -r "$root/images/requirements-step.txt" "setuptools>=68"
+  python3 -m pip wheel -q --no-deps --no-index --find-links "$wh" --wheel-dir "$wh" "$root" 2>/dev/null \
+    || python3 -m pip wheel -q --no-deps --wheel-dir "$wh" "$root"
   args+=(--build-arg WHEELHOUSE=1)
 fi
 "$engine" build "${args[@]}" "$root"

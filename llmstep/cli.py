@@ -238,7 +238,7 @@ def _exec(args: argparse.Namespace) -> int:
             emit("error", step="?", type=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
         return exc.exit_code
     env = {**os.environ, **staging.read_secrets_dir(args.secrets_dir)}
-    code = run_step(data_dir, env, **records)
+    code = run_step(data_dir, env, **records, engine="tekton")
     results = dict(item.partition("=")[::2] for item in args.result)
     if code == 0:
         staging.publish(data_dir, results, args.link_root)

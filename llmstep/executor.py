@@ -37,11 +37,12 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
-             step_name: str | None = None, allow_pickle: bool = True) -> int:  # fmt: skip
+             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo") -> int:  # fmt: skip
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
     Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names
-    the step in messages when its payload is shared by several steps (it names the first)."""
+    the step in messages when its payload is shared by several steps (it names the first);
+    ``engine`` (``argo``, or ``tekton`` for a staged step) picks the commands a hint names."""
     started = time.perf_counter()
     name = "?"
     secrets: dict[str, str] = {}
@@ -54,7 +55,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         value = assemble_input(data_dir, payload, classes)
         secrets = serde.secrets_for(payload, env)
         runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle)
-        check_input_keys(runnable, value, name)
+        check_input_keys(runnable, value, name, engine)
         output, usage = _invoke(runnable, value, name, stream, classes)
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
     except LlmstepError as exc:
@@ -121,7 +122,10 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = No
     return build(shape)
 
 
-def check_input_keys(runnable: Any, value: Any, name: str) -> None:
+INPUT_HINTS = {"argo": "argo submit -p input='{...}'", "tekton": "tkn pipeline start -p input='{...}'"}
+
+
+def check_input_keys(runnable: Any, value: Any, name: str, engine: str = "argo") -> None:
     """Exit 2 before running when a prompt's dict input lacks variables the prompt requires.
 
     Only prompt templates declare their keys reliably; LangChain's guess for other Runnables
@@ -136,7 +140,7 @@ def check_input_keys(runnable: Any, value: Any, name: str) -> None:
     if missing:
         raise PayloadError(
             f"step {name!r} needs input keys {missing} but got {sorted(value)}; "
-            "pass them in the chain input (argo submit -p input='{...}') or in the previous step's output"
+            f"pass them in the chain input ({INPUT_HINTS.get(engine, INPUT_HINTS['argo'])}) or in the previous step's output"
         )
 
 

@@ -92,15 +92,6 @@ def test_oom_killed_job(api, k8s):
     assert "terminated (OOMKilled, exit code 137" in text and "Job hog" in text
 
 
-def _failing_pod(api, k8s, name, labels, annotations, message):
-    api.CoreV1Api().create_namespaced_pod(NS, api.V1Pod(
-        metadata=api.V1ObjectMeta(name=name, labels=labels, annotations=annotations),
-        spec=api.V1PodSpec(restart_policy="Never", containers=[_container(
-            api, k8s.step_image, ["python3", "-c", f"print({message!r}); raise SystemExit(1)"])])))  # fmt: skip
-    _wait(lambda: (api.CoreV1Api().read_namespaced_pod(name, NS).status.container_statuses or [None])[0] and
-          api.CoreV1Api().read_namespaced_pod(name, NS).status.container_statuses[0].state.terminated)  # fmt: skip
-
-
 def test_failed_argo_workflow_with_two_failed_nodes(api, k8s):
     """A Workflow the real controller ran, with two failing branches, diagnosed from its status,
     its pods' logs and their events."""
@@ -131,30 +122,6 @@ def test_failed_argo_workflow_with_two_failed_nodes(api, k8s):
     assert "failed node StrOutputParser-StrOutputParser (template stroutputparser-stroutputparser): Failed" in text
     assert "chatopenai step failed: upstream 503" in text and "stroutputparser step failed: upstream 503" in text
     assert PLANTED not in text
-
-
-def test_failed_tekton_pipelinerun(api, k8s):
-    _failing_pod(api, k8s, "qa-run-chatopenai-pod", {}, {}, "openai.AuthenticationError: 401")
-    custom = api.CustomObjectsApi()
-    failed = [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "Tasks Completed: 2 (Failed: 1)"}]
-    # Status goes through the status subresource, as Tekton's controller writes it.
-    custom.create_namespaced_custom_object("tekton.dev", "v1", NS, "pipelineruns", {
-        "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"name": "qa-run"},
-        "spec": {"pipelineRef": {"name": "qa"}}})  # fmt: skip
-    custom.patch_namespaced_custom_object_status("tekton.dev", "v1", NS, "pipelineruns", "qa-run",
-                                                 {"status": {"conditions": failed}})  # fmt: skip
-    custom.create_namespaced_custom_object("tekton.dev", "v1", NS, "taskruns", {
-        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-        "metadata": {"name": "qa-run-chatopenai", "labels": {"tekton.dev/pipelineRun": "qa-run"}},
-        "spec": {"taskRef": {"name": "llmstep-run"}}})  # fmt: skip
-    custom.patch_namespaced_custom_object_status("tekton.dev", "v1", NS, "taskruns", "qa-run-chatopenai", {"status": {
-        "podName": "qa-run-chatopenai-pod",
-        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "step exec exited 1"}],
-        "steps": [{"name": "exec", "terminated": {"exitCode": 1, "reason": "Error"}}]}})  # fmt: skip
-    _, text = _collect(api, "pipelinerun/qa-run")
-    assert "condition Succeeded=False (Failed: Tasks Completed: 2 (Failed: 1))" in text
-    assert "taskrun qa-run-chatopenai" in text and "step exec: Error, exit code 1" in text
-    assert "openai.AuthenticationError: 401" in text and PLANTED not in text
 
 
 def test_missing_target_and_rbac_refusal_are_clear(api, k8s):

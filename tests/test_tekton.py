@@ -244,3 +244,11 @@ def test_tekton_failed_run_resumes_reusing_finished_tasks(tmp_path):
     assert again.phase == "Succeeded" and again.result() == "2121 (gate passed)"
     assert again.nodes["runnablelambda"]["finishedAt"] == first  # not run again
     assert again.nodes["on-failure"]["phase"] == "Skipped"
+
+
+def test_a_missing_input_key_hints_at_tekton_commands_on_tekton(tmp_path):
+    compiled = llmstep.compile(qa_chain())
+    record = run_tekton(compiled.to_tekton(), {"wrong": "key"}, runs_dir=tmp_path, quiet=True)
+    assert record.phase == "Failed"
+    text = "".join(str(f.get("message")) for f in record.failures())
+    assert "tkn pipeline start -p input='{...}'" in text and "argo submit" not in text

@@ -1,4 +1,4 @@
-"""A real single-node Kubernetes with Argo Workflows on loopback, for the test suite.
+"""A real single-node Kubernetes with Argo Workflows and Tekton Pipelines on loopback, for the test suite.
 
     python tests/cluster/cluster.py start   # builds what is missing; last line: export KUBECONFIG=PATH
     python tests/cluster/cluster.py stop    # stops everything it started, by PID
@@ -7,10 +7,12 @@
 
 Kubernetes v1.34 (kube-apiserver with token auth and RBAC, kube-controller-manager,
 kube-scheduler, kubelet), etcd v3.6 and Debian's containerd; the Argo Workflows controller and Argo Server
-(v4.0) as host processes, as Argo's own e2e set-up runs them; versitygw as the S3 artifact
-repository. Every program is built from its published Go module by tests/cluster/build.sh and
-cached outside the repository. Everything listens on 127.0.0.1 (Argo's fixed health port and the
-Argo Server listen on all of the host's addresses, which nothing outside reaches).
+(v4.0) as host processes, as Argo's own e2e set-up runs them; the Tekton Pipelines controller and
+webhook (v1.15) as host processes too, and the tkn CLI (tests/cluster/tekton.py); versitygw as the
+S3 artifact repository. Every program is built from its published Go module by tests/cluster/build.sh and
+cached outside the repository. Everything listens on 127.0.0.1 (Argo's fixed health port, the
+Argo Server, and Tekton's webhook, probe and profiling ports, which have no bind-address option,
+listen on all of the host's addresses, which nothing outside reaches).
 
 Network rule: nothing here contacts an address beyond 127.0.0.0/8. Workflow pods use the host's
 network (the controller's ``workflowDefaults``, so the documents stay as users get them) and the
