@@ -267,11 +267,21 @@ class Compiled:
                            transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
 
     def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
-                     ui_url: str | None = None, **transport: Any) -> Any:  # fmt: skip
+                     ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:  # fmt: skip
         """Run the chain over every input in one Workflow, at most ``parallelism`` step pods at a
         time (rate limits). The run's ``results()`` are in input order; a failed input does not
-        lose the others (``results(return_exceptions=True)`` puts an ``ItemFailed`` in its place)."""
+        lose the others (``results(return_exceptions=True)`` puts an ``ItemFailed`` in its place).
+
+        Argo only: a Tekton Pipeline fans out one task at a time (``matrix``), and pairing item i
+        of one task with item i of the next over a whole chain, with per-item failure kept, is
+        not something Tekton expresses; submit one PipelineRun per input instead."""
         from llmstep.run import argo, batch, transports
+
+        if engine != "argo":
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
+                               "per input (submit(x, engine='tekton') for each)")  # fmt: skip
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
         return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),

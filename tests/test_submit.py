@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import llmstep
 from llmstep.run.argo import api_error
 
@@ -20,3 +22,25 @@ def test_missing_crd_says_how_to_check():
 def test_forbidden_names_the_permission():
     err = api_error(Refusal(403, 'workflows.argoproj.io is forbidden: User "x" cannot create'), "creating")
     assert "needs create/get/patch on workflows.argoproj.io" in str(err)
+
+
+def test_submit_batch_on_tekton_is_refused_with_the_reason():
+    from chains import qa_chain
+
+    import llmstep
+    from llmstep.errors import LlmstepError
+
+    with pytest.raises(LlmstepError, match="submit_batch runs on Argo only .*one PipelineRun per input"):
+        llmstep.compile(qa_chain()).submit_batch([{"question": "a"}], engine="tekton")
+
+
+def test_tekton_submit_refuses_argo_server_options():
+    from chains import qa_chain
+
+    import llmstep
+    from llmstep.errors import LlmstepError
+
+    with pytest.raises(LlmstepError, match="argo_server is for the Argo Server"):
+        llmstep.compile(qa_chain()).submit({"question": "a"}, engine="tekton", argo_server="http://127.0.0.1:1")
+    with pytest.raises(LlmstepError, match="engine must be 'argo' or 'tekton'"):
+        llmstep.compile(qa_chain()).submit({"question": "a"}, engine="kfp")

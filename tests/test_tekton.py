@@ -252,3 +252,12 @@ def test_a_missing_input_key_hints_at_tekton_commands_on_tekton(tmp_path):
     assert record.phase == "Failed"
     text = "".join(str(f.get("message")) for f in record.failures())
     assert "tkn pipeline start -p input='{...}'" in text and "argo submit" not in text
+
+
+def test_cli_submit_engine_tekton_refuses_a_batch_and_argo_server_options(tmp_path):
+    batch = run_cli("submit", "examples/qa.py:chain", "--engine", "tekton", "--inputs", "examples/questions.jsonl", cwd=ROOT)
+    assert batch.returncode == 2 and "--inputs: a batch runs on Argo only" in batch.stderr
+    server = run_cli("submit", "examples/qa.py:chain", "--engine", "tekton", "--argo-server", "127.0.0.1:1", cwd=ROOT)
+    assert server.returncode == 2 and "--argo-server: an Argo Server option" in server.stderr
+    param = run_cli("submit", "examples/qa.py:chain", "--engine", "tekton", "-p", "other=1", cwd=ROOT)
+    assert param.returncode == 2 and "-p other: the Pipeline declares only the 'input' param" in param.stderr

@@ -192,7 +192,9 @@ def _tekton_diagnosis_reply(body):
     """The stand-in model's answer: the failed tasks the evidence names (so the report proves
     what evidence reached the model)."""
     text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-    failed = sorted(set(re.findall(r"task (\S+): Failed", text)))
+    failed = set(re.findall(r"task (\S+): Failed", text))  # a finally task's $(tasks.X.status)
+    failed |= set(re.findall(r"## taskrun \S+-(\w+)\ncondition Succeeded=False", text))  # the API's TaskRuns
+    failed = sorted(failed)
     return json.dumps({"summary": f"failed tasks: {', '.join(failed) or 'none'}", "root_cause": "the task raised",
                        "evidence": failed, "fix_steps": [{"description": "fix the task", "command": None}],
                        "confidence": "high"})  # fmt: skip
@@ -235,6 +237,25 @@ def test_diagnose_a_failing_step(api):
     assert "exited with code 1" in tr_text
 
 
+def test_llmstep_diagnose_pipelinerun_and_taskrun_on_the_command_line(api, k8s, monkeypatch):
+    """`llmstep diagnose pipelinerun/NAME` and `taskrun/NAME` as a user types them, against the
+    test's own OpenAI-compatible server: the model sees the failed task, the report names it."""
+    run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-cli",
+                  allow_pickle=True)  # fmt: skip
+    with pytest.raises(PipelineRunFailed):
+        run.wait(timeout=300, poll=1)
+    monkeypatch.setenv("DIAG_KEY", "sk-diagnosis-key-for-the-stand-in-0000")
+    with FakeOpenAI(reply=_tekton_diagnosis_reply) as fake:
+        for target in (f"pipelinerun/{run.name}", f"taskrun/{run.name}-boom"):
+            out = cli(k8s, "llmstep", "diagnose", target, "-n", NS, "--provider", "compatible", "--base-url", fake.url,
+                      "--api-key-env", "DIAG_KEY", "--format", "json", input_text="")  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            sent = fake.requests[-1]["body"]["messages"][-1]["content"]
+            assert "RuntimeError: the step failed on purpose" in sent and GATEWAY_KEY not in sent
+            if target.startswith("pipelinerun/"):  # the evidence lists each task's outcome; the reply names the failed
+                assert "failed tasks: boom" in out.stdout
+
+
 def test_diagnose_a_missing_task(api, k8s):
     doc = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "missing-task-"},
            "spec": {"pipelineSpec": {"tasks": [{"name": "only", "taskRef": {"name": "no-such-task"}}]}}}  # fmt: skip
@@ -261,3 +282,24 @@ def test_diagnose_a_timeout(api):
     text = _evidence(api, f"pipelinerun/{run.name}")
     assert f'TaskRunTimeout: TaskRun "{run.name}-slow" failed to finish within "5s"' in text
     assert f"pod {run.name}-slow-pod" in text  # Tekton deletes a timed-out TaskRun's pod: the evidence says so
+
+
+def _read_env(_x):
+    import os
+
+    return {k: os.environ.get(k) for k in ("MODE", "REGION", "ACME_TOKEN")}
+
+
+def test_step_env_from_a_configmap_and_a_secret(api, k8s):
+    """A step with env embeds the Task's spec with the env added; the controller resolves the
+    ConfigMap's and the Secret's keys into the step's container."""
+    k8s.kubectl("delete", "configmap/llmstep-settings", "secret/acme", "-n", NS, "--ignore-not-found")
+    k8s.kubectl("create", "configmap", "llmstep-settings", "-n", NS, "--from-literal=region=eu-west")
+    k8s.kubectl("create", "secret", "generic", "acme", "-n", NS, "--from-literal=token=tok-from-the-secret")
+    step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
+                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
+    compiled = llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": "fast"})
+    assert "tok-from-the-secret" not in compiled.to_tekton_yaml()
+    run = compiled.submit(0, engine="tekton", namespace=NS, client=api)
+    run.wait(timeout=600, poll=1)
+    assert run.result() == {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
