@@ -32,6 +32,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     ask.add_argument("--custom-prompt", metavar="TEXT", help="for --prompt custom; {evidence} marks where evidence goes")
     ask.add_argument("--lang", help="the answer's language (any language name)")
     ask.add_argument("--redact", action="append", default=[], metavar="REGEX", help="also remove text matching REGEX")
+    ask.add_argument("--redact-each", nargs="*", default=[], metavar="REGEX",
+                     help="several --redact patterns at once (last: a Tekton array param expands into it)")
     ask.add_argument("--anonymize", action="store_true",
                      help="mask object names, namespaces, containers, hosts and IPs for the model; unmask in the answer")
     ask.add_argument("--dry-run", action="store_true", help="print exactly what would be sent; call no model")
@@ -139,7 +141,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
     if args.prompt == "custom" and not args.custom_prompt:
         raise LlmstepError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
-    redactor = Redactor(patterns=args.redact, anonymize=args.anonymize)  # a bad --redact fails before any cluster call
+    redactor = Redactor(patterns=[*args.redact, *args.redact_each], anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
     if args.dry_run:
         sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt)

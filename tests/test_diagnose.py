@@ -5,6 +5,7 @@ and the Argo exit handler in the local runner."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -294,6 +295,29 @@ def test_tekton_finally_diagnoses_only_on_failure(tmp_path):
     sent = json.dumps(server.requests[0]["body"])
     assert "task fails: Failed" in sent and "task chatprompttemplate: Succeeded" in sent
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-tekton-diagnose-key"
+
+
+def test_diagnose_redact_reaches_the_handler_on_both_engines(tmp_path):
+    """Diagnose(redact=...) removes its patterns from what the failure handler sends, on Argo (the
+    exit handler's --redact) and on Tekton (the finally task's redact array param)."""
+    from llmstep.run.local import run_document, run_tekton
+
+    def fails(x):
+        raise RuntimeError("boom")
+
+    with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
+        settings = llmstep.Diagnose(provider="compatible", base_url=server.url, redact=(r"\bfails\b",))
+        chain = qa_prompt() | RunnableLambda(fails)
+        secrets = {"OPENAI_API_KEY": "k"}
+        compiled = llmstep.compile(chain, allow_pickle=True, on_failure=settings)
+        pipe = next(d for d in compiled.to_tekton() if d["kind"] == "Pipeline")
+        assert {"name": "redact", "value": [r"\bfails\b"]} in pipe["spec"]["finally"][0]["params"]
+        run_document(compiled.to_dict(), {"question": "x"}, secrets=secrets, runs_dir=tmp_path / "a", quiet=True)
+        run_tekton(compiled.to_tekton(), {"question": "x"}, secrets=secrets, runs_dir=tmp_path / "t", quiet=True)
+        sent = [json.dumps(r["body"]) for r in server.requests]
+    assert len(sent) == 2
+    for text in sent:
+        assert "chatprompttemplate" in text.lower() and not re.search(r"\bfails\b", text), text[:2000]
 
 
 def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):

@@ -130,7 +130,7 @@ def diagnose_task(image: str) -> dict[str, Any]:
             "--azure-deployment", "$(params.azure-deployment)", "--api-version", "$(params.api-version)",
             "--api-key-file", "$(workspaces.credentials.path)/$(params.key-name)",
             "--summary-file", "$(results.summary.path)", "--output-dir", "$(workspaces.data.path)",
-            "--output-name", "$(params.report-file)"]  # fmt: skip
+            "--output-name", "$(params.report-file)", "--redact-each", "$(params.redact[*])"]  # fmt: skip
     return {
         "apiVersion": API,
         "kind": "Task",
@@ -144,8 +144,10 @@ def diagnose_task(image: str) -> dict[str, Any]:
         "spec": {
             "description": "Gather evidence about a failed PipelineRun (or any Kubernetes object), remove secrets, and "
             "ask an LLM what is wrong and how to fix it. The report is the step's log; the summary is a result.",
-            "params": [{"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
-                       for n, d, doc in params],
+            "params": [*({"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
+                         for n, d, doc in params),
+                       {"name": "redact", "type": "array", "default": [],
+                        "description": "Also remove text matching these regular expressions (Diagnose(redact=...))."}],
             "workspaces": [{"name": "credentials", "readOnly": True,
                             "description": "A Secret with the model's API key (file named by key-name)."},
                            {"name": "data", "optional": True,
@@ -383,7 +385,8 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
             "displayName": "diagnose failure",
             "when": when,
             "taskRef": {"name": DIAGNOSE_TASK},
-            "params": [{"name": k, "value": v} for k, v in values.items() if v],
+            "params": [{"name": k, "value": v} for k, v in values.items() if v]
+            + ([{"name": "redact", "value": list(d.redact)}] if d.redact else []),
             "workspaces": [{"name": "credentials", "workspace": credentials_workspace((d.key,))},
                            {"name": "data", "workspace": "data"}],
         }
