@@ -114,3 +114,28 @@ def diagnosis_reply(body: dict[str, Any]) -> str:
 
 __all__ = ["FakeOpenAI", "Counter", "EXAMPLES", "NS", "cli", "diagnosis_reply", "load_example", "offline_env", "param",
            "pods_of", "step_nodes", "wait_phase"]  # fmt: skip
+
+
+STEP_ENV = {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
+"""What the step-env chain returns: a compile-wide literal, a ConfigMap's key and a Secret's key."""
+
+
+def _read_env(_x):
+    import os
+
+    return {k: os.environ.get(k) for k in STEP_ENV}
+
+
+def step_env_compiled(k8s, namespace: str):
+    """A chain whose step reads env from a ConfigMap (created here), a Secret (created here) and
+    a literal; compiled, for either engine."""
+    from langchain_core.runnables import RunnableLambda
+
+    import llmstep
+
+    k8s.kubectl("delete", "configmap/llmstep-settings", "secret/acme", "-n", namespace, "--ignore-not-found")
+    k8s.kubectl("create", "configmap", "llmstep-settings", "-n", namespace, f"--from-literal=region={STEP_ENV['REGION']}")
+    k8s.kubectl("create", "secret", "generic", "acme", "-n", namespace, f"--from-literal=token={STEP_ENV['ACME_TOKEN']}")
+    step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
+                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
+    return llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": STEP_ENV["MODE"]})

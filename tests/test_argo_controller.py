@@ -194,23 +194,14 @@ def test_readme_batch_commands_as_written(api, k8s, tmp_path, monkeypatch):
     assert [json.loads(row)["output"] for row in got.stdout.splitlines()] == [chain.invoke(x) for x in inputs]
 
 
-def _read_env(_x):
-    import os
-
-    return {k: os.environ.get(k) for k in ("MODE", "REGION", "ACME_TOKEN")}
-
-
 def test_step_env_from_a_configmap_and_a_secret(api, k8s):
-    k8s.kubectl("delete", "configmap/llmstep-settings", "secret/acme", "-n", NS, "--ignore-not-found")
-    k8s.kubectl("create", "configmap", "llmstep-settings", "-n", NS, "--from-literal=region=eu-west")
-    k8s.kubectl("create", "secret", "generic", "acme", "-n", NS, "--from-literal=token=tok-from-the-secret")
-    step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
-                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
-    compiled = llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": "fast"})
-    assert "tok-from-the-secret" not in compiled.to_yaml()
+    from argo_cluster import STEP_ENV, step_env_compiled
+
+    compiled = step_env_compiled(k8s, NS)
+    assert STEP_ENV["ACME_TOKEN"] not in compiled.to_yaml()
     run = _submit(compiled, 0, api)
     run.wait(timeout=600, poll=1)
-    assert run.result() == {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
+    assert run.result() == STEP_ENV
 
 
 def test_structured_output_travels_and_prints_as_data(api, k8s):

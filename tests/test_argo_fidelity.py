@@ -12,12 +12,11 @@ import json
 import re
 
 import pytest
-from argo_cluster import EXAMPLES, NS, load_example, offline_env, param, step_nodes
+from argo_cluster import NS, offline_env, param, step_nodes
 from chains import corpus, normalize
 from conftest import kube_api
-from test_values import DECLARED
+from fidelity_cases import corpus_cases, example_cases, example_ids
 from test_values import _equal as same_values
-from value_chains import value_corpus
 
 import llmstep
 from llmstep.errors import LlmstepError
@@ -38,11 +37,8 @@ def _same_run(data: bytes | str | None) -> bytes | None:
 
 
 def _cases():
-    cases = {f"corpus-{name}": (chain, x, {"allow_pickle": True}) for name, (chain, x) in corpus().items()}
+    cases = corpus_cases()
     cases["corpus-qa-parameters"] = (corpus()["sequence"][0], corpus()["sequence"][1], {"data": "parameters"})
-    # every kind of value that passes between steps (pydantic models, dataclasses, dates, ...)
-    cases |= {f"values-{name}": (chain, x, {"allow_pickle": True, "value_types": DECLARED})
-              for name, (chain, x) in value_corpus().items()}  # fmt: skip
     return cases
 
 
@@ -52,9 +48,7 @@ def cluster_runs(k8s, tmp_path_factory, monkeypatch_module):
     the local runner, then every cluster run waited for."""
     api = kube_api(k8s)
     offline_env(monkeypatch_module)  # the examples pick the offline model
-    cases = _cases()
-    for name, (ref, value, opts) in EXAMPLES.items():
-        cases[f"example-{name}"] = (load_example(ref), value, opts)
+    cases = _cases() | example_cases()
     runs = {}
     for case, (chain, x, opts) in cases.items():
         compiled = llmstep.compile(chain, name=case[:40].rstrip("-"), **opts)
@@ -78,7 +72,7 @@ def monkeypatch_module():
 
 
 def _case_ids():
-    return [*_cases(), *(f"example-{n}" for n in EXAMPLES)]
+    return [*_cases(), *example_ids()]
 
 
 @pytest.mark.parametrize("case", _case_ids())

@@ -284,22 +284,13 @@ def test_diagnose_a_timeout(api):
     assert f"pod {run.name}-slow-pod" in text  # Tekton deletes a timed-out TaskRun's pod: the evidence says so
 
 
-def _read_env(_x):
-    import os
-
-    return {k: os.environ.get(k) for k in ("MODE", "REGION", "ACME_TOKEN")}
-
-
 def test_step_env_from_a_configmap_and_a_secret(api, k8s):
     """A step with env embeds the Task's spec with the env added; the controller resolves the
     ConfigMap's and the Secret's keys into the step's container."""
-    k8s.kubectl("delete", "configmap/llmstep-settings", "secret/acme", "-n", NS, "--ignore-not-found")
-    k8s.kubectl("create", "configmap", "llmstep-settings", "-n", NS, "--from-literal=region=eu-west")
-    k8s.kubectl("create", "secret", "generic", "acme", "-n", NS, "--from-literal=token=tok-from-the-secret")
-    step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
-                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
-    compiled = llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": "fast"})
-    assert "tok-from-the-secret" not in compiled.to_tekton_yaml()
+    from argo_cluster import STEP_ENV, step_env_compiled
+
+    compiled = step_env_compiled(k8s, NS)
+    assert STEP_ENV["ACME_TOKEN"] not in compiled.to_tekton_yaml()
     run = compiled.submit(0, engine="tekton", namespace=NS, client=api)
     run.wait(timeout=600, poll=1)
-    assert run.result() == {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
+    assert run.result() == STEP_ENV

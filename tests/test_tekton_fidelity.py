@@ -13,13 +13,12 @@ import json
 import re
 
 import pytest
-from argo_cluster import EXAMPLES, load_example, offline_env
-from chains import corpus, normalize
+from argo_cluster import offline_env
+from chains import normalize
 from conftest import kube_api
+from fidelity_cases import corpus_cases, example_cases, example_ids
 from tekton_cluster import phase, results, taskruns, tekton_namespace
-from test_values import DECLARED
 from test_values import _equal as same_values
-from value_chains import value_corpus
 
 import llmstep
 from llmstep.errors import LlmstepError
@@ -30,15 +29,8 @@ NS = "tekton-fidelity"
 RUN_ID = re.compile(r"lc_run--[0-9a-f-]+")
 
 
-def _cases():
-    cases = {f"corpus-{name}": (chain, x, {"allow_pickle": True}) for name, (chain, x) in corpus().items()}
-    cases |= {f"values-{name}": (chain, x, {"allow_pickle": True, "value_types": DECLARED})
-              for name, (chain, x) in value_corpus().items()}  # fmt: skip
-    return cases
-
-
 def _case_ids():
-    return [*_cases(), *(f"example-{n}" for n in EXAMPLES)]
+    return [*corpus_cases(), *example_ids()]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +46,7 @@ def cluster_runs(k8s, tmp_path_factory, monkeypatch_module):
     tekton_namespace(k8s, NS)
     api = kube_api(k8s)
     offline_env(monkeypatch_module)
-    cases = _cases()
-    for name, (ref, value, opts) in EXAMPLES.items():
-        cases[f"example-{name}"] = (load_example(ref), value, opts)
+    cases = corpus_cases() | example_cases()
     runs = {}
     for case, (chain, x, opts) in cases.items():
         compiled = llmstep.compile(chain, name=case[:40].rstrip("-"), **opts)
