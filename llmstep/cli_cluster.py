@@ -145,17 +145,13 @@ def _print(run: Any, as_json: bool) -> int:
         return report_batch(run.results(return_exceptions=True), f"argo get -n {run.namespace} {run.name}")
     output = run.result()
     if as_json:
-        kind = "workflow" if args_kind(run) == "argo" else "pipelinerun"
+        from llmstep.run.tekton import PipelineRunHandle
+
+        kind = "pipelinerun" if isinstance(run, PipelineRunHandle) else "workflow"
         print(json_text({kind: run.name, "output": serde.plain_of(output)}))
     else:
         print(output if isinstance(output, str) else output_text(output))
     return 0
-
-
-def args_kind(run: Any) -> str:
-    from llmstep.run.tekton import PipelineRunHandle
-
-    return "tekton" if isinstance(run, PipelineRunHandle) else "argo"
 
 
 def _tekton_only(args: argparse.Namespace) -> None:
@@ -190,13 +186,13 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     unknown = sorted(set(params) - {"input"})
     if unknown:
         raise WorkflowError(f"-p {unknown[0]}: the Pipeline declares only the 'input' param")
+    from llmstep.files import check_documents_exist
+
+    check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.files import check_documents_exist
-        from llmstep.yamlio import load_documents
-
-        check_documents_exist([args.target])
         from llmstep.render.tekton import with_run
+        from llmstep.yamlio import load_documents
 
         docs = with_run([d for d in load_documents(path) if d.get("kind") in ("Task", "Pipeline", "PipelineRun")])
         runs = [d for d in docs if d["kind"] == "PipelineRun"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstep.errors import SubmissionError
-from llmstep.run.transports import api_error
+from llmstep.run.transports import api_error, call_kube
 
 GROUP, VERSION = "tekton.dev", "v1"
 OUTPUT_TASK = "llmstep.dev/output-task"
@@ -74,18 +74,7 @@ class TektonApi:
         self.core = client.CoreV1Api()
 
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from urllib3.exceptions import HTTPError
-
-        from llmstep.errors import connection_reason
-
-        try:
-            return fn(*args, **kwargs)
-        except self.client.exceptions.ApiException as exc:
-            raise api_error(exc, what, HINTS) from exc
-        except (OSError, HTTPError) as exc:
-            host = self.client.Configuration.get_default_copy().host
-            raise SubmissionError(f"{what}: cannot reach the Kubernetes API server at {host}: {connection_reason(exc)}; "
-                                  "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
+        return call_kube(self.client, what, fn, *args, hints=HINTS, **kwargs)
 
     def get(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
         return self.call(f"reading {kind.lower()} {namespace}/{name}", self.custom.get_namespaced_custom_object,

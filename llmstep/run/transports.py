@@ -61,6 +61,21 @@ def api_error(exc: Any, what: str, hints: Mapping[int, str] | None = None) -> Su
     return refusal(getattr(exc, "status", None), message, what, hints)
 
 
+def call_kube(client: Any, what: str, fn: Any, *args: Any, hints: Mapping[int, str] | None = None, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` of the kubernetes package, with the API server's refusals (worded
+    with ``hints`` over the Workflow ones) and its absence as one SubmissionError."""
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return fn(*args, **kwargs)
+    except client.exceptions.ApiException as exc:
+        raise api_error(exc, what, hints) from exc
+    except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
+        host = client.Configuration.get_default_copy().host
+        raise SubmissionError(f"{what}: cannot reach the Kubernetes API server at {host}: {connection_reason(exc)}; "
+                              "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
+
+
 class KubeApi:
     """Workflows as custom resources through the Kubernetes API."""
 
@@ -68,16 +83,7 @@ class KubeApi:
         self.client = client
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        from urllib3.exceptions import HTTPError
-
-        try:
-            return fn(*args)
-        except self.client.exceptions.ApiException as exc:
-            raise api_error(exc, what) from exc
-        except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
-            host = self.client.Configuration.get_default_copy().host
-            raise SubmissionError(f"{what}: cannot reach the Kubernetes API server at {host}: {connection_reason(exc)}; "
-                                  "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
+        return call_kube(self.client, what, fn, *args)
 
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         api = self.client.CustomObjectsApi()
