@@ -123,7 +123,8 @@ STEP_ENV = {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-sec
 def _read_env(_x):
     import os
 
-    return {k: os.environ.get(k) for k in STEP_ENV}
+    # the names only: the step's pickle must not carry STEP_ENV's secret value (llmstep refuses it)
+    return {k: os.environ.get(k) for k in ("MODE", "REGION", "ACME_TOKEN")}
 
 
 def step_env_compiled(k8s, namespace: str):
