@@ -130,7 +130,9 @@ class PipelineRunHandle:
     def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Until the PipelineRun finishes (Pending and Running are not finished); raises
         ``PipelineRunFailed`` (naming the failed tasks) unless it succeeded."""
-        run = self._finished(timeout, poll)
+        return self._succeeded(self._finished(timeout, poll))
+
+    def _succeeded(self, run: dict[str, Any]) -> dict[str, Any]:
         if (succeeded(run) or {}).get("status") != "True":
             raise PipelineRunFailed(run, self.api.taskruns(self.namespace, self.name))
         return run
@@ -162,8 +164,7 @@ class PipelineRunHandle:
         if not done(run):
             raise SubmissionError(f"pipelinerun {self.name} is {(succeeded(run) or {}).get('reason') or 'not started'}; "
                                   "wait() for it first")  # fmt: skip
-        if (succeeded(run) or {}).get("status") != "True":
-            raise PipelineRunFailed(run, self.api.taskruns(self.namespace, self.name))
+        self._succeeded(run)
         task = self.output_task or (run["metadata"].get("annotations") or {}).get(OUTPUT_TASK)
         if not task:
             raise SubmissionError(f"pipelinerun {self.name} names no output task (annotation {OUTPUT_TASK})")

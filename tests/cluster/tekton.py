@@ -37,7 +37,6 @@ static hostPath PersistentVolumes (world-writable folders under the cluster's st
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -143,12 +142,18 @@ def _images(cluster: Any) -> None:
         cluster.ctr("images", "import", "-", input_bytes=archive)
 
 
+def _container(deployment: Path) -> dict:
+    """The one container of the release's Deployment in ``deployment``."""
+    (container,) = next(d for d in _docs(deployment) if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
 def _process_env(cluster: Any, deployment: Path, **ports: int) -> dict[str, str]:
     """The release Deployment's container environment, for a host process: literal values,
     SYSTEM_NAMESPACE from its fieldRef, the ports given, and no in-pod certificate paths."""
     import os
 
-    (container,) = next(d for d in _docs(deployment) if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    container = _container(deployment)
     env = {"PATH": os.environ["PATH"], "HOME": str(cluster.state), "KUBECONFIG": str(cluster.kubeconfig)}
     for entry in container.get("env", []):
         if entry["name"].startswith("SSL_CERT_"):
@@ -196,8 +201,7 @@ def _start_controller(cluster: Any) -> None:
 
     cfg = config_dir(cluster)
     env = _process_env(cluster, cfg / "controller.yaml", PROBES_PORT=cluster.ports["tekton-probes"], PROFILING_PORT=free_port())
-    (container,) = next(d for d in _docs(cfg / "controller.yaml") if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
-    args = list(container["args"])
+    args = list(_container(cfg / "controller.yaml")["args"])
     images = {**{f"-{name}-image": tag for name, tag in IMAGES.items()}, "-shell-image": SHELL_IMAGE,
               "-shell-image-win": "windows.invalid/none:unused"}  # fmt: skip
     for i, arg in enumerate(args[:-1]):
@@ -218,8 +222,3 @@ def prepare_namespace(cluster: Any, namespace: str) -> None:
     ServiceAccount the steps run as, the submitter and diagnosis Roles) and the Task."""
     root = Path(__file__).resolve().parent.parent.parent
     cluster.kubectl("apply", "-n", namespace, "-f", str(root / "tekton" / "rbac.yaml"), "-f", str(root / "tekton" / "llmstep-run.yaml"))
-
-
-def tkn(cluster: Any, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(cluster.bins["tkn"] / "tkn"), *args], capture_output=True, text=True, env=cluster.env,
-                          timeout=timeout)  # fmt: skip
