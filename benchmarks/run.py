@@ -290,7 +290,7 @@ def _argo_dict(chain) -> dict:
     1,000-step chain is over Argo's object limit (figure 5), and the cost is what is measured."""
     import llmstep
     from llmstep.render.argo import build_workflow
-    from llmstep.render.checks import check_workflow
+    from llmstep.render.argo_checks import check_workflow
 
     doc = _paused(lambda plan: build_workflow(plan).to_dict(), llmstep.compile(chain).plan)
     check_workflow(doc)
@@ -452,8 +452,8 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
     """The qa chain's PipelineRun from create to Succeeded, against a Pipeline of three tasks
     running `true` in the same image, with the same kind of data workspace (a volumeClaimTemplate
     each task mounts), so both pay for the volume and differ only in what the steps do."""
+    from llmstep.cluster.tekton import TektonApi, done, succeeded
     from llmstep.render.tekton import data_claim
-    from llmstep.run.tekton import TektonApi, done, succeeded
 
     namespace = "default"  # prepared by cluster.py with tekton/rbac.yaml, as the README says
     custom = client.CustomObjectsApi()

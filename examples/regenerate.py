@@ -31,7 +31,7 @@ def render_all() -> dict[str, str]:
     environment: workflows/<example>.yaml, and tekton/ (the Task, RBAC, and the qa example as a
     Pipeline, a PipelineRun, its data claim for `tkn pipeline start` and a TaskRun of its model step)."""
     import llmstep
-    from llmstep.refs import load_reference
+    from llmstep.cli.refs import load_reference
     from llmstep.render import tekton
     from llmstep.render.argo import diagnose_workflow_template
     from llmstep.render.rbac import diagnose_rbac

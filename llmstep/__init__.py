@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "compile": "llmstep.compiled",
-    "Compiled": "llmstep.compiled",
-    "DEFAULT_IMAGE": "llmstep.compiler",
-    "Step": "llmstep.step",
+    "compile": "llmstep.api",
+    "Compiled": "llmstep.api",
+    "DEFAULT_IMAGE": "llmstep.compiler.walk",
+    "Step": "llmstep.compiler.step",
     "Plan": "llmstep.plan",
     "SecretKeyRef": "llmstep.plan",
     "ConfigMapKeyRef": "llmstep.plan",
@@ -45,7 +45,7 @@ _EXPORTS = {
     "SubmissionError": "llmstep.errors",
     "ItemFailed": "llmstep.errors",
     "BatchFailed": "llmstep.errors",
-    "KubernetesRunnable": "llmstep.kube",
+    "KubernetesRunnable": "llmstep.cluster.kube",
 }
 
 __all__ = [
@@ -79,8 +79,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from llmstep.compiled import Compiled, compile
-    from llmstep.compiler import DEFAULT_IMAGE
+    from llmstep.api import Compiled, compile
+    from llmstep.cluster.kube import KubernetesRunnable
+    from llmstep.compiler.step import Step
+    from llmstep.compiler.walk import DEFAULT_IMAGE
     from llmstep.diagnose import Diagnose
     from llmstep.errors import (
         BatchFailed,
@@ -99,10 +101,8 @@ if TYPE_CHECKING:
         SubmissionError,
         WorkflowError,
     )
-    from llmstep.kube import KubernetesRunnable
     from llmstep.offline import OfflineChatModel
     from llmstep.plan import ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
-    from llmstep.step import Step
 
 
 def __getattr__(name: str) -> Any:

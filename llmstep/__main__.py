@@ -2,6 +2,6 @@
 
 import sys
 
-from llmstep.cli import main
+from llmstep.cli.main import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ so, a payload is loaded with two allowlists: LangChain's own (``allowed_objects=
 in its serialization mappings, plus llmstep's offline model) and the exact class ids recorded at
 compile time. Secrets never enter a payload: LangChain records them by id and the step reads
 them from its environment (a Kubernetes Secret), only for the ids the payload declares; compile
-refuses any other secret a payload would carry (``llmstep.leaks``).
+refuses any other secret a payload would carry (``llmstep.compiler.leaks``).
 
 Values crossing between steps are data. Plain JSON stays plain (``kind: json``) and is never
 revived. Anything else is a tree with tagged nodes (``kind: value``, :mod:`llmstep.values`): a node

@@ -23,7 +23,7 @@ EXAMPLES = {
 
 
 def load_example(ref: str) -> Any:
-    from llmstep.refs import load_reference
+    from llmstep.cli.refs import load_reference
 
     path, attr = ref.split(":")
     return load_reference(f"{ROOT / path}:{attr}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from llmstep.run.tekton import done, succeeded
+from llmstep.cluster.tekton import done, succeeded
 
 NS = "tekton-tests"
 GATEWAY_KEY = "sk-test-tekton-gateway-key-0123456789"

@@ -31,9 +31,9 @@ from langchain_core.runnables import RunnableLambda
 
 import llmstep
 from llmstep import serde
+from llmstep.cluster.argo import WorkflowFailed, attach
+from llmstep.cluster.transports import KubeApi
 from llmstep.offline import OfflineChatModel
-from llmstep.run.argo import WorkflowFailed, attach
-from llmstep.run.transports import KubeApi
 
 pytestmark = pytest.mark.cluster
 GATEWAY_KEY = "sk-test-gateway-key-0123456789"

@@ -20,7 +20,7 @@ from test_values import _equal as same_values
 
 import llmstep
 from llmstep.errors import LlmstepError
-from llmstep.run.local import run_document
+from llmstep.local.entry import run_document
 
 pytestmark = pytest.mark.cluster
 RUN_ID = re.compile(rb"lc_run--[0-9a-f-]+")

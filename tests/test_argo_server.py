@@ -16,8 +16,8 @@ from conftest import chain_module, run_cli
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep.run.argo import BatchRun, WorkflowFailed
-from llmstep.run.transports import ArgoServer, KubeApi, transport
+from llmstep.cluster.argo import BatchRun, WorkflowFailed
+from llmstep.cluster.transports import ArgoServer, KubeApi, transport
 
 TOKEN = "argo-token"
 

@@ -106,7 +106,7 @@ def _peak(spans) -> int:
 def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_path):
     """Argo counts a template's own active children: a nested DAG is one while it runs, and the
     pods inside it are not counted against the outer template (only against the Workflow's)."""
-    from llmstep.run.local import run_document
+    from llmstep.local.entry import run_document
 
     spans = tmp_path / "spans.txt"
     doc = llmstep.compile({"a": RunnableLambda(_slow(str(spans))), "b": RunnableLambda(_slow(str(spans)))},

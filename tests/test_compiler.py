@@ -10,7 +10,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnableParallel, RunnablePassthrough
 
 import llmstep
-from llmstep.naming import DNS_LABEL, TASK_NAME
+from llmstep.compiler.naming import DNS_LABEL, TASK_NAME
 from llmstep.offline import OfflineChatModel
 
 
@@ -137,7 +137,7 @@ def test_names_are_valid_unique_and_readable():
 
 
 def test_name_counts_resume_and_skip_names_already_taken():
-    from llmstep.naming import NameAllocator
+    from llmstep.compiler.naming import NameAllocator
 
     names = NameAllocator()
     got = [names.allocate(label)[0] for label in ["a", "a-3", "a", "A", "a", "main", "main"]]

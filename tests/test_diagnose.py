@@ -251,7 +251,7 @@ def test_exit_handler_runs_locally_only_when_a_step_fails(tmp_path):
     with FakeOpenAI(reply=json.dumps(answer)) as server:
         settings = llmstep.Diagnose(provider="compatible", base_url=server.url, model="m")
         ok = llmstep.compile(qa_chain(), on_failure=settings).to_dict()
-        from llmstep.run.local import run_document
+        from llmstep.local.entry import run_document
 
         secrets = {"OPENAI_API_KEY": "sk-diagnose-secret-value"}
         good = run_document(ok, {"question": "fine"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
@@ -272,8 +272,8 @@ def test_exit_handler_runs_locally_only_when_a_step_fails(tmp_path):
 def test_tekton_finally_diagnoses_only_on_failure(tmp_path):
     from schemas import tekton_errors
 
+    from llmstep.local.entry import run_tekton
     from llmstep.render.tekton_checks import check_documents
-    from llmstep.run.local import run_tekton
 
     def fails(x):
         raise RuntimeError("tekton task exploded")
@@ -300,7 +300,7 @@ def test_tekton_finally_diagnoses_only_on_failure(tmp_path):
 def test_diagnose_redact_reaches_the_handler_on_both_engines(tmp_path):
     """Diagnose(redact=...) removes its patterns from what the failure handler sends, on Argo (the
     exit handler's --redact) and on Tekton (the finally task's redact array param)."""
-    from llmstep.run.local import run_document, run_tekton
+    from llmstep.local.entry import run_document, run_tekton
 
     def fails(x):
         raise RuntimeError("boom")
@@ -321,7 +321,7 @@ def test_diagnose_redact_reaches_the_handler_on_both_engines(tmp_path):
 
 
 def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):
-    from llmstep.run.local import run_document, run_tekton
+    from llmstep.local.entry import run_document, run_tekton
 
     def fails(x):
         raise RuntimeError("boom")

@@ -117,11 +117,11 @@ def test_executor_imports_only_what_the_payload_needs(tmp_path):
 
     d = write_step(tmp_path / "s", payload_of(qa_chain()), json.dumps({"question": "q"}))
     code = (
-        "import sys; from llmstep.cli import main\n"
+        "import sys; from llmstep.cli.main import main\n"
         f"rc = main(['exec', '--data-dir', {str(d)!r}])\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in "
         "('hera', 'kubernetes', 'openai', 'langchain_openai', 'cloudpickle', 'jsonschema')})\n"
-        "mine = sorted(m for m in sys.modules if m.startswith(('llmstep.render', 'llmstep.run', 'llmstep.compil')))\n"
+        "mine = sorted(m for m in sys.modules if m.startswith(('llmstep.render', 'llmstep.local', 'llmstep.compil')))\n"
         "print(rc, heavy, mine)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

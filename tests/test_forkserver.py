@@ -16,8 +16,8 @@ import pytest
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep.run import forkserver
-from llmstep.run.records import SAVE_EVERY, RunRecord
+from llmstep.local import forkserver
+from llmstep.local.records import SAVE_EVERY, RunRecord
 
 
 def _imports_minidom(x):
@@ -36,7 +36,7 @@ def _report():
         return {
             "learned": "xml.dom.minidom" in _sys.modules,  # before this step imported anything itself
             "own_session": _os.getsid(0) == _os.getpid(),
-            "forked_by_the_server": parent[1:3] == [b"-m", b"llmstep.run.forkserver"],  # server -> step: no waiter between
+            "forked_by_the_server": parent[1:3] == [b"-m", b"llmstep.local.forkserver"],  # server -> step: no waiter between
             "server": _os.getppid(),
             "env": sorted(k for k in _os.environ if k.startswith("LLMSTEP_TEST")),
         }
@@ -80,10 +80,10 @@ def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(t
 def _what_the_server_did_before_the_fork(x):
     import platform
 
-    import llmstep.cli
+    import llmstep.cli.main
 
     # platform.platform() runs `uname -p` in a subprocess the first time; the parser is built once
-    return {"platform_known": bool(platform._platform_cache), "parser_reused": llmstep.cli._parser.cache_info().hits > 0}
+    return {"platform_known": bool(platform._platform_cache), "parser_reused": llmstep.cli.main._parser.cache_info().hits > 0}
 
 
 def test_steps_inherit_work_the_server_did_once(tmp_path, fresh_servers):
@@ -201,7 +201,7 @@ from langchain_core.runnables import RunnableLambda
 def report(x):
     import os
     with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
-        forked = f.read().split(b"\0")[1:3] == [b"-m", b"llmstep.run.forkserver"]
+        forked = f.read().split(b"\0")[1:3] == [b"-m", b"llmstep.local.forkserver"]
     return [os.getppid(), forked]
 print(json.dumps(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_local(1, runs_dir=sys.argv[1])))
 """
@@ -258,12 +258,12 @@ def test_a_server_outlives_its_process_and_serves_the_next_ones(tmp_path, persis
 
 
 def test_a_changed_module_file_retires_the_server(tmp_path, persistent):
-    import llmstep.executor
+    import llmstep.executor.step
 
     env, servers = persistent
     first = _server_of_a_new_process(tmp_path, env)
     servers.append(first)
-    source = llmstep.executor.__file__  # imported by every server: an edit to llmstep, or an upgraded library
+    source = llmstep.executor.step.__file__  # imported by every server: an edit to llmstep, or an upgraded library
     before = os.stat(source)
     os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     try:
@@ -355,7 +355,7 @@ def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
 
 CLIENT_DIES_DURING_START_UP = r"""
 import os
-from llmstep.run import forkserver
+from llmstep.local import forkserver
 server = forkserver.ForkServer(forkserver.preload_for([["langchain_openai", "chat_models", "ChatOpenAI"]]), idle=0)
 pid = server._started.pid
 server._listened()  # it listens, and now imports LangChain
@@ -392,7 +392,7 @@ def _fork_servers(env, *args):
 
 def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
     """Each set of payload classes has its own server; seven were once alive at once (500 MiB)."""
-    from llmstep.run import forkservers
+    from llmstep.local import forkservers
 
     env, servers = persistent
     home = str(tmp_path / "runtime" / f"llmstep-{os.getuid()}")

@@ -12,8 +12,8 @@ import pytest
 from chains import openai_chain, qa_chain
 
 import llmstep
-from llmstep.executor import RECORD
-from llmstep.kube import INPUT_ENV, PAYLOAD_ENV
+from llmstep.cluster.kube import INPUT_ENV, PAYLOAD_ENV
+from llmstep.executor.step import RECORD
 
 
 def _env(manifest):
@@ -96,8 +96,8 @@ def test_a_failed_step_writes_an_error_record_with_its_exit_code(tmp_path):
 
 
 def test_pod_refusals_say_what_pods_need():
-    from llmstep.kube import POD_HINTS
-    from llmstep.run.transports import api_error
+    from llmstep.cluster.kube import POD_HINTS
+    from llmstep.cluster.transports import api_error
 
     class Refusal:
         status, body = 404, json.dumps({"message": 'namespaces "nope" not found'})

@@ -15,7 +15,7 @@ from openai_server import FakeOpenAI
 from pydantic import SecretStr
 
 import llmstep
-from llmstep import leaks
+from llmstep.compiler import leaks
 
 KEY = "sk-test-leak-0123456789abcdef"
 ENV_KEY = "sk-test-env-9876543210fedcba"

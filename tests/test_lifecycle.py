@@ -17,9 +17,9 @@ from chains import qa_chain, qa_prompt
 from conftest import run_cli
 
 import llmstep
-from llmstep.run.container import Isolation
-from llmstep.run.local import resume_run, run_document
-from llmstep.run.records import RunRecord, list_runs
+from llmstep.local.container import Isolation
+from llmstep.local.entry import resume_run, run_document
+from llmstep.local.records import RunRecord, list_runs
 
 _GATED = (
     "import time\nfrom pathlib import Path\nfrom langchain_core.runnables import RunnableLambda\n"
@@ -140,7 +140,7 @@ def test_a_failure_during_a_run_leaves_a_finished_record(tmp_path, monkeypatch, 
 
 def test_a_full_disk_is_a_named_error_not_an_internal_one(tmp_path, monkeypatch, capsys):
     """The CLI names a full disk (exit 1, the run failed) instead of 'internal error' (exit 70)."""
-    from llmstep import cli
+    from llmstep.cli import main as cli
 
     def full_disk(self, task):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / "steps" / task))

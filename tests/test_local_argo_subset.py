@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from llmstep.errors import LlmstepError
-from llmstep.run.local import run_document
+from llmstep.local.entry import run_document
 
 UPSTREAM = Path(__file__).parent / "data" / "argo-examples"
 

@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableLambda
 from openai_server import FakeOpenAI
 
 import llmstep
-from llmstep.run.local import resume_run, run_document
+from llmstep.local.entry import resume_run, run_document
 
 
 def _flaky_counter(path: str, fail_times: int):
@@ -334,7 +334,7 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
 
 
 def test_container_isolation_without_the_engine_is_a_clear_error(tmp_path):
-    from llmstep.run.container import Isolation
+    from llmstep.local.container import Isolation
 
     with pytest.raises(llmstep.WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
         run_document(_hand_doc(qa_chain()), {"question": "q"}, runs_dir=tmp_path / "r", quiet=True,

@@ -146,7 +146,7 @@ def _kubeconfig(tmp_path, namespace: str) -> str:
 
 def test_submit_and_result_use_the_kubeconfig_contexts_namespace(tmp_path):
     """FakeArgoServer stands in for the Argo Server; the namespace is the one kubectl would use."""
-    from llmstep.run.transports import default_namespace
+    from llmstep.cluster.transports import default_namespace
 
     kubeconfig = _kubeconfig(tmp_path, "team-a")
     assert default_namespace(kubeconfig) == "team-a" and default_namespace(kubeconfig, "other") == "other-ns"

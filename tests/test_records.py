@@ -13,7 +13,7 @@ from conftest import ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep.run.records import RunRecord, list_runs
+from llmstep.local.records import RunRecord, list_runs
 
 
 @pytest.mark.parametrize("field", ["name", "generateName"])
@@ -88,7 +88,7 @@ def test_a_big_input_is_stored_once_in_the_record(tmp_path):
     """A 50 MB input made a 382 MB record: each value was written in full wherever it was used."""
     from test_local_run import _needs_file
 
-    from llmstep.run.local import resume_run
+    from llmstep.local.entry import resume_run
 
     size = 1_000_000
     flag = tmp_path / "flag"

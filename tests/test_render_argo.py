@@ -15,7 +15,7 @@ from schemas import ARGO_VERSIONS, argo_errors
 import llmstep
 from llmstep import serde
 from llmstep.offline import OfflineChatModel
-from llmstep.render.checks import check_workflow
+from llmstep.render.argo_checks import check_workflow
 
 EXAMPLES = Path(__file__).parent / "data" / "argo-examples"
 KEY = "sk-live-abcdefghijklmnopqrstuvwxyz0123456789"

@@ -80,7 +80,7 @@ def test_an_edit_to_llmstep_makes_a_new_key(tmp_path, render):
 
 
 def test_only_the_newest_entries_are_kept(tmp_path, monkeypatch):
-    from llmstep import cache
+    from llmstep.render import cache
 
     monkeypatch.setattr(cache, "KEEP", 2)
     folder = tmp_path / "render"
@@ -124,7 +124,7 @@ def test_render_cache_never_keeps_a_payload_holding_a_secret(tmp_path, monkeypat
     from chains import qa_chain
 
     import llmstep
-    from llmstep import cache
+    from llmstep.render import cache
 
     plan = llmstep.compile(qa_chain()).plan
     step = plan.steps[1]

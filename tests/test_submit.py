@@ -5,7 +5,7 @@ import json
 import pytest
 
 import llmstep
-from llmstep.run.argo import api_error
+from llmstep.cluster.argo import api_error
 
 
 class Refusal:

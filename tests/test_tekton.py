@@ -16,9 +16,9 @@ from test_local_equivalence import corpus, normalize
 
 import llmstep
 from llmstep import serde
+from llmstep.local.entry import run_tekton
 from llmstep.render import tekton
 from llmstep.render.tekton_checks import check_documents
-from llmstep.run.local import run_tekton
 
 EXAMPLES = Path(__file__).parent / "data" / "tekton-examples"
 KEY = "sk-tekton-key-abcdefghijklmnopqrstuvwxyz"
@@ -230,7 +230,7 @@ def test_golden_tekton_files_are_valid():
 def test_tekton_failed_run_resumes_reusing_finished_tasks(tmp_path):
     from test_local_run import _needs_file
 
-    from llmstep.run.local import resume_run
+    from llmstep.local.entry import resume_run
 
     flag = tmp_path / "flag"
     chain = RunnableLambda(lambda x: x * 2) | RunnableLambda(_needs_file(str(flag)))

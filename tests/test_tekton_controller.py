@@ -20,10 +20,10 @@ from langchain_core.runnables import RunnableLambda
 from tekton_cluster import GATEWAY_KEY, NS, phase, results, taskruns, tekton_namespace, wait_done
 
 import llmstep
+from llmstep.cluster.tekton import PipelineRunFailed, PipelineRunHandle, TektonApi
 from llmstep.diagnose import Redactor
 from llmstep.diagnose.evidence import Collector
 from llmstep.render import tekton as render
-from llmstep.run.tekton import PipelineRunFailed, PipelineRunHandle, TektonApi
 
 pytestmark = pytest.mark.cluster
 QUESTION = "What does Tekton do?"

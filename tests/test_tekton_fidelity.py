@@ -22,7 +22,7 @@ from test_values import _equal as same_values
 
 import llmstep
 from llmstep.errors import LlmstepError
-from llmstep.run.local import run_tekton
+from llmstep.local.entry import run_tekton
 
 pytestmark = pytest.mark.cluster
 NS = "tekton-fidelity"

@@ -30,10 +30,11 @@ from hera.workflows import (
 from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, ValueFrom
 
 from llmstep import contract
+from llmstep.compiler.naming import BATCH_INFIX
 from llmstep.errors import RenderError
-from llmstep.naming import BATCH_INFIX
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
-from llmstep.render import checks, paused_gc
+from llmstep.render import argo_checks as checks
+from llmstep.render import paused_gc
 
 LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
 MAX_BYTES = 1024 * 1024
@@ -71,7 +72,7 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     ``inputs`` parameter (a JSON list of chain inputs), fanned out with ``withParam``,
     at most N inputs in flight and N step pods at a time, and every item runs even when another
     fails."""
-    from llmstep.run.batch import BATCH_ANNOTATION, BATCH_TASK
+    from llmstep.cluster.batch import BATCH_ANNOTATION, BATCH_TASK
 
     displays = {s.name: s.display for s in plan.steps}
     owners = shared_templates(plan)

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from llmstep.compiler.naming import DNS_LABEL, MAX
 from llmstep.errors import RenderError
-from llmstep.naming import DNS_LABEL, MAX
 
 _VAR = re.compile(r"\$\((params|tasks|workspaces|results|context)\.([^)]*)\)")
 _WHEN_OPERATORS = ("in", "notin")

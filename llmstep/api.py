@@ -1,0 +1,334 @@
+"""``Compiled``: a plan with its renderings and runners, what ``llmstep.compile`` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmstep.compiler.walk import DEFAULT_SECRET, compile_plan
+from llmstep.plan import Plan
+
+if TYPE_CHECKING:
+    from hera.workflows import Workflow
+
+MISSING: Any = object()
+"""No ``input`` given (``None`` is a chain input like any other)."""
+
+
+def compile(  # noqa: A001 - the public name is fixed by the API
+    chain: Any,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    allow_pickle: bool = False,
+    data: str = "artifacts",
+    secret: str = DEFAULT_SECRET,
+    on_failure: Any = None,
+    value_types: Any = (),
+    env: dict[str, Any] | None = None,
+) -> Compiled:
+    """Compile a LangChain Runnable into a plan of container steps.
+
+    Args:
+        chain: any Runnable (an LCEL chain, a model, a dict of Runnables, ...).
+        name: the workflow name; derived from the chain's steps when omitted.
+        image: the step image; defaults to ``llmstep.DEFAULT_IMAGE``.
+        allow_pickle: send Runnables that LangChain cannot serialize (lambdas, custom classes,
+            fakes) by value with cloudpickle.
+        data: ``"artifacts"`` (needs an artifact repository) or ``"parameters"`` (small data).
+        secret: the Kubernetes Secret that holds the model API keys.
+        on_failure: ``llmstep.Diagnose(...)`` adds a failure hook (Argo exit handler, Tekton
+            ``finally`` task) that asks a model what went wrong when the run did not succeed.
+        value_types: classes (pydantic models, dataclasses, enums) whose instances pass between
+            steps but that no Runnable of the chain names, such as a lambda's return type.
+            The classes the chain's Runnables name (a parser's ``pydantic_object``, tool
+            schemas, ``OutputType``) are declared without it. A step loads only declared classes.
+        env: environment variables for every step (``llmstep.Step(env=...)`` for one step wins):
+            literal strings, ``llmstep.ConfigMapKeyRef(name, key)`` or ``llmstep.SecretKeyRef(name,
+            key)``; the container's ``env`` on Argo and Tekton, honoured by the local runner.
+
+    Secrets never enter a payload. A chain holding one anywhere LangChain would not record it by
+    id (a header, a query parameter, ``model_kwargs``, a ``SecretStr`` field, a pickled closure,
+    or the value of a secret-named environment variable set now, such as ``OPENAI_API_KEY`` or
+    ``*_TOKEN``) raises ``SecretError`` naming its path. A model key given in code
+    (``api_key="sk-..."``) is not sent either: the steps read it by id from the Secret, and
+    ``CredentialsWarning`` says so.
+
+    Returns:
+        Compiled: the plan, with its renderings (``to_yaml``, ``to_tekton_yaml``) and runners
+        (``run_local``, ``submit``).
+
+    Raises:
+        CompileError: the chain cannot become steps (a Runnable LangChain cannot serialize
+            without ``allow_pickle``, a step output that cannot travel, a bad ``name``, ``data``,
+            ``secret``, ``image``, ``env``, ``on_failure`` or ``value_types``); the message names
+            the step or the argument.
+        SecretError: a secret would enter a payload (a ``CompileError``); the message names where.
+    """
+    import os
+
+    from llmstep.render import paused_gc
+
+    with paused_gc():
+        plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
+                            on_failure=on_failure, environ=os.environ, stacklevel=3,
+                            value_types=value_types, env=env)  # fmt: skip
+    from llmstep import values
+
+    values.REGISTERED.update({values.class_path(c): c for c in plan.value_classes})
+    return Compiled(plan)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled chain: ``plan`` is pure data; everything else is rendered from it."""
+
+    plan: Plan
+
+    def to_workflow(self) -> Workflow:
+        """The Argo Workflow as a Hera object."""
+        from llmstep.render.argo import build_workflow
+
+        return build_workflow(self.plan)
+
+    def to_dict(self, input: Any = MISSING) -> dict[str, Any]:  # noqa: A002 - mirrors Runnable.invoke
+        """The Argo Workflow as a dict, checked for names, references and size. ``input``, if
+        given, becomes the value of its ``input`` parameter: what ``kubectl create -f`` runs with,
+        and what ``argo submit -p input=...`` overrides."""
+        doc = dict(self._argo)
+        if input is MISSING:
+            return doc
+        from llmstep import serde
+
+        spec = dict(doc["spec"])
+        params = [dict(p) for p in (spec.get("arguments") or {}).get("parameters") or []]
+        for p in params:
+            if p["name"] == "input":
+                p["value"] = serde.parameter_text(input)
+        spec["arguments"] = {**(spec.get("arguments") or {}), "parameters": params}
+        doc["spec"] = spec
+        return doc
+
+    def to_yaml(self, input: Any = MISSING) -> str:  # noqa: A002
+        """The Argo Workflow as YAML, ready for ``argo submit`` (``input``: see ``to_dict``)."""
+        from llmstep.render import paused_gc
+        from llmstep.yamlio import dump_yaml
+
+        doc = self.to_dict(input)
+        with paused_gc():
+            return dump_yaml(doc)
+
+    def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Tekton documents: the ``llmstep-run`` Task, the Pipeline, and a PipelineRun
+        (``input``, if given, becomes its ``input`` param)."""
+        from llmstep import serde
+        from llmstep.render import tekton
+
+        docs = tekton.render(self.plan)
+        if input is not None:
+            docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.parameter_text(input)}]
+        return docs
+
+    def to_tekton_yaml(self, input: Any = None) -> str:  # noqa: A002
+        """The Tekton documents as one multi-document YAML, ready for ``kubectl create -f``."""
+        from llmstep.render import paused_gc
+        from llmstep.yamlio import dump_all
+
+        with paused_gc():
+            return dump_all(self.to_tekton(input))
+
+    def run_local(
+        self,
+        input: Any,  # noqa: A002 - mirrors Runnable.invoke
+        *,
+        engine: str = "argo",
+        parallelism: int | None = None,
+        secrets: dict[str, str] | None = None,
+        runs_dir: str | Path | None = None,
+        isolation: str = "process",
+        engine_cli: str = "podman",
+        progress: bool = False,
+    ) -> Any:
+        """Run the rendered workflow on this machine; returns what ``chain.invoke`` returns.
+
+        Each step is its own process with only its pod's environment; secret keys the steps
+        declare come from ``secrets`` (default: this process's environment). Nothing is printed
+        unless ``progress=True``, which reports each step on stderr as ``llmstep run`` does.
+
+        Raises:
+            RunFailed: the run did not succeed (it names the failed steps); its record stays
+                under ``runs_dir`` (default ``.llmstep/runs``) for ``llmstep show`` and ``--resume``.
+            SerializationError: ``input`` cannot travel to the first step.
+            LlmstepError: a bad argument (``engine``, ``isolation``), named in the message.
+        """
+        if engine not in ("argo", "tekton"):
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
+        render = self.to_dict if engine == "argo" else self.to_tekton
+        record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
+                                 progress)  # fmt: skip
+        return record.result()
+
+    def run_local_batch(
+        self,
+        inputs: list[Any],
+        *,
+        parallelism: int = 8,
+        return_exceptions: bool = False,
+        secrets: dict[str, str] | None = None,
+        runs_dir: str | Path | None = None,
+        isolation: str = "process",
+        engine_cli: str = "podman",
+    ) -> list[Any]:
+        """Run the batch Workflow (``to_batch_dict``) on this machine: every input, at most
+        ``parallelism`` inputs in flight and steps at a time; results in input order. A failed input raises
+        ``BatchFailed`` (holding all results), or with ``return_exceptions=True`` is an
+        ``ItemFailed`` in its place."""
+        from llmstep.cluster.batch import encode_inputs
+
+        given = {"parameters": {"inputs": encode_inputs(_inputs_list(inputs))}}
+        record = self._run_local("argo", lambda: self.to_batch_dict(parallelism), given, None, secrets, runs_dir,
+                                 isolation, engine_cli)  # fmt: skip
+        return record.results(return_exceptions)
+
+    def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
+                   secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
+                   progress: bool = False) -> Any:  # fmt: skip
+        import os
+
+        from llmstep.local.container import Isolation, engine_env
+        from llmstep.local.entry import run_document, run_tekton
+
+        isolation_ = Isolation(isolation, engine_cli, engine_env(os.environ))
+        # The fork server imports LangChain while this process renders the documents.
+        launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
+        try:
+            runner, doc = (run_document if engine == "argo" else run_tekton), render()
+        except BaseException:
+            launcher.close()
+            raise
+        try:
+            return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
+                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)  # fmt: skip
+        finally:
+            launcher.close()
+
+    def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
+        """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
+        at most ``parallelism`` inputs in flight and step pods at a time; see ``submit_batch``."""
+        from llmstep.render import cache
+
+        _positive(parallelism, "parallelism")
+        return cache.argo_dict(self.plan, batch=parallelism)
+
+    def to_batch_yaml(self, parallelism: int = 8) -> str:
+        """The batch Workflow as YAML (``argo submit -p inputs=...``)."""
+        from llmstep.render import paused_gc
+        from llmstep.yamlio import dump_yaml
+
+        doc = self.to_batch_dict(parallelism)
+        with paused_gc():
+            return dump_yaml(doc)
+
+    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",  # noqa: A002
+               **transport: Any) -> Any:  # fmt: skip
+        """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
+        ``result()``, ``logs()`` and ``cancel()``. ``namespace`` defaults, as for kubectl and argo,
+        to the kubeconfig context's (in a pod, its service account's; else ``default``).
+
+        The transport is the Kubernetes API (``client=`` a configured kubernetes ``client`` module,
+        or ``kubeconfig=``/``context=``; needs no Argo Server), or the Argo Server's REST API when
+        ``argo_server=`` (or ``ARGO_SERVER``) names one, with ``token=``, ``verify=`` (False or
+        a CA bundle) and ``client_certs=``, like the ``argo`` CLI.
+
+        ``engine="tekton"`` applies the Task(s) and the Pipeline and creates a PipelineRun through
+        the Kubernetes API (``client=``, ``kubeconfig=``, ``context=``); its run has the same
+        methods, and ``result()`` reads the output task's log, checked against its digest.
+        """
+        from llmstep import serde
+
+        if engine == "tekton":
+            from llmstep.cluster import tekton, transports
+
+            _tekton_transport(transport)
+            client = transport.get("client") or transports.kube_client(transport.get("kubeconfig"), transport.get("context"))
+            return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
+                                 client=client)  # fmt: skip
+        if engine != "argo":
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"engine must be 'argo' or 'tekton', found {engine!r}")
+        from llmstep.cluster import argo, transports
+
+        return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
+                           transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
+
+    def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
+                     ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:  # fmt: skip
+        """Run the chain over every input in one Workflow, at most ``parallelism`` step pods at a
+        time (rate limits). The run's ``results()`` are in input order; a failed input does not
+        lose the others (``results(return_exceptions=True)`` puts an ``ItemFailed`` in its place).
+
+        Argo only: a Tekton Pipeline fans out one task at a time (``matrix``), and pairing item i
+        of one task with item i of the next over a whole chain, with per-item failure kept, is
+        not something Tekton expresses; submit one PipelineRun per input instead."""
+        from llmstep.cluster import argo, batch, transports
+
+        if engine != "argo":
+            from llmstep.errors import LlmstepError
+
+            raise LlmstepError(f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
+                               "per input (submit(x, engine='tekton') for each)")  # fmt: skip
+
+        encoded = batch.encode_inputs(_inputs_list(inputs))
+        return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
+                           transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
+
+    def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
+        """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
+        the result; ``batch`` is one batch Workflow; ``ainvoke``/``abatch`` work too. Keyword
+        arguments are those of ``submit`` (namespace, transport)."""
+        from llmstep.cluster.remote import WorkflowRunnable
+
+        return WorkflowRunnable(self, timeout=timeout, poll=poll, parallelism=parallelism, submit=submit)
+
+    @cached_property
+    def _argo(self) -> dict[str, Any]:
+        from llmstep.render import cache
+
+        return cache.argo_dict(self.plan)
+
+
+def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
+    if namespace:
+        return namespace
+    from llmstep.cluster.transports import default_namespace
+
+    return default_namespace(transport.get("kubeconfig"), transport.get("context"))
+
+
+def _tekton_transport(transport: dict[str, Any]) -> None:
+    extra = sorted(set(transport) - {"client", "kubeconfig", "context"})
+    if extra:
+        from llmstep.errors import LlmstepError
+
+        raise LlmstepError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
+                           "pass client=, kubeconfig= or context=")  # fmt: skip
+
+
+def _positive(value: Any, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        from llmstep.errors import LlmstepError
+
+        raise LlmstepError(f"{name} must be a positive integer, found {value!r}")
+
+
+def _inputs_list(inputs: Any) -> list[Any]:
+    if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
+        from llmstep.errors import LlmstepError
+
+        raise LlmstepError(f"inputs must be a list of chain inputs, found {type(inputs).__name__}")
+    return list(inputs)

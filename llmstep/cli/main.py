@@ -1,0 +1,249 @@
+"""The ``llmstep`` command. The only module that reads environment variables or sets up logging.
+
+Exit codes (the README's table): 0 success; 1 a step's Runnable raised, a run failed, or a
+cluster or model could not be reached; 2 bad input (usage, a named file missing or not UTF-8,
+reference, payload, compile or workflow error); 3 a missing credential; 70 an internal error (a
+bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent); 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmstep.errors import CompileError, LlmstepError
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
+EXIT_NO_SPACE = 1
+"""A full disk fails the run (its record is finished); not an internal error."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    from llmstep import values
+
+    values.CLIENT.lenient = True  # the CLI prints values: a class it has not imported prints as its data
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that left (| head) is found here, not by the interpreter at exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    except LlmstepError as exc:
+        if args.debug:
+            raise
+        print(f"llmstep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.local.lifecycle.Terminated)
+        print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
+    except OSError as exc:
+        if args.debug:
+            raise
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is the machine's state, not a bug
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(f"llmstep: error: no space left on the device{where}; free some space (the run's record, if any, "
+                  "is finished and can be resumed)", file=sys.stderr)  # fmt: skip
+            return EXIT_NO_SPACE
+        print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (``--parallelism 0`` would run nothing, forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _discard_stdout() -> None:
+    """Send what is left in stdout's buffer nowhere, so the interpreter's flush at exit stays
+    silent (the reader is gone; there is nobody to tell)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+
+
+@functools.cache  # built once per process: a forked step finds it built by the fork server
+def _parser() -> argparse.ArgumentParser:
+    # --debug works before or after the command; SUPPRESS keeps a subcommand's default from
+    # overwriting a --debug given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+    parser = argparse.ArgumentParser(
+        prog="llmstep",
+        description="Run LangChain chains on Kubernetes workflow engines, one container per Runnable.",
+        epilog="exit codes: 0 ok; 1 a step raised, a run failed, or a cluster or model could not be reached; "
+        "2 bad input; 3 missing credentials; 70 internal error; 130 interrupted; 141 stdout closed (| head); "
+        "143 terminated",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    from llmstep import __version__
+
+    parser.add_argument("--version", action="version", version=f"llmstep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", parents=[common], help="compile a chain to an Argo Workflow or Tekton objects",
+                       description="Compile a chain reference to an Argo Workflow, or with --engine tekton to the "
+                       "Task and the Pipeline (and with --run-only, to a PipelineRun of it) (YAML).")
+    p.add_argument("ref", metavar="REF", help="path/to/file.py:attr or package.module:attr")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the YAML here instead of stdout")
+    p.add_argument("--image", help="the step image")
+    p.add_argument("--name", help="the workflow name (default: derived from the chain)")
+    p.add_argument("--data", choices=["artifacts", "parameters"], default="artifacts",
+                   help="how data moves between steps (default: artifacts)")
+    p.add_argument("--secret", default="llm-credentials", help="the Secret holding API keys")
+    p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
+    p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
+                   help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
+                   "for `kubectl apply -f`")
+    p.add_argument("--run-only", action="store_true", help="(tekton) only a PipelineRun of the Pipeline (generateName, "
+                   "the input from --input), for `kubectl create -f`")
+    p.add_argument("--batch", type=positive_int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
+                   "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time")
+    p.add_argument("--input", metavar="JSON", help="the chain input written into the document (the 'input' "
+                   "parameter's value), so `kubectl create -f` runs it; `argo submit -p input=...` overrides it")
+    p.set_defaults(func=_compile)
+
+    p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
+                       description="Run one step: read runnable.json and input from the data directory, "
+                       "write output.json. Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, "
+                       "3 missing credentials.")
+    p.add_argument("--data-dir", metavar="DIR", help="the data directory (default: $LLMSTEP_DATA_DIR or /llmstep)")
+    p.add_argument("--step-name", metavar="NAME", help="the step's name in messages (a template shared by several steps)")
+    tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
+    tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
+    tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
+    tekton.add_argument("--inputs", nargs="*", default=[], metavar="SOURCE[=PATH]",
+                        help="input files: PATH relative to --link-root; 'input' alone takes --input-env")
+    tekton.add_argument("--link-root", default="", metavar="DIR", help="the shared workspace that input paths are in")
+    tekton.add_argument("--secrets-dir", default="", metavar="DIR", help="secret keys mounted as files (may be empty)")
+    tekton.add_argument("--result", action="append", default=[], metavar="NAME=PATH",
+                        help="write a result (preview, output-path, sha256, usage) to PATH after the step")
+    tekton.add_argument("--log-output", choices=("true", "false"), default="false",
+                        help="true: also write the output or error to the log as an '@llmstep {...}' line "
+                        "(a Pipeline's output task: results are capped at 4 KiB, so a client reads the output there)")
+    kube = p.add_argument_group("records (KubernetesRunnable: the client reads the Pod's log)")
+    kube.add_argument("--log-records", action="store_true", help="also write the output or error to stdout as '@llmstep {...}' lines")
+    kube.add_argument("--stream", action="store_true", help="stream the Runnable, writing each chunk as a record")
+    p.set_defaults(func=_exec)
+
+    from llmstep.cli.cluster import add_cluster_commands
+    from llmstep.cli.diagnose import add_diagnose_command
+    from llmstep.cli.run import add_run_commands
+
+    add_run_commands(sub, common)
+    add_cluster_commands(sub, common)
+    add_diagnose_command(sub, common)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.INFO
+    logging.basicConfig(level=level, format="llmstep: %(message)s", stream=sys.stderr)
+    if not args.debug:
+        # urllib3 (the kubernetes client's transport) logs each retry of an unreachable API server;
+        # the error that follows names the cause once
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from llmstep.api import compile as compile_chain
+    from llmstep.cli.refs import load_reference, reference_name
+
+    chain = load_reference(args.ref)
+    compiled = compile_chain(
+        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
+    )
+    if args.run_only and args.engine != "tekton":
+        raise CompileError("--run-only writes a Tekton PipelineRun: add --engine tekton")
+    if args.batch is not None and args.engine != "argo":
+        raise CompileError("--batch renders an Argo Workflow (withParam); drop --engine tekton")
+    if args.batch is not None and args.input is not None:
+        raise CompileError("--input sets one run's input; a batch takes its inputs at submit time (-p inputs=...)")
+    value = None
+    if args.input is not None:
+        try:
+            value = json.loads(args.input)
+        except ValueError as exc:
+            raise CompileError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+    if args.batch is not None:
+        text = compiled.to_batch_yaml(args.batch)
+    elif args.engine == "argo":
+        text = compiled.to_yaml() if args.input is None else compiled.to_yaml(value)
+    else:
+        from llmstep.yamlio import dump_all
+
+        docs = compiled.to_tekton(value)
+        text = dump_all(docs[-1:] if args.run_only else docs[:-1])
+    if args.output:
+        from llmstep.files import write_text
+
+        write_text(args.output, text, "-o")
+        print(f"llmstep: wrote {args.output} ({len(compiled.plan.steps)} steps)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from llmstep import contract
+    from llmstep.executor.step import run_step
+
+    data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
+    staged = args.payload_env or args.inputs or args.result or args.secrets_dir
+    records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream, "step_name": args.step_name,
+               "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
+    if not staged:
+        return run_step(data_dir, os.environ, **records)
+    from llmstep.executor import staging
+
+    try:
+        staging.stage(
+            data_dir,
+            payload=os.environ.get(args.payload_env) if args.payload_env else None,
+            chain_input=os.environ.get(args.input_env) if args.input_env else None,
+            inputs=args.inputs,
+            link_root=args.link_root,
+        )
+    except LlmstepError as exc:
+        logging.getLogger("llmstep.executor.step").error("step failed (exit %d): %s", exc.exit_code, exc)
+        if records["records"]:
+            from llmstep.executor.step import emit
+
+            emit("error", step="?", type=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
+        return exc.exit_code
+    env = {**os.environ, **staging.read_secrets_dir(args.secrets_dir)}
+    code = run_step(data_dir, env, **records, engine="tekton")
+    results = dict(item.partition("=")[::2] for item in args.result)
+    if code == 0:
+        staging.publish(data_dir, results, args.link_root)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""CLI commands that run workflows locally and show their records: ``run``, ``runs``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import LlmstepError, WorkflowError
+
+KEEP_RUNS = 50
+"""Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
+
+
+RUNS_DIR_HELP = ("where run records live (default: $LLMSTEP_RUNS_DIR, else .llmstep/runs under the current directory; "
+                 "records are per directory: set LLMSTEP_RUNS_DIR to one place to list them from anywhere)")
+
+def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="run a chain or a Workflow file on this machine",
+                       description="Run a chain reference or an Argo Workflow file (one llmstep generated, "
+                       "hand edits included) on this machine, one process per step.")
+    p.add_argument("target", nargs="*", metavar="REF|FILE.yaml",
+                   help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
+                   "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
+    add_input_options(p)
+    from llmstep.cli.main import positive_int
+
+    p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
+    p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
+    p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
+    p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle; "
+                   "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
+    p.add_argument("--image", help="(REF) the step image written into the workflow")
+    p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
+    p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    p.add_argument("--isolation", choices=["process", "container"], default="process",
+                   help="run each step as a process (default) or in the step image")
+    p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
+    p.add_argument("--no-fork-server", action="store_true",
+                   help="start every step as a cold process instead of forking it from a server with LangChain imported")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("runs", parents=[common], help="list past local runs")
+    p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="print the runs as a JSON list")
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("fork-servers", parents=[common], help="list your fork servers (local runs' warm step starters)",
+                       description="List the fork servers local runs left warm for later runs (each ends after "
+                       "LLMSTEP_FORKSERVER_IDLE seconds without work), or stop them.")
+    p.add_argument("--stop", action="store_true", help="stop them (each ends once its running steps have)")
+    p.set_defaults(func=_fork_servers)
+
+    p = sub.add_parser("show", parents=[common], help="show a local run, or one step of it")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("step", nargs="?", metavar="STEP")
+    p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="print the run (or the step) as JSON")
+    p.set_defaults(func=_show)
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
+    p.add_argument("--inputs", metavar="FILE", help="a batch: one chain input per line (JSON Lines) or a JSON list; "
+                   "'-' reads stdin. A chain reference becomes its batch Workflow (withParam)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="a workflow parameter, as with argo submit (-p input='{...}')")
+
+
+def read_inputs(path: str) -> list[Any]:
+    """Batch inputs from a JSON list or JSON Lines file ('-': stdin)."""
+    from llmstep.files import read_text
+
+    text = read_text(path, "--inputs")
+    lines = [text] if text.lstrip().startswith("[") else text.splitlines()
+    values: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            if line.strip():
+                values.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            where = exc.lineno if len(lines) == 1 else number
+            raise WorkflowError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
+                                "give one JSON value per line, or one JSON list") from exc  # fmt: skip
+    return values[0] if lines == [text] and values and isinstance(values[0], list) else values
+
+
+def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
+    """Where run records live; with ``write``, checked to be writable before a run starts."""
+    path = Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
+    if write:  # probe, and leave nothing behind: a run refused later must not leave a directory
+        created = [p for p in (path, *path.parents) if not p.exists()]
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            source = "--runs-dir" if args.runs_dir else "LLMSTEP_RUNS_DIR" if os.environ.get("LLMSTEP_RUNS_DIR") else "runs directory"
+            cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
+            raise LlmstepError(f"{source} {path}: cannot write run records there ({cause}); "
+                               "pass --runs-dir DIR") from None  # fmt: skip
+        finally:
+            for made in created:
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+    return path
+
+
+def read_secrets(path: str | None) -> dict[str, str]:
+    """The caller's environment, overlaid with a dotenv file; the runner picks only declared keys."""
+    values = dict(os.environ)
+    if not path:
+        return values
+    from llmstep.files import read_text
+
+    lines = read_text(path, "--secrets").splitlines()
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip().replace("_", "").isalnum():
+            raise WorkflowError(f"--secrets {path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def parameters(args: argparse.Namespace) -> dict[str, str]:
+    """Workflow parameters from -p, --input and --inputs (a batch, encoded like step outputs)."""
+    from llmstep import serde
+
+    params: dict[str, str] = {}
+    for item in args.parameter:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise WorkflowError(f"-p {item!r}: expected NAME=VALUE")
+        params[name] = value
+    if args.input is not None:
+        if "input" in params:
+            raise WorkflowError("give the input once: --input JSON or -p input=JSON, not both")
+        params["input"] = args.input
+    if args.inputs is not None:
+        from llmstep.cluster.batch import encode_inputs
+
+        if args.input is not None:
+            raise WorkflowError("give --input (one run) or --inputs (a batch), not both")
+        params["inputs"] = encode_inputs(read_inputs(args.inputs))
+    if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
+        try:
+            json.loads(params["input"])
+        except json.JSONDecodeError as exc:
+            raise WorkflowError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+    return params
+
+
+def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
+    """The documents to run, and a launcher already warming up (its fork server imports
+    LangChain while this process renders the documents). No launcher: they come from files."""
+    from llmstep.cli.refs import is_reference
+    from llmstep.files import check_documents_exist
+
+    targets = args.target
+    check_documents_exist(targets)
+    if targets and all(Path(t).is_file() and not t.endswith(".py") for t in targets):
+        from llmstep.yamlio import load_documents
+
+        docs = [doc for t in targets for doc in load_documents(t)]
+        if not docs:
+            raise WorkflowError(f"{' '.join(targets)} holds no document")
+        return docs, None
+    target = targets[0]
+    if len(targets) == 1 and is_reference(target):
+        compiled = _compile_reference(args, target)
+        if args.inputs is not None and args.engine == "tekton":
+            raise WorkflowError("--inputs (a batch) runs the Argo batch Workflow; drop --engine tekton")
+        launcher = isolation.start_launcher(classes=[c for s in compiled.plan.steps for c in s.payload["allowed"]])
+        try:
+            if args.inputs is not None:
+                return [compiled.to_batch_dict(args.parallelism or 8)], launcher
+            return (compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]), launcher
+        except BaseException:
+            launcher.close()
+            raise
+    raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
+
+
+def _compile_reference(args: argparse.Namespace, target: str) -> Any:
+    """The chain reference ``target`` compiled with the run's options."""
+    from llmstep.api import compile as compile_chain
+    from llmstep.cli.refs import load_reference, reference_name
+
+    return compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
+                         image=args.image)  # fmt: skip
+
+
+def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The documents of the chain reference ``args.target[0]`` compiled now (a resume with current code)."""
+    compiled = _compile_reference(args, args.target[0])
+    return compiled.to_tekton() if args.engine == "tekton" else [compiled.to_dict()]
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+
+    from llmstep.local.container import Isolation, engine_env
+    from llmstep.local.entry import resume_run, run_document, run_tekton
+    from llmstep.local.lifecycle import Terminated
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)  # stopped like Ctrl-C: steps stopped, record finished, exit 143
+    runs_dir = _runs_dir(args, write=True)
+    secrets = read_secrets(args.secrets)
+    isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
+    if args.resume:
+        from llmstep.cli.refs import is_reference
+
+        if args.input or args.inputs or args.parameter:
+            raise WorkflowError("--resume RUN takes no input: the run's own is reused")
+        documents = None
+        if args.target:
+            if len(args.target) != 1 or not is_reference(args.target[0]):
+                raise WorkflowError("--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
+                                    "with its current code; not a Workflow file")  # fmt: skip
+            documents = _recompiled(args)
+            print(f"llmstep: resuming {args.resume} with the current code of {args.target[0]}; finished steps keep "
+                  "their outputs", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"llmstep: resuming {args.resume} with the code recorded when it started (its workflow.yaml); to "
+                  f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)  # fmt: skip
+        record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
+                            quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
+                            documents=documents)  # fmt: skip
+    else:
+        if not args.target:
+            raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
+        docs, launcher = _documents(args, isolation)
+        try:
+            _prune(runs_dir)
+            batch = args.inputs is not None and args.engine == "argo"
+            options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
+                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
+                       "allow_pickle": launcher is not None or args.allow_pickle}  # fmt: skip
+            if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
+                record = run_tekton(docs, **options)
+            elif len(docs) == 1:
+                record = run_document(docs[0], **options)
+            else:
+                raise WorkflowError(f"{' '.join(args.target)}: expected one Argo Workflow or a Tekton PipelineRun/TaskRun set")
+        finally:
+            if launcher is not None:
+                launcher.close()
+    if args.keep:
+        (record.root / "pinned").touch()
+    return _report(record, args.json)
+
+
+def _report(record: Any, as_json: bool) -> int:
+    from llmstep import serde
+    from llmstep.local.records import failure_message
+
+    if record.status.get("batch"):
+        return report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
+    ok = record.phase == "Succeeded"
+    output: Any = record.result() if ok else None
+    if as_json:
+        encoded = serde.plain_of(output) if ok else None
+        steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
+        print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
+                         "failures": record.failures(), "steps": steps}, indent=2))  # fmt: skip
+    elif ok:
+        print(output if isinstance(output, str) else output_text(output))
+    else:
+        print(failure_message(record), file=sys.stderr)
+    return 0 if ok else 1
+
+
+def report_batch(results: list[Any], details: str) -> int:
+    """A batch's results, one JSON line per input in input order (``output`` or ``error``);
+    exit 1 when any input failed."""
+    from llmstep import serde
+    from llmstep.cluster.batch import ItemFailed
+
+    failed = 0
+    for index, result in enumerate(results):
+        if isinstance(result, ItemFailed):
+            failed += 1
+            line = {"index": index, "error": str(result), "steps": result.steps}
+        else:
+            line = {"index": index, "output": serde.plain_of(result)}
+        print(json_text(line))
+    if failed:
+        print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def output_text(value: Any) -> str:
+    from llmstep import serde
+
+    text = serde.text_of(value)  # a message's content; a chain that ends in a prompt prints its text (--json: JSON)
+    return text if text is not None else json_text(serde.plain_of(value), indent=2)
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON for the terminal and for programs reading it: NaN and infinities, which JSON has no
+    words for (Python would print ``NaN``), are ``null``, as JavaScript's JSON.stringify writes them."""
+    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _prune(runs_dir: Path) -> None:
+    from llmstep.local.records import list_runs
+
+    # a run still running (in another process: it holds the record's lock) is never pruned
+    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists() and r.phase != "Running"]
+    for record in unpinned[KEEP_RUNS - 1:]:
+        shutil.rmtree(record.root, ignore_errors=True)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from llmstep.local.records import list_runs
+
+    records = list_runs(_runs_dir(args))
+    if args.json:
+        print(json_text([{"run": r.run_id, "phase": r.phase, "steps": len(r.nodes), "startedAt": r.status.get("startedAt"),
+                          "finishedAt": r.status.get("finishedAt"), "path": str(r.root.resolve())} for r in records], indent=2))  # fmt: skip
+        return 0
+    if not records:
+        print(f"no runs in {_runs_dir(args)}")
+        return 0
+    print(f"{'RUN':<60} {'PHASE':<10} {'STEPS':>5}  STARTED")
+    for r in records:
+        print(f"{r.run_id:<60} {r.phase:<10} {len(r.nodes):>5}  {r.status.get('startedAt', '')[:19]}")
+    return 0
+
+
+def _fork_servers(args: argparse.Namespace) -> int:
+    import time
+
+    from llmstep.local import forkservers
+    from llmstep.local.forkserver import runtime_dir
+
+    home = runtime_dir()
+    servers = forkservers.list_servers(home)
+    if args.stop:
+        for server in servers:
+            forkservers.stop(server)
+        print(f"stopped {len(servers)} fork server(s)")
+        return 0
+    if not servers:
+        print(f"no fork servers in {home or 'the runtime directory'}")
+        return 0
+    print(f"{'PID':>8}  {'STARTED':<19}  {'IDLE(s)':>7}  {'LAST USED':>9}  SOCKET")
+    for s in servers:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.started)) if s.started else "?"
+        ago = f"{time.time() - s.used:.0f}s ago" if s.used else "?"
+        print(f"{s.pid or '?':>8}  {started:<19}  {s.idle if s.idle is not None else '?':>7}  {ago:>9}  {s.socket}")
+    return 0
+
+
+def _show_json(record: Any, step: str | None) -> dict[str, Any]:
+    """A run (or one step of it) as data: phases, messages, each step's output as plain JSON."""
+    from llmstep import serde
+
+    def one(task: str, node: dict[str, Any]) -> dict[str, Any]:
+        data = record.root / "steps" / task / "data"
+        out: dict[str, Any] = {"phase": node.get("phase"), "message": node.get("message", ""),
+                               "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
+                               "finishedAt": node.get("finishedAt")}  # fmt: skip
+        if (data / "output.json").is_file():
+            out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
+        if (data / "error.json").is_file():
+            out["error"] = json.loads((data / "error.json").read_text(encoding="utf-8"))
+        return out
+
+    if step:
+        return {"run": record.run_id, "step": step, **one(step, record.nodes[step])}
+    ok = record.phase == "Succeeded" and not record.status.get("batch")
+    return {"run": record.run_id, "phase": record.phase, "message": record.status.get("message", ""),
+            "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
+            "steps": {t: one(t, n) for t, n in record.nodes.items()}}
+
+
+def _show(args: argparse.Namespace) -> int:
+    from llmstep.local.progress import duration
+    from llmstep.local.records import RunRecord
+
+    record = RunRecord.open(_runs_dir(args), args.run)
+    if args.step and args.step not in record.nodes:
+        raise LlmstepError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
+    if args.json:
+        print(json_text(_show_json(record, args.step), indent=2))
+        return 0
+    if args.step:
+        node = record.nodes[args.step]
+        data = record.root / "steps" / args.step / "data"
+        print(f"step {args.step}: {node.get('phase')} {duration(node)} attempts={node.get('attempts', 0)}")
+        if node.get("message"):
+            print(f"message: {node['message']}")
+        for name in ("output.json", "error.json"):
+            if (data / name).is_file():
+                print(f"--- {name}\n{(data / name).read_text(encoding='utf-8')}")
+        log = record.root / "steps" / args.step / "log.txt"
+        if log.is_file():
+            print(f"--- log\n{log.read_text(encoding='utf-8', errors='replace')}")
+        return 0
+    print(f"run {record.run_id}: {record.phase}" + (f" ({record.status.get('message')})" if record.status.get("message") else ""))
+    for task, node in record.nodes.items():
+        data = record.root / "steps" / task / "data"
+        print(f"  {task:<40} {node.get('phase', ''):<10} {duration(node):>7}  {node.get('message', '')}")
+        inputs = sorted(p for p in data.glob("input*") if p.is_file()) + sorted((data / "input").glob("*.json"))
+        for path in inputs[:3]:
+            print(f"      in  {path.name}: {_preview(path)}")
+        preview = data / "preview.txt"
+        if preview.is_file():
+            print(f"      out {_oneline(preview.read_text(encoding='utf-8'))}")
+        log = record.root / "steps" / task / "log.txt"
+        if node.get("phase") in ("Failed", "Error") and log.is_file():
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
+                print(f"      log {line}")
+    return 0
+
+
+def _preview(path: Path) -> str:
+    return _oneline(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _oneline(text: str, limit: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,219 @@
+"""On a cluster: create a compiled chain's PipelineRun (with its Tasks and Pipeline), wait for it,
+read its result, its logs, or cancel it, through the Kubernetes API.
+
+The chain's output is read back from the output task's log: results are capped at 4 KiB per
+TaskRun, so the Pipeline sets ``log-output: "true"`` on its output task and ``llmstep exec``
+writes the output there as one ``@llmstep {...}`` record; the record is checked against the
+task's ``sha256`` result (the digest of ``output.json`` in the data workspace) before it is read.
+While the output task's pod is kept (Tekton keeps it until the PipelineRun is deleted, unless a
+pruner removes it), the output can be read.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from llmstep.cluster.transports import api_error, call_kube
+from llmstep.errors import SubmissionError
+
+GROUP, VERSION = "tekton.dev", "v1"
+OUTPUT_TASK = "llmstep.dev/output-task"
+STEP_CONTAINER = "step-exec"
+HINTS = {
+    403: "forbidden: the account needs the llmstep-submitter Role of tekton/rbac.yaml in this namespace",
+    404: "not found: is Tekton Pipelines installed (kubectl get crd pipelineruns.tekton.dev)?",
+}
+_PLURALS = {"Task": "tasks", "Pipeline": "pipelines", "PipelineRun": "pipelineruns", "TaskRun": "taskruns"}
+
+
+class PipelineRunFailed(SubmissionError):
+    """A PipelineRun finished without succeeding; carries its failed tasks."""
+
+    exit_code = 1
+
+    def __init__(self, run: dict[str, Any], taskruns: list[dict[str, Any]]) -> None:
+        meta = run.get("metadata") or {}
+        cond = succeeded(run) or {}
+        self.failures = [
+            {"task": (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask"), "taskrun": tr["metadata"]["name"],
+             "reason": (succeeded(tr) or {}).get("reason"), "message": (succeeded(tr) or {}).get("message")}
+            for tr in taskruns if (succeeded(tr) or {}).get("status") == "False"
+        ]  # fmt: skip
+        name, ns = meta.get("name"), meta.get("namespace")
+        lines = [f"pipelinerun {name} {str(cond.get('reason') or 'failed').lower()}: {cond.get('message') or ''}".rstrip(": ")]
+        lines += [f"  task {f['task']} (taskrun {f['taskrun']}): {f['reason']}: {f['message']}" for f in self.failures]
+        lines.append(f"  see: tkn pipelinerun describe {name} -n {ns}")
+        lines.append(f"  ask what went wrong: llmstep diagnose pipelinerun/{name} -n {ns}")
+        super().__init__("\n".join(lines))
+
+
+def succeeded(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``Succeeded`` condition of a PipelineRun or TaskRun (None before the controller sets it)."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Succeeded":
+            return cond
+    return None
+
+
+def done(obj: dict[str, Any]) -> bool:
+    cond = succeeded(obj)
+    return cond is not None and cond.get("status") in ("True", "False")
+
+
+class TektonApi:
+    """Tekton objects through the Kubernetes API (the kubernetes package's ``client`` module)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.custom = client.CustomObjectsApi()
+        self.core = client.CoreV1Api()
+
+    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return call_kube(self.client, what, fn, *args, hints=HINTS, **kwargs)
+
+    def get(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+        return self.call(f"reading {kind.lower()} {namespace}/{name}", self.custom.get_namespaced_custom_object,
+                         GROUP, VERSION, namespace, _PLURALS[kind], name)  # fmt: skip
+
+    def create(self, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
+        kind = doc["kind"]
+        return self.call(f"creating the {kind} in namespace {namespace}", self.custom.create_namespaced_custom_object,
+                         GROUP, VERSION, namespace, _PLURALS[kind], doc)  # fmt: skip
+
+    def apply(self, namespace: str, doc: dict[str, Any]) -> None:
+        """Create a Task or Pipeline, or replace the one of that name (as ``kubectl apply`` does)."""
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, _PLURALS[kind], doc)
+            return
+        except self.client.exceptions.ApiException as exc:
+            if exc.status != 409:
+                raise api_error(exc, f"creating {kind.lower()} {namespace}/{name}", HINTS) from exc
+        current = self.get(namespace, kind, name)
+        body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+        self.call(f"replacing {kind.lower()} {namespace}/{name}", self.custom.replace_namespaced_custom_object,
+                  GROUP, VERSION, namespace, _PLURALS[kind], name, body)  # fmt: skip
+
+    def taskruns(self, namespace: str, pipelinerun: str) -> list[dict[str, Any]]:
+        return self.call(f"listing the taskruns of pipelinerun {namespace}/{pipelinerun}",
+                         self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "taskruns",
+                         label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]  # fmt: skip
+
+    def cancel(self, namespace: str, name: str) -> None:
+        """``spec.status: Cancelled``, as ``tkn pipelinerun cancel`` does."""
+        self.call(f"cancelling pipelinerun {namespace}/{name}", self.custom.patch_namespaced_custom_object,
+                  GROUP, VERSION, namespace, "pipelineruns", name, {"spec": {"status": "Cancelled"}})  # fmt: skip
+
+    def pod_log(self, namespace: str, pod: str, container: str = STEP_CONTAINER) -> str:
+        return self.call(f"reading the log of pod {namespace}/{pod}", self.core.read_namespaced_pod_log,
+                         pod, namespace, container=container)  # fmt: skip
+
+
+@dataclass
+class PipelineRunHandle:
+    """A created PipelineRun: ``wait()``, ``result()``, ``logs()``, ``cancel()``."""
+
+    name: str
+    namespace: str
+    api: TektonApi
+    output_task: str | None = None
+    url: str | None = None  # no UI to link (the Tekton Dashboard is optional)
+
+    def get(self) -> dict[str, Any]:
+        return self.api.get(self.namespace, "PipelineRun", self.name)
+
+    def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
+        """Until the PipelineRun finishes (Pending and Running are not finished); raises
+        ``PipelineRunFailed`` (naming the failed tasks) unless it succeeded."""
+        return self._succeeded(self._finished(timeout, poll))
+
+    def _succeeded(self, run: dict[str, Any]) -> dict[str, Any]:
+        if (succeeded(run) or {}).get("status") != "True":
+            raise PipelineRunFailed(run, self.api.taskruns(self.namespace, self.name))
+        return run
+
+    def _finished(self, timeout: float, poll: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get()
+            if done(run):
+                return run
+            if time.monotonic() > deadline:
+                reason = (succeeded(run) or {}).get("reason") or "not started"
+                raise SubmissionError(f"pipelinerun {self.name} still {reason} after {timeout:.0f} s; "
+                                      f"see tkn pipelinerun describe {self.name} -n {self.namespace}")  # fmt: skip
+            time.sleep(poll)
+
+    def _taskrun(self, task: str) -> dict[str, Any]:
+        for tr in self.api.taskruns(self.namespace, self.name):
+            if (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask") == task:
+                return tr
+        raise SubmissionError(f"pipelinerun {self.name} has no taskrun for task {task!r}")
+
+    def result(self) -> Any:
+        """The chain's output, read from the output task's log and checked against its digest."""
+        from llmstep import serde
+        from llmstep.executor.step import RECORD
+
+        run = self.get()
+        if not done(run):
+            raise SubmissionError(f"pipelinerun {self.name} is {(succeeded(run) or {}).get('reason') or 'not started'}; "
+                                  "wait() for it first")  # fmt: skip
+        self._succeeded(run)
+        task = self.output_task or (run["metadata"].get("annotations") or {}).get(OUTPUT_TASK)
+        if not task:
+            raise SubmissionError(f"pipelinerun {self.name} names no output task (annotation {OUTPUT_TASK})")
+        tr = self._taskrun(task)
+        digest = {r["name"]: r.get("value") for r in (tr.get("status") or {}).get("results") or []}.get("sha256")
+        pod = (tr.get("status") or {}).get("podName")
+        where = f"the output of pipelinerun {self.name} (task {task})"
+        text = None
+        for line in self.api.pod_log(self.namespace, pod).splitlines() if pod else []:
+            if line.startswith(RECORD):
+                record = json.loads(line[len(RECORD):])
+                if record.get("kind") == "output":
+                    text = record["value"]
+        if text is None:
+            raise SubmissionError(f"{where}: the task's log holds no output record (pod {pod}); the output stays in the "
+                                  "data workspace, at the task's output-path result")  # fmt: skip
+        if digest and hashlib.sha256(text.encode()).hexdigest() != digest:
+            raise SubmissionError(f"{where}: the log's copy does not match the task's sha256 result {digest}")
+        return serde.loads_value(text, where=where)
+
+    def logs(self, step: str | None = None) -> dict[str, str]:
+        """The ``exec`` step's log of each task's pod, by pipeline task name."""
+        out: dict[str, str] = {}
+        for tr in self.api.taskruns(self.namespace, self.name):
+            task = (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask")
+            pod = (tr.get("status") or {}).get("podName")
+            if pod and (step is None or task == step):
+                containers = [s.get("container") for s in (tr.get("status") or {}).get("steps") or []]
+                try:
+                    out[task] = "".join(self.api.pod_log(self.namespace, pod, c) for c in containers if c)
+                except SubmissionError as exc:
+                    out[task] = f"(no log: {exc})"
+        return out
+
+    def cancel(self) -> None:
+        """Stop the PipelineRun now (``tkn pipelinerun cancel``)."""
+        self.api.cancel(self.namespace, self.name)
+
+
+def submit(docs: list[dict[str, Any]], input_text: str, *, namespace: str, client: Any) -> PipelineRunHandle:
+    """Apply the Tasks and the Pipeline, then create the PipelineRun with its ``input`` param."""
+    api = TektonApi(client)
+    *objects, run = copy.deepcopy(docs)
+    for doc in objects:
+        api.apply(namespace, doc)
+    run["spec"]["params"] = [p for p in run["spec"].get("params") or [] if p["name"] != "input"]
+    run["spec"]["params"].append({"name": "input", "value": input_text})
+    output_task = next(((d["metadata"].get("annotations") or {}).get(OUTPUT_TASK) for d in objects if d["kind"] == "Pipeline"), None)
+    if output_task:
+        run["metadata"].setdefault("annotations", {})[OUTPUT_TASK] = output_task
+    created = api.create(namespace, run)
+    return PipelineRunHandle(name=created["metadata"]["name"], namespace=namespace, api=api, output_task=output_task)

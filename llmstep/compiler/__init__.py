@@ -1,0 +1,2 @@
+"""Runnable -> Plan: the decomposition rules (walk), llmstep.Step, naming, pickling, and the
+compile-time checks for secrets and value types."""

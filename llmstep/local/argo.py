@@ -1,0 +1,433 @@
+"""Running one Argo Workflow document locally: the DAG, its container steps, and the subset of
+Argo's semantics that llmstep generates (depends, when, retryStrategy, activeDeadlineSeconds,
+onExit with ``{{workflow.status}}`` and ``{{workflow.failures}}``)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep.cluster.batch import BATCH_ANNOTATION
+from llmstep.errors import WorkflowError
+from llmstep.local import argo_doc, expr, trust
+from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.local.container import Isolation, container_argv
+from llmstep.local.lifecycle import finishing
+from llmstep.local.process import PASSTHROUGH, Launcher, base_env, env_from, local_argv
+from llmstep.local.progress import Progress
+from llmstep.local.records import FINISHED_OK, RunRecord, now
+from llmstep.local.scheduler import Node, schedule
+from llmstep.local.values import link
+
+
+def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    """The workflow's parameters: ``overrides`` over the declared values; each needs a value."""
+    values: dict[str, str] = {}
+    for param in (doc["spec"].get("arguments") or {}).get("parameters") or []:
+        value = overrides.get(param["name"], param.get("value"))
+        if value is None:
+            raise WorkflowError(f"parameter {param['name']!r} has no value: pass -p {param['name']}=... (for the chain input, JSON)")
+        values[param["name"]] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+class ArgoRun:
+    def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
+                 parallelism: int | None, progress: Progress, isolation: Isolation,
+                 launcher: Launcher | None = None, allow_pickle: bool = True) -> None:  # fmt: skip
+        self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
+        self.guard = trust.step_env(allow_pickle)
+        self.spec = doc["spec"]
+        self.templates = {t["name"]: t for t in self.spec["templates"]}
+        self.secrets = dict(secrets or {})
+        self.parallelism = parallelism or self.spec.get("parallelism")
+        # the workflow's parallelism bounds step processes everywhere, nested DAGs included
+        self.limits = (threading.BoundedSemaphore(int(self.parallelism)),) if self.parallelism else ()
+        self._launcher = launcher  # or one started when the run starts
+        self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
+        meta = doc.get("metadata") or {}
+        self.vars["workflow.name"] = record.run_id
+        self.vars["workflow.namespace"] = str(meta.get("namespace", "default"))
+        self.vars["workflow.uid"] = record.run_id
+        annotations = meta.get("annotations") or {}
+        record.status["outputTask"] = annotations.get("llmstep.dev/output-task")
+        record.status["batch"] = annotations.get(BATCH_ANNOTATION) == "true"
+
+    def preflight(self) -> None:
+        """What must hold before the run starts (and before a resume touches its record)."""
+        if self.isolation.kind == "container":
+            for image in sorted({str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t}):
+                self.isolation.check_image(image)
+
+    def execute(self) -> RunRecord:
+        entry = self.templates.get(self.spec["entrypoint"])
+        self.launcher = self._launcher or self.isolation.start_launcher([self.doc])
+        with finishing(self.record, self.launcher, self.progress):
+            self.progress.start(self.record)
+            phase = self._run_template_as_root(entry)
+            message = "" if phase == "Succeeded" else "child of the entrypoint failed"
+            if self.spec.get("onExit"):
+                self.vars["workflow.status"] = phase
+                self.vars["workflow.failures"] = workflow_failures(self.record, phase, self.spec["entrypoint"])
+                self._run_exit_handler(self.templates[self.spec["onExit"]])
+            self.record.finish(phase, message)
+        return self.record
+
+    def _run_template_as_root(self, template: dict[str, Any]) -> str:
+        if "dag" in template:
+            return self._run_dag(template, limits=self.limits)
+        return self._run_container("main", template, {}, {})
+
+    def _run_exit_handler(self, template: dict[str, Any]) -> None:
+        if "dag" in template:
+            self._run_dag(template, exit_handler=True, limits=self.limits)
+        else:
+            self._run_container("onExit", template, {}, {}, exit_handler=True)
+
+    # ------------------------------------------------------------------ DAG
+
+    def _run_dag(self, template: dict[str, Any], exit_handler: bool = False, scope: str = "",
+                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
+        """Run a DAG template's tasks. A nested invocation (a task whose template is a DAG) has
+        a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        depends = {name: _depends(task) for name, task in tasks.items()}
+        nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
+        done = {t: self.record.nodes[scope + t]["phase"] for t in tasks
+                if self.record.nodes.get(scope + t, {}).get("phase") in FINISHED_OK}  # fmt: skip
+        for name in tasks:
+            if name not in done:
+                self.record.update_node(scope + name, displayName=name, templateName=tasks[name]["template"],
+                                        phase="Pending", exitHandler=exit_handler)  # fmt: skip
+        # Argo's template parallelism: at most N of this invocation's own children active at once (a
+        # step while its pod runs, a nested DAG while it runs; the pods inside that DAG are its own).
+        boundary = threading.BoundedSemaphore(int(template["parallelism"])) if template.get("parallelism") else None
+        inputs = {f"inputs.parameters.{k}": v for k, v in (params or {}).items()}
+
+        def decide(name: str, phases: Mapping[str, str]) -> str:
+            deps, expression = depends[name]
+            if not _depends_ok(expression, deps, phases):
+                return "Omitted"
+            when = tasks[name].get("when")
+            if when is not None:
+                text = argo_doc.substitute(when, self._task_vars(scope, inputs, tasks), f"task {scope}{name} when")
+                if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
+                    return "Skipped"
+            return "run"
+
+        def on_skip(name: str, phase: str) -> None:
+            self.record.update_node(scope + name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
+            self.progress.changed(scope + name, self.record.nodes[scope + name])
+
+        fail_fast = template["dag"].get("failFast", template.get("failFast", True))
+        phases = schedule(
+            nodes,
+            run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits, tasks, boundary),
+            decide=decide,
+            launcher=self.launcher,
+            parallelism=None if scope else self.parallelism,
+            done=done,
+            fail_fast=fail_fast,
+            on_skip=on_skip,
+        )
+        bad = [n for n in tasks if phases.get(n) not in FINISHED_OK + ("Omitted",)]
+        return "Failed" if bad else "Succeeded"
+
+    def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None,
+                   tasks: Iterable[str] = ()) -> dict[str, str]:  # fmt: skip
+        """What a task in ``scope`` may refer to: the workflow's variables, the DAG's inputs and
+        its sibling ``tasks``' status and outputs."""
+        values = dict(self.vars) | dict(inputs or {})
+        for task in tasks:
+            node = self.record.nodes.get(scope + task)
+            if node is None:
+                continue
+            values[f"tasks.{task}.status"] = node.get("phase", "Pending")
+            for param in node.get("outputs", {}).get("parameters", []):
+                values[f"tasks.{task}.outputs.parameters.{param['name']}"] = param["value"]
+            for art in node.get("outputs", {}).get("artifacts", []):
+                values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
+        return values
+
+    def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
+                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> str:  # fmt: skip
+        template = self.templates.get(task["template"])
+        key = scope + task["name"]
+        if template is None:
+            raise WorkflowError(f"task {key!r}: template {task['template']!r} does not exist")
+        values = self._task_vars(scope, inputs, siblings)
+        items = _items(task, values, key)
+        if items is None:
+            return self._invoke(task, template, key, values, exit_handler, limits, boundary)
+        self.record.update_node(key, phase="Running", startedAt=now(), type="TaskGroup")
+        self.progress.changed(key, self.record.nodes[key])
+        children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
+        width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
+        with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
+            phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits, boundary),
+                                   children))  # fmt: skip
+        phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
+        failed = sum(p not in FINISHED_OK for p in phases)
+        self.record.update_node(key, phase=phase, finishedAt=now(),
+                                message=f"{failed} of {len(phases)} items failed" if failed else "")  # fmt: skip
+        self.progress.changed(key, self.record.nodes[key])
+        return phase
+
+    def _invoke(self, task: dict[str, Any], template: dict[str, Any], key: str, values: dict[str, str],
+                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> str:  # fmt: skip
+        """One invocation of a task's template: a container step, or a nested DAG. ``limits`` are
+        what every step process below holds (the workflow's parallelism); ``boundary`` is the
+        enclosing template's parallelism, held by this child alone, for as long as it is active."""
+        where = f"task {key}"
+        params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
+                  for p in (task.get("arguments") or {}).get("parameters") or []}  # fmt: skip
+        if "dag" in template:
+            if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
+                return self.record.nodes[key]["phase"]
+            params = self._inputs(template, params, key)["parameters"]
+            with boundary or contextlib.nullcontext():
+                self.record.update_node(key, displayName=key, templateName=template["name"], phase="Running",
+                                        startedAt=now(), type="DAG", exitHandler=exit_handler)  # fmt: skip
+                phase = self._run_dag(template, exit_handler, f"{key}.", params, limits)
+                self.record.update_node(key, phase=phase, finishedAt=now())
+            return phase
+        arts: dict[str, Any] = {}
+        for art in (task.get("arguments") or {}).get("artifacts") or []:
+            if "raw" in art:
+                arts[art["name"]] = ("text", argo_doc.substitute(art["raw"]["data"], values, where))
+            else:
+                ref = argo_doc.substitute(art["from"], values, where)
+                source = Path(ref.removeprefix("artifact:"))
+                if not ref.startswith("artifact:") or not source.resolve().is_relative_to(self.record.root):
+                    raise WorkflowError(f"{where}: artifact {art['name']!r} from {art['from']!r} is not an artifact of "
+                                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})")  # fmt: skip
+                arts[art["name"]] = ("file", str(source))
+        # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
+        held = (boundary, *limits) if boundary is not None else limits
+        return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=held)
+
+    # ------------------------------------------------------------------ containers
+
+    def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
+                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
+        container = template["container"]
+        inputs = self._inputs(template, params, name)
+        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
+        argv = [argo_doc.substitute(str(a), values, f"task {name} command")
+                for a in list(container.get("command") or []) + list(container.get("args") or [])]  # fmt: skip
+        root = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "/llmstep"
+        step_dir = self.record.step_dir(name)
+        retry = template.get("retryStrategy") or {}
+
+        def prepare(data_dir: Path) -> Attempt:
+            self._place_inputs(template, inputs, arts, data_dir, root, name)
+            env = self._env(template, inputs["parameters"], step_dir, name)
+            if self.isolation.kind == "process":
+                return Attempt(local_argv(argv, data_dir, root), env)
+            declared = container.get("env") or []
+            command = container_argv(
+                self.isolation, image=str(container.get("image")), argv=argv,
+                env_names=[e["name"] for e in declared if e["name"] in env] + list(self.guard)
+                + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in declared}],
+                mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
+            )  # fmt: skip
+            return Attempt(command, {**env, **self.isolation.engine_env})
+
+        step = StepRun(
+            name=name,
+            template=template["name"],
+            prepare=prepare,
+            collect=lambda data_dir: self._outputs(template, data_dir, root),
+            retries=int(retry.get("limit", 0) or 0),
+            timeout=float(template["activeDeadlineSeconds"]) if template.get("activeDeadlineSeconds") else None,
+            retry=lambda code, phase, duration: _should_retry(retry, code, phase, duration),
+            backoff=lambda attempt: _backoff(retry, attempt),
+            exit_handler=exit_handler,
+            slot=lambda: _hold(limits),
+        )
+        return run_step(step, self.record, self.launcher, self.progress)
+
+    def _inputs(self, template: dict[str, Any], params: dict[str, str], name: str) -> dict[str, Any]:
+        declared = (template.get("inputs") or {}).get("parameters") or []
+        values: dict[str, str] = {}
+        for p in declared:
+            if p["name"] in params:
+                values[p["name"]] = params[p["name"]]
+            elif "value" in p or "default" in p:
+                values[p["name"]] = str(p.get("value", p.get("default")))
+            else:
+                raise WorkflowError(f"task {name}: input parameter {p['name']!r} has no value")
+        return {"parameters": values}
+
+    def _place_inputs(self, template: dict[str, Any], inputs: dict[str, Any], arts: dict[str, Any],
+                      data_dir: Path, root: str, name: str) -> None:  # fmt: skip
+        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
+        for art in (template.get("inputs") or {}).get("artifacts") or []:
+            target = _local_path(art["path"], root, data_dir, f"task {name} input artifact {art['name']}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if art["name"] in arts:
+                kind, value = arts[art["name"]]
+                if kind == "text":
+                    self.record.values.place(value, target)
+                else:
+                    link(Path(value), target)  # an earlier step's output: the same file, not a copy
+            elif "raw" in art:
+                self.record.values.place(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), target)
+            elif not art.get("optional"):
+                raise WorkflowError(f"task {name}: input artifact {art['name']!r} is not supplied")
+
+    def _env(self, template: dict[str, Any], params: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
+        env = base_env(step_dir)
+        values = {f"inputs.parameters.{k}": v for k, v in params.items()} | self.vars
+        for item in template["container"].get("env") or []:
+            if "valueFrom" in item:
+                value = env_from(item, self.secrets, f"task {name}")
+                if value is not None:
+                    env[item["name"]] = value
+            else:
+                env[item["name"]] = argo_doc.substitute(str(item.get("value", "")), values, f"task {name} env")
+        return env | self.guard
+
+    def _outputs(self, template: dict[str, Any], data_dir: Path, root: str) -> dict[str, Any]:
+        outputs: dict[str, Any] = {"parameters": [], "artifacts": []}
+        spec = template.get("outputs") or {}
+        for p in spec.get("parameters") or []:
+            path = _local_path(p["valueFrom"]["path"], root, data_dir, f"output parameter {p['name']}")
+            if path.is_file():
+                value = path.read_text(encoding="utf-8")
+                self.record.values.adopt(path, value)
+            elif "default" in p["valueFrom"]:
+                value = str(p["valueFrom"]["default"])
+            else:
+                raise WorkflowError(f"output parameter {p['name']!r}: {p['valueFrom']['path']} was not written")
+            outputs["parameters"].append({"name": p["name"], "value": value})
+        for a in spec.get("artifacts") or []:
+            path = _local_path(a["path"], root, data_dir, f"output artifact {a['name']}")
+            if not path.exists():
+                if a.get("optional"):
+                    continue
+                raise WorkflowError(f"output artifact {a['name']!r}: {a['path']} was not written")
+            outputs["artifacts"].append({"name": a["name"], "path": a["path"], "localPath": str(path)})
+        return outputs
+
+
+def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
+    prefix = root.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise WorkflowError(f"{what}: path {path!r} is outside the step's data directory {root}")
+    rel = Path(path[len(prefix):])
+    if ".." in rel.parts:
+        raise WorkflowError(f"{what}: path {path!r} leaves the data directory")
+    return data_dir / rel
+
+
+@contextlib.contextmanager
+def _hold(limits: tuple[Any, ...]) -> Iterator[None]:
+    """Take a place under every parallelism limit around the step, in the order given."""
+    with contextlib.ExitStack() as held:
+        for limit in limits:
+            held.enter_context(limit)
+        yield
+
+
+def _items(task: dict[str, Any], values: dict[str, str], key: str) -> list[Any] | None:
+    """A task's ``withItems``/``withParam`` list, or None for a task that does not fan out."""
+    if "withItems" in task:
+        return list(task["withItems"])
+    if "withParam" not in task:
+        return None
+    text = argo_doc.substitute(str(task["withParam"]), values, f"task {key} withParam")
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise WorkflowError(f"task {key}: withParam must be a JSON list, found {text[:80]!r} ({exc})") from None
+    if not isinstance(items, list):
+        raise WorkflowError(f"task {key}: withParam must be a JSON list, found {type(items).__name__}")
+    return items
+
+
+def workflow_failures(record: RunRecord, phase: str, entrypoint: str) -> str:
+    """``{{workflow.failures}}`` as Argo v4 writes it (``operator.go``): every failed node, the
+    entrypoint's DAG node too, as a JSON list that is then quoted once more with Go's
+    ``strconv.Quote``, so the value a command receives is a JSON string holding the JSON list."""
+    failures = record.failures()
+    if phase in ("Failed", "Error"):
+        failures.append({"displayName": record.run_id, "message": "", "templateName": entrypoint, "phase": phase,
+                         "podName": record.run_id, "finishedAt": ""})  # fmt: skip
+    return json.dumps(json.dumps(failures, separators=(",", ":"), ensure_ascii=False), ensure_ascii=False)
+
+
+def _item_vars(item: Any) -> dict[str, str]:
+    """``{{item}}`` and ``{{item.<field>}}`` as Argo v4 substitutes them (``processItem``): a
+    string item as it is; a field through ``Item.String()``, which is Go's JSON with a string's
+    quotes cut off, so the quotes and backslashes inside a string field stay escaped; maps and
+    lists as JSON with sorted keys (Go's ``json.Marshal``)."""
+
+    def as_json(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+    def field(value: Any) -> str:
+        return as_json(value)[1:-1] if isinstance(value, str) else as_json(value)
+
+    fields = {f"item.{k}": field(v) for k, v in item.items()} if isinstance(item, dict) else {}
+    return {"item": item if isinstance(item, str) else as_json(item), **fields}
+
+
+def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:
+    if task.get("depends"):
+        expression = task["depends"]
+        deps = sorted({n.split(".")[0] for n in expr.names(expression)})
+        return deps, expression
+    return list(task.get("dependencies") or []), None
+
+
+def _depends_ok(expression: str | None, deps: list[str], phases: Mapping[str, str]) -> bool:
+    if expression is None:
+        return all(phases.get(d) in FINISHED_OK for d in deps)
+
+    def resolve(name: str) -> Any:
+        task, _, result = name.partition(".")
+        if task not in phases:
+            return expr.UNKNOWN
+        phase = phases[task]
+        if not result:
+            return phase in ("Succeeded", "Skipped")
+        mapping = {"Succeeded": "Succeeded", "Failed": "Failed", "Errored": "Error", "Skipped": "Skipped", "Omitted": "Omitted"}
+        if result == "AnySucceeded" or result == "AllFailed":
+            return phase == ("Succeeded" if result == "AnySucceeded" else "Failed")
+        if result == "Daemoned":
+            return False
+        if result not in mapping:
+            raise WorkflowError(f"depends: unknown task result {name!r}")
+        return phase == mapping[result]
+
+    return bool(expr.evaluate(expression, resolve))
+
+
+def _should_retry(retry: dict[str, Any], exit_code: int, phase: str, duration: float) -> bool:
+    policy = retry.get("retryPolicy", "OnFailure")
+    if policy == "OnError" and phase != "Error":
+        return False
+    if policy == "OnFailure" and phase != "Failed":
+        return False
+    expression = retry.get("expression")
+    if expression:
+        last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
+                "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}  # fmt: skip
+        return bool(expr.evaluate(expression, lambda n: last.get(n, expr.UNKNOWN)))
+    return True
+
+
+def _backoff(retry: dict[str, Any], attempt: int) -> float:
+    backoff = retry.get("backoff") or {}
+    base = seconds(backoff.get("duration", "0"), "retryStrategy.backoff.duration")
+    factor = float(backoff.get("factor", 1) or 1)
+    delay = base * factor ** (attempt - 1)
+    if "maxDuration" in backoff:
+        delay = min(delay, seconds(backoff["maxDuration"], "retryStrategy.backoff.maxDuration"))
+    return delay

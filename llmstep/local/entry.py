@@ -1,0 +1,239 @@
+"""The local runners' entry points: run a rendered Argo Workflow (:mod:`.argo_local`) or a Tekton
+PipelineRun/TaskRun (:mod:`.tekton_local`) on this machine, and resume a past run.
+
+Each task runs as its own process with the container's command (``llmstep exec``), its files,
+and only the environment its pod would get. The document is the same dict or YAML that
+``argo submit`` takes, hand edits included; what it uses outside the supported subset is refused
+up front (see :mod:`llmstep.local.argo_doc`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep import serde
+from llmstep.errors import WorkflowError
+from llmstep.local import argo_doc, trust
+from llmstep.local.argo import ArgoRun, arguments
+from llmstep.local.container import Isolation
+from llmstep.local.lifecycle import stop_leftovers
+from llmstep.local.process import Launcher
+from llmstep.local.progress import Progress, make_progress
+from llmstep.local.records import DEFAULT_RUNS_DIR, FINISHED_OK, RunRecord, now
+
+MISSING = object()
+_DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; local steps use no image
+
+
+def run_document(
+    doc: dict[str, Any],
+    input: Any = MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    *,
+    parameters: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
+    secrets: Mapping[str, str] | None = None,
+    runs_dir: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+    isolation: Isolation | None = None,
+    launcher: Launcher | None = None,
+    allow_pickle: bool = True,
+) -> RunRecord:
+    """Run an Argo Workflow document; return its record (``record.result()`` is the output).
+
+    ``input`` is a Python value for the ``input`` parameter (encoded like a step output);
+    ``parameters`` are raw strings, as ``argo submit -p name=value`` gives them.
+    ``allow_pickle=False`` (a document from a file) refuses pickle payloads (see :mod:`.trust`).
+    """
+    argo_doc.check_document(doc)
+    declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
+    args = arguments(doc, _overrides(declared, input, parameters, "spec.arguments.parameters"))
+    if not allow_pickle:
+        trust.refuse_pickles([doc], args)
+    isolation = _isolation(isolation)
+    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
+    with _discarded_unless_started(record):
+        run = ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), isolation, launcher, allow_pickle)
+        run.preflight()
+    return run.execute()
+
+
+@contextlib.contextmanager
+def _discarded_unless_started(record: RunRecord) -> Iterator[None]:
+    """A run that fails before its first step (a missing Task or image) leaves no record."""
+    try:
+        yield
+    except BaseException:
+        record.release()
+        shutil.rmtree(record.root, ignore_errors=True)
+        raise
+
+
+def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:  # noqa: A002
+    """Parameter values given for a run (``input`` encoded like a step output), each declared."""
+    overrides = dict(given or {})
+    if input is not MISSING:
+        overrides["input"] = serde.parameter_text(input)
+    argo_doc.check_declared(declared, overrides, where)
+    for name, text in overrides.items():
+        serde.check_unicode(text, "the chain input" if name == "input" else f"parameter {name!r}")
+    return overrides
+
+
+def _isolation(isolation: Isolation | None) -> Isolation:
+    isolation = isolation or Isolation()
+    isolation.check()
+    return isolation
+
+
+def resume_run(
+    run_id: str,
+    *,
+    parallelism: int | None = None,
+    secrets: Mapping[str, str] | None = None,
+    runs_dir: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+    isolation: Isolation | None = None,
+    allow_pickle: bool = False,
+    documents: list[dict[str, Any]] | None = None,
+) -> RunRecord:
+    """Re-run the steps of a past run that did not succeed, reusing finished outputs.
+
+    The steps run the code recorded when the run started, unless ``documents`` (the same chain
+    compiled again, with your current code) replace the record's: then the steps that did not
+    succeed run the new code, and the finished ones keep their outputs.
+
+    The record is a file: its pickle payloads run only with ``allow_pickle``. Until the resumed
+    run starts (the record's lock taken, its documents checked), the record stays as it was.
+    """
+    record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
+    record.lock()
+    try:
+        if documents is not None:
+            _check_same_steps(record, documents)
+            documents = _keep_run(record, documents)
+        runner = _resumable(record, secrets, parallelism, progress or make_progress(quiet), isolation,
+                            allow_pickle or documents is not None, documents)  # fmt: skip
+        stop_leftovers(record)
+        _reset(record)
+        if documents is not None:
+            record.replace_documents(documents)
+    except BaseException:
+        record.release()
+        raise
+    return runner.execute()
+
+
+def _check_same_steps(record: RunRecord, documents: list[dict[str, Any]]) -> None:
+    """WorkflowError unless ``documents`` are the record's chain: the same kind and the same steps."""
+    try:
+        old = record.documents()
+    except (OSError, ValueError):
+        old = []
+    kinds = sorted(d.get("kind", "") for d in documents)
+    if old and sorted(d.get("kind", "") for d in old) != kinds:
+        raise WorkflowError(f"run {record.run_id} ran {', '.join(sorted(d.get('kind', '') for d in old))}; the chain now "
+                            f"compiles to {', '.join(kinds)}: resume with the same --engine (and --inputs for a batch)")  # fmt: skip
+    before, now_ = _step_names(old), _step_names(documents)
+    gone = sorted(before - now_)
+    if gone:
+        raise WorkflowError(f"run {record.run_id}: the chain's steps changed ({', '.join(gone)} no longer exist), so its "
+                            "finished outputs do not fit the new code; run the chain afresh instead of --resume")  # fmt: skip
+
+
+def _keep_run(record: RunRecord, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tekton: the new Tasks and Pipeline with the record's own PipelineRun (it holds the run's input)."""
+    if record.status.get("engine") != "tekton":
+        return documents
+    old_runs = [d for d in record.documents() if d.get("kind") in ("PipelineRun", "TaskRun")]
+    if any(d.get("kind") == "TaskRun" for d in old_runs):
+        raise WorkflowError(f"run {record.run_id} is a TaskRun, whose payload is in the run itself: run it afresh")
+    return [d for d in documents if d.get("kind") not in ("PipelineRun", "TaskRun")] + old_runs
+
+
+def _step_names(docs: list[dict[str, Any]]) -> set[str]:
+    names: set[str] = set()
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        for template in spec.get("templates") or []:
+            names |= {t.get("name", "") for t in (template.get("dag") or {}).get("tasks") or []}
+        names |= {t.get("name", "") for t in (spec.get("tasks") or [])}
+    return names
+
+
+def _resumable(record: RunRecord, secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
+               isolation: Isolation | None, allow_pickle: bool, documents: list[dict[str, Any]] | None = None) -> Any:  # fmt: skip
+    """The runner for a past run, checked as a new run is, the record untouched."""
+    try:
+        docs = documents if documents is not None else record.documents()
+    except (OSError, ValueError) as exc:
+        raise WorkflowError(f"run {record.run_id}: its workflow.yaml cannot be read ({exc})") from exc
+    if not allow_pickle:
+        trust.refuse_pickles(docs, record.status.get("arguments"))
+    isolation = _isolation(isolation)
+    runner: Any
+    if record.status.get("engine") == "tekton":
+        from llmstep.local.tekton import TektonRun, prepare_run
+
+        run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
+        runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress, isolation, None, allow_pickle)
+    else:
+        argo_doc.check_document(docs[0])
+        runner = ArgoRun(docs[0], record, secrets, parallelism, progress, isolation, None, allow_pickle)
+    runner.preflight()
+    return runner
+
+
+def _reset(record: RunRecord) -> RunRecord:
+    """Forget the nodes that did not succeed (and exit handlers), so they run again; the earlier
+    attempts' outcome stays in ``history``."""
+    earlier = {"phase": record.phase, "message": record.status.get("message", ""),
+               "finishedAt": record.status.get("finishedAt", ""), "failures": record.failures()}  # fmt: skip
+    record.status.setdefault("history", []).append(earlier)
+    for task, node in list(record.nodes.items()):
+        if node.get("phase") not in FINISHED_OK or node.get("exitHandler"):
+            del record.nodes[task]
+    record.status.update(phase="Running", message="", resumedAt=now())
+    record.save()
+    return record
+
+
+def run_tekton(
+    docs: list[dict[str, Any]],
+    input: Any = MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    *,
+    parameters: Mapping[str, str] | None = None,
+    parallelism: int | None = None,
+    secrets: Mapping[str, str] | None = None,
+    runs_dir: str | Path | None = None,
+    quiet: bool = False,
+    progress: Progress | None = None,
+    isolation: Isolation | None = None,
+    launcher: Launcher | None = None,
+    allow_pickle: bool = True,
+) -> RunRecord:
+    """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
+    ``allow_pickle`` as for :func:`run_document`."""
+    from llmstep.local.tekton import TektonRun, prepare_run
+    from llmstep.render.tekton import with_run
+
+    docs = with_run(docs)
+    run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
+    overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, parameters, "the Pipeline")
+    if not allow_pickle:
+        trust.refuse_pickles(docs, overrides)
+    isolation = _isolation(isolation)
+    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
+    annotated = [(d.get("metadata") or {}).get("annotations", {}).get("llmstep.dev/output-task")
+                 for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
+    record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
+    with _discarded_unless_started(record):
+        runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
+                           isolation, launcher, allow_pickle)  # fmt: skip
+        runner.preflight()
+    return runner.execute()

@@ -1,0 +1,372 @@
+"""The local runner for Tekton: execute a PipelineRun (or TaskRun) on this machine.
+
+The same machinery as the Argo runner (scheduler, step processes, run records, progress,
+resume). Supported: ``$(params.*)`` (array params expanded as whole args), ``$(context.*)``,
+``$(tasks.X.results.*)``, ``$(tasks.X.status)``/``$(tasks.status)`` in ``finally``,
+``$(workspaces.*.path)``, ``$(results.*.path)``, ``runAfter``, ``when``, ``finally``, ``retries``,
+``timeout``; workspaces are directories, a Secret workspace holds only its listed keys, and each
+step gets only the env its pod would have. Steps must run ``llmstep exec``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from llmstep.errors import WorkflowError
+from llmstep.local import trust
+from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.local.container import Isolation, container_argv
+from llmstep.local.lifecycle import finishing
+from llmstep.local.process import PASSTHROUGH, Launcher, base_env, env_from, local_argv
+from llmstep.local.progress import Progress
+from llmstep.local.records import FINISHED_OK, RunRecord, now
+from llmstep.local.scheduler import Node, schedule
+from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_task
+from llmstep.render.tekton_checks import check_documents
+
+_VAR = re.compile(r"\$\(([^)]+)\)")
+_STEP_KEYS = {"name", "image", "command", "args", "env", "computeResources", "securityContext", "workingDir"}
+
+
+def split_documents(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, dict, dict]:
+    """(run, pipelines by name, tasks by name) from a document set; the llmstep Task is built in."""
+    runs = [d for d in docs if d.get("kind") in ("PipelineRun", "TaskRun")]
+    if len(runs) != 1:
+        raise WorkflowError(f"expected exactly one PipelineRun or TaskRun (or one Pipeline, which gets a run), found {len(runs)}")
+    tasks = {TASK_NAME: run_task(default_image)["spec"], DIAGNOSE_TASK: diagnose_task(default_image)["spec"]}
+    tasks.update({d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Task"})
+    pipelines = {d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Pipeline"}
+    return runs[0], pipelines, tasks
+
+
+def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, dict, dict]:
+    """Check a document set (schema-free webhook rules) and resolve what the run uses."""
+    run, pipelines, tasks = split_documents(docs, default_image)
+    builtin = [] if any(d.get("kind") == "Task" and d["metadata"].get("name") == TASK_NAME for d in docs) else \
+        [{"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": TASK_NAME}, "spec": tasks[TASK_NAME]}]  # fmt: skip
+    try:
+        check_documents([*docs, *builtin])
+    except Exception as exc:
+        raise WorkflowError(str(exc)) from exc
+    spec = run["spec"]
+    if run["kind"] == "PipelineRun":
+        pipeline = spec.get("pipelineSpec") or pipelines.get(spec["pipelineRef"]["name"])
+        if pipeline is None:
+            raise WorkflowError(f"PipelineRun references Pipeline {spec['pipelineRef']['name']!r}, which is not in the documents")
+    else:
+        task_name = (spec.get("taskRef") or {}).get("name")
+        task_spec = spec.get("taskSpec") or tasks.get(task_name or "")
+        if task_spec is None:
+            raise WorkflowError(f"TaskRun references Task {task_name!r}, which is not in the documents")
+        # A TaskRun runs like a one-task pipeline whose params and workspaces pass straight through.
+        pipeline = {
+            "params": [{"name": p["name"], "type": "array" if isinstance(p["value"], list) else "string"} for p in spec.get("params") or []],
+            "workspaces": [{"name": w["name"]} for w in spec.get("workspaces") or []],
+            "tasks": [{
+                "name": task_name or "task", "taskSpec": task_spec,
+                "params": [{"name": p["name"], "value": f"$(params.{p['name']}[*])" if isinstance(p["value"], list) else f"$(params.{p['name']})"}
+                           for p in spec.get("params") or []],
+                "workspaces": [{"name": w["name"], "workspace": w["name"]} for w in spec.get("workspaces") or []],
+                **({"retries": spec["retries"]} if "retries" in spec else {}),
+                **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
+            }],
+        }  # fmt: skip
+    for part in ("tasks", "finally"):
+        for i, use in enumerate(pipeline.get(part) or []):
+            _check_settings(use, f"{part}[{i}] ({use.get('name')})")
+    return run, pipeline, tasks
+
+
+def _check_settings(use: dict[str, Any], where: str) -> None:
+    """A task's retries and timeout, checked before the run starts (with the field's place)."""
+    retries = use.get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+        raise WorkflowError(f"{where}.retries must be a whole number of at least 0, found {retries!r}")
+    if use.get("timeout"):
+        seconds(use["timeout"], f"{where}.timeout")
+
+
+def _relative(path: Any, what: str, plain: bool) -> None:
+    """A name (``plain``) or relative path that stays inside the folder it is joined to, as
+    Kubernetes requires of workspace names and Secret item paths."""
+    parts = Path(str(path)).parts
+    if not isinstance(path, str) or not path or Path(path).is_absolute() or ".." in parts or (plain and len(parts) != 1):
+        raise WorkflowError(f"{what} must be a relative path without '..' (found {path!r})")
+
+
+def _confined(argv: list[str], places: list[Path], task: str) -> None:
+    """The step's data directory and link root are inside its workspaces (or its scratch
+    directory): the runner clears files there, and the step reads its inputs from there."""
+    roots = [p.resolve() for p in places]
+    for flag in ("--data-dir", "--link-root"):
+        if flag in argv and argv.index(flag) + 1 < len(argv):
+            value = argv[argv.index(flag) + 1]
+            if value and not any(Path(value).resolve().is_relative_to(r) for r in roots):
+                raise WorkflowError(f"task {task}: {flag} {value} is outside the task's workspaces")
+
+
+@contextlib.contextmanager
+def _removed(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class TektonRun:
+    """Runs a resolved Pipeline for one PipelineRun on this machine."""
+
+    def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
+                 secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
+                 isolation: Isolation | None = None, launcher: Launcher | None = None,
+                 allow_pickle: bool = True) -> None:  # fmt: skip
+        self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
+        self.guard = trust.step_env(allow_pickle)
+        self.isolation = isolation or Isolation()
+        self._images_present: set[str] = set()
+        self.secrets = dict(secrets or {})
+        self.parallelism = parallelism
+        self._launcher = launcher  # or one started when the run starts
+        self.params = self._params()
+        self.context = {
+            "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
+            "context.pipelineRun.namespace": str(run.get("metadata", {}).get("namespace", "default")),
+            "context.pipeline.name": str(run["spec"].get("pipelineRef", {}).get("name", "pipeline")),
+        }  # fmt: skip
+        record.status["outputTask"] = (run.get("metadata", {}).get("annotations") or {}).get("llmstep.dev/output-task") \
+            or record.status.get("outputTask")  # fmt: skip
+
+    def _params(self) -> dict[str, Any]:
+        given = {p["name"]: p["value"] for p in self.run["spec"].get("params") or []}
+        given.update(self.record.status.get("arguments") or {})
+        values: dict[str, Any] = {}
+        for param in self.pipeline.get("params") or []:
+            name = param["name"]
+            if name in given:
+                values[name] = given[name]
+            elif "default" in param:
+                values[name] = param["default"]
+            else:
+                raise WorkflowError(f"param {name!r} has no value: pass -p {name}=...")
+        return values
+
+    def preflight(self) -> None:
+        """What must hold before the run starts (and before a resume touches its record): each
+        task's Task is there, and in a container run the images named without variables are."""
+        uses = [*(self.pipeline.get("tasks") or []), *(self.pipeline.get("finally") or [])]
+        for use in uses:
+            self._task_spec(use)
+        if self.isolation.kind == "container":
+            for use in uses:
+                image = str(((self._task_spec(use).get("steps") or [{}])[0]).get("image", ""))
+                if image and "$(" not in image and image not in self._images_present:
+                    self.isolation.check_image(image)
+                    self._images_present.add(image)
+
+    def _task_spec(self, use: dict[str, Any]) -> dict[str, Any]:
+        spec = use.get("taskSpec") or self.tasks.get((use.get("taskRef") or {}).get("name", ""))
+        if spec is None:
+            raise WorkflowError(f"task {use.get('name')}: Task {(use.get('taskRef') or {}).get('name')!r} is not in the "
+                                "documents; give its file too (llmstep run pipelinerun.yaml tasks.yaml)")  # fmt: skip
+        return spec
+
+    def execute(self) -> RunRecord:
+        self.launcher = self._launcher or self.isolation.start_launcher([self.run, self.pipeline, self.tasks])
+        tmp = Path(tempfile.mkdtemp(prefix="llmstep-secrets-"))  # outside the record: secrets never land there
+        with finishing(self.record, self.launcher, self.progress), _removed(tmp):
+            self.workspaces = self._workspaces(tmp)
+            self.progress.start(self.record)
+            phase = self._run_tasks(self.pipeline["tasks"], final=False)
+            statuses = {t: self.record.nodes.get(t, {}).get("phase", "None") for t in self._names(self.pipeline["tasks"])}
+            failed = any(p in ("Failed", "Error") for p in statuses.values())
+            skipped = any(p in ("Skipped", "Omitted") for p in statuses.values())
+            self.aggregate = "Failed" if failed else ("Completed" if skipped else "Succeeded")
+            self.task_status = {t: {"Error": "Failed", "Omitted": "None", "Pending": "None"}.get(p, p) for t, p in statuses.items()}
+            if self.pipeline.get("finally"):
+                final = self._run_tasks(self.pipeline["finally"], final=True)
+                phase = "Failed" if "Failed" in (phase, final) else phase
+            self.record.finish(phase, "" if phase == "Succeeded" else "tasks failed")
+        return self.record
+
+    @staticmethod
+    def _names(tasks: list[dict[str, Any]]) -> list[str]:
+        return [t["name"] for t in tasks]
+
+    def _workspaces(self, tmp: Path) -> dict[str, str]:
+        paths: dict[str, str] = {}
+        for binding in self.run["spec"].get("workspaces") or []:
+            name = binding["name"]
+            _relative(name, f"workspace {name!r}", plain=True)
+            if "secret" in binding:
+                folder = tmp / name
+                folder.mkdir(mode=0o700)
+                items = binding["secret"].get("items") or []
+                keys = [(i["key"], i.get("path", i["key"])) for i in items] if items else \
+                    [(k, k) for k in self.secrets if k.isupper()]  # fmt: skip
+                for key, path in keys:
+                    _relative(path, f"workspace {name!r} item {key!r} path", plain=False)
+                    if key in self.secrets:
+                        (folder / path).write_text(self.secrets[key], encoding="utf-8")
+                paths[name] = str(folder)
+            else:
+                folder = self.record.root / "workspaces" / name
+                folder.mkdir(parents=True, exist_ok=True)
+                paths[name] = str(folder)
+        return paths
+
+    def _run_tasks(self, tasks: list[dict[str, Any]], final: bool) -> str:
+        by_name = {t["name"]: t for t in tasks}
+        regular = set(self._names(self.pipeline["tasks"]))
+        deps = {}
+        for task in tasks:
+            refs = {m.split(".")[1] for m in _VAR.findall(json.dumps(task.get("params") or [])) if m.startswith("tasks.")}
+            deps[task["name"]] = tuple(sorted(set(task.get("runAfter") or []) | ({r for r in refs if r in regular} if not final else set())))
+        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in by_name and n.get("phase") in FINISHED_OK}
+        for name in by_name:
+            if name not in done:
+                self.record.update_node(name, displayName=by_name[name].get("displayName", name), phase="Pending",
+                                        templateName=(by_name[name].get("taskRef") or {}).get("name", "taskSpec"),
+                                        exitHandler=final)  # fmt: skip
+
+        def decide(name: str, phases: Mapping[str, str]) -> str:
+            if any(phases.get(d) not in FINISHED_OK for d in deps[name]):
+                return "Omitted"
+            for when in by_name[name].get("when") or []:
+                value = self._subst(when["input"], name, final)
+                values = [self._subst(v, name, final) for v in when["values"]]
+                if (value in values) != (when["operator"] == "in"):
+                    return "Skipped"
+            return "run"
+
+        def on_skip(name: str, phase: str) -> None:
+            node = self.record.update_node(name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by when/runAfter")
+            self.progress.changed(name, node)
+
+        phases = schedule([Node(n, deps[n]) for n in by_name], run=lambda n: self._run_task(by_name[n], final),
+                          decide=decide, launcher=self.launcher, parallelism=self.parallelism, done=done,
+                          fail_fast=False, on_skip=on_skip)  # fmt: skip
+        return "Failed" if any(phases.get(n) in ("Failed", "Error") for n in by_name) else "Succeeded"
+
+    def _values(self, final: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {f"params.{k}": v for k, v in self.params.items()} | self.context
+        for task, node in self.record.nodes.items():
+            for param in node.get("outputs", {}).get("parameters", []):
+                values[f"tasks.{task}.results.{param['name']}"] = param["value"]
+        if final:
+            values["tasks.status"] = self.aggregate
+            values.update({f"tasks.{t}.status": s for t, s in self.task_status.items()})
+        return values
+
+    def _subst(self, text: Any, where: str, final: bool, values: dict[str, Any] | None = None) -> Any:
+        values = values if values is not None else self._values(final)
+        if isinstance(text, list):
+            out: list[Any] = []
+            for item in text:
+                whole = re.fullmatch(r"\$\(([^)]+)\[\*\]\)", item) if isinstance(item, str) else None
+                if whole and isinstance(values.get(whole.group(1)), list):
+                    out.extend(values[whole.group(1)])
+                else:
+                    out.append(self._subst(item, where, final, values))
+            return out
+
+        whole = re.fullmatch(r"\$\(([^)]+)\[\*\]\)", str(text))
+        if whole and isinstance(values.get(whole.group(1)), list):
+            return list(values[whole.group(1)])  # an array param passed on whole
+
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in values:
+                raise WorkflowError(f"task {where}: $({key}) has no value here")
+            value = values[key]
+            if isinstance(value, list):
+                raise WorkflowError(f"task {where}: array $({key}) must be used as a whole item, $({key}[*])")
+            return str(value)
+
+        return _VAR.sub(one, str(text))
+
+    def _run_task(self, use: dict[str, Any], final: bool) -> str:
+        name = use["name"]
+        spec = self._task_spec(use)
+        steps = spec.get("steps") or []
+        if len(steps) != 1 or set(steps[0]) - _STEP_KEYS:
+            raise WorkflowError(f"task {name}: the local runner runs Tasks with one step using {sorted(_STEP_KEYS)}")
+        outer = self._values(final)
+        given = {p["name"]: self._subst(p["value"], name, final, outer) for p in use.get("params") or []}
+        params = {p["name"]: given.get(p["name"], p.get("default")) for p in spec.get("params") or []}
+        bindings = {b["name"]: self.workspaces.get(b["workspace"], "") for b in use.get("workspaces") or []}
+        step = steps[0]
+        argv = list(step.get("command") or []) + list(step.get("args") or [])
+        if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
+            raise WorkflowError(f"task {name}: the step must run `llmstep exec ...` (or diagnose) locally, found {argv[:3]!r}")
+        results = [r["name"] for r in spec.get("results") or []]
+        step_dir = self.record.step_dir(name)
+
+        def values_for(data_dir: Path) -> dict[str, Any]:
+            values: dict[str, Any] = {f"params.{k}": v for k, v in params.items()} | self.context
+            values["context.taskRun.name"] = f"{self.record.run_id}-{name}"
+            for ws in spec.get("workspaces") or []:
+                values[f"workspaces.{ws['name']}.path"] = bindings.get(ws["name"], "")
+                values[f"workspaces.{ws['name']}.bound"] = "true" if bindings.get(ws["name"]) else "false"
+            values.update({f"results.{r}.path": str(data_dir / ".results" / r) for r in results})
+            return values
+
+        def prepare(scratch: Path) -> Attempt:
+            # Tekton keeps the step's data directory in the workspace (--data-dir says where);
+            # the scratch directory holds the results files, as /tekton/results does in a pod.
+            values = values_for(scratch)
+            resolved = self._subst(argv, name, final, values)
+            data_dir = Path(resolved[resolved.index("--data-dir") + 1]) if "--data-dir" in resolved else scratch
+            _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
+            shutil.rmtree(data_dir / "input", ignore_errors=True)
+            env = base_env(step_dir)
+            for item in step.get("env") or []:
+                if "valueFrom" in item:
+                    value = env_from(item, self.secrets, f"task {name}")
+                    if value is not None:
+                        env[item["name"]] = value
+                    continue
+                env[item["name"]] = str(self._subst(item.get("value", ""), name, final, values))
+            env.update(self.guard)
+            (scratch / ".results").mkdir(exist_ok=True)
+            (data_dir / "error.json").unlink(missing_ok=True)
+            if self.isolation.kind == "process":
+                return Attempt(local_argv(resolved, data_dir), env, data_dir)
+            image = str(self._subst(step.get("image", ""), name, final, values))
+            if image not in self._images_present:  # images come from params: known only per task
+                self.isolation.check_image(image)
+                self._images_present.add(image)
+            # Workspaces and the results folder are mounted at the paths the command names.
+            mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
+            command = container_argv(
+                self.isolation, image=image, argv=resolved,
+                env_names=[e["name"] for e in step.get("env") or [] if e["name"] in env] + list(self.guard)
+                + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in step.get("env") or []}],
+                mounts=mounts, network=bool(bindings.get("credentials")),
+            )  # fmt: skip
+            return Attempt(command, {**env, **self.isolation.engine_env}, data_dir)
+
+        def collect(data_dir: Path) -> dict[str, Any]:
+            params_out = []
+            for r in results:
+                path = data_dir / ".results" / r
+                params_out.append({"name": r, "value": path.read_text(encoding="utf-8") if path.is_file() else ""})
+            out: dict[str, Any] = {"parameters": params_out, "artifacts": []}
+            output_path = next((p["value"] for p in params_out if p["name"] == "output-path"), "")
+            data_ws = bindings.get("data", "")
+            if output_path and data_ws:
+                out["artifacts"].append({"name": "output", "path": output_path, "localPath": str(Path(data_ws) / output_path)})
+            return out
+
+        timeout = use.get("timeout")
+        return run_step(StepRun(
+            name=name, template=(use.get("taskRef") or {}).get("name", "taskSpec"), prepare=prepare, collect=collect,
+            retries=int(use.get("retries", 0) or 0),
+            timeout=seconds(timeout, f"task {name} timeout") if timeout else None, exit_handler=final,
+        ), self.record, self.launcher, self.progress)  # fmt: skip

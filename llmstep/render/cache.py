@@ -1,0 +1,137 @@
+"""What llmstep keeps between processes in the user's cache directory (``$XDG_CACHE_HOME/llmstep``,
+default ``~/.cache/llmstep``): the fork server's lessons, and rendered Argo Workflows.
+
+A rendered Workflow is kept so that a run in a new process (``llmstep run``, a script) need not
+import Hera, about 0.4 s, to render a chain it has rendered before. An entry's key covers
+everything the rendering depends on: the plan's repr (every field the renderer reads), the batch
+width, the Python version, and the modification times of llmstep's own modules and of the Hera
+and pydantic packages (an edit or an upgrade makes a new key). The cache is read and written only
+while this process has not imported Hera: a process that has may have set Hera's global
+defaults, and renders afresh. Entries are JSON, and the newest ``KEEP`` are kept.
+
+Nothing secret is in a Workflow: compile refuses a chain that holds one (``llmstep.compiler.leaks``), and a
+plan built by other means whose payload holds one (by the rules of ``llmstep.compiler.leaks``, with this
+process's environment) is rendered but never kept. The cache is
+private to the user: folders 0700, entries 0600, and an entry that is not (another user's, or
+one written before entries were private) is neither read nor kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmstep.plan import Plan
+
+KEEP = 200
+
+
+def user_dir() -> str:
+    """``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache/llmstep``); "" without a usable home."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "llmstep") if os.path.isabs(base) else ""
+
+
+def argo_dict(plan: Plan, batch: int | None = None) -> dict[str, Any]:
+    """``render.argo.render_dict(plan, batch)``, from the cache when it holds this rendering."""
+    path = _entry(plan, batch)
+    if path:
+        doc = _read(path)
+        if doc is not None:
+            return doc
+    from llmstep.render.argo import render_dict
+
+    doc = render_dict(plan, batch)
+    if path and not _holds_secret(plan):
+        _keep(path, doc)
+    return doc
+
+
+def _read(path: str) -> Any:
+    """An entry's document, or None when it is missing, unreadable or not private to this user."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, encoding="utf-8") as f:
+        try:
+            if not _private(os.fstat(fd)):
+                return None
+            return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
+def _private(st: os.stat_result) -> bool:
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _holds_secret(plan: Plan) -> bool:
+    """True when a payload of ``plan`` holds a secret (a plan not made by ``compile``)."""
+    import base64
+
+    from llmstep.compiler import leaks
+
+    env = leaks.secret_env(os.environ)
+    for step in plan.steps:
+        payload = step.payload
+        if payload.get("format") == "pickle":
+            text = base64.b64decode(payload.get("data") or "")
+        else:
+            if leaks.scan_dump(payload.get("data"), step.path, env):
+                return True
+            text = json.dumps(payload.get("data"), ensure_ascii=False).encode("utf-8")
+        if leaks.in_bytes(text, env):
+            return True
+    return False
+
+
+def _entry(plan: Plan, batch: int | None) -> str:
+    """The cache file for this rendering; "" when the cache is not to be used."""
+    import hashlib
+    from importlib.util import find_spec
+
+    folder = user_dir()
+    if not folder or "hera" in sys.modules:
+        return ""
+    stamps = []
+    try:
+        for package in ("hera", "pydantic", "pydantic_core"):
+            spec = find_spec(package)
+            if spec is None or not spec.origin:
+                return ""
+            stamps.append((spec.origin, os.stat(spec.origin).st_mtime_ns))
+        here = os.path.dirname(os.path.abspath(__file__))
+        for root, _, names in os.walk(here):
+            stamps += [(os.path.join(root, n), os.stat(os.path.join(root, n)).st_mtime_ns) for n in names if n.endswith(".py")]
+    except OSError:
+        return ""
+    digest = hashlib.sha256(repr((plan, batch, sys.version, sorted(stamps))).encode()).hexdigest()
+    return os.path.join(folder, "render", f"argo-{digest[:32]}.json")
+
+
+def _keep(path: str, doc: dict[str, Any]) -> None:
+    """Write an entry (whole, atomically) and drop the oldest beyond ``KEEP``; a failure only costs speed."""
+    folder = os.path.dirname(path)
+    try:
+        for d in (os.path.dirname(folder), folder):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            st = os.stat(d)
+            if st.st_uid != os.getuid():
+                return  # another user's folder: keep nothing there
+            if st.st_mode & 0o077:
+                os.chmod(d, 0o700)
+        tmp = f"{path}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(fd, 0o600)  # a leftover tmp file of another mode
+            json.dump(doc, f, separators=(",", ":"))
+        os.replace(tmp, path)
+        entries = sorted(os.scandir(folder), key=lambda e: e.stat().st_mtime_ns)
+        for old in entries[:-KEEP] + [e for e in entries[-KEEP:] if e.stat().st_mode & 0o077]:
+            os.unlink(old.path)
+    except OSError:
+        pass
