@@ -187,7 +187,7 @@ class Compiled:
         ``parallelism`` inputs in flight and steps at a time; results in input order. A failed input raises
         ``BatchFailed`` (holding all results), or with ``return_exceptions=True`` is an
         ``ItemFailed`` in its place."""
-        from llmstep.cluster.batch import encode_inputs
+        from llmstep.render.batch import encode_inputs
 
         given = {"parameters": {"inputs": encode_inputs(_inputs_list(inputs))}}
         record = self._run_local("argo", lambda: self.to_batch_dict(parallelism), given, None, secrets, runs_dir,

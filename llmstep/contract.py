@@ -1,12 +1,16 @@
-"""The step contract: the files, exit codes and command every step runs with, on every engine.
+"""The step contract: the files, exit codes and command every step runs with, on every engine,
+and the names llmstep's documents and clients agree on (labels, annotations, phases, records).
 
 One function, :func:`exec_argv`, builds the command; the Argo and Tekton renderers and the local
-runner all call it, so what runs locally is what runs on the cluster.
+runner all call it, so what runs locally is what runs on the cluster. Each fact here has no other
+home: a renderer that writes an annotation and a client that reads it import the same name.
 """
 
 from __future__ import annotations
 
 DATA_DIR = "/llmstep"
+DATA_DIR_ENV = "LLMSTEP_DATA_DIR"
+"""Overrides :data:`DATA_DIR` for ``llmstep exec`` when ``--data-dir`` is not given."""
 
 PAYLOAD = "runnable.json"
 INPUT = "input.json"
@@ -22,6 +26,30 @@ PICKLE_ENV = "LLMSTEP_PICKLE"
 """Set to :data:`REFUSE` by the local runner for a document from a file run without
 ``--allow-pickle``: the step then refuses a pickle payload, whatever path the payload took."""
 REFUSE = "refuse"
+
+RECORD = "@llmstep "
+"""The prefix of a record line a step writes to its log (``--log-records``, ``--log-output``):
+``@llmstep {"kind": "output" | "error" | "chunk", ...}``; a client reads the output there."""
+
+DEFAULT_SECRET = "llm-credentials"
+"""The Kubernetes Secret that holds the model's keys, unless ``compile(secret=...)`` names another."""
+
+LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
+"""The labels every object llmstep writes carries."""
+CHAIN_LABEL = "llmstep.dev/chain"
+STEP_LABEL = "llmstep.dev/step"
+OUTPUT_TASK = "llmstep.dev/output-task"
+"""The annotation naming the task whose output is the chain's result (a Workflow, a Pipeline)."""
+RUNNABLE_ANNOTATION = "llmstep.dev/runnable"
+PATH_ANNOTATION = "llmstep.dev/path"
+SHARED_BY_ANNOTATION = "llmstep.dev/shared-by"
+BATCH_ANNOTATION = "llmstep.dev/batch"
+"""``"true"`` on a batch Workflow (``llmstep compile --batch N``): its result is a list, one item per input."""
+
+FAILED_PHASES = ("Failed", "Error")
+"""The phases of an Argo node (or a local step) that did not succeed."""
+DONE_PHASES = ("Succeeded", *FAILED_PHASES)
+"""The phases a node or a workflow ends in."""
 
 EXIT_OK = 0
 EXIT_RUNNABLE_FAILED = 1
@@ -54,6 +82,26 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
             argv += ["--result", f"{name}={staging['result_' + name.replace('-', '_')]}"]
         argv += ["--log-output", staging["log_output"], "--inputs", staging["inputs"]]
     return argv
+
+
+def argv_data_dir(argv: list[str], default: str = DATA_DIR) -> str:
+    """The data directory an ``llmstep exec`` argv names with ``--data-dir`` (``default`` without)."""
+    if "--data-dir" in argv[:-1]:
+        return argv[argv.index("--data-dir") + 1]
+    return default
+
+
+def parse_record(line: str) -> dict | None:
+    """The record a log line holds (see :data:`RECORD`), or None for any other line."""
+    if not line.startswith(RECORD):
+        return None
+    import json
+
+    try:
+        record = json.loads(line[len(RECORD):])
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def error_text(error: dict) -> str:

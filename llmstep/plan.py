@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import CompileError
 
 CHAIN_INPUT = "input"
@@ -125,7 +126,7 @@ class Plan:
     steps: tuple[PlanStep, ...]
     output: str
     image: str
-    secret: str = "llm-credentials"
+    secret: str = contract.DEFAULT_SECRET
     data: str = "artifacts"
     description: str = ""
     on_failure: Any = None

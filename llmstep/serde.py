@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from llmstep import values
+from llmstep import contract, values
 from llmstep.errors import CredentialsError, PayloadError, SerializationError
 
 FORMAT_VERSION = 2
@@ -303,7 +303,7 @@ def secrets_for(payload: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     """The secret values a payload declares, from ``env``; CredentialsError names any missing."""
     missing = [key for key in payload["secrets"] if not env.get(key)]
     if missing:
-        secret = payload.get("secret_name") or "llm-credentials"
+        secret = payload.get("secret_name") or contract.DEFAULT_SECRET
         keys = ", ".join(missing)
         raise CredentialsError(
             f"step {payload['name']!r} needs {keys}, which is not set. On a cluster add "

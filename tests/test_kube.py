@@ -13,7 +13,7 @@ from chains import openai_chain, qa_chain
 
 import llmstep
 from llmstep.cluster.kube import INPUT_ENV, PAYLOAD_ENV
-from llmstep.executor.step import RECORD
+from llmstep.contract import RECORD
 
 
 def _env(manifest):

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from llmstep import contract
 from llmstep.errors import CompileError, LlmstepError
 
 EXIT_INTERRUPTED = 130
@@ -116,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the workflow name (default: derived from the chain)")
     p.add_argument("--data", choices=["artifacts", "parameters"], default="artifacts",
                    help="how data moves between steps (default: artifacts)")
-    p.add_argument("--secret", default="llm-credentials", help="the Secret holding API keys")
+    p.add_argument("--secret", default=contract.DEFAULT_SECRET, help="the Secret holding API keys")
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
                    help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
@@ -214,7 +215,7 @@ def _exec(args: argparse.Namespace) -> int:
     from llmstep import contract
     from llmstep.executor.step import run_step
 
-    data_dir = Path(args.data_dir or os.environ.get("LLMSTEP_DATA_DIR") or "/llmstep")
+    data_dir = Path(args.data_dir or os.environ.get(contract.DATA_DIR_ENV) or contract.DATA_DIR)
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
     records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream, "step_name": args.step_name,
                "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}

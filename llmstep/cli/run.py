@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import LlmstepError, WorkflowError
 
 KEEP_RUNS = 50
@@ -153,7 +154,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
             raise WorkflowError("give the input once: --input JSON or -p input=JSON, not both")
         params["input"] = args.input
     if args.inputs is not None:
-        from llmstep.cluster.batch import encode_inputs
+        from llmstep.render.batch import encode_inputs
 
         if args.input is not None:
             raise WorkflowError("give --input (one run) or --inputs (a batch), not both")
@@ -293,7 +294,7 @@ def report_batch(results: list[Any], details: str) -> int:
     """A batch's results, one JSON line per input in input order (``output`` or ``error``);
     exit 1 when any input failed."""
     from llmstep import serde
-    from llmstep.cluster.batch import ItemFailed
+    from llmstep.render.batch import ItemFailed
 
     failed = 0
     for index, result in enumerate(results):
@@ -438,7 +439,7 @@ def _show(args: argparse.Namespace) -> int:
         if preview.is_file():
             print(f"      out {_oneline(preview.read_text(encoding='utf-8'))}")
         log = record.root / "steps" / task / "log.txt"
-        if node.get("phase") in ("Failed", "Error") and log.is_file():
+        if node.get("phase") in contract.FAILED_PHASES and log.is_file():
             for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
                 print(f"      log {line}")
     return 0

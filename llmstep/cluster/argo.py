@@ -13,12 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from llmstep.cluster.batch import STEP_NODES
+from llmstep import contract
 from llmstep.cluster.transports import ArgoServer, KubeApi, api_error, kube_client  # noqa: F401 - re-exported
 from llmstep.errors import SubmissionError
-
-DONE = ("Succeeded", "Failed", "Error")
-OUTPUT_TASK = "llmstep.dev/output-task"
+from llmstep.render.batch import STEP_NODES
 
 
 @dataclass
@@ -50,7 +48,7 @@ class WorkflowRun:
         while True:
             wf = self.get()
             phase = (wf.get("status") or {}).get("phase")
-            if phase in DONE:
+            if phase in contract.DONE_PHASES:
                 return wf
             if time.monotonic() > deadline:
                 raise SubmissionError(f"workflow {self.name} still {phase or 'not started'} after {timeout:.0f} s; "
@@ -60,7 +58,7 @@ class WorkflowRun:
     def _done(self) -> dict[str, Any]:
         wf = self.get()
         phase = (wf.get("status") or {}).get("phase")
-        if phase not in DONE:
+        if phase not in contract.DONE_PHASES:
             raise SubmissionError(f"workflow {self.name} is {phase or 'not started'}; wait() for it first")
         return wf
 
@@ -71,7 +69,7 @@ class WorkflowRun:
         wf = self._done()
         if wf["status"]["phase"] != "Succeeded":
             raise WorkflowFailed(wf)
-        task = _annotations(wf).get(OUTPUT_TASK)
+        task = _annotations(wf).get(contract.OUTPUT_TASK)
         for node in (wf["status"].get("nodes") or {}).values():
             if node.get("displayName") == task and node.get("type") in STEP_NODES:
                 text = node_output(node)
@@ -109,12 +107,12 @@ class BatchRun(WorkflowRun):
     def results(self, return_exceptions: bool = False) -> list[Any]:
         """Each input's output in input order. A failed input raises ``BatchFailed`` (which holds
         all results), or with ``return_exceptions=True`` is an ``ItemFailed`` in its place."""
-        from llmstep.cluster import batch
+        from llmstep.render import batch
 
         wf = self._done()
         count = batch.input_count((wf["spec"].get("arguments") or {}).get("parameters") or [])
         nodes = ((node.get("name", node_id), node) for node_id, node in (wf["status"].get("nodes") or {}).items())
-        return batch.collect(count, nodes, _annotations(wf).get(OUTPUT_TASK, ""), node_output,
+        return batch.collect(count, nodes, _annotations(wf).get(contract.OUTPUT_TASK, ""), node_output,
                              f"workflow {self.name}", return_exceptions)  # fmt: skip
 
 
@@ -129,7 +127,7 @@ class WorkflowFailed(SubmissionError):
         self.failures = [
             {"step": n.get("displayName"), "template": n.get("templateName"), "phase": n.get("phase"), "message": n.get("message")}
             for n in (status.get("nodes") or {}).values()
-            if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")
+            if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES
         ]  # fmt: skip
         lines = [f"workflow {meta.get('name')} {str(status.get('phase')).lower()}: {status.get('message') or ''}".rstrip(": ")]
         lines += [f"  step {f['step']} ({f['template']}): {f['message']}" for f in self.failures]
@@ -164,7 +162,6 @@ def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, tr
 
 def attach(wf: dict[str, Any], namespace: str, transport: KubeApi | ArgoServer, ui_url: str | None = None) -> WorkflowRun:
     """The run object for an existing Workflow: a BatchRun when it is a batch."""
-    from llmstep.cluster.batch import BATCH_ANNOTATION
 
-    kind = BatchRun if _annotations(wf).get(BATCH_ANNOTATION) == "true" else WorkflowRun
+    kind = BatchRun if _annotations(wf).get(contract.BATCH_ANNOTATION) == "true" else WorkflowRun
     return kind(name=wf["metadata"]["name"], namespace=namespace, transport=transport, ui_url=ui_url)

@@ -113,10 +113,10 @@ class KubernetesRunnable(Runnable[Any, Any]):
             "volumes": [{"name": "data", "emptyDir": {}}],
             **self.pod_spec,
         }
-        labels = {"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/step": self.step.name}
+        labels = {**contract.LABELS, contract.STEP_LABEL: self.step.name}
         return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
                 "metadata": {"generateName": f"llmstep-{self.step.name[:40]}-", "labels": labels,
-                             "annotations": {"llmstep.dev/runnable": self.step.runnable}}}  # fmt: skip
+                             "annotations": {contract.RUNNABLE_ANNOTATION: self.step.runnable}}}  # fmt: skip
 
     def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:  # noqa: A002
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
@@ -261,14 +261,9 @@ def _events(core: Any, namespace: str, name: str) -> str:
 
 
 def _records(log: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    from llmstep.executor.step import RECORD
-
     for line in log.splitlines():
-        if line.startswith(RECORD):
-            try:
-                record = json.loads(line[len(RECORD):])
-            except ValueError:
-                continue
+        record = contract.parse_record(line)
+        if record is not None:
             yield record.get("kind", ""), record
 
 

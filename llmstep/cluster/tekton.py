@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from llmstep import contract
 from llmstep.cluster.transports import api_error, call_kube
 from llmstep.errors import SubmissionError
 
 GROUP, VERSION = "tekton.dev", "v1"
-OUTPUT_TASK = "llmstep.dev/output-task"
 STEP_CONTAINER = "step-exec"
 HINTS = {
     403: "forbidden: the account needs the llmstep-submitter Role of tekton/rbac.yaml in this namespace",
@@ -158,26 +157,24 @@ class PipelineRunHandle:
     def result(self) -> Any:
         """The chain's output, read from the output task's log and checked against its digest."""
         from llmstep import serde
-        from llmstep.executor.step import RECORD
 
         run = self.get()
         if not done(run):
             raise SubmissionError(f"pipelinerun {self.name} is {(succeeded(run) or {}).get('reason') or 'not started'}; "
                                   "wait() for it first")  # fmt: skip
         self._succeeded(run)
-        task = self.output_task or (run["metadata"].get("annotations") or {}).get(OUTPUT_TASK)
+        task = self.output_task or (run["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK)
         if not task:
-            raise SubmissionError(f"pipelinerun {self.name} names no output task (annotation {OUTPUT_TASK})")
+            raise SubmissionError(f"pipelinerun {self.name} names no output task (annotation {contract.OUTPUT_TASK})")
         tr = self._taskrun(task)
         digest = {r["name"]: r.get("value") for r in (tr.get("status") or {}).get("results") or []}.get("sha256")
         pod = (tr.get("status") or {}).get("podName")
         where = f"the output of pipelinerun {self.name} (task {task})"
         text = None
         for line in self.api.pod_log(self.namespace, pod).splitlines() if pod else []:
-            if line.startswith(RECORD):
-                record = json.loads(line[len(RECORD):])
-                if record.get("kind") == "output":
-                    text = record["value"]
+            record = contract.parse_record(line)
+            if record is not None and record.get("kind") == "output":
+                text = record["value"]
         if text is None:
             raise SubmissionError(f"{where}: the task's log holds no output record (pod {pod}); the output stays in the "
                                   "data workspace, at the task's output-path result")  # fmt: skip
@@ -212,8 +209,8 @@ def submit(docs: list[dict[str, Any]], input_text: str, *, namespace: str, clien
         api.apply(namespace, doc)
     run["spec"]["params"] = [p for p in run["spec"].get("params") or [] if p["name"] != "input"]
     run["spec"]["params"].append({"name": "input", "value": input_text})
-    output_task = next(((d["metadata"].get("annotations") or {}).get(OUTPUT_TASK) for d in objects if d["kind"] == "Pipeline"), None)
+    output_task = next(((d["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK) for d in objects if d["kind"] == "Pipeline"), None)
     if output_task:
-        run["metadata"].setdefault("annotations", {})[OUTPUT_TASK] = output_task
+        run["metadata"].setdefault("annotations", {})[contract.OUTPUT_TASK] = output_task
     created = api.create(namespace, run)
     return PipelineRunHandle(name=created["metadata"]["name"], namespace=namespace, api=api, output_task=output_task)

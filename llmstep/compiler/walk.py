@@ -29,7 +29,7 @@ from langchain_core.runnables import (
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, serde, values
+from llmstep import __version__, contract, serde, values
 from llmstep.compiler import leaks, leaks_pickled, pickling, valuetypes
 from llmstep.compiler.naming import CHAIN_NAME_MAX, NameAllocator, chain_name
 from llmstep.compiler.step import Step, check_env, check_image
@@ -39,7 +39,7 @@ from llmstep.plan import Plan, PlanStep, StepSettings
 DEFAULT_IMAGE = f"llmstep:{__version__}"
 """The step image ``compile`` uses unless told otherwise; ``images/`` builds it under this tag."""
 
-DEFAULT_SECRET = "llm-credentials"
+DEFAULT_SECRET = contract.DEFAULT_SECRET
 
 
 def compile_plan(

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmstep import contract
 from llmstep.diagnose.anonymize import names_in
 from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
 from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
@@ -311,7 +312,7 @@ class Collector:
         evidence.names.append(("Workflow", name))
         status = wf.get("status") or {}
         lines = [f"phase: {status.get('phase')}" + (f", message: {status.get('message')}" if status.get("message") else "")]
-        failed = [n for n in (status.get("nodes") or {}).values() if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")]
+        failed = [n for n in (status.get("nodes") or {}).values() if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES]
         for node in failed:
             code = (node.get("outputs") or {}).get("exitCode")
             lines.append(f"failed node {node.get('displayName')} (template {node.get('templateName')}): "

@@ -24,7 +24,6 @@ from llmstep.errors import ExecutionError, LlmstepError, PayloadError
 log = logging.getLogger(__name__)
 
 
-RECORD = "@llmstep "
 """Prefix of the records a step writes to stdout with ``--log-records`` (one JSON object per line):
 ``chunk`` (with ``--stream``), then ``output`` or ``error``. A Pod's log is then all a client needs."""
 
@@ -32,7 +31,7 @@ RECORD = "@llmstep "
 def emit(kind: str, **fields: Any) -> None:
     import sys
 
-    sys.stdout.write(RECORD + json.dumps({"kind": kind, **fields}, separators=(",", ":")) + "\n")
+    sys.stdout.write(contract.RECORD + json.dumps({"kind": kind, **fields}, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep.cluster.batch import BATCH_ANNOTATION
+from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
 from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
@@ -55,8 +55,8 @@ class ArgoRun:
         self.vars["workflow.namespace"] = str(meta.get("namespace", "default"))
         self.vars["workflow.uid"] = record.run_id
         annotations = meta.get("annotations") or {}
-        record.status["outputTask"] = annotations.get("llmstep.dev/output-task")
-        record.status["batch"] = annotations.get(BATCH_ANNOTATION) == "true"
+        record.status["outputTask"] = annotations.get(contract.OUTPUT_TASK)
+        record.status["batch"] = annotations.get(contract.BATCH_ANNOTATION) == "true"
 
     def preflight(self) -> None:
         """What must hold before the run starts (and before a resume touches its record)."""
@@ -220,7 +220,7 @@ class ArgoRun:
         values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
         argv = [argo_doc.substitute(str(a), values, f"task {name} command")
                 for a in list(container.get("command") or []) + list(container.get("args") or [])]  # fmt: skip
-        root = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "/llmstep"
+        root = contract.argv_data_dir(argv)
         step_dir = self.record.step_dir(name)
         retry = template.get("retryStrategy") or {}
 
@@ -356,7 +356,7 @@ def workflow_failures(record: RunRecord, phase: str, entrypoint: str) -> str:
     entrypoint's DAG node too, as a JSON list that is then quoted once more with Go's
     ``strconv.Quote``, so the value a command receives is a JSON string holding the JSON list."""
     failures = record.failures()
-    if phase in ("Failed", "Error"):
+    if phase in contract.FAILED_PHASES:
         failures.append({"displayName": record.run_id, "message": "", "templateName": entrypoint, "phase": phase,
                          "podName": record.run_id, "finishedAt": ""})  # fmt: skip
     return json.dumps(json.dumps(failures, separators=(",", ":"), ensure_ascii=False), ensure_ascii=False)

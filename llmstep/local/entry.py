@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import serde
+from llmstep import contract, serde
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, trust
 from llmstep.local.argo import ArgoRun, arguments
@@ -229,7 +229,7 @@ def run_tekton(
         trust.refuse_pickles(docs, overrides)
     isolation = _isolation(isolation)
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
-    annotated = [(d.get("metadata") or {}).get("annotations", {}).get("llmstep.dev/output-task")
+    annotated = [(d.get("metadata") or {}).get("annotations", {}).get(contract.OUTPUT_TASK)
                  for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
     record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
     with _discarded_unless_started(record):

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from llmstep import contract
+
 _SYMBOL = {"Pending": "·", "Running": "▶", "Succeeded": "✔", "Failed": "✘", "Error": "✘", "Skipped": "○", "Omitted": "○"}
 
 
@@ -48,7 +50,7 @@ class PlainProgress(Progress):
         phase = node.get("phase", "?")
         extra = f" ({duration(node)})" if phase not in ("Running", "Pending") and node.get("startedAt") else ""
         attempt = f" attempt {node['attempts']}" if phase == "Running" and node.get("attempts", 1) > 1 else ""
-        message = f": {node['message']}" if node.get("message") and phase in ("Failed", "Error") else ""
+        message = f": {node['message']}" if node.get("message") and phase in contract.FAILED_PHASES else ""
         self._line(f"{task} {phase.lower()}{attempt}{extra}{message}")
 
     def finish(self, record: Any) -> None:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import values
 from llmstep.local.values import ValueStore
@@ -244,7 +245,7 @@ class RunRecord:
                 "finishedAt": n.get("finishedAt", ""),
             }
             for task, n in self.nodes.items()
-            if n.get("phase") in ("Failed", "Error") and not n.get("exitHandler") and n.get("type", "Pod") == "Pod"
+            if n.get("phase") in contract.FAILED_PHASES and not n.get("exitHandler") and n.get("type", "Pod") == "Pod"
         ]
 
     def result(self) -> Any:
@@ -259,17 +260,17 @@ class RunRecord:
         task = self.status.get("outputTask")
         node = self.nodes.get(task or "")
         if not node:
-            raise WorkflowError("the workflow does not name its result task (annotation llmstep.dev/output-task)")
+            raise WorkflowError(f"the workflow does not name its result task (annotation {contract.OUTPUT_TASK})")
         text = _local_output(node)
         if text is not None:
             return serde.loads_value(text, where=f"{task} output")
         raise WorkflowError(f"task {task!r} has no output artifact or parameter named 'output'")
 
     def results(self, return_exceptions: bool = False) -> list[Any]:
-        """A batch run's outputs in input order (see :func:`llmstep.cluster.batch.collect`)."""
-        from llmstep.cluster import batch
+        """A batch run's outputs in input order (see :func:`llmstep.render.batch.collect`)."""
+        from llmstep.render import batch
 
-        if self.phase not in ("Succeeded", "Failed", "Error"):
+        if self.phase not in contract.DONE_PHASES:
             raise WorkflowError(f"run {self.run_id} is {self.phase}; it has no results yet")
         count = len(json.loads(self.status["arguments"].get("inputs", "[]")))
         return batch.collect(count, self.nodes.items(), self.status.get("outputTask") or "", _local_output,

@@ -11,9 +11,10 @@ import concurrent.futures as cf
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from llmstep import contract
 from llmstep.local.process import Launcher
 
-FAILED = ("Failed", "Error")
+FAILED = contract.FAILED_PHASES
 
 
 @dataclass(frozen=True)

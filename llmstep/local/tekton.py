@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import trust
 from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
@@ -140,7 +141,7 @@ class TektonRun:
             "context.pipelineRun.namespace": str(run.get("metadata", {}).get("namespace", "default")),
             "context.pipeline.name": str(run["spec"].get("pipelineRef", {}).get("name", "pipeline")),
         }  # fmt: skip
-        record.status["outputTask"] = (run.get("metadata", {}).get("annotations") or {}).get("llmstep.dev/output-task") \
+        record.status["outputTask"] = (run.get("metadata", {}).get("annotations") or {}).get(contract.OUTPUT_TASK) \
             or record.status.get("outputTask")  # fmt: skip
 
     def _params(self) -> dict[str, Any]:
@@ -185,7 +186,7 @@ class TektonRun:
             self.progress.start(self.record)
             phase = self._run_tasks(self.pipeline["tasks"], final=False)
             statuses = {t: self.record.nodes.get(t, {}).get("phase", "None") for t in self._names(self.pipeline["tasks"])}
-            failed = any(p in ("Failed", "Error") for p in statuses.values())
+            failed = any(p in contract.FAILED_PHASES for p in statuses.values())
             skipped = any(p in ("Skipped", "Omitted") for p in statuses.values())
             self.aggregate = "Failed" if failed else ("Completed" if skipped else "Succeeded")
             self.task_status = {t: {"Error": "Failed", "Omitted": "None", "Pending": "None"}.get(p, p) for t, p in statuses.items()}
@@ -252,7 +253,7 @@ class TektonRun:
         phases = schedule([Node(n, deps[n]) for n in by_name], run=lambda n: self._run_task(by_name[n], final),
                           decide=decide, launcher=self.launcher, parallelism=self.parallelism, done=done,
                           fail_fast=False, on_skip=on_skip)  # fmt: skip
-        return "Failed" if any(phases.get(n) in ("Failed", "Error") for n in by_name) else "Succeeded"
+        return "Failed" if any(phases.get(n) in contract.FAILED_PHASES for n in by_name) else "Succeeded"
 
     def _values(self, final: bool) -> dict[str, Any]:
         values: dict[str, Any] = {f"params.{k}": v for k, v in self.params.items()} | self.context
@@ -322,7 +323,7 @@ class TektonRun:
             # the scratch directory holds the results files, as /tekton/results does in a pod.
             values = values_for(scratch)
             resolved = self._subst(argv, name, final, values)
-            data_dir = Path(resolved[resolved.index("--data-dir") + 1]) if "--data-dir" in resolved else scratch
+            data_dir = Path(contract.argv_data_dir(resolved, str(scratch)))
             _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
             shutil.rmtree(data_dir / "input", ignore_errors=True)
             env = base_env(step_dir)

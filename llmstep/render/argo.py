@@ -36,7 +36,6 @@ from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKey
 from llmstep.render import argo_checks as checks
 from llmstep.render import paused_gc
 
-LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
 MAX_BYTES = 1024 * 1024
 """etcd keeps objects under ~1.5 MiB and Argo advises staying under 1 MiB per Workflow."""
 
@@ -72,7 +71,7 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     ``inputs`` parameter (a JSON list of chain inputs), fanned out with ``withParam``,
     at most N inputs in flight and N step pods at a time, and every item runs even when another
     fails."""
-    from llmstep.cluster.batch import BATCH_ANNOTATION, BATCH_TASK
+    from llmstep.render.batch import BATCH_TASK
 
     displays = {s.name: s.display for s in plan.steps}
     owners = shared_templates(plan)
@@ -96,12 +95,12 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
         extra["on_exit"] = "exit-handler"
     return Workflow(
         generate_name=f"{plan.name}{BATCH_INFIX}" if batch else f"{plan.name}-",
-        labels={**LABELS, "llmstep.dev/chain": plan.name},
+        labels={**contract.LABELS, contract.CHAIN_LABEL: plan.name},
         annotations={
             "workflows.argoproj.io/title": plan.name + (" (batch)" if batch else ""),
             "workflows.argoproj.io/description": plan.description,
-            "llmstep.dev/output-task": displays[plan.output],
-            **({BATCH_ANNOTATION: "true"} if batch else {}),
+            contract.OUTPUT_TASK: displays[plan.output],
+            **({contract.BATCH_ANNOTATION: "true"} if batch else {}),
         },
         entrypoint=entry[0].name,
         arguments=arguments,
@@ -110,7 +109,7 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     )
 
 
-def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> dict[str, Any]:
+def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET) -> dict[str, Any]:
     """A WorkflowTemplate any workflow can call from its exit handler (``templateRef``) to diagnose
     itself: ``llmstep-diagnose``, template ``diagnose``, parameters for the model and language."""
     from hera.workflows import WorkflowTemplate
@@ -126,7 +125,7 @@ def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> d
               Parameter(name="prompt", value="diagnose")]  # fmt: skip
     diagnose = Container(
         name="diagnose",
-        labels={**LABELS, "llmstep.dev/step": "diagnose"},
+        labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
         image=image,
         inputs=params,
         command=["llmstep", "diagnose", "{{inputs.parameters.target}}", "--workflow-failures",
@@ -139,7 +138,7 @@ def diagnose_workflow_template(image: str, secret: str = "llm-credentials") -> d
         service_account_name="llmstep-diagnose",
     )
     template = WorkflowTemplate(
-        name="llmstep-diagnose", labels=dict(LABELS), entrypoint="diagnose", templates=[diagnose],
+        name="llmstep-diagnose", labels=dict(contract.LABELS), entrypoint="diagnose", templates=[diagnose],
         annotations={"workflows.argoproj.io/description": "Ask an LLM why a workflow failed. From an exit handler: "
                      "templateRef: {name: llmstep-diagnose, template: diagnose}, with when: "
                      "\"{{workflow.status}} != Succeeded\"."},
@@ -158,7 +157,7 @@ def diagnose_templates(settings: Any, image: str, secret: str, target: str, fail
         outputs.append(Artifact(name="report", path=f"{d}/report.md", optional=True, archive=NoneArchiveStrategy()))
     diagnose = Container(
         name="diagnose",
-        labels={**LABELS, "llmstep.dev/step": "diagnose"},
+        labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
         image=image,
         command=["llmstep", "diagnose", target, "--workflow-failures", failures, *settings.args(),
                  "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],  # fmt: skip
@@ -234,9 +233,9 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
         )
     return Container(
         name=step.name,
-        annotations={"llmstep.dev/runnable": step.runnable, "llmstep.dev/path": step.path,
-                     **({"llmstep.dev/shared-by": f"{users} steps"} if users > 1 else {})},  # fmt: skip
-        labels={**LABELS, "llmstep.dev/step": step.name},
+        annotations={contract.RUNNABLE_ANNOTATION: step.runnable, contract.PATH_ANNOTATION: step.path,
+                     **({contract.SHARED_BY_ANNOTATION: f"{users} steps"} if users > 1 else {})},  # fmt: skip
+        labels={**contract.LABELS, contract.STEP_LABEL: step.name},
         image=settings.image or plan.image,
         command=contract.exec_argv(d, step_name="{{inputs.parameters.step}}" if users > 1 else None),
         inputs=inputs,

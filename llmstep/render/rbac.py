@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
+from llmstep import contract
+
 READ = ["get", "list", "watch"]
 
 
@@ -25,7 +26,7 @@ def diagnose_rbac(engine: str, name: str = "llmstep-diagnose") -> list[dict[str,
         ]
     else:
         rules.append({"apiGroups": ["tekton.dev"], "resources": ["pipelineruns", "taskruns", "pipelines", "tasks"], "verbs": READ})
-    meta = {"name": name, "labels": dict(LABELS)}
+    meta = {"name": name, "labels": dict(contract.LABELS)}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},

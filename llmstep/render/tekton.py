@@ -21,7 +21,6 @@ from llmstep.render.argo import payload_text
 API = "tekton.dev/v1"
 TASK_NAME = "llmstep-run"
 MIN_PIPELINES = "0.56.0"
-LABELS = {"app.kubernetes.io/managed-by": "llmstep"}
 ENV_LIMIT = 128 * 1024
 """Linux caps one environment variable at 128 KiB (MAX_ARG_STRLEN); the payload travels in one."""
 
@@ -60,7 +59,7 @@ def run_task(image: str) -> dict[str, Any]:
         "kind": "Task",
         "metadata": {
             "name": TASK_NAME,
-            "labels": {**LABELS, "app.kubernetes.io/version": __version__},
+            "labels": {**contract.LABELS, "app.kubernetes.io/version": __version__},
             "annotations": {
                 "tekton.dev/pipelines.minVersion": MIN_PIPELINES,
                 "tekton.dev/categories": "Machine Learning",
@@ -136,7 +135,7 @@ def diagnose_task(image: str) -> dict[str, Any]:
         "kind": "Task",
         "metadata": {
             "name": DIAGNOSE_TASK,
-            "labels": {**LABELS, "app.kubernetes.io/version": __version__},
+            "labels": {**contract.LABELS, "app.kubernetes.io/version": __version__},
             "annotations": {"tekton.dev/pipelines.minVersion": MIN_PIPELINES, "tekton.dev/categories": "Troubleshooting",
                             "tekton.dev/tags": "llm, diagnosis, llmstep", "tekton.dev/displayName": "llmstep diagnose",
                             "tekton.dev/platforms": "linux/amd64,linux/arm64"},
@@ -177,8 +176,8 @@ def pipeline(plan: Plan) -> dict[str, Any]:
     return {
         "apiVersion": API,
         "kind": "Pipeline",
-        "metadata": {"name": plan.name, "labels": {**LABELS, "llmstep.dev/chain": plan.name},
-                     "annotations": {"llmstep.dev/output-task": out.name}},  # fmt: skip
+        "metadata": {"name": plan.name, "labels": {**contract.LABELS, contract.CHAIN_LABEL: plan.name},
+                     "annotations": {contract.OUTPUT_TASK: out.name}},  # fmt: skip
         "spec": {
             "description": plan.description,
             "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."}],
@@ -216,7 +215,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
     return {
         "apiVersion": API,
         "kind": "TaskRun",
-        "metadata": {"generateName": f"{step.name}-", "labels": {**LABELS, "llmstep.dev/step": step.name}},
+        "metadata": {"generateName": f"{step.name}-", "labels": {**contract.LABELS, contract.STEP_LABEL: step.name}},
         "spec": {
             **_task_source(step, image),
             "params": [
@@ -241,7 +240,7 @@ def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
     read-only ServiceAccount of the diagnosis task."""
     from llmstep.render.rbac import diagnose_rbac
 
-    meta = {"labels": dict(LABELS), **({"namespace": namespace} if namespace else {})}
+    meta = {"labels": dict(contract.LABELS), **({"namespace": namespace} if namespace else {})}
     return [*diagnose_rbac("tekton"),
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "llmstep", **meta},
          "automountServiceAccountToken": False},
@@ -275,7 +274,7 @@ def _run_of(name: str, credentials: dict[str, tuple[str, ...]], secret: str, inp
     return {
         "apiVersion": API,
         "kind": "PipelineRun",
-        "metadata": {"generateName": f"{name}-", "labels": {**LABELS, "llmstep.dev/chain": name}},
+        "metadata": {"generateName": f"{name}-", "labels": {**contract.LABELS, contract.CHAIN_LABEL: name}},
         "spec": {
             "pipelineRef": {"name": name},
             "params": [{"name": "input", "value": input_json}],
@@ -289,7 +288,7 @@ def run_for_pipeline(doc: dict[str, Any], input_json: str = "{}", storage: str =
     """A PipelineRun for a Pipeline document llmstep wrote (as ``pipeline_run`` makes for its plan):
     the credentials workspaces bind the keys its tasks' payloads declare."""
     credentials: dict[str, tuple[str, ...]] = {}
-    secret = "llm-credentials"
+    secret = contract.DEFAULT_SECRET
     for task in (doc.get("spec") or {}).get("tasks") or []:
         bound = {w.get("name"): w.get("workspace") for w in task.get("workspaces") or []}
         if "credentials" not in bound:

@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import BatchFailed, ItemFailed, LlmstepError
 
 BATCH_TASK = "item"
-BATCH_ANNOTATION = "llmstep.dev/batch"
 STEP_NODES = ("Pod", "Retry")
 """A step is a Pod node, or a Retry node (with retries) that holds its successful attempt's outputs."""
 INDEX = re.compile(rf"(?:^|\.){BATCH_TASK}\((\d+)[:)]")
@@ -75,7 +75,7 @@ def collect(
         if index is None or kind not in STEP_NODES:
             continue
         display = name.rsplit(".", 1)[-1]  # a node's name is its parent's name, ".", its task
-        if node.get("phase") in ("Failed", "Error") and kind == "Pod":
+        if node.get("phase") in contract.FAILED_PHASES and kind == "Pod":
             failures.setdefault(index, []).append((display, node.get("message") or node.get("phase")))
         elif display == output_task and node.get("phase") == "Succeeded":
             text = read_output(node)
