@@ -306,13 +306,13 @@ def _argo_yaml(chain) -> str:
 
 def compile_scale() -> list[Figure]:
     import llmstep
-    from llmstep.render.argo import payload_text
+    from llmstep.serde import payload_text
 
     c1000, c100 = _linear_chain(1000), _linear_chain(100)
     argo = median_seconds(lambda: _argo_yaml(c1000), 5)
     argo100 = median_seconds(lambda: _argo_yaml(c100), 9)  # short: more runs for a steady median
     tekton = median_seconds(lambda: llmstep.compile(c1000).to_tekton_yaml(), 5)
-    payloads = [(s.name, s.display, payload_text(s)) for s in llmstep.compile(c1000).plan.steps]
+    payloads = [(s.name, s.display, payload_text(s.payload)) for s in llmstep.compile(c1000).plan.steps]
     ours = _shape(_argo_dict(c1000))
     assert _shape(_hera_objects(payloads)) == ours and _shape(_hera_dsl(payloads)) == ours, \
         "the Hera baselines no longer build the same Workflow"  # fmt: skip
@@ -337,13 +337,13 @@ def compile_scale() -> list[Figure]:
 
 def document_size() -> list[Figure]:
     import llmstep
-    from llmstep.render.argo import payload_text
+    from llmstep.serde import payload_text
 
     sizes = {}
     for n in (10, 100):
         compiled = llmstep.compile(_linear_chain(n))
         total = len(compiled.to_yaml().encode())
-        payloads = sum(len(payload_text(s).encode()) for s in compiled.plan.steps)
+        payloads = sum(len(payload_text(s.payload).encode()) for s in compiled.plan.steps)
         sizes[n] = (total, payloads)
     per_step = ((sizes[100][0] - sizes[100][1]) - (sizes[10][0] - sizes[10][1])) / 90
     whole_per_step = (sizes[100][0] - sizes[10][0]) / 90

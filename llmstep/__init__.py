@@ -29,7 +29,7 @@ _EXPORTS = {
     "ConfigMapKeyRef": "llmstep.plan",
     "PlanStep": "llmstep.plan",
     "OfflineChatModel": "llmstep.offline",
-    "Diagnose": "llmstep.diagnose",
+    "Diagnose": "llmstep.diagnose.settings",
     "DiagnosisError": "llmstep.errors",
     "LlmstepError": "llmstep.errors",
     "CompileError": "llmstep.errors",
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from llmstep.cluster.kube import KubernetesRunnable
     from llmstep.compiler.step import Step
     from llmstep.compiler.walk import DEFAULT_IMAGE
-    from llmstep.diagnose import Diagnose
+    from llmstep.diagnose.settings import Diagnose
     from llmstep.errors import (
         BatchFailed,
         CompileError,

@@ -26,6 +26,7 @@ import base64
 import functools
 import hashlib
 import json
+import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -276,6 +277,24 @@ def _secret_ids(dumped: Any):
 # ---------------------------------------------------------------- payloads (step side)
 
 PAYLOAD_KEYS = {"llmstep", "format", "name", "data", "allowed", "secrets", "inputs"}
+
+
+_SCALAR_LIST = re.compile(r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null)(?:,\s*(?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null))*)\s*\]')
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """The exact ``runnable.json`` a step receives (a plan step's ``payload``): stable order, one key per line (short
+    lists inline) so the YAML shows a readable literal block and diffs stay small.
+
+    ``{{`` and ``$(`` can only occur inside JSON strings here (a prompt such as ``Reply as
+    {{"a": 1}}``); they are written as JSON escapes (``{\u007b``, ``$\u0028``) so that neither
+    Argo's ``{{...}}`` nor Tekton's ``$(...)`` substitution ever touches a payload.
+    """
+    # The payload's own keys in a stable order; inside, dicts keep their order: a parallel map's
+    # keys are the order of the dict the consumer step builds, as chain.invoke builds it.
+    text = json.dumps({k: payload[k] for k in sorted(payload)}, indent=1, ensure_ascii=False)
+    text = _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    return text.replace("{{", "{\\u007b").replace("$(", "$\\u0028")
 
 
 def read_payload(text: str) -> dict[str, Any]:

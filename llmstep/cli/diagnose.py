@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from llmstep.diagnose import settings
 from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
 
 
@@ -28,7 +29,7 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     src.add_argument("--context", help="kubeconfig context")
     src.add_argument("--tail", type=int, default=50, metavar="N", help="log lines per container (default 50)")
     ask = p.add_argument_group("question")
-    ask.add_argument("--prompt", choices=["diagnose", "audit", "quality-gate", "custom"], default="diagnose")
+    ask.add_argument("--prompt", choices=settings.PROMPTS, default=settings.PROMPT)
     ask.add_argument("--custom-prompt", metavar="TEXT", help="for --prompt custom; {evidence} marks where evidence goes")
     ask.add_argument("--lang", help="the answer's language (any language name)")
     ask.add_argument("--redact", action="append", default=[], metavar="REGEX", help="also remove text matching REGEX")
@@ -38,12 +39,12 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
                      help="mask object names, namespaces, containers, hosts and IPs for the model; unmask in the answer")
     ask.add_argument("--dry-run", action="store_true", help="print exactly what would be sent; call no model")
     model = p.add_argument_group("model")
-    model.add_argument("--provider", choices=["openai", "azure", "compatible"], default="openai")
-    model.add_argument("--model", default="gpt-4o-mini")
+    model.add_argument("--provider", choices=settings.PROVIDERS, default=settings.PROVIDER)
+    model.add_argument("--model", default=settings.MODEL)
     model.add_argument("--base-url", help="an OpenAI-compatible endpoint (provider compatible)")
     model.add_argument("--azure-endpoint")
     model.add_argument("--azure-deployment")
-    model.add_argument("--api-version", default="2024-06-01", help="Azure OpenAI API version")
+    model.add_argument("--api-version", default=settings.API_VERSION, help="Azure OpenAI API version")
     model.add_argument("--api-key-env", metavar="VAR", help="env var with the key (default OPENAI_API_KEY, or "
                        "AZURE_OPENAI_API_KEY for azure)")  # fmt: skip
     model.add_argument("--api-key-secret", metavar="NAME/KEY", help="read the key from a Kubernetes Secret instead")
@@ -120,10 +121,10 @@ def _api_key(args: argparse.Namespace) -> str:
 
         try:
             secret = _client(args).CoreV1Api().read_namespaced_secret(name, _namespace(args))
-            return base64.b64decode((secret.data or {})[key or "OPENAI_API_KEY"]).decode()
+            return base64.b64decode((secret.data or {})[key or settings.OPENAI_KEY]).decode()
         except Exception as exc:  # noqa: BLE001 - missing Secret, key or permission
             raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
-    var = args.api_key_env or ("AZURE_OPENAI_API_KEY" if args.provider == "azure" else "OPENAI_API_KEY")
+    var = args.api_key_env or settings.key_for(args.provider)
     key = os.environ.get(var)
     if not key:
         raise DiagnosisError(f"no API key: set {var} (or give --api-key-file FILE, --api-key-env VAR or --api-key-secret NAME/KEY)")

@@ -63,7 +63,7 @@ def compile_plan(
     given in code is a ``CredentialsWarning`` at ``stacklevel`` (as in ``warnings.warn``, counted from
     here: 2 is the caller)."""
     if on_failure is not None:
-        from llmstep.diagnose import Diagnose
+        from llmstep.diagnose.settings import Diagnose
 
         if not isinstance(on_failure, Diagnose):
             raise CompileError(f"on_failure must be llmstep.Diagnose(...), got {type(on_failure).__name__}")

@@ -1,65 +1,45 @@
-"""Failure diagnosis: gather evidence, strip secrets, ask the model, deliver a report."""
+"""Failure diagnosis: gather evidence (evidence), strip secrets (redact, anonymize), ask the model
+(prompt, llm, ask), deliver a report (report). The settings (``Diagnose``) live in ``settings``,
+the one diagnosis module the renderers import.
+
+Names resolve lazily, so that importing ``llmstep.diagnose.settings`` (as compiling a chain with
+``on_failure=Diagnose(...)`` does) loads none of the others.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from llmstep.diagnose.evidence import Evidence
-from llmstep.diagnose.llm import Model, chat
-from llmstep.diagnose.prompt import messages
-from llmstep.diagnose.redact import Redactor, compile_patterns
-from llmstep.diagnose.report import Report, parse
-
-
-@dataclass(frozen=True)
-class Diagnose:
-    """What ``compile(chain, on_failure=Diagnose(...))`` adds: an exit handler that diagnoses the
-    workflow when it did not succeed. The key comes from the Secret of the compiled chain."""
-
-    model: str = "gpt-4o-mini"
-    lang: str | None = None
-    prompt: str = "diagnose"
-    provider: str = "openai"
-    base_url: str | None = None
-    azure_endpoint: str | None = None
-    azure_deployment: str | None = None
-    api_version: str = "2024-06-01"
-    redact: tuple[str, ...] = field(default_factory=tuple)
-
-    def __post_init__(self) -> None:
-        compile_patterns(self.redact, "Diagnose(redact=...):")  # a bad pattern fails at compile time, not in the pod
-
-    @property
-    def key(self) -> str:
-        """The Secret key (and env var) that holds the model's API key."""
-        return "AZURE_OPENAI_API_KEY" if self.provider == "azure" else "OPENAI_API_KEY"
-
-    def args(self) -> list[str]:
-        """``llmstep diagnose`` options for these settings."""
-        out = ["--prompt", self.prompt, "--provider", self.provider, "--model", self.model]
-        for flag, value in (("--base-url", self.base_url), ("--azure-endpoint", self.azure_endpoint),
-                            ("--azure-deployment", self.azure_deployment), ("--lang", self.lang)):  # fmt: skip
-            if value:
-                out += [flag, value]
-        if self.provider == "azure":
-            out += ["--api-version", self.api_version]
-        for pattern in self.redact:
-            out += ["--redact", pattern]
-        return out
-
-
-def prepared(evidence: Evidence, redactor: Redactor, kind: str, lang: str | None, custom: str | None) -> list[dict[str, str]]:
-    """The exact messages that would be sent: redacted (and anonymized) evidence in the prompt."""
-    text = redactor.mask_names(evidence.render(redactor), evidence.names)
-    return messages(text, kind, lang, custom)
-
-
-def diagnose(evidence: Evidence, model: Model, redactor: Redactor, *, kind: str = "diagnose",
-             lang: str | None = None, custom: str | None = None) -> Report:  # fmt: skip
-    """Ask the model about redacted evidence; names masked for the model are unmasked in the report."""
-    sent = prepared(evidence, redactor, kind, lang, custom)
-    answer = redactor.unmask(chat(model, sent))
-    return parse(answer, target=evidence.target, prompt=kind, redactions=redactor.count, model=model.model)
-
+_EXPORTS = {
+    "Diagnose": "llmstep.diagnose.settings",
+    "Evidence": "llmstep.diagnose.evidence",
+    "Model": "llmstep.diagnose.llm",
+    "Redactor": "llmstep.diagnose.redact",
+    "Report": "llmstep.diagnose.report",
+    "diagnose": "llmstep.diagnose.ask",
+    "prepared": "llmstep.diagnose.ask",
+}
 
 __all__ = ["Diagnose", "Evidence", "Model", "Redactor", "Report", "diagnose", "prepared"]
+
+if TYPE_CHECKING:
+    from llmstep.diagnose.ask import diagnose, prepared
+    from llmstep.diagnose.evidence import Evidence
+    from llmstep.diagnose.llm import Model
+    from llmstep.diagnose.redact import Redactor
+    from llmstep.diagnose.report import Report
+    from llmstep.diagnose.settings import Diagnose
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmstep.diagnose' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -13,9 +13,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from llmstep.diagnose import settings
 from llmstep.errors import DiagnosisError
 
-OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_URL = settings.OPENAI_URL
 RETRY_STATUSES = (408, 409, 429, 500, 502, 503, 504)
 
 
@@ -24,12 +25,12 @@ class Model:
     """Where and how to ask. ``provider`` is openai, azure or compatible."""
 
     api_key: str
-    provider: str = "openai"
-    model: str = "gpt-4o-mini"
+    provider: str = settings.PROVIDER
+    model: str = settings.MODEL
     base_url: str | None = None
     azure_endpoint: str | None = None
     azure_deployment: str | None = None
-    api_version: str = "2024-06-01"
+    api_version: str = settings.API_VERSION
     timeout: float = 60.0
     retries: int = 3
     backoff: float = 1.0

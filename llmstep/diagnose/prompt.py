@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from llmstep.diagnose import settings
 from llmstep.errors import DiagnosisError, LlmstepError
 
-TYPES = ("diagnose", "audit", "quality-gate", "custom")
+TYPES = settings.PROMPTS
 
 _ANSWER = (
     "Answer with one JSON object and nothing else, with these keys: "

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmstep.errors import LlmstepError
+from llmstep.diagnose.settings import compile_patterns
 
 MASK = "[REDACTED]"
 
@@ -84,17 +84,6 @@ _SECRET_KIND = re.compile(r"[\"']?kind[\"']?[ \t]*:[ \t]*[\"']?Secret(?:List)?\b
 _PARTS = re.compile(r"(?m)(?=^(?:---|## |\.\.\.$))")  # documents and evidence sections
 _DATA_BLOCK = re.compile(r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ \t]*(?:\n((?:\1[ \t]+.*(?:\n|$)|[ \t]*\n)+)|(\{.*\}))")
 _DATA_LINE = re.compile(r"^([ \t]*[\"']?[\w.-]+[\"']?[ \t]*:[ \t]*)(?!\[REDACTED\])(\S.*)$")
-
-
-def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[re.Pattern[str]]:
-    """The caller's own patterns; a usage error (exit 2) naming the bad one."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except (re.error, TypeError) as exc:
-            raise LlmstepError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
-    return compiled
 
 
 def secret_name(name: Any) -> bool:

@@ -10,7 +10,6 @@ Argo UI shows what each step produced and what each model call cost.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import Any
 
@@ -29,8 +28,10 @@ from hera.workflows import (
 )
 from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, ValueFrom
 
-from llmstep import contract
+from llmstep import contract, serde
 from llmstep.compiler.naming import BATCH_INFIX
+from llmstep.diagnose import settings
+from llmstep.diagnose.settings import Diagnose
 from llmstep.errors import RenderError
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
 from llmstep.render import argo_checks as checks
@@ -46,24 +47,6 @@ NO_VALUE = "(none)"
 # Retry only when the Runnable raised (exit 1): a bad payload (2) or a missing credential (3)
 # fails the same way every time.
 RETRY_WHEN = "asInt(lastRetry.exitCode) == 1"
-
-
-_SCALAR_LIST = re.compile(r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null)(?:,\s*(?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null))*)\s*\]')
-
-
-def payload_text(step: PlanStep) -> str:
-    """The exact ``runnable.json`` a step receives: stable order, one key per line (short
-    lists inline) so the YAML shows a readable literal block and diffs stay small.
-
-    ``{{`` and ``$(`` can only occur inside JSON strings here (a prompt such as ``Reply as
-    {{"a": 1}}``); they are written as JSON escapes (``{\u007b``, ``$\u0028``) so that neither
-    Argo's ``{{...}}`` nor Tekton's ``$(...)`` substitution ever touches a payload.
-    """
-    # The payload's own keys in a stable order; inside, dicts keep their order: a parallel map's
-    # keys are the order of the dict the consumer step builds, as chain.invoke builds it.
-    text = json.dumps({k: step.payload[k] for k in sorted(step.payload)}, indent=1, ensure_ascii=False)
-    text = _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
-    return text.replace("{{", "{\\u007b").replace("$(", "$\\u0028")
 
 
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
@@ -114,15 +97,13 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
     itself: ``llmstep-diagnose``, template ``diagnose``, parameters for the model and language."""
     from hera.workflows import WorkflowTemplate
 
-    from llmstep.diagnose.llm import OPENAI_URL
-
     d = contract.DATA_DIR
     params = [Parameter(name="target", value="workflow/{{workflow.name}}"),
               Parameter(name="failures", value="{{workflow.failures}}"),
-              Parameter(name="model", value="gpt-4o-mini"), Parameter(name="provider", value="openai"),
+              Parameter(name="model", value=settings.MODEL), Parameter(name="provider", value=settings.PROVIDER),
               # not "": API servers before 1.21 reject empty-string values (see NO_VALUE)
-              Parameter(name="base-url", value=OPENAI_URL), Parameter(name="lang", value="English"),
-              Parameter(name="prompt", value="diagnose")]  # fmt: skip
+              Parameter(name="base-url", value=settings.OPENAI_URL), Parameter(name="lang", value="English"),
+              Parameter(name="prompt", value=settings.PROMPT)]  # fmt: skip
     diagnose = Container(
         name="diagnose",
         labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
@@ -133,7 +114,7 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
                  "{{inputs.parameters.provider}}", "--base-url", "{{inputs.parameters.base-url}}", "--lang",
                  "{{inputs.parameters.lang}}", "--prompt", "{{inputs.parameters.prompt}}",
                  "--summary-file", f"{d}/summary.txt"],  # fmt: skip
-        env=[SecretEnv(name="OPENAI_API_KEY", secret_name=secret, secret_key="OPENAI_API_KEY")],
+        env=[SecretEnv(name=settings.OPENAI_KEY, secret_name=secret, secret_key=settings.OPENAI_KEY)],
         outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))],
         service_account_name="llmstep-diagnose",
     )
@@ -146,7 +127,7 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
     return template.to_dict()
 
 
-def diagnose_templates(settings: Any, image: str, secret: str, target: str, failures: str,
+def diagnose_templates(on_failure: Diagnose, image: str, secret: str, target: str, failures: str,
                        report_artifact: bool = True) -> list[Any]:  # fmt: skip
     """The exit handler: a DAG that runs ``llmstep diagnose`` only when the workflow did not
     succeed, and the container template that does it (summary as an output parameter, the full
@@ -159,9 +140,9 @@ def diagnose_templates(settings: Any, image: str, secret: str, target: str, fail
         name="diagnose",
         labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
         image=image,
-        command=["llmstep", "diagnose", target, "--workflow-failures", failures, *settings.args(),
+        command=["llmstep", "diagnose", target, "--workflow-failures", failures, *on_failure.args(),
                  "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],  # fmt: skip
-        env=[SecretEnv(name=settings.key, secret_name=secret, secret_key=settings.key)],
+        env=[SecretEnv(name=on_failure.key, secret_name=secret, secret_key=on_failure.key)],
         outputs=outputs,
     )
     handler = DAG(name="exit-handler", tasks=[Task(name="diagnose", template="diagnose",
@@ -203,7 +184,7 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
     """A step's container template; with ``users`` > 1 it is shared, and takes the running
     step's name as its ``step`` parameter."""
     d = contract.DATA_DIR
-    inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payload_text(step))]
+    inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=serde.payload_text(step.payload))]
     for source in step.sources:
         # Argo's S3 (and other) drivers load a file as root with mode 0600: without a mode the
         # step's own user could not read its input (found by running on the real controller).
@@ -278,8 +259,8 @@ def _check_size(plan: Plan, doc: dict[str, Any]) -> None:
     size = len(json.dumps(doc, separators=(",", ":")))
     if size <= MAX_BYTES:
         return
-    biggest = sorted(plan.steps, key=lambda s: -len(payload_text(s)))[:5]
-    listed = ", ".join(f"{s.display} ({len(payload_text(s)) // 1024} KiB, {s.path})" for s in biggest)
+    biggest = sorted(plan.steps, key=lambda s: -len(serde.payload_text(s.payload)))[:5]
+    listed = ", ".join(f"{s.display} ({len(serde.payload_text(s.payload)) // 1024} KiB, {s.path})" for s in biggest)
     raise RenderError(
         f"the Workflow would be {size // 1024} KiB, over Argo's ~{MAX_BYTES // 1024} KiB object "
         f"limit. Largest steps: {listed}. Shrink those Runnables (large pickled closures or "

@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 from llmstep import __version__, contract, serde
+from llmstep.diagnose import settings
 from llmstep.errors import RenderError
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
-from llmstep.render.argo import payload_text
 
 API = "tekton.dev/v1"
 TASK_NAME = "llmstep-run"
@@ -111,15 +111,15 @@ def diagnose_task(image: str) -> dict[str, Any]:
     params = [
         ("target", None, "What to diagnose, KIND/NAME: pipelinerun/NAME, taskrun/NAME, pod/NAME, deployment/NAME, ..."),
         ("statuses", "", "Task statuses as JSON {task: status}; when set, the evidence needs no API access."),
-        ("prompt", "diagnose", "diagnose, audit, quality-gate or custom."),
+        ("prompt", settings.PROMPT, ", ".join(settings.PROMPTS[:-1]) + f" or {settings.PROMPTS[-1]}."),
         ("lang", "", "The answer's language (any language name); empty for English."),
-        ("model", "gpt-4o-mini", "The model (for Azure OpenAI, any name: the deployment decides)."),
-        ("provider", "openai", "openai, azure or compatible."),
+        ("model", settings.MODEL, "The model (for Azure OpenAI, any name: the deployment decides)."),
+        ("provider", settings.PROVIDER, ", ".join(settings.PROVIDERS[:-1]) + f" or {settings.PROVIDERS[-1]}."),
         ("base-url", "", "An OpenAI-compatible endpoint, for provider compatible."),
         ("azure-endpoint", "", "The Azure OpenAI endpoint, for provider azure."),
         ("azure-deployment", "", "The Azure OpenAI deployment, for provider azure."),
-        ("api-version", "2024-06-01", "The Azure OpenAI API version."),
-        ("key-name", "OPENAI_API_KEY", "The key's file name in the credentials workspace."),
+        ("api-version", settings.API_VERSION, "The Azure OpenAI API version."),
+        ("key-name", settings.OPENAI_KEY, "The key's file name in the credentials workspace."),
         ("report-file", "diagnosis.md", "Where the full report goes in the data workspace, when it is bound."),
         ("image", image, "The llmstep step image."),
     ]
@@ -219,7 +219,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
         "spec": {
             **_task_source(step, image),
             "params": [
-                {"name": "payload", "value": payload_text(step)},
+                {"name": "payload", "value": serde.payload_text(step.payload)},
                 {"name": "input", "value": input_json},
                 {"name": "inputs", "value": [CHAIN_INPUT]},
                 {"name": "output-dir", "value": step.name},
@@ -319,7 +319,7 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     _check_env_size(step)
     inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
               for s in step.sources]  # fmt: skip
-    params: list[dict[str, Any]] = [{"name": "payload", "value": payload_text(step)}]
+    params: list[dict[str, Any]] = [{"name": "payload", "value": serde.payload_text(step.payload)}]
     if CHAIN_INPUT in step.sources:
         params.append({"name": "input", "value": "$(params.input)"})
     params += [
@@ -375,16 +375,14 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
     if plan.on_failure is not None:
         d = plan.on_failure
         values = {"target": "pipelinerun/$(context.pipelineRun.name)", "statuses": json.dumps(statuses),
-                  "prompt": d.prompt, "lang": d.lang, "model": d.model, "provider": d.provider, "base-url": d.base_url,
-                  "azure-endpoint": d.azure_endpoint, "azure-deployment": d.azure_deployment,
-                  "api-version": d.api_version, "key-name": d.key, "image": plan.image,
+                  **d.options(), "key-name": d.key, "image": plan.image,
                   "report-file": "$(context.pipelineRun.name)/diagnosis.md"}  # fmt: skip
         return {
             "name": "diagnose",
             "displayName": "diagnose failure",
             "when": when,
             "taskRef": {"name": DIAGNOSE_TASK},
-            "params": [{"name": k, "value": v} for k, v in values.items() if v]
+            "params": [{"name": k, "value": v} for k, v in values.items()]
             + ([{"name": "redact", "value": list(d.redact)}] if d.redact else []),
             "workspaces": [{"name": "credentials", "workspace": credentials_workspace((d.key,))},
                            {"name": "data", "workspace": "data"}],
@@ -428,7 +426,7 @@ def _key_sets(plan: Plan) -> list[tuple[str, ...]]:
 
 
 def _check_env_size(step: PlanStep) -> None:
-    size = len(payload_text(step).encode("utf-8"))
+    size = len(serde.payload_text(step.payload).encode("utf-8"))
     if size >= ENV_LIMIT:
         raise RenderError(
             f"step {step.display} ({step.path}): its payload is {size // 1024} KiB, but Tekton passes it "

@@ -1,0 +1,86 @@
+"""The diagnosis settings: ``Diagnose(...)`` and the one home of its defaults.
+
+Everything that asks a model about a failure takes its defaults from here: ``llmstep diagnose``'s
+options, the model client (:mod:`llmstep.diagnose.llm`), the Argo exit handler and the
+``llmstep-diagnose`` WorkflowTemplate, and the Tekton ``llmstep-diagnose`` Task and ``finally``
+task. This module is data: the renderers import it, and it imports nothing else of llmstep's
+diagnosis, so compiling a chain never loads the evidence or model code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from llmstep.errors import LlmstepError
+
+MODEL = "gpt-4o-mini"
+PROVIDER = "openai"
+PROVIDERS = ("openai", "azure", "compatible")
+PROMPT = "diagnose"
+PROMPTS = ("diagnose", "audit", "quality-gate", "custom")
+API_VERSION = "2024-06-01"
+"""The Azure OpenAI API version."""
+OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_KEY = "OPENAI_API_KEY"
+AZURE_KEY = "AZURE_OPENAI_API_KEY"
+
+
+def key_for(provider: str) -> str:
+    """The Secret key (and env var) that holds a provider's API key."""
+    return AZURE_KEY if provider == "azure" else OPENAI_KEY
+
+
+def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[re.Pattern[str]]:
+    """The caller's own redaction patterns; a usage error (exit 2) naming the bad one."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except (re.error, TypeError) as exc:
+            raise LlmstepError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
+    return compiled
+
+
+@dataclass(frozen=True)
+class Diagnose:
+    """What ``compile(chain, on_failure=Diagnose(...))`` adds: an exit handler that diagnoses the
+    workflow when it did not succeed. The key comes from the Secret of the compiled chain."""
+
+    model: str = MODEL
+    lang: str | None = None
+    prompt: str = PROMPT
+    provider: str = PROVIDER
+    base_url: str | None = None
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    api_version: str = API_VERSION
+    redact: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        compile_patterns(self.redact, "Diagnose(redact=...):")  # a bad pattern fails at compile time, not in the pod
+
+    @property
+    def key(self) -> str:
+        """The Secret key (and env var) that holds the model's API key."""
+        return key_for(self.provider)
+
+    def options(self) -> dict[str, str]:
+        """The settings as ``llmstep diagnose`` options without their dashes (``base-url``), the
+        unset ones left out: the Argo exit handler's arguments and the Tekton task's params."""
+        out = {"prompt": self.prompt, "provider": self.provider, "model": self.model}
+        for name, value in (("base-url", self.base_url), ("azure-endpoint", self.azure_endpoint),
+                            ("azure-deployment", self.azure_deployment), ("lang", self.lang)):
+            if value:
+                out[name] = value
+        if self.provider == "azure":
+            out["api-version"] = self.api_version
+        return out
+
+    def args(self) -> list[str]:
+        """``llmstep diagnose`` options for these settings (``--redact`` once per pattern)."""
+        out = [part for name, value in self.options().items() for part in (f"--{name}", value)]
+        for pattern in self.redact:
+            out += ["--redact", pattern]
+        return out
