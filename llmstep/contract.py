@@ -55,6 +55,10 @@ EXIT_OK = 0
 EXIT_RUNNABLE_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_CREDENTIALS = 3
+EXIT_INTERNAL = 70
+"""An error llmstep did not foresee: a bug (``llmstep exec`` and the CLI alike)."""
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT."""
 
 
 RESULTS = ("preview", "output-path", "sha256", "usage")

@@ -79,16 +79,19 @@ def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(t
 
 def _what_the_server_did_before_the_fork(x):
     import platform
+    import sys
 
-    import llmstep.cli.main
+    import llmstep.executor.main
 
-    # platform.platform() runs `uname -p` in a subprocess the first time; the parser is built once
-    return {"platform_known": bool(platform._platform_cache), "parser_reused": llmstep.cli.main._parser.cache_info().hits > 0}
+    # platform.platform() runs `uname -p` in a subprocess the first time; the parser is built once;
+    # the server runs steps through llmstep exec's own entry point, never the command line
+    return {"platform_known": bool(platform._platform_cache), "parser_reused": llmstep.executor.main.parser.cache_info().hits > 0,
+            "cli_imported": "llmstep.cli.main" in sys.modules}
 
 
 def test_steps_inherit_work_the_server_did_once(tmp_path, fresh_servers):
     assert _run(RunnableLambda(_what_the_server_did_before_the_fork), tmp_path) == {
-        "platform_known": True, "parser_reused": True}  # fmt: skip
+        "platform_known": True, "parser_reused": True, "cli_imported": False}  # fmt: skip
 
 
 def _tls_contexts(x):

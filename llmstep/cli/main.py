@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import argparse
 import errno
-import functools
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from llmstep import contract
 from llmstep.errors import CompileError, LlmstepError
 
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = contract.EXIT_INTERRUPTED
+EXIT_INTERNAL = contract.EXIT_INTERNAL
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
 EXIT_NO_SPACE = 1
@@ -30,8 +28,14 @@ EXIT_NO_SPACE = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command is not None and argv[command] == "exec" and set(argv[:command]) <= {"--debug"}:
+        # every step's command: its own entry point, without the rest of the command line
+        from llmstep.executor import main as executor
+
+        return executor.main(argv[command + 1:], debug=bool(argv[:command]))
+    args = _parser().parse_args(argv)
     _setup_logging(args)
     from llmstep import values
 
@@ -89,7 +93,6 @@ def _discard_stdout() -> None:
         pass
 
 
-@functools.cache  # built once per process: a forked step finds it built by the fork server
 def _parser() -> argparse.ArgumentParser:
     # --debug works before or after the command; SUPPRESS keeps a subcommand's default from
     # overwriting a --debug given before it.
@@ -130,28 +133,12 @@ def _parser() -> argparse.ArgumentParser:
                    "parameter's value), so `kubectl create -f` runs it; `argo submit -p input=...` overrides it")
     p.set_defaults(func=_compile)
 
+    from llmstep.executor import main as executor
+
     p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
-                       description="Run one step: read runnable.json and input from the data directory, "
-                       "write output.json. Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, "
-                       "3 missing credentials.")
-    p.add_argument("--data-dir", metavar="DIR", help="the data directory (default: $LLMSTEP_DATA_DIR or /llmstep)")
-    p.add_argument("--step-name", metavar="NAME", help="the step's name in messages (a template shared by several steps)")
-    tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
-    tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
-    tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
-    tekton.add_argument("--inputs", nargs="*", default=[], metavar="SOURCE[=PATH]",
-                        help="input files: PATH relative to --link-root; 'input' alone takes --input-env")
-    tekton.add_argument("--link-root", default="", metavar="DIR", help="the shared workspace that input paths are in")
-    tekton.add_argument("--secrets-dir", default="", metavar="DIR", help="secret keys mounted as files (may be empty)")
-    tekton.add_argument("--result", action="append", default=[], metavar="NAME=PATH",
-                        help="write a result (preview, output-path, sha256, usage) to PATH after the step")
-    tekton.add_argument("--log-output", choices=("true", "false"), default="false",
-                        help="true: also write the output or error to the log as an '@llmstep {...}' line "
-                        "(a Pipeline's output task: results are capped at 4 KiB, so a client reads the output there)")
-    kube = p.add_argument_group("records (KubernetesRunnable: the client reads the Pod's log)")
-    kube.add_argument("--log-records", action="store_true", help="also write the output or error to stdout as '@llmstep {...}' lines")
-    kube.add_argument("--stream", action="store_true", help="stream the Runnable, writing each chunk as a record")
-    p.set_defaults(func=_exec)
+                       description=executor.DESCRIPTION)
+    executor.add_arguments(p)
+    p.set_defaults(func=executor.run)
 
     from llmstep.cli.cluster import add_cluster_commands
     from llmstep.cli.diagnose import add_diagnose_command
@@ -209,41 +196,6 @@ def _compile(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _exec(args: argparse.Namespace) -> int:
-    from llmstep import contract
-    from llmstep.executor.step import run_step
-
-    data_dir = Path(args.data_dir or os.environ.get(contract.DATA_DIR_ENV) or contract.DATA_DIR)
-    staged = args.payload_env or args.inputs or args.result or args.secrets_dir
-    records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream, "step_name": args.step_name,
-               "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
-    if not staged:
-        return run_step(data_dir, os.environ, **records)
-    from llmstep.executor import staging
-
-    try:
-        staging.stage(
-            data_dir,
-            payload=os.environ.get(args.payload_env) if args.payload_env else None,
-            chain_input=os.environ.get(args.input_env) if args.input_env else None,
-            inputs=args.inputs,
-            link_root=args.link_root,
-        )
-    except LlmstepError as exc:
-        logging.getLogger("llmstep.executor.step").error("step failed (exit %d): %s", exc.exit_code, exc)
-        if records["records"]:
-            from llmstep.executor.step import emit
-
-            emit("error", step="?", type=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
-        return exc.exit_code
-    env = {**os.environ, **staging.read_secrets_dir(args.secrets_dir)}
-    code = run_step(data_dir, env, **records, engine="tekton")
-    results = dict(item.partition("=")[::2] for item in args.result)
-    if code == 0:
-        staging.publish(data_dir, results, args.link_root)
-    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

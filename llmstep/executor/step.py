@@ -1,4 +1,5 @@
-"""The step entrypoint, ``llmstep exec``: run one payload on its input files.
+"""The run of one step (``llmstep exec``, see :mod:`llmstep.executor.main`): one payload on its
+input files.
 
 Reads ``runnable.json`` and the input file(s) from the data directory, writes ``output.json``,
 ``preview.txt`` and ``usage.json``; on failure writes ``error.json``. Exit codes: 0 ok, 1 the
@@ -24,11 +25,9 @@ from llmstep.errors import ExecutionError, LlmstepError, PayloadError
 log = logging.getLogger(__name__)
 
 
-"""Prefix of the records a step writes to stdout with ``--log-records`` (one JSON object per line):
-``chunk`` (with ``--stream``), then ``output`` or ``error``. A Pod's log is then all a client needs."""
-
-
 def emit(kind: str, **fields: Any) -> None:
+    """Write one record (``@llmstep {...}``, :data:`llmstep.contract.RECORD`) to stdout: ``chunk``
+    (with ``--stream``), then ``output`` or ``error``. A Pod's log is then all a client needs."""
     import sys
 
     sys.stdout.write(contract.RECORD + json.dumps({"kind": kind, **fields}, separators=(",", ":")) + "\n")

@@ -7,7 +7,8 @@ the runs' payloads need, and then forks one process per step. It outlives that r
 for ``LLMSTEP_FORKSERVER_IDLE`` seconds or a module file it imported changes. Each step process is what the pod's process
 would be: its own session, stdin from /dev/null, stdout and stderr to the step's log, its working
 directory, *only* the step's environment (the inherited one is cleared), and it runs the very
-same command, ``llmstep exec`` with the container's arguments, through ``llmstep.cli.main.main``.
+same command, ``llmstep exec`` with the container's arguments, through its own entry point
+(:func:`llmstep.executor.main.main`; the server never builds the rest of the command line).
 
 Protocol (one Unix socket connection per request): a new client first sends ``{"check": true}``
 and gets ``fresh`` or ``stale``; for a step it sends ``{"argv": [...], "env": {...}, "cwd": ...,
@@ -21,7 +22,7 @@ steps of the same kind start warm. Only module names cross; nothing of the step'
 The names are kept in the user's cache directory (one file per Python and llmstep version), so the
 next run's server imports them before its first step.
 
-Work every step would repeat after the fork is done once before it: the command-line parser, the
+Work every step would repeat after the fork is done once before it: ``llmstep exec``'s parser, the
 machine facts HTTP clients send, and the TLS contexts of openai's HTTP clients (each loads the CA
 bundle; see :func:`_prepare_tls`).
 """
@@ -311,7 +312,7 @@ class Step:
 def preload_for(payload_classes: list[list[str]]) -> list[str]:
     """Modules worth importing before forking, from the class ids the run's payloads use."""
     modules = [
-        "llmstep.cli.main", "llmstep.executor.step", "llmstep.serde", "langchain_core.load", "langchain_core.prompts",
+        "llmstep.executor.main", "llmstep.executor.step", "llmstep.serde", "langchain_core.load", "langchain_core.prompts",
         "langchain_core.messages", "langchain_core.output_parsers", "langchain_core.runnables",
         "langchain_core.callbacks", "langchain_core.documents", "langchain_core.prompt_values",
     ]  # fmt: skip
@@ -429,9 +430,9 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
                 from langchain_core.prompts import ChatPromptTemplate  # noqa: F401 - resolve the lazy names
         except Exception:  # noqa: BLE001 - a missing optional package only costs speed
             continue
-    from llmstep.cli import main as cli
+    from llmstep.executor import main as executor
 
-    _warm(cli)
+    _warm(executor)
     # Objects imported so far move to a permanent generation the collector never walks, so forked
     # children do not touch (and copy) the whole preloaded heap at their first collection.
     gc.collect()
@@ -490,7 +491,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
                 for fd in (learned, reaped, wake, null):
                     os.close(fd)
                 conn.close()
-                _become_step(request, cli.main, teach, libraries)
+                _become_step(request, executor.main, teach, libraries)
             running[pid] = conn
             try:
                 conn.sendall(f"{pid}\n".encode())
@@ -498,13 +499,13 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
                 pass  # the client left; the step still runs to its end and is reaped
 
 
-def _warm(cli: Any) -> None:
-    """Work every step would repeat after the fork, done once before it: the command-line
+def _warm(executor: Any) -> None:
+    """Work every step would repeat after the fork, done once before it: ``llmstep exec``'s
     parser, and the machine facts HTTP clients send with each request (``platform.platform()``
     runs ``uname -p`` in a subprocess the first time a process asks)."""
     import platform
 
-    cli._parser()
+    executor.parser()
     platform.platform()
     _prepare_tls()
 

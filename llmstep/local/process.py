@@ -104,9 +104,9 @@ class Launcher:
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
         server = self.forkserver
-        if server is not None and argv[:3] == [sys.executable, "-m", "llmstep"] and server.wait_ready():
+        if server is not None and argv[:4] == [sys.executable, "-m", "llmstep", "exec"] and server.wait_ready():
             try:
-                step = server.spawn(argv[3:], dict(env), str(log_path.parent), str(log_path))
+                step = server.spawn(argv[4:], dict(env), str(log_path.parent), str(log_path))
             except OSError:
                 pass  # the server has gone (stopped from elsewhere): a cold start is slower, never wrong
             else:
