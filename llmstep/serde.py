@@ -74,7 +74,7 @@ def check_unicode(text: str, where: str) -> None:
             bad = None
     if bad is not None:
         raise SerializationError(f"{where} holds a lone surrogate ({bad!r}), which is not valid Unicode text; "
-                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")  # fmt: skip
+                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")
 
 
 def _surrogate(text: str) -> str | None:

@@ -31,7 +31,7 @@ from llmstep import contract
 from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError
 
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                "CreateContainerConfigError", "CreateContainerError"}  # fmt: skip
+                "CreateContainerConfigError", "CreateContainerError"}
 PAYLOAD_ENV, INPUT_ENV = "LLMSTEP_PAYLOAD", "LLMSTEP_INPUT"
 POD_HINTS = {
     403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
@@ -61,14 +61,14 @@ class KubernetesRunnable(Runnable[Any, Any]):
                  secret: str | None = None, allow_pickle: bool = False, timeout: float = 600,
                  max_concurrency: int = 8, resources: dict[str, Any] | None = None,
                  pod_spec: dict[str, Any] | None = None, client: Any = None, kubeconfig: str | None = None,
-                 context: str | None = None, poll: float = 0.25) -> None:  # fmt: skip
+                 context: str | None = None, poll: float = 0.25) -> None:
         from langchain_core.runnables.base import coerce_to_runnable
 
         from llmstep.compiler.walk import DEFAULT_IMAGE, DEFAULT_SECRET, single_step
 
         self.bound = coerce_to_runnable(runnable)
         self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET,
-                                environ=os.environ, stacklevel=3)  # fmt: skip
+                                environ=os.environ, stacklevel=3)
         self.image, self.namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
         self.timeout, self.max_concurrency, self.poll = timeout, max_concurrency, poll
         self.resources, self.pod_spec = resources, dict(pod_spec or {})
@@ -90,9 +90,9 @@ class KubernetesRunnable(Runnable[Any, Any]):
         from llmstep import serde
 
         argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
-                                                       "--inputs", "input", "--log-records"]  # fmt: skip
+                                                       "--inputs", "input", "--log-records"]
         env = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-               {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]  # fmt: skip
+               {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
         container: dict[str, Any] = {
             "name": "main",
@@ -101,7 +101,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
             "env": env,
             "volumeMounts": [{"name": "data", "mountPath": contract.DATA_DIR}],
             "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},  # fmt: skip
+                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
         }
         if self.resources:
             container["resources"] = self.resources
@@ -116,7 +116,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
         labels = {"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/step": self.step.name}
         return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
                 "metadata": {"generateName": f"llmstep-{self.step.name[:40]}-", "labels": labels,
-                             "annotations": {"llmstep.dev/runnable": self.step.runnable}}}  # fmt: skip
+                             "annotations": {"llmstep.dev/runnable": self.step.runnable}}}
 
     def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:  # noqa: A002
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
@@ -135,7 +135,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
             pod = self._until(core, name, deadline, cancel, running_is_enough=stream)
             if stream and pod.status.phase not in ("Succeeded", "Failed"):
                 records = _follow(core.read_namespaced_pod_log(name, self.namespace, container="main", follow=True,
-                                                               _preload_content=False))  # fmt: skip
+                                                               _preload_content=False))
                 seen_end = False
                 for kind, record in records:
                     if kind == "chunk":
@@ -152,7 +152,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
                     yield _outcome(kind, record, name, self.step.display)
                     return
             raise ExecutionError(f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
-                                 f"result. Last lines:\n{_tail(log)}")  # fmt: skip
+                                 f"result. Last lines:\n{_tail(log)}")
         finally:
             try:
                 core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
@@ -170,12 +170,12 @@ class KubernetesRunnable(Runnable[Any, Any]):
             if problem:
                 events = _events(core, self.namespace, name)
                 raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) cannot start: {problem}"
-                                      + (f"\n  events: {events}" if events else ""))  # fmt: skip
+                                      + (f"\n  events: {events}" if events else ""))
             if cancel.is_set():
                 raise Cancelled(f"call to {self.step.display} cancelled; pod {name} deleted")
             if time.monotonic() > deadline:
                 raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) still {status.phase} after "
-                                      f"{self.timeout:.0f} s (timeout=); it was deleted")  # fmt: skip
+                                      f"{self.timeout:.0f} s (timeout=); it was deleted")
             time.sleep(self.poll)
 
     # ------------------------------------------------------------------ the Runnable interface

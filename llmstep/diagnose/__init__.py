@@ -38,7 +38,7 @@ class Diagnose:
         """``llmstep diagnose`` options for these settings."""
         out = ["--prompt", self.prompt, "--provider", self.provider, "--model", self.model]
         for flag, value in (("--base-url", self.base_url), ("--azure-endpoint", self.azure_endpoint),
-                            ("--azure-deployment", self.azure_deployment), ("--lang", self.lang)):  # fmt: skip
+                            ("--azure-deployment", self.azure_deployment), ("--lang", self.lang)):
             if value:
                 out += [flag, value]
         if self.provider == "azure":
@@ -55,7 +55,7 @@ def prepared(evidence: Evidence, redactor: Redactor, kind: str, lang: str | None
 
 
 def diagnose(evidence: Evidence, model: Model, redactor: Redactor, *, kind: str = "diagnose",
-             lang: str | None = None, custom: str | None = None) -> Report:  # fmt: skip
+             lang: str | None = None, custom: str | None = None) -> Report:
     """Ask the model about redacted evidence; names masked for the model are unmasked in the report."""
     sent = prepared(evidence, redactor, kind, lang, custom)
     answer = redactor.unmask(chat(model, sent))

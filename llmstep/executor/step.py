@@ -37,7 +37,7 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
-             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo") -> int:  # fmt: skip
+             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo") -> int:
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
     Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names

@@ -110,7 +110,7 @@ class ForkServer:
              str(self._idle), str(os.getpid())],
             env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
-        )  # fmt: skip
+        )
         if not self.persistent:
             self.proc = self._started
 
@@ -249,7 +249,7 @@ def idle_seconds() -> float:
         from llmstep.errors import WorkflowError
 
         raise WorkflowError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
-                            "fork server that ends with the process that started it")  # fmt: skip
+                            "fork server that ends with the process that started it")
     return value
 
 
@@ -314,7 +314,7 @@ def preload_for(payload_classes: list[list[str]]) -> list[str]:
         "llmstep.cli.main", "llmstep.executor.step", "llmstep.serde", "langchain_core.load", "langchain_core.prompts",
         "langchain_core.messages", "langchain_core.output_parsers", "langchain_core.runnables",
         "langchain_core.callbacks", "langchain_core.documents", "langchain_core.prompt_values",
-    ]  # fmt: skip
+    ]
     flat = {part for class_id in payload_classes for part in class_id}
     if "openai" in flat or any(p.startswith("langchain_openai") for p in flat):
         modules += ["langchain_openai", "langchain_openai.chat_models"]
@@ -677,7 +677,7 @@ def _teach(fd: int, before: set[str], libraries: tuple[str, ...]) -> None:
     """Tell the server which library modules this step imported (lines under PIPE_BUF, so
     each write is atomic; a full pipe drops the lesson, which only costs speed)."""
     names = sorted(n for n in set(sys.modules) - before
-                   if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))  # fmt: skip
+                   if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))
     line = ""
     try:
         os.set_blocking(fd, False)
