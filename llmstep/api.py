@@ -17,7 +17,7 @@ MISSING: Any = object()
 """No ``input`` given (``None`` is a chain input like any other)."""
 
 
-def compile(  # noqa: A001 - the public name is fixed by the API
+def compile(  # the public name is fixed by the API
     chain: Any,
     *,
     name: str | None = None,
@@ -93,7 +93,7 @@ class Compiled:
 
         return build_workflow(self.plan)
 
-    def to_dict(self, input: Any = MISSING) -> dict[str, Any]:  # noqa: A002 - mirrors Runnable.invoke
+    def to_dict(self, input: Any = MISSING) -> dict[str, Any]:  # mirrors Runnable.invoke
         """The Argo Workflow as a dict, checked for names, references and size. ``input``, if
         given, becomes the value of its ``input`` parameter: what ``kubectl create -f`` runs with,
         and what ``argo submit -p input=...`` overrides."""
@@ -111,7 +111,7 @@ class Compiled:
         doc["spec"] = spec
         return doc
 
-    def to_yaml(self, input: Any = MISSING) -> str:  # noqa: A002
+    def to_yaml(self, input: Any = MISSING) -> str:
         """The Argo Workflow as YAML, ready for ``argo submit`` (``input``: see ``to_dict``)."""
         from llmstep.render import paused_gc
         from llmstep.yamlio import dump_yaml
@@ -120,7 +120,7 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:  # noqa: A002
+    def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:
         """Tekton documents: the ``llmstep-run`` Task, the Pipeline, and a PipelineRun
         (``input``, if given, becomes its ``input`` param)."""
         from llmstep import serde
@@ -131,7 +131,7 @@ class Compiled:
             docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.parameter_text(input)}]
         return docs
 
-    def to_tekton_yaml(self, input: Any = None) -> str:  # noqa: A002
+    def to_tekton_yaml(self, input: Any = None) -> str:
         """The Tekton documents as one multi-document YAML, ready for ``kubectl create -f``."""
         from llmstep.render import paused_gc
         from llmstep.yamlio import dump_all
@@ -141,7 +141,7 @@ class Compiled:
 
     def run_local(
         self,
-        input: Any,  # noqa: A002 - mirrors Runnable.invoke
+        input: Any,  # mirrors Runnable.invoke
         *,
         engine: str = "argo",
         parallelism: int | None = None,
@@ -233,7 +233,7 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",  # noqa: A002
+    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",
                **transport: Any) -> Any:
         """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
         ``result()``, ``logs()`` and ``cancel()``. ``namespace`` defaults, as for kubectl and argo,

@@ -362,7 +362,7 @@ class _Decoder:
         kwargs = {k: self.decode(v) for k, v in (node.get("kwargs") or {}).items()}
         try:
             return cls(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - pydantic validation
+        except Exception as exc:  # pydantic validation
             raise PayloadError(f"{self.where}: cannot rebuild a {cls.__name__}: {exc}") from exc
 
 

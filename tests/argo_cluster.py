@@ -85,7 +85,7 @@ class Counter:
             def log_message(self, *args):
                 pass
 
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_GET(self):  # http.server's naming
                 counter.counts[self.path] = counter.counts.get(self.path, 0) + 1
                 send_json(self, 200, {"count": counter.counts[self.path]})
 

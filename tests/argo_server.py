@@ -68,13 +68,13 @@ class FakeArgoServer:
                     return None
                 return self._send(405, {"code": 12, "message": "method not allowed"})
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 self._route("GET")
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 self._route("POST")
 
-            def do_PUT(self):  # noqa: N802
+            def do_PUT(self):
                 self._route("PUT")
 
             def _send(self, status, payload):
@@ -141,7 +141,7 @@ class FakeArgoServer:
             value = self.chain.invoke(serde.loads_value(input_json, where="test input"))
             node.update(phase="Succeeded", outputs={"parameters": [{"name": "output", "value": serde.dumps_value(value)}]})
             logs[f"{name}-{task.lower()}-{number}"] = f"llmstep: step {task} done\n"
-        except Exception as exc:  # noqa: BLE001 - reported the way a failed step is
+        except Exception as exc:  # reported the way a failed step is
             node.update(phase="Failed", message=f"{type(exc).__name__}: {exc} (exit code 1)")
         nodes[node_id] = node
 

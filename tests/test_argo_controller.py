@@ -426,7 +426,7 @@ def test_the_ui_node_panel_has_display_names_previews_usage_and_logs(api, k8s):
     run = _submit(compiled, {"question": "what does the UI show?"}, api)
     run.wait(timeout=300, poll=1)
     base = k8s.argo_server_url
-    with urllib.request.urlopen(f"{base}/api/v1/workflows/{NS}/{run.name}", timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{base}/api/v1/workflows/{NS}/{run.name}", timeout=30) as resp:
         wf = json.loads(resp.read())
     nodes = step_nodes(wf)
     assert set(nodes) == {s.display for s in compiled.plan.steps}
@@ -436,7 +436,7 @@ def test_the_ui_node_panel_has_display_names_previews_usage_and_logs(api, k8s):
         pod = next(p.metadata.name for p in pods_of(api, run.name)
                    if p.metadata.annotations.get("workflows.argoproj.io/node-id") == node["id"])
         url = f"{base}/api/v1/workflows/{NS}/{run.name}/log?logOptions.container=main&podName={pod}"
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=30) as resp:
             lines = [json.loads(line)["result"] for line in resp.read().decode().splitlines() if line.strip()]
         assert lines, f"no log for {step.display}"
     assert "offline answer" in param(nodes["StrOutputParser"], "preview")

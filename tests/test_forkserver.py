@@ -31,7 +31,7 @@ def _report():
         import os as _os
         import sys as _sys
 
-        with open(f"/proc/{_os.getppid()}/cmdline", "rb") as f:  # noqa: PTH123
+        with open(f"/proc/{_os.getppid()}/cmdline", "rb") as f:
             parent = f.read().split(b"\0")
         return {
             "learned": "xml.dom.minidom" in _sys.modules,  # before this step imported anything itself
@@ -219,7 +219,7 @@ def _server_of_a_new_process(tmp_path, env) -> int:
 
 def _alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False

@@ -153,7 +153,7 @@ class _Holder(Runnable):
     def __init__(self, credential: SecretStr) -> None:
         self.config_map = {"nested": [credential]}
 
-    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+    def invoke(self, input, config=None, **kwargs):  # Runnable's signature
         return input
 
 
@@ -167,7 +167,7 @@ class _Gateway(RunnableSerializable):
 
     gateway_token: SecretStr
 
-    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+    def invoke(self, input, config=None, **kwargs):  # Runnable's signature
         return input
 
 
@@ -338,7 +338,7 @@ class _Configured(Runnable):
 
     API_TOKEN = "tok-test-class-0123456789"
 
-    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+    def invoke(self, input, config=None, **kwargs):  # Runnable's signature
         return input
 
 

@@ -46,7 +46,7 @@ def _slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 
 def _alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False

@@ -70,7 +70,7 @@ def _client(args: argparse.Namespace) -> Any:
             config.load_kube_config(config_file=args.kubeconfig, context=args.context)
         else:
             config.load_incluster_config()
-    except Exception as exc:  # noqa: BLE001 - the kubernetes package raises several types
+    except Exception as exc:  # the kubernetes package raises several types
         raise DiagnosisError(f"cannot load a Kubernetes configuration: {exc}") from exc
     return client
 
@@ -121,7 +121,7 @@ def _api_key(args: argparse.Namespace) -> str:
         try:
             secret = _client(args).CoreV1Api().read_namespaced_secret(name, _namespace(args))
             return base64.b64decode((secret.data or {})[key or "OPENAI_API_KEY"]).decode()
-        except Exception as exc:  # noqa: BLE001 - missing Secret, key or permission
+        except Exception as exc:  # missing Secret, key or permission
             raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
     var = args.api_key_env or ("AZURE_OPENAI_API_KEY" if args.provider == "azure" else "OPENAI_API_KEY")
     key = os.environ.get(var)

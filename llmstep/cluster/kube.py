@@ -85,7 +85,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
             self._client = kube_client(self._kubeconfig, self._context)
         return self._client
 
-    def pod_manifest(self, input: Any, *, stream: bool = False) -> dict[str, Any]:  # noqa: A002
+    def pod_manifest(self, input: Any, *, stream: bool = False) -> dict[str, Any]:
         """The Pod a call creates (a plain manifest, as ``kubectl create -f`` takes it)."""
         from llmstep import serde
 
@@ -118,11 +118,11 @@ class KubernetesRunnable(Runnable[Any, Any]):
                 "metadata": {"generateName": f"llmstep-{self.step.name[:40]}-", "labels": labels,
                              "annotations": {"llmstep.dev/runnable": self.step.runnable}}}
 
-    def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:  # noqa: A002
+    def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
         at the end; delete the Pod whatever happens."""
         core = self.client.CoreV1Api()
-        ApiException = self.client.exceptions.ApiException  # noqa: N806
+        ApiException = self.client.exceptions.ApiException
         try:
             created = core.create_namespaced_pod(self.namespace, self.pod_manifest(input, stream=stream))
         except ApiException as exc:
@@ -180,17 +180,17 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
     # ------------------------------------------------------------------ the Runnable interface
 
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self._call_with_config(lambda x: self._result(x, threading.Event()), input, config, **kwargs)
 
-    def _result(self, input: Any, cancel: threading.Event) -> Any:  # noqa: A002
+    def _result(self, input: Any, cancel: threading.Event) -> Any:
         with contextlib.closing(self._run(input, cancel)) as records:  # closing deletes the pod now
             for kind, value in records:
                 if kind == "output":
                     return value
         raise ExecutionError(f"{self.step.display}: the pod ended without an output")  # pragma: no cover
 
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(None, lambda: self._call_with_config(lambda x: self._result(x, cancel), input, config))
@@ -224,7 +224,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # noqa: A002
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         cancel = threading.Event()
         with contextlib.closing(self._run(input, cancel, stream=True)) as records:
             for kind, value in records:
@@ -255,7 +255,7 @@ def _cannot_start(status: Any) -> str | None:
 def _events(core: Any, namespace: str, name: str) -> str:
     try:
         items = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-    except Exception:  # noqa: BLE001 - events only add detail
+    except Exception:  # events only add detail
         return ""
     return "; ".join(f"{e.reason}: {e.message}" for e in items if e.type == "Warning")[:2000]
 

@@ -47,7 +47,7 @@ def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cl
             config.load_incluster_config()
         else:
             config.load_kube_config(config_file=kubeconfig, context=context)
-    except Exception as exc:  # noqa: BLE001 - the kubernetes package raises several types
+    except Exception as exc:  # the kubernetes package raises several types
         raise SubmissionError(f"cannot load a Kubernetes configuration: {exc}") from exc
     return client
 
@@ -223,7 +223,7 @@ def default_namespace(kubeconfig: str | None = None, context: str | None = None,
         if namespace:
             return str(namespace)
         return "default"
-    except Exception:  # noqa: BLE001 - no kubeconfig (the kubernetes package raises several types)
+    except Exception:  # no kubeconfig (the kubernetes package raises several types)
         path = SERVICE_ACCOUNT_NAMESPACE
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:

@@ -210,7 +210,7 @@ def model_secrets(runnable: Any, path: str) -> tuple[list[InlineKey], list[Findi
         elif isinstance(obj, Serializable):
             try:
                 secrets = dict(obj.lc_secrets)
-            except Exception:  # noqa: BLE001 - a broken property: nothing recorded by id here
+            except Exception:  # a broken property: nothing recorded by id here
                 secrets = {}
             for field, secret_id in secrets.items():
                 value = getattr(obj, field, None)

@@ -122,7 +122,7 @@ def _field_hints(cls: type) -> list[Any]:
     if dataclasses.is_dataclass(cls):
         try:
             hints = typing.get_type_hints(cls)
-        except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to follow
+        except Exception:  # an unresolvable annotation: nothing to follow
             return []
         return [hints.get(f.name) for f in dataclasses.fields(cls)]
     fields = getattr(cls, "model_fields", None)
@@ -139,13 +139,13 @@ def output_hint(runnable: Any) -> Any:
     annotations``), the class it names. None when LangChain cannot tell."""
     try:
         hint = runnable.OutputType
-    except Exception:  # noqa: BLE001 - LangChain's inference can fail; it is a hint
+    except Exception:  # LangChain's inference can fail; it is a hint
         return None
     func = getattr(runnable, "func", None)
     if isinstance(hint, str) and callable(func):
         try:
             hint = typing.get_type_hints(func).get("return", hint)
-        except Exception:  # noqa: BLE001 - an unresolvable annotation
+        except Exception:  # an unresolvable annotation
             return None
     return hint
 

@@ -69,7 +69,7 @@ def compile_plan(
             raise CompileError(f"on_failure must be llmstep.Diagnose(...), got {type(on_failure).__name__}")
     try:
         runnable = coerce_to_runnable(chain)
-    except Exception as exc:  # noqa: BLE001 - LangChain raises TypeError or ValueError
+    except Exception as exc:  # LangChain raises TypeError or ValueError
         raise CompileError(f"compile() needs a Runnable, got {type(chain).__name__}: {exc}") from exc
     check_image(image, "image")
     if not secret or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret):

@@ -60,7 +60,7 @@ def chat(model: Model, messages: list[dict[str, str]]) -> str:
         req = urllib.request.Request(url, data=data, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "llmstep", **auth})
         try:
-            with urllib.request.urlopen(req, timeout=model.timeout) as resp:  # noqa: S310 - the configured endpoint
+            with urllib.request.urlopen(req, timeout=model.timeout) as resp:  # the configured endpoint
                 payload = json.loads(resp.read())
             return _content(payload)
         except urllib.error.HTTPError as exc:

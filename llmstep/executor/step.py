@@ -154,7 +154,7 @@ def preview(value: Any) -> str:
             from llmstep import values
 
             text = json.dumps(values.plain(serde.encode_value(value)["value"]), ensure_ascii=False)
-        except Exception:  # noqa: BLE001 - a preview must never fail the step
+        except Exception:  # a preview must never fail the step
             text = repr(value)
     data = text.encode("utf-8")[: contract.PREVIEW_BYTES]
     return data.decode("utf-8", errors="ignore")

@@ -31,7 +31,7 @@ _DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; loca
 
 def run_document(
     doc: dict[str, Any],
-    input: Any = MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    input: Any = MISSING,  # mirrors Runnable.invoke
     *,
     parameters: Mapping[str, str] | None = None,
     parallelism: int | None = None,
@@ -73,7 +73,7 @@ def _discarded_unless_started(record: RunRecord) -> Iterator[None]:
         raise
 
 
-def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:  # noqa: A002
+def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:
     """Parameter values given for a run (``input`` encoded like a step output), each declared."""
     overrides = dict(given or {})
     if input is not MISSING:
@@ -205,7 +205,7 @@ def _reset(record: RunRecord) -> RunRecord:
 
 def run_tekton(
     docs: list[dict[str, Any]],
-    input: Any = MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    input: Any = MISSING,  # mirrors Runnable.invoke
     *,
     parameters: Mapping[str, str] | None = None,
     parallelism: int | None = None,

@@ -375,7 +375,7 @@ def lessons_file(key: str) -> str:
 
 def _read_lessons(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as f:  # noqa: PTH123
+        with open(path, encoding="utf-8") as f:
             return [line.strip() for line in f if line.strip()]
     except OSError:
         return []
@@ -388,7 +388,7 @@ def _keep_lessons(path: str, names: set[str]) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:  # noqa: PTH123
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write("\n".join(sorted(names | set(_read_lessons(path)))) + "\n")
         os.replace(tmp, path)
     except OSError:
@@ -427,7 +427,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
             importlib.import_module(name)
             if name == "langchain_core.prompts":
                 from langchain_core.prompts import ChatPromptTemplate  # noqa: F401 - resolve the lazy names
-        except Exception:  # noqa: BLE001 - a missing optional package only costs speed
+        except Exception:  # a missing optional package only costs speed
             continue
     from llmstep.cli import main as cli
 
@@ -560,7 +560,7 @@ def _handing_out(make: Any, count: int, files: list[str]) -> Any:
     returned once, to a caller that asks for exactly what was made."""
     try:
         ready = [make(_trust_env=False) for _ in range(count)]  # the default when no SSL_CERT_* names other CAs
-    except Exception:  # noqa: BLE001 - no prepared contexts only costs speed
+    except Exception:  # no prepared contexts only costs speed
         return make
     made = _stamps(files)
 
@@ -655,7 +655,7 @@ def _learn(fd: int) -> set[str]:
         try:
             importlib.import_module(name)
             imported.add(name)
-        except Exception:  # noqa: BLE001 - a module that will not import here only costs speed
+        except Exception:  # a module that will not import here only costs speed
             continue
     if imported:  # a full collection of the server's heap is not free: only when there is news
         _prepare_tls()
@@ -713,7 +713,7 @@ def _become_step(request: dict[str, Any], main: Any, teach: int, libraries: tupl
         code = main(request["argv"])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:  # noqa: BLE001 - report, then exit like a crashed process
+    except BaseException:  # report, then exit like a crashed process
         import traceback
 
         traceback.print_exc()

@@ -92,7 +92,7 @@ def _start_s3(cluster: Any) -> None:
 
     def listening() -> bool:  # any HTTP answer will do (403 without a signature); refused is not ready
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{cluster.ports['s3']}/", timeout=2)  # noqa: S310 - loopback only
+            urllib.request.urlopen(f"http://127.0.0.1:{cluster.ports['s3']}/", timeout=2)
         except urllib.error.HTTPError:
             pass
         return True
@@ -182,7 +182,7 @@ def _start_controller(cluster: Any) -> None:
     ], env=_host_env(cluster, LEADER_ELECTION_DISABLE="true", DEFAULT_REQUEUE_TIME="1s"))
 
     def healthy() -> bool:
-        with urllib.request.urlopen("http://127.0.0.1:6060/healthz", timeout=2) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen("http://127.0.0.1:6060/healthz", timeout=2) as resp:
             return resp.status == 200
 
     cluster._wait("workflow-controller", healthy, 60)
@@ -196,7 +196,7 @@ def _start_server(cluster: Any) -> None:
     ], env=_host_env(cluster))
 
     def answering() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/version", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/version", timeout=2) as resp:
             return resp.status == 200
 
     cluster._wait("argo-server", answering, 60)

@@ -200,7 +200,7 @@ class Cluster:
         return self.kubeconfig
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        log = open(self.state / "logs" / f"{name}.log", "ab")  # lives with the process
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=env or {"PATH": os.environ["PATH"]}, start_new_session=True)
         (self.state / "pids").mkdir(exist_ok=True)
@@ -215,7 +215,7 @@ class Cluster:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet
+            except Exception:  # not ready yet
                 pass
             time.sleep(0.5)
         raise ClusterError(f"{name} not ready after {timeout:.0f} s:\n{tail(self.state / 'logs' / f'{name}.log')}")
@@ -266,7 +266,7 @@ class Cluster:
         ctx = ssl.create_default_context(cafile=str(self.state / "ca.crt"))
         req = urllib.request.Request(f"https://127.0.0.1:{self.ports['apiserver']}{path}",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:  # loopback only
             return resp.read()
 
     def api(self, path: str) -> dict:

@@ -211,7 +211,7 @@ def _start_controller(cluster: Any) -> None:
 
     def ready() -> bool:
         url = f"http://127.0.0.1:{cluster.ports['tekton-probes']}/readiness"
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=2) as resp:  # loopback only
             return resp.status == 200
 
     cluster._wait("tekton-controller", ready, 60)
