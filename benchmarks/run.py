@@ -286,7 +286,7 @@ def _paused(fn, *args):
 
 
 def _argo_dict(chain) -> dict:
-    """compile + render + checks, as ``compiled.to_dict()`` does, but without the 1 MiB guard: a
+    """Compile, render and check, as ``compiled.to_dict()`` does, but without the 1 MiB guard: a
     1,000-step chain is over Argo's object limit (figure 5), and the cost is what is measured."""
     import llmstep
     from llmstep.render.argo import build_workflow

@@ -236,8 +236,8 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
 
 def _env_text(text: str) -> str:
-    """Kubernetes expands ``$(VAR)`` in env values; in JSON that can only be inside a string,
-    where ``$\\u0028`` means the same."""
+    r"""Kubernetes expands ``$(VAR)`` in env values; in JSON that can only be inside a string,
+    where ``$\u0028`` means the same."""
     return text.replace("$(", "$\\u0028")
 
 

@@ -104,6 +104,8 @@ def secret_name(name: Any) -> bool:
 
 @dataclass
 class Redactor:
+    """Both passes over one diagnosis's evidence, counting what they mask (the caller's patterns too)."""
+
     patterns: list[str] = field(default_factory=list)
     anonymize: bool = False
     count: int = 0

@@ -18,6 +18,8 @@ SUMMARY_LIMIT = 3500
 
 @dataclass
 class Report:
+    """One diagnosis: what the model found, the evidence it cites, the steps to fix it, how sure it is."""
+
     target: str
     prompt: str
     summary: str

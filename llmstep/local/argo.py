@@ -37,6 +37,8 @@ def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, st
 
 
 class ArgoRun:
+    """One Argo Workflow document run on this machine into ``record``: :meth:`preflight`, then :meth:`execute`."""
+
     def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
                  parallelism: int | None, progress: Progress, isolation: Isolation,
                  launcher: Launcher | None = None, allow_pickle: bool = True) -> None:

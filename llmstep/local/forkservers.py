@@ -22,6 +22,8 @@ MAX_SERVERS = 3
 
 @dataclass(frozen=True)
 class ServerInfo:
+    """A live fork server, as its socket and its description say (see :func:`list_servers`)."""
+
     socket: str
     pid: int | None  # None: a server that does not describe itself (an older llmstep)
     started: float | None

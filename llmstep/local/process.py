@@ -22,6 +22,8 @@ DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadlin
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a step's process ended: its exit code, and whether it was killed on timeout or on stop."""
+
     exit_code: int
     timed_out: bool = False
     interrupted: bool = False

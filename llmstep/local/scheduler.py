@@ -18,6 +18,8 @@ FAILED = ("Failed", "Error")
 
 @dataclass(frozen=True)
 class Node:
+    """A node of the DAG: its name and the names of the nodes it waits for."""
+
     name: str
     deps: tuple[str, ...]
 
