@@ -70,7 +70,7 @@ def startup(tmp: Path) -> list[Figure]:
     figures = [Figure("1 start-up: prompt step", t_prompt, t_prompt_base, "s", "<= 1.3x",
                       t_prompt <= 1.3 * t_prompt_base,
                       note=f"importing ChatPromptTemplate alone takes {t_prompt_class:.3f} s "
-                      f"({t_prompt / t_prompt_class:.2f}x); langchain_core.prompts resolves its names lazily")]  # fmt: skip
+                      f"({t_prompt / t_prompt_class:.2f}x); langchain_core.prompts resolves its names lazily")]
     with FakeOpenAI() as server:
         model = llmstep.compile(ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url)).plan.steps[0].payload
         value = serde.dumps_value(qa_prompt().invoke({"question": "q"}))
@@ -120,7 +120,7 @@ def local_overhead(tmp: Path) -> list[Figure]:
                "(LLMSTEP_FORKSERVER_IDLE=0): the first run after a change or a reboot"),
         Figure("2 local run: per-step overhead", per_step * 1000, None, "ms", "<= 100 ms", per_step <= 0.1,
                note="from the run records: (last step's end - second step's start) / 4; the steps do no work"),
-    ]  # fmt: skip
+    ]
 
 
 def _per_step_after_first(record: Path) -> float:
@@ -157,15 +157,15 @@ def parallelism(tmp: Path) -> list[Figure]:
                 "from langchain_core.output_parsers import StrOutputParser; import llmstep; "
                 f"llm = ChatOpenAI(model='m', api_key='sk-bench', base_url={server.url!r}, max_retries=0); "
                 "b = ChatPromptTemplate.from_template('{q}') | llm | StrOutputParser(); "
-                "chain = {f'b{i}': b for i in range(8)}; ")  # fmt: skip
+                "chain = {f'b{i}': b for i in range(8)}; ")
         env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
         cold = median_seconds(python(code + f"llmstep.compile(chain).run_local({{'q': 'x'}}, runs_dir={str(tmp / 'cold')!r})", env), RUNS)
         cold_base = median_seconds(python(code + "from langchain_core.runnables import RunnableParallel; "
-                                          "RunnableParallel(chain).invoke({'q': 'x'})", env), RUNS)  # fmt: skip
+                                          "RunnableParallel(chain).invoke({'q': 'x'})", env), RUNS)
     return [Figure("3 parallelism: 8 x 1 s model", wall, inproc, "s", "<= 2.0 s", wall <= 2.0,
                    note="baseline: the same map invoked in-process; runs after the first in a process (warm fork server)"),
             Figure("3 parallelism: in a new process", cold, cold_base, "s", "-", None,
-                   note="baseline: a new process that invokes the map in-process")]  # fmt: skip
+                   note="baseline: a new process that invokes the map in-process")]
 
 
 def batch(tmp: Path) -> list[Figure]:
@@ -184,11 +184,11 @@ def batch(tmp: Path) -> list[Figure]:
         secrets = {"OPENAI_API_KEY": "sk-bench"}
         results: list = []
         wall = median_seconds(lambda: results.append(compiled.run_local_batch(inputs, parallelism=width, secrets=secrets,
-                                                                              runs_dir=tmp / "batch")), 1, warmup=0)  # fmt: skip
+                                                                              runs_dir=tmp / "batch")), 1, warmup=0)
     assert results[-1] == [f"echo: question {i}" for i in range(count)], "batch results out of order"
     ideal = count * latency / width
     return [Figure(f"6 batch: {count} x 3 steps, parallelism {width}", wall, ideal, "s", "<= 1.3x", wall <= 1.3 * ideal,
-                   note=f"baseline: {count} x {latency:.0f} s model latency / {width} (one run)")]  # fmt: skip
+                   note=f"baseline: {count} x {latency:.0f} s model latency / {width} (one run)")]
 
 
 def _linear_chain(n: int):
@@ -219,7 +219,7 @@ def _hera_template(name: str, payload: str, last: bool):
                      image="llmstep:0.1.0", command=["llmstep", "exec", "--data-dir", d],
                      inputs=[RawArtifact(name="payload", path=f"{d}/runnable.json", data=payload),
                              Artifact(name="input", path=f"{d}/input.json")],
-                     outputs=outputs)  # fmt: skip
+                     outputs=outputs)
 
 
 def _hera_input(previous: str | None):
@@ -236,7 +236,7 @@ def _hera_workflow(payloads: list[tuple[str, str, str]], **fields):
     return Workflow(generate_name="x-", entrypoint="main", labels={"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/chain": "x"},
                     annotations={"workflows.argoproj.io/title": "x", "workflows.argoproj.io/description": "x",
                                  "llmstep.dev/output-task": payloads[-1][1]},
-                    arguments=[Parameter(name="input", description="the chain input, as JSON")], **fields)  # fmt: skip
+                    arguments=[Parameter(name="input", description="the chain input, as JSON")], **fields)
 
 
 def _hera_objects(payloads: list[tuple[str, str, str]]) -> dict:
@@ -247,7 +247,7 @@ def _hera_objects(payloads: list[tuple[str, str, str]]) -> dict:
     last = len(payloads) - 1
     templates = [_hera_template(name, payload, i == last) for i, (name, _, payload) in enumerate(payloads)]
     tasks = [Task(name=task, template=name, arguments=[_hera_input(payloads[i - 1][1] if i else None)],
-                  depends=payloads[i - 1][1] if i else None) for i, (name, task, _) in enumerate(payloads)]  # fmt: skip
+                  depends=payloads[i - 1][1] if i else None) for i, (name, task, _) in enumerate(payloads)]
     return _hera_workflow(payloads, templates=[DAG(name="main", tasks=tasks), *templates]).to_dict()
 
 
@@ -286,7 +286,7 @@ def _paused(fn, *args):
 
 
 def _argo_dict(chain) -> dict:
-    """compile + render + checks, as ``compiled.to_dict()`` does, but without the 1 MiB guard: a
+    """Compile, render and check, as ``compiled.to_dict()`` does, but without the 1 MiB guard: a
     1,000-step chain is over Argo's object limit (figure 5), and the cost is what is measured."""
     import llmstep
     from llmstep.render.argo import build_workflow
@@ -315,7 +315,7 @@ def compile_scale() -> list[Figure]:
     payloads = [(s.name, s.display, payload_text(s.payload)) for s in llmstep.compile(c1000).plan.steps]
     ours = _shape(_argo_dict(c1000))
     assert _shape(_hera_objects(payloads)) == ours and _shape(_hera_dsl(payloads)) == ours, \
-        "the Hera baselines no longer build the same Workflow"  # fmt: skip
+        "the Hera baselines no longer build the same Workflow"
     to_dict = median_seconds(lambda: _argo_dict(c1000), 3)
     dsl = median_seconds(lambda: _hera_dsl(payloads), 3)
     objects = median_seconds(lambda: _hera_objects(payloads), 3)
@@ -357,13 +357,13 @@ def document_size() -> list[Figure]:
     branch = PromptTemplate.from_template("{q}") | OfflineChatModel() | StrOutputParser()
     shared = llmstep.compile({f"b{i}": branch for i in range(8)})
     copies = sum(1 for t in shared.to_dict()["spec"]["templates"]
-                 for a in (t.get("inputs") or {}).get("artifacts") or [] if a["name"] == "payload")  # fmt: skip
+                 for a in (t.get("inputs") or {}).get("artifacts") or [] if a["name"] == "payload")
     return [Figure("5 size: Argo bytes per step beyond payload", per_step, None, "B", "<= 1536 B", per_step <= 1536,
                    note=f"a prompt/model step costs {whole_per_step:.0f} B with its payload; about {fits} such steps "
                    "fit Argo's 1 MiB object limit"),
             Figure("5 size: payload copies, 8 branches x 3 steps", copies, len(shared.plan.steps), "", "<= 4", copies <= 4,
                    note="baseline: one copy per step; the 3 Runnables of the branch are stored once each, the "
-                   "map's output step keeps its own template")]  # fmt: skip
+                   "map's output step keeps its own template")]
 
 
 def image(tmp: Path) -> list[Figure]:
@@ -387,7 +387,7 @@ def image(tmp: Path) -> list[Figure]:
         Figure("image: size", size_mb, None, "MB", "<= 250 MB", size_mb <= 250),
         Figure("image: start to output.json (prompt)", start, noop, "s", "<= 1 s", start <= 1.0,
                note="baseline: the same container running `true`"),
-    ]  # fmt: skip
+    ]
 
 
 def _until_done(custom, name: str, namespace: str) -> str:
@@ -445,7 +445,7 @@ def cluster() -> list[Figure]:
                note="the real Argo controller v4.0 of tests/cluster"),
         Figure("7 cluster: pods per chain step", per_step, None, "", "1", per_step == 1),
         *_tekton(k8s, client, compiled),
-    ]  # fmt: skip
+    ]
 
 
 def _tekton(k8s, client, compiled) -> list[Figure]:
@@ -459,7 +459,7 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
     custom = client.CustomObjectsApi()
     if not any(s.metadata.name == "llm-credentials" for s in client.CoreV1Api().list_namespaced_secret(namespace).items):
         client.CoreV1Api().create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="llm-credentials"), string_data={"OPENAI_API_KEY": "sk-bench-unused"}))  # fmt: skip
+            metadata=client.V1ObjectMeta(name="llm-credentials"), string_data={"OPENAI_API_KEY": "sk-bench-unused"}))
 
     def until_done(name: str) -> None:
         while True:
@@ -475,12 +475,12 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
 
     task = {"workspaces": [{"name": "data"}], "steps": [{"name": "true", "image": k8s.step_image, "command": ["true"]}]}
     tasks = [{"name": n, "taskSpec": task, "workspaces": [{"name": "data", "workspace": "data"}],
-              **({"runAfter": [prev]} if prev else {})} for n, prev in (("a", None), ("b", "a"), ("c", "b"))]  # fmt: skip
+              **({"runAfter": [prev]} if prev else {})} for n, prev in (("a", None), ("b", "a"), ("c", "b"))]
     TektonApi(client).apply(namespace, {"apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "bench-true"},
-                                        "spec": {"workspaces": [{"name": "data"}], "tasks": tasks}})  # fmt: skip
+                                        "spec": {"workspaces": [{"name": "data"}], "tasks": tasks}})
     baseline = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "bench-true-"},
                 "spec": {"pipelineRef": {"name": "bench-true"},
-                         "workspaces": [{"name": "data", "volumeClaimTemplate": {"spec": data_claim()["spec"]}}]}}  # fmt: skip
+                         "workspaces": [{"name": "data", "volumeClaimTemplate": {"spec": data_claim()["spec"]}}]}}
 
     def true_run() -> None:
         until_done(custom.create_namespaced_custom_object("tekton.dev", "v1", namespace, "pipelineruns", baseline)["metadata"]["name"])
@@ -489,7 +489,7 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
     ours = median_seconds(llmstep_run, runs)
     theirs = median_seconds(true_run, runs)
     return [Figure("7 cluster: qa PipelineRun to Succeeded vs a Pipeline of three `true` tasks", ours, theirs, "s", "<= 1.3x",
-                   ours / theirs <= 1.3, note="the real Tekton controller v1.15 of tests/cluster")]  # fmt: skip
+                   ours / theirs <= 1.3, note="the real Tekton controller v1.15 of tests/cluster")]
 
 
 def main(argv: list[str]) -> int:
@@ -503,7 +503,7 @@ def main(argv: list[str]) -> int:
         # compile and size first: measured in a process that has not yet run hundreds of steps
         sections = {"startup": lambda: startup(tmp), "compile": compile_scale, "size": document_size,
                     "local": lambda: local_overhead(tmp), "parallel": lambda: parallelism(tmp), "batch": lambda: batch(tmp),
-                    "image": lambda: image(tmp), "cluster": cluster}  # fmt: skip
+                    "image": lambda: image(tmp), "cluster": cluster}
         only = next((a.split("=", 1)[1] if "=" in a else argv[argv.index(a) + 1] for a in argv if a.startswith("--only")), "")
         chosen = [n for n in sections if not only or n in only.split(",")]
         for name in chosen:
@@ -520,7 +520,7 @@ def main(argv: list[str]) -> int:
         "seconds": round(time.time() - started, 1), "python": sys.version.split()[0], "cores": os.cpu_count(),
         "figures": [{"name": f.name, "value": f.value, "baseline": f.baseline, "ratio": f.ratio, "unit": f.unit,
                      "goal": f.goal, "met": f.ok, "note": f.note} for f in figures],
-    }, indent=1) + "\n")  # fmt: skip
+    }, indent=1) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
     return 0
 

@@ -65,7 +65,7 @@ def table(figures: list[Figure]) -> str:
             "" if f.ratio is None else f"{f.ratio:.2f}x",
             f.goal,
             {True: "yes", False: "NO", None: "-"}[f.ok],
-        ))  # fmt: skip
+        ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -1,5 +1,7 @@
 """Two model calls in parallel branches, joined by one prompt: the branches run concurrently.
 
+Run it on this machine:
+
     llmstep run examples/parallel.py:chain --input '{"topic": "Kubernetes operators"}'
 """
 

@@ -1,5 +1,7 @@
 """Question answering: prompt | chat model | parser. Three steps, one model call.
 
+Run it on this machine:
+
     llmstep run examples/qa.py:chain --input '{"question": "What does Argo do?"}'
 """
 

@@ -1,4 +1,6 @@
-"""Regenerate workflows/ and tekton/ from examples/ (run from the repository root):
+"""Regenerate workflows/ and tekton/ from examples/.
+
+Run from the repository root:
 
     python examples/regenerate.py          # rewrite what changed
     python examples/regenerate.py --check  # exit 1 if workflows/ or tekton/ is out of date

@@ -17,7 +17,7 @@ MISSING: Any = object()
 """No ``input`` given (``None`` is a chain input like any other)."""
 
 
-def compile(  # noqa: A001 - the public name is fixed by the API
+def compile(  # the public name is fixed by the API
     chain: Any,
     *,
     name: str | None = None,
@@ -74,7 +74,7 @@ def compile(  # noqa: A001 - the public name is fixed by the API
     with paused_gc():
         plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
                             on_failure=on_failure, environ=os.environ, stacklevel=3,
-                            value_types=value_types, env=env)  # fmt: skip
+                            value_types=value_types, env=env)
     from llmstep import values
 
     values.REGISTERED.update({values.class_path(c): c for c in plan.value_classes})
@@ -93,7 +93,7 @@ class Compiled:
 
         return build_workflow(self.plan)
 
-    def to_dict(self, input: Any = MISSING) -> dict[str, Any]:  # noqa: A002 - mirrors Runnable.invoke
+    def to_dict(self, input: Any = MISSING) -> dict[str, Any]:  # mirrors Runnable.invoke
         """The Argo Workflow as a dict, checked for names, references and size. ``input``, if
         given, becomes the value of its ``input`` parameter: what ``kubectl create -f`` runs with,
         and what ``argo submit -p input=...`` overrides."""
@@ -111,7 +111,7 @@ class Compiled:
         doc["spec"] = spec
         return doc
 
-    def to_yaml(self, input: Any = MISSING) -> str:  # noqa: A002
+    def to_yaml(self, input: Any = MISSING) -> str:
         """The Argo Workflow as YAML, ready for ``argo submit`` (``input``: see ``to_dict``)."""
         from llmstep.render import paused_gc
         from llmstep.yamlio import dump_yaml
@@ -120,7 +120,7 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:  # noqa: A002
+    def to_tekton(self, input: Any = None) -> list[dict[str, Any]]:
         """Tekton documents: the ``llmstep-run`` Task, the Pipeline, and a PipelineRun
         (``input``, if given, becomes its ``input`` param)."""
         from llmstep import serde
@@ -131,7 +131,7 @@ class Compiled:
             docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.parameter_text(input)}]
         return docs
 
-    def to_tekton_yaml(self, input: Any = None) -> str:  # noqa: A002
+    def to_tekton_yaml(self, input: Any = None) -> str:
         """The Tekton documents as one multi-document YAML, ready for ``kubectl create -f``."""
         from llmstep.render import paused_gc
         from llmstep.yamlio import dump_all
@@ -141,7 +141,7 @@ class Compiled:
 
     def run_local(
         self,
-        input: Any,  # noqa: A002 - mirrors Runnable.invoke
+        input: Any,  # mirrors Runnable.invoke
         *,
         engine: str = "argo",
         parallelism: int | None = None,
@@ -169,7 +169,7 @@ class Compiled:
             raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         render = self.to_dict if engine == "argo" else self.to_tekton
         record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
-                                 progress)  # fmt: skip
+                                 progress)
         return record.result()
 
     def run_local_batch(
@@ -191,12 +191,12 @@ class Compiled:
 
         given = {"parameters": {"inputs": encode_inputs(_inputs_list(inputs))}}
         record = self._run_local("argo", lambda: self.to_batch_dict(parallelism), given, None, secrets, runs_dir,
-                                 isolation, engine_cli)  # fmt: skip
+                                 isolation, engine_cli)
         return record.results(return_exceptions)
 
     def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
                    secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
-                   progress: bool = False) -> Any:  # fmt: skip
+                   progress: bool = False) -> Any:
         import os
 
         from llmstep.local.container import Isolation, engine_env
@@ -212,7 +212,7 @@ class Compiled:
             raise
         try:
             return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
-                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)  # fmt: skip
+                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)
         finally:
             launcher.close()
 
@@ -233,8 +233,8 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",  # noqa: A002
-               **transport: Any) -> Any:  # fmt: skip
+    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",
+               **transport: Any) -> Any:
         """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
         ``result()``, ``logs()`` and ``cancel()``. ``namespace`` defaults, as for kubectl and argo,
         to the kubeconfig context's (in a pod, its service account's; else ``default``).
@@ -256,7 +256,7 @@ class Compiled:
             _tekton_transport(transport)
             client = transport.get("client") or transports.kube_client(transport.get("kubeconfig"), transport.get("context"))
             return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
-                                 client=client)  # fmt: skip
+                                 client=client)
         if engine != "argo":
             from llmstep.errors import LlmstepError
 
@@ -264,10 +264,10 @@ class Compiled:
         from llmstep.cluster import argo, transports
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
+                           transport=transports.transport(**transport), ui_url=ui_url)
 
     def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
-                     ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:  # fmt: skip
+                     ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:
         """Run the chain over every input in one Workflow, at most ``parallelism`` step pods at a
         time (rate limits). The run's ``results()`` are in input order; a failed input does not
         lose the others (``results(return_exceptions=True)`` puts an ``ItemFailed`` in its place).
@@ -281,11 +281,11 @@ class Compiled:
             from llmstep.errors import LlmstepError
 
             raise LlmstepError(f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
-                               "per input (submit(x, engine='tekton') for each)")  # fmt: skip
+                               "per input (submit(x, engine='tekton') for each)")
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
         return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport), ui_url=ui_url)  # fmt: skip
+                           transport=transports.transport(**transport), ui_url=ui_url)
 
     def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
         """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
@@ -316,7 +316,7 @@ def _tekton_transport(transport: dict[str, Any]) -> None:
         from llmstep.errors import LlmstepError
 
         raise LlmstepError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
-                           "pass client=, kubeconfig= or context=")  # fmt: skip
+                           "pass client=, kubeconfig= or context=")
 
 
 def _positive(value: Any, name: str) -> None:

@@ -76,7 +76,7 @@ class OfflineChatModel(BaseChatModel):
                 time.sleep(self.latency / len(words))
             last = i == len(words) - 1
             chunk = AIMessageChunk(content=word + ("" if last else " "),
-                                   usage_metadata=whole.usage_metadata if last else None)  # fmt: skip
+                                   usage_metadata=whole.usage_metadata if last else None)
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=ChatGenerationChunk(message=chunk))
             yield ChatGenerationChunk(message=chunk)

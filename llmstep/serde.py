@@ -75,7 +75,7 @@ def check_unicode(text: str, where: str) -> None:
             bad = None
     if bad is not None:
         raise SerializationError(f"{where} holds a lone surrogate ({bad!r}), which is not valid Unicode text; "
-                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")  # fmt: skip
+                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")
 
 
 def _surrogate(text: str) -> str | None:
@@ -204,7 +204,7 @@ def dump_langchain(runnable: Any) -> tuple[dict | None, str]:
 
     try:
         dumped = dumpd(runnable)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not serializable"
+    except Exception as exc:  # any failure means "not serializable"
         return None, f"LangChain serialization failed: {exc}"
     bad = _find_not_implemented(dumped)
     if bad is not None:
@@ -415,6 +415,6 @@ def _load_pickle(payload: Mapping[str, Any]) -> Any:
     if hashlib.sha256(blob).hexdigest() != payload.get("sha256"):
         raise PayloadError(f"step {payload['name']!r}: pickle digest mismatch; the payload was altered")
     try:
-        return pickle.loads(blob)  # noqa: S301 - digest-checked, opted in with allow_pickle
-    except Exception as exc:  # noqa: BLE001 - unpickling can raise anything
+        return pickle.loads(blob)  # digest-checked, opted in with allow_pickle
+    except Exception as exc:  # unpickling can raise anything
         raise PayloadError(f"step {payload['name']!r}: cannot unpickle its Runnable: {exc}") from exc

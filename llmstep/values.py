@@ -58,7 +58,7 @@ LC_VALUE_CLASSES = {
     "langchain_core.prompt_values": ("ChatPromptValue", "ChatPromptValueConcrete", "StringPromptValue"),
     "langchain_core.documents": ("Document",),
     "langchain_core.outputs": ("Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk"),
-}  # fmt: skip
+}
 """LangChain's value objects: always loadable, by their LangChain id."""
 
 
@@ -77,7 +77,7 @@ class Classes:
     """
 
     def __init__(self, known: Mapping[str, type | None] = (), *, load: Callable[[str], type] | None = None,
-                 modules: bool = False, lenient: bool = False) -> None:  # fmt: skip
+                 modules: bool = False, lenient: bool = False) -> None:
         self.known: dict[str, type | None] = dict(known)
         self.load = load
         self.modules = modules
@@ -141,7 +141,7 @@ def import_class(path: str) -> type:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise PayloadError(f"the payload declares value class {path}, which the step cannot import ({exc}); "
-                           "install its package in the step image") from exc  # fmt: skip
+                           "install its package in the step image") from exc
     if not isinstance(obj, type):
         raise PayloadError(f"the payload declares value class {path}, which is not a class")
     return obj
@@ -362,7 +362,7 @@ class _Decoder:
         kwargs = {k: self.decode(v) for k, v in (node.get("kwargs") or {}).items()}
         try:
             return cls(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - pydantic validation
+        except Exception as exc:  # pydantic validation
             raise PayloadError(f"{self.where}: cannot rebuild a {cls.__name__}: {exc}") from exc
 
 

@@ -59,7 +59,7 @@ def cli(k8s, *args: str, input_text: str | None = None, timeout: float = 600) ->
 
 
 def wait_phase(api, name: str, phases: tuple[str, ...] = ("Succeeded", "Failed", "Error"), timeout: float = 300,
-               namespace: str = NS) -> dict[str, Any]:  # fmt: skip
+               namespace: str = NS) -> dict[str, Any]:
     custom = api.CustomObjectsApi()
     deadline = time.monotonic() + timeout
     while True:
@@ -85,7 +85,7 @@ class Counter:
             def log_message(self, *args):
                 pass
 
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_GET(self):  # http.server's naming
                 counter.counts[self.path] = counter.counts.get(self.path, 0) + 1
                 send_json(self, 200, {"count": counter.counts[self.path]})
 
@@ -109,11 +109,11 @@ def diagnosis_reply(body: dict[str, Any]) -> str:
     failed = sorted({m.group(1) for m in re.finditer(r"\bnode (\S+) \(template (\S+?)\)", text) if m.group(2) != "main"})
     return json.dumps({"summary": f"failed steps: {', '.join(failed) or 'none'}", "root_cause": "the step raised",
                        "evidence": failed, "fix_steps": [{"description": "fix the step", "command": None}],
-                       "confidence": 0.5})  # fmt: skip
+                       "confidence": 0.5})
 
 
 __all__ = ["FakeOpenAI", "Counter", "EXAMPLES", "NS", "cli", "diagnosis_reply", "load_example", "offline_env", "param",
-           "pods_of", "step_nodes", "wait_phase"]  # fmt: skip
+           "pods_of", "step_nodes", "wait_phase"]
 
 
 STEP_ENV = {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
@@ -138,5 +138,5 @@ def step_env_compiled(k8s, namespace: str):
     k8s.kubectl("create", "configmap", "llmstep-settings", "-n", namespace, f"--from-literal=region={STEP_ENV['REGION']}")
     k8s.kubectl("create", "secret", "generic", "acme", "-n", namespace, f"--from-literal=token={STEP_ENV['ACME_TOKEN']}")
     step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
-                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
+                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})
     return llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": STEP_ENV["MODE"]})

@@ -22,7 +22,7 @@ from llmstep import serde
 
 class FakeArgoServer:
     def __init__(self, chain: Any = None, token: str = "argo-token", tls: tuple[str, str] | None = None,
-                 step_delay: float = 0.3) -> None:  # fmt: skip
+                 step_delay: float = 0.3) -> None:
         self.chain, self.token, self.step_delay = chain, token, step_delay
         self.workflows: dict[tuple[str, str], dict] = {}
         self.requests: list[dict] = []
@@ -58,7 +58,7 @@ class FakeArgoServer:
                     return self._send(200, wf)
                 if method == "GET" and parts[5:] == ["log"]:
                     lines = [json.dumps({"result": {"podName": pod, "content": line}})
-                             for pod, text in wf.get("_logs", {}).items() for line in text.splitlines()]  # fmt: skip
+                             for pod, text in wf.get("_logs", {}).items() for line in text.splitlines()]
                     data = ("\n".join(lines) + "\n").encode()
                     self.send_response(200)
                     self.send_header("content-type", "application/json")
@@ -68,13 +68,13 @@ class FakeArgoServer:
                     return None
                 return self._send(405, {"code": 12, "message": "method not allowed"})
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 self._route("GET")
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 self._route("POST")
 
-            def do_PUT(self):  # noqa: N802
+            def do_PUT(self):
                 self._route("PUT")
 
             def _send(self, status, payload):
@@ -125,14 +125,14 @@ class FakeArgoServer:
             for index, item in enumerate(json.loads(params["inputs"])):
                 parent = f"{name}.item({index}:{json.dumps(item, separators=(',', ':'))})"
                 nodes[f"{name}-{10 + index}"] = {"id": f"{name}-{10 + index}", "name": parent,
-                                                 "displayName": parent[len(name) + 1:], "type": "DAG", "phase": "Running"}  # fmt: skip
+                                                 "displayName": parent[len(name) + 1:], "type": "DAG", "phase": "Running"}
                 self._step(nodes, logs, name, parent, task, 1000 + index, item if isinstance(item, str) else json.dumps(item))
         else:
             self._step(nodes, logs, name, name, task, 1, params["input"])
         failed = [n for n in nodes.values() if n["phase"] == "Failed"]
         wf["_logs"] = logs
         self._set(wf, {"phase": "Failed" if failed else "Succeeded", "nodes": nodes,
-                       **({"message": "child failed"} if failed else {})})  # fmt: skip
+                       **({"message": "child failed"} if failed else {})})
 
     def _step(self, nodes: dict, logs: dict, name: str, parent: str, task: str, number: int, input_json: str) -> None:
         node_id = f"{name}-{number}"
@@ -141,7 +141,7 @@ class FakeArgoServer:
             value = self.chain.invoke(serde.loads_value(input_json, where="test input"))
             node.update(phase="Succeeded", outputs={"parameters": [{"name": "output", "value": serde.dumps_value(value)}]})
             logs[f"{name}-{task.lower()}-{number}"] = f"llmstep: step {task} done\n"
-        except Exception as exc:  # noqa: BLE001 - reported the way a failed step is
+        except Exception as exc:  # reported the way a failed step is
             node.update(phase="Failed", message=f"{type(exc).__name__}: {exc} (exit code 1)")
         nodes[node_id] = node
 

@@ -16,7 +16,7 @@ def corpus_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
     between steps (pydantic models, dataclasses, dates, ...)."""
     cases = {f"corpus-{name}": (chain, x, {"allow_pickle": True}) for name, (chain, x) in corpus().items()}
     cases |= {f"values-{name}": (chain, x, {"allow_pickle": True, "value_types": DECLARED})
-              for name, (chain, x) in value_corpus().items()}  # fmt: skip
+              for name, (chain, x) in value_corpus().items()}
     return cases
 
 

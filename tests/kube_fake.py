@@ -45,11 +45,11 @@ class FakeCluster:
 
         return SimpleNamespace(CoreV1Api=CoreV1Api, AppsV1Api=unused, BatchV1Api=unused, CustomObjectsApi=unused,
                                exceptions=real.exceptions, ApiClient=real.ApiClient,
-                               Configuration=SimpleNamespace(get_default_copy=lambda: SimpleNamespace(host="https://127.0.0.1:6443")))  # fmt: skip
+                               Configuration=SimpleNamespace(get_default_copy=lambda: SimpleNamespace(host="https://127.0.0.1:6443")))
 
     def _check(self) -> None:
         if self.unreachable:
             import urllib3
 
             raise urllib3.exceptions.MaxRetryError(None, "/api/v1", urllib3.exceptions.NewConnectionError(
-                None, "Failed to establish a new connection: [Errno 111] Connection refused"))  # fmt: skip
+                None, "Failed to establish a new connection: [Errno 111] Connection refused"))

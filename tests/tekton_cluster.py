@@ -43,7 +43,7 @@ def wait_done(api: Any, kind: str, name: str, namespace: str = NS, timeout: floa
 def taskruns(api: Any, pipelinerun: str, namespace: str = NS) -> dict[str, dict[str, Any]]:
     """The PipelineRun's TaskRuns by pipeline task name."""
     items = api.CustomObjectsApi().list_namespaced_custom_object(
-        "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]  # fmt: skip
+        "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]
     return {tr["metadata"]["labels"]["tekton.dev/pipelineTask"]: tr for tr in items}
 
 

@@ -83,7 +83,7 @@ def test_golden_file_with_argo_submit_then_llmstep_result(example, api, k8s, mon
     expected = _gateway_chain(k8s, ref, monkeypatch).invoke(value)
     # As the README writes it: argo submit FILE -p input=... --wait
     out = cli(k8s, "argo", "submit", str(ROOT / "workflows" / f"{example}.yaml"), "-n", NS,
-              "-p", f"input={json.dumps(value)}", "--wait")  # fmt: skip
+              "-p", f"input={json.dumps(value)}", "--wait")
     assert out.returncode == 0, out.stderr
     name = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("Name:"))
     assert f"{name} Succeeded" in out.stdout
@@ -180,7 +180,7 @@ def test_readme_batch_commands_as_written(api, k8s, tmp_path, monkeypatch):
     line = next(m.group(0) for m in re.finditer(r"^argo submit qa-batch\.yaml -p inputs=.*$", readme, re.M))
     offline_env(monkeypatch)
     made = cli(k8s, "llmstep", "compile", str(ROOT / "examples" / "qa.py") + ":chain", "--batch", "8",
-               "-o", str(tmp_path / "qa-batch.yaml"))  # fmt: skip
+               "-o", str(tmp_path / "qa-batch.yaml"))
     assert made.returncode == 0, made.stderr
     argv = shlex.split(line)
     argv[2] = str(tmp_path / "qa-batch.yaml")
@@ -331,7 +331,7 @@ def test_exit_handler_diagnoses_only_a_failed_workflow(api, diagnose_rbac):
         on_failure = llmstep.Diagnose(base_url=fake.url)
         ok = _submit(llmstep.compile(qa_chain(), name="ok-diag", on_failure=on_failure), {"question": "fine"}, api)
         bad = _submit(llmstep.compile(qa_prompt() | RunnableLambda(_boom, name="Boom"), name="bad-diag",
-                                      allow_pickle=True, on_failure=on_failure), {"question": "x"}, api)  # fmt: skip
+                                      allow_pickle=True, on_failure=on_failure), {"question": "x"}, api)
         ok_wf = ok.wait(timeout=300, poll=1)
         with pytest.raises(WorkflowFailed):
             bad.wait(timeout=300, poll=1)
@@ -354,7 +354,7 @@ def test_diagnose_workflow_template_through_template_ref(api, k8s, diagnose_rbac
         doc["spec"]["templates"].append({"name": "exit", "steps": [[{
             "name": "diagnose", "when": "{{workflow.status}} != Succeeded",
             "templateRef": {"name": "llmstep-diagnose", "template": "diagnose"},
-            "arguments": {"parameters": [{"name": "base-url", "value": fake.url}]}}]]})  # fmt: skip
+            "arguments": {"parameters": [{"name": "base-url", "value": fake.url}]}}]]})
         doc["spec"]["arguments"]["parameters"][0]["value"] = json.dumps({"question": "x"})
         created = api.CustomObjectsApi().create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", doc)
         wf = wait_phase(api, created["metadata"]["name"])
@@ -402,7 +402,7 @@ def test_cancel_stops_a_running_workflow(api):
 def test_argo_server_transport_against_the_real_argo_server(api, k8s):
     chain = qa_chain()
     run = llmstep.compile(chain, name="via-server").submit({"question": "server?"}, namespace=NS,
-                                                        argo_server=k8s.argo_server_url)  # fmt: skip
+                                                        argo_server=k8s.argo_server_url)
     assert run.url == f"{k8s.argo_server_url}/workflows/{NS}/{run.name}"
     run.wait(timeout=300, poll=1)
     assert run.result() == chain.invoke({"question": "server?"})
@@ -426,7 +426,7 @@ def test_the_ui_node_panel_has_display_names_previews_usage_and_logs(api, k8s):
     run = _submit(compiled, {"question": "what does the UI show?"}, api)
     run.wait(timeout=300, poll=1)
     base = k8s.argo_server_url
-    with urllib.request.urlopen(f"{base}/api/v1/workflows/{NS}/{run.name}", timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{base}/api/v1/workflows/{NS}/{run.name}", timeout=30) as resp:
         wf = json.loads(resp.read())
     nodes = step_nodes(wf)
     assert set(nodes) == {s.display for s in compiled.plan.steps}
@@ -434,9 +434,9 @@ def test_the_ui_node_panel_has_display_names_previews_usage_and_logs(api, k8s):
         node = nodes[step.display]
         assert param(node, "preview") and param(node, "usage") is not None
         pod = next(p.metadata.name for p in pods_of(api, run.name)
-                   if p.metadata.annotations.get("workflows.argoproj.io/node-id") == node["id"])  # fmt: skip
+                   if p.metadata.annotations.get("workflows.argoproj.io/node-id") == node["id"])
         url = f"{base}/api/v1/workflows/{NS}/{run.name}/log?logOptions.container=main&podName={pod}"
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=30) as resp:
             lines = [json.loads(line)["result"] for line in resp.read().decode().splitlines() if line.strip()]
         assert lines, f"no log for {step.display}"
     assert "offline answer" in param(nodes["StrOutputParser"], "preview")

@@ -36,7 +36,7 @@ def server():
 
 def test_submit_wait_result_logs_through_the_argo_server(server):
     run = llmstep.compile(qa_chain(), name="qa").submit({"question": "via REST"}, namespace="argo",
-                                                      argo_server=server.url, token=TOKEN)  # fmt: skip
+                                                      argo_server=server.url, token=TOKEN)
     create = server.requests[0]
     assert create["method"] == "POST" and create["path"] == "/api/v1/workflows/argo"
     assert create["auth"] == f"Bearer {TOKEN}"
@@ -67,7 +67,7 @@ def test_failed_workflow_names_its_step_and_suggests_diagnose():
     chain = RunnableLambda(_picky) | qa_chain()
     with FakeArgoServer(chain, token=TOKEN) as server:
         run = llmstep.compile(chain, allow_pickle=True).submit({"question": "boom"}, namespace="argo",
-                                                               argo_server=server.url, token=TOKEN)  # fmt: skip
+                                                               argo_server=server.url, token=TOKEN)
         with pytest.raises(WorkflowFailed) as err:
             run.wait(timeout=30, poll=0.1)
     assert "ValueError: no booms here" in str(err.value) and f"llmstep diagnose workflow/{run.name} -n argo" in str(err.value)
@@ -99,7 +99,7 @@ def test_tls_verifies_against_a_ca_bundle_or_fails_clearly(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)  # fmt: skip
+                   check=True, capture_output=True)
     with FakeArgoServer(qa_chain(), token=TOKEN, tls=(str(cert), str(key))) as server:
         compiled = llmstep.compile(qa_chain())
         with pytest.raises(llmstep.SubmissionError, match="TLS verification of https://127.0.0.1"):
@@ -113,12 +113,12 @@ def test_batch_results_in_order_with_a_failed_item_in_its_place():
     with FakeArgoServer(chain, token=TOKEN) as server:
         compiled = llmstep.compile(chain, allow_pickle=True)
         run = compiled.submit_batch([{"question": "a"}, {"question": "boom"}, {"question": "c"}], parallelism=2,
-                                    namespace="argo", argo_server=server.url, token=TOKEN)  # fmt: skip
+                                    namespace="argo", argo_server=server.url, token=TOKEN)
         assert isinstance(run, BatchRun)
         body = server.requests[0]["body"]["workflow"]
         assert body["spec"]["entrypoint"] == "batch"
         assert json.loads(body["spec"]["arguments"]["parameters"][0]["value"]) == [  # as argo submit -p inputs= takes it
-            {"question": "a"}, {"question": "boom"}, {"question": "c"}]  # fmt: skip
+            {"question": "a"}, {"question": "boom"}, {"question": "c"}]
         run.wait(timeout=30, poll=0.1)  # a failed item does not raise here
         results = run.results(return_exceptions=True)
         with pytest.raises(llmstep.BatchFailed) as err:
@@ -131,7 +131,7 @@ def test_batch_results_in_order_with_a_failed_item_in_its_place():
 
 def test_as_runnable_composes_inside_another_chain(server):
     remote = llmstep.compile(qa_chain(), name="qa").as_runnable(namespace="argo", argo_server=server.url, token=TOKEN,
-                                                               poll=0.1)  # fmt: skip
+                                                               poll=0.1)
     outer = RunnableLambda(lambda q: {"question": q}) | remote | RunnableLambda(str.upper)
     assert outer.invoke("inside") == "OFFLINE ANSWER: INSIDE"
     assert asyncio.run(remote.ainvoke({"question": "async"})) == "offline answer: async"
@@ -142,7 +142,7 @@ def test_as_runnable_composes_inside_another_chain(server):
 
 def test_as_runnable_cancels_the_workflow_when_it_gives_up(server):
     remote = llmstep.compile(qa_chain()).as_runnable(namespace="argo", argo_server=server.url, token=TOKEN,
-                                                     timeout=0.1, poll=0.05)  # fmt: skip
+                                                     timeout=0.1, poll=0.05)
     with pytest.raises(llmstep.SubmissionError, match="after 0 s"):
         remote.invoke({"question": "slow"})
     assert server.requests[-1]["method"] == "PUT" and server.requests[-1]["path"].endswith("/terminate")
@@ -160,11 +160,11 @@ def test_cli_submit_wait_and_result(server, tmp_path):
     (tmp_path / "in.jsonl").write_text('{"question": "x"}\n{"question": "y"}\n')
     batch = run_cli("submit", "mychain.py:chain", "-n", "argo", "--inputs", "in.jsonl", "--wait", cwd=tmp_path, env=env)
     assert [json.loads(line) for line in batch.stdout.splitlines()] == [
-        {"index": 0, "output": "offline answer: x"}, {"index": 1, "output": "offline answer: y"}]  # fmt: skip
+        {"index": 0, "output": "offline answer: x"}, {"index": 1, "output": "offline answer: y"}]
     compiled = run_cli("compile", "mychain.py:chain", "-o", "qa.yaml", cwd=tmp_path, env=env)
     assert compiled.returncode == 0, compiled.stderr
     from_file = run_cli("submit", "qa.yaml", "-n", "argo", "-p", 'input={"question": "from a file"}', "--wait", "--json",
-                        cwd=tmp_path, env=env)  # fmt: skip
+                        cwd=tmp_path, env=env)
     assert json.loads(from_file.stdout)["output"] == "offline answer: from a file", from_file.stderr
     not_batch = run_cli("submit", "qa.yaml", "-n", "argo", "--inputs", "in.jsonl", cwd=tmp_path, env=env)
     assert not_batch.returncode == 2 and "--inputs needs a batch Workflow (llmstep compile --batch N)" in not_batch.stderr
@@ -184,7 +184,7 @@ def test_cli_ctrl_c_stops_waiting_not_the_workflow(tmp_path):
         env = {**__import__("os").environ, "ARGO_SERVER": server.url, "ARGO_TOKEN": TOKEN}
         proc = subprocess.Popen([sys.executable, "-m", "llmstep", "submit", "mychain.py:chain", "-n", "argo",
                                  "--input", '{"question": "x"}', "--wait"], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not any(r["method"] == "GET" for r in server.requests):  # it is waiting
             assert time.monotonic() < deadline and proc.poll() is None

@@ -110,11 +110,11 @@ def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_
 
     spans = tmp_path / "spans.txt"
     doc = llmstep.compile({"a": RunnableLambda(_slow(str(spans))), "b": RunnableLambda(_slow(str(spans)))},
-                          allow_pickle=True).to_dict()  # fmt: skip
+                          allow_pickle=True).to_dict()
     main = doc["spec"]["templates"][0]
     assert main["name"] == "main" and len(main["dag"]["tasks"]) == 3  # a, b in parallel, then the map's output
     outer = {"name": "outer", "parallelism": 1, "dag": {"tasks": [{"name": "x", "template": "main"},
-                                                                  {"name": "y", "template": "main"}]}}  # fmt: skip
+                                                                  {"name": "y", "template": "main"}]}}
     doc["spec"]["templates"].insert(0, outer)
     doc["spec"]["entrypoint"] = "outer"
     record = run_document(doc, {"n": 1}, runs_dir=tmp_path / "r", quiet=True)
@@ -139,7 +139,7 @@ def test_cli_compile_batch_and_run_inputs(tmp_path):
     ran = run_cli("run", "batch.yaml", "--inputs", "in.jsonl", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert [json.loads(line) for line in ran.stdout.splitlines()] == [
-        {"index": 0, "output": "offline answer: x"}, {"index": 1, "output": "offline answer: y"}]  # fmt: skip
+        {"index": 0, "output": "offline answer: x"}, {"index": 1, "output": "offline answer: y"}]
     (tmp_path / "in.json").write_text('[{"question": "ok"}, {"question": "boom"}]')
     mixed = run_cli("run", "mychain.py:picky", "--allow-pickle", "--inputs", "in.json", "--parallelism", "2", cwd=tmp_path)
     lines = [json.loads(line) for line in mixed.stdout.splitlines()]

@@ -9,7 +9,7 @@ from conftest import ROOT
 
 def test_benchmark_command_runs_and_reports_ratios():
     result = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--only", "size"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "5 size: Argo bytes per step beyond payload" in result.stdout
     report = json.loads((ROOT / "benchmarks" / "results-partial.json").read_text())

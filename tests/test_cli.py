@@ -90,7 +90,7 @@ UNREACHABLE = "cannot reach the Kubernetes API server at https://127.0.0.1:9: Fa
     (["result", "wf-1"], UNREACHABLE),
     (["diagnose", "-f", "README.md", "--api-key-secret", "app/KEY"],
      "cannot read the key from Secret app/KEY: Failed to establish a new connection: [Errno 111] Connection refused"),
-])  # fmt: skip
+])
 def test_unreachable_api_server_is_named_without_retry_noise(command, fragment, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({
@@ -98,7 +98,7 @@ def test_unreachable_api_server_is_named_without_retry_noise(command, fragment, 
         "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:9"}}],  # nothing listens on port 9
         "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u", "namespace": "shop"}}],
         "users": [{"name": "u", "user": {"token": "t"}}],
-    }))  # fmt: skip
+    }))
     result = run_cli(*command, "--kubeconfig", str(kubeconfig), cwd=ROOT)
     assert result.returncode == 1, result.stderr
     assert fragment in result.stderr
@@ -123,14 +123,14 @@ def _clean(result, code: int, *fragments: str) -> None:
 
 
 @pytest.mark.parametrize("option", ["diagnose -f", "run examples/qa.py:chain --inputs", "run examples/qa.py:chain --secrets",
-                                    "run", "submit"])  # fmt: skip
+                                    "run", "submit"])
 @pytest.mark.parametrize(("content", "fragment"), [(None, "no such file"), (b"\xffnot utf-8", "not UTF-8 text (byte 0xff at offset 0)")])
 def test_missing_or_non_utf8_file_is_named_exit_2(option, content, fragment, tmp_path):
     path = tmp_path / "input.yaml"
     if content is not None:
         path.write_bytes(content)
     result = run_cli(*option.split(), str(path), *(["--dry-run"] if option.startswith("diagnose") else []), cwd=ROOT,
-                     env={"LLMSTEP_RUNS_DIR": str(tmp_path / "runs")})  # fmt: skip
+                     env={"LLMSTEP_RUNS_DIR": str(tmp_path / "runs")})
     _clean(result, 2, f"{path}: {fragment}")
 
 
@@ -149,7 +149,7 @@ def _closed_reader(*args: str, cwd=ROOT):
     import sys
 
     proc = subprocess.Popen([sys.executable, "-m", "llmstep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, cwd=cwd)  # fmt: skip
+                            stdin=subprocess.DEVNULL, cwd=cwd)
     proc.stdout.close()
     stderr = proc.stderr.read().decode()
     return proc.wait(timeout=120), stderr
@@ -179,7 +179,7 @@ def test_name_leaves_room_for_batch_and_argo_suffix():
     (["-f", "-", "--prompt", "custom"], "--prompt custom needs the prompt text: --custom-prompt TEXT"),
     (["service/web"], "kind 'service' (service/web) is not one that llmstep diagnose reads from a cluster"),
     (["web"], "target 'web' is not KIND/NAME"),
-])  # fmt: skip
+])
 def test_diagnose_usage_errors_exit_2(args, fragment):
     result = run_cli("diagnose", *args, "--dry-run", cwd=ROOT)
     _clean(result, 2, fragment)
@@ -187,7 +187,7 @@ def test_diagnose_usage_errors_exit_2(args, fragment):
 
 @pytest.mark.parametrize("args", [["run", "examples/qa.py:chain", "--input", "{}", "--parallelism", "0"],
                                   ["submit", "examples/qa.py:chain", "--parallelism", "0"],
-                                  ["compile", "examples/qa.py:chain", "--batch", "0"]])  # fmt: skip
+                                  ["compile", "examples/qa.py:chain", "--batch", "0"]])
 def test_parallelism_zero_is_refused(args):
     result = run_cli(*args, cwd=ROOT)
     _clean(result, 2, "0 is not at least 1")
@@ -204,14 +204,14 @@ def test_json_never_prints_nan(tmp_path):
     from conftest import chain_module
 
     chain_module(tmp_path, "from langchain_core.runnables import RunnableLambda\n"
-                 "chain = RunnableLambda(lambda x: {'score': float('nan'), 'big': float('inf'), 'ok': 1.5})\n")  # fmt: skip
+                 "chain = RunnableLambda(lambda x: {'score': float('nan'), 'big': float('inf'), 'ok': 1.5})\n")
     result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--input", "{}", "--json", "--runs-dir", str(tmp_path / "r"),
-                     cwd=tmp_path)  # fmt: skip
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert _strict_json(result.stdout)["output"] == {"score": None, "big": None, "ok": 1.5}
     (tmp_path / "inputs.jsonl").write_text("{}\n")
     result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--inputs", "inputs.jsonl", "--runs-dir", str(tmp_path / "r"),
-                     cwd=tmp_path)  # fmt: skip
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert _strict_json(result.stdout.splitlines()[0])["output"]["score"] is None
 
@@ -230,11 +230,11 @@ def test_unwritable_output_file_is_named_exit_2(tmp_path):
     blocked = tmp_path / "a-file"
     blocked.write_text("x")
     _clean(run_cli("compile", "examples/qa.py:chain", "-o", str(blocked / "wf.yaml"), cwd=ROOT), 2,
-           f"-o {blocked / 'wf.yaml'}: cannot write it")  # fmt: skip
+           f"-o {blocked / 'wf.yaml'}: cannot write it")
     answer = json.dumps({"summary": "s", "root_cause": "r", "fix_steps": [], "confidence": 0.5})
     with FakeOpenAI(reply=answer) as server:
         result = run_cli("diagnose", "-f", str(blocked), "--provider", "compatible", "--base-url", server.url,
-                         "--summary-file", str(blocked / "summary.txt"), env={"OPENAI_API_KEY": "k"}, cwd=ROOT)  # fmt: skip
+                         "--summary-file", str(blocked / "summary.txt"), env={"OPENAI_API_KEY": "k"}, cwd=ROOT)
     _clean(result, 2, f"--summary-file {blocked / 'summary.txt'}: cannot write it")
 
 

@@ -58,7 +58,7 @@ def test_node_is_ready_and_a_pod_runs_to_completion(api, k8s):
     assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
     started = time.monotonic()
     core.create_namespaced_pod(NS, _pod(api, "hello", api.V1Container(
-        name="main", image=k8s.step_image, command=["python3", "-c", "print('hello from a pod')"])))  # fmt: skip
+        name="main", image=k8s.step_image, command=["python3", "-c", "print('hello from a pod')"])))
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hello")))
     assert status.state.terminated.exit_code == 0 and time.monotonic() - started < 60
     assert "hello from a pod" in core.read_namespaced_pod_log("hello", NS)
@@ -98,7 +98,7 @@ def test_image_that_cannot_be_pulled_gives_real_events(api):
                                   template=api.V1PodTemplateSpec(metadata=api.V1ObjectMeta(labels=labels),
                                                                  spec=api.V1PodSpec(host_network=True, containers=[
                                                                      api.V1Container(name="app", image="invalid")]))),
-    ))  # fmt: skip
+    ))
 
     def waiting_reason():
         pods = api.CoreV1Api().list_namespaced_pod(NS, label_selector="app=bad-image").items
@@ -117,7 +117,7 @@ def test_image_that_cannot_be_pulled_gives_real_events(api):
 def test_failing_container_reports_exit_code_and_logs(api, k8s):
     core = api.CoreV1Api()
     core.create_namespaced_pod(NS, _pod(api, "exit-one", api.V1Container(
-        name="main", image=k8s.step_image, command=["python3", "-c", "print('about to fail'); raise SystemExit(1)"])))  # fmt: skip
+        name="main", image=k8s.step_image, command=["python3", "-c", "print('about to fail'); raise SystemExit(1)"])))
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "exit-one")))
     assert status.state.terminated.exit_code == 1
     assert "about to fail" in core.read_namespaced_pod_log("exit-one", NS)
@@ -127,12 +127,12 @@ def test_crash_loop_with_previous_logs(api, k8s):
     core = api.CoreV1Api()
     core.create_namespaced_pod(NS, _pod(api, "crasher", api.V1Container(
         name="main", image=k8s.step_image, command=["python3", "-c", "print('crashing now'); raise SystemExit(3)"]),
-        restart="Always"))  # fmt: skip
+        restart="Always"))
 
     def looping():
         _, status = _state(api, "crasher")
         return status if status and status.restart_count >= 1 and status.state.waiting and \
-            status.state.waiting.reason == "CrashLoopBackOff" else None  # fmt: skip
+            status.state.waiting.reason == "CrashLoopBackOff" else None
 
     status = _wait(looping, timeout=120)
     assert status.last_state.terminated.exit_code == 3
@@ -142,7 +142,7 @@ def test_crash_loop_with_previous_logs(api, k8s):
 def test_missing_secret_key_is_create_container_config_error(api, k8s):
     core = api.CoreV1Api()
     core.create_namespaced_secret(NS, api.V1Secret(metadata=api.V1ObjectMeta(name="llm-credentials-test"),
-                                                   string_data={"OTHER": "x"}))  # fmt: skip
+                                                   string_data={"OTHER": "x"}))
     env = [api.V1EnvVar(name="OPENAI_API_KEY", value_from=api.V1EnvVarSource(
         secret_key_ref=api.V1SecretKeySelector(name="llm-credentials-test", key="OPENAI_API_KEY")))]
     core.create_namespaced_pod(NS, _pod(api, "no-key", api.V1Container(name="main", image=k8s.step_image, env=env)))
@@ -156,7 +156,7 @@ def test_memory_limit_gives_oom_killed(api, k8s):
     hog = "b = []\nwhile True:\n    b.append(bytearray(10 * 1024 * 1024))\n"
     core.create_namespaced_pod(NS, _pod(api, "hog", api.V1Container(
         name="main", image=k8s.step_image, command=["python3", "-c", hog],
-        resources=api.V1ResourceRequirements(limits={"memory": "64Mi"}))))  # fmt: skip
+        resources=api.V1ResourceRequirements(limits={"memory": "64Mi"}))))
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hog")))
     assert status.state.terminated.reason == "OOMKilled"
 

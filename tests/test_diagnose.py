@@ -85,7 +85,7 @@ def test_no_secret_reaches_the_model_and_redactions_are_counted():
 def test_anonymized_names_are_masked_and_unmasked(tmp_path):
     with FakeOpenAI(reply=json.dumps(ANSWER).replace("web", "deployment-1")) as server:
         report = diagnose(from_text(MANIFEST, "bad.yaml"), Model(api_key="k", provider="compatible", base_url=server.url),
-                          Redactor(anonymize=True))  # fmt: skip
+                          Redactor(anonymize=True))
     sent = json.dumps(server.requests[0]["body"])
     assert "deployment-1" in sent and '"name": "web"' not in sent and "name: web" not in sent
     assert "Deployment web" in report.root_cause and "deployment/web" in report.fix_steps[0]["command"]
@@ -111,7 +111,7 @@ def test_azure_request_shape():
     with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
         endpoint = server.url.removesuffix("/v1")
         model = Model(api_key="azure-key-123", provider="azure", azure_endpoint=endpoint, azure_deployment="gpt4o",
-                      api_version="2024-06-01")  # fmt: skip
+                      api_version="2024-06-01")
         diagnose(from_text("a log line", "log"), model, Redactor())
     request = server.requests[0]
     assert request["path"] == "/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01"
@@ -144,7 +144,7 @@ def test_unreachable_model_is_a_clear_error():
 @pytest.mark.parametrize(("answer", "fragment"), [
     (json.dumps({"summary": "x"}), "lacks summary/root_cause"),
     (json.dumps({**ANSWER, "fix_steps": "do things"}), "fix_steps is not a list"),
-])  # fmt: skip
+])
 def test_malformed_answer_gives_a_clear_error(answer, fragment):
     with pytest.raises(llmstep.DiagnosisError, match=fragment):
         parse(answer, target="t", prompt="diagnose", redactions=0, model="m")
@@ -186,7 +186,7 @@ def test_cli_report_files_json_and_webhook(tmp_path):
         def log_message(self, *args):
             pass
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
             self.send_response(200)
             self.end_headers()
@@ -199,7 +199,7 @@ def test_cli_report_files_json_and_webhook(tmp_path):
         env = {"OPENAI_API_KEY": "sk-cli-key-0000000000000000", "HOOK": f"http://127.0.0.1:{hook.server_address[1]}/"}
         result = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
                          "--format", "json", "--output", str(tmp_path / "report.json"),
-                         "--summary-file", str(tmp_path / "summary.txt"), "--webhook-env", "HOOK", env=env)  # fmt: skip
+                         "--summary-file", str(tmp_path / "summary.txt"), "--webhook-env", "HOOK", env=env)
     hook.shutdown()
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["summary"] == ANSWER["summary"]
@@ -217,9 +217,9 @@ def test_cli_errors(tmp_path):
         manifest = tmp_path / "m.yaml"
         manifest.write_text("kind: Pod\nmetadata: {name: p}\n")
         result = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
-                         env={"OPENAI_API_KEY": "k"})  # fmt: skip
+                         env={"OPENAI_API_KEY": "k"})
         gate = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
-                       "--prompt", "quality-gate", env={"OPENAI_API_KEY": "k"})  # fmt: skip
+                       "--prompt", "quality-gate", env={"OPENAI_API_KEY": "k"})
     assert result.returncode == 0, result.stderr
     assert "the pod lacks its ConfigMap" in result.stdout  # the plain answer is the report, not lost
     assert gate.returncode == 1 and "answer is not JSON" in gate.stderr and "Traceback" not in gate.stderr
@@ -227,7 +227,7 @@ def test_cli_errors(tmp_path):
 
 def test_workflow_failures_become_evidence():
     failures = json.dumps([{"displayName": "ChatOpenAI", "templateName": "chatopenai", "phase": "Failed",
-                            "message": "AuthenticationError (exit code 1)", "podName": "qa-1", "finishedAt": "t"}])  # fmt: skip
+                            "message": "AuthenticationError (exit code 1)", "podName": "qa-1", "finishedAt": "t"}])
     text = from_workflow_failures(failures, "qa-x").render(Redactor())
     assert "node ChatOpenAI (template chatopenai): phase Failed, message: AuthenticationError" in text
 
@@ -331,9 +331,9 @@ def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):
         chain = qa_prompt() | RunnableLambda(fails)
         secrets = {"OPENAI_API_KEY": "k"}
         argo = run_document(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_dict(), {"question": "x"},
-                            secrets=secrets, runs_dir=tmp_path / "a", quiet=True)  # fmt: skip
+                            secrets=secrets, runs_dir=tmp_path / "a", quiet=True)
         tekton = run_tekton(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_tekton(), {"question": "x"},
-                            secrets=secrets, runs_dir=tmp_path / "t", quiet=True)  # fmt: skip
+                            secrets=secrets, runs_dir=tmp_path / "t", quiet=True)
     report = next(a for a in argo.nodes["diagnose"]["outputs"]["artifacts"] if a["name"] == "report")
     assert "## Fix" in open(report["localPath"]).read()
     written = tekton.root / "workspaces" / "data" / tekton.run_id / "diagnosis.md"
@@ -358,7 +358,7 @@ def needs_key_cluster(namespace="default", node="worker-1"):
         resources=k.V1ResourceRequirements(limits={"memory": "256Mi"}),
         readiness_probe=k.V1Probe(http_get=k.V1HTTPGetAction(path="/healthz", port=8080)),
         volume_mounts=[k.V1VolumeMount(name="tls", mount_path="/tls")],
-    )  # fmt: skip
+    )
     cluster.pods["needs-key"] = k.V1Pod(
         metadata=k.V1ObjectMeta(name="needs-key", namespace=namespace),
         spec=k.V1PodSpec(containers=[container], node_name=node,
@@ -368,12 +368,12 @@ def needs_key_cluster(namespace="default", node="worker-1"):
                                 restart_count=0, state=k.V1ContainerState(waiting=k.V1ContainerStateWaiting(
                                     reason="CreateContainerConfigError",
                                     message=f"couldn't find key API_KEY in Secret {namespace}/app-secrets")))]),
-    )  # fmt: skip
+    )
     cluster.events.append(k.CoreV1Event(
         metadata=k.V1ObjectMeta(name="e1"), involved_object=k.V1ObjectReference(kind="Pod", name="needs-key"),
         type="Warning", reason="Failed", count=3,
         message=f"Error: couldn't find key API_KEY in Secret {namespace}/app-secrets; db at 10.43.12.5:5432 "
-                f"and postgres.{namespace}.svc.cluster.local:5432 on node {node}"))  # fmt: skip
+                f"and postgres.{namespace}.svc.cluster.local:5432 on node {node}"))
     return cluster
 
 
@@ -402,7 +402,7 @@ def test_unreachable_api_server_is_named_not_an_internal_error():
     cluster = needs_key_cluster()
     cluster.unreachable = True
     with pytest.raises(llmstep.DiagnosisError, match=r"cannot reach the Kubernetes API server at https://127.0.0.1:6443: "
-                       r"Failed to establish a new connection: \[Errno 111\] Connection refused"):  # fmt: skip
+                       r"Failed to establish a new connection: \[Errno 111\] Connection refused"):
         Collector(cluster.client(), "default").collect("pod/needs-key")
 
 
@@ -410,14 +410,14 @@ def test_anonymize_masks_namespaces_containers_hosts_and_ips_and_maps_them_back(
     from llmstep.diagnose.evidence import Collector
 
     real = ["needs-key", "shop-prod", "checkout-api", "worker-7.corp.example.net", "10.42.0.17", "192.168.7.21",
-            "10.43.12.5", "postgres.shop-prod.svc.cluster.local"]  # fmt: skip
+            "10.43.12.5", "postgres.shop-prod.svc.cluster.local"]
     evidence = Collector(needs_key_cluster("shop-prod", "worker-7.corp.example.net").client(), "shop-prod").collect("pod/needs-key")
     redactor = Redactor(anonymize=True)
     first = prepared(evidence, redactor, "diagnose", None, None)[1]["content"]
     names = dict(redactor.names)
     assert {names[r] for r in real} == {"pod-1", "namespace-1", "container-1", "host-1", "host-2", "ip-1", "ip-2", "ip-3"}
     answer = {**ANSWER, "root_cause": f"{names['checkout-api']} in {names['needs-key']} ({names['shop-prod']}) lacks a key; "
-              f"node {names['worker-7.corp.example.net']} at {names['192.168.7.21']}, db {names['10.43.12.5']}"}  # fmt: skip
+              f"node {names['worker-7.corp.example.net']} at {names['192.168.7.21']}, db {names['10.43.12.5']}"}
     with FakeOpenAI(reply=json.dumps(answer)) as server:
         report = diagnose(evidence, Model(api_key="k", provider="compatible", base_url=server.url), redactor)
     sent = json.dumps(server.requests[0]["body"])
@@ -425,7 +425,7 @@ def test_anonymize_masks_namespaces_containers_hosts_and_ips_and_maps_them_back(
         assert value not in sent and value not in first
     assert "CreateContainerConfigError" in sent and "secretKeyRef" in sent  # the evidence itself survives
     assert report.root_cause == ("checkout-api in needs-key (shop-prod) lacks a key; node worker-7.corp.example.net at "
-                                 "192.168.7.21, db 10.43.12.5")  # fmt: skip
+                                 "192.168.7.21, db 10.43.12.5")
 
 
 def test_anonymize_masks_namespaces_and_containers_of_manifests():
@@ -449,7 +449,7 @@ def test_invalid_redact_pattern_is_a_usage_error():
 
 def test_anonymize_masks_exit_handler_evidence():
     failures = json.dumps([{"displayName": "ChatOpenAI", "templateName": "chatopenai", "phase": "Failed",
-                            "message": "boom", "podName": "qa-x7k2p-chatopenai-123", "finishedAt": "t"}])  # fmt: skip
+                            "message": "boom", "podName": "qa-x7k2p-chatopenai-123", "finishedAt": "t"}])
     redactor = Redactor(anonymize=True)
     sent = prepared(from_workflow_failures(failures, "qa-x7k2p"), redactor, "diagnose", None, None)[1]["content"]
     assert "qa-x7k2p" not in sent and "workflow-1" in sent and "pod-1" in sent

@@ -31,7 +31,7 @@ def _report():
         import os as _os
         import sys as _sys
 
-        with open(f"/proc/{_os.getppid()}/cmdline", "rb") as f:  # noqa: PTH123
+        with open(f"/proc/{_os.getppid()}/cmdline", "rb") as f:
             parent = f.read().split(b"\0")
         return {
             "learned": "xml.dom.minidom" in _sys.modules,  # before this step imported anything itself
@@ -67,7 +67,7 @@ def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(t
     chain = RunnableLambda(_imports_minidom) | RunnableLambda(_report())
     first = _run(chain, tmp_path)
     assert {k: v for k, v in first.items() if k != "server"} == {
-        "learned": True, "own_session": True, "forked_by_the_server": True, "env": []}  # fmt: skip
+        "learned": True, "own_session": True, "forked_by_the_server": True, "env": []}
     [lessons] = fresh_servers.joinpath("llmstep").iterdir()
     assert "xml.dom.minidom" in lessons.read_text().split()
     again = _run(chain, tmp_path)
@@ -91,7 +91,7 @@ def _what_the_server_did_before_the_fork(x):
 
 def test_steps_inherit_work_the_server_did_once(tmp_path, fresh_servers):
     assert _run(RunnableLambda(_what_the_server_did_before_the_fork), tmp_path) == {
-        "platform_known": True, "parser_reused": True, "cli_imported": False}  # fmt: skip
+        "platform_known": True, "parser_reused": True, "cli_imported": False}
 
 
 def _tls_contexts(x):
@@ -213,7 +213,7 @@ print(json.dumps(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_
 def _server_of_a_new_process(tmp_path, env) -> int:
     """The pid of the fork server that forked the step of a run in a new process."""
     result = subprocess.run([sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs")], env=env,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     server, forked = json.loads(result.stdout.strip().splitlines()[-1])
     assert forked, "the step was started cold, not forked by a server"
@@ -222,7 +222,7 @@ def _server_of_a_new_process(tmp_path, env) -> int:
 
 def _alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
@@ -242,7 +242,7 @@ def persistent(tmp_path):
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           forkserver.IDLE_ENV: "60"}  # fmt: skip
+           forkserver.IDLE_ENV: "60"}
     servers: list[int] = []
     yield env, servers
     for pid in servers:
@@ -370,7 +370,7 @@ os._exit(0)  # while the server still imports
 def test_a_server_whose_client_dies_during_its_start_up_ends(tmp_path, persistent):
     env, servers = persistent
     result = subprocess.run([sys.executable, "-c", CLIENT_DIES_DURING_START_UP], env=env, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+                            text=True, timeout=60)
     pid = int(result.stdout.strip())
     servers.append(pid)
     assert _gone_within(pid, 30)  # not adopted by init for good
@@ -390,7 +390,7 @@ print(llmstep.compile(chain).run_local({"question": "q"} if int(sys.argv[3]) in 
 
 def _fork_servers(env, *args):
     return subprocess.run([sys.executable, "-m", "llmstep", "fork-servers", *args], env=env, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+                          text=True, timeout=60)
 
 
 def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
@@ -402,7 +402,7 @@ def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
     tests = os.path.dirname(__file__)
     for i in range(forkservers.MAX_SERVERS + 1):
         result = subprocess.run([sys.executable, "-c", RUN_WITH_CLASSES, str(tmp_path / "runs"), tests, str(i)],
-                                env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+                                env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         servers.extend(s.pid for s in forkservers.list_servers(home) if s.pid)
     deadline = time.monotonic() + 15

@@ -50,7 +50,7 @@ def test_rbac_is_least_privilege():
     import yaml
 
     roles = [d for p in [*(ROOT / "workflows").glob("*rbac*.yaml"), *(ROOT / "tekton").glob("rbac.yaml")]
-             for d in yaml.safe_load_all(p.read_text()) if d["kind"] == "Role"]  # fmt: skip
+             for d in yaml.safe_load_all(p.read_text()) if d["kind"] == "Role"]
     assert {r["metadata"]["name"] for r in roles} == {"llmstep-diagnose", "llmstep-submitter"}
     for role in roles:
         for rule in role["rules"]:

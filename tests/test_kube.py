@@ -25,7 +25,7 @@ def test_pod_manifest_runs_the_step_with_only_the_declared_secret_keys():
 
     key = "sk-must-never-reach-the-pod-spec-1234"
     runner = llmstep.KubernetesRunnable(ChatOpenAI(model="gpt-4o-mini", api_key=key), image="registry.example/llmstep:1",
-                                        namespace="ml", secret="team-llm", timeout=90)  # fmt: skip
+                                        namespace="ml", secret="team-llm", timeout=90)
     manifest = runner.pod_manifest({"question": "costs $(HOME)?"})
     text = json.dumps(manifest)
     assert key not in text
@@ -56,7 +56,7 @@ def test_a_runnable_that_cannot_be_serialized_is_refused_up_front():
 
 def test_pod_spec_extras_merge_over_llmsteps():
     runner = llmstep.KubernetesRunnable(qa_chain(), pod_spec={"hostNetwork": True, "nodeSelector": {"gpu": "a100"}},
-                                        resources={"limits": {"memory": "256Mi"}})  # fmt: skip
+                                        resources={"limits": {"memory": "256Mi"}})
     manifest = runner.pod_manifest({"question": "x"}, stream=True)
     assert manifest["spec"]["hostNetwork"] is True and manifest["spec"]["nodeSelector"] == {"gpu": "a100"}
     assert manifest["spec"]["containers"][0]["resources"] == {"limits": {"memory": "256Mi"}}

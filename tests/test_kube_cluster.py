@@ -32,7 +32,7 @@ def api(k8s):
 def runner(api, k8s):
     def make(runnable, **kwargs):
         return llmstep.KubernetesRunnable(runnable, image=kwargs.pop("image", k8s.step_image), namespace=NS,
-                                          client=api, **kwargs)  # fmt: skip
+                                          client=api, **kwargs)
 
     yield make
     _no_pods_left(api)
@@ -117,7 +117,7 @@ def test_a_secret_without_the_key_fails_fast_naming_the_key(runner, api):
     from langchain_openai import ChatOpenAI
 
     api.CoreV1Api().create_namespaced_secret(NS, api.V1Secret(metadata=api.V1ObjectMeta(name="other-keys"),
-                                                              string_data={"ANTHROPIC_API_KEY": "x"}))  # fmt: skip
+                                                              string_data={"ANTHROPIC_API_KEY": "x"}))
     model = ChatOpenAI(model="gpt-4o-mini", api_key="sk-placeholder-never-sent", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(llmstep.SubmissionError, match="CreateContainerConfigError: couldn't find key OPENAI_API_KEY"):
         runner(model, secret="other-keys", timeout=300).invoke("x")
@@ -133,7 +133,7 @@ def test_ctrl_c_deletes_the_pod(api, k8s, tmp_path):
         "import sys\nfrom kubernetes import client, config\nimport llmstep\nfrom llmstep.offline import OfflineChatModel\n"
         f"config.load_kube_config({str(k8s.kubeconfig)!r})\n"
         f"llmstep.KubernetesRunnable(OfflineChatModel(latency=120), image={k8s.step_image!r}, namespace={NS!r},"
-        " client=client, timeout=300).invoke('wait')\n")  # fmt: skip
+        " client=client, timeout=300).invoke('wait')\n")
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
     core = api.CoreV1Api()
     deadline = time.monotonic() + 60

@@ -135,7 +135,7 @@ def test_authorization_literal_in_pickled_code_never_pickled():
         return _post(x, headers={"X-Gateway": "Bearer sk-test-literal-0123456789"})
 
     assert "chain.func.<code call><literal>: an authorization header value" in refused(RunnableLambda(call),
-                                                                                     allow_pickle=True)  # fmt: skip
+                                                                                     allow_pickle=True)
 
 
 def test_ordinary_literals_in_pickled_code_are_not_secrets():
@@ -153,7 +153,7 @@ class _Holder(Runnable):
     def __init__(self, credential: SecretStr) -> None:
         self.config_map = {"nested": [credential]}
 
-    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+    def invoke(self, input, config=None, **kwargs):  # Runnable's signature
         return input
 
 
@@ -167,7 +167,7 @@ class _Gateway(RunnableSerializable):
 
     gateway_token: SecretStr
 
-    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+    def invoke(self, input, config=None, **kwargs):  # Runnable's signature
         return input
 
 
@@ -188,7 +188,7 @@ def test_model_with_its_key_inside_a_pickled_step_is_refused_with_its_path(env_k
 
 
 @pytest.mark.parametrize("name", ["OPENAI_API_KEY", "GITHUB_TOKEN", "DB_PASSWORD", "OAUTH_CLIENT_SECRET", "STRIPE_KEY",
-                                  "MYSQL_PWD"])  # fmt: skip
+                                  "MYSQL_PWD"])
 def test_value_of_a_secret_named_environment_variable_never_in_yaml(monkeypatch, name):
     monkeypatch.setenv(name, "value-test-0123456789")
     chain = qa_prompt().partial(question="ask with value-test-0123456789 inside") | qa_chain()
@@ -228,13 +228,13 @@ def test_short_or_ordinary_environment_values_are_not_secrets(monkeypatch):
 
 def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
     chain = qa_prompt() | model(max_tokens=10, tiktoken_model_name="gpt-4o", default_headers={"X-Request-Source": "llmstep", "X-Title": "token counter app"},
-                                default_query={"api-version": "2024-06-01"}, model_kwargs={"user": "someone"})  # fmt: skip
+                                default_query={"api-version": "2024-06-01"}, model_kwargs={"user": "someone"})
     llmstep.compile(chain)
     for name in ["max_tokens", "bos_token", "input_key", "memory_key", "secret_name", "token_url", "api_key_env",
-                 "tiktoken_model_name"]:  # fmt: skip
+                 "tiktoken_model_name"]:
         assert not leaks.secret_name(name), name
     for name in ["api_key", "X-Api-Key", "Authorization", "client_secret", "DB_PASSWORD", "accessToken",
-                 "Ocp-Apim-Subscription-Key", "aws_secret_access_key", "x-goog-api-key"]:  # fmt: skip
+                 "Ocp-Apim-Subscription-Key", "aws_secret_access_key", "x-goog-api-key"]:
         assert leaks.secret_name(name), name
 
 
@@ -243,7 +243,7 @@ def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
 
 @pytest.mark.parametrize("engine", ["argo", "tekton"])
 def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secret(tmp_path, monkeypatch, env_key,
-                                                                                  engine):  # fmt: skip
+                                                                                  engine):
     monkeypatch.setenv("ACME_API_KEY", "acme-test-compile-0123456789")
     with FakeOpenAI() as server:
         llm = model(base_url=server.url, max_retries=0,
@@ -252,7 +252,7 @@ def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secre
         step = compiled.plan.steps[1]
         assert step.secrets == ("ACME_API_KEY", "OPENAI_API_KEY")
         assert step.payload["data"]["kwargs"]["default_headers"] == {"X-Api-Key": {"lc": 1, "type": "secret",
-                                                                                   "id": ["ACME_API_KEY"]}}  # fmt: skip
+                                                                                   "id": ["ACME_API_KEY"]}}
         text = compiled.to_yaml() if engine == "argo" else compiled.to_tekton_yaml()
         assert "acme-test-compile-0123456789" not in text and "ACME_API_KEY" in text
         out = compiled.run_local({"question": "hi"}, runs_dir=tmp_path / "r", engine=engine,
@@ -317,7 +317,7 @@ chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", de
 
 def test_secret_in_diagnose_settings_never_in_yaml():
     message = refused(qa_chain(), on_failure=llmstep.Diagnose(provider="compatible",
-                                                              base_url="http://u:pw-test-123@127.0.0.1:9/v1"))  # fmt: skip
+                                                              base_url="http://u:pw-test-123@127.0.0.1:9/v1"))
     assert "on_failure.base_url: a URL with a password" in message
 
 
@@ -338,7 +338,7 @@ class _Configured(Runnable):
 
     API_TOKEN = "tok-test-class-0123456789"
 
-    def invoke(self, input, config=None, **kwargs):  # noqa: A002 - Runnable's signature
+    def invoke(self, input, config=None, **kwargs):  # Runnable's signature
         return input
 
 

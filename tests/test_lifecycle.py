@@ -33,7 +33,7 @@ def _slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     once that step is running."""
     (tmp_path / "gated.py").write_text(_GATED.format(flag=str(tmp_path / "flag")))
     proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", "gated.py:chain", "--allow-pickle", "--input", '"x"'],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         found = list((tmp_path / ".llmstep" / "runs").glob("*/steps/gate/pid"))
@@ -46,7 +46,7 @@ def _slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 
 def _alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
@@ -148,6 +148,6 @@ def test_a_full_disk_is_a_named_error_not_an_internal_one(tmp_path, monkeypatch,
     monkeypatch.setattr(RunRecord, "step_dir", full_disk)
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     code = cli.main(["run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(tmp_path / "r"),
-                     "--no-fork-server"])  # fmt: skip
+                     "--no-fork-server"])
     err = capsys.readouterr().err
     assert code == 1 and "no space left on the device" in err and "internal error" not in err

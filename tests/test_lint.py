@@ -1,4 +1,4 @@
-"""ruff (pyflakes, bugbear, import order, pyupgrade) over the package, tests and examples."""
+"""ruff (pyflakes, bugbear, import order, pyupgrade, docstrings, unused noqa) over the package, tests and examples."""
 
 import subprocess
 import sys

@@ -138,7 +138,7 @@ def test_exit_handler_receives_status_and_failures(tmp_path):
     # node, the entrypoint's DAG node included
     failures = json.loads(out["failures"])
     assert sorted((f["displayName"], f["templateName"], f["phase"]) for f in failures) == [
-        ("boom", "boom", "Failed"), (record.run_id, "main", "Failed")]  # fmt: skip
+        ("boom", "boom", "Failed"), (record.run_id, "main", "Failed")]
     assert "deliberate" in next(f["message"] for f in failures if f["displayName"] == "boom")
 
 
@@ -348,7 +348,7 @@ def test_live_progress_on_a_terminal(tmp_path):
     parent, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", f"{ROOT}/examples/qa.py:chain", "--input",
                              '{"question": "tty"}'], cwd=tmp_path, stdout=subprocess.PIPE, stderr=child,
-                            stdin=subprocess.DEVNULL)  # fmt: skip
+                            stdin=subprocess.DEVNULL)
     os.close(child)
     chunks = []
     while True:

@@ -31,7 +31,7 @@ def test_runs_and_show_have_json_and_the_runs_dir_is_explained(tmp_path):
     assert [(r["run"], r["phase"], r["steps"]) for r in runs] == [(run_id, "Succeeded", 3)]
     shown = json.loads(run_cli("show", run_id, "--json", cwd=tmp_path).stdout)
     assert shown["output"] == "offline answer: listed" and set(shown["steps"]) == {
-        "ChatPromptTemplate", "OfflineChatModel", "StrOutputParser"}  # fmt: skip
+        "ChatPromptTemplate", "OfflineChatModel", "StrOutputParser"}
     assert shown["steps"]["StrOutputParser"]["output"] == "offline answer: listed"
     one = json.loads(run_cli("show", run_id, "StrOutputParser", "--json", cwd=tmp_path).stdout)
     assert one["phase"] == "Succeeded" and one["output"] == "offline answer: listed"
@@ -61,7 +61,7 @@ def test_bad_image_references_are_refused(tmp_path, image):
 
 
 @pytest.mark.parametrize("image", ["llmstep:0.1.0", "ghcr.io/team/llmstep:0.1", "localhost:5000/x/y",
-                                   "registry.example.com/a/b@sha256:" + "a" * 64, "busybox"])  # fmt: skip
+                                   "registry.example.com/a/b@sha256:" + "a" * 64, "busybox"])
 def test_good_image_references_pass(image):
     assert llmstep.compile(qa_chain(), image=image).plan.image == image
 
@@ -91,7 +91,7 @@ def test_the_batch_workflow_takes_a_plain_json_list(tmp_path):
     out = run_cli("run", "batch.yaml", "--allow-pickle", "-p", 'inputs=[{"question": "a"}, {"question": "b c"}]', cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert [json.loads(line) for line in out.stdout.splitlines()] == [
-        {"index": 0, "output": "A!"}, {"index": 1, "output": "B C!"}]  # fmt: skip
+        {"index": 0, "output": "A!"}, {"index": 1, "output": "B C!"}]
 
 
 def test_a_batch_of_strings_and_of_llmstep_values(tmp_path):
@@ -115,7 +115,7 @@ def test_a_bad_batch_value_ends_the_run_and_says_why(tmp_path, bad):
 def test_resume_says_which_code_runs_and_can_take_the_current_code(tmp_path):
     (tmp_path / "r.py").write_text("from langchain_core.runnables import RunnableLambda\n"
                                    "def second(x):\n    raise RuntimeError('a bug')\n"
-                                   "chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(second)\n")  # fmt: skip
+                                   "chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(second)\n")
     failed = run_cli("run", "r.py:chain", "--allow-pickle", "--input", "1", "--json", cwd=tmp_path)
     run_id = json.loads(failed.stdout)["run"]
     again = run_cli("run", "--resume", run_id, "--allow-pickle", cwd=tmp_path)
@@ -140,7 +140,7 @@ def _kubeconfig(tmp_path, namespace: str) -> str:
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
                      {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}}],
-    }))  # fmt: skip
+    }))
     return str(path)
 
 
@@ -161,7 +161,7 @@ def test_submit_and_result_use_the_kubeconfig_contexts_namespace(tmp_path):
         again = run_cli("result", name, cwd=tmp_path, env=env)
         assert again.returncode == 0 and again.stdout.strip() == "offline answer: ns"
         run = llmstep.compile(qa_chain()).submit({"question": "py"}, argo_server=server.url, token=TOKEN,
-                                                 kubeconfig=kubeconfig, context="other")  # fmt: skip
+                                                 kubeconfig=kubeconfig, context="other")
         assert run.namespace == "other-ns"
 
 
@@ -176,6 +176,6 @@ def test_the_executor_reads_a_non_json_chain_input_as_text(tmp_path):
     compiled = llmstep.compile(qa_chain())
     (tmp_path / "qa.yaml").write_text(compiled.to_yaml())
     out = subprocess.run([sys.executable, "-m", "llmstep", "run", "qa.yaml", "-p", "input=hello there"],
-                         capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+                         capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "offline answer: hello there"

@@ -38,11 +38,11 @@ def test_readme_local_batch_of_the_example_questions(tmp_path):
 
     assert "llmstep run examples/qa.py:chain --inputs examples/questions.jsonl --parallelism 8" in (ROOT / "README.md").read_text()
     result = run_cli("run", "examples/qa.py:chain", "--inputs", "examples/questions.jsonl", "--parallelism", "8",
-                     "--runs-dir", str(tmp_path), cwd=ROOT, env={"OPENAI_API_KEY": ""})  # fmt: skip
+                     "--runs-dir", str(tmp_path), cwd=ROOT, env={"OPENAI_API_KEY": ""})
     assert result.returncode == 0, result.stderr
     questions = [json.loads(line)["question"] for line in (ROOT / "examples" / "questions.jsonl").read_text().splitlines()]
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
-        {"index": i, "output": f"offline answer: {q}"} for i, q in enumerate(questions)]  # fmt: skip
+        {"index": i, "output": f"offline answer: {q}"} for i, q in enumerate(questions)]
 
 
 def test_readme_executor_rbac_is_what_the_test_cluster_runs():

@@ -237,7 +237,7 @@ def evidence_of(medium: str, text: str) -> Evidence:
     if medium == "manifest":
         return from_text(text, "manifests.yaml")
     title = {"describe": "kubectl describe pod needs-key", "log": "log of web-1/app, last 50 lines",
-             "event": "events of pod web-1 (newest first)"}[medium]  # fmt: skip
+             "event": "events of pod web-1 (newest first)"}[medium]
     return Evidence("pod/web-1", [(title, text.splitlines())])
 
 
@@ -318,7 +318,7 @@ def test_names_that_only_mention_secrets_are_evidence(name):
 
 def test_references_to_secrets_stay_visible():
     env = [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "app", "key": "API_KEY"}}},
-           {"name": "TOKEN", "value": "$(params.token)"}]  # fmt: skip
+           {"name": "TOKEN", "value": "$(params.token)"}]
     assert Redactor().obj({"env": env}) == {"env": env}
 
 

@@ -33,7 +33,7 @@ def render(tmp_path):
     def run(prefix: str = "A", mode: str = "") -> dict:
         code = RENDER.format(tests=str(ROOT / "tests"))
         result = subprocess.run([sys.executable, "-c", code, prefix, mode], env=env, capture_output=True, text=True,
-                                timeout=120)  # fmt: skip
+                                timeout=120)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 

@@ -27,7 +27,7 @@ def _staged_exec(tmp_path, payload: dict, inputs: list[str]):
         [sys.executable, "-m", "llmstep", "exec", "--data-dir", str(data_dir), "--payload-env", "LLMSTEP_PAYLOAD",
          "--link-root", str(workspace), "--inputs", *inputs],
         capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+    )
 
 
 def _payload(inputs_shape) -> dict:
@@ -68,7 +68,7 @@ def test_tekton_data_dir_outside_the_workspaces_refused_by_the_local_runner(tmp_
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     result = subprocess.run([sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert "--data-dir" in result.stderr and "outside the task's workspaces" in result.stderr
     assert (tmp_path / "victim" / "input").is_dir()  # the runner cleared nothing outside
@@ -83,6 +83,6 @@ def test_tekton_secret_item_path_outside_its_workspace_refused(tmp_path):
     path.write_text(yaml.safe_dump_all(docs))
     result = subprocess.run([sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OPENAI_API_KEY": "sk-not-a-real-key"})  # fmt: skip
+                            env={**os.environ, "OPENAI_API_KEY": "sk-not-a-real-key"})
     assert result.returncode == 2, result.stderr
     assert "item 'OPENAI_API_KEY' path must be a relative path without '..'" in result.stderr

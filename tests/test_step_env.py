@@ -24,7 +24,7 @@ def _show_env(_x):
 
 def _env_chain():
     step = llmstep.Step(RunnableLambda(_show_env), env={"REGION": llmstep.ConfigMapKeyRef("settings", "region"),
-                                                         "TOKEN": llmstep.SecretKeyRef("acme", "token")})  # fmt: skip
+                                                         "TOKEN": llmstep.SecretKeyRef("acme", "token")})
     return step | RunnableLambda(lambda d: d)
 
 
@@ -62,13 +62,13 @@ def test_local_steps_get_their_env_and_this_machines_proxies(engine, tmp_path, m
     got = compiled.run_local(0, engine=engine, runs_dir=tmp_path / "runs", secrets={"REGION": "eu-west", "TOKEN": "tok-123"})
     assert got == {"REGION": "eu-west", "MODE": "fast", "TOKEN": "tok-123", "HTTPS_PROXY": "http://127.0.0.1:3128",
                    "NO_PROXY": "127.0.0.1,localhost", "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
-                   "OPENAI_BASE_URL": None, "UNRELATED": None}  # fmt: skip
+                   "OPENAI_BASE_URL": None, "UNRELATED": None}
 
 
 def test_a_configmap_value_missing_locally_is_named(tmp_path):
     compiled = llmstep.compile(_env_chain(), allow_pickle=True)
     with pytest.raises(llmstep.LlmstepError, match=r"env REGION comes from key 'region' of ConfigMap 'settings'; "
-                                                    r"locally, set REGION"):  # fmt: skip
+                                                    r"locally, set REGION"):
         compiled.run_local(0, runs_dir=tmp_path / "runs", secrets={})
 
 
@@ -79,7 +79,7 @@ def test_a_local_model_step_sends_its_key_only_to_the_endpoint_this_machine_name
     (tmp_path / "qa.yaml").write_text(llmstep.compile(openai_chain()).to_yaml())  # no endpoint in the payload
     with FakeOpenAI(reply="from the configured endpoint") as server:
         ran = run_cli("run", "qa.yaml", "-p", 'input={"question": "q"}', cwd=tmp_path,
-                      env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": server.url})  # fmt: skip
+                      env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": server.url})
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.strip() == "from the configured endpoint"
         assert [r["headers"]["authorization"] for r in server.requests] == [f"Bearer {key}"]
@@ -92,7 +92,7 @@ def test_a_local_model_step_sends_its_key_only_to_the_endpoint_this_machine_name
     ({"ACME_API_KEY": "abc-plain-text"}, "looks like a credential"),
     ({"X": llmstep.SecretKeyRef("", "k")}, "non-empty name and key"),
     ("MODE=fast", "must be a dict"),
-])  # fmt: skip
+])
 def test_bad_env_is_refused_naming_the_variable(env, fragment):
     with pytest.raises(CompileError, match=fragment):
         llmstep.Step(RunnableLambda(str), env=env)
@@ -108,7 +108,7 @@ def test_a_literal_env_value_equal_to_a_secret_of_this_machine_is_refused(monkey
 
 def test_env_survives_the_cli_and_is_in_the_readme(tmp_path):
     (tmp_path / "e.py").write_text("import llmstep\nfrom langchain_core.prompts import PromptTemplate\n"
-                                   "chain = llmstep.Step(PromptTemplate.from_template('{x}'), env={'MODE': 'fast'})\n")  # fmt: skip
+                                   "chain = llmstep.Step(PromptTemplate.from_template('{x}'), env={'MODE': 'fast'})\n")
     out = run_cli("compile", "e.py:chain", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)

@@ -199,7 +199,7 @@ def test_cli_compile_engine_tekton_and_run_the_files(tmp_path):
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "offline answer: from files"
     run_only = run_cli("compile", "examples/qa.py:chain", "--engine", "tekton", "--run-only", "--input", '{"question": "q"}',
-                       cwd=ROOT)  # fmt: skip
+                       cwd=ROOT)
     [run] = list(yaml.safe_load_all(run_only.stdout))
     assert run["kind"] == "PipelineRun" and run["metadata"]["generateName"] == "qa-"
     assert run["spec"]["params"] == [{"name": "input", "value": '{"question": "q"}'}]

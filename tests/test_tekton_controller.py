@@ -154,7 +154,7 @@ def test_a_large_output_comes_back_whole(api):
 
 def test_a_real_failure_raises_naming_the_failed_task_and_diagnose(api):
     run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="fails",
-                  allow_pickle=True)  # fmt: skip
+                  allow_pickle=True)
     with pytest.raises(PipelineRunFailed) as err:
         run.wait(timeout=300, poll=1)
     text = str(err.value)
@@ -197,7 +197,7 @@ def _tekton_diagnosis_reply(body):
     failed = sorted(failed)
     return json.dumps({"summary": f"failed tasks: {', '.join(failed) or 'none'}", "root_cause": "the task raised",
                        "evidence": failed, "fix_steps": [{"description": "fix the task", "command": None}],
-                       "confidence": "high"})  # fmt: skip
+                       "confidence": "high"})
 
 
 def test_finally_diagnoses_only_a_failed_pipelinerun(api):
@@ -205,7 +205,7 @@ def test_finally_diagnoses_only_a_failed_pipelinerun(api):
         on_failure = llmstep.Diagnose(base_url=fake.url)
         ok = _submit(qa_chain(), {"question": "fine"}, api, name="ok-diag", on_failure=on_failure)
         bad = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="bad-diag",
-                      allow_pickle=True, on_failure=on_failure)  # fmt: skip
+                      allow_pickle=True, on_failure=on_failure)
         ok_done = ok.wait(timeout=300, poll=1)
         with pytest.raises(PipelineRunFailed):
             bad.wait(timeout=300, poll=1)
@@ -225,7 +225,7 @@ def _evidence(api, target):
 
 def test_diagnose_a_failing_step(api):
     run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-step",
-                  allow_pickle=True)  # fmt: skip
+                  allow_pickle=True)
     with pytest.raises(PipelineRunFailed):
         run.wait(timeout=300, poll=1)
     text = _evidence(api, f"pipelinerun/{run.name}")
@@ -241,14 +241,14 @@ def test_llmstep_diagnose_pipelinerun_and_taskrun_on_the_command_line(api, k8s, 
     """`llmstep diagnose pipelinerun/NAME` and `taskrun/NAME` as a user types them, against the
     test's own OpenAI-compatible server: the model sees the failed task, the report names it."""
     run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-cli",
-                  allow_pickle=True)  # fmt: skip
+                  allow_pickle=True)
     with pytest.raises(PipelineRunFailed):
         run.wait(timeout=300, poll=1)
     monkeypatch.setenv("DIAG_KEY", "sk-diagnosis-key-for-the-stand-in-0000")
     with FakeOpenAI(reply=_tekton_diagnosis_reply) as fake:
         for target in (f"pipelinerun/{run.name}", f"taskrun/{run.name}-boom"):
             out = cli(k8s, "llmstep", "diagnose", target, "-n", NS, "--provider", "compatible", "--base-url", fake.url,
-                      "--api-key-env", "DIAG_KEY", "--format", "json", input_text="")  # fmt: skip
+                      "--api-key-env", "DIAG_KEY", "--format", "json", input_text="")
             assert out.returncode == 0, out.stderr
             sent = fake.requests[-1]["body"]["messages"][-1]["content"]
             assert "RuntimeError: the step failed on purpose" in sent and GATEWAY_KEY not in sent
@@ -258,7 +258,7 @@ def test_llmstep_diagnose_pipelinerun_and_taskrun_on_the_command_line(api, k8s, 
 
 def test_diagnose_a_missing_task(api, k8s):
     doc = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "missing-task-"},
-           "spec": {"pipelineSpec": {"tasks": [{"name": "only", "taskRef": {"name": "no-such-task"}}]}}}  # fmt: skip
+           "spec": {"pipelineSpec": {"tasks": [{"name": "only", "taskRef": {"name": "no-such-task"}}]}}}
     name = api.CustomObjectsApi().create_namespaced_custom_object("tekton.dev", "v1", NS, "pipelineruns", doc)["metadata"]["name"]
     done = wait_done(api, "PipelineRun", name)
     assert phase(done) == "Failed"
@@ -274,7 +274,7 @@ def test_diagnose_a_timeout(api):
         return x
 
     compiled = llmstep.compile(qa_prompt() | llmstep.Step(RunnableLambda(slow, name="Slow"), timeout=5), name="diag-timeout",
-                               allow_pickle=True)  # fmt: skip
+                               allow_pickle=True)
     run = compiled.submit({"question": "x"}, engine="tekton", namespace=NS, client=api)
     with pytest.raises(PipelineRunFailed) as err:
         run.wait(timeout=300, poll=1)

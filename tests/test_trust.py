@@ -107,7 +107,7 @@ def test_step_told_to_refuse_pickles_refuses_one_however_it_arrived(tmp_path):
     marker = tmp_path / "pwned"
     doc = llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).to_dict()
     raw = next(a["raw"]["data"] for t in doc["spec"]["templates"] for a in (t.get("inputs") or {}).get("artifacts") or []
-               if "raw" in a)  # fmt: skip
+               if "raw" in a)
     data_dir = write_step(tmp_path / "d", json.loads(_crafted_payload(raw, marker)), json.dumps("x"))
     result = exec_step(data_dir, {"LLMSTEP_PICKLE": "refuse"})
     assert result.returncode == 2 and not marker.exists()

@@ -58,7 +58,7 @@ def test_every_value_kind_travels_and_equals_invoke(case, engine, tmp_path):
         {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}, AI, Verdict(label="a", score=1, reasons=[Reason(text="r")]),
         Legacy(name="n"), Point(1, 2), Color.RED, [Point(0, 0), {"p": Point(1, 1)}],
     ],
-)  # fmt: skip
+)
 def test_round_trip_of_each_kind(value):
     classes = values.Classes.of([Verdict, Reason, Legacy, Point, Color])
     text = serde.dumps_value(value, classes=classes)
@@ -77,7 +77,7 @@ def test_a_zoneinfo_keeps_its_zone():
 
 def test_a_user_dict_with_reserved_keys_stays_a_dict():
     for value in ({"__llmstep__": "model", "class": "os:system", "fields": {}},
-                  {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"], "kwargs": {}}):  # fmt: skip
+                  {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"], "kwargs": {}}):
         back = serde.loads_value(serde.dumps_value(value))
         assert back == value and type(back) is dict
 
@@ -153,7 +153,7 @@ def test_a_step_never_imports_a_module_a_value_names(tmp_path):
     text = json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": tree})
     code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
             "from llmstep import serde, values\n"
-            f"serde.loads_value({text!r}, classes=values.Classes())\n")  # fmt: skip
+            f"serde.loads_value({text!r}, classes=values.Classes())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "SerializationError" in result.stderr and "sneaky:Thing" in result.stderr
     assert "does not declare" in result.stderr
@@ -195,7 +195,7 @@ def test_the_cli_prints_a_model_it_has_not_imported_as_its_data(tmp_path):
         "class Verdict(BaseModel):\n    label: str\n    score: float\n\n"
         "def judge(x) -> Verdict:\n    return Verdict(label=x, score=0.5)\n\n"
         "chain = RunnableLambda(judge) | RunnableLambda(lambda v: v)\n"
-    )  # fmt: skip
+    )
     ran = run_cli("run", f"{chain_file}:chain", "--allow-pickle", "--input", '"fine"', "--json", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["output"] == {"label": "fine", "score": 0.5}
@@ -208,7 +208,7 @@ def test_a_chain_ending_in_a_prompt_prints_its_text(tmp_path):
     from test_cli import run_cli
 
     (tmp_path / "p.py").write_text("from langchain_core.prompts import PromptTemplate\n"
-                                   "chain = PromptTemplate.from_template('Say {word}!')\n")  # fmt: skip
+                                   "chain = PromptTemplate.from_template('Say {word}!')\n")
     ran = run_cli("run", f"{tmp_path / 'p.py'}:chain", "--input", '{"word": "hi"}', cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "Say hi!"

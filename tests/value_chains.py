@@ -81,7 +81,7 @@ def value_corpus():
     """{case: (chain, input)}: the first step makes the value, the next one receives it."""
     tz = dt.timezone(dt.timedelta(hours=2))
     verdict = Verdict(label="good", score=0.9, reasons=[Reason(text="clear"), Reason(text="short", weight=0.5)],
-                      when=dt.date(2026, 12, 1))  # fmt: skip
+                      when=dt.date(2026, 12, 1))
     return {
         "pydantic-output-parser": (
             _emit(AIMessage(content=json.dumps({"label": "yes", "score": 0.75, "reasons": [{"text": "r"}]})))

@@ -62,7 +62,7 @@ def _transport(args: argparse.Namespace) -> Any:
 
     verify: bool | str | None = args.ca_file or (False if args.insecure_skip_verify else None)
     return transport(kubeconfig=args.kubeconfig, context=args.context, argo_server=args.argo_server,
-                     token=args.token, verify=verify)  # fmt: skip
+                     token=args.token, verify=verify)
 
 
 def _document(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     from llmstep.api import compile as compile_chain
 
     compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
-                             allow_pickle=args.allow_pickle)  # fmt: skip
+                             allow_pickle=args.allow_pickle)
     return compiled.to_batch_dict(args.parallelism) if args.inputs is not None else compiled.to_dict()
 
 
@@ -103,7 +103,7 @@ def _submit(args: argparse.Namespace) -> int:
         transport = _transport(args)  # first: it settles the namespace
         run = argo.submit(doc, params, namespace=args.namespace, transport=transport, ui_url=args.ui_url)
     print(f"Name: {run.name}\nNamespace: {run.namespace}" + (f"\nURL: {run.url}" if run.url else ""),
-          file=sys.stderr if args.wait else sys.stdout)  # fmt: skip
+          file=sys.stderr if args.wait else sys.stdout)
     if not args.wait:
         return 0
     try:
@@ -113,10 +113,10 @@ def _submit(args: argparse.Namespace) -> int:
         if args.engine == "tekton":
             print(f"llmstep: stopped waiting; pipelinerun {run.name} keeps running. Later: llmstep result --engine tekton "
                   f"{run.name} -n {run.namespace}; to stop it: tkn pipelinerun cancel {run.name} -n {run.namespace}",
-                  file=sys.stderr)  # fmt: skip
+                  file=sys.stderr)
             raise
         print(f"llmstep: stopped waiting; workflow {run.name} keeps running. Later: llmstep result {run.name} "
-              f"-n {run.namespace}; to stop it: argo terminate -n {run.namespace} {run.name}", file=sys.stderr)  # fmt: skip
+              f"-n {run.namespace}; to stop it: argo terminate -n {run.namespace} {run.name}", file=sys.stderr)
         raise
     return _print(run, args.json)
 
@@ -160,10 +160,10 @@ def _tekton_only(args: argparse.Namespace) -> None:
 
     used = [flag for flag, value in (("--argo-server", args.argo_server), ("--token", args.token),
                                      ("--insecure-skip-verify", args.insecure_skip_verify), ("--ca-file", args.ca_file))
-            if value]  # fmt: skip
+            if value]
     if used:
         raise WorkflowError(f"{', '.join(used)}: an Argo Server option; --engine tekton goes through the Kubernetes API "
-                            "(--kubeconfig, --context)")  # fmt: skip
+                            "(--kubeconfig, --context)")
     if not args.namespace:
         args.namespace = default_namespace(args.kubeconfig, args.context)
 
@@ -182,7 +182,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     _tekton_only(args)
     if args.inputs is not None:
         raise WorkflowError("--inputs: a batch runs on Argo only (one Workflow over all inputs); on Tekton, "
-                            "submit one PipelineRun per input")  # fmt: skip
+                            "submit one PipelineRun per input")
     unknown = sorted(set(params) - {"input"})
     if unknown:
         raise WorkflowError(f"-p {unknown[0]}: the Pipeline declares only the 'input' param")
@@ -198,7 +198,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         runs = [d for d in docs if d["kind"] == "PipelineRun"]
         if len(runs) != 1 or not any(d["kind"] == "Pipeline" for d in docs):
             raise WorkflowError(f"{args.target}: expected one Pipeline (llmstep compile --engine tekton), with at most one "
-                                "PipelineRun; found " + (", ".join(d["kind"] for d in docs) or "none"))  # fmt: skip
+                                "PipelineRun; found " + (", ".join(d["kind"] for d in docs) or "none"))
         docs = [d for d in docs if d["kind"] != "PipelineRun"] + runs
         given = {p["name"]: p.get("value") for p in runs[0]["spec"].get("params") or []}
         text = params.get("input", given.get("input", "{}"))
@@ -206,7 +206,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         from llmstep.api import compile as compile_chain
 
         compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
-                                 allow_pickle=args.allow_pickle)  # fmt: skip
+                                 allow_pickle=args.allow_pickle)
         docs = compiled.to_tekton()
         text = params.get("input", "{}")
     else:

@@ -18,7 +18,7 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
         description="Gather evidence about TARGET (KIND/NAME: workflow, pipelinerun, taskrun, pod, deployment, "
         "replicaset, statefulset, daemonset, job, cronjob) or a file, remove secrets, and ask the model. "
         "Exit 0 with a report; 1 when evidence or the model's answer cannot be had; 2 on bad arguments.",
-    )  # fmt: skip
+    )
     p.add_argument("target", nargs="?", metavar="KIND/NAME")
     src = p.add_argument_group("evidence")
     src.add_argument("-f", "--filename", metavar="FILE", help="a manifest or any text ('-' for stdin); no cluster needed")
@@ -46,7 +46,7 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     model.add_argument("--azure-deployment")
     model.add_argument("--api-version", default=settings.API_VERSION, help="Azure OpenAI API version")
     model.add_argument("--api-key-env", metavar="VAR", help="env var with the key (default OPENAI_API_KEY, or "
-                       "AZURE_OPENAI_API_KEY for azure)")  # fmt: skip
+                       "AZURE_OPENAI_API_KEY for azure)")
     model.add_argument("--api-key-secret", metavar="NAME/KEY", help="read the key from a Kubernetes Secret instead")
     model.add_argument("--api-key-file", metavar="FILE", help="read the key from a file (a Secret mounted as a workspace)")
     model.add_argument("--timeout", type=float, default=60.0)
@@ -71,7 +71,7 @@ def _client(args: argparse.Namespace) -> Any:
             config.load_kube_config(config_file=args.kubeconfig, context=args.context)
         else:
             config.load_incluster_config()
-    except Exception as exc:  # noqa: BLE001 - the kubernetes package raises several types
+    except Exception as exc:  # the kubernetes package raises several types
         raise DiagnosisError(f"cannot load a Kubernetes configuration: {exc}") from exc
     return client
 
@@ -93,7 +93,7 @@ def _evidence(args: argparse.Namespace) -> Any:
     if args.workflow_failures is not None or args.task_statuses is not None:
         name = (args.target or "run/unknown").partition("/")[2]
         found = (evidence.from_workflow_failures(args.workflow_failures, name) if args.workflow_failures is not None
-                 else evidence.from_task_statuses(args.task_statuses, args.target or "pipelinerun/unknown"))  # fmt: skip
+                 else evidence.from_task_statuses(args.task_statuses, args.target or "pipelinerun/unknown"))
         if os.environ.get("KUBERNETES_SERVICE_HOST") or args.kubeconfig:
             try:  # inside a cluster the pods' evidence is worth having too
                 found.merge(evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target))
@@ -122,7 +122,7 @@ def _api_key(args: argparse.Namespace) -> str:
         try:
             secret = _client(args).CoreV1Api().read_namespaced_secret(name, _namespace(args))
             return base64.b64decode((secret.data or {})[key or settings.OPENAI_KEY]).decode()
-        except Exception as exc:  # noqa: BLE001 - missing Secret, key or permission
+        except Exception as exc:  # missing Secret, key or permission
             raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
     var = args.api_key_env or settings.key_for(args.provider)
     key = os.environ.get(var)
@@ -152,7 +152,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
         return 0
     model = Model(api_key=_api_key(args), provider=args.provider, model=args.model, base_url=args.base_url,
                   azure_endpoint=args.azure_endpoint, azure_deployment=args.azure_deployment,
-                  api_version=args.api_version, timeout=args.timeout, retries=args.retries)  # fmt: skip
+                  api_version=args.api_version, timeout=args.timeout, retries=args.retries)
     report = diagnose(found, model, redactor, kind=args.prompt, lang=args.lang, custom=args.custom_prompt)
     text = report.to_json() if args.format == "json" else report.to_markdown()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is the machine's state, not a bug
             where = f" writing {exc.filename}" if exc.filename else ""
             print(f"llmstep: error: no space left on the device{where}; free some space (the run's record, if any, "
-                  "is finished and can be resumed)", file=sys.stderr)  # fmt: skip
+                  "is finished and can be resumed)", file=sys.stderr)
             return EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -16,7 +16,7 @@ from typing import Any
 from llmstep.errors import LlmstepError
 
 
-class ReferenceError_(LlmstepError):  # noqa: N801 - avoid shadowing the builtin ReferenceError
+class ReferenceError_(LlmstepError):  # avoid shadowing the builtin ReferenceError
     """A chain reference cannot be resolved."""
 
 
@@ -84,7 +84,7 @@ def _load_module(spec: str) -> Any:
         sys.modules[name] = module
         try:
             code = compile(resolved.read_text(encoding="utf-8"), spec, "exec")
-            exec(code, module.__dict__)  # noqa: S102 - loading the user's own chain file
+            exec(code, module.__dict__)  # loading the user's own chain file
         except Exception as exc:
             del sys.modules[name]
             raise ReferenceError_(f"{spec} raised while loading: {type(exc).__name__}: {exc}") from exc

@@ -90,7 +90,7 @@ def read_inputs(path: str) -> list[Any]:
         except json.JSONDecodeError as exc:
             where = exc.lineno if len(lines) == 1 else number
             raise WorkflowError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
-                                "give one JSON value per line, or one JSON list") from exc  # fmt: skip
+                                "give one JSON value per line, or one JSON list") from exc
     return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
 
@@ -107,7 +107,7 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
             source = "--runs-dir" if args.runs_dir else "LLMSTEP_RUNS_DIR" if os.environ.get("LLMSTEP_RUNS_DIR") else "runs directory"
             cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
             raise LlmstepError(f"{source} {path}: cannot write run records there ({cause}); "
-                               "pass --runs-dir DIR") from None  # fmt: skip
+                               "pass --runs-dir DIR") from None
         finally:
             for made in created:
                 try:
@@ -204,7 +204,7 @@ def _compile_reference(args: argparse.Namespace, target: str) -> Any:
     from llmstep.cli.refs import load_reference, reference_name
 
     return compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
-                         image=args.image)  # fmt: skip
+                         image=args.image)
 
 
 def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -236,16 +236,16 @@ def _run(args: argparse.Namespace) -> int:
         if args.target:
             if len(args.target) != 1 or not is_reference(args.target[0]):
                 raise WorkflowError("--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
-                                    "with its current code; not a Workflow file")  # fmt: skip
+                                    "with its current code; not a Workflow file")
             documents = _recompiled(args)
             print(f"llmstep: resuming {args.resume} with the current code of {args.target[0]}; finished steps keep "
-                  "their outputs", file=sys.stderr)  # fmt: skip
+                  "their outputs", file=sys.stderr)
         else:
             print(f"llmstep: resuming {args.resume} with the code recorded when it started (its workflow.yaml); to "
-                  f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)  # fmt: skip
+                  f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
                             quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
-                            documents=documents)  # fmt: skip
+                            documents=documents)
     else:
         if not args.target:
             raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -255,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
             batch = args.inputs is not None and args.engine == "argo"
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
                        "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
-                       "allow_pickle": launcher is not None or args.allow_pickle}  # fmt: skip
+                       "allow_pickle": launcher is not None or args.allow_pickle}
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:
@@ -282,7 +282,7 @@ def _report(record: Any, as_json: bool) -> int:
         encoded = serde.plain_of(output) if ok else None
         steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
         print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
-                         "failures": record.failures(), "steps": steps}, indent=2))  # fmt: skip
+                         "failures": record.failures(), "steps": steps}, indent=2))
     elif ok:
         print(output if isinstance(output, str) else output_text(output))
     else:
@@ -347,7 +347,7 @@ def _runs(args: argparse.Namespace) -> int:
     records = list_runs(_runs_dir(args))
     if args.json:
         print(json_text([{"run": r.run_id, "phase": r.phase, "steps": len(r.nodes), "startedAt": r.status.get("startedAt"),
-                          "finishedAt": r.status.get("finishedAt"), "path": str(r.root.resolve())} for r in records], indent=2))  # fmt: skip
+                          "finishedAt": r.status.get("finishedAt"), "path": str(r.root.resolve())} for r in records], indent=2))
         return 0
     if not records:
         print(f"no runs in {_runs_dir(args)}")
@@ -390,7 +390,7 @@ def _show_json(record: Any, step: str | None) -> dict[str, Any]:
         data = record.root / "steps" / task / "data"
         out: dict[str, Any] = {"phase": node.get("phase"), "message": node.get("message", ""),
                                "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
-                               "finishedAt": node.get("finishedAt")}  # fmt: skip
+                               "finishedAt": node.get("finishedAt")}
         if (data / "output.json").is_file():
             out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
         if (data / "error.json").is_file():

@@ -52,7 +52,7 @@ class WorkflowRun:
                 return wf
             if time.monotonic() > deadline:
                 raise SubmissionError(f"workflow {self.name} still {phase or 'not started'} after {timeout:.0f} s; "
-                                      f"see argo get -n {self.namespace} {self.name}")  # fmt: skip
+                                      f"see argo get -n {self.namespace} {self.name}")
             time.sleep(poll)
 
     def _done(self) -> dict[str, Any]:
@@ -113,7 +113,7 @@ class BatchRun(WorkflowRun):
         count = batch.input_count((wf["spec"].get("arguments") or {}).get("parameters") or [])
         nodes = ((node.get("name", node_id), node) for node_id, node in (wf["status"].get("nodes") or {}).items())
         return batch.collect(count, nodes, _annotations(wf).get(contract.OUTPUT_TASK, ""), node_output,
-                             f"workflow {self.name}", return_exceptions)  # fmt: skip
+                             f"workflow {self.name}", return_exceptions)
 
 
 class WorkflowFailed(SubmissionError):
@@ -128,7 +128,7 @@ class WorkflowFailed(SubmissionError):
             {"step": n.get("displayName"), "template": n.get("templateName"), "phase": n.get("phase"), "message": n.get("message")}
             for n in (status.get("nodes") or {}).values()
             if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES
-        ]  # fmt: skip
+        ]
         lines = [f"workflow {meta.get('name')} {str(status.get('phase')).lower()}: {status.get('message') or ''}".rstrip(": ")]
         lines += [f"  step {f['step']} ({f['template']}): {f['message']}" for f in self.failures]
         lines.append(f"  ask what went wrong: llmstep diagnose workflow/{meta.get('name')} -n {meta.get('namespace')}")
@@ -148,7 +148,7 @@ def _annotations(wf: dict[str, Any]) -> dict[str, str]:
 
 
 def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, transport: KubeApi | ArgoServer,
-           ui_url: str | None = None) -> WorkflowRun:  # fmt: skip
+           ui_url: str | None = None) -> WorkflowRun:
     """Create the Workflow with its parameters set (``input``, or ``inputs`` for a batch)."""
     body = copy.deepcopy(doc)
     for param in (body["spec"].get("arguments") or {}).get("parameters") or []:
@@ -162,6 +162,5 @@ def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, tr
 
 def attach(wf: dict[str, Any], namespace: str, transport: KubeApi | ArgoServer, ui_url: str | None = None) -> WorkflowRun:
     """The run object for an existing Workflow: a BatchRun when it is a batch."""
-
     kind = BatchRun if _annotations(wf).get(contract.BATCH_ANNOTATION) == "true" else WorkflowRun
     return kind(name=wf["metadata"]["name"], namespace=namespace, transport=transport, ui_url=ui_url)

@@ -31,7 +31,7 @@ from llmstep import contract
 from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError
 
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                "CreateContainerConfigError", "CreateContainerError"}  # fmt: skip
+                "CreateContainerConfigError", "CreateContainerError"}
 PAYLOAD_ENV, INPUT_ENV = "LLMSTEP_PAYLOAD", "LLMSTEP_INPUT"
 POD_HINTS = {
     403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
@@ -61,14 +61,14 @@ class KubernetesRunnable(Runnable[Any, Any]):
                  secret: str | None = None, allow_pickle: bool = False, timeout: float = 600,
                  max_concurrency: int = 8, resources: dict[str, Any] | None = None,
                  pod_spec: dict[str, Any] | None = None, client: Any = None, kubeconfig: str | None = None,
-                 context: str | None = None, poll: float = 0.25) -> None:  # fmt: skip
+                 context: str | None = None, poll: float = 0.25) -> None:
         from langchain_core.runnables.base import coerce_to_runnable
 
         from llmstep.compiler.walk import DEFAULT_IMAGE, DEFAULT_SECRET, single_step
 
         self.bound = coerce_to_runnable(runnable)
         self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET,
-                                environ=os.environ, stacklevel=3)  # fmt: skip
+                                environ=os.environ, stacklevel=3)
         self.image, self.namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
         self.timeout, self.max_concurrency, self.poll = timeout, max_concurrency, poll
         self.resources, self.pod_spec = resources, dict(pod_spec or {})
@@ -85,14 +85,14 @@ class KubernetesRunnable(Runnable[Any, Any]):
             self._client = kube_client(self._kubeconfig, self._context)
         return self._client
 
-    def pod_manifest(self, input: Any, *, stream: bool = False) -> dict[str, Any]:  # noqa: A002
+    def pod_manifest(self, input: Any, *, stream: bool = False) -> dict[str, Any]:
         """The Pod a call creates (a plain manifest, as ``kubectl create -f`` takes it)."""
         from llmstep import serde
 
         argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
-                                                       "--inputs", "input", "--log-records"]  # fmt: skip
+                                                       "--inputs", "input", "--log-records"]
         env = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-               {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]  # fmt: skip
+               {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
         container: dict[str, Any] = {
             "name": "main",
@@ -101,7 +101,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
             "env": env,
             "volumeMounts": [{"name": "data", "mountPath": contract.DATA_DIR}],
             "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},  # fmt: skip
+                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
         }
         if self.resources:
             container["resources"] = self.resources
@@ -116,13 +116,13 @@ class KubernetesRunnable(Runnable[Any, Any]):
         labels = {**contract.LABELS, contract.STEP_LABEL: self.step.name}
         return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
                 "metadata": {"generateName": f"llmstep-{self.step.name[:40]}-", "labels": labels,
-                             "annotations": {contract.RUNNABLE_ANNOTATION: self.step.runnable}}}  # fmt: skip
+                             "annotations": {contract.RUNNABLE_ANNOTATION: self.step.runnable}}}
 
-    def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:  # noqa: A002
+    def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
         at the end; delete the Pod whatever happens."""
         core = self.client.CoreV1Api()
-        ApiException = self.client.exceptions.ApiException  # noqa: N806
+        ApiException = self.client.exceptions.ApiException
         try:
             created = core.create_namespaced_pod(self.namespace, self.pod_manifest(input, stream=stream))
         except ApiException as exc:
@@ -135,7 +135,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
             pod = self._until(core, name, deadline, cancel, running_is_enough=stream)
             if stream and pod.status.phase not in ("Succeeded", "Failed"):
                 records = _follow(core.read_namespaced_pod_log(name, self.namespace, container="main", follow=True,
-                                                               _preload_content=False))  # fmt: skip
+                                                               _preload_content=False))
                 seen_end = False
                 for kind, record in records:
                     if kind == "chunk":
@@ -152,7 +152,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
                     yield _outcome(kind, record, name, self.step.display)
                     return
             raise ExecutionError(f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
-                                 f"result. Last lines:\n{_tail(log)}")  # fmt: skip
+                                 f"result. Last lines:\n{_tail(log)}")
         finally:
             try:
                 core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
@@ -170,27 +170,27 @@ class KubernetesRunnable(Runnable[Any, Any]):
             if problem:
                 events = _events(core, self.namespace, name)
                 raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) cannot start: {problem}"
-                                      + (f"\n  events: {events}" if events else ""))  # fmt: skip
+                                      + (f"\n  events: {events}" if events else ""))
             if cancel.is_set():
                 raise Cancelled(f"call to {self.step.display} cancelled; pod {name} deleted")
             if time.monotonic() > deadline:
                 raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) still {status.phase} after "
-                                      f"{self.timeout:.0f} s (timeout=); it was deleted")  # fmt: skip
+                                      f"{self.timeout:.0f} s (timeout=); it was deleted")
             time.sleep(self.poll)
 
     # ------------------------------------------------------------------ the Runnable interface
 
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self._call_with_config(lambda x: self._result(x, threading.Event()), input, config, **kwargs)
 
-    def _result(self, input: Any, cancel: threading.Event) -> Any:  # noqa: A002
+    def _result(self, input: Any, cancel: threading.Event) -> Any:
         with contextlib.closing(self._run(input, cancel)) as records:  # closing deletes the pod now
             for kind, value in records:
                 if kind == "output":
                     return value
         raise ExecutionError(f"{self.step.display}: the pod ended without an output")  # pragma: no cover
 
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(None, lambda: self._call_with_config(lambda x: self._result(x, cancel), input, config))
@@ -224,7 +224,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # noqa: A002
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         cancel = threading.Event()
         with contextlib.closing(self._run(input, cancel, stream=True)) as records:
             for kind, value in records:
@@ -236,8 +236,8 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
 
 def _env_text(text: str) -> str:
-    """Kubernetes expands ``$(VAR)`` in env values; in JSON that can only be inside a string,
-    where ``$\\u0028`` means the same."""
+    r"""Kubernetes expands ``$(VAR)`` in env values; in JSON that can only be inside a string,
+    where ``$\u0028`` means the same."""
     return text.replace("$(", "$\\u0028")
 
 
@@ -255,7 +255,7 @@ def _cannot_start(status: Any) -> str | None:
 def _events(core: Any, namespace: str, name: str) -> str:
     try:
         items = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-    except Exception:  # noqa: BLE001 - events only add detail
+    except Exception:  # events only add detail
         return ""
     return "; ".join(f"{e.reason}: {e.message}" for e in items if e.type == "Warning")[:2000]
 

@@ -21,10 +21,10 @@ class WorkflowRunnable(Runnable[Any, Any]):
         self.submit = submit
         self.name = f"Workflow:{compiled.plan.name}"
 
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # noqa: A002
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self._call_with_config(self._invoke, input, config, **kwargs)
 
-    def _invoke(self, input: Any) -> Any:  # noqa: A002
+    def _invoke(self, input: Any) -> Any:
         run = self.compiled.submit(input, **self.submit)
         _wait(run, self.timeout, self.poll)
         return run.result()

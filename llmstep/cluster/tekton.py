@@ -42,7 +42,7 @@ class PipelineRunFailed(SubmissionError):
             {"task": (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask"), "taskrun": tr["metadata"]["name"],
              "reason": (succeeded(tr) or {}).get("reason"), "message": (succeeded(tr) or {}).get("message")}
             for tr in taskruns if (succeeded(tr) or {}).get("status") == "False"
-        ]  # fmt: skip
+        ]
         name, ns = meta.get("name"), meta.get("namespace")
         lines = [f"pipelinerun {name} {str(cond.get('reason') or 'failed').lower()}: {cond.get('message') or ''}".rstrip(": ")]
         lines += [f"  task {f['task']} (taskrun {f['taskrun']}): {f['reason']}: {f['message']}" for f in self.failures]
@@ -77,12 +77,12 @@ class TektonApi:
 
     def get(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
         return self.call(f"reading {kind.lower()} {namespace}/{name}", self.custom.get_namespaced_custom_object,
-                         GROUP, VERSION, namespace, _PLURALS[kind], name)  # fmt: skip
+                         GROUP, VERSION, namespace, _PLURALS[kind], name)
 
     def create(self, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
         kind = doc["kind"]
         return self.call(f"creating the {kind} in namespace {namespace}", self.custom.create_namespaced_custom_object,
-                         GROUP, VERSION, namespace, _PLURALS[kind], doc)  # fmt: skip
+                         GROUP, VERSION, namespace, _PLURALS[kind], doc)
 
     def apply(self, namespace: str, doc: dict[str, Any]) -> None:
         """Create a Task or Pipeline, or replace the one of that name (as ``kubectl apply`` does)."""
@@ -96,21 +96,21 @@ class TektonApi:
         current = self.get(namespace, kind, name)
         body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
         self.call(f"replacing {kind.lower()} {namespace}/{name}", self.custom.replace_namespaced_custom_object,
-                  GROUP, VERSION, namespace, _PLURALS[kind], name, body)  # fmt: skip
+                  GROUP, VERSION, namespace, _PLURALS[kind], name, body)
 
     def taskruns(self, namespace: str, pipelinerun: str) -> list[dict[str, Any]]:
         return self.call(f"listing the taskruns of pipelinerun {namespace}/{pipelinerun}",
                          self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "taskruns",
-                         label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]  # fmt: skip
+                         label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]
 
     def cancel(self, namespace: str, name: str) -> None:
         """``spec.status: Cancelled``, as ``tkn pipelinerun cancel`` does."""
         self.call(f"cancelling pipelinerun {namespace}/{name}", self.custom.patch_namespaced_custom_object,
-                  GROUP, VERSION, namespace, "pipelineruns", name, {"spec": {"status": "Cancelled"}})  # fmt: skip
+                  GROUP, VERSION, namespace, "pipelineruns", name, {"spec": {"status": "Cancelled"}})
 
     def pod_log(self, namespace: str, pod: str, container: str = STEP_CONTAINER) -> str:
         return self.call(f"reading the log of pod {namespace}/{pod}", self.core.read_namespaced_pod_log,
-                         pod, namespace, container=container)  # fmt: skip
+                         pod, namespace, container=container)
 
 
 @dataclass
@@ -145,7 +145,7 @@ class PipelineRunHandle:
             if time.monotonic() > deadline:
                 reason = (succeeded(run) or {}).get("reason") or "not started"
                 raise SubmissionError(f"pipelinerun {self.name} still {reason} after {timeout:.0f} s; "
-                                      f"see tkn pipelinerun describe {self.name} -n {self.namespace}")  # fmt: skip
+                                      f"see tkn pipelinerun describe {self.name} -n {self.namespace}")
             time.sleep(poll)
 
     def _taskrun(self, task: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ class PipelineRunHandle:
         run = self.get()
         if not done(run):
             raise SubmissionError(f"pipelinerun {self.name} is {(succeeded(run) or {}).get('reason') or 'not started'}; "
-                                  "wait() for it first")  # fmt: skip
+                                  "wait() for it first")
         self._succeeded(run)
         task = self.output_task or (run["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK)
         if not task:
@@ -177,7 +177,7 @@ class PipelineRunHandle:
                 text = record["value"]
         if text is None:
             raise SubmissionError(f"{where}: the task's log holds no output record (pod {pod}); the output stays in the "
-                                  "data workspace, at the task's output-path result")  # fmt: skip
+                                  "data workspace, at the task's output-path result")
         if digest and hashlib.sha256(text.encode()).hexdigest() != digest:
             raise SubmissionError(f"{where}: the log's copy does not match the task's sha256 result {digest}")
         return serde.loads_value(text, where=where)

@@ -47,7 +47,7 @@ def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cl
             config.load_incluster_config()
         else:
             config.load_kube_config(config_file=kubeconfig, context=context)
-    except Exception as exc:  # noqa: BLE001 - the kubernetes package raises several types
+    except Exception as exc:  # the kubernetes package raises several types
         raise SubmissionError(f"cannot load a Kubernetes configuration: {exc}") from exc
     return client
 
@@ -73,7 +73,7 @@ def call_kube(client: Any, what: str, fn: Any, *args: Any, hints: Mapping[int, s
     except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
         host = client.Configuration.get_default_copy().host
         raise SubmissionError(f"{what}: cannot reach the Kubernetes API server at {host}: {connection_reason(exc)}; "
-                              "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
+                              "check --kubeconfig and --context, and that the cluster is running") from exc
 
 
 class KubeApi:
@@ -88,24 +88,24 @@ class KubeApi:
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         api = self.client.CustomObjectsApi()
         return self._call(f"creating the workflow in namespace {namespace}", api.create_namespaced_custom_object,
-                          GROUP, VERSION, namespace, PLURAL, body)  # fmt: skip
+                          GROUP, VERSION, namespace, PLURAL, body)
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         api = self.client.CustomObjectsApi()
         return self._call(f"reading workflow {namespace}/{name}", api.get_namespaced_custom_object,
-                          GROUP, VERSION, namespace, PLURAL, name)  # fmt: skip
+                          GROUP, VERSION, namespace, PLURAL, name)
 
     def terminate(self, namespace: str, name: str) -> None:
         """``spec.shutdown: Terminate``, as ``argo terminate`` does."""
         api = self.client.CustomObjectsApi()
         self._call(f"cancelling workflow {namespace}/{name}", api.patch_namespaced_custom_object,
-                   GROUP, VERSION, namespace, PLURAL, name, {"spec": {"shutdown": "Terminate"}})  # fmt: skip
+                   GROUP, VERSION, namespace, PLURAL, name, {"spec": {"shutdown": "Terminate"}})
 
     def logs(self, namespace: str, name: str) -> dict[str, str]:
         """The ``main`` container log of each step pod, by node id."""
         core = self.client.CoreV1Api()
         pods = self._call(f"listing the pods of workflow {namespace}/{name}", core.list_namespaced_pod,
-                          namespace, f"workflows.argoproj.io/workflow={name}").items  # fmt: skip
+                          namespace, f"workflows.argoproj.io/workflow={name}").items
         out: dict[str, str] = {}
         for pod in pods:
             node_id = (pod.metadata.annotations or {}).get("workflows.argoproj.io/node-id")
@@ -120,7 +120,7 @@ class ArgoServer:
     """Workflows through the Argo Server's REST API (Hera's ``WorkflowsService``)."""
 
     def __init__(self, host: str, *, token: str | None = None, verify: bool | str = True,
-                 client_certs: tuple[str, str] | None = None) -> None:  # fmt: skip
+                 client_certs: tuple[str, str] | None = None) -> None:
         from hera.workflows.service import WorkflowsService
 
         self.host = host.rstrip("/") + "/"
@@ -137,7 +137,7 @@ class ArgoServer:
             raise refusal(getattr(exc, "status_code", None), message, what) from exc
         except requests.exceptions.SSLError as exc:
             raise SubmissionError(f"{what}: TLS verification of {self.host} failed ({exc.__class__.__name__}); pass "
-                                  "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true") from exc  # fmt: skip
+                                  "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true") from exc
         except requests.exceptions.ConnectionError as exc:
             raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {connection_reason(exc)}") from exc
 
@@ -150,7 +150,7 @@ class ArgoServer:
 
         request = WorkflowCreateRequest(workflow=Workflow.model_validate(body))
         return self._dict(self._call(f"creating the workflow in namespace {namespace}",
-                                     self.service.create_workflow, request, namespace=namespace))  # fmt: skip
+                                     self.service.create_workflow, request, namespace=namespace))
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         return self._dict(self._call(f"reading workflow {namespace}/{name}", self.service.get_workflow, name, namespace=namespace))
@@ -169,7 +169,7 @@ class ArgoServer:
         what = f"reading the logs of workflow {namespace}/{name}"
         resp = self._call(what, svc._request, method="get", url=f"{self.host}api/v1/workflows/{namespace}/{name}/log",
                           params={"logOptions.container": "main"}, headers={"Authorization": svc.token},
-                          verify=svc.verify_ssl, cert=svc.client_certs)  # fmt: skip
+                          verify=svc.verify_ssl, cert=svc.client_certs)
         if not resp.ok:
             raise refusal(resp.status_code, resp.text.strip(), what)
         pods: dict[str, list[str]] = {}
@@ -210,7 +210,7 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 
 
 def default_namespace(kubeconfig: str | None = None, context: str | None = None, *,
-                      env: Mapping[str, str] = os.environ) -> str:  # fmt: skip
+                      env: Mapping[str, str] = os.environ) -> str:
     """The namespace kubectl and argo use when none is given: the kubeconfig context's (``context``,
     or the current one; ``KUBECONFIG`` is honoured), in a pod its service account's, else ``default``."""
     try:
@@ -223,7 +223,7 @@ def default_namespace(kubeconfig: str | None = None, context: str | None = None,
         if namespace:
             return str(namespace)
         return "default"
-    except Exception:  # noqa: BLE001 - no kubeconfig (the kubernetes package raises several types)
+    except Exception:  # no kubeconfig (the kubernetes package raises several types)
         path = SERVICE_ACCOUNT_NAMESPACE
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:

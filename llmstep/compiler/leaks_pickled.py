@@ -54,7 +54,7 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
             found.append(Finding(path, "a pydantic SecretStr"))
         elif isinstance(o, Serializable) and holds_secret(o):
             found.append(Finding(path, f"a {type(o).__name__} holding its API key, which cannot be pickled; make "
-                                       "the model its own step, so the key is recorded by id"))  # fmt: skip
+                                       "the model its own step, so the key is recorded by id"))
         elif isinstance(o, dict):
             inner = context_of(name, context)
             for key, value in list(o.items()):
@@ -88,7 +88,7 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
 
 
 def _visit_function(func: types.FunctionType, path: str, visit: Any, found: list[Finding],
-                    env: Mapping[str, str]) -> None:  # fmt: skip
+                    env: Mapping[str, str]) -> None:
     code = func.__code__
     found.extend(code_literals(code, path, env))
     for var, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
@@ -109,7 +109,7 @@ def _visit_function(func: types.FunctionType, path: str, visit: Any, found: list
 
 
 _SKIP_OPS = frozenset({"RESUME", "NOP", "CACHE", "PRECALL", "EXTENDED_ARG", "PUSH_NULL", "COPY_FREE_VARS",
-                       "MAKE_CELL"})  # fmt: skip
+                       "MAKE_CELL"})
 _STORE_OPS = frozenset({"STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"})
 _LITERAL_AUTH = re.compile(r"^(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}$")
 

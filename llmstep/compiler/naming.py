@@ -39,7 +39,7 @@ def dns_label(name: str, field: str = "name", limit: int = MAX) -> str:
     ``field`` otherwise."""
     if not isinstance(name, str) or len(name) > limit or not DNS_LABEL.match(name):
         why = (f" (room for '{BATCH_INFIX}' and the {GENERATED_SUFFIX} characters Argo appends, within {MAX})"
-               if limit == CHAIN_NAME_MAX else "")  # fmt: skip
+               if limit == CHAIN_NAME_MAX else "")
         raise CompileError(
             f"{field}={name!r} is not a valid name: use lowercase letters, digits and '-', "
             f"starting and ending with a letter or digit, at most {limit} characters{why}"

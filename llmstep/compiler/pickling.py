@@ -49,7 +49,7 @@ def pickled_by_value(obj: Any) -> bool:
         return True
     try:
         return not cp._should_pickle_by_reference(obj)
-    except Exception:  # noqa: BLE001 - cloudpickle's own rule failed: assume it travels
+    except Exception:  # cloudpickle's own rule failed: assume it travels
         return True
 
 
@@ -61,7 +61,7 @@ def holds_secret(obj: Any) -> bool:
         return False
     try:
         fields = obj.lc_secrets
-    except Exception:  # noqa: BLE001 - a broken property means we cannot tell
+    except Exception:  # a broken property means we cannot tell
         return False
     return any(getattr(obj, name, None) is not None for name in fields)
 
@@ -128,7 +128,7 @@ def dumps(obj: Any, *, where: str) -> bytes:
             registered |= new
     except CompileError:
         raise
-    except Exception as exc:  # noqa: BLE001 - cloudpickle raises many types
+    except Exception as exc:  # cloudpickle raises many types
         raise CompileError(f"{where} cannot be pickled: {type(exc).__name__}: {exc}") from exc
     finally:
         for name in registered:

@@ -71,7 +71,7 @@ class Step(RunnableBinding):
             raise CompileError(f"Step(name=...) must be a non-empty string, got {name!r}")
         bound: Runnable = coerce_to_runnable(runnable)
         super().__init__(bound=bound, step_name=name, step_settings=settings, step_secrets=_check_secrets(secrets),
-                         **kwargs)  # fmt: skip
+                         **kwargs)
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -102,7 +102,7 @@ def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = Fa
 def _check_secrets(secrets: Any) -> tuple[str, ...]:
     # Environment variable names, which are also valid Secret keys ([-._a-zA-Z0-9]+).
     if isinstance(secrets, str) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
-                                           for k in secrets):  # fmt: skip
+                                           for k in secrets):
         raise CompileError(f"Step(secrets=...) must be a list of environment variable names, got {secrets!r}")
     return tuple(sorted(set(secrets)))
 
@@ -123,7 +123,7 @@ def check_image(image: Any, field: str = "Step(image=...)") -> str | None:
     name = image.split("@")[0].rsplit(":", 1)[0] if isinstance(image, str) else ""
     if not isinstance(image, str) or not IMAGE_REFERENCE.fullmatch(image) or len(name) > 255:
         raise CompileError(f"{field} must be an image reference like 'registry.example.com/team/name:tag' "
-                           f"(lower-case path, optional :tag and @sha256:digest), got {image!r}")  # fmt: skip
+                           f"(lower-case path, optional :tag and @sha256:digest), got {image!r}")
     return image
 
 
@@ -151,11 +151,11 @@ def check_env(env: Any, field: str) -> tuple[tuple[str, Any], ...]:
                     raise CompileError(f"{field}: {name} refers to {value!r}; give a non-empty name and key")
         elif not isinstance(value, str):
             raise CompileError(f"{field}: {name} must be a string, a ConfigMapKeyRef or a SecretKeyRef, got "
-                               f"{type(value).__name__}; write numbers as strings ('3')")  # fmt: skip
+                               f"{type(value).__name__}; write numbers as strings ('3')")
         elif secret_name(name) and value:
             raise CompileError(f"{field}: {name} looks like a credential, and a literal value would be written "
                                f"into the Workflow in plain text; keep it in a Secret: "
-                               f"{name}=llmstep.SecretKeyRef('SECRET', 'KEY')")  # fmt: skip
+                               f"{name}=llmstep.SecretKeyRef('SECRET', 'KEY')")
         pairs.append((name, value))
     return tuple(pairs)
 

@@ -23,7 +23,7 @@ from typing import Any
 from llmstep.errors import CompileError
 
 _TRAVELS = (str, int, float, bool, type(None), list, dict, tuple, set, frozenset, bytes, bytearray,
-            dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal)  # fmt: skip
+            dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal)
 _NEVER = (abc.Iterator, abc.AsyncIterator, abc.Generator, abc.AsyncGenerator, abc.Coroutine, types.ModuleType)
 
 
@@ -99,11 +99,11 @@ def _declared(declared: Any) -> list[type]:
     for item in items:
         if not isinstance(item, type):
             raise CompileError(f"value_types holds {item!r}, which is not a class; list the classes whose "
-                               "instances pass between steps, e.g. value_types=[Verdict]")  # fmt: skip
+                               "instances pass between steps, e.g. value_types=[Verdict]")
         if not (isinstance(item, type) and (issubclass(item, enum.Enum) or dataclasses.is_dataclass(item)
-                                            or _is_model(item))):  # fmt: skip
+                                            or _is_model(item))):
             raise CompileError(f"value_types holds {item.__qualname__}, which is not a pydantic model, a dataclass "
-                               "or an Enum; only those travel by naming their class")  # fmt: skip
+                               "or an Enum; only those travel by naming their class")
     return items
 
 
@@ -122,7 +122,7 @@ def _field_hints(cls: type) -> list[Any]:
     if dataclasses.is_dataclass(cls):
         try:
             hints = typing.get_type_hints(cls)
-        except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to follow
+        except Exception:  # an unresolvable annotation: nothing to follow
             return []
         return [hints.get(f.name) for f in dataclasses.fields(cls)]
     fields = getattr(cls, "model_fields", None)
@@ -139,13 +139,13 @@ def output_hint(runnable: Any) -> Any:
     annotations``), the class it names. None when LangChain cannot tell."""
     try:
         hint = runnable.OutputType
-    except Exception:  # noqa: BLE001 - LangChain's inference can fail; it is a hint
+    except Exception:  # LangChain's inference can fail; it is a hint
         return None
     func = getattr(runnable, "func", None)
     if isinstance(hint, str) and callable(func):
         try:
             hint = typing.get_type_hints(func).get("return", hint)
-        except Exception:  # noqa: BLE001 - an unresolvable annotation
+        except Exception:  # an unresolvable annotation
             return None
     return hint
 
@@ -183,7 +183,7 @@ def _not_travelling(hint: Any, depth: int = 0) -> str | None:
     if issubclass(hint, _TRAVELS) or issubclass(hint, enum.Enum) or dataclasses.is_dataclass(hint):
         return None
     if hint.__module__.split(".")[0] in ("langchain_core", "langchain", "pydantic", "typing", "builtins", "abc",
-                                         "collections"):  # fmt: skip
+                                         "collections"):
         return None  # LangChain's own (messages, prompt values, its generated models) or too general to tell
     if _is_model(hint):
         return None

@@ -69,19 +69,19 @@ def compile_plan(
             raise CompileError(f"on_failure must be llmstep.Diagnose(...), got {type(on_failure).__name__}")
     try:
         runnable = coerce_to_runnable(chain)
-    except Exception as exc:  # noqa: BLE001 - LangChain raises TypeError or ValueError
+    except Exception as exc:  # LangChain raises TypeError or ValueError
         raise CompileError(f"compile() needs a Runnable, got {type(chain).__name__}: {exc}") from exc
     check_image(image, "image")
     if not secret or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret):
         raise CompileError(f"secret={secret!r} is not a valid Kubernetes Secret name")
     builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types,
-                       env=check_env(env, "compile(env=...)"))  # fmt: skip
+                       env=check_env(env, "compile(env=...)"))
     if on_failure is not None:
         findings = leaks.scan_settings(on_failure, "on_failure", builder.env_values)
         if findings:
             raise leaks.refusal("on_failure (Diagnose)", findings, secret, pickled=False, advice=(
                 f"The diagnosis step reads its model key ({on_failure.key}) from the Kubernetes Secret "
-                f"{secret!r}; give the settings without credentials."))  # fmt: skip
+                f"{secret!r}; give the settings without credentials."))
     shape = builder.walk(runnable, ["input"], "chain", prefix="")
     builder.warn_inline(stacklevel)
     if shape[0] != "step":
@@ -104,7 +104,7 @@ def compile_plan(
 
 class _Builder:
     def __init__(self, *, allow_pickle: bool, secret: str, environ: Mapping[str, str] | None = None,
-                 value_types: Any = (), env: tuple = ()) -> None:  # fmt: skip
+                 value_types: Any = (), env: tuple = ()) -> None:
         self.allow_pickle = allow_pickle
         self.env = env
         self.values = valuetypes.Collector(value_types)
@@ -122,7 +122,7 @@ class _Builder:
             by_id.setdefault(key.secret_id, []).append(key)
         for keys in by_id.values():
             warnings.warn(leaks.in_code_warning(keys, self.environ, self.secret), CredentialsWarning,
-                          stacklevel=stacklevel + 1)  # fmt: skip
+                          stacklevel=stacklevel + 1)
 
     def walk(self, runnable: Runnable, shape: list, path: str, *, prefix: str) -> list:
         """Add the steps for ``runnable`` fed by ``shape``; return the shape of its output."""
@@ -287,7 +287,7 @@ class _Builder:
 
 def _by_value(cls: type) -> bool:
     return (cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__
-            or pickling.is_user_module(cls.__module__))  # fmt: skip
+            or pickling.is_user_module(cls.__module__))
 
 
 def _qualname(runnable: Runnable) -> str:
@@ -311,7 +311,7 @@ def _describe(steps: list[PlanStep]) -> str:
 
 
 def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str = DEFAULT_SECRET, name: str | None = None,
-                environ: Mapping[str, str] | None = None, stacklevel: int = 2, value_types: Any = ()) -> PlanStep:  # fmt: skip
+                environ: Mapping[str, str] | None = None, stacklevel: int = 2, value_types: Any = ()) -> PlanStep:
     """One Runnable as one step fed by the call's input, not decomposed (``KubernetesRunnable``)."""
     builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types)
     builder.add_step(runnable, ["input"], "runnable", display=name)

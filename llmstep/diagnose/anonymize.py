@@ -25,7 +25,7 @@ _HOSTS = [
 ]
 HOST_FIELDS = ("nodeName", "hostname", "host", "node_name")
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers", "containerStatuses",
-                   "initContainerStatuses", "ephemeralContainerStatuses")  # fmt: skip
+                   "initContainerStatuses", "ephemeralContainerStatuses")
 
 
 def names_in(doc: Any) -> Iterator[tuple[str, str]]:

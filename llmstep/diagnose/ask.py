@@ -16,7 +16,7 @@ def prepared(evidence: Evidence, redactor: Redactor, kind: str, lang: str | None
 
 
 def diagnose(evidence: Evidence, model: Model, redactor: Redactor, *, kind: str = "diagnose",
-             lang: str | None = None, custom: str | None = None) -> Report:  # fmt: skip
+             lang: str | None = None, custom: str | None = None) -> Report:
     """Ask the model about redacted evidence; names masked for the model are unmasked in the report."""
     sent = prepared(evidence, redactor, kind, lang, custom)
     answer = redactor.unmask(chat(model, sent))

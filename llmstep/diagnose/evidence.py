@@ -24,10 +24,10 @@ KINDS = {
     "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
     "daemonset": "daemonsets", "job": "jobs", "cronjob": "cronjobs", "workflow": "workflows",
     "pipelinerun": "pipelineruns", "taskrun": "taskruns",
-}  # fmt: skip
+}
 _KIND_NAMES = {"pipelinerun": "PipelineRun", "taskrun": "TaskRun", "workflow": "Workflow"}
 ALIASES = {"po": "pod", "deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
-           "cj": "cronjob", "wf": "workflow", "pr": "pipelinerun", "tr": "taskrun"}  # fmt: skip
+           "cj": "cronjob", "wf": "workflow", "pr": "pipelinerun", "tr": "taskrun"}
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Evidence:
         import yaml
 
         parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o)), sort_keys=False, allow_unicode=True)}"
-                 for title, o in self.objects]  # fmt: skip
+                 for title, o in self.objects]
         parts += [f"## {title}\n" + "\n".join(lines) for title, lines in self.sections]
         return redactor.text("\n\n".join(parts))
 
@@ -82,7 +82,7 @@ def parse_target(target: str) -> tuple[str, str]:
     if kind not in KINDS:
         raise LlmstepError(f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
                            f"{', '.join(sorted(KINDS))}; for any other object: kubectl get {kind} {name} -o yaml "
-                           "| llmstep diagnose -f -")  # fmt: skip
+                           "| llmstep diagnose -f -")
     return kind, name
 
 
@@ -134,7 +134,7 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     for f in sorted(failures, key=lambda f: str(f.get("finishedAt") or "")):
         evidence.names.append(("Pod", str(f.get("podName") or "")))
         lines.append(f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
-                     f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")  # fmt: skip
+                     f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")
     evidence.add(f"failed nodes of workflow {workflow}", lines)
     return evidence
 
@@ -178,7 +178,7 @@ class Collector:
         except (OSError, _urllib3_errors()) as exc:
             raise DiagnosisError(f"cannot reach the Kubernetes API server{f' at {self.host}' if self.host else ''}: "
                                  f"{connection_reason(exc)}; "
-                                 "check --kubeconfig and --context, and that the cluster is running") from exc  # fmt: skip
+                                 "check --kubeconfig and --context, and that the cluster is running") from exc
         return evidence
 
     def _spec(self, title: str, pod_spec: Any, evidence: Evidence) -> None:
@@ -194,9 +194,9 @@ class Collector:
         evidence.names.append(("Pod", pod.metadata.name))
         status = pod.status
         lines = [f"phase: {status.phase}" + (f", reason: {status.reason}" if status.reason else "")
-                 + (f", message: {status.message}" if status.message else "")]  # fmt: skip
+                 + (f", message: {status.message}" if status.message else "")]
         where = [f"{label} {value}" for label, value in (("node", pod.spec.node_name if pod.spec else None),
-                 ("pod IP", status.pod_ip), ("host IP", status.host_ip)) if value]  # fmt: skip
+                 ("pod IP", status.pod_ip), ("host IP", status.host_ip)) if value]
         if where:
             lines.append(", ".join(where))
         for c in status.conditions or []:
@@ -229,7 +229,7 @@ class Collector:
         if state.terminated:
             t = state.terminated
             return f"terminated ({t.reason}, exit code {t.exit_code}" + (f", signal {t.signal}" if t.signal else "") + \
-                (f": {t.message})" if t.message else ")")  # fmt: skip
+                (f": {t.message})" if t.message else ")")
         if state.running:
             return f"running since {state.running.started_at}"
         return "unknown"
@@ -245,7 +245,7 @@ class Collector:
                 order.append(key)
             counts[key] += e.count or 1
         lines = [f"{t} {reason}: {message}" + (f" (x{counts[(t, reason, message)]})" if counts[(t, reason, message)] > 1 else "")
-                 for t, reason, message in order]  # fmt: skip
+                 for t, reason, message in order]
         evidence.add(f"events of {kind.lower()} {name} (newest first)", lines)
 
     def _logs(self, pod: str, container: str, previous: bool, evidence: Evidence) -> None:
@@ -258,7 +258,7 @@ class Collector:
 
     def _owned_pods(self, uid: str) -> list[Any]:
         return [p for p in self.core.list_namespaced_pod(self.ns).items
-                if any(o.uid == uid for o in p.metadata.owner_references or [])]  # fmt: skip
+                if any(o.uid == uid for o in p.metadata.owner_references or [])]
 
     def _workload(self, obj: Any, kind: str, evidence: Evidence, pods: bool = True) -> None:
         """A workload's status, conditions and events, then (``pods``) the pods it owns."""
@@ -316,7 +316,7 @@ class Collector:
         for node in failed:
             code = (node.get("outputs") or {}).get("exitCode")
             lines.append(f"failed node {node.get('displayName')} (template {node.get('templateName')}): "
-                         f"{node.get('phase')}, exit code {code}, message: {node.get('message')}")  # fmt: skip
+                         f"{node.get('phase')}, exit code {code}, message: {node.get('message')}")
         evidence.add(f"workflow {name}", lines)
         self._events("Workflow", name, evidence)
         pods = self.core.list_namespaced_pod(self.ns, label_selector=f"workflows.argoproj.io/workflow={name}").items
@@ -332,7 +332,7 @@ class Collector:
         evidence.add(f"pipelinerun {name}", self._conditions(pr))
         self._events("PipelineRun", name, evidence)
         runs = self.custom.list_namespaced_custom_object("tekton.dev", "v1", self.ns, "taskruns",
-                                                         label_selector=f"tekton.dev/pipelineRun={name}")["items"]  # fmt: skip
+                                                         label_selector=f"tekton.dev/pipelineRun={name}")["items"]
         for tr in runs:
             if any(c.get("status") == "False" for c in (tr.get("status") or {}).get("conditions") or []):
                 self._taskrun(tr["metadata"]["name"], evidence, tr)
@@ -357,7 +357,7 @@ class Collector:
     @staticmethod
     def _conditions(obj: dict[str, Any]) -> list[str]:
         return [f"condition {c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
-                for c in (obj.get("status") or {}).get("conditions") or []]  # fmt: skip
+                for c in (obj.get("status") or {}).get("conditions") or []]
 
 
 def _urllib3_errors() -> type[Exception]:

@@ -44,7 +44,7 @@ _VALUE = r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s'\",;&})\]]+)"
 _PATTERNS: list[tuple[re.Pattern[str], int]] = [
     # every PEM private-key kind and PGP private key blocks; a block cut off by a log tail too
     (re.compile(r"(-{4,5} ?BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5})(?!\s*\[REDACTED\])(?:(?!-{4,5} ?END|\n\n## ).)+"
-                r"(?=-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}|\n\n## |\Z)", re.S), 1),  # fmt: skip
+                r"(?=-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}|\n\n## |\Z)", re.S), 1),
     (re.compile(r"(?i)(authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:[a-z-]+[ \t]+)?)(?![\"']?\[REDACTED\])[^\s\"',;]+"), 1),
     (re.compile(r"(?i)((?<![\w-])(?:bearer|basic)[ \t]+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}"), 1),
     (re.compile(r"(?i)(https://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+"), 1),
@@ -60,20 +60,20 @@ _PATTERNS: list[tuple[re.Pattern[str], int]] = [
     (re.compile(r"(?<![A-Za-z0-9])(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[0-9A-Za-z]{20,})"), 0),
     (re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
     (re.compile(r"(?<![A-Za-z0-9])(?:npm_[A-Za-z0-9]{36}|hf_[A-Za-z0-9]{30,}|dop_v1_[a-f0-9]{64}|shp(?:at|ss|ca)_[a-fA-F0-9]{32}"
-                r"|pypi-AgE[A-Za-z0-9_-]{50,}|SG\.[\w-]{16,}\.[\w-]{16,})"), 0),  # fmt: skip
+                r"|pypi-AgE[A-Za-z0-9_-]{50,}|SG\.[\w-]{16,}\.[\w-]{16,})"), 0),
     (re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), 0),  # JWTs, SA tokens
     # an AWS secret access key (40 characters of base64 with upper, lower and digits; a git sha
     # or a sha256 digest is lowercase hex and never matches)
     (re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[0-9])"
-                r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0),  # fmt: skip
+                r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0),
     # {name: DB_PASSWORD, value: V} as JSON or YAML text: env, params (a document that is not YAML)
     (re.compile(rf"(?i)(\bname[\"']?[ \t]*:[ \t]*[\"']?[\w.-]*?{_SECRET_END}[\"']?[ \t]*(?:,[ \t]*|\n[ \t]*)[\"']?"
-                rf"(?:value|default)[\"']?[ \t]*:[ \t]*)(?!{_KEEP}){_VALUE}"), 1),  # fmt: skip
+                rf"(?:value|default)[\"']?[ \t]*:[ \t]*)(?!{_KEEP}){_VALUE}"), 1),
     # NAME=V, name: V, "name": "V", INI name = V, ?name=V in a query
     (re.compile(rf"(?i)(?<![\w.-])([\w.-]*?{_SECRET_END}[\"']?[ \t]*[:=][ \t]*)(?!{_KEEP}){_VALUE}"), 1),
     # --password V, "--password", "V", and kubectl describe's one argument per line
     (re.compile(rf"(?i)(?<![\w-])(--?[\w.-]*?{_SECRET_END}[\"']?(?:[ \t]*,[ \t]*|[ \t]+|[ \t]*\n[ \t]*(?:-[ \t]+)?))"
-                rf"(?![\"']?-|{_KEEP}){_VALUE}"), 1),  # fmt: skip
+                rf"(?![\"']?-|{_KEEP}){_VALUE}"), 1),
     # curl -u user:password (the user stays)
     (re.compile(r"(?<![\w-])((?:-u|--user|--proxy-user|-U)(?:[ \t]+|=)[\"']?[^\s:\"'=]+:)(?!\[REDACTED\])[^\s\"']+"), 1),
 ]
@@ -93,6 +93,8 @@ def secret_name(name: Any) -> bool:
 
 @dataclass
 class Redactor:
+    """Both passes over one diagnosis's evidence, counting what they mask (the caller's patterns too)."""
+
     patterns: list[str] = field(default_factory=list)
     anonymize: bool = False
     count: int = 0
@@ -187,7 +189,7 @@ class Redactor:
         for i in range(len(node) - 1):  # args: ["--password", "V"]
             flag, value = node[i], node[i + 1]
             if (isinstance(flag, str) and flag.startswith("-") and "=" not in flag and secret_name(flag)
-                    and isinstance(value, str) and not value.startswith("-") and self._secret_value(value)):  # fmt: skip
+                    and isinstance(value, str) and not value.startswith("-") and self._secret_value(value)):
                 out[i + 1] = self._hit(MASK)
         return out
 

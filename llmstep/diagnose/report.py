@@ -18,6 +18,8 @@ SUMMARY_LIMIT = 3500
 
 @dataclass
 class Report:
+    """One diagnosis: what the model found, the evidence it cites, the steps to fix it, how sure it is."""
+
     target: str
     prompt: str
     summary: str
@@ -36,12 +38,12 @@ class Report:
 
     def to_markdown(self) -> str:
         lines = [f"# llmstep {self.prompt}: {self.target}", "", f"**Summary:** {self.summary}", "",
-                 f"**Root cause:** {self.root_cause}"]  # fmt: skip
+                 f"**Root cause:** {self.root_cause}"]
         if self.score is not None:
             lines += ["", f"**Score:** {self.score}/100"]
         if self.text is not None:
             lines = [f"# llmstep {self.prompt}: {self.target}", "", self.text.strip(), "",
-                     "_The model answered in plain text, not in the JSON asked for; its answer is above as it was._"]  # fmt: skip
+                     "_The model answered in plain text, not in the JSON asked for; its answer is above as it was._"]
         if self.evidence:
             lines += ["", "## Evidence", *[f"- `{e}`" for e in self.evidence]]
         if self.fix_steps:
@@ -88,7 +90,7 @@ def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str)
         evidence=[str(e) for e in data.get("evidence") or []], fix_steps=steps,
         confidence=float(confidence) if _number(confidence) and 0 <= confidence <= 1 else None,
         score=int(score) if _number(score) else None, redactions=redactions, model=model,
-    )  # fmt: skip
+    )
 
 
 def _plain(answer: str, *, target: str, prompt: str, redactions: int, model: str) -> Report:
@@ -96,7 +98,7 @@ def _plain(answer: str, *, target: str, prompt: str, redactions: int, model: str
     first = next((line.strip(" #*") for line in answer.strip().splitlines() if line.strip(" #*")), "")
     summary = first if len(first) <= 200 else first[:199] + "…"
     return Report(target=target, prompt=prompt, summary=summary, root_cause=answer.strip(), redactions=redactions,
-                  model=model, text=answer.strip())  # fmt: skip
+                  model=model, text=answer.strip())
 
 
 def _number(value: Any) -> bool:
@@ -109,7 +111,7 @@ def post_webhook(url: str, report: Report, timeout: float = 10.0) -> None:
     body = json.dumps({"text": report.to_markdown()}).encode()
     req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout):  # noqa: S310 - the configured webhook
+        with urllib.request.urlopen(req, timeout=timeout):  # the configured webhook
             pass
     except OSError as exc:
         raise DiagnosisError(f"posting the report to the webhook failed: {exc}") from exc

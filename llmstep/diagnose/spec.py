@@ -12,9 +12,9 @@ from typing import Any
 
 CONTAINER_FIELDS = ("name", "image", "imagePullPolicy", "command", "args", "workingDir", "env", "envFrom",
                     "resources", "livenessProbe", "readinessProbe", "startupProbe", "volumeMounts", "ports",
-                    "securityContext")  # fmt: skip
+                    "securityContext")
 POD_FIELDS = ("serviceAccountName", "nodeName", "nodeSelector", "restartPolicy", "imagePullSecrets",
-              "securityContext", "tolerations", "priorityClassName")  # fmt: skip
+              "securityContext", "tolerations", "priorityClassName")
 
 
 def pod_template(spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -33,7 +33,7 @@ def trimmed_pod_spec(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("initContainers", "containers"):
         containers = [{k: c[k] for k in CONTAINER_FIELDS if c.get(k) not in (None, [], {})}
-                      for c in spec.get(key) or [] if isinstance(c, dict)]  # fmt: skip
+                      for c in spec.get(key) or [] if isinstance(c, dict)]
         if containers:
             out[key] = containers
     out.update({k: spec[k] for k in POD_FIELDS if spec.get(k) not in (None, [], {})})

@@ -56,7 +56,7 @@ def _in_workspace(link_root: str, rel: str, source: str) -> Path:
     origin = (root / rel).resolve()
     if Path(rel).is_absolute() or ".." in Path(rel).parts or not origin.is_relative_to(root):
         raise PayloadError(f"input {source!r}: {rel} is outside the data workspace {link_root or '.'}; "
-                           "an input path is relative to --link-root and stays inside it")  # fmt: skip
+                           "an input path is relative to --link-root and stays inside it")
     if not origin.is_file():
         raise PayloadError(f"input {source!r}: {rel} is not a file in the data workspace; did step {source!r} run?")
     return origin

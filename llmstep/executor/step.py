@@ -35,7 +35,7 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
-             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo") -> int:  # fmt: skip
+             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo") -> int:
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
     Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names
@@ -152,7 +152,7 @@ def preview(value: Any) -> str:
             from llmstep import values
 
             text = json.dumps(values.plain(serde.encode_value(value)["value"]), ensure_ascii=False)
-        except Exception:  # noqa: BLE001 - a preview must never fail the step
+        except Exception:  # a preview must never fail the step
             text = repr(value)
     data = text.encode("utf-8")[: contract.PREVIEW_BYTES]
     return data.decode("utf-8", errors="ignore")

@@ -37,9 +37,11 @@ def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, st
 
 
 class ArgoRun:
+    """One Argo Workflow document run on this machine into ``record``: :meth:`preflight`, then :meth:`execute`."""
+
     def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
                  parallelism: int | None, progress: Progress, isolation: Isolation,
-                 launcher: Launcher | None = None, allow_pickle: bool = True) -> None:  # fmt: skip
+                 launcher: Launcher | None = None, allow_pickle: bool = True) -> None:
         self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
         self.guard = trust.step_env(allow_pickle)
         self.spec = doc["spec"]
@@ -92,18 +94,18 @@ class ArgoRun:
     # ------------------------------------------------------------------ DAG
 
     def _run_dag(self, template: dict[str, Any], exit_handler: bool = False, scope: str = "",
-                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
+                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:
         """Run a DAG template's tasks. A nested invocation (a task whose template is a DAG) has
         a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
         depends = {name: _depends(task) for name, task in tasks.items()}
         nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
         done = {t: self.record.nodes[scope + t]["phase"] for t in tasks
-                if self.record.nodes.get(scope + t, {}).get("phase") in FINISHED_OK}  # fmt: skip
+                if self.record.nodes.get(scope + t, {}).get("phase") in FINISHED_OK}
         for name in tasks:
             if name not in done:
                 self.record.update_node(scope + name, displayName=name, templateName=tasks[name]["template"],
-                                        phase="Pending", exitHandler=exit_handler)  # fmt: skip
+                                        phase="Pending", exitHandler=exit_handler)
         # Argo's template parallelism: at most N of this invocation's own children active at once (a
         # step while its pod runs, a nested DAG while it runs; the pods inside that DAG are its own).
         boundary = threading.BoundedSemaphore(int(template["parallelism"])) if template.get("parallelism") else None
@@ -139,7 +141,7 @@ class ArgoRun:
         return "Failed" if bad else "Succeeded"
 
     def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None,
-                   tasks: Iterable[str] = ()) -> dict[str, str]:  # fmt: skip
+                   tasks: Iterable[str] = ()) -> dict[str, str]:
         """What a task in ``scope`` may refer to: the workflow's variables, the DAG's inputs and
         its sibling ``tasks``' status and outputs."""
         values = dict(self.vars) | dict(inputs or {})
@@ -155,7 +157,7 @@ class ArgoRun:
         return values
 
     def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
-                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> str:  # fmt: skip
+                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> str:
         template = self.templates.get(task["template"])
         key = scope + task["name"]
         if template is None:
@@ -170,29 +172,29 @@ class ArgoRun:
         width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
             phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits, boundary),
-                                   children))  # fmt: skip
+                                   children))
         phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
         failed = sum(p not in FINISHED_OK for p in phases)
         self.record.update_node(key, phase=phase, finishedAt=now(),
-                                message=f"{failed} of {len(phases)} items failed" if failed else "")  # fmt: skip
+                                message=f"{failed} of {len(phases)} items failed" if failed else "")
         self.progress.changed(key, self.record.nodes[key])
         return phase
 
     def _invoke(self, task: dict[str, Any], template: dict[str, Any], key: str, values: dict[str, str],
-                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> str:  # fmt: skip
+                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> str:
         """One invocation of a task's template: a container step, or a nested DAG. ``limits`` are
         what every step process below holds (the workflow's parallelism); ``boundary`` is the
         enclosing template's parallelism, held by this child alone, for as long as it is active."""
         where = f"task {key}"
         params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
-                  for p in (task.get("arguments") or {}).get("parameters") or []}  # fmt: skip
+                  for p in (task.get("arguments") or {}).get("parameters") or []}
         if "dag" in template:
             if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
                 return self.record.nodes[key]["phase"]
             params = self._inputs(template, params, key)["parameters"]
             with boundary or contextlib.nullcontext():
                 self.record.update_node(key, displayName=key, templateName=template["name"], phase="Running",
-                                        startedAt=now(), type="DAG", exitHandler=exit_handler)  # fmt: skip
+                                        startedAt=now(), type="DAG", exitHandler=exit_handler)
                 phase = self._run_dag(template, exit_handler, f"{key}.", params, limits)
                 self.record.update_node(key, phase=phase, finishedAt=now())
             return phase
@@ -205,7 +207,7 @@ class ArgoRun:
                 source = Path(ref.removeprefix("artifact:"))
                 if not ref.startswith("artifact:") or not source.resolve().is_relative_to(self.record.root):
                     raise WorkflowError(f"{where}: artifact {art['name']!r} from {art['from']!r} is not an artifact of "
-                                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})")  # fmt: skip
+                                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})")
                 arts[art["name"]] = ("file", str(source))
         # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
         held = (boundary, *limits) if boundary is not None else limits
@@ -214,12 +216,12 @@ class ArgoRun:
     # ------------------------------------------------------------------ containers
 
     def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
-                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> str:  # fmt: skip
+                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> str:
         container = template["container"]
         inputs = self._inputs(template, params, name)
         values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
         argv = [argo_doc.substitute(str(a), values, f"task {name} command")
-                for a in list(container.get("command") or []) + list(container.get("args") or [])]  # fmt: skip
+                for a in list(container.get("command") or []) + list(container.get("args") or [])]
         root = contract.argv_data_dir(argv)
         step_dir = self.record.step_dir(name)
         retry = template.get("retryStrategy") or {}
@@ -235,7 +237,7 @@ class ArgoRun:
                 env_names=[e["name"] for e in declared if e["name"] in env] + list(self.guard)
                 + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in declared}],
                 mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
-            )  # fmt: skip
+            )
             return Attempt(command, {**env, **self.isolation.engine_env})
 
         step = StepRun(
@@ -265,7 +267,7 @@ class ArgoRun:
         return {"parameters": values}
 
     def _place_inputs(self, template: dict[str, Any], inputs: dict[str, Any], arts: dict[str, Any],
-                      data_dir: Path, root: str, name: str) -> None:  # fmt: skip
+                      data_dir: Path, root: str, name: str) -> None:
         values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
         for art in (template.get("inputs") or {}).get("artifacts") or []:
             target = _local_path(art["path"], root, data_dir, f"task {name} input artifact {art['name']}")
@@ -358,7 +360,7 @@ def workflow_failures(record: RunRecord, phase: str, entrypoint: str) -> str:
     failures = record.failures()
     if phase in contract.FAILED_PHASES:
         failures.append({"displayName": record.run_id, "message": "", "templateName": entrypoint, "phase": phase,
-                         "podName": record.run_id, "finishedAt": ""})  # fmt: skip
+                         "podName": record.run_id, "finishedAt": ""})
     return json.dumps(json.dumps(failures, separators=(",", ":"), ensure_ascii=False), ensure_ascii=False)
 
 
@@ -418,7 +420,7 @@ def _should_retry(retry: dict[str, Any], exit_code: int, phase: str, duration: f
     expression = retry.get("expression")
     if expression:
         last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
-                "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}  # fmt: skip
+                "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}
         return bool(expr.evaluate(expression, lambda n: last.get(n, expr.UNKNOWN)))
     return True
 

@@ -27,11 +27,11 @@ _SPEC = {
     "entrypoint", "arguments", "templates", "onExit", "parallelism", "activeDeadlineSeconds",
     "serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "podMetadata",
     "imagePullSecrets", "nodeSelector", "tolerations", "securityContext", "workflowMetadata",
-}  # fmt: skip
+}
 _TEMPLATE = {
     "name", "dag", "container", "inputs", "outputs", "retryStrategy", "activeDeadlineSeconds",
     "metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch", "parallelism", "failFast",
-}  # fmt: skip
+}
 _DAG = {"tasks", "failFast"}
 _TASK = {"name", "template", "arguments", "depends", "dependencies", "when", "withParam", "withItems"}
 _CONTAINER = {"image", "command", "args", "env", "resources", "imagePullPolicy", "securityContext"}
@@ -123,7 +123,7 @@ def _template(t: dict[str, Any], where: str) -> None:
             for var in _VAR.findall(text):
                 if var.startswith("tasks.") and var.split(".")[1] in fans and ".outputs." in var:
                     raise WorkflowError(f"{path} uses {{{{{var}}}}}: the aggregated outputs of a task with "
-                                        "withParam/withItems are not supported by the local runner")  # fmt: skip
+                                        "withParam/withItems are not supported by the local runner")
         for i, task in enumerate(_list(t["dag"], "tasks", f"{where}.dag")):
             _keys(task, _TASK, f"{where}.dag.tasks[{i}]")
             _keys(task.get("arguments") or {}, _IO, f"{where}.dag.tasks[{i}].arguments")
@@ -131,7 +131,7 @@ def _template(t: dict[str, Any], where: str) -> None:
                 _keys(a, {"name", "from", "raw"}, f"{where}.dag.tasks[{i}].arguments.artifacts[{j}]")
                 if "from" in a and not _FROM.fullmatch(str(a["from"])):
                     raise WorkflowError(f"{where}.dag.tasks[{i}].arguments.artifacts[{j}].from must name an artifact of "
-                                        f"this run, {{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")  # fmt: skip
+                                        f"this run, {{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")
     else:
         c = t["container"]
         _keys(c, _CONTAINER, f"{where}.container")

@@ -63,7 +63,7 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir()
         node = record.update_node(step.name, displayName=step.name, templateName=step.template, phase="Running",
-                                  startedAt=started, attempts=attempt, exitHandler=step.exit_handler)  # fmt: skip
+                                  startedAt=started, attempts=attempt, exitHandler=step.exit_handler)
         progress.changed(step.name, node)
         try:
             run = step.prepare(data_dir)
@@ -98,7 +98,7 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
 
 
 def _done(record: RunRecord, progress: Progress, name: str, phase: str, message: str,
-          exit_code: int | None, outputs: dict[str, Any]) -> str:  # fmt: skip
+          exit_code: int | None, outputs: dict[str, Any]) -> str:
     node = record.update_node(name, phase=phase, message=message, exitCode=exit_code, finishedAt=now(), outputs=outputs)
     progress.changed(name, node)
     return phase

@@ -55,7 +55,7 @@ class Isolation:
     def check_image(self, image: str) -> None:
         """A clear error, with the build command, when the step image is not present."""
         found = subprocess.run([self.engine_cli, "image", "inspect", image], capture_output=True,
-                               env={**os.environ, **self.engine_env})  # fmt: skip
+                               env={**os.environ, **self.engine_env})
         if found.returncode != 0:
             said = found.stderr.decode(errors="replace").strip().splitlines()
             raise WorkflowError(
@@ -87,7 +87,7 @@ def container_argv(
     command = [
         isolation.engine_cli, "run", "--rm", "--read-only", "--tmpfs", "/tmp",
         "--user", f"{STEP_UID}:{STEP_UID}", "--network", "host" if network else "none",
-    ]  # fmt: skip
+    ]
     for host, inside in mounts:
         _open_for_step_user(host)
         command += ["-v", f"{host}:{inside}"]

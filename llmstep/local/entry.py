@@ -31,7 +31,7 @@ _DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; loca
 
 def run_document(
     doc: dict[str, Any],
-    input: Any = MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    input: Any = MISSING,  # mirrors Runnable.invoke
     *,
     parameters: Mapping[str, str] | None = None,
     parallelism: int | None = None,
@@ -73,7 +73,7 @@ def _discarded_unless_started(record: RunRecord) -> Iterator[None]:
         raise
 
 
-def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:  # noqa: A002
+def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None, where: str) -> dict[str, str]:
     """Parameter values given for a run (``input`` encoded like a step output), each declared."""
     overrides = dict(given or {})
     if input is not MISSING:
@@ -118,7 +118,7 @@ def resume_run(
             _check_same_steps(record, documents)
             documents = _keep_run(record, documents)
         runner = _resumable(record, secrets, parallelism, progress or make_progress(quiet), isolation,
-                            allow_pickle or documents is not None, documents)  # fmt: skip
+                            allow_pickle or documents is not None, documents)
         stop_leftovers(record)
         _reset(record)
         if documents is not None:
@@ -138,12 +138,12 @@ def _check_same_steps(record: RunRecord, documents: list[dict[str, Any]]) -> Non
     kinds = sorted(d.get("kind", "") for d in documents)
     if old and sorted(d.get("kind", "") for d in old) != kinds:
         raise WorkflowError(f"run {record.run_id} ran {', '.join(sorted(d.get('kind', '') for d in old))}; the chain now "
-                            f"compiles to {', '.join(kinds)}: resume with the same --engine (and --inputs for a batch)")  # fmt: skip
+                            f"compiles to {', '.join(kinds)}: resume with the same --engine (and --inputs for a batch)")
     before, now_ = _step_names(old), _step_names(documents)
     gone = sorted(before - now_)
     if gone:
         raise WorkflowError(f"run {record.run_id}: the chain's steps changed ({', '.join(gone)} no longer exist), so its "
-                            "finished outputs do not fit the new code; run the chain afresh instead of --resume")  # fmt: skip
+                            "finished outputs do not fit the new code; run the chain afresh instead of --resume")
 
 
 def _keep_run(record: RunRecord, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,7 +167,7 @@ def _step_names(docs: list[dict[str, Any]]) -> set[str]:
 
 
 def _resumable(record: RunRecord, secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
-               isolation: Isolation | None, allow_pickle: bool, documents: list[dict[str, Any]] | None = None) -> Any:  # fmt: skip
+               isolation: Isolation | None, allow_pickle: bool, documents: list[dict[str, Any]] | None = None) -> Any:
     """The runner for a past run, checked as a new run is, the record untouched."""
     try:
         docs = documents if documents is not None else record.documents()
@@ -193,7 +193,7 @@ def _reset(record: RunRecord) -> RunRecord:
     """Forget the nodes that did not succeed (and exit handlers), so they run again; the earlier
     attempts' outcome stays in ``history``."""
     earlier = {"phase": record.phase, "message": record.status.get("message", ""),
-               "finishedAt": record.status.get("finishedAt", ""), "failures": record.failures()}  # fmt: skip
+               "finishedAt": record.status.get("finishedAt", ""), "failures": record.failures()}
     record.status.setdefault("history", []).append(earlier)
     for task, node in list(record.nodes.items()):
         if node.get("phase") not in FINISHED_OK or node.get("exitHandler"):
@@ -205,7 +205,7 @@ def _reset(record: RunRecord) -> RunRecord:
 
 def run_tekton(
     docs: list[dict[str, Any]],
-    input: Any = MISSING,  # noqa: A002 - mirrors Runnable.invoke
+    input: Any = MISSING,  # mirrors Runnable.invoke
     *,
     parameters: Mapping[str, str] | None = None,
     parallelism: int | None = None,
@@ -230,10 +230,10 @@ def run_tekton(
     isolation = _isolation(isolation)
     record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
     annotated = [(d.get("metadata") or {}).get("annotations", {}).get(contract.OUTPUT_TASK)
-                 for d in docs if d.get("kind") == "Pipeline"]  # fmt: skip
+                 for d in docs if d.get("kind") == "Pipeline"]
     record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
     with _discarded_unless_started(record):
         runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
-                           isolation, launcher, allow_pickle)  # fmt: skip
+                           isolation, launcher, allow_pickle)
         runner.preflight()
     return runner.execute()

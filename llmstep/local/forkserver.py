@@ -111,7 +111,7 @@ class ForkServer:
              str(self._idle), str(os.getpid())],
             env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, text=True,
-        )  # fmt: skip
+        )
         if not self.persistent:
             self.proc = self._started
 
@@ -250,7 +250,7 @@ def idle_seconds() -> float:
         from llmstep.errors import WorkflowError
 
         raise WorkflowError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
-                            "fork server that ends with the process that started it")  # fmt: skip
+                            "fork server that ends with the process that started it")
     return value
 
 
@@ -315,7 +315,7 @@ def preload_for(payload_classes: list[list[str]]) -> list[str]:
         "llmstep.executor.main", "llmstep.executor.step", "llmstep.serde", "langchain_core.load", "langchain_core.prompts",
         "langchain_core.messages", "langchain_core.output_parsers", "langchain_core.runnables",
         "langchain_core.callbacks", "langchain_core.documents", "langchain_core.prompt_values",
-    ]  # fmt: skip
+    ]
     flat = {part for class_id in payload_classes for part in class_id}
     if "openai" in flat or any(p.startswith("langchain_openai") for p in flat):
         modules += ["langchain_openai", "langchain_openai.chat_models"]
@@ -376,7 +376,7 @@ def lessons_file(key: str) -> str:
 
 def _read_lessons(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as f:  # noqa: PTH123
+        with open(path, encoding="utf-8") as f:
             return [line.strip() for line in f if line.strip()]
     except OSError:
         return []
@@ -389,7 +389,7 @@ def _keep_lessons(path: str, names: set[str]) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:  # noqa: PTH123
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write("\n".join(sorted(names | set(_read_lessons(path)))) + "\n")
         os.replace(tmp, path)
     except OSError:
@@ -428,7 +428,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
             importlib.import_module(name)
             if name == "langchain_core.prompts":
                 from langchain_core.prompts import ChatPromptTemplate  # noqa: F401 - resolve the lazy names
-        except Exception:  # noqa: BLE001 - a missing optional package only costs speed
+        except Exception:  # a missing optional package only costs speed
             continue
     from llmstep.executor import main as executor
 
@@ -561,7 +561,7 @@ def _handing_out(make: Any, count: int, files: list[str]) -> Any:
     returned once, to a caller that asks for exactly what was made."""
     try:
         ready = [make(_trust_env=False) for _ in range(count)]  # the default when no SSL_CERT_* names other CAs
-    except Exception:  # noqa: BLE001 - no prepared contexts only costs speed
+    except Exception:  # no prepared contexts only costs speed
         return make
     made = _stamps(files)
 
@@ -656,7 +656,7 @@ def _learn(fd: int) -> set[str]:
         try:
             importlib.import_module(name)
             imported.add(name)
-        except Exception:  # noqa: BLE001 - a module that will not import here only costs speed
+        except Exception:  # a module that will not import here only costs speed
             continue
     if imported:  # a full collection of the server's heap is not free: only when there is news
         _prepare_tls()
@@ -678,7 +678,7 @@ def _teach(fd: int, before: set[str], libraries: tuple[str, ...]) -> None:
     """Tell the server which library modules this step imported (lines under PIPE_BUF, so
     each write is atomic; a full pipe drops the lesson, which only costs speed)."""
     names = sorted(n for n in set(sys.modules) - before
-                   if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))  # fmt: skip
+                   if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))
     line = ""
     try:
         os.set_blocking(fd, False)
@@ -714,7 +714,7 @@ def _become_step(request: dict[str, Any], main: Any, teach: int, libraries: tupl
         code = main(request["argv"])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:  # noqa: BLE001 - report, then exit like a crashed process
+    except BaseException:  # report, then exit like a crashed process
         import traceback
 
         traceback.print_exc()

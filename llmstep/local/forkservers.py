@@ -22,6 +22,8 @@ MAX_SERVERS = 3
 
 @dataclass(frozen=True)
 class ServerInfo:
+    """A live fork server, as its socket and its description say (see :func:`list_servers`)."""
+
     socket: str
     pid: int | None  # None: a server that does not describe itself (an older llmstep)
     started: float | None
@@ -35,7 +37,7 @@ def describe(socket_path: str, preload: list[str], idle: float) -> None:
     info = {"pid": os.getpid(), "started": time.time(), "idle": idle, "preload": preload}
     with contextlib.suppress(OSError):
         tmp = f"{_described(socket_path)}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:  # noqa: PTH123
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(info, f)
         os.replace(tmp, _described(socket_path))
 
@@ -48,7 +50,7 @@ def used(socket_path: str) -> None:
 def forget(socket_path: str) -> None:
     """A server that lets go of its socket removes its description (if it is its own)."""
     with contextlib.suppress(OSError, ValueError):
-        with open(_described(socket_path), encoding="utf-8") as f:  # noqa: PTH123
+        with open(_described(socket_path), encoding="utf-8") as f:
             if json.load(f).get("pid") == os.getpid():
                 os.unlink(_described(socket_path))
 
@@ -105,7 +107,7 @@ def _described(socket_path: str) -> str:
 
 def _read(sock: str) -> dict:
     try:
-        with open(_described(sock), encoding="utf-8") as f:  # noqa: PTH123
+        with open(_described(sock), encoding="utf-8") as f:
             info = json.load(f)
     except (OSError, ValueError):
         return {}
@@ -114,7 +116,7 @@ def _read(sock: str) -> dict:
 
 def _is_server(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"llmstep.local.forkserver" in f.read()
     except OSError:
         return False

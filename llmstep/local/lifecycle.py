@@ -88,7 +88,7 @@ def stop_leftovers(record: RunRecord) -> list[int]:
 def _start_time(pid: int) -> str:
     """When a process started (clock ticks since boot, from /proc), '' when it is not there."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             return f.read().rpartition(")")[2].split()[19]
     except (OSError, IndexError):
         return ""
@@ -109,7 +109,7 @@ def _stop_group(pid: int) -> None:
 
 def _zombie(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             return f.read().rpartition(")")[2].split()[0] == "Z"
     except (OSError, IndexError):
         return True

@@ -22,6 +22,8 @@ DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadlin
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a step's process ended: its exit code, and whether it was killed on timeout or on stop."""
+
     exit_code: int
     timed_out: bool = False
     interrupted: bool = False
@@ -31,7 +33,7 @@ PASSTHROUGH = (
     "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
     "OPENAI_BASE_URL", "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
-)  # fmt: skip
+)
 """What a local step gets from this machine's environment besides its pod's: the way out (proxies,
 CA bundles) and where the model is. Without the model's endpoint, a step that reads a key would
 send it to the provider's default host instead of the one this machine is configured for."""
@@ -69,7 +71,7 @@ def env_from(item: Mapping[str, Any], values: Mapping[str, str], where: str) -> 
         from llmstep.errors import WorkflowError
 
         raise WorkflowError(f"{where}: env {name} comes from key {key!r} of ConfigMap {ref[kind].get('name')!r}; "
-                            f"locally, set {name} in your environment or in --secrets FILE")  # fmt: skip
+                            f"locally, set {name} in your environment or in --secrets FILE")
     return None
 
 
@@ -99,7 +101,7 @@ class Launcher:
         self.keep_server = keep_server  # a shared server outlives this run (see forkserver.shared_server)
 
     def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None,
-            on_start: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
+            on_start: Callable[[int], None] | None = None) -> Outcome:
         """Run one step's process to its end; ``on_start(pid)`` is told its pid once it runs."""
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
@@ -115,7 +117,7 @@ class Launcher:
             proc = subprocess.Popen(
                 argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+            )
 
         def poll(seconds: float) -> int | None:
             try:
@@ -126,7 +128,7 @@ class Launcher:
         return self._supervise(proc.pid, poll, timeout, on_start)
 
     def _supervise(self, pid: int, poll: Callable[[float], int | None], timeout: float | None,
-                   on_start: Callable[[int], None] | None = None) -> Outcome:  # fmt: skip
+                   on_start: Callable[[int], None] | None = None) -> Outcome:
         """Wait for the step (its own session: ``pid`` is its process group), stopping it on
         timeout or when the run is stopped. ``poll(seconds)`` is its exit code, or None."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -111,7 +111,7 @@ class RunRecord:
                 status, problem = None, f"a value it stores cannot be read: {exc}"
         if status is None:
             raise WorkflowError(f"run {run_id}: {root / 'status.json'} is not a run record ({problem}); "
-                                "remove that run's directory")  # fmt: skip
+                                "remove that run's directory")
         return cls(root, status).settled()
 
     # ------------------------------------------------------------------ one process at a time
@@ -128,7 +128,7 @@ class RunRecord:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise WorkflowError(f"run {self.run_id} is still running (llmstep process {holder}); wait for it to end, "
-                                f"or stop it (kill {holder}) and resume it then") from None  # fmt: skip
+                                f"or stop it (kill {holder}) and resume it then") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
@@ -274,7 +274,7 @@ class RunRecord:
             raise WorkflowError(f"run {self.run_id} is {self.phase}; it has no results yet")
         count = len(json.loads(self.status["arguments"].get("inputs", "[]")))
         return batch.collect(count, self.nodes.items(), self.status.get("outputTask") or "", _local_output,
-                             f"run {self.run_id}", return_exceptions)  # fmt: skip
+                             f"run {self.run_id}", return_exceptions)
 
 
 def _local_output(node: dict[str, Any]) -> str | None:
@@ -316,7 +316,7 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     if bad:
         return None, f"node name {bad[0]!r} is not a step folder's name"
     bad = [k for k, v in status.get("arguments", {}).items()
-           if not isinstance(v, (str, list)) and not (isinstance(v, dict) and set(v) == {values.MARK})]  # fmt: skip
+           if not isinstance(v, (str, list)) and not (isinstance(v, dict) and set(v) == {values.MARK})]
     if bad:
         return None, f"argument {bad[0]!r} is not text"
     return status, ""

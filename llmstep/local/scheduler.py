@@ -19,6 +19,8 @@ FAILED = contract.FAILED_PHASES
 
 @dataclass(frozen=True)
 class Node:
+    """A node of the DAG: its name and the names of the nodes it waits for."""
+
     name: str
     deps: tuple[str, ...]
 

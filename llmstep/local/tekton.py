@@ -51,7 +51,7 @@ def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, d
     """Check a document set (schema-free webhook rules) and resolve what the run uses."""
     run, pipelines, tasks = split_documents(docs, default_image)
     builtin = [] if any(d.get("kind") == "Task" and d["metadata"].get("name") == TASK_NAME for d in docs) else \
-        [{"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": TASK_NAME}, "spec": tasks[TASK_NAME]}]  # fmt: skip
+        [{"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": TASK_NAME}, "spec": tasks[TASK_NAME]}]
     try:
         check_documents([*docs, *builtin])
     except Exception as exc:
@@ -78,7 +78,7 @@ def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, d
                 **({"retries": spec["retries"]} if "retries" in spec else {}),
                 **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
             }],
-        }  # fmt: skip
+        }
     for part in ("tasks", "finally"):
         for i, use in enumerate(pipeline.get(part) or []):
             _check_settings(use, f"{part}[{i}] ({use.get('name')})")
@@ -127,7 +127,7 @@ class TektonRun:
     def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
                  secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
                  isolation: Isolation | None = None, launcher: Launcher | None = None,
-                 allow_pickle: bool = True) -> None:  # fmt: skip
+                 allow_pickle: bool = True) -> None:
         self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
         self.guard = trust.step_env(allow_pickle)
         self.isolation = isolation or Isolation()
@@ -140,9 +140,9 @@ class TektonRun:
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
             "context.pipelineRun.namespace": str(run.get("metadata", {}).get("namespace", "default")),
             "context.pipeline.name": str(run["spec"].get("pipelineRef", {}).get("name", "pipeline")),
-        }  # fmt: skip
+        }
         record.status["outputTask"] = (run.get("metadata", {}).get("annotations") or {}).get(contract.OUTPUT_TASK) \
-            or record.status.get("outputTask")  # fmt: skip
+            or record.status.get("outputTask")
 
     def _params(self) -> dict[str, Any]:
         given = {p["name"]: p["value"] for p in self.run["spec"].get("params") or []}
@@ -175,7 +175,7 @@ class TektonRun:
         spec = use.get("taskSpec") or self.tasks.get((use.get("taskRef") or {}).get("name", ""))
         if spec is None:
             raise WorkflowError(f"task {use.get('name')}: Task {(use.get('taskRef') or {}).get('name')!r} is not in the "
-                                "documents; give its file too (llmstep run pipelinerun.yaml tasks.yaml)")  # fmt: skip
+                                "documents; give its file too (llmstep run pipelinerun.yaml tasks.yaml)")
         return spec
 
     def execute(self) -> RunRecord:
@@ -210,7 +210,7 @@ class TektonRun:
                 folder.mkdir(mode=0o700)
                 items = binding["secret"].get("items") or []
                 keys = [(i["key"], i.get("path", i["key"])) for i in items] if items else \
-                    [(k, k) for k in self.secrets if k.isupper()]  # fmt: skip
+                    [(k, k) for k in self.secrets if k.isupper()]
                 for key, path in keys:
                     _relative(path, f"workspace {name!r} item {key!r} path", plain=False)
                     if key in self.secrets:
@@ -234,7 +234,7 @@ class TektonRun:
             if name not in done:
                 self.record.update_node(name, displayName=by_name[name].get("displayName", name), phase="Pending",
                                         templateName=(by_name[name].get("taskRef") or {}).get("name", "taskSpec"),
-                                        exitHandler=final)  # fmt: skip
+                                        exitHandler=final)
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
             if any(phases.get(d) not in FINISHED_OK for d in deps[name]):
@@ -252,7 +252,7 @@ class TektonRun:
 
         phases = schedule([Node(n, deps[n]) for n in by_name], run=lambda n: self._run_task(by_name[n], final),
                           decide=decide, launcher=self.launcher, parallelism=self.parallelism, done=done,
-                          fail_fast=False, on_skip=on_skip)  # fmt: skip
+                          fail_fast=False, on_skip=on_skip)
         return "Failed" if any(phases.get(n) in contract.FAILED_PHASES for n in by_name) else "Succeeded"
 
     def _values(self, final: bool) -> dict[str, Any]:
@@ -350,7 +350,7 @@ class TektonRun:
                 env_names=[e["name"] for e in step.get("env") or [] if e["name"] in env] + list(self.guard)
                 + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in step.get("env") or []}],
                 mounts=mounts, network=bool(bindings.get("credentials")),
-            )  # fmt: skip
+            )
             return Attempt(command, {**env, **self.isolation.engine_env}, data_dir)
 
         def collect(data_dir: Path) -> dict[str, Any]:
@@ -370,4 +370,4 @@ class TektonRun:
             name=name, template=(use.get("taskRef") or {}).get("name", "taskSpec"), prepare=prepare, collect=collect,
             retries=int(use.get("retries", 0) or 0),
             timeout=seconds(timeout, f"task {name} timeout") if timeout else None, exit_handler=final,
-        ), self.record, self.launcher, self.progress)  # fmt: skip
+        ), self.record, self.launcher, self.progress)

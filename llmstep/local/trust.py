@@ -42,8 +42,8 @@ def _name(doc: Any) -> str:
 
 
 def _payloads(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every llmstep payload anywhere in ``node``, as a mapping or held as JSON text (however its
-    keys are spelled: a check on the text alone misses ``"\\u006clmstep"``), with its field path."""
+    r"""Every llmstep payload anywhere in ``node``, as a mapping or held as JSON text (however its
+    keys are spelled: a check on the text alone misses ``"\u006clmstep"``), with its field path."""
     if isinstance(node, str):
         if node.lstrip()[:1] in ("{", "[", '"'):
             try:

@@ -59,7 +59,7 @@ class ValueStore:
             params = (node.get("outputs") or {}).get("parameters")
             if params and any(isinstance(p.get("value"), str) and len(p["value"]) >= BIG for p in params):
                 node = {**node, "outputs": {**node["outputs"], "parameters": [{**p, "value": self._ref(p.get("value"))}
-                                                                              for p in params]}}  # fmt: skip
+                                                                              for p in params]}}
             nodes[task] = node
         out["nodes"] = nodes
         return out

@@ -74,7 +74,7 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     extra: dict[str, Any] = {"parallelism": batch} if batch else {}
     if plan.on_failure is not None:
         templates += diagnose_templates(plan.on_failure, plan.image, plan.secret, "workflow/{{workflow.name}}",
-                                        "{{workflow.failures}}", report_artifact=plan.data == "artifacts")  # fmt: skip
+                                        "{{workflow.failures}}", report_artifact=plan.data == "artifacts")
         extra["on_exit"] = "exit-handler"
     return Workflow(
         generate_name=f"{plan.name}{BATCH_INFIX}" if batch else f"{plan.name}-",
@@ -103,7 +103,7 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
               Parameter(name="model", value=settings.MODEL), Parameter(name="provider", value=settings.PROVIDER),
               # not "": API servers before 1.21 reject empty-string values (see NO_VALUE)
               Parameter(name="base-url", value=settings.OPENAI_URL), Parameter(name="lang", value="English"),
-              Parameter(name="prompt", value=settings.PROMPT)]  # fmt: skip
+              Parameter(name="prompt", value=settings.PROMPT)]
     diagnose = Container(
         name="diagnose",
         labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
@@ -113,7 +113,7 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
                  "{{inputs.parameters.failures}}", "--model", "{{inputs.parameters.model}}", "--provider",
                  "{{inputs.parameters.provider}}", "--base-url", "{{inputs.parameters.base-url}}", "--lang",
                  "{{inputs.parameters.lang}}", "--prompt", "{{inputs.parameters.prompt}}",
-                 "--summary-file", f"{d}/summary.txt"],  # fmt: skip
+                 "--summary-file", f"{d}/summary.txt"],
         env=[SecretEnv(name=settings.OPENAI_KEY, secret_name=secret, secret_key=settings.OPENAI_KEY)],
         outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))],
         service_account_name="llmstep-diagnose",
@@ -123,12 +123,12 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
         annotations={"workflows.argoproj.io/description": "Ask an LLM why a workflow failed. From an exit handler: "
                      "templateRef: {name: llmstep-diagnose, template: diagnose}, with when: "
                      "\"{{workflow.status}} != Succeeded\"."},
-    )  # fmt: skip
+    )
     return template.to_dict()
 
 
 def diagnose_templates(on_failure: Diagnose, image: str, secret: str, target: str, failures: str,
-                       report_artifact: bool = True) -> list[Any]:  # fmt: skip
+                       report_artifact: bool = True) -> list[Any]:
     """The exit handler: a DAG that runs ``llmstep diagnose`` only when the workflow did not
     succeed, and the container template that does it (summary as an output parameter, the full
     report as an artifact when there is an artifact repository)."""
@@ -141,12 +141,12 @@ def diagnose_templates(on_failure: Diagnose, image: str, secret: str, target: st
         labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
         image=image,
         command=["llmstep", "diagnose", target, "--workflow-failures", failures, *on_failure.args(),
-                 "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],  # fmt: skip
+                 "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],
         env=[SecretEnv(name=on_failure.key, secret_name=secret, secret_key=on_failure.key)],
         outputs=outputs,
     )
     handler = DAG(name="exit-handler", tasks=[Task(name="diagnose", template="diagnose",
-                                                   when="{{workflow.status}} != Succeeded")])  # fmt: skip
+                                                   when="{{workflow.status}} != Succeeded")])
     return [handler, diagnose]
 
 
@@ -215,7 +215,7 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
     return Container(
         name=step.name,
         annotations={contract.RUNNABLE_ANNOTATION: step.runnable, contract.PATH_ANNOTATION: step.path,
-                     **({contract.SHARED_BY_ANNOTATION: f"{users} steps"} if users > 1 else {})},  # fmt: skip
+                     **({contract.SHARED_BY_ANNOTATION: f"{users} steps"} if users > 1 else {})},
         labels={**contract.LABELS, contract.STEP_LABEL: step.name},
         image=settings.image or plan.image,
         command=contract.exec_argv(d, step_name="{{inputs.parameters.step}}" if users > 1 else None),
@@ -237,7 +237,7 @@ def _env(name: str, value: Any) -> Any:
 
 
 def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str, owner: PlanStep,
-          shared: bool) -> Task:  # fmt: skip
+          shared: bool) -> Task:
     args: list[Any] = [Parameter(name="step", value=step.display)] if shared else []
     for source in step.sources:
         name = _artifact(step, source)

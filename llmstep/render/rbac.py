@@ -33,4 +33,4 @@ def diagnose_rbac(engine: str, name: str = "llmstep-diagnose") -> list[dict[str,
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name}]},
-    ]  # fmt: skip
+    ]

@@ -84,7 +84,7 @@ def run_task(image: str) -> dict[str, Any]:
                 {"name": "data", "description": "Shared storage for every step's inputs and outputs."},
                 {"name": "credentials", "optional": True, "readOnly": True,
                  "description": "A Secret holding only the API keys this step's Runnable declares, one file "
-                 "per key (bind it only for steps that call a model)."},  # fmt: skip
+                 "per key (bind it only for steps that call a model)."},
             ],
             "results": [{"name": r, "type": "string", "description": _RESULT_DOCS[r]} for r in contract.RESULTS],
             "steps": [
@@ -129,7 +129,7 @@ def diagnose_task(image: str) -> dict[str, Any]:
             "--azure-deployment", "$(params.azure-deployment)", "--api-version", "$(params.api-version)",
             "--api-key-file", "$(workspaces.credentials.path)/$(params.key-name)",
             "--summary-file", "$(results.summary.path)", "--output-dir", "$(workspaces.data.path)",
-            "--output-name", "$(params.report-file)", "--redact-each", "$(params.redact[*])"]  # fmt: skip
+            "--output-name", "$(params.report-file)", "--redact-each", "$(params.redact[*])"]
     return {
         "apiVersion": API,
         "kind": "Task",
@@ -154,7 +154,7 @@ def diagnose_task(image: str) -> dict[str, Any]:
             "results": [{"name": "summary", "type": "string", "description": "A short summary of the diagnosis."}],
             "steps": [{"name": "diagnose", "image": "$(params.image)", "command": ["llmstep", "diagnose"], "args": args}],
         },
-    }  # fmt: skip
+    }
 
 
 def credentials_workspace(keys: tuple[str, ...]) -> str:
@@ -171,13 +171,13 @@ def pipeline(plan: Plan) -> dict[str, Any]:
         # Required: a PipelineRun binds it (Tekton refuses an optional one that the diagnosis
         # task's required workspace uses, and a run without the key is better refused at once).
         workspaces.append({"name": credentials_workspace(keys),
-                           "description": f"A Secret with the key(s) {', '.join(keys)}."})  # fmt: skip
+                           "description": f"A Secret with the key(s) {', '.join(keys)}."})
     out = plan.step(plan.output)
     return {
         "apiVersion": API,
         "kind": "Pipeline",
         "metadata": {"name": plan.name, "labels": {**contract.LABELS, contract.CHAIN_LABEL: plan.name},
-                     "annotations": {contract.OUTPUT_TASK: out.name}},  # fmt: skip
+                     "annotations": {contract.OUTPUT_TASK: out.name}},
         "spec": {
             "description": plan.description,
             "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."}],
@@ -189,7 +189,7 @@ def pipeline(plan: Plan) -> dict[str, Any]:
                  "description": "Path of the chain's output in the data workspace."},
                 {"name": "preview", "value": f"$(tasks.{out.name}.results.preview)",
                  "description": "The first KiB of the chain's output."},
-            ],  # fmt: skip
+            ],
         },
     }
 
@@ -199,7 +199,7 @@ def pipeline_run(plan: Plan, input_json: str = "{}", storage: str = "1Gi") -> di
     run = _run_of(plan.name, {credentials_workspace(keys): keys for keys in _key_sets(plan)}, plan.secret, input_json, storage)
     # Container resources are a run setting in Tekton, not a PipelineTask field.
     specs = [{"pipelineTaskName": s.name, "computeResources": s.settings.resources}
-             for s in plan.steps if s.settings.resources]  # fmt: skip
+             for s in plan.steps if s.settings.resources]
     if specs:
         run["spec"]["taskRunSpecs"] = specs
     return run
@@ -211,7 +211,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
     workspaces: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
     if step.secrets:
         workspaces.append({"name": "credentials", "secret": {"secretName": secret,
-                           "items": [{"key": k, "path": k} for k in step.secrets]}})  # fmt: skip
+                           "items": [{"key": k, "path": k} for k in step.secrets]}})
     return {
         "apiVersion": API,
         "kind": "TaskRun",
@@ -251,7 +251,7 @@ def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
              {"apiGroups": ["tekton.dev"], "resources": ["pipelines", "tasks"], "verbs": ["get", "list", "create", "update"]},
              {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
          ]},
-    ]  # fmt: skip
+    ]
 
 
 def render(plan: Plan) -> list[dict[str, Any]]:
@@ -264,7 +264,7 @@ def data_claim(storage: str = "1Gi") -> dict[str, Any]:
     """The ``data`` workspace's claim as a PersistentVolumeClaim document (what ``tkn pipeline
     start -w name=data,volumeClaimTemplateFile=FILE`` reads); a PipelineRun carries its spec."""
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "llmstep-data"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}  # fmt: skip
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}
 
 
 def _run_of(name: str, credentials: dict[str, tuple[str, ...]], secret: str, input_json: str, storage: str) -> dict[str, Any]:
@@ -298,7 +298,7 @@ def run_for_pipeline(doc: dict[str, Any], input_json: str = "{}", storage: str =
             declared = json.loads(payload or "{}")
         except ValueError:
             raise RenderError(f"Pipeline {doc['metadata'].get('name')}: task {task.get('name')}: its payload param is "
-                              "not JSON; recompile it with llmstep compile --engine tekton") from None  # fmt: skip
+                              "not JSON; recompile it with llmstep compile --engine tekton") from None
         credentials[bound["credentials"]] = tuple(declared.get("secrets") or ())
         secret = declared.get("secret_name") or secret
     return _run_of(doc["metadata"]["name"], credentials, secret, input_json, storage)
@@ -318,7 +318,7 @@ def with_run(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     _check_env_size(step)
     inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
-              for s in step.sources]  # fmt: skip
+              for s in step.sources]
     params: list[dict[str, Any]] = [{"name": "payload", "value": serde.payload_text(step.payload)}]
     if CHAIN_INPUT in step.sources:
         params.append({"name": "input", "value": "$(params.input)"})
@@ -376,7 +376,7 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
         d = plan.on_failure
         values = {"target": "pipelinerun/$(context.pipelineRun.name)", "statuses": json.dumps(statuses),
                   **d.options(), "key-name": d.key, "image": plan.image,
-                  "report-file": "$(context.pipelineRun.name)/diagnosis.md"}  # fmt: skip
+                  "report-file": "$(context.pipelineRun.name)/diagnosis.md"}
         return {
             "name": "diagnose",
             "displayName": "diagnose failure",
@@ -401,7 +401,7 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
             "kwargs": {"input_variables": ["run", "tasks"], "template_format": "f-string",
                        "template": "PipelineRun {run} failed. Task statuses: {tasks}"},
         },
-    }  # fmt: skip
+    }
     return {
         "name": "on-failure",
         "displayName": "report failure",

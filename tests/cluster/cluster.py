@@ -46,7 +46,7 @@ ROOT = HERE.parent.parent
 STATE = Path(os.environ.get("LLMSTEP_K8S_STATE", "/tmp/llmstep-k8s"))
 TOKEN = "llmstep-test-admin-token"
 SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys",
-           "kernel/keys/root_maxbytes")  # fmt: skip
+           "kernel/keys/root_maxbytes")
 # Registries an image reference can name in the tests: Docker's default for short names, and the
 # ones Kubernetes and common images use. containerd 1.6 has no catch-all hosts.toml.
 REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io")
@@ -142,13 +142,13 @@ class Cluster:
         self._save_sysctls()
         self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kubelet", "healthz", "registry",
                                                      "s3", "argo-server", "gateway", "tekton-webhook",
-                                                     "tekton-probes")}  # fmt: skip
+                                                     "tekton-probes")}
         (self.state / "ports.json").write_text(json.dumps(self.ports))
         (self.state / "bins.json").write_text(json.dumps({k: str(v) for k, v in self.bins.items()}))
         self._start("registry", [sys.executable, str(HERE / "registry.py"), str(self.ports["registry"])],
-                    env={"PATH": os.environ["PATH"]})  # fmt: skip
+                    env={"PATH": os.environ["PATH"]})
         self._start("model-gateway", [sys.executable, str(ROOT / "tests" / "openai_server.py"), str(self.ports["gateway"])],
-                    env={"PATH": os.environ["PATH"]})  # fmt: skip
+                    env={"PATH": os.environ["PATH"]})
         self._certs()
         self._start("etcd", [
             self.bin("etcd", "etcd"), "--data-dir", str(self.state / "etcd"), "--name", "llmstep",
@@ -157,7 +157,7 @@ class Cluster:
             "--listen-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
             "--initial-cluster", f"llmstep=http://127.0.0.1:{self.ports['etcd-peer']}",
-        ])  # fmt: skip
+        ])
         self._start("kube-apiserver", [
             self.bin("kubernetes", "kube-apiserver"), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
             "--secure-port", str(self.ports["apiserver"]), "--etcd-servers", f"http://127.0.0.1:{self.ports['etcd']}",
@@ -170,7 +170,7 @@ class Cluster:
             "--service-cluster-ip-range", "10.96.0.0/24", "--allow-privileged=true",
             "--kubelet-client-certificate", str(self.state / "admin.crt"), "--kubelet-client-key", str(self.state / "admin.key"),
             "--kubelet-preferred-address-types", "Hostname,InternalIP",
-        ])  # fmt: skip
+        ])
         self._write_kubeconfig()
         self._wait("kube-apiserver", self._apiserver_ready, timeout)
         self._start("kube-controller-manager", [
@@ -180,11 +180,11 @@ class Cluster:
             "--root-ca-file", str(self.state / "ca.crt"), "--use-service-account-credentials",
             "--controllers", "*,-node-ipam-controller,-service-lb-controller,-node-route-controller,"
                              "-cloud-node-lifecycle-controller",
-        ])  # fmt: skip
+        ])
         self._start("kube-scheduler", [
             self.bin("kubernetes", "kube-scheduler"), "--kubeconfig", str(self.kubeconfig), "--leader-elect=false",
             "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
-        ])  # fmt: skip
+        ])
         self._containerd()
         self._wait("containerd", lambda: (self.state / "containerd.sock").exists(), 30)
         self._import_pause()
@@ -200,9 +200,9 @@ class Cluster:
         return self.kubeconfig
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        log = open(self.state / "logs" / f"{name}.log", "ab")  # lives with the process
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env or {"PATH": os.environ["PATH"]}, start_new_session=True)  # fmt: skip
+                                            env=env or {"PATH": os.environ["PATH"]}, start_new_session=True)
         (self.state / "pids").mkdir(exist_ok=True)
         (self.state / "pids" / name).write_text(str(self.procs[name].pid))
 
@@ -215,7 +215,7 @@ class Cluster:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet
+            except Exception:  # not ready yet
                 pass
             time.sleep(0.5)
         raise ClusterError(f"{name} not ready after {timeout:.0f} s:\n{tail(self.state / 'logs' / f'{name}.log')}")
@@ -231,15 +231,15 @@ class Cluster:
             subprocess.run(["openssl", *args], check=True, capture_output=True)
 
         ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=llmstep-test-ca",
-            "-keyout", str(s / "ca.key"), "-out", str(s / "ca.crt"))  # fmt: skip
+            "-keyout", str(s / "ca.key"), "-out", str(s / "ca.crt"))
         for name, subject, san in (("apiserver", "/CN=kube-apiserver", "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,IP:10.96.0.1"),
                                    ("admin", "/O=system:masters/CN=admin", None),
-                                   ("kubelet", "/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost")):  # fmt: skip
+                                   ("kubelet", "/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost")):
             ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(s / f"{name}.key"), "-out", str(s / f"{name}.csr"))
             ext = s / f"{name}.ext"
             ext.write_text(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
             ssl("x509", "-req", "-in", str(s / f"{name}.csr"), "-CA", str(s / "ca.crt"), "-CAkey", str(s / "ca.key"),
-                "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(s / f"{name}.crt"))  # fmt: skip
+                "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(s / f"{name}.crt"))
         ssl("genrsa", "-out", str(s / "sa.key"), "2048")
         ssl("rsa", "-in", str(s / "sa.key"), "-pubout", "-out", str(s / "sa.pub"))
 
@@ -253,7 +253,7 @@ class Cluster:
                                                              "certificate-authority": str(self.state / "ca.crt")}}],
             "users": [{"name": "user", "user": {"token": token}}],
             "contexts": [{"name": "llmstep-test", "context": context}],
-        }  # fmt: skip
+        }
 
     def _write_kubeconfig(self) -> None:
         self.kubeconfig.write_text(json.dumps(self.kubeconfig_for(TOKEN)))
@@ -265,8 +265,8 @@ class Cluster:
 
         ctx = ssl.create_default_context(cafile=str(self.state / "ca.crt"))
         req = urllib.request.Request(f"https://127.0.0.1:{self.ports['apiserver']}{path}",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:  # noqa: S310 - loopback only
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:  # loopback only
             return resp.read()
 
     def api(self, path: str) -> dict:
@@ -281,7 +281,7 @@ class Cluster:
 
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         out = subprocess.run([self.bin("kubernetes", "kubectl"), *args], input=input_text, capture_output=True,
-                             text=True, env=self.env)  # fmt: skip
+                             text=True, env=self.env)
         if check and out.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)}: {out.stderr.strip()[-3000:]}")
         return out
@@ -302,7 +302,7 @@ class Cluster:
         shutil.copy(HERE / "netns-only-cni", cni_bin / "netns-only")
         (cni / "10-netns-only.conflist").write_text(json.dumps({
             "cniVersion": "0.4.0", "name": "llmstep-netns-only", "plugins": [{"type": "netns-only"}],
-        }))  # fmt: skip
+        }))
         (s / "containerd.toml").write_text(f"""version = 2
 root = "{s}/containerd/root"
 state = "{s}/containerd/state"
@@ -329,7 +329,7 @@ state = "{s}/containerd/state"
 
     def ctr(self, *args: str, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", *args],
-                              input=input_bytes, capture_output=True, check=True)  # fmt: skip
+                              input=input_bytes, capture_output=True, check=True)
 
     def _import_pause(self) -> None:
         """The sandbox image: the Kubernetes module's pause binary in a one-layer image."""
@@ -344,7 +344,7 @@ state = "{s}/containerd/state"
         for name in names:
             if imported and imported[0] != name:
                 subprocess.run(["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", "images", "rm",
-                                name], capture_output=True)  # fmt: skip
+                                name], capture_output=True)
                 self.ctr("images", "tag", imported[0], name)
 
     def _kubelet(self) -> None:
@@ -363,13 +363,13 @@ state = "{s}/containerd/state"
             "imageGCHighThresholdPercent": 100, "serializeImagePulls": False,
             "cgroupsPerQOS": True, "enforceNodeAllocatable": [], "protectKernelDefaults": False,
             "resolvConf": "", "clusterDomain": "cluster.local", "maxPods": 250,
-        }))  # fmt: skip
+        }))
         env = {"PATH": os.environ["PATH"], "AWS_EC2_METADATA_DISABLED": "true"}
         self._start("kubelet", [
             self.bin("kubernetes", "kubelet"), "--config", str(s / "kubelet.yaml"), "--kubeconfig", str(s / "kubelet.kubeconfig"),
             "--hostname-override", "127.0.0.1", "--root-dir", str(s / "kubelet"),
             "--cert-dir", str(s / "kubelet-pki"), "--register-node=true", "--v", "1",
-        ], env=env)  # fmt: skip
+        ], env=env)
 
     # ------------------------------------------------------------------ stop
 

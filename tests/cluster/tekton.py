@@ -46,12 +46,12 @@ import yaml
 TEKTON_VERSION = "v1.15.0"
 NAMESPACE = "tekton-pipelines"
 IMAGES = {name: f"localhost/tekton-{name}:{TEKTON_VERSION}" for name in ("entrypoint", "nop", "workingdirinit",
-                                                                          "sidecarlogresults")}  # fmt: skip
+                                                                          "sidecarlogresults")}
 SHELL_IMAGE = "localhost/llmstep-base:bookworm"
 STORAGE_CLASS = "llmstep-local"
 VOLUMES = 160  # one per PipelineRun with a volumeClaimTemplate in a test session, with room to spare
 CONVERTED_CRDS = ("300-pipeline.yaml", "300-pipelinerun.yaml", "300-resolutionrequest.yaml", "300-stepaction.yaml",
-                  "300-task.yaml", "300-taskrun.yaml")  # fmt: skip
+                  "300-task.yaml", "300-taskrun.yaml")
 
 
 def config_dir(cluster: Any) -> Path:
@@ -97,7 +97,7 @@ def _configure(doc: dict, cluster: Any) -> dict:
     name, data = doc["metadata"]["name"], doc.setdefault("data", {})
     if name == "config-defaults":
         data["default-pod-template"] = yaml.safe_dump({
-            "hostNetwork": True, "env": [{"name": "OPENAI_BASE_URL", "value": cluster.gateway_url}]})  # fmt: skip
+            "hostNetwork": True, "env": [{"name": "OPENAI_BASE_URL", "value": cluster.gateway_url}]})
     elif name == "feature-flags":
         data["running-in-environment-with-injected-sidecars"] = "false"
     elif name == "config-observability":
@@ -111,7 +111,7 @@ def _webhook_service() -> dict:
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "tekton-pipelines-webhook", "namespace": NAMESPACE,
                          "labels": {"app.kubernetes.io/part-of": "tekton-pipelines", "app.kubernetes.io/component": "webhook"}},
-            "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}}  # fmt: skip
+            "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}}
 
 
 def _storage(cluster: Any) -> None:
@@ -120,7 +120,7 @@ def _storage(cluster: Any) -> None:
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
         "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate", "reclaimPolicy": "Retain",
-    }]  # fmt: skip
+    }]
     for i in range(VOLUMES):
         path = root / f"pv-{i:03d}"
         path.mkdir(parents=True)
@@ -130,7 +130,7 @@ def _storage(cluster: Any) -> None:
             "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
                      "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STORAGE_CLASS,
                      "hostPath": {"path": str(path), "type": "Directory"}},
-        })  # fmt: skip
+        })
     _apply(cluster, docs)
 
 
@@ -170,7 +170,7 @@ def _start_webhook(cluster: Any) -> None:
     from cluster import free_port
 
     env = _process_env(cluster, config_dir(cluster) / "webhook.yaml", WEBHOOK_PORT=cluster.ports["tekton-webhook"],
-                       PROBES_PORT=free_port(), PROFILING_PORT=free_port())  # fmt: skip
+                       PROBES_PORT=free_port(), PROFILING_PORT=free_port())
     cluster._start("tekton-webhook", [str(cluster.bins["tekton"] / "webhook"), "-disable-ha"], env=env)
 
     def ready() -> bool:
@@ -179,7 +179,7 @@ def _start_webhook(cluster: Any) -> None:
             return False
         for path in ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/webhook.pipeline.tekton.dev",
                      "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/validation.webhook.pipeline.tekton.dev",
-                     "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/config.webhook.pipeline.tekton.dev"):  # fmt: skip
+                     "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/config.webhook.pipeline.tekton.dev"):
             hook = cluster.api(path)["webhooks"][0]
             if not hook["clientConfig"].get("caBundle") or not hook.get("rules"):
                 return False
@@ -189,7 +189,7 @@ def _start_webhook(cluster: Any) -> None:
                 return False
         # The webhook defaults a v1 Task (a param's type): the API server reaches it, and it answers.
         probe = {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "webhook-probe", "namespace": "default"},
-                 "spec": {"params": [{"name": "p"}], "steps": [{"name": "s", "image": "x", "command": ["true"]}]}}  # fmt: skip
+                 "spec": {"params": [{"name": "p"}], "steps": [{"name": "s", "image": "x", "command": ["true"]}]}}
         out = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input_text=json.dumps(probe), check=False)
         return out.returncode == 0 and json.loads(out.stdout)["spec"]["params"][0].get("type") == "string"
 
@@ -203,7 +203,7 @@ def _start_controller(cluster: Any) -> None:
     env = _process_env(cluster, cfg / "controller.yaml", PROBES_PORT=cluster.ports["tekton-probes"], PROFILING_PORT=free_port())
     args = list(_container(cfg / "controller.yaml")["args"])
     images = {**{f"-{name}-image": tag for name, tag in IMAGES.items()}, "-shell-image": SHELL_IMAGE,
-              "-shell-image-win": "windows.invalid/none:unused"}  # fmt: skip
+              "-shell-image-win": "windows.invalid/none:unused"}
     for i, arg in enumerate(args[:-1]):
         if arg in images:
             args[i + 1] = images[arg]
@@ -211,7 +211,7 @@ def _start_controller(cluster: Any) -> None:
 
     def ready() -> bool:
         url = f"http://127.0.0.1:{cluster.ports['tekton-probes']}/readiness"
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=2) as resp:  # loopback only
             return resp.status == 200
 
     cluster._wait("tekton-controller", ready, 60)
