@@ -41,6 +41,10 @@ _EXPORTS = {
     "CredentialsWarning": "llmstep.errors",
     "SecretError": "llmstep.errors",
     "WorkflowError": "llmstep.errors",
+    "UsageError": "llmstep.errors",
+    "WorkflowFailed": "llmstep.errors",
+    "PipelineRunFailed": "llmstep.errors",
+    "Cancelled": "llmstep.errors",
     "RunFailed": "llmstep.errors",
     "SubmissionError": "llmstep.errors",
     "ItemFailed": "llmstep.errors",
@@ -51,6 +55,7 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_IMAGE",
     "BatchFailed",
+    "Cancelled",
     "ItemFailed",
     "KubernetesRunnable",
     "CompileError",
@@ -64,6 +69,7 @@ __all__ = [
     "LlmstepError",
     "OfflineChatModel",
     "PayloadError",
+    "PipelineRunFailed",
     "Plan",
     "PlanStep",
     "RenderError",
@@ -73,7 +79,9 @@ __all__ = [
     "SerializationError",
     "Step",
     "SubmissionError",
+    "UsageError",
     "WorkflowError",
+    "WorkflowFailed",
     "__version__",
     "compile",
 ]
@@ -86,6 +94,7 @@ if TYPE_CHECKING:
     from llmstep.diagnose.settings import Diagnose
     from llmstep.errors import (
         BatchFailed,
+        Cancelled,
         CompileError,
         CredentialsError,
         CredentialsWarning,
@@ -94,12 +103,15 @@ if TYPE_CHECKING:
         ItemFailed,
         LlmstepError,
         PayloadError,
+        PipelineRunFailed,
         RenderError,
         RunFailed,
         SecretError,
         SerializationError,
         SubmissionError,
+        UsageError,
         WorkflowError,
+        WorkflowFailed,
     )
     from llmstep.offline import OfflineChatModel
     from llmstep.plan import ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef

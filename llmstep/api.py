@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmstep.compiler.walk import DEFAULT_SECRET, compile_plan
+from llmstep.errors import UsageError
 from llmstep.plan import Plan
 
 if TYPE_CHECKING:
@@ -161,12 +162,10 @@ class Compiled:
             RunFailed: the run did not succeed (it names the failed steps); its record stays
                 under ``runs_dir`` (default ``.llmstep/runs``) for ``llmstep show`` and ``--resume``.
             SerializationError: ``input`` cannot travel to the first step.
-            LlmstepError: a bad argument (``engine``, ``isolation``), named in the message.
+            UsageError: a bad argument (``engine``, ``isolation``), named in the message.
         """
         if engine not in ("argo", "tekton"):
-            from llmstep.errors import LlmstepError
-
-            raise LlmstepError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
+            raise UsageError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         render = self.to_dict if engine == "argo" else self.to_tekton
         record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
                                  progress)
@@ -258,9 +257,7 @@ class Compiled:
             return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
                                  client=client)
         if engine != "argo":
-            from llmstep.errors import LlmstepError
-
-            raise LlmstepError(f"engine must be 'argo' or 'tekton', found {engine!r}")
+            raise UsageError(f"engine must be 'argo' or 'tekton', found {engine!r}")
         from llmstep.cluster import argo, transports
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
@@ -275,12 +272,11 @@ class Compiled:
         Argo only: a Tekton Pipeline fans out one task at a time (``matrix``), and pairing item i
         of one task with item i of the next over a whole chain, with per-item failure kept, is
         not something Tekton expresses; submit one PipelineRun per input instead."""
-        from llmstep.cluster import argo, batch, transports
+        from llmstep.cluster import argo, transports
+        from llmstep.render import batch
 
         if engine != "argo":
-            from llmstep.errors import LlmstepError
-
-            raise LlmstepError(f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
+            raise UsageError(f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
                                "per input (submit(x, engine='tekton') for each)")
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
@@ -313,22 +309,16 @@ def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
 def _tekton_transport(transport: dict[str, Any]) -> None:
     extra = sorted(set(transport) - {"client", "kubeconfig", "context"})
     if extra:
-        from llmstep.errors import LlmstepError
-
-        raise LlmstepError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
+        raise UsageError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
                            "pass client=, kubeconfig= or context=")
 
 
 def _positive(value: Any, name: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        from llmstep.errors import LlmstepError
-
-        raise LlmstepError(f"{name} must be a positive integer, found {value!r}")
+        raise UsageError(f"{name} must be a positive integer, found {value!r}")
 
 
 def _inputs_list(inputs: Any) -> list[Any]:
     if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
-        from llmstep.errors import LlmstepError
-
-        raise LlmstepError(f"inputs must be a list of chain inputs, found {type(inputs).__name__}")
+        raise UsageError(f"inputs must be a list of chain inputs, found {type(inputs).__name__}")
     return list(inputs)

@@ -1,7 +1,9 @@
 """Every error llmstep raises on purpose.
 
 ```
-LlmstepError                  root; ``exit_code`` is what the CLI exits with
+LlmstepError                  root; ``exit_code`` is what the CLI exits with            exit 2
+├── UsageError                an argument, option or named file is wrong                exit 2
+│   └── ReferenceError_       a chain reference (file.py:attr) cannot be resolved       exit 2
 ├── CompileError              a chain cannot become a plan (not serializable, bad Step settings)
 │   └── SecretError           a chain holds a secret value that a payload would carry
 ├── SerializationError        a payload or value cannot be encoded or decoded
@@ -10,7 +12,9 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 ├── ExecutionError            a step's Runnable raised                                  exit 1
 ├── CredentialsError          a secret the step needs is missing                        exit 3
 ├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
-├── RunFailed                 a workflow run finished without succeeding                exit 1
+├── RunFailed                 a run finished without succeeding (``failures``)          exit 1
+│   ├── WorkflowFailed        ... an Argo Workflow on a cluster   (also a SubmissionError)
+│   └── PipelineRunFailed     ... a Tekton PipelineRun            (also a SubmissionError)
 ├── DiagnosisError            evidence could not be read or the model could not answer  exit 1
 ├── SubmissionError           the cluster refused a workflow or could not be reached    exit 1
 ├── ItemFailed                one input of a batch produced no result                   exit 1
@@ -18,7 +22,13 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with
 └── Cancelled                 the caller stopped waiting (a cancelled async call)       exit 130
 ```
 
-Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once.
+A run that fails is one event wherever it ran: ``except RunFailed`` catches a local run, a
+Workflow and a PipelineRun alike; the cluster ones stay ``SubmissionError`` too, as they were.
+
+Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once: the
+Kubernetes and Argo Server clients' in :func:`llmstep.cluster.transports.api_error` and
+:func:`connection_reason`, LangChain's and pickle's in :mod:`llmstep.serde`, the model's HTTP
+errors in :mod:`llmstep.diagnose.llm`, the OS's file errors in :mod:`llmstep.files`.
 
 ``CredentialsWarning`` (a ``UserWarning``) is the one warning: a key given in code is not sent.
 """
@@ -39,12 +49,16 @@ __all__ = [
     "ExecutionError",
     "LlmstepError",
     "PayloadError",
+    "PipelineRunFailed",
+    "ReferenceError_",
     "RenderError",
     "RunFailed",
     "SecretError",
     "SerializationError",
     "SubmissionError",
+    "UsageError",
     "WorkflowError",
+    "WorkflowFailed",
 ]
 
 
@@ -52,6 +66,14 @@ class LlmstepError(Exception):
     """Root of every error llmstep raises on purpose."""
 
     exit_code = 2
+
+
+class UsageError(LlmstepError):
+    """An argument, an option or a file the user names is wrong; the message names it."""
+
+
+class ReferenceError_(UsageError):  # the underscore: not the builtin ReferenceError
+    """A chain reference (``path/to/file.py:attr``, ``package.module:attr``) cannot be resolved."""
 
 
 class CompileError(LlmstepError):
@@ -115,6 +137,18 @@ class DiagnosisError(LlmstepError):
 
 class SubmissionError(LlmstepError):
     """The cluster refused a workflow (forbidden, CRD missing, rejected) or could not be reached."""
+
+    exit_code = 1
+
+
+class WorkflowFailed(RunFailed, SubmissionError):
+    """A submitted Argo Workflow finished without succeeding; ``failures`` names its failed steps."""
+
+    exit_code = 1
+
+
+class PipelineRunFailed(RunFailed, SubmissionError):
+    """A Tekton PipelineRun finished without succeeding; ``failures`` names its failed tasks."""
 
     exit_code = 1
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from llmstep.errors import LlmstepError
+from llmstep.errors import UsageError
 
 
 def read_text(path: str | Path, option: str = "") -> str:
@@ -17,15 +17,15 @@ def read_text(path: str | Path, option: str = "") -> str:
     try:
         data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except FileNotFoundError:
-        raise LlmstepError(f"{where}: no such file") from None
+        raise UsageError(f"{where}: no such file") from None
     except IsADirectoryError:
-        raise LlmstepError(f"{where}: is a directory, not a file") from None
+        raise UsageError(f"{where}: is a directory, not a file") from None
     except OSError as exc:
-        raise LlmstepError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+        raise UsageError(f"{where}: cannot read it ({exc.strerror or exc})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise LlmstepError(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+        raise UsageError(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                            "save it as UTF-8") from None
 
 
@@ -37,7 +37,7 @@ def write_text(path: str | Path, text: str, option: str = "", *, parents: bool =
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise LlmstepError(f"{option} {path}: cannot write it ({exc.strerror or exc})".strip()) from None
+        raise UsageError(f"{option} {path}: cannot write it ({exc.strerror or exc})".strip()) from None
 
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -49,4 +49,4 @@ def check_documents_exist(targets: list[str]) -> None:
     for target in targets:
         path = Path(target)
         if path.suffix.lower() in DOCUMENT_SUFFIXES and not path.is_file():
-            raise LlmstepError(f"{target}: {'is a directory, not a file' if path.is_dir() else 'no such file'}")
+            raise UsageError(f"{target}: {'is a directory, not a file' if path.is_dir() else 'no such file'}")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstep.errors import WorkflowError
+from llmstep.errors import UsageError, WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -79,7 +79,7 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
             raise WorkflowError(f"{args.target}: expected one Argo Workflow, found {len(docs)}")
         return docs[0]
     if not is_reference(args.target):
-        raise WorkflowError(f"{args.target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
+        raise UsageError(f"{args.target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
     from llmstep.api import compile as compile_chain
 
     compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
@@ -162,7 +162,7 @@ def _tekton_only(args: argparse.Namespace) -> None:
                                      ("--insecure-skip-verify", args.insecure_skip_verify), ("--ca-file", args.ca_file))
             if value]
     if used:
-        raise WorkflowError(f"{', '.join(used)}: an Argo Server option; --engine tekton goes through the Kubernetes API "
+        raise UsageError(f"{', '.join(used)}: an Argo Server option; --engine tekton goes through the Kubernetes API "
                             "(--kubeconfig, --context)")
     if not args.namespace:
         args.namespace = default_namespace(args.kubeconfig, args.context)
@@ -181,11 +181,11 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
 
     _tekton_only(args)
     if args.inputs is not None:
-        raise WorkflowError("--inputs: a batch runs on Argo only (one Workflow over all inputs); on Tekton, "
+        raise UsageError("--inputs: a batch runs on Argo only (one Workflow over all inputs); on Tekton, "
                             "submit one PipelineRun per input")
     unknown = sorted(set(params) - {"input"})
     if unknown:
-        raise WorkflowError(f"-p {unknown[0]}: the Pipeline declares only the 'input' param")
+        raise UsageError(f"-p {unknown[0]}: the Pipeline declares only the 'input' param")
     from llmstep.files import check_documents_exist
 
     check_documents_exist([args.target])
@@ -210,5 +210,5 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         docs = compiled.to_tekton()
         text = params.get("input", "{}")
     else:
-        raise WorkflowError(f"{args.target!r} is neither a Tekton file nor a chain reference (path/to/file.py:attr)")
+        raise UsageError(f"{args.target!r} is neither a Tekton file nor a chain reference (path/to/file.py:attr)")
     return tekton.submit(docs, text, namespace=args.namespace, client=_kube_client(args))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.diagnose import settings
-from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
+from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -101,7 +101,7 @@ def _evidence(args: argparse.Namespace) -> Any:
                 found.add("cluster evidence unavailable", [str(exc)])
         return found
     if not args.target:
-        raise LlmstepError("llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE")
+        raise UsageError("llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE")
     evidence.parse_target(args.target)  # a bad target is reported before any cluster is contacted
     return evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target)
 
@@ -141,7 +141,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
             setattr(args, name, None)  # an empty Tekton/Argo param means "not set"
 
     if args.prompt == "custom" and not args.custom_prompt:
-        raise LlmstepError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
+        raise UsageError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
     redactor = Redactor(patterns=[*args.redact, *args.redact_each], anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
     if args.dry_run:

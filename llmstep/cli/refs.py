@@ -13,11 +13,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from llmstep.errors import LlmstepError
-
-
-class ReferenceError_(LlmstepError):  # avoid shadowing the builtin ReferenceError
-    """A chain reference cannot be resolved."""
+from llmstep.errors import ReferenceError_
 
 
 def is_reference(text: str) -> bool:

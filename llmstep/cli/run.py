@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract
-from llmstep.errors import LlmstepError, WorkflowError
+from llmstep.errors import LlmstepError, UsageError, WorkflowError
 
 KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
@@ -89,7 +89,7 @@ def read_inputs(path: str) -> list[Any]:
                 values.append(json.loads(line))
         except json.JSONDecodeError as exc:
             where = exc.lineno if len(lines) == 1 else number
-            raise WorkflowError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
+            raise UsageError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
                                 "give one JSON value per line, or one JSON list") from exc
     return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
@@ -131,7 +131,7 @@ def read_secrets(path: str | None) -> dict[str, str]:
             continue
         key, sep, value = line.removeprefix("export ").partition("=")
         if not sep or not key.strip().replace("_", "").isalnum():
-            raise WorkflowError(f"--secrets {path}:{number}: expected KEY=VALUE")
+            raise UsageError(f"--secrets {path}:{number}: expected KEY=VALUE")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -147,23 +147,23 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
     for item in args.parameter:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise WorkflowError(f"-p {item!r}: expected NAME=VALUE")
+            raise UsageError(f"-p {item!r}: expected NAME=VALUE")
         params[name] = value
     if args.input is not None:
         if "input" in params:
-            raise WorkflowError("give the input once: --input JSON or -p input=JSON, not both")
+            raise UsageError("give the input once: --input JSON or -p input=JSON, not both")
         params["input"] = args.input
     if args.inputs is not None:
         from llmstep.render.batch import encode_inputs
 
         if args.input is not None:
-            raise WorkflowError("give --input (one run) or --inputs (a batch), not both")
+            raise UsageError("give --input (one run) or --inputs (a batch), not both")
         params["inputs"] = encode_inputs(read_inputs(args.inputs))
     if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
         try:
             json.loads(params["input"])
         except json.JSONDecodeError as exc:
-            raise WorkflowError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+            raise UsageError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     return params
 
 
@@ -186,7 +186,7 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
     if len(targets) == 1 and is_reference(target):
         compiled = _compile_reference(args, target)
         if args.inputs is not None and args.engine == "tekton":
-            raise WorkflowError("--inputs (a batch) runs the Argo batch Workflow; drop --engine tekton")
+            raise UsageError("--inputs (a batch) runs the Argo batch Workflow; drop --engine tekton")
         launcher = isolation.start_launcher(classes=[c for s in compiled.plan.steps for c in s.payload["allowed"]])
         try:
             if args.inputs is not None:
@@ -195,7 +195,7 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
         except BaseException:
             launcher.close()
             raise
-    raise WorkflowError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
+    raise UsageError(f"{target!r} is neither a Workflow file nor a chain reference (path/to/file.py:attr)")
 
 
 def _compile_reference(args: argparse.Namespace, target: str) -> Any:
@@ -231,11 +231,11 @@ def _run(args: argparse.Namespace) -> int:
         from llmstep.cli.refs import is_reference
 
         if args.input or args.inputs or args.parameter:
-            raise WorkflowError("--resume RUN takes no input: the run's own is reused")
+            raise UsageError("--resume RUN takes no input: the run's own is reused")
         documents = None
         if args.target:
             if len(args.target) != 1 or not is_reference(args.target[0]):
-                raise WorkflowError("--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
+                raise UsageError("--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
                                     "with its current code; not a Workflow file")
             documents = _recompiled(args)
             print(f"llmstep: resuming {args.resume} with the current code of {args.target[0]}; finished steps keep "
@@ -248,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
                             documents=documents)
     else:
         if not args.target:
-            raise WorkflowError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
+            raise UsageError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
         docs, launcher = _documents(args, isolation)
         try:
             _prune(runs_dir)
@@ -411,7 +411,7 @@ def _show(args: argparse.Namespace) -> int:
 
     record = RunRecord.open(_runs_dir(args), args.run)
     if args.step and args.step not in record.nodes:
-        raise LlmstepError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
+        raise UsageError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
     if args.json:
         print(json_text(_show_json(record, args.step), indent=2))
         return 0

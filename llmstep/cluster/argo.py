@@ -15,7 +15,7 @@ from typing import Any
 
 from llmstep import contract
 from llmstep.cluster.transports import ArgoServer, KubeApi, api_error, kube_client  # noqa: F401 - re-exported
-from llmstep.errors import SubmissionError
+from llmstep.errors import SubmissionError, WorkflowFailed
 from llmstep.render.batch import STEP_NODES
 
 
@@ -40,7 +40,7 @@ class WorkflowRun:
         """Until the Workflow finishes (Pending is not finished); raises WorkflowFailed on failure."""
         wf = self._finished(timeout, poll)
         if wf["status"]["phase"] != "Succeeded":
-            raise WorkflowFailed(wf)
+            raise workflow_failed(wf)
         return wf
 
     def _finished(self, timeout: float, poll: float) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class WorkflowRun:
 
         wf = self._done()
         if wf["status"]["phase"] != "Succeeded":
-            raise WorkflowFailed(wf)
+            raise workflow_failed(wf)
         task = _annotations(wf).get(contract.OUTPUT_TASK)
         for node in (wf["status"].get("nodes") or {}).values():
             if node.get("displayName") == task and node.get("type") in STEP_NODES:
@@ -116,23 +116,19 @@ class BatchRun(WorkflowRun):
                              f"workflow {self.name}", return_exceptions)
 
 
-class WorkflowFailed(SubmissionError):
-    """A submitted workflow finished without succeeding; carries its failed steps."""
-
-    exit_code = 1
-
-    def __init__(self, wf: dict[str, Any]) -> None:
-        status = wf.get("status") or {}
-        meta = wf.get("metadata") or {}
-        self.failures = [
-            {"step": n.get("displayName"), "template": n.get("templateName"), "phase": n.get("phase"), "message": n.get("message")}
-            for n in (status.get("nodes") or {}).values()
-            if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES
-        ]
-        lines = [f"workflow {meta.get('name')} {str(status.get('phase')).lower()}: {status.get('message') or ''}".rstrip(": ")]
-        lines += [f"  step {f['step']} ({f['template']}): {f['message']}" for f in self.failures]
-        lines.append(f"  ask what went wrong: llmstep diagnose workflow/{meta.get('name')} -n {meta.get('namespace')}")
-        super().__init__("\n".join(lines))
+def workflow_failed(wf: dict[str, Any]) -> WorkflowFailed:
+    """The error for a finished Workflow that did not succeed: its phase, message and failed steps."""
+    status = wf.get("status") or {}
+    meta = wf.get("metadata") or {}
+    failures = [
+        {"step": n.get("displayName"), "template": n.get("templateName"), "phase": n.get("phase"), "message": n.get("message")}
+        for n in (status.get("nodes") or {}).values()
+        if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES
+    ]
+    lines = [f"workflow {meta.get('name')} {str(status.get('phase')).lower()}: {status.get('message') or ''}".rstrip(": ")]
+    lines += [f"  step {f['step']} ({f['template']}): {f['message']}" for f in failures]
+    lines.append(f"  ask what went wrong: llmstep diagnose workflow/{meta.get('name')} -n {meta.get('namespace')}")
+    return WorkflowFailed("\n".join(lines), run_id=meta.get("name") or "", failures=failures)
 
 
 def node_output(node: dict[str, Any]) -> str | None:

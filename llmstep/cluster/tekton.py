@@ -19,7 +19,7 @@ from typing import Any
 
 from llmstep import contract
 from llmstep.cluster.transports import api_error, call_kube
-from llmstep.errors import SubmissionError
+from llmstep.errors import PipelineRunFailed, SubmissionError
 
 GROUP, VERSION = "tekton.dev", "v1"
 STEP_CONTAINER = "step-exec"
@@ -30,25 +30,21 @@ HINTS = {
 _PLURALS = {"Task": "tasks", "Pipeline": "pipelines", "PipelineRun": "pipelineruns", "TaskRun": "taskruns"}
 
 
-class PipelineRunFailed(SubmissionError):
-    """A PipelineRun finished without succeeding; carries its failed tasks."""
-
-    exit_code = 1
-
-    def __init__(self, run: dict[str, Any], taskruns: list[dict[str, Any]]) -> None:
-        meta = run.get("metadata") or {}
-        cond = succeeded(run) or {}
-        self.failures = [
-            {"task": (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask"), "taskrun": tr["metadata"]["name"],
-             "reason": (succeeded(tr) or {}).get("reason"), "message": (succeeded(tr) or {}).get("message")}
-            for tr in taskruns if (succeeded(tr) or {}).get("status") == "False"
-        ]
-        name, ns = meta.get("name"), meta.get("namespace")
-        lines = [f"pipelinerun {name} {str(cond.get('reason') or 'failed').lower()}: {cond.get('message') or ''}".rstrip(": ")]
-        lines += [f"  task {f['task']} (taskrun {f['taskrun']}): {f['reason']}: {f['message']}" for f in self.failures]
-        lines.append(f"  see: tkn pipelinerun describe {name} -n {ns}")
-        lines.append(f"  ask what went wrong: llmstep diagnose pipelinerun/{name} -n {ns}")
-        super().__init__("\n".join(lines))
+def pipelinerun_failed(run: dict[str, Any], taskruns: list[dict[str, Any]]) -> PipelineRunFailed:
+    """The error for a finished PipelineRun that did not succeed: its reason and failed tasks."""
+    meta = run.get("metadata") or {}
+    cond = succeeded(run) or {}
+    failures = [
+        {"task": (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask"), "taskrun": tr["metadata"]["name"],
+         "reason": (succeeded(tr) or {}).get("reason"), "message": (succeeded(tr) or {}).get("message")}
+        for tr in taskruns if (succeeded(tr) or {}).get("status") == "False"
+    ]
+    name, ns = meta.get("name"), meta.get("namespace")
+    lines = [f"pipelinerun {name} {str(cond.get('reason') or 'failed').lower()}: {cond.get('message') or ''}".rstrip(": ")]
+    lines += [f"  task {f['task']} (taskrun {f['taskrun']}): {f['reason']}: {f['message']}" for f in failures]
+    lines.append(f"  see: tkn pipelinerun describe {name} -n {ns}")
+    lines.append(f"  ask what went wrong: llmstep diagnose pipelinerun/{name} -n {ns}")
+    return PipelineRunFailed("\n".join(lines), run_id=name or "", failures=failures)
 
 
 def succeeded(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -133,7 +129,7 @@ class PipelineRunHandle:
 
     def _succeeded(self, run: dict[str, Any]) -> dict[str, Any]:
         if (succeeded(run) or {}).get("status") != "True":
-            raise PipelineRunFailed(run, self.api.taskruns(self.namespace, self.name))
+            raise pipelinerun_failed(run, self.api.taskruns(self.namespace, self.name))
         return run
 
     def _finished(self, timeout: float, poll: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from llmstep import contract
 from llmstep.diagnose.anonymize import names_in
 from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
-from llmstep.errors import DiagnosisError, LlmstepError, connection_reason
+from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 KINDS = {
     "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
@@ -78,9 +78,9 @@ def parse_target(target: str) -> tuple[str, str]:
     kind, sep, name = target.partition("/")
     kind = ALIASES.get(kind.lower(), kind.lower().rstrip("s") if kind.lower().rstrip("s") in KINDS else kind.lower())
     if not sep or not kind or not name:
-        raise LlmstepError(f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)")
+        raise UsageError(f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)")
     if kind not in KINDS:
-        raise LlmstepError(f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
+        raise UsageError(f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
                            f"{', '.join(sorted(KINDS))}; for any other object: kubectl get {kind} {name} -o yaml "
                            "| llmstep diagnose -f -")
     return kind, name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmstep.diagnose import settings
-from llmstep.errors import DiagnosisError, LlmstepError
+from llmstep.errors import DiagnosisError, UsageError
 
 TYPES = settings.PROMPTS
 
@@ -33,7 +33,7 @@ def messages(evidence: str, kind: str = "diagnose", lang: str | None = None, cus
     language = f" Write every text value in {lang}." if lang else ""
     if kind == "custom":
         if not custom:
-            raise LlmstepError("prompt type custom needs the prompt text (--custom-prompt)")  # a usage error: exit 2
+            raise UsageError("prompt type custom needs the prompt text (--custom-prompt)")  # a usage error: exit 2
         body = custom.replace("{evidence}", evidence) if "{evidence}" in custom else f"{custom}\n\nEvidence:\n{evidence}"
         return [{"role": "system", "content": f"{system} {_ANSWER}.{language}"}, {"role": "user", "content": body}]
     task = _TASKS[kind]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from llmstep.errors import LlmstepError
+from llmstep.errors import UsageError
 
 MODEL = "gpt-4o-mini"
 PROVIDER = "openai"
@@ -39,7 +39,7 @@ def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[r
         try:
             compiled.append(re.compile(pattern))
         except (re.error, TypeError) as exc:
-            raise LlmstepError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
+            raise UsageError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
     return compiled
 
 
