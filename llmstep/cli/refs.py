@@ -89,3 +89,5 @@ def _load_module(spec: str) -> Any:
         return importlib.import_module(spec)
     except ImportError as exc:
         raise ReferenceError_(f"cannot import {spec}: {exc}") from exc
+    except Exception as exc:  # the user's module raised: their error, as for a file, not an llmstep bug
+        raise ReferenceError_(f"{spec} raised while loading: {type(exc).__name__}: {exc}") from exc

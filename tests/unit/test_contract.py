@@ -1,0 +1,258 @@
+"""The step contract (llmstep/contract.py): the command every engine runs is the one `llmstep exec`
+parses, and the files, environment names and exit codes it names are the ones a real step uses."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+
+import llmstep
+from llmstep import contract
+from llmstep.cli import main as cli_main
+from llmstep.errors import CredentialsError, CredentialsWarning, ExecutionError, PayloadError
+from llmstep.executor.step import RECORD
+from llmstep.local.process import local_argv
+
+SOURCE = str(Path(llmstep.__file__).resolve().parent.parent)
+"""Where the llmstep under test is imported from: the steps these tests start import the same."""
+
+
+def staging_flags(root: Path, inputs: str = "input", log_output: str = "false") -> dict[str, str]:
+    """Every key ``exec_argv(staging=...)`` reads, with concrete values (the Tekton Task gives
+    ``$(...)`` references that Tekton replaces with such values)."""
+    return {
+        "payload_env": "LLMSTEP_PAYLOAD",
+        "input_env": "LLMSTEP_INPUT",
+        "secrets_dir": str(root / "credentials"),
+        "link_root": str(root / "workspace"),
+        "inputs": inputs,
+        "log_output": log_output,
+        **{"result_" + name.replace("-", "_"): str(root / "results" / name) for name in contract.RESULTS},
+    }
+
+
+def parse(argv: list[str]):
+    """``argv`` as the ``llmstep`` command parses it (argv[0] is the program)."""
+    return cli_main._parser().parse_args(argv[1:])
+
+
+def run(argv: list[str], env: dict[str, str], home: Path, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a contract command (``llmstep ...``) as this interpreter's ``python -m llmstep`` (the
+    llmstep these tests import), with only ``env`` besides PATH and HOME, as in a pod; with
+    ``data_dir``, as the local runner maps the container's command onto a local data directory."""
+    local = local_argv(argv, data_dir) if data_dir is not None else [sys.executable, "-m", "llmstep", *argv[1:]]
+    return subprocess.run(
+        local,
+        capture_output=True, text=True, timeout=120,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONPATH": SOURCE, **env},
+    )  # fmt: skip
+
+
+def lay_out(data_dir: Path, payload: dict, chain_input: str) -> Path:
+    """A data directory as Argo's artifacts leave it: the payload and the single input file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / contract.PAYLOAD).write_text(json.dumps(payload), encoding="utf-8")
+    (data_dir / contract.INPUT).write_text(chain_input, encoding="utf-8")
+    return data_dir
+
+
+def prompt_payload() -> dict:
+    return llmstep.compile(ChatPromptTemplate.from_template("Q: {question}")).plan.steps[0].payload
+
+
+def _explode(value):
+    raise ValueError(f"no answer to {value}")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_the_command_is_the_installed_llmstep_script_running_exec():
+    argv = contract.exec_argv()
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    assert argv[:2] == ["llmstep", "exec"]
+    assert scripts["llmstep"] == "llmstep.cli.main:main"
+    args = parse(argv)
+    assert args.func is cli_main._exec
+    assert args.data_dir == contract.DATA_DIR == "/llmstep"
+
+
+def test_exec_argv_parses_to_its_data_dir_and_nothing_staged():
+    args = parse(contract.exec_argv("/data/run-1/step"))
+    assert args.data_dir == "/data/run-1/step"
+    assert args.step_name is None
+    # nothing that makes _exec stage the directory itself (Argo places the files)
+    assert (args.payload_env, args.input_env, args.inputs, args.result, args.secrets_dir) == (None, None, [], [], "")
+    assert args.log_output == "false"
+
+
+@pytest.mark.parametrize("step_name, expected", [("summarize-2", "summarize-2"), (None, None), ("", None)])
+def test_step_name_is_passed_only_when_given(step_name, expected):
+    argv = contract.exec_argv("/d", step_name=step_name)
+    assert parse(argv).step_name == expected
+    assert ("--step-name" in argv) is (expected is not None)
+
+
+def test_staging_flags_parse_to_what_the_executor_stages_and_publishes(tmp_path):
+    flags = staging_flags(tmp_path, log_output="true")
+    args = parse(contract.exec_argv("/ws/run/step", staging=flags))
+    assert args.data_dir == "/ws/run/step"
+    assert (args.payload_env, args.input_env) == ("LLMSTEP_PAYLOAD", "LLMSTEP_INPUT")
+    assert (args.secrets_dir, args.link_root) == (flags["secrets_dir"], flags["link_root"])
+    assert args.inputs == ["input"]
+    assert args.log_output == "true"
+    results = dict(item.partition("=")[::2] for item in args.result)  # as _exec reads them
+    assert results == {name: str(tmp_path / "results" / name) for name in contract.RESULTS}
+
+
+@pytest.mark.parametrize("expanded", [[], ["input"], ["a=run/a/output.json", "b=run/b/output.json"]])
+def test_inputs_come_last_so_tekton_can_expand_the_array_param_into_any_number_of_items(tmp_path, expanded):
+    flags = staging_flags(tmp_path, inputs="$(params.inputs[*])")
+    argv = contract.exec_argv("/d", staging=flags)
+    assert argv[-2:] == ["--inputs", "$(params.inputs[*])"]
+    # Tekton replaces the one `$(params.inputs[*])` argument with the array's items
+    args = parse(argv[:-1] + expanded)
+    assert args.inputs == expanded
+    assert len(args.result) == len(contract.RESULTS)
+
+
+def test_staging_without_a_key_it_needs_is_refused(tmp_path):
+    flags = staging_flags(tmp_path)
+    del flags["result_output_path"]
+    with pytest.raises(KeyError, match="result_output_path"):
+        contract.exec_argv("/d", staging=flags)
+
+
+# ---------------------------------------------------------------- the files, in a real step
+
+
+def test_a_step_run_with_the_command_reads_and_writes_the_contract_files(tmp_path):
+    question = "why? " * 400  # an output longer than the preview
+    data_dir = lay_out(tmp_path / "step", prompt_payload(), json.dumps({"question": question}))
+    result = run(contract.exec_argv(), {}, tmp_path, data_dir)
+    assert result.returncode == contract.EXIT_OK, result.stderr
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(
+        [contract.PAYLOAD, contract.INPUT, contract.OUTPUT, contract.PREVIEW, contract.USAGE]
+    )
+    assert question in (data_dir / contract.OUTPUT).read_text(encoding="utf-8")
+    preview = (data_dir / contract.PREVIEW).read_bytes()
+    assert len(preview) == contract.PREVIEW_BYTES
+    assert "Q: why? why? " in preview.decode("utf-8")
+    assert json.loads((data_dir / contract.USAGE).read_text(encoding="utf-8")) == {}
+
+
+def test_a_staged_step_lays_out_its_directory_from_the_env_and_publishes_every_result(tmp_path):
+    workspace = tmp_path / "workspace"
+    data_dir = workspace / "run-1" / "ask"
+    flags = staging_flags(tmp_path, inputs="input", log_output="true")
+    chain_input = json.dumps({"question": "what is a pod?"})
+    env = {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": chain_input}
+    result = run(contract.exec_argv(str(data_dir), staging=flags), env, tmp_path)
+    assert result.returncode == contract.EXIT_OK, result.stderr
+    assert (data_dir / contract.INPUT).read_text(encoding="utf-8") == chain_input
+    assert json.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["name"] == "chatprompttemplate"
+    published = {name: (tmp_path / "results" / name).read_text(encoding="utf-8") for name in contract.RESULTS}
+    output = (data_dir / contract.OUTPUT).read_bytes()
+    assert published["output-path"] == f"run-1/ask/{contract.OUTPUT}"
+    assert published["sha256"] == hashlib.sha256(output).hexdigest()
+    assert "what is a pod?" in published["preview"]
+    assert json.loads(published["usage"]) == {}
+    # log_output "true": the output is also a record in the log, for a client that reads it there
+    records = [json.loads(line[len(RECORD):]) for line in result.stdout.splitlines() if line.startswith(RECORD)]
+    assert [r["kind"] for r in records] == ["output"]
+    assert records[0]["value"] == output.decode("utf-8")
+
+
+# ---------------------------------------------------------------- exit codes and errors
+
+
+def test_each_exit_code_is_the_one_its_error_carries():
+    assert contract.EXIT_OK == 0
+    assert ExecutionError.exit_code == contract.EXIT_RUNNABLE_FAILED == 1
+    assert PayloadError.exit_code == contract.EXIT_BAD_INPUT == 2
+    assert CredentialsError.exit_code == contract.EXIT_MISSING_CREDENTIALS == 3
+
+
+def test_a_runnable_that_raises_exits_runnable_failed_with_its_error_in_error_json(tmp_path):
+    payload = llmstep.compile(RunnableLambda(_explode), allow_pickle=True).plan.steps[0].payload
+    data_dir = lay_out(tmp_path / "step", payload, '"life"')
+    result = run(contract.exec_argv(), {}, tmp_path, data_dir)
+    assert result.returncode == contract.EXIT_RUNNABLE_FAILED, result.stderr
+    error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
+    assert error["exit_code"] == contract.EXIT_RUNNABLE_FAILED
+    assert contract.error_text(error) == "ValueError: no answer to life"
+    assert not (data_dir / contract.OUTPUT).exists()
+
+
+def test_bad_input_exits_bad_input_and_names_the_step_the_command_names(tmp_path):
+    data_dir = lay_out(tmp_path / "step", prompt_payload(), json.dumps({"not-the-question": 1}))
+    result = run(contract.exec_argv(step_name="ask-3"), {}, tmp_path, data_dir)
+    assert result.returncode == contract.EXIT_BAD_INPUT, result.stderr
+    error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
+    assert error["step"] == "ask-3"
+    assert "step 'ask-3' needs input keys ['question']" in error["message"]
+
+
+def test_a_missing_credential_exits_missing_credentials(tmp_path):
+    from langchain_openai import ChatOpenAI
+
+    with pytest.warns(CredentialsWarning):
+        payload = llmstep.compile(ChatOpenAI(model="gpt-4o-mini", api_key="sk-test-not-a-real-key-1234567890")).plan.steps[0].payload
+    data_dir = lay_out(tmp_path / "step", payload, '"hello"')
+    result = run(contract.exec_argv(), {}, tmp_path, data_dir)
+    assert result.returncode == contract.EXIT_MISSING_CREDENTIALS, result.stderr
+    error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
+    assert "OPENAI_API_KEY" in error["message"]
+
+
+def test_refuse_in_the_pickle_env_refuses_a_pickle_payload_before_running_it(tmp_path):
+    payload = llmstep.compile(RunnableLambda(_explode), allow_pickle=True).plan.steps[0].payload
+    data_dir = lay_out(tmp_path / "step", payload, '"life"')
+    result = run(contract.exec_argv(), {contract.PICKLE_ENV: contract.REFUSE}, tmp_path, data_dir)
+    # bad input, not the Runnable's own failure: it never ran
+    assert result.returncode == contract.EXIT_BAD_INPUT, result.stderr
+    error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
+    assert "pickle" in error["message"]
+    assert "no answer" not in error["message"]
+
+
+# ---------------------------------------------------------------- error_text and input_file
+
+
+@pytest.mark.parametrize(
+    "error, text",
+    [
+        ({"type": "ValueError", "message": "bad value"}, "ValueError: bad value"),
+        ({"type": "ValueError", "message": "ValueError: bad value"}, "ValueError: bad value"),  # the type once
+        ({"type": "PayloadError", "message": "ValueError: x"}, "PayloadError: ValueError: x"),
+        ({"message": "no type"}, "Error: no type"),
+        ({}, "Error: "),
+    ],
+)
+def test_error_text_is_one_line_with_the_type_once(error, text):
+    assert contract.error_text(error) == text
+
+
+def test_input_file_of_a_single_input_step_is_input_json_whatever_the_source():
+    assert contract.input_file("input", single=True) == contract.INPUT == "input.json"
+    assert contract.input_file("../../etc/passwd", single=True) == contract.INPUT
+
+
+def test_input_file_of_a_fan_in_step_is_one_file_per_source_in_the_input_dir():
+    assert contract.input_file("summarize-2", single=False) == f"{contract.INPUT_DIR}/summarize-2.json"
+    assert contract.input_file("input", single=False) == "input/input.json"
+
+
+@pytest.mark.parametrize("source", ["../x", "../../etc/passwd", "/etc/passwd", "a/b", "a\\b", ".", "..", "", None, 3])
+def test_input_file_never_names_a_file_outside_the_data_directory(source):
+    with pytest.raises(PayloadError, match="would be read outside the data directory"):
+        contract.input_file(source, single=False)
