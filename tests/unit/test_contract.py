@@ -18,8 +18,9 @@ from langchain_core.runnables import RunnableLambda
 import llmstep
 from llmstep import contract
 from llmstep.cli import main as cli_main
+from llmstep.contract import RECORD
 from llmstep.errors import CredentialsError, CredentialsWarning, ExecutionError, PayloadError
-from llmstep.executor.step import RECORD
+from llmstep.executor import main as executor_main
 from llmstep.local.process import local_argv
 
 SOURCE = str(Path(llmstep.__file__).resolve().parent.parent)
@@ -41,8 +42,9 @@ def staging_flags(root: Path, inputs: str = "input", log_output: str = "false") 
 
 
 def parse(argv: list[str]):
-    """``argv`` as the ``llmstep`` command parses it (argv[0] is the program)."""
-    return cli_main._parser().parse_args(argv[1:])
+    """``argv`` (``llmstep exec ...``) as ``llmstep exec``'s own entry point parses it."""
+    assert argv[:2] == ["llmstep", "exec"]
+    return executor_main.parser().parse_args(argv[2:])
 
 
 def run(argv: list[str], env: dict[str, str], home: Path, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,7 +56,7 @@ def run(argv: list[str], env: dict[str, str], home: Path, data_dir: Path | None 
         local,
         capture_output=True, text=True, timeout=120,
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONPATH": SOURCE, **env},
-    )  # fmt: skip
+    )
 
 
 def lay_out(data_dir: Path, payload: dict, chain_input: str) -> Path:
@@ -82,15 +84,15 @@ def test_the_command_is_the_installed_llmstep_script_running_exec():
     assert argv[:2] == ["llmstep", "exec"]
     assert scripts["llmstep"] == "llmstep.cli.main:main"
     args = parse(argv)
-    assert args.func is cli_main._exec
     assert args.data_dir == contract.DATA_DIR == "/llmstep"
+    assert cli_main._parser().parse_args(argv[1:]).func is executor_main.run  # llmstep exec --help: the same options
 
 
 def test_exec_argv_parses_to_its_data_dir_and_nothing_staged():
     args = parse(contract.exec_argv("/data/run-1/step"))
     assert args.data_dir == "/data/run-1/step"
     assert args.step_name is None
-    # nothing that makes _exec stage the directory itself (Argo places the files)
+    # nothing that makes the executor stage the directory itself (Argo places the files)
     assert (args.payload_env, args.input_env, args.inputs, args.result, args.secrets_dir) == (None, None, [], [], "")
     assert args.log_output == "false"
 
@@ -110,7 +112,7 @@ def test_staging_flags_parse_to_what_the_executor_stages_and_publishes(tmp_path)
     assert (args.secrets_dir, args.link_root) == (flags["secrets_dir"], flags["link_root"])
     assert args.inputs == ["input"]
     assert args.log_output == "true"
-    results = dict(item.partition("=")[::2] for item in args.result)  # as _exec reads them
+    results = dict(item.partition("=")[::2] for item in args.result)  # as the executor reads them
     assert results == {name: str(tmp_path / "results" / name) for name in contract.RESULTS}
 
 

@@ -59,7 +59,7 @@ def test_code_from_a_file_is_named_by_the_path_as_given_never_the_machines(tmp_p
     # functions pickled by value carry their file name: it must not name this machine's folders
     write("sub/steps.py", "from langchain_core.runnables import RunnableLambda\n"
                           "def shout(x):\n    return x.upper()\n"
-                          "chain = RunnableLambda(shout)\n")  # fmt: skip
+                          "chain = RunnableLambda(shout)\n")
     chain = load_reference("sub/steps.py:chain")
     assert chain.invoke("hi") == "HI"
     assert chain.func.__code__.co_filename == "sub/steps.py"
@@ -73,7 +73,7 @@ def test_a_file_is_executed_once_for_every_reference_into_it():
     write("chain.py", PROMPT + "from pathlib import Path\n"
                       "with open('loads.txt', 'a') as f:\n    f.write('x')\n"
                       "a = ChatPromptTemplate.from_template('a {x}')\n"
-                      "b = ChatPromptTemplate.from_template('b {x}')\n")  # fmt: skip
+                      "b = ChatPromptTemplate.from_template('b {x}')\n")
     a, b = load_reference("chain.py:a"), load_reference("chain.py:b")
     assert (a.invoke({"x": 1}).to_string(), b.invoke({"x": 1}).to_string()) == ("Human: a 1", "Human: b 1")
     assert Path("loads.txt").read_text() == "x"
@@ -138,7 +138,7 @@ def test_the_cli_reports_a_module_that_raises_as_bad_input_not_an_internal_error
         [sys.executable, "-m", "llmstep", "compile", "refs_case_cli:chain"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([source, str(tmp_path)])},
-    )  # fmt: skip
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr == "llmstep: error: refs_case_cli raised while loading: ValueError: no model configured\n"
 

@@ -36,7 +36,7 @@ class Changes(Progress):
 @pytest.fixture
 def record(tmp_path):
     record = RunRecord.create(tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "attempts"}}],
-                              engine="argo", arguments={})  # fmt: skip
+                              engine="argo", arguments={})
     yield record
     record.release()
 
@@ -94,7 +94,7 @@ def test_a_step_that_succeeds_records_its_phase_outputs_and_log(record, launcher
     assert {k: node[k] for k in ("phase", "message", "exitCode", "attempts", "templateName", "displayName", "exitHandler")} == {
         "phase": "Succeeded", "message": "", "exitCode": 0, "attempts": 1, "templateName": "ask-tmpl",
         "displayName": "ask", "exitHandler": False,
-    }  # fmt: skip
+    }
     assert node["outputs"] == {"parameters": [{"name": "output", "value": "42"}]}
     assert node["startedAt"] <= node["finishedAt"]
     log = (record.step_dir("ask") / "log.txt").read_text(encoding="utf-8")
@@ -232,7 +232,7 @@ def test_a_retry_rule_may_retry_an_error_phase(record, launcher, tmp_path):
 
     code = "import pathlib, sys; (pathlib.Path(sys.argv[1]) / 'out.txt').write_text('second')"
     run = StepRun(name="ask", template="t", prepare=lambda d: python(code, d), collect=collect, retries=1,
-                  retry=lambda code, phase, duration: phase in ("Failed", "Error"))  # fmt: skip
+                  retry=lambda code, phase, duration: phase in ("Failed", "Error"))
     assert run_step(run, record, launcher, Progress()) == "Succeeded"
     assert record.nodes["ask"]["attempts"] == 2
 
@@ -357,7 +357,7 @@ def test_error_message_is_the_steps_account_else_its_exit_code(tmp_path, error_j
     "text, value",
     [(30, 30.0), ("30", 30.0), ("2.5", 2.5), ("5s", 5.0), ("1.5s", 1.5), ("500ms", 0.5), ("1m", 60.0),
      ("1m30s", 90.0), ("1h30m", 5400.0), ("2h", 7200.0), (" 10s ", 10.0)],
-)  # fmt: skip
+)
 def test_seconds_of_an_engine_duration(text, value):
     assert seconds(text, "backoff.duration") == value
 

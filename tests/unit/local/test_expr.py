@@ -69,7 +69,7 @@ def test_true_false_and_asint_are_never_asked_of_the_resolver():
 
 def test_tokens_are_kinds_and_texts_whatever_the_spacing():
     expected = [("word", "a.b"), ("op", "=="), ("str", "'x y'"), ("op", "&&"), ("op", "!"), ("op", "("),
-                ("num", "-1"), ("op", "<="), ("num", "2.5"), ("op", ")")]  # fmt: skip
+                ("num", "-1"), ("op", "<="), ("num", "2.5"), ("op", ")")]
     assert expr.tokenize("a.b=='x y'&&!(-1<=2.5)") == expected
     assert expr.tokenize("  a.b ==\n 'x y'\t&& ! ( -1 <= 2.5 )  ") == expected
 
@@ -98,7 +98,7 @@ def test_names_are_the_bare_words_an_expression_uses_in_order():
         ("heads == 'heads'", True), ("'heads' == \"heads\"", True),
         ("true == true", True), ("true != false", True),
     ],
-)  # fmt: skip
+)
 def test_each_comparison(text, value):
     assert expr.evaluate(text, unknown) is value
 
@@ -136,7 +136,7 @@ def test_values_that_cannot_be_ordered_are_a_workflow_error():
         # chains of the same operator read left to right
         ("true && true && false", False), ("false || false || true", True),
     ],
-)  # fmt: skip
+)
 def test_logic_and_precedence(text, value):
     assert expr.evaluate(text, unknown) is value
 
