@@ -30,18 +30,26 @@ _GATED = (
 
 def _slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     """`llmstep run` of a chain whose second step (gate) sleeps until a flag file exists; returned
-    once that step is running."""
+    once that step is running and the record says so (its status is written after the step starts)."""
     (tmp_path / "gated.py").write_text(_GATED.format(flag=str(tmp_path / "flag")))
     proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", "gated.py:chain", "--allow-pickle", "--input", '"x"'],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         found = list((tmp_path / ".llmstep" / "runs").glob("*/steps/gate/pid"))
-        if found:
+        if found and _recorded_running(found[0].parent.parent.parent):
             return proc, found[0].parent.parent.parent
         time.sleep(0.1)
     proc.kill()
     raise AssertionError(f"the gate step never started: {proc.communicate()}")
+
+
+def _recorded_running(record: Path) -> bool:
+    try:
+        nodes = json.loads((record / "status.json").read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return False  # not written yet, or being replaced
+    return any(n.get("displayName") == "gate" and n.get("phase") == "Running" for n in nodes.values())
 
 
 def _alive(pid: int) -> bool:
