@@ -124,10 +124,10 @@ def _api_key(args: argparse.Namespace) -> str:
         except Exception as exc:  # noqa: BLE001 - missing Secret, key or permission
             raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
     var = args.api_key_env or ("AZURE_OPENAI_API_KEY" if args.provider == "azure" else "OPENAI_API_KEY")
-    key = os.environ.get(var)
-    if not key:
+    found = os.environ.get(var)
+    if not found:
         raise DiagnosisError(f"no API key: set {var} (or give --api-key-file FILE, --api-key-env VAR or --api-key-secret NAME/KEY)")
-    return key
+    return found
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
