@@ -70,13 +70,14 @@ class OfflineChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         """The same answer, a word at a time (``latency`` spread over the words)."""
         whole = self._generate(messages, stop, None, **{**kwargs, "_no_wait": True}).generations[0].message
+        usage = whole.usage_metadata if isinstance(whole, AIMessage) else None  # _generate answers an AIMessage
         words = str(whole.content).split(" ")
         for i, word in enumerate(words):
             if self.latency:
                 time.sleep(self.latency / len(words))
             last = i == len(words) - 1
             chunk = AIMessageChunk(content=word + ("" if last else " "),
-                                   usage_metadata=whole.usage_metadata if last else None)
+                                   usage_metadata=usage if last else None)
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=ChatGenerationChunk(message=chunk))
             yield ChatGenerationChunk(message=chunk)

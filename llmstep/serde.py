@@ -29,7 +29,7 @@ import json
 import re
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llmstep import contract, values
@@ -183,7 +183,7 @@ def _find_not_implemented(node: Any) -> list[str] | None:
     if isinstance(node, dict):
         if node.get("lc") == 1 and node.get("type") == "not_implemented":
             return [str(x) for x in node.get("id") or ["?"]]
-        children = node.values()
+        children: Iterable[Any] = node.values()
     elif isinstance(node, list):
         children = node
     else:

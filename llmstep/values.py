@@ -76,9 +76,9 @@ class Classes:
     only prints, such as the CLI), instead of raising.
     """
 
-    def __init__(self, known: Mapping[str, type | None] = (), *, load: Callable[[str], type] | None = None,
+    def __init__(self, known: Mapping[str, type | None] | None = None, *, load: Callable[[str], type] | None = None,
                  modules: bool = False, lenient: bool = False) -> None:
-        self.known: dict[str, type | None] = dict(known)
+        self.known: dict[str, type | None] = dict(known or {})
         self.load = load
         self.modules = modules
         self.lenient = lenient
@@ -174,7 +174,7 @@ class _Encoder:
     def __init__(self, classes: Classes | None, where: str) -> None:
         self.classes = classes
         self.where = where
-        self.lc_ids: dict[type, list[str]] | None = None
+        self.lc_ids: dict[type, tuple[str, ...]] | None = None
 
     def encode(self, value: Any) -> Any:
         kind = type(value)
@@ -343,10 +343,12 @@ class _Decoder:
                 raise PayloadError(f"{self.where}: {node['class']} is not a pydantic model")
             return cls.model_construct(_fields_set=set(node["set"]), **fields)
         if tag == "model_v1":
-            return cls.construct(_fields_set=set(node["set"]), **fields)
+            v1_model: Any = cls  # a pydantic.v1 model: construct() is its classmethod, which ``type`` lacks
+            return v1_model.construct(_fields_set=set(node["set"]), **fields)
         if not hasattr(cls, "__dataclass_fields__"):
             raise PayloadError(f"{self.where}: {node['class']} is not a dataclass")
-        obj = cls.__new__(cls)  # as pickle does: the fields as they were, no __init__ or __post_init__ rerun
+        data_cls: type[object] = cls  # so that __new__ is the class's, not the metaclass's
+        obj = data_cls.__new__(data_cls)  # as pickle does: the fields as they were, no __init__ or __post_init__ rerun
         for name, value in fields.items():
             object.__setattr__(obj, name, value)
         return obj
@@ -425,7 +427,8 @@ def plain(tree: Any) -> Any:
     if tag in ("model", "model_v1", "dataclass"):
         return plain(tree.get("fields", {}))
     if tag == "float":
-        return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}.get(tree.get("value"), tree.get("value"))
+        words: dict[Any, float] = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # keyed by what the tree holds
+        return words.get(tree.get("value"), tree.get("value"))
     for key in ("iso", "text", "base64", "name"):
         if key in tree:
             return tree[key]

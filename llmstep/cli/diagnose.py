@@ -125,10 +125,10 @@ def _api_key(args: argparse.Namespace) -> str:
         except Exception as exc:  # missing Secret, key or permission
             raise DiagnosisError(f"cannot read the key from Secret {args.api_key_secret}: {connection_reason(exc)}") from exc
     var = args.api_key_env or settings.key_for(args.provider)
-    key = os.environ.get(var)
-    if not key:
+    found = os.environ.get(var)
+    if not found:
         raise DiagnosisError(f"no API key: set {var} (or give --api-key-file FILE, --api-key-env VAR or --api-key-secret NAME/KEY)")
-    return key
+    return found
 
 
 def run_diagnose(args: argparse.Namespace) -> int:

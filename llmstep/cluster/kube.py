@@ -22,7 +22,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -91,8 +91,8 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
         argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
                                                        "--inputs", "input", "--log-records"]
-        env = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-               {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]
+        env: list[dict[str, Any]] = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
+                                     {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
         container: dict[str, Any] = {
             "name": "main",
@@ -118,7 +118,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
                 "metadata": {"generateName": f"llmstep-{self.step.name[:40]}-", "labels": labels,
                              "annotations": {contract.RUNNABLE_ANNOTATION: self.step.runnable}}}
 
-    def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Iterator[tuple[str, Any]]:
+    def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Generator[tuple[str, Any], None, None]:
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
         at the end; delete the Pod whatever happens."""
         core = self.client.CoreV1Api()

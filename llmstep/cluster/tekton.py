@@ -184,7 +184,7 @@ class PipelineRunHandle:
         for tr in self.api.taskruns(self.namespace, self.name):
             task = (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask")
             pod = (tr.get("status") or {}).get("podName")
-            if pod and (step is None or task == step):
+            if pod and task is not None and (step is None or task == step):
                 containers = [s.get("container") for s in (tr.get("status") or {}).get("steps") or []]
                 try:
                     out[task] = "".join(self.api.pod_log(self.namespace, pod, c) for c in containers if c)

@@ -109,6 +109,8 @@ class KubeApi:
         out: dict[str, str] = {}
         for pod in pods:
             node_id = (pod.metadata.annotations or {}).get("workflows.argoproj.io/node-id")
+            if node_id is None:
+                continue  # not a step pod: the controller annotates each of those with its node id
             try:
                 out[node_id] = core.read_namespaced_pod_log(pod.metadata.name, namespace, container="main")
             except self.client.exceptions.ApiException as exc:

@@ -70,8 +70,9 @@ class Step(RunnableBinding):
         if name is not None and not (isinstance(name, str) and name.strip()):
             raise CompileError(f"Step(name=...) must be a non-empty string, got {name!r}")
         bound: Runnable = coerce_to_runnable(runnable)
-        super().__init__(bound=bound, step_name=name, step_settings=settings, step_secrets=_check_secrets(secrets),
-                         **kwargs)
+        # RunnableBinding.__init__ takes **other_kwargs, but mypy reads the pydantic model's synthesized signature
+        super().__init__(bound=bound, step_name=name, step_settings=settings,  # type: ignore[call-arg]
+                         step_secrets=_check_secrets(secrets), **kwargs)
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

@@ -32,7 +32,8 @@ def names_in(doc: Any) -> Iterator[tuple[str, str]]:
     """(kind, value) of what ``doc`` names: its own name, namespaces, containers, hosts."""
     if not isinstance(doc, dict):
         return
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     if doc.get("kind") and meta.get("name"):
         yield str(doc["kind"]), str(meta["name"])
     stack: list[Any] = [doc]

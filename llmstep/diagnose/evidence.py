@@ -105,7 +105,8 @@ def from_text(text: str, source: str) -> Evidence:
         return evidence
     for number, (chunk, doc) in enumerate(zip(chunks, parsed, strict=True), 1):
         if isinstance(doc, dict):
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            meta = doc.get("metadata")
+            meta = meta if isinstance(meta, dict) else {}
             title = f"manifest {doc.get('kind', 'object')}/{meta.get('name', '')}".rstrip("/")
             evidence.add_object(title, doc)
         elif doc is not None:

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from llmstep.diagnose.settings import compile_patterns
@@ -108,7 +109,7 @@ class Redactor:
         """Redact secrets of known shapes (and the caller's patterns) from free text."""
         out = "".join(self._secret_data(part) if _SECRET_KIND.search(part) else part for part in _PARTS.split(value))
         for pattern, keep in _PATTERNS:
-            out = pattern.sub(lambda m, keep=keep: self._hit((m.group(keep) if keep else "") + MASK), out)
+            out = pattern.sub(partial(self._mask_keeping, keep), out)
         out = _URL_USERINFO.sub(self._userinfo, out)
         for pattern in self._user:
             out = pattern.sub(lambda m: self._hit(MASK), out)
@@ -117,6 +118,10 @@ class Redactor:
     def _hit(self, replacement: str) -> str:
         self.count += 1
         return replacement
+
+    def _mask_keeping(self, keep: int, match: re.Match[str]) -> str:
+        """The mask for ``match``, after its group ``keep`` (say ``Authorization: ``) unless ``keep`` is 0."""
+        return self._hit((match.group(keep) if keep else "") + MASK)
 
     def _userinfo(self, match: re.Match[str]) -> str:
         scheme, userinfo = match.group(1), match.group(2)

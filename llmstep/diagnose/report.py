@@ -8,7 +8,7 @@ import math
 import re
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from llmstep.errors import DiagnosisError
 
@@ -101,7 +101,7 @@ def _plain(answer: str, *, target: str, prompt: str, redactions: int, model: str
                   model=model, text=answer.strip())
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     """A finite number: the model's JSON may say NaN (Python reads it), and --format json must not."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

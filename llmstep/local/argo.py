@@ -67,7 +67,7 @@ class ArgoRun:
                 self.isolation.check_image(image)
 
     def execute(self) -> RunRecord:
-        entry = self.templates.get(self.spec["entrypoint"])
+        entry = self.templates[self.spec["entrypoint"]]  # argo_doc.check_document made sure it exists
         self.launcher = self._launcher or self.isolation.start_launcher([self.doc])
         with finishing(self.record, self.launcher, self.progress):
             self.progress.start(self.record)
@@ -171,8 +171,8 @@ class ArgoRun:
         children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
         width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
-            phases = list(pool.map(lambda child: self._invoke(task, template, *child, exit_handler, limits, boundary),
-                                   children))
+            phases = list(pool.map(lambda child: self._invoke(task, template, child[0], child[1], exit_handler, limits,
+                                                              boundary), children))
         phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
         failed = sum(p not in FINISHED_OK for p in phases)
         self.record.update_node(key, phase=phase, finishedAt=now(),

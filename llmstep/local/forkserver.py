@@ -416,7 +416,12 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
     from llmstep.local import forkservers
 
     forkservers.describe(path, preload, idle)
-    signal.signal(signal.SIGTERM, lambda *_: (_let_go(path, bound), os._exit(0)))  # stopped: no stale socket left
+
+    def stop(*_: Any) -> None:  # stopped: no stale socket left
+        _let_go(path, bound)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     print(LISTENING, flush=True)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 1)  # nothing more goes to the process that started it
@@ -450,7 +455,8 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
     last, listening = time.monotonic(), True
     while True:
         try:
-            ready, _, _ = select.select([server, learned, reaped] if listening else [learned, reaped], [], [], 1.0)
+            watched: list[socket.socket | int] = [server, learned, reaped] if listening else [learned, reaped]
+            ready, _, _ = select.select(watched, [], [], 1.0)
         except InterruptedError:
             continue
         if not running and (not listening or (idle > 0 and time.monotonic() - last > idle) or orphaned()):
@@ -486,8 +492,8 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
             pid = os.fork()
             if pid == 0:  # the step: nothing of the server's stays open in it
                 signal.set_wakeup_fd(-1)
-                for fd in ([server] if listening else []) + list(running.values()):
-                    fd.close()
+                for sock in ([server] if listening else []) + list(running.values()):
+                    sock.close()
                 for fd in (learned, reaped, wake, null):
                     os.close(fd)
                 conn.close()
@@ -528,7 +534,7 @@ def _prepare_tls() -> None:
     """
     if sys.platform != "linux":  # macOS and Windows: httpcore2 verifies with the system trust store (truststore)
         return
-    httpcore2 = sys.modules.get("httpcore2")
+    httpcore2: Any = sys.modules.get("httpcore2")  # a module only when some library imported it
     make = getattr(httpcore2, "default_ssl_context", None)
     if make is None or hasattr(make, "prepared"):
         return

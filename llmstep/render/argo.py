@@ -26,7 +26,7 @@ from hera.workflows import (
     Task,
     Workflow,
 )
-from hera.workflows.models import Backoff, ResourceRequirements, RetryStrategy, ValueFrom
+from hera.workflows.models import Backoff, DAGTask, IntOrString, ResourceRequirements, RetryStrategy, ValueFrom
 
 from llmstep import contract, serde
 from llmstep.compiler.naming import BATCH_INFIX
@@ -61,7 +61,8 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     users = Counter(owner.name for owner in owners.values())  # template -> how many steps run it
     templates: list[Any] = [_template(plan, step, users[step.name]) for step in plan.steps if step.name in users]
     source = "{{inputs.parameters.input}}" if batch else "{{workflow.parameters.input}}"
-    tasks = [_task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1) for step in plan.steps]
+    tasks: list[Task | DAGTask] = [_task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1)
+                                   for step in plan.steps]
     dag = DAG(name="main", tasks=tasks, inputs=[Parameter(name="input")] if batch else None)
     entry, arguments = [dag], [Parameter(name="input", description="the chain input, as JSON")]
     if batch:
@@ -207,10 +208,10 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
     retry = None
     if settings.retries:
         retry = RetryStrategy(
-            limit=settings.retries,
+            limit=IntOrString(settings.retries),
             retry_policy="OnFailure",
             expression=RETRY_WHEN,
-            backoff=Backoff(duration=settings.backoff, factor=2),
+            backoff=Backoff(duration=settings.backoff, factor=IntOrString(2)),
         )
     return Container(
         name=step.name,

@@ -75,9 +75,10 @@ def collect(
         if index is None or kind not in STEP_NODES:
             continue
         display = name.rsplit(".", 1)[-1]  # a node's name is its parent's name, ".", its task
-        if node.get("phase") in contract.FAILED_PHASES and kind == "Pod":
-            failures.setdefault(index, []).append((display, node.get("message") or node.get("phase")))
-        elif display == output_task and node.get("phase") == "Succeeded":
+        phase = node.get("phase")
+        if phase in contract.FAILED_PHASES and kind == "Pod":
+            failures.setdefault(index, []).append((display, node.get("message") or phase))
+        elif display == output_task and phase == "Succeeded":
             text = read_output(node)
             if text is not None:
                 try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from llmstep.compiler.naming import DNS_LABEL, MAX
@@ -60,8 +61,8 @@ def _metadata_name(doc: dict[str, Any], where: str) -> None:
         _fail(where, "metadata needs name or generateName")
 
 
-def _unique(items: list[dict[str, Any]], where: str, what: str) -> set[str]:
-    names = [i.get("name") for i in items]
+def _unique(items: list[dict[str, Any]], where: str, what: str) -> set[Any]:
+    names: list[Any] = [i.get("name") for i in items]  # as written: a str, or what a later check rejects
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         _fail(where, f"{what} names repeat: {dup}")
@@ -79,7 +80,7 @@ def _vars(node: Any) -> Iterable[tuple[str, str]]:
             yield from _vars(value)
 
 
-def check_task(spec: dict[str, Any], where: str, outer_params: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def check_task(spec: dict[str, Any], where: str, outer_params: AbstractSet[str] = frozenset()) -> None:
     params = _unique(spec.get("params") or [], where, "param")
     results = _unique(spec.get("results") or [], where, "result")
     workspaces = _unique(spec.get("workspaces") or [], where, "workspace")
