@@ -198,8 +198,8 @@ class Compiled:
                    progress: bool = False) -> Any:
         import os
 
-        from llmstep.local.container import Isolation, engine_env
         from llmstep.local.entry import run_document, run_tekton
+        from llmstep.local.isolation import Isolation, engine_env
 
         isolation_ = Isolation(isolation, engine_cli, engine_env(os.environ))
         # The fork server imports LangChain while this process renders the documents.

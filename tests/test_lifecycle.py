@@ -17,8 +17,8 @@ from chains import qa_chain, qa_prompt
 from conftest import run_cli
 
 import llmstep
-from llmstep.local.container import Isolation
 from llmstep.local.entry import resume_run, run_document
+from llmstep.local.isolation import Isolation
 from llmstep.local.records import RunRecord, list_runs
 
 _GATED = (

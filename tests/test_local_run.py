@@ -334,7 +334,7 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
 
 
 def test_container_isolation_without_the_engine_is_a_clear_error(tmp_path):
-    from llmstep.local.container import Isolation
+    from llmstep.local.isolation import Isolation
 
     with pytest.raises(llmstep.WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
         run_document(_hand_doc(qa_chain()), {"question": "q"}, runs_dir=tmp_path / "r", quiet=True,

@@ -216,8 +216,8 @@ def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _run(args: argparse.Namespace) -> int:
     import signal
 
-    from llmstep.local.container import Isolation, engine_env
     from llmstep.local.entry import resume_run, run_document, run_tekton
+    from llmstep.local.isolation import Isolation, engine_env
     from llmstep.local.lifecycle import Terminated
 
     def terminated(signum: int, frame: Any) -> None:

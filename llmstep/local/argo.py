@@ -16,10 +16,9 @@ from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
 from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
-from llmstep.local.container import Isolation, container_argv
 from llmstep.local.lifecycle import finishing
-from llmstep.local.process import PASSTHROUGH, Launcher, base_env, env_from, local_argv
-from llmstep.local.progress import Progress
+from llmstep.local.options import RunOptions
+from llmstep.local.process import base_env, env_from
 from llmstep.local.records import FINISHED_OK, RunRecord, now
 from llmstep.local.scheduler import Node, schedule
 from llmstep.local.values import link
@@ -39,18 +38,17 @@ def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, st
 class ArgoRun:
     """One Argo Workflow document run on this machine into ``record``: :meth:`preflight`, then :meth:`execute`."""
 
-    def __init__(self, doc: dict[str, Any], record: RunRecord, secrets: Mapping[str, str] | None,
-                 parallelism: int | None, progress: Progress, isolation: Isolation,
-                 launcher: Launcher | None = None, allow_pickle: bool = True) -> None:
-        self.doc, self.record, self.progress, self.isolation = doc, record, progress, isolation
-        self.guard = trust.step_env(allow_pickle)
+    def __init__(self, doc: dict[str, Any], record: RunRecord, options: RunOptions) -> None:
+        self.doc, self.record, self.progress = doc, record, options.reporter()
+        self.isolation, self.steps = options.isolation_or_default(), options.steps()
+        self.guard = trust.step_env(options.allow_pickle)
         self.spec = doc["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
-        self.secrets = dict(secrets or {})
-        self.parallelism = parallelism or self.spec.get("parallelism")
+        self.secrets = dict(options.secrets or {})
+        self.parallelism = options.parallelism or self.spec.get("parallelism")
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
         self.limits = (threading.BoundedSemaphore(int(self.parallelism)),) if self.parallelism else ()
-        self._launcher = launcher  # or one started when the run starts
+        self._launcher = options.launcher  # or one started when the run starts
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
         meta = doc.get("metadata") or {}
         self.vars["workflow.name"] = record.run_id
@@ -62,9 +60,7 @@ class ArgoRun:
 
     def preflight(self) -> None:
         """What must hold before the run starts (and before a resume touches its record)."""
-        if self.isolation.kind == "container":
-            for image in sorted({str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t}):
-                self.isolation.check_image(image)
+        self.steps.preflight(str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t)
 
     def execute(self) -> RunRecord:
         entry = self.templates[self.spec["entrypoint"]]  # argo_doc.check_document made sure it exists
@@ -229,16 +225,10 @@ class ArgoRun:
         def prepare(data_dir: Path) -> Attempt:
             self._place_inputs(template, inputs, arts, data_dir, root, name)
             env = self._env(template, inputs["parameters"], step_dir, name)
-            if self.isolation.kind == "process":
-                return Attempt(local_argv(argv, data_dir, root), env)
             declared = container.get("env") or []
-            command = container_argv(
-                self.isolation, image=str(container.get("image")), argv=argv,
-                env_names=[e["name"] for e in declared if e["name"] in env] + list(self.guard)
-                + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in declared}],
-                mounts=[(data_dir, root)], network=any("valueFrom" in e for e in declared),
-            )
-            return Attempt(command, {**env, **self.isolation.engine_env})
+            return self.steps.attempt(argv, data_dir, env, root=root, image=str(container.get("image")),
+                                      declared=[e["name"] for e in declared], extra=list(self.guard),
+                                      network=any("valueFrom" in e for e in declared))
 
         step = StepRun(
             name=name,

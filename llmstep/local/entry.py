@@ -12,52 +12,38 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from llmstep import contract, serde
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, trust
 from llmstep.local.argo import ArgoRun, arguments
-from llmstep.local.container import Isolation
 from llmstep.local.lifecycle import stop_leftovers
-from llmstep.local.process import Launcher
-from llmstep.local.progress import Progress, make_progress
-from llmstep.local.records import DEFAULT_RUNS_DIR, FINISHED_OK, RunRecord, now
+from llmstep.local.options import RunOptions
+from llmstep.local.records import FINISHED_OK, RunRecord, now
 
 MISSING = object()
 _DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; local steps use no image
 
 
-def run_document(
-    doc: dict[str, Any],
-    input: Any = MISSING,  # mirrors Runnable.invoke
-    *,
-    parameters: Mapping[str, str] | None = None,
-    parallelism: int | None = None,
-    secrets: Mapping[str, str] | None = None,
-    runs_dir: str | Path | None = None,
-    quiet: bool = False,
-    progress: Progress | None = None,
-    isolation: Isolation | None = None,
-    launcher: Launcher | None = None,
-    allow_pickle: bool = True,
-) -> RunRecord:
+def run_document(doc: dict[str, Any], input: Any = MISSING, options: RunOptions | None = None, **given: Any) -> RunRecord:
     """Run an Argo Workflow document; return its record (``record.result()`` is the output).
 
-    ``input`` is a Python value for the ``input`` parameter (encoded like a step output);
-    ``parameters`` are raw strings, as ``argo submit -p name=value`` gives them.
+    ``input`` is a Python value for the ``input`` parameter (encoded like a step output), as
+    ``Runnable.invoke`` takes it. The options are :class:`~llmstep.local.options.RunOptions`,
+    given as an object, as keywords (``parameters=``, ``parallelism=``, ...), or both.
     ``allow_pickle=False`` (a document from a file) refuses pickle payloads (see :mod:`.trust`).
     """
+    opts = RunOptions.of(options, **given)
     argo_doc.check_document(doc)
     declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
-    args = arguments(doc, _overrides(declared, input, parameters, "spec.arguments.parameters"))
-    if not allow_pickle:
+    args = arguments(doc, _overrides(declared, input, opts.parameters, "spec.arguments.parameters"))
+    if not opts.allow_pickle:
         trust.refuse_pickles([doc], args)
-    isolation = _isolation(isolation)
-    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), [doc], engine="argo", arguments=args)
+    opts.steps()  # the isolation is usable, before a record exists
+    record = RunRecord.create(opts.root(), [doc], engine="argo", arguments=args)
     with _discarded_unless_started(record):
-        run = ArgoRun(doc, record, secrets, parallelism, progress or make_progress(quiet), isolation, launcher, allow_pickle)
+        run = ArgoRun(doc, record, opts)
         run.preflight()
     return run.execute()
 
@@ -84,41 +70,27 @@ def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None,
     return overrides
 
 
-def _isolation(isolation: Isolation | None) -> Isolation:
-    isolation = isolation or Isolation()
-    isolation.check()
-    return isolation
-
-
-def resume_run(
-    run_id: str,
-    *,
-    parallelism: int | None = None,
-    secrets: Mapping[str, str] | None = None,
-    runs_dir: str | Path | None = None,
-    quiet: bool = False,
-    progress: Progress | None = None,
-    isolation: Isolation | None = None,
-    allow_pickle: bool = False,
-    documents: list[dict[str, Any]] | None = None,
-) -> RunRecord:
+def resume_run(run_id: str, options: RunOptions | None = None, *, documents: list[dict[str, Any]] | None = None,
+               **given: Any) -> RunRecord:
     """Re-run the steps of a past run that did not succeed, reusing finished outputs.
 
     The steps run the code recorded when the run started, unless ``documents`` (the same chain
     compiled again, with your current code) replace the record's: then the steps that did not
     succeed run the new code, and the finished ones keep their outputs.
 
-    The record is a file: its pickle payloads run only with ``allow_pickle``. Until the resumed
-    run starts (the record's lock taken, its documents checked), the record stays as it was.
+    The record is a file: its pickle payloads run only with ``allow_pickle`` (here it defaults to
+    False). Until the resumed run starts (the record's lock taken, its documents checked), the
+    record stays as it was. ``parameters`` and ``launcher`` do not apply: the run's own are reused.
     """
-    record = RunRecord.open(Path(runs_dir or DEFAULT_RUNS_DIR), run_id)
+    opts = RunOptions.of(options, **{"allow_pickle": False, **given} if options is None else given)
+    record = RunRecord.open(opts.root(), run_id)
     record.lock()
     try:
         if documents is not None:
             _check_same_steps(record, documents)
             documents = _keep_run(record, documents)
-        runner = _resumable(record, secrets, parallelism, progress or make_progress(quiet), isolation,
-                            allow_pickle or documents is not None, documents)
+        trusted = opts.allow_pickle or documents is not None  # recompiled documents are the user's own code
+        runner = _resumable(record, RunOptions.of(opts, allow_pickle=trusted, launcher=None), documents)
         stop_leftovers(record)
         _reset(record)
         if documents is not None:
@@ -166,25 +138,24 @@ def _step_names(docs: list[dict[str, Any]]) -> set[str]:
     return names
 
 
-def _resumable(record: RunRecord, secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
-               isolation: Isolation | None, allow_pickle: bool, documents: list[dict[str, Any]] | None = None) -> Any:
+def _resumable(record: RunRecord, opts: RunOptions, documents: list[dict[str, Any]] | None = None) -> Any:
     """The runner for a past run, checked as a new run is, the record untouched."""
     try:
         docs = documents if documents is not None else record.documents()
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"run {record.run_id}: its workflow.yaml cannot be read ({exc})") from exc
-    if not allow_pickle:
+    if not opts.allow_pickle:
         trust.refuse_pickles(docs, record.status.get("arguments"))
-    isolation = _isolation(isolation)
+    opts.steps()
     runner: Any
     if record.status.get("engine") == "tekton":
         from llmstep.local.tekton import TektonRun, prepare_run
 
         run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-        runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress, isolation, None, allow_pickle)
+        runner = TektonRun(run, pipeline, tasks, record, opts)
     else:
         argo_doc.check_document(docs[0])
-        runner = ArgoRun(docs[0], record, secrets, parallelism, progress, isolation, None, allow_pickle)
+        runner = ArgoRun(docs[0], record, opts)
     runner.preflight()
     return runner
 
@@ -203,37 +174,24 @@ def _reset(record: RunRecord) -> RunRecord:
     return record
 
 
-def run_tekton(
-    docs: list[dict[str, Any]],
-    input: Any = MISSING,  # mirrors Runnable.invoke
-    *,
-    parameters: Mapping[str, str] | None = None,
-    parallelism: int | None = None,
-    secrets: Mapping[str, str] | None = None,
-    runs_dir: str | Path | None = None,
-    quiet: bool = False,
-    progress: Progress | None = None,
-    isolation: Isolation | None = None,
-    launcher: Launcher | None = None,
-    allow_pickle: bool = True,
-) -> RunRecord:
+def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOptions | None = None, **given: Any) -> RunRecord:
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
-    ``allow_pickle`` as for :func:`run_document`."""
+    ``input`` and the options as for :func:`run_document`."""
+    opts = RunOptions.of(options, **given)
     from llmstep.local.tekton import TektonRun, prepare_run
     from llmstep.render.tekton import with_run
 
     docs = with_run(docs)
     run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-    overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, parameters, "the Pipeline")
-    if not allow_pickle:
+    overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, opts.parameters, "the Pipeline")
+    if not opts.allow_pickle:
         trust.refuse_pickles(docs, overrides)
-    isolation = _isolation(isolation)
-    record = RunRecord.create(Path(runs_dir or DEFAULT_RUNS_DIR), docs, engine="tekton", arguments=overrides)
+    opts.steps()
+    record = RunRecord.create(opts.root(), docs, engine="tekton", arguments=overrides)
     annotated = [(d.get("metadata") or {}).get("annotations", {}).get(contract.OUTPUT_TASK)
                  for d in docs if d.get("kind") == "Pipeline"]
     record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
     with _discarded_unless_started(record):
-        runner = TektonRun(run, pipeline, tasks, record, secrets, parallelism, progress or make_progress(quiet),
-                           isolation, launcher, allow_pickle)
+        runner = TektonRun(run, pipeline, tasks, record, opts)
         runner.preflight()
     return runner.execute()

@@ -23,10 +23,9 @@ from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import trust
 from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
-from llmstep.local.container import Isolation, container_argv
 from llmstep.local.lifecycle import finishing
-from llmstep.local.process import PASSTHROUGH, Launcher, base_env, env_from, local_argv
-from llmstep.local.progress import Progress
+from llmstep.local.options import RunOptions
+from llmstep.local.process import base_env, env_from
 from llmstep.local.records import FINISHED_OK, RunRecord, now
 from llmstep.local.scheduler import Node, schedule
 from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_task
@@ -125,16 +124,14 @@ class TektonRun:
     """Runs a resolved Pipeline for one PipelineRun on this machine."""
 
     def __init__(self, run: dict[str, Any], pipeline: dict[str, Any], tasks: dict[str, Any], record: RunRecord,
-                 secrets: Mapping[str, str] | None, parallelism: int | None, progress: Progress,
-                 isolation: Isolation | None = None, launcher: Launcher | None = None,
-                 allow_pickle: bool = True) -> None:
-        self.run, self.pipeline, self.tasks, self.record, self.progress = run, pipeline, tasks, record, progress
-        self.guard = trust.step_env(allow_pickle)
-        self.isolation = isolation or Isolation()
-        self._images_present: set[str] = set()
-        self.secrets = dict(secrets or {})
-        self.parallelism = parallelism
-        self._launcher = launcher  # or one started when the run starts
+                 options: RunOptions) -> None:
+        self.run, self.pipeline, self.tasks, self.record = run, pipeline, tasks, record
+        self.progress = options.reporter()
+        self.guard = trust.step_env(options.allow_pickle)
+        self.isolation, self.steps = options.isolation_or_default(), options.steps()
+        self.secrets = dict(options.secrets or {})
+        self.parallelism = options.parallelism
+        self._launcher = options.launcher  # or one started when the run starts
         self.params = self._params()
         self.context = {
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
@@ -164,12 +161,8 @@ class TektonRun:
         uses = [*(self.pipeline.get("tasks") or []), *(self.pipeline.get("finally") or [])]
         for use in uses:
             self._task_spec(use)
-        if self.isolation.kind == "container":
-            for use in uses:
-                image = str(((self._task_spec(use).get("steps") or [{}])[0]).get("image", ""))
-                if image and "$(" not in image and image not in self._images_present:
-                    self.isolation.check_image(image)
-                    self._images_present.add(image)
+        images = [str(((self._task_spec(use).get("steps") or [{}])[0]).get("image", "")) for use in uses]
+        self.steps.preflight(i for i in images if i and "$(" not in i)  # the others come from params
 
     def _task_spec(self, use: dict[str, Any]) -> dict[str, Any]:
         spec = use.get("taskSpec") or self.tasks.get((use.get("taskRef") or {}).get("name", ""))
@@ -337,21 +330,12 @@ class TektonRun:
             env.update(self.guard)
             (scratch / ".results").mkdir(exist_ok=True)
             (data_dir / "error.json").unlink(missing_ok=True)
-            if self.isolation.kind == "process":
-                return Attempt(local_argv(resolved, data_dir), env, data_dir)
-            image = str(self._subst(step.get("image", ""), name, final, values))
-            if image not in self._images_present:  # images come from params: known only per task
-                self.isolation.check_image(image)
-                self._images_present.add(image)
+            image = str(self._subst(step.get("image", ""), name, final, values)) if self.steps.uses_images else ""
             # Workspaces and the results folder are mounted at the paths the command names.
             mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
-            command = container_argv(
-                self.isolation, image=image, argv=resolved,
-                env_names=[e["name"] for e in step.get("env") or [] if e["name"] in env] + list(self.guard)
-                + [n for n in PASSTHROUGH if n in env and n not in {e["name"] for e in step.get("env") or []}],
-                mounts=mounts, network=bool(bindings.get("credentials")),
-            )
-            return Attempt(command, {**env, **self.isolation.engine_env}, data_dir)
+            return self.steps.attempt(resolved, data_dir, env, image=image, declared=[e["name"] for e in step.get("env") or []],
+                                      extra=list(self.guard), mounts=mounts, network=bool(bindings.get("credentials")),
+                                      keep_data_dir=True)
 
         def collect(data_dir: Path) -> dict[str, Any]:
             params_out = []

@@ -1,0 +1,162 @@
+"""How the local runner starts a step: as a process (the default) or in a container.
+
+Each kind is one strategy with the same two methods, as kfp.local has one handler per kind, so
+the Argo and the Tekton runner never ask which kind they have:
+
+- :meth:`Steps.preflight`: what must hold before the run starts (a container run's images);
+- :meth:`Steps.attempt`: the command and environment of one attempt of a step, from the pod's
+  command, its data directory and its environment.
+
+:class:`Isolation` is the user's choice (``--isolation``, ``run_local(isolation=...)``); its
+:meth:`Isolation.steps` gives the strategy.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmstep import contract
+from llmstep.errors import WorkflowError
+from llmstep.local.attempts import Attempt
+from llmstep.local.process import PASSTHROUGH, Launcher, local_argv
+
+KINDS = ("process", "container")
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How the local runner starts steps: as processes (default) or in containers."""
+
+    kind: str = "process"
+    engine_cli: str = "podman"
+    engine_env: dict[str, str] = field(default_factory=dict)
+    """The engine CLI's own settings (CONTAINERS_CONF, DOCKER_HOST, ...); see :func:`engine_env`."""
+    fork: bool = True
+    """Process isolation only: fork steps from a server that has LangChain imported already."""
+
+    def start_launcher(self, docs: list[dict[str, Any]] | None = None, classes: list[list[str]] | None = None) -> Launcher:
+        """A Launcher for a run of ``docs`` (or of payloads with these class ids): with a fork
+        server when processes may be forked. The server starts in the background."""
+        if self.kind != "process" or not self.fork:
+            return Launcher()
+        from llmstep.local.forkserver import shared_server
+
+        try:
+            return Launcher(shared_server(classes if classes is not None else payload_classes(docs)), keep_server=True)
+        except OSError:
+            return Launcher()  # a cold start per step is slower, never wrong
+
+    def check(self) -> None:
+        """A usage error when the kind is unknown or its engine is not installed."""
+        if self.kind not in KINDS:
+            raise WorkflowError(f"--isolation {self.kind!r}: use process or container")
+        if self.kind == "container" and shutil.which(self.engine_cli) is None:
+            raise WorkflowError(
+                f"--isolation container needs {self.engine_cli}, which is not installed; install it "
+                "(apt-get install podman) or run with --isolation process"
+            )
+
+    def steps(self) -> Steps:
+        """The strategy for this kind (checked first)."""
+        self.check()
+        return ContainerSteps(self.engine_cli, self.engine_env) if self.kind == "container" else ProcessSteps()
+
+
+class Steps:
+    """A way to start a run's steps (one object per run)."""
+
+    uses_images = False
+    """Whether :meth:`attempt` needs the step's image (a runner resolves it only then)."""
+
+    def preflight(self, images: Iterable[str]) -> None:
+        """What must hold before the run starts, given the images the documents name."""
+
+    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None = None, image: str = "",
+                declared: Sequence[str] = (), extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (),
+                network: bool = False, keep_data_dir: bool = False) -> Attempt:
+        """One attempt of a step whose pod runs ``argv`` (``llmstep ...``) with ``env``.
+
+        ``data_dir`` is the local data directory (mounted at ``root`` in a container, or at
+        ``mounts``); ``declared`` are the env names the pod spec declares, ``extra`` the runner's
+        own (the pickle refusal); ``network``: the step calls a model. ``keep_data_dir`` records ``data_dir`` as where the step writes error.json
+        (Tekton keeps it in a workspace)."""
+        raise NotImplementedError
+
+
+class ProcessSteps(Steps):
+    """Each step is a local process running the pod's command (``python -m llmstep ...``)."""
+
+    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None = None, image: str = "",
+                declared: Sequence[str] = (), extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (),
+                network: bool = False, keep_data_dir: bool = False) -> Attempt:
+        return Attempt(local_argv(argv, data_dir, root), env, data_dir if keep_data_dir else None)
+
+
+class ContainerSteps(Steps):
+    """Each step runs in its image with ``podman run`` (or docker): see :mod:`llmstep.local.container`."""
+
+    uses_images = True
+
+    def __init__(self, engine_cli: str, engine_env: Mapping[str, str]) -> None:
+        self.engine_cli, self.engine_env = engine_cli, dict(engine_env)
+        self._present: set[str] = set()
+
+    def preflight(self, images: Iterable[str]) -> None:
+        for image in sorted(set(images)):
+            self._check(image)
+
+    def _check(self, image: str) -> None:
+        from llmstep.local.container import check_image
+
+        if image not in self._present:  # an image from a param is known only when its step runs
+            check_image(self.engine_cli, self.engine_env, image)
+            self._present.add(image)
+
+    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None = None, image: str = "",
+                declared: Sequence[str] = (), extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (),
+                network: bool = False, keep_data_dir: bool = False) -> Attempt:
+        from llmstep.local.container import container_argv
+
+        self._check(image)
+        # the pod's declared variables, the runner's own, then this machine's way out (PASSTHROUGH)
+        names = [n for n in declared if n in env] + list(extra) + [n for n in PASSTHROUGH if n in env and n not in declared]
+        command = container_argv(self.engine_cli, image=image, argv=argv, env_names=names,
+                                 mounts=list(mounts) or [(data_dir, root or contract.DATA_DIR)], network=network)
+        return Attempt(command, {**env, **self.engine_env}, data_dir if keep_data_dir else None)
+
+
+_ENGINE_PREFIXES = ("CONTAINERS_", "DOCKER_", "XDG_", "REGISTRY_AUTH_FILE", "BUILDAH_", "STORAGE_")
+
+
+def engine_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that configure podman/docker themselves; the container never sees them."""
+    return {k: v for k, v in environ.items() if k.startswith(_ENGINE_PREFIXES) or k in ("PATH", "HOME", "TMPDIR")}
+
+
+
+def payload_classes(node: Any) -> list[list[str]]:
+    """The class ids recorded in every llmstep payload inside some documents."""
+    import json
+
+    found: list[list[str]] = []
+    if isinstance(node, str):
+        if node.lstrip().startswith("{") and '"llmstep"' in node:
+            try:
+                payload = json.loads(node)
+            except ValueError:
+                return found
+            if isinstance(payload, dict):
+                found.extend(payload.get("allowed") or [])
+    elif isinstance(node, dict):
+        for value in node.values():
+            found.extend(payload_classes(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(payload_classes(value))
+    return found
+
+

@@ -1,0 +1,68 @@
+"""llmstep/local/options.py: the one list of a local run's options."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from llmstep.errors import UsageError
+from llmstep.local.isolation import Isolation, ProcessSteps
+from llmstep.local.options import RunOptions
+from llmstep.local.records import DEFAULT_RUNS_DIR
+
+
+def test_keywords_replace_the_fields_of_an_options_object():
+    base = RunOptions(parallelism=2, quiet=True)
+    opts = RunOptions.of(base, parallelism=4, secrets={"K": "v"})
+    assert (opts.parallelism, opts.quiet, opts.secrets) == (4, True, {"K": "v"})
+    assert base.parallelism == 2  # frozen: the given object is not changed
+    assert RunOptions.of() == RunOptions()
+
+
+def test_an_unknown_option_is_a_usage_error_naming_it_and_the_options():
+    with pytest.raises(UsageError, match=r"unknown run option 'paralellism'; the options are allow_pickle, .*parallelism"):
+        RunOptions.of(paralellism=2)
+
+
+def test_every_entry_point_takes_the_same_options():
+    import inspect
+
+    from llmstep.local import entry
+
+    names = {f.name for f in dataclasses.fields(RunOptions)}
+    assert names == {"parameters", "parallelism", "secrets", "runs_dir", "quiet", "progress", "isolation", "launcher",
+                     "allow_pickle"}
+    for fn in (entry.run_document, entry.run_tekton, entry.resume_run):
+        params = inspect.signature(fn).parameters
+        assert "options" in params and any(p.kind is p.VAR_KEYWORD for p in params.values()), fn.__name__
+
+
+def test_defaults():
+    opts = RunOptions()
+    assert opts.root() == Path(DEFAULT_RUNS_DIR)
+    assert RunOptions(runs_dir="x").root() == Path("x")
+    assert isinstance(opts.steps(), ProcessSteps) and opts.isolation_or_default() == Isolation()
+    assert opts.reporter() is not None
+    assert opts.allow_pickle is True
+
+
+def test_resume_refuses_pickles_unless_allowed(tmp_path):
+    """resume_run's own default: a run record is a file, so allow_pickle is False unless given."""
+    from llmstep.local import entry
+
+    seen = {}
+
+    def fake_open(root, run_id):
+        seen["root"] = root
+        raise RuntimeError("stop here")
+
+    import llmstep.local.entry as module
+
+    original = module.RunRecord.open
+    module.RunRecord.open = staticmethod(fake_open)
+    try:
+        with pytest.raises(RuntimeError):
+            entry.resume_run("r1", runs_dir=tmp_path)
+    finally:
+        module.RunRecord.open = original
+    assert seen["root"] == tmp_path
