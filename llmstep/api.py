@@ -199,9 +199,9 @@ class Compiled:
         import os
 
         from llmstep.local.entry import run_document, run_tekton
-        from llmstep.local.isolation import Isolation, engine_env
+        from llmstep.local.isolation import Isolation
 
-        isolation_ = Isolation(isolation, engine_cli, engine_env(os.environ))
+        isolation_ = Isolation.from_environ(os.environ, kind=isolation, engine_cli=engine_cli)
         # The fork server imports LangChain while this process renders the documents.
         launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
         try:

@@ -181,3 +181,29 @@ def test_architecture_draws_every_package_and_every_layer():
     for prefix in LAYERS:
         if prefix != "llmstep":
             assert prefix.removeprefix("llmstep.") in text, prefix
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """Where ``path`` reads the environment: ``os.environ`` used other than to replace it, ``os.getenv``."""
+    reads = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr == "getenv":
+            reads.append(f"{path.name}:{node.lineno}")
+        if isinstance(node, ast.Attribute) and node.attr in ("get", "copy", "items", "keys", "values") \
+                and isinstance(node.value, ast.Attribute) and node.value.attr == "environ":
+            reads.append(f"{path.name}:{node.lineno}")
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "environ" \
+                and isinstance(node.ctx, ast.Load):
+            reads.append(f"{path.name}:{node.lineno}")
+    return reads
+
+
+def test_nothing_under_the_fork_server_reads_the_environment(tmp_path):
+    """Its idle time and directories come from its caller (Isolation.from_environ); a forked step's
+    environment is replaced with its request's, never read."""
+    files = sorted((PACKAGE / "local" / "forkserver").glob("*.py"))
+    assert len(files) >= 8
+    assert [r for f in files for r in _environment_reads(f)] == []
+    control = tmp_path / "control.py"
+    control.write_text('import os\na = os.environ.get("A")\nb = os.environ["B"]\nc = os.getenv("C")\nos.environ.update({})\n')
+    assert sorted(_environment_reads(control)) == ["control.py:2", "control.py:3", "control.py:4"]  # the reader finds reads

@@ -17,6 +17,7 @@ from langchain_core.runnables import RunnableLambda
 
 import llmstep
 from llmstep.local import forkserver
+from llmstep.local.isolation import IDLE_ENV
 from llmstep.local.records import SAVE_EVERY, RunRecord
 
 
@@ -242,7 +243,7 @@ def persistent(tmp_path):
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           forkserver.IDLE_ENV: "60"}
+           IDLE_ENV: "60"}
     servers: list[int] = []
     yield env, servers
     for pid in servers:
@@ -299,7 +300,7 @@ def test_a_server_that_lets_go_never_removes_a_newer_servers_socket(tmp_path):
 
 def test_an_idle_server_ends_and_removes_its_socket(tmp_path, persistent):
     env, servers = persistent
-    pid = _server_of_a_new_process(tmp_path, {**env, forkserver.IDLE_ENV: "1"})
+    pid = _server_of_a_new_process(tmp_path, {**env, IDLE_ENV: "1"})
     servers.append(pid)
     assert _gone_within(pid, 15)
     assert not list((tmp_path / "runtime" / f"llmstep-{os.getuid()}").glob("*.sock"))
@@ -307,23 +308,22 @@ def test_an_idle_server_ends_and_removes_its_socket(tmp_path, persistent):
 
 def test_without_an_idle_time_the_server_ends_with_its_process(tmp_path, persistent):
     env, servers = persistent
-    pid = _server_of_a_new_process(tmp_path, {**env, forkserver.IDLE_ENV: "0"})
+    pid = _server_of_a_new_process(tmp_path, {**env, IDLE_ENV: "0"})
     servers.append(pid)
     assert _gone_within(pid, 10)
 
 
 def test_a_runtime_directory_others_can_read_is_not_used(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     (tmp_path / f"llmstep-{os.getuid()}").mkdir(mode=0o755)
     os.chmod(tmp_path / f"llmstep-{os.getuid()}", 0o755)
-    assert forkserver.runtime_dir() is None
+    assert forkserver.runtime_dir(str(tmp_path)) is None
     os.chmod(tmp_path / f"llmstep-{os.getuid()}", 0o700)
-    assert forkserver.runtime_dir() == str(tmp_path / f"llmstep-{os.getuid()}")
+    assert forkserver.runtime_dir(str(tmp_path)) == str(tmp_path / f"llmstep-{os.getuid()}")
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
 def test_a_bad_idle_time_is_refused_naming_the_variable(tmp_path, monkeypatch, value):
-    monkeypatch.setenv(forkserver.IDLE_ENV, value)
+    monkeypatch.setenv(IDLE_ENV, value)
     with pytest.raises(llmstep.WorkflowError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
         llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).run_local(1, runs_dir=tmp_path / "r")
 
@@ -395,7 +395,7 @@ def _fork_servers(env, *args):
 
 def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
     """Each set of payload classes has its own server; seven were once alive at once (500 MiB)."""
-    from llmstep.local import forkservers
+    from llmstep.local.forkserver import registry as forkservers
 
     env, servers = persistent
     home = str(tmp_path / "runtime" / f"llmstep-{os.getuid()}")

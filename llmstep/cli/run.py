@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
     import signal
 
     from llmstep.local.entry import resume_run, run_document, run_tekton
-    from llmstep.local.isolation import Isolation, engine_env
+    from llmstep.local.isolation import Isolation
     from llmstep.local.lifecycle import Terminated
 
     def terminated(signum: int, frame: Any) -> None:
@@ -226,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, terminated)  # stopped like Ctrl-C: steps stopped, record finished, exit 143
     runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
-    isolation = Isolation(args.isolation, args.engine_cli, engine_env(os.environ), fork=not args.no_fork_server)
+    isolation = Isolation.from_environ(os.environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
     if args.resume:
         from llmstep.cli.refs import is_reference
 
@@ -361,10 +361,10 @@ def _runs(args: argparse.Namespace) -> int:
 def _fork_servers(args: argparse.Namespace) -> int:
     import time
 
-    from llmstep.local import forkservers
+    from llmstep.local.forkserver import registry as forkservers
     from llmstep.local.forkserver import runtime_dir
 
-    home = runtime_dir()
+    home = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
     servers = forkservers.list_servers(home)
     if args.stop:
         for server in servers:

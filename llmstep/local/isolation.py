@@ -25,6 +25,8 @@ from llmstep.local.attempts import Attempt
 from llmstep.local.process import PASSTHROUGH, Launcher, local_argv
 
 KINDS = ("process", "container")
+IDLE_ENV = "LLMSTEP_FORKSERVER_IDLE"
+DEFAULT_IDLE = 300.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,34 @@ class Isolation:
     """The engine CLI's own settings (CONTAINERS_CONF, DOCKER_HOST, ...); see :func:`engine_env`."""
     fork: bool = True
     """Process isolation only: fork steps from a server that has LangChain imported already."""
+    fork_idle: float = DEFAULT_IDLE
+    """How long a fork server waits for work before it ends: while it lives, runs in any process
+    of this user fork their steps from it warm. 0: each process has its own, ending with it."""
+    runtime_dir: str | None = None
+    """Where persistent fork servers' sockets go (``$XDG_RUNTIME_DIR``; default the temporary directory)."""
+    cache_dir: str | None = None
+    """Where fork servers keep what they learn (the user's cache directory; None: nothing kept)."""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], **settings: Any) -> Isolation:
+        """The isolation ``settings`` with the fork server's defaults from ``environ``, as the CLI and
+        ``Compiled.run_local`` read them: ``LLMSTEP_FORKSERVER_IDLE`` (seconds, default 300),
+        ``XDG_RUNTIME_DIR``, ``XDG_CACHE_HOME``, and the engine CLI's own variables."""
+        from llmstep.render.cache import user_dir
+
+        raw = environ.get(IDLE_ENV, "").strip()
+        idle = DEFAULT_IDLE
+        if raw:
+            try:
+                idle = float(raw)
+            except ValueError:
+                idle = -1.0
+            if not 0 <= idle < float("inf"):
+                raise WorkflowError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
+                                    "fork server that ends with the process that started it")
+        defaults = {"fork_idle": idle, "runtime_dir": environ.get("XDG_RUNTIME_DIR") or None,
+                    "cache_dir": user_dir(environ) or None, "engine_env": engine_env(environ)}
+        return cls(**{**defaults, **settings})
 
     def start_launcher(self, docs: list[dict[str, Any]] | None = None, classes: list[list[str]] | None = None) -> Launcher:
         """A Launcher for a run of ``docs`` (or of payloads with these class ids): with a fork
@@ -46,7 +76,9 @@ class Isolation:
         from llmstep.local.forkserver import shared_server
 
         try:
-            return Launcher(shared_server(classes if classes is not None else payload_classes(docs)), keep_server=True)
+            server = shared_server(classes if classes is not None else payload_classes(docs), self.fork_idle,
+                                   runtime=self.runtime_dir, cache=self.cache_dir)
+            return Launcher(server, keep_server=True)
         except OSError:
             return Launcher()  # a cold start per step is slower, never wrong
 

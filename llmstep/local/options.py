@@ -60,7 +60,13 @@ class RunOptions:
 
     def steps(self) -> Steps:
         """How the run starts its steps (the isolation checked)."""
-        return (self.isolation or Isolation()).steps()
+        return self.isolation_or_default().steps()
 
     def isolation_or_default(self) -> Isolation:
-        return self.isolation or Isolation()
+        """The isolation given, or the default: processes forked from a fork server, with the
+        fork server's settings from this process's environment, as ``Compiled.run_local`` has."""
+        if self.isolation is not None:
+            return self.isolation
+        import os
+
+        return Isolation.from_environ(os.environ)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,9 +30,11 @@ if TYPE_CHECKING:
 KEEP = 200
 
 
-def user_dir() -> str:
-    """``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache/llmstep``); "" without a usable home."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+def user_dir(environ: Mapping[str, str] | None = None) -> str:
+    """``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache/llmstep``) in ``environ`` (default this
+    process's); "" without a usable home."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "llmstep") if os.path.isabs(base) else ""
 
 

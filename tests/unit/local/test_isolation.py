@@ -87,3 +87,23 @@ def test_a_launcher_without_fork_server_for_containers_and_when_forking_is_off()
         launcher = isolation.start_launcher([])
         assert launcher.forkserver is None
 
+
+
+def test_the_fork_servers_settings_come_from_the_environment_given(tmp_path):
+    environ = {"LLMSTEP_FORKSERVER_IDLE": "12.5", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+               "XDG_CACHE_HOME": str(tmp_path / "cache"), "DOCKER_HOST": "unix:///d", "OPENAI_API_KEY": "k"}
+    isolation = Isolation.from_environ(environ, kind="container", engine_cli="docker")
+    assert (isolation.kind, isolation.engine_cli, isolation.fork_idle) == ("container", "docker", 12.5)
+    assert isolation.runtime_dir == str(tmp_path / "run")
+    assert isolation.cache_dir == str(tmp_path / "cache" / "llmstep")
+    assert isolation.engine_env == {"DOCKER_HOST": "unix:///d", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+                                    "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    defaults = Isolation.from_environ({"HOME": "/nonexistent"})
+    assert (defaults.fork_idle, defaults.runtime_dir) == (300.0, None)
+    assert Isolation.from_environ(environ, fork_idle=0).fork_idle == 0  # a setting given wins
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_idle_time_is_refused_naming_the_variable(value):
+    with pytest.raises(WorkflowError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
+        Isolation.from_environ({"LLMSTEP_FORKSERVER_IDLE": value})

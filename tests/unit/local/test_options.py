@@ -1,6 +1,7 @@
 """llmstep/local/options.py: the one list of a local run's options."""
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,10 @@ def test_defaults():
     opts = RunOptions()
     assert opts.root() == Path(DEFAULT_RUNS_DIR)
     assert RunOptions(runs_dir="x").root() == Path("x")
-    assert isinstance(opts.steps(), ProcessSteps) and opts.isolation_or_default() == Isolation()
+    assert isinstance(opts.steps(), ProcessSteps)
+    assert opts.isolation_or_default() == Isolation.from_environ(os.environ)  # as Compiled.run_local has it
+    given = Isolation(fork=False)
+    assert RunOptions(isolation=given).isolation_or_default() is given
     assert opts.reporter() is not None
     assert opts.allow_pickle is True
 

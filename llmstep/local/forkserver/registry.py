@@ -85,7 +85,7 @@ def list_servers(home: str | None) -> list[ServerInfo]:
 
 def stop(server: ServerInfo) -> None:
     """Ask a server to end: it lets go of its socket at once and ends after its running steps."""
-    from llmstep.local.forkserver import Step, _connect, _send
+    from llmstep.local.forkserver.protocol import Step, _connect, _send
 
     conn = _connect(server.socket)
     if conn is not None and _send(conn, {"stop": True}):
@@ -124,7 +124,7 @@ def _is_server(pid: int) -> bool:
 
 def _answers(sock: str) -> bool:
     """Whether a server listens on ``sock`` (asked whether it is fresh, which a fresh one stays)."""
-    from llmstep.local.forkserver import Step, _connect, _send
+    from llmstep.local.forkserver.protocol import Step, _connect, _send
 
     conn = _connect(sock)
     if conn is None:
