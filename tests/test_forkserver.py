@@ -135,12 +135,14 @@ class _Contexts:
 
 @pytest.fixture
 def bundle(tmp_path, monkeypatch):
-    """A CA file, and an environment that names no CAs of its own."""
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    """A CA file, and a step whose environment names no CAs of its own."""
+    from llmstep.local.forkserver import tls
+
+    tls.for_step({})
     path = tmp_path / "ca.pem"
     path.write_text("CAs\n")
-    return path
+    yield path
+    tls.for_step({})
 
 
 def test_a_prepared_tls_context_goes_to_one_caller_asking_for_the_default(tmp_path, bundle):
@@ -158,10 +160,10 @@ def test_a_caller_gets_a_new_tls_context_when_the_prepared_ones_may_differ(tmp_p
     make = _Contexts()
     handing = forkserver._handing_out(make, 2, [str(bundle)])
     args: tuple = ()
-    if case == "own CA file":
-        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    if case == "own CA file":  # the step's environment (its request's) names its own CAs
+        forkserver.tls.for_step({"SSL_CERT_FILE": str(bundle)})
     elif case == "own CA directory":
-        monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+        forkserver.tls.for_step({"SSL_CERT_DIR": str(tmp_path)})
     elif case == "other arguments":
         args = ("verify",)
     else:
