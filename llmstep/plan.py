@@ -1,54 +1,19 @@
 """The engine-neutral plan: what every renderer and runner works from. Pure data.
 
-A step's input is described by a *shape*, a small JSON tree that the step executor assembles
-from its input files:
-
-- ``["input"]``: the chain input (the workflow parameter ``input``);
-- ``["step", NAME]``: the output of step NAME;
-- ``["dict", {KEY: SHAPE, ...}]``: a dict built from other shapes (``RunnableParallel``);
-- ``["merge", SHAPE, {KEY: SHAPE, ...}]``: a dict updated with more keys (``.assign()``).
-
-The leaves of a shape are the step's *sources*; each source arrives as one file.
+A step's input is a *shape* (:mod:`llmstep.shapes`): its leaves are the step's *sources*,
+each of which arrives as one file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmstep import contract
 from llmstep.errors import CompileError
-
-CHAIN_INPUT = "input"
-"""The source name of the chain input; never used as a step name."""
+from llmstep.shapes import CHAIN_INPUT, is_single, shape_sources
 
 DATA_MODES = ("artifacts", "parameters")
-
-
-def shape_sources(shape: list) -> list[str]:
-    """The sources a shape reads, in first-seen order, without repeats."""
-    seen: dict[str, None] = {}
-    for leaf in _leaves(shape):
-        seen.setdefault(leaf, None)
-    return list(seen)
-
-
-def _leaves(shape: list) -> Iterator[str]:
-    kind = shape[0]
-    if kind == "input":
-        yield CHAIN_INPUT
-    elif kind == "step":
-        yield shape[1]
-    elif kind == "dict":
-        for sub in shape[1].values():
-            yield from _leaves(sub)
-    elif kind == "merge":
-        yield from _leaves(shape[1])
-        for sub in shape[2].values():
-            yield from _leaves(sub)
-    else:
-        raise CompileError(f"unknown input shape {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -115,7 +80,7 @@ class PlanStep:
     @property
     def single_input(self) -> bool:
         """True when the whole input is one source: it arrives as ``input.json``."""
-        return self.shape[0] in ("input", "step")
+        return is_single(self.shape)
 
 
 @dataclass(frozen=True)

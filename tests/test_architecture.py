@@ -22,6 +22,7 @@ LAYERS = {
     "llmstep": (1, "data"),  # the package itself: its __version__ (its lazy API is for users)
     "llmstep.contract": (1, "data"),
     "llmstep.plan": (1, "data"),
+    "llmstep.shapes": (1, "data"),
     "llmstep.serde": (1, "data"),
     "llmstep.values": (1, "data"),
     "llmstep.offline": (1, "data"),
@@ -38,7 +39,7 @@ LAYERS = {
     "llmstep.cli": (6, "cli"),
     "llmstep.__main__": (6, "cli"),
 }
-EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.values", "llmstep.plan",
+EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.values", "llmstep.shapes",
                        "llmstep.offline"}
 NEVER = {  # third-party packages a layer must not import: the executor starts lean, the compiler is engine-neutral
     "llmstep.executor": ("hera", "kubernetes", "yaml"),

@@ -244,3 +244,18 @@ def test_api_key_file_that_is_not_utf8_is_named(tmp_path):
     (tmp_path / "log.txt").write_text("a log line")
     result = run_cli("diagnose", "-f", str(tmp_path / "log.txt"), "--api-key-file", str(key), cwd=ROOT)
     _clean(result, 1, f"--api-key-file {key}: not UTF-8 text")
+
+
+def test_one_kubernetes_config_loader_whose_errors_are_the_callers_kind(tmp_path):
+    """llmstep submit and llmstep diagnose load a kubeconfig the same way; each says it in its own error."""
+    from llmstep.cluster.transports import kube_client
+    from llmstep.errors import DiagnosisError, SubmissionError
+
+    missing = str(tmp_path / "no-kubeconfig")
+    with pytest.raises(SubmissionError, match="cannot load a Kubernetes configuration"):
+        kube_client(missing)
+    with pytest.raises(DiagnosisError, match="cannot load a Kubernetes configuration"):
+        kube_client(missing, error=DiagnosisError, purpose="reading from a cluster")
+    result = run_cli("diagnose", "pod/web", "--kubeconfig", missing, "--dry-run", env={"KUBERNETES_SERVICE_HOST": ""})
+    assert result.returncode == 1, result.stderr
+    assert "cannot load a Kubernetes configuration" in result.stderr

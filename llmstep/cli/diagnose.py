@@ -62,18 +62,11 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
 
 
 def _client(args: argparse.Namespace) -> Any:
-    try:
-        from kubernetes import client, config
-    except ImportError:
-        raise DiagnosisError("reading from a cluster needs the kubernetes package: pip install 'llmstep[kubernetes]'") from None
-    try:
-        if args.kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_kube_config(config_file=args.kubeconfig, context=args.context)
-        else:
-            config.load_incluster_config()
-    except Exception as exc:  # the kubernetes package raises several types
-        raise DiagnosisError(f"cannot load a Kubernetes configuration: {exc}") from exc
-    return client
+    from llmstep.cluster.transports import kube_client
+
+    # in a pod (the diagnose step) without a kubeconfig: its service account
+    in_cluster = not (args.kubeconfig or os.environ.get("KUBECONFIG")) and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    return kube_client(args.kubeconfig, args.context, in_cluster, error=DiagnosisError, purpose="reading from a cluster")
 
 
 def _namespace(args: argparse.Namespace) -> str:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from llmstep.errors import SubmissionError, connection_reason
+from llmstep.errors import LlmstepError, SubmissionError, connection_reason
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 
@@ -36,19 +36,23 @@ def refusal(status: int | None, message: str, what: str, hints: Mapping[int, str
     return SubmissionError(f"{what}: {hint}: {message}".rstrip(": "))
 
 
-def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False) -> Any:
-    """The kubernetes package's ``client`` module, configured like kubectl."""
+def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False, *,
+                error: type[LlmstepError] = SubmissionError, purpose: str = "submitting") -> Any:
+    """The kubernetes package's ``client`` module, configured like kubectl (or from the pod's
+    service account, ``in_cluster``): the one loader of a Kubernetes configuration. Its failures
+    are ``error`` (a SubmissionError; ``llmstep diagnose`` asks for a DiagnosisError), naming
+    ``purpose`` when the package is missing."""
     try:
         from kubernetes import client, config
     except ImportError:
-        raise SubmissionError("submitting needs the kubernetes package: pip install 'llmstep[kubernetes]'") from None
+        raise error(f"{purpose} needs the kubernetes package: pip install 'llmstep[kubernetes]'") from None
     try:
         if in_cluster:
             config.load_incluster_config()
         else:
             config.load_kube_config(config_file=kubeconfig, context=context)
     except Exception as exc:  # the kubernetes package raises several types
-        raise SubmissionError(f"cannot load a Kubernetes configuration: {exc}") from exc
+        raise error(f"cannot load a Kubernetes configuration: {exc}") from exc
     return client
 
 

@@ -15,9 +15,9 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from llmstep import contract
+from llmstep import contract, shapes
 from llmstep.errors import PayloadError
-from llmstep.plan import CHAIN_INPUT
+from llmstep.shapes import CHAIN_INPUT
 
 RESULT_LIMIT = 1024
 
@@ -29,7 +29,7 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
         (data_dir / contract.PAYLOAD).write_text(payload, encoding="utf-8")
     try:
         shape = json.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
-        single = shape[0] in ("input", "step")
+        single = shapes.is_single(shape)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return  # the executor reports the bad payload with its own message
     for item in inputs:

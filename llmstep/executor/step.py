@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, serde
+from llmstep import contract, serde, shapes
 from llmstep.errors import ExecutionError, LlmstepError, PayloadError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
 def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = None) -> Any:
     """Build the step's input value from its input file(s), following the payload's shape."""
     shape = payload["inputs"]
-    single = isinstance(shape, list) and bool(shape) and shape[0] in ("input", "step")
+    single = shapes.is_single(shape)
     cache: dict[str, Any] = {}
 
     def source(name: str) -> Any:
