@@ -20,11 +20,21 @@ def _user_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("user-cache")
 
 
+@pytest.fixture(scope="session")
+def _user_runtime(tmp_path_factory):
+    """The session's own runtime directory, where the fork servers' sockets are: a session never
+    hands its steps to a server that another session (another checkout of llmstep) started."""
+    path = tmp_path_factory.mktemp("runtime")
+    path.chmod(0o700)
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _isolated_runs(tmp_path, monkeypatch, _user_cache):
+def _isolated_runs(tmp_path, monkeypatch, _user_cache, _user_runtime):
     """Every test runs in its own folder, so run records never mix or land in the repo."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(_user_cache))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(_user_runtime))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # fork servers outlive the runs that start them, as by default, but not the test session by long
     monkeypatch.setenv("LLMSTEP_FORKSERVER_IDLE", "10")
