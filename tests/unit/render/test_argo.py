@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 from chains import openai_chain, qa_chain, qa_prompt
+from conftest import ROOT
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from schemas import ARGO_VERSIONS, argo_errors
@@ -17,7 +17,7 @@ from llmstep import serde
 from llmstep.offline import OfflineChatModel
 from llmstep.render.argo_checks import check_workflow
 
-EXAMPLES = Path(__file__).parent / "data" / "argo-examples"
+EXAMPLES = ROOT / "tests" / "data" / "argo-examples"
 KEY = "sk-live-abcdefghijklmnopqrstuvwxyz0123456789"
 
 

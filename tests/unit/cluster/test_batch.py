@@ -9,18 +9,12 @@ import time
 
 import pytest
 import yaml
-from chains import qa_chain
+from chains import picky, qa_chain
 from conftest import chain_module, run_cli
 from langchain_core.runnables import RunnableLambda
 from schemas import ARGO_VERSIONS, argo_errors
 
 import llmstep
-
-
-def _picky(x):
-    if "boom" in x["question"]:
-        raise ValueError("no booms here")
-    return x
 
 
 def test_batch_workflow_is_valid_argo_and_fans_out_with_param():
@@ -53,7 +47,7 @@ def test_local_batch_equals_invoking_each_input(tmp_path):
 
 
 def test_a_failed_input_does_not_lose_the_others(tmp_path):
-    chain = RunnableLambda(_picky) | qa_chain()
+    chain = RunnableLambda(picky) | qa_chain()
     compiled = llmstep.compile(chain, allow_pickle=True)
     inputs = [{"question": "a"}, {"question": "boom"}, {"question": "c"}]
     results = compiled.run_local_batch(inputs, parallelism=2, return_exceptions=True, runs_dir=tmp_path / "r")
@@ -128,7 +122,7 @@ def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_
 
 def test_cli_compile_batch_and_run_inputs(tmp_path):
     chain_module(tmp_path, "from chains import qa_chain\nfrom langchain_core.runnables import RunnableLambda\n"
-                 "from test_batch import _picky\nchain = qa_chain()\npicky = RunnableLambda(_picky) | qa_chain()\n")
+                 "from chains import picky as check\nchain = qa_chain()\npicky = RunnableLambda(check) | qa_chain()\n")
     out = run_cli("compile", "mychain.py:chain", "--batch", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)

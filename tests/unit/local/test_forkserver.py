@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
@@ -396,7 +397,7 @@ def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
 
     env, servers = persistent
     home = str(tmp_path / "runtime" / f"llmstep-{os.getuid()}")
-    tests = os.path.dirname(__file__)
+    tests = str(ROOT / "tests")
     for i in range(forkservers.MAX_SERVERS + 1):
         result = subprocess.run([sys.executable, "-c", RUN_WITH_CLASSES, str(tmp_path / "runs"), tests, str(i)],
                                 env=env, capture_output=True, text=True, timeout=120)  # fmt: skip

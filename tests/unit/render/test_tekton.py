@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import yaml
-from chains import openai_chain, qa_chain, qa_prompt
+from chains import corpus, needs_file, normalize, openai_chain, qa_chain, qa_prompt
 from conftest import ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
 from schemas import tekton_errors
-from test_local_equivalence import corpus, normalize
 
 import llmstep
 from llmstep import serde
@@ -20,7 +18,7 @@ from llmstep.local.entry import run_tekton
 from llmstep.render import tekton
 from llmstep.render.tekton_checks import check_documents
 
-EXAMPLES = Path(__file__).parent / "data" / "tekton-examples"
+EXAMPLES = ROOT / "tests" / "data" / "tekton-examples"
 KEY = "sk-tekton-key-abcdefghijklmnopqrstuvwxyz"
 
 
@@ -228,12 +226,10 @@ def test_golden_tekton_files_are_valid():
 
 
 def test_tekton_failed_run_resumes_reusing_finished_tasks(tmp_path):
-    from test_local_run import _needs_file
-
     from llmstep.local.entry import resume_run
 
     flag = tmp_path / "flag"
-    chain = RunnableLambda(lambda x: x * 2) | RunnableLambda(_needs_file(str(flag)))
+    chain = RunnableLambda(lambda x: x * 2) | RunnableLambda(needs_file(str(flag)))
     docs = llmstep.compile(RunnableLambda(str) | chain, allow_pickle=True).to_tekton()
     record = run_tekton(docs, 21, runs_dir=tmp_path / "r", quiet=True)
     assert record.phase == "Failed" and record.nodes["gate"]["phase"] == "Failed"

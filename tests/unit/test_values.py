@@ -12,31 +12,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
-from value_chains import AI, Color, Legacy, Point, Reason, Span, Verdict, value_corpus
+from value_chains import AI, DECLARED, Color, Legacy, Point, Reason, Verdict, same_values, value_corpus
 
 import llmstep
 from llmstep import serde, values
 from llmstep.errors import CompileError, PayloadError, RunFailed
-
-DECLARED = [Verdict, Legacy, Point, Span, Color]
-"""The lambdas' return types, which no Runnable names: the user declares them."""
-
-
-def _equal(got, want):
-    """Equal and of the same types all the way down (a tuple stays a tuple, a str stays a str)."""
-    assert got == want or (isinstance(got, float) and math.isnan(got) and math.isnan(want))
-    assert type(got) is type(want), (type(got), type(want))
-    if isinstance(want, dict):
-        assert list(got) == list(want)
-        for k in want:
-            _equal(got[k], want[k])
-    elif isinstance(want, (list, tuple)):
-        for g, w in zip(got, want, strict=True):
-            _equal(g, w)
 
 
 @pytest.mark.parametrize("engine", ["argo", "tekton"])
@@ -46,7 +30,7 @@ def test_every_value_kind_travels_and_equals_invoke(case, engine, tmp_path):
     want = chain.invoke(x)
     compiled = llmstep.compile(chain, allow_pickle=True, value_types=DECLARED)
     got = compiled.run_local(x, engine=engine, runs_dir=tmp_path / "runs", progress=False)
-    _equal(got, want)
+    same_values(got, want)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +47,7 @@ def test_round_trip_of_each_kind(value):
     classes = values.Classes.of([Verdict, Reason, Legacy, Point, Color])
     text = serde.dumps_value(value, classes=classes)
     back = serde.loads_value(text, classes=classes)
-    _equal(back, value)
+    same_values(back, value)
     json.loads(text)  # strict JSON: no NaN, no Infinity
 
 
@@ -179,16 +163,12 @@ def test_user_input_that_looks_like_an_envelope_stays_data(tmp_path):
     assert got == ["kind", "llmstep", "value"]
     # and as argo submit -p input= passes it, written by hand: still data
     (tmp_path / "wf.yaml").write_text(compiled.to_yaml())
-    from test_cli import run_cli
-
     out = run_cli("run", "wf.yaml", "--allow-pickle", "-p", f"input={json.dumps(lookalike)}", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == ["kind", "llmstep", "value"]
 
 
 def test_the_cli_prints_a_model_it_has_not_imported_as_its_data(tmp_path):
-    from test_cli import run_cli
-
     chain_file = tmp_path / "structured.py"
     chain_file.write_text(
         "from langchain_core.runnables import RunnableLambda\nfrom pydantic import BaseModel\n\n"
@@ -205,8 +185,6 @@ def test_the_cli_prints_a_model_it_has_not_imported_as_its_data(tmp_path):
 
 
 def test_a_chain_ending_in_a_prompt_prints_its_text(tmp_path):
-    from test_cli import run_cli
-
     (tmp_path / "p.py").write_text("from langchain_core.prompts import PromptTemplate\n"
                                    "chain = PromptTemplate.from_template('Say {word}!')\n")  # fmt: skip
     ran = run_cli("run", f"{tmp_path / 'p.py'}:chain", "--input", '{"word": "hi"}', cwd=tmp_path)
@@ -228,6 +206,6 @@ def test_each_step_loads_its_own_copy_of_a_stateful_object(tmp_path):
 
 
 def test_readme_documents_values_and_stateful_objects():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     assert "## Values between steps" in readme and "value_types=" in readme
     assert "FakeListChatModel" in readme

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chains import qa_chain, qa_prompt
+from chains import needs_file, qa_chain, qa_prompt
 from conftest import ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
 from openai_server import FakeOpenAI
@@ -36,18 +36,9 @@ def _flaky_counter(path: str, fail_times: int):
     return flaky
 
 
-def _needs_file(path: str):
-    def gate(x):
-        if not Path(path).exists():
-            raise RuntimeError(f"{path} is not there yet")
-        return x + " (gate passed)"
-
-    return gate
-
-
 def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path):
     flag = tmp_path / "flag"
-    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(_needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
     compiled = llmstep.compile(chain, allow_pickle=True)
     runs = tmp_path / "runs"
     with pytest.raises(llmstep.RunFailed) as err:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from chains import qa_chain, qa_prompt
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 import llmstep
 from llmstep.local.container import Isolation
@@ -146,7 +146,7 @@ def test_a_full_disk_is_a_named_error_not_an_internal_one(tmp_path, monkeypatch,
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / "steps" / task))
 
     monkeypatch.setattr(RunRecord, "step_dir", full_disk)
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.chdir(ROOT)
     code = cli.main(["run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(tmp_path / "r"),
                      "--no-fork-server"])  # fmt: skip
     err = capsys.readouterr().err

@@ -3,15 +3,14 @@ tests/test_argo_fidelity.py); everything else is refused before anything runs.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
+from conftest import ROOT
 
 from llmstep.errors import LlmstepError
 from llmstep.local.entry import run_document
 
-UPSTREAM = Path(__file__).parent / "data" / "argo-examples"
+UPSTREAM = ROOT / "tests" / "data" / "argo-examples"
 
 
 @pytest.mark.parametrize("path", sorted(UPSTREAM.glob("*.yaml")), ids=lambda p: p.name)

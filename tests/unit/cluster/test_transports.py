@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from argo_server import FakeArgoServer
-from chains import qa_chain
+from chains import picky, qa_chain
 from conftest import chain_module, run_cli
 from langchain_core.runnables import RunnableLambda
 
@@ -20,12 +20,6 @@ from llmstep.cluster.argo import BatchRun, WorkflowFailed
 from llmstep.cluster.transports import ArgoServer, KubeApi, transport
 
 TOKEN = "argo-token"
-
-
-def _picky(x):
-    if "boom" in x["question"]:
-        raise ValueError("no booms here")
-    return x
 
 
 @pytest.fixture
@@ -64,7 +58,7 @@ def test_cancel_terminates_through_the_server(server):
 
 
 def test_failed_workflow_names_its_step_and_suggests_diagnose():
-    chain = RunnableLambda(_picky) | qa_chain()
+    chain = RunnableLambda(picky) | qa_chain()
     with FakeArgoServer(chain, token=TOKEN) as server:
         run = llmstep.compile(chain, allow_pickle=True).submit({"question": "boom"}, namespace="argo",
                                                                argo_server=server.url, token=TOKEN)  # fmt: skip
@@ -109,7 +103,7 @@ def test_tls_verifies_against_a_ca_bundle_or_fails_clearly(tmp_path):
 
 
 def test_batch_results_in_order_with_a_failed_item_in_its_place():
-    chain = RunnableLambda(_picky) | qa_chain()
+    chain = RunnableLambda(picky) | qa_chain()
     with FakeArgoServer(chain, token=TOKEN) as server:
         compiled = llmstep.compile(chain, allow_pickle=True)
         run = compiled.submit_batch([{"question": "a"}, {"question": "boom"}, {"question": "c"}], parallelism=2,

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from chains import qa_chain
+from chains import needs_file, qa_chain
 from conftest import ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
 
@@ -86,13 +86,11 @@ def _disk_bytes(folder: Path) -> int:
 
 def test_a_big_input_is_stored_once_in_the_record(tmp_path):
     """A 50 MB input made a 382 MB record: each value was written in full wherever it was used."""
-    from test_local_run import _needs_file
-
     from llmstep.local.entry import resume_run
 
     size = 1_000_000
     flag = tmp_path / "flag"
-    chain = qa_chain() | RunnableLambda(_needs_file(str(flag)))
+    chain = qa_chain() | RunnableLambda(needs_file(str(flag)))
     with pytest.raises(llmstep.RunFailed) as err:
         llmstep.compile(chain, allow_pickle=True).run_local({"question": "x" * size}, runs_dir=tmp_path / "r")
     root = tmp_path / "r" / err.value.run_id
