@@ -1,6 +1,6 @@
 """Values between steps: every kind LangChain Runnables commonly pass travels, on both engines,
 with the result equal to chain.invoke's; a value names a class and a step loads it only when the
-compiled workflow vouches for it."""
+compiled workflow vouches for it (which classes it declares: tests/unit/compiler/test_valuetypes.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import math
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from conftest import ROOT, run_cli
@@ -20,7 +19,7 @@ from value_chains import AI, DECLARED, Color, Legacy, Point, Reason, Verdict, sa
 
 import llmstep
 from llmstep import serde, values
-from llmstep.errors import CompileError, PayloadError, RunFailed
+from llmstep.errors import PayloadError, RunFailed
 
 
 @pytest.mark.parametrize("engine", ["argo", "tekton"])
@@ -73,60 +72,6 @@ def test_a_value_of_an_undeclared_class_fails_in_the_step_that_made_it(tmp_path)
     message = str(err.value)
     assert "the output of step 'runnablelambda' is a Point (value_chains:Point)" in message
     assert "a class the compiled workflow does not declare" in message and "value_types=[Point]" in message
-
-
-def make_point(x: int) -> Point:
-    return Point(x, x)
-
-
-def test_a_class_named_by_a_steps_output_type_is_declared_by_itself(tmp_path):
-    chain = RunnableLambda(make_point) | RunnableLambda(lambda p: [p, p.y])
-    compiled = llmstep.compile(chain, allow_pickle=True)
-    assert Point in compiled.plan.value_classes
-    assert compiled.run_local(3, runs_dir=tmp_path / "runs", progress=False) == [Point(3, 3), 3]
-
-
-def test_a_parsers_model_and_the_models_its_fields_name_are_declared():
-    from langchain_core.output_parsers import PydanticOutputParser
-
-    plan = llmstep.compile(PydanticOutputParser(pydantic_object=Verdict), allow_pickle=True).plan
-    assert set(plan.value_classes) >= {Verdict, Reason}
-    [step] = plan.steps
-    assert step.payload["values"]["classes"] == sorted(values.class_path(c) for c in plan.value_classes)
-    assert step.payload["values"]["pickle"]["classes"]  # the classes of this test module travel by value
-
-
-def test_user_classes_need_allow_pickle_to_travel():
-    from chains import qa_chain
-
-    with pytest.raises(CompileError, match=r"passes values of Reason, Verdict, defined in your own code.*allow_pickle=True"):
-        llmstep.compile(qa_chain(), value_types=[Verdict])
-    assert llmstep.compile(qa_chain(), value_types=[Verdict], allow_pickle=True).plan.value_classes
-
-
-def _generator(x) -> Iterator[int]:
-    yield x
-
-
-class Opaque:
-    pass
-
-
-def _opaque(x) -> Opaque:
-    return Opaque()
-
-
-@pytest.mark.parametrize("fn,named", [(_generator, "Iterator"), (_opaque, "Opaque")])
-def test_a_step_whose_output_type_cannot_travel_fails_at_compile_time(fn, named):
-    with pytest.raises(CompileError, match=rf"returns .*{named}.* cannot travel between steps"):
-        llmstep.compile(RunnableLambda(fn) | RunnableLambda(str), allow_pickle=True)
-
-
-def test_value_types_must_be_classes_that_travel():
-    with pytest.raises(CompileError, match="not a class"):
-        llmstep.compile(RunnableLambda(str), value_types=["Verdict"])
-    with pytest.raises(CompileError, match="not a pydantic model, a dataclass or an Enum"):
-        llmstep.compile(RunnableLambda(str), value_types=[Opaque])
 
 
 def test_a_step_never_imports_a_module_a_value_names(tmp_path):

@@ -10,11 +10,12 @@ import time
 import pytest
 import yaml
 from chains import picky, qa_chain
-from conftest import chain_module, run_cli
+from conftest import ROOT, chain_module, run_cli
 from langchain_core.runnables import RunnableLambda
 from schemas import ARGO_VERSIONS, argo_errors
 
 import llmstep
+from llmstep.local.entry import run_document
 
 
 def test_batch_workflow_is_valid_argo_and_fans_out_with_param():
@@ -100,7 +101,6 @@ def _peak(spans) -> int:
 def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_path):
     """Argo counts a template's own active children: a nested DAG is one while it runs, and the
     pods inside it are not counted against the outer template (only against the Workflow's)."""
-    from llmstep.local.entry import run_document
 
     spans = tmp_path / "spans.txt"
     doc = llmstep.compile({"a": RunnableLambda(_slow(str(spans))), "b": RunnableLambda(_slow(str(spans)))},
@@ -147,3 +147,10 @@ def test_cli_compile_batch_and_run_inputs(tmp_path):
     assert plain.returncode == 2 and "--inputs needs a batch Workflow (llmstep compile --batch N)" in plain.stderr
     wrong = run_cli("compile", "mychain.py:chain", "--batch", "2", "--engine", "tekton", cwd=tmp_path)
     assert wrong.returncode == 2 and "--batch renders an Argo Workflow" in wrong.stderr
+
+
+def test_lone_surrogate_in_a_batch_input_names_the_input(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"question": "fine"}\n{"question": "\\ud800"}\n')
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "in.jsonl", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "input 1 holds a lone surrogate" in result.stderr

@@ -1,4 +1,5 @@
-"""Decomposition rules: which Runnables become steps and how inputs are wired."""
+"""Decomposition rules: which Runnables become steps and how inputs are wired; compile() refuses what
+it cannot turn into a plan, naming where."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnableParallel, RunnablePassthrough
 
 import llmstep
-from llmstep.compiler.naming import DNS_LABEL, TASK_NAME
 from llmstep.offline import OfflineChatModel
 
 
@@ -83,66 +83,6 @@ def test_everything_else_is_one_step():
     for runnable, expected in ((branch, "RunnableBranch"), (bound, "OfflineChatModel"), (with_fallback, "RunnableWithFallbacks")):
         plan = llmstep.compile(runnable, allow_pickle=True).plan
         assert [s.display for s in plan.steps] == [expected]
-
-
-def test_step_sets_boundary_and_settings():
-    inner = qa_prompt() | OfflineChatModel()
-    chain = llmstep.Step(inner, name="ask", image="example/llm:2", retries=3, timeout="2m",
-                         resources={"cpu": "500m", "memory": "256Mi"}) | StrOutputParser()
-    plan = llmstep.compile(chain).plan
-    assert [s.display for s in plan.steps] == ["ask", "StrOutputParser"]
-    ask = plan.steps[0]
-    assert ask.settings.image == "example/llm:2" and ask.settings.retries == 3 and ask.settings.timeout == 120
-    assert ask.settings.resources == {"requests": {"cpu": "500m", "memory": "256Mi"},
-                                      "limits": {"cpu": "500m", "memory": "256Mi"}}
-    assert ask.runnable.endswith("RunnableSequence")  # everything inside runs as one step
-
-
-def test_step_in_process_behaves_like_the_runnable():
-    chain = qa_chain()
-    wrapped = llmstep.Step(chain, name="whole")
-    x = {"question": "why?"}
-    assert wrapped.invoke(x) == chain.invoke(x)
-    assert wrapped.batch([x, x]) == chain.batch([x, x])
-    assert list(wrapped.stream(x)) == list(chain.stream(x))
-    assert wrapped.get_input_jsonschema() == chain.get_input_jsonschema()
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "fragment"),
-    [
-        ({"retries": -1}, "retries"),
-        ({"timeout": "soon"}, "timeout"),
-        ({"timeout": 0}, "timeout"),
-        ({"image": "has space"}, "image"),
-        ({"resources": {"cpu": "1", "limits": {}}}, "resources"),
-        ({"resources": {"cpu": 1.5}}, "quantity"),
-        ({"name": ""}, "name"),
-    ],
-)
-def test_step_rejects_bad_settings_naming_the_field(kwargs, fragment):
-    with pytest.raises(llmstep.CompileError, match=fragment):
-        llmstep.Step(qa_prompt(), **kwargs)
-
-
-def test_names_are_valid_unique_and_readable():
-    chain = qa_prompt() | OfflineChatModel() | OfflineChatModel() | RunnableLambda(lambda x: x, name="my_func!!" * 20)
-    plan = llmstep.compile(chain, allow_pickle=True).plan
-    displays = [s.display for s in plan.steps]
-    assert displays[1:3] == ["OfflineChatModel", "OfflineChatModel-2"]
-    assert len({s.name for s in plan.steps}) == len(plan.steps)
-    for step in plan.steps:
-        assert DNS_LABEL.match(step.name) and len(step.name) <= 63
-        assert TASK_NAME.match(step.display) and len(step.display) <= 63
-
-
-def test_name_counts_resume_and_skip_names_already_taken():
-    from llmstep.compiler.naming import NameAllocator
-
-    names = NameAllocator()
-    got = [names.allocate(label)[0] for label in ["a", "a-3", "a", "A", "a", "main", "main"]]
-    # "a-3" was taken by a step of that name, so the third "a" skips it; case-insensitive like DNS labels
-    assert got == ["a", "a-3", "a-2", "A-4", "a-5", "main-2", "main-3"]
 
 
 def test_compile_rejects_non_runnables_and_bad_options():

@@ -12,8 +12,11 @@ import base64
 import json
 
 import pytest
+from conftest import run_cli
+from diagnose_cases import MANIFEST, SECRETS
 from openai_server import FakeOpenAI
 
+import llmstep
 from llmstep.diagnose import Evidence, Model, Redactor, diagnose, prepared
 from llmstep.diagnose.evidence import from_text
 from llmstep.diagnose.redact import secret_name
@@ -329,3 +332,23 @@ def test_generated_documents_lose_nothing_to_redaction():
         redactor = Redactor()
         from_text(path.read_text(), path.name).render(redactor)
         assert redactor.count == 0, path.name
+
+
+def test_no_secret_reaches_the_model_and_redactions_are_counted():
+    redactor = Redactor(patterns=[r"corp-token-\d+"])
+    sent = json.dumps(prepared(from_text(MANIFEST, "bad.yaml"), redactor, "diagnose", None, None))
+    for secret in SECRETS:
+        assert secret not in sent
+    assert "abcdefghijklmnop" not in sent
+    assert "production" in sent and "invalid" in sent  # the evidence itself survives
+    assert redactor.count >= 8
+
+
+def test_invalid_redact_pattern_is_a_usage_error():
+    with pytest.raises(llmstep.LlmstepError, match=r"--redact '\(' is not a valid regular expression") as caught:
+        Redactor(patterns=["("])
+    assert caught.value.exit_code == 2
+    with pytest.raises(llmstep.LlmstepError, match="Diagnose"):
+        llmstep.Diagnose(redact=("[unclosed",))
+    result = run_cli("diagnose", "-f", "-", "--redact", "(", "--dry-run")
+    assert result.returncode == 2 and "--redact '(' is not a valid regular expression" in result.stderr

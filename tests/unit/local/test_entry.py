@@ -1,5 +1,6 @@
-"""The local runner: failures, resume, retries, timeouts, when, exit handlers, secrets,
-unsupported documents, concurrency, records and the CLI around them."""
+"""The local runner's entry points (run_local, run_document, resume_run, llmstep run): failures,
+resume, retries, timeouts, when, exit handlers, secrets, hand-edited documents, concurrency and
+interruption."""
 
 from __future__ import annotations
 
@@ -178,28 +179,6 @@ def test_missing_secret_fails_that_step_with_the_executor_message(tmp_path):
     assert "OPENAI_API_KEY" in str(err.value) and "exit code 3" in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("mutate", "fragment"),
-    [
-        (lambda d: d["spec"]["templates"][1].update(volumes=[]), "spec.templates[1].volumes is not supported"),
-        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(withItems=[1, 2]), "aggregated outputs of a task with withParam"),
-        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(continueOn={"failed": True}), "continueOn is not supported"),
-        (lambda d: d["spec"]["templates"][1]["container"].update(command=["sh", "-c"]), "must run `llmstep exec"),
-        (lambda d: d["spec"]["templates"][1]["container"].update(args=["{{workflow.creationTimestamp}}"]), "creationTimestamp"),
-        (lambda d: d.update(kind="CronWorkflow"), "expected an Argo Workflow"),
-    ],
-)
-def test_hand_edited_yaml_outside_the_subset_is_rejected_clearly(tmp_path, mutate, fragment):
-    doc = _hand_doc(qa_chain())
-    mutate(doc)
-    path = tmp_path / "edited.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
-    assert result.returncode == 2
-    assert fragment in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / ".llmstep").exists()  # rejected up front: nothing ran
-
-
 def test_hand_edited_supported_change_takes_effect(tmp_path):
     doc = _hand_doc(qa_chain())
     payload = json.loads(doc["spec"]["templates"][2]["inputs"]["artifacts"][0]["raw"]["data"])
@@ -241,61 +220,6 @@ def test_parallelism_bounds_concurrency(tmp_path):
     assert all(spans[i][1] <= spans[i + 1][0] + 0.05 for i in range(len(spans) - 1))
 
 
-def test_missing_input_parameter_is_a_clear_error(tmp_path):
-    path = tmp_path / "wf.yaml"
-    path.write_text(llmstep.compile(qa_chain()).to_yaml())
-    result = run_cli("run", str(path), cwd=tmp_path)
-    assert result.returncode == 2 and "parameter 'input' has no value" in result.stderr
-    result = run_cli("run", str(path), "--input", "{not json", cwd=tmp_path)
-    assert result.returncode == 2 and "not valid JSON" in result.stderr
-
-
-def test_cli_run_json_runs_and_show(tmp_path):
-    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--input", '{"question": "json?"}', "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["phase"] == "Succeeded" and report["output"] == "offline answer: json?"
-    assert set(report["steps"]) == {"ChatPromptTemplate", "OfflineChatModel", "StrOutputParser"}
-    runs = run_cli("runs", cwd=tmp_path)
-    assert report["run"] in runs.stdout and "Succeeded" in runs.stdout
-    shown = run_cli("show", report["run"], cwd=tmp_path)
-    assert "OfflineChatModel" in shown.stdout and "offline answer: json?" in shown.stdout
-    step = run_cli("show", report["run"], "StrOutputParser", cwd=tmp_path)
-    assert "--- output.json" in step.stdout and "--- log" in step.stdout
-    missing = run_cli("show", report["run"], "Nope", cwd=tmp_path)
-    assert missing.returncode == 2 and "no step 'Nope'" in missing.stderr
-
-
-def test_cli_failed_run_exit_code_show_and_resume(tmp_path):
-    flag = tmp_path / "flag"
-    script = tmp_path / "gate_chain.py"
-    script.write_text(
-        "from pathlib import Path\nfrom langchain_core.runnables import RunnableLambda\n"
-        f"FLAG = Path({str(flag)!r})\n"
-        "def gate(x):\n    if not FLAG.exists():\n        raise RuntimeError('flag missing')\n    return x * 2\n"
-        "chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(gate)\n"
-    )
-    failed = run_cli("run", "gate_chain.py:chain", "--allow-pickle", "--input", "1", cwd=tmp_path)
-    assert failed.returncode == 1
-    assert "step gate" in failed.stderr and "RuntimeError: flag missing" in failed.stderr
-    run_id = failed.stderr.split("run --resume ")[1].split()[0]
-    shown = run_cli("show", run_id, cwd=tmp_path)
-    assert "Failed" in shown.stdout and "flag missing" in shown.stdout
-    flag.write_text("ok")
-    resumed = run_cli("run", "--resume", run_id, "--allow-pickle", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.strip() == "4"
-    assert "RunnableLambda succeeded" not in resumed.stderr  # the finished step was reused, not re-run
-
-
-def test_plain_progress_when_not_a_terminal(tmp_path):
-    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--input", '{"question": "p"}', cwd=tmp_path)
-    lines = result.stderr.splitlines()
-    assert any(line.endswith("ChatPromptTemplate running") for line in lines)
-    assert any("StrOutputParser succeeded (" in line for line in lines)
-    assert "\x1b[" not in result.stderr
-
-
 def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
     script = tmp_path / "slow_chain.py"
     script.write_text(
@@ -324,50 +248,9 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
     assert leftover.stdout.strip() == ""  # no step process outlives the run
 
 
-def test_container_isolation_without_the_engine_is_a_clear_error(tmp_path):
-    from llmstep.local.container import Isolation
-
-    with pytest.raises(llmstep.WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
-        run_document(_hand_doc(qa_chain()), {"question": "q"}, runs_dir=tmp_path / "r", quiet=True,
-                     isolation=Isolation("container", "llmstep-no-such-engine"))
-
-
-def test_live_progress_on_a_terminal(tmp_path):
-    """On a TTY the steps are a table redrawn in place (ANSI), not one line per change."""
-    import pty
-
-    parent, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", f"{ROOT}/examples/qa.py:chain", "--input",
-                             '{"question": "tty"}'], cwd=tmp_path, stdout=subprocess.PIPE, stderr=child,
-                            stdin=subprocess.DEVNULL)  # fmt: skip
-    os.close(child)
-    chunks = []
-    while True:
-        try:
-            data = os.read(parent, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    out, _ = proc.communicate(timeout=60)
-    os.close(parent)
-    screen = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0 and out.decode().strip() == "offline answer: tty"
-    assert "\x1b[F\x1b[K" in screen  # redrawn in place
-    assert "✔ StrOutputParser" in screen and "Succeeded" in screen
-
-
 @pytest.mark.parametrize("given", [["--input", '{"question": "half an emoji \\ud83d"}'],
                                    ["-p", 'input={"question": "\\udc80"}']])
 def test_lone_surrogate_in_the_chain_input_is_a_clear_error_naming_it(tmp_path, given):
     result = run_cli("run", f"{ROOT}/examples/qa.py:chain", *given, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "the chain input holds a lone surrogate" in result.stderr
-
-
-def test_lone_surrogate_in_a_batch_input_names_the_input(tmp_path):
-    (tmp_path / "in.jsonl").write_text('{"question": "fine"}\n{"question": "\\ud800"}\n')
-    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "in.jsonl", cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert "input 1 holds a lone surrogate" in result.stderr

@@ -1,6 +1,5 @@
 """The fork server behind local runs: one fork per step, each step its own session with only its
-pod's environment, and the server learns the imports steps had to make themselves. Also: the run
-record reaches disk soon after a node changes, without a rewrite per update."""
+pod's environment, and the server learns the imports steps had to make themselves."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from langchain_core.runnables import RunnableLambda
 
 import llmstep
 from llmstep.local import forkserver
-from llmstep.local.records import SAVE_EVERY, RunRecord
 
 
 def _imports_minidom(x):
@@ -324,34 +322,6 @@ def test_a_bad_idle_time_is_refused_naming_the_variable(tmp_path, monkeypatch, v
     monkeypatch.setenv(forkserver.IDLE_ENV, value)
     with pytest.raises(llmstep.WorkflowError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
         llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).run_local(1, runs_dir=tmp_path / "r")
-
-
-def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
-    (tmp_path / "runs").mkdir()
-    record = RunRecord.create(tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "r"}}], engine="argo", arguments={})
-    writes = []
-    original = RunRecord.save
-
-    def counting(self, soon=False):
-        before = self._saved_at
-        original(self, soon)
-        if self._saved_at != before:
-            writes.append(time.monotonic())
-
-    RunRecord.save = counting
-    try:
-        for i in range(500):
-            record.update_node(f"n{i}", phase="Running")
-        assert len(writes) <= 2  # not one rewrite per update
-        time.sleep(SAVE_EVERY + 0.3)
-        on_disk = json.loads((record.root / "status.json").read_text())
-        assert len(on_disk["nodes"]) == 500  # the deferred write came
-        record.update_node("n0", phase="Succeeded")
-        record.finish("Succeeded")
-        on_disk = json.loads((record.root / "status.json").read_text())
-        assert on_disk["phase"] == "Succeeded" and on_disk["nodes"]["n0"]["phase"] == "Succeeded"
-    finally:
-        RunRecord.save = original
 
 
 CLIENT_DIES_DURING_START_UP = r"""

@@ -1,10 +1,11 @@
 """Run records: always a directory right inside the runs directory, whatever the document's name
 says; a status.json that is not a record is skipped with a warning naming it, never an error for
-every other run."""
+every other run; a node's change reaches disk soon, without a rewrite per update."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from conftest import ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep.local.records import RunRecord, list_runs
+from llmstep.local.records import SAVE_EVERY, RunRecord, list_runs
 
 
 @pytest.mark.parametrize("field", ["name", "generateName"])
@@ -101,3 +102,31 @@ def test_a_big_input_is_stored_once_in_the_record(tmp_path):
     resumed = resume_run(err.value.run_id, runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
     assert resumed.result() == "offline answer: " + "x" * size + " (gate passed)"
     assert len(resumed.status["arguments"]["input"]) > size  # read back from where it is stored
+
+
+def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
+    (tmp_path / "runs").mkdir()
+    record = RunRecord.create(tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "r"}}], engine="argo", arguments={})
+    writes = []
+    original = RunRecord.save
+
+    def counting(self, soon=False):
+        before = self._saved_at
+        original(self, soon)
+        if self._saved_at != before:
+            writes.append(time.monotonic())
+
+    RunRecord.save = counting
+    try:
+        for i in range(500):
+            record.update_node(f"n{i}", phase="Running")
+        assert len(writes) <= 2  # not one rewrite per update
+        time.sleep(SAVE_EVERY + 0.3)
+        on_disk = json.loads((record.root / "status.json").read_text())
+        assert len(on_disk["nodes"]) == 500  # the deferred write came
+        record.update_node("n0", phase="Succeeded")
+        record.finish("Succeeded")
+        on_disk = json.loads((record.root / "status.json").read_text())
+        assert on_disk["phase"] == "Succeeded" and on_disk["nodes"]["n0"]["phase"] == "Succeeded"
+    finally:
+        RunRecord.save = original
