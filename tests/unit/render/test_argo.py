@@ -1,9 +1,11 @@
-"""Argo rendering: strict schema validity on both Argo versions, names, secrets, settings, size."""
+"""Argo rendering: strict schema validity on both Argo versions, names, secrets, settings, size; a
+Plan built by hand renders without compile()."""
 
 from __future__ import annotations
 
 import json
 
+import plans
 import pytest
 import yaml
 from chains import openai_chain, qa_chain, qa_prompt
@@ -14,6 +16,8 @@ from schemas import ARGO_VERSIONS, argo_errors
 import llmstep
 from llmstep import serde
 from llmstep.offline import OfflineChatModel
+from llmstep.plan import ConfigMapKeyRef, Plan, SecretKeyRef, StepSettings
+from llmstep.render import argo as render_argo
 from llmstep.render.argo_checks import check_workflow
 
 KEY = "sk-live-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -198,3 +202,83 @@ def test_exit_handler_renders_validly():
     assert handler["dag"]["tasks"][0]["when"] == "{{workflow.status}} != Succeeded"
     with pytest.raises(llmstep.CompileError, match="on_failure"):
         llmstep.compile(qa_chain(), on_failure="yes please")
+
+
+# ---------------------------------------------------------------- a Plan built by hand (no compile())
+
+
+def _hand_rendered(plan):
+    """The Workflow render.argo makes of a Plan, valid on both Argo versions; its templates by name."""
+    doc = render_argo.render_dict(plan)
+    for version in ARGO_VERSIONS:
+        assert argo_errors(doc, version) == [], version
+    return doc, {t["name"]: t for t in doc["spec"]["templates"]}
+
+
+def test_a_hand_built_sequence_renders_one_template_per_step_wired_in_order():
+    plan = plans.sequence()
+    doc, templates = _hand_rendered(plan)
+    assert list(templates) == ["main", "ask", "answer"] and doc["spec"]["entrypoint"] == "main"
+    ask, answer = templates["main"]["dag"]["tasks"]
+    assert ask == {"name": "Ask", "template": "ask",
+                   "arguments": {"artifacts": [{"name": "input", "raw": {"data": "{{workflow.parameters.input}}"}}]}}
+    assert answer == {"name": "Answer", "template": "answer", "depends": "Ask",
+                      "arguments": {"artifacts": [{"name": "input", "from": "{{tasks.Ask.outputs.artifacts.output}}"}]}}
+    assert doc["metadata"]["annotations"]["llmstep.dev/output-task"] == "Answer"
+    assert "output" in {p["name"] for p in templates["answer"]["outputs"]["parameters"]}  # the result, for the UI
+    assert "output" not in {p["name"] for p in templates["ask"]["outputs"]["parameters"]}
+    for step in plan.steps:
+        template = templates[step.name]
+        assert template["container"]["command"] == ["llmstep", "exec", "--data-dir", "/llmstep"]
+        assert template["container"]["image"] == "example/llmstep:1"
+        [payload] = [a for a in template["inputs"]["artifacts"] if a["name"] == "payload"]
+        assert json.loads(payload["raw"]["data"]) == step.payload  # the plan's payload, as it is
+        assert "{{" not in payload["raw"]["data"]  # the prompt's {{ is escaped: Argo never substitutes in a payload
+
+
+def test_a_hand_built_fan_in_runs_the_branches_at_once_and_gives_the_consumer_a_file_each():
+    doc, templates = _hand_rendered(plans.fan_in())
+    tasks = {t["name"]: t for t in templates["main"]["dag"]["tasks"]}
+    assert "depends" not in tasks["Left"] and "depends" not in tasks["Right"]
+    assert tasks["Join"]["depends"] == "Left && Right"
+    assert tasks["Join"]["arguments"]["artifacts"] == [
+        {"name": "input-left", "from": "{{tasks.Left.outputs.artifacts.output}}"},
+        {"name": "input-right", "from": "{{tasks.Right.outputs.artifacts.output}}"}]  # fmt: skip
+    assert [(a["name"], a["path"]) for a in templates["join"]["inputs"]["artifacts"]] == [
+        ("payload", "/llmstep/runnable.json"), ("input-left", "/llmstep/input/left.json"),
+        ("input-right", "/llmstep/input/right.json")]  # fmt: skip
+    _, by_parameters = _hand_rendered(plans.fan_in(data="parameters"))
+    assert by_parameters["main"]["dag"]["tasks"][2]["arguments"]["artifacts"][0] == {
+        "name": "input-left", "raw": {"data": "{{tasks.Left.outputs.parameters.output}}"}}  # fmt: skip
+
+
+def test_a_hand_built_plans_secret_keys_go_only_to_the_step_that_declares_them():
+    steps = (plans.prompt_step("ask", "Q: {question}", ["input"]),
+             plans.prompt_step("model", "M {text}", ["step", "ask"], secrets=("OPENAI_API_KEY", "ACME_API_KEY")),
+             plans.prompt_step("after", "A {text}", ["step", "model"]))  # fmt: skip
+    _, templates = _hand_rendered(Plan(name="hand-secret", steps=steps, output="after", image="example/llmstep:1",
+                                       secret="team-keys"))  # fmt: skip
+    assert "env" not in templates["ask"]["container"] and "env" not in templates["after"]["container"]
+    assert templates["model"]["container"]["env"] == [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": "team-keys", "key": key}}}
+        for key in ("ACME_API_KEY", "OPENAI_API_KEY")]  # fmt: skip
+
+
+def test_a_hand_built_steps_settings_reach_its_template_and_no_other():
+    resources = {"requests": {"cpu": "100m"}, "limits": {"memory": "64Mi"}}
+    settings = StepSettings(image="example/other:2", retries=2, backoff="3s", timeout=90, resources=resources,
+                            env=(("MODE", "fast"), ("TOKEN", SecretKeyRef("team", "token")),
+                                 ("REGION", ConfigMapKeyRef("cfg", "region"))))  # fmt: skip
+    steps = (plans.prompt_step("ask", "Q: {question}", ["input"], settings=settings),
+             plans.prompt_step("plain", "P {text}", ["step", "ask"]))  # fmt: skip
+    _, templates = _hand_rendered(Plan(name="hand-settings", steps=steps, output="plain", image="example/llmstep:1"))
+    ask, plain = templates["ask"], templates["plain"]
+    assert ask["container"]["image"] == "example/other:2" and plain["container"]["image"] == "example/llmstep:1"
+    assert ask["retryStrategy"] == {"limit": 2, "retryPolicy": "OnFailure", "expression": render_argo.RETRY_WHEN,
+                                    "backoff": {"duration": "3s", "factor": 2}}  # fmt: skip
+    assert ask["activeDeadlineSeconds"] == 90 and ask["container"]["resources"] == resources
+    assert ask["container"]["env"] == [
+        {"name": "MODE", "value": "fast"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team", "key": "token"}}},
+        {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "region"}}}]  # fmt: skip
+    assert not {"retryStrategy", "activeDeadlineSeconds"} & set(plain) and not {"resources", "env"} & set(plain["container"])
