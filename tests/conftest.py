@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,14 @@ def chain_module(folder: Path, body: str) -> str:
     tests = str(Path(__file__).parent)
     (folder / "mychain.py").write_text(f"import sys\nsys.path.insert(0, {tests!r})\n{body}", encoding="utf-8")
     return "mychain.py"
+
+
+def copy_of_llmstep(folder: Path) -> Path:
+    """A copy of the llmstep package in ``folder`` (``folder/llmstep``), for processes that import it
+    from there (``PYTHONPATH=folder``): a test that changes a module file's modification time changes
+    the copy's, never the repository's (which other processes and sessions go by). Returns ``folder``."""
+    shutil.copytree(ROOT / "llmstep", folder / "llmstep", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
 
 
 def write_step(data_dir: Path, payload: dict, inputs: dict[str, str] | str | None) -> Path:

@@ -3,16 +3,18 @@ pod's environment, and the server learns the imports steps had to make themselve
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, copy_of_llmstep
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
@@ -193,26 +195,34 @@ def test_only_installed_libraries_are_learned(tmp_path, fresh_servers):
     assert "xml.dom.minidom" in learned and "myproject_helpers" not in learned
 
 
-# A run in a new process, as `llmstep run` or a script would do it: the step says which server forked it.
+# A run in a new process, as `llmstep run` or a script would do it: the step says which server forked
+# it, and which llmstep it runs. An interpreter given after the runs directory is the one the process
+# hands on (to its fork server, and so to its steps).
 RUN_IN_A_NEW_PROCESS = r"""
-import json, sys, llmstep
+import json, sys
+if len(sys.argv) > 2:
+    sys.executable = sys.argv[2]
+import llmstep
 from langchain_core.runnables import RunnableLambda
 def report(x):
     import os
+    import llmstep
     with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
         forked = f.read().split(b"\0")[1:3] == [b"-m", b"llmstep.local.forkserver"]
-    return [os.getppid(), forked]
+    return [os.getppid(), forked, llmstep.__file__]
 print(json.dumps(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_local(1, runs_dir=sys.argv[1])))
 """
 
 
-def _server_of_a_new_process(tmp_path, env) -> int:
-    """The pid of the fork server that forked the step of a run in a new process."""
-    result = subprocess.run([sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs")], env=env,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+def _server_of_a_new_process(tmp_path, env, python: str | None = None, runs: str | None = None) -> int:
+    """The pid of the fork server that forked the step of a run in a new process; with ``python``,
+    the interpreter that process hands on, and ``runs``, the llmstep file its step must run."""
+    result = subprocess.run([sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs"), *filter(None, [python])],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    server, forked = json.loads(result.stdout.strip().splitlines()[-1])
+    server, forked, imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert forked, "the step was started cold, not forked by a server"
+    assert runs is None or imported == runs, imported
     return server
 
 
@@ -257,22 +267,25 @@ def test_a_server_outlives_its_process_and_serves_the_next_ones(tmp_path, persis
 
 
 def test_a_changed_module_file_retires_the_server(tmp_path, persistent):
-    import llmstep.executor.step
-
     env, servers = persistent
-    first = _server_of_a_new_process(tmp_path, env)
+    # This test's processes, their fork servers and steps run a copy of llmstep, whose file it edits:
+    # the repository's files (which every other session's servers go by) stay as they are.
+    source = copy_of_llmstep(tmp_path / "src")
+    python = tmp_path / "python"  # the interpreter the runs hand on, with the copy first on its path
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(source))} exec {shlex.quote(sys.executable)} \"$@\"\n")
+    python.chmod(0o755)
+    env = {**env, "PYTHONPATH": str(source)}
+    run = functools.partial(_server_of_a_new_process, tmp_path, env, str(python), str(source / "llmstep" / "__init__.py"))
+    first = run()
     servers.append(first)
-    source = llmstep.executor.step.__file__  # imported by every server: an edit to llmstep, or an upgraded library
-    before = os.stat(source)
-    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
-    try:
-        second = _server_of_a_new_process(tmp_path, env)
-        servers.append(second)
-        assert second != first
-        assert _gone_within(first, 10)  # it answered "stale", let go of the socket and ended
-        assert _server_of_a_new_process(tmp_path, env) == second  # ending, it left the new server's socket alone
-    finally:
-        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    module = source / "llmstep" / "executor" / "step.py"  # imported by every server: an edit to llmstep, or an upgrade
+    before = os.stat(module)
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    second = run()
+    servers.append(second)
+    assert second != first
+    assert _gone_within(first, 10)  # it answered "stale", let go of the socket and ended
+    assert run() == second  # ending, it left the new server's socket alone
 
 
 def test_a_server_that_lets_go_never_removes_a_newer_servers_socket(tmp_path):

@@ -1,6 +1,7 @@
 """Rendered Workflows kept between processes: a new process renders a chain it rendered before
 without importing Hera, gets the very same document, and renders afresh when anything the
-rendering depends on changes (the chain, llmstep's code) or when it has imported Hera itself."""
+rendering depends on changes (the chain, llmstep's code) or when it has imported Hera itself.
+The rendering processes import a copy of llmstep, so that an edit to its code is made to the copy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, copy_of_llmstep
 
 RENDER = """
 import json, sys
@@ -22,20 +23,29 @@ from chains import qa_prompt
 from llmstep.offline import OfflineChatModel
 chain = qa_prompt() | OfflineChatModel(prefix=sys.argv[1])
 doc = llmstep.compile(chain).to_dict()
-print(json.dumps({{"hera_imported": "hera" in sys.modules, "doc": doc}}))
+print(json.dumps({{"hera_imported": "hera" in sys.modules, "doc": doc, "llmstep": llmstep.__file__}}))
 """
 
 
 @pytest.fixture
-def render(tmp_path):
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+def source(tmp_path):
+    """The llmstep package the rendering processes import: a copy, ``source/llmstep``."""
+    return copy_of_llmstep(tmp_path / "src")
+
+
+@pytest.fixture
+def render(tmp_path, source):
+    path = [str(source), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(path)}
 
     def run(prefix: str = "A", mode: str = "") -> dict:
         code = RENDER.format(tests=str(ROOT / "tests"))
         result = subprocess.run([sys.executable, "-c", code, prefix, mode], env=env, capture_output=True, text=True,
                                 timeout=120)  # fmt: skip
         assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
+        out = json.loads(result.stdout)
+        assert out["llmstep"] == str(source / "llmstep" / "__init__.py")  # the copy, not the repository's
+        return out
 
     return run
 
@@ -65,17 +75,13 @@ def test_the_cache_is_what_a_new_process_reads_and_a_hera_user_does_not(tmp_path
     assert render(mode="hera-first")["doc"] == real  # Hera imported first: rendered afresh
 
 
-def test_an_edit_to_llmstep_makes_a_new_key(tmp_path, render):
-    import llmstep.render.tekton as any_llmstep_module
-
+def test_an_edit_to_llmstep_makes_a_new_key(tmp_path, render, source):
     render()
-    source = any_llmstep_module.__file__
-    before = os.stat(source)
-    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
-    try:
-        after_edit = render()
-    finally:
-        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert render()["hera_imported"] is False  # the same code: the entry is used
+    module = source / "llmstep" / "render" / "tekton.py"  # any module of the copy the process imports
+    before = os.stat(module)
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    after_edit = render()
     assert after_edit["hera_imported"] is True and len(_entries(tmp_path)) == 2
 
 
