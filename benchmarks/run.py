@@ -4,6 +4,8 @@ measured in the same run.
     python benchmarks/run.py            # the table, and benchmarks/results.json
     python benchmarks/run.py --quick    # fewer repetitions, for a smoke run
     python benchmarks/run.py --only compile,size   # some sections: startup, local, parallel, batch, compile, size, image, cluster
+    python benchmarks/run.py --out FILE            # the report there (default benchmarks/results.json, or
+                                                   # benchmarks/results-partial.json with --only)
 
 Figures (goals from the performance issue):
   1. step start-up: `llmstep exec` of a prompt step vs `python -c "import langchain_core.prompts"`
@@ -515,13 +517,14 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(table(figures))
-    out = ROOT / "benchmarks" / ("results.json" if not only else "results-partial.json")
+    given = next((a.split("=", 1)[1] if "=" in a else argv[argv.index(a) + 1] for a in argv if a.startswith("--out")), "")
+    out = Path(given).resolve() if given else ROOT / "benchmarks" / ("results.json" if not only else "results-partial.json")
     out.write_text(json.dumps({
         "seconds": round(time.time() - started, 1), "python": sys.version.split()[0], "cores": os.cpu_count(),
         "figures": [{"name": f.name, "value": f.value, "baseline": f.baseline, "ratio": f.ratio, "unit": f.unit,
                      "goal": f.goal, "met": f.ok, "note": f.note} for f in figures],
     }, indent=1) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
 
 

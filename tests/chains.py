@@ -38,6 +38,25 @@ def _fail(x):
     raise RuntimeError("primary failed")
 
 
+def picky(x):
+    """A step that fails for an input whose question says "boom"."""
+    if "boom" in x["question"]:
+        raise ValueError("no booms here")
+    return x
+
+
+def needs_file(path: str):
+    """A step (``gate``) that fails until the file ``path`` exists."""
+    from pathlib import Path
+
+    def gate(x):
+        if not Path(path).exists():
+            raise RuntimeError(f"{path} is not there yet")
+        return x + " (gate passed)"
+
+    return gate
+
+
 def corpus():
     """Chain shapes and the values they pass between steps: {case: (chain, input)}; compiled
     with allow_pickle=True (lambdas travel by value)."""

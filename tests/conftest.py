@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))  # tests/schemas.py
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +21,21 @@ def _user_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("user-cache")
 
 
+@pytest.fixture(scope="session")
+def _user_runtime(tmp_path_factory):
+    """The session's own runtime directory, where the fork servers' sockets are: a session never
+    hands its steps to a server that another session (another checkout of llmstep) started."""
+    path = tmp_path_factory.mktemp("runtime")
+    path.chmod(0o700)
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _isolated_runs(tmp_path, monkeypatch, _user_cache):
+def _isolated_runs(tmp_path, monkeypatch, _user_cache, _user_runtime):
     """Every test runs in its own folder, so run records never mix or land in the repo."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(_user_cache))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(_user_runtime))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     # fork servers outlive the runs that start them, as by default, but not the test session by long
     monkeypatch.setenv("LLMSTEP_FORKSERVER_IDLE", "10")
@@ -46,6 +56,14 @@ def chain_module(folder: Path, body: str) -> str:
     tests = str(Path(__file__).parent)
     (folder / "mychain.py").write_text(f"import sys\nsys.path.insert(0, {tests!r})\n{body}", encoding="utf-8")
     return "mychain.py"
+
+
+def copy_of_llmstep(folder: Path) -> Path:
+    """A copy of the llmstep package in ``folder`` (``folder/llmstep``), for processes that import it
+    from there (``PYTHONPATH=folder``): a test that changes a module file's modification time changes
+    the copy's, never the repository's (which other processes and sessions go by). Returns ``folder``."""
+    shutil.copytree(ROOT / "llmstep", folder / "llmstep", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
 
 
 def write_step(data_dir: Path, payload: dict, inputs: dict[str, str] | str | None) -> Path:

@@ -7,8 +7,7 @@ from typing import Any
 
 from argo_cluster import EXAMPLES, load_example
 from chains import corpus
-from test_values import DECLARED
-from value_chains import value_corpus
+from value_chains import DECLARED, value_corpus
 
 
 def corpus_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:

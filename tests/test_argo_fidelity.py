@@ -16,7 +16,7 @@ from argo_cluster import NS, offline_env, param, step_nodes
 from chains import corpus, normalize
 from conftest import kube_api
 from fidelity_cases import corpus_cases, example_cases, example_ids
-from test_values import _equal as same_values
+from value_chains import same_values
 
 import llmstep
 from llmstep.errors import LlmstepError

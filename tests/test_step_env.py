@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 from chains import openai_chain
+from conftest import run_cli
 from langchain_core.runnables import RunnableLambda
 from openai_server import FakeOpenAI
-from test_cli import run_cli
 
 import llmstep
 from llmstep.errors import CompileError

@@ -18,7 +18,7 @@ from chains import normalize
 from conftest import kube_api
 from fidelity_cases import corpus_cases, example_cases, example_ids
 from tekton_cluster import phase, results, taskruns, tekton_namespace
-from test_values import _equal as same_values
+from value_chains import same_values
 
 import llmstep
 from llmstep.errors import LlmstepError

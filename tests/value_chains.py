@@ -107,3 +107,20 @@ def value_corpus():
         "generations": (_emit([ChatGeneration(message=HumanMessage("h")), Generation(text="g", generation_info={"n": 1})])
                         | RunnableLambda(_same), 0),
     }
+
+
+DECLARED = [Verdict, Legacy, Point, Span, Color]
+"""The lambdas' return types, which no Runnable names: the user declares them."""
+
+
+def same_values(got, want):
+    """Equal and of the same types all the way down (a tuple stays a tuple, a str stays a str)."""
+    assert got == want or (isinstance(got, float) and math.isnan(got) and math.isnan(want))
+    assert type(got) is type(want), (type(got), type(want))
+    if isinstance(want, dict):
+        assert list(got) == list(want)
+        for k in want:
+            same_values(got[k], want[k])
+    elif isinstance(want, (list, tuple)):
+        for g, w in zip(got, want, strict=True):
+            same_values(g, w)

@@ -169,6 +169,7 @@ class ForkServer:
                 pass
             conn.close()
 
+
 @contextlib.contextmanager
 def _locked(path: str) -> Iterator[None]:
     """One process at a time decides whether to start a persistent server (one lock for them all:
@@ -181,6 +182,7 @@ def _locked(path: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
 
 def preload_for(payload_classes: list[list[str]]) -> list[str]:
     """Modules worth importing before forking, from the class ids the run's payloads use."""
@@ -199,6 +201,7 @@ def preload_for(payload_classes: list[list[str]]) -> list[str]:
 _SHARED: dict[str, ForkServer] = {}
 
 _SHARED_LOCK = threading.Lock()
+
 
 def shared_server(payload_classes: list[list[str]], idle: float, *, runtime: str | None = None,
                   cache: str | None = None) -> ForkServer:
@@ -219,6 +222,7 @@ def shared_server(payload_classes: list[list[str]], idle: float, *, runtime: str
                 server.close()
             server = _SHARED[key] = ForkServer(preload_for(payload_classes), key=key, idle=idle, runtime=runtime, cache=cache)
         return server
+
 
 def _close_shared(stop: bool = False) -> None:
     """Let go of this process's servers (at exit); ``stop`` also ends persistent ones."""

@@ -18,6 +18,7 @@ def _read_lessons(path: str) -> list[str]:
     except OSError:
         return []
 
+
 def _keep_lessons(path: str, names: set[str]) -> None:
     """Add ``names`` to the lessons file (written whole, atomically; a failure only costs speed)."""
     if not path or not names:
@@ -30,6 +31,7 @@ def _keep_lessons(path: str, names: set[str]) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
 
 def _learn(fd: int) -> set[str]:
     """Import what finished steps had to import themselves, then freeze it with the rest;
@@ -54,6 +56,7 @@ def _learn(fd: int) -> set[str]:
         gc.freeze()
     return imported
 
+
 def _library_paths() -> tuple[str, ...]:
     """Where installed libraries live. Only their modules are learned: a project's own modules
     are imported afresh by every step, so an edit between runs is never hidden by a server that
@@ -61,6 +64,7 @@ def _library_paths() -> tuple[str, ...]:
     import sysconfig
 
     return tuple({p for k, p in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
 
 def _teach(fd: int, before: set[str], libraries: tuple[str, ...]) -> None:
     """Tell the server which library modules this step imported (lines under PIPE_BUF, so

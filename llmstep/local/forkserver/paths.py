@@ -29,6 +29,7 @@ def runtime_dir(base: str | None = None) -> str | None:
         return None
     return path
 
+
 def lessons_file(key: str, folder: str | None) -> str:
     """Where learned module names persist for runs whose payloads use the same classes (``key``):
     in ``folder``, the user's cache directory (:func:`llmstep.render.cache.user_dir`); empty

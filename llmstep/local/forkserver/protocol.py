@@ -13,6 +13,7 @@ LISTENING = "llmstep-forkserver listening"
 
 FRESH, STALE = "fresh", "stale"
 
+
 def _connect(path: str) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -22,6 +23,7 @@ def _connect(path: str) -> socket.socket | None:
         return None
     return conn
 
+
 def _send(conn: socket.socket, request: dict[str, Any]) -> socket.socket | None:
     try:
         conn.sendall((json.dumps(request) + "\n").encode())
@@ -29,6 +31,7 @@ def _send(conn: socket.socket, request: dict[str, Any]) -> socket.socket | None:
         conn.close()
         return None
     return conn
+
 
 class Step:
     """A forked step process: its pid, and the connection that brings its exit code."""

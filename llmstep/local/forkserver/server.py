@@ -127,6 +127,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
             except OSError:
                 pass  # the client left; the step still runs to its end and is reaped
 
+
 def _warm(executor: Any) -> None:
     """Work every step would repeat after the fork, done once before it: ``llmstep exec``'s
     parser, and the machine facts HTTP clients send with each request (``platform.platform()``
@@ -136,6 +137,7 @@ def _warm(executor: Any) -> None:
     executor.parser()
     platform.platform()
     _prepare_tls()
+
 
 def _module_files() -> dict[str, int]:
     """The modification time of every module file imported here."""
@@ -149,6 +151,7 @@ def _module_files() -> dict[str, int]:
                 continue
     return files
 
+
 def _unchanged(files: dict[str, int]) -> bool:
     """Whether no imported module file has changed since (an upgraded library, an edited llmstep)."""
     for file, mtime in files.items():
@@ -158,6 +161,7 @@ def _unchanged(files: dict[str, int]) -> bool:
         except OSError:
             return False
     return True
+
 
 def _let_go(path: str, bound: tuple[int, int]) -> None:
     """Remove this server's socket file (and its description), unless a newer server has bound
@@ -172,12 +176,14 @@ def _let_go(path: str, bound: tuple[int, int]) -> None:
     except OSError:
         pass
 
+
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
             pass
     except BlockingIOError:
         pass
+
 
 def _report_exits(running: dict[int, socket.socket]) -> None:
     """Reap finished steps and send each one's exit code to the client waiting for it."""

@@ -19,6 +19,7 @@ def for_step(env: dict[str, str]) -> None:
 
 TLS_CONTEXTS = 2  # what one ChatOpenAI (or AzureChatOpenAI, OpenAIEmbeddings) builds: its sync and async clients
 
+
 def _prepare_tls() -> None:
     """Make the TLS contexts of a step's HTTP clients here, once, if the server has imported the
     HTTP library that openai uses (``httpcore2``; steps teach it when they first need it).
@@ -40,6 +41,7 @@ def _prepare_tls() -> None:
         return
     httpcore2.default_ssl_context = _handing_out(make, TLS_CONTEXTS, _ca_files())
 
+
 def _ca_files() -> list[str]:
     """The CA files and directories a default context may load: OpenSSL's compiled-in places and
     ``httpcore2``'s own candidates."""
@@ -48,6 +50,7 @@ def _ca_files() -> list[str]:
     paths = ssl.get_default_verify_paths()
     candidates = getattr(sys.modules.get("httpcore2._ssl"), "CA_FILE_CANDIDATES", [])
     return [p for p in dict.fromkeys([paths.openssl_cafile, paths.openssl_capath, *candidates]) if p]
+
 
 def _stamps(paths: list[str]) -> list[tuple[int, int] | None]:
     stamps: list[tuple[int, int] | None] = []
@@ -58,6 +61,7 @@ def _stamps(paths: list[str]) -> list[tuple[int, int] | None]:
         except OSError:
             stamps.append(None)
     return stamps
+
 
 def _handing_out(make: Any, count: int, files: list[str]) -> Any:
     """``make`` (``httpcore2.default_ssl_context``) with ``count`` of its contexts made now, each

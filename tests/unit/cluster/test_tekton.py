@@ -1,0 +1,92 @@
+"""A PipelineRun on a cluster, without one: its outcome read from the Succeeded condition, a failed
+run naming its failed tasks, and the chain's output read from the output task's log only when it
+matches the task's digest (the API is a stand-in that answers as the Kubernetes API does)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from llmstep import serde
+from llmstep.cluster.tekton import PipelineRunHandle, done, pipelinerun_failed, succeeded
+from llmstep.contract import OUTPUT_TASK, RECORD
+from llmstep.errors import PipelineRunFailed, SubmissionError
+
+
+def _run(status: str | None, reason: str = "", message: str = "") -> dict:
+    conditions = [] if status is None else [{"type": "Succeeded", "status": status, "reason": reason, "message": message}]
+    return {"metadata": {"name": "qa-x", "namespace": "ml", "annotations": {OUTPUT_TASK: "parse"}},
+            "status": {"conditions": conditions}}
+
+
+def _taskrun(task: str, status: str, *, reason: str = "", message: str = "", digest: str = "") -> dict:
+    return {"metadata": {"name": f"qa-x-{task}", "labels": {"tekton.dev/pipelineTask": task}},
+            "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason, "message": message}],
+                       "podName": f"qa-x-{task}-pod", "results": [{"name": "sha256", "value": digest}],
+                       "steps": [{"container": "step-exec"}]}}
+
+
+class _Api:
+    """The calls PipelineRunHandle makes (TektonApi's), answered from fixed objects."""
+
+    def __init__(self, run, taskruns, logs):
+        self.run, self._taskruns, self.logs = run, taskruns, logs
+
+    def get(self, namespace, kind, name):
+        assert (namespace, kind, name) == ("ml", "PipelineRun", "qa-x")
+        return self.run
+
+    def taskruns(self, namespace, pipelinerun):
+        return self._taskruns
+
+    def pod_log(self, namespace, pod, container="step-exec"):
+        return self.logs[pod]
+
+
+def test_done_means_the_succeeded_condition_is_true_or_false():
+    assert succeeded(_run(None)) is None and not done(_run(None)) and not done({})
+    assert not done(_run("Unknown", "Running"))
+    assert done(_run("True", "Succeeded")) and done(_run("False", "Failed"))
+
+
+def test_a_failed_pipelinerun_names_its_failed_tasks_and_what_to_run_next():
+    err = pipelinerun_failed(_run("False", "Failed", "Tasks Completed: 2 (Failed: 1)"),
+                            [_taskrun("prompt", "True"), _taskrun("model", "False", reason="Failed", message="exit 3")])
+    assert err.failures == [{"task": "model", "taskrun": "qa-x-model", "reason": "Failed", "message": "exit 3"}]
+    assert str(err).splitlines() == [
+        "pipelinerun qa-x failed: Tasks Completed: 2 (Failed: 1)",
+        "  task model (taskrun qa-x-model): Failed: exit 3",
+        "  see: tkn pipelinerun describe qa-x -n ml",
+        "  ask what went wrong: llmstep diagnose pipelinerun/qa-x -n ml",
+    ]
+    assert err.exit_code == 1
+
+
+def _handle(run, text, digest):
+    record = RECORD + json.dumps({"kind": "output", "value": text})
+    api = _Api(run, [_taskrun("prompt", "True"), _taskrun("parse", "True", digest=digest)],
+               {"qa-x-parse-pod": f"llmstep: step parse\n{record}\n"})
+    return PipelineRunHandle(name="qa-x", namespace="ml", api=api)  # type: ignore[arg-type]
+
+
+def test_the_result_is_the_output_tasks_log_record_checked_against_its_digest():
+    text = serde.dumps_value({"answer": "offline answer: q"})
+    handle = _handle(_run("True", "Succeeded"), text, hashlib.sha256(text.encode()).hexdigest())
+    assert handle.result() == {"answer": "offline answer: q"}
+    assert handle.wait(timeout=1, poll=0.01)["metadata"]["name"] == "qa-x"
+    assert handle.logs("parse") == {"parse": f"llmstep: step parse\n{RECORD}" + json.dumps({"kind": "output", "value": text}) + "\n"}
+    tampered = _handle(_run("True", "Succeeded"), text, "0" * 64)
+    with pytest.raises(SubmissionError, match="the log's copy does not match the task's sha256 result 0000"):
+        tampered.result()
+
+
+def test_a_result_before_the_end_says_wait_and_a_failed_run_raises_its_failures():
+    text = serde.dumps_value("x")
+    with pytest.raises(SubmissionError, match="pipelinerun qa-x is Running; wait\\(\\) for it first"):
+        _handle(_run("Unknown", "Running"), text, "").result()
+    with pytest.raises(SubmissionError, match="still Running after 0 s"):
+        _handle(_run("Unknown", "Running"), text, "").wait(timeout=0, poll=0.01)
+    with pytest.raises(PipelineRunFailed, match="pipelinerun qa-x failed"):
+        _handle(_run("False", "Failed"), text, "").wait(timeout=1, poll=0.01)

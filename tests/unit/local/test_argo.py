@@ -1,0 +1,37 @@
+"""The local Argo runner accepts only the part of Argo it runs as the controller does (measured in
+tests/test_argo_fidelity.py); everything else is refused before anything runs, and a parameter
+without a value is named."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from chains import qa_chain
+from conftest import ROOT, run_cli
+
+import llmstep
+from llmstep.errors import LlmstepError
+from llmstep.local.entry import run_document
+
+UPSTREAM = ROOT / "tests" / "data" / "argo-examples"
+
+
+@pytest.mark.parametrize("path", sorted(UPSTREAM.glob("*.yaml")), ids=lambda p: p.name)
+def test_upstream_examples_the_local_runner_refuses_are_refused_clearly(path, tmp_path):
+    """Argo's own examples run commands other than `llmstep exec` (or use artifacts, steps and
+    memoization the local runner does not have): each is refused before anything runs, with the
+    field's path in the message, rather than run differently from the controller."""
+    doc = yaml.safe_load(path.read_text())
+    with pytest.raises(LlmstepError) as err:
+        run_document(doc, runs_dir=tmp_path / "runs", quiet=True)
+    assert "spec" in str(err.value) or "kind" in str(err.value)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_missing_input_parameter_is_a_clear_error(tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text(llmstep.compile(qa_chain()).to_yaml())
+    result = run_cli("run", str(path), cwd=tmp_path)
+    assert result.returncode == 2 and "parameter 'input' has no value" in result.stderr
+    result = run_cli("run", str(path), "--input", "{not json", cwd=tmp_path)
+    assert result.returncode == 2 and "not valid JSON" in result.stderr

@@ -1,0 +1,168 @@
+"""The supported subset of Argo that the local runner runs: a field outside it, or an invalid value
+in an edited Workflow, is refused with its path before a run starts (never a crash half way,
+never a record left Running)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from chains import qa_chain, qa_prompt
+from conftest import run_cli
+
+import llmstep
+from llmstep.errors import WorkflowError
+from llmstep.local.argo_doc import check_declared, check_document, substitute
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d["spec"].update(parallelism=-1), "spec.parallelism must be a whole number"),
+        (lambda d: d["spec"]["templates"][1].update(parallelism="many"), "spec.templates[1].parallelism must be"),
+        (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": "abc"}), "spec.templates[1].retryStrategy.limit must be"),
+        (lambda d: d["spec"]["templates"][1].update(activeDeadlineSeconds="soon"), "spec.templates[1].activeDeadlineSeconds must be"),
+        (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"duration": "later"}}),
+         "spec.templates[1].retryStrategy.backoff.duration: 'later' is not a duration"),
+        (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"factor": "x"}}),
+         "spec.templates[1].retryStrategy.backoff.factor must be a positive number"),
+        (lambda d: d["spec"]["templates"][0].update(failFast="no"), "spec.templates[0].failFast must be true or false"),
+    ],
+)
+def test_invalid_workflow_field_refused_with_its_path_before_the_run(tmp_path, mutate, fragment):
+    doc = llmstep.compile(qa_chain()).to_dict()
+    mutate(doc)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr and "internal error" not in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()  # refused up front: no record, none left Running
+
+
+def test_artifact_from_a_path_outside_the_run_refused(tmp_path):
+    (tmp_path / "private.txt").write_text('"a file of yours"')
+    doc = llmstep.compile(qa_chain()).to_dict()
+    task = doc["spec"]["templates"][0]["dag"]["tasks"][1]
+    task["arguments"]["artifacts"][0]["from"] = str(tmp_path / "private.txt")  # was {{tasks.ChatPromptTemplate...}}
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "spec.templates[0].dag.tasks[1].arguments.artifacts[0].from must name an artifact of this run" in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d["spec"]["templates"][1].update(volumes=[]), "spec.templates[1].volumes is not supported"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(withItems=[1, 2]), "aggregated outputs of a task with withParam"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(continueOn={"failed": True}), "continueOn is not supported"),
+        (lambda d: d["spec"]["templates"][1]["container"].update(command=["sh", "-c"]), "must run `llmstep exec"),
+        (lambda d: d["spec"]["templates"][1]["container"].update(args=["{{workflow.creationTimestamp}}"]), "creationTimestamp"),
+        (lambda d: d.update(kind="CronWorkflow"), "expected an Argo Workflow"),
+    ],
+)
+def test_hand_edited_yaml_outside_the_subset_is_rejected_clearly(tmp_path, mutate, fragment):
+    doc = llmstep.compile(qa_chain()).to_dict()
+    mutate(doc)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / ".llmstep").exists()  # rejected up front: nothing ran
+
+
+# ---------------------------------------------------------------- the subset, checked in process
+
+
+def _doc(compiled=None):
+    return copy.deepcopy((compiled or llmstep.compile(qa_chain())).to_dict())
+
+
+def _with_item(doc):
+    """The batch Workflow's fan-out by a literal list (withItems) whose items' fields are used."""
+    task = doc["spec"]["templates"][0]["dag"]["tasks"][0]
+    del task["withParam"]
+    task["withItems"] = [{"question": "a"}, {"question": "b"}]
+    task["arguments"]["parameters"][0]["value"] = '{"question": "{{item.question}}"}'
+    return doc
+
+
+def _decorated(doc):
+    """Fields that only place or decorate pods: accepted, with no local effect."""
+    doc["spec"].update(serviceAccountName="runner", nodeSelector={"pool": "cpu"}, tolerations=[], parallelism="3",
+                       podMetadata={"labels": {"team": "ml"}}, ttlStrategy={"secondsAfterCompletion": 60})
+    step = doc["spec"]["templates"][1]
+    step["metadata"]["labels"]["cost-center"] = "42"
+    step["container"].update(imagePullPolicy="IfNotPresent", resources={"limits": {"memory": "1Gi"}})
+    return doc
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _doc(),
+    lambda: _doc(llmstep.compile(qa_chain(), data="parameters")),
+    lambda: llmstep.compile(qa_chain()).to_batch_dict(parallelism=2),  # withParam, {{item}}, a DAG calling a DAG
+    lambda: _with_item(llmstep.compile(qa_chain()).to_batch_dict(parallelism=2)),
+    lambda: _doc(llmstep.compile(qa_chain(), on_failure=llmstep.Diagnose())),  # onExit, when, workflow.status/failures
+    lambda: _doc(llmstep.compile(llmstep.Step(qa_prompt(), retries=2, timeout="1m", resources={"cpu": "1"}) | qa_chain())),
+    lambda: _decorated(_doc()),
+], ids=["sequence", "parameters", "batch", "with-items", "exit-handler", "step-settings", "pod-placement"])
+def test_what_llmstep_generates_is_inside_the_subset(make):
+    check_document(make())  # raises WorkflowError naming the field otherwise
+
+
+@pytest.mark.parametrize(("mutate", "fragment"), [
+    (lambda d: d["spec"].pop("templates"), "spec.templates is missing: the document has nothing to run"),
+    (lambda d: d["spec"].update(volumeClaimTemplates=[]), "spec.volumeClaimTemplates is not supported by the local runner"),
+    (lambda d: d["spec"]["arguments"].update(artifacts=[]), "spec.arguments.artifacts is not supported"),
+    (lambda d: d["spec"]["templates"][1].update(script={"source": "echo"}), "spec.templates[1].script is not supported"),
+    (lambda d: d["spec"]["templates"][1].update(dag={"tasks": []}),
+     "spec.templates[1] ('chatprompttemplate') must have exactly one of dag or container"),
+    (lambda d: d["spec"]["templates"][1]["container"].update(volumeMounts=[]),
+     "spec.templates[1].container.volumeMounts is not supported"),
+    (lambda d: d["spec"]["templates"][1]["container"].update(env=[{"name": "POD", "valueFrom": {"fieldRef": {}}}]),
+     "spec.templates[1].container.env[0].valueFrom.fieldRef is not supported"),
+    (lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][1].update(s3={"key": "x"}),
+     "spec.templates[1].inputs.artifacts[1].s3 is not supported"),
+    (lambda d: d["spec"]["templates"][1]["outputs"]["parameters"][0]["valueFrom"].update(jqFilter="."),
+     "spec.templates[1].outputs.parameters[0].valueFrom.jqFilter is not supported"),
+    (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "affinity": {}}),
+     "spec.templates[1].retryStrategy.affinity is not supported"),
+    (lambda d: d["spec"]["templates"][0]["dag"].update(tasks={"a": 1}), "spec.templates[0].dag.tasks must be a list"),
+    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1]["arguments"]["artifacts"][0].update(s3={}),
+     "spec.templates[0].dag.tasks[1].arguments.artifacts[0].s3 is not supported"),
+    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(when="{{workflow.creationTimestamp}} != x"),
+     "spec.templates[0].dag.tasks[0].when uses {{workflow.creationTimestamp}}, which the local runner does not support"),
+    (lambda d: d["spec"]["templates"].append("not a template"), "spec.templates[4] must be a mapping, found str"),
+    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends="Nope"), "Nope"),  # llmstep's own checks
+])
+def test_a_field_outside_the_subset_is_refused_naming_it(mutate, fragment):
+    doc = _doc()
+    mutate(doc)
+    with pytest.raises(WorkflowError) as err:
+        check_document(doc)
+    assert fragment in str(err.value)
+
+
+def test_an_unsupported_key_is_refused_with_what_is_supported_there():
+    doc = _doc()
+    doc["spec"]["templates"][0]["dag"]["tasks"][0]["continueOn"] = {"failed": True}
+    with pytest.raises(WorkflowError) as err:
+        check_document(doc)
+    assert str(err.value) == ("spec.templates[0].dag.tasks[0].continueOn is not supported by the local runner (supported "
+                              "here: arguments, dependencies, depends, name, template, when, withItems, withParam)")
+
+
+def test_parameters_given_to_a_run_must_be_declared_and_every_variable_needs_a_value():
+    check_declared(["input"], ["input"], "the Workflow")
+    with pytest.raises(WorkflowError, match=r"parameter 'extra' is not declared in the Workflow \(input\)$"):
+        check_declared(["input"], ["input", "extra"], "the Workflow")
+    with pytest.raises(WorkflowError, match=r"--inputs needs a batch Workflow \(llmstep compile --batch N\)"):
+        check_declared(["input"], ["inputs"], "the Workflow")
+    assert substitute("{{inputs.parameters.input}} and {{ item }}", {"inputs.parameters.input": "x", "item": "y"}, "t") == "x and y"
+    with pytest.raises(WorkflowError, match=r"^task a: \{\{item\}\} has no value here$"):
+        substitute("{{item}}", {}, "task a")

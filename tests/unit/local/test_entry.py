@@ -1,0 +1,256 @@
+"""The local runner's entry points (run_local, run_document, resume_run, llmstep run): failures,
+resume, retries, timeouts, when, exit handlers, secrets, hand-edited documents, concurrency and
+interruption."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from chains import needs_file, qa_chain, qa_prompt
+from conftest import ROOT, run_cli
+from langchain_core.runnables import RunnableLambda
+from openai_server import FakeOpenAI
+
+import llmstep
+from llmstep.local.entry import resume_run, run_document
+
+
+def _flaky_counter(path: str, fail_times: int):
+    def flaky(x):
+        p = Path(path)
+        n = int(p.read_text()) if p.exists() else 0
+        p.write_text(str(n + 1))
+        if n < fail_times:
+            raise ConnectionError(f"transient failure {n + 1}")
+        return f"{x} after {n + 1} tries"
+
+    return flaky
+
+
+def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path):
+    flag = tmp_path / "flag"
+    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    runs = tmp_path / "runs"
+    with pytest.raises(llmstep.RunFailed) as err:
+        compiled.run_local("go", runs_dir=runs)
+    failure = err.value
+    assert failure.exit_code == 1
+    assert [f["displayName"] for f in failure.failures] == ["gate"]
+    assert "is not there yet" in str(failure) and "--resume" in str(failure)
+    status = json.loads((runs / failure.run_id / "status.json").read_text())
+    assert status["phase"] == "Failed"
+    phases = {k: v["phase"] for k, v in status["nodes"].items()}
+    assert phases == {"RunnableLambda": "Succeeded", "gate": "Failed", "RunnableLambda-2": "Pending"}
+    first_output = runs / failure.run_id / "steps" / "RunnableLambda" / "data" / "output.json"
+    assert "GO" in first_output.read_text()
+    first_mtime = first_output.stat().st_mtime_ns
+
+    flag.write_text("now")
+    record = resume_run(failure.run_id, runs_dir=runs, quiet=True, allow_pickle=True)
+    assert record.phase == "Succeeded" and record.result() == "GO (gate passed)!"
+    assert first_output.stat().st_mtime_ns == first_mtime  # the finished step did not run again
+
+
+def test_retry_with_a_flaky_step(tmp_path):
+    counter = tmp_path / "count"
+    chain = llmstep.Step(RunnableLambda(_flaky_counter(str(counter), 2)), name="flaky", retries=2, backoff="0s")
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    assert compiled.run_local("call", runs_dir=tmp_path / "r") == "call after 3 tries"
+    [run] = (tmp_path / "r").iterdir()
+    node = json.loads((run / "status.json").read_text())["nodes"]["flaky"]
+    assert node["attempts"] == 3
+    log = (run / "steps" / "flaky" / "log.txt").read_text()
+    assert log.count("--- attempt") == 3 and "transient failure 2" in log
+
+
+def test_retries_are_not_spent_on_bad_input(tmp_path):
+    chain = llmstep.Step(qa_prompt(), name="p", retries=3, backoff="0s")
+    with pytest.raises(llmstep.RunFailed):
+        llmstep.compile(chain).run_local({"wrong": "keys"}, runs_dir=tmp_path / "r")
+    [run] = (tmp_path / "r").iterdir()
+    assert json.loads((run / "status.json").read_text())["nodes"]["p"]["attempts"] == 1
+
+
+def test_timeout_stops_the_step(tmp_path):
+    chain = llmstep.Step(RunnableLambda(lambda x: time.sleep(60) or x), name="slow", timeout=2)
+    started = time.monotonic()
+    with pytest.raises(llmstep.RunFailed) as err:
+        llmstep.compile(chain, allow_pickle=True).run_local("x", runs_dir=tmp_path / "r")
+    assert time.monotonic() - started < 20
+    assert "longer than the specified deadline" in str(err.value)
+
+
+def _hand_doc(chain, **compile_opts):
+    return copy.deepcopy(llmstep.compile(chain, allow_pickle=True, **compile_opts).to_dict())
+
+
+def test_when_skips_a_task(tmp_path):
+    doc = _hand_doc(RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x + 1))
+    doc["spec"]["arguments"]["parameters"].append({"name": "extra", "value": "no"})
+    tasks = doc["spec"]["templates"][0]["dag"]["tasks"]
+    tasks[1]["when"] = "{{workflow.parameters.extra}} == yes"
+    record = run_document(doc, 1, runs_dir=tmp_path / "r", quiet=True)
+    assert record.phase == "Succeeded"
+    assert record.nodes[tasks[1]["name"]]["phase"] == "Skipped"
+    record = run_document(doc, 1, parameters={"extra": "yes"}, runs_dir=tmp_path / "r", quiet=True)
+    assert record.nodes[tasks[1]["name"]]["phase"] == "Succeeded" and record.result() == 2
+
+
+def test_exit_handler_receives_status_and_failures(tmp_path):
+    def boom(x):
+        raise ValueError("deliberate")
+
+    doc = _hand_doc(RunnableLambda(lambda x: x) | RunnableLambda(boom))
+    handler = copy.deepcopy(doc["spec"]["templates"][1])
+    handler["name"] = "exit-handler"
+    payload = llmstep.compile(RunnableLambda(lambda d: d), allow_pickle=True).plan.steps[0].payload
+    handler["inputs"]["artifacts"] = [
+        {"name": "payload", "path": "/llmstep/runnable.json", "raw": {"data": json.dumps(payload)}},
+        {"name": "input", "path": "/llmstep/input.json",
+         "raw": {"data": '{"status": "{{workflow.status}}", "failures": {{workflow.failures}}}'}},
+    ]
+    doc["spec"]["templates"].append(handler)
+    doc["spec"]["onExit"] = "exit-handler"
+    record = run_document(doc, "x", runs_dir=tmp_path / "r", quiet=True)
+    assert record.phase == "Failed"
+    out = json.loads((record.root / "steps" / "onExit" / "data" / "output.json").read_text())["value"]
+    assert out["status"] == "Failed"
+    # As Argo v4 gives it: a JSON string holding the JSON list (strconv.Quote), with every failed
+    # node, the entrypoint's DAG node included
+    failures = json.loads(out["failures"])
+    assert sorted((f["displayName"], f["templateName"], f["phase"]) for f in failures) == [
+        ("boom", "boom", "Failed"), (record.run_id, "main", "Failed")]
+    assert "deliberate" in next(f["message"] for f in failures if f["displayName"] == "boom")
+
+
+def test_exit_handler_can_be_skipped_on_success_with_when(tmp_path):
+    doc = _hand_doc(RunnableLambda(lambda x: x))
+    doc["spec"]["templates"].append({"name": "on-exit", "dag": {"tasks": [
+        {"name": "diagnose", "template": doc["spec"]["templates"][1]["name"], "when": "{{workflow.status}} != Succeeded",
+         "arguments": {"artifacts": [{"name": "input", "raw": {"data": "1"}}]}}]}})
+    doc["spec"]["onExit"] = "on-exit"
+    record = run_document(doc, 5, runs_dir=tmp_path / "r", quiet=True)
+    assert record.phase == "Succeeded" and record.result() == 5
+    assert record.nodes["diagnose"]["phase"] == "Skipped"
+
+
+def test_step_without_secret_cannot_see_callers_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-caller-secret-value")
+    monkeypatch.setenv("SOME_OTHER_VAR", "leaky")
+    chain = RunnableLambda(lambda x: {k: os.environ.get(k) for k in ("OPENAI_API_KEY", "SOME_OTHER_VAR")})
+    assert llmstep.compile(chain, allow_pickle=True).run_local("x", runs_dir=tmp_path / "r") == {
+        "OPENAI_API_KEY": None, "SOME_OTHER_VAR": None}
+
+
+def test_model_step_gets_exactly_its_secret(tmp_path):
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_openai import ChatOpenAI
+
+    with FakeOpenAI() as server:
+        llm = ChatOpenAI(model="gpt-test", api_key="sk-compile-time-placeholder", base_url=server.url, max_retries=0)
+        compiled = llmstep.compile(qa_prompt() | llm | StrOutputParser())
+        assert "sk-compile-time-placeholder" not in compiled.to_yaml()
+        out = compiled.run_local({"question": "hi"}, secrets={"OPENAI_API_KEY": "sk-from-the-secret"},
+                                 runs_dir=tmp_path / "r")
+    assert out == "echo: hi"
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-from-the-secret"
+    [run] = (tmp_path / "r").iterdir()
+    everything = "".join(p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file())
+    assert "sk-from-the-secret" not in everything  # never in records, logs or outputs
+
+
+def test_missing_secret_fails_that_step_with_the_executor_message(tmp_path):
+    from langchain_openai import ChatOpenAI
+
+    chain = qa_prompt() | ChatOpenAI(model="m", api_key="sk-placeholder", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(llmstep.RunFailed) as err:
+        llmstep.compile(chain).run_local({"question": "q"}, secrets={}, runs_dir=tmp_path / "r")
+    assert "OPENAI_API_KEY" in str(err.value) and "exit code 3" in str(err.value)
+
+
+def test_hand_edited_supported_change_takes_effect(tmp_path):
+    doc = _hand_doc(qa_chain())
+    payload = json.loads(doc["spec"]["templates"][2]["inputs"]["artifacts"][0]["raw"]["data"])
+    payload["data"]["kwargs"]["prefix"] = "edited by hand"
+    doc["spec"]["templates"][2]["inputs"]["artifacts"][0]["raw"]["data"] = json.dumps(payload)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "-p", 'input={"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "edited by hand: q"
+
+
+def test_parallel_branches_overlap_in_time(tmp_path):
+    def nap(x):
+        time.sleep(2)
+        return x
+
+    chain = {"a": RunnableLambda(nap), "b": RunnableLambda(nap), "c": RunnableLambda(nap)}
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    compiled.run_local(1, runs_dir=tmp_path / "r")
+    [run] = (tmp_path / "r").iterdir()
+    nodes = json.loads((run / "status.json").read_text())["nodes"]
+
+    def t(s):
+        return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+    spans = [(t(nodes[n]["startedAt"]), t(nodes[n]["finishedAt"])) for n in ("a-nap", "b-nap", "c-nap")]
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # all three were running at once
+
+
+def test_parallelism_bounds_concurrency(tmp_path):
+    chain = {k: RunnableLambda(lambda x: time.sleep(1) or x) for k in "abc"}
+    record = run_document(_hand_doc(chain), 1, parallelism=1, runs_dir=tmp_path / "r", quiet=True)
+
+    def t(s):
+        return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+    spans = sorted((t(n["startedAt"]), t(n["finishedAt"])) for k, n in record.nodes.items() if k != "result")
+    assert all(spans[i][1] <= spans[i + 1][0] + 0.05 for i in range(len(spans) - 1))
+
+
+def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
+    script = tmp_path / "slow_chain.py"
+    script.write_text(
+        "import time\nfrom langchain_core.runnables import RunnableLambda\n"
+        "chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: time.sleep(120) or x)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain", "--allow-pickle",
+                             "--input", "1"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    status_files = []
+    while time.monotonic() < deadline:
+        status_files = list((tmp_path / ".llmstep" / "runs").glob("*/status.json"))
+        if status_files and json.loads(status_files[0].read_text())["nodes"].get(
+                "RunnableLambda-2", {}).get("phase") == "Running":
+            break
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    status = json.loads(status_files[0].read_text())
+    assert status["phase"] == "Failed" and status["message"] == "interrupted"
+    assert status["nodes"]["RunnableLambda"]["phase"] == "Succeeded"
+    assert status["nodes"]["RunnableLambda-2"]["phase"] == "Failed"
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / ".llmstep")], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""  # no step process outlives the run
+
+
+@pytest.mark.parametrize("given", [["--input", '{"question": "half an emoji \\ud83d"}'],
+                                   ["-p", 'input={"question": "\\udc80"}']])
+def test_lone_surrogate_in_the_chain_input_is_a_clear_error_naming_it(tmp_path, given):
+    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", *given, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "the chain input holds a lone surrogate" in result.stderr

@@ -1,0 +1,177 @@
+"""The local Tekton runner: a Pipeline's tasks run as steps sharing the data workspace, its finally
+task on failure, a TaskRun alone, secrets per task, resume; a file outside what it runs faithfully
+is refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from chains import corpus, needs_file, normalize, qa_chain, qa_prompt
+from conftest import run_cli
+from langchain_core.runnables import RunnableLambda
+
+import llmstep
+from llmstep import serde
+from llmstep.local.entry import run_tekton
+from llmstep.render import tekton
+
+
+def docs_for(chain, **opts):
+    compiled = llmstep.compile(chain, **opts)
+    return compiled, compiled.to_tekton()
+
+
+def test_finally_hook_runs_only_on_failure(tmp_path):
+    ok = run_tekton(docs_for(qa_chain())[1], {"question": "fine"}, runs_dir=tmp_path / "r", quiet=True)
+    assert ok.phase == "Succeeded" and ok.result() == "offline answer: fine"
+    assert ok.nodes["on-failure"]["phase"] == "Skipped"  # a skipped finally task still counts as success
+
+    def boom(x):
+        raise RuntimeError("tekton step failed")
+
+    bad = run_tekton(docs_for(qa_prompt() | RunnableLambda(boom), allow_pickle=True)[1], {"question": "x"},
+                     runs_dir=tmp_path / "r", quiet=True)
+    assert bad.phase == "Failed"
+    assert bad.nodes["boom"]["phase"] == "Failed" and "tekton step failed" in bad.nodes["boom"]["message"]
+    hook = bad.nodes["on-failure"]
+    assert hook["phase"] == "Succeeded"
+    preview = next(p["value"] for p in hook["outputs"]["parameters"] if p["name"] == "preview")
+    assert "failed" in preview and "'boom': 'Failed'" in preview and "'chatprompttemplate': 'Succeeded'" in preview
+
+
+def test_large_value_passes_between_tasks(tmp_path):
+    chain = RunnableLambda(lambda s: s * 50_000) | RunnableLambda(lambda s: [len(s), s[:3]])
+    compiled, docs = docs_for(chain, allow_pickle=True)
+    record = run_tekton(docs, "abcdef", runs_dir=tmp_path / "r", quiet=True)
+    assert record.result() == [300_000, "abc"]
+    sizes = [p.stat().st_size for p in (record.root / "workspaces" / "data").rglob("output.json")]
+    assert max(sizes) > 300_000  # the value travelled as a workspace file, not a result
+
+
+def test_taskrun_of_one_payload_runs_locally(tmp_path):
+    compiled = llmstep.compile(qa_prompt() | llmstep.OfflineChatModel())
+    model = compiled.plan.steps[1]
+    value = serde.dumps_value(qa_prompt().invoke({"question": "taskrun?"}))
+    docs = [tekton.run_task(compiled.plan.image), tekton.task_run(model, value, compiled.plan.image, compiled.plan.secret)]
+    path = tmp_path / "taskrun.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = run_cli("run", str(path), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["phase"] == "Succeeded"
+    assert report["output"]["kwargs"]["content"] == "offline answer: taskrun?"
+
+
+def test_model_step_reads_only_its_secret_workspace(tmp_path):
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_openai import ChatOpenAI
+    from openai_server import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        llm = ChatOpenAI(model="m", api_key="sk-placeholder", base_url=server.url, max_retries=0)
+        chain = qa_prompt() | llm | StrOutputParser()
+        out = llmstep.compile(chain).run_local({"question": "t"}, engine="tekton", runs_dir=tmp_path / "r",
+                                               secrets={"OPENAI_API_KEY": "sk-secret-workspace", "OTHER": "x"})
+    assert out == "echo: t"
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-secret-workspace"
+    everything = "".join(p.read_text(errors="ignore") for p in (tmp_path / "r").rglob("*") if p.is_file())
+    assert "sk-secret-workspace" not in everything
+
+
+@pytest.mark.parametrize("case", ["sequence", "terminal-parallel", "assign", "itemgetter-dict", "messages-in",
+                                  "documents", "unicode", "lc-lookalike", "nested-parallel", "step-boundary"])
+def test_equivalence_through_tekton(case, tmp_path):
+    chain, x = corpus()[case]
+    got = llmstep.compile(chain, allow_pickle=True).run_local(x, engine="tekton", runs_dir=tmp_path / "r")
+    assert normalize(got) == normalize(chain.invoke(x))
+
+
+def test_tekton_failed_run_resumes_reusing_finished_tasks(tmp_path):
+    from llmstep.local.entry import resume_run
+
+    flag = tmp_path / "flag"
+    chain = RunnableLambda(lambda x: x * 2) | RunnableLambda(needs_file(str(flag)))
+    docs = llmstep.compile(RunnableLambda(str) | chain, allow_pickle=True).to_tekton()
+    record = run_tekton(docs, 21, runs_dir=tmp_path / "r", quiet=True)
+    assert record.phase == "Failed" and record.nodes["gate"]["phase"] == "Failed"
+    assert record.nodes["on-failure"]["phase"] == "Succeeded"
+    first = record.nodes["runnablelambda"]["finishedAt"]
+    flag.write_text("ok")
+    again = resume_run(record.run_id, runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
+    assert again.phase == "Succeeded" and again.result() == "2121 (gate passed)"
+    assert again.nodes["runnablelambda"]["finishedAt"] == first  # not run again
+    assert again.nodes["on-failure"]["phase"] == "Skipped"
+
+
+def test_a_missing_input_key_hints_at_tekton_commands_on_tekton(tmp_path):
+    compiled = llmstep.compile(qa_chain())
+    record = run_tekton(compiled.to_tekton(), {"wrong": "key"}, runs_dir=tmp_path, quiet=True)
+    assert record.phase == "Failed"
+    text = "".join(str(f.get("message")) for f in record.failures())
+    assert "tkn pipeline start -p input='{...}'" in text and "argo submit" not in text
+
+
+def test_tekton_data_dir_outside_the_workspaces_refused_by_the_local_runner(tmp_path):
+    docs = llmstep.compile(qa_chain()).to_tekton()
+    pipeline = next(d for d in docs if d["kind"] == "Pipeline")
+    for param in pipeline["spec"]["tasks"][0]["params"]:
+        if param["name"] == "output-dir":
+            param["value"] = "../../../../../../victim"  # from the run's folder in the workspace up to tmp_path
+    (tmp_path / "victim" / "input").mkdir(parents=True)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = subprocess.run([sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "--data-dir" in result.stderr and "outside the task's workspaces" in result.stderr
+    assert (tmp_path / "victim" / "input").is_dir()  # the runner cleared nothing outside
+
+
+def test_tekton_secret_item_path_outside_its_workspace_refused(tmp_path):
+    docs = llmstep.compile(qa_chain()).to_tekton()
+    run = next(d for d in docs if d["kind"] == "PipelineRun")
+    run["spec"]["workspaces"].append({"name": "credentials", "secret": {
+        "secretName": "llm-credentials", "items": [{"key": "OPENAI_API_KEY", "path": "../../../../planted"}]}})
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = subprocess.run([sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OPENAI_API_KEY": "sk-not-a-real-key"})
+    assert result.returncode == 2, result.stderr
+    assert "item 'OPENAI_API_KEY' path must be a relative path without '..'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [("retries", "abc", "tasks[0] (chatprompttemplate).retries must be a whole number"),
+     ("retries", -1, ".retries must be a whole number"),
+     ("timeout", "soon", "tasks[0] (chatprompttemplate).timeout: 'soon' is not a duration")],
+)
+def test_invalid_tekton_field_refused_with_its_path_before_the_run(tmp_path, field, value, fragment):
+    docs = llmstep.compile(qa_chain()).to_tekton()
+    pipeline = next(d for d in docs if d["kind"] == "Pipeline")
+    pipeline["spec"]["tasks"][0][field] = value
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()
+
+
+def test_missing_tekton_task_refused_before_the_run_leaves_no_record(tmp_path):
+    docs = llmstep.compile(qa_chain()).to_tekton()
+    pipeline = next(d for d in docs if d["kind"] == "Pipeline")
+    pipeline["spec"]["tasks"][1]["taskRef"] = {"name": "no-such-task"}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "'no-such-task' is not in the documents" in result.stderr
+    runs = tmp_path / ".llmstep" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
