@@ -19,9 +19,12 @@ from openai_server import send_json
 
 from llmstep import serde
 
+TOKEN = "argo-token"
+"""The bearer token the stand-in accepts unless told another."""
+
 
 class FakeArgoServer:
-    def __init__(self, chain: Any = None, token: str = "argo-token", tls: tuple[str, str] | None = None,
+    def __init__(self, chain: Any = None, token: str = TOKEN, tls: tuple[str, str] | None = None,
                  step_delay: float = 0.3) -> None:
         self.chain, self.token, self.step_delay = chain, token, step_delay
         self.workflows: dict[tuple[str, str], dict] = {}

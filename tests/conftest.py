@@ -41,6 +41,17 @@ def _isolated_runs(tmp_path, monkeypatch, _user_cache, _user_runtime):
     monkeypatch.setenv("LLMSTEP_FORKSERVER_IDLE", "10")
 
 
+@pytest.fixture
+def server():
+    """A loopback stand-in for the Argo Server (tests/argo_server.py) that runs the qa chain; its
+    token is ``argo_server.TOKEN``."""
+    from argo_server import TOKEN, FakeArgoServer
+    from chains import qa_chain
+
+    with FakeArgoServer(qa_chain(), token=TOKEN) as s:
+        yield s
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
     """Run the real `llmstep` console entry point in a fresh process."""
     full_env = {**os.environ, **(env or {})}

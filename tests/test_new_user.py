@@ -9,13 +9,11 @@ import sys
 
 import pytest
 import yaml
-from argo_server import FakeArgoServer
+from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
 from conftest import chain_module, run_cli
 
 import llmstep
-
-TOKEN = "argo-token"
 
 
 def test_version():

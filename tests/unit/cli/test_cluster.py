@@ -6,18 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-from argo_server import FakeArgoServer
+from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
 from conftest import ROOT, chain_module, run_cli
-
-TOKEN = "argo-token"
-
-
-@pytest.fixture
-def server():
-    with FakeArgoServer(qa_chain(), token=TOKEN) as s:
-        yield s
 
 
 def test_cli_submit_engine_tekton_refuses_a_batch_and_argo_server_options(tmp_path):

@@ -4,20 +4,12 @@ wait, result, cancel and batch results against a loopback stand-in for the Argo 
 import json
 
 import pytest
-from argo_server import FakeArgoServer
+from argo_server import TOKEN, FakeArgoServer
 from chains import picky, qa_chain
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
 from llmstep.cluster.argo import BatchRun, WorkflowFailed, api_error
-
-TOKEN = "argo-token"
-
-
-@pytest.fixture
-def server():
-    with FakeArgoServer(qa_chain(), token=TOKEN) as s:
-        yield s
 
 
 class Refusal:

@@ -6,19 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from argo_server import FakeArgoServer
+from argo_server import TOKEN
 from chains import qa_chain
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-
-TOKEN = "argo-token"
-
-
-@pytest.fixture
-def server():
-    with FakeArgoServer(qa_chain(), token=TOKEN) as s:
-        yield s
 
 
 def test_as_runnable_composes_inside_another_chain(server):

@@ -10,19 +10,11 @@ import shutil
 import subprocess
 
 import pytest
-from argo_server import FakeArgoServer
+from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
 
 import llmstep
 from llmstep.cluster.transports import ArgoServer, KubeApi, transport
-
-TOKEN = "argo-token"
-
-
-@pytest.fixture
-def server():
-    with FakeArgoServer(qa_chain(), token=TOKEN) as s:
-        yield s
 
 
 def test_submit_wait_result_logs_through_the_argo_server(server):

@@ -11,34 +11,12 @@ from chains import qa_chain, qa_prompt
 from conftest import chain_module, run_cli
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableSerializable
+from leak_cases import ENV_KEY, KEY, model, refused
 from openai_server import FakeOpenAI
 from pydantic import SecretStr
 
 import llmstep
 from llmstep.compiler import leaks
-
-KEY = "sk-test-leak-0123456789abcdef"
-ENV_KEY = "sk-test-env-9876543210fedcba"
-
-
-@pytest.fixture
-def env_key(monkeypatch):
-    """OPENAI_API_KEY set at compile time, as for a user who exported it."""
-    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
-
-
-def model(**kwargs):
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(**{"model": "gpt-test", "base_url": "http://127.0.0.1:9/v1", **kwargs})
-
-
-def refused(chain, **compile_kwargs) -> str:
-    with pytest.raises(llmstep.SecretError) as err:
-        llmstep.compile(chain, **compile_kwargs)
-    assert isinstance(err.value, llmstep.CompileError)
-    return str(err.value)
-
 
 # ---------------------------------------------------------------- by place, LangChain JSON
 

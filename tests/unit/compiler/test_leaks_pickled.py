@@ -3,36 +3,14 @@ code literals, attributes or class hold one, naming the place."""
 
 from __future__ import annotations
 
-import pytest
 from chains import qa_prompt
 from langchain_core.runnables import Runnable, RunnableLambda
+from leak_cases import KEY, model, refused
 from pydantic import SecretStr
 
 import llmstep
 
-KEY = "sk-test-leak-0123456789abcdef"
-ENV_KEY = "sk-test-env-9876543210fedcba"
-
 API_TOKEN = "tok-test-module-global-123456"  # a module global a pickled function refers to
-
-
-@pytest.fixture
-def env_key(monkeypatch):
-    """OPENAI_API_KEY set at compile time, as for a user who exported it."""
-    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
-
-
-def model(**kwargs):
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(**{"model": "gpt-test", "base_url": "http://127.0.0.1:9/v1", **kwargs})
-
-
-def refused(chain, **compile_kwargs) -> str:
-    with pytest.raises(llmstep.SecretError) as err:
-        llmstep.compile(chain, **compile_kwargs)
-    assert isinstance(err.value, llmstep.CompileError)
-    return str(err.value)
 
 
 def _closure_runnable():
