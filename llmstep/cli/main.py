@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from llmstep import contract
 from llmstep.errors import CompileError, LlmstepError
 
-EXIT_INTERRUPTED = contract.EXIT_INTERRUPTED
-EXIT_INTERNAL = contract.EXIT_INTERNAL
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
 EXIT_NO_SPACE = 1
@@ -54,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.local.lifecycle.Terminated)
         print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
-        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
+        return getattr(exc, "exit_code", contract.EXIT_INTERRUPTED)
     except OSError as exc:
         if args.debug:
             raise
@@ -64,12 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "is finished and can be resumed)", file=sys.stderr)
             return EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return contract.EXIT_INTERNAL
     except Exception as exc:
         if args.debug:
             raise
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return contract.EXIT_INTERNAL
 
 
 def positive_int(text: str) -> int:

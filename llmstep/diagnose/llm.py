@@ -16,7 +16,6 @@ from typing import Any
 from llmstep.diagnose import settings
 from llmstep.errors import DiagnosisError
 
-OPENAI_URL = settings.OPENAI_URL
 RETRY_STATUSES = (408, 409, 429, 500, 502, 503, 504)
 
 
@@ -45,7 +44,7 @@ class Model:
             return url, {"api-key": self.api_key}
         if self.provider not in ("openai", "compatible"):
             raise DiagnosisError(f"provider {self.provider!r} is not openai, azure or compatible")
-        base = (self.base_url or OPENAI_URL).rstrip("/")
+        base = (self.base_url or settings.OPENAI_URL).rstrip("/")
         return f"{base}/chat/completions", {"Authorization": f"Bearer {self.api_key}"}
 
 

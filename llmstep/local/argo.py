@@ -40,7 +40,8 @@ class ArgoRun:
 
     def __init__(self, doc: dict[str, Any], record: RunRecord, options: RunOptions) -> None:
         self.doc, self.record, self.progress = doc, record, options.reporter()
-        self.isolation, self.steps = options.isolation_or_default(), options.steps()
+        self.isolation = options.isolation_or_default()
+        self.steps = self.isolation.steps()
         self.guard = trust.step_env(options.allow_pickle)
         self.spec = doc["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}

@@ -34,7 +34,7 @@ def run_document(doc: dict[str, Any], input: Any = MISSING, options: RunOptions 
     given as an object, as keywords (``parameters=``, ``parallelism=``, ...), or both.
     ``allow_pickle=False`` (a document from a file) refuses pickle payloads (see :mod:`.trust`).
     """
-    opts = RunOptions.of(options, **given)
+    opts = RunOptions.of(options, **given).resolved()
     argo_doc.check_document(doc)
     declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
     args = arguments(doc, _overrides(declared, input, opts.parameters, "spec.arguments.parameters"))
@@ -82,7 +82,7 @@ def resume_run(run_id: str, options: RunOptions | None = None, *, documents: lis
     False). Until the resumed run starts (the record's lock taken, its documents checked), the
     record stays as it was. ``parameters`` and ``launcher`` do not apply: the run's own are reused.
     """
-    opts = RunOptions.of(options, **{"allow_pickle": False, **given} if options is None else given)
+    opts = RunOptions.of(options, **{"allow_pickle": False, **given} if options is None else given).resolved()
     record = RunRecord.open(opts.root(), run_id)
     record.lock()
     try:
@@ -177,7 +177,7 @@ def _reset(record: RunRecord) -> RunRecord:
 def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOptions | None = None, **given: Any) -> RunRecord:
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
     ``input`` and the options as for :func:`run_document`."""
-    opts = RunOptions.of(options, **given)
+    opts = RunOptions.of(options, **given).resolved()
     from llmstep.local.tekton import TektonRun, prepare_run
     from llmstep.render.tekton import with_run
 

@@ -62,6 +62,10 @@ class RunOptions:
         """How the run starts its steps (the isolation checked)."""
         return self.isolation_or_default().steps()
 
+    def resolved(self) -> RunOptions:
+        """These options with the default isolation filled in, read once for the whole run."""
+        return self if self.isolation is not None else dataclasses.replace(self, isolation=self.isolation_or_default())
+
     def isolation_or_default(self) -> Isolation:
         """The isolation given, or the default: processes forked from a fork server, with the
         fork server's settings from this process's environment, as ``Compiled.run_local`` has."""

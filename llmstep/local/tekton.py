@@ -128,7 +128,8 @@ class TektonRun:
         self.run, self.pipeline, self.tasks, self.record = run, pipeline, tasks, record
         self.progress = options.reporter()
         self.guard = trust.step_env(options.allow_pickle)
-        self.isolation, self.steps = options.isolation_or_default(), options.steps()
+        self.isolation = options.isolation_or_default()
+        self.steps = self.isolation.steps()
         self.secrets = dict(options.secrets or {})
         self.parallelism = options.parallelism
         self._launcher = options.launcher  # or one started when the run starts
