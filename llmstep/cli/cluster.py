@@ -94,12 +94,11 @@ def _submit(args: argparse.Namespace) -> int:
         run = _submit_tekton(args, parameters(args))
     else:
         from llmstep.cluster import argo
-        from llmstep.local.argo_doc import check_declared
+        from llmstep.local.argo_doc import check_declared, declared_parameters
 
         doc = _document(args)
         params = parameters(args)
-        declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
-        check_declared(declared, params, "spec.arguments.parameters")
+        check_declared(declared_parameters(doc), params, "spec.arguments.parameters")
         transport = _transport(args)  # first: it settles the namespace
         run = argo.submit(doc, params, namespace=args.namespace, transport=transport, ui_url=args.ui_url)
     print(f"Name: {run.name}\nNamespace: {run.namespace}" + (f"\nURL: {run.url}" if run.url else ""),

@@ -15,7 +15,8 @@ from typing import Any
 from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
-from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.local.argo_doc import Container, Dag, Task, Template, Workflow
+from llmstep.local.attempts import Attempt, StepRun, run_step
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions
 from llmstep.local.process import base_env, env_from
@@ -24,95 +25,83 @@ from llmstep.local.scheduler import Node, schedule
 from llmstep.local.values import link
 
 
-def arguments(doc: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
-    """The workflow's parameters: ``overrides`` over the declared values; each needs a value."""
-    values: dict[str, str] = {}
-    for param in (doc["spec"].get("arguments") or {}).get("parameters") or []:
-        value = overrides.get(param["name"], param.get("value"))
-        if value is None:
-            raise WorkflowError(f"parameter {param['name']!r} has no value: pass -p {param['name']}=... (for the chain input, JSON)")
-        values[param["name"]] = value if isinstance(value, str) else json.dumps(value)
-    return values
-
-
 class ArgoRun:
-    """One Argo Workflow document run on this machine into ``record``: :meth:`preflight`, then :meth:`execute`."""
+    """One Argo Workflow run on this machine into ``record``: :meth:`preflight`, then :meth:`execute`.
 
-    def __init__(self, doc: dict[str, Any], record: RunRecord, options: RunOptions) -> None:
-        self.doc, self.record, self.progress = doc, record, options.reporter()
+    The Workflow is the typed one :func:`~llmstep.local.argo_doc.parse` read: the run never goes
+    back to the document's dict.
+    """
+
+    def __init__(self, workflow: Workflow, record: RunRecord, options: RunOptions) -> None:
+        self.workflow, self.record, self.progress = workflow, record, options.reporter()
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
         self.guard = trust.step_env(options.allow_pickle)
-        self.spec = doc["spec"]
-        self.templates = {t["name"]: t for t in self.spec["templates"]}
         self.secrets = dict(options.secrets or {})
-        self.parallelism = options.parallelism or self.spec.get("parallelism")
+        self.parallelism = options.parallelism or workflow.parallelism
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
-        self.limits = (threading.BoundedSemaphore(int(self.parallelism)),) if self.parallelism else ()
+        self.limits = (threading.BoundedSemaphore(self.parallelism),) if self.parallelism else ()
         self._launcher = options.launcher  # or one started when the run starts
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
-        meta = doc.get("metadata") or {}
         self.vars["workflow.name"] = record.run_id
-        self.vars["workflow.namespace"] = str(meta.get("namespace", "default"))
+        self.vars["workflow.namespace"] = workflow.namespace
         self.vars["workflow.uid"] = record.run_id
-        annotations = meta.get("annotations") or {}
-        record.status["outputTask"] = annotations.get(contract.OUTPUT_TASK)
-        record.status["batch"] = annotations.get(contract.BATCH_ANNOTATION) == "true"
+        record.status["outputTask"] = workflow.output_task
+        record.status["batch"] = workflow.batch
 
     def preflight(self) -> None:
         """What must hold before the run starts (and before a resume touches its record)."""
-        self.steps.preflight(str(t["container"].get("image")) for t in self.spec["templates"] if "container" in t)
+        self.steps.preflight(self.workflow.images)
 
     def execute(self) -> RunRecord:
-        entry = self.templates[self.spec["entrypoint"]]  # argo_doc.check_document made sure it exists
-        self.launcher = self._launcher or self.isolation.start_launcher([self.doc])
+        workflow = self.workflow
+        self.launcher = self._launcher or self.isolation.start_launcher([dict(workflow.document)])
         with finishing(self.record, self.launcher, self.progress):
             self.progress.start(self.record)
-            phase = self._run_template_as_root(entry)
+            phase = self._run_template_as_root(workflow.template(workflow.entrypoint))
             message = "" if phase == "Succeeded" else "child of the entrypoint failed"
-            if self.spec.get("onExit"):
+            if workflow.on_exit:
                 self.vars["workflow.status"] = phase
-                self.vars["workflow.failures"] = workflow_failures(self.record, phase, self.spec["entrypoint"])
-                self._run_exit_handler(self.templates[self.spec["onExit"]])
+                self.vars["workflow.failures"] = workflow_failures(self.record, phase, workflow.entrypoint)
+                self._run_exit_handler(workflow.template(workflow.on_exit))
             self.record.finish(phase, message)
         return self.record
 
-    def _run_template_as_root(self, template: dict[str, Any]) -> str:
-        if "dag" in template:
-            return self._run_dag(template, limits=self.limits)
+    def _run_template_as_root(self, template: Template) -> str:
+        if template.dag is not None:
+            return self._run_dag(template, template.dag, limits=self.limits)
         return self._run_container("main", template, {}, {})
 
-    def _run_exit_handler(self, template: dict[str, Any]) -> None:
-        if "dag" in template:
-            self._run_dag(template, exit_handler=True, limits=self.limits)
+    def _run_exit_handler(self, template: Template) -> None:
+        if template.dag is not None:
+            self._run_dag(template, template.dag, exit_handler=True, limits=self.limits)
         else:
             self._run_container("onExit", template, {}, {}, exit_handler=True)
 
     # ------------------------------------------------------------------ DAG
 
-    def _run_dag(self, template: dict[str, Any], exit_handler: bool = False, scope: str = "",
+    def _run_dag(self, template: Template, dag: Dag, exit_handler: bool = False, scope: str = "",
                  params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:
-        """Run a DAG template's tasks. A nested invocation (a task whose template is a DAG) has
-        a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
-        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
-        depends = {name: _depends(task) for name, task in tasks.items()}
-        nodes = [Node(name, tuple(deps)) for name, (deps, _) in depends.items()]
+        """Run ``dag``, the tasks of ``template``. A nested invocation (a task whose template is a
+        DAG) has a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
+        tasks = {t.name: t for t in dag.tasks}
+        nodes = [Node(t.name, t.deps) for t in dag.tasks]
         done = {t: self.record.nodes[scope + t]["phase"] for t in tasks
                 if self.record.nodes.get(scope + t, {}).get("phase") in FINISHED_OK}
-        for name in tasks:
+        for name, task in tasks.items():
             if name not in done:
-                self.record.update_node(scope + name, displayName=name, templateName=tasks[name]["template"],
+                self.record.update_node(scope + name, displayName=name, templateName=task.template,
                                         phase="Pending", exitHandler=exit_handler)
         # Argo's template parallelism: at most N of this invocation's own children active at once (a
         # step while its pod runs, a nested DAG while it runs; the pods inside that DAG are its own).
-        boundary = threading.BoundedSemaphore(int(template["parallelism"])) if template.get("parallelism") else None
+        boundary = threading.BoundedSemaphore(template.parallelism) if template.parallelism else None
         inputs = {f"inputs.parameters.{k}": v for k, v in (params or {}).items()}
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
-            deps, expression = depends[name]
-            if not _depends_ok(expression, deps, phases):
+            task = tasks[name]
+            if not _depends_ok(task.depends, task.deps, phases):
                 return "Omitted"
-            when = tasks[name].get("when")
+            when = task.when
             if when is not None:
                 text = argo_doc.substitute(when, self._task_vars(scope, inputs, tasks), f"task {scope}{name} when")
                 if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
@@ -123,7 +112,6 @@ class ArgoRun:
             self.record.update_node(scope + name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
             self.progress.changed(scope + name, self.record.nodes[scope + name])
 
-        fail_fast = template["dag"].get("failFast", template.get("failFast", True))
         phases = schedule(
             nodes,
             run=lambda name: self._run_task(tasks[name], exit_handler, scope, inputs, limits, tasks, boundary),
@@ -131,7 +119,7 @@ class ArgoRun:
             launcher=self.launcher,
             parallelism=None if scope else self.parallelism,
             done=done,
-            fail_fast=fail_fast,
+            fail_fast=dag.fail_fast,
             on_skip=on_skip,
         )
         bad = [n for n in tasks if phases.get(n) not in FINISHED_OK + ("Omitted",)]
@@ -153,12 +141,10 @@ class ArgoRun:
                 values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
         return values
 
-    def _run_task(self, task: dict[str, Any], exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
+    def _run_task(self, task: Task, exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
                   limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> str:
-        template = self.templates.get(task["template"])
-        key = scope + task["name"]
-        if template is None:
-            raise WorkflowError(f"task {key!r}: template {task['template']!r} does not exist")
+        template = self.workflow.template(task.template)
+        key = scope + task.name
         values = self._task_vars(scope, inputs, siblings)
         items = _items(task, values, key)
         if items is None:
@@ -177,135 +163,130 @@ class ArgoRun:
         self.progress.changed(key, self.record.nodes[key])
         return phase
 
-    def _invoke(self, task: dict[str, Any], template: dict[str, Any], key: str, values: dict[str, str],
+    def _invoke(self, task: Task, template: Template, key: str, values: dict[str, str],
                 exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> str:
         """One invocation of a task's template: a container step, or a nested DAG. ``limits`` are
         what every step process below holds (the workflow's parallelism); ``boundary`` is the
         enclosing template's parallelism, held by this child alone, for as long as it is active."""
         where = f"task {key}"
-        params = {p["name"]: argo_doc.substitute(str(p.get("value", "")), values, where)
-                  for p in (task.get("arguments") or {}).get("parameters") or []}
-        if "dag" in template:
+        params = {name: argo_doc.substitute(value, values, where) for name, value in task.parameters}
+        if template.dag is not None:
             if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
                 return self.record.nodes[key]["phase"]
-            params = self._inputs(template, params, key)["parameters"]
+            params = self._inputs(template, params, key)
             with boundary or contextlib.nullcontext():
-                self.record.update_node(key, displayName=key, templateName=template["name"], phase="Running",
+                self.record.update_node(key, displayName=key, templateName=template.name, phase="Running",
                                         startedAt=now(), type="DAG", exitHandler=exit_handler)
-                phase = self._run_dag(template, exit_handler, f"{key}.", params, limits)
+                phase = self._run_dag(template, template.dag, exit_handler, f"{key}.", params, limits)
                 self.record.update_node(key, phase=phase, finishedAt=now())
             return phase
         arts: dict[str, Any] = {}
-        for art in (task.get("arguments") or {}).get("artifacts") or []:
-            if "raw" in art:
-                arts[art["name"]] = ("text", argo_doc.substitute(art["raw"]["data"], values, where))
+        for art in task.artifacts:
+            if art.raw is not None:
+                arts[art.name] = ("text", argo_doc.substitute(art.raw, values, where))
             else:
-                ref = argo_doc.substitute(art["from"], values, where)
+                ref = argo_doc.substitute(art.source or "", values, where)
                 source = Path(ref.removeprefix("artifact:"))
                 if not ref.startswith("artifact:") or not source.resolve().is_relative_to(self.record.root):
-                    raise WorkflowError(f"{where}: artifact {art['name']!r} from {art['from']!r} is not an artifact of "
+                    raise WorkflowError(f"{where}: artifact {art.name!r} from {art.source!r} is not an artifact of "
                                         "this run ({{tasks.NAME.outputs.artifacts.NAME}})")
-                arts[art["name"]] = ("file", str(source))
+                arts[art.name] = ("file", str(source))
         # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
         held = (boundary, *limits) if boundary is not None else limits
         return self._run_container(key, template, params, arts, exit_handler=exit_handler, limits=held)
 
     # ------------------------------------------------------------------ containers
 
-    def _run_container(self, name: str, template: dict[str, Any], params: dict[str, str],
+    def _run_container(self, name: str, template: Template, params: dict[str, str],
                        arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> str:
-        container = template["container"]
+        container = template.container
+        if container is None:
+            raise WorkflowError(f"task {name}: template {template.name!r} has no container")
         inputs = self._inputs(template, params, name)
-        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
-        argv = [argo_doc.substitute(str(a), values, f"task {name} command")
-                for a in list(container.get("command") or []) + list(container.get("args") or [])]
+        values = {f"inputs.parameters.{k}": v for k, v in inputs.items()} | self.vars
+        argv = [argo_doc.substitute(a, values, f"task {name} command") for a in container.argv]
         root = contract.argv_data_dir(argv)
         step_dir = self.record.step_dir(name)
-        retry = template.get("retryStrategy") or {}
+        retry = template.retry
 
         def prepare(data_dir: Path) -> Attempt:
-            self._place_inputs(template, inputs, arts, data_dir, root, name)
-            env = self._env(template, inputs["parameters"], step_dir, name)
-            declared = container.get("env") or []
-            return self.steps.attempt(argv, data_dir, env, root=root, image=str(container.get("image")),
-                                      declared=[e["name"] for e in declared], extra=list(self.guard),
-                                      network=any("valueFrom" in e for e in declared))
+            self._place_inputs(template, values, arts, data_dir, root, name)
+            env = self._env(container, values, step_dir, name)
+            return self.steps.attempt(argv, data_dir, env, root=root, image=container.image,
+                                      declared=[e.name for e in container.env], extra=list(self.guard),
+                                      network=container.needs_network)
 
         step = StepRun(
             name=name,
-            template=template["name"],
+            template=template.name,
             prepare=prepare,
             collect=lambda data_dir: self._outputs(template, data_dir, root),
-            retries=int(retry.get("limit", 0) or 0),
-            timeout=float(template["activeDeadlineSeconds"]) if template.get("activeDeadlineSeconds") else None,
-            retry=lambda code, phase, duration: _should_retry(retry, code, phase, duration),
-            backoff=lambda attempt: _backoff(retry, attempt),
+            retries=retry.limit,
+            timeout=template.deadline,
+            retry=retry.should_retry,
+            backoff=retry.backoff,
             exit_handler=exit_handler,
             slot=lambda: _hold(limits),
         )
         return run_step(step, self.record, self.launcher, self.progress)
 
-    def _inputs(self, template: dict[str, Any], params: dict[str, str], name: str) -> dict[str, Any]:
-        declared = (template.get("inputs") or {}).get("parameters") or []
+    @staticmethod
+    def _inputs(template: Template, params: dict[str, str], name: str) -> dict[str, str]:
+        """The template's input parameters: those the task passes over their declared values."""
         values: dict[str, str] = {}
-        for p in declared:
-            if p["name"] in params:
-                values[p["name"]] = params[p["name"]]
-            elif "value" in p or "default" in p:
-                values[p["name"]] = str(p.get("value", p.get("default")))
-            else:
-                raise WorkflowError(f"task {name}: input parameter {p['name']!r} has no value")
-        return {"parameters": values}
+        for p in template.parameters:
+            value = params.get(p.name, p.value)
+            if value is None:
+                raise WorkflowError(f"task {name}: input parameter {p.name!r} has no value")
+            values[p.name] = value
+        return values
 
-    def _place_inputs(self, template: dict[str, Any], inputs: dict[str, Any], arts: dict[str, Any],
+    def _place_inputs(self, template: Template, values: dict[str, str], arts: dict[str, Any],
                       data_dir: Path, root: str, name: str) -> None:
-        values = {f"inputs.parameters.{k}": v for k, v in inputs["parameters"].items()} | self.vars
-        for art in (template.get("inputs") or {}).get("artifacts") or []:
-            target = _local_path(art["path"], root, data_dir, f"task {name} input artifact {art['name']}")
+        for art in template.artifacts:
+            target = _local_path(art.path, root, data_dir, f"task {name} input artifact {art.name}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if art["name"] in arts:
-                kind, value = arts[art["name"]]
+            if art.name in arts:
+                kind, value = arts[art.name]
                 if kind == "text":
                     self.record.values.place(value, target)
                 else:
                     link(Path(value), target)  # an earlier step's output: the same file, not a copy
-            elif "raw" in art:
-                self.record.values.place(argo_doc.substitute(art["raw"]["data"], values, f"task {name}"), target)
-            elif not art.get("optional"):
-                raise WorkflowError(f"task {name}: input artifact {art['name']!r} is not supplied")
+            elif art.raw is not None:
+                self.record.values.place(argo_doc.substitute(art.raw, values, f"task {name}"), target)
+            elif not art.optional:
+                raise WorkflowError(f"task {name}: input artifact {art.name!r} is not supplied")
 
-    def _env(self, template: dict[str, Any], params: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
+    def _env(self, container: Container, values: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
         env = base_env(step_dir)
-        values = {f"inputs.parameters.{k}": v for k, v in params.items()} | self.vars
-        for item in template["container"].get("env") or []:
-            if "valueFrom" in item:
-                value = env_from(item, self.secrets, f"task {name}")
+        for item in container.env:
+            if item.value_from is not None:
+                value = env_from(item.entry(), self.secrets, f"task {name}")
                 if value is not None:
-                    env[item["name"]] = value
+                    env[item.name] = value
             else:
-                env[item["name"]] = argo_doc.substitute(str(item.get("value", "")), values, f"task {name} env")
+                env[item.name] = argo_doc.substitute(item.value, values, f"task {name} env")
         return env | self.guard
 
-    def _outputs(self, template: dict[str, Any], data_dir: Path, root: str) -> dict[str, Any]:
+    def _outputs(self, template: Template, data_dir: Path, root: str) -> dict[str, Any]:
         outputs: dict[str, Any] = {"parameters": [], "artifacts": []}
-        spec = template.get("outputs") or {}
-        for p in spec.get("parameters") or []:
-            path = _local_path(p["valueFrom"]["path"], root, data_dir, f"output parameter {p['name']}")
+        for p in template.outputs:
+            path = _local_path(p.path, root, data_dir, f"output parameter {p.name}")
             if path.is_file():
                 value = path.read_text(encoding="utf-8")
                 self.record.values.adopt(path, value)
-            elif "default" in p["valueFrom"]:
-                value = str(p["valueFrom"]["default"])
+            elif p.default is not None:
+                value = p.default
             else:
-                raise WorkflowError(f"output parameter {p['name']!r}: {p['valueFrom']['path']} was not written")
-            outputs["parameters"].append({"name": p["name"], "value": value})
-        for a in spec.get("artifacts") or []:
-            path = _local_path(a["path"], root, data_dir, f"output artifact {a['name']}")
+                raise WorkflowError(f"output parameter {p.name!r}: {p.path} was not written")
+            outputs["parameters"].append({"name": p.name, "value": value})
+        for a in template.output_artifacts:
+            path = _local_path(a.path, root, data_dir, f"output artifact {a.name}")
             if not path.exists():
-                if a.get("optional"):
+                if a.optional:
                     continue
-                raise WorkflowError(f"output artifact {a['name']!r}: {a['path']} was not written")
-            outputs["artifacts"].append({"name": a["name"], "path": a["path"], "localPath": str(path)})
+                raise WorkflowError(f"output artifact {a.name!r}: {a.path} was not written")
+            outputs["artifacts"].append({"name": a.name, "path": a.path, "localPath": str(path)})
         return outputs
 
 
@@ -328,13 +309,13 @@ def _hold(limits: tuple[Any, ...]) -> Iterator[None]:
         yield
 
 
-def _items(task: dict[str, Any], values: dict[str, str], key: str) -> list[Any] | None:
+def _items(task: Task, values: dict[str, str], key: str) -> list[Any] | None:
     """A task's ``withItems``/``withParam`` list, or None for a task that does not fan out."""
-    if "withItems" in task:
-        return list(task["withItems"])
-    if "withParam" not in task:
+    if task.with_items is not None:
+        return list(task.with_items)
+    if task.with_param is None:
         return None
-    text = argo_doc.substitute(str(task["withParam"]), values, f"task {key} withParam")
+    text = argo_doc.substitute(task.with_param, values, f"task {key} withParam")
     try:
         items = json.loads(text)
     except ValueError as exc:
@@ -371,15 +352,7 @@ def _item_vars(item: Any) -> dict[str, str]:
     return {"item": item if isinstance(item, str) else as_json(item), **fields}
 
 
-def _depends(task: dict[str, Any]) -> tuple[list[str], str | None]:
-    if task.get("depends"):
-        expression = task["depends"]
-        deps = sorted({n.split(".")[0] for n in expr.names(expression)})
-        return deps, expression
-    return list(task.get("dependencies") or []), None
-
-
-def _depends_ok(expression: str | None, deps: list[str], phases: Mapping[str, str]) -> bool:
+def _depends_ok(expression: str | None, deps: Iterable[str], phases: Mapping[str, str]) -> bool:
     if expression is None:
         return all(phases.get(d) in FINISHED_OK for d in deps)
 
@@ -400,27 +373,3 @@ def _depends_ok(expression: str | None, deps: list[str], phases: Mapping[str, st
         return phase == mapping[result]
 
     return bool(expr.evaluate(expression, resolve))
-
-
-def _should_retry(retry: dict[str, Any], exit_code: int, phase: str, duration: float) -> bool:
-    policy = retry.get("retryPolicy", "OnFailure")
-    if policy == "OnError" and phase != "Error":
-        return False
-    if policy == "OnFailure" and phase != "Failed":
-        return False
-    expression = retry.get("expression")
-    if expression:
-        last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
-                "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}
-        return bool(expr.evaluate(expression, lambda n: last.get(n, expr.UNKNOWN)))
-    return True
-
-
-def _backoff(retry: dict[str, Any], attempt: int) -> float:
-    backoff = retry.get("backoff") or {}
-    base = seconds(backoff.get("duration", "0"), "retryStrategy.backoff.duration")
-    factor = float(backoff.get("factor", 1) or 1)
-    delay = base * factor ** (attempt - 1)
-    if "maxDuration" in backoff:
-        delay = min(delay, seconds(backoff["maxDuration"], "retryStrategy.backoff.maxDuration"))
-    return delay

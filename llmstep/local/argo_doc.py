@@ -1,4 +1,5 @@
-"""Read an Argo Workflow document and check that it stays inside what the local runner runs.
+"""Read an Argo Workflow document once: check that it stays inside what the local runner runs,
+and parse it into the typed :class:`Workflow` that :mod:`llmstep.local.argo` walks.
 
 The subset is what llmstep generates: DAG and container templates (a DAG task may call a DAG),
 input/output parameters and artifacts (``raw``, ``from``), ``{{workflow.parameters.*}}``,
@@ -8,14 +9,21 @@ input/output parameters and artifacts (``raw``, ``from``), ``{{workflow.paramete
 Anything else is rejected up front with the path of the field, never silently mis-run. Fields
 that only place or decorate the pod (labels, resources, service account) are accepted and have
 no local effect.
+
+The run never reads the document's dict again: every field it uses is here, checked and typed
+(numbers as numbers, durations in seconds), so a bad value fails before the first step, with its
+path, and never half way.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import expr
 from llmstep.local.attempts import seconds
@@ -54,25 +62,236 @@ _KNOWN_VARS = (
 )
 
 
-def check_document(doc: dict[str, Any]) -> None:
-    """Raise WorkflowError naming the first field outside the supported subset."""
-    if doc.get("kind") != "Workflow" or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+
+# ---------------------------------------------------------------- the typed Workflow
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A declared parameter (of the Workflow's arguments or a template's inputs) and its text,
+    None when it has none (the run must be given one)."""
+
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class InputArtifact:
+    """A template's input artifact: where the step reads it, and its ``raw`` text if it has one."""
+
+    name: str
+    path: str
+    raw: str | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class OutputParameter:
+    """A template's output parameter, read from a file the step writes (``valueFrom.path``)."""
+
+    name: str
+    path: str
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputArtifact:
+    """A template's output artifact: the file the step writes."""
+
+    name: str
+    path: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """A container's env entry: a ``value`` (substituted) or a ``valueFrom`` (a Secret's or a
+    ConfigMap's key, the mapping as written)."""
+
+    name: str
+    value: str = ""
+    value_from: Mapping[str, Any] | None = None
+
+    def entry(self) -> dict[str, Any]:
+        """The entry as Kubernetes writes it (what :func:`~llmstep.local.process.env_from` reads)."""
+        return {"name": self.name, "valueFrom": dict(self.value_from or {})}
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container template's image, its command and args as one argv, and its env."""
+
+    image: str
+    argv: tuple[str, ...]
+    env: tuple[EnvVar, ...] = ()
+
+    @property
+    def needs_network(self) -> bool:
+        """Whether the step reads a Secret or a ConfigMap: the steps that call a model do."""
+        return any(e.value_from is not None for e in self.env)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A template's ``retryStrategy``, its durations in seconds."""
+
+    limit: int = 0
+    policy: str = "OnFailure"
+    expression: str | None = None
+    duration: float = 0.0
+    factor: float = 1.0
+    max_duration: float | None = None
+
+    def should_retry(self, exit_code: int, phase: str, duration: float) -> bool:
+        """Whether an attempt that ended in ``phase`` is retried, as Argo's ``retryPolicy`` and
+        ``expression`` (with ``lastRetry.*``) decide it."""
+        if self.policy == "OnError" and phase != "Error":
+            return False
+        if self.policy == "OnFailure" and phase != "Failed":
+            return False
+        if self.expression:
+            last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
+                    "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}
+            return bool(expr.evaluate(self.expression, lambda n: last.get(n, expr.UNKNOWN)))
+        return True
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 for the first)."""
+        delay = self.duration * self.factor ** (attempt - 1)
+        return delay if self.max_duration is None else min(delay, self.max_duration)
+
+
+@dataclass(frozen=True)
+class TaskArtifact:
+    """An artifact a DAG task passes to its template: ``raw`` text, or ``from`` an earlier task."""
+
+    name: str
+    raw: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A DAG task: the template it calls, its arguments, what it waits for, and its fan-out.
+
+    ``deps`` are the tasks it waits for; ``depends`` is its expression over their results (None
+    for ``dependencies``, which wait for each to succeed).
+    """
+
+    name: str
+    template: str
+    parameters: tuple[tuple[str, str], ...] = ()
+    artifacts: tuple[TaskArtifact, ...] = ()
+    deps: tuple[str, ...] = ()
+    depends: str | None = None
+    when: str | None = None
+    with_items: tuple[Any, ...] | None = None
+    with_param: str | None = None
+
+
+@dataclass(frozen=True)
+class Dag:
+    """A DAG template's tasks, in the document's order."""
+
+    tasks: tuple[Task, ...]
+    fail_fast: bool = True
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template: exactly one of ``dag`` and ``container``, its inputs and outputs and its
+    settings (``deadline`` is ``activeDeadlineSeconds``)."""
+
+    name: str
+    dag: Dag | None = None
+    container: Container | None = None
+    parameters: tuple[Parameter, ...] = ()
+    artifacts: tuple[InputArtifact, ...] = ()
+    outputs: tuple[OutputParameter, ...] = ()
+    output_artifacts: tuple[OutputArtifact, ...] = ()
+    retry: Retry = field(default_factory=Retry)
+    deadline: float | None = None
+    parallelism: int | None = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """An Argo Workflow inside the local subset, checked and parsed once by :func:`parse`.
+
+    ``document`` is the dict it was read from, kept for what looks at the document as a whole
+    (the payload classes a fork server preloads, the run record's copy); the run walks the rest.
+    """
+
+    document: Mapping[str, Any] = field(repr=False, compare=False)
+    templates: Mapping[str, Template]
+    entrypoint: str
+    on_exit: str | None = None
+    parameters: tuple[Parameter, ...] = ()
+    parallelism: int | None = None
+    namespace: str = "default"
+    output_task: str | None = None
+    batch: bool = False
+
+    def template(self, name: str) -> Template:
+        """The template of this name (:func:`parse` made sure every reference has one)."""
+        return self.templates[name]
+
+    @property
+    def images(self) -> list[str]:
+        """The images of the container templates."""
+        return [t.container.image for t in self.templates.values() if t.container is not None]
+
+    def arguments(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        """The workflow's parameters: ``overrides`` over the declared values; each needs a value."""
+        values: dict[str, str] = {}
+        for param in self.parameters:
+            value = overrides.get(param.name, param.value)
+            if value is None:
+                raise WorkflowError(f"parameter {param.name!r} has no value: pass -p {param.name}=... "
+                                    "(for the chain input, JSON)")
+            values[param.name] = value
+        return values
+
+
+def declared_parameters(doc: Mapping[str, Any]) -> list[str]:
+    """The names of a Workflow's ``spec.arguments.parameters``, read without checking the rest
+    (a Workflow for a cluster may use all of Argo)."""
+    spec = doc.get("spec") if isinstance(doc, Mapping) else None
+    arguments = spec.get("arguments") if isinstance(spec, Mapping) else None
+    params = arguments.get("parameters") if isinstance(arguments, Mapping) else None
+    return [str(p.get("name")) for p in params or [] if isinstance(p, Mapping)]
+
+
+# ---------------------------------------------------------------- checking and parsing
+
+
+def parse(doc: dict[str, Any]) -> Workflow:
+    """The document as a :class:`Workflow`; WorkflowError naming the first field outside the
+    supported subset or with a bad value."""
+    if not isinstance(doc, dict) or doc.get("kind") != "Workflow" \
+            or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise WorkflowError(
-            f"expected an Argo Workflow (apiVersion argoproj.io/v1alpha1, kind Workflow), "
-            f"found kind {doc.get('kind')!r}"
+            f"expected an Argo Workflow (apiVersion argoproj.io/v1alpha1, kind Workflow), found kind {kind!r}"
         )
     _keys(doc, _WORKFLOW, "")
     spec = doc.get("spec")
     if not isinstance(spec, dict) or not spec.get("templates"):
         raise WorkflowError("spec.templates is missing: the document has nothing to run")
     _keys(spec, _SPEC, "spec")
-    _count(spec, "parallelism", "spec", minimum=0)
+    parallelism = _count(spec, "parallelism", "spec", minimum=0)
     _count(spec, "activeDeadlineSeconds", "spec", minimum=0)
-    for i, param in enumerate(_list(spec.get("arguments", {}), "parameters", "spec.arguments")):
-        _keys(param, _PARAM, f"spec.arguments.parameters[{i}]")
     _keys(spec.get("arguments") or {}, {"parameters"}, "spec.arguments")
-    for i, template in enumerate(spec["templates"]):
-        _template(template, f"spec.templates[{i}]")
+    parameters = []
+    for i, param in enumerate(_list(spec.get("arguments") or {}, "parameters", "spec.arguments")):
+        where = f"spec.arguments.parameters[{i}]"
+        _keys(param, _PARAM, where)
+        value = param.get("value")
+        parameters.append(Parameter(_name(param, where), None if value is None else
+                                    value if isinstance(value, str) else json.dumps(value)))
+    templates = [_template(t, f"spec.templates[{i}]") for i, t in enumerate(_list(spec, "templates", "spec"))]
+    if not isinstance(spec.get("entrypoint"), str) or not spec["entrypoint"]:
+        raise WorkflowError("spec.entrypoint is missing: name the template the run starts with")
     try:
         check_workflow(doc)
     except Exception as exc:
@@ -81,15 +300,34 @@ def check_document(doc: dict[str, Any]) -> None:
         for var in _VAR.findall(text):
             if not any(p.match(var) for p in _KNOWN_VARS):
                 raise WorkflowError(f"{path} uses {{{{{var}}}}}, which the local runner does not support")
+    meta = doc.get("metadata") or {}
+    annotations = meta.get("annotations") or {} if isinstance(meta, dict) else {}
+    return Workflow(
+        document=doc,
+        templates={t.name: t for t in templates},
+        entrypoint=str(spec.get("entrypoint")),
+        on_exit=spec.get("onExit") or None,
+        parameters=tuple(parameters),
+        parallelism=parallelism or None,
+        namespace=str(meta.get("namespace", "default")) if isinstance(meta, dict) else "default",
+        output_task=annotations.get(contract.OUTPUT_TASK) if isinstance(annotations, dict) else None,
+        batch=isinstance(annotations, dict) and annotations.get(contract.BATCH_ANNOTATION) == "true",
+    )
 
 
-def _template(t: dict[str, Any], where: str) -> None:
+def check_document(doc: dict[str, Any]) -> None:
+    """Raise WorkflowError naming the first field outside the supported subset (:func:`parse`)."""
+    parse(doc)
+
+
+def _template(t: Any, where: str) -> Template:
     _keys(t, _TEMPLATE, where)
     kinds = [k for k in ("dag", "container") if k in t]
     if len(kinds) != 1:
         raise WorkflowError(f"{where} ({t.get('name')!r}) must have exactly one of dag or container")
-    for part in ("inputs", "outputs"):
-        io = t.get(part) or {}
+    name = _name(t, where)
+    inputs, outputs = t.get("inputs") or {}, t.get("outputs") or {}
+    for part, io in (("inputs", inputs), ("outputs", outputs)):
         _keys(io, _IO, f"{where}.{part}")
         for i, p in enumerate(_list(io, "parameters", f"{where}.{part}")):
             _keys(p, _PARAM, f"{where}.{part}.parameters[{i}]")
@@ -99,62 +337,172 @@ def _template(t: dict[str, Any], where: str) -> None:
             _keys(a, _ARTIFACT, f"{where}.{part}.artifacts[{i}]")
             if "raw" in a:
                 _keys(a["raw"], {"data"}, f"{where}.{part}.artifacts[{i}].raw")
-    _count(t, "parallelism", where, minimum=0)
-    _count(t, "activeDeadlineSeconds", where, minimum=0)
+    parallelism = _count(t, "parallelism", where, minimum=0)
+    deadline = _count(t, "activeDeadlineSeconds", where, minimum=0)
     for flag in ("failFast",):
         if flag in t and not isinstance(t[flag], bool):
             raise WorkflowError(f"{where}.{flag} must be true or false, found {t[flag]!r}")
-    if "retryStrategy" in t:
-        _keys(t["retryStrategy"], _RETRY, f"{where}.retryStrategy")
-        _count(t["retryStrategy"], "limit", f"{where}.retryStrategy", minimum=0)
-        backoff = t["retryStrategy"].get("backoff") or {}
-        _keys(backoff, _BACKOFF, f"{where}.retryStrategy.backoff")
-        for key in ("duration", "maxDuration"):
-            if key in backoff:
-                seconds(backoff[key], f"{where}.retryStrategy.backoff.{key}")
-        if "factor" in backoff:
-            _positive(backoff["factor"], f"{where}.retryStrategy.backoff.factor")
-        if "expression" in t["retryStrategy"]:
-            expr.tokenize(t["retryStrategy"]["expression"])
-    if "dag" in t:
-        _keys(t["dag"], _DAG, f"{where}.dag")
-        fans = {task.get("name") for task in _list(t["dag"], "tasks", f"{where}.dag") if "withParam" in task or "withItems" in task}
-        for path, text in _strings(t["dag"], f"{where}.dag"):
-            for var in _VAR.findall(text):
-                if var.startswith("tasks.") and var.split(".")[1] in fans and ".outputs." in var:
-                    raise WorkflowError(f"{path} uses {{{{{var}}}}}: the aggregated outputs of a task with "
-                                        "withParam/withItems are not supported by the local runner")
-        for i, task in enumerate(_list(t["dag"], "tasks", f"{where}.dag")):
-            _keys(task, _TASK, f"{where}.dag.tasks[{i}]")
-            _keys(task.get("arguments") or {}, _IO, f"{where}.dag.tasks[{i}].arguments")
-            for j, a in enumerate(_list(task.get("arguments") or {}, "artifacts", f"{where}.dag.tasks[{i}].arguments")):
-                _keys(a, {"name", "from", "raw"}, f"{where}.dag.tasks[{i}].arguments.artifacts[{j}]")
-                if "from" in a and not _FROM.fullmatch(str(a["from"])):
-                    raise WorkflowError(f"{where}.dag.tasks[{i}].arguments.artifacts[{j}].from must name an artifact of "
-                                        f"this run, {{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")
+    return Template(
+        name=name,
+        dag=_dag(t["dag"], f"{where}.dag", t.get("failFast", True)) if "dag" in t else None,
+        container=_container(t["container"], f"{where}.container") if "container" in t else None,
+        parameters=tuple(_input_parameter(p, f"{where}.inputs.parameters[{i}]")
+                         for i, p in enumerate(_list(inputs, "parameters", ""))),
+        artifacts=tuple(_input_artifact(a, f"{where}.inputs.artifacts[{i}]")
+                        for i, a in enumerate(_list(inputs, "artifacts", ""))),
+        outputs=tuple(_output_parameter(p, f"{where}.outputs.parameters[{i}]")
+                      for i, p in enumerate(_list(outputs, "parameters", ""))),
+        output_artifacts=tuple(OutputArtifact(_name(a, w), _text(a, "path", w), bool(a.get("optional")))
+                               for i, a in enumerate(_list(outputs, "artifacts", ""))
+                               for w in [f"{where}.outputs.artifacts[{i}]"]),
+        retry=_retry(t["retryStrategy"], f"{where}.retryStrategy") if "retryStrategy" in t else Retry(),
+        deadline=float(deadline) if deadline else None,
+        parallelism=parallelism or None,
+    )
+
+
+def _input_parameter(p: dict[str, Any], where: str) -> Parameter:
+    has = "value" in p or "default" in p
+    return Parameter(_name(p, where), str(p.get("value", p.get("default"))) if has else None)
+
+
+def _input_artifact(a: dict[str, Any], where: str) -> InputArtifact:
+    raw = a.get("raw")
+    return InputArtifact(_name(a, where), _text(a, "path", where),
+                         None if raw is None else _text(raw, "data", f"{where}.raw"), bool(a.get("optional")))
+
+
+def _output_parameter(p: dict[str, Any], where: str) -> OutputParameter:
+    value_from = p.get("valueFrom")
+    if not isinstance(value_from, dict):
+        raise WorkflowError(f"{where}.valueFrom.path is missing: the local runner reads output parameters from a file")
+    default = value_from.get("default")
+    return OutputParameter(_name(p, where), _text(value_from, "path", f"{where}.valueFrom"),
+                           None if "default" not in value_from else str(default))
+
+
+def _retry(retry: dict[str, Any], where: str) -> Retry:
+    _keys(retry, _RETRY, where)
+    limit = _count(retry, "limit", where, minimum=0)
+    backoff = retry.get("backoff") or {}
+    _keys(backoff, _BACKOFF, f"{where}.backoff")
+    durations = {key: seconds(backoff[key], f"{where}.backoff.{key}") for key in ("duration", "maxDuration")
+                 if key in backoff}
+    if "factor" in backoff:
+        _positive(backoff["factor"], f"{where}.backoff.factor")
+    expression = retry.get("expression")
+    if expression:
+        expr.tokenize(expression)
+    policy = retry.get("retryPolicy") or "OnFailure"
+    if policy not in ("Always", "OnFailure", "OnError", "OnTransientError"):
+        raise WorkflowError(f"{where}.retryPolicy must be Always, OnFailure, OnError or OnTransientError, "
+                            f"found {policy!r}")
+    return Retry(limit=limit or 0, policy=policy, expression=expression or None,
+                 duration=durations.get("duration", 0.0), factor=float(backoff.get("factor") or 1),
+                 max_duration=durations.get("maxDuration"))
+
+
+def _dag(dag: Any, where: str, fail_fast: Any) -> Dag:
+    _keys(dag, _DAG, where)
+    tasks = _list(dag, "tasks", where)
+    fans = {task.get("name") for task in tasks if isinstance(task, dict) and ("withParam" in task or "withItems" in task)}
+    for path, text in _strings(dag, where):
+        for var in _VAR.findall(text):
+            if var.startswith("tasks.") and var.split(".")[1] in fans and ".outputs." in var:
+                raise WorkflowError(f"{path} uses {{{{{var}}}}}: the aggregated outputs of a task with "
+                                    "withParam/withItems are not supported by the local runner")
+    if "failFast" in dag and not isinstance(dag["failFast"], bool):
+        raise WorkflowError(f"{where}.failFast must be true or false, found {dag['failFast']!r}")
+    return Dag(tuple(_task(task, f"{where}.tasks[{i}]") for i, task in enumerate(tasks)),
+               fail_fast=dag.get("failFast", fail_fast))
+
+
+def _task(task: Any, where: str) -> Task:
+    _keys(task, _TASK, where)
+    arguments = task.get("arguments") or {}
+    _keys(arguments, _IO, f"{where}.arguments")
+    artifacts = []
+    for j, a in enumerate(_list(arguments, "artifacts", f"{where}.arguments")):
+        at = f"{where}.arguments.artifacts[{j}]"
+        _keys(a, {"name", "from", "raw"}, at)
+        if "from" in a and not _FROM.fullmatch(str(a["from"])):
+            raise WorkflowError(f"{at}.from must name an artifact of this run, "
+                                f"{{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")
+        if ("from" in a) == ("raw" in a):
+            raise WorkflowError(f"{at} ({a.get('name')!r}) must have exactly one of from or raw")
+        artifacts.append(TaskArtifact(_name(a, at), raw=_text(a["raw"], "data", f"{at}.raw") if "raw" in a else None,
+                                      source=str(a["from"]) if "from" in a else None))
+    parameters = []
+    for j, p in enumerate(_list(arguments, "parameters", f"{where}.arguments")):
+        _keys(p, _PARAM, f"{where}.arguments.parameters[{j}]")
+        parameters.append((_name(p, f"{where}.arguments.parameters[{j}]"), str(p.get("value", ""))))
+    depends = task.get("depends") or None
+    if depends is not None:
+        if not isinstance(depends, str):
+            raise WorkflowError(f"{where}.depends must be an expression such as \"a && b.Failed\", found {depends!r}")
+        deps = tuple(sorted({n.split(".")[0] for n in expr.names(depends)}))
     else:
-        c = t["container"]
-        _keys(c, _CONTAINER, f"{where}.container")
-        for i, e in enumerate(c.get("env") or []):
-            _keys(e, _ENV, f"{where}.container.env[{i}]")
-            if "valueFrom" in e:
-                _keys(e["valueFrom"], {"secretKeyRef", "configMapKeyRef"}, f"{where}.container.env[{i}].valueFrom")
-        argv = list(c.get("command") or []) + list(c.get("args") or [])
-        if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
-            raise WorkflowError(
-                f"{where}.container.command must run `llmstep exec ...` (or `llmstep diagnose`) locally, found {argv[:3]!r}"
-            )
+        deps = tuple(str(d) for d in _list(task, "dependencies", where))
+    when = task.get("when")
+    if when is not None and not isinstance(when, str):
+        raise WorkflowError(f"{where}.when must be an expression, found {when!r}")
+    items = task.get("withItems")
+    if items is not None and not isinstance(items, list):
+        raise WorkflowError(f"{where}.withItems must be a list, found {type(items).__name__}")
+    return Task(
+        name=_name(task, where),
+        template=str(task.get("template")),
+        parameters=tuple(parameters),
+        artifacts=tuple(artifacts),
+        deps=deps,
+        depends=depends,
+        when=when,
+        with_items=None if items is None else tuple(items),
+        with_param=None if task.get("withParam") is None else str(task["withParam"]),
+    )
 
 
-def _count(obj: dict[str, Any], key: str, where: str, minimum: int) -> None:
+def _container(c: Any, where: str) -> Container:
+    _keys(c, _CONTAINER, where)
+    env = []
+    for i, e in enumerate(_list(c, "env", where)):
+        _keys(e, _ENV, f"{where}.env[{i}]")
+        if "valueFrom" in e:
+            _keys(e["valueFrom"], {"secretKeyRef", "configMapKeyRef"}, f"{where}.env[{i}].valueFrom")
+            env.append(EnvVar(_name(e, f"{where}.env[{i}]"), value_from=dict(e["valueFrom"])))
+        else:
+            env.append(EnvVar(_name(e, f"{where}.env[{i}]"), value=str(e.get("value", ""))))
+    argv = [str(a) for a in _list(c, "command", where) + _list(c, "args", where)]
+    if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
+        raise WorkflowError(
+            f"{where}.command must run `llmstep exec ...` (or `llmstep diagnose`) locally, found {argv[:3]!r}"
+        )
+    return Container(image=str(c.get("image")), argv=tuple(argv), env=tuple(env))
+
+
+def _count(obj: dict[str, Any], key: str, where: str, minimum: int) -> int | None:
     """An integer field (Argo's IntOrString takes "3" too) of at least ``minimum``, checked before
-    the run starts so a bad value never fails it half way."""
+    the run starts so a bad value never fails it half way; None when it is not set."""
     if key not in obj or obj[key] is None:
-        return
+        return None
     value = obj[key]
     text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
     if not text.lstrip("-").isdigit() or int(text) < minimum:
         raise WorkflowError(f"{where}.{key} must be a whole number of at least {minimum}, found {value!r}")
+    return int(text)
+
+
+def _name(obj: dict[str, Any], where: str) -> str:
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise WorkflowError(f"{where}.name is missing: every entry here needs a name")
+    return name
+
+
+def _text(obj: Any, key: str, where: str) -> str:
+    if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
+        raise WorkflowError(f"{where}.{key} is missing: it must be a string")
+    return obj[key]
 
 
 def _positive(value: Any, where: str) -> None:
@@ -184,7 +532,7 @@ def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
-def _strings(node: Any, path: str):
+def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(node, str):
         yield path, node
     elif isinstance(node, dict):

@@ -1,10 +1,10 @@
-"""The local runners' entry points: run a rendered Argo Workflow (:mod:`.argo_local`) or a Tekton
-PipelineRun/TaskRun (:mod:`.tekton_local`) on this machine, and resume a past run.
+"""The local runners' entry points: run a rendered Argo Workflow (:mod:`.argo`) or a Tekton
+PipelineRun/TaskRun (:mod:`.tekton`) on this machine, and resume a past run.
 
 Each task runs as its own process with the container's command (``llmstep exec``), its files,
 and only the environment its pod would get. The document is the same dict or YAML that
 ``argo submit`` takes, hand edits included; what it uses outside the supported subset is refused
-up front (see :mod:`llmstep.local.argo_doc`).
+up front, when it is parsed (see :mod:`llmstep.local.argo_doc`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from llmstep import contract, serde
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, trust
-from llmstep.local.argo import ArgoRun, arguments
+from llmstep.local.argo import ArgoRun
 from llmstep.local.lifecycle import stop_leftovers
 from llmstep.local.options import RunOptions
 from llmstep.local.records import FINISHED_OK, RunRecord, now
@@ -35,15 +35,15 @@ def run_document(doc: dict[str, Any], input: Any = MISSING, options: RunOptions 
     ``allow_pickle=False`` (a document from a file) refuses pickle payloads (see :mod:`.trust`).
     """
     opts = RunOptions.of(options, **given).resolved()
-    argo_doc.check_document(doc)
-    declared = [p["name"] for p in (doc["spec"].get("arguments") or {}).get("parameters") or []]
-    args = arguments(doc, _overrides(declared, input, opts.parameters, "spec.arguments.parameters"))
+    workflow = argo_doc.parse(doc)
+    declared = [p.name for p in workflow.parameters]
+    args = workflow.arguments(_overrides(declared, input, opts.parameters, "spec.arguments.parameters"))
     if not opts.allow_pickle:
         trust.refuse_pickles([doc], args)
     opts.steps()  # the isolation is usable, before a record exists
     record = RunRecord.create(opts.root(), [doc], engine="argo", arguments=args)
     with _discarded_unless_started(record):
-        run = ArgoRun(doc, record, opts)
+        run = ArgoRun(workflow, record, opts)
         run.preflight()
     return run.execute()
 
@@ -154,8 +154,7 @@ def _resumable(record: RunRecord, opts: RunOptions, documents: list[dict[str, An
         run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
         runner = TektonRun(run, pipeline, tasks, record, opts)
     else:
-        argo_doc.check_document(docs[0])
-        runner = ArgoRun(docs[0], record, opts)
+        runner = ArgoRun(argo_doc.parse(docs[0]), record, opts)
     runner.preflight()
     return runner
 

@@ -35,3 +35,22 @@ def test_missing_input_parameter_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "parameter 'input' has no value" in result.stderr
     result = run_cli("run", str(path), "--input", "{not json", cwd=tmp_path)
     assert result.returncode == 2 and "not valid JSON" in result.stderr
+
+
+def test_a_run_walks_the_parsed_workflow_and_never_reads_the_document_again(tmp_path):
+    """parse() reads and checks the document once; ArgoRun walks the typed Workflow it returns."""
+    from llmstep.local.argo import ArgoRun
+    from llmstep.local.argo_doc import parse
+    from llmstep.local.options import RunOptions
+    from llmstep.local.records import RunRecord
+
+    doc = llmstep.compile(qa_chain()).to_dict()
+    workflow = parse(doc)
+    record = RunRecord.create(tmp_path / "runs", [doc], engine="argo",
+                              arguments=workflow.arguments({"input": '{"question": "q"}'}))
+    doc["spec"].clear()  # the dict is gone: what the run reads is the Workflow
+    run = ArgoRun(workflow, record, RunOptions(quiet=True, isolation=None).resolved())
+    run.preflight()
+    finished = run.execute()
+    assert finished.phase == "Succeeded" and finished.result() == "offline answer: q"
+    assert set(finished.nodes) == {t.name for t in workflow.template(workflow.entrypoint).dag.tasks}

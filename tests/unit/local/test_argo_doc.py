@@ -8,12 +8,12 @@ import copy
 
 import pytest
 import yaml
-from chains import qa_chain, qa_prompt
+from chains import openai_chain, qa_chain, qa_prompt
 from conftest import run_cli
 
 import llmstep
 from llmstep.errors import WorkflowError
-from llmstep.local.argo_doc import check_declared, check_document, substitute
+from llmstep.local.argo_doc import check_declared, check_document, declared_parameters, parse, substitute
 
 
 @pytest.mark.parametrize(
@@ -166,3 +166,110 @@ def test_parameters_given_to_a_run_must_be_declared_and_every_variable_needs_a_v
     assert substitute("{{inputs.parameters.input}} and {{ item }}", {"inputs.parameters.input": "x", "item": "y"}, "t") == "x and y"
     with pytest.raises(WorkflowError, match=r"^task a: \{\{item\}\} has no value here$"):
         substitute("{{item}}", {}, "task a")
+
+
+# ---------------------------------------------------------------- the typed Workflow parse returns
+
+
+def test_parse_reads_every_field_the_run_uses_into_types():
+    chain = openai_chain()
+    compiled = llmstep.compile(llmstep.Step(chain.first, retries=2, timeout="1m") | chain.middle[0] | chain.last,
+                               on_failure=llmstep.Diagnose())
+    doc = compiled.to_dict()
+    workflow = parse(doc)
+    assert workflow.document is doc and workflow.entrypoint == doc["spec"]["entrypoint"]
+    assert workflow.on_exit == doc["spec"]["onExit"] and workflow.namespace == "default"
+    assert [p.name for p in workflow.parameters] == ["input"] and workflow.batch is False
+    assert workflow.output_task == doc["metadata"]["annotations"]["llmstep.dev/output-task"]
+    dag = workflow.template(workflow.entrypoint).dag
+    assert dag is not None and dag.fail_fast is True
+    first, second = dag.tasks[0], dag.tasks[1]
+    assert second.deps == (first.name,) and second.artifacts[0].source == f"{{{{tasks.{first.name}.outputs.artifacts.output}}}}"
+    step = workflow.template(first.template)
+    assert step.dag is None and step.container is not None
+    assert step.container.argv[:2] == ("llmstep", "exec") and step.container.needs_network is False
+    assert step.retry.limit == 2 and step.deadline == 60.0
+    assert [a.name for a in step.artifacts] == ["payload", "input"] and step.artifacts[0].raw is not None
+    model = workflow.template(dag.tasks[1].template)
+    assert model.container is not None and model.container.needs_network  # the model's key, from its Secret
+    assert [e.name for e in model.container.env if e.value_from] == ["OPENAI_API_KEY"]
+    assert workflow.images == [t["container"]["image"] for t in doc["spec"]["templates"] if "container" in t]
+
+
+def test_the_batch_workflow_parses_with_its_fan_out_and_nested_dag():
+    doc = llmstep.compile(qa_chain()).to_batch_dict(parallelism=2)
+    workflow = parse(doc)
+    assert workflow.batch is True
+    fan = workflow.template(workflow.entrypoint).dag.tasks[0]
+    assert fan.with_param is not None and fan.with_items is None
+    assert workflow.template(fan.template).dag is not None  # each item runs the chain's DAG
+    assert workflow.parallelism == 2 and workflow.template(workflow.entrypoint).parallelism == 2
+    assert parse(_with_item(doc)).template(workflow.entrypoint).dag.tasks[0].with_items == (
+        {"question": "a"}, {"question": "b"})
+
+
+def test_a_workflow_argument_that_is_not_text_is_passed_as_json_and_overrides_win():
+    doc = _doc()
+    doc["spec"]["arguments"]["parameters"][0]["value"] = {"question": "q"}
+    workflow = parse(doc)
+    assert workflow.arguments({}) == {"input": '{"question": "q"}'}
+    assert workflow.arguments({"input": '"given"'}) == {"input": '"given"'}
+    del doc["spec"]["arguments"]["parameters"][0]["value"]
+    with pytest.raises(WorkflowError, match=r"parameter 'input' has no value: pass -p input="):
+        parse(doc).arguments({})
+
+
+def test_retry_strategy_is_parsed_into_seconds_and_decides_as_argo_does():
+    retry = parse_retry({"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "2s", "factor": 2, "maxDuration": "5s"}})
+    assert (retry.limit, retry.duration, retry.factor, retry.max_duration) == (3, 2.0, 2.0, 5.0)
+    assert [retry.backoff(n) for n in (1, 2, 3)] == [2.0, 4.0, 5.0]  # capped by maxDuration
+    assert retry.should_retry(1, "Failed", 0) and retry.should_retry(1, "Error", 0)
+    on_failure = parse_retry({"limit": 1})
+    assert on_failure.policy == "OnFailure" and on_failure.should_retry(1, "Failed", 0)
+    assert not on_failure.should_retry(1, "Error", 0)
+    on_error = parse_retry({"limit": 1, "retryPolicy": "OnError"})
+    assert on_error.should_retry(1, "Error", 0) and not on_error.should_retry(1, "Failed", 0)
+    by_code = parse_retry({"limit": 1, "retryPolicy": "Always", "expression": "asInt(lastRetry.exitCode) > 1"})
+    assert by_code.should_retry(2, "Failed", 0) and not by_code.should_retry(1, "Failed", 0)
+
+
+def parse_retry(strategy):
+    doc = _doc()
+    doc["spec"]["templates"][1]["retryStrategy"] = strategy
+    return parse(doc).template(doc["spec"]["templates"][1]["name"]).retry
+
+
+@pytest.mark.parametrize(("mutate", "fragment"), [
+    (lambda d: d["spec"].pop("entrypoint"), "spec.entrypoint is missing: name the template the run starts with"),
+    (lambda d: d["spec"]["templates"][1]["outputs"]["parameters"][0].pop("valueFrom"),
+     "spec.templates[1].outputs.parameters[0].valueFrom.path is missing"),
+    (lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][0].pop("path"),
+     "spec.templates[1].inputs.artifacts[0].path is missing: it must be a string"),
+    (lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][0]["raw"].update(data=7),
+     "spec.templates[1].inputs.artifacts[0].raw.data is missing: it must be a string"),
+    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1]["arguments"]["artifacts"][0].pop("from"),
+     "spec.templates[0].dag.tasks[1].arguments.artifacts[0] ('input') must have exactly one of from or raw"),
+    (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "retryPolicy": "Sometimes"}),
+     "spec.templates[1].retryStrategy.retryPolicy must be Always, OnFailure, OnError or OnTransientError"),
+    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends=["a"]),
+     "spec.templates[0].dag.tasks[1].depends must be an expression"),
+    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(when=True), "spec.templates[0].dag.tasks[0].when must be an expression"),
+    (lambda d: d["spec"]["templates"][0]["dag"].update(failFast="yes"), "spec.templates[0].dag.failFast must be true or false"),
+    (lambda d: d["spec"]["templates"][1]["container"]["env"].append({"value": "x"}),
+     "spec.templates[1].container.env[0].name is missing"),
+    (lambda d: d["spec"]["arguments"]["parameters"][0].pop("name"), "spec.arguments.parameters[0].name is missing"),
+])
+def test_a_value_the_run_would_trip_on_is_refused_when_parsed(mutate, fragment):
+    doc = _doc()
+    doc["spec"]["templates"][1]["container"].setdefault("env", [])
+    mutate(doc)
+    with pytest.raises(WorkflowError) as err:
+        parse(doc)
+    assert fragment in str(err.value)
+
+
+def test_declared_parameters_reads_a_workflow_for_any_engine_without_checking_it():
+    doc = _doc()
+    doc["spec"]["templates"][1]["script"] = {"source": "echo"}  # outside the local subset, fine on a cluster
+    assert declared_parameters(doc) == ["input"]
+    assert declared_parameters({"spec": {"arguments": []}}) == [] and declared_parameters({}) == []
