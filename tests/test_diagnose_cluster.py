@@ -65,16 +65,23 @@ def test_deployment_with_an_image_that_cannot_be_pulled(api):
     assert PLANTED not in text
 
 
+def _previous_log(evidence):
+    """The lines of the previous instance's log section, once it holds the crashed run's output."""
+    logs = [lines for title, lines in evidence.sections if "previous instance" in title]
+    return logs[0] if logs and any("fatal: cannot connect" in line for line in logs[0]) else None
+
+
 def test_crash_looping_pod_with_logs_in_order(api, k8s):
     script = ("import os, sys; print('starting worker'); print('token=' + os.environ['FROM_SECRET']); "
               "print('fatal: cannot connect to db:5432'); sys.exit(2)")
     api.CoreV1Api().create_namespaced_pod(NS, api.V1Pod(
         metadata=api.V1ObjectMeta(name="worker"),
         spec=api.V1PodSpec(restart_policy="Always", containers=[_container(api, k8s.step_image, ["python3", "-c", script])])))
-    evidence, text = _wait(lambda: (lambda e, t: (e, t) if "CrashLoopBackOff" in t and "previous instance" in t else None)(
+    # the kubelet serves the previous instance's log a moment after the section can first be read
+    evidence, text = _wait(lambda: (lambda e, t: (e, t) if "CrashLoopBackOff" in t and _previous_log(e) else None)(
         *_collect(api, "pod/worker")), timeout=150)
     assert "exit code 2" in text
-    log = next(lines for title, lines in evidence.sections if "previous instance" in title)
+    log = _previous_log(evidence)
     assert log.index("starting worker") < log.index("fatal: cannot connect to db:5432")
     events = next(lines for title, lines in evidence.sections if title.startswith("events of pod worker"))
     assert any("BackOff" in line for line in events)
