@@ -8,6 +8,7 @@ import concurrent.futures as cf
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class ArgoRun:
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
         self.limits = (threading.BoundedSemaphore(self.parallelism),) if self.parallelism else ()
         self._launcher = options.launcher  # or one started when the run starts
+        self.deadline: float | None = None  # spec.activeDeadlineSeconds from the start, on time.monotonic()
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
         self.vars["workflow.name"] = record.run_id
         self.vars["workflow.namespace"] = workflow.namespace
@@ -58,6 +60,8 @@ class ArgoRun:
         self.launcher = self._launcher or self.isolation.start_launcher([dict(workflow.document)])
         with finishing(self.record, self.launcher, self.progress):
             self.progress.start(self.record)
+            if workflow.deadline is not None:
+                self.deadline = time.monotonic() + workflow.deadline
             phase = self._run_template_as_root(workflow.template(workflow.entrypoint))
             message = "" if phase == "Succeeded" else "child of the entrypoint failed"
             if workflow.on_exit:
@@ -225,6 +229,8 @@ class ArgoRun:
             timeout=template.deadline,
             retry=retry.should_retry,
             backoff=retry.backoff,
+            max_duration=retry.max_duration,
+            deadline=None if exit_handler else self.deadline,  # Argo's exit handler is not subject to it
             exit_handler=exit_handler,
             slot=lambda: _hold(limits),
         )

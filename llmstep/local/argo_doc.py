@@ -4,8 +4,10 @@ and parse it into the typed :class:`Workflow` that :mod:`llmstep.local.argo` wal
 The subset is what llmstep generates: DAG and container templates (a DAG task may call a DAG),
 input/output parameters and artifacts (``raw``, ``from``), ``{{workflow.parameters.*}}``,
 ``{{inputs.*}}``, ``{{tasks.X.outputs.*}}``, ``when``, ``withParam``/``withItems`` with
-``{{item}}``/``{{item.field}}``, template ``parallelism``, ``failFast``, ``retryStrategy``,
-``activeDeadlineSeconds`` and ``onExit``.
+``{{item}}``/``{{item.field}}``, template ``parallelism``, ``failFast``, ``retryStrategy``
+(``backoff.maxDuration`` as the controller reads it: how long after the first attempt the step may
+still be retried), ``activeDeadlineSeconds`` of a template and of the whole Workflow, and
+``onExit``.
 Anything else is rejected up front with the path of the field, never silently mis-run. Fields
 that only place or decorate the pod (labels, resources, service account) are accepted and have
 no local effect.
@@ -48,7 +50,7 @@ _IO = {"parameters", "artifacts"}
 _PARAM = {"name", "value", "default", "valueFrom", "description", "enum"}
 _ARTIFACT = {"name", "path", "raw", "from", "optional", "archive", "mode"}
 _RETRY = {"limit", "retryPolicy", "backoff", "expression"}
-_BACKOFF = {"duration", "factor", "maxDuration"}
+_BACKOFF = {"duration", "factor", "maxDuration", "cap"}
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _FROM = re.compile(r"\{\{\s*tasks\.[\w-]+\.outputs\.artifacts\.[\w-]+\s*\}\}")
@@ -133,14 +135,20 @@ class Container:
 
 @dataclass(frozen=True)
 class Retry:
-    """A template's ``retryStrategy``, its durations in seconds."""
+    """A template's ``retryStrategy``, its durations in seconds.
+
+    ``max_duration`` is not a cap on the wait (that is ``cap``): as Argo's controller reads it, it
+    is how long after the first attempt started the step may still be retried (see
+    :class:`~llmstep.local.attempts.StepRun`).
+    """
 
     limit: int = 0
     policy: str = "OnFailure"
     expression: str | None = None
     duration: float = 0.0
-    factor: float = 1.0
+    factor: int = 1
     max_duration: float | None = None
+    cap: float | None = None
 
     def should_retry(self, exit_code: int, phase: str, duration: float) -> bool:
         """Whether an attempt that ended in ``phase`` is retried, as Argo's ``retryPolicy`` and
@@ -156,9 +164,11 @@ class Retry:
         return True
 
     def backoff(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1 for the first)."""
-        delay = self.duration * self.factor ** (attempt - 1)
-        return delay if self.max_duration is None else min(delay, self.max_duration)
+        """Seconds to wait before retry number ``attempt`` (1 for the first): Argo's
+        ``duration * factor^(attempt - 1)``, where a factor of 0 leaves the duration as it is, and
+        at most ``cap``."""
+        delay = self.duration * (self.factor or 1) ** (attempt - 1)
+        return delay if self.cap is None else min(delay, self.cap)
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,7 @@ class Workflow:
     on_exit: str | None = None
     parameters: tuple[Parameter, ...] = ()
     parallelism: int | None = None
+    deadline: float | None = None
     namespace: str = "default"
     output_task: str | None = None
     batch: bool = False
@@ -280,7 +291,7 @@ def parse(doc: dict[str, Any]) -> Workflow:
         raise WorkflowError("spec.templates is missing: the document has nothing to run")
     _keys(spec, _SPEC, "spec")
     parallelism = _count(spec, "parallelism", "spec", minimum=0)
-    _count(spec, "activeDeadlineSeconds", "spec", minimum=0)
+    deadline = _count(spec, "activeDeadlineSeconds", "spec", minimum=0)
     _keys(spec.get("arguments") or {}, {"parameters"}, "spec.arguments")
     parameters = []
     for i, param in enumerate(_list(spec.get("arguments") or {}, "parameters", "spec.arguments")):
@@ -309,6 +320,7 @@ def parse(doc: dict[str, Any]) -> Workflow:
         on_exit=spec.get("onExit") or None,
         parameters=tuple(parameters),
         parallelism=parallelism or None,
+        deadline=None if deadline is None else float(deadline),
         namespace=str(meta.get("namespace", "default")) if isinstance(meta, dict) else "default",
         output_task=annotations.get(contract.OUTPUT_TASK) if isinstance(annotations, dict) else None,
         batch=isinstance(annotations, dict) and annotations.get(contract.BATCH_ANNOTATION) == "true",
@@ -386,10 +398,12 @@ def _retry(retry: dict[str, Any], where: str) -> Retry:
     limit = _count(retry, "limit", where, minimum=0)
     backoff = retry.get("backoff") or {}
     _keys(backoff, _BACKOFF, f"{where}.backoff")
-    durations = {key: seconds(backoff[key], f"{where}.backoff.{key}") for key in ("duration", "maxDuration")
+    durations = {key: seconds(backoff[key], f"{where}.backoff.{key}") for key in ("duration", "maxDuration", "cap")
                  if key in backoff}
-    if "factor" in backoff:
-        _positive(backoff["factor"], f"{where}.backoff.factor")
+    factor = _count(backoff, "factor", f"{where}.backoff", minimum=0)  # Argo reads it as an integer
+    if backoff and "duration" not in backoff:
+        raise WorkflowError(f"{where}.backoff.duration is missing: Argo needs a base duration for a backoff "
+                            "(for example duration: \"5s\")")
     expression = retry.get("expression")
     if expression:
         expr.tokenize(expression)
@@ -398,8 +412,8 @@ def _retry(retry: dict[str, Any], where: str) -> Retry:
         raise WorkflowError(f"{where}.retryPolicy must be Always, OnFailure, OnError or OnTransientError, "
                             f"found {policy!r}")
     return Retry(limit=limit or 0, policy=policy, expression=expression or None,
-                 duration=durations.get("duration", 0.0), factor=float(backoff.get("factor") or 1),
-                 max_duration=durations.get("maxDuration"))
+                 duration=durations.get("duration", 0.0), factor=1 if factor is None else factor,
+                 max_duration=durations.get("maxDuration"), cap=durations.get("cap"))
 
 
 def _dag(dag: Any, where: str, fail_fast: Any) -> Dag:
@@ -503,15 +517,6 @@ def _text(obj: Any, key: str, where: str) -> str:
     if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
         raise WorkflowError(f"{where}.{key} is missing: it must be a string")
     return obj[key]
-
-
-def _positive(value: Any, where: str) -> None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not 0 < number < float("inf"):
-        raise WorkflowError(f"{where} must be a positive number, found {value!r}")
 
 
 def _keys(obj: Any, allowed: set[str], where: str) -> None:

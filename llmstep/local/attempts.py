@@ -36,7 +36,12 @@ class Attempt:
 class StepRun:
     """A step to run with retries. ``prepare(data_dir)`` places inputs and returns the
     Attempt; ``collect(data_dir)`` reads outputs after success (WorkflowError -> phase Error);
-    ``retry(exit_code, phase, duration)`` says whether the engine would retry."""
+    ``retry(exit_code, phase, duration)`` says whether the engine would retry.
+
+    ``max_duration`` is Argo's ``retryStrategy.backoff.maxDuration``: the seconds from the first
+    attempt's start after which the step is not retried (and a retry is stopped when they end).
+    ``deadline`` is an end for every attempt (a ``time.monotonic()`` value: the whole run's
+    ``activeDeadlineSeconds``), which stops the step with ``deadline_message``."""
 
     name: str
     template: str
@@ -46,6 +51,11 @@ class StepRun:
     timeout: float | None = None
     retry: Callable[[int, str, float], bool] = lambda code, phase, duration: phase == "Failed"
     backoff: Callable[[int], float] = lambda attempt: 0.0
+    max_duration: float | None = None
+    deadline: float | None = None
+    deadline_message: str = "Step exceeded its deadline"
+    timeout_message: str = DEADLINE_MESSAGE
+    """What a step stopped by its own ``timeout`` fails with (the engine's words)."""
     exit_handler: bool = False
     slot: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
     """Held while the step's process runs (a parallelism limit counts running steps, as Argo counts pods)."""
@@ -57,6 +67,7 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
     log_path = step_dir / "log.txt"
     started = now()
     attempt = 0
+    first: float | None = None  # when the first attempt's process started
     while True:
         attempt += 1
         data_dir = step_dir / "data"
@@ -73,15 +84,21 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
         with step.slot():
             began = time.monotonic()
+            first = began if first is None else first
+            ends = _ends(step, first if attempt > 1 else None)
+            if ends is not None and ends[0] <= began:
+                return _done(record, progress, step.name, "Failed", ends[1], None, {})
+            timeout = step.timeout if ends is None else min(step.timeout or float("inf"), ends[0] - began)
             try:
-                outcome = launcher.run(run.argv, run.env, log_path, step.timeout, lambda pid: step_started(step_dir, pid))
+                outcome = launcher.run(run.argv, run.env, log_path, timeout, lambda pid: step_started(step_dir, pid))
             finally:
                 step_ended(step_dir)
             duration = time.monotonic() - began
         if outcome.interrupted:
             return _done(record, progress, step.name, "Failed", "interrupted", outcome.exit_code, {})
         if outcome.timed_out:
-            phase, message = "Failed", DEADLINE_MESSAGE
+            by_end = ends is not None and (step.timeout is None or ends[0] < began + step.timeout)
+            phase, message = "Failed", ends[1] if ends is not None and by_end else step.timeout_message
         elif outcome.exit_code == 0:
             phase, message = "Succeeded", ""
         else:
@@ -92,9 +109,32 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
                 outputs = step.collect(data_dir)
             except WorkflowError as exc:
                 phase, message = "Error", str(exc)
-        if phase == "Succeeded" or attempt > step.retries or not step.retry(outcome.exit_code, phase, duration):
+        if phase == "Succeeded":
+            return _done(record, progress, step.name, phase, message, outcome.exit_code, outputs)
+        # Argo's order (processNodeRetries): the run's deadline, the max duration, then the policy and the limit
+        if step.deadline is not None and time.monotonic() > step.deadline:
+            return _done(record, progress, step.name, phase, message, outcome.exit_code, outputs)
+        if step.max_duration is not None:
+            limit = first + step.max_duration
+            if time.monotonic() > limit:
+                return _done(record, progress, step.name, phase, "Max duration limit exceeded", outcome.exit_code, {})
+            if time.monotonic() + step.backoff(attempt) > limit:
+                return _done(record, progress, step.name, phase, "Backoff would exceed max duration limit",
+                             outcome.exit_code, {})
+        if attempt > step.retries or not step.retry(outcome.exit_code, phase, duration):
             return _done(record, progress, step.name, phase, message, outcome.exit_code, outputs)
         time.sleep(step.backoff(attempt))
+
+
+def _ends(step: StepRun, first: float | None) -> tuple[float, str] | None:
+    """The earliest end this attempt has beyond its own timeout, with the message it stops the
+    step with: the run's deadline, or (for a retry) the max duration from the first attempt."""
+    ends = []
+    if step.deadline is not None:
+        ends.append((step.deadline, step.deadline_message))
+    if first is not None and step.max_duration is not None:
+        ends.append((first + step.max_duration, DEADLINE_MESSAGE))
+    return min(ends) if ends else None
 
 
 def _done(record: RunRecord, progress: Progress, name: str, phase: str, message: str,

@@ -26,7 +26,7 @@ from llmstep.local.argo_doc import check_declared, check_document, declared_para
         (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"duration": "later"}}),
          "spec.templates[1].retryStrategy.backoff.duration: 'later' is not a duration"),
         (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"factor": "x"}}),
-         "spec.templates[1].retryStrategy.backoff.factor must be a positive number"),
+         "spec.templates[1].retryStrategy.backoff.factor must be a whole number of at least 0, found 'x'"),
         (lambda d: d["spec"]["templates"][0].update(failFast="no"), "spec.templates[0].failFast must be true or false"),
     ],
 )
@@ -222,7 +222,10 @@ def test_a_workflow_argument_that_is_not_text_is_passed_as_json_and_overrides_wi
 def test_retry_strategy_is_parsed_into_seconds_and_decides_as_argo_does():
     retry = parse_retry({"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "2s", "factor": 2, "maxDuration": "5s"}})
     assert (retry.limit, retry.duration, retry.factor, retry.max_duration) == (3, 2.0, 2.0, 5.0)
-    assert [retry.backoff(n) for n in (1, 2, 3)] == [2.0, 4.0, 5.0]  # capped by maxDuration
+    assert [retry.backoff(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]  # maxDuration is no cap: it ends the retrying
+    capped = parse_retry({"limit": 3, "backoff": {"duration": "2s", "factor": "3", "cap": "10s"}})
+    assert [capped.backoff(n) for n in (1, 2, 3)] == [2.0, 6.0, 10.0] and capped.max_duration is None
+    assert parse_retry({"limit": 3, "backoff": {"duration": "2s", "factor": 0}}).backoff(3) == 2.0  # Argo: factor 0 is none
     assert retry.should_retry(1, "Failed", 0) and retry.should_retry(1, "Error", 0)
     on_failure = parse_retry({"limit": 1})
     assert on_failure.policy == "OnFailure" and on_failure.should_retry(1, "Failed", 0)

@@ -367,3 +367,55 @@ def test_a_duration_that_is_not_one_names_where_it_is(text):
     with pytest.raises(WorkflowError) as caught:
         seconds(text, "task ask timeout")
     assert str(caught.value) == f"task ask timeout: {text!r} is not a duration like '5s' or '1m30s'"
+
+
+# ---------------------------------------------------------------- Argo's maxDuration and the run's deadline
+
+
+def test_max_duration_ends_the_retrying_when_it_has_passed_since_the_first_attempt(record, launcher, tmp_path):
+    """Argo's backoff.maxDuration is no cap on the wait: once it has passed since the first attempt
+    started, the step is not retried, with the controller's message."""
+    code = counting("time.sleep(0.6); sys.exit(1)", tmp_path / "count")
+    assert run_step(step(code, retries=5, max_duration=0.3), record, launcher, Progress()) == "Failed"
+    assert (tmp_path / "count").read_text() == "x"  # one attempt, five retries left
+    assert record.nodes["ask"]["message"] == "Max duration limit exceeded"
+
+
+def test_max_duration_refuses_a_backoff_that_would_end_after_it(record, launcher, tmp_path):
+    code = counting("sys.exit(1)", tmp_path / "count")
+    started = time.monotonic()
+    run = step(code, retries=5, max_duration=30, backoff=lambda attempt: 60.0)
+    assert run_step(run, record, launcher, Progress()) == "Failed"
+    assert time.monotonic() - started < 20  # it did not wait 60 s to find out
+    assert (tmp_path / "count").read_text() == "x"
+    assert record.nodes["ask"]["message"] == "Backoff would exceed max duration limit"
+
+
+def test_a_retry_is_stopped_when_the_max_duration_ends(record, launcher, tmp_path):
+    """A retry runs until the max duration's end (Argo sets it as the retry pod's deadline)."""
+    code = counting("sys.exit(1) if n == 1 else time.sleep(30)", tmp_path / "count")
+    started = time.monotonic()
+    assert run_step(step(code, retries=5, max_duration=2.0), record, launcher, Progress()) == "Failed"
+    assert time.monotonic() - started < 15
+    assert (tmp_path / "count").read_text() == "xx"
+    assert record.nodes["ask"]["message"] == "Max duration limit exceeded"
+
+
+def test_the_runs_deadline_stops_a_running_step_and_fails_one_that_starts_after_it(record, launcher, tmp_path):
+    deadline = time.monotonic() + 0.8
+    run = step(counting("time.sleep(30)", tmp_path / "count"), timeout=60, retries=3, deadline=deadline)
+    assert run_step(run, record, launcher, Progress()) == "Failed"
+    assert time.monotonic() - deadline < 10
+    assert record.nodes["ask"]["message"] == "Step exceeded its deadline"
+    assert (tmp_path / "count").read_text() == "x"  # no retry after the run's deadline
+    late = StepRun(name="late", template="t", prepare=lambda d: python(counting("", tmp_path / "late"), d),
+                   collect=output, deadline=deadline)
+    assert run_step(late, record, launcher, Progress()) == "Failed"
+    assert record.nodes["late"]["message"] == "Step exceeded its deadline"
+    assert not (tmp_path / "late").exists()  # it never ran
+
+
+def test_a_steps_own_timeout_keeps_the_pods_message_under_a_later_run_deadline(record, launcher):
+    run = step("import time; time.sleep(20)", timeout=0.5, deadline=time.monotonic() + 60)
+    assert run_step(run, record, launcher, Progress()) == "Failed"
+    assert record.nodes["ask"]["message"] == DEADLINE_MESSAGE

@@ -95,6 +95,23 @@ def _hand_doc(chain, **compile_opts):
     return copy.deepcopy(llmstep.compile(chain, allow_pickle=True, **compile_opts).to_dict())
 
 
+def test_the_workflows_deadline_stops_the_run_and_keeps_what_finished(tmp_path):
+    """spec.activeDeadlineSeconds, as the controller runs it (tests/test_argo_fidelity.py): the
+    running step is stopped with "Step exceeded its deadline", the next never starts, the run
+    fails and is not left Running."""
+    doc = _hand_doc(RunnableLambda(lambda x: x + "!", name="first") | RunnableLambda(lambda x: time.sleep(60) or x, name="slow")
+                    | RunnableLambda(lambda x: x, name="never"))
+    doc["spec"]["activeDeadlineSeconds"] = 3
+    started = time.monotonic()
+    record = run_document(doc, "x", runs_dir=tmp_path / "r", quiet=True)
+    assert time.monotonic() - started < 30
+    status = json.loads((record.root / "status.json").read_text())
+    nodes = {n["displayName"]: n for n in status["nodes"].values()}
+    assert status["phase"] == "Failed" and nodes["first"]["phase"] == "Succeeded"
+    assert (nodes["slow"]["phase"], nodes["slow"]["message"]) == ("Failed", "Step exceeded its deadline")
+    assert nodes["never"]["phase"] == "Pending" and "startedAt" not in nodes["never"]
+
+
 def test_when_skips_a_task(tmp_path):
     doc = _hand_doc(RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x + 1))
     doc["spec"]["arguments"]["parameters"].append({"name": "extra", "value": "no"})
