@@ -8,6 +8,7 @@ construct the local runner must refuse with a clear message. Opt in with `pytest
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -17,10 +18,13 @@ from argo_cluster import offline_env
 from chains import normalize
 from conftest import kube_api
 from fidelity_cases import corpus_cases, example_cases, example_ids
+from langchain_core.runnables import RunnableLambda
 from tekton_cluster import phase, results, taskruns, tekton_namespace
 from value_chains import same_values
 
 import llmstep
+from llmstep import serde
+from llmstep.cluster.tekton import submit, succeeded
 from llmstep.errors import LlmstepError
 from llmstep.local.entry import run_tekton
 
@@ -143,6 +147,7 @@ def test_a_failed_run_matches_the_controller_task_by_task(k8s, tmp_path):
         run.wait(timeout=600, poll=2)
     done = run.get()
     assert phase(done) == "Failed" and record.phase == "Failed"
+    assert record.status["message"] == succeeded(done)["message"]  # "Tasks Completed: 4 (Failed: 1, ...), Skipped: 1"
     theirs = taskruns(api, run.name, NS)
     ours = {name: node for name, node in record.nodes.items() if node.get("phase") not in ("Skipped", "Omitted")}
     assert set(ours) == set(theirs) and "on-failure" in theirs
@@ -153,3 +158,80 @@ def test_a_failed_run_matches_the_controller_task_by_task(k8s, tmp_path):
     local_run = _local_run_name(record)
     mine = {p["name"]: p["value"] for p in ours["on-failure"]["outputs"]["parameters"]}
     assert mine["preview"].replace(local_run, "RUN") == results(theirs["on-failure"])["preview"].replace(run.name, "RUN")
+
+
+# ---------------------------------------------------------------- timeouts, hand-edited
+
+
+def _first(x):
+    return x
+
+
+def _slow(x):
+    import time
+
+    time.sleep(180)
+    return x
+
+
+TIMEOUTS = {
+    # the whole run's time: the running task is cancelled, nothing after it runs, nor finally
+    "pipeline": ({"pipeline": "30s"}, {}),
+    # the regular tasks' time: they are cancelled, and finally reports the failure
+    "tasks": ({"pipeline": "10m", "tasks": "30s"}, {}),
+    # the task's own timeout
+    "task": (None, {"timeout": 15}),
+}
+
+
+@pytest.fixture(scope="module")
+def timed_runs(k8s, tmp_path_factory):
+    tekton_namespace(k8s, NS)
+    api = kube_api(k8s)
+    submitted = {}
+    for case, (timeouts, step) in TIMEOUTS.items():
+        chain = RunnableLambda(_first, name="first") | llmstep.Step(RunnableLambda(_slow, name="slow"), **step) \
+            | RunnableLambda(_first, name="never")
+        docs = llmstep.compile(chain, name=f"timeout-{case}", allow_pickle=True).to_tekton()
+        if timeouts:
+            next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
+        submitted[case] = (docs, submit(docs, serde.parameter_text("x"), namespace=NS, client=api))
+    runs_dir = tmp_path_factory.mktemp("timeouts")
+    local = {case: run_tekton(docs, "x", runs_dir=runs_dir, quiet=True) for case, (docs, _) in submitted.items()}
+    finished = {}
+    for case, (_, run) in submitted.items():
+        with contextlib.suppress(LlmstepError):
+            run.wait(timeout=900, poll=2)
+        finished[case] = (run, run.get())
+    return api, {case: (*finished[case], local[case]) for case in TIMEOUTS}
+
+
+@pytest.mark.parametrize("case", list(TIMEOUTS))
+def test_timeouts_match_the_controller_task_by_task(case, timed_runs):
+    """Which tasks ran, were cancelled or skipped, and the words Tekton uses for each."""
+    api, runs = timed_runs
+    run, done, record = runs[case]
+    same = {run.name: "RUN", record.run_id: "RUN"}
+
+    def words(text):
+        for name, stands in same.items():
+            text = text.replace(name, stands)
+        return text
+
+    assert phase(done) == record.phase == "Failed"
+    assert words(record.status["message"]) == words(succeeded(done)["message"])
+    theirs = taskruns(api, run.name, NS)
+    ours = {name: node for name, node in record.nodes.items() if "startedAt" in node}
+    assert set(ours) == set(theirs)
+    for name, taskrun in theirs.items():
+        assert ours[name]["phase"] == phase(taskrun), name
+        if phase(taskrun) == "Failed":
+            assert words(ours[name]["message"]) == words(succeeded(taskrun)["message"]), name
+    skipped = {t["name"]: t.get("reason", "") for t in done["status"].get("skippedTasks") or []}
+    not_started = {n for n, node in record.nodes.items() if "startedAt" not in node}
+    # the controller lists what it skipped in the reconcile that timed the run out; a task it had
+    # not looked at by then is in no list (and, as here, never ran)
+    assert set(skipped) <= not_started and (set(skipped) == not_started or case == "pipeline")
+    for name, reason in skipped.items():
+        if record.nodes[name].get("message", "").startswith("PipelineRun"):
+            assert record.nodes[name]["message"] == reason, name

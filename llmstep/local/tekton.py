@@ -4,7 +4,8 @@ The same machinery as the Argo runner (scheduler, step processes, run records, p
 resume). Supported: ``$(params.*)`` (array params expanded as whole args), ``$(context.*)``,
 ``$(tasks.X.results.*)``, ``$(tasks.X.status)``/``$(tasks.status)`` in ``finally``,
 ``$(workspaces.*.path)``, ``$(results.*.path)``, ``runAfter``, ``when``, ``finally``, ``retries``,
-``timeout``; workspaces are directories, a Secret workspace holds only its listed keys, and each
+``timeout`` and the PipelineRun's ``timeouts`` (``pipeline``, ``tasks``, ``finally``, as the controller
+runs them: see :class:`Deadlines`); workspaces are directories, a Secret workspace holds only its listed keys, and each
 step gets only the env its pod would have. Steps must run ``llmstep exec``.
 """
 
@@ -15,7 +16,9 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +84,71 @@ def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, d
     for part in ("tasks", "finally"):
         for i, use in enumerate(pipeline.get(part) or []):
             _check_settings(use, f"{part}[{i}] ({use.get('name')})")
+    Deadlines.of(spec)  # checked before the run starts
     return run, pipeline, tasks
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """A PipelineRun's ``spec.timeouts`` in seconds (0 or None: none), as Tekton's PipelineRun
+    reconciler enforces them: on the run's time, never as a shorter TaskRun timeout.
+
+    - ``pipeline`` passed: running TaskRuns are cancelled, tasks not started are skipped, and the
+      ``finally`` tasks do not run; the PipelineRun fails with ``PipelineRunTimeout``.
+    - ``tasks`` passed: the same for the regular tasks; the ``finally`` tasks then run, for
+      ``finally`` seconds (else what ``pipeline`` leaves over ``tasks``).
+    - a cancelled TaskRun is not retried.
+    """
+
+    pipeline: float | None = None
+    tasks: float | None = None
+    final: float | None = None
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> Deadlines:
+        """The ``timeouts`` of a PipelineRun's spec; WorkflowError naming a bad one, with
+        Tekton's own rules (none negative; ``tasks`` and ``finally`` within ``pipeline``)."""
+        timeouts = spec.get("timeouts") or {}
+        if not isinstance(timeouts, dict):
+            raise WorkflowError(f"spec.timeouts must be a mapping of pipeline, tasks and finally, found {timeouts!r}")
+        unknown = sorted(set(timeouts) - {"pipeline", "tasks", "finally"})
+        if unknown:
+            raise WorkflowError(f"spec.timeouts.{unknown[0]} is not a Tekton timeout (use pipeline, tasks or finally)")
+        values = {key: seconds(value, f"spec.timeouts.{key}") for key, value in timeouts.items() if value is not None}
+        for key, value in values.items():
+            if value < 0:
+                raise WorkflowError(f"spec.timeouts.{key}: {timeouts[key]!r} should be >= 0")
+        pipeline = values.get("pipeline")
+        if pipeline:
+            for key in ("tasks", "finally"):
+                if key in values and not 0 < values[key] <= pipeline:
+                    raise WorkflowError(f"spec.timeouts.{key}: {timeouts[key]!r} should be <= pipeline duration "
+                                        f"({timeouts['pipeline']!r}), and not 0")
+            if values.get("tasks", 0) + values.get("finally", 0) > pipeline:
+                raise WorkflowError(f"spec.timeouts: tasks {timeouts['tasks']!r} + finally {timeouts['finally']!r} "
+                                    f"should be <= pipeline duration ({timeouts['pipeline']!r})")
+        return cls(pipeline or None, values.get("tasks") or None, values.get("finally") or None)
+
+    def finally_budget(self) -> float | None:
+        """Seconds the ``finally`` tasks get from their start (Tekton's ``FinallyTimeout``)."""
+        if self.final:
+            return self.final
+        return self.pipeline - self.tasks if self.pipeline and self.tasks else None
+
+
+def go_duration(value: float) -> str:
+    """Seconds as Go's ``time.Duration.String()`` prints them (``5s``, ``1m30s``, ``1h0m0s``,
+    ``500ms``): the words Tekton's messages use."""
+    if value == 0:
+        return "0s"
+    if value < 1:
+        return f"{value * 1000:g}ms"
+    hours, rest = divmod(value, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    return f"{int(minutes)}m{text}" if minutes else text
 
 
 def _check_settings(use: dict[str, Any], where: str) -> None:
@@ -112,6 +179,10 @@ def _confined(argv: list[str], places: list[Path], task: str) -> None:
                 raise WorkflowError(f"task {task}: {flag} {value} is outside the task's workspaces")
 
 
+def _earliest(*ends: float | None) -> float | None:
+    return min((e for e in ends if e is not None), default=None)
+
+
 @contextlib.contextmanager
 def _removed(folder: Path) -> Iterator[None]:
     try:
@@ -134,6 +205,9 @@ class TektonRun:
         self.parallelism = options.parallelism
         self._launcher = options.launcher  # or one started when the run starts
         self.params = self._params()
+        self.deadlines = Deadlines.of(run["spec"])
+        self.ends: dict[bool, float | None] = {False: None, True: None}  # on time.monotonic(): regular, finally
+        self.pipeline_end: float | None = None
         self.context = {
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
             "context.pipelineRun.namespace": str(run.get("metadata", {}).get("namespace", "default")),
@@ -178,16 +252,24 @@ class TektonRun:
         with finishing(self.record, self.launcher, self.progress), _removed(tmp):
             self.workspaces = self._workspaces(tmp)
             self.progress.start(self.record)
+            begun = time.monotonic()
+            deadlines = self.deadlines
+            self.pipeline_end = pipeline_end = begun + deadlines.pipeline if deadlines.pipeline else None
+            self.ends[False] = _earliest(pipeline_end, begun + deadlines.tasks if deadlines.tasks else None)
             phase = self._run_tasks(self.pipeline["tasks"], final=False)
             statuses = {t: self.record.nodes.get(t, {}).get("phase", "None") for t in self._names(self.pipeline["tasks"])}
             failed = any(p in contract.FAILED_PHASES for p in statuses.values())
             skipped = any(p in ("Skipped", "Omitted") for p in statuses.values())
             self.aggregate = "Failed" if failed else ("Completed" if skipped else "Succeeded")
             self.task_status = {t: {"Error": "Failed", "Omitted": "None", "Pending": "None"}.get(p, p) for t, p in statuses.items()}
+            timed_out = pipeline_end is not None and time.monotonic() >= pipeline_end
             if self.pipeline.get("finally"):
+                budget, started = deadlines.finally_budget(), time.monotonic()
+                self.ends[True] = begun if timed_out else _earliest(pipeline_end, started + budget if budget else None)
                 final = self._run_tasks(self.pipeline["finally"], final=True)
                 phase = "Failed" if "Failed" in (phase, final) else phase
-            self.record.finish(phase, "" if phase == "Succeeded" else "tasks failed")
+            phase, message = self._outcome(phase, begun)
+            self.record.finish(phase, message)
         return self.record
 
     @staticmethod
@@ -230,9 +312,15 @@ class TektonRun:
                                         templateName=(by_name[name].get("taskRef") or {}).get("name", "taskSpec"),
                                         exitHandler=final)
 
+        skipped: dict[str, str] = {}
+
         def decide(name: str, phases: Mapping[str, str]) -> str:
             if any(phases.get(d) not in FINISHED_OK for d in deps[name]):
                 return "Omitted"
+            end = self.ends[final]
+            if end is not None and time.monotonic() >= end:  # Tekton skips what has not started by then
+                skipped[name] = self._timeout_skip(final)
+                return "Skipped"
             for when in by_name[name].get("when") or []:
                 value = self._subst(when["input"], name, final)
                 values = [self._subst(v, name, final) for v in when["values"]]
@@ -241,7 +329,8 @@ class TektonRun:
             return "run"
 
         def on_skip(name: str, phase: str) -> None:
-            node = self.record.update_node(name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by when/runAfter")
+            node = self.record.update_node(name, phase=phase, finishedAt=now(),
+                                           message=skipped.get(name) or f"{phase.lower()} by when/runAfter")
             self.progress.changed(name, node)
 
         phases = schedule([Node(n, deps[n]) for n in by_name], run=lambda n: self._run_task(by_name[n], final),
@@ -350,9 +439,37 @@ class TektonRun:
                 out["artifacts"].append({"name": "output", "path": output_path, "localPath": str(Path(data_ws) / output_path)})
             return out
 
-        timeout = use.get("timeout")
+        timeout = seconds(use["timeout"], f"task {name} timeout") if use.get("timeout") else None
+        taskrun = f"{self.record.run_id}-{name}"
         return run_step(StepRun(
             name=name, template=(use.get("taskRef") or {}).get("name", "taskSpec"), prepare=prepare, collect=collect,
-            retries=int(use.get("retries", 0) or 0),
-            timeout=seconds(timeout, f"task {name} timeout") if timeout else None, exit_handler=final,
+            retries=int(use.get("retries", 0) or 0), timeout=timeout or None, exit_handler=final,
+            timeout_message=f'TaskRun "{taskrun}" failed to finish within "{go_duration(timeout or 0)}"',
+            deadline=self.ends[final],
+            deadline_message=f'TaskRun "{taskrun}" was cancelled. TaskRun cancelled as the PipelineRun it belongs to '
+                             "has timed out.",
         ), self.record, self.launcher, self.progress)
+
+    def _outcome(self, phase: str, begun: float) -> tuple[str, str]:
+        """The run's phase and message as Tekton's PipelineRun condition has them
+        (``GetPipelineConditionStatus``): a timeout that has passed by the end fails the run,
+        whatever its tasks did; else a failure counts the tasks."""
+        elapsed, deadlines, run = time.monotonic() - begun, self.deadlines, self.record.run_id
+        if deadlines.pipeline and elapsed > deadlines.pipeline:
+            return "Failed", f'PipelineRun "{run}" failed to finish within "{go_duration(deadlines.pipeline)}"'
+        if deadlines.tasks and elapsed > deadlines.tasks:
+            return "Failed", f'PipelineRun "{run}" failed due to tasks failed to finish within "{go_duration(deadlines.tasks)}"'
+        if phase == "Succeeded":
+            return phase, ""
+        names = [*self._names(self.pipeline["tasks"]), *self._names(self.pipeline.get("finally") or [])]
+        phases = [self.record.nodes.get(n, {}).get("phase") for n in names]
+        failed = sum(p in contract.FAILED_PHASES for p in phases)
+        completed = failed + phases.count("Succeeded")
+        skipped = sum(p in ("Skipped", "Omitted") for p in phases)
+        return phase, f"Tasks Completed: {completed} (Failed: {failed}, Cancelled 0), Skipped: {skipped}"
+
+    def _timeout_skip(self, final: bool) -> str:
+        """Why Tekton skips a task that had not started when a timeout passed (its SkippingReason)."""
+        if self.pipeline_end is not None and time.monotonic() >= self.pipeline_end:
+            return "PipelineRun timeout has been reached"
+        return "PipelineRun Finally timeout has been reached" if final else "PipelineRun Tasks timeout has been reached"

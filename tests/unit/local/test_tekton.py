@@ -175,3 +175,76 @@ def test_missing_tekton_task_refused_before_the_run_leaves_no_record(tmp_path):
     assert "'no-such-task' is not in the documents" in result.stderr
     runs = tmp_path / ".llmstep" / "runs"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+# ---------------------------------------------------------------- timeouts, as Tekton's reconciler enforces them
+
+
+def _first(x):
+    return x
+
+
+def _slow(x):
+    import time
+
+    time.sleep(60)
+    return x
+
+
+def _timed(tmp_path, timeouts=None, **step):
+    chain = RunnableLambda(_first, name="first") | llmstep.Step(RunnableLambda(_slow, name="slow"), **step) \
+        | RunnableLambda(_first, name="never")
+    docs = docs_for(chain, allow_pickle=True)[1]
+    if timeouts:
+        next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
+    return run_tekton(docs, "x", runs_dir=tmp_path / "r", quiet=True)
+
+
+CANCELLED = 'TaskRun "{}-slow" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has timed out.'
+
+
+def test_the_pipeline_timeout_cancels_the_running_task_and_runs_nothing_after_it(tmp_path):
+    record = _timed(tmp_path, {"pipeline": "4s"})
+    assert record.phase == "Failed"
+    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed to finish within "4s"'
+    assert record.nodes["first"]["phase"] == "Succeeded"
+    assert (record.nodes["slow"]["phase"], record.nodes["slow"]["message"]) == ("Failed", CANCELLED.format(record.run_id))
+    assert record.nodes["never"]["phase"] in ("Skipped", "Omitted") and "startedAt" not in record.nodes["never"]
+    assert record.nodes["on-failure"]["phase"] == "Skipped"  # finally does not run after the pipeline's timeout
+    assert record.nodes["on-failure"]["message"] == "PipelineRun timeout has been reached"
+
+
+def test_the_tasks_timeout_cancels_the_regular_tasks_and_finally_still_runs(tmp_path):
+    record = _timed(tmp_path, {"pipeline": "10m", "tasks": "4s"})
+    assert record.phase == "Failed"
+    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed due to tasks failed to finish within "4s"'
+    assert record.nodes["slow"]["message"] == CANCELLED.format(record.run_id)
+    assert record.nodes["on-failure"]["phase"] == "Succeeded"  # the report of the failure ran, in its own time
+
+
+def test_a_tasks_own_timeout_fails_it_in_tektons_words(tmp_path):
+    record = _timed(tmp_path, timeout=3)
+    assert record.nodes["slow"]["message"] == f'TaskRun "{record.run_id}-slow" failed to finish within "3s"'
+    # first, slow and the finally report ended; never was skipped
+    assert record.status["message"] == "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1"
+
+
+@pytest.mark.parametrize(("timeouts", "fragment"), [
+    ({"pipeline": "soon"}, "spec.timeouts.pipeline: 'soon' is not a duration"),
+    ({"pipeline": "1m", "tasks": "2m"}, "spec.timeouts.tasks: '2m' should be <= pipeline duration ('1m')"),
+    ({"pipeline": "1m", "tasks": "40s", "finally": "30s"}, "tasks '40s' + finally '30s' should be <= pipeline duration"),
+    ({"pipelines": "1m"}, "spec.timeouts.pipelines is not a Tekton timeout (use pipeline, tasks or finally)"),
+])
+def test_a_bad_timeouts_field_is_refused_before_the_run(tmp_path, timeouts, fragment):
+    docs = docs_for(qa_chain())[1]
+    next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
+    with pytest.raises(llmstep.LlmstepError) as err:
+        run_tekton(docs, {"question": "q"}, runs_dir=tmp_path / "r", quiet=True)
+    assert fragment in str(err.value)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_durations_print_as_go_prints_them():
+    from llmstep.local.tekton import go_duration
+
+    assert [go_duration(s) for s in (0, 0.5, 5, 90, 3600, 5400.5)] == ["0s", "500ms", "5s", "1m30s", "1h0m0s", "1h30m0.5s"]
