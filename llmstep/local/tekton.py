@@ -4,9 +4,10 @@ The same machinery as the Argo runner (scheduler, step processes, run records, p
 resume). Supported: ``$(params.*)`` (array params expanded as whole args), ``$(context.*)``,
 ``$(tasks.X.results.*)``, ``$(tasks.X.status)``/``$(tasks.status)`` in ``finally``,
 ``$(workspaces.*.path)``, ``$(results.*.path)``, ``runAfter``, ``when``, ``finally``, ``retries``,
-``timeout`` and the PipelineRun's ``timeouts`` (``pipeline``, ``tasks``, ``finally``, as the controller
-runs them: see :class:`Deadlines`); workspaces are directories, a Secret workspace holds only its listed keys, and each
-step gets only the env its pod would have. Steps must run ``llmstep exec``.
+``timeout`` and the PipelineRun's ``timeouts`` (``pipeline``, ``tasks``, ``finally``, as the
+controller runs them: see :class:`Deadlines`); workspaces are directories, a Secret workspace
+holds only its listed keys, and each step gets only the env its pod would have. Steps must run
+``llmstep exec``.
 """
 
 from __future__ import annotations
