@@ -195,7 +195,7 @@ def edited_runs(k8s, tmp_path_factory):
 @pytest.mark.parametrize("case", list(EDITED))
 def test_edited_deadlines_and_retries_match_the_controller(case, edited_runs):
     wf, record = edited_runs[case]
-    assert record.phase == wf["status"]["phase"]
+    assert (record.phase, record.status["message"]) == (wf["status"]["phase"], wf["status"].get("message", ""))
     shown = {}
     for name in {n["displayName"] for n in record.nodes.values()}:
         node, attempts = _outer(wf, name)

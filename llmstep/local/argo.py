@@ -63,12 +63,11 @@ class ArgoRun:
             if workflow.deadline is not None:
                 self.deadline = time.monotonic() + workflow.deadline
             phase = self._run_template_as_root(workflow.template(workflow.entrypoint))
-            message = "" if phase == "Succeeded" else "child of the entrypoint failed"
             if workflow.on_exit:
                 self.vars["workflow.status"] = phase
                 self.vars["workflow.failures"] = workflow_failures(self.record, phase, workflow.entrypoint)
                 self._run_exit_handler(workflow.template(workflow.on_exit))
-            self.record.finish(phase, message)
+            self.record.finish(phase)  # Argo v4 gives a Workflow that failed in its steps no message
         return self.record
 
     def _run_template_as_root(self, template: Template) -> str:
