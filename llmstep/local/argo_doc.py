@@ -338,17 +338,8 @@ def _template(t: Any, where: str) -> Template:
     if len(kinds) != 1:
         raise WorkflowError(f"{where} ({t.get('name')!r}) must have exactly one of dag or container")
     name = _name(t, where)
-    inputs, outputs = t.get("inputs") or {}, t.get("outputs") or {}
-    for part, io in (("inputs", inputs), ("outputs", outputs)):
-        _keys(io, _IO, f"{where}.{part}")
-        for i, p in enumerate(_list(io, "parameters", f"{where}.{part}")):
-            _keys(p, _PARAM, f"{where}.{part}.parameters[{i}]")
-            if "valueFrom" in p:
-                _keys(p["valueFrom"], {"path", "default"}, f"{where}.{part}.parameters[{i}].valueFrom")
-        for i, a in enumerate(_list(io, "artifacts", f"{where}.{part}")):
-            _keys(a, _ARTIFACT, f"{where}.{part}.artifacts[{i}]")
-            if "raw" in a:
-                _keys(a["raw"], {"data"}, f"{where}.{part}.artifacts[{i}].raw")
+    in_params, in_artifacts = _io(t.get("inputs") or {}, f"{where}.inputs")
+    out_params, out_artifacts = _io(t.get("outputs") or {}, f"{where}.outputs")
     parallelism = _count(t, "parallelism", where, minimum=0)
     deadline = _count(t, "activeDeadlineSeconds", where, minimum=0)
     for flag in ("failFast",):
@@ -358,19 +349,35 @@ def _template(t: Any, where: str) -> Template:
         name=name,
         dag=_dag(t["dag"], f"{where}.dag", t.get("failFast", True)) if "dag" in t else None,
         container=_container(t["container"], f"{where}.container") if "container" in t else None,
-        parameters=tuple(_input_parameter(p, f"{where}.inputs.parameters[{i}]")
-                         for i, p in enumerate(_list(inputs, "parameters", ""))),
-        artifacts=tuple(_input_artifact(a, f"{where}.inputs.artifacts[{i}]")
-                        for i, a in enumerate(_list(inputs, "artifacts", ""))),
-        outputs=tuple(_output_parameter(p, f"{where}.outputs.parameters[{i}]")
-                      for i, p in enumerate(_list(outputs, "parameters", ""))),
-        output_artifacts=tuple(OutputArtifact(_name(a, w), _text(a, "path", w), bool(a.get("optional")))
-                               for i, a in enumerate(_list(outputs, "artifacts", ""))
-                               for w in [f"{where}.outputs.artifacts[{i}]"]),
+        parameters=tuple(_input_parameter(p, at) for p, at in in_params),
+        artifacts=tuple(_input_artifact(a, at) for a, at in in_artifacts),
+        outputs=tuple(_output_parameter(p, at) for p, at in out_params),
+        output_artifacts=tuple(OutputArtifact(_name(a, at), _text(a, "path", at), bool(a.get("optional")))
+                               for a, at in out_artifacts),
         retry=_retry(t["retryStrategy"], f"{where}.retryStrategy") if "retryStrategy" in t else Retry(),
         deadline=float(deadline) if deadline else None,
         parallelism=parallelism or None,
     )
+
+
+def _io(io: Any, where: str) -> tuple[list[tuple[dict[str, Any], str]], list[tuple[dict[str, Any], str]]]:
+    """A template's inputs or outputs, their keys checked: the parameters and the artifacts, each
+    with its path."""
+    _keys(io, _IO, where)
+    params, artifacts = [], []
+    for i, p in enumerate(_list(io, "parameters", where)):
+        at = f"{where}.parameters[{i}]"
+        _keys(p, _PARAM, at)
+        if "valueFrom" in p:
+            _keys(p["valueFrom"], {"path", "default"}, f"{at}.valueFrom")
+        params.append((p, at))
+    for i, a in enumerate(_list(io, "artifacts", where)):
+        at = f"{where}.artifacts[{i}]"
+        _keys(a, _ARTIFACT, at)
+        if "raw" in a:
+            _keys(a["raw"], {"data"}, f"{at}.raw")
+        artifacts.append((a, at))
+    return params, artifacts
 
 
 def _input_parameter(p: dict[str, Any], where: str) -> Parameter:
