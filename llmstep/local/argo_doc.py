@@ -327,11 +327,6 @@ def parse(doc: dict[str, Any]) -> Workflow:
     )
 
 
-def check_document(doc: dict[str, Any]) -> None:
-    """Raise WorkflowError naming the first field outside the supported subset (:func:`parse`)."""
-    parse(doc)
-
-
 def _template(t: Any, where: str) -> Template:
     _keys(t, _TEMPLATE, where)
     kinds = [k for k in ("dag", "container") if k in t]

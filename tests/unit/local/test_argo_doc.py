@@ -13,7 +13,7 @@ from conftest import run_cli
 
 import llmstep
 from llmstep.errors import WorkflowError
-from llmstep.local.argo_doc import check_declared, check_document, declared_parameters, parse, substitute
+from llmstep.local.argo_doc import check_declared, declared_parameters, parse, substitute
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def _decorated(doc):
     lambda: _decorated(_doc()),
 ], ids=["sequence", "parameters", "batch", "with-items", "exit-handler", "step-settings", "pod-placement"])
 def test_what_llmstep_generates_is_inside_the_subset(make):
-    check_document(make())  # raises WorkflowError naming the field otherwise
+    parse(make())  # raises WorkflowError naming the field otherwise
 
 
 @pytest.mark.parametrize(("mutate", "fragment"), [
@@ -144,7 +144,7 @@ def test_a_field_outside_the_subset_is_refused_naming_it(mutate, fragment):
     doc = _doc()
     mutate(doc)
     with pytest.raises(WorkflowError) as err:
-        check_document(doc)
+        parse(doc)
     assert fragment in str(err.value)
 
 
@@ -152,7 +152,7 @@ def test_an_unsupported_key_is_refused_with_what_is_supported_there():
     doc = _doc()
     doc["spec"]["templates"][0]["dag"]["tasks"][0]["continueOn"] = {"failed": True}
     with pytest.raises(WorkflowError) as err:
-        check_document(doc)
+        parse(doc)
     assert str(err.value) == ("spec.templates[0].dag.tasks[0].continueOn is not supported by the local runner (supported "
                               "here: arguments, dependencies, depends, name, template, when, withItems, withParam)")
 
