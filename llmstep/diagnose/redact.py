@@ -112,7 +112,8 @@ class Redactor:
             out = pattern.sub(partial(self._mask_keeping, keep), out)
         out = _URL_USERINFO.sub(self._userinfo, out)
         for pattern in self._user:
-            out = pattern.sub(lambda m: self._hit(MASK), out)
+            # an empty match (a lookahead the check at parse time missed) masks nothing
+            out = pattern.sub(lambda m: self._hit(MASK) if m.group(0) else "", out)
         return out
 
     def _hit(self, replacement: str) -> str:

@@ -32,14 +32,24 @@ def key_for(provider: str) -> str:
     return AZURE_KEY if provider == "azure" else OPENAI_KEY
 
 
+_EMPTY_PROBE = "\n\t aZ09_-.:/=@\n"
+"""Text where a pattern that can match the empty string does so (at its start, a boundary or a line)."""
+
+
 def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[re.Pattern[str]]:
     """The caller's own redaction patterns; a usage error (exit 2) naming the bad one."""
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(pattern))
+            regex = re.compile(pattern)
         except (re.error, TypeError) as exc:
             raise UsageError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
+        # A pattern that can match nothing ('', 'x*', 'a|', '\b') would put a mask between characters.
+        if any(not m.group(0) for m in regex.finditer(_EMPTY_PROBE)):
+            raise UsageError(f"{where} {pattern!r} matches the empty string, so it would mask between the "
+                             "characters of the evidence; give a pattern that matches only the secret "
+                             "(say 'corp-token-[0-9]+')")
+        compiled.append(regex)
     return compiled
 
 

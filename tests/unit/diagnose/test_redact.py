@@ -352,3 +352,15 @@ def test_invalid_redact_pattern_is_a_usage_error():
         llmstep.Diagnose(redact=("[unclosed",))
     result = run_cli("diagnose", "-f", "-", "--redact", "(", "--dry-run")
     assert result.returncode == 2 and "--redact '(' is not a valid regular expression" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--redact", "--redact-each"])
+def test_an_empty_redact_pattern_is_refused_not_masked_between_every_character(flag):
+    result = run_cli("diagnose", "-f", "-", flag, "", "--dry-run")
+    assert result.returncode == 2, result.stderr
+    assert "--redact '' matches the empty string" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_empty_match_of_a_pattern_masks_nothing():
+    # a lookahead that the check at parse time cannot see matching the empty string
+    assert Redactor(patterns=["(?=corp)"]).text("corp-token-1 failed") == "corp-token-1 failed"

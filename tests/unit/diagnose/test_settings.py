@@ -9,7 +9,7 @@ from langchain_core.prompts import PromptTemplate
 import llmstep
 from llmstep.cli.main import _parser
 from llmstep.diagnose import llm, settings
-from llmstep.diagnose.settings import Diagnose
+from llmstep.diagnose.settings import Diagnose, compile_patterns
 from llmstep.errors import LlmstepError
 from llmstep.render import argo, tekton
 
@@ -104,3 +104,16 @@ def test_settings_import_no_other_diagnosis_module():
             "print(sorted(m for m in sys.modules if m.startswith('llmstep.diagnose')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['llmstep.diagnose', 'llmstep.diagnose.settings']"
+
+
+@pytest.mark.parametrize("pattern", ["", "x*", "a|", r"\b", "^", "(?m)$", r"\s*", "(?=a)", "(corp)?"])
+def test_a_pattern_that_matches_the_empty_string_is_refused(pattern):
+    with pytest.raises(llmstep.LlmstepError, match="matches the empty string") as caught:
+        compile_patterns([pattern])
+    assert caught.value.exit_code == 2 and repr(pattern) in str(caught.value)
+    with pytest.raises(llmstep.LlmstepError, match=r"Diagnose\(redact=...\)"):
+        llmstep.Diagnose(redact=(pattern,))
+
+
+def test_patterns_that_match_something_are_kept():
+    assert [p.pattern for p in compile_patterns([r"corp-token-\d+", "x+", r"\w+"])] == [r"corp-token-\d+", "x+", r"\w+"]
