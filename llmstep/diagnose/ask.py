@@ -6,12 +6,14 @@ from llmstep.diagnose.evidence import Evidence
 from llmstep.diagnose.llm import Model, chat
 from llmstep.diagnose.prompt import messages
 from llmstep.diagnose.redact import Redactor
-from llmstep.diagnose.report import Report, parse
+from llmstep.diagnose.report import Report, inert, parse
 
 
 def prepared(evidence: Evidence, redactor: Redactor, kind: str, lang: str | None, custom: str | None) -> list[dict[str, str]]:
-    """The exact messages that would be sent: redacted (and anonymized) evidence in the prompt."""
-    text = redactor.mask_names(evidence.render(redactor), evidence.names)
+    """The exact messages that would be sent: redacted (and anonymized) evidence in the prompt, its
+    control characters (a log's colours, a hostile log's terminal commands) shown as escapes, so
+    that ``--dry-run`` prints it as it is sent without the terminal acting on it."""
+    text = inert(redactor.mask_names(evidence.render(redactor), evidence.names))
     return messages(text, kind, lang, custom)
 
 
