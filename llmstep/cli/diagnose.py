@@ -37,6 +37,9 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
                      help="several --redact patterns at once (last: a Tekton array param expands into it)")
     ask.add_argument("--anonymize", action="store_true",
                      help="mask object names, namespaces, containers, hosts and IPs for the model; unmask in the answer")
+    ask.add_argument(settings.EVIDENCE_BYTES_FLAG, type=int, default=settings.EVIDENCE_BYTES, metavar="N",
+                     dest="max_evidence_bytes", help=f"send at most N bytes of evidence (default {settings.EVIDENCE_BYTES}); "
+                     "the rest is cut, keeping each section's first lines and those that name an error, and says so")
     ask.add_argument("--dry-run", action="store_true", help="print exactly what would be sent; call no model")
     model = p.add_argument_group("model")
     model.add_argument("--provider", choices=settings.PROVIDERS, default=settings.PROVIDER)
@@ -135,10 +138,14 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
     if args.prompt == "custom" and not args.custom_prompt:
         raise UsageError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
+    if args.max_evidence_bytes < settings.MIN_EVIDENCE_BYTES:
+        raise UsageError(f"{settings.EVIDENCE_BYTES_FLAG} {args.max_evidence_bytes}: give at least {settings.MIN_EVIDENCE_BYTES} "
+                         f"bytes, room for a section's title, a few lines and the note of what was cut "
+                         f"(default {settings.EVIDENCE_BYTES})")
     redactor = Redactor(patterns=[*args.redact, *args.redact_each], anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
     if args.dry_run:
-        sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt)
+        sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt, args.max_evidence_bytes)
         for message in sent:
             print(f"--- {message['role']}\n{message['content']}")
         print(f"--- {redactor.count} item(s) redacted; no model was called", file=sys.stderr)
@@ -146,7 +153,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     model = Model(api_key=_api_key(args), provider=args.provider, model=args.model, base_url=args.base_url,
                   azure_endpoint=args.azure_endpoint, azure_deployment=args.azure_deployment,
                   api_version=args.api_version, timeout=args.timeout, retries=args.retries)
-    report = diagnose(found, model, redactor, kind=args.prompt, lang=args.lang, custom=args.custom_prompt)
+    report = diagnose(found, model, redactor, kind=args.prompt, lang=args.lang, custom=args.custom_prompt,
+                      budget=args.max_evidence_bytes)
     text = report.to_json() if args.format == "json" else report.to_markdown()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.output:

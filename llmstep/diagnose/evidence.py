@@ -17,6 +17,8 @@ from typing import Any
 
 from llmstep import contract
 from llmstep.diagnose.anonymize import names_in
+from llmstep.diagnose.budget import fit, size, trim
+from llmstep.diagnose.settings import EVIDENCE_BYTES
 from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
 from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
@@ -56,20 +58,33 @@ class Evidence:
         self.objects += other.objects
         self.names += other.names
 
-    def render(self, redactor: Any) -> str:
-        """The evidence as text with every secret removed (objects first, then the sections)."""
+    def render(self, redactor: Any, budget: int = EVIDENCE_BYTES) -> str:
+        """The evidence as text with every secret removed (objects first, then the sections), in
+        ``budget`` bytes: the structures are redacted whole, then the text is cut to the budget
+        (:mod:`llmstep.diagnose.budget`), then the rest of redaction reads what is left."""
         import yaml
 
-        parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o)), sort_keys=False, allow_unicode=True)}"
+        parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o, budget)), sort_keys=False, allow_unicode=True)}"
                  for title, o in self.objects]
         parts += [f"## {title}\n" + "\n".join(lines) for title, lines in self.sections]
-        return redactor.text("\n\n".join(parts))
+        return redactor.detect("\n\n".join(fit([redactor.structure(part) for part in parts], budget)))
 
 
-def _trim(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop what only adds noise: managedFields."""
+def _trim(obj: dict[str, Any], budget: int) -> dict[str, Any]:
+    """Drop what only adds noise (managedFields), and cut a string longer than the whole budget
+    (a 5 MB ConfigMap value) before it is read."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {**obj, "metadata": meta} if obj.get("metadata") else obj
+    return _cut_strings({**obj, "metadata": meta} if obj.get("metadata") else obj, budget)
+
+
+def _cut_strings(node: Any, budget: int) -> Any:
+    if isinstance(node, str) and size(node) > budget:
+        return trim(node, budget, budget)
+    if isinstance(node, dict):
+        return {k: _cut_strings(v, budget) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_cut_strings(v, budget) for v in node]
+    return node
 
 
 def parse_target(target: str) -> tuple[str, str]:

@@ -64,10 +64,20 @@ class Redactor:
         self._user = compile_patterns(self.patterns)
 
     def text(self, value: str) -> str:
-        """Redact secrets of known shapes (and the caller's patterns) from free text."""
+        """Redact secrets from free text: :meth:`structure`, then :meth:`detect`."""
+        return self.detect(self.structure(value))
+
+    def structure(self, value: str) -> str:
+        """The structures of text that span lines or hold objects: JSON inside a line, read as the
+        object it is, and a Secret's data written as YAML or JSON. Cutting text to a budget after
+        this pass keeps no part of a structure whose secret could no longer be recognised."""
         out = self._embedded_json(value)
-        out = "".join(self._secret_data(part) if _SECRET_KIND.search(part) else part for part in _PARTS.split(out))
-        out = URL_USERINFO.sub(self._userinfo, out)
+        return "".join(self._secret_data(part) if _SECRET_KIND.search(part) else part for part in _PARTS.split(out))
+
+    def detect(self, value: str) -> str:
+        """Credential-named values in every notation, token formats, random strings beside a
+        credential word, and the caller's own patterns."""
+        out = URL_USERINFO.sub(self._userinfo, value)
         for pattern in TOKEN_FORMATS:  # exact shapes first, so that a form around one masks no more than it
             out = pattern.sub(partial(self._mask_keeping, 0), out)
         for pattern, keep in FORMS:

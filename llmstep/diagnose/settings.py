@@ -23,6 +23,11 @@ PROMPTS = ("diagnose", "audit", "quality-gate", "custom")
 API_VERSION = "2024-06-01"
 """The Azure OpenAI API version."""
 OPENAI_URL = "https://api.openai.com/v1"
+EVIDENCE_BYTES = 100_000
+"""How much evidence a diagnosis sends at most (about 25,000 tokens); the rest is cut, and says so."""
+EVIDENCE_BYTES_FLAG = "--max-evidence-bytes"
+MIN_EVIDENCE_BYTES = 2000
+"""The least budget that holds a section's title, a few lines and the note of what was cut."""
 OPENAI_KEY = "OPENAI_API_KEY"
 AZURE_KEY = "AZURE_OPENAI_API_KEY"
 
