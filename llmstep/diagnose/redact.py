@@ -41,7 +41,9 @@ _DATA_BLOCK = re.compile(r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ 
                          r"(?:\n((?:\1[ \t]+.*(?:\n|$)|[ \t]*\n)+)|(\{[^{}]*\}))")
 _DATA_LINE = re.compile(r"^([ \t]*[\"']?[\w.-]+[\"']?[ \t]*:[ \t]*)(?!\[REDACTED\])(\S.*)$")
 _FLOW_ITEM = re.compile(r"(:[ \t]*)(?![\"']?\[REDACTED\])[^,}]+")
-_JSON_START = re.compile(r"[{\[][ \t\n]*[\"{\[]")  # where a JSON object or array may start in text
+# where a JSON object or array may start in text: not after what JSON itself writes before one
+# ("{", "[", ":", ","), so nested ones are read with the outermost, not once each (quadratic)
+_JSON_START = re.compile(r"(?<![{\[:,])(?<![{\[:,][ \t])[{\[][ \t\n]*[\"{\[]")
 _DECODER = json.JSONDecoder()
 
 
@@ -112,12 +114,13 @@ class Redactor:
         for start in _JSON_START.finditer(text):
             if start.start() < pos:
                 continue
+            before = self.count
             try:
                 parsed, end = _DECODER.raw_decode(text, start.start())
-            except ValueError:
+                redacted = self.obj(parsed)
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read: it stays text
+                self.count = before
                 continue
-            before = self.count
-            redacted = self.obj(parsed)
             if self.count != before:
                 out += [text[pos:start.start()], json.dumps(redacted, ensure_ascii=False)]
                 pos = end

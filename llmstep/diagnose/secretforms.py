@@ -85,17 +85,18 @@ FORMS: list[tuple[re.Pattern[str], int]] = [(re.compile(p, f), keep) for p, f, k
     # curl -u user:password (the user stays)
     (r"(?<![\w-])((?:-u|--user|--proxy-user|-U)(?:[ \t]+|=)[\"']?[^\s:\"'=]+:)(?!\[REDACTED\])[^\s\"']+", 0, 1),
     # programs' password options; openssl's pass:V
-    *[(rf"(\b(?:{program})\b[^\n]*?(?<![\w-]){flag})(?!\[REDACTED\]){_VALUE}", 0, 1) for program, flag in _PROGRAM_FLAGS],
+    *[(rf"(\b(?:{program})\b[^\n]{{0,500}}?(?<![\w-]){flag})(?!\[REDACTED\]){_VALUE}", 0, 1) for program, flag in _PROGRAM_FLAGS],
     (r"((?<![\w-])pass:)(?!\[REDACTED\])([^\s\"']+)", 0, 1),
     # Oracle user/password@db: after an Oracle tool or keyword, in a JDBC URL, or before //host or host:port
-    (r"(?i)(\b(?:sqlplus|sqlldr|expdp|impdp|exp|imp|rman|dgmgrl|connect|conn)\b[^\n]*?(?<![\w./@:-])[\w$#]+/)"
+    (r"(?i)(\b(?:sqlplus|sqlldr|expdp|impdp|exp|imp|rman|dgmgrl|connect|conn)\b[^\n]{0,500}?(?<![\w./@:-])[\w$#]+/)"
      r"(?!\[REDACTED\])[^\s/@\"']+(?=@)", 0, 1),
     (r"(?i)(jdbc:oracle:\w+:[\w$#]+/)(?!\[REDACTED\])[^\s/@\"']+(?=@)", 0, 1),
     (r"((?<![\w./@:-])[\w$#]+/)(?!\[REDACTED\])[^\s/@\"']+(?=@(?!sha\d*:)(?://|[\w.-]+:\d))", 0, 1),
     # credential files: .netrc (machine h login u password p, one line or several), .pgpass
-    (r"(?i)(\b(?:machine|login|default)\b[^\n]*?\b(?:password|account)[ \t]+)(?!\[REDACTED\])(\S+)", 0, 1),
+    (r"(?i)(\b(?:machine|login|default)\b[^\n]{0,500}?\b(?:password|account)[ \t]+)(?!\[REDACTED\])(\S+)", 0, 1),
     (r"(?im)(^[ \t]*(?:password|passwd)[ \t]+)(?!\[REDACTED\])(\S+)[ \t]*$", 0, 1),
     (r"(?m)(^[ \t]*(?:[^:\s\\]|\\.)+:(?:\d+|\*):(?:[^:\s\\]|\\.)+:(?:[^:\s\\]|\\.)+:)(?!\[REDACTED\])(\S+)$", 0, 1),
 ]]
 # scheme://userinfo@host: everything up to the last '@' before the host ("p@ss" is one password)
-URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#\"'<>]*)@")
+# (a scheme is short: an unbounded one makes "a.a.a..." quadratic)
+URL_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://)([^\s/?#\"'<>]*)@")

@@ -438,3 +438,26 @@ def test_json_in_a_log_line_is_redacted_as_the_object_it_is_and_left_alone_other
     assert out.endswith('and {"kind": "ConfigMap", "data": {"a": "b"}}')
     untouched = '{"level":"error","msg":"pull failed","image":"app:1"} then {broken json'
     assert Redactor().text(untouched) == untouched
+
+
+HOSTILE_TEXTS = {"dotted": "a." * 50_000, "braces": "{" * 100_000, "open json": '{"a":' * 20_000, "lists": "[[" * 50_000,
+                 "logins": "login " * 16_000, "machines": "machine login " * 7_000, "schemes": "a://" * 25_000,
+                 "flags": "--password " * 9_000, "pem": "-----BEGIN PRIVATE KEY-----" + "A" * 100_000}
+
+
+@pytest.mark.parametrize("name", HOSTILE_TEXTS)
+def test_redaction_reads_a_budget_of_hostile_text_in_linear_time(name):
+    """Each shape made the text pass quadratic before (minutes for 100 kB: an unbounded URL
+    scheme, a JSON decode at every nested brace, a scan to the line's end at each repeated word);
+    the bound is generous so that a loaded machine passes, and a quadratic pass does not."""
+    import time
+
+    started = time.monotonic()
+    out = Redactor().text(HOSTILE_TEXTS[name])
+    assert time.monotonic() - started < 30 and isinstance(out, str)
+
+
+def test_json_nested_too_deep_to_read_stays_text():
+    line = "payload " + '{"a": ' * 5000 + '"x"' + "}" * 5000 + " password=deep-json-password"
+    out = Redactor().text(line)
+    assert "deep-json-password" not in out and out.startswith('payload {"a": {"a":')
