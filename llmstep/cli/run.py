@@ -30,7 +30,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
                    "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
     add_input_options(p)
-    from llmstep.cli.main import positive_int
+    from llmstep.cli.main import add_value_type_option, positive_int
 
     p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
@@ -39,6 +39,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle; "
                    "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
+    add_value_type_option(p, only_ref=True)
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
     p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
@@ -201,10 +202,10 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
 def _compile_reference(args: argparse.Namespace, target: str) -> Any:
     """The chain reference ``target`` compiled with the run's options."""
     from llmstep.api import compile as compile_chain
-    from llmstep.cli.refs import load_reference, reference_name
+    from llmstep.cli.refs import load_classes, load_reference, reference_name
 
     return compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
-                         image=args.image)
+                         image=args.image, value_types=load_classes(args.value_types, "--value-type"))
 
 
 def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
