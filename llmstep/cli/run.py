@@ -281,7 +281,7 @@ def _report(record: Any, as_json: bool) -> int:
     output: Any = record.result() if ok else None
     if as_json:
         encoded = serde.plain_of(output) if ok else None
-        steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
+        steps = {t: dict(zip(("phase", "message"), record.shown(n), strict=True)) for t, n in record.in_run_order()}
         print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
                          "failures": record.failures(), "steps": steps}, indent=2))
     elif ok:
@@ -389,7 +389,8 @@ def _show_json(record: Any, step: str | None) -> dict[str, Any]:
 
     def one(task: str, node: dict[str, Any]) -> dict[str, Any]:
         data = record.root / "steps" / task / "data"
-        out: dict[str, Any] = {"phase": node.get("phase"), "message": node.get("message", ""),
+        phase, message = record.shown(node)
+        out: dict[str, Any] = {"phase": phase, "message": message,
                                "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
                                "finishedAt": node.get("finishedAt")}
         if (data / "output.json").is_file():
@@ -403,7 +404,7 @@ def _show_json(record: Any, step: str | None) -> dict[str, Any]:
     ok = record.phase == "Succeeded" and not record.status.get("batch")
     return {"run": record.run_id, "phase": record.phase, "message": record.status.get("message", ""),
             "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
-            "steps": {t: one(t, n) for t, n in record.nodes.items()}}
+            "steps": {t: one(t, n) for t, n in record.in_run_order()}}
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -419,9 +420,10 @@ def _show(args: argparse.Namespace) -> int:
     if args.step:
         node = record.nodes[args.step]
         data = record.root / "steps" / args.step / "data"
-        print(f"step {args.step}: {node.get('phase')} {duration(node)} attempts={node.get('attempts', 0)}")
-        if node.get("message"):
-            print(f"message: {node['message']}")
+        phase, message = record.shown(node)
+        print(f"step {args.step}: {phase} {duration(node)} attempts={node.get('attempts', 0)}")
+        if message:
+            print(f"message: {message}")
         for name in ("output.json", "error.json"):
             if (data / name).is_file():
                 print(f"--- {name}\n{(data / name).read_text(encoding='utf-8')}")
@@ -430,9 +432,10 @@ def _show(args: argparse.Namespace) -> int:
             print(f"--- log\n{log.read_text(encoding='utf-8', errors='replace')}")
         return 0
     print(f"run {record.run_id}: {record.phase}" + (f" ({record.status.get('message')})" if record.status.get("message") else ""))
-    for task, node in record.nodes.items():
+    for task, node in record.in_run_order():
         data = record.root / "steps" / task / "data"
-        print(f"  {task:<40} {node.get('phase', ''):<10} {duration(node):>7}  {node.get('message', '')}")
+        phase, message = record.shown(node)
+        print(f"  {task:<40} {phase:<10} {duration(node):>7}  {message}")
         inputs = sorted(p for p in data.glob("input*") if p.is_file()) + sorted((data / "input").glob("*.json"))
         for path in inputs[:3]:
             print(f"      in  {path.name}: {_preview(path)}")
