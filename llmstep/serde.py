@@ -113,10 +113,19 @@ def is_text_input(text: str) -> bool:
 
 
 def text_of(value: Any) -> str | None:
-    """A value's text for people: a message's content, a prompt value's text; None for others."""
+    """A value's text for people: a message's content and the tools it calls (a model's answer
+    that only calls tools has no content), a prompt value's text; None for others."""
     content = getattr(value, "content", None)
     if isinstance(content, str):
-        return content
+        calls = getattr(value, "tool_calls", None)
+        if not calls or not isinstance(calls, list):
+            return content
+        lines = [content] if content else []
+        for call in calls:
+            if isinstance(call, dict):
+                args = json.dumps(call.get("args", {}), ensure_ascii=False, default=str)
+                lines.append(f"tool call: {call.get('name', '?')}({args})")
+        return "\n".join(lines)
     if type(value).__name__.endswith("PromptValue") and callable(getattr(value, "to_string", None)):
         return value.to_string()
     return None

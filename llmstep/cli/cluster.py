@@ -16,7 +16,7 @@ from llmstep.errors import UsageError, WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import positive_int
+    from llmstep.cli.main import add_value_type_option, positive_int
     from llmstep.cli.run import add_input_options
 
     cluster = argparse.ArgumentParser(add_help=False)
@@ -44,6 +44,7 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
     p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
     p.add_argument("--image", help="(REF) the step image")
     p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
+    add_value_type_option(p, only_ref=True)
     p.add_argument("--ui-url", metavar="URL", help="the Argo UI's base URL, for the printed link")
     p.set_defaults(func=_submit)
 
@@ -66,7 +67,7 @@ def _transport(args: argparse.Namespace) -> Any:
 
 
 def _document(args: argparse.Namespace) -> dict[str, Any]:
-    from llmstep.cli.refs import is_reference, load_reference, reference_name
+    from llmstep.cli.refs import is_reference, load_classes, load_reference, reference_name
     from llmstep.files import check_documents_exist
 
     check_documents_exist([args.target])
@@ -83,7 +84,8 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     from llmstep.api import compile as compile_chain
 
     compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
-                             allow_pickle=args.allow_pickle)
+                             allow_pickle=args.allow_pickle,
+                             value_types=load_classes(args.value_types, "--value-type"))
     return compiled.to_batch_dict(args.parallelism) if args.inputs is not None else compiled.to_dict()
 
 
@@ -175,7 +177,7 @@ def _kube_client(args: argparse.Namespace) -> Any:
 
 def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     """The Tasks and the Pipeline applied, then the PipelineRun created with its ``input``."""
-    from llmstep.cli.refs import is_reference, load_reference, reference_name
+    from llmstep.cli.refs import is_reference, load_classes, load_reference, reference_name
     from llmstep.cluster import tekton
 
     _tekton_only(args)
@@ -205,7 +207,8 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         from llmstep.api import compile as compile_chain
 
         compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
-                                 allow_pickle=args.allow_pickle)
+                                 allow_pickle=args.allow_pickle,
+                                 value_types=load_classes(args.value_types, "--value-type"))
         docs = compiled.to_tekton()
         text = params.get("input", "{}")
     else:

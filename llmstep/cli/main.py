@@ -81,6 +81,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_value_type_option(p: argparse.ArgumentParser, only_ref: bool = False) -> None:
+    """``--value-type MODULE:CLASS``, repeatable: ``compile(value_types=[...])`` on the command line."""
+    p.add_argument("--value-type", action="append", default=[], metavar="MODULE:CLASS", dest="value_types",
+                   help=("(REF) " if only_ref else "") + "a class whose instances pass between steps (a pydantic model, "
+                   "dataclass or Enum), as package.module:Class or path/to/file.py:Class; repeatable. A function's "
+                   "return annotation (def f(...) -> Class) declares its class too")
+
+
 def _discard_stdout() -> None:
     """Send what is left in stdout's buffer nowhere, so the interpreter's flush at exit stays
     silent (the reader is gone; there is nobody to tell)."""
@@ -120,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="how data moves between steps (default: artifacts)")
     p.add_argument("--secret", default=contract.DEFAULT_SECRET, help="the Secret holding API keys")
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
+    add_value_type_option(p)
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
                    help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
                    "for `kubectl apply -f`")
@@ -159,11 +168,12 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def _compile(args: argparse.Namespace) -> int:
     from llmstep.api import compile as compile_chain
-    from llmstep.cli.refs import load_reference, reference_name
+    from llmstep.cli.refs import load_classes, load_reference, reference_name
 
     chain = load_reference(args.ref)
     compiled = compile_chain(
-        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
+        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data,
+        secret=args.secret, value_types=load_classes(args.value_types, "--value-type"),
     )
     if args.run_only and args.engine != "tekton":
         raise CompileError("--run-only writes a Tekton PipelineRun: add --engine tekton")

@@ -47,6 +47,10 @@ SAVE_EVERY = 0.5
 FINISHED_OK = ("Succeeded", "Skipped")
 """Phases after which dependents may run and a resumed run does not run the node again."""
 ENDED_UNFINISHED = "the llmstep process running it ended without finishing the record (killed, or the disk was full)"
+NOT_STARTED = {"argo": "Omitted", "tekton": "Skipped"}
+"""How each engine shows a step that never started once its run has ended: Argo marks a DAG task
+it will not run ``Omitted``; Tekton lists the task among the PipelineRun's skipped tasks."""
+NOT_STARTED_MESSAGE = "not started: the run ended before it"
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _STATUS_TYPES = {"phase": str, "startedAt": str, "finishedAt": str, "message": str, "arguments": dict, "nodes": dict}
 
@@ -78,6 +82,23 @@ class RunRecord:
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
         return self.status.setdefault("nodes", {})
+
+    def in_run_order(self) -> list[tuple[str, dict[str, Any]]]:
+        """The nodes as they ran: those that started by their start, then the others in the
+        documents' order (the order the runner created them in)."""
+        return sorted(self.nodes.items(), key=lambda item: (not item[1].get("startedAt"), item[1].get("startedAt") or ""))
+
+    def shown(self, node: dict[str, Any]) -> tuple[str, str]:
+        """A node's phase and message in the words of the run's engine: once the run has ended, a
+        step still ``Pending`` never started (Argo: ``Omitted``; Tekton: ``Skipped``), and Tekton
+        calls the tasks it did not run skipped."""
+        phase, message = str(node.get("phase", "Pending")), str(node.get("message", ""))
+        engine = str(self.status.get("engine", "argo"))
+        if phase == "Pending" and self.phase not in ("Running", "Pending"):
+            return NOT_STARTED.get(engine, NOT_STARTED["argo"]), message or NOT_STARTED_MESSAGE
+        if phase == "Omitted" and engine == "tekton":
+            return NOT_STARTED["tekton"], message
+        return phase, message
 
     @classmethod
     def create(cls, runs_dir: Path, docs: list[dict[str, Any]], *, engine: str, arguments: dict[str, Any]) -> RunRecord:
@@ -221,7 +242,8 @@ class RunRecord:
                 self._timer.cancel()
                 self._timer = None
             tmp = self.root / "status.json.tmp"
-            tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1, sort_keys=True), encoding="utf-8")
+            # nodes keep the order they were created in (the documents'), which `show` lists by
+            tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1), encoding="utf-8")
             os.replace(tmp, self.root / "status.json")
             self._saved_at = time.monotonic()
 
