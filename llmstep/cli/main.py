@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import CompileError, LlmstepError
 
 EXIT_BROKEN_PIPE = 141
@@ -174,7 +173,9 @@ def _compile(args: argparse.Namespace) -> int:
     value = None
     if args.input is not None:
         try:
-            value = json.loads(args.input)
+            value = jsonio.loads(args.input)
+        except jsonio.TooDeep as exc:
+            raise CompileError(f"--input: {exc}") from None
         except ValueError as exc:
             raise CompileError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     if args.batch is not None:

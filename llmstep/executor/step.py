@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, serde, shapes
+from llmstep import contract, jsonio, serde, shapes
 from llmstep.errors import ExecutionError, LlmstepError, PayloadError
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:
-            emit("error", **json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
+            emit("error", **jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
         return code
     (data_dir / contract.OUTPUT).write_text(text, encoding="utf-8")
     if records:
@@ -182,13 +182,23 @@ def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes:
 
 
 def _read(data_dir: Path, rel: str) -> str:
+    """The text of a step file; PayloadError (exit 2) naming it when it is missing, not a regular
+    file (a directory; a FIFO, which would block the step for ever), unreadable or not UTF-8."""
+    import stat
+
     path = data_dir / rel
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise PayloadError(f"{rel} in the data directory {data_dir} is {kind}; the step reads a JSON file there")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PayloadError(f"{rel} is missing from the data directory {data_dir}") from exc
     except UnicodeDecodeError as exc:
         raise PayloadError(f"{rel} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise PayloadError(f"{rel} in the data directory {data_dir} cannot be read ({exc.strerror or exc})") from exc
 
 
 def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, str]) -> int:

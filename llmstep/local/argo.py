@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
 from llmstep.local.argo_doc import Container, Dag, Task, Template, Workflow
@@ -322,7 +322,7 @@ def _items(task: Task, values: dict[str, str], key: str) -> list[Any] | None:
         return None
     text = argo_doc.substitute(task.with_param, values, f"task {key} withParam")
     try:
-        items = json.loads(text)
+        items = jsonio.loads(text)
     except ValueError as exc:
         raise WorkflowError(f"task {key}: withParam must be a JSON list, found {text[:80]!r} ({exc})") from None
     if not isinstance(items, list):

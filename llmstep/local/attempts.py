@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local.lifecycle import step_ended, step_started
 from llmstep.local.process import DEADLINE_MESSAGE, Launcher
@@ -146,10 +146,8 @@ def _done(record: RunRecord, progress: Progress, name: str, phase: str, message:
 
 def error_message(data_dir: Path, exit_code: int) -> str:
     """The step's own account of its failure (error.json), else its exit code."""
-    import json
-
     try:
-        error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
+        error = jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
         return f"{contract.error_text(error)} (exit code {exit_code})"
     except (OSError, ValueError):
         return f"Error (exit code {exit_code})"

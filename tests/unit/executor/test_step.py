@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 from chains import openai_chain, qa_chain, qa_prompt
@@ -76,6 +77,17 @@ def test_raising_runnable_exits_1_with_error_json(tmp_path):
         (lambda p, d: (d / "input.json").write_text('{"llmstep": 7, "kind": "value", "value": 1}'), "value format version 7"),
         (lambda p, d: (d / "input.json").write_text('{"topic": "x"}'), "needs input keys ['question']"),
         (lambda p, d: (d / "runnable.json").write_text(json.dumps({**p, "allowed": []})), "not in the payload's allowlist"),
+        # hostile shapes: nested past the bound (json alone would stop with RecursionError, exit 70)
+        (lambda p, d: (d / "input.json").write_text("[" * 50_000 + "]" * 50_000), "input.json: it nests arrays"),
+        (lambda p, d: (d / "input.json").write_text('{"question": ' + "[" * 300 + "]" * 300 + "}"), "301 levels deep"),
+        (lambda p, d: (d / "input.json").write_text(json.dumps({"llmstep": 1, "kind": "value", "value": "x"})[:-1]
+                                                    + ', "pad": ' + "{\"a\": " * 5000 + "1" + "}" * 5000 + "}"),
+         "input.json: it nests"),
+        (lambda p, d: (d / "runnable.json").write_text('{"a": ' + "[" * 20_000 + "]" * 20_000 + "}"), "runnable.json: it nests"),
+        # files of the wrong kind
+        (lambda p, d: ((d / "input.json").unlink(), (d / "input.json").mkdir()), "input.json in the data directory"),
+        (lambda p, d: ((d / "runnable.json").unlink(), (d / "runnable.json").mkdir()), "runnable.json in the data directory"),
+        (lambda p, d: ((d / "input.json").unlink(), os.mkfifo(d / "input.json")), "is a FIFO"),  # reading it would block
     ],
 )
 def test_bad_payload_or_input_exits_2_with_a_message(tmp_path, mutate, fragment):
