@@ -80,6 +80,10 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             run = step.prepare(data_dir)
         except WorkflowError as exc:
             return _done(record, progress, step.name, "Error", str(exc), None, {})
+        except OSError as exc:  # an input that is gone, a full disk: the step cannot start
+            where = f" ({exc.filename})" if exc.filename else ""
+            return _done(record, progress, step.name, "Error",
+                         f"its inputs cannot be laid out: {exc.strerror or exc}{where}", None, {})
         with open(log_path, "ab") as log:
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
         with step.slot():

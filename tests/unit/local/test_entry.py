@@ -62,6 +62,28 @@ def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path
     assert first_output.stat().st_mtime_ns == first_mtime  # the finished step did not run again
 
 
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_resume_runs_again_a_finished_step_whose_output_is_gone(tmp_path, engine, caplog):
+    """It stopped with exit 70 (FileNotFoundError) when the next step's input was linked."""
+    flag = tmp_path / "flag"
+    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    runs = tmp_path / "runs"
+    with pytest.raises(llmstep.RunFailed) as err:
+        compiled.run_local("go", runs_dir=runs, engine=engine)
+    run_id = err.value.run_id
+    status = json.loads((runs / run_id / "status.json").read_text())
+    name = next(k for k in status["nodes"] if k.lower() == "runnablelambda")  # Tekton's task names are lower case
+    first = status["nodes"][name]["outputs"]["artifacts"][0]["localPath"]
+    Path(first).unlink()
+    flag.write_text("now")
+    with caplog.at_level("WARNING", logger="llmstep.local.entry"):
+        record = resume_run(run_id, runs_dir=runs, quiet=True, allow_pickle=True)
+    assert record.phase == "Succeeded" and record.result() == "GO (gate passed)!"
+    assert Path(first).is_file()  # made again
+    assert f"step {name} finished, but its output {first} is gone: it runs again" in caplog.text
+
+
 def test_retry_with_a_flaky_step(tmp_path):
     counter = tmp_path / "count"
     chain = llmstep.Step(RunnableLambda(_flaky_counter(str(counter), 2)), name="flaky", retries=2, backoff="0s")
