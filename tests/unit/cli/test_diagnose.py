@@ -88,3 +88,17 @@ def test_task_statuses_that_are_not_a_map_are_evidence_text(tmp_path):
     result = run_cli("diagnose", "--task-statuses", '["build", "Failed"]', "--dry-run", cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "task statuses (unparsed)" in result.stdout and '["build", "Failed"]' in result.stdout
+
+
+def test_model_and_log_options_out_of_range_are_refused_naming_the_flag(tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(MANIFEST)
+    cases = [("--retries", "-1", "-1 is negative; give 0 or more"), ("--retries", "two", "'two' is not a whole number"),
+             ("--tail", "-3", "-3 is negative")]
+    cases += [("--timeout", bad, f"{bad!r} is not a number of seconds above 0") for bad in ("0", "nan", "inf", "-5", "-inf")]
+    for flag, value, fragment in cases:
+        result = run_cli("diagnose", "-f", str(manifest), "--dry-run", f"{flag}={value}", cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (flag, value, result.stderr)
+        assert f"argument {flag}: {fragment}" in result.stderr, result.stderr
+    ok = run_cli("diagnose", "-f", str(manifest), "--dry-run", "--timeout", "2.5", "--retries", "0", cwd=tmp_path, timeout=60)
+    assert ok.returncode == 0, ok.stderr
