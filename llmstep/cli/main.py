@@ -9,7 +9,6 @@ bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent); 143 term
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import math
 import os
@@ -17,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from llmstep import contract, jsonio
-from llmstep.errors import CompileError, LlmstepError
+from llmstep.errors import CompileError, LlmstepError, storage_full
 
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
@@ -56,10 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if args.debug:
             raise
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is the machine's state, not a bug
-            where = f" writing {exc.filename}" if exc.filename else ""
-            print(f"llmstep: error: no space left on the device{where}; free some space (the run's record, if any, "
-                  "is finished and can be resumed)", file=sys.stderr)
+        full = storage_full(exc)
+        if full:
+            print(f"llmstep: error: {full} (the run's record, if any, is finished and can be resumed)", file=sys.stderr)
             return EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return contract.EXIT_INTERNAL

@@ -147,3 +147,28 @@ def test_lone_surrogate_in_a_step_input_is_exit_2_with_error_json_and_no_output(
     error = json.loads((d / "error.json").read_text())
     assert "lone surrogate" in error["message"] and "chatprompttemplate" in error["message"]
     assert not (d / "output.json").exists()
+
+
+def test_an_output_past_the_file_size_limit_fails_the_step_naming_the_file(tmp_path):
+    """RLIMIT_FSIZE (ulimit -f) in the step's own process: write() fails with EFBIG, as it fails
+    with ENOSPC on a full disk. The step used to end with exit 70 ("internal error")."""
+    import resource
+    import subprocess
+    import sys
+
+    limit = 64 * 1024
+    d = write_step(tmp_path / "s", payload_of(qa_prompt()), json.dumps({"question": "x" * (2 * limit)}))
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "llmstep", "exec", "--data-dir", str(d)], capture_output=True,
+                            text=True, env={"PATH": os.environ.get("PATH", ""), "HOME": str(d)}, timeout=120,
+                            preexec_fn=small_files)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr
+    message = f"the file grew past the size limit of the process writing {d / 'output.json'}; raise the limit"
+    assert message in result.stderr
+    error = json.loads((d / "error.json").read_text())
+    assert error["exit_code"] == 1 and error["message"].startswith(message)
+    assert not (d / "output.json").exists() and not (d / "preview.txt").exists()  # half an output is no output
