@@ -99,10 +99,10 @@ def parse_record(line: str) -> dict | None:
     """The record a log line holds (see :data:`RECORD`), or None for any other line."""
     if not line.startswith(RECORD):
         return None
-    import json
+    from llmstep import jsonio
 
     try:
-        record = json.loads(line[len(RECORD):])
+        record = jsonio.loads(line[len(RECORD):])
     except ValueError:
         return None
     return record if isinstance(record, dict) else None

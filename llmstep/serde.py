@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmstep import contract, values
+from llmstep import contract, jsonio, values
 from llmstep.errors import CredentialsError, PayloadError, SerializationError
 
 FORMAT_VERSION = 2
@@ -70,7 +70,7 @@ def check_unicode(text: str, where: str) -> None:
     bad = _surrogate(text)
     if bad is None and "\\u" in text:  # an escaped one, "\ud800", is one once the JSON is read
         try:
-            bad = _surrogate(json.dumps(json.loads(text), ensure_ascii=False))
+            bad = _surrogate(json.dumps(jsonio.loads(text), ensure_ascii=False))
         except ValueError:
             bad = None
     if bad is not None:
@@ -106,7 +106,7 @@ def is_text_input(text: str) -> bool:
     if text.lstrip().startswith(("{", "[", '"')):
         return False
     try:
-        json.loads(text)
+        jsonio.loads(text)
     except ValueError:
         return True
     return False
@@ -136,12 +136,16 @@ def loads_input(text: str, *, where: str = "input", classes: values.Classes | No
     ``value`` is unwrapped (what :func:`parameter_text` writes for values JSON cannot hold); a
     user's JSON that looks like a ``kind: json`` envelope, or anything else, stays as it is."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+        doc = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable(where, exc)) from exc
     if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS and doc.get("kind") == "json":
         return doc
     return decode_value(doc, where=where, classes=classes)
+
+
+def _unreadable(where: str, exc: ValueError) -> str:
+    return f"{where}: {exc}" if isinstance(exc, jsonio.TooDeep) else f"{where} is not valid JSON: {exc}"
 
 
 def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | None = None) -> Any:
@@ -165,9 +169,9 @@ def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | No
 
 def loads_value(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+        doc = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable(where, exc)) from exc
     return decode_value(doc, where=where, classes=classes)
 
 
@@ -179,9 +183,9 @@ def plain_of(value: Any) -> Any:
 def plain_value(text: str, *, where: str = "the output") -> Any:
     """A value's envelope text as plain JSON data, reviving nothing (what a reader prints)."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+        doc = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable(where, exc)) from exc
     if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS:
         return values.plain(doc["value"])
     return doc
@@ -309,9 +313,9 @@ def payload_text(payload: Mapping[str, Any]) -> str:
 def read_payload(text: str) -> dict[str, Any]:
     """Parse and check a payload document; raises PayloadError naming what is wrong."""
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"runnable.json is not valid JSON: {exc}") from exc
+        payload = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable("runnable.json", exc)) from exc
     if not isinstance(payload, dict):
         raise PayloadError("runnable.json must be a JSON object")
     if payload.get("llmstep") != FORMAT_VERSION:

@@ -16,7 +16,7 @@ from llmstep.errors import UsageError, WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import add_value_type_option, positive_int
+    from llmstep.cli.main import add_value_type_option, positive_int, seconds
     from llmstep.cli.run import add_input_options
 
     cluster = argparse.ArgumentParser(add_help=False)
@@ -41,7 +41,7 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
     add_input_options(p)
     p.add_argument("--parallelism", type=positive_int, default=8, metavar="N", help="with --inputs: at most N inputs in flight and N step pods at a time (default 8)")
     p.add_argument("--wait", action="store_true", help="wait for the workflow and print its result")
-    p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
+    p.add_argument("--timeout", type=seconds, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
     p.add_argument("--image", help="(REF) the step image")
     p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
     add_value_type_option(p, only_ref=True)

@@ -13,6 +13,8 @@ from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from llmstep.cli.main import count, seconds
+
     p = sub.add_parser(
         "diagnose", parents=[common], help="ask an LLM what is wrong with a failed object and how to fix it",
         description="Gather evidence about TARGET (KIND/NAME: workflow, pipelinerun, taskrun, pod, deployment, "
@@ -27,7 +29,7 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     src.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's, or default)")
     src.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
     src.add_argument("--context", help="kubeconfig context")
-    src.add_argument("--tail", type=int, default=50, metavar="N", help="log lines per container (default 50)")
+    src.add_argument("--tail", type=count, default=50, metavar="N", help="log lines per container (default 50)")
     ask = p.add_argument_group("question")
     ask.add_argument("--prompt", choices=settings.PROMPTS, default=settings.PROMPT)
     ask.add_argument("--custom-prompt", metavar="TEXT", help="for --prompt custom; {evidence} marks where evidence goes")
@@ -52,8 +54,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
                        "AZURE_OPENAI_API_KEY for azure)")
     model.add_argument("--api-key-secret", metavar="NAME/KEY", help="read the key from a Kubernetes Secret instead")
     model.add_argument("--api-key-file", metavar="FILE", help="read the key from a file (a Secret mounted as a workspace)")
-    model.add_argument("--timeout", type=float, default=60.0)
-    model.add_argument("--retries", type=int, default=3)
+    model.add_argument("--timeout", type=seconds, default=60.0, metavar="SECONDS")
+    model.add_argument("--retries", type=count, default=3, metavar="N")
     out = p.add_argument_group("delivery")
     out.add_argument("--format", choices=["markdown", "json"], default="markdown")
     out.add_argument("--output", metavar="FILE", help="also write the full report here")

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import LlmstepError, UsageError, WorkflowError
 
 KEEP_RUNS = 50
@@ -87,10 +87,10 @@ def read_inputs(path: str) -> list[Any]:
     for number, line in enumerate(lines, 1):
         try:
             if line.strip():
-                values.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            where = exc.lineno if len(lines) == 1 else number
-            raise UsageError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
+                values.append(jsonio.loads(line))
+        except ValueError as exc:
+            where = getattr(exc, "lineno", 1) if len(lines) == 1 else number
+            raise UsageError(f"--inputs {path}: line {where}: not JSON ({getattr(exc, 'msg', exc)}); "
                                 "give one JSON value per line, or one JSON list") from exc
     return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
@@ -162,8 +162,10 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
         params["inputs"] = encode_inputs(read_inputs(args.inputs))
     if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
         try:
-            json.loads(params["input"])
-        except json.JSONDecodeError as exc:
+            jsonio.loads(params["input"])
+        except jsonio.TooDeep as exc:
+            raise UsageError(f"the input (--input, -p input=...): {exc}") from None
+        except ValueError as exc:
             raise UsageError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     return params
 
@@ -396,7 +398,7 @@ def _show_json(record: Any, step: str | None) -> dict[str, Any]:
         if (data / "output.json").is_file():
             out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
         if (data / "error.json").is_file():
-            out["error"] = json.loads((data / "error.json").read_text(encoding="utf-8"))
+            out["error"] = jsonio.loads((data / "error.json").read_text(encoding="utf-8"))
         return out
 
     if step:

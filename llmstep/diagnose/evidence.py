@@ -9,13 +9,12 @@ client's API objects, passed in (kubeconfig or in-cluster config is the CLI's bu
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.diagnose.anonymize import names_in
 from llmstep.diagnose.budget import fit, size, trim
 from llmstep.diagnose.settings import EVIDENCE_BYTES
@@ -107,12 +106,14 @@ def from_text(text: str, source: str) -> Evidence:
     structural redaction of the others."""
     import yaml
 
+    from llmstep.yamlio import load
+
     evidence = Evidence(target=source)
     chunks = _DOCUMENT_START.split(text)
     parsed: list[Any] = []
-    for chunk in chunks:
+    for number, chunk in enumerate(chunks, 1):
         try:
-            parsed.append(yaml.safe_load(chunk))
+            parsed.append(load(chunk, f"{source}, document {number}"))
         except yaml.YAMLError:
             parsed.append(_NOT_YAML)
     if not any(isinstance(doc, dict) for doc in parsed):
@@ -138,11 +139,13 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     """Evidence from an Argo exit handler's ``{{workflow.failures}}`` (no API access needed)."""
     evidence = Evidence(target=f"workflow/{workflow}", names=[("Workflow", workflow)])
     try:
-        failures = json.loads(failures_json or "[]") or []
+        failures = jsonio.loads(failures_json or "[]") or []
         if isinstance(failures, str):  # Argo v4 quotes the JSON list once more (strconv.Quote)
-            failures = json.loads(failures or "[]") or []
+            failures = jsonio.loads(failures or "[]") or []
         if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
             raise ValueError("not a list of nodes")
+    except jsonio.TooDeep as exc:
+        raise UsageError(f"--workflow-failures: {exc}; pass Argo's {{{{workflow.failures}}}} as it is") from None
     except ValueError:
         failures = []
         evidence.add("workflow failures (unparsed)", failures_json.splitlines())
@@ -160,7 +163,11 @@ def from_task_statuses(statuses_json: str, target: str) -> Evidence:
     kind, _, name = target.partition("/")
     evidence = Evidence(target=target, names=[(_KIND_NAMES.get(kind.lower(), kind or "object"), name)])
     try:
-        statuses = json.loads(statuses_json or "{}") or {}
+        statuses = jsonio.loads(statuses_json or "{}") or {}
+        if not isinstance(statuses, dict):
+            raise ValueError("not a map of task to status")
+    except jsonio.TooDeep as exc:
+        raise UsageError(f"--task-statuses: {exc}; pass a map of task name to status") from None
     except ValueError:
         statuses = {}
         evidence.add("task statuses (unparsed)", statuses_json.splitlines())

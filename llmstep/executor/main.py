@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmstep import contract
-from llmstep.errors import LlmstepError
+from llmstep.errors import LlmstepError, storage_full
 
 DESCRIPTION = ("Run one step: read runnable.json and input from the data directory, write output.json. "
                "Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, 3 missing credentials.")
@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        full = storage_full(exc)  # staging a Tekton step's files, publishing its results
+        if full:
+            print(f"llmstep: error: {full}", file=sys.stderr)
+            return contract.EXIT_RUNNABLE_FAILED
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return contract.EXIT_INTERNAL
 

@@ -9,13 +9,12 @@ results are written to ``$(results.NAME.path)``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from llmstep import contract, shapes
+from llmstep import contract, jsonio, shapes
 from llmstep.errors import PayloadError
 from llmstep.shapes import CHAIN_INPUT
 
@@ -28,7 +27,7 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
     if payload:
         (data_dir / contract.PAYLOAD).write_text(payload, encoding="utf-8")
     try:
-        shape = json.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
+        shape = jsonio.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
         single = shapes.is_single(shape)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return  # the executor reports the bad payload with its own message

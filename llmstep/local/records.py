@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local import values
 from llmstep.local.values import ValueStore
@@ -294,7 +294,7 @@ class RunRecord:
 
         if self.phase not in contract.DONE_PHASES:
             raise WorkflowError(f"run {self.run_id} is {self.phase}; it has no results yet")
-        count = len(json.loads(self.status["arguments"].get("inputs", "[]")))
+        count = len(jsonio.loads(self.status["arguments"].get("inputs", "[]")))
         return batch.collect(count, self.nodes.items(), self.status.get("outputTask") or "", _local_output,
                              f"run {self.run_id}", return_exceptions)
 
@@ -321,9 +321,11 @@ def run_name(meta: Any) -> str:
 def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     """A record's status.json, or None and what is wrong with it."""
     try:
-        status = json.loads(path.read_text(encoding="utf-8"))
+        status = jsonio.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot be read: {exc}"
+    except jsonio.TooDeep as exc:
+        return None, str(exc)
     except json.JSONDecodeError as exc:
         return None, f"not JSON: {exc.msg}, line {exc.lineno} column {exc.colno}; cut short?"
     if not isinstance(status, dict):

@@ -10,11 +10,10 @@ step's output).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from llmstep import contract, serde
+from llmstep import contract, jsonio, serde
 from llmstep.errors import WorkflowError
 
 
@@ -47,7 +46,7 @@ def _payloads(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if isinstance(node, str):
         if node.lstrip()[:1] in ("{", "[", '"'):
             try:
-                value = json.loads(node)
+                value = jsonio.loads(node)
             except ValueError:
                 return
             if not isinstance(value, str) or value != node:

@@ -65,3 +65,10 @@ def test_cli_ctrl_c_stops_waiting_not_the_workflow(tmp_path):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "keeps running" in err and "argo terminate -n argo" in err
     assert not any(r["method"] == "PUT" for r in server.requests)  # not terminated
+
+
+def test_cli_submit_wait_timeout_must_be_seconds_above_zero(tmp_path):
+    for bad in ("0", "nan", "inf", "-5"):
+        result = run_cli("submit", f"{ROOT}/examples/qa.py:chain", "--wait", "--timeout", bad, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert f"argument --timeout: {bad!r} is not a number of seconds above 0" in result.stderr

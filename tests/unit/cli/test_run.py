@@ -88,3 +88,41 @@ def test_a_tool_call_only_answer_shows_its_tool_calls(tmp_path):
     run_id = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)[0]["run"]
     shown = run_cli("show", run_id, cwd=tmp_path).stdout
     assert 'out tool call: search({"q": "argo!"}) tool call: fetch({})' in shown
+
+
+BOMB = "".join(f"    l{i}: &l{i} [{', '.join(['lol'] * 9 if i == 0 else [f'*l{i - 1}'] * 9)}]\n" for i in range(9))
+DEEP_JSON = "[" * 30_000 + "]" * 30_000
+
+
+def test_hostile_workflow_files_are_refused_with_exit_2_not_a_hang_or_a_crash(tmp_path):
+    qa = (ROOT / "workflows" / "qa.yaml").read_text()
+    bomb = tmp_path / "bomb.yaml"  # the billion laughs, in a field the runner carries
+    bomb.write_text(qa.replace("metadata:\n", "metadata:\n  labels:\n" + BOMB, 1))
+    deep_block = tmp_path / "deep-block.yaml"
+    deep_block.write_text(qa + "status:\n  x:\n    " + "- " * 500 + "1\n")
+    deep_flow = tmp_path / "deep.json"
+    deep_flow.write_text('{"kind": "Workflow", "spec": ' + DEEP_JSON + "}")
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text(qa.replace("metadata:\n", "metadata:\n  labels: &l {a: *l}\n", 1))
+    for path, fragment in [(bomb, "excessive aliasing"), (deep_block, "more than 200 levels"),
+                           (deep_flow, "nesting depth"), (recursive, "refers to a node that contains it")]:
+        result = run_cli("run", str(path), cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (path.name, result.stderr)
+        assert fragment in result.stderr and str(path) in result.stderr, result.stderr
+        assert "internal error" not in result.stderr
+
+
+def test_hostile_inputs_are_refused_naming_the_option(tmp_path):
+    (tmp_path / "deep.jsonl").write_text('{"question": "fine"}\n' + DEEP_JSON + "\n")
+    (tmp_path / "deep-list.json").write_text("[" + '{"q": ' * 400 + "1" + "}" * 400 + "]")
+    cases = [
+        (("run", str(ROOT / "workflows" / "qa.yaml"), "--input", DEEP_JSON), "the input (--input, -p input=...): it nests"),
+        (("run", str(ROOT / "workflows" / "qa.yaml"), "-p", f"input={DEEP_JSON}"), "the input (--input, -p input=...): it nests"),
+        (("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "deep.jsonl"), "--inputs deep.jsonl: line 2: not JSON (it nests"),
+        (("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "deep-list.json"), "401 levels deep"),
+        (("compile", f"{ROOT}/examples/qa.py:chain", "--input", DEEP_JSON), "--input: it nests"),
+    ]
+    for args, fragment in cases:
+        result = run_cli(*args, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (args[:2], result.stderr)
+        assert fragment in result.stderr, result.stderr

@@ -147,6 +147,18 @@ def test_error_json_is_read_where_the_attempt_says_the_step_keeps_it(record, lau
     assert record.nodes["ask"]["message"] == "ValueError: no answer (exit code 1)"
 
 
+@pytest.mark.parametrize("error", [FileNotFoundError(2, "No such file or directory", "/runs/x/steps/a/data/output.json"),
+                                   OSError(28, "No space left on device")])
+def test_inputs_that_cannot_be_laid_out_make_an_error_node_not_a_crash(record, launcher, error):
+    def prepare(data_dir):
+        raise error
+
+    phase = run_step(StepRun(name="ask", template="t", prepare=prepare, collect=output), record, launcher, Progress())
+    assert phase == "Error" and record.nodes["ask"]["phase"] == "Error"
+    assert record.nodes["ask"]["message"].startswith(f"its inputs cannot be laid out: {error.strerror}")
+    assert (error.filename or "") in record.nodes["ask"]["message"]
+
+
 def test_the_process_gets_only_the_env_of_its_attempt(record, launcher):
     code = "import json, os, pathlib, sys; (pathlib.Path(sys.argv[1]) / 'out.txt').write_text(json.dumps(sorted(os.environ)))"
 

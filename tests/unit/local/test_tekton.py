@@ -248,3 +248,16 @@ def test_durations_print_as_go_prints_them():
     from llmstep.local.tekton import go_duration
 
     assert [go_duration(s) for s in (0, 0.5, 5, 90, 3600, 5400.5)] == ["0s", "500ms", "5s", "1m30s", "1h0m0s", "1h30m0.5s"]
+
+
+def test_a_run_after_cycle_is_refused_before_the_run_not_recorded_as_succeeded(tmp_path):
+    """It was recorded Succeeded with no task run; Tekton's webhook refuses the Pipeline."""
+    docs = llmstep.compile(qa_chain()).to_tekton()
+    pipeline = next(d for d in docs if d["kind"] == "Pipeline")
+    pipeline["spec"]["tasks"][0]["runAfter"] = [pipeline["spec"]["tasks"][-1]["name"]]
+    path = tmp_path / "cycle.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert 'cycle detected; task "chatprompttemplate" depends on "stroutputparser"' in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()
