@@ -32,6 +32,9 @@ from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadE
 
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                 "CreateContainerConfigError", "CreateContainerError"}
+PASSING = ("failed to sync secret cache", "failed to sync configmap cache")
+"""Messages of a ``CreateContainerConfigError`` the kubelet retries on its own: a loaded kubelet says
+this before it has read the Secret, and only then names what is really missing."""
 PAYLOAD_ENV, INPUT_ENV = "LLMSTEP_PAYLOAD", "LLMSTEP_INPUT"
 POD_HINTS = {
     403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
@@ -244,7 +247,7 @@ def _env_text(text: str) -> str:
 def _cannot_start(status: Any) -> str | None:
     for cs in status.container_statuses or []:
         waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in CANNOT_START:
+        if waiting and waiting.reason in CANNOT_START and not (waiting.message or "").startswith(PASSING):
             return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
     for cond in status.conditions or []:
         if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":

@@ -105,3 +105,22 @@ def test_pod_refusals_say_what_pods_need():
     err = api_error(Refusal(), "creating a pod for ChatOpenAI in namespace nope", POD_HINTS)
     assert "does the namespace exist" in str(err) and 'namespaces "nope" not found' in str(err)
     assert "CRD" not in str(err)  # not the Workflow wording
+
+
+@pytest.mark.parametrize(("message", "verdict"), [
+    ("failed to sync secret cache: timed out waiting for the condition", None),
+    ("failed to sync configmap cache: timed out waiting for the condition", None),
+    ("couldn't find key OPENAI_API_KEY in Secret default/llm-credentials",
+     "CreateContainerConfigError: couldn't find key OPENAI_API_KEY in Secret default/llm-credentials"),
+    ('secret "llm-credentials" not found', 'CreateContainerConfigError: secret "llm-credentials" not found'),
+])
+def test_a_loaded_kubelets_passing_config_error_is_waited_out_not_reported(message, verdict):
+    """A busy kubelet first says it could not sync its Secret cache, and retries; only the message
+    that names what is missing means the Pod cannot start."""
+    from types import SimpleNamespace
+
+    from llmstep.cluster.kube import _cannot_start
+
+    waiting = SimpleNamespace(reason="CreateContainerConfigError", message=message)
+    status = SimpleNamespace(container_statuses=[SimpleNamespace(state=SimpleNamespace(waiting=waiting))], conditions=[])
+    assert _cannot_start(status) == verdict
