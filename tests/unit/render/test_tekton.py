@@ -51,7 +51,15 @@ def test_one_pipeline_task_per_step_with_run_after_and_siblings():
     assert "runAfter" not in tasks["a-chatprompttemplate"] and "runAfter" not in tasks["b-chatprompttemplate"]
     assert sorted(tasks["chatprompttemplate"]["runAfter"]) == ["a-stroutputparser", "b-chatprompttemplate"]
     assert tasks["a-offlinechatmodel"]["displayName"] == "a-OfflineChatModel"
-    assert pipe["spec"]["params"] == [{"name": "input", "type": "string", "description": "The chain input, as JSON."}]
+    assert pipe["spec"]["params"][0] == {"name": "input", "type": "string", "description": "The chain input, as JSON."}
+    assert [(p["name"], p["type"], p["default"]) for p in pipe["spec"]["params"][1:]] == [("input-parts", "array", [])]
+    # every task that takes the chain input takes it either way; the others take neither
+    for name, use in tasks.items():
+        given = {p["name"]: p["value"] for p in use["params"]}
+        takes = name in ("a-chatprompttemplate", "b-chatprompttemplate")
+        assert ("input" in given, "input-parts" in given) == (takes, takes), name
+        if takes:
+            assert given["input-parts"] == ["$(params.input-parts[*])"]
 
 
 def test_values_reach_the_step_through_env_never_a_script():
