@@ -101,7 +101,7 @@ def test_the_workflows_deadline_stops_the_run_and_keeps_what_finished(tmp_path):
     fails and is not left Running."""
     doc = _hand_doc(RunnableLambda(lambda x: x + "!", name="first") | RunnableLambda(lambda x: time.sleep(60) or x, name="slow")
                     | RunnableLambda(lambda x: x, name="never"))
-    doc["spec"]["activeDeadlineSeconds"] = 3
+    doc["spec"]["activeDeadlineSeconds"] = 8  # time enough for "first" to start and end on a loaded machine
     started = time.monotonic()
     record = run_document(doc, "x", runs_dir=tmp_path / "r", quiet=True)
     assert time.monotonic() - started < 30
