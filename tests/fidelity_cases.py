@@ -54,7 +54,8 @@ def size_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
         "size-input-one-param": (count, _text_of_json_size(PART_BYTES), opts),  # the largest in the input param
         "size-input-two-parts": (count, _text_of_json_size(PART_BYTES + 1), opts),
         "size-input-past-one-env": (count, _text_of_json_size(MAX_ARG_STRLEN + 1), opts),
-        "size-input-300k-to-two-tasks": (fan, "🦜$(HOME) " * 30_000, opts),  # the 300 KB, to a fan-out
+        # the 300 KB, to a fan-out; Kubernetes would expand a $(VAR) of the container's in args and env
+        "size-input-300k-to-two-tasks": (fan, "🦜$(LLMSTEP_PAYLOAD)$(LLMSTEP_INPUT) " * 9_000, opts),
         "size-input-600k": (count, "y" * 600_000, opts),
         "size-output-past-a-result": (RunnableLambda(lambda s: s * 4097, name="Grow") | count, "z", opts),
     }

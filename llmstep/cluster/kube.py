@@ -239,9 +239,10 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
 
 def _env_text(text: str) -> str:
-    r"""Kubernetes expands ``$(VAR)`` in env values; in JSON that can only be inside a string,
-    where ``$\u0028`` means the same."""
-    return text.replace("$(", "$\\u0028")
+    """Kubernetes expands ``$(VAR)`` in env values (see :func:`llmstep.serde.kube_literal`)."""
+    from llmstep import serde
+
+    return serde.kube_literal(text)
 
 
 def _cannot_start(status: Any) -> str | None:

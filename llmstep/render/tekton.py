@@ -245,7 +245,9 @@ def input_params(input_json: str) -> list[dict[str, Any]]:
     variable may be (:data:`llmstep.contract.MAX_ARG_STRLEN`), ``input`` empty and the input in
     ``input-parts``, which reach the step as arguments of at most 64 KiB each. The limit is then
     the run's: Kubernetes keeps an object under about 1.5 MiB, and a pod's arguments and
-    environment together under :data:`llmstep.contract.ARG_MAX`."""
+    environment together under :data:`llmstep.contract.ARG_MAX`. Either way a ``$(`` in the JSON is
+    written ``$\u0028``, which Kubernetes does not expand (:func:`llmstep.serde.kube_literal`)."""
+    input_json = serde.kube_literal(input_json)
     if len(input_json.encode("utf-8", "surrogatepass")) <= contract.PART_BYTES:
         return [{"name": "input", "value": input_json}]
     return [{"name": "input", "value": ""}, {"name": INPUT_PARTS, "value": contract.value_parts(input_json)}]
