@@ -3,8 +3,8 @@
 ``prompt | llmstep.KubernetesRunnable(llm, image=..., namespace=..., secret="llm-credentials") | parser``
 
 Each call creates a Pod running the step entrypoint (``llmstep exec``) with the payload and the
-input in its environment (the same payload and value formats as a workflow step; no pickle of
-inputs or outputs), waits for it and reads the result from the Pod's log, where the step writes
+input in its environment (an input longer than one variable may be goes in its command, in parts;
+the same payload and value formats as a workflow step; no pickle of inputs or outputs), waits for it and reads the result from the Pod's log, where the step writes
 ``@llmstep {...}`` records. ``stream`` follows the log and yields chunks as the step writes them.
 API keys reach the Pod only as ``secretKeyRef`` env entries for the keys the Runnable declares.
 
@@ -94,8 +94,11 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
         argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
                                                        "--inputs", "input", "--log-records"]
+        text = _env_text(serde.parameter_text(input))
+        if len(text.encode("utf-8", "surrogatepass")) > contract.PART_BYTES:  # Linux caps one variable at 128 KiB
+            argv, text = argv + ["--input-parts", *contract.value_parts(text)], ""
         env: list[dict[str, Any]] = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-                                     {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]
+                                     {"name": INPUT_ENV, "value": text}]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
         container: dict[str, Any] = {
             "name": "main",
