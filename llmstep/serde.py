@@ -99,6 +99,19 @@ def parameter_text(value: Any, *, where: str = "the input", envelope: bool = Fal
     return text
 
 
+def kube_literal(text: str) -> str:
+    r"""``text`` as Kubernetes leaves it in a container's env values, command and args, where it
+    replaces ``$(NAME)`` with the container's variable NAME: in JSON a ``$(`` can only be inside a
+    string, where ``$\u0028`` means the same. Text that is not JSON is returned as it is."""
+    if "$(" not in text:
+        return text
+    try:
+        json.loads(text)
+    except ValueError:
+        return text
+    return text.replace("$(", "$\\u0028")
+
+
 def is_text_input(text: str) -> bool:
     """True for a chain input that is text, not JSON (``-p input=hello``, a batch item that is a
     string): the step reads it as that string. Text that starts like JSON (``{``, ``[``, ``"``) is

@@ -192,7 +192,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.render.tekton import with_run
+        from llmstep.render.tekton import INPUT_PARTS, with_run
         from llmstep.yamlio import load_documents
 
         docs = with_run([d for d in load_documents(path) if d.get("kind") in ("Task", "Pipeline", "PipelineRun")])
@@ -203,6 +203,10 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         docs = [d for d in docs if d["kind"] != "PipelineRun"] + runs
         given = {p["name"]: p.get("value") for p in runs[0]["spec"].get("params") or []}
         text = params.get("input", given.get("input", "{}"))
+        if "input" not in params and given.get(INPUT_PARTS):  # a long input, as --run-only writes it
+            from llmstep.contract import join_value_parts
+
+            text = join_value_parts(given[INPUT_PARTS], f"{args.target}: the PipelineRun's {INPUT_PARTS}")
     elif is_reference(args.target):
         from llmstep.api import compile as compile_chain
 

@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
     tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
     tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
+    tekton.add_argument("--input-parts", nargs="*", default=[], metavar="I/N:TEXT",
+                        help="the chain input in parts, when it is too long for one environment variable "
+                        "(Linux caps one at 128 KiB); instead of --input-env's")
     tekton.add_argument("--inputs", nargs="*", default=[], metavar="SOURCE[=PATH]",
                         help="input files: PATH relative to --link-root; 'input' alone takes --input-env")
     tekton.add_argument("--link-root", default="", metavar="DIR", help="the shared workspace that input paths are in")
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         staging.stage(
             data_dir,
             payload=os.environ.get(args.payload_env) if args.payload_env else None,
-            chain_input=os.environ.get(args.input_env) if args.input_env else None,
+            chain_input=staging.chain_input(os.environ.get(args.input_env) if args.input_env else None, args.input_parts),
             inputs=args.inputs,
             link_root=args.link_root,
         )

@@ -2,8 +2,9 @@
 
 On Argo the engine places ``runnable.json`` and the inputs as artifacts. Tekton has no
 artifacts: the payload and the chain input arrive as environment variables (from params, never
-interpolated into a script), earlier steps' outputs are files in the shared workspace, and small
-results are written to ``$(results.NAME.path)``.
+interpolated into a script), a chain input too long for one variable as arguments in parts,
+earlier steps' outputs are files in the shared workspace, and small results are written to
+``$(results.NAME.path)``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
             os.link(origin, target)  # an earlier step's output: the same file, not a copy
         except OSError:
             shutil.copyfile(origin, target)
+
+
+def chain_input(from_env: str | None, parts: list[str]) -> str | None:
+    """The chain input: the environment variable's text, or the parts that carry an input too long
+    for one (see :func:`llmstep.contract.value_parts`), never both."""
+    if not parts:
+        return from_env
+    if from_env:
+        raise PayloadError("the chain input came both in --input-env's variable and as --input-parts; "
+                           "give it one way (the input param, or input-parts for a long input)")
+    return contract.join_value_parts(parts, "--input-parts")
 
 
 def _in_workspace(link_root: str, rel: str, source: str) -> Path:

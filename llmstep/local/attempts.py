@@ -56,6 +56,8 @@ class StepRun:
     deadline_message: str = "Step exceeded its deadline"
     timeout_message: str = DEADLINE_MESSAGE
     """What a step stopped by its own ``timeout`` fails with (the engine's words)."""
+    start_message: Callable[[str], str] = lambda error: error
+    """What a step whose process could not start fails with (the engine's words around ``error``)."""
     exit_handler: bool = False
     slot: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
     """Held while the step's process runs (a parallelism limit counts running steps, as Argo counts pods)."""
@@ -103,6 +105,8 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         if outcome.timed_out:
             by_end = ends is not None and (step.timeout is None or ends[0] < began + step.timeout)
             phase, message = "Failed", ends[1] if ends is not None and by_end else step.timeout_message
+        elif outcome.start_error:
+            phase, message = "Failed", step.start_message(outcome.start_error)
         elif outcome.exit_code == 0:
             phase, message = "Succeeded", ""
         else:

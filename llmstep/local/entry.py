@@ -192,11 +192,14 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
     ``input`` and the options as for :func:`run_document`."""
     opts = RunOptions.of(options, **given).resolved()
     from llmstep.local.tekton import TektonRun, prepare_run
-    from llmstep.render.tekton import with_run
+    from llmstep.render.tekton import INPUT_PARTS, input_params, with_run
 
     docs = with_run(docs)
     run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-    overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, opts.parameters, "the Pipeline")
+    declared = [p["name"] for p in pipeline.get("params") or []]
+    overrides: dict[str, Any] = _overrides(declared, input, opts.parameters, "the Pipeline")
+    if "input" in overrides and INPUT_PARTS in declared:  # as llmstep submit gives a long input
+        overrides.update((p["name"], p["value"]) for p in input_params(overrides["input"]))
     if not opts.allow_pickle:
         trust.refuse_pickles(docs, overrides)
     opts.steps()

@@ -8,7 +8,7 @@ import subprocess
 
 from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
-from conftest import ROOT, chain_module, run_cli
+from conftest import ROOT, as_from_a_terminal, chain_module, run_cli
 
 
 def test_cli_submit_engine_tekton_refuses_a_batch_and_argo_server_options(tmp_path):
@@ -54,8 +54,8 @@ def test_cli_ctrl_c_stops_waiting_not_the_workflow(tmp_path):
     chain_module(tmp_path, "from chains import qa_chain\nchain = qa_chain()\n")
     with FakeArgoServer(qa_chain(), token=TOKEN, step_delay=30) as server:
         env = {**__import__("os").environ, "ARGO_SERVER": server.url, "ARGO_TOKEN": TOKEN}
-        proc = subprocess.Popen([sys.executable, "-m", "llmstep", "submit", "mychain.py:chain", "-n", "argo",
-                                 "--input", '{"question": "x"}', "--wait"], cwd=tmp_path, env=env,
+        proc = subprocess.Popen(as_from_a_terminal([sys.executable, "-m", "llmstep", "submit", "mychain.py:chain", "-n",
+                                                    "argo", "--input", '{"question": "x"}', "--wait"]), cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not any(r["method"] == "GET" for r in server.requests):  # it is waiting

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chains import needs_file, qa_chain, qa_prompt
-from conftest import ROOT, run_cli
+from conftest import ROOT, as_from_a_terminal, run_cli
 from langchain_core.runnables import RunnableLambda
 from openai_server import FakeOpenAI
 
@@ -157,7 +157,7 @@ def test_the_workflows_deadline_stops_the_run_and_keeps_what_finished(tmp_path):
     fails and is not left Running."""
     doc = _hand_doc(RunnableLambda(lambda x: x + "!", name="first") | RunnableLambda(lambda x: time.sleep(60) or x, name="slow")
                     | RunnableLambda(lambda x: x, name="never"))
-    doc["spec"]["activeDeadlineSeconds"] = 3
+    doc["spec"]["activeDeadlineSeconds"] = 8  # time enough for "first" to start and end on a loaded machine
     started = time.monotonic()
     record = run_document(doc, "x", runs_dir=tmp_path / "r", quiet=True)
     assert time.monotonic() - started < 30
@@ -299,8 +299,9 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
         "import time\nfrom langchain_core.runnables import RunnableLambda\n"
         "chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: time.sleep(120) or x)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain", "--allow-pickle",
-                             "--input", "1"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(as_from_a_terminal([sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain",
+                                                "--allow-pickle", "--input", "1"]), cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.monotonic() + 60
     status_files = []
     while time.monotonic() < deadline:
