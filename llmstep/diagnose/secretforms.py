@@ -27,9 +27,12 @@ SECRET_END = (
     r"dockerconfigjson|dockercfg|htpasswd|cookie)"
 )
 _SUFFIX = r"(?:[_.-]?(?:b64|base64|enc|encoded|encrypted|hex|raw|value|json|base|str|string|data|hash|bytes|plain|v\d+|\d+))"
-SECRET_NAME = re.compile(rf"(?i)^[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}$")
+# ... unless it names where a secret is: valueFrom.secretKeyRef.key, existingSecret (a Helm chart's
+# name of a Secret)
+_NOT_A_PLACE = r"(?![\w.-]*?ref[_.-])(?!existing[_-]?)"
+SECRET_NAME = re.compile(rf"(?i)^{_NOT_A_PLACE}[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}$")
 """A name (env var, key, parameter, flag without its dashes) whose value is a secret."""
-_NAME = rf"[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}"
+_NAME = rf"{_NOT_A_PLACE}[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}"
 
 # A value that is a reference, not a secret: keep it, it is evidence (which param, which env).
 REFERENCE = re.compile(r"^\s*(?:\$\([^)]*\)|\$\{[^}]*\}|\{\{[^}]*\}\}|<set to [^>]*>|\[REDACTED\])\s*$")
