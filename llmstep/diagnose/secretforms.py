@@ -38,7 +38,6 @@ _NAME = rf"{_NOT_A_PLACE}[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}"
 REFERENCE = re.compile(r"^\s*(?:\$\([^)]*\)|\$\{[^}]*\}|\{\{[^}]*\}\}|<set to [^>]*>|\[REDACTED\])\s*$")
 _KEEP = r"[\"']?(?:[{\[]|<set to|\$\(|\$\{|(?:null|true|false|none|~)(?![\w-]))|[|>][-+]?[ \t]*(?:\n|$)"
 _VALUE = r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s'\",;&})\]<]+)"
-_NOT_MASKED = r"(?![\"']?\[REDACTED\])"
 
 # programs' own password options: (the program, its option); the option's value is the password
 _PROGRAM_FLAGS = [
