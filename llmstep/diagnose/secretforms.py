@@ -27,15 +27,17 @@ SECRET_END = (
     r"dockerconfigjson|dockercfg|htpasswd|cookie)"
 )
 _SUFFIX = r"(?:[_.-]?(?:b64|base64|enc|encoded|encrypted|hex|raw|value|json|base|str|string|data|hash|bytes|plain|v\d+|\d+))"
-SECRET_NAME = re.compile(rf"(?i)^[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}$")
+# ... unless it names where a secret is: valueFrom.secretKeyRef.key, existingSecret (a Helm chart's
+# name of a Secret)
+_NOT_A_PLACE = r"(?![\w.-]*?ref[_.-])(?!existing[_-]?)"
+SECRET_NAME = re.compile(rf"(?i)^{_NOT_A_PLACE}[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}$")
 """A name (env var, key, parameter, flag without its dashes) whose value is a secret."""
-_NAME = rf"[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}"
+_NAME = rf"{_NOT_A_PLACE}[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}}"
 
 # A value that is a reference, not a secret: keep it, it is evidence (which param, which env).
 REFERENCE = re.compile(r"^\s*(?:\$\([^)]*\)|\$\{[^}]*\}|\{\{[^}]*\}\}|<set to [^>]*>|\[REDACTED\])\s*$")
 _KEEP = r"[\"']?(?:[{\[]|<set to|\$\(|\$\{|(?:null|true|false|none|~)(?![\w-]))|[|>][-+]?[ \t]*(?:\n|$)"
 _VALUE = r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s'\",;&})\]<]+)"
-_NOT_MASKED = r"(?![\"']?\[REDACTED\])"
 
 # programs' own password options: (the program, its option); the option's value is the password
 _PROGRAM_FLAGS = [
@@ -45,6 +47,7 @@ _PROGRAM_FLAGS = [
     (r"mongo\w*", r"-p[ \t]+"), (r"zip", r"-P[ \t]+"), (r"7za?|unrar", r"-p(?=\S)"),
     (r"curl", r"(?:-b|--cookie|--oauth2-bearer)[ \t]+"), (r"smbclient|rpcclient", r"-U[ \t]*[^\s%]+%"),
     (r"kubectl|oc", r"--from-literal[ =][\w.-]+="),  # kubectl create secret generic --from-literal=k=V
+    (r"htpasswd", r"-\w*b\w*(?:[ \t]+-\w+)*[ \t]+\S+[ \t]+\S+[ \t]+"),  # htpasswd -b [-c] FILE USER PASSWORD
 ]
 
 FORMS: list[tuple[re.Pattern[str], int]] = [(re.compile(p, f), keep) for p, f, keep in [
@@ -75,10 +78,18 @@ FORMS: list[tuple[re.Pattern[str], int]] = [(re.compile(p, f), keep) for p, f, k
     (r"(?i)(\b(?:password|passphrase|passwd|secret|token)[ \t]+(?:is|was|set to)[ \t]+)(?!\[REDACTED\])"
      r"(?!(?:not|too|incorrect|invalid|wrong|expired|missing|required|empty|correct|valid|null|none|blank|unset|being|"
      r"the|a|an|set|stored|configured|present|needed|already|now|still)\b)([^\s,;.]+)", 0, 1),
-    # NAME=V, name: V, "name": "V", INI name = V, ?name=V in a query, k=v; in a connection string
-    (rf"(?i)(?<![\w.-])({_NAME}[\"']?[ \t]*[:=][ \t]*)(?!{_KEEP}){_VALUE}", 0, 1),
+    # name: | or name: >- and the value on the indented lines below (YAML block scalars in text)
+    (rf"(?im)(^([ \t]*)[-\"' \t]*{_NAME}[\"']?[ \t]*:[ \t]*[|>][-+0-9]*[ \t]*\n)(\2[ \t]+(?!\[REDACTED\]).*(?:\n\2[ \t]+.*)*)",
+     0, 1),
+    # NAME=V, name: V, "name": "V", INI name = V, ?name=V in a query, k=v; in a connection string,
+    # Ruby's and Perl's name => V, Go's name := V
+    (rf"(?i)(?<![\w.-])({_NAME}[\"']?[ \t]*(?:=>|:=|[:=])[ \t]*)(?!{_KEEP}){_VALUE}", 0, 1),
+    # NAME V, for a name that is a secret's whole name (GITHUB_TOKEN, aws_secret_access_key): a
+    # Dockerfile's ENV, aws configure set; a value that is a word (is, missing, Environment) stays
+    (rf"((?<![\w.-])(?i:(?=\w*[_.-])[\w.-]*?{SECRET_END}{_SUFFIX}{{0,2}})[ \t]+)(?!\[REDACTED\]|-)"
+     rf"(?=[\"']|\S*[0-9!@#$%^*+/~]|\S[a-z]*[A-Z]|\S{{16}})([^\s'\",;]+|\"[^\"\n]*\"|'[^'\n]*')", 0, 1),
     # a multi-word key of a connection string or a properties file: "User Password=V"
-    (r"(?i)((?<![\w-])(?:user |account )?(?:password|pwd)[ \t]*=[ \t]*)(?!\[REDACTED\])([^;\s\"']+)", 0, 1),
+    (r"(?i)((?<![\w-])(?:user |account )?(?:password|pwd)[ \t]*=(?!>)[ \t]*)(?![\"']?\[REDACTED\])([^;\s\"']+)", 0, 1),
     # --password V, "--password", "V", and kubectl describe's one argument per line
     (rf"(?i)(?<![\w-])(--?{_NAME}[\"']?(?:[ \t]*,[ \t]*|[ \t]+|[ \t]*\n[ \t]*(?:-[ \t]+)?))"
      rf"(?![\"']?-|{_KEEP}){_VALUE}", 0, 1),
@@ -87,6 +98,9 @@ FORMS: list[tuple[re.Pattern[str], int]] = [(re.compile(p, f), keep) for p, f, k
     # programs' password options; openssl's pass:V
     *[(rf"(\b(?:{program})\b[^\n]{{0,500}}?(?<![\w-]){flag})(?!\[REDACTED\]){_VALUE}", 0, 1) for program, flag in _PROGRAM_FLAGS],
     (r"((?<![\w-])pass:)(?!\[REDACTED\])([^\s\"']+)", 0, 1),
+    # echo V | docker login --password-stdin, echo user:V | chpasswd
+    (rf"(\becho[ \t]+(?:-[ne][ \t]+)?)(?!\[REDACTED\]|\$){_VALUE}(?=[ \t]*\|[^\n]{{0,200}}?(?:--password-stdin|\bchpasswd\b))",
+     0, 1),
     # Oracle user/password@db: after an Oracle tool or keyword, in a JDBC URL, or before //host or host:port
     (r"(?i)(\b(?:sqlplus|sqlldr|expdp|impdp|exp|imp|rman|dgmgrl|connect|conn)\b[^\n]{0,500}?(?<![\w./@:-])[\w$#]+/)"
      r"(?!\[REDACTED\])[^\s/@\"']+(?=@)", 0, 1),

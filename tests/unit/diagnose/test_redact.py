@@ -442,7 +442,9 @@ def test_json_in_a_log_line_is_redacted_as_the_object_it_is_and_left_alone_other
 
 HOSTILE_TEXTS = {"dotted": "a." * 50_000, "braces": "{" * 100_000, "open json": '{"a":' * 20_000, "lists": "[[" * 50_000,
                  "logins": "login " * 16_000, "machines": "machine login " * 7_000, "schemes": "a://" * 25_000,
-                 "flags": "--password " * 9_000, "pem": "-----BEGIN PRIVATE KEY-----" + "A" * 100_000}
+                 "flags": "--password " * 9_000, "pem": "-----BEGIN PRIVATE KEY-----" + "A" * 100_000,
+                 "names": "DB_PASSWORD " * 9_000, "blocks": "password: |\n" * 8_000, "echoes": "echo x " * 14_000,
+                 "name words": "a_b" * 33_000}
 
 
 @pytest.mark.parametrize("name", HOSTILE_TEXTS)

@@ -21,7 +21,8 @@ def test_a_secret_word_with_an_encoding_or_version_suffix_names_a_secret(name):
 
 
 @pytest.mark.parametrize("name", ["TOKEN_TTL", "PASSWORD_FILE", "secretName", "secretKeyRef", "max_tokens", "token_type",
-                                  "AWS_ACCESS_KEY_ID", "keyring", "password_url", "client-certificate"])
+                                  "AWS_ACCESS_KEY_ID", "keyring", "password_url", "client-certificate", "existingSecret",
+                                  "valueFrom.secretKeyRef.key", "configMapKeyRef.key"])
 def test_names_about_a_secret_are_not_secret_names(name):
     assert not SECRET_NAME.match(name)
 
