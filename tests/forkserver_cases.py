@@ -68,6 +68,24 @@ def _tls_contexts(x):
     }
 
 
+def _tls_contexts_for_own_cas(x):
+    """In a step whose environment names its CA file: what the first caller that trusts the
+    environment gets, against the contexts the server prepared for that file."""
+    import os
+    import ssl
+
+    import httpcore2
+
+    fn = httpcore2.default_ssl_context
+    cas = ("cafile", os.environ["SSL_CERT_FILE"])
+    pool = getattr(fn, "pools", {}).get(cas, ([],))[0]
+    before = len(pool)
+    context = httpcore2.default_ssl_context()
+    own = ssl.create_default_context(cafile=cas[1])
+    return {"prepared": before, "taken": before - len(pool),
+            "trusts_own": context.cert_store_stats() == own.cert_store_stats() and context.verify_mode == ssl.CERT_REQUIRED}
+
+
 class _Contexts:
     """Stands in for ``httpcore2.default_ssl_context``: counts what it makes, and with which flag."""
 

@@ -1,9 +1,15 @@
 """An in-memory stand-in for the kubernetes package's ``client`` module, as the diagnosis
-collector uses it: real model objects (``V1Pod``, ``CoreV1Event``) served from dicts, the real
-``ApiClient`` serializer, and ``ApiException`` for what is not there. No network at all."""
+collector and ``KubernetesRunnable`` use it: real model objects (``V1Pod``, ``CoreV1Event``) served
+from dicts, the real ``ApiClient`` serializer, and ``ApiException`` for what is not there (a 404,
+as the API server answers for a pod that was deleted). No network at all.
+
+A created pod starts Pending; ``on_create(cluster, pod, manifest)`` plays the kubelet (runs the
+step, sets the phase and the log), and ``after_read(cluster, pod)`` acts between two reads (a pod
+deleted by someone else while a client waits on it)."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from kubernetes import client as real
@@ -16,6 +22,23 @@ class FakeCluster:
         self.events: list[real.CoreV1Event] = []
         self.logs: dict[tuple[str, str], str] = {}
         self.unreachable = False
+        self.created: list[tuple[str, dict]] = []  # (namespace, manifest) of every pod created
+        self.deleted: list[tuple[str, str]] = []  # (namespace, name) of every pod deleted
+        self.on_create = None
+        self.after_read = None
+
+    def add_pod(self, name: str, namespace: str, phase: str = "Pending", labels: dict | None = None) -> real.V1Pod:
+        pod = real.V1Pod(metadata=real.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
+                         status=real.V1PodStatus(phase=phase, container_statuses=[], conditions=[]))
+        self.pods[name] = pod
+        return pod
+
+    def _pod(self, name: str, namespace: str) -> real.V1Pod:
+        pod = self.pods.get(name)
+        if pod is None or pod.metadata.namespace != namespace:
+            body = json.dumps({"kind": "Status", "message": f'pods "{name}" not found', "reason": "NotFound", "code": 404})
+            raise real.exceptions.ApiException(http_resp=_Response(404, "Not Found", body))
+        return pod
 
     def client(self) -> SimpleNamespace:
         """The module-shaped object ``Collector`` takes."""
@@ -26,7 +49,25 @@ class FakeCluster:
                 cluster._check()
                 if (name, namespace) not in {(p.metadata.name, p.metadata.namespace) for p in cluster.pods.values()}:
                     raise real.exceptions.ApiException(status=404, reason="Not Found")
-                return cluster.pods[name]
+                pod = cluster.pods[name]
+                if cluster.after_read is not None:
+                    cluster.after_read(cluster, pod)
+                return pod
+
+            def create_namespaced_pod(self, namespace, body):
+                cluster._check()
+                name = f"{body['metadata']['generateName']}{len(cluster.created):05d}"
+                cluster.created.append((namespace, body))
+                pod = cluster.add_pod(name, namespace, labels=body["metadata"].get("labels"))
+                if cluster.on_create is not None:
+                    cluster.on_create(cluster, pod, body)
+                return pod
+
+            def delete_namespaced_pod(self, name, namespace, grace_period_seconds=None):
+                cluster._check()
+                cluster._pod(name, namespace)
+                del cluster.pods[name]
+                cluster.deleted.append((namespace, name))
 
             def list_namespaced_event(self, namespace, field_selector=""):
                 cluster._check()
@@ -34,7 +75,9 @@ class FakeCluster:
                 items = [e for e in cluster.events if e.involved_object.name == wanted.get("involvedObject.name")]
                 return real.CoreV1EventList(items=items)
 
-            def read_namespaced_pod_log(self, pod, namespace, container=None, previous=False, tail_lines=None):
+            def read_namespaced_pod_log(self, pod, namespace, container=None, previous=False, tail_lines=None, **_):
+                if (namespace, pod) in cluster.deleted:
+                    cluster._pod(pod, namespace)  # gone: the API server's 404
                 return cluster.logs.get((pod, container), "")
 
             def list_namespaced_pod(self, namespace, label_selector=None):
@@ -53,3 +96,14 @@ class FakeCluster:
 
             raise urllib3.exceptions.MaxRetryError(None, "/api/v1", urllib3.exceptions.NewConnectionError(
                 None, "Failed to establish a new connection: [Errno 111] Connection refused"))
+
+
+class _Response:
+    """What ``ApiException(http_resp=...)`` reads: the API server's status line and JSON body."""
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        self.status, self.reason, self.data = status, reason, body.encode()
+        self.headers = {"Content-Type": "application/json"}
+
+    def getheaders(self) -> dict:
+        return self.headers

@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -28,7 +29,9 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from llmstep import contract
-from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError
+from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError, connection_reason
+
+log = logging.getLogger(__name__)
 
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                 "CreateContainerConfigError", "CreateContainerError"}
@@ -49,7 +52,8 @@ class KubernetesRunnable(Runnable[Any, Any]):
         runnable: the Runnable to run; serialized like a workflow step (``allow_pickle`` as in
             ``llmstep.compile``).
         image: the step image (has ``llmstep`` and the Runnable's packages).
-        namespace: where the Pods run.
+        namespace: where the Pods run (default: the kubeconfig context's namespace, as kubectl
+            uses it, else ``default``).
         secret: the Secret holding API keys; the Pod gets only the keys the Runnable declares.
         timeout: seconds a call may take, start-up included (also the Pod's ``activeDeadlineSeconds``).
         max_concurrency: Pods a ``batch`` runs at once (the config's ``max_concurrency`` wins).
@@ -60,7 +64,7 @@ class KubernetesRunnable(Runnable[Any, Any]):
             to load a configuration from (default: kubeconfig, like kubectl).
     """
 
-    def __init__(self, runnable: Any, *, image: str | None = None, namespace: str = "default",
+    def __init__(self, runnable: Any, *, image: str | None = None, namespace: str | None = None,
                  secret: str | None = None, allow_pickle: bool = False, timeout: float = 600,
                  max_concurrency: int = 8, resources: dict[str, Any] | None = None,
                  pod_spec: dict[str, Any] | None = None, client: Any = None, kubeconfig: str | None = None,
@@ -72,13 +76,27 @@ class KubernetesRunnable(Runnable[Any, Any]):
         self.bound = coerce_to_runnable(runnable)
         self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET,
                                 environ=os.environ, stacklevel=3)
-        self.image, self.namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
+        self.image, self._namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
         self.timeout, self.max_concurrency, self.poll = timeout, max_concurrency, poll
         self.resources, self.pod_spec = resources, dict(pod_spec or {})
         self._client, self._kubeconfig, self._context = client, kubeconfig, context
         self.name = f"Kubernetes:{self.bound.get_name()}"
 
     # ------------------------------------------------------------------ the Pod
+
+    @property
+    def namespace(self) -> str:
+        """Where the Pods run: the one given, else the kubeconfig context's (``context``, or the
+        current one), as kubectl chooses it; read once, on first use."""
+        if self._namespace is None:
+            from llmstep.cluster.transports import default_namespace
+
+            self._namespace = default_namespace(self._kubeconfig, self._context)
+        return self._namespace
+
+    @namespace.setter
+    def namespace(self, value: str) -> None:
+        self._namespace = value
 
     @property
     def client(self) -> Any:
@@ -127,43 +145,67 @@ class KubernetesRunnable(Runnable[Any, Any]):
     def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Generator[tuple[str, Any], None, None]:
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
         at the end; delete the Pod whatever happens."""
+        from urllib3.exceptions import HTTPError
+
+        from llmstep.cluster.transports import call_kube
+
         core = self.client.CoreV1Api()
         ApiException = self.client.exceptions.ApiException
-        try:
-            created = core.create_namespaced_pod(self.namespace, self.pod_manifest(input, stream=stream))
-        except ApiException as exc:
-            from llmstep.cluster.transports import api_error
-
-            raise api_error(exc, f"creating a pod for {self.step.display} in namespace {self.namespace}", POD_HINTS) from exc
+        created = call_kube(self.client, f"creating a pod for {self.step.display} in namespace {self.namespace}",
+                            core.create_namespaced_pod, self.namespace, self.pod_manifest(input, stream=stream),
+                            hints=POD_HINTS)
         name = created.metadata.name
         deadline = time.monotonic() + self.timeout
         try:
-            pod = self._until(core, name, deadline, cancel, running_is_enough=stream)
-            if stream and pod.status.phase not in ("Succeeded", "Failed"):
-                records = _follow(core.read_namespaced_pod_log(name, self.namespace, container="main", follow=True,
-                                                               _preload_content=False))
-                seen_end = False
-                for kind, record in records:
-                    if kind == "chunk":
-                        yield "chunk", _value(record, name)
-                    else:
-                        seen_end = True
-                        yield _outcome(kind, record, name, self.step.display)
-                if seen_end:
-                    return
-                pod = self._until(core, name, deadline, cancel)
-            log = core.read_namespaced_pod_log(name, self.namespace, container="main")
-            for kind, record in _records(log):
-                if kind in ("output", "error"):
-                    yield _outcome(kind, record, name, self.step.display)
-                    return
-            raise ExecutionError(f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
-                                 f"result. Last lines:\n{_tail(log)}")
+            yield from self._watch(core, name, deadline, cancel, stream)
+        except ApiException as exc:  # the pod went away under the call, or the API refused a read
+            raise self._lost(exc, name) from exc
+        except (OSError, HTTPError) as exc:  # the API server went away
+            raise SubmissionError(f"waiting for pod {self.namespace}/{name} ({self.step.display}): cannot reach the "
+                                  f"Kubernetes API server: {connection_reason(exc)}") from exc
         finally:
             try:
                 core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
             except ApiException:
                 pass  # already gone
+            except (OSError, HTTPError) as exc:  # it ends by its activeDeadlineSeconds; say how to remove it
+                log.warning("pod %s/%s could not be deleted (%s); kubectl delete pod -n %s %s",
+                            self.namespace, name, connection_reason(exc), self.namespace, name)
+
+    def _lost(self, exc: Any, name: str) -> SubmissionError:
+        from llmstep.cluster.transports import api_error
+
+        where = f"pod {self.namespace}/{name} ({self.step.display})"
+        if getattr(exc, "status", None) == 404:
+            return SubmissionError(f"{where} is gone: it was deleted while the call waited for its result (by "
+                                   "another client, a namespace deletion or an eviction), so the call did not finish; "
+                                   "call again")
+        return api_error(exc, f"reading {where}", POD_HINTS)
+
+    def _watch(self, core: Any, name: str, deadline: float, cancel: threading.Event,
+               stream: bool) -> Generator[tuple[str, Any], None, None]:
+        """The records of the created Pod ``name``, as :meth:`_run` yields them."""
+        pod = self._until(core, name, deadline, cancel, running_is_enough=stream)
+        if stream and pod.status.phase not in ("Succeeded", "Failed"):
+            records = _follow(core.read_namespaced_pod_log(name, self.namespace, container="main", follow=True,
+                                                           _preload_content=False))
+            seen_end = False
+            for kind, record in records:
+                if kind == "chunk":
+                    yield "chunk", _value(record, name)
+                else:
+                    seen_end = True
+                    yield _outcome(kind, record, name, self.step.display)
+            if seen_end:
+                return
+            pod = self._until(core, name, deadline, cancel)
+        log = core.read_namespaced_pod_log(name, self.namespace, container="main")
+        for kind, record in _records(log):
+            if kind in ("output", "error"):
+                yield _outcome(kind, record, name, self.step.display)
+                return
+        raise ExecutionError(f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
+                             f"result. Last lines:\n{_tail(log)}")
 
     def _until(self, core: Any, name: str, deadline: float, cancel: threading.Event, running_is_enough: bool = False) -> Any:
         """Wait until the Pod has finished (or runs, for streaming); fail at once when it cannot start."""

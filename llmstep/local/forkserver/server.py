@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from llmstep.local.forkserver import tls
 from llmstep.local.forkserver.child import _become_step
 from llmstep.local.forkserver.lessons import _keep_lessons, _learn, _library_paths, _read_lessons
 from llmstep.local.forkserver.protocol import FRESH, LISTENING, STALE
@@ -112,6 +113,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
                     pass
                 conn.close()
                 continue
+            tls.prepare_for(request.get("env") or {})
             pid = os.fork()
             if pid == 0:  # the step: nothing of the server's stays open in it
                 signal.set_wakeup_fd(-1)

@@ -7,14 +7,39 @@ import os
 import sys
 from typing import Any
 
-OWN_CAS = [False]
-"""Whether this step's environment names its own CAs (``SSL_CERT_FILE``, ``SSL_CERT_DIR``): set by
-:func:`for_step` from the step's request, before the step runs; then no prepared context is used."""
+CAs = tuple[str, str] | None
+"""The CAs a default context trusts: None for the library's own choice, ``("cafile", path)`` or
+``("capath", path)`` for what a step's environment names."""
+
+STEP_CAS: list[CAs] = [None]
+"""The CAs this step's environment names: set by :func:`for_step` from the step's request, before
+the step runs; a caller that trusts the environment gets a context prepared for these CAs only."""
+
+
+def step_cas(env: dict[str, str]) -> CAs:
+    """The CAs a step's environment names, read as ``httpcore2.default_ssl_context`` reads them:
+    ``SSL_CERT_FILE``, else ``SSL_CERT_DIR``."""
+    if env.get("SSL_CERT_FILE"):
+        return ("cafile", env["SSL_CERT_FILE"])
+    if env.get("SSL_CERT_DIR"):
+        return ("capath", env["SSL_CERT_DIR"])
+    return None
 
 
 def for_step(env: dict[str, str]) -> None:
     """Tell the prepared contexts about the step that runs in this process (its requested env)."""
-    OWN_CAS[0] = bool(env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR"))
+    STEP_CAS[0] = step_cas(env)
+
+
+def prepare_for(env: dict[str, str]) -> None:
+    """In the server, before forking a step that asks with ``env``: make the contexts for the CAs
+    it names, once per set of CAs, so the step need not. A machine whose environment names its CA
+    bundle (``SSL_CERT_FILE``, passed on to every local step) would otherwise pay for two contexts
+    in every model step, as if nothing were prepared."""
+    make = getattr(sys.modules.get("httpcore2"), "default_ssl_context", None)
+    prepare = getattr(make, "prepare", None)
+    if prepare is not None:
+        prepare(step_cas(env))
 
 
 TLS_CONTEXTS = 2  # what one ChatOpenAI (or AzureChatOpenAI, OpenAIEmbeddings) builds: its sync and async clients
@@ -28,9 +53,10 @@ def _prepare_tls() -> None:
     two before it sends anything, even to a plain-HTTP endpoint: together more than the rest of
     the step's own work. The contexts made here are handed out one each to the first callers in a
     step that ask for the default context: a caller may change what it gets (a client
-    certificate), so no context is ever shared. A caller gets a new context as before when the
-    step's environment names its own CAs (``SSL_CERT_FILE``, ``SSL_CERT_DIR``), when it passes
-    other arguments, when the prepared ones are used up, or when a CA file has changed since.
+    certificate), so no context is ever shared. A step whose environment names its own CAs
+    (``SSL_CERT_FILE``, ``SSL_CERT_DIR``) gets contexts made for those (:func:`prepare_for`). A
+    caller gets a new context as before when it passes other arguments, when the prepared ones are
+    used up, or when a CA file has changed since.
     Linux only: OpenSSL's contexts are plain memory that a forked child may use.
     """
     if sys.platform != "linux":  # macOS and Windows: httpcore2 verifies with the system trust store (truststore)
@@ -63,22 +89,44 @@ def _stamps(paths: list[str]) -> list[tuple[int, int] | None]:
     return stamps
 
 
-def _handing_out(make: Any, count: int, files: list[str]) -> Any:
+def _context_for(cas: tuple[str, str]) -> Any:
+    """A context for the CAs an environment names, as ``httpcore2.default_ssl_context`` makes it
+    when ``SSL_CERT_FILE`` (or ``SSL_CERT_DIR``) is set."""
+    import ssl
+
+    kind, path = cas
+    return ssl.create_default_context(cafile=path) if kind == "cafile" else ssl.create_default_context(capath=path)
+
+
+def _handing_out(make: Any, count: int, files: list[str], make_for: Any = _context_for) -> Any:
     """``make`` (``httpcore2.default_ssl_context``) with ``count`` of its contexts made now, each
-    returned once, to a caller that asks for exactly what was made."""
+    returned once, to a caller that asks for exactly what was made; ``prepare(cas)`` makes
+    ``count`` more for the CAs a step's environment names (with ``make_for``), once per CAs."""
     try:
         ready = [make(_trust_env=False) for _ in range(count)]  # the default when no SSL_CERT_* names other CAs
     except Exception:  # no prepared contexts only costs speed
         return make
-    made = _stamps(files)
+    pools: dict[CAs, tuple[list[Any], list[str], list[tuple[int, int] | None]]] = {None: (ready, files, _stamps(files))}
+
+    def prepare(cas: CAs) -> None:
+        if cas in pools:
+            return
+        try:
+            made = [make_for(cas) for _ in range(count)]
+        except Exception:  # an unusable CA file: the step says so itself
+            made = []
+        pools[cas] = (made, [cas[1]] if cas else [], _stamps([cas[1]] if cas else []))
 
     def default_ssl_context(*args: Any, **kwargs: Any) -> Any:
-        own = kwargs.get("_trust_env", True) and OWN_CAS[0]
-        if ready and not args and set(kwargs) <= {"_trust_env"} and not own and _stamps(files) == made:
+        cas = STEP_CAS[0] if kwargs.get("_trust_env", True) else None
+        pool = pools.get(cas)
+        if pool and pool[0] and not args and set(kwargs) <= {"_trust_env"} and _stamps(pool[1]) == pool[2]:
             with contextlib.suppress(IndexError):  # another thread took the last one
-                return ready.pop()
+                return pool[0].pop()
         return make(*args, **kwargs)
 
     default_ssl_context.prepared = ready  # type: ignore[attr-defined]
+    default_ssl_context.prepare = prepare  # type: ignore[attr-defined]
+    default_ssl_context.pools = pools  # type: ignore[attr-defined]
     default_ssl_context.__wrapped__ = make  # type: ignore[attr-defined]
     return default_ssl_context

@@ -145,3 +145,87 @@ def test_a_long_input_reaches_the_pod_as_arguments_not_one_variable(tmp_path):
     assert out.returncode == 0, out.stderr
     [record] = _records(out.stdout)
     assert llmstep.serde.loads_value(record["value"]) == len(value["question"])
+
+
+# ---------------------------------------------------------------- calls against the stand-in API
+
+
+def _kubeconfig(tmp_path, namespace):
+    import yaml
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "team",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
+                     {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}}],
+    }))
+    return str(path)
+
+
+def _kubelet(tmp_path):
+    """Plays the kubelet for the stand-in: runs the created Pod's step as a process, with the
+    Pod's env, and serves what it printed as the Pod's log."""
+    def run(cluster, pod, manifest):
+        out = _step(manifest, tmp_path / pod.metadata.name)
+        cluster.logs[(pod.metadata.name, "main")] = out.stdout
+        pod.status.phase = "Succeeded" if out.returncode == 0 else "Failed"
+    return run
+
+
+def test_pods_run_in_the_kubeconfig_contexts_namespace_as_kubectl_uses_it(tmp_path, monkeypatch):
+    from kube_fake import FakeCluster
+
+    cluster = FakeCluster()
+    cluster.on_create = _kubelet(tmp_path)
+    kubeconfig = _kubeconfig(tmp_path, "team-a")
+    runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), kubeconfig=kubeconfig)
+    assert runner.invoke({"question": "where"}) == "offline answer: where"
+    assert [ns for ns, _ in cluster.created] == ["team-a"] and cluster.deleted[0][0] == "team-a"
+    other = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), kubeconfig=kubeconfig, context="other")
+    assert other.invoke({"question": "there"}) == "offline answer: there" and cluster.created[-1][0] == "other-ns"
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)  # as kubectl reads it
+    assert llmstep.KubernetesRunnable(qa_chain(), client=cluster.client()).namespace == "team-a"
+    given = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), namespace="mine")
+    assert given.invoke({"question": "x"}) == "offline answer: x" and cluster.created[-1][0] == "mine"
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    assert llmstep.KubernetesRunnable(qa_chain(), client=cluster.client()).namespace == "default"
+
+
+def _vanish(cluster, pod):
+    del cluster.pods[pod.metadata.name]
+    cluster.deleted.append((pod.metadata.namespace, pod.metadata.name))
+
+
+@pytest.mark.parametrize("when", ["while-pending", "before-its-log"])
+def test_a_pod_deleted_mid_call_is_an_llmstep_error_naming_it(tmp_path, when):
+    from kube_fake import FakeCluster
+
+    cluster = FakeCluster()
+    if when == "while-pending":
+        cluster.after_read = lambda c, pod: _vanish(c, pod) if pod.status.phase == "Pending" else None
+    else:
+        kubelet = _kubelet(tmp_path)
+
+        def run_then_vanish(c, pod, manifest):
+            kubelet(c, pod, manifest)
+            c.after_read = lambda c2, p: _vanish(c2, p)  # read once (Succeeded), then gone before the log
+        cluster.on_create = run_then_vanish
+    runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), namespace="team-a", poll=0.01)
+    with pytest.raises(llmstep.SubmissionError) as err:
+        runner.invoke({"question": "x"})
+    name = cluster.created[0][1]["metadata"]["generateName"]
+    assert f"pod team-a/{name}" in str(err.value) and "is gone: it was deleted while the call waited" in str(err.value)
+    with pytest.raises(llmstep.SubmissionError, match="is gone"):
+        list(runner.stream({"question": "x"}))
+
+
+def test_an_api_server_gone_mid_call_is_an_llmstep_error(tmp_path):
+    from kube_fake import FakeCluster
+
+    cluster = FakeCluster()
+    cluster.after_read = lambda c, pod: setattr(c, "unreachable", True)
+    runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), namespace="ns", poll=0.01)
+    with pytest.raises(llmstep.SubmissionError, match=r"waiting for pod ns/.*cannot reach the Kubernetes API server"):
+        runner.invoke({"question": "x"})

@@ -9,6 +9,7 @@ from forkserver_cases import (
     _Contexts,
     _run,
     _tls_contexts,
+    _tls_contexts_for_own_cas,
 )
 from langchain_core.runnables import RunnableLambda
 
@@ -61,3 +62,55 @@ def test_a_tls_context_that_cannot_be_made_leaves_the_library_as_it_was():
         raise OSError("no CA bundle")
 
     assert forkserver._handing_out(broken, 2, []) is broken
+
+
+def test_a_step_naming_its_own_ca_file_gets_contexts_the_server_made_for_it(tmp_path, monkeypatch, fresh_servers):
+    """A machine whose environment names its CA bundle (SSL_CERT_FILE, passed on to local steps)
+    made every model step build its two contexts itself: the server prepares them for that file."""
+    pytest.importorskip("httpcore2", reason="the installed openai does not use httpcore2")
+    import shutil
+
+    import certifi
+
+    bundle = tmp_path / "own-ca.pem"
+    shutil.copy(certifi.where(), bundle)  # a real CA file, not this machine's
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    _run(RunnableLambda(_tls_contexts), tmp_path)  # teaches the server httpcore2
+    got = _run(RunnableLambda(_tls_contexts_for_own_cas), tmp_path)
+    assert got == {"prepared": forkserver.TLS_CONTEXTS, "taken": 1, "trusts_own": True}
+
+
+def test_contexts_prepared_for_a_steps_cas_go_only_to_a_step_naming_them(tmp_path, bundle):
+    make, made_for = _Contexts(), []
+
+    def make_for(cas):
+        made_for.append(cas)
+        return object()
+
+    handing = forkserver._handing_out(make, 2, [str(bundle)], make_for=make_for)
+    own = ("cafile", str(bundle))
+    handing.prepare(own)
+    handing.prepare(own)  # once per CAs
+    assert made_for == [own, own]
+    forkserver.tls.for_step({"SSL_CERT_FILE": str(bundle)})
+    first, second = handing(), handing(_trust_env=True)
+    assert first is not second and len(make.made) == 2 and not handing.pools[own][0]  # both prepared ones, no new
+    forkserver.tls.for_step({"SSL_CERT_DIR": str(tmp_path)})  # other CAs: nothing prepared for them
+    handing()
+    assert make.made[-1] == ((), True, {}) and len(make.made) == 3
+    forkserver.tls.for_step({"SSL_CERT_FILE": str(bundle)})
+    handing.prepare(("capath", str(tmp_path)))
+    handing.pools[own][0].append(object())
+    bundle.write_text("CAs, changed\n")
+    os.utime(bundle, ns=(1, 1))
+    handing()  # the file changed since: made afresh
+    assert len(make.made) == 4
+
+
+def test_contexts_for_cas_that_cannot_load_are_not_prepared(tmp_path, bundle):
+    def broken(cas):
+        raise OSError("not a CA file")
+
+    handing = forkserver._handing_out(_Contexts(), 2, [], make_for=broken)
+    handing.prepare(("cafile", str(bundle)))
+    assert handing.pools[("cafile", str(bundle))][0] == []
