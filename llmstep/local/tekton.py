@@ -429,6 +429,10 @@ class TektonRun:
                                       keep_data_dir=True)
 
         def collect(data_dir: Path) -> dict[str, Any]:
+            if "output-path" in results and not (data_dir / ".results" / "output-path").is_file():
+                # llmstep exec publishes its results as it ends: the process ended early (os._exit)
+                raise WorkflowError("the step exited 0 without writing its results (output-path), so it has no "
+                                    "output: its process ended before llmstep exec finished")
             params_out = []
             for r in results:
                 path = data_dir / ".results" / r

@@ -118,6 +118,19 @@ def test_a_disk_that_fills_while_a_step_writes_its_output_fails_the_run_saying_s
         assert "no space left on the device" in status["nodes"]["RunnableLambda-2"]["message"]
 
 
+@pytest.mark.parametrize(("engine", "fragment"), [
+    ("argo", "/llmstep/output.json was not written, though the step exited 0"),
+    ("tekton", "the step exited 0 without writing its results (output-path)"),
+])
+def test_a_step_that_exits_0_without_its_output_fails_the_run(tmp_path, engine, fragment):
+    """os._exit(0) skips everything llmstep exec does after the Runnable: on Tekton the run read
+    as succeeded, with no output to print."""
+    chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(lambda x: __import__("os")._exit(0))
+    with pytest.raises(llmstep.RunFailed) as err:
+        llmstep.compile(chain, allow_pickle=True).run_local(1, runs_dir=tmp_path / "runs", engine=engine)
+    assert fragment in str(err.value)
+
+
 def test_retry_with_a_flaky_step(tmp_path):
     counter = tmp_path / "count"
     chain = llmstep.Step(RunnableLambda(_flaky_counter(str(counter), 2)), name="flaky", retries=2, backoff="0s")
