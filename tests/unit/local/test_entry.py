@@ -131,6 +131,73 @@ def test_a_step_that_exits_0_without_its_output_fails_the_run(tmp_path, engine, 
     assert fragment in str(err.value)
 
 
+DAEMON_CHAIN = """
+import subprocess, sys, time
+from langchain_core.runnables import RunnableLambda
+import llmstep
+
+DAEMON = ("import os, sys, time\\n"
+          "if os.fork(): os._exit(0)\\n"
+          "os.setsid()\\n"  # out of the step's process group and session
+          "if os.fork(): os._exit(0)\\n"
+          "open(sys.argv[1], 'w').write(str(os.getpid()))\\n"
+          "time.sleep(600)\\n")
+
+def start(pid_file):
+    subprocess.run([sys.executable, "-c", DAEMON, pid_file])
+    while not open(pid_file).read():
+        time.sleep(0.02)
+    return pid_file
+
+def hang(pid_file):
+    start(pid_file)
+    time.sleep(600)  # the step's timeout stops it
+
+chain = RunnableLambda(start)
+hangs = llmstep.Step(RunnableLambda(hang), timeout=600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a step's subreaper is Linux's PR_SET_CHILD_SUBREAPER")
+@pytest.mark.parametrize("fork", [[], ["--no-fork-server"]], ids=["fork-server", "cold"])
+@pytest.mark.parametrize("stopped", [False, True], ids=["step-ends", "step-stopped"])
+def test_a_daemon_a_step_starts_ends_with_the_step(tmp_path, fork, stopped):
+    """A Runnable that starts a real daemon (double fork, setsid): it outlived the run before.
+    Stopped: the run is terminated while the step hangs (what a timeout does to the step too)."""
+    (tmp_path / "daemons.py").write_text(DAEMON_CHAIN)
+    pid_file = tmp_path / "daemon.pid"
+    pid_file.write_text("")
+    argv = [sys.executable, "-m", "llmstep", "run", f"daemons.py:{'hangs' if stopped else 'chain'}", "--allow-pickle",
+            "--input", json.dumps(str(pid_file)), *fork]
+    run = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        daemon = int(pid_file.read_text())  # it started: the state the test needs
+        if stopped:
+            run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=120)
+        assert run.returncode == (143 if stopped else 0), stderr
+        deadline = time.monotonic() + 10  # the step's SIGTERM, then its grace
+        while _alive(daemon) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(daemon)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if pid_file.read_text() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def test_retry_with_a_flaky_step(tmp_path):
     counter = tmp_path / "count"
     chain = llmstep.Step(RunnableLambda(_flaky_counter(str(counter), 2)), name="flaky", retries=2, backoff="0s")

@@ -62,3 +62,38 @@ def test_a_stopped_launcher_starts_nothing(tmp_path):
     launcher.stop()
     outcome = launcher.run([sys.executable, "-c", "open('ran', 'w')"], base_env(tmp_path), tmp_path / "log.txt", timeout=5)
     assert outcome.interrupted and outcome.exit_code == 130 and not (tmp_path / "ran").exists()
+
+
+def test_a_background_process_left_in_the_steps_group_ends_with_the_step(tmp_path):
+    """A step (here any command) that leaves a child running in its process group: the launcher
+    kills the group once the step has ended, as a pod's processes end with its container."""
+    import os
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    code = ("import subprocess, sys\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    launcher = Launcher()
+    try:
+        outcome = launcher.run([sys.executable, "-c", code], {}, tmp_path / "log.txt", timeout=60)
+    finally:
+        launcher.close()
+    assert outcome.exit_code == 0
+    child = int(pid_file.read_text())
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 10
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive()
+    finally:
+        if alive():
+            os.kill(child, 9)
