@@ -73,8 +73,10 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
+        from llmstep.cli.run import refuse_reference_options
         from llmstep.yamlio import load_documents
 
+        refuse_reference_options(args, args.target, ("--image", "--allow-pickle"))
         docs = [d for d in load_documents(path) if d.get("kind") == "Workflow"]
         if len(docs) != 1:
             raise WorkflowError(f"{args.target}: expected one Argo Workflow, found {len(docs)}")
@@ -192,9 +194,11 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
+        from llmstep.cli.run import refuse_reference_options
         from llmstep.render.tekton import INPUT_PARTS, with_run
         from llmstep.yamlio import load_documents
 
+        refuse_reference_options(args, args.target, ("--image", "--allow-pickle"))
         docs = with_run([d for d in load_documents(path) if d.get("kind") in ("Task", "Pipeline", "PipelineRun")])
         runs = [d for d in docs if d["kind"] == "PipelineRun"]
         if len(runs) != 1 or not any(d["kind"] == "Pipeline" for d in docs):

@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # every step's command: its own entry point, without the rest of the command line
         from llmstep.executor import main as executor
 
-        return executor.main(argv[command + 1:], debug=bool(argv[:command]))
+        return executor.process_main(argv[command + 1:], debug=bool(argv[:command]))
     args = _parser().parse_args(argv)
     _setup_logging(args)
     from llmstep import values

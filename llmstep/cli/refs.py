@@ -50,7 +50,7 @@ def load_reference(ref: str) -> Any:
     if not isinstance(obj, (Runnable, dict)) and callable(obj):
         try:
             obj = obj()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ReferenceError_(
                 f"{ref}: calling {attr}() raised {type(exc).__name__}: {exc} (it must take no arguments "
                 "and return a Runnable)"
@@ -111,14 +111,21 @@ def _load_module(spec: str) -> Any:
         try:
             code = compile(resolved.read_text(encoding="utf-8"), spec, "exec")
             exec(code, module.__dict__)  # loading the user's own chain file
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             del sys.modules[name]
-            raise ReferenceError_(f"{spec} raised while loading: {type(exc).__name__}: {exc}") from exc
+            raise ReferenceError_(_raised(spec, exc)) from exc
         _FILES[resolved] = module
         return module
     try:
         return importlib.import_module(spec)
     except ImportError as exc:
         raise ReferenceError_(f"cannot import {spec}: {exc}") from exc
-    except Exception as exc:  # the user's module raised: their error, as for a file, not an llmstep bug
-        raise ReferenceError_(f"{spec} raised while loading: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # the user's module raised: their error, as for a file, not an llmstep bug
+        raise ReferenceError_(_raised(spec, exc)) from exc
+
+
+def _raised(spec: str, exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):  # exit(0) would otherwise end llmstep as a success with no output
+        return (f"{spec} called sys.exit({exc.code!r}) while loading, so it defines no chain; a module that is "
+                "also a script keeps that under if __name__ == '__main__':")
+    return f"{spec} raised while loading: {type(exc).__name__}: {exc}"

@@ -41,7 +41,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
     add_value_type_option(p, only_ref=True)
     p.add_argument("--image", help="(REF) the step image written into the workflow")
-    p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
+    p.add_argument("--engine", choices=["argo", "tekton"], help="(REF) which documents to render and run (default: argo)")
     p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     p.add_argument("--isolation", choices=["process", "container"], default="process",
                    help="run each step as a process (default) or in the step image")
@@ -140,6 +140,17 @@ def read_secrets(path: str | None) -> dict[str, str]:
     return values
 
 
+def refuse_reference_options(args: argparse.Namespace, target: str, flags: tuple[str, ...]) -> None:
+    """UsageError naming the options in ``flags`` that were given though they only shape what
+    llmstep renders from a chain reference, and ``target`` is no reference (a document is rendered
+    already: its images, its engine and its payloads are written in it)."""
+    given = [flag for flag in flags if getattr(args, flag.lstrip("-").replace("-", "_"), None) not in (None, False)]
+    if given:
+        raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a chain reference, which "
+                         f"llmstep renders; {target} is rendered already (what {' and '.join(given)} would set is "
+                         f"written in it): drop {' and '.join(given)}, or edit the document")
+
+
 def parameters(args: argparse.Namespace) -> dict[str, str]:
     """Workflow parameters from -p, --input and --inputs (a batch, encoded like step outputs)."""
     from llmstep import serde
@@ -227,6 +238,10 @@ def _run(args: argparse.Namespace) -> int:
         raise Terminated
 
     signal.signal(signal.SIGTERM, terminated)  # stopped like Ctrl-C: steps stopped, record finished, exit 143
+    files = bool(args.target) and all(Path(t).is_file() and not t.endswith(".py") for t in args.target)
+    if files or (args.resume and not args.target):  # what runs is rendered already
+        refuse_reference_options(args, " ".join(args.target) or f"run {args.resume}", ("--image", "--engine"))
+    args.engine = args.engine or "argo"
     runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
     isolation = Isolation.from_environ(os.environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)

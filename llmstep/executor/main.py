@@ -15,6 +15,7 @@ import argparse
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,20 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
             return contract.EXIT_RUNNABLE_FAILED
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return contract.EXIT_INTERNAL
+
+
+def process_main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
+    """:func:`main` as the step's own process (the console script, a fork server's child): the
+    processes the step starts, detached ones included, end when it does (see
+    :mod:`llmstep.executor.reaper`)."""
+    from llmstep.executor import reaper
+
+    if reaper.adopt_orphans():
+        signal.signal(signal.SIGTERM, reaper.on_term)  # stopped (a timeout, Ctrl-C on the run): they stop too
+    try:
+        return main(argv, debug=debug)
+    finally:
+        reaper.end_descendants()
 
 
 def run(args: argparse.Namespace) -> int:

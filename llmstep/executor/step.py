@@ -56,6 +56,14 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         check_input_keys(runnable, value, name, engine)
         output, usage = _invoke(runnable, value, name, stream, classes)
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
+    except SystemExit as exc:  # sys.exit() in the step's code, importing or running: no output is no success
+        failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}) before the Runnable "
+                                 "returned, so the step has no output; a Runnable returns a value or raises")
+        failure.__cause__ = exc
+        code = _fail(data_dir, name, failure, secrets)
+        if records:
+            emit("error", **jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
+        return code
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:

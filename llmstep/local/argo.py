@@ -295,14 +295,14 @@ class ArgoRun:
             elif p.default is not None:
                 value = p.default
             else:
-                raise WorkflowError(f"output parameter {p.name!r}: {p.path} was not written")
+                raise WorkflowError(f"output parameter {p.name!r}: {p.path} was not written, though the step exited 0")
             outputs["parameters"].append({"name": p.name, "value": value})
         for a in template.output_artifacts:
             path = _local_path(a.path, root, data_dir, f"output artifact {a.name}")
             if not path.exists():
                 if a.optional:
                     continue
-                raise WorkflowError(f"output artifact {a.name!r}: {a.path} was not written")
+                raise WorkflowError(f"output artifact {a.name!r}: {a.path} was not written, though the step exited 0")
             outputs["artifacts"].append({"name": a.name, "path": a.path, "localPath": str(path)})
         return outputs
 

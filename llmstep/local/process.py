@@ -170,6 +170,7 @@ class Launcher:
         while True:
             code = poll(0.05)
             if code is not None:
+                _end_group(pid)
                 return Outcome(code)
             if self.stopping.is_set():
                 _stop_group(pid, poll)
@@ -188,6 +189,16 @@ class Launcher:
         """Stop the run: each step's supervising thread sees this within 50 ms and stops its
         process group."""
         self.stopping.set()
+
+
+def _end_group(pid: int) -> None:
+    """What is left of a step that ended (a background process in its group), killed as a pod's
+    processes are when its container ends; what detached from the group the step stops itself
+    (see llmstep.executor.reaper)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _stop_group(pid: int, poll: Callable[[float], int | None]) -> int | None:

@@ -402,12 +402,15 @@ class TektonRun:
             values.update({f"results.{r}.path": str(data_dir / ".results" / r) for r in results})
             return values
 
+        placed: dict[str, Path] = {}
+
         def prepare(scratch: Path) -> Attempt:
             # Tekton keeps the step's data directory in the workspace (--data-dir says where);
             # the scratch directory holds the results files, as /tekton/results does in a pod.
             values = values_for(scratch)
             resolved = self._subst(argv, name, final, values)
             data_dir = Path(contract.argv_data_dir(resolved, str(scratch)))
+            placed["data_dir"] = data_dir
             _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
             shutil.rmtree(data_dir / "input", ignore_errors=True)
             env = base_env(step_dir)
@@ -429,6 +432,12 @@ class TektonRun:
                                       keep_data_dir=True)
 
         def collect(data_dir: Path) -> dict[str, Any]:
+            if "data_dir" in placed:  # the chain input the step staged from its environment: stored once
+                self.record.values.share(placed["data_dir"] / contract.INPUT)
+            if "output-path" in results and not (data_dir / ".results" / "output-path").is_file():
+                # llmstep exec publishes its results as it ends: the process ended early (os._exit)
+                raise WorkflowError("the step exited 0 without writing its results (output-path), so it has no "
+                                    "output: its process ended before llmstep exec finished")
             params_out = []
             for r in results:
                 path = data_dir / ".results" / r

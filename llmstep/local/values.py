@@ -1,8 +1,8 @@
 """Large texts of a run record, stored once.
 
-A run's input is a workflow argument, the first step's input file and, for a one-step chain, its
-output too; each step's output is the next one's input file, and the last one is an output
-parameter as well. Written out each time, a 50 MB input made a record of nearly 400 MB. Texts of
+A run's input is a workflow argument, the first step's input file (a Tekton step writes its own,
+from its environment) and, for a one-step chain, its output too; each step's output is the next
+one's input file, and the last one is an output parameter as well. Written out each time, a 50 MB input made a record of nearly 400 MB. Texts of
 :data:`BIG` characters or more are kept once, in ``values/<sha256>.txt`` inside the record: the
 data directories' files are hard links to that copy (a plain copy only where a link cannot be
 made), and status.json holds ``{"$llmstepValue": "<name>"}`` in their place.
@@ -49,6 +49,27 @@ class ValueStore:
                 except OSError:
                     return  # stored (copied) when status.json is next written
             self._names[id(text)] = (text, name)
+
+    def share(self, path: Path) -> None:
+        """``path``, a file a step wrote itself (the chain input a Tekton step stages from its
+        environment), becomes a link to the stored copy of the same text, if there is one: the
+        record holds the text once."""
+        try:
+            if path.stat().st_size < BIG:
+                return
+            data = path.read_bytes()
+        except OSError:
+            return
+        stored = self.folder / (hashlib.sha256(data).hexdigest()[:40] + ".txt")
+        try:
+            if not stored.exists() or os.path.samefile(stored, path):
+                return
+            spare = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            spare.unlink(missing_ok=True)
+            os.link(stored, spare)
+            os.replace(spare, path)
+        except OSError:
+            return  # a copy costs room, never correctness
 
     def externalize(self, status: dict[str, Any]) -> dict[str, Any]:
         """``status`` as status.json holds it: big argument and output-parameter values by name."""

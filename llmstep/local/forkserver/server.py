@@ -122,7 +122,7 @@ def _serve(path: str, preload: list[str], lessons: str = "", idle: float = 0.0, 
                 for fd in (learned, reaped, wake, null):
                     os.close(fd)
                 conn.close()
-                _become_step(request, executor.main, teach, libraries)
+                _become_step(request, executor.process_main, teach, libraries)
             running[pid] = conn
             try:
                 conn.sendall(f"{pid}\n".encode())
@@ -134,7 +134,10 @@ def _warm(executor: Any) -> None:
     """Work every step would repeat after the fork, done once before it: ``llmstep exec``'s
     parser, and the machine facts HTTP clients send with each request (``platform.platform()``
     runs ``uname -p`` in a subprocess the first time a process asks)."""
+    import ctypes  # noqa: F401 - each step makes itself its descendants' subreaper with it
     import platform
+
+    from llmstep.executor import reaper  # noqa: F401
 
     executor.parser()
     platform.platform()

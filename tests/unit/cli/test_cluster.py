@@ -72,3 +72,11 @@ def test_cli_submit_wait_timeout_must_be_seconds_above_zero(tmp_path):
         result = run_cli("submit", f"{ROOT}/examples/qa.py:chain", "--wait", "--timeout", bad, cwd=tmp_path, timeout=60)
         assert result.returncode == 2, result.stderr
         assert f"argument --timeout: {bad!r} is not a number of seconds above 0" in result.stderr
+
+
+def test_cli_submit_refuses_chain_options_with_a_file(tmp_path):
+    for flag in (["--image", "example/llm:2"], ["--allow-pickle"]):
+        result = run_cli("submit", str(ROOT / "workflows" / "qa.yaml"), *flag, "--input", '{"question": "q"}',
+                         cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert f"{flag[0]} applies to a chain reference" in result.stderr

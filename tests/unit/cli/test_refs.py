@@ -131,6 +131,35 @@ def test_a_module_that_raises_while_importing_is_a_reference_error(tmp_path, mon
         load_reference("refs_case_typo:chain")
 
 
+@pytest.mark.parametrize("code", ["0", "3", "'usage: chain.py ARGS'", ""])
+def test_a_module_that_exits_while_loading_is_a_reference_error_naming_it(tmp_path, monkeypatch, code):
+    """sys.exit(0) on import ended llmstep as a success with no output."""
+    body = PROMPT + "chain = ChatPromptTemplate.from_template('{q}')\nimport sys\n" + f"sys.exit({code})\n"
+    write("exits_on_load.py", body)
+    write("lib/refs_case_exits.py", body)
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    shown = repr(eval(code)) if code else "None"
+    for ref, named in [("exits_on_load.py:chain", "exits_on_load.py"), ("refs_case_exits:chain", "refs_case_exits")]:
+        with pytest.raises(ReferenceError_, match=re.escape(f"{named} called sys.exit({shown}) while loading")) as err:
+            load_reference(ref)
+        assert "if __name__ == '__main__'" in str(err.value)
+
+
+def test_a_function_that_exits_is_a_reference_error():
+    write("exits_in_build.py", "import sys\ndef build():\n    sys.exit(0)\n")
+    with pytest.raises(ReferenceError_, match=r"calling build\(\) raised SystemExit"):
+        load_reference("exits_in_build.py:build")
+
+
+def test_the_cli_reports_a_module_that_exits_as_bad_input_not_a_silent_success(tmp_path):
+    write("exits_cli.py", "import sys\nsys.exit(0)\n")
+    for command in (["compile", "exits_cli.py:chain"], ["run", "exits_cli.py:chain", "--input", "1"]):
+        result = subprocess.run([sys.executable, "-m", "llmstep", *command], capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "exits_cli.py called sys.exit(0) while loading, so it defines no chain" in result.stderr
+
+
 def test_the_cli_reports_a_module_that_raises_as_bad_input_not_an_internal_error(tmp_path):
     write("refs_case_cli.py", "raise ValueError('no model configured')\n")
     source = str(Path(llmstep.__file__).resolve().parent.parent)  # the llmstep under test

@@ -126,3 +126,25 @@ def test_hostile_inputs_are_refused_naming_the_option(tmp_path):
         result = run_cli(*args, cwd=tmp_path, timeout=60)
         assert result.returncode == 2, (args[:2], result.stderr)
         assert fragment in result.stderr, result.stderr
+
+
+def test_options_that_only_shape_a_rendered_chain_are_refused_with_a_file_not_ignored(tmp_path):
+    qa = str(ROOT / "workflows" / "qa.yaml")
+    tekton = tmp_path / "qa-tekton.yaml"
+    tekton.write_text(run_cli("compile", f"{ROOT}/examples/qa.py:chain", "--engine", "tekton", cwd=tmp_path).stdout)
+    cases = [
+        (("run", qa, "--image", "example/llm:2", "--input", '{"question": "q"}'), "--image applies to a chain reference"),
+        (("run", qa, "--engine", "tekton"), "--engine applies to a chain reference"),
+        (("run", qa, "--engine", "argo"), "--engine applies"),  # even the value the file has: it is not read
+        (("run", str(tekton), "--image", "x", "--engine", "argo"), "--image, --engine apply to a chain reference"),
+        (("run", "--resume", "some-run", "--image", "x"), "run some-run is rendered already"),
+    ]
+    for args, fragment in cases:
+        result = run_cli(*args, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (args, result.stderr)
+        assert fragment in result.stderr and "drop --" in result.stderr, result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()
+    # with a chain reference they shape what is rendered, as before
+    ok = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--engine", "tekton", "--image", "example/llm:2",
+                 "--input", '{"question": "q"}', cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.strip() == "offline answer: q", ok.stderr

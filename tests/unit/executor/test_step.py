@@ -172,3 +172,18 @@ def test_an_output_past_the_file_size_limit_fails_the_step_naming_the_file(tmp_p
     error = json.loads((d / "error.json").read_text())
     assert error["exit_code"] == 1 and error["message"].startswith(message)
     assert not (d / "output.json").exists() and not (d / "preview.txt").exists()  # half an output is no output
+
+
+def _exits(x):
+    import sys
+
+    sys.exit(0)
+
+
+def test_a_runnable_that_calls_sys_exit_fails_the_step_instead_of_succeeding_without_output(tmp_path):
+    d = write_step(tmp_path / "s", payload_of(RunnableLambda(_exits), allow_pickle=True), '"x"')
+    result = exec_step(d)
+    assert result.returncode == 1, result.stderr
+    error = json.loads((d / "error.json").read_text())
+    assert error["type"] == "SystemExit" and "its code called sys.exit(0) before the Runnable returned" in error["message"]
+    assert not (d / "output.json").exists()

@@ -118,6 +118,101 @@ def test_a_disk_that_fills_while_a_step_writes_its_output_fails_the_run_saying_s
         assert "no space left on the device" in status["nodes"]["RunnableLambda-2"]["message"]
 
 
+@pytest.mark.parametrize(("engine", "fragment"), [
+    ("argo", "/llmstep/output.json was not written, though the step exited 0"),
+    ("tekton", "the step exited 0 without writing its results (output-path)"),
+])
+def test_a_step_that_exits_0_without_its_output_fails_the_run(tmp_path, engine, fragment):
+    """os._exit(0) skips everything llmstep exec does after the Runnable: on Tekton the run read
+    as succeeded, with no output to print."""
+    chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(lambda x: __import__("os")._exit(0))
+    with pytest.raises(llmstep.RunFailed) as err:
+        llmstep.compile(chain, allow_pickle=True).run_local(1, runs_dir=tmp_path / "runs", engine=engine)
+    assert fragment in str(err.value)
+
+
+DAEMON_CHAIN = """
+import subprocess, sys, time
+from langchain_core.runnables import RunnableLambda
+import llmstep
+
+DAEMON = ("import os, sys, time\\n"
+          "if os.fork(): os._exit(0)\\n"
+          "os.setsid()\\n"  # out of the step's process group and session
+          "if os.fork(): os._exit(0)\\n"
+          "open(sys.argv[1], 'w').write(str(os.getpid()))\\n"
+          "time.sleep(600)\\n")
+
+def start(pid_file):
+    subprocess.run([sys.executable, "-c", DAEMON, pid_file])
+    while not open(pid_file).read():
+        time.sleep(0.02)
+    return pid_file
+
+def hang(pid_file):
+    start(pid_file)
+    time.sleep(600)  # the step's timeout stops it
+
+chain = RunnableLambda(start)
+hangs = llmstep.Step(RunnableLambda(hang), timeout=600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a step's subreaper is Linux's PR_SET_CHILD_SUBREAPER")
+@pytest.mark.parametrize("fork", [[], ["--no-fork-server"]], ids=["fork-server", "cold"])
+@pytest.mark.parametrize("stopped", [False, True], ids=["step-ends", "step-stopped"])
+def test_a_daemon_a_step_starts_ends_with_the_step(tmp_path, fork, stopped):
+    """A Runnable that starts a real daemon (double fork, setsid): it outlived the run before.
+    Stopped: the run is terminated while the step hangs (what a timeout does to the step too)."""
+    (tmp_path / "daemons.py").write_text(DAEMON_CHAIN)
+    pid_file = tmp_path / "daemon.pid"
+    pid_file.write_text("")
+    argv = [sys.executable, "-m", "llmstep", "run", f"daemons.py:{'hangs' if stopped else 'chain'}", "--allow-pickle",
+            "--input", json.dumps(str(pid_file)), *fork]
+    run = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        daemon = int(pid_file.read_text())  # it started: the state the test needs
+        if stopped:
+            run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=120)
+        assert run.returncode == (143 if stopped else 0), stderr
+        deadline = time.monotonic() + 10  # the step's SIGTERM, then its grace
+        while _alive(daemon) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(daemon)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if pid_file.read_text() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_a_big_input_is_stored_once_in_the_record(tmp_path, engine):
+    """The input is a workflow argument, the first step's input file and (Tekton) a file the step
+    stages from its environment: a record of a big input was twice its size on Tekton. Measured
+    with du, which counts a hard-linked file once."""
+    size = 8_000_000
+    chain = RunnableLambda(lambda x: len(x["q"])) | RunnableLambda(lambda n: n + 1)
+    out = llmstep.compile(chain, allow_pickle=True).run_local({"q": "x" * size}, runs_dir=tmp_path / "runs",
+                                                              engine=engine)
+    assert out == size + 1
+    record = next((tmp_path / "runs").iterdir())
+    used = int(subprocess.run(["du", "-sk", str(record)], capture_output=True, text=True, check=True).stdout.split()[0])
+    assert used * 1024 < 1.3 * size, f"{used} KiB for an input of {size // 1024} KiB"
+
+
 def test_retry_with_a_flaky_step(tmp_path):
     counter = tmp_path / "count"
     chain = llmstep.Step(RunnableLambda(_flaky_counter(str(counter), 2)), name="flaky", retries=2, backoff="0s")

@@ -109,3 +109,38 @@ def test_a_step_the_kernel_would_not_start_fails_unstarted_with_exit_128(tmp_pat
     assert outcome.exit_code == 128 and "argument list too long" in outcome.start_error
     assert not (tmp_path / "ran").exists()
     assert "argument list too long: environment variable BIG" in (tmp_path / "log.txt").read_text()
+
+
+def test_a_background_process_left_in_the_steps_group_ends_with_the_step(tmp_path):
+    """A step (here any command) that leaves a child running in its process group: the launcher
+    kills the group once the step has ended, as a pod's processes end with its container."""
+    import os
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    code = ("import subprocess, sys\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    launcher = Launcher()
+    try:
+        outcome = launcher.run([sys.executable, "-c", code], {}, tmp_path / "log.txt", timeout=60)
+    finally:
+        launcher.close()
+    assert outcome.exit_code == 0
+    child = int(pid_file.read_text())
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 10
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive()
+    finally:
+        if alive():
+            os.kill(child, 9)

@@ -52,3 +52,21 @@ def test_a_steps_output_becomes_the_stored_copy_without_a_second_write(tmp_path)
     assert os.path.samefile(tmp_path / "values" / ref, output)
     link(output, tmp_path / "next-input.json")
     assert os.path.samefile(tmp_path / "next-input.json", output)
+
+
+def test_a_file_a_step_wrote_with_a_stored_text_becomes_a_link_to_it(tmp_path):
+    store = ValueStore(tmp_path)
+    text = "y" * (BIG + 10)
+    store.externalize({"arguments": {"input": text}, "nodes": {}})  # the run's input, stored
+    staged = tmp_path / "input.json"
+    staged.write_text(text)  # what the step wrote from its environment
+    store.share(staged)
+    assert staged.read_text() == text and os.path.samefile(staged, store.folder / os.listdir(store.folder)[0])
+    other = tmp_path / "other.json"
+    other.write_text("z" * (BIG + 10))  # a text the store does not hold stays as it is
+    store.share(other)
+    assert other.stat().st_nlink == 1
+    small = tmp_path / "small.json"
+    small.write_text("small")
+    store.share(small)
+    assert small.read_text() == "small"
