@@ -265,8 +265,12 @@ def test_a_long_input_in_the_input_param_fails_as_on_the_controller(k8s, tmp_pat
         assert ours[name]["phase"] == phase(tr), name
     takers = [s.name for s in compiled.plan.steps if "input" in s.sources]
     assert len(takers) == 2
+    core = api.CoreV1Api()
     for name in takers:
         cond = succeeded(theirs[name])
-        assert "argument list too long" in cond["message"], cond
-        assert ours[name]["message"] == cond["message"], name
+        assert cond["message"] == '"step-exec" exited with code 128', cond
+        assert ours[name]["message"].startswith(cond["message"] + ": exec /tekton/bin/entrypoint: argument list too long")
+        pod = core.read_namespaced_pod(theirs[name]["status"]["podName"], NS)
+        [state] = [s.state.terminated for s in pod.status.container_statuses if s.name == "step-exec"]
+        assert state.exit_code == ours[name]["exitCode"] == 128 and "argument list too long" in state.message, state
     assert record.status["message"] == succeeded(done)["message"]
