@@ -19,12 +19,12 @@ from chains import normalize
 from conftest import kube_api
 from fidelity_cases import corpus_cases, example_cases, example_ids, size_cases
 from langchain_core.runnables import RunnableLambda
-from tekton_cluster import phase, results, taskruns, tekton_namespace
+from tekton_cluster import phase, results, taskruns, tekton_namespace, wait_done
 from value_chains import same_values
 
 import llmstep
 from llmstep import serde
-from llmstep.cluster.tekton import submit, succeeded
+from llmstep.cluster.tekton import TektonApi, submit, succeeded
 from llmstep.errors import LlmstepError
 from llmstep.local.entry import run_tekton
 
@@ -235,3 +235,42 @@ def test_timeouts_match_the_controller_task_by_task(case, timed_runs):
     for name, reason in skipped.items():
         if record.nodes[name].get("message", "").startswith("PipelineRun"):
             assert record.nodes[name]["message"] == reason, name
+
+
+def test_a_long_input_in_the_input_param_fails_as_on_the_controller(k8s, tmp_path):
+    """A PipelineRun that gives a 300 KB input in the ``input`` string param (as ``tkn pipeline
+    start -p input=...`` would), not in ``input-parts``: Tekton puts it in one environment variable,
+    and the pod's container never starts (Linux caps one at 128 KiB). The local runner, whose
+    forked steps are never exec'd, fails the same tasks the same way."""
+    from fidelity_cases import size_cases
+
+    tekton_namespace(k8s, NS)
+    api = kube_api(k8s)
+    chain, x, opts = size_cases()["size-input-300k-to-two-tasks"]
+    compiled = llmstep.compile(chain, name="fidelity-long-param", **opts)
+    docs = compiled.to_tekton()
+    docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.parameter_text(x)}]
+    *objects, pipelinerun = docs
+    tekton_api = TektonApi(api)
+    for doc in objects:
+        tekton_api.apply(NS, doc)
+    created = tekton_api.create(NS, pipelinerun)
+    record = run_tekton(docs, runs_dir=tmp_path, quiet=True)
+    done = wait_done(api, "PipelineRun", created["metadata"]["name"], NS, timeout=600)
+    assert phase(done) == "Failed" and record.phase == "Failed"
+    theirs = taskruns(api, created["metadata"]["name"], NS)
+    ours = {name: node for name, node in record.nodes.items() if node.get("phase") not in ("Skipped", "Omitted")}
+    assert set(ours) == set(theirs)
+    for name, tr in theirs.items():
+        assert ours[name]["phase"] == phase(tr), name
+    takers = [s.name for s in compiled.plan.steps if "input" in s.sources]
+    assert len(takers) == 2
+    core = api.CoreV1Api()
+    for name in takers:
+        cond = succeeded(theirs[name])
+        assert cond["message"] == '"step-exec" exited with code 128', cond
+        assert ours[name]["message"].startswith(cond["message"] + ": exec /tekton/bin/entrypoint: argument list too long")
+        pod = core.read_namespaced_pod(theirs[name]["status"]["podName"], NS)
+        [state] = [s.state.terminated for s in pod.status.container_statuses if s.name == "step-exec"]
+        assert state.exit_code == ours[name]["exitCode"] == 128 and "argument list too long" in state.message, state
+    assert record.status["message"] == succeeded(done)["message"]

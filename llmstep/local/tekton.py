@@ -29,7 +29,7 @@ from llmstep.local import trust
 from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions
-from llmstep.local.process import base_env, env_from
+from llmstep.local.process import START_FAILED, base_env, env_from
 from llmstep.local.records import FINISHED_OK, RunRecord, now
 from llmstep.local.scheduler import Node, schedule
 from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_task
@@ -455,6 +455,9 @@ class TektonRun:
             name=name, template=(use.get("taskRef") or {}).get("name", "taskSpec"), prepare=prepare, collect=collect,
             retries=int(use.get("retries", 0) or 0), timeout=timeout or None, exit_handler=final,
             timeout_message=f'TaskRun "{taskrun}" failed to finish within "{go_duration(timeout or 0)}"',
+            # Tekton's words for a step whose container exited 128, then why it never started
+            start_message=lambda error: f'"step-{step.get("name") or "unnamed-0"}" exited with code {START_FAILED}: '
+                                        f"exec /tekton/bin/entrypoint: {error}",
             deadline=self.ends[final],
             deadline_message=f'TaskRun "{taskrun}" was cancelled. TaskRun cancelled as the PipelineRun it belongs to '
                              "has timed out.",
