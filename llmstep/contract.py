@@ -12,6 +12,10 @@ DATA_DIR = "/llmstep"
 DATA_DIR_ENV = "LLMSTEP_DATA_DIR"
 """Overrides :data:`DATA_DIR` for ``llmstep exec`` when ``--data-dir`` is not given."""
 
+PAYLOAD_ENV = "LLMSTEP_PAYLOAD"
+INPUT_ENV = "LLMSTEP_INPUT"
+"""Where a staged step (Tekton, KubernetesRunnable) finds its payload and its input: ``--payload-env`` and ``--input-env``."""
+
 PAYLOAD = "runnable.json"
 INPUT = "input.json"
 INPUT_DIR = "input"

@@ -56,6 +56,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         check_input_keys(runnable, value, name, engine)
         output, usage = _invoke(runnable, value, name, stream, classes)
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
+        serde.check_output_secrets(text, secrets, name)
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:
