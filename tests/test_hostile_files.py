@@ -329,3 +329,25 @@ def test_a_step_refuses_a_secret_outside_a_credential_field_however_the_payload_
         assert KEY not in result.stdout + result.stderr and not (data_dir / "output.json").exists()
         error = (data_dir / "error.json").read_text()
         assert "reads the secret OPENAI_API_KEY" in error and KEY not in error
+
+
+def test_a_step_refuses_a_payload_naming_another_endpoint_however_it_arrived(tmp_path):
+    """The step's own line, as for pickles: a file's step is told the endpoints its payload may name
+    (LLMSTEP_ENDPOINTS), so a payload that reached it by a path no check saw sends nothing."""
+    from conftest import exec_step, write_step
+
+    with FakeOpenAI() as attacker, FakeOpenAI(reply="configured") as configured:
+        docs = _docs("argo", openai_chain())
+        _edit_payloads(docs, _aimed_at(attacker.url))
+        [doc] = docs
+        raw = next(a["raw"]["data"] for t in doc["spec"]["templates"] for a in (t.get("inputs") or {}).get("artifacts") or []
+                   if "raw" in a and "ChatOpenAI" in a["raw"]["data"])
+        data_dir = write_step(tmp_path / "d", json.loads(raw), json.dumps("hi"))
+        env = {"OPENAI_API_KEY": KEY, "LLMSTEP_ENDPOINTS": configured.url}
+        result = exec_step(data_dir, env)
+        assert result.returncode == 2, result.stderr
+        assert "openai_api_base sends the model key to" in (data_dir / "error.json").read_text()
+        assert attacker.requests == [] and configured.requests == []
+        allowed = exec_step(data_dir, {**env, "LLMSTEP_ENDPOINTS": f"{configured.url}\n{attacker.url}"})
+        assert allowed.returncode == 0, allowed.stderr
+        assert [r["headers"]["authorization"] for r in attacker.requests] == [f"Bearer {KEY}"]

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or os.environ.get(contract.DATA_DIR_ENV) or contract.DATA_DIR)
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
     records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream,
-               "step_name": args.step_name, "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
+               "step_name": args.step_name, "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE,
+               "endpoints": os.environ[contract.ENDPOINTS_ENV].split() if contract.ENDPOINTS_ENV in os.environ else None}
     if not staged:
         return run_step(data_dir, os.environ, **records)
     from llmstep.executor import staging

@@ -37,8 +37,8 @@ class ArgoRun:
         self.workflow, self.record, self.progress = workflow, record, options.reporter()
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
-        self.guard = trust.step_env(options.allow_pickle)
         self.policy = options.policy()
+        self.guard = trust.step_env(options.allow_pickle, self.policy)
         self.secrets = dict(options.secrets or {})
         self.parallelism = options.parallelism or workflow.parallelism
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included

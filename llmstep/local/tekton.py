@@ -211,8 +211,8 @@ class TektonRun:
                  options: RunOptions) -> None:
         self.run, self.pipeline, self.tasks, self.record = run, pipeline, tasks, record
         self.progress = options.reporter()
-        self.guard = trust.step_env(options.allow_pickle)
         self.policy = options.policy()
+        self.guard = trust.step_env(options.allow_pickle, self.policy)
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
         self.secrets = dict(options.secrets or {})

@@ -118,30 +118,11 @@ class Policy:
         for where, node in _places(docs, parameters):
             for path, payload in _payloads(node, ""):
                 step = f"step {payload.get('name', '?')!r} ({where}, {path or 'value'})"
-                for field, url in _endpoints(payload.get("data")):
+                for field, url in serde.endpoint_fields(payload.get("data")):
                     self.check_endpoint(url, f"{step} field {field}")
                 secret = serde.misplaced_secret(payload.get("data"))
                 if secret is not None:
                     raise WorkflowError(f"{step} reads the secret {secret} {serde.SECRET_PLACE}")
-
-
-_ENDPOINT_FIELDS = ("url", "endpoint", "api_base", "proxy", "host")
-"""Words that end the name of a Runnable's field that says where it connects (``base_url``,
-``openai_api_base``, ``azure_endpoint``, ``openai_proxy``, ``anthropic_api_url``, ...)."""
-
-
-def _endpoints(node: Any) -> Iterator[tuple[str, Any]]:
-    """(field, value) of every endpoint-naming constructor argument in a LangChain payload."""
-    if isinstance(node, dict):
-        if node.get("lc") == 1 and node.get("type") == "constructor" and isinstance(node.get("kwargs"), dict):
-            for key, value in node["kwargs"].items():
-                if isinstance(key, str) and key.lower().endswith(_ENDPOINT_FIELDS) and isinstance(value, str):
-                    yield key, value
-        for child in node.values():
-            yield from _endpoints(child)
-    elif isinstance(node, list):
-        for child in node:
-            yield from _endpoints(child)
 
 
 def _places(docs: list[dict[str, Any]], parameters: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
@@ -158,9 +139,13 @@ def refuse_pickles(docs: list[dict[str, Any]], parameters: Mapping[str, Any] | N
                 raise WorkflowError(serde.refused_pickle(str(payload.get("name", "?")), f"{where}, {path or 'value'}"))
 
 
-def step_env(allow_pickle: bool) -> dict[str, str]:
-    """What every step's environment gets last (over the template's own env)."""
-    return {} if allow_pickle else {contract.PICKLE_ENV: contract.REFUSE}
+def step_env(allow_pickle: bool, policy: Policy | None = None) -> dict[str, str]:
+    """What every step's environment gets last (over the template's own env): the pickle refusal,
+    and for a file's step the endpoints its payload may name."""
+    env = {} if allow_pickle else {contract.PICKLE_ENV: contract.REFUSE}
+    if policy is not None and policy.from_file:
+        env[contract.ENDPOINTS_ENV] = "\n".join(policy.endpoints)
+    return env
 
 
 def _name(doc: Any) -> str:
