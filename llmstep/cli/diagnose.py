@@ -14,7 +14,8 @@ from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "diagnose", parents=[common], help="ask an LLM what is wrong with a failed object and how to fix it",
+        "diagnose", parents=[common], allow_abbrev=False,  # as llmstep exec: options spelled in full in a step
+        help="ask an LLM what is wrong with a failed object and how to fix it",
         description="Gather evidence about TARGET (KIND/NAME: workflow, pipelinerun, taskrun, pod, deployment, "
         "replicaset, statefulset, daemonset, job, cronjob) or a file, remove secrets, and ask the model. "
         "Exit 0 with a report; 1 when evidence or the model's answer cannot be had; 2 on bad arguments.",

@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 @functools.cache  # built once per process: a forked step finds it built by the fork server
 def parser() -> argparse.ArgumentParser:
     """``llmstep exec``'s own parser (``--debug`` too, as the CLI's common option)."""
-    p = argparse.ArgumentParser(prog="llmstep exec", description=DESCRIPTION)
+    # no abbreviations: ``--data`` is not ``--data-dir`` (a runner checks a step's command by its options' full names)
+    p = argparse.ArgumentParser(prog="llmstep exec", description=DESCRIPTION, allow_abbrev=False)
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     add_arguments(p)
     return p

@@ -107,3 +107,9 @@ def test_diagnose_azure_honours_the_endpoint_and_api_version_variables(tmp_path)
         [request] = server.requests
         assert request["path"] == "/openai/deployments/diag/chat/completions?api-version=2099-01-01"
         assert request["headers"]["api-key"] == key
+
+
+def test_diagnose_options_are_never_abbreviated(tmp_path):
+    for abbreviated in (["--file", "x.yaml"], ["--output-d", str(tmp_path)], ["--base", "http://127.0.0.1:9/v1"]):
+        result = run_cli("diagnose", "pod/x", *abbreviated, "--dry-run")
+        assert result.returncode == 2 and "unrecognized arguments" in result.stderr, result.stderr
