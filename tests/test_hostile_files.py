@@ -351,3 +351,13 @@ def test_a_step_refuses_a_payload_naming_another_endpoint_however_it_arrived(tmp
         allowed = exec_step(data_dir, {**env, "LLMSTEP_ENDPOINTS": f"{configured.url}\n{attacker.url}"})
         assert allowed.returncode == 0, allowed.stderr
         assert [r["headers"]["authorization"] for r in attacker.requests] == [f"Bearer {KEY}"]
+
+
+def test_the_readme_says_what_is_enforced():
+    from llmstep.local.trust import ALLOW_ENDPOINT
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("**A Workflow or Tekton file from elsewhere is data.**"):]
+    for promise in (ALLOW_ENDPOINT, "spelled in full", "`--result NAME=PATH`", "`PYTHON*`", "`LD_*`", "`OPENAI_BASE_URL`",
+                    "credential field", "exits 2 before any step runs"):
+        assert promise in section, promise
