@@ -6,6 +6,10 @@ measured in the same run.
     python benchmarks/run.py --only compile,size   # some sections: startup, local, parallel, batch, compile, size, image, cluster
     python benchmarks/run.py --out FILE            # the report there (default benchmarks/results.json, or
                                                    # benchmarks/results-partial.json with --only)
+    python benchmarks/run.py --smoke               # every section once at a small scale: its own checks
+                                                   # run (the Hera baselines build the same Workflow, the
+                                                   # batch's results come back in order), timings are not
+                                                   # judged; the benchmark test runs this
 
 Figures (goals from the performance issue):
   1. step start-up: `llmstep exec` of a prompt step vs `python -c "import langchain_core.prompts"`
@@ -29,6 +33,7 @@ Figures (goals from the performance issue):
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -42,9 +47,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
+import timing  # noqa: E402
 from timing import Figure, command, median_seconds, python, table  # noqa: E402
 
 RUNS = 5
+SMOKE = False
+"""``--smoke``: each section at a small scale, so its checks run in seconds (timings mean nothing)."""
+
+
+class BenchmarkBroken(Exception):
+    """A section's own check failed: what it measures is no longer what it says it measures."""
+
+
+def check(ok: bool, message: str) -> None:
+    if not ok:
+        raise BenchmarkBroken(message)
 
 
 def _step_dir(tmp: Path, payload: dict, input_text: str) -> Path:
@@ -145,15 +162,20 @@ def parallelism(tmp: Path) -> list[Figure]:
 
     import llmstep
 
-    with FakeOpenAI(delay=1.0) as server:
+    warm_runs = 1 if SMOKE else 3
+    with FakeOpenAI(delay=0.2 if SMOKE else 1.0) as server:
         llm = ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url, max_retries=0)
         branch = ChatPromptTemplate.from_template("{q}") | llm | StrOutputParser()
         chain = {f"b{i}": branch for i in range(8)}
         compiled = llmstep.compile(chain)
         secrets = {"OPENAI_API_KEY": "sk-bench"}
-        wall = median_seconds(lambda: compiled.run_local({"q": "x"}, secrets=secrets, runs_dir=tmp / "par"), 3)
+        expected = {f"b{i}": "echo: x" for i in range(8)}
+        outputs: list = []
+        wall = median_seconds(lambda: outputs.append(compiled.run_local({"q": "x"}, secrets=secrets, runs_dir=tmp / "par")),
+                              warm_runs)
+        check(all(o == expected for o in outputs), f"the parallel branches' outputs are not the map's: {outputs[-1]!r}")
         in_process = RunnableParallel(chain)
-        inproc = median_seconds(lambda: in_process.invoke({"q": "x"}), 3)
+        inproc = median_seconds(lambda: in_process.invoke({"q": "x"}), warm_runs)
         # a new process: as `llmstep run` or a script, with the fork server of the process before
         code = ("from langchain_core.prompts import ChatPromptTemplate; from langchain_openai import ChatOpenAI; "
                 "from langchain_core.output_parsers import StrOutputParser; import llmstep; "
@@ -178,7 +200,7 @@ def batch(tmp: Path) -> list[Figure]:
 
     import llmstep
 
-    latency, count, width = 1.0, 200, 8
+    latency, count, width = (0.05, 16, 4) if SMOKE else (1.0, 200, 8)
     with FakeOpenAI(delay=latency) as server:
         llm = ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url, max_retries=0)
         compiled = llmstep.compile(ChatPromptTemplate.from_template("{q}") | llm | StrOutputParser())
@@ -187,10 +209,10 @@ def batch(tmp: Path) -> list[Figure]:
         results: list = []
         wall = median_seconds(lambda: results.append(compiled.run_local_batch(inputs, parallelism=width, secrets=secrets,
                                                                               runs_dir=tmp / "batch")), 1, warmup=0)
-    assert results[-1] == [f"echo: question {i}" for i in range(count)], "batch results out of order"
+    check(results[-1] == [f"echo: question {i}" for i in range(count)], "batch results out of order")
     ideal = count * latency / width
     return [Figure(f"6 batch: {count} x 3 steps, parallelism {width}", wall, ideal, "s", "<= 1.3x", wall <= 1.3 * ideal,
-                   note=f"baseline: {count} x {latency:.0f} s model latency / {width} (one run)")]
+                   note=f"baseline: {count} x {latency:g} s model latency / {width} (one run)")]
 
 
 def _linear_chain(n: int):
@@ -210,6 +232,8 @@ def _hera_template(name: str, payload: str, last: bool):
     from hera.workflows import Artifact, Container, NoneArchiveStrategy, Parameter, RawArtifact
     from hera.workflows.models import ValueFrom
 
+    from llmstep.render.argo import INPUT_MODE
+
     d = "/llmstep"
     outputs = [Parameter(name="preview", value_from=ValueFrom(path=f"{d}/preview.txt", default="(none)")),
                Parameter(name="usage", value_from=ValueFrom(path=f"{d}/usage.json", default="{}")),
@@ -220,7 +244,7 @@ def _hera_template(name: str, payload: str, last: bool):
                      labels={"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/step": name},
                      image="llmstep:0.1.0", command=["llmstep", "exec", "--data-dir", d],
                      inputs=[RawArtifact(name="payload", path=f"{d}/runnable.json", data=payload),
-                             Artifact(name="input", path=f"{d}/input.json")],
+                             Artifact(name="input", path=f"{d}/input.json", mode=INPUT_MODE)],
                      outputs=outputs)
 
 
@@ -310,23 +334,28 @@ def compile_scale() -> list[Figure]:
     import llmstep
     from llmstep.serde import payload_text
 
-    c1000, c100 = _linear_chain(1000), _linear_chain(100)
-    argo = median_seconds(lambda: _argo_yaml(c1000), 5)
-    argo100 = median_seconds(lambda: _argo_yaml(c100), 9)  # short: more runs for a steady median
-    tekton = median_seconds(lambda: llmstep.compile(c1000).to_tekton_yaml(), 5)
+    big, small = (20, 10) if SMOKE else (1000, 100)
+    reps = 1 if SMOKE else 5
+    c1000, c100 = _linear_chain(big), _linear_chain(small)
     payloads = [(s.name, s.display, payload_text(s.payload)) for s in llmstep.compile(c1000).plan.steps]
     ours = _shape(_argo_dict(c1000))
-    assert _shape(_hera_objects(payloads)) == ours and _shape(_hera_dsl(payloads)) == ours, \
-        "the Hera baselines no longer build the same Workflow"
-    to_dict = median_seconds(lambda: _argo_dict(c1000), 3)
-    dsl = median_seconds(lambda: _hera_dsl(payloads), 3)
-    objects = median_seconds(lambda: _hera_objects(payloads), 3)
-    objects_paused = median_seconds(lambda: _paused(_hera_objects, payloads), 3)
+    for baseline, build in (("Hera objects", _hera_objects), ("Hera's with-block DSL", _hera_dsl)):
+        theirs = _shape(build(payloads))
+        check(theirs == ours, f"the baseline of {baseline} no longer builds the same Workflow: only llmstep's has "
+              f"{sorted(ours - theirs)}, only the baseline's has {sorted(theirs - ours)}")
+    argo = median_seconds(lambda: _argo_yaml(c1000), reps)
+    argo100 = median_seconds(lambda: _argo_yaml(c100), 9 if reps > 1 else 1)  # short: more runs for a steady median
+    tekton = median_seconds(lambda: llmstep.compile(c1000).to_tekton_yaml(), reps)
+    reps = min(reps, 3)
+    to_dict = median_seconds(lambda: _argo_dict(c1000), reps)
+    dsl = median_seconds(lambda: _hera_dsl(payloads), reps)
+    objects = median_seconds(lambda: _hera_objects(payloads), reps)
+    objects_paused = median_seconds(lambda: _paused(_hera_objects, payloads), reps)
     same = "the same Workflow, key for key, from payload texts already serialized"
     return [
-        Figure("4 compile: 1,000 steps to Argo YAML", argo, None, "s", "<= 2 s", argo <= 2.0),
-        Figure("4 compile: 1,000 steps to Tekton YAML", tekton, None, "s", "<= 2 s", tekton <= 2.0),
-        Figure("4 compile: growth 1,000 vs 100 steps", argo, argo100, "s", "<= 12x", argo <= 12 * argo100),
+        Figure(f"4 compile: {big:,} steps to Argo YAML", argo, None, "s", "<= 2 s", argo <= 2.0),
+        Figure(f"4 compile: {big:,} steps to Tekton YAML", tekton, None, "s", "<= 2 s", tekton <= 2.0),
+        Figure(f"4 compile: growth {big:,} vs {small} steps", argo, argo100, "s", "<= 12x", argo <= 12 * argo100),
         Figure("4 compile: vs Hera with-block DSL (dict)", to_dict, dsl, "s", "<= 1.5x", to_dict <= 1.5 * dsl,
                note="measured: compiled.to_dict() (LangChain serialization, build, checks); baseline: Hera's "
                f"with-block DSL, tasks chained with >>, building {same}"),
@@ -436,12 +465,13 @@ def cluster() -> list[Figure]:
         if _until_done(custom, name, namespace) != "Succeeded":
             raise RuntimeError(f"baseline workflow {name} did not succeed")
 
-    runs = max(2, RUNS // 2)
+    runs = 1 if SMOKE else max(2, RUNS // 2)
     ours = median_seconds(llmstep_run, runs)
     theirs = median_seconds(hera_run, runs)
     name = llmstep_run()
     pods = core.list_namespaced_pod(namespace, label_selector=f"workflows.argoproj.io/workflow={name}").items
     per_step = len(pods) / len(compiled.plan.steps)
+    check(per_step > 0, f"no pods found for workflow {name} (label workflows.argoproj.io/workflow)")
     return [
         Figure("7 cluster: qa submit to Succeeded vs Hera DAG of `true`", ours, theirs, "s", "<= 1.3x", ours / theirs <= 1.3,
                note="the real Argo controller v4.0 of tests/cluster"),
@@ -487,29 +517,55 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
     def true_run() -> None:
         until_done(custom.create_namespaced_custom_object("tekton.dev", "v1", namespace, "pipelineruns", baseline)["metadata"]["name"])
 
-    runs = max(2, RUNS // 2)
+    runs = 1 if SMOKE else max(2, RUNS // 2)
     ours = median_seconds(llmstep_run, runs)
     theirs = median_seconds(true_run, runs)
     return [Figure("7 cluster: qa PipelineRun to Succeeded vs a Pipeline of three `true` tasks", ours, theirs, "s", "<= 1.3x",
                    ours / theirs <= 1.3, note="the real Tekton controller v1.15 of tests/cluster")]
 
 
+SECTIONS = ("startup", "compile", "size", "local", "parallel", "batch", "image", "cluster")
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run of the timings")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every chosen section once at a small scale: its own checks run, timings are not judged")
+    parser.add_argument("--only", default="", metavar="SECTIONS",
+                        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", default="", metavar="FILE", help="where to write the report (JSON)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.only.split(",") if n and n not in SECTIONS]
+    if unknown:
+        parser.error(f"--only: no section {', '.join(unknown)}; the sections are {', '.join(SECTIONS)}")
+    return args
+
+
 def main(argv: list[str]) -> int:
-    global RUNS
-    if "--quick" in argv:
+    global RUNS, SMOKE
+    args = _arguments(argv)
+    if args.quick:
         RUNS = 2
+    if args.smoke:
+        RUNS, SMOKE, timing.WARMUP = 1, True, 0
     tmp = Path(tempfile.mkdtemp(prefix="llmstep-bench-"))
     started = time.time()
     figures: list[Figure] = []
+    only = args.only
     try:
         # compile and size first: measured in a process that has not yet run hundreds of steps
         sections = {"startup": lambda: startup(tmp), "compile": compile_scale, "size": document_size,
                     "local": lambda: local_overhead(tmp), "parallel": lambda: parallelism(tmp), "batch": lambda: batch(tmp),
                     "image": lambda: image(tmp), "cluster": cluster}
-        only = next((a.split("=", 1)[1] if "=" in a else argv[argv.index(a) + 1] for a in argv if a.startswith("--only")), "")
-        chosen = [n for n in sections if not only or n in only.split(",")]
+        chosen = [n for n in SECTIONS if not only or n in only.split(",")]
         for name in chosen:
-            new = sections[name]()
+            try:
+                new = sections[name]()
+            except BenchmarkBroken as exc:
+                print(f"benchmark section {name!r} is broken: {exc}", file=sys.stderr)
+                return 1
             figures += new
             for figure in new:
                 print(table([figure]).splitlines()[2], flush=True)
@@ -517,10 +573,11 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(table(figures))
-    given = next((a.split("=", 1)[1] if "=" in a else argv[argv.index(a) + 1] for a in argv if a.startswith("--out")), "")
-    out = Path(given).resolve() if given else ROOT / "benchmarks" / ("results.json" if not only else "results-partial.json")
+    full = not only and not SMOKE  # only a full run's figures replace the committed results.json
+    out = Path(args.out).resolve() if args.out else ROOT / "benchmarks" / ("results.json" if full else "results-partial.json")
     out.write_text(json.dumps({
         "seconds": round(time.time() - started, 1), "python": sys.version.split()[0], "cores": os.cpu_count(),
+        "smoke": SMOKE,
         "figures": [{"name": f.name, "value": f.value, "baseline": f.baseline, "ratio": f.ratio, "unit": f.unit,
                      "goal": f.goal, "met": f.ok, "note": f.note} for f in figures],
     }, indent=1) + "\n")

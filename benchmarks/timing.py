@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+WARMUP = 1
+"""Unmeasured runs before the measured ones, unless a figure says otherwise (0 for a smoke run)."""
 
-def median_seconds(fn: Callable[[], object], runs: int, warmup: int = 1) -> float:
+
+def median_seconds(fn: Callable[[], object], runs: int, warmup: int | None = None) -> float:
     """Median wall time of ``fn()`` over ``runs`` runs, after ``warmup`` unmeasured ones."""
-    for _ in range(warmup):
+    for _ in range(WARMUP if warmup is None else warmup):
         fn()
     samples = []
     for _ in range(runs):

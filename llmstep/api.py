@@ -129,7 +129,7 @@ class Compiled:
 
         docs = tekton.render(self.plan)
         if input is not None:
-            docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.parameter_text(input)}]
+            tekton.with_input(docs[-1], serde.parameter_text(input))
         return docs
 
     def to_tekton_yaml(self, input: Any = None) -> str:

@@ -68,6 +68,47 @@ EXIT_INTERRUPTED = 130
 """128 + SIGINT."""
 
 
+MAX_ARG_STRLEN = 128 * 1024
+"""Linux caps each string a program starts with, an argument or an environment entry
+(``NAME=value``, with its final NUL), at 128 KiB: a container whose env or args hold a longer one
+does not start (``exec ...: argument list too long``)."""
+ARG_MAX = 2 * 1024 * 1024
+"""... and all of them together (strings and their pointers) at a quarter of the stack limit:
+2 MiB with the usual 8 MiB, the limit a container gets by default."""
+PART_BYTES = 64 * 1024
+"""The UTF-8 bytes of a value in one of its parts (:func:`value_parts`)."""
+
+
+def value_parts(text: str, size: int = PART_BYTES) -> list[str]:
+    """``text`` in parts of at most ``size`` UTF-8 bytes (never cutting a character), each written
+    ``I/N:TEXT``: a value that one argument or environment entry cannot hold (see
+    :data:`MAX_ARG_STRLEN`) travels as several arguments. The numbers make every part start with
+    a digit, never read as an option, and let :func:`join_value_parts` see a part missing."""
+    data = text.encode("utf-8", "surrogatepass")
+    chunks: list[bytes] = []
+    while data:
+        cut = min(size, len(data))
+        while cut < len(data) and data[cut] & 0xC0 == 0x80:  # inside a character: cut before it
+            cut -= 1
+        chunks.append(data[:cut])
+        data = data[cut:]
+    return [f"{i}/{len(chunks)}:{c.decode('utf-8', 'surrogatepass')}" for i, c in enumerate(chunks)]
+
+
+def join_value_parts(parts: list[str], what: str) -> str:
+    """The value :func:`value_parts` split; a part out of order or missing is an error naming ``what``."""
+    from llmstep.errors import PayloadError
+
+    texts = []
+    for i, part in enumerate(parts):
+        head, sep, text = part.partition(":")
+        if not sep or head != f"{i}/{len(parts)}":
+            raise PayloadError(f"{what}: part {i + 1} of {len(parts)} does not start with {i}/{len(parts)}: "
+                               "the parts are I/N:TEXT in order, as llmstep writes them")
+        texts.append(text)
+    return "".join(texts)
+
+
 RESULTS = ("preview", "output-path", "sha256", "usage")
 """What a Tekton step reports as results: small things only (results are capped at 4 KiB)."""
 
@@ -80,8 +121,10 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
     ``staging`` (Tekton) adds the flags that lay out the data directory inside the step from
     the environment and the workspace, and publish results: ``payload_env``, ``input_env``,
     ``secrets_dir``, ``link_root``, ``inputs`` (an array-param reference, expanded by Tekton
-    into zero or more ``SOURCE[=PATH]`` items), ``result_<name>`` paths for :data:`RESULTS` and
-    ``log_output`` (``true`` or ``false``: also write the output to the log as a record).
+    into zero or more ``SOURCE[=PATH]`` items), ``input_parts`` (an array-param reference: the
+    chain input in :func:`value_parts`, when it is too long for ``input_env``), ``result_<name>``
+    paths for :data:`RESULTS` and ``log_output`` (``true`` or ``false``: also write the output to
+    the log as a record).
     """
     argv = ["llmstep", "exec", "--data-dir", data_dir]
     if step_name:
@@ -91,7 +134,10 @@ def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None
         argv += ["--secrets-dir", staging["secrets_dir"], "--link-root", staging["link_root"]]
         for name in RESULTS:
             argv += ["--result", f"{name}={staging['result_' + name.replace('-', '_')]}"]
-        argv += ["--log-output", staging["log_output"], "--inputs", staging["inputs"]]
+        argv += ["--log-output", staging["log_output"]]
+        if "input_parts" in staging:
+            argv += ["--input-parts", staging["input_parts"]]
+        argv += ["--inputs", staging["inputs"]]
     return argv
 
 
@@ -106,10 +152,10 @@ def parse_record(line: str) -> dict | None:
     """The record a log line holds (see :data:`RECORD`), or None for any other line."""
     if not line.startswith(RECORD):
         return None
-    import json
+    from llmstep import jsonio
 
     try:
-        record = json.loads(line[len(RECORD):])
+        record = jsonio.loads(line[len(RECORD):])
     except ValueError:
         return None
     return record if isinstance(record, dict) else None

@@ -196,3 +196,20 @@ def connection_reason(exc: BaseException) -> str:
             break
         reason = inner
     return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)|None): ", "", str(reason))
+
+
+def storage_full(exc: BaseException) -> str | None:
+    """What a write that failed for lack of room says (no space left, a quota reached, a file past
+    the process's size limit), naming the file; None for any other error. A full disk is the
+    machine's state, not a bug: every entry point reports it so (exit 1), never as exit 70."""
+    import errno
+
+    if not isinstance(exc, OSError):
+        return None
+    reasons = {errno.ENOSPC: ("no space left on the device", "free some space"),
+               errno.EDQUOT: ("the disk quota is exhausted", "free some space or raise the quota"),
+               errno.EFBIG: ("the file grew past the size limit of the process", "raise the limit (ulimit -f)")}
+    if exc.errno not in reasons:
+        return None
+    reason, advice = reasons[exc.errno]
+    return f"{reason}{f' writing {exc.filename}' if exc.filename else ''}; {advice}"

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmstep import contract, values
+from llmstep import contract, jsonio, values
 from llmstep.errors import CredentialsError, PayloadError, SerializationError
 
 FORMAT_VERSION = 2
@@ -70,7 +70,7 @@ def check_unicode(text: str, where: str) -> None:
     bad = _surrogate(text)
     if bad is None and "\\u" in text:  # an escaped one, "\ud800", is one once the JSON is read
         try:
-            bad = _surrogate(json.dumps(json.loads(text), ensure_ascii=False))
+            bad = _surrogate(json.dumps(jsonio.loads(text), ensure_ascii=False))
         except ValueError:
             bad = None
     if bad is not None:
@@ -99,6 +99,19 @@ def parameter_text(value: Any, *, where: str = "the input", envelope: bool = Fal
     return text
 
 
+def kube_literal(text: str) -> str:
+    r"""``text`` as Kubernetes leaves it in a container's env values, command and args, where it
+    replaces ``$(NAME)`` with the container's variable NAME: in JSON a ``$(`` can only be inside a
+    string, where ``$\u0028`` means the same. Text that is not JSON is returned as it is."""
+    if "$(" not in text:
+        return text
+    try:
+        json.loads(text)
+    except ValueError:
+        return text
+    return text.replace("$(", "$\\u0028")
+
+
 def is_text_input(text: str) -> bool:
     """True for a chain input that is text, not JSON (``-p input=hello``, a batch item that is a
     string): the step reads it as that string. Text that starts like JSON (``{``, ``[``, ``"``) is
@@ -106,17 +119,26 @@ def is_text_input(text: str) -> bool:
     if text.lstrip().startswith(("{", "[", '"')):
         return False
     try:
-        json.loads(text)
+        jsonio.loads(text)
     except ValueError:
         return True
     return False
 
 
 def text_of(value: Any) -> str | None:
-    """A value's text for people: a message's content, a prompt value's text; None for others."""
+    """A value's text for people: a message's content and the tools it calls (a model's answer
+    that only calls tools has no content), a prompt value's text; None for others."""
     content = getattr(value, "content", None)
     if isinstance(content, str):
-        return content
+        calls = getattr(value, "tool_calls", None)
+        if not calls or not isinstance(calls, list):
+            return content
+        lines = [content] if content else []
+        for call in calls:
+            if isinstance(call, dict):
+                args = json.dumps(call.get("args", {}), ensure_ascii=False, default=str)
+                lines.append(f"tool call: {call.get('name', '?')}({args})")
+        return "\n".join(lines)
     if type(value).__name__.endswith("PromptValue") and callable(getattr(value, "to_string", None)):
         return value.to_string()
     return None
@@ -127,12 +149,16 @@ def loads_input(text: str, *, where: str = "input", classes: values.Classes | No
     ``value`` is unwrapped (what :func:`parameter_text` writes for values JSON cannot hold); a
     user's JSON that looks like a ``kind: json`` envelope, or anything else, stays as it is."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+        doc = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable(where, exc)) from exc
     if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS and doc.get("kind") == "json":
         return doc
     return decode_value(doc, where=where, classes=classes)
+
+
+def _unreadable(where: str, exc: ValueError) -> str:
+    return f"{where}: {exc}" if isinstance(exc, jsonio.TooDeep) else f"{where} is not valid JSON: {exc}"
 
 
 def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | None = None) -> Any:
@@ -156,9 +182,9 @@ def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | No
 
 def loads_value(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+        doc = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable(where, exc)) from exc
     return decode_value(doc, where=where, classes=classes)
 
 
@@ -170,9 +196,9 @@ def plain_of(value: Any) -> Any:
 def plain_value(text: str, *, where: str = "the output") -> Any:
     """A value's envelope text as plain JSON data, reviving nothing (what a reader prints)."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{where} is not valid JSON: {exc}") from exc
+        doc = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable(where, exc)) from exc
     if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS:
         return values.plain(doc["value"])
     return doc
@@ -300,9 +326,9 @@ def payload_text(payload: Mapping[str, Any]) -> str:
 def read_payload(text: str) -> dict[str, Any]:
     """Parse and check a payload document; raises PayloadError naming what is wrong."""
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"runnable.json is not valid JSON: {exc}") from exc
+        payload = jsonio.loads(text)
+    except ValueError as exc:
+        raise PayloadError(_unreadable("runnable.json", exc)) from exc
     if not isinstance(payload, dict):
         raise PayloadError("runnable.json must be a JSON object")
     if payload.get("llmstep") != FORMAT_VERSION:

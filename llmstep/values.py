@@ -100,7 +100,7 @@ class Classes:
         if found is None and not self.lenient:
             raise SerializationError(
                 f"{where} holds a value of class {path}, which the compiled workflow does not declare, so "
-                f"it is not loaded. If the class is yours, declare it: compile(chain, value_types=[{_short(path)}])"
+                f"it is not loaded. If the class is yours, declare it: {declare_hint(path)}"
                 + (" (or import its module before reading the result)" if self.modules else "")
             )
         return found
@@ -113,6 +113,23 @@ CLIENT = Classes(REGISTERED, modules=True)
 """How a client (the user's process reading a run's values) loads classes: those of the chains it
 compiled, and others only if their module is already imported; it never imports one. The CLI makes
 it lenient: it prints values, so a class it does not have is printed as its data."""
+
+
+FILE_MODULE_PREFIX = "llmstep_user_"
+"""How the command line names a module it loads from a file (``path/to/file.py:attr``): the
+file's stem and a digest of the path follow."""
+
+
+def declare_hint(path: str) -> str:
+    """The ways to declare the value class at ``path`` (``module:QualName``), for an error that asks
+    for one: in Python, on the command line (by the module's name, or by the file's path for a
+    class of a file the command line loaded, or of a script), or by a return annotation."""
+    module_name, _, qualname = path.partition(":")
+    name = _short(path)
+    from_file = module_name.startswith(FILE_MODULE_PREFIX) or module_name in ("__main__", "__mp_main__")
+    cli = f"--value-type path/to/file.py:{qualname}" if from_file else f"--value-type {path}"
+    return (f"compile(chain, value_types=[{name}]), on the command line {cli}, or annotate the return type "
+            f"of the function that returns it (def f(...) -> {name}), which declares it too")
 
 
 def _short(path: str) -> str:
@@ -257,7 +274,7 @@ class _Encoder:
         if self.classes is not None and not self.classes.allows(path):
             raise SerializationError(
                 f"{self.where} is a {cls.__qualname__} ({path}), a class the compiled workflow does not declare, "
-                f"so the next step could not load it; declare it: compile(chain, value_types=[{cls.__qualname__}])"
+                f"so the next step could not load it; declare it: {declare_hint(path)}"
             )
         return path
 

@@ -61,6 +61,16 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     )
 
 
+def as_from_a_terminal(argv: list[str]) -> list[str]:
+    """``argv`` started as a terminal starts a command: with SIGINT at its default action, so a test
+    can press Ctrl-C. A CI started in the background (``nohup ... &``) ignores SIGINT and its
+    processes inherit that, so a Python child would never raise KeyboardInterrupt. A small
+    wrapper resets the signal and execs ``argv`` (an exec keeps a default action); ``preexec_fn``
+    would do the same but is unsafe in a test process that runs threads (loopback servers)."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *argv]
+
+
 def chain_module(folder: Path, body: str) -> str:
     """Write ``mychain.py`` into ``folder`` (importing from the tests' ``chains``); ``body`` defines
     the chains. Returns the reference prefix, ``mychain.py``."""

@@ -27,6 +27,7 @@ LAYERS = {
     "llmstep.values": (1, "data"),
     "llmstep.offline": (1, "data"),
     "llmstep.files": (1, "data"),
+    "llmstep.jsonio": (1, "data"),
     "llmstep.yamlio": (1, "data"),
     "llmstep.diagnose.settings": (1, "data"),  # Diagnose(...) is data that both renderers read
     "llmstep.executor": (2, "executor"),
@@ -40,7 +41,7 @@ LAYERS = {
     "llmstep.__main__": (6, "cli"),
 }
 EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.values", "llmstep.shapes",
-                       "llmstep.offline"}
+                       "llmstep.offline", "llmstep.jsonio"}
 NEVER = {  # third-party packages a layer must not import: the executor starts lean, the compiler is engine-neutral
     "llmstep.executor": ("hera", "kubernetes", "yaml"),
     "llmstep.compiler": ("hera", "kubernetes"),

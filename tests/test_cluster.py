@@ -146,9 +146,15 @@ def test_missing_secret_key_is_create_container_config_error(api, k8s):
     env = [api.V1EnvVar(name="OPENAI_API_KEY", value_from=api.V1EnvVarSource(
         secret_key_ref=api.V1SecretKeySelector(name="llm-credentials-test", key="OPENAI_API_KEY")))]
     core.create_namespaced_pod(NS, _pod(api, "no-key", api.V1Container(name="main", image=k8s.step_image, env=env)))
-    _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.waiting and
-                               s.state.waiting.reason == "CreateContainerConfigError" else None)(*_state(api, "no-key")))
-    assert "OPENAI_API_KEY" in status.state.waiting.message
+
+    def names_the_key():  # under load the kubelet first says "failed to sync secret cache: timed out ..."
+        _, status = _state(api, "no-key")
+        waiting = status.state.waiting if status else None
+        return waiting if waiting and waiting.reason == "CreateContainerConfigError" and \
+            "OPENAI_API_KEY" in (waiting.message or "") else None
+
+    waiting = _wait(names_the_key, timeout=120)
+    assert waiting.message == "couldn't find key OPENAI_API_KEY in Secret default/llm-credentials-test"
 
 
 def test_memory_limit_gives_oom_killed(api, k8s):

@@ -194,7 +194,7 @@ def _diagnose_docs(engine: str, *extra: str) -> list[dict[str, Any]]:
             if container.get("command", [])[:2] == ["llmstep", "diagnose"]:
                 key = "args" if "args" in container else "command"
                 argv = list(container[key])
-                if extra[0] in argv and len(extra) == 2:  # the Task's own option: its value replaced
+                if extra and extra[0] in argv and len(extra) == 2:  # the Task's own option: its value replaced
                     argv[argv.index(extra[0]) + 1] = extra[1]
                 else:
                     argv += list(extra)

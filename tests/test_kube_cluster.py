@@ -12,7 +12,7 @@ import time
 
 import pytest
 from chains import qa_prompt
-from conftest import kube_api
+from conftest import as_from_a_terminal, kube_api
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
@@ -134,7 +134,7 @@ def test_ctrl_c_deletes_the_pod(api, k8s, tmp_path):
         f"config.load_kube_config({str(k8s.kubeconfig)!r})\n"
         f"llmstep.KubernetesRunnable(OfflineChatModel(latency=120), image={k8s.step_image!r}, namespace={NS!r},"
         " client=client, timeout=300).invoke('wait')\n")
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(as_from_a_terminal([sys.executable, str(script)]), stderr=subprocess.PIPE, text=True)
     core = api.CoreV1Api()
     deadline = time.monotonic() + 60
     while not core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/managed-by=llmstep").items:

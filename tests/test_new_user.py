@@ -177,3 +177,64 @@ def test_the_executor_reads_a_non_json_chain_input_as_text(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "offline answer: hello there"
+
+
+VERDICT_CHAIN = '''
+from dataclasses import dataclass
+from langchain_core.runnables import RunnableLambda
+from models import Level
+
+@dataclass
+class Verdict:
+    ok: bool
+    level: Level
+
+def judge(text):
+    return Verdict(ok=len(text) > 2, level=Level.HIGH)
+
+def judge_annotated(text) -> Verdict:
+    return Verdict(ok=len(text) > 2, level=Level.HIGH)
+
+def explain(v):
+    return f"{v.ok} {v.level.value}"
+
+chain = RunnableLambda(judge) | RunnableLambda(explain)
+annotated = RunnableLambda(judge_annotated) | RunnableLambda(explain)
+levels = RunnableLambda(lambda t: Level.HIGH) | RunnableLambda(lambda level: level.value)
+'''
+
+
+def test_an_undeclared_value_class_is_declared_on_the_command_line(tmp_path):
+    """The error's fix (value_types=) has a CLI form, --value-type MODULE:CLASS or FILE.py:CLASS,
+    repeatable, and the error names it and the return annotation that also declares the class."""
+    (tmp_path / "models.py").write_text("import enum\n\nclass Level(enum.Enum):\n    HIGH = 'high'\n")
+    (tmp_path / "vchain.py").write_text(VERDICT_CHAIN)
+    run = ("run", "--allow-pickle", "--input", '"hello"')
+    failed = run_cli(*run, "vchain.py:chain", cwd=tmp_path)
+    assert failed.returncode == 1
+    told = " ".join(failed.stderr.split())  # the class of Verdict's field, from a module: by its name
+    assert "compile(chain, value_types=[Level]), on the command line --value-type models:Level," in told
+    assert "annotate the return type of the function that returns it (def f(...) -> Level)" in told
+    failed = run_cli(*run, "vchain.py:chain", "--value-type", "models:Level", cwd=tmp_path)
+    assert failed.returncode == 1
+    told = " ".join(failed.stderr.split())  # a class of the chain's file: by the file's path
+    assert "on the command line --value-type path/to/file.py:Verdict, or annotate" in told
+    ok = run_cli(*run, "vchain.py:chain", "--value-type", "vchain.py:Verdict", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "True high"
+    annotated = run_cli(*run, "vchain.py:annotated", cwd=tmp_path)  # the annotation declares it
+    assert annotated.returncode == 0, annotated.stderr
+    assert annotated.stdout.strip() == "True high"
+    # a module's class (MODULE:CLASS), and the option repeated
+    levels = run_cli(*run, "vchain.py:levels", "--value-type", "models:Level", "--value-type", "./vchain.py:Verdict",
+                     cwd=tmp_path)
+    assert levels.returncode == 0, levels.stderr
+    assert levels.stdout.strip() == "high"
+    compiled = run_cli("compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:Verdict", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    assert ":Verdict" in compiled.stdout and ":Level" in compiled.stdout  # declared, with the class its field names
+    bad = run_cli("compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:judge", cwd=tmp_path)
+    assert bad.returncode == 2 and "--value-type 'vchain.py:judge' is a function, not a class" in bad.stderr
+    plain = run_cli("compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:RunnableLambda",
+                    cwd=tmp_path)
+    assert plain.returncode == 2 and "not a pydantic model, a dataclass or an Enum" in plain.stderr

@@ -129,6 +129,32 @@ def test_model_taskrun_calls_the_tests_server_with_the_key_from_the_secret(api, 
     assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (7, 3, 10)
 
 
+def test_a_task_with_script_steps_runs(api, k8s):
+    """Users' Tasks run ``script:`` steps. Tekton writes each script into the pod with an init
+    container (``place-scripts``) from its shell image, which the node must hold
+    (tests/cluster/tekton.py names it; without it the TaskRun fails with ErrImagePull)."""
+    import tekton
+
+    spec = {
+        "params": [{"name": "who", "type": "string"}],
+        "results": [{"name": "greeting", "type": "string"}, {"name": "sum", "type": "string"}],
+        "steps": [
+            {"name": "shell", "image": k8s.step_image, "env": [{"name": "WHO", "value": "$(params.who)"}],
+             "script": '#!/bin/sh\nset -eu\nprintf "hello %s" "$WHO" | tee "$(results.greeting.path)"\n'},
+            {"name": "python", "image": k8s.step_image,
+             "script": "#!/usr/bin/env python3\nopen('$(results.sum.path)', 'w').write(str(sum(range(10))))\n"},
+        ],
+    }
+    doc = {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "script-"},
+           "spec": {"params": [{"name": "who", "value": "Tekton's users"}], "taskSpec": spec}}
+    created = api.CustomObjectsApi().create_namespaced_custom_object("tekton.dev", "v1", NS, "taskruns", doc)
+    done = wait_done(api, "TaskRun", created["metadata"]["name"])
+    assert phase(done) == "Succeeded", done["status"]
+    assert results(done) == {"greeting": "hello Tekton's users", "sum": "45"}
+    pod = api.CoreV1Api().read_namespaced_pod(done["status"]["podName"], NS)
+    assert {c.name: c.image for c in pod.spec.init_containers}["place-scripts"] == tekton.SHELL_IMAGE
+
+
 # ---------------------------------------------------------------- the handle: wait, result, logs, cancel
 
 

@@ -17,7 +17,7 @@ import pytest
 from argo_cluster import offline_env
 from chains import normalize
 from conftest import kube_api
-from fidelity_cases import corpus_cases, example_cases, example_ids
+from fidelity_cases import corpus_cases, example_cases, example_ids, size_cases
 from langchain_core.runnables import RunnableLambda
 from tekton_cluster import phase, results, taskruns, tekton_namespace
 from value_chains import same_values
@@ -34,7 +34,7 @@ RUN_ID = re.compile(r"lc_run--[0-9a-f-]+")
 
 
 def _case_ids():
-    return [*corpus_cases(), *example_ids()]
+    return [*corpus_cases(), *size_cases(), *example_ids()]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def cluster_runs(k8s, tmp_path_factory, monkeypatch_module):
     tekton_namespace(k8s, NS)
     api = kube_api(k8s)
     offline_env(monkeypatch_module)
-    cases = corpus_cases() | example_cases()
+    cases = corpus_cases() | size_cases() | example_cases()
     runs = {}
     for case, (chain, x, opts) in cases.items():
         compiled = llmstep.compile(chain, name=case[:40].rstrip("-"), **opts)

@@ -16,7 +16,7 @@ from llmstep.errors import UsageError, WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import positive_int
+    from llmstep.cli.main import add_value_type_option, positive_int, seconds
     from llmstep.cli.run import add_input_options
 
     cluster = argparse.ArgumentParser(add_help=False)
@@ -41,9 +41,10 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
     add_input_options(p)
     p.add_argument("--parallelism", type=positive_int, default=8, metavar="N", help="with --inputs: at most N inputs in flight and N step pods at a time (default 8)")
     p.add_argument("--wait", action="store_true", help="wait for the workflow and print its result")
-    p.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
+    p.add_argument("--timeout", type=seconds, default=3600, metavar="SECONDS", help="with --wait: give up after this long (default 3600)")
     p.add_argument("--image", help="(REF) the step image")
     p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle")
+    add_value_type_option(p, only_ref=True)
     p.add_argument("--ui-url", metavar="URL", help="the Argo UI's base URL, for the printed link")
     p.set_defaults(func=_submit)
 
@@ -66,7 +67,7 @@ def _transport(args: argparse.Namespace) -> Any:
 
 
 def _document(args: argparse.Namespace) -> dict[str, Any]:
-    from llmstep.cli.refs import is_reference, load_reference, reference_name
+    from llmstep.cli.refs import is_reference, load_classes, load_reference, reference_name
     from llmstep.files import check_documents_exist
 
     check_documents_exist([args.target])
@@ -83,7 +84,8 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     from llmstep.api import compile as compile_chain
 
     compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
-                             allow_pickle=args.allow_pickle)
+                             allow_pickle=args.allow_pickle,
+                             value_types=load_classes(args.value_types, "--value-type"))
     return compiled.to_batch_dict(args.parallelism) if args.inputs is not None else compiled.to_dict()
 
 
@@ -175,7 +177,7 @@ def _kube_client(args: argparse.Namespace) -> Any:
 
 def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     """The Tasks and the Pipeline applied, then the PipelineRun created with its ``input``."""
-    from llmstep.cli.refs import is_reference, load_reference, reference_name
+    from llmstep.cli.refs import is_reference, load_classes, load_reference, reference_name
     from llmstep.cluster import tekton
 
     _tekton_only(args)
@@ -190,7 +192,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.render.tekton import with_run
+        from llmstep.render.tekton import INPUT_PARTS, with_run
         from llmstep.yamlio import load_documents
 
         docs = with_run([d for d in load_documents(path) if d.get("kind") in ("Task", "Pipeline", "PipelineRun")])
@@ -201,11 +203,16 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         docs = [d for d in docs if d["kind"] != "PipelineRun"] + runs
         given = {p["name"]: p.get("value") for p in runs[0]["spec"].get("params") or []}
         text = params.get("input", given.get("input", "{}"))
+        if "input" not in params and given.get(INPUT_PARTS):  # a long input, as --run-only writes it
+            from llmstep.contract import join_value_parts
+
+            text = join_value_parts(given[INPUT_PARTS], f"{args.target}: the PipelineRun's {INPUT_PARTS}")
     elif is_reference(args.target):
         from llmstep.api import compile as compile_chain
 
         compiled = compile_chain(load_reference(args.target), name=reference_name(args.target), image=args.image,
-                                 allow_pickle=args.allow_pickle)
+                                 allow_pickle=args.allow_pickle,
+                                 value_types=load_classes(args.value_types, "--value-type"))
         docs = compiled.to_tekton()
         text = params.get("input", "{}")
     else:

@@ -13,6 +13,8 @@ from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from llmstep.cli.main import count, seconds
+
     p = sub.add_parser(
         "diagnose", parents=[common], allow_abbrev=False,  # as llmstep exec: options spelled in full in a step
         help="ask an LLM what is wrong with a failed object and how to fix it",
@@ -28,7 +30,7 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     src.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's, or default)")
     src.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
     src.add_argument("--context", help="kubeconfig context")
-    src.add_argument("--tail", type=int, default=50, metavar="N", help="log lines per container (default 50)")
+    src.add_argument("--tail", type=count, default=50, metavar="N", help="log lines per container (default 50)")
     ask = p.add_argument_group("question")
     ask.add_argument("--prompt", choices=settings.PROMPTS, default=settings.PROMPT)
     ask.add_argument("--custom-prompt", metavar="TEXT", help="for --prompt custom; {evidence} marks where evidence goes")
@@ -38,6 +40,9 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
                      help="several --redact patterns at once (last: a Tekton array param expands into it)")
     ask.add_argument("--anonymize", action="store_true",
                      help="mask object names, namespaces, containers, hosts and IPs for the model; unmask in the answer")
+    ask.add_argument(settings.EVIDENCE_BYTES_FLAG, type=int, default=settings.EVIDENCE_BYTES, metavar="N",
+                     dest="max_evidence_bytes", help=f"send at most N bytes of evidence (default {settings.EVIDENCE_BYTES}); "
+                     "the rest is cut, keeping each section's first lines and those that name an error, and says so")
     ask.add_argument("--dry-run", action="store_true", help="print exactly what would be sent; call no model")
     model = p.add_argument_group("model")
     model.add_argument("--provider", choices=settings.PROVIDERS, default=settings.PROVIDER)
@@ -52,8 +57,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
                        "AZURE_OPENAI_API_KEY for azure)")
     model.add_argument("--api-key-secret", metavar="NAME/KEY", help="read the key from a Kubernetes Secret instead")
     model.add_argument("--api-key-file", metavar="FILE", help="read the key from a file (a Secret mounted as a workspace)")
-    model.add_argument("--timeout", type=float, default=60.0)
-    model.add_argument("--retries", type=int, default=3)
+    model.add_argument("--timeout", type=seconds, default=60.0, metavar="SECONDS")
+    model.add_argument("--retries", type=count, default=3, metavar="N")
     out = p.add_argument_group("delivery")
     out.add_argument("--format", choices=["markdown", "json"], default="markdown")
     out.add_argument("--output", metavar="FILE", help="also write the full report here")
@@ -139,10 +144,14 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
     if args.prompt == "custom" and not args.custom_prompt:
         raise UsageError("--prompt custom needs the prompt text: --custom-prompt TEXT ({evidence} marks where the evidence goes)")
+    if args.max_evidence_bytes < settings.MIN_EVIDENCE_BYTES:
+        raise UsageError(f"{settings.EVIDENCE_BYTES_FLAG} {args.max_evidence_bytes}: give at least {settings.MIN_EVIDENCE_BYTES} "
+                         f"bytes, room for a section's title, a few lines and the note of what was cut "
+                         f"(default {settings.EVIDENCE_BYTES})")
     redactor = Redactor(patterns=[*args.redact, *args.redact_each], anonymize=args.anonymize)  # a bad --redact fails before any cluster call
     found = _evidence(args)
     if args.dry_run:
-        sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt)
+        sent = prepared(found, redactor, args.prompt, args.lang, args.custom_prompt, args.max_evidence_bytes)
         for message in sent:
             print(f"--- {message['role']}\n{message['content']}")
         print(f"--- {redactor.count} item(s) redacted; no model was called", file=sys.stderr)
@@ -154,7 +163,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
                   azure_deployment=args.azure_deployment,
                   api_version=args.api_version or os.environ.get(settings.API_VERSION_ENV) or settings.API_VERSION,
                   timeout=args.timeout, retries=args.retries)
-    report = diagnose(found, model, redactor, kind=args.prompt, lang=args.lang, custom=args.custom_prompt)
+    report = diagnose(found, model, redactor, kind=args.prompt, lang=args.lang, custom=args.custom_prompt,
+                      budget=args.max_evidence_bytes)
     text = report.to_json() if args.format == "json" else report.to_markdown()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.output:

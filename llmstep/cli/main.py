@@ -9,15 +9,14 @@ bug); 130 interrupted; 141 stdout closed early (a broken pipe, silent); 143 term
 from __future__ import annotations
 
 import argparse
-import errno
-import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 
-from llmstep import contract
-from llmstep.errors import CompileError, LlmstepError
+from llmstep import contract, jsonio
+from llmstep.errors import CompileError, LlmstepError, storage_full
 
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
@@ -56,10 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if args.debug:
             raise
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is the machine's state, not a bug
-            where = f" writing {exc.filename}" if exc.filename else ""
-            print(f"llmstep: error: no space left on the device{where}; free some space (the run's record, if any, "
-                  "is finished and can be resumed)", file=sys.stderr)
+        full = storage_full(exc)
+        if full:
+            print(f"llmstep: error: {full} (the run's record, if any, is finished and can be resumed)", file=sys.stderr)
             return EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return contract.EXIT_INTERNAL
@@ -78,6 +76,37 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def add_value_type_option(p: argparse.ArgumentParser, only_ref: bool = False) -> None:
+    """``--value-type MODULE:CLASS``, repeatable: ``compile(value_types=[...])`` on the command line."""
+    p.add_argument("--value-type", action="append", default=[], metavar="MODULE:CLASS", dest="value_types",
+                   help=("(REF) " if only_ref else "") + "a class whose instances pass between steps (a pydantic model, "
+                   "dataclass or Enum), as package.module:Class or path/to/file.py:Class; repeatable. A function's "
+                   "return annotation (def f(...) -> Class) declares its class too")
+
+
+def count(text: str) -> int:
+    """An argparse type: a count of at least 0 (``--retries 0``: no retry)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, positive number of seconds (0 would give up at once, and
+    nan, inf or a negative number is no time to wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 (such as 30 or 2.5)")
     return value
 
 
@@ -120,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="how data moves between steps (default: artifacts)")
     p.add_argument("--secret", default=contract.DEFAULT_SECRET, help="the Secret holding API keys")
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
+    add_value_type_option(p)
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
                    help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
                    "for `kubectl apply -f`")
@@ -159,11 +189,12 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def _compile(args: argparse.Namespace) -> int:
     from llmstep.api import compile as compile_chain
-    from llmstep.cli.refs import load_reference, reference_name
+    from llmstep.cli.refs import load_classes, load_reference, reference_name
 
     chain = load_reference(args.ref)
     compiled = compile_chain(
-        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data, secret=args.secret
+        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data,
+        secret=args.secret, value_types=load_classes(args.value_types, "--value-type"),
     )
     if args.run_only and args.engine != "tekton":
         raise CompileError("--run-only writes a Tekton PipelineRun: add --engine tekton")
@@ -174,7 +205,9 @@ def _compile(args: argparse.Namespace) -> int:
     value = None
     if args.input is not None:
         try:
-            value = json.loads(args.input)
+            value = jsonio.loads(args.input)
+        except jsonio.TooDeep as exc:
+            raise CompileError(f"--input: {exc}") from None
         except ValueError as exc:
             raise CompileError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     if args.batch is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.errors import ReferenceError_
+from llmstep.values import FILE_MODULE_PREFIX
 
 
 def is_reference(text: str) -> bool:
@@ -59,12 +60,41 @@ def load_reference(ref: str) -> Any:
     return obj
 
 
+def load_classes(refs: list[str], option: str) -> list[type]:
+    """The classes ``refs`` name (``package.module:Class`` or ``path/to/file.py:Class``), for
+    ``compile(value_types=...)``; ReferenceError_ naming ``option`` and the reference otherwise."""
+    classes = []
+    for ref in refs:
+        module_part, sep, attr = ref.rpartition(":")
+        if not sep or not module_part or not attr:
+            raise ReferenceError_(f"{option} {ref!r}: name a class as package.module:Class or path/to/file.py:Class")
+        obj: Any = _load_module(module_part)
+        for part in attr.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise ReferenceError_(f"{option} {ref!r}: {module_part} has no attribute {attr!r}") from None
+        if not isinstance(obj, type):
+            raise ReferenceError_(f"{option} {ref!r} is a {type(obj).__name__}, not a class (a pydantic model, "
+                                  "dataclass or Enum whose instances pass between steps)")
+        classes.append(obj)
+    return classes
+
+
+_FILES: dict[Path, Any] = {}
+"""Modules loaded from files, by resolved path: ``chain.py:chain`` and ``./chain.py:Verdict`` are
+one module, so the class a value type names is the class the chain uses."""
+
+
 def _load_module(spec: str) -> Any:
     path = Path(spec)
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise ReferenceError_(f"no such file: {spec}")
         resolved = path.resolve()
+        known = _FILES.get(resolved)
+        if known is not None and sys.modules.get(known.__name__) is known:
+            return known
         # Like `python file.py`: the script's folder is importable, so sibling modules work.
         folder = str(resolved.parent)
         if folder not in sys.path:
@@ -72,7 +102,7 @@ def _load_module(spec: str) -> Any:
         # The module name and code filenames come from the path as given (usually relative),
         # so functions pickled by value carry no machine-specific path.
         digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
-        name = f"llmstep_user_{resolved.stem}_{digest}"
+        name = f"{FILE_MODULE_PREFIX}{resolved.stem}_{digest}"
         if name in sys.modules:
             return sys.modules[name]
         module = types.ModuleType(name)
@@ -84,6 +114,7 @@ def _load_module(spec: str) -> Any:
         except Exception as exc:
             del sys.modules[name]
             raise ReferenceError_(f"{spec} raised while loading: {type(exc).__name__}: {exc}") from exc
+        _FILES[resolved] = module
         return module
     try:
         return importlib.import_module(spec)

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import LlmstepError, UsageError, WorkflowError
 
 KEEP_RUNS = 50
@@ -30,7 +30,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
                    "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
     add_input_options(p)
-    from llmstep.cli.main import positive_int
+    from llmstep.cli.main import add_value_type_option, positive_int
 
     p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
@@ -43,6 +43,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    help="(FILE, --resume) let the file's steps send your model key to URL, an endpoint the file names "
                    "(by default only the endpoint your OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT configures, else "
                    "the provider's own)")
+    add_value_type_option(p, only_ref=True)
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], default="argo", help="(REF) which documents to render and run")
     p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
@@ -90,10 +91,10 @@ def read_inputs(path: str) -> list[Any]:
     for number, line in enumerate(lines, 1):
         try:
             if line.strip():
-                values.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            where = exc.lineno if len(lines) == 1 else number
-            raise UsageError(f"--inputs {path}: line {where}: not JSON ({exc.msg}); "
+                values.append(jsonio.loads(line))
+        except ValueError as exc:
+            where = getattr(exc, "lineno", 1) if len(lines) == 1 else number
+            raise UsageError(f"--inputs {path}: line {where}: not JSON ({getattr(exc, 'msg', exc)}); "
                                 "give one JSON value per line, or one JSON list") from exc
     return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
@@ -165,8 +166,10 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
         params["inputs"] = encode_inputs(read_inputs(args.inputs))
     if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
         try:
-            json.loads(params["input"])
-        except json.JSONDecodeError as exc:
+            jsonio.loads(params["input"])
+        except jsonio.TooDeep as exc:
+            raise UsageError(f"the input (--input, -p input=...): {exc}") from None
+        except ValueError as exc:
             raise UsageError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     return params
 
@@ -205,10 +208,10 @@ def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str,
 def _compile_reference(args: argparse.Namespace, target: str) -> Any:
     """The chain reference ``target`` compiled with the run's options."""
     from llmstep.api import compile as compile_chain
-    from llmstep.cli.refs import load_reference, reference_name
+    from llmstep.cli.refs import load_classes, load_reference, reference_name
 
     return compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
-                         image=args.image)
+                         image=args.image, value_types=load_classes(args.value_types, "--value-type"))
 
 
 def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -285,7 +288,7 @@ def _report(record: Any, as_json: bool) -> int:
     output: Any = record.result() if ok else None
     if as_json:
         encoded = serde.plain_of(output) if ok else None
-        steps = {t: {"phase": n.get("phase"), "message": n.get("message", "")} for t, n in record.nodes.items()}
+        steps = {t: dict(zip(("phase", "message"), record.shown(n), strict=True)) for t, n in record.in_run_order()}
         print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
                          "failures": record.failures(), "steps": steps}, indent=2))
     elif ok:
@@ -393,13 +396,14 @@ def _show_json(record: Any, step: str | None) -> dict[str, Any]:
 
     def one(task: str, node: dict[str, Any]) -> dict[str, Any]:
         data = record.root / "steps" / task / "data"
-        out: dict[str, Any] = {"phase": node.get("phase"), "message": node.get("message", ""),
+        phase, message = record.shown(node)
+        out: dict[str, Any] = {"phase": phase, "message": message,
                                "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
                                "finishedAt": node.get("finishedAt")}
         if (data / "output.json").is_file():
             out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
         if (data / "error.json").is_file():
-            out["error"] = json.loads((data / "error.json").read_text(encoding="utf-8"))
+            out["error"] = jsonio.loads((data / "error.json").read_text(encoding="utf-8"))
         return out
 
     if step:
@@ -407,7 +411,7 @@ def _show_json(record: Any, step: str | None) -> dict[str, Any]:
     ok = record.phase == "Succeeded" and not record.status.get("batch")
     return {"run": record.run_id, "phase": record.phase, "message": record.status.get("message", ""),
             "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
-            "steps": {t: one(t, n) for t, n in record.nodes.items()}}
+            "steps": {t: one(t, n) for t, n in record.in_run_order()}}
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -423,9 +427,10 @@ def _show(args: argparse.Namespace) -> int:
     if args.step:
         node = record.nodes[args.step]
         data = record.root / "steps" / args.step / "data"
-        print(f"step {args.step}: {node.get('phase')} {duration(node)} attempts={node.get('attempts', 0)}")
-        if node.get("message"):
-            print(f"message: {node['message']}")
+        phase, message = record.shown(node)
+        print(f"step {args.step}: {phase} {duration(node)} attempts={node.get('attempts', 0)}")
+        if message:
+            print(f"message: {message}")
         for name in ("output.json", "error.json"):
             if (data / name).is_file():
                 print(f"--- {name}\n{(data / name).read_text(encoding='utf-8')}")
@@ -434,9 +439,10 @@ def _show(args: argparse.Namespace) -> int:
             print(f"--- log\n{log.read_text(encoding='utf-8', errors='replace')}")
         return 0
     print(f"run {record.run_id}: {record.phase}" + (f" ({record.status.get('message')})" if record.status.get("message") else ""))
-    for task, node in record.nodes.items():
+    for task, node in record.in_run_order():
         data = record.root / "steps" / task / "data"
-        print(f"  {task:<40} {node.get('phase', ''):<10} {duration(node):>7}  {node.get('message', '')}")
+        phase, message = record.shown(node)
+        print(f"  {task:<40} {phase:<10} {duration(node):>7}  {message}")
         inputs = sorted(p for p in data.glob("input*") if p.is_file()) + sorted((data / "input").glob("*.json"))
         for path in inputs[:3]:
             print(f"      in  {path.name}: {_preview(path)}")

@@ -3,8 +3,8 @@
 ``prompt | llmstep.KubernetesRunnable(llm, image=..., namespace=..., secret="llm-credentials") | parser``
 
 Each call creates a Pod running the step entrypoint (``llmstep exec``) with the payload and the
-input in its environment (the same payload and value formats as a workflow step; no pickle of
-inputs or outputs), waits for it and reads the result from the Pod's log, where the step writes
+input in its environment (an input longer than one variable may be goes in its command, in parts;
+the same payload and value formats as a workflow step; no pickle of inputs or outputs), waits for it and reads the result from the Pod's log, where the step writes
 ``@llmstep {...}`` records. ``stream`` follows the log and yields chunks as the step writes them.
 API keys reach the Pod only as ``secretKeyRef`` env entries for the keys the Runnable declares.
 
@@ -32,6 +32,9 @@ from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadE
 
 CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                 "CreateContainerConfigError", "CreateContainerError"}
+PASSING = ("failed to sync secret cache", "failed to sync configmap cache")
+"""Messages of a ``CreateContainerConfigError`` the kubelet retries on its own: a loaded kubelet says
+this before it has read the Secret, and only then names what is really missing."""
 PAYLOAD_ENV, INPUT_ENV = contract.PAYLOAD_ENV, contract.INPUT_ENV
 POD_HINTS = {
     403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
@@ -91,8 +94,11 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
         argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
                                                        "--inputs", "input", "--log-records"]
+        text = _env_text(serde.parameter_text(input))
+        if len(text.encode("utf-8", "surrogatepass")) > contract.PART_BYTES:  # Linux caps one variable at 128 KiB
+            argv, text = argv + ["--input-parts", *contract.value_parts(text)], ""
         env: list[dict[str, Any]] = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-                                     {"name": INPUT_ENV, "value": _env_text(serde.parameter_text(input))}]
+                                     {"name": INPUT_ENV, "value": text}]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
         container: dict[str, Any] = {
             "name": "main",
@@ -236,15 +242,16 @@ class KubernetesRunnable(Runnable[Any, Any]):
 
 
 def _env_text(text: str) -> str:
-    r"""Kubernetes expands ``$(VAR)`` in env values; in JSON that can only be inside a string,
-    where ``$\u0028`` means the same."""
-    return text.replace("$(", "$\\u0028")
+    """Kubernetes expands ``$(VAR)`` in env values (see :func:`llmstep.serde.kube_literal`)."""
+    from llmstep import serde
+
+    return serde.kube_literal(text)
 
 
 def _cannot_start(status: Any) -> str | None:
     for cs in status.container_statuses or []:
         waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in CANNOT_START:
+        if waiting and waiting.reason in CANNOT_START and not (waiting.message or "").startswith(PASSING):
             return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
     for cond in status.conditions or []:
         if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":

@@ -203,8 +203,9 @@ def submit(docs: list[dict[str, Any]], input_text: str, *, namespace: str, clien
     *objects, run = copy.deepcopy(docs)
     for doc in objects:
         api.apply(namespace, doc)
-    run["spec"]["params"] = [p for p in run["spec"].get("params") or [] if p["name"] != "input"]
-    run["spec"]["params"].append({"name": "input", "value": input_text})
+    from llmstep.render.tekton import with_input
+
+    with_input(run, input_text)
     output_task = next(((d["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK) for d in objects if d["kind"] == "Pipeline"), None)
     if output_task:
         run["metadata"].setdefault("annotations", {})[contract.OUTPUT_TASK] = output_task

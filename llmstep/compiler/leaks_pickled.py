@@ -1,6 +1,7 @@
 """Secrets in what cloudpickle would carry for a Runnable (``allow_pickle=True``), by the rules of
 ``llmstep.compiler.leaks``: attributes, containers, and, of every function pickled by value, its closure,
-the globals it refers to, its defaults and the string literals of its code."""
+the globals it refers to, its defaults and the string literals of its code; of every module of the
+user's that travels by value (``import helper``), everything it holds."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
     from langchain_core.load.serializable import Serializable
     from pydantic import SecretBytes, SecretStr
 
-    from llmstep.compiler.pickling import holds_secret, pickled_by_value
+    from llmstep.compiler.pickling import holds_secret, is_user_module, pickled_by_value
 
     found: list[Finding] = []
     seen: set[int] = set()
@@ -45,11 +46,18 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
             text = bytes(o).decode("utf-8", "replace")
             found.extend(f for f in check_string(text, path, None, "", env) if f.env)
             return
-        if o is None or isinstance(o, (bool, int, float, complex, types.ModuleType)):
+        if o is None or isinstance(o, (bool, int, float, complex)):
             return
+        if isinstance(o, types.ModuleType) and not is_user_module(o.__name__):
+            return  # imported by name in the step
         if id(o) in seen or len(seen) > MAX_NODES:
             return
         seen.add(id(o))
+        if isinstance(o, types.ModuleType):  # the user's module travels by value, with all it holds
+            for key, value in list(vars(o).items()):
+                if not key.startswith("__"):
+                    visit(value, f"{path}.{key}", key, "")
+            return
         if isinstance(o, (SecretStr, SecretBytes)):
             found.append(Finding(path, "a pydantic SecretStr"))
         elif isinstance(o, Serializable) and holds_secret(o):

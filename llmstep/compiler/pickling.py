@@ -1,9 +1,13 @@
 """Opt-in pickling of Runnables that LangChain cannot serialize (``allow_pickle=True``).
 
-Functions and classes from the user's own code (a script, or a module outside site-packages and
-the standard library) travel *by value*, so the step image does not need the user's source.
-Objects that hold a secret (``SecretStr``, hence every model client) are refused: they must
-travel as LangChain JSON, where secrets are recorded by id.
+Functions, classes and modules from the user's own code (a script, or a module outside
+site-packages and the standard library) travel *by value*, so the step image does not need the
+user's source: a function that uses ``helper.shout`` after ``import helper`` carries the module
+``helper`` itself, as one that did ``from helper import shout`` carries ``shout``. After pickling,
+every module the pickle still imports by name must be one the step can import (installed, or the
+standard library); one of the user's is refused at compile time, naming it, instead of failing in
+the step with ``No module named ...``. Objects that hold a secret (``SecretStr``, hence every
+model client) are refused: they must travel as LangChain JSON, where secrets are recorded by id.
 """
 
 from __future__ import annotations
@@ -32,12 +36,32 @@ def is_user_module(name: str) -> bool:
     """True for modules that live in the user's tree, not in an installed distribution."""
     if name in ("__main__", "__mp_main__") or name.split(".")[0] in ("llmstep", "builtins"):
         return False
-    module = sys.modules.get(name)
+    path = _module_path(sys.modules.get(name))
+    return bool(path) and not os.path.realpath(path).startswith(_INSTALLED)
+
+
+def _module_path(module: Any) -> str:
+    """Where a module was loaded from: its file, or a namespace package's first folder; "" for a
+    built-in or frozen module."""
     path = getattr(module, "__file__", None)
-    if module is None or not path:
-        return False
-    real = os.path.realpath(path)
-    return not real.startswith(_INSTALLED)
+    if not path:
+        folders = list(getattr(module, "__path__", None) or ())
+        path = folders[0] if folders else None
+    return path if isinstance(path, str) else ""
+
+
+_NOT_STATE = ("__builtins__", "__spec__", "__loader__", "__cached__")
+"""Module attributes that do not travel with a module pickled by value: the loader and spec hold
+this machine's paths and mean nothing in the step (cloudpickle drops ``__builtins__`` too)."""
+
+
+def _module_state(module: types.ModuleType) -> dict[str, Any]:
+    state = {k: v for k, v in vars(module).items() if k not in _NOT_STATE}
+    if isinstance(state.get("__file__"), str) and os.path.isabs(state["__file__"]):
+        state["__file__"] = portable_filename(state["__file__"])
+    if "__path__" in state:
+        state["__path__"] = [portable_filename(p) for p in state["__path__"]]
+    return state
 
 
 def pickled_by_value(obj: Any) -> bool:
@@ -80,8 +104,10 @@ def portable_filename(path: str) -> str:
 
 
 def dumps(obj: Any, *, where: str) -> bytes:
-    """Cloudpickle ``obj``, pickling user modules by value; CompileError on a secret."""
+    """Cloudpickle ``obj``, pickling user modules by value; CompileError on a secret, or when the
+    pickle would import a module of the user's by name in the step."""
     import cloudpickle
+    from cloudpickle import cloudpickle as cp
     from pydantic import SecretBytes, SecretStr
 
     found: set[str] = set()
@@ -102,6 +128,12 @@ def dumps(obj: Any, *, where: str) -> bytes:
                 module = getattr(o, "__module__", None)
                 if module and module not in found and is_user_module(module):
                     found.add(module)
+            if isinstance(o, types.ModuleType) and is_user_module(o.__name__):
+                # `import helper` in the user's code: the function refers to the module object,
+                # which cloudpickle imports by name unless the module is registered by value
+                found.add(o.__name__)
+                if not cp._should_pickle_by_reference(o):
+                    return cp.dynamic_subimport, (o.__name__, _module_state(o))
             return super().reducer_override(o)
 
         def _function_getnewargs(self, func: Any) -> Any:
@@ -122,7 +154,7 @@ def dumps(obj: Any, *, where: str) -> bytes:
             _Pickler(buf, protocol=5).dump(obj)
             new = found - registered
             if not new:
-                return buf.getvalue()
+                break
             for name in new:
                 cloudpickle.register_pickle_by_value(sys.modules[name])
             registered |= new
@@ -133,3 +165,84 @@ def dumps(obj: Any, *, where: str) -> bytes:
     finally:
         for name in registered:
             cloudpickle.unregister_pickle_by_value(sys.modules[name])
+    data = buf.getvalue()
+    check_imports(data, where=where)
+    return data
+
+
+def check_imports(data: bytes, *, where: str) -> None:
+    """CompileError when loading ``data`` would import a module the step cannot import: the user's
+    own code (not installed, so not in the step image) or ``__main__``, referred to by name."""
+    for module, what in sorted(names_by_reference(data).items()):
+        if not _importable_in_step(module):
+            path = _module_path(sys.modules.get(module))
+            where_from = f" ({portable_filename(path)})" if path else ""
+            raise CompileError(
+                f"{where} cannot be pickled for the step: it refers to {what} of the module {module!r}"
+                f"{where_from} by name, and the step cannot import that module: it is your project's code, "
+                "not an installed package. Install your project in the step image (and pass image=...), or "
+                "refer to the module's functions and classes instead of an object it names (an object whose "
+                "__reduce__ returns a name cannot travel by value)"
+            )
+
+
+def _importable_in_step(name: str) -> bool:
+    if name in ("__main__", "__mp_main__"):
+        return False
+    if name.split(".")[0] in ("llmstep", "builtins"):
+        return True
+    if name in sys.modules:
+        return not is_user_module(name)
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    origin = spec.origin if spec is not None else None
+    if spec is None or (origin and os.path.isabs(origin) and not os.path.realpath(origin).startswith(_INSTALLED)):
+        return False
+    return True
+
+
+_STRINGS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
+                      "STRING"})
+_GETS = frozenset({"BINGET", "LONG_BINGET", "GET"})
+_PUTS = frozenset({"BINPUT", "LONG_BINPUT", "PUT"})
+
+
+def names_by_reference(data: bytes) -> dict[str, str]:
+    """The modules loading the pickle ``data`` imports by name, each with what it looks up there:
+    the module of every global (``GLOBAL``, ``STACK_GLOBAL``) and every module cloudpickle imports
+    (``subimport``). Follows the memo, where a repeated name is fetched from."""
+    import pickletools
+
+    memo: dict[int, Any] = {}
+    top: list[Any] = [None, None]  # what the last two opcodes pushed (a string, or None)
+    found: dict[str, str] = {}
+    subimport = False
+    arg: Any
+    for op, arg, _ in pickletools.genops(data):
+        value: Any = None
+        if op.name in _STRINGS:
+            value = arg
+        elif op.name in _GETS:
+            value = memo.get(arg)
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = top[-1]
+            continue
+        elif op.name in _PUTS:
+            memo[arg] = top[-1]
+            continue
+        elif op.name in ("GLOBAL", "STACK_GLOBAL"):
+            module, name = arg.split(" ", 1) if op.name == "GLOBAL" else top
+            if isinstance(module, str) and isinstance(name, str):
+                found.setdefault(module, f"{name!r}")
+                subimport = (module, name) in (("cloudpickle.cloudpickle", "subimport"), ("cloudpickle", "subimport"))
+        elif op.name == "REDUCE":
+            subimport = False
+        if subimport and isinstance(value, str):
+            found.setdefault(value, "the module itself")
+            subimport = False
+        top = [top[-1], value]
+    return found

@@ -13,6 +13,8 @@ from llmstep.plan import StepSettings
 
 _DURATION = re.compile(r"^(\d+)(s|m|h)?$")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600}
+MAX_SECONDS = (2**63 - 1) // 10**9
+"""The longest duration Go's time.Duration holds (Tekton's timeouts are parsed into one)."""
 _RESOURCE_KEYS = {"requests", "limits"}
 
 
@@ -90,6 +92,9 @@ def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = Fa
         raise CompileError(f"Step({field}=...) must be seconds or a duration like '5m', got {value!r}")
     if isinstance(value, int):
         seconds = value
+    elif isinstance(value, float):
+        raise CompileError(f"Step({field}={value!r}) must be whole seconds (Argo's activeDeadlineSeconds and Tekton's "
+                           "timeout take no fractions) or a duration like '90s', '5m', '1h'")
     else:
         match = _DURATION.match(str(value).strip())
         if not match:
@@ -97,6 +102,9 @@ def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = Fa
         seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise CompileError(f"Step({field}=...) must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise CompileError(f"Step({field}={value!r}) is longer than a Kubernetes duration can hold "
+                           f"({MAX_SECONDS} seconds, about 292 years); give a shorter one or none")
     return seconds
 
 

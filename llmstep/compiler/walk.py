@@ -162,7 +162,7 @@ class _Builder:
         settings = self._with_env(settings, path)
         label = display or (step.step_name if step is not None and step.step_name else None)
         if label is None:
-            label = prefix + runnable.get_name()
+            label = prefix + (run_name(runnable) or runnable.get_name())
         display_name, name = self.names.allocate(label)
         valuetypes.check_output(runnable, f"step {display_name!r} ({path}, {runnable.get_name()})")
         self.values.runnable(runnable)
@@ -288,6 +288,19 @@ class _Builder:
 def _by_value(cls: type) -> bool:
     return (cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__
             or pickling.is_user_module(cls.__module__))
+
+
+def run_name(runnable: Runnable) -> str | None:
+    """The name LangSmith gives a Runnable's run: the ``run_name`` of its outermost binding that
+    sets one (``.with_config(run_name=...)``; an outer config overrides an inner one when invoked)."""
+    from langchain_core.runnables.base import RunnableBindingBase
+
+    while isinstance(runnable, RunnableBindingBase):
+        name = (runnable.config or {}).get("run_name")
+        if isinstance(name, str) and name.strip():
+            return name
+        runnable = runnable.bound
+    return None
 
 
 def _qualname(runnable: Runnable) -> str:

@@ -9,14 +9,15 @@ client's API objects, passed in (kubeconfig or in-cluster config is the CLI's bu
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.diagnose.anonymize import names_in
+from llmstep.diagnose.budget import fit, size, trim
+from llmstep.diagnose.settings import EVIDENCE_BYTES
 from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
 from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
@@ -56,20 +57,33 @@ class Evidence:
         self.objects += other.objects
         self.names += other.names
 
-    def render(self, redactor: Any) -> str:
-        """The evidence as text with every secret removed (objects first, then the sections)."""
+    def render(self, redactor: Any, budget: int = EVIDENCE_BYTES) -> str:
+        """The evidence as text with every secret removed (objects first, then the sections), in
+        ``budget`` bytes: the structures are redacted whole, then the text is cut to the budget
+        (:mod:`llmstep.diagnose.budget`), then the rest of redaction reads what is left."""
         import yaml
 
-        parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o)), sort_keys=False, allow_unicode=True)}"
+        parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o, budget)), sort_keys=False, allow_unicode=True)}"
                  for title, o in self.objects]
         parts += [f"## {title}\n" + "\n".join(lines) for title, lines in self.sections]
-        return redactor.text("\n\n".join(parts))
+        return redactor.detect("\n\n".join(fit([redactor.structure(part) for part in parts], budget)))
 
 
-def _trim(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop what only adds noise: managedFields."""
+def _trim(obj: dict[str, Any], budget: int) -> dict[str, Any]:
+    """Drop what only adds noise (managedFields), and cut a string longer than the whole budget
+    (a 5 MB ConfigMap value) before it is read."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {**obj, "metadata": meta} if obj.get("metadata") else obj
+    return _cut_strings({**obj, "metadata": meta} if obj.get("metadata") else obj, budget)
+
+
+def _cut_strings(node: Any, budget: int) -> Any:
+    if isinstance(node, str) and size(node) > budget:
+        return trim(node, budget, budget)
+    if isinstance(node, dict):
+        return {k: _cut_strings(v, budget) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_cut_strings(v, budget) for v in node]
+    return node
 
 
 def parse_target(target: str) -> tuple[str, str]:
@@ -92,12 +106,14 @@ def from_text(text: str, source: str) -> Evidence:
     structural redaction of the others."""
     import yaml
 
+    from llmstep.yamlio import load
+
     evidence = Evidence(target=source)
     chunks = _DOCUMENT_START.split(text)
     parsed: list[Any] = []
-    for chunk in chunks:
+    for number, chunk in enumerate(chunks, 1):
         try:
-            parsed.append(yaml.safe_load(chunk))
+            parsed.append(load(chunk, f"{source}, document {number}"))
         except yaml.YAMLError:
             parsed.append(_NOT_YAML)
     if not any(isinstance(doc, dict) for doc in parsed):
@@ -123,11 +139,13 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     """Evidence from an Argo exit handler's ``{{workflow.failures}}`` (no API access needed)."""
     evidence = Evidence(target=f"workflow/{workflow}", names=[("Workflow", workflow)])
     try:
-        failures = json.loads(failures_json or "[]") or []
+        failures = jsonio.loads(failures_json or "[]") or []
         if isinstance(failures, str):  # Argo v4 quotes the JSON list once more (strconv.Quote)
-            failures = json.loads(failures or "[]") or []
+            failures = jsonio.loads(failures or "[]") or []
         if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
             raise ValueError("not a list of nodes")
+    except jsonio.TooDeep as exc:
+        raise UsageError(f"--workflow-failures: {exc}; pass Argo's {{{{workflow.failures}}}} as it is") from None
     except ValueError:
         failures = []
         evidence.add("workflow failures (unparsed)", failures_json.splitlines())
@@ -145,7 +163,11 @@ def from_task_statuses(statuses_json: str, target: str) -> Evidence:
     kind, _, name = target.partition("/")
     evidence = Evidence(target=target, names=[(_KIND_NAMES.get(kind.lower(), kind or "object"), name)])
     try:
-        statuses = json.loads(statuses_json or "{}") or {}
+        statuses = jsonio.loads(statuses_json or "{}") or {}
+        if not isinstance(statuses, dict):
+            raise ValueError("not a map of task to status")
+    except jsonio.TooDeep as exc:
+        raise UsageError(f"--task-statuses: {exc}; pass a map of task name to status") from None
     except ValueError:
         statuses = {}
         evidence.add("task statuses (unparsed)", statuses_json.splitlines())

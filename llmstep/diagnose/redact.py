@@ -1,14 +1,22 @@
-"""Strip secrets from evidence before anything leaves the cluster.
+"""Strip secrets from evidence before anything leaves the cluster: by structure first, then by
+detectors.
 
-Two passes, both always run. The structural pass reads objects: the values of Secrets (``data``,
-``stringData``, also as items of a ``SecretList``), of any key, env var or parameter whose name
-says it holds a secret (one rule: :data:`SECRET_NAME`), and the value after a secret-named flag
-in ``args``. The text pass reads everything rendered, manifests included: the same names in
-``NAME=V``, ``name: V``, ``--flag V`` and INI forms, the token formats of well-known services,
-Basic and Bearer credentials, PEM and PGP private keys, URL userinfo, ``curl -u``, webhook URLs,
-a Secret's data in a manifest that is not valid YAML, and the caller's own patterns. Names,
-namespaces, hosts and IPs are masked by :mod:`llmstep.diagnose.anonymize` when asked. The count
-of redactions is reported.
+The structural pass reads objects: the values of Secrets (``data``, ``stringData``, also as items
+of a ``SecretList``), of any key, env var or parameter whose name says it holds a secret (one
+rule: :data:`llmstep.diagnose.secretforms.SECRET_NAME`), and the value after a secret-named flag
+in ``args``. Text gets the same reading: JSON inside a log line is redacted as the object it is,
+a Secret's data written as YAML (block or flow style, over several lines) or JSON loses its
+values, and :mod:`llmstep.diagnose.secretforms` masks a credential-named value in every notation
+(YAML, JSON, env lines, flags, headers, cookies, URLs, connection strings, credential files,
+programs' password options, prose). Then :mod:`llmstep.diagnose.detectors` masks what has no
+name beside it: the token formats of well-known providers and random-looking strings on a line
+that speaks of a credential. The caller's own patterns run last. Names, namespaces, hosts and IPs
+are masked by :mod:`llmstep.diagnose.anonymize` when asked. The count of redactions is reported.
+
+Why not a detector library: detect-secrets (the best kept one on PyPI) reads files line by line
+for a commit hook; on log lines its filters report almost none of the credential shapes above
+unless quoted, its ad-hoc mode reports every word (digests, UIDs and container ids included), it
+has no structure (a Secret's data, a kubeconfig) and no Google key, and it costs ~0.3 s to import.
 """
 
 from __future__ import annotations
@@ -20,71 +28,23 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from llmstep.diagnose.detectors import TOKEN_FORMATS, high_entropy
+from llmstep.diagnose.secretforms import FORMS, MASK, REFERENCE, SECRET_NAME, URL_USERINFO
 from llmstep.diagnose.settings import compile_patterns
 
-MASK = "[REDACTED]"
+__all__ = ["MASK", "SECRET_NAME", "Redactor", "secret_name"]
 
-# One rule for "this name says its value is a secret": env vars, map keys, parameters, flags and
-# NAME=V text. The secret word ends the name, so DB_PASSWORD, GITHUB_TOKEN, MYSQL_PWD and
-# registry-password match, and secretKeyRef, secretName, max_tokens and PASSWORD_FILE do not.
-_START = r"(?:(?<=[_.-])|(?<![\w.-]))"  # at the start of a part of the name
-_SECRET_END = (
-    rf"(?:password|passwd|passphrase|{_START}(?:pass|pwd|pw|auth)|secret|token|api[_-]?key|apikey|"
-    r"credentials?|[_.-]key|(?:access|account|secret|private|signing|master|encryption|storage)key|"
-    r"dockerconfigjson|dockercfg|htpasswd)"
-)
-SECRET_NAME = re.compile(rf"(?i)^[\w.-]*?{_SECRET_END}$")
-"""A name (env var, key, parameter, flag without its dashes) whose value is a secret."""
-
-# A value that is a reference, not a secret: keep it, it is evidence (which param, which env).
-_REFERENCE = re.compile(r"^\s*(?:\$\([^)]*\)|\$\{[^}]*\}|\{\{[^}]*\}\}|<set to [^>]*>|\[REDACTED\])\s*$")
-_KEEP = r"[\"']?(?:[{\[]|<set to|\$\(|\$\{|(?:null|true|false|none|~)(?![\w-]))|[|>][-+]?[ \t]*(?:\n|$)"
-_VALUE = r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s'\",;&})\]]+)"
-
-# (pattern, group kept): the kept group (a "name=" or "Bearer ") stays, the rest is masked.
-_PATTERNS: list[tuple[re.Pattern[str], int]] = [
-    # every PEM private-key kind and PGP private key blocks; a block cut off by a log tail too
-    (re.compile(r"(-{4,5} ?BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5})(?!\s*\[REDACTED\])(?:(?!-{4,5} ?END|\n\n## ).)+"
-                r"(?=-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}|\n\n## |\Z)", re.S), 1),
-    (re.compile(r"(?i)(authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:[a-z-]+[ \t]+)?)(?![\"']?\[REDACTED\])[^\s\"',;]+"), 1),
-    (re.compile(r"(?i)((?<![\w-])(?:bearer|basic)[ \t]+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}"), 1),
-    (re.compile(r"(?i)(https://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+"), 1),
-    (re.compile(r"(?i)(https://(?:[\w-]+\.)?discord(?:app)?\.com/api/webhooks/)[\w/-]+"), 1),
-    (re.compile(r"(?i)(https://[\w.-]+\.webhook\.office\.com/)[\w/@-]+"), 1),
-    # well-known token formats: OpenAI and Anthropic, GitHub, GitLab, Slack, Google, Stripe,
-    # AWS access key ids, npm, Hugging Face, SendGrid, DigitalOcean, Shopify, PyPI, JWTs
-    (re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{16,}"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent|ffct)-[A-Za-z0-9_-]{20,}"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[0-9A-Za-z_-]{20,})"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[0-9A-Za-z]{20,})"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
-    (re.compile(r"(?<![A-Za-z0-9])(?:npm_[A-Za-z0-9]{36}|hf_[A-Za-z0-9]{30,}|dop_v1_[a-f0-9]{64}|shp(?:at|ss|ca)_[a-fA-F0-9]{32}"
-                r"|pypi-AgE[A-Za-z0-9_-]{50,}|SG\.[\w-]{16,}\.[\w-]{16,})"), 0),
-    (re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), 0),  # JWTs, SA tokens
-    # an AWS secret access key (40 characters of base64 with upper, lower and digits; a git sha
-    # or a sha256 digest is lowercase hex and never matches)
-    (re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[0-9])"
-                r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0),
-    # {name: DB_PASSWORD, value: V} as JSON or YAML text: env, params (a document that is not YAML)
-    (re.compile(rf"(?i)(\bname[\"']?[ \t]*:[ \t]*[\"']?[\w.-]*?{_SECRET_END}[\"']?[ \t]*(?:,[ \t]*|\n[ \t]*)[\"']?"
-                rf"(?:value|default)[\"']?[ \t]*:[ \t]*)(?!{_KEEP}){_VALUE}"), 1),
-    # NAME=V, name: V, "name": "V", INI name = V, ?name=V in a query
-    (re.compile(rf"(?i)(?<![\w.-])([\w.-]*?{_SECRET_END}[\"']?[ \t]*[:=][ \t]*)(?!{_KEEP}){_VALUE}"), 1),
-    # --password V, "--password", "V", and kubectl describe's one argument per line
-    (re.compile(rf"(?i)(?<![\w-])(--?[\w.-]*?{_SECRET_END}[\"']?(?:[ \t]*,[ \t]*|[ \t]+|[ \t]*\n[ \t]*(?:-[ \t]+)?))"
-                rf"(?![\"']?-|{_KEEP}){_VALUE}"), 1),
-    # curl -u user:password (the user stays)
-    (re.compile(r"(?<![\w-])((?:-u|--user|--proxy-user|-U)(?:[ \t]+|=)[\"']?[^\s:\"'=]+:)(?!\[REDACTED\])[^\s\"']+"), 1),
-]
-# scheme://userinfo@host: everything up to the last '@' before the host ("p@ss" is one password)
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#\"'<>]*)@")
-# a Secret's data in text (a document that is not valid YAML, a pasted manifest)
+# a Secret's data in text (a document that is not valid YAML, a pasted manifest, a log line)
 _SECRET_KIND = re.compile(r"[\"']?kind[\"']?[ \t]*:[ \t]*[\"']?Secret(?:List)?\b")
 _PARTS = re.compile(r"(?m)(?=^(?:---|## |\.\.\.$))")  # documents and evidence sections
-_DATA_BLOCK = re.compile(r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ \t]*(?:\n((?:\1[ \t]+.*(?:\n|$)|[ \t]*\n)+)|(\{.*\}))")
+_DATA_BLOCK = re.compile(r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ \t]*"
+                         r"(?:\n((?:\1[ \t]+.*(?:\n|$)|[ \t]*\n)+)|(\{[^{}]*\}))")
 _DATA_LINE = re.compile(r"^([ \t]*[\"']?[\w.-]+[\"']?[ \t]*:[ \t]*)(?!\[REDACTED\])(\S.*)$")
+_FLOW_ITEM = re.compile(r"(:[ \t]*)(?![\"']?\[REDACTED\])[^,}]+")
+# where a JSON object or array may start in text: not after what JSON itself writes before one
+# ("{", "[", ":", ","), so nested ones are read with the outermost, not once each (quadratic)
+_JSON_START = re.compile(r"(?<![{\[:,])(?<![{\[:,][ \t])[{\[][ \t\n]*[\"{\[]")
+_DECODER = json.JSONDecoder()
 
 
 def secret_name(name: Any) -> bool:
@@ -106,13 +66,28 @@ class Redactor:
         self._user = compile_patterns(self.patterns)
 
     def text(self, value: str) -> str:
-        """Redact secrets of known shapes (and the caller's patterns) from free text."""
-        out = "".join(self._secret_data(part) if _SECRET_KIND.search(part) else part for part in _PARTS.split(value))
-        for pattern, keep in _PATTERNS:
+        """Redact secrets from free text: :meth:`structure`, then :meth:`detect`."""
+        return self.detect(self.structure(value))
+
+    def structure(self, value: str) -> str:
+        """The structures of text that span lines or hold objects: JSON inside a line, read as the
+        object it is, and a Secret's data written as YAML or JSON. Cutting text to a budget after
+        this pass keeps no part of a structure whose secret could no longer be recognised."""
+        out = self._embedded_json(value)
+        return "".join(self._secret_data(part) if _SECRET_KIND.search(part) else part for part in _PARTS.split(out))
+
+    def detect(self, value: str) -> str:
+        """Credential-named values in every notation, token formats, random strings beside a
+        credential word, and the caller's own patterns."""
+        out = URL_USERINFO.sub(self._userinfo, value)
+        for pattern in TOKEN_FORMATS:  # exact shapes first, so that a form around one masks no more than it
+            out = pattern.sub(partial(self._mask_keeping, 0), out)
+        for pattern, keep in FORMS:
             out = pattern.sub(partial(self._mask_keeping, keep), out)
-        out = _URL_USERINFO.sub(self._userinfo, out)
+        out = high_entropy(out, lambda _: self._hit(MASK))
         for pattern in self._user:
-            out = pattern.sub(lambda m: self._hit(MASK), out)
+            # an empty match (a lookahead the check at parse time missed) masks nothing
+            out = pattern.sub(lambda m: self._hit(MASK) if m.group(0) else "", out)
         return out
 
     def _hit(self, replacement: str) -> str:
@@ -130,12 +105,33 @@ class Redactor:
         user, colon, _ = userinfo.partition(":")
         return self._hit(f"{scheme}{user}:{MASK}@" if colon else f"{scheme}{MASK}@")
 
+    def _embedded_json(self, text: str) -> str:
+        """JSON inside text (a Secret or an env list printed on a log line) is redacted as the
+        object it is; text around it, and JSON that needed no redaction, stay as they were."""
+        if "{" not in text and "[" not in text:
+            return text
+        out, pos = [], 0
+        for start in _JSON_START.finditer(text):
+            if start.start() < pos:
+                continue
+            before = self.count
+            try:
+                parsed, end = _DECODER.raw_decode(text, start.start())
+                redacted = self.obj(parsed)
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read: it stays text
+                self.count = before
+                continue
+            if self.count != before:
+                out += [text[pos:start.start()], json.dumps(redacted, ensure_ascii=False)]
+                pos = end
+        return "".join(out) + text[pos:] if out else text
+
     def _secret_data(self, text: str) -> str:
         """Mask the values under ``data:``/``stringData:`` of a Secret written as text."""
 
         def block(m: re.Match[str]) -> str:
             if m.group(3) is not None:  # flow style: data: {k: v, ...}
-                inner = re.sub(r"(:[ \t]*)(?!\[REDACTED\])[^,}]+", lambda v: self._hit(v.group(1) + MASK), m.group(3))
+                inner = _FLOW_ITEM.sub(lambda v: self._hit(v.group(1) + MASK), m.group(3))
                 return m.group(0)[: m.start(3) - m.start(0)] + inner
             lines = []
             for line in m.group(2).split("\n"):
@@ -203,7 +199,7 @@ class Redactor:
         """A value worth masking: not empty, not a boolean, not a reference to where it comes from."""
         if value is None or isinstance(value, bool) or value == "" or value == {} or value == []:
             return False
-        return not (isinstance(value, str) and _REFERENCE.match(value))
+        return not (isinstance(value, str) and REFERENCE.match(value))
 
     # ---------------------------------------------------------------- anonymization
 

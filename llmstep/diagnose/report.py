@@ -15,6 +15,28 @@ from llmstep.errors import DiagnosisError
 SUMMARY_LIMIT = 3500
 """A Tekton result holds 4 KiB per container by default; the short summary stays under it."""
 
+# What a terminal acts on instead of showing: C0 controls but newline and tab (ESC starts the
+# CSI and OSC sequences that recolour, retitle, rewrite the clipboard or hide lines; CR and BS
+# overwrite what was printed), DEL, C1 controls (a one-character CSI or OSC), and the bidi
+# overrides and isolates that reorder what is shown (Trojan Source).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: str) -> str:
+    r"""``text`` safe to print: each control character shown as its escape (``\x1b``), the rest kept."""
+    text = text.replace("\r\n", "\n")
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}", text)
+
+
+def _inert_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return inert(value)
+    if isinstance(value, list):
+        return [_inert_tree(v) for v in value]
+    if isinstance(value, dict):
+        return {_inert_tree(k): _inert_tree(v) for k, v in value.items()}
+    return value
+
 
 @dataclass
 class Report:
@@ -72,9 +94,11 @@ def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str)
     try:
         data = json.loads(text)
     except ValueError:
+        answer = inert(answer)  # the model's words are printed, posted and written: never a terminal's commands
         if prompt == "quality-gate" or not text:
             raise DiagnosisError(f"the model's answer is not JSON: {answer[:300]!r}") from None
         return _plain(answer, target=target, prompt=prompt, redactions=redactions, model=model)
+    data = _inert_tree(data)  # escapes in JSON strings decode to control characters: neutralised after parsing
     if not isinstance(data, dict) or not isinstance(data.get("summary"), str) or "root_cause" not in data:
         raise DiagnosisError(f"the model's answer lacks summary/root_cause: {answer[:300]!r}")
     steps = data.get("fix_steps") or []

@@ -23,6 +23,11 @@ PROMPTS = ("diagnose", "audit", "quality-gate", "custom")
 API_VERSION = "2024-06-01"
 """The Azure OpenAI API version."""
 OPENAI_URL = "https://api.openai.com/v1"
+EVIDENCE_BYTES = 100_000
+"""How much evidence a diagnosis sends at most (about 25,000 tokens); the rest is cut, and says so."""
+EVIDENCE_BYTES_FLAG = "--max-evidence-bytes"
+MIN_EVIDENCE_BYTES = 2000
+"""The least budget that holds a section's title, a few lines and the note of what was cut."""
 OPENAI_KEY = "OPENAI_API_KEY"
 AZURE_KEY = "AZURE_OPENAI_API_KEY"
 OPENAI_ENDPOINT_ENV = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
@@ -53,14 +58,24 @@ def key_for(provider: str) -> str:
     return AZURE_KEY if provider == "azure" else OPENAI_KEY
 
 
+_EMPTY_PROBE = "\n\t aZ09_-.:/=@\n"
+"""Text where a pattern that can match the empty string does so (at its start, a boundary or a line)."""
+
+
 def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[re.Pattern[str]]:
     """The caller's own redaction patterns; a usage error (exit 2) naming the bad one."""
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(pattern))
+            regex = re.compile(pattern)
         except (re.error, TypeError) as exc:
             raise UsageError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
+        # A pattern that can match nothing ('', 'x*', 'a|', '\b') would put a mask between characters.
+        if any(not m.group(0) for m in regex.finditer(_EMPTY_PROBE)):
+            raise UsageError(f"{where} {pattern!r} matches the empty string, so it would mask between the "
+                             "characters of the evidence; give a pattern that matches only the secret "
+                             "(say 'corp-token-[0-9]+')")
+        compiled.append(regex)
     return compiled
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmstep import contract
-from llmstep.errors import LlmstepError
+from llmstep.errors import LlmstepError, storage_full
 
 DESCRIPTION = ("Run one step: read runnable.json and input from the data directory, write output.json. "
                "Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, 3 missing credentials.")
@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
     tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
     tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
+    tekton.add_argument("--input-parts", nargs="*", default=[], metavar="I/N:TEXT",
+                        help="the chain input in parts, when it is too long for one environment variable "
+                        "(Linux caps one at 128 KiB); instead of --input-env's")
     tekton.add_argument("--inputs", nargs="*", default=[], metavar="SOURCE[=PATH]",
                         help="input files: PATH relative to --link-root; 'input' alone takes --input-env")
     tekton.add_argument("--link-root", default="", metavar="DIR", help="the shared workspace that input paths are in")
@@ -78,6 +81,10 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        full = storage_full(exc)  # staging a Tekton step's files, publishing its results
+        if full:
+            print(f"llmstep: error: {full}", file=sys.stderr)
+            return contract.EXIT_RUNNABLE_FAILED
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return contract.EXIT_INTERNAL
 
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         staging.stage(
             data_dir,
             payload=os.environ.get(args.payload_env) if args.payload_env else None,
-            chain_input=os.environ.get(args.input_env) if args.input_env else None,
+            chain_input=staging.chain_input(os.environ.get(args.input_env) if args.input_env else None, args.input_parts),
             inputs=args.inputs,
             link_root=args.link_root,
         )

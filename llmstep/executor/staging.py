@@ -2,20 +2,20 @@
 
 On Argo the engine places ``runnable.json`` and the inputs as artifacts. Tekton has no
 artifacts: the payload and the chain input arrive as environment variables (from params, never
-interpolated into a script), earlier steps' outputs are files in the shared workspace, and small
-results are written to ``$(results.NAME.path)``.
+interpolated into a script), a chain input too long for one variable as arguments in parts,
+earlier steps' outputs are files in the shared workspace, and small results are written to
+``$(results.NAME.path)``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from llmstep import contract, shapes
+from llmstep import contract, jsonio, shapes
 from llmstep.errors import PayloadError
 from llmstep.shapes import CHAIN_INPUT
 
@@ -28,7 +28,7 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
     if payload:
         (data_dir / contract.PAYLOAD).write_text(payload, encoding="utf-8")
     try:
-        shape = json.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
+        shape = jsonio.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
         single = shapes.is_single(shape)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return  # the executor reports the bad payload with its own message
@@ -47,6 +47,17 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
             os.link(origin, target)  # an earlier step's output: the same file, not a copy
         except OSError:
             shutil.copyfile(origin, target)
+
+
+def chain_input(from_env: str | None, parts: list[str]) -> str | None:
+    """The chain input: the environment variable's text, or the parts that carry an input too long
+    for one (see :func:`llmstep.contract.value_parts`), never both."""
+    if not parts:
+        return from_env
+    if from_env:
+        raise PayloadError("the chain input came both in --input-env's variable and as --input-parts; "
+                           "give it one way (the input param, or input-parts for a long input)")
+    return contract.join_value_parts(parts, "--input-parts")
 
 
 def _in_workspace(link_root: str, rel: str, source: str) -> Path:

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, serde, shapes
-from llmstep.errors import ExecutionError, LlmstepError, PayloadError
+from llmstep import contract, jsonio, serde, shapes
+from llmstep.errors import ExecutionError, LlmstepError, PayloadError, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,20 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
     except LlmstepError as exc:
         code = _fail(data_dir, name, exc, secrets)
         if records:
-            emit("error", **json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
+            emit("error", **jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
         return code
-    (data_dir / contract.OUTPUT).write_text(text, encoding="utf-8")
+    written = {contract.OUTPUT: text, contract.PREVIEW: preview(output), contract.USAGE: json.dumps(usage, sort_keys=True)}
+    for file, content in written.items():
+        try:
+            (data_dir / file).write_text(content, encoding="utf-8")
+        except OSError as exc:
+            exc.filename = exc.filename or str(data_dir / file)  # a failed write() names no file
+            full = storage_full(exc)
+            if full is None:
+                raise
+            return _fail_full(data_dir, name, exc, full, records)
     if records:
         emit("output", value=text)
-    (data_dir / contract.PREVIEW).write_text(preview(output), encoding="utf-8")
-    (data_dir / contract.USAGE).write_text(json.dumps(usage, sort_keys=True), encoding="utf-8")
     log.info(
         "step=%s runnable=%s duration=%.3fs output=%dB%s",
         name,
@@ -185,13 +192,23 @@ def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes:
 
 
 def _read(data_dir: Path, rel: str) -> str:
+    """The text of a step file; PayloadError (exit 2) naming it when it is missing, not a regular
+    file (a directory; a FIFO, which would block the step for ever), unreadable or not UTF-8."""
+    import stat
+
     path = data_dir / rel
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise PayloadError(f"{rel} in the data directory {data_dir} is {kind}; the step reads a JSON file there")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PayloadError(f"{rel} is missing from the data directory {data_dir}") from exc
     except UnicodeDecodeError as exc:
         raise PayloadError(f"{rel} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise PayloadError(f"{rel} in the data directory {data_dir} cannot be read ({exc.strerror or exc})") from exc
 
 
 def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, str]) -> int:
@@ -213,6 +230,24 @@ def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, st
         log.error("%s", trace.rstrip())
     log.error("step %s failed (%s, exit %d): %s", name, record["type"], exc.exit_code, message)
     return exc.exit_code
+
+
+def _fail_full(data_dir: Path, name: str, exc: OSError, message: str, records: bool) -> int:
+    """The step ran, but its output could not be written for lack of room: a failed step (exit 1,
+    as a run that fails for a full disk), never a success with half an output nor an internal
+    error. The partial files go first: they are no output, and removing them makes room for
+    error.json."""
+    for partial in (contract.OUTPUT, contract.PREVIEW, contract.USAGE):
+        (data_dir / partial).unlink(missing_ok=True)
+    record = {"step": name, "type": type(exc).__name__, "message": message, "exit_code": contract.EXIT_RUNNABLE_FAILED}
+    try:
+        (data_dir / contract.ERROR).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    except OSError:
+        pass  # not even that fits: stderr and the exit code still say it
+    if records:
+        emit("error", **record)
+    log.error("step %s failed (%s, exit %d): %s", name, record["type"], record["exit_code"], message)
+    return contract.EXIT_RUNNABLE_FAILED
 
 
 def _usage_note(usage: dict[str, Any]) -> str:

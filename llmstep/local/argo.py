@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
 from llmstep.local.argo_doc import Container, Dag, Task, Template, Workflow
@@ -24,6 +24,9 @@ from llmstep.local.process import base_env, env_from
 from llmstep.local.records import FINISHED_OK, RunRecord, now
 from llmstep.local.scheduler import Node, schedule
 from llmstep.local.values import link
+
+RECURSION_MESSAGE = ("Maximum recursion depth exceeded. See "
+                     "https://argo-workflows.readthedocs.io/en/latest/scaling/#maximum-recursion-depth")
 
 
 class ArgoRun:
@@ -46,6 +49,7 @@ class ArgoRun:
         self._launcher = options.launcher  # or one started when the run starts
         self.deadline: float | None = None  # spec.activeDeadlineSeconds from the start, on time.monotonic()
         self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
+        self.depths = {"": 0}  # how deep each nested DAG's scope (its keys' prefix) is
         self.vars["workflow.name"] = record.run_id
         self.vars["workflow.namespace"] = workflow.namespace
         self.vars["workflow.uid"] = record.run_id
@@ -183,6 +187,14 @@ class ArgoRun:
         if template.dag is not None:
             if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
                 return self.record.nodes[key]["phase"]
+            depth = self.depths[max((s for s in self.depths if key.startswith(s)), key=len)] + 1
+            if depth > argo_doc.MAX_NESTING:  # a recursion its when did not end: the controller's error
+                self.record.update_node(key, displayName=key, templateName=template.name, phase="Error", type="DAG",
+                                        startedAt=now(), finishedAt=now(), exitHandler=exit_handler,
+                                        message=RECURSION_MESSAGE)
+                self.progress.changed(key, self.record.nodes[key])
+                return "Error"
+            self.depths[f"{key}."] = depth
             params = self._inputs(template, params, key)
             with boundary or contextlib.nullcontext():
                 self.record.update_node(key, displayName=key, templateName=template.name, phase="Running",
@@ -330,7 +342,7 @@ def _items(task: Task, values: dict[str, str], key: str) -> list[Any] | None:
         return None
     text = argo_doc.substitute(task.with_param, values, f"task {key} withParam")
     try:
-        items = json.loads(text)
+        items = jsonio.loads(text)
     except ValueError as exc:
         raise WorkflowError(f"task {key}: withParam must be a JSON list, found {text[:80]!r} ({exc})") from None
     if not isinstance(items, list):

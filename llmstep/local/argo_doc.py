@@ -32,6 +32,7 @@ from llmstep.local.attempts import seconds
 from llmstep.local.command import check_prefixes
 from llmstep.local.command import parse as parse_command
 from llmstep.render.argo_checks import check_workflow
+from llmstep.render.cycles import find_cycle
 
 # Allowed keys per object; a value of None means "accepted, not interpreted locally".
 _WORKFLOW = {"apiVersion", "kind", "metadata", "spec", "status"}
@@ -309,6 +310,7 @@ def parse(doc: dict[str, Any]) -> Workflow:
         check_workflow(doc)
     except Exception as exc:
         raise WorkflowError(str(exc)) from exc
+    _check_recursion(templates)
     for path, text in _strings(spec, "spec"):
         for var in _VAR.findall(text):
             if not any(p.match(var) for p in _KNOWN_VARS):
@@ -327,6 +329,28 @@ def parse(doc: dict[str, Any]) -> Workflow:
         output_task=annotations.get(contract.OUTPUT_TASK) if isinstance(annotations, dict) else None,
         batch=isinstance(annotations, dict) and annotations.get(contract.BATCH_ANNOTATION) == "true",
     )
+
+
+MAX_NESTING = 100
+"""How deep templates may call templates: Argo's controller fails the node past it ("Maximum
+recursion depth exceeded"), and so does the local runner."""
+
+
+def _check_recursion(templates: list[Template]) -> None:
+    """A template that calls itself, directly or through others, by tasks that always run would
+    nest until Argo's recursion limit stops it, starting pods at every level on the way: refused
+    before the run. A recursion that a task's when, depends or items can end runs (to
+    MAX_NESTING)."""
+    calls = {t.name: [task.template for task in t.dag.tasks
+                      if task.when is None and task.depends is None and task.with_items is None
+                      and task.with_param is None]
+             for t in templates if t.dag is not None}
+    found = find_cycle(calls)
+    if found:
+        raise WorkflowError(
+            f"template {found[0]!r} calls itself ({' -> '.join(found)}) by tasks that always run, so it never ends "
+            f"(Argo fails it at its maximum recursion depth, {MAX_NESTING} levels down); give the task that "
+            "recurses a when condition that ends it")
 
 
 def _template(t: Any, where: str) -> Template:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local.lifecycle import step_ended, step_started
 from llmstep.local.process import DEADLINE_MESSAGE, Launcher
@@ -56,6 +56,8 @@ class StepRun:
     deadline_message: str = "Step exceeded its deadline"
     timeout_message: str = DEADLINE_MESSAGE
     """What a step stopped by its own ``timeout`` fails with (the engine's words)."""
+    start_message: Callable[[str], str] = lambda error: error
+    """What a step whose process could not start fails with (the engine's words around ``error``)."""
     exit_handler: bool = False
     slot: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
     """Held while the step's process runs (a parallelism limit counts running steps, as Argo counts pods)."""
@@ -80,6 +82,10 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             run = step.prepare(data_dir)
         except WorkflowError as exc:
             return _done(record, progress, step.name, "Error", str(exc), None, {})
+        except OSError as exc:  # an input that is gone, a full disk: the step cannot start
+            where = f" ({exc.filename})" if exc.filename else ""
+            return _done(record, progress, step.name, "Error",
+                         f"its inputs cannot be laid out: {exc.strerror or exc}{where}", None, {})
         with open(log_path, "ab") as log:
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
         with step.slot():
@@ -99,6 +105,8 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         if outcome.timed_out:
             by_end = ends is not None and (step.timeout is None or ends[0] < began + step.timeout)
             phase, message = "Failed", ends[1] if ends is not None and by_end else step.timeout_message
+        elif outcome.start_error:
+            phase, message = "Failed", step.start_message(outcome.start_error)
         elif outcome.exit_code == 0:
             phase, message = "Succeeded", ""
         else:
@@ -146,10 +154,8 @@ def _done(record: RunRecord, progress: Progress, name: str, phase: str, message:
 
 def error_message(data_dir: Path, exit_code: int) -> str:
     """The step's own account of its failure (error.json), else its exit code."""
-    import json
-
     try:
-        error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
+        error = jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
         return f"{contract.error_text(error)} (exit code {exit_code})"
     except (OSError, ValueError):
         return f"Error (exit code {exit_code})"

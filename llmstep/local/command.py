@@ -57,6 +57,7 @@ EXEC: dict[str, Option] = {
     "--link-root": Option("path"),
     "--result": Option("result", repeat=True),
     "--log-output": Option("choice", choices=("true", "false")),
+    "--input-parts": Option("text", rest=True),
     "--inputs": Option("input", rest=True),
     "--log-records": Option("flag"),
     "--stream": Option("flag"),

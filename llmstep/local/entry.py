@@ -10,8 +10,10 @@ up front, when it is parsed (see :mod:`llmstep.local.argo_doc`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from llmstep import contract, serde
@@ -22,6 +24,7 @@ from llmstep.local.lifecycle import stop_leftovers
 from llmstep.local.options import RunOptions
 from llmstep.local.records import FINISHED_OK, RunRecord, now
 
+log = logging.getLogger(__name__)
 MISSING = object()
 _DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; local steps use no image
 
@@ -164,10 +167,21 @@ def _resumable(record: RunRecord, opts: RunOptions, documents: list[dict[str, An
 
 def _reset(record: RunRecord) -> RunRecord:
     """Forget the nodes that did not succeed (and exit handlers), so they run again; the earlier
-    attempts' outcome stays in ``history``."""
+    attempts' outcome stays in ``history``. A finished step whose output files are gone (deleted
+    since, or a disk cleaned up) runs again too, with the DAG or item group it belongs to: what
+    it made is needed by the steps that run now."""
     earlier = {"phase": record.phase, "message": record.status.get("message", ""),
                "finishedAt": record.status.get("finishedAt", ""), "failures": record.failures()}
     record.status.setdefault("history", []).append(earlier)
+    for task, node in list(record.nodes.items()):
+        missing = [a["localPath"] for a in (node.get("outputs") or {}).get("artifacts") or []
+                   if a.get("localPath") and not Path(a["localPath"]).is_file()]
+        if missing and node.get("phase") in FINISHED_OK:
+            log.warning("step %s finished, but its output %s is gone: it runs again", task, missing[0])
+            for other in list(record.nodes):  # the nested DAG or item group that would stand for it
+                if task.startswith((f"{other}.", f"{other}(")):
+                    record.nodes.pop(other, None)
+            record.nodes.pop(task, None)
     for task, node in list(record.nodes.items()):
         if node.get("phase") not in FINISHED_OK or node.get("exitHandler"):
             del record.nodes[task]
@@ -181,11 +195,14 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
     ``input`` and the options as for :func:`run_document`."""
     opts = RunOptions.of(options, **given).resolved()
     from llmstep.local.tekton import TektonRun, prepare_run
-    from llmstep.render.tekton import with_run
+    from llmstep.render.tekton import INPUT_PARTS, input_params, with_run
 
     docs = with_run(docs)
     run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-    overrides = _overrides([p["name"] for p in pipeline.get("params") or []], input, opts.parameters, "the Pipeline")
+    declared = [p["name"] for p in pipeline.get("params") or []]
+    overrides: dict[str, Any] = _overrides(declared, input, opts.parameters, "the Pipeline")
+    if "input" in overrides and INPUT_PARTS in declared:  # as llmstep submit gives a long input
+        overrides.update((p["name"], p["value"]) for p in input_params(overrides["input"]))
     if not opts.allow_pickle:
         trust.refuse_pickles(docs, overrides)
     opts.policy().check_payloads(docs, overrides)

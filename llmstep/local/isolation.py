@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local.attempts import Attempt
 from llmstep.local.command import check_paths, parse
@@ -190,13 +190,11 @@ def engine_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 def payload_classes(node: Any) -> list[list[str]]:
     """The class ids recorded in every llmstep payload inside some documents."""
-    import json
-
     found: list[list[str]] = []
     if isinstance(node, str):
         if node.lstrip().startswith("{") and '"llmstep"' in node:
             try:
-                payload = json.loads(node)
+                payload = jsonio.loads(node)
             except ValueError:
                 return found
             if isinstance(payload, dict):

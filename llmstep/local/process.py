@@ -29,6 +29,34 @@ class Outcome:
     exit_code: int
     timed_out: bool = False
     interrupted: bool = False
+    start_error: str = ""
+    """Why the process never started (as a pod's container that cannot start; exit code 128)."""
+
+
+START_FAILED = 128
+"""The exit code a container runtime gives a container whose process could not start."""
+
+
+def exec_refusal(argv: list[str], env: Mapping[str, str]) -> str:
+    """What Linux's ``execve`` refuses a pod's container with (empty when it starts): one argument
+    or environment entry longer than ``MAX_ARG_STRLEN``, or all together over ``ARG_MAX`` (see
+    :mod:`llmstep.contract`). A step run here (forked, or in a process whose limits differ) must
+    not start where the pod would not."""
+    from llmstep.contract import ARG_MAX, MAX_ARG_STRLEN
+
+    strings = [*argv, *(f"{name}={value}" for name, value in env.items())]
+    sizes = [len(text.encode("utf-8", "surrogateescape")) + 1 for text in strings]  # each with its NUL
+    longest = max(range(len(sizes)), key=sizes.__getitem__)
+    if sizes[longest] > MAX_ARG_STRLEN:
+        what = ("argument " + str(longest) if longest < len(argv)
+                else "environment variable " + strings[longest].split("=", 1)[0])
+        return (f"argument list too long: {what} is {sizes[longest] - 1} bytes; Linux starts no program with "
+                f"one longer than {MAX_ARG_STRLEN - 1}")
+    total = sum(sizes) + 8 * (len(strings) + 2)  # and a pointer to each
+    if total > ARG_MAX:
+        return (f"argument list too long: the arguments and environment take {total} bytes; Linux starts no "
+                f"program with more than {ARG_MAX}")
+    return ""
 
 
 PASSTHROUGH = (
@@ -107,6 +135,11 @@ class Launcher:
         """Run one step's process to its end; ``on_start(pid)`` is told its pid once it runs."""
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
+        refusal = exec_refusal(argv, env)
+        if refusal:
+            with open(log_path, "ab") as log:
+                log.write(f"exec {argv[0]}: {refusal}\n".encode())
+            return Outcome(START_FAILED, start_error=refusal)
         server = self.forkserver
         if server is not None and argv[:4] == [sys.executable, "-m", "llmstep", "exec"] and server.wait_ready():
             try:

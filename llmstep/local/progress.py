@@ -91,7 +91,7 @@ class LiveProgress(Progress):
             nodes = dict(self._record.nodes)
             out = ["\x1b[F\x1b[K" * self._lines]
             for task, node in nodes.items():
-                phase = node.get("phase", "Pending")
+                phase = self._record.shown(node)[0]
                 out.append(f"  {_SYMBOL.get(phase, '?')} {task:<40} {phase:<10} {duration(node)}\n")
             self._lines = len(nodes)
             self.stream.write("".join(out))

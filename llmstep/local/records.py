@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local import values
 from llmstep.local.values import ValueStore
@@ -47,6 +47,10 @@ SAVE_EVERY = 0.5
 FINISHED_OK = ("Succeeded", "Skipped")
 """Phases after which dependents may run and a resumed run does not run the node again."""
 ENDED_UNFINISHED = "the llmstep process running it ended without finishing the record (killed, or the disk was full)"
+NOT_STARTED = {"argo": "Omitted", "tekton": "Skipped"}
+"""How each engine shows a step that never started once its run has ended: Argo marks a DAG task
+it will not run ``Omitted``; Tekton lists the task among the PipelineRun's skipped tasks."""
+NOT_STARTED_MESSAGE = "not started: the run ended before it"
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _STATUS_TYPES = {"phase": str, "startedAt": str, "finishedAt": str, "message": str, "arguments": dict, "nodes": dict}
 
@@ -78,6 +82,23 @@ class RunRecord:
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
         return self.status.setdefault("nodes", {})
+
+    def in_run_order(self) -> list[tuple[str, dict[str, Any]]]:
+        """The nodes as they ran: those that started by their start, then the others in the
+        documents' order (the order the runner created them in)."""
+        return sorted(self.nodes.items(), key=lambda item: (not item[1].get("startedAt"), item[1].get("startedAt") or ""))
+
+    def shown(self, node: dict[str, Any]) -> tuple[str, str]:
+        """A node's phase and message in the words of the run's engine: once the run has ended, a
+        step still ``Pending`` never started (Argo: ``Omitted``; Tekton: ``Skipped``), and Tekton
+        calls the tasks it did not run skipped."""
+        phase, message = str(node.get("phase", "Pending")), str(node.get("message", ""))
+        engine = str(self.status.get("engine", "argo"))
+        if phase == "Pending" and self.phase not in ("Running", "Pending"):
+            return NOT_STARTED.get(engine, NOT_STARTED["argo"]), message or NOT_STARTED_MESSAGE
+        if phase == "Omitted" and engine == "tekton":
+            return NOT_STARTED["tekton"], message
+        return phase, message
 
     @classmethod
     def create(cls, runs_dir: Path, docs: list[dict[str, Any]], *, engine: str, arguments: dict[str, Any]) -> RunRecord:
@@ -221,7 +242,8 @@ class RunRecord:
                 self._timer.cancel()
                 self._timer = None
             tmp = self.root / "status.json.tmp"
-            tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1, sort_keys=True), encoding="utf-8")
+            # nodes keep the order they were created in (the documents'), which `show` lists by
+            tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1), encoding="utf-8")
             os.replace(tmp, self.root / "status.json")
             self._saved_at = time.monotonic()
 
@@ -272,7 +294,7 @@ class RunRecord:
 
         if self.phase not in contract.DONE_PHASES:
             raise WorkflowError(f"run {self.run_id} is {self.phase}; it has no results yet")
-        count = len(json.loads(self.status["arguments"].get("inputs", "[]")))
+        count = len(jsonio.loads(self.status["arguments"].get("inputs", "[]")))
         return batch.collect(count, self.nodes.items(), self.status.get("outputTask") or "", _local_output,
                              f"run {self.run_id}", return_exceptions)
 
@@ -299,9 +321,11 @@ def run_name(meta: Any) -> str:
 def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     """A record's status.json, or None and what is wrong with it."""
     try:
-        status = json.loads(path.read_text(encoding="utf-8"))
+        status = jsonio.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot be read: {exc}"
+    except jsonio.TooDeep as exc:
+        return None, str(exc)
     except json.JSONDecodeError as exc:
         return None, f"not JSON: {exc.msg}, line {exc.lineno} column {exc.colno}; cut short?"
     if not isinstance(status, dict):

@@ -22,12 +22,11 @@ checked against the grammar only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmstep import contract, serde
+from llmstep import contract, jsonio, serde
 from llmstep.diagnose import settings
 from llmstep.errors import WorkflowError
 from llmstep.local.command import parse, unresolved
@@ -161,7 +160,7 @@ def _payloads(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if isinstance(node, str):
         if node.lstrip()[:1] in ("{", "[", '"'):
             try:
-                value = json.loads(node)
+                value = jsonio.loads(node)
             except ValueError:
                 return
             if not isinstance(value, str) or value != node:

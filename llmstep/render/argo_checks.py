@@ -11,6 +11,7 @@ from typing import Any
 
 from llmstep.compiler.naming import MAX, TASK_NAME
 from llmstep.errors import RenderError
+from llmstep.render.cycles import find_cycle
 
 _TASK_REF = re.compile(r"\{\{\s*tasks\.([^.}\s]+)\.")
 _DEPENDS_WORD = re.compile(r"[A-Za-z0-9][-A-Za-z0-9]*(?:\.[A-Za-z]+)?")
@@ -43,6 +44,9 @@ def _check_dag(owner: str, tasks: list[dict[str, Any]], templates: set[str]) -> 
     if len(set(task_names)) != len(task_names):
         raise RenderError(f"template {owner!r} has repeated task names")
     known = set(task_names)
+    found = find_cycle({task["name"]: sorted(_depends_targets(task)) for task in tasks})
+    if found:  # Argo's validation refuses the Workflow in these words (workflow/validate)
+        raise RenderError(f"templates.{owner}.tasks dependency cycle detected: {'->'.join(found)}")
     for task in tasks:
         where = f"task {task['name']!r} of template {owner!r}"
         if task.get("template") not in templates:

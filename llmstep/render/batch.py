@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from llmstep import contract
+from llmstep import contract, jsonio
 from llmstep.errors import BatchFailed, ItemFailed, LlmstepError
 
 BATCH_TASK = "item"
@@ -38,7 +38,7 @@ def encode_inputs(inputs: Iterable[Any]) -> str:
             serde.check_unicode(json.dumps(x, ensure_ascii=False), f"input {i}")
             items.append(x)
         else:
-            items.append(json.loads(serde.parameter_text(x, where=f"input {i}", envelope=True)))
+            items.append(jsonio.loads(serde.parameter_text(x, where=f"input {i}", envelope=True)))
     return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -46,7 +46,7 @@ def input_count(arguments: Iterable[dict[str, Any]]) -> int:
     """How many inputs a batch Workflow's ``inputs`` parameter holds."""
     for param in arguments:
         if param.get("name") == "inputs" and param.get("value") is not None:
-            return len(json.loads(param["value"]))
+            return len(jsonio.loads(param["value"]))
     return 0
 
 

@@ -21,12 +21,15 @@ from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKey
 API = "tekton.dev/v1"
 TASK_NAME = "llmstep-run"
 MIN_PIPELINES = "0.56.0"
-ENV_LIMIT = 128 * 1024
-"""Linux caps one environment variable at 128 KiB (MAX_ARG_STRLEN); the payload travels in one."""
+ENV_LIMIT = contract.MAX_ARG_STRLEN
+"""The payload travels in one environment variable."""
+INPUT_PARTS = "input-parts"
 
 _PARAM_DOCS = {
     "payload": "The step's runnable.json: a serialized LangChain Runnable (llmstep compile writes it).",
     "input": "The chain input as JSON, for steps whose inputs include 'input'.",
+    INPUT_PARTS: "The chain input as JSON in parts I/N:TEXT of at most 64 KiB, instead of 'input' when it is "
+    "longer than one environment variable may be (Linux: 128 KiB); llmstep writes them for a long input.",
     "inputs": "Where the step's inputs come from: 'input' (the input param) or SOURCE=PATH, "
     "PATH relative to the data workspace (an earlier step's output-path result).",
     "output-dir": "The step's directory in the data workspace, e.g. $(context.pipelineRun.name)/STEP.",
@@ -50,6 +53,7 @@ def run_task(image: str) -> dict[str, Any]:
         "secrets_dir": "$(workspaces.credentials.path)",
         "link_root": "$(workspaces.data.path)",
         "inputs": "$(params.inputs[*])",
+        "input_parts": f"$(params.{INPUT_PARTS}[*])",
         "log_output": "$(params.log-output)",
         **{"result_" + r.replace("-", "_"): f"$(results.{r}.path)" for r in contract.RESULTS},
     }
@@ -75,6 +79,7 @@ def run_task(image: str) -> dict[str, Any]:
             "params": [
                 {"name": "payload", "type": "string", "description": _PARAM_DOCS["payload"]},
                 {"name": "input", "type": "string", "default": "", "description": _PARAM_DOCS["input"]},
+                {"name": INPUT_PARTS, "type": "array", "default": [], "description": _PARAM_DOCS[INPUT_PARTS]},
                 {"name": "inputs", "type": "array", "default": [CHAIN_INPUT], "description": _PARAM_DOCS["inputs"]},
                 {"name": "output-dir", "type": "string", "description": _PARAM_DOCS["output-dir"]},
                 {"name": "image", "type": "string", "default": image, "description": _PARAM_DOCS["image"]},
@@ -180,7 +185,8 @@ def pipeline(plan: Plan) -> dict[str, Any]:
                      "annotations": {contract.OUTPUT_TASK: out.name}},
         "spec": {
             "description": plan.description,
-            "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."}],
+            "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."},
+                       {"name": INPUT_PARTS, "type": "array", "default": [], "description": _PARAM_DOCS[INPUT_PARTS]}],
             "workspaces": workspaces,
             "tasks": tasks,
             "finally": [_failure_hook(plan)],
@@ -220,7 +226,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
             **_task_source(step, image),
             "params": [
                 {"name": "payload", "value": serde.payload_text(step.payload)},
-                {"name": "input", "value": input_json},
+                *input_params(input_json),
                 {"name": "inputs", "value": [CHAIN_INPUT]},
                 {"name": "output-dir", "value": step.name},
                 {"name": "image", "value": step.settings.image or image},
@@ -232,6 +238,25 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
             **({"retries": step.settings.retries} if step.settings.retries else {}),
         },
     }
+
+
+def input_params(input_json: str) -> list[dict[str, Any]]:
+    """A run's params for the chain input: ``input``, or for an input longer than an environment
+    variable may be (:data:`llmstep.contract.MAX_ARG_STRLEN`), ``input`` empty and the input in
+    ``input-parts``, which reach the step as arguments of at most 64 KiB each. The limit is then
+    the run's: Kubernetes keeps an object under about 1.5 MiB, and a pod's arguments and
+    environment together under :data:`llmstep.contract.ARG_MAX`. Either way a ``$(`` in the JSON is
+    written ``$\u0028``, which Kubernetes does not expand (:func:`llmstep.serde.kube_literal`)."""
+    input_json = serde.kube_literal(input_json)
+    if len(input_json.encode("utf-8", "surrogatepass")) <= contract.PART_BYTES:
+        return [{"name": "input", "value": input_json}]
+    return [{"name": "input", "value": ""}, {"name": INPUT_PARTS, "value": contract.value_parts(input_json)}]
+
+
+def with_input(run: dict[str, Any], input_json: str) -> None:
+    """Set a PipelineRun's or TaskRun's chain input (:func:`input_params`), replacing what it had."""
+    params = [p for p in run["spec"].get("params") or [] if p["name"] not in ("input", INPUT_PARTS)]
+    run["spec"]["params"] = [*params, *input_params(input_json)]
 
 
 def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
@@ -277,7 +302,7 @@ def _run_of(name: str, credentials: dict[str, tuple[str, ...]], secret: str, inp
         "metadata": {"generateName": f"{name}-", "labels": {**contract.LABELS, contract.CHAIN_LABEL: name}},
         "spec": {
             "pipelineRef": {"name": name},
-            "params": [{"name": "input", "value": input_json}],
+            "params": input_params(input_json),
             "workspaces": workspaces,
             "taskRunTemplate": {"serviceAccountName": "llmstep"},
         },
@@ -322,6 +347,7 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     params: list[dict[str, Any]] = [{"name": "payload", "value": serde.payload_text(step.payload)}]
     if CHAIN_INPUT in step.sources:
         params.append({"name": "input", "value": "$(params.input)"})
+        params.append({"name": INPUT_PARTS, "value": [f"$(params.{INPUT_PARTS}[*])"]})
     params += [
         {"name": "inputs", "value": inputs},
         {"name": "output-dir", "value": f"$(context.pipelineRun.name)/{step.name}"},

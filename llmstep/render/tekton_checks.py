@@ -14,6 +14,7 @@ from typing import Any
 
 from llmstep.compiler.naming import DNS_LABEL, MAX
 from llmstep.errors import RenderError
+from llmstep.render.cycles import find_cycle
 
 _VAR = re.compile(r"\$\((params|tasks|workspaces|results|context)\.([^)]*)\)")
 _WHEN_OPERATORS = ("in", "notin")
@@ -156,10 +157,26 @@ def check_pipeline(spec: dict[str, Any], where: str, tasks: dict[str, dict[str, 
             _check_optional_workspaces(spec, task, task_spec, tw)
         if "taskSpec" in task:
             check_task(task["taskSpec"], tw, outer_params=params)
+    _check_no_cycle(regular, where)
     for result in spec.get("results") or []:
         for kind, rest in _vars(result.get("value")):
             if kind == "tasks" and rest.split(".")[0] not in all_names:
                 _fail(where, f"pipeline result {result.get('name')!r} references unknown task in $(tasks.{rest})")
+
+
+def _check_no_cycle(regular: list[dict[str, Any]], where: str) -> None:
+    """A task waits for its runAfter and for the tasks whose results it reads; Tekton's webhook
+    refuses a Pipeline where these go round ("cycle detected", its DAG builder's words)."""
+    edges = {}
+    for task in regular:
+        refs = {rest.split(".")[0] for kind, rest in _vars({k: v for k, v in task.items() if k != "taskSpec"})
+                if kind == "tasks"}
+        edges[task["name"]] = sorted(set(task.get("runAfter") or []) | refs)
+    found = find_cycle(edges)
+    if found:
+        first = found[0]
+        _fail(where, f'invalid value: cycle detected; task "{first}" depends on "{found[1]}" '
+                     f"({' -> '.join(found)}): spec.tasks")
 
 
 def _check_result_ref(rest: str, regular: list[dict[str, Any]], tasks: dict[str, dict[str, Any]], where: str) -> None:

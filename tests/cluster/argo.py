@@ -140,7 +140,8 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
 
 
 def images(cluster: Any) -> None:
-    """The executor image and the step image, built with podman and imported into containerd."""
+    """The executor image, the step image and the base image they are built from, built with podman
+    and imported into containerd."""
     env = podman_env()
     base = os.environ.get("LLMSTEP_TEST_BASE_IMAGE", BASE_IMAGE)
     _run([str(ROOT / "images" / "base-debian.sh"), base], env, "building the Debian base image")
@@ -152,7 +153,10 @@ def images(cluster: Any) -> None:
         _run(["podman", "build", "-q", "-t", EXECUTOR_IMAGE, context], env, "building the Argo executor image")
     _run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", STEP_IMAGE, "--base", base, "--wheelhouse"],
          env, "building the step image")
-    for name, names in ((EXECUTOR_IMAGE, (EXECUTOR_IMAGE,)), (f"localhost/{STEP_IMAGE}", (f"docker.io/library/{STEP_IMAGE}",))):
+    # The base image is also Tekton's shell image (tests/cluster/tekton.py): the one that runs a
+    # TaskRun's ``place-scripts`` init container, so a Task with a ``script:`` step needs it.
+    for name, names in ((EXECUTOR_IMAGE, (EXECUTOR_IMAGE,)), (f"localhost/{STEP_IMAGE}", (f"docker.io/library/{STEP_IMAGE}",)),
+                        (base, (BASE_IMAGE,))):
         archive = cluster.state / f"{name.rsplit('/', 1)[-1].replace(':', '_')}.tar"
         _run(["podman", "save", "--format", "docker-archive", "-o", str(archive), name], env, f"saving {name}")
         cluster.import_image(archive, *names)

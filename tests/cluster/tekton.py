@@ -42,12 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from argo import BASE_IMAGE
 
 TEKTON_VERSION = "v1.15.0"
 NAMESPACE = "tekton-pipelines"
 IMAGES = {name: f"localhost/tekton-{name}:{TEKTON_VERSION}" for name in ("entrypoint", "nop", "workingdirinit",
                                                                           "sidecarlogresults")}
-SHELL_IMAGE = "localhost/llmstep-base:bookworm"
+SHELL_IMAGE = BASE_IMAGE  # imported into the node by argo.images
 STORAGE_CLASS = "llmstep-local"
 VOLUMES = 160  # one per PipelineRun with a volumeClaimTemplate in a test session, with room to spare
 CONVERTED_CRDS = ("300-pipeline.yaml", "300-pipelinerun.yaml", "300-resolutionrequest.yaml", "300-stepaction.yaml",

@@ -127,6 +127,62 @@ def test_inputs_come_last_so_tekton_can_expand_the_array_param_into_any_number_o
     assert len(args.result) == len(contract.RESULTS)
 
 
+# ---------------------------------------------------------------- values longer than an argument may be
+
+LONG_TEXTS = {
+    "ascii": "a" * 300_000,
+    "two-byte characters across every cut": "é" * 100_001,
+    "four-byte characters across every cut": "🦜" * 50_001,
+    "looks like options and references": ("--inputs -x $(params.payload) " * 9000) + "-",
+    "one byte past a part": "x" * (contract.PART_BYTES + 1),
+}
+
+
+@pytest.mark.parametrize("text", LONG_TEXTS.values(), ids=LONG_TEXTS)
+def test_a_long_value_travels_in_parts_each_an_argument_linux_takes(text):
+    parts = contract.value_parts(text)
+    assert len(parts) >= 2  # each text is longer than a part
+    for i, part in enumerate(parts):
+        assert part.startswith(f"{i}/{len(parts)}:")  # a digit first: never read as an option
+        assert len(part.encode()) + 1 <= contract.MAX_ARG_STRLEN
+        assert len(part.partition(":")[2].encode()) <= contract.PART_BYTES
+    assert contract.join_value_parts(parts, "x") == text
+
+
+@pytest.mark.parametrize("change", ["drop the middle", "swap", "no number"])
+def test_parts_missing_or_out_of_order_are_refused_naming_them(change):
+    parts = contract.value_parts("y" * (3 * contract.PART_BYTES))
+    broken = {"drop the middle": [parts[0], parts[2]], "swap": [parts[1], parts[0], parts[2]],
+              "no number": [p.partition(":")[2] for p in parts]}[change]
+    with pytest.raises(PayloadError, match=r"--input-parts: part 1 of \d|--input-parts: part 2 of 2"):
+        contract.join_value_parts(broken, "--input-parts")
+
+
+@pytest.mark.parametrize("expanded", [[], ["input"], ["a=run/a/output.json"]])
+def test_input_parts_parse_to_the_parts_whatever_they_hold(tmp_path, expanded):
+    parts = contract.value_parts(LONG_TEXTS["looks like options and references"])
+    flags = {**staging_flags(tmp_path, inputs="$(params.inputs[*])"), "input_parts": "$(params.input-parts[*])"}
+    argv = contract.exec_argv("/d", staging=flags)
+    at = argv.index("$(params.input-parts[*])")
+    args = parse(argv[:at] + parts + argv[at + 1:-1] + expanded)  # as Tekton expands both arrays
+    assert args.input_parts == parts and args.inputs == expanded
+
+
+def test_a_staged_step_joins_a_long_chain_input_from_its_parts(tmp_path):
+    """300 KB in one environment variable would not start on Linux; as parts, each an argument, it does."""
+    data_dir = tmp_path / "workspace" / "run-1" / "ask"
+    chain_input = json.dumps({"question": "é$(HOME)-" * 40_000}, ensure_ascii=False)
+    flags = {**staging_flags(tmp_path, inputs="input"), "input_parts": "PARTS"}
+    argv = contract.exec_argv(str(data_dir), staging=flags)
+    at = argv.index("PARTS")
+    argv[at:at + 1] = contract.value_parts(chain_input)
+    result = run(argv, {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": ""}, tmp_path)
+    assert result.returncode == contract.EXIT_OK, result.stderr
+    assert (data_dir / contract.INPUT).read_text(encoding="utf-8") == chain_input
+    both = run(argv, {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": '{"question": "x"}'}, tmp_path)
+    assert both.returncode == contract.EXIT_BAD_INPUT and "both in --input-env's variable and as --input-parts" in both.stderr
+
+
 def test_staging_without_a_key_it_needs_is_refused(tmp_path):
     flags = staging_flags(tmp_path)
     del flags["result_output_path"]

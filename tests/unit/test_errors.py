@@ -78,3 +78,17 @@ def test_a_failed_run_is_one_event_on_every_engine():
         exc = cls("x failed", run_id="x", failures=[{"step": "a"}])
         assert isinstance(exc, errors.RunFailed) and isinstance(exc, errors.SubmissionError)
         assert (exc.exit_code, exc.run_id, exc.failures, str(exc)) == (1, "x", [{"step": "a"}], "x failed")
+
+
+def test_a_write_that_failed_for_lack_of_room_is_told_as_such_naming_the_file():
+    import errno
+
+    from llmstep.errors import storage_full
+
+    assert storage_full(OSError(errno.ENOSPC, "No space left on device", "/r/out.json")) == \
+        "no space left on the device writing /r/out.json; free some space"
+    assert storage_full(OSError(errno.EDQUOT, "Disk quota exceeded")) == \
+        "the disk quota is exhausted; free some space or raise the quota"
+    assert "size limit of the process" in storage_full(OSError(errno.EFBIG, "File too large"))
+    assert storage_full(OSError(errno.EACCES, "Permission denied", "/r")) is None
+    assert storage_full(ValueError("no")) is None

@@ -103,3 +103,14 @@ def test_payload_loads_only_recorded_classes():
     payload["allowed"] = [a for a in payload["allowed"] if a[-1] != "PromptTemplate"]
     with pytest.raises(PayloadError, match="not in the payload's allowlist"):
         serde.load_runnable(payload, {})
+
+
+def test_text_of_a_message_shows_the_tools_it_calls():
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from llmstep.serde import text_of
+
+    calls = [{"name": "search", "args": {"q": "argo é"}, "id": "1"}, {"name": "now", "args": {}, "id": "2"}]
+    assert text_of(AIMessage(content="", tool_calls=calls)) == 'tool call: search({"q": "argo é"})\ntool call: now({})'
+    assert text_of(AIMessage(content="let me look", tool_calls=calls[:1])) == 'let me look\ntool call: search({"q": "argo é"})'
+    assert text_of(AIMessage(content="plain")) == "plain" and text_of(HumanMessage(content="hi")) == "hi"

@@ -8,7 +8,7 @@ import subprocess
 
 from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
-from conftest import ROOT, chain_module, run_cli
+from conftest import ROOT, as_from_a_terminal, chain_module, run_cli
 
 
 def test_cli_submit_engine_tekton_refuses_a_batch_and_argo_server_options(tmp_path):
@@ -54,8 +54,8 @@ def test_cli_ctrl_c_stops_waiting_not_the_workflow(tmp_path):
     chain_module(tmp_path, "from chains import qa_chain\nchain = qa_chain()\n")
     with FakeArgoServer(qa_chain(), token=TOKEN, step_delay=30) as server:
         env = {**__import__("os").environ, "ARGO_SERVER": server.url, "ARGO_TOKEN": TOKEN}
-        proc = subprocess.Popen([sys.executable, "-m", "llmstep", "submit", "mychain.py:chain", "-n", "argo",
-                                 "--input", '{"question": "x"}', "--wait"], cwd=tmp_path, env=env,
+        proc = subprocess.Popen(as_from_a_terminal([sys.executable, "-m", "llmstep", "submit", "mychain.py:chain", "-n",
+                                                    "argo", "--input", '{"question": "x"}', "--wait"]), cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not any(r["method"] == "GET" for r in server.requests):  # it is waiting
@@ -65,3 +65,10 @@ def test_cli_ctrl_c_stops_waiting_not_the_workflow(tmp_path):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "keeps running" in err and "argo terminate -n argo" in err
     assert not any(r["method"] == "PUT" for r in server.requests)  # not terminated
+
+
+def test_cli_submit_wait_timeout_must_be_seconds_above_zero(tmp_path):
+    for bad in ("0", "nan", "inf", "-5"):
+        result = run_cli("submit", f"{ROOT}/examples/qa.py:chain", "--wait", "--timeout", bad, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert f"argument --timeout: {bad!r} is not a number of seconds above 0" in result.stderr

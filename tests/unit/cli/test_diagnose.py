@@ -113,3 +113,40 @@ def test_diagnose_options_are_never_abbreviated(tmp_path):
     for abbreviated in (["--file", "x.yaml"], ["--output-d", str(tmp_path)], ["--base", "http://127.0.0.1:9/v1"]):
         result = run_cli("diagnose", "pod/x", *abbreviated, "--dry-run")
         assert result.returncode == 2 and "unrecognized arguments" in result.stderr, result.stderr
+
+
+def test_hostile_evidence_is_refused_with_exit_2_naming_it(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("kind: ConfigMap\nmetadata:\n  name: x\ndata:\n" + "".join(
+        f"  l{i}: &l{i} [{', '.join(['lol'] * 9 if i == 0 else [f'*l{i - 1}'] * 9)}]\n" for i in range(9)))
+    deep = "[" * 30_000 + "]" * 30_000
+    cases = [
+        (("diagnose", "-f", str(bomb), "--dry-run"), f"{bomb}, document 1: the document contains excessive aliasing"),
+        (("diagnose", "--workflow-failures", deep, "--dry-run", "workflow/wf"), "--workflow-failures: it nests"),
+        (("diagnose", "--workflow-failures", json.dumps(deep), "--dry-run", "workflow/wf"), "--workflow-failures: it nests"),
+        (("diagnose", "--task-statuses", '{"a": ' + "[" * 300 + "]" * 300 + "}", "--dry-run"), "--task-statuses: it nests"),
+    ]
+    for args, fragment in cases:
+        result = run_cli(*args, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (args[:3], result.stderr)
+        assert fragment in result.stderr, result.stderr
+
+
+def test_task_statuses_that_are_not_a_map_are_evidence_text(tmp_path):
+    result = run_cli("diagnose", "--task-statuses", '["build", "Failed"]', "--dry-run", cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "task statuses (unparsed)" in result.stdout and '["build", "Failed"]' in result.stdout
+
+
+def test_model_and_log_options_out_of_range_are_refused_naming_the_flag(tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(MANIFEST)
+    cases = [("--retries", "-1", "-1 is negative; give 0 or more"), ("--retries", "two", "'two' is not a whole number"),
+             ("--tail", "-3", "-3 is negative")]
+    cases += [("--timeout", bad, f"{bad!r} is not a number of seconds above 0") for bad in ("0", "nan", "inf", "-5", "-inf")]
+    for flag, value, fragment in cases:
+        result = run_cli("diagnose", "-f", str(manifest), "--dry-run", f"{flag}={value}", cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (flag, value, result.stderr)
+        assert f"argument {flag}: {fragment}" in result.stderr, result.stderr
+    ok = run_cli("diagnose", "-f", str(manifest), "--dry-run", "--timeout", "2.5", "--retries", "0", cwd=tmp_path, timeout=60)
+    assert ok.returncode == 0, ok.stderr

@@ -249,3 +249,44 @@ def test_reference_name_is_a_workflow_name_from_the_file_or_module(ref, name):
     assert reference_name(ref) == name
     if name is not None:
         assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name) and len(name) <= 50
+
+
+# ---------------------------------------------------------------- value types (--value-type)
+
+
+VALUES = ("from dataclasses import dataclass\nfrom langchain_core.runnables import RunnableLambda\n"
+          "@dataclass\nclass Verdict:\n    ok: bool\n"
+          "class Plain:\n    pass\n"
+          "chain = RunnableLambda(lambda t: Verdict(ok=bool(t)))\n")
+
+
+def test_a_value_type_names_the_class_the_chain_uses_however_the_file_is_spelled():
+    from llmstep.cli.refs import load_classes
+
+    write("app/chain.py", VALUES)
+    chain = load_reference("app/chain.py:chain")
+    [same] = load_classes(["./app/../app/chain.py:Verdict"], "--value-type")
+    assert type(chain.invoke("x")) is same  # one module, so compile declares the class the steps return
+
+
+def test_a_value_type_from_a_module():
+    from llmstep.cli.refs import load_classes
+
+    write("refs_case_models.py", "import enum\nclass Color(enum.Enum):\n    RED = 'red'\n")
+    sys.path.insert(0, os.getcwd())
+    [color] = load_classes(["refs_case_models:Color"], "--value-type")
+    assert color.RED.value == "red"
+
+
+@pytest.mark.parametrize(("ref", "message"), [
+    ("Verdict", "--value-type 'Verdict': name a class as package.module:Class or path/to/file.py:Class"),
+    ("chain.py:Nothing", "--value-type 'chain.py:Nothing': chain.py has no attribute 'Nothing'"),
+    ("chain.py:chain", "--value-type 'chain.py:chain' is a RunnableLambda, not a class"),
+    ("missing.py:Verdict", "no such file: missing.py"),
+])
+def test_a_bad_value_type_says_what_is_wrong(ref, message):
+    from llmstep.cli.refs import load_classes
+
+    write("chain.py", VALUES)
+    with pytest.raises(ReferenceError_, match=re.escape(message)):
+        load_classes([ref], "--value-type")

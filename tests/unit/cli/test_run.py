@@ -44,3 +44,85 @@ def test_cli_failed_run_exit_code_show_and_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "4"
     assert "RunnableLambda succeeded" not in resumed.stderr  # the finished step was reused, not re-run
+
+
+SHOWN_CHAIN = (
+    "from langchain_core.messages import AIMessage\nfrom langchain_core.runnables import RunnableLambda\n"
+    "def boom(x):\n    raise ValueError('boom')\n"
+    "def calls_tools(x):\n"
+    "    return AIMessage(content='', tool_calls=[{'name': 'search', 'args': {'q': x}, 'id': 'c1'},\n"
+    "                                             {'name': 'fetch', 'args': {}, 'id': 'c2'}])\n"
+    "first = RunnableLambda(lambda x: x + '!').with_config(run_name='zeta_first')\n"
+    "failing = first | RunnableLambda(boom) | RunnableLambda(lambda x: x, name='alpha') | RunnableLambda(lambda x: x)\n"
+    "tools = first | RunnableLambda(calls_tools)\n"
+)
+
+
+def test_show_lists_steps_in_run_order_in_the_engines_words(tmp_path):
+    """Steps as they ran (not alphabetically), a step that never started as its engine says it
+    (Argo: Omitted; Tekton: Skipped), never Pending after the run ended; a step named by its
+    run_name, as LangSmith shows it."""
+    (tmp_path / "shown.py").write_text(SHOWN_CHAIN)
+    for engine, never in (("argo", "Omitted"), ("tekton", "Skipped")):
+        failed = run_cli("run", "shown.py:failing", "--allow-pickle", "--engine", engine, "--input", '"x"', cwd=tmp_path)
+        assert failed.returncode == 1, failed.stderr
+        run_id = failed.stderr.split("run --resume ")[1].split()[0]
+        shown = run_cli("show", run_id, cwd=tmp_path).stdout
+        rows = [line.split() for line in shown.splitlines() if line.startswith("  ") and not line.startswith("      ")]
+        steps = [(r[0].lower(), r[1]) for r in rows if r[0].lower() != "on-failure"]
+        assert steps == [("zeta-first", "Succeeded"), ("boom", "Failed"), ("alpha", never), ("runnablelambda", never)], shown
+        assert "Pending" not in shown
+        report = json.loads(run_cli("show", run_id, "--json", cwd=tmp_path).stdout)
+        order = [t.lower() for t in report["steps"] if t != "on-failure"]
+        assert order == ["zeta-first", "boom", "alpha", "runnablelambda"]
+        assert {report["steps"][t]["phase"] for t in report["steps"] if t.lower() in ("alpha", "runnablelambda")} == {never}
+        one = run_cli("show", run_id, next(t for t in report["steps"] if t.lower() == "alpha"), cwd=tmp_path).stdout
+        assert one.split()[:3] == ["step", one.split()[1], never]
+
+
+def test_a_tool_call_only_answer_shows_its_tool_calls(tmp_path):
+    (tmp_path / "shown.py").write_text(SHOWN_CHAIN)
+    ran = run_cli("run", "shown.py:tools", "--allow-pickle", "--input", '"argo"', cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines() == ['tool call: search({"q": "argo!"})', "tool call: fetch({})"]
+    run_id = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)[0]["run"]
+    shown = run_cli("show", run_id, cwd=tmp_path).stdout
+    assert 'out tool call: search({"q": "argo!"}) tool call: fetch({})' in shown
+
+
+BOMB = "".join(f"    l{i}: &l{i} [{', '.join(['lol'] * 9 if i == 0 else [f'*l{i - 1}'] * 9)}]\n" for i in range(9))
+DEEP_JSON = "[" * 30_000 + "]" * 30_000
+
+
+def test_hostile_workflow_files_are_refused_with_exit_2_not_a_hang_or_a_crash(tmp_path):
+    qa = (ROOT / "workflows" / "qa.yaml").read_text()
+    bomb = tmp_path / "bomb.yaml"  # the billion laughs, in a field the runner carries
+    bomb.write_text(qa.replace("metadata:\n", "metadata:\n  labels:\n" + BOMB, 1))
+    deep_block = tmp_path / "deep-block.yaml"
+    deep_block.write_text(qa + "status:\n  x:\n    " + "- " * 500 + "1\n")
+    deep_flow = tmp_path / "deep.json"
+    deep_flow.write_text('{"kind": "Workflow", "spec": ' + DEEP_JSON + "}")
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text(qa.replace("metadata:\n", "metadata:\n  labels: &l {a: *l}\n", 1))
+    for path, fragment in [(bomb, "excessive aliasing"), (deep_block, "more than 200 levels"),
+                           (deep_flow, "nesting depth"), (recursive, "refers to a node that contains it")]:
+        result = run_cli("run", str(path), cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (path.name, result.stderr)
+        assert fragment in result.stderr and str(path) in result.stderr, result.stderr
+        assert "internal error" not in result.stderr
+
+
+def test_hostile_inputs_are_refused_naming_the_option(tmp_path):
+    (tmp_path / "deep.jsonl").write_text('{"question": "fine"}\n' + DEEP_JSON + "\n")
+    (tmp_path / "deep-list.json").write_text("[" + '{"q": ' * 400 + "1" + "}" * 400 + "]")
+    cases = [
+        (("run", str(ROOT / "workflows" / "qa.yaml"), "--input", DEEP_JSON), "the input (--input, -p input=...): it nests"),
+        (("run", str(ROOT / "workflows" / "qa.yaml"), "-p", f"input={DEEP_JSON}"), "the input (--input, -p input=...): it nests"),
+        (("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "deep.jsonl"), "--inputs deep.jsonl: line 2: not JSON (it nests"),
+        (("run", f"{ROOT}/examples/qa.py:chain", "--inputs", "deep-list.json"), "401 levels deep"),
+        (("compile", f"{ROOT}/examples/qa.py:chain", "--input", DEEP_JSON), "--input: it nests"),
+    ]
+    for args, fragment in cases:
+        result = run_cli(*args, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2, (args[:2], result.stderr)
+        assert fragment in result.stderr, result.stderr

@@ -105,3 +105,43 @@ def test_pod_refusals_say_what_pods_need():
     err = api_error(Refusal(), "creating a pod for ChatOpenAI in namespace nope", POD_HINTS)
     assert "does the namespace exist" in str(err) and 'namespaces "nope" not found' in str(err)
     assert "CRD" not in str(err)  # not the Workflow wording
+
+
+@pytest.mark.parametrize(("message", "verdict"), [
+    ("failed to sync secret cache: timed out waiting for the condition", None),
+    ("failed to sync configmap cache: timed out waiting for the condition", None),
+    ("couldn't find key OPENAI_API_KEY in Secret default/llm-credentials",
+     "CreateContainerConfigError: couldn't find key OPENAI_API_KEY in Secret default/llm-credentials"),
+    ('secret "llm-credentials" not found', 'CreateContainerConfigError: secret "llm-credentials" not found'),
+])
+def test_a_loaded_kubelets_passing_config_error_is_waited_out_not_reported(message, verdict):
+    """A busy kubelet first says it could not sync its Secret cache, and retries; only the message
+    that names what is missing means the Pod cannot start."""
+    from types import SimpleNamespace
+
+    from llmstep.cluster.kube import _cannot_start
+
+    waiting = SimpleNamespace(reason="CreateContainerConfigError", message=message)
+    status = SimpleNamespace(container_statuses=[SimpleNamespace(state=SimpleNamespace(waiting=waiting))], conditions=[])
+    assert _cannot_start(status) == verdict
+
+
+def test_a_long_input_reaches_the_pod_as_arguments_not_one_variable(tmp_path):
+    """One environment variable holds at most 128 KiB (a pod with a longer one never starts): a
+    long input goes in the command, in parts, each an argument Linux takes."""
+    from langchain_core.runnables import RunnableLambda
+
+    from llmstep.contract import MAX_ARG_STRLEN
+    from llmstep.local.process import exec_refusal
+
+    value = {"question": "$(LLMSTEP_PAYLOAD) é🦜 " * 20_000}
+    runner = llmstep.KubernetesRunnable(RunnableLambda(lambda d: len(d["question"])), allow_pickle=True)
+    manifest = runner.pod_manifest(value)
+    container = manifest["spec"]["containers"][0]
+    assert _env(manifest)[INPUT_ENV]["value"] == "" and "--input-parts" in container["command"]
+    assert all(len(arg.encode()) < MAX_ARG_STRLEN for arg in container["command"])
+    assert exec_refusal(container["command"], {e["name"]: e["value"] for e in container["env"] if "value" in e}) == ""
+    out = _step(manifest, tmp_path)
+    assert out.returncode == 0, out.stderr
+    [record] = _records(out.stdout)
+    assert llmstep.serde.loads_value(record["value"]) == len(value["question"])

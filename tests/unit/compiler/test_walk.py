@@ -117,3 +117,13 @@ def test_compile_is_pure_data_and_never_imports_hera():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_run_name_names_the_step_as_langsmith_shows_it():
+    inner = RunnableLambda(lambda x: x).with_config(run_name="inner name")
+    outer = inner.with_config(run_name="Outer")  # invoked, the outer config wins
+    chain = inner | outer | RunnableLambda(lambda x: x).with_retry() | llmstep.Step(inner, name="explicit")
+    plan = llmstep.compile(chain, allow_pickle=True).plan
+    assert [s.display for s in plan.steps] == ["inner-name", "Outer", "RunnableLambda", "explicit"]
+    branches = llmstep.compile({"a": inner, "b": inner}, allow_pickle=True).plan
+    assert {s.display for s in branches.steps} >= {"a-inner-name", "b-inner-name"}

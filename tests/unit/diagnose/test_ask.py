@@ -37,3 +37,10 @@ def test_names_masked_for_the_model_are_unmasked_in_the_report():
                                                             model="m-1"), Redactor(anonymize=True))
     assert "db.shop-prod.svc" in report.to_markdown() and "host-" not in report.to_markdown()
     assert report.model == "m-1" and report.redactions >= 1 and report.prompt == "diagnose"
+
+
+def test_control_characters_of_the_evidence_are_sent_and_shown_as_escapes():
+    log = "\x1b[31mERROR\x1b[0m image pull failed\x1b]0;retitled\x07"
+    text = "\n".join(m["content"] for m in prepared(from_text(log, "web.log"), Redactor(), "diagnose", None, None))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[31mERROR\\x1b[0m image pull failed" in text

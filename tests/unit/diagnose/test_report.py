@@ -37,3 +37,25 @@ def test_quality_gate_needs_a_score():
         parse(json.dumps(ANSWER), target="t", prompt="quality-gate", redactions=0, model="m")
     report = parse(json.dumps({**ANSWER, "score": 72}), target="t", prompt="quality-gate", redactions=0, model="m")
     assert report.score == 72 and report.short().startswith("score 72/100")
+
+
+ESC = "\x1b"
+HOSTILE = [f"{ESC}]52;c;cm0gLXJmIH4={ESC}\\", f"{ESC}[2J{ESC}[H", f"{ESC}]0;owned\x07", "\x9b31m", "ok\rfake line",
+           "back\x08\x08", "\u202egnp.exe", "\x00nul", "\x7fdel"]
+
+
+@pytest.mark.parametrize("control", HOSTILE, ids=range(len(HOSTILE)))
+def test_terminal_control_sequences_in_the_answer_are_shown_not_acted_on(control):
+    answer = json.dumps({**ANSWER, "summary": f"the pod {control} failed", "evidence": [control],
+                         "fix_steps": [{"description": control, "command": f"kubectl get pod {control}"}]})
+    report = parse(answer, target="t", prompt="diagnose", redactions=0, model="m")
+    plain = parse(f"## Cause {control}\nbad", target="t", prompt="diagnose", redactions=0, model="m")
+    for shown in (report.to_markdown(), report.to_json(), report.short(), plain.to_markdown(), plain.to_json()):
+        assert not any(ch in shown for ch in "\x1b\x9b\x07\r\x08\u202e\x00\x7f"), repr(shown)
+    assert "\\x" in report.to_markdown() or "\\u202e" in report.to_markdown()  # visible as an escape, not dropped
+
+
+def test_newlines_and_tabs_of_the_answer_stay():
+    report = parse(json.dumps({**ANSWER, "root_cause": "line one\n\tline two\r\nline three"}), target="t",
+                   prompt="diagnose", redactions=0, model="m")
+    assert report.root_cause == "line one\n\tline two\nline three"

@@ -9,7 +9,7 @@ from langchain_core.prompts import PromptTemplate
 import llmstep
 from llmstep.cli.main import _parser
 from llmstep.diagnose import llm, settings
-from llmstep.diagnose.settings import Diagnose
+from llmstep.diagnose.settings import Diagnose, compile_patterns
 from llmstep.errors import LlmstepError
 from llmstep.render import argo, tekton
 
@@ -117,3 +117,16 @@ def test_the_configured_endpoint_and_where_keys_may_go():
     assert settings.endpoints({}) == (settings.OPENAI_URL,)
     assert settings.endpoints({**both, "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com/"}) == (
         "http://a/v1", "https://x.openai.azure.com")
+
+
+@pytest.mark.parametrize("pattern", ["", "x*", "a|", r"\b", "^", "(?m)$", r"\s*", "(?=a)", "(corp)?"])
+def test_a_pattern_that_matches_the_empty_string_is_refused(pattern):
+    with pytest.raises(llmstep.LlmstepError, match="matches the empty string") as caught:
+        compile_patterns([pattern])
+    assert caught.value.exit_code == 2 and repr(pattern) in str(caught.value)
+    with pytest.raises(llmstep.LlmstepError, match=r"Diagnose\(redact=...\)"):
+        llmstep.Diagnose(redact=(pattern,))
+
+
+def test_patterns_that_match_something_are_kept():
+    assert [p.pattern for p in compile_patterns([r"corp-token-\d+", "x+", r"\w+"])] == [r"corp-token-\d+", "x+", r"\w+"]

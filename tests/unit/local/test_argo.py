@@ -4,6 +4,8 @@ without a value is named."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from chains import qa_chain
@@ -54,3 +56,23 @@ def test_a_run_walks_the_parsed_workflow_and_never_reads_the_document_again(tmp_
     finished = run.execute()
     assert finished.phase == "Succeeded" and finished.result() == "offline answer: q"
     assert set(finished.nodes) == {t.name for t in workflow.template(workflow.entrypoint).dag.tasks}
+
+
+def test_a_recursion_that_never_ends_stops_at_argo_s_depth_with_its_message(tmp_path):
+    """A template calling itself under a `when` that stays true: Argo runs it and fails the node
+    at its maximum recursion depth; so does the local runner (it crashed with exit 70 before)."""
+    doc = llmstep.compile(qa_chain()).to_dict()
+    doc["spec"]["templates"].append({"name": "again", "dag": {"tasks": [
+        {"name": "deeper", "template": "again", "when": "1 == 1"}]}})
+    doc["spec"]["entrypoint"] = "again"
+    path = tmp_path / "recursive.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', "--json", cwd=tmp_path, timeout=120)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["phase"] == "Failed"
+    record = json.loads(next((tmp_path / ".llmstep" / "runs").glob("*/status.json")).read_text())
+    errors = [(k, n) for k, n in record["nodes"].items() if n.get("phase") == "Error"]
+    assert len(errors) == 1 and errors[0][1]["message"].startswith("Maximum recursion depth exceeded")
+    assert errors[0][0].count("deeper") == 101  # the 101st nested call is the one refused
+    assert not [n for n in record["nodes"].values() if n.get("phase") in ("Pending", "Running")]

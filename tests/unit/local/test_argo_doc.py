@@ -276,3 +276,51 @@ def test_declared_parameters_reads_a_workflow_for_any_engine_without_checking_it
     doc["spec"]["templates"][1]["script"] = {"source": "echo"}  # outside the local subset, fine on a cluster
     assert declared_parameters(doc) == ["input"]
     assert declared_parameters({"spec": {"arguments": []}}) == [] and declared_parameters({}) == []
+
+
+def _with_templates(*extra, entrypoint="again"):
+    doc = llmstep.compile(qa_chain()).to_dict()
+    doc["spec"]["templates"].extend(copy.deepcopy(list(extra)))
+    doc["spec"]["entrypoint"] = entrypoint
+    return doc
+
+
+def _dag(name, *tasks):
+    return {"name": name, "dag": {"tasks": list(tasks)}}
+
+
+@pytest.mark.parametrize(("templates", "cycle"), [
+    ([_dag("again", {"name": "a", "template": "again"})], "again -> again"),
+    ([_dag("again", {"name": "b", "template": "other"}), _dag("other", {"name": "a", "template": "again"})],
+     "again -> other -> again"),
+    # a conditional call elsewhere does not make the unconditional loop end
+    ([_dag("again", {"name": "x", "template": "chatprompttemplate", "when": "1 == 2"},
+           {"name": "b", "template": "other", "dependencies": ["x"]}),
+      _dag("other", {"name": "a", "template": "again"})], "again -> other -> again"),
+])
+def test_a_template_that_always_calls_itself_is_refused_naming_the_loop(templates, cycle):
+    with pytest.raises(WorkflowError, match="calls itself") as err:
+        parse(_with_templates(*templates))
+    assert f"({cycle})" in str(err.value) and "when" in str(err.value)
+
+
+@pytest.mark.parametrize("task", [
+    {"name": "a", "template": "again", "when": "1 == 1"},
+    {"name": "a", "template": "again", "withItems": [1]},
+])
+def test_a_recursion_a_task_can_end_is_argo_s_recursion_and_parses(task):
+    workflow = parse(_with_templates(_dag("again", task)))
+    assert workflow.template("again").dag is not None
+
+
+def test_a_dependency_cycle_is_refused_before_the_run_in_argo_s_words(tmp_path):
+    doc = llmstep.compile(qa_chain()).to_dict()
+    tasks = doc["spec"]["templates"][0]["dag"]["tasks"]
+    tasks[0]["depends"] = "StrOutputParser"
+    path = tmp_path / "cycle.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert ("templates.main.tasks dependency cycle detected: "
+            "ChatPromptTemplate->StrOutputParser->OfflineChatModel->ChatPromptTemplate") in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()  # refused up front: no record left Pending

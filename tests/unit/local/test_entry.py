@@ -4,6 +4,7 @@ interruption."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chains import needs_file, qa_chain, qa_prompt
-from conftest import ROOT, run_cli
+from conftest import ROOT, as_from_a_terminal, run_cli
 from langchain_core.runnables import RunnableLambda
 from openai_server import FakeOpenAI
 
@@ -62,6 +63,61 @@ def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path
     assert first_output.stat().st_mtime_ns == first_mtime  # the finished step did not run again
 
 
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_resume_runs_again_a_finished_step_whose_output_is_gone(tmp_path, engine, caplog):
+    """It stopped with exit 70 (FileNotFoundError) when the next step's input was linked."""
+    flag = tmp_path / "flag"
+    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    compiled = llmstep.compile(chain, allow_pickle=True)
+    runs = tmp_path / "runs"
+    with pytest.raises(llmstep.RunFailed) as err:
+        compiled.run_local("go", runs_dir=runs, engine=engine)
+    run_id = err.value.run_id
+    status = json.loads((runs / run_id / "status.json").read_text())
+    name = next(k for k in status["nodes"] if k.lower() == "runnablelambda")  # Tekton's task names are lower case
+    first = status["nodes"][name]["outputs"]["artifacts"][0]["localPath"]
+    Path(first).unlink()
+    flag.write_text("now")
+    with caplog.at_level("WARNING", logger="llmstep.local.entry"):
+        record = resume_run(run_id, runs_dir=runs, quiet=True, allow_pickle=True)
+    assert record.phase == "Succeeded" and record.result() == "GO (gate passed)!"
+    assert Path(first).is_file()  # made again
+    assert f"step {name} finished, but its output {first} is gone: it runs again" in caplog.text
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """A real tmpfs of ``size`` mounted at ``folder`` (root, or CAP_SYS_ADMIN, is needed): a disk
+    that fills for real. Skipped, with the reason, where mounting is not allowed."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'}): the full-disk "
+                    "case is covered by RLIMIT_FSIZE in tests/unit/executor/test_step.py")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_disk_that_fills_while_a_step_writes_its_output_fails_the_run_saying_so(tmp_path):
+    """It read "Error (exit code 70)". The step's output does not fit; the run fails with the full
+    disk named (exit 1), its record finished, and the finished step's output kept."""
+    (tmp_path / "big.py").write_text("from langchain_core.runnables import RunnableLambda\n"
+                                     "chain = RunnableLambda(lambda x: x + '!') | RunnableLambda(lambda x: x * 200_000)\n")
+    with small_disk(tmp_path / "disk", "256k") as disk:
+        result = run_cli("run", "big.py:chain", "--allow-pickle", "--input", '"ab"', "--runs-dir", str(disk / "runs"),
+                         cwd=tmp_path, timeout=120)
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "no space left on the device writing " in result.stderr and "output.json; free some space" in result.stderr
+        assert "exit code 70" not in result.stderr and "internal error" not in result.stderr
+        status = json.loads(next((disk / "runs").glob("*/status.json")).read_text())
+        assert status["phase"] == "Failed"
+        assert {k: n["phase"] for k, n in status["nodes"].items()} == {"RunnableLambda": "Succeeded", "RunnableLambda-2": "Failed"}
+        assert "no space left on the device" in status["nodes"]["RunnableLambda-2"]["message"]
+
+
 def test_retry_with_a_flaky_step(tmp_path):
     counter = tmp_path / "count"
     chain = llmstep.Step(RunnableLambda(_flaky_counter(str(counter), 2)), name="flaky", retries=2, backoff="0s")
@@ -101,7 +157,7 @@ def test_the_workflows_deadline_stops_the_run_and_keeps_what_finished(tmp_path):
     fails and is not left Running."""
     doc = _hand_doc(RunnableLambda(lambda x: x + "!", name="first") | RunnableLambda(lambda x: time.sleep(60) or x, name="slow")
                     | RunnableLambda(lambda x: x, name="never"))
-    doc["spec"]["activeDeadlineSeconds"] = 3
+    doc["spec"]["activeDeadlineSeconds"] = 8  # time enough for "first" to start and end on a loaded machine
     started = time.monotonic()
     record = run_document(doc, "x", runs_dir=tmp_path / "r", quiet=True)
     assert time.monotonic() - started < 30
@@ -243,8 +299,9 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
         "import time\nfrom langchain_core.runnables import RunnableLambda\n"
         "chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: time.sleep(120) or x)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain", "--allow-pickle",
-                             "--input", "1"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(as_from_a_terminal([sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain",
+                                                "--allow-pickle", "--input", "1"]), cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.monotonic() + 60
     status_files = []
     while time.monotonic() < deadline:

@@ -62,3 +62,50 @@ def test_a_stopped_launcher_starts_nothing(tmp_path):
     launcher.stop()
     outcome = launcher.run([sys.executable, "-c", "open('ran', 'w')"], base_env(tmp_path), tmp_path / "log.txt", timeout=5)
     assert outcome.interrupted and outcome.exit_code == 130 and not (tmp_path / "ran").exists()
+
+
+def _starts_here(env: dict[str, str]) -> bool:
+    """Whether this machine's kernel starts a program with ``env`` (no check of llmstep's)."""
+    import errno
+    import subprocess
+
+    try:
+        subprocess.run(["/bin/true"], env=env, check=True)
+    except OSError as exc:
+        assert exc.errno == errno.E2BIG
+        return False
+    return True
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, 100_000])
+def test_the_exec_check_draws_the_kernels_line_for_one_long_variable(extra):
+    """``NAME=value`` plus its NUL may be 128 KiB (MAX_ARG_STRLEN), not a byte more: the check
+    agrees with the kernel on each side of the line, so a forked step (never exec'd) fails where a
+    pod's container would not start."""
+    from llmstep.contract import MAX_ARG_STRLEN
+    from llmstep.local.process import exec_refusal
+
+    env = {"BIG": "v" * (MAX_ARG_STRLEN - len("BIG=") - 1 + extra)}
+    refusal = exec_refusal(["/bin/true"], env)
+    assert (refusal == "") is (extra <= 0) is _starts_here(env)
+    if refusal:
+        assert refusal.startswith("argument list too long: environment variable BIG is ")
+
+
+def test_the_exec_check_counts_everything_together_against_arg_max():
+    from llmstep.contract import ARG_MAX
+    from llmstep.local.process import exec_refusal
+
+    many = {f"V{i}": "x" * 100_000 for i in range(ARG_MAX // 100_000 + 1)}  # each fine, together too much
+    assert "the arguments and environment take" in exec_refusal(["llmstep", "exec"], many)
+    assert exec_refusal(["llmstep", "exec"], dict(list(many.items())[:5])) == ""
+    assert "argument 2 is" in exec_refusal(["llmstep", "exec", "y" * 200_000], {})
+
+
+def test_a_step_the_kernel_would_not_start_fails_unstarted_with_exit_128(tmp_path):
+    """Steps forked from a fork server are never exec'd, so the launcher checks as execve would."""
+    outcome = Launcher().run([sys.executable, "-c", "open('ran', 'w')"], {**base_env(tmp_path), "BIG": "v" * 200_000},
+                             tmp_path / "log.txt", timeout=30)
+    assert outcome.exit_code == 128 and "argument list too long" in outcome.start_error
+    assert not (tmp_path / "ran").exists()
+    assert "argument list too long: environment variable BIG" in (tmp_path / "log.txt").read_text()

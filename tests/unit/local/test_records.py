@@ -130,3 +130,22 @@ def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
         assert on_disk["phase"] == "Succeeded" and on_disk["nodes"]["n0"]["phase"] == "Succeeded"
     finally:
         RunRecord.save = original
+
+
+@pytest.mark.parametrize(("engine", "never"), [("argo", "Omitted"), ("tekton", "Skipped")])
+def test_nodes_keep_run_order_on_disk_and_a_step_never_started_is_shown_in_the_engines_word(tmp_path, engine, never):
+    record = RunRecord.create(tmp_path, [{"kind": "Workflow", "metadata": {"name": "order"}}], engine=engine, arguments={})
+    for task in ("zeta", "mid", "alpha", "beta"):  # created Pending in the documents' order
+        record.update_node(task, phase="Pending")
+    record.update_node("mid", phase="Running", startedAt="2026-01-01T00:00:01.000000Z")
+    record.update_node("zeta", phase="Succeeded", startedAt="2026-01-01T00:00:02.000000Z")
+    record.update_node("alpha", phase="Omitted", finishedAt="2026-01-01T00:00:03.000000Z")
+    assert record.shown(record.nodes["beta"]) == ("Pending", "")  # the run is still running: it may start
+    record.update_node("mid", phase="Failed")
+    record.finish("Failed")
+    record.release()
+    again = RunRecord.open(tmp_path, record.run_id)
+    assert [t for t, _ in again.in_run_order()] == ["mid", "zeta", "alpha", "beta"]  # started ones by start, then plan order
+    assert again.shown(again.nodes["beta"]) == (never, "not started: the run ended before it")
+    assert again.shown(again.nodes["alpha"])[0] == ("Skipped" if engine == "tekton" else "Omitted")
+    assert again.shown(again.nodes["mid"]) == ("Failed", "")

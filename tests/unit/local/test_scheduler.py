@@ -181,7 +181,7 @@ def test_a_node_whose_dependency_never_ends_is_left_without_a_phase(launcher):
     nodes = [Node("a", ()), Node("orphan", ("not-a-node",))]
     started = time.monotonic()
     assert schedule(nodes, run=steps, decide=run_all, launcher=launcher) == {"a": "Succeeded"}
-    assert time.monotonic() - started < 5  # it returns, rather than wait forever
+    assert time.monotonic() - started < 30  # it returns, rather than wait forever
     assert steps.started() == ["a"]
 
 
@@ -243,10 +243,10 @@ def test_an_error_stops_the_step_processes_still_running(tmp_path, launcher):
     def run(name):
         if name == "sleeper":
             log = tmp_path / "log.txt"
-            outcome = launcher.run(python("import time; time.sleep(20)"), {}, log, None, lambda pid: running.set())
+            outcome = launcher.run(python("import time; time.sleep(120)"), {}, log, None, lambda pid: running.set())
             outcomes[name] = outcome
             return "Failed" if outcome.interrupted else "Succeeded"
-        running.wait(10)
+        running.wait(60)  # the sleeper has started (a loaded machine may take its time)
         raise RuntimeError("the runner broke")
 
     started = time.monotonic()
@@ -254,4 +254,4 @@ def test_an_error_stops_the_step_processes_still_running(tmp_path, launcher):
         schedule([Node("sleeper", ()), Node("breaker", ())], run=run, decide=run_all, launcher=launcher)
     assert running.is_set()
     assert outcomes["sleeper"].interrupted
-    assert time.monotonic() - started < 10  # stopped, not waited for
+    assert time.monotonic() - started < 60  # stopped, not waited for (it sleeps 120 s)

@@ -16,7 +16,7 @@ from conftest import run_cli
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep import serde
+from llmstep import contract, serde
 from llmstep.local.entry import run_tekton
 from llmstep.render import tekton
 
@@ -204,9 +204,9 @@ CANCELLED = 'TaskRun "{}-slow" was cancelled. TaskRun cancelled as the PipelineR
 
 
 def test_the_pipeline_timeout_cancels_the_running_task_and_runs_nothing_after_it(tmp_path):
-    record = _timed(tmp_path, {"pipeline": "4s"})
+    record = _timed(tmp_path, {"pipeline": "8s"})  # time enough for "first" on a loaded machine
     assert record.phase == "Failed"
-    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed to finish within "4s"'
+    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed to finish within "8s"'
     assert record.nodes["first"]["phase"] == "Succeeded"
     assert (record.nodes["slow"]["phase"], record.nodes["slow"]["message"]) == ("Failed", CANCELLED.format(record.run_id))
     assert record.nodes["never"]["phase"] in ("Skipped", "Omitted") and "startedAt" not in record.nodes["never"]
@@ -215,9 +215,9 @@ def test_the_pipeline_timeout_cancels_the_running_task_and_runs_nothing_after_it
 
 
 def test_the_tasks_timeout_cancels_the_regular_tasks_and_finally_still_runs(tmp_path):
-    record = _timed(tmp_path, {"pipeline": "10m", "tasks": "4s"})
+    record = _timed(tmp_path, {"pipeline": "10m", "tasks": "8s"})
     assert record.phase == "Failed"
-    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed due to tasks failed to finish within "4s"'
+    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed due to tasks failed to finish within "8s"'
     assert record.nodes["slow"]["message"] == CANCELLED.format(record.run_id)
     assert record.nodes["on-failure"]["phase"] == "Succeeded"  # the report of the failure ran, in its own time
 
@@ -248,3 +248,72 @@ def test_durations_print_as_go_prints_them():
     from llmstep.local.tekton import go_duration
 
     assert [go_duration(s) for s in (0, 0.5, 5, 90, 3600, 5400.5)] == ["0s", "500ms", "5s", "1m30s", "1h0m0s", "1h30m0.5s"]
+
+
+def test_a_run_after_cycle_is_refused_before_the_run_not_recorded_as_succeeded(tmp_path):
+    """It was recorded Succeeded with no task run; Tekton's webhook refuses the Pipeline."""
+    docs = llmstep.compile(qa_chain()).to_tekton()
+    pipeline = next(d for d in docs if d["kind"] == "Pipeline")
+    pipeline["spec"]["tasks"][0]["runAfter"] = [pipeline["spec"]["tasks"][-1]["name"]]
+    path = tmp_path / "cycle.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert 'cycle detected; task "chatprompttemplate" depends on "stroutputparser"' in result.stderr
+    assert not (tmp_path / ".llmstep" / "runs").exists()
+
+
+LONG = {"question": "é$(params.input)-- " * 20_000}  # 320 KB of JSON: more than one env variable may hold
+
+
+def _long_input_chain():
+    """Two tasks take the chain input (a fan-out), a third joins them."""
+    return {"size": RunnableLambda(lambda d: len(d["question"]), name="Size"),
+            "tail": RunnableLambda(lambda d: d["question"][-9:], name="Tail")} | RunnableLambda(lambda d: d, name="Join")
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "started"])
+def test_a_chain_input_longer_than_an_env_variable_reaches_every_task_that_takes_it(tmp_path, fork):
+    """The run gives a long input as ``input-parts`` (arguments of 64 KiB each), as ``submit``
+    does: one environment variable holds at most 128 KiB, and a pod with a longer one never starts."""
+    from llmstep.local.isolation import Isolation
+    from llmstep.local.options import RunOptions
+
+    chain = _long_input_chain()
+    compiled, docs = docs_for(chain, allow_pickle=True)
+    record = run_tekton(docs, LONG, RunOptions(isolation=Isolation(fork=fork, fork_idle=0)), runs_dir=tmp_path / "r",
+                        quiet=True)
+    assert record.phase == "Succeeded", record.failures()
+    assert record.result() == chain.invoke(LONG)
+    given = record.status["arguments"]
+    assert given["input"] == "" and len(given["input-parts"]) > 1
+    assert contract.join_value_parts(given["input-parts"], "parts") == serde.parameter_text(LONG)
+    with_input = compiled.to_tekton(LONG)[-1]["spec"]["params"]  # what kubectl create -f would run
+    assert [p["name"] for p in with_input] == ["input", "input-parts"] and with_input[1]["value"] == given["input-parts"]
+
+
+def test_a_long_input_param_fails_its_task_as_the_pod_would_not_start(tmp_path):
+    """A PipelineRun that gives the long input in the ``input`` string param (``tkn pipeline start
+    -p input=...``): Tekton puts it in one environment variable, and the pod's container cannot
+    start. The local runner fails the task the same way, though its forked steps are never exec'd."""
+    _, docs = docs_for(_long_input_chain(), allow_pickle=True)
+    docs[-1]["spec"]["params"] = [{"name": "input", "value": json.dumps(LONG)}]
+    record = run_tekton(docs, runs_dir=tmp_path / "r", quiet=True)
+    assert record.phase == "Failed"
+    for task in ("size-size", "tail-tail"):
+        node = record.nodes[task]
+        assert node["phase"] == "Failed" and node["exitCode"] == 128, node
+        assert "argument list too long: environment variable LLMSTEP_INPUT is" in node["message"]
+    assert record.nodes["join"]["phase"] in ("Skipped", "Omitted")
+    assert record.nodes["on-failure"]["phase"] == "Succeeded"
+
+
+def test_a_taskrun_with_a_long_input_gives_it_in_parts(tmp_path):
+    compiled = llmstep.compile(RunnableLambda(lambda d: len(d["question"]), name="Size"), allow_pickle=True)
+    step = compiled.plan.steps[0]
+    doc = tekton.task_run(step, json.dumps(LONG), compiled.plan.image, compiled.plan.secret)
+    params = {p["name"]: p["value"] for p in doc["spec"]["params"]}
+    assert params["input"] == "" and "".join(p.partition(":")[2] for p in params["input-parts"]) == json.dumps(LONG)
+    record = run_tekton([tekton.run_task(compiled.plan.image), doc], runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
+    assert record.phase == "Succeeded", record.failures()
+    assert record.result() == len(LONG["question"])

@@ -10,6 +10,7 @@ from conftest import ROOT
 from schemas import argo_errors
 
 import llmstep
+from llmstep.errors import RenderError
 from llmstep.render.argo_checks import check_workflow
 
 EXAMPLES = ROOT / "tests" / "data" / "argo-examples"
@@ -42,4 +43,29 @@ def test_project_checks_catch_what_the_schema_cannot(mutate, fragment):
     doc = llmstep.compile(qa_chain()).to_dict()
     mutate(doc)
     with pytest.raises(llmstep.RenderError, match=fragment):
+        check_workflow(doc)
+
+
+@pytest.mark.parametrize(("deps", "cycle"), [
+    ({0: {"depends": "StrOutputParser"}}, "ChatPromptTemplate->StrOutputParser->OfflineChatModel->ChatPromptTemplate"),
+    ({1: {"depends": "OfflineChatModel && ChatPromptTemplate"}}, "OfflineChatModel->OfflineChatModel"),
+    ({0: {"depends": "OfflineChatModel.Failed || OfflineChatModel.Succeeded"}},
+     "ChatPromptTemplate->OfflineChatModel->ChatPromptTemplate"),
+])
+def test_a_dependency_cycle_is_refused_in_argo_s_words(deps, cycle):
+    doc = llmstep.compile(qa_chain()).to_dict()
+    tasks = doc["spec"]["templates"][0]["dag"]["tasks"]
+    for index, change in deps.items():
+        tasks[index].update(change)
+    with pytest.raises(RenderError, match=f"templates.main.tasks dependency cycle detected: {cycle}$"):
+        check_workflow(doc)
+
+
+def test_dependencies_lists_make_cycles_too():
+    doc = llmstep.compile(qa_chain()).to_dict()
+    tasks = doc["spec"]["templates"][0]["dag"]["tasks"]
+    for task in tasks:
+        task.pop("depends", None)
+    tasks[0]["dependencies"], tasks[1]["dependencies"] = ["OfflineChatModel"], ["ChatPromptTemplate"]
+    with pytest.raises(RenderError, match="dependency cycle detected: ChatPromptTemplate->OfflineChatModel->ChatPromptTemplate"):
         check_workflow(doc)

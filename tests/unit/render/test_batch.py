@@ -5,7 +5,6 @@ the same document."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
@@ -78,12 +77,11 @@ def test_parallelism_bounds_the_steps_running_at_once(tmp_path):
     spans = tmp_path / "spans.txt"
     chain = RunnableLambda(_slow(str(spans))) | RunnableLambda(_slow(str(spans)))
     compiled = llmstep.compile(chain, allow_pickle=True)
-    started = time.monotonic()
     results = compiled.run_local_batch([{"n": i} for i in range(6)], parallelism=2, runs_dir=tmp_path / "r")
-    wall = time.monotonic() - started
     assert results == [{"n": i} for i in range(6)]
-    assert len(spans.read_text().splitlines()) == 12 and _peak(spans) == 2  # never more than 2 at once, and really 2
-    assert wall < 12 * 0.4  # not one at a time
+    # never more than 2 at once, and really 2 (the steps' own spans, not the wall clock, which a
+    # loaded machine stretches by the steps' start-up)
+    assert len(spans.read_text().splitlines()) == 12 and _peak(spans) == 2
 
 
 def _peak(spans) -> int:

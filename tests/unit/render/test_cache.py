@@ -78,11 +78,54 @@ def test_the_cache_is_what_a_new_process_reads_and_a_hera_user_does_not(tmp_path
 def test_an_edit_to_llmstep_makes_a_new_key(tmp_path, render, source):
     render()
     assert render()["hera_imported"] is False  # the same code: the entry is used
-    module = source / "llmstep" / "render" / "tekton.py"  # any module of the copy the process imports
-    before = os.stat(module)
-    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    _touch(source / "llmstep" / "render" / "tekton.py")  # any module of the copy the process imports
     after_edit = render()
     assert after_edit["hera_imported"] is True and len(_entries(tmp_path)) == 2
+
+
+def _touch(module):
+    before = os.stat(module)
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+
+
+def test_an_edit_to_a_module_outside_render_makes_a_new_key(tmp_path, render, source):
+    """The rendering reads facts that live outside render/ (names, fields, payload text, settings):
+    an edit to any of them must not serve the Workflow rendered before it."""
+    render()
+    assert render()["hera_imported"] is False
+    edited = ["contract.py", "plan.py", "serde.py", "compiler/naming.py", "diagnose/settings.py", "shapes.py"]
+    for i, name in enumerate(edited, start=2):
+        _touch(source / "llmstep" / name)
+        assert render()["hera_imported"] is True, f"an edit to {name} served the cached Workflow"
+        assert len(_entries(tmp_path)) == i
+
+
+def test_an_edit_of_the_same_modification_time_makes_a_new_key(tmp_path, render, source):
+    # a file rewritten within the file system's time granularity: its size still tells
+    render()
+    module = source / "llmstep" / "contract.py"
+    before = os.stat(module)
+    module.write_text(module.read_text() + "\n# edited\n")
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert render()["hera_imported"] is True and len(_entries(tmp_path)) == 2
+
+
+def test_the_key_covers_every_llmstep_module_the_rendering_loads():
+    """The class, not the list: whatever llmstep module a rendering imports is in the key."""
+    from chains import qa_chain
+
+    import llmstep
+    from llmstep.render import cache
+    from llmstep.render.argo import render_dict
+
+    compiled = llmstep.compile(qa_chain())
+    render_dict(compiled.plan)
+    compiled.to_tekton_yaml()
+    package = os.path.dirname(llmstep.__file__)
+    loaded = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
+              if getattr(m, "__file__", None) and os.path.abspath(m.__file__).startswith(package + os.sep)}
+    stamped = {path for path, _, _ in cache.source_stamps()}
+    assert loaded and loaded <= stamped, sorted(loaded - stamped)
 
 
 def test_only_the_newest_entries_are_kept(tmp_path, monkeypatch):

@@ -51,7 +51,15 @@ def test_one_pipeline_task_per_step_with_run_after_and_siblings():
     assert "runAfter" not in tasks["a-chatprompttemplate"] and "runAfter" not in tasks["b-chatprompttemplate"]
     assert sorted(tasks["chatprompttemplate"]["runAfter"]) == ["a-stroutputparser", "b-chatprompttemplate"]
     assert tasks["a-offlinechatmodel"]["displayName"] == "a-OfflineChatModel"
-    assert pipe["spec"]["params"] == [{"name": "input", "type": "string", "description": "The chain input, as JSON."}]
+    assert pipe["spec"]["params"][0] == {"name": "input", "type": "string", "description": "The chain input, as JSON."}
+    assert [(p["name"], p["type"], p["default"]) for p in pipe["spec"]["params"][1:]] == [("input-parts", "array", [])]
+    # every task that takes the chain input takes it either way; the others take neither
+    for name, use in tasks.items():
+        given = {p["name"]: p["value"] for p in use["params"]}
+        takes = name in ("a-chatprompttemplate", "b-chatprompttemplate")
+        assert ("input" in given, "input-parts" in given) == (takes, takes), name
+        if takes:
+            assert given["input-parts"] == ["$(params.input-parts[*])"]
 
 
 def test_values_reach_the_step_through_env_never_a_script():
@@ -178,3 +186,17 @@ def test_a_hand_built_steps_settings_reach_its_task_and_no_other():
     one = tekton.task_run(plan.steps[0], '{"question": "q"}', plan.image, plan.secret)  # the step alone, as a TaskRun
     assert tekton_errors(one) == []
     assert one["spec"]["computeResources"] == resources and one["spec"]["timeout"] == "90s" and one["spec"]["retries"] == 2
+
+
+@pytest.mark.parametrize("size", [10, 200_000])
+def test_a_chain_input_reaches_the_pod_as_json_kubernetes_does_not_expand(size):
+    r"""Kubernetes replaces ``$(NAME)`` in a container's env and args with its variable NAME (the
+    payload's, say); the run writes ``$\u0028`` instead, the same JSON, small input or parts."""
+    from llmstep import contract, serde
+
+    value = {"q": "$(LLMSTEP_PAYLOAD) and $(LLMSTEP_INPUT) " + "x" * size, "not json": "\\u0024(HOME)"}
+    params = {p["name"]: p["value"] for p in tekton.input_params(serde.parameter_text(value))}
+    text = contract.join_value_parts(params["input-parts"], "parts") if "input-parts" in params else params["input"]
+    assert "$(" not in text and json.loads(text) == value
+    assert ("input-parts" in params) is (size > contract.PART_BYTES)
+    assert tekton.input_params("plain text $(HOME)") == [{"name": "input", "value": "plain text $(HOME)"}]

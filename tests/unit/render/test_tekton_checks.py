@@ -12,6 +12,7 @@ from conftest import ROOT
 from schemas import tekton_errors
 
 import llmstep
+from llmstep.errors import RenderError
 from llmstep.render.tekton_checks import check_documents
 
 EXAMPLES = ROOT / "tests" / "data" / "tekton-examples"
@@ -80,3 +81,20 @@ def test_golden_tekton_files_are_valid():
         if doc["apiVersion"] == "tekton.dev/v1":
             assert tekton_errors(doc) == [], doc["kind"]
     check_documents(docs)
+
+
+@pytest.mark.parametrize(("mutate", "fragment"), [
+    (lambda t, p, r: p["spec"]["tasks"][0].update(runAfter=["stroutputparser"]),
+     'cycle detected; task "chatprompttemplate" depends on "stroutputparser" '
+     "(chatprompttemplate -> stroutputparser -> offlinechatmodel -> chatprompttemplate): spec.tasks"),
+    (lambda t, p, r: p["spec"]["tasks"][1].update(runAfter=["offlinechatmodel"]),
+     'task "offlinechatmodel" depends on "offlinechatmodel" (offlinechatmodel -> offlinechatmodel)'),
+    # a result reference is a dependency as runAfter is
+    (lambda t, p, r: p["spec"]["tasks"][0].update(
+        when=[{"input": "$(tasks.stroutputparser.results.preview)", "operator": "in", "values": ["x"]}]),
+     'task "chatprompttemplate" depends on "stroutputparser"'),
+])
+def test_a_run_after_cycle_is_refused_as_the_webhook_does(mutate, fragment):
+    with pytest.raises(RenderError, match="Pipeline") as err:
+        check_documents(_broken(mutate))
+    assert fragment in str(err.value)
