@@ -12,6 +12,10 @@ DATA_DIR = "/llmstep"
 DATA_DIR_ENV = "LLMSTEP_DATA_DIR"
 """Overrides :data:`DATA_DIR` for ``llmstep exec`` when ``--data-dir`` is not given."""
 
+PAYLOAD_ENV = "LLMSTEP_PAYLOAD"
+INPUT_ENV = "LLMSTEP_INPUT"
+"""Where a staged step (Tekton, KubernetesRunnable) finds its payload and its input: ``--payload-env`` and ``--input-env``."""
+
 PAYLOAD = "runnable.json"
 INPUT = "input.json"
 INPUT_DIR = "input"
@@ -26,6 +30,9 @@ PICKLE_ENV = "LLMSTEP_PICKLE"
 """Set to :data:`REFUSE` by the local runner for a document from a file run without
 ``--allow-pickle``: the step then refuses a pickle payload, whatever path the payload took."""
 REFUSE = "refuse"
+ENDPOINTS_ENV = "LLMSTEP_ENDPOINTS"
+"""Set by the local runner for a document from a file: the endpoints (one a line) a step's payload may
+name; the step refuses a payload that names another, whatever path the payload took."""
 
 RECORD = "@llmstep "
 """The prefix of a record line a step writes to its log (``--log-records``, ``--log-output``):

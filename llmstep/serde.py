@@ -359,10 +359,12 @@ def secrets_for(payload: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     return {key: env[key] for key in payload["secrets"]}
 
 
-def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, allow_pickle: bool = True) -> Any:
+def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, allow_pickle: bool = True,
+                  endpoints: Iterable[str] | None = None) -> Any:
     """Rebuild the step's Runnable from a checked payload. ``allow_pickle=False`` refuses a pickle
     before a byte of it is read (its digest is written by whoever wrote the payload: it proves
-    nothing about who that was)."""
+    nothing about who that was); ``endpoints`` (a file's step) refuses one that names another
+    endpoint (see :func:`check_endpoints`)."""
     if payload["format"] == "pickle":
         if not allow_pickle:
             raise PayloadError(refused_pickle(str(payload["name"])))
@@ -370,6 +372,10 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, all
     from langchain_core.load import load
     from langchain_core.load.load import default_init_validator
 
+    check_endpoints(payload, endpoints)
+    misplaced = misplaced_secret(payload["data"])
+    if misplaced is not None:
+        raise PayloadError(f"step {payload['name']!r}: the payload reads the secret {misplaced} {SECRET_PLACE}")
     allowed = {tuple(i) for i in payload["allowed"]}
 
     def only_recorded(class_path: tuple[str, ...], kwargs: dict[str, Any]) -> None:
@@ -395,6 +401,78 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, all
         raise
     except (ValueError, NotImplementedError, ImportError, TypeError) as exc:
         raise PayloadError(f"step {payload['name']!r}: cannot load its Runnable: {exc}") from exc
+
+
+SECRET_PLACE = ("outside a model's credential field (such as api_key): a key never goes into a prompt, an output or "
+                 "a record; the payload was altered or built by another tool")
+_CREDENTIAL_FIELD = re.compile(r"(?:^|_)(?:key|token|secret|password|credentials?)$")
+"""The fields a LangChain dump holds a secret in (``openai_api_key``, ``azure_ad_token``, ...)."""
+
+
+def misplaced_secret(node: Any, credential: bool = False) -> str | None:
+    """The id of a secret in a LangChain dump anywhere but as the value of a constructor's
+    credential field: there it would reach the step's output (a prompt's ``template``, a partial
+    variable, a message), its log and the run record."""
+    if isinstance(node, dict):
+        if node.get("lc") == 1 and node.get("type") == "secret":
+            return None if credential else ".".join(str(i) for i in node.get("id") or ["?"])
+        kwargs = node.get("kwargs") if node.get("lc") == 1 and node.get("type") == "constructor" else None
+        for key, child in node.items():
+            if key == "kwargs" and isinstance(kwargs, dict):
+                for name, value in kwargs.items():
+                    found = misplaced_secret(value, isinstance(name, str) and bool(_CREDENTIAL_FIELD.search(name.lower())))
+                    if found is not None:
+                        return found
+                continue
+            found = misplaced_secret(child)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for child in node:
+            found = misplaced_secret(child)
+            if found is not None:
+                return found
+    return None
+
+
+ENDPOINT_FIELDS = ("url", "endpoint", "api_base", "proxy", "host")
+"""Words that end the name of a Runnable's field that says where it connects (``base_url``,
+``openai_api_base``, ``azure_endpoint``, ``openai_proxy``, ``anthropic_api_url``, ...)."""
+
+
+def endpoint_fields(node: Any) -> Iterable[tuple[str, str]]:
+    """(field, value) of every endpoint-naming constructor argument in a LangChain dump."""
+    if isinstance(node, dict):
+        if node.get("lc") == 1 and node.get("type") == "constructor" and isinstance(node.get("kwargs"), dict):
+            for key, value in node["kwargs"].items():
+                if isinstance(key, str) and key.lower().endswith(ENDPOINT_FIELDS) and isinstance(value, str) and value:
+                    yield key, value
+        for child in node.values():
+            yield from endpoint_fields(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from endpoint_fields(child)
+
+
+def check_endpoints(payload: Mapping[str, Any], endpoints: Iterable[str] | None) -> None:
+    """PayloadError naming the first field of ``payload`` that names an endpoint outside ``endpoints``
+    (None: any endpoint)."""
+    if endpoints is None:
+        return
+    allowed = {url.rstrip("/") for url in endpoints}
+    for field, url in endpoint_fields(payload.get("data")):
+        if url.rstrip("/") not in allowed:
+            raise PayloadError(f"step {payload.get('name', '?')!r}: field {field} sends the model key to {url!r}, which "
+                               f"is not an endpoint the user configured ({', '.join(sorted(allowed))})")
+
+
+def check_output_secrets(text: str, secrets: Mapping[str, str], name: str) -> None:
+    """PayloadError naming the secret whose value is in a step's output ``text``: however it got
+    there, a key is never written as an output (a file, the record, the terminal)."""
+    for key, value in secrets.items():
+        if value and (value in text or json.dumps(value)[1:-1] in text):
+            raise PayloadError(f"step {name!r}: its output holds the value of the secret {key}; a key never goes "
+                               "into a step's output (was the payload altered to read it?)")
 
 
 def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> values.Classes:

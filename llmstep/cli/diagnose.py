@@ -16,7 +16,8 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     from llmstep.cli.main import count, seconds
 
     p = sub.add_parser(
-        "diagnose", parents=[common], help="ask an LLM what is wrong with a failed object and how to fix it",
+        "diagnose", parents=[common], allow_abbrev=False,  # as llmstep exec: options spelled in full in a step
+        help="ask an LLM what is wrong with a failed object and how to fix it",
         description="Gather evidence about TARGET (KIND/NAME: workflow, pipelinerun, taskrun, pod, deployment, "
         "replicaset, statefulset, daemonset, job, cronjob) or a file, remove secrets, and ask the model. "
         "Exit 0 with a report; 1 when evidence or the model's answer cannot be had; 2 on bad arguments.",
@@ -46,10 +47,12 @@ def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.Argum
     model = p.add_argument_group("model")
     model.add_argument("--provider", choices=settings.PROVIDERS, default=settings.PROVIDER)
     model.add_argument("--model", default=settings.MODEL)
-    model.add_argument("--base-url", help="an OpenAI-compatible endpoint (provider compatible)")
-    model.add_argument("--azure-endpoint")
+    model.add_argument("--base-url", help="an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, $OPENAI_API_BASE, "
+                       f"else {settings.OPENAI_URL})")
+    model.add_argument("--azure-endpoint", help=f"the Azure OpenAI endpoint (default: ${settings.AZURE_ENDPOINT_ENV})")
     model.add_argument("--azure-deployment")
-    model.add_argument("--api-version", default=settings.API_VERSION, help="Azure OpenAI API version")
+    model.add_argument("--api-version", help=f"Azure OpenAI API version (default: ${settings.API_VERSION_ENV}, else "
+                       f"{settings.API_VERSION})")
     model.add_argument("--api-key-env", metavar="VAR", help="env var with the key (default OPENAI_API_KEY, or "
                        "AZURE_OPENAI_API_KEY for azure)")
     model.add_argument("--api-key-secret", metavar="NAME/KEY", help="read the key from a Kubernetes Secret instead")
@@ -134,7 +137,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     from llmstep.diagnose.report import post_webhook
     from llmstep.files import write_text
 
-    for name in ("lang", "base_url", "azure_endpoint", "azure_deployment", "api_key_file", "custom_prompt", "task_statuses"):
+    for name in ("lang", "base_url", "azure_endpoint", "azure_deployment", "api_key_file", "custom_prompt", "task_statuses",
+                 "api_version"):
         if getattr(args, name) == "":
             setattr(args, name, None)  # an empty Tekton/Argo param means "not set"
 
@@ -152,9 +156,13 @@ def run_diagnose(args: argparse.Namespace) -> int:
             print(f"--- {message['role']}\n{message['content']}")
         print(f"--- {redactor.count} item(s) redacted; no model was called", file=sys.stderr)
         return 0
-    model = Model(api_key=_api_key(args), provider=args.provider, model=args.model, base_url=args.base_url,
-                  azure_endpoint=args.azure_endpoint, azure_deployment=args.azure_deployment,
-                  api_version=args.api_version, timeout=args.timeout, retries=args.retries)
+    # where the model is: the options, else this machine's endpoint variables, as a local step reads them
+    model = Model(api_key=_api_key(args), provider=args.provider, model=args.model,
+                  base_url=args.base_url or settings.configured_endpoint("openai", os.environ),
+                  azure_endpoint=args.azure_endpoint or settings.configured_endpoint("azure", os.environ),
+                  azure_deployment=args.azure_deployment,
+                  api_version=args.api_version or os.environ.get(settings.API_VERSION_ENV) or settings.API_VERSION,
+                  timeout=args.timeout, retries=args.retries)
     report = diagnose(found, model, redactor, kind=args.prompt, lang=args.lang, custom=args.custom_prompt,
                       budget=args.max_evidence_bytes)
     text = report.to_json() if args.format == "json" else report.to_markdown()

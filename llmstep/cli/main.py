@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from llmstep.executor import main as executor
 
-    p = sub.add_parser("exec", parents=[common], help="run one step (the container entrypoint)",
+    p = sub.add_parser("exec", parents=[common], allow_abbrev=False, help="run one step (the container entrypoint)",
                        description=executor.DESCRIPTION)
     executor.add_arguments(p)
     p.set_defaults(func=executor.run)

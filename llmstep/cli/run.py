@@ -39,6 +39,10 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle; "
                    "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
+    p.add_argument("--allow-endpoint", action="append", default=[], metavar="URL",
+                   help="(FILE, --resume) let the file's steps send your model key to URL, an endpoint the file names "
+                   "(by default only the endpoint your OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT configures, else "
+                   "the provider's own)")
     add_value_type_option(p, only_ref=True)
     p.add_argument("--image", help="(REF) the step image written into the workflow")
     p.add_argument("--engine", choices=["argo", "tekton"], help="(REF) which documents to render and run (default: argo)")
@@ -263,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
                             quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
-                            documents=documents)
+                            allow_endpoints=tuple(args.allow_endpoint), documents=documents)
     else:
         if not args.target:
             raise UsageError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -273,7 +277,8 @@ def _run(args: argparse.Namespace) -> int:
             batch = args.inputs is not None and args.engine == "argo"
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
                        "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
-                       "allow_pickle": launcher is not None or args.allow_pickle}
+                       "allow_pickle": launcher is not None or args.allow_pickle, "from_file": launcher is None,
+                       "allow_endpoints": tuple(args.allow_endpoint)}
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:

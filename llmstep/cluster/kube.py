@@ -38,7 +38,7 @@ CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImag
 PASSING = ("failed to sync secret cache", "failed to sync configmap cache")
 """Messages of a ``CreateContainerConfigError`` the kubelet retries on its own: a loaded kubelet says
 this before it has read the Secret, and only then names what is really missing."""
-PAYLOAD_ENV, INPUT_ENV = "LLMSTEP_PAYLOAD", "LLMSTEP_INPUT"
+PAYLOAD_ENV, INPUT_ENV = contract.PAYLOAD_ENV, contract.INPUT_ENV
 POD_HINTS = {
     403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
     404: "not found: does the namespace exist (kubectl get namespace)?",

@@ -10,7 +10,7 @@ diagnosis, so compiling a chain never loads the evidence or model code.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from llmstep.errors import UsageError
@@ -30,6 +30,27 @@ MIN_EVIDENCE_BYTES = 2000
 """The least budget that holds a section's title, a few lines and the note of what was cut."""
 OPENAI_KEY = "OPENAI_API_KEY"
 AZURE_KEY = "AZURE_OPENAI_API_KEY"
+OPENAI_ENDPOINT_ENV = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
+"""Where this machine says an OpenAI-compatible model is, in the order LangChain's clients read them."""
+AZURE_ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
+API_VERSION_ENV = "OPENAI_API_VERSION"
+ENDPOINT_ENV = (*OPENAI_ENDPOINT_ENV, AZURE_ENDPOINT_ENV, API_VERSION_ENV)
+"""The variables that say where the model is: a local step gets this machine's, ``llmstep diagnose``
+honours them, and a document from a file may not set them (it would send the key elsewhere)."""
+
+
+def configured_endpoint(provider: str, environ: Mapping[str, str]) -> str | None:
+    """The endpoint ``environ`` configures for ``provider`` (``OPENAI_BASE_URL``, ``OPENAI_API_BASE``,
+    or ``AZURE_OPENAI_ENDPOINT`` for azure), or None: then the provider's default."""
+    names = (AZURE_ENDPOINT_ENV,) if provider == "azure" else OPENAI_ENDPOINT_ENV
+    return next((environ[name] for name in names if environ.get(name)), None)
+
+
+def endpoints(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Where the user's model keys may go, by ``environ``: the endpoints it configures, and OpenAI's
+    own when it configures none for OpenAI; each without a trailing ``/``."""
+    found = [configured_endpoint("openai", environ) or OPENAI_URL, configured_endpoint("azure", environ)]
+    return tuple(url.rstrip("/") for url in found if url)
 
 
 def key_for(provider: str) -> str:

@@ -54,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 @functools.cache  # built once per process: a forked step finds it built by the fork server
 def parser() -> argparse.ArgumentParser:
     """``llmstep exec``'s own parser (``--debug`` too, as the CLI's common option)."""
-    p = argparse.ArgumentParser(prog="llmstep exec", description=DESCRIPTION)
+    # no abbreviations: ``--data`` is not ``--data-dir`` (a runner checks a step's command by its options' full names)
+    p = argparse.ArgumentParser(prog="llmstep exec", description=DESCRIPTION, allow_abbrev=False)
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     add_arguments(p)
     return p
@@ -112,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or os.environ.get(contract.DATA_DIR_ENV) or contract.DATA_DIR)
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
     records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream,
-               "step_name": args.step_name, "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE}
+               "step_name": args.step_name, "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE,
+               "endpoints": os.environ[contract.ENDPOINTS_ENV].split() if contract.ENDPOINTS_ENV in os.environ else None}
     if not staged:
         return run_step(data_dir, os.environ, **records)
     from llmstep.executor import staging

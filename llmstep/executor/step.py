@@ -35,12 +35,14 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
-             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo") -> int:
+             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo",
+             endpoints: list[str] | None = None) -> int:
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
     Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names
     the step in messages when its payload is shared by several steps (it names the first);
-    ``engine`` (``argo``, or ``tekton`` for a staged step) picks the commands a hint names."""
+    ``engine`` (``argo``, or ``tekton`` for a staged step) picks the commands a hint names;
+    ``endpoints`` (a step of a file, run locally) are the only endpoints its payload may name."""
     started = time.perf_counter()
     name = "?"
     secrets: dict[str, str] = {}
@@ -52,10 +54,11 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         classes = serde.value_classes(payload, allow_pickle=allow_pickle)
         value = assemble_input(data_dir, payload, classes)
         secrets = serde.secrets_for(payload, env)
-        runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle)
+        runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle, endpoints=endpoints)
         check_input_keys(runnable, value, name, engine)
         output, usage = _invoke(runnable, value, name, stream, classes)
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
+        serde.check_output_secrets(text, secrets, name)
     except SystemExit as exc:  # sys.exit() in the step's code, importing or running: no output is no success
         failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}) before the Runnable "
                                  "returned, so the step has no output; a Runnable returns a value or raises")

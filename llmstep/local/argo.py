@@ -40,7 +40,8 @@ class ArgoRun:
         self.workflow, self.record, self.progress = workflow, record, options.reporter()
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
-        self.guard = trust.step_env(options.allow_pickle)
+        self.policy = options.policy()
+        self.guard = trust.step_env(options.allow_pickle, self.policy)
         self.secrets = dict(options.secrets or {})
         self.parallelism = options.parallelism or workflow.parallelism
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
@@ -56,7 +57,13 @@ class ArgoRun:
         record.status["batch"] = workflow.batch
 
     def preflight(self) -> None:
-        """What must hold before the run starts (and before a resume touches its record)."""
+        """What must hold before the run starts (and before a resume touches its record): what the
+        documents' steps may have (their env), and a container run's images."""
+        for template in self.workflow.templates.values():
+            if template.container is not None:
+                self.policy.check_command(list(template.container.argv), f"template {template.name}")
+                self.policy.check_env(((e.name, e.value_from is not None) for e in template.container.env),
+                                      f"template {template.name}")
         self.steps.preflight(self.workflow.images)
 
     def execute(self) -> RunRecord:
@@ -227,7 +234,8 @@ class ArgoRun:
         def prepare(data_dir: Path) -> Attempt:
             self._place_inputs(template, values, arts, data_dir, root, name)
             env = self._env(container, values, step_dir, name)
-            return self.steps.attempt(argv, data_dir, env, root=root, image=container.image,
+            return self.steps.attempt(argv, data_dir, env, where=f"task {name}", policy=self.policy, root=root,
+                                      image=container.image,
                                       declared=[e.name for e in container.env], extra=list(self.guard),
                                       network=container.needs_network)
 

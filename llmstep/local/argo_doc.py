@@ -29,6 +29,8 @@ from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import expr
 from llmstep.local.attempts import seconds
+from llmstep.local.command import check_prefixes
+from llmstep.local.command import parse as parse_command
 from llmstep.render.argo_checks import check_workflow
 from llmstep.render.cycles import find_cycle
 
@@ -513,10 +515,9 @@ def _container(c: Any, where: str) -> Container:
         else:
             env.append(EnvVar(_name(e, f"{where}.env[{i}]"), value=str(e.get("value", ""))))
     argv = [str(a) for a in _list(c, "command", where) + _list(c, "args", where)]
-    if argv[:1] != ["llmstep"] or argv[1:2] not in (["exec"], ["diagnose"]):
-        raise WorkflowError(
-            f"{where}.command must run `llmstep exec ...` (or `llmstep diagnose`) locally, found {argv[:3]!r}"
-        )
+    command = parse_command(argv, f"{where}.command")  # the one grammar; paths inside the data directory
+    root = contract.argv_data_dir(argv)
+    check_prefixes(command, f"{where}.command", (root.rstrip("/") + "/",), root)
     return Container(image=str(c.get("image")), argv=tuple(argv), env=tuple(env))
 
 

@@ -43,6 +43,7 @@ def run_document(doc: dict[str, Any], input: Any = MISSING, options: RunOptions 
     args = workflow.arguments(_overrides(declared, input, opts.parameters, "spec.arguments.parameters"))
     if not opts.allow_pickle:
         trust.refuse_pickles([doc], args)
+    opts.policy().check_payloads([doc], args)
     opts.steps()  # the isolation is usable, before a record exists
     record = RunRecord.create(opts.root(), [doc], engine="argo", arguments=args)
     with _discarded_unless_started(record):
@@ -82,7 +83,7 @@ def resume_run(run_id: str, options: RunOptions | None = None, *, documents: lis
     succeed run the new code, and the finished ones keep their outputs.
 
     The record is a file: its pickle payloads run only with ``allow_pickle`` (here it defaults to
-    False). Until the resumed run starts (the record's lock taken, its documents checked), the
+    False), and without ``documents`` it is checked as a file from elsewhere (``from_file``). Until the resumed run starts (the record's lock taken, its documents checked), the
     record stays as it was. ``parameters`` and ``launcher`` do not apply: the run's own are reused.
     """
     opts = RunOptions.of(options, **{"allow_pickle": False, **given} if options is None else given).resolved()
@@ -93,7 +94,8 @@ def resume_run(run_id: str, options: RunOptions | None = None, *, documents: lis
             _check_same_steps(record, documents)
             documents = _keep_run(record, documents)
         trusted = opts.allow_pickle or documents is not None  # recompiled documents are the user's own code
-        runner = _resumable(record, RunOptions.of(opts, allow_pickle=trusted, launcher=None), documents)
+        runner = _resumable(record, RunOptions.of(opts, allow_pickle=trusted, from_file=opts.from_file or documents is None,
+                                                  launcher=None), documents)
         stop_leftovers(record)
         _reset(record)
         if documents is not None:
@@ -149,6 +151,7 @@ def _resumable(record: RunRecord, opts: RunOptions, documents: list[dict[str, An
         raise WorkflowError(f"run {record.run_id}: its workflow.yaml cannot be read ({exc})") from exc
     if not opts.allow_pickle:
         trust.refuse_pickles(docs, record.status.get("arguments"))
+    opts.policy().check_payloads(docs, record.status.get("arguments"))
     opts.steps()
     runner: Any
     if record.status.get("engine") == "tekton":
@@ -202,6 +205,7 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
         overrides.update((p["name"], p["value"]) for p in input_params(overrides["input"]))
     if not opts.allow_pickle:
         trust.refuse_pickles(docs, overrides)
+    opts.policy().check_payloads(docs, overrides)
     opts.steps()
     record = RunRecord.create(opts.root(), docs, engine="tekton", arguments=overrides)
     annotated = [(d.get("metadata") or {}).get("annotations", {}).get(contract.OUTPUT_TASK)

@@ -22,7 +22,9 @@ from typing import Any
 from llmstep import contract, jsonio
 from llmstep.errors import WorkflowError
 from llmstep.local.attempts import Attempt
+from llmstep.local.command import check_paths, parse
 from llmstep.local.process import PASSTHROUGH, Launcher, local_argv
+from llmstep.local.trust import Policy
 
 KINDS = ("process", "container")
 IDLE_ENV = "LLMSTEP_FORKSERVER_IDLE"
@@ -107,24 +109,40 @@ class Steps:
     def preflight(self, images: Iterable[str]) -> None:
         """What must hold before the run starts, given the images the documents name."""
 
-    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None = None, image: str = "",
-                declared: Sequence[str] = (), extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (),
-                network: bool = False, keep_data_dir: bool = False) -> Attempt:
-        """One attempt of a step whose pod runs ``argv`` (``llmstep ...``) with ``env``.
+    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, where: str = "step",
+                policy: Policy | None = None, root: str | None = None, image: str = "", declared: Sequence[str] = (),
+                extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (), network: bool = False,
+                keep_data_dir: bool = False) -> Attempt:
+        """One attempt of a step (``where`` names it) whose pod runs ``argv`` (``llmstep ...``) with ``env``.
 
         ``data_dir`` is the local data directory (mounted at ``root`` in a container, or at
         ``mounts``); ``declared`` are the env names the pod spec declares, ``extra`` the runner's
-        own (the pickle refusal); ``network``: the step calls a model. ``keep_data_dir`` records ``data_dir`` as where the step writes error.json
-        (Tekton keeps it in a workspace)."""
+        own (the pickle refusal); ``network``: the step calls a model. ``keep_data_dir`` records
+        ``data_dir`` as where the step writes error.json (Tekton keeps it in a workspace).
+
+        Whatever starts the step, its command is checked first, substituted: the grammar, its
+        paths inside ``data_dir`` and ``mounts``, its endpoints and declared env by ``policy``."""
+        policy = policy or Policy()
+        policy.check_command(argv, where)
+        # the paths as the step's process gets them (the container's data directory mapped to data_dir)
+        command = parse(["llmstep", *local_argv(argv, data_dir, root)[3:]], where)
+        check_paths(command, where, [data_dir, *(host for host, _ in mounts)])
+        policy.check_env(((name, False) for name in declared if name not in extra), where)
+        return self._attempt(argv, data_dir, env, root=root, image=image, declared=declared, extra=extra,
+                             mounts=mounts, network=network, keep_data_dir=keep_data_dir)
+
+    def _attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None, image: str,
+                 declared: Sequence[str], extra: Sequence[str], mounts: Sequence[tuple[Path, str]], network: bool,
+                 keep_data_dir: bool) -> Attempt:
         raise NotImplementedError
 
 
 class ProcessSteps(Steps):
     """Each step is a local process running the pod's command (``python -m llmstep ...``)."""
 
-    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None = None, image: str = "",
-                declared: Sequence[str] = (), extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (),
-                network: bool = False, keep_data_dir: bool = False) -> Attempt:
+    def _attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None, image: str,
+                 declared: Sequence[str], extra: Sequence[str], mounts: Sequence[tuple[Path, str]], network: bool,
+                 keep_data_dir: bool) -> Attempt:
         return Attempt(local_argv(argv, data_dir, root), env, data_dir if keep_data_dir else None)
 
 
@@ -148,9 +166,9 @@ class ContainerSteps(Steps):
             check_image(self.engine_cli, self.engine_env, image)
             self._present.add(image)
 
-    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None = None, image: str = "",
-                declared: Sequence[str] = (), extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (),
-                network: bool = False, keep_data_dir: bool = False) -> Attempt:
+    def _attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None, image: str,
+                 declared: Sequence[str], extra: Sequence[str], mounts: Sequence[tuple[Path, str]], network: bool,
+                 keep_data_dir: bool) -> Attempt:
         from llmstep.local.container import container_argv
 
         self._check(image)

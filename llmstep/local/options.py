@@ -15,6 +15,7 @@ from llmstep.local.isolation import Isolation, Steps
 from llmstep.local.process import Launcher
 from llmstep.local.progress import Progress, make_progress
 from llmstep.local.records import DEFAULT_RUNS_DIR
+from llmstep.local.trust import Policy
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class RunOptions:
     """A launcher started beforehand (its fork server warming up while the documents render)."""
     allow_pickle: bool = True
     """False for a document from a file: its pickle payloads are refused (:mod:`llmstep.local.trust`)."""
+    from_file: bool = False
+    """The documents come from a file, not from the user's chain: their steps' environment and
+    the endpoints their keys go to are checked (:class:`llmstep.local.trust.Policy`)."""
+    allow_endpoints: tuple[str, ...] = ()
+    """Endpoints a file's steps may send the user's model keys to, besides the configured ones."""
 
     @classmethod
     def of(cls, options: RunOptions | None = None, /, **given: Any) -> RunOptions:
@@ -61,6 +67,12 @@ class RunOptions:
     def steps(self) -> Steps:
         """How the run starts its steps (the isolation checked)."""
         return self.isolation_or_default().steps()
+
+    def policy(self) -> Policy:
+        """What the run's documents may do, with the endpoints this process's environment configures."""
+        import os
+
+        return Policy.of(self.from_file, self.allow_endpoints, os.environ)
 
     def resolved(self) -> RunOptions:
         """These options with the default isolation filled in, read once for the whole run."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmstep.diagnose.settings import ENDPOINT_ENV
+
 if TYPE_CHECKING:
     from llmstep.local.forkserver import ForkServer
 
@@ -60,7 +62,7 @@ def exec_refusal(argv: list[str], env: Mapping[str, str]) -> str:
 PASSTHROUGH = (
     "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "OPENAI_BASE_URL", "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
+    *ENDPOINT_ENV,
 )
 """What a local step gets from this machine's environment besides its pod's: the way out (proxies,
 CA bundles) and where the model is. Without the model's endpoint, a step that reads a key would

@@ -27,6 +27,8 @@ from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import trust
 from llmstep.local.attempts import Attempt, StepRun, run_step, seconds
+from llmstep.local.command import TEKTON_PLACES, check_prefixes
+from llmstep.local.command import parse as parse_command
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions
 from llmstep.local.process import START_FAILED, base_env, env_from
@@ -85,6 +87,10 @@ def prepare_run(docs: list[dict[str, Any]], default_image: str) -> tuple[dict, d
     for part in ("tasks", "finally"):
         for i, use in enumerate(pipeline.get(part) or []):
             _check_settings(use, f"{part}[{i}] ({use.get('name')})")
+            spec = use.get("taskSpec") or tasks.get((use.get("taskRef") or {}).get("name", ""))
+            for step in (spec or {}).get("steps") or []:
+                if isinstance(step, dict):  # its shape is checked when it runs
+                    _check_command(step, f"task {use.get('name')}")
     Deadlines.of(spec)  # checked before the run starts
     return run, pipeline, tasks
 
@@ -161,6 +167,12 @@ def _check_settings(use: dict[str, Any], where: str) -> None:
         seconds(use["timeout"], f"{where}.timeout")
 
 
+def _check_command(step: dict[str, Any], where: str) -> None:
+    """A step's command follows the one grammar, its paths in a workspace or a result (before the run)."""
+    argv = [str(a) for a in list(step.get("command") or []) + list(step.get("args") or [])]
+    check_prefixes(parse_command(argv, where), where, TEKTON_PLACES)
+
+
 def _relative(path: Any, what: str, plain: bool) -> None:
     """A name (``plain``) or relative path that stays inside the folder it is joined to, as
     Kubernetes requires of workspace names and Secret item paths."""
@@ -199,7 +211,8 @@ class TektonRun:
                  options: RunOptions) -> None:
         self.run, self.pipeline, self.tasks, self.record = run, pipeline, tasks, record
         self.progress = options.reporter()
-        self.guard = trust.step_env(options.allow_pickle)
+        self.policy = options.policy()
+        self.guard = trust.step_env(options.allow_pickle, self.policy)
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
         self.secrets = dict(options.secrets or {})
@@ -236,7 +249,11 @@ class TektonRun:
         task's Task is there, and in a container run the images named without variables are."""
         uses = [*(self.pipeline.get("tasks") or []), *(self.pipeline.get("finally") or [])]
         for use in uses:
-            self._task_spec(use)
+            for step in self._task_spec(use).get("steps") or []:
+                argv = [str(a) for a in list(step.get("command") or []) + list(step.get("args") or [])]
+                self.policy.check_command(argv, f"task {use.get('name')}")
+                self.policy.check_env(((e.get("name", ""), "valueFrom" in e) for e in step.get("env") or []),
+                                      f"task {use.get('name')}")
         images = [str(((self._task_spec(use).get("steps") or [{}])[0]).get("image", "")) for use in uses]
         self.steps.preflight(i for i in images if i and "$(" not in i)  # the others come from params
 
@@ -427,7 +444,8 @@ class TektonRun:
             image = str(self._subst(step.get("image", ""), name, final, values)) if self.steps.uses_images else ""
             # Workspaces and the results folder are mounted at the paths the command names.
             mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / ".results", str(scratch / ".results"))]
-            return self.steps.attempt(resolved, data_dir, env, image=image, declared=[e["name"] for e in step.get("env") or []],
+            return self.steps.attempt(resolved, data_dir, env, where=f"task {name}", policy=self.policy, image=image,
+                                      declared=[e["name"] for e in step.get("env") or []],
                                       extra=list(self.guard), mounts=mounts, network=bool(bindings.get("credentials")),
                                       keep_data_dir=True)
 

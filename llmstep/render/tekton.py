@@ -48,8 +48,8 @@ _RESULT_DOCS = {
 def run_task(image: str) -> dict[str, Any]:
     """The reusable Task that runs one payload with ``llmstep exec``, catalog style."""
     staging = {
-        "payload_env": "LLMSTEP_PAYLOAD",
-        "input_env": "LLMSTEP_INPUT",
+        "payload_env": contract.PAYLOAD_ENV,
+        "input_env": contract.INPUT_ENV,
         "secrets_dir": "$(workspaces.credentials.path)",
         "link_root": "$(workspaces.data.path)",
         "inputs": "$(params.inputs[*])",
@@ -99,8 +99,8 @@ def run_task(image: str) -> dict[str, Any]:
                     "command": argv[:2],
                     "args": argv[2:],
                     "env": [
-                        {"name": "LLMSTEP_PAYLOAD", "value": "$(params.payload)"},
-                        {"name": "LLMSTEP_INPUT", "value": "$(params.input)"},
+                        {"name": contract.PAYLOAD_ENV, "value": "$(params.payload)"},
+                        {"name": contract.INPUT_ENV, "value": "$(params.input)"},
                     ],
                 }
             ],

@@ -67,6 +67,54 @@ def test_cli_errors(tmp_path):
     assert gate.returncode == 1 and "answer is not JSON" in gate.stderr and "Traceback" not in gate.stderr
 
 
+CLEAN_ENDPOINTS = {"OPENAI_BASE_URL": "", "OPENAI_API_BASE": "", "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_VERSION": ""}
+
+
+def _diagnose(tmp_path, *args, env):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(MANIFEST)
+    return run_cli("diagnose", "-f", str(manifest), *args, env={**CLEAN_ENDPOINTS, **env})
+
+
+def test_diagnose_sends_the_key_to_the_endpoint_this_machine_configures(tmp_path):
+    """The loopback servers stand in for the endpoints OPENAI_BASE_URL or OPENAI_API_BASE name (a
+    gateway, a local model): without them honoured, the key would go to api.openai.com."""
+    key = "sk-diagnose-endpoint-0123456789"
+    for variable in ("OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
+            result = _diagnose(tmp_path, env={"OPENAI_API_KEY": key, variable: server.url})
+            assert result.returncode == 0, result.stderr
+            assert [r["headers"]["authorization"] for r in server.requests] == [f"Bearer {key}"], variable
+            assert server.requests[0]["path"] == "/v1/chat/completions"
+
+
+def test_diagnose_base_url_option_wins_over_the_environment(tmp_path):
+    with FakeOpenAI(reply=json.dumps(ANSWER)) as configured, FakeOpenAI(reply=json.dumps(ANSWER)) as given:
+        result = _diagnose(tmp_path, "--base-url", given.url,
+                           env={"OPENAI_API_KEY": "sk-diagnose-0123456789", "OPENAI_BASE_URL": configured.url})
+        assert result.returncode == 0, result.stderr
+        assert len(given.requests) == 1 and configured.requests == []
+
+
+def test_diagnose_azure_honours_the_endpoint_and_api_version_variables(tmp_path):
+    key = "azure-key-0123456789abcdef"
+    with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
+        endpoint = server.url.removesuffix("/v1")
+        result = _diagnose(tmp_path, "--provider", "azure", "--azure-deployment", "diag",
+                           env={"AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_ENDPOINT": endpoint,
+                                "OPENAI_API_VERSION": "2099-01-01"})
+        assert result.returncode == 0, result.stderr
+        [request] = server.requests
+        assert request["path"] == "/openai/deployments/diag/chat/completions?api-version=2099-01-01"
+        assert request["headers"]["api-key"] == key
+
+
+def test_diagnose_options_are_never_abbreviated(tmp_path):
+    for abbreviated in (["--file", "x.yaml"], ["--output-d", str(tmp_path)], ["--base", "http://127.0.0.1:9/v1"]):
+        result = run_cli("diagnose", "pod/x", *abbreviated, "--dry-run")
+        assert result.returncode == 2 and "unrecognized arguments" in result.stderr, result.stderr
+
+
 def test_hostile_evidence_is_refused_with_exit_2_naming_it(tmp_path):
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text("kind: ConfigMap\nmetadata:\n  name: x\ndata:\n" + "".join(

@@ -66,8 +66,8 @@ def test_the_defaults_are_the_settings_defaults_everywhere():
     model = llm.Model(api_key="k")
     assert (model.model, model.provider, model.api_version) == (settings.MODEL, settings.PROVIDER, settings.API_VERSION)
     args = _parser().parse_args(["diagnose", "pod/x"])
-    assert (args.model, args.provider, args.prompt, args.api_version) == (settings.MODEL, settings.PROVIDER,
-                                                                          settings.PROMPT, settings.API_VERSION)
+    assert (args.model, args.provider, args.prompt) == (settings.MODEL, settings.PROVIDER, settings.PROMPT)
+    assert args.api_version is None  # unset: $OPENAI_API_VERSION, else settings.API_VERSION (as a local step reads it)
     task = tekton.diagnose_task("img")
     defaults = {p["name"]: p.get("default") for p in task["spec"]["params"]}
     assert (defaults["model"], defaults["provider"], defaults["prompt"], defaults["api-version"]) == (
@@ -104,6 +104,19 @@ def test_settings_import_no_other_diagnosis_module():
             "print(sorted(m for m in sys.modules if m.startswith('llmstep.diagnose')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['llmstep.diagnose', 'llmstep.diagnose.settings']"
+
+
+def test_the_configured_endpoint_and_where_keys_may_go():
+    from llmstep.diagnose import settings
+
+    assert settings.configured_endpoint("openai", {}) is None
+    assert settings.configured_endpoint("compatible", {"OPENAI_API_BASE": "http://b/v1"}) == "http://b/v1"
+    both = {"OPENAI_BASE_URL": "http://a/v1/", "OPENAI_API_BASE": "http://b/v1"}
+    assert settings.configured_endpoint("openai", both) == "http://a/v1/"  # LangChain's order
+    assert settings.configured_endpoint("azure", both) is None
+    assert settings.endpoints({}) == (settings.OPENAI_URL,)
+    assert settings.endpoints({**both, "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com/"}) == (
+        "http://a/v1", "https://x.openai.azure.com")
 
 
 @pytest.mark.parametrize("pattern", ["", "x*", "a|", r"\b", "^", "(?m)$", r"\s*", "(?=a)", "(corp)?"])

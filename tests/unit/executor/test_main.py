@@ -85,3 +85,15 @@ def test_the_data_dir_comes_from_the_flag_then_the_env(tmp_path, monkeypatch):
     monkeypatch.delenv(contract.DATA_DIR_ENV)
     executor.main([])
     assert seen == [str(tmp_path / "env"), str(tmp_path / "flag"), contract.DATA_DIR]
+
+
+def test_options_are_never_abbreviated(tmp_path, capsys):
+    """``--data`` is not ``--data-dir``: the local runner checks a step's command by its options'
+    full names, so the step must read them the same way."""
+    for abbreviated in (["--data", str(tmp_path)], ["--res", f"preview={tmp_path / 'p'}"], ["--step", "x"]):
+        try:
+            executor.main(abbreviated)
+        except SystemExit as exc:
+            assert exc.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

@@ -21,7 +21,7 @@ def test_keywords_replace_the_fields_of_an_options_object():
 
 
 def test_an_unknown_option_is_a_usage_error_naming_it_and_the_options():
-    with pytest.raises(UsageError, match=r"unknown run option 'paralellism'; the options are allow_pickle, .*parallelism"):
+    with pytest.raises(UsageError, match=r"unknown run option 'paralellism'; the options are allow_endpoints, allow_pickle, .*parallelism"):
         RunOptions.of(paralellism=2)
 
 
@@ -32,7 +32,7 @@ def test_every_entry_point_takes_the_same_options():
 
     names = {f.name for f in dataclasses.fields(RunOptions)}
     assert names == {"parameters", "parallelism", "secrets", "runs_dir", "quiet", "progress", "isolation", "launcher",
-                     "allow_pickle"}
+                     "allow_pickle", "from_file", "allow_endpoints"}
     for fn in (entry.run_document, entry.run_tekton, entry.resume_run):
         params = inspect.signature(fn).parameters
         assert "options" in params and any(p.kind is p.VAR_KEYWORD for p in params.values()), fn.__name__
@@ -48,6 +48,8 @@ def test_defaults():
     assert RunOptions(isolation=given).isolation_or_default() is given
     assert opts.reporter() is not None
     assert opts.allow_pickle is True
+    assert (opts.from_file, opts.allow_endpoints) == (False, ())  # the user's own chain
+    assert opts.policy().from_file is False and RunOptions(from_file=True).policy().from_file is True
 
 
 def test_resume_refuses_pickles_unless_allowed(tmp_path):

@@ -121,3 +121,60 @@ def test_pickle_payload_from_a_file_runs_with_opt_in(tmp_path):
     result = run_cli("run", str(path), "--input", '"x"', "--allow-pickle", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "x!"
+
+
+@pytest.mark.parametrize("name", [
+    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONBREAKPOINT", "PYTHONWARNINGS",
+    "PYTHONEXECUTABLE", "pythonpath", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "PATH",
+    "HOME", "BASH_ENV", "ENV", "BASH_FUNC_ls%%", "PERL5LIB", "PERL5OPT", "NODE_OPTIONS", "RUBYOPT", "JAVA_TOOL_OPTIONS",
+    "GCONV_PATH", "HOSTALIASES", "NETRC", "GIT_SSH_COMMAND", "OPENSSL_CONF", "SSL_CERT_FILE", "SSLKEYLOGFILE",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "OPENAI_BASE_URL",
+    "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT", "ANTHROPIC_BASE_URL", "HF_ENDPOINT", "LANGSMITH_TRACING",
+    "LANGCHAIN_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "LLMSTEP_DATA_DIR",
+    "LLMSTEP_PICKLE",
+])
+def test_loader_interpreter_and_redirecting_variables_are_denied(name):
+    from llmstep.local.trust import denied_env
+
+    assert denied_env(name) and denied_env(name, from_secret=True)
+
+
+def test_a_files_ordinary_variables_and_llmsteps_staged_values_are_not_denied():
+    from llmstep import contract
+    from llmstep.local.trust import denied_env
+
+    for name in ("MODE", "REGION", "OPENAI_API_KEY", "DATABASE_URL", "NODE_ENV", "LANG", "TZ", "APP_HOSTNAME"):
+        assert not denied_env(name), name
+    assert not denied_env(contract.PAYLOAD_ENV) and not denied_env(contract.INPUT_ENV)
+    assert denied_env(contract.INPUT_ENV, from_secret=True)  # a Secret's value as the chain input would be printed
+
+
+def test_the_policy_of_a_users_own_chain_checks_nothing_and_a_files_checks_all():
+    from llmstep.errors import WorkflowError
+    from llmstep.local.trust import Policy
+
+    own = Policy.of(False, (), {})
+    own.check_env([("PYTHONPATH", False)], "t")
+    own.check_endpoint("http://127.0.0.1:1/v1", "t")
+    file = Policy.of(True, ["http://127.0.0.1:2/v1/"], {"OPENAI_BASE_URL": "http://127.0.0.1:1/v1/"})
+    assert file.endpoints == ("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1")
+    for url in ("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1/", "", None):
+        file.check_endpoint(url, "t")
+    with pytest.raises(WorkflowError, match=r"t sends your model key to 'https://api.openai.com/v1'.*--allow-endpoint"):
+        file.check_endpoint("https://api.openai.com/v1", "t")
+    with pytest.raises(WorkflowError, match="env PYTHONPATH is refused"):
+        file.check_env([("MODE", False), ("PYTHONPATH", False)], "t")
+
+
+def test_payload_fields_that_name_an_endpoint_are_checked_wherever_they_are():
+    from llmstep.errors import WorkflowError
+    from llmstep.local.trust import Policy
+
+    file = Policy.of(True, (), {})
+    for field in ("openai_api_base", "base_url", "azure_endpoint", "openai_proxy", "anthropic_api_url"):
+        nested = {"lc": 1, "type": "constructor", "id": ["x", "Y"], "kwargs": {field: "http://127.0.0.1:3/v1"}}
+        payload = {"llmstep": 2, "format": "lc", "name": "s", "data": {"lc": 1, "type": "constructor", "id": ["a"],
+                                                                       "kwargs": {"bound": nested}}}
+        with pytest.raises(WorkflowError, match=f"field {field}"):
+            file.check_payloads([], {"input": json.dumps(payload)})  # a parameter holding a payload too
+    file.check_payloads([], {"input": json.dumps({"llmstep": 2, "format": "lc", "data": {"text": "see http://x"}})})
