@@ -107,3 +107,19 @@ class _Response:
 
     def getheaders(self) -> dict:
         return self.headers
+
+
+def kubeconfig(tmp_path, namespace: str) -> str:
+    """A kubeconfig file whose current context ``team`` names ``namespace`` (another context,
+    ``other``, names ``other-ns``); its server is never called."""
+    import yaml
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "team",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
+                     {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}}],
+    }))
+    return str(path)

@@ -12,6 +12,7 @@ import yaml
 from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
 from conftest import chain_module, run_cli
+from kube_fake import kubeconfig as kube_kubeconfig
 
 import llmstep
 
@@ -130,23 +131,11 @@ def test_resume_says_which_code_runs_and_can_take_the_current_code(tmp_path):
     assert changed.returncode == 2 and "the chain's steps changed" in changed.stderr
 
 
-def _kubeconfig(tmp_path, namespace: str) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "team",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
-                     {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}}],
-    }))
-    return str(path)
-
-
 def test_submit_and_result_use_the_kubeconfig_contexts_namespace(tmp_path):
     """FakeArgoServer stands in for the Argo Server; the namespace is the one kubectl would use."""
     from llmstep.cluster.transports import default_namespace
 
-    kubeconfig = _kubeconfig(tmp_path, "team-a")
+    kubeconfig = kube_kubeconfig(tmp_path, "team-a")
     assert default_namespace(kubeconfig) == "team-a" and default_namespace(kubeconfig, "other") == "other-ns"
     with FakeArgoServer(qa_chain(), token=TOKEN) as server:
         env = {"ARGO_SERVER": server.url, "ARGO_TOKEN": TOKEN, "KUBECONFIG": kubeconfig}

@@ -68,15 +68,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return contract.EXIT_INTERNAL
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a count of at least 1 (``--parallelism 0`` would run nothing, forever)."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more" if least == 0 else f"{value} is not at least {least}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (``--parallelism 0`` would run nothing, forever)."""
+    return _whole_number(text, 1)
+
+
+def count(text: str) -> int:
+    """An argparse type: a count of at least 0 (``--retries 0``: no retry)."""
+    return _whole_number(text, 0)
 
 
 def add_value_type_option(p: argparse.ArgumentParser, only_ref: bool = False) -> None:
@@ -85,17 +94,6 @@ def add_value_type_option(p: argparse.ArgumentParser, only_ref: bool = False) ->
                    help=("(REF) " if only_ref else "") + "a class whose instances pass between steps (a pydantic model, "
                    "dataclass or Enum), as package.module:Class or path/to/file.py:Class; repeatable. A function's "
                    "return annotation (def f(...) -> Class) declares its class too")
-
-
-def count(text: str) -> int:
-    """An argparse type: a count of at least 0 (``--retries 0``: no retry)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
-    return value
 
 
 def seconds(text: str) -> float:

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from chains import openai_chain, qa_chain
+from kube_fake import kubeconfig as kube_kubeconfig
 
 import llmstep
 from llmstep.cluster.kube import INPUT_ENV, PAYLOAD_ENV
@@ -150,20 +151,6 @@ def test_a_long_input_reaches_the_pod_as_arguments_not_one_variable(tmp_path):
 # ---------------------------------------------------------------- calls against the stand-in API
 
 
-def _kubeconfig(tmp_path, namespace):
-    import yaml
-
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "team",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
-                     {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}}],
-    }))
-    return str(path)
-
-
 def _kubelet(tmp_path):
     """Plays the kubelet for the stand-in: runs the created Pod's step as a process, with the
     Pod's env, and serves what it printed as the Pod's log."""
@@ -179,7 +166,7 @@ def test_pods_run_in_the_kubeconfig_contexts_namespace_as_kubectl_uses_it(tmp_pa
 
     cluster = FakeCluster()
     cluster.on_create = _kubelet(tmp_path)
-    kubeconfig = _kubeconfig(tmp_path, "team-a")
+    kubeconfig = kube_kubeconfig(tmp_path, "team-a")
     runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), kubeconfig=kubeconfig)
     assert runner.invoke({"question": "where"}) == "offline answer: where"
     assert [ns for ns, _ in cluster.created] == ["team-a"] and cluster.deleted[0][0] == "team-a"

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from forkserver_cases import _alive as alive
 
 from llmstep.executor import reaper
 
@@ -21,14 +22,6 @@ DAEMON = ("import os, sys, time\n"
           "if os.fork(): os._exit(0)\n"
           "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
           "time.sleep(600)\n")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def wait_for(path, seconds: float = 30) -> int:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from chains import needs_file, qa_chain, qa_prompt
 from conftest import ROOT, as_from_a_terminal, run_cli
+from forkserver_cases import _alive
 from langchain_core.runnables import RunnableLambda
 from openai_server import FakeOpenAI
 
@@ -156,14 +157,6 @@ def hang(pid_file):
 chain = RunnableLambda(start)
 hangs = llmstep.Step(RunnableLambda(hang), timeout=600)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a step's subreaper is Linux's PR_SET_CHILD_SUBREAPER")

@@ -115,7 +115,6 @@ def test_a_background_process_left_in_the_steps_group_ends_with_the_step(tmp_pat
     """A step (here any command) that leaves a child running in its process group: the launcher
     kills the group once the step has ended, as a pod's processes end with its container."""
     import os
-    import time
 
     pid_file = tmp_path / "child.pid"
     code = ("import subprocess, sys\n"
@@ -129,18 +128,10 @@ def test_a_background_process_left_in_the_steps_group_ends_with_the_step(tmp_pat
     assert outcome.exit_code == 0
     child = int(pid_file.read_text())
 
-    def alive() -> bool:
-        try:
-            with open(f"/proc/{child}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except FileNotFoundError:
-            return False
+    from forkserver_cases import _alive, _gone_within
 
     try:
-        deadline = time.monotonic() + 10
-        while alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not alive()
+        assert _gone_within(child, 10)
     finally:
-        if alive():
+        if _alive(child):
             os.kill(child, 9)
