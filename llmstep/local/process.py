@@ -30,11 +30,12 @@ class Outcome:
     timed_out: bool = False
     interrupted: bool = False
     start_error: str = ""
-    """Why the process never started (as a pod's container that cannot start; exit code 128)."""
+    """Why the process never started (as a pod's container whose program cannot be exec'd)."""
 
 
-START_FAILED = 128
-"""The exit code a container runtime gives a container whose process could not start."""
+START_FAILED = 1
+"""The exit code of a container whose program could not be exec'd: runc writes ``exec PROGRAM:
+argument list too long`` to the container's log and the container ends with 1 (reason ``Error``)."""
 
 
 def exec_refusal(argv: list[str], env: Mapping[str, str]) -> str:

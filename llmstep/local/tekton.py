@@ -473,9 +473,9 @@ class TektonRun:
             name=name, template=(use.get("taskRef") or {}).get("name", "taskSpec"), prepare=prepare, collect=collect,
             retries=int(use.get("retries", 0) or 0), timeout=timeout or None, exit_handler=final,
             timeout_message=f'TaskRun "{taskrun}" failed to finish within "{go_duration(timeout or 0)}"',
-            # Tekton's words for a step whose container exited 128, then why it never started
+            # Tekton's words for a step whose container ended with 1 (Error), then the pod's log
             start_message=lambda error: f'"step-{step.get("name") or "unnamed-0"}" exited with code {START_FAILED}: '
-                                        f"exec /tekton/bin/entrypoint: {error}",
+                                        f"Error; exec /tekton/bin/entrypoint: {error}",
             deadline=self.ends[final],
             deadline_message=f'TaskRun "{taskrun}" was cancelled. TaskRun cancelled as the PipelineRun it belongs to '
                              "has timed out.",

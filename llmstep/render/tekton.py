@@ -24,6 +24,10 @@ MIN_PIPELINES = "0.56.0"
 ENV_LIMIT = contract.MAX_ARG_STRLEN
 """The payload travels in one environment variable."""
 INPUT_PARTS = "input-parts"
+INPUT_LIMIT = 640 * 1024
+"""The longest chain input a PipelineRun takes: it holds the input twice once it runs (its params and
+its status), and Kubernetes keeps an object under 1.5 MiB (etcd's request limit). Measured on the
+real controller: 700 KB runs; at 1 MB the PipelineRun's status cannot be written and it never ends."""
 
 _PARAM_DOCS = {
     "payload": "The step's runnable.json: a serialized LangChain Runnable (llmstep compile writes it).",
@@ -244,11 +248,16 @@ def input_params(input_json: str) -> list[dict[str, Any]]:
     """A run's params for the chain input: ``input``, or for an input longer than an environment
     variable may be (:data:`llmstep.contract.MAX_ARG_STRLEN`), ``input`` empty and the input in
     ``input-parts``, which reach the step as arguments of at most 64 KiB each. The limit is then
-    the run's: Kubernetes keeps an object under about 1.5 MiB, and a pod's arguments and
-    environment together under :data:`llmstep.contract.ARG_MAX`. Either way a ``$(`` in the JSON is
+    the run's, :data:`INPUT_LIMIT` (a RenderError beyond it). Either way a ``$(`` in the JSON is
     written ``$\u0028``, which Kubernetes does not expand (:func:`llmstep.serde.kube_literal`)."""
     input_json = serde.kube_literal(input_json)
-    if len(input_json.encode("utf-8", "surrogatepass")) <= contract.PART_BYTES:
+    size = len(input_json.encode("utf-8", "surrogatepass"))
+    if size > INPUT_LIMIT:
+        raise RenderError(f"the chain input is {size // 1024} KiB, but a Tekton PipelineRun holds it twice once it runs "
+                          f"(its params and its status) and Kubernetes keeps an object under 1.5 MiB, so Tekton takes at "
+                          f"most {INPUT_LIMIT // 1024} KiB: pass a reference to the data (a URL, a file the chain reads) "
+                          "or run the chain on Argo")
+    if size <= contract.PART_BYTES:
         return [{"name": "input", "value": input_json}]
     return [{"name": "input", "value": ""}, {"name": INPUT_PARTS, "value": contract.value_parts(input_json)}]
 

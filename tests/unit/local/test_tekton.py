@@ -302,9 +302,9 @@ def test_a_long_input_param_fails_its_task_as_the_pod_would_not_start(tmp_path):
     assert record.phase == "Failed"
     for task in ("size-size", "tail-tail"):
         node = record.nodes[task]
-        assert node["phase"] == "Failed" and node["exitCode"] == 128, node
-        assert node["message"].startswith('"step-exec" exited with code 128: exec /tekton/bin/entrypoint: argument list '
-                                          "too long: environment variable LLMSTEP_INPUT is ")  # Tekton's words, then why
+        assert node["phase"] == "Failed" and node["exitCode"] == 1, node
+        assert node["message"].startswith('"step-exec" exited with code 1: Error; exec /tekton/bin/entrypoint: argument '
+                                          "list too long: environment variable LLMSTEP_INPUT is ")  # Tekton's words, then why
     assert record.nodes["join"]["phase"] in ("Skipped", "Omitted")
     assert record.nodes["on-failure"]["phase"] == "Succeeded"
 

@@ -200,3 +200,13 @@ def test_a_chain_input_reaches_the_pod_as_json_kubernetes_does_not_expand(size):
     assert "$(" not in text and json.loads(text) == value
     assert ("input-parts" in params) is (size > contract.PART_BYTES)
     assert tekton.input_params("plain text $(HOME)") == [{"name": "input", "value": "plain text $(HOME)"}]
+
+
+def test_an_input_longer_than_a_pipelinerun_can_hold_is_refused_naming_the_limit():
+    """Measured on the real controller: a PipelineRun with a 1 MB input never ends (its status,
+    which holds the input again, is too large for etcd); 700 KB runs."""
+    from llmstep.errors import RenderError
+
+    assert [p["name"] for p in tekton.input_params(json.dumps("y" * (tekton.INPUT_LIMIT - 2)))] == ["input", "input-parts"]
+    with pytest.raises(RenderError, match=r"the chain input is 640 KiB, .* at most 640 KiB: pass a reference"):
+        tekton.input_params(json.dumps("y" * (tekton.INPUT_LIMIT - 1)))
