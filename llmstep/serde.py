@@ -405,8 +405,10 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, all
 
 SECRET_PLACE = ("outside a model's credential field (such as api_key): a key never goes into a prompt, an output or "
                  "a record; the payload was altered or built by another tool")
-_CREDENTIAL_FIELD = re.compile(r"(?:^|_)(?:key|token|secret|password|credentials?)$")
-"""The fields a LangChain dump holds a secret in (``openai_api_key``, ``azure_ad_token``, ...)."""
+_CREDENTIAL_FIELD = re.compile(r"(?:^|_)(?:key|token|secret|password|credentials?|headers)$")
+"""The fields a LangChain dump holds a secret in (``openai_api_key``, ``azure_ad_token``, ...), and
+the header maps a model sends with each request (``default_headers={"X-Api-Key": ...}``, a secret
+that ``llmstep.Step(secrets=[...])`` records by id): all go only to the model's endpoint."""
 
 
 def misplaced_secret(node: Any, credential: bool = False) -> str | None:
@@ -417,6 +419,7 @@ def misplaced_secret(node: Any, credential: bool = False) -> str | None:
         if node.get("lc") == 1 and node.get("type") == "secret":
             return None if credential else ".".join(str(i) for i in node.get("id") or ["?"])
         kwargs = node.get("kwargs") if node.get("lc") == 1 and node.get("type") == "constructor" else None
+        plain = node.get("lc") is None  # a header map under a credential field: its values are credentials too
         for key, child in node.items():
             if key == "kwargs" and isinstance(kwargs, dict):
                 for name, value in kwargs.items():
@@ -424,12 +427,12 @@ def misplaced_secret(node: Any, credential: bool = False) -> str | None:
                     if found is not None:
                         return found
                 continue
-            found = misplaced_secret(child)
+            found = misplaced_secret(child, credential and plain)
             if found is not None:
                 return found
     elif isinstance(node, list):
         for child in node:
-            found = misplaced_secret(child)
+            found = misplaced_secret(child, credential)
             if found is not None:
                 return found
     return None

@@ -114,3 +114,21 @@ def test_text_of_a_message_shows_the_tools_it_calls():
     assert text_of(AIMessage(content="", tool_calls=calls)) == 'tool call: search({"q": "argo é"})\ntool call: now({})'
     assert text_of(AIMessage(content="let me look", tool_calls=calls[:1])) == 'let me look\ntool call: search({"q": "argo é"})'
     assert text_of(AIMessage(content="plain")) == "plain" and text_of(HumanMessage(content="hi")) == "hi"
+
+
+def test_a_secret_belongs_in_a_credential_field_or_a_header_map_only():
+    """A model's key (``api_key``) and a header it sends (``default_headers``, filled by
+    ``Step(secrets=...)``) go to its endpoint; a secret anywhere else (a prompt's partial
+    variables, a message) would reach the output and the record."""
+    secret = {"lc": 1, "type": "secret", "id": ["ACME_API_KEY"]}
+
+    def model(**kwargs):
+        return {"lc": 1, "type": "constructor", "id": ["langchain_openai", "chat_models", "ChatOpenAI"], "kwargs": kwargs}
+
+    assert serde.misplaced_secret(model(openai_api_key=secret)) is None
+    assert serde.misplaced_secret(model(default_headers={"X-Api-Key": secret})) is None
+    prompt = {"lc": 1, "type": "constructor", "id": ["langchain_core", "prompts", "PromptTemplate"],
+              "kwargs": {"template": "{x}", "partial_variables": {"x": secret}}}
+    assert serde.misplaced_secret(prompt) == "ACME_API_KEY"
+    assert serde.misplaced_secret(model(default_headers={"X-Api-Key": prompt})) == "ACME_API_KEY"  # a Runnable in a header map is no header
+    assert serde.misplaced_secret(model(model_kwargs={"extra": secret})) == "ACME_API_KEY"
