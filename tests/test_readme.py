@@ -22,7 +22,9 @@ def test_ci_runs_the_readme_commands_and_fails_on_failure():
     ci = (ROOT / ".ci" / "run").read_text()
     main, tests = readme_commands()
     assert tests in ci and main in ci
-    assert "set -euo pipefail" in ci  # a failing pytest fails CI
+    assert "set -euo pipefail" in ci
+    # a failing pytest fails CI: the fast suite's exit is kept while the cluster suite still runs
+    assert f"{tests} || status=$?" in ci and 'exit "$status"' in ci and 'exit "$cluster_status"' in ci
 
 
 def test_readme_local_run_of_a_compiled_file(tmp_path):
