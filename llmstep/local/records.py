@@ -340,7 +340,7 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     if bad:
         return None, f"node name {bad[0]!r} is not a step folder's name"
     bad = [k for k, v in status.get("arguments", {}).items()
-           if not isinstance(v, (str, list)) and not (isinstance(v, dict) and set(v) == {values.MARK})]
+           if not isinstance(v, (str, list)) and not values.is_ref(v)]
     if bad:
         return None, f"argument {bad[0]!r} is not text"
     return status, ""

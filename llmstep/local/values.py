@@ -19,6 +19,7 @@ from typing import Any
 
 BIG = 64 * 1024
 MARK = "$llmstepValue"
+PARTS = "parts"
 
 
 class ValueStore:
@@ -86,7 +87,19 @@ class ValueStore:
         return out
 
     def _ref(self, value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return self._parts_ref(value)
         return {MARK: self._store(value)} if isinstance(value, str) and len(value) >= BIG else value
+
+    def _parts_ref(self, parts: list[str]) -> Any:
+        """A value given in parts (``input-parts``, each part under :data:`BIG`): the joined text is
+        stored once, as the staged input file that holds the same text links to it; status.json
+        keeps the parts' lengths to give them back as they were."""
+        texts = [part.partition(":") for part in parts]
+        if sum(len(text) for _, _, text in texts) < BIG or any(
+                not sep or head != f"{i}/{len(parts)}" for i, (head, sep, _) in enumerate(texts)):
+            return parts
+        return {MARK: self._store("".join(text for _, _, text in texts)), PARTS: [len(text) for _, _, text in texts]}
 
     def _store(self, text: str) -> str:
         with self._lock:
@@ -108,11 +121,18 @@ def resolve(status: dict[str, Any], root: Path) -> dict[str, Any]:
     """``status`` with the stored values read back (OSError when one is missing)."""
 
     def text(value: Any) -> Any:
-        if isinstance(value, dict) and set(value) == {MARK}:
+        if is_ref(value):
             name = str(value[MARK])
             if Path(name).name != name:
                 raise OSError(f"value name {name!r} is not a file in values/")
-            return (root / "values" / name).read_text(encoding="utf-8")
+            stored = (root / "values" / name).read_text(encoding="utf-8")
+            if PARTS not in value:
+                return stored
+            lengths, parts, at = value[PARTS], [], 0
+            for i, length in enumerate(lengths):
+                parts.append(f"{i}/{len(lengths)}:{stored[at:at + length]}")
+                at += length
+            return parts
         return value
 
     status["arguments"] = {k: text(v) for k, v in (status.get("arguments") or {}).items()}
@@ -122,6 +142,15 @@ def resolve(status: dict[str, Any], root: Path) -> dict[str, Any]:
             if isinstance(param, dict) and "value" in param:
                 param["value"] = text(param["value"])
     return status
+
+
+def is_ref(value: Any) -> bool:
+    """Whether ``value`` is status.json's reference to a stored text (or to a value in parts)."""
+    if not isinstance(value, dict) or not isinstance(value.get(MARK), str):
+        return False
+    lengths = value.get(PARTS, [])
+    return set(value) <= {MARK, PARTS} and isinstance(lengths, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths)
 
 
 def link(source: Path, target: Path) -> None:

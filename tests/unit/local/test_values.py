@@ -70,3 +70,23 @@ def test_a_file_a_step_wrote_with_a_stored_text_becomes_a_link_to_it(tmp_path):
     small.write_text("small")
     store.share(small)
     assert small.read_text() == "small"
+
+
+def test_a_value_in_parts_is_stored_once_and_read_back_in_the_same_parts(tmp_path):
+    """``input-parts`` (a long Tekton input, each part under BIG) is kept as its joined text, the
+    same file the staged input links to, and read back part for part."""
+    from llmstep import contract
+    from llmstep.local.values import BIG, MARK, PARTS, ValueStore, resolve
+
+    text = "é" * (3 * BIG)
+    parts = contract.value_parts(text)
+    store = ValueStore(tmp_path)
+    status = store.externalize({"arguments": {"input": "", "input-parts": parts}, "nodes": {}})
+    ref = status["arguments"]["input-parts"]
+    assert set(ref) == {MARK, PARTS} and len(ref[PARTS]) == len(parts) > 1
+    assert (tmp_path / "values" / ref[MARK]).read_text(encoding="utf-8") == text
+    assert resolve(status, tmp_path)["arguments"]["input-parts"] == parts
+    short = contract.value_parts("x" * 10)
+    assert store.externalize({"arguments": {"input-parts": short}})["arguments"]["input-parts"] == short
+    odd = ["a", "b" * BIG]  # not I/N:TEXT parts: kept as they are
+    assert store.externalize({"arguments": {"input-parts": odd}})["arguments"]["input-parts"] == odd
