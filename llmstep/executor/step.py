@@ -60,8 +60,8 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
         serde.check_output_secrets(text, secrets, name)
     except SystemExit as exc:  # sys.exit() in the step's code, importing or running: no output is no success
-        failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}) before the Runnable "
-                                 "returned, so the step has no output; a Runnable returns a value or raises")
+        failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}){_call_site(exc)} before the "
+                                 "Runnable returned, so the step has no output; a Runnable returns a value or raises")
         failure.__cause__ = exc
         code = _fail(data_dir, name, failure, secrets)
         if records:
@@ -229,7 +229,7 @@ def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, st
         (data_dir / contract.ERROR).write_text(json.dumps(record, indent=2), encoding="utf-8")
     except OSError:
         pass  # the data directory may be what is missing; stderr still says it
-    if cause is not exc:  # the user's Runnable raised: its traceback is what they need
+    if cause is not exc and not isinstance(cause, SystemExit):  # the user's Runnable raised: its traceback is what they need
         import traceback
 
         trace = "".join(traceback.format_exception(cause))
@@ -238,6 +238,19 @@ def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, st
         log.error("%s", trace.rstrip())
     log.error("step %s failed (%s, exit %d): %s", name, record["type"], exc.exit_code, message)
     return exc.exit_code
+
+
+def _call_site(exc: BaseException) -> str:
+    """`` in FUNCTION (FILE:LINE)``, where ``exc`` was raised: a sys.exit() is deliberate, so the message names
+    where it was called instead of a traceback that would push the step's own last lines out of
+    the log's tail (what ``kubectl logs --tail`` and a diagnosis read)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    return f" in {code.co_name} ({code.co_filename}:{tb.tb_lineno})"
 
 
 def _fail_full(data_dir: Path, name: str, exc: OSError, message: str, records: bool) -> int:
