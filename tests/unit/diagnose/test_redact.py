@@ -261,14 +261,20 @@ def test_secret_never_sent_and_the_evidence_stays(medium, text, secrets, kept):
     assert redactor.count >= 1
 
 
-def test_secret_never_reaches_the_model_server():
+def _sent_to_the_model(corpus):
+    """Diagnose the evidence of every case of ``corpus`` against a loopback stand-in for an
+    OpenAI-compatible server: the report, the user message it received, and its whole request body."""
     evidence = Evidence("corpus")
-    for medium, text, _, _ in CORPUS:
+    for medium, text, _, _ in corpus:
         evidence.merge(evidence_of(medium, text))
     with FakeOpenAI(reply=ANSWER) as server:
         report = diagnose(evidence, Model(api_key="k", provider="compatible", base_url=server.url), Redactor())
     body = json.dumps(server.requests[0]["body"], ensure_ascii=False)
-    received = json.loads(body)["messages"][1]["content"]
+    return report, server.requests[0]["body"]["messages"][1]["content"], body
+
+
+def test_secret_never_reaches_the_model_server():
+    report, received, body = _sent_to_the_model(CORPUS)
     for _, _, secrets, kept in CORPUS:
         for secret in secrets:
             assert secret not in received and json.dumps(secret)[1:-1] not in body
@@ -386,13 +392,7 @@ def test_no_shape_of_secret_is_sent_and_its_facts_stay(medium, text, secrets, ke
 
 
 def test_no_shape_of_secret_reaches_the_model_server_and_the_facts_do():
-    evidence = Evidence("corpus")
-    for medium, text, _, _ in SHAPES:
-        evidence.merge(evidence_of(medium, text))
-    with FakeOpenAI(reply=ANSWER) as server:
-        report = diagnose(evidence, Model(api_key="k", provider="compatible", base_url=server.url), Redactor())
-    body = json.dumps(server.requests[0]["body"], ensure_ascii=False)
-    received = server.requests[0]["body"]["messages"][1]["content"]
+    report, received, body = _sent_to_the_model(SHAPES)
     leaked = [s for _, _, secrets, _ in SHAPES for s in secrets if s in received or json.dumps(s)[1:-1] in body]
     lost = [k for _, _, _, kept in SHAPES for k in kept if k not in received]
     assert (leaked, lost) == ([], [])
