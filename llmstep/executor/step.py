@@ -59,16 +59,9 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         output, usage = _invoke(runnable, value, name, stream, classes)
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
         serde.check_output_secrets(text, secrets, name)
-    except SystemExit as exc:  # sys.exit() in the step's code, importing or running: no output is no success
-        failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}){_call_site(exc)} before the "
-                                 "Runnable returned, so the step has no output; a Runnable returns a value or raises")
-        failure.__cause__ = exc
+    except (SystemExit, LlmstepError) as exc:
+        failure = exc if isinstance(exc, LlmstepError) else _exited(name, exc)
         code = _fail(data_dir, name, failure, secrets)
-        if records:
-            emit("error", **jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
-        return code
-    except LlmstepError as exc:
-        code = _fail(data_dir, name, exc, secrets)
         if records:
             emit("error", **jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
         return code
@@ -238,6 +231,14 @@ def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, st
         log.error("%s", trace.rstrip())
     log.error("step %s failed (%s, exit %d): %s", name, record["type"], exc.exit_code, message)
     return exc.exit_code
+
+
+def _exited(name: str, exc: SystemExit) -> ExecutionError:
+    """sys.exit() in the step's code, importing or running: no output is no success."""
+    failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}){_call_site(exc)} before the "
+                             "Runnable returned, so the step has no output; a Runnable returns a value or raises")
+    failure.__cause__ = exc
+    return failure
 
 
 def _call_site(exc: BaseException) -> str:
