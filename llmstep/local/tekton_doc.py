@@ -389,8 +389,8 @@ def _name(obj: Any, where: str) -> str:
     return name
 
 
-def _field(obj: dict[str, Any], key: str, where: str) -> Any:
-    if key not in obj:
+def _field(obj: Any, key: str, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
         raise WorkflowError(f"{where}.{key} is missing")
     return obj[key]
 

@@ -197,6 +197,8 @@ REFUSED = [
     (lambda d: _run_spec(d)["workspaces"].append({"name": "credentials", "secret": {
         "secretName": "s", "items": [{"key": "OPENAI_API_KEY", "path": "../../planted"}]}}),
      "workspace 'credentials' item 'OPENAI_API_KEY' path must be a relative path without '..' (found '../../planted')"),
+    (lambda d: _run_spec(d)["workspaces"].append({"name": "credentials", "secret": {"secretName": "s", "items": ["K"]}}),
+     "spec.workspaces[1].secret.items[0].key is missing"),
     (lambda d: _run_spec(d)["workspaces"].append({"name": "a/b", "emptyDir": {}}),
      "workspace 'a/b' must be a relative path without '..' (found 'a/b')"),
     (lambda d: _run_spec(d).update(timeouts="5m"), "spec.timeouts must be a mapping of pipeline, tasks and finally, found '5m'"),
