@@ -115,11 +115,15 @@ _NOT_GLOBALS = (type, types.FunctionType, types.BuiltinFunctionType, types.Modul
 travel, and the pickler does not ask about built-in values and containers."""
 
 
+_OBJECT: Any = object
+_NEWOBJ = copyreg.__newobj__  # type: ignore[attr-defined]  # what object.__reduce_ex__ rebuilds with
+
+
 def only_identity(obj: Any) -> bool:
     """True when pickling ``obj`` by value would carry nothing but its class (``object()``, an
     instance without state), a class that is not the user's: all it can mean is which object it is."""
-    cls = type(obj)
-    if cls.__reduce_ex__ is not object.__reduce_ex__ or cls.__reduce__ is not object.__reduce__:
+    cls: Any = type(obj)
+    if cls.__reduce_ex__ is not _OBJECT.__reduce_ex__ or cls.__reduce__ is not _OBJECT.__reduce__:
         return False  # it says how it travels (an enum member, a model, a compiled pattern)
     if getattr(obj, "__dict__", None) or is_user_module(getattr(cls, "__module__", "") or ""):
         return False
@@ -127,7 +131,7 @@ def only_identity(obj: Any) -> bool:
         reduced = obj.__reduce_ex__(5)
     except Exception:  # an object that refuses to be reduced is not a plain sentinel
         return False
-    return (isinstance(reduced, tuple) and len(reduced) >= 2 and reduced[0] is copyreg.__newobj__
+    return (isinstance(reduced, tuple) and len(reduced) >= 2 and reduced[0] is _NEWOBJ
             and reduced[1] == (cls,) and not any(part for part in reduced[2:]))
 
 
