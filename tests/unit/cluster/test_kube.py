@@ -118,12 +118,10 @@ def test_pod_refusals_say_what_pods_need():
 def test_a_loaded_kubelets_passing_config_error_is_waited_out_not_reported(message, verdict):
     """A busy kubelet first says it could not sync its Secret cache, and retries; only the message
     that names what is missing means the Pod cannot start."""
-    from types import SimpleNamespace
-
     from llmstep.cluster.kube import _cannot_start
 
-    waiting = SimpleNamespace(reason="CreateContainerConfigError", message=message)
-    status = SimpleNamespace(container_statuses=[SimpleNamespace(state=SimpleNamespace(waiting=waiting))], conditions=[])
+    waiting = {"reason": "CreateContainerConfigError", "message": message}
+    status = {"containerStatuses": [{"state": {"waiting": waiting}}], "conditions": []}  # as the API server sends it
     assert _cannot_start(status) == verdict
 
 
