@@ -335,11 +335,11 @@ def _inputs_list(inputs: Any) -> list[Any]:
 
 
 class KubernetesRunnable(_kube.KubernetesRunnable):
-    __doc__ = _kube.KubernetesRunnable.__doc__
+    """Run ``runnable`` in its own Pod on each call: :class:`llmstep.cluster.kube.KubernetesRunnable`
+    (its arguments), given this process's environment, read here at the API's boundary: its
+    secret-named values are refused in the Runnable, and its ``KUBECONFIG`` is kubectl's."""
 
     def __init__(self, runnable: Any, **options: Any) -> None:
-        """As :class:`llmstep.cluster.kube.KubernetesRunnable`, with this process's environment: its
-        secret-named values are refused in the Runnable, and its ``KUBECONFIG`` is kubectl's."""
         import os
 
         options.setdefault("environ", os.environ)
