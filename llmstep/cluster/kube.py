@@ -151,7 +151,10 @@ class KubernetesRunnable(Runnable[Any, Any]):
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
         at the end; delete the Pod whatever happens."""
         api = self.transport
-        created = api.create(self.namespace, self.pod_manifest(input, stream=stream))
+        try:
+            created = api.create(self.namespace, self.pod_manifest(input, stream=stream))
+        except SubmissionError as exc:  # name the step whose pod it was
+            raise SubmissionError(f"{self.step.display}: {exc}") from exc
         name = created["metadata"]["name"]
         deadline = time.monotonic() + self.timeout
         try:

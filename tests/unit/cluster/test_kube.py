@@ -271,3 +271,15 @@ def test_a_pod_that_cannot_start_fails_at_once_with_its_warning_events():
     with pytest.raises(llmstep.SubmissionError, match="cannot start: ErrImagePull: pull access denied for nope") as err:
         runner.invoke({"question": "x"})
     assert str(err.value).endswith("events: WarningReason: m") and cluster.find("Pod") == []
+
+
+def test_a_refused_pod_names_its_step_and_what_pods_need():
+    from llmstep.cluster.fake import FakeCluster
+
+    cluster = FakeCluster()
+    cluster.refuse("create", "Pod", 404, 'namespaces "nope" not found')
+    runner = llmstep.KubernetesRunnable(qa_chain(), transport=cluster, namespace="nope")
+    with pytest.raises(llmstep.SubmissionError) as err:
+        runner.invoke({"question": "x"})
+    assert str(err.value).startswith(f"{runner.step.display}: creating the Pod in namespace nope")
+    assert "does the namespace exist" in str(err.value) and 'namespaces "nope" not found' in str(err.value)
