@@ -250,8 +250,6 @@ class Compiled:
         the Kubernetes API (``client=``, ``kubeconfig=``, ``context=``); its run has the same
         methods, and ``result()`` reads the output task's log, checked against its digest.
         """
-        import os
-
         from llmstep import serde
 
         if engine == "tekton":
@@ -259,9 +257,11 @@ class Compiled:
 
             _tekton_transport(transport)
             return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
-                                 transport=transports.transport(**transport, env=os.environ))
+                                 transport=transports.transport(**transport))  # ARGO_SERVER is not for Tekton
         if engine != "argo":
             raise UsageError(f"engine must be 'argo' or 'tekton', found {engine!r}")
+        import os
+
         from llmstep.cluster import argo, transports
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),

@@ -138,3 +138,18 @@ def test_the_fake_and_the_real_transports_share_one_interface():
     assert isinstance(ArgoServer("http://127.0.0.1:9"), Transport)
     with pytest.raises(llmstep.SubmissionError, match="serves Workflows only"):
         ArgoServer("http://127.0.0.1:9").list("ns", "Pod")
+
+
+
+def test_argo_server_in_the_environment_is_not_for_tekton(monkeypatch, tmp_path):
+    """ARGO_SERVER picks the Argo Server for Workflows; a PipelineRun still goes through the
+    Kubernetes API (here one that is not there), or through the transport given."""
+    from kube_fake import kubeconfig
+
+    monkeypatch.setenv("ARGO_SERVER", "127.0.0.1:9")
+    compiled = llmstep.compile(qa_chain())
+    with pytest.raises(llmstep.SubmissionError, match="cannot reach the Kubernetes API server at https://127.0.0.1:1"):
+        compiled.submit({"question": "x"}, engine="tekton", kubeconfig=kubeconfig(tmp_path, "ml"))
+    cluster = FakeCluster()
+    run = compiled.submit({"question": "x"}, engine="tekton", transport=cluster)
+    assert cluster.find("PipelineRun")[0]["metadata"]["name"] == run.name
