@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmstep.cluster import kube as _kube
 from llmstep.compiler.walk import DEFAULT_SECRET, compile_plan
 from llmstep.errors import UsageError
 from llmstep.plan import Plan
@@ -241,7 +242,9 @@ class Compiled:
         The transport is the Kubernetes API (``client=`` a configured kubernetes ``client`` module,
         or ``kubeconfig=``/``context=``; needs no Argo Server), or the Argo Server's REST API when
         ``argo_server=`` (or ``ARGO_SERVER``) names one, with ``token=``, ``verify=`` (False or
-        a CA bundle) and ``client_certs=``, like the ``argo`` CLI.
+        a CA bundle) and ``client_certs=``, like the ``argo`` CLI. ``transport=`` takes any
+        :class:`llmstep.cluster.transports.Transport`, such as the in-memory
+        ``llmstep.cluster.fake.FakeCluster`` (the namespace then defaults to ``default``).
 
         ``engine="tekton"`` applies the Task(s) and the Pipeline and creates a PipelineRun through
         the Kubernetes API (``client=``, ``kubeconfig=``, ``context=``); its run has the same
@@ -253,15 +256,16 @@ class Compiled:
             from llmstep.cluster import tekton, transports
 
             _tekton_transport(transport)
-            client = transport.get("client") or transports.kube_client(transport.get("kubeconfig"), transport.get("context"))
             return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
-                                 client=client)
+                                 transport=transports.transport(**transport))  # ARGO_SERVER is not for Tekton
         if engine != "argo":
             raise UsageError(f"engine must be 'argo' or 'tekton', found {engine!r}")
+        import os
+
         from llmstep.cluster import argo, transports
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport), ui_url=ui_url)
+                           transport=transports.transport(**transport, env=os.environ), ui_url=ui_url)
 
     def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
                      ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:
@@ -272,6 +276,8 @@ class Compiled:
         Argo only: a Tekton Pipeline fans out one task at a time (``matrix``), and pairing item i
         of one task with item i of the next over a whole chain, with per-item failure kept, is
         not something Tekton expresses; submit one PipelineRun per input instead."""
+        import os
+
         from llmstep.cluster import argo, transports
         from llmstep.render import batch
 
@@ -281,7 +287,7 @@ class Compiled:
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
         return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport), ui_url=ui_url)
+                           transport=transports.transport(**transport, env=os.environ), ui_url=ui_url)
 
     def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
         """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
@@ -301,13 +307,17 @@ class Compiled:
 def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
     if namespace:
         return namespace
+    if transport.get("transport") is not None:  # a FakeCluster, say: no kubeconfig speaks for it
+        return "default"
+    import os
+
     from llmstep.cluster.transports import default_namespace
 
-    return default_namespace(transport.get("kubeconfig"), transport.get("context"))
+    return default_namespace(transport.get("kubeconfig") or os.environ.get("KUBECONFIG"), transport.get("context"))
 
 
 def _tekton_transport(transport: dict[str, Any]) -> None:
-    extra = sorted(set(transport) - {"client", "kubeconfig", "context"})
+    extra = sorted(set(transport) - {"client", "kubeconfig", "context", "transport"})
     if extra:
         raise UsageError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
                            "pass client=, kubeconfig= or context=")
@@ -322,3 +332,15 @@ def _inputs_list(inputs: Any) -> list[Any]:
     if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
         raise UsageError(f"inputs must be a list of chain inputs, found {type(inputs).__name__}")
     return list(inputs)
+
+
+class KubernetesRunnable(_kube.KubernetesRunnable):
+    """Run ``runnable`` in its own Pod on each call: :class:`llmstep.cluster.kube.KubernetesRunnable`
+    (its arguments), given this process's environment, read here at the API's boundary: its
+    secret-named values are refused in the Runnable, and its ``KUBECONFIG`` is kubectl's."""
+
+    def __init__(self, runnable: Any, **options: Any) -> None:
+        import os
+
+        options.setdefault("environ", os.environ)
+        super().__init__(runnable, stacklevel=4, **options)

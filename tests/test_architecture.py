@@ -209,3 +209,28 @@ def test_nothing_under_the_fork_server_reads_the_environment(tmp_path):
     control = tmp_path / "control.py"
     control.write_text('import os\na = os.environ.get("A")\nb = os.environ["B"]\nc = os.getenv("C")\nos.environ.update({})\n')
     assert sorted(_environment_reads(control)) == ["control.py:2", "control.py:3", "control.py:4"]  # the reader finds reads
+
+
+def _environment_uses(path: Path) -> list[str]:
+    """Every mention of ``os.environ`` or ``os.getenv`` (passed on as a default, too), and every
+    import of them from ``os``."""
+    uses = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb") \
+                and isinstance(node.value, ast.Name) and node.value.id == "os":
+            uses.append(f"{path.name}:{node.lineno}")
+        if isinstance(node, ast.ImportFrom) and node.module == "os" \
+                and {a.name for a in node.names} & {"environ", "getenv", "environb"}:
+            uses.append(f"{path.name}:{node.lineno}")
+    return uses
+
+
+def test_nothing_under_cluster_reads_the_environment(tmp_path):
+    """The cluster settings (ARGO_SERVER, ARGO_TOKEN, ARGO_SECURE, KUBECONFIG...) are read by the
+    entry points (the CLI, Compiled.submit, llmstep.KubernetesRunnable) and passed down."""
+    files = sorted((PACKAGE / "cluster").glob("*.py"))
+    assert len(files) >= 7
+    assert [r for f in files for r in _environment_uses(f)] == []
+    control = tmp_path / "control.py"
+    control.write_text('import os\nfrom os import environ\ndef f(env=os.environ):\n    return os.getenv("A")\n')
+    assert sorted(_environment_uses(control)) == ["control.py:2", "control.py:3", "control.py:4"]  # the reader finds uses

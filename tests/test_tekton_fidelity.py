@@ -24,7 +24,8 @@ from value_chains import same_values
 
 import llmstep
 from llmstep import serde
-from llmstep.cluster.tekton import TektonApi, submit, succeeded
+from llmstep.cluster.tekton import submit, succeeded
+from llmstep.cluster.transports import KubeApi
 from llmstep.errors import LlmstepError
 from llmstep.local.entry import run_tekton
 
@@ -195,7 +196,7 @@ def timed_runs(k8s, tmp_path_factory):
         docs = llmstep.compile(chain, name=f"timeout-{case}", allow_pickle=True).to_tekton()
         if timeouts:
             next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
-        submitted[case] = (docs, submit(docs, serde.parameter_text("x"), namespace=NS, client=api))
+        submitted[case] = (docs, submit(docs, serde.parameter_text("x"), namespace=NS, transport=KubeApi(api)))
     runs_dir = tmp_path_factory.mktemp("timeouts")
     local = {case: run_tekton(docs, "x", runs_dir=runs_dir, quiet=True) for case, (docs, _) in submitted.items()}
     finished = {}
@@ -252,7 +253,7 @@ def test_a_long_input_in_the_input_param_fails_as_on_the_controller(k8s, tmp_pat
     # $( written $\u0028, as llmstep writes it: Tekton refuses a run whose param values hold $(NAME)
     docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.kube_literal(serde.parameter_text(x))}]
     *objects, pipelinerun = docs
-    tekton_api = TektonApi(api)
+    tekton_api = KubeApi(api)
     for doc in objects:
         tekton_api.apply(NS, doc)
     created = tekton_api.create(NS, pipelinerun)
