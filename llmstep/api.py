@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from llmstep.compiler.walk import DEFAULT_SECRET, compile_plan
 from llmstep.errors import UsageError
 from llmstep.plan import Plan
+from llmstep.settings import Settings
 
 if TYPE_CHECKING:
     from hera.workflows import Workflow
@@ -68,13 +69,11 @@ def compile(  # the public name is fixed by the API
             the step or the argument.
         SecretError: a secret would enter a payload (a ``CompileError``); the message names where.
     """
-    import os
-
     from llmstep.render import paused_gc
 
     with paused_gc():
         plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                            on_failure=on_failure, environ=os.environ, stacklevel=3,
+                            on_failure=on_failure, environ=Settings.current().environ, stacklevel=3,
                             value_types=value_types, env=env)
     from llmstep import values
 
@@ -196,12 +195,10 @@ class Compiled:
     def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
                    secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
                    progress: bool = False) -> Any:
-        import os
-
         from llmstep.local.entry import run_document, run_tekton
-        from llmstep.local.isolation import Isolation
 
-        isolation_ = Isolation.from_environ(os.environ, kind=isolation, engine_cli=engine_cli)
+        settings = Settings.current()
+        isolation_ = settings.isolation(kind=isolation, engine_cli=engine_cli)
         # The fork server imports LangChain while this process renders the documents.
         launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
         try:
@@ -210,18 +207,17 @@ class Compiled:
             launcher.close()
             raise
         try:
-            return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
-                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)
+            return runner(doc, **given, parallelism=parallelism, secrets=settings.environ if secrets is None else secrets,
+                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher,
+                          environ=settings.environ)
         finally:
             launcher.close()
 
     def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
         """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
         at most ``parallelism`` inputs in flight and step pods at a time; see ``submit_batch``."""
-        from llmstep.render import cache
-
         _positive(parallelism, "parallelism")
-        return cache.argo_dict(self.plan, batch=parallelism)
+        return self._rendered(parallelism)
 
     def to_batch_yaml(self, parallelism: int = 8) -> str:
         """The batch Workflow as YAML (``argo submit -p inputs=...``)."""
@@ -293,9 +289,17 @@ class Compiled:
 
     @cached_property
     def _argo(self) -> dict[str, Any]:
+        return self._rendered(None)
+
+    def _rendered(self, batch: int | None) -> dict[str, Any]:
+        """The Argo Workflow (``batch``: the batch one), from the user's render cache when it holds
+        it. A plan not made by ``compile`` may hold a secret: then it is rendered, never kept."""
+        from llmstep.compiler.leaks import plan_holds_secret
         from llmstep.render import cache
 
-        return cache.argo_dict(self.plan)
+        settings = Settings.current()
+        return cache.argo_dict(self.plan, batch, folder=settings.cache_dir,
+                               holds_secret=lambda plan: plan_holds_secret(plan, settings.environ))
 
 
 def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:

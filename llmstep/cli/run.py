@@ -186,7 +186,8 @@ def _run(args: argparse.Namespace) -> int:
     args.engine = args.engine or "argo"
     runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
-    isolation = Isolation.from_environ(os.environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
+    environ = dict(os.environ)  # read once, passed down: the runner reads no environment of its own
+    isolation = Isolation.from_environ(environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
     if args.resume:
         from llmstep.cli.refs import is_reference
 
@@ -205,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
                             quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
-                            allow_endpoints=tuple(args.allow_endpoint), documents=documents)
+                            allow_endpoints=tuple(args.allow_endpoint), documents=documents, environ=environ)
     else:
         if not args.target:
             raise UsageError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -216,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
                        "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
                        "allow_pickle": launcher is not None or args.allow_pickle, "from_file": launcher is None,
-                       "allow_endpoints": tuple(args.allow_endpoint)}
+                       "allow_endpoints": tuple(args.allow_endpoint), "environ": environ}
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:

@@ -216,6 +216,7 @@ class TektonRun:
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
         self.secrets = dict(options.secrets or {})
+        self.host = options.host()  # this machine's environment, as the entry point read it
         self.parallelism = options.parallelism
         self._launcher = options.launcher  # or one started when the run starts
         self.params = self._params()
@@ -430,7 +431,7 @@ class TektonRun:
             placed["data_dir"] = data_dir
             _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
             shutil.rmtree(data_dir / "input", ignore_errors=True)
-            env = base_env(step_dir)
+            env = base_env(step_dir, self.host)
             for item in step.get("env") or []:
                 if "valueFrom" in item:
                     value = env_from(item, self.secrets, f"task {name}")
