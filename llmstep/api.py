@@ -77,7 +77,7 @@ def compile(  # the public name is fixed by the API
                             value_types=value_types, env=env)
     from llmstep import values
 
-    values.REGISTERED.update({values.class_path(c): c for c in plan.value_classes})
+    values.register(plan.value_classes)
     return Compiled(plan)
 
 

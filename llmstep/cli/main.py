@@ -36,9 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args)
     from llmstep import values
 
-    values.CLIENT.lenient = True  # the CLI prints values: a class it has not imported prints as its data
     try:
-        code = int(args.func(args) or 0)
+        with values.reading_leniently():  # the CLI prints values: a class it has not imported prints as its data
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that left (| head) is found here, not by the interpreter at exit
         return code
     except BrokenPipeError:
