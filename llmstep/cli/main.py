@@ -1,4 +1,5 @@
-"""The ``llmstep`` command. The only module that reads environment variables or sets up logging.
+"""The ``llmstep`` command. An entry point: it and the other CLI modules read environment
+variables, and it sets up logging.
 
 Exit codes (the README's table): 0 success; 1 a step's Runnable raised, a run failed, or a
 cluster or model could not be reached; 2 bad input (usage, a named file missing or not UTF-8,
