@@ -11,6 +11,7 @@ from llmstep.cluster import kube as _kube
 from llmstep.compiler.walk import DEFAULT_SECRET, compile_plan
 from llmstep.errors import UsageError
 from llmstep.plan import Plan
+from llmstep.settings import Settings
 
 if TYPE_CHECKING:
     from hera.workflows import Workflow
@@ -69,17 +70,15 @@ def compile(  # the public name is fixed by the API
             the step or the argument.
         SecretError: a secret would enter a payload (a ``CompileError``); the message names where.
     """
-    import os
-
     from llmstep.render import paused_gc
 
     with paused_gc():
         plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                            on_failure=on_failure, environ=os.environ, stacklevel=3,
+                            on_failure=on_failure, environ=Settings.current().environ, stacklevel=3,
                             value_types=value_types, env=env)
     from llmstep import values
 
-    values.REGISTERED.update({values.class_path(c): c for c in plan.value_classes})
+    values.register(plan.value_classes)
     return Compiled(plan)
 
 
@@ -197,12 +196,10 @@ class Compiled:
     def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
                    secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
                    progress: bool = False) -> Any:
-        import os
-
         from llmstep.local.entry import run_document, run_tekton
-        from llmstep.local.isolation import Isolation
 
-        isolation_ = Isolation.from_environ(os.environ, kind=isolation, engine_cli=engine_cli)
+        settings = Settings.current()
+        isolation_ = settings.isolation(kind=isolation, engine_cli=engine_cli)
         # The fork server imports LangChain while this process renders the documents.
         launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
         try:
@@ -211,18 +208,17 @@ class Compiled:
             launcher.close()
             raise
         try:
-            return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
-                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)
+            return runner(doc, **given, parallelism=parallelism, secrets=settings.environ if secrets is None else secrets,
+                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher,
+                          environ=settings.environ)
         finally:
             launcher.close()
 
     def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
         """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
         at most ``parallelism`` inputs in flight and step pods at a time; see ``submit_batch``."""
-        from llmstep.render import cache
-
         _positive(parallelism, "parallelism")
-        return cache.argo_dict(self.plan, batch=parallelism)
+        return self._rendered(parallelism)
 
     def to_batch_yaml(self, parallelism: int = 8) -> str:
         """The batch Workflow as YAML (``argo submit -p inputs=...``)."""
@@ -253,19 +249,17 @@ class Compiled:
         from llmstep import serde
 
         if engine == "tekton":
-            from llmstep.cluster import tekton, transports
+            from llmstep.cluster import connect, tekton
 
             _tekton_transport(transport)
             return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
-                                 transport=transports.transport(**transport))  # ARGO_SERVER is not for Tekton
+                                 transport=connect.transport(**transport))  # ARGO_SERVER is not for Tekton
         if engine != "argo":
             raise UsageError(f"engine must be 'argo' or 'tekton', found {engine!r}")
-        import os
-
-        from llmstep.cluster import argo, transports
+        from llmstep.cluster import argo, connect
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport, env=os.environ), ui_url=ui_url)
+                           transport=connect.transport(**transport, env=Settings.current().environ), ui_url=ui_url)
 
     def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
                      ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:
@@ -276,9 +270,7 @@ class Compiled:
         Argo only: a Tekton Pipeline fans out one task at a time (``matrix``), and pairing item i
         of one task with item i of the next over a whole chain, with per-item failure kept, is
         not something Tekton expresses; submit one PipelineRun per input instead."""
-        import os
-
-        from llmstep.cluster import argo, transports
+        from llmstep.cluster import argo, connect
         from llmstep.render import batch
 
         if engine != "argo":
@@ -287,7 +279,7 @@ class Compiled:
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
         return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport, env=os.environ), ui_url=ui_url)
+                           transport=connect.transport(**transport, env=Settings.current().environ), ui_url=ui_url)
 
     def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
         """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
@@ -299,9 +291,17 @@ class Compiled:
 
     @cached_property
     def _argo(self) -> dict[str, Any]:
+        return self._rendered(None)
+
+    def _rendered(self, batch: int | None) -> dict[str, Any]:
+        """The Argo Workflow (``batch``: the batch one), from the user's render cache when it holds
+        it. A plan not made by ``compile`` may hold a secret: then it is rendered, never kept."""
+        from llmstep.compiler.leaks import plan_holds_secret
         from llmstep.render import cache
 
-        return cache.argo_dict(self.plan)
+        settings = Settings.current()
+        return cache.argo_dict(self.plan, batch, folder=settings.cache_dir,
+                               holds_secret=lambda plan: plan_holds_secret(plan, settings.environ))
 
 
 def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
@@ -309,11 +309,10 @@ def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
         return namespace
     if transport.get("transport") is not None:  # a FakeCluster, say: no kubeconfig speaks for it
         return "default"
-    import os
-
     from llmstep.cluster.transports import default_namespace
 
-    return default_namespace(transport.get("kubeconfig") or os.environ.get("KUBECONFIG"), transport.get("context"))
+    kubeconfig = transport.get("kubeconfig") or Settings.current().environ.get("KUBECONFIG")
+    return default_namespace(kubeconfig, transport.get("context"))
 
 
 def _tekton_transport(transport: dict[str, Any]) -> None:
@@ -340,7 +339,5 @@ class KubernetesRunnable(_kube.KubernetesRunnable):
     secret-named values are refused in the Runnable, and its ``KUBECONFIG`` is kubectl's."""
 
     def __init__(self, runnable: Any, **options: Any) -> None:
-        import os
-
-        options.setdefault("environ", os.environ)
+        options.setdefault("environ", Settings.current().environ)
         super().__init__(runnable, stacklevel=4, **options)

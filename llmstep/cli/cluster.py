@@ -17,8 +17,7 @@ from llmstep.errors import UsageError, WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import add_value_type_option, positive_int, seconds
-    from llmstep.cli.run import add_input_options
+    from llmstep.cli.options import add_input_options, add_value_type_option, positive_int, seconds
 
     cluster = argparse.ArgumentParser(add_help=False)
     g = cluster.add_argument_group("cluster")
@@ -57,7 +56,8 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
 
 
 def _transport(args: argparse.Namespace) -> Any:
-    from llmstep.cluster.transports import default_namespace, transport
+    from llmstep.cluster.connect import transport
+    from llmstep.cluster.transports import default_namespace
 
     if not args.namespace:
         args.namespace = default_namespace(args.kubeconfig or os.environ.get("KUBECONFIG"), args.context)
@@ -74,7 +74,7 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.cli.run import refuse_reference_options
+        from llmstep.cli.options import refuse_reference_options
         from llmstep.yamlio import load_documents
 
         refuse_reference_options(args, args.target, ("--image", "--allow-pickle"))
@@ -93,7 +93,7 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from llmstep.cli.run import parameters
+    from llmstep.cli.options import parameters
 
     if args.engine == "tekton":
         run = _submit_tekton(args, parameters(args))
@@ -195,7 +195,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.cli.run import refuse_reference_options
+        from llmstep.cli.options import refuse_reference_options
         from llmstep.render.tekton import INPUT_PARTS, with_run
         from llmstep.yamlio import load_documents
 

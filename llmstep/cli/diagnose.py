@@ -13,7 +13,7 @@ from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import count, seconds
+    from llmstep.cli.options import count, seconds
 
     p = sub.add_parser(
         "diagnose", parents=[common], allow_abbrev=False,  # as llmstep exec: options spelled in full in a step

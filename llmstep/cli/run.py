@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, jsonio
-from llmstep.errors import LlmstepError, UsageError, WorkflowError
+from llmstep.cli.options import (
+    add_input_options,
+    add_value_type_option,
+    parameters,
+    positive_int,
+    refuse_reference_options,
+)
+from llmstep.errors import UsageError, WorkflowError
 
 KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
@@ -30,8 +37,6 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
                    "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
     add_input_options(p)
-    from llmstep.cli.main import add_value_type_option, positive_int
-
     p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
@@ -73,32 +78,6 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.set_defaults(func=_show)
 
 
-def add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
-    p.add_argument("--inputs", metavar="FILE", help="a batch: one chain input per line (JSON Lines) or a JSON list; "
-                   "'-' reads stdin. A chain reference becomes its batch Workflow (withParam)")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                   help="a workflow parameter, as with argo submit (-p input='{...}')")
-
-
-def read_inputs(path: str) -> list[Any]:
-    """Batch inputs from a JSON list or JSON Lines file ('-': stdin)."""
-    from llmstep.files import read_text
-
-    text = read_text(path, "--inputs")
-    lines = [text] if text.lstrip().startswith("[") else text.splitlines()
-    values: list[Any] = []
-    for number, line in enumerate(lines, 1):
-        try:
-            if line.strip():
-                values.append(jsonio.loads(line))
-        except ValueError as exc:
-            where = getattr(exc, "lineno", 1) if len(lines) == 1 else number
-            raise UsageError(f"--inputs {path}: line {where}: not JSON ({getattr(exc, 'msg', exc)}); "
-                                "give one JSON value per line, or one JSON list") from exc
-    return values[0] if lines == [text] and values and isinstance(values[0], list) else values
-
-
 def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
     """Where run records live; with ``write``, checked to be writable before a run starts."""
     path = Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
@@ -111,8 +90,8 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
         except OSError as exc:
             source = "--runs-dir" if args.runs_dir else "LLMSTEP_RUNS_DIR" if os.environ.get("LLMSTEP_RUNS_DIR") else "runs directory"
             cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
-            raise LlmstepError(f"{source} {path}: cannot write run records there ({cause}); "
-                               "pass --runs-dir DIR") from None
+            raise UsageError(f"{source} {path}: cannot write run records there ({cause}); "
+                             "pass --runs-dir DIR") from None
         finally:
             for made in created:
                 try:
@@ -142,47 +121,6 @@ def read_secrets(path: str | None) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
-
-
-def refuse_reference_options(args: argparse.Namespace, target: str, flags: tuple[str, ...]) -> None:
-    """UsageError naming the options in ``flags`` that were given though they only shape what
-    llmstep renders from a chain reference, and ``target`` is no reference (a document is rendered
-    already: its images, its engine and its payloads are written in it)."""
-    given = [flag for flag in flags if getattr(args, flag.lstrip("-").replace("-", "_"), None) not in (None, False)]
-    if given:
-        raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a chain reference, which "
-                         f"llmstep renders; {target} is rendered already (what {' and '.join(given)} would set is "
-                         f"written in it): drop {' and '.join(given)}, or edit the document")
-
-
-def parameters(args: argparse.Namespace) -> dict[str, str]:
-    """Workflow parameters from -p, --input and --inputs (a batch, encoded like step outputs)."""
-    from llmstep import serde
-
-    params: dict[str, str] = {}
-    for item in args.parameter:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"-p {item!r}: expected NAME=VALUE")
-        params[name] = value
-    if args.input is not None:
-        if "input" in params:
-            raise UsageError("give the input once: --input JSON or -p input=JSON, not both")
-        params["input"] = args.input
-    if args.inputs is not None:
-        from llmstep.render.batch import encode_inputs
-
-        if args.input is not None:
-            raise UsageError("give --input (one run) or --inputs (a batch), not both")
-        params["inputs"] = encode_inputs(read_inputs(args.inputs))
-    if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
-        try:
-            jsonio.loads(params["input"])
-        except jsonio.TooDeep as exc:
-            raise UsageError(f"the input (--input, -p input=...): {exc}") from None
-        except ValueError as exc:
-            raise UsageError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
-    return params
 
 
 def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -248,7 +186,8 @@ def _run(args: argparse.Namespace) -> int:
     args.engine = args.engine or "argo"
     runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
-    isolation = Isolation.from_environ(os.environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
+    environ = dict(os.environ)  # read once, passed down: the runner reads no environment of its own
+    isolation = Isolation.from_environ(environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
     if args.resume:
         from llmstep.cli.refs import is_reference
 
@@ -267,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
                             quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
-                            allow_endpoints=tuple(args.allow_endpoint), documents=documents)
+                            allow_endpoints=tuple(args.allow_endpoint), documents=documents, environ=environ)
     else:
         if not args.target:
             raise UsageError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -278,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
                        "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
                        "allow_pickle": launcher is not None or args.allow_pickle, "from_file": launcher is None,
-                       "allow_endpoints": tuple(args.allow_endpoint)}
+                       "allow_endpoints": tuple(args.allow_endpoint), "environ": environ}
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:

@@ -43,6 +43,7 @@ class ArgoRun:
         self.policy = options.policy()
         self.guard = trust.step_env(options.allow_pickle, self.policy)
         self.secrets = dict(options.secrets or {})
+        self.host = options.host()  # this machine's environment, as the entry point read it
         self.parallelism = options.parallelism or workflow.parallelism
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
         self.limits = (threading.BoundedSemaphore(self.parallelism),) if self.parallelism else ()
@@ -283,7 +284,7 @@ class ArgoRun:
                 raise WorkflowError(f"task {name}: input artifact {art.name!r} is not supplied")
 
     def _env(self, container: Container, values: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
-        env = base_env(step_dir)
+        env = base_env(step_dir, self.host)
         for item in container.env:
             if item.value_from is not None:
                 value = env_from(item.entry(), self.secrets, f"task {name}")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, jsonio
-from llmstep.errors import WorkflowError
+from llmstep.errors import UsageError, WorkflowError
 from llmstep.local import values
 from llmstep.local.values import ValueStore
 from llmstep.yamlio import dump_all, load_documents
@@ -119,11 +119,11 @@ class RunRecord:
     @classmethod
     def open(cls, runs_dir: Path, run_id: str) -> RunRecord:
         if not run_id or run_id in (".", "..") or Path(run_id).name != run_id:
-            raise WorkflowError(f"{run_id!r} is not a run id (a name in the runs directory); see `llmstep runs`")
+            raise UsageError(f"{run_id!r} is not a run id (a name in the runs directory); see `llmstep runs`")
         root = Path(runs_dir).resolve() / run_id
         if not (root / "status.json").is_file():
             known = ", ".join(r.run_id for r in list_runs(runs_dir)[:5]) or "none"
-            raise WorkflowError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`")
+            raise UsageError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`")
         status, problem = read_status(root / "status.json")
         if status is not None:
             try:

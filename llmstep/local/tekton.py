@@ -74,6 +74,7 @@ class TektonRun:
         self.isolation = options.isolation_or_default()
         self.steps = self.isolation.steps()
         self.secrets = dict(options.secrets or {})
+        self.host = options.host()  # this machine's environment, as the entry point read it
         self.parallelism = options.parallelism
         self._launcher = options.launcher  # or one started when the run starts
         self.params = self._params()
@@ -260,7 +261,7 @@ class TektonRun:
             placed["data_dir"] = data_dir
             _confined(resolved, [scratch, *(Path(p) for p in bindings.values() if p)], name)
             shutil.rmtree(data_dir / contract.INPUT_DIR, ignore_errors=True)
-            env = base_env(step_dir)
+            env = base_env(step_dir, self.host)
             for item in step.env:
                 if item.value_from is not None:
                     value = env_from(item.entry(), self.secrets, f"task {name}")
