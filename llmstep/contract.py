@@ -133,7 +133,9 @@ def join_value_parts(parts: list[str], what: str) -> str:
     return "".join(texts)
 
 
-RESULTS = ("preview", "output-path", "sha256", "usage")
+OUTPUT_PATH_RESULT = "output-path"
+"""The result in which a Tekton step names its output file, relative to the data workspace."""
+RESULTS = ("preview", OUTPUT_PATH_RESULT, "sha256", "usage")
 """What a Tekton step reports as results: small things only (results are capped at 4 KiB)."""
 
 

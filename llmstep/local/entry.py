@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, serde
+from llmstep import serde
 from llmstep.contract import FINISHED_OK, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, trust
@@ -156,10 +156,10 @@ def _resumable(record: RunRecord, opts: RunOptions, documents: list[dict[str, An
     opts.steps()
     runner: Any
     if record.state.engine == "tekton":
-        from llmstep.local.tekton import TektonRun, prepare_run
+        from llmstep.local import tekton_doc
+        from llmstep.local.tekton import TektonRun
 
-        run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-        runner = TektonRun(run, pipeline, tasks, record, opts)
+        runner = TektonRun(tekton_doc.parse(docs, _DEFAULT_IMAGE), record, opts)
     else:
         runner = ArgoRun(argo_doc.parse(docs[0]), record, opts)
     runner.preflight()
@@ -196,12 +196,13 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
     ``input`` and the options as for :func:`run_document`."""
     opts = RunOptions.of(options, **given).resolved()
-    from llmstep.local.tekton import TektonRun, prepare_run
+    from llmstep.local import tekton_doc
+    from llmstep.local.tekton import TektonRun
     from llmstep.render.tekton import INPUT_PARTS, input_params, with_run
 
     docs = with_run(docs)
-    run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-    declared = [p["name"] for p in pipeline.get("params") or []]
+    run = tekton_doc.parse(docs, _DEFAULT_IMAGE)
+    declared = run.pipeline.param_names
     overrides: dict[str, Any] = _overrides(declared, input, opts.parameters, "the Pipeline")
     if "input" in overrides and INPUT_PARTS in declared:  # as llmstep submit gives a long input
         overrides.update((p["name"], p["value"]) for p in input_params(overrides["input"]))
@@ -210,10 +211,8 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
     opts.policy().check_payloads(docs, overrides)
     opts.steps()
     record = RunRecord.create(opts.root(), docs, engine="tekton", arguments=overrides)
-    annotated = [(d.get("metadata") or {}).get("annotations", {}).get(contract.OUTPUT_TASK)
-                 for d in docs if d.get("kind") == "Pipeline"]
-    record.state.output_task = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
+    record.state.output_task = run.pipeline.output_task or run.pipeline.tasks[-1].name
     with _discarded_unless_started(record):
-        runner = TektonRun(run, pipeline, tasks, record, opts)
+        runner = TektonRun(run, record, opts)
         runner.preflight()
     return runner.execute()

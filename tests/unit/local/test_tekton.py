@@ -245,7 +245,7 @@ def test_a_bad_timeouts_field_is_refused_before_the_run(tmp_path, timeouts, frag
 
 
 def test_durations_print_as_go_prints_them():
-    from llmstep.local.tekton import go_duration
+    from llmstep.local.tekton_time import go_duration
 
     assert [go_duration(s) for s in (0, 0.5, 5, 90, 3600, 5400.5)] == ["0s", "500ms", "5s", "1m30s", "1h0m0s", "1h30m0.5s"]
 
