@@ -40,7 +40,7 @@ class WorkflowRun:
     def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Until the Workflow finishes (Pending is not finished); raises WorkflowFailed on failure."""
         wf = self._finished(timeout, poll)
-        if wf["status"]["phase"] != "Succeeded":
+        if wf["status"]["phase"] != contract.Phase.SUCCEEDED:
             raise workflow_failed(wf)
         return wf
 
@@ -68,7 +68,7 @@ class WorkflowRun:
         from llmstep import serde
 
         wf = self._done()
-        if wf["status"]["phase"] != "Succeeded":
+        if wf["status"]["phase"] != contract.Phase.SUCCEEDED:
             raise workflow_failed(wf)
         task = _annotations(wf).get(contract.OUTPUT_TASK)
         for node in (wf["status"].get("nodes") or {}).values():
