@@ -164,12 +164,34 @@ class Compiled:
             SerializationError: ``input`` cannot travel to the first step.
             UsageError: a bad argument (``engine``, ``isolation``), named in the message.
         """
+        return self.local_run(input, engine=engine, parallelism=parallelism, secrets=secrets, runs_dir=runs_dir,
+                              isolation=isolation, engine_cli=engine_cli, progress=progress).result()
+
+    def local_run(
+        self,
+        input: Any,
+        *,
+        engine: str = "argo",
+        parallelism: int | None = None,
+        secrets: dict[str, str] | None = None,
+        runs_dir: str | Path | None = None,
+        isolation: str = "process",
+        engine_cli: str = "podman",
+        progress: bool = False,
+    ) -> Any:
+        """Run as ``run_local`` does, and return the run rather than its output: ``run_id``,
+        ``phase``, ``result()`` (the output; ``RunFailed`` when the run failed) and ``usage()``
+        (its tokens per model, summed over its steps, failed runs included).
+
+        Raises:
+            SerializationError: ``input`` cannot travel to the first step.
+            UsageError: a bad argument (``engine``, ``isolation``), named in the message.
+        """
         if engine not in ("argo", "tekton"):
             raise UsageError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         render = self.to_dict if engine == "argo" else self.to_tekton
-        record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
-                                 progress)
-        return record.result()
+        return self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
+                               progress)
 
     def run_local_batch(
         self,

@@ -62,13 +62,13 @@ chain = (ChatPromptTemplate.from_messages([("human", "tell me about {{topic}} in
 @pytest.mark.parametrize("engine", ["argo", "tekton"])
 def test_run_totals_are_the_servers_counts_on_both_engines(tmp_path, engine):
     with FakeOpenAI(counts=_counts) as server:
-        out = llmstep.compile(_chain(server.url)).run_local({"topic": "tokens and their counts"}, engine=engine,
-                                                          secrets={"OPENAI_API_KEY": "sk-test"}, runs_dir=tmp_path)
-    assert "echo" in out.content
-    [run] = tmp_path.iterdir()
-    tokens = RunRecord.open(tmp_path, run.name).usage()
+        run = llmstep.compile(_chain(server.url)).local_run({"topic": "tokens and their counts"}, engine=engine,
+                                                            secrets={"OPENAI_API_KEY": "sk-test"}, runs_dir=tmp_path)
+    assert "echo" in run.result().content
+    tokens = run.usage()
     assert set(tokens) == {"model-a", "model-b"} and len(server.usage) == 2
     assert _counted(tokens) == _expected(server)
+    assert RunRecord.open(tmp_path, run.run_id).usage() == tokens  # read back from the record
     assert tokens["model-a"]["input_tokens"] != tokens["model-b"]["input_tokens"]  # each step counted as its own
 
 
@@ -84,8 +84,8 @@ def test_cli_run_show_json_and_prices(tmp_path):
         expected = _expected(server)
         last = ran.stderr.strip().splitlines()[-1]
         a, b = expected["model-a"], expected["model-b"]
-        assert last.startswith("llmstep: tokens: model-a input=%d output=%d total=%d; model-b input=%d" % (
-            a["input_tokens"], a["output_tokens"], a["total_tokens"], b["input_tokens"]))
+        assert last.startswith(f"llmstep: tokens: model-a input={a['input_tokens']} output={a['output_tokens']} "
+                               f"total={a['total_tokens']}; model-b input={b['input_tokens']}")
         cost_a = (a["input_tokens"] * 2.5 + a["output_tokens"] * 10) / 1_000_000
         assert f"estimated cost (prices from {prices}): model-a {cost_a:.6f}; model-b not in the price table" in last
         runs = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
@@ -101,6 +101,22 @@ def test_cli_run_show_json_and_prices(tmp_path):
         as_json = json.loads(run_cli("run", "two.py:chain", "--input", '{"topic": "x"}', "--allow-pickle", "--json",
                                      env=env, cwd=tmp_path).stdout)
         assert set(as_json["usage"]) == {"model-a", "model-b"} and "cost" not in as_json
+
+
+def test_a_failed_run_counts_the_steps_that_called_the_model(tmp_path):
+    from langchain_core.runnables import RunnableLambda
+
+    def refuse(_):
+        raise RuntimeError("no")
+
+    with FakeOpenAI(counts=_counts) as server:
+        chain = _chain(server.url) | RunnableLambda(refuse)
+        run = llmstep.compile(chain, allow_pickle=True).local_run({"topic": "t"}, secrets={"OPENAI_API_KEY": "sk-test"},
+                                                                  runs_dir=tmp_path)
+    assert run.phase == "Failed"
+    with pytest.raises(llmstep.RunFailed):
+        run.result()
+    assert _counted(run.usage()) == _expected(server) and len(server.usage) == 2
 
 
 def test_no_model_no_line(tmp_path):
