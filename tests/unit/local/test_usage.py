@@ -98,6 +98,9 @@ def test_cli_run_show_json_and_prices(tmp_path):
         assert sorted(steps, key=str) == sorted([{"model-a": a}, {"model-b": b}], key=str)
         text = run_cli("show", run_id, cwd=tmp_path).stdout
         assert f"tokens: model-a input={a['input_tokens']}" in text and "estimated cost" not in text
+        priced = run_cli("show", run_id, "--prices", str(prices), cwd=tmp_path).stdout.splitlines()
+        assert priced[-1] == (f"estimated cost (prices from {prices}): model-a {cost_a:.6f}; model-b not in the price "
+                              f"table; total {cost_a:.6f} (without the models missing from the table)")
         as_json = json.loads(run_cli("run", "two.py:chain", "--input", '{"topic": "x"}', "--allow-pickle", "--json",
                                      env=env, cwd=tmp_path).stdout)
         assert set(as_json["usage"]) == {"model-a", "model-b"} and "cost" not in as_json
