@@ -23,7 +23,9 @@ from llmstep.plan import Plan
 
 INSPECT_TIMEOUT = 10.0
 """Seconds an ``image inspect`` may take before the image counts as unknown."""
-ALWAYS_THERE = frozenset({"llmstep", "builtins", "__main__", "__mp_main__"})
+ALWAYS_THERE = frozenset({"llmstep", "builtins", "__main__", "__mp_main__", "langchain_core", "cloudpickle"})
+"""Modules every step image has (``llmstep exec`` loads every payload with them): a step naming only
+these and the standard library needs no look-up."""
 
 
 class MissingModuleWarning(UserWarning):
@@ -112,12 +114,12 @@ def missing_modules(plan: Plan, lookup: Lookup) -> list[tuple[str, str, str, str
     found = []
     for step in plan.steps:
         image = step.settings.image or plan.image
-        names = lookup(image)
+        named = {m: w for m, w in payload_modules(step.payload).items()
+                 if m not in ALWAYS_THERE and m not in sys.stdlib_module_names}
+        names = lookup(image) if named else None  # nothing to check: no look-up, no process
         if names is None:
             continue
-        for module, what in sorted(payload_modules(step.payload).items()):
-            if module not in names and module not in ALWAYS_THERE and module not in sys.stdlib_module_names:
-                found.append((step.display, image, module, what))
+        found += [(step.display, image, m, w) for m, w in sorted(named.items()) if m not in names]
     return found
 
 

@@ -212,3 +212,14 @@ def test_engine_label_is_read_once_per_image(monkeypatch):
                           "localhost/a:1"]]
     finally:
         image_check.engine_modules.cache_clear()
+
+
+def test_a_step_naming_only_what_every_image_has_needs_no_look_up():
+    looked = []
+    chain = ChatPromptTemplate.from_template("hi {x}") | llmstep.OfflineChatModel()
+    plan = llmstep.compile(chain, image_modules=False).plan
+    assert image_check.missing_modules(plan, lambda image: looked.append(image) or frozenset()) == []
+    assert looked == []
+    pickled = llmstep.compile(RunnableLambda(yaml.safe_dump), allow_pickle=True, image_modules=False).plan
+    assert [m for _, _, m, _ in image_check.missing_modules(pickled, lambda image: looked.append(image) or frozenset())] == ["yaml"]
+    assert looked == [pickled.image]
