@@ -38,6 +38,8 @@ VENV = "/opt/llmstep"
 ENGINES = ("podman", "buildah", "docker")
 STEP_UID = 10001
 """The step image's user (``images/Dockerfile``'s ``UID``), restored after installing as root."""
+_SKIPPED = frozenset({".git", ".venv", "__pycache__"})
+"""What of a ``--project`` directory is neither copied into the build nor part of its digest."""
 
 
 class ImageBuildError(LlmstepError):
@@ -121,9 +123,13 @@ class BuildSpec:
         """``localhost/llmstep-deps:<digest>``: the digest of the base and the inputs' contents, so a
         changed requirement gets a new tag (a cluster never runs a stale image under an old one)."""
         digest = hashlib.sha256(self.base.encode())
-        for path in (self.requirements, self.project and self.project / "pyproject.toml"):
-            if path:
-                digest.update(path.read_bytes())
+        if self.requirements is not None:
+            digest.update(self.requirements.read_bytes())
+        if self.project is not None:
+            for path in sorted(self.project.rglob("*")):
+                inside = path.relative_to(self.project)
+                if path.is_file() and not _SKIPPED.intersection(inside.parts):
+                    digest.update(str(inside).encode() + b"\0" + path.read_bytes())
         for wheel in sorted(self.wheels.iterdir()) if self.wheels else ():
             digest.update(wheel.name.encode())
         return f"localhost/llmstep-deps:{digest.hexdigest()[:12]}"
@@ -173,7 +179,7 @@ def stage(spec: BuildSpec, where: Path) -> Path:
     if spec.requirements is not None:
         shutil.copyfile(spec.requirements, where / "requirements.txt")
     if spec.project is not None:
-        shutil.copytree(spec.project, where / "project", ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+        shutil.copytree(spec.project, where / "project", ignore=shutil.ignore_patterns(*_SKIPPED))
     if spec.wheels is not None:
         shutil.copytree(spec.wheels, where / "wheels")
     (where / "Containerfile").write_text(containerfile(spec), encoding="utf-8")

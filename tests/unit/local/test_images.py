@@ -236,3 +236,14 @@ def test_cli_engine_failure_exits_1_with_the_engines_output(tmp_path):
     assert failed.returncode == 1, failed.stderr
     assert "building localhost/x:1 failed (`podman build` exited 125)" in failed.stderr
     assert "no space in the store" in failed.stderr and failed.stdout == ""
+
+
+def test_default_tag_of_a_project_follows_its_sources(tmp_path):
+    spec = _spec(tmp_path, project=True)
+    (tmp_path / "proj" / "p.py").write_text("X = 1\n")
+    first = spec.default_tag()
+    (tmp_path / "proj" / "__pycache__").mkdir()
+    (tmp_path / "proj" / "__pycache__" / "p.pyc").write_bytes(b"x")
+    assert spec.default_tag() == first
+    (tmp_path / "proj" / "p.py").write_text("X = 2\n")
+    assert spec.default_tag() != first
