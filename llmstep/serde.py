@@ -34,6 +34,7 @@ from typing import Any
 
 from llmstep import contract, jsonio, values
 from llmstep.errors import CredentialsError, PayloadError, SerializationError
+from llmstep.plain import plain
 
 FORMAT_VERSION = 2
 """Version of both the payload and the value envelope; a step refuses any other."""
@@ -189,8 +190,8 @@ def loads_value(text: str, *, where: str = "input", classes: values.Classes | No
 
 
 def plain_of(value: Any) -> Any:
-    """A value as plain JSON data, for printing (see :func:`llmstep.values.plain`)."""
-    return values.plain(encode_value(value)["value"])
+    """A value as plain JSON data, for printing (see :func:`llmstep.plain.plain`)."""
+    return plain(encode_value(value)["value"])
 
 
 def plain_value(text: str, *, where: str = "the output") -> Any:
@@ -200,7 +201,7 @@ def plain_value(text: str, *, where: str = "the output") -> Any:
     except ValueError as exc:
         raise PayloadError(_unreadable(where, exc)) from exc
     if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS:
-        return values.plain(doc["value"])
+        return plain(doc["value"])
     return doc
 
 
@@ -328,7 +329,7 @@ def read_payload(text: str) -> dict[str, Any]:
     try:
         payload = jsonio.loads(text)
     except ValueError as exc:
-        raise PayloadError(_unreadable("runnable.json", exc)) from exc
+        raise PayloadError(_unreadable(contract.PAYLOAD, exc)) from exc
     if not isinstance(payload, dict):
         raise PayloadError("runnable.json must be a JSON object")
     if payload.get("llmstep") != FORMAT_VERSION:

@@ -107,9 +107,14 @@ def process_main(argv: Sequence[str] | None = None, *, debug: bool = False) -> i
 def run(args: argparse.Namespace) -> int:
     """The step that ``args`` (parsed by :func:`parser`) describes, in this process's environment."""
     from llmstep import values
+
+    with values.reading_leniently():  # a value naming a class this step has not imported reads as its data
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from llmstep.executor.step import run_step
 
-    values.CLIENT.lenient = True  # a value naming a class this step has not imported reads as its data
     data_dir = Path(args.data_dir or os.environ.get(contract.DATA_DIR_ENV) or contract.DATA_DIR)
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
     records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream,

@@ -160,9 +160,7 @@ def preview(value: Any) -> str:
         text = value
     if not isinstance(text, str):
         try:
-            from llmstep import values
-
-            text = json.dumps(values.plain(serde.encode_value(value)["value"]), ensure_ascii=False)
+            text = json.dumps(serde.plain_of(value), ensure_ascii=False)
         except Exception:  # a preview must never fail the step
             text = repr(value)
     data = text.encode("utf-8")[: contract.PREVIEW_BYTES]
