@@ -36,7 +36,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.delay = delay
         self.reply = reply
-        # status codes (or (status, headers)) to answer with before succeeding
+        # status codes (or (status, headers); 0 drops the connection) to answer with before succeeding
         self.failures: list[int | tuple[int, dict[str, str]]] = []
         self.admit, self.busy_after = admit, busy_after
         self.active = self.most_active = self.refused = 0
@@ -60,6 +60,9 @@ class FakeOpenAI:
                     elif failure is None:
                         server.active += 1
                         server.most_active = max(server.most_active, server.active)
+                if failure == 0:  # 0: the connection drops without an answer
+                    self.close_connection = True
+                    return
                 if failure is not None:
                     status, headers = failure if isinstance(failure, tuple) else (failure, {})
                     send_json(self, status, {"error": {"message": f"status {status}", "type": "test"}}, headers)

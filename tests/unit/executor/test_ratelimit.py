@@ -69,6 +69,15 @@ def test_other_errors_are_not_retried(tmp_path, status):
     assert json.loads((d / "error.json").read_text())["exit_code"] == 1
 
 
+def test_a_dropped_connection_is_not_retried(tmp_path):
+    with FakeOpenAI() as server:
+        server.failures = [0, 0, 0]
+        _, result = model_step(tmp_path, server)
+    assert result.returncode == 1, result.stderr
+    assert "APIConnectionError" in result.stderr
+    assert len(server.requests) == 1  # the SDK would have tried twice more
+
+
 def test_a_step_still_rate_limited_exits_75(tmp_path):
     with FakeOpenAI() as server:
         server.failures = [(429, {"retry-after": "0.1"})] * 6
