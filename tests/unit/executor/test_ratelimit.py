@@ -114,13 +114,14 @@ def test_a_bad_rate_limit_setting_is_exit_2(tmp_path):
     assert contract.RATE_LIMIT_ENV in json.loads((d / "error.json").read_text())["message"]
 
 
-def test_retries_retry_a_rate_limited_step_locally_and_argo_renders_it(tmp_path):
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_retries_retry_a_rate_limited_step_locally_and_argo_renders_it(tmp_path, engine):
     with FakeOpenAI() as server:
         server.failures = [(429, {"retry-after": "0.1"})] * 2
         chain = qa_prompt() | llmstep.Step(model(server), name="ask", retries=1, backoff="0s",
                                            rate_limit=llmstep.RateLimit(max_attempts=2, max_wait=5)) | StrOutputParser()
         compiled = llmstep.compile(chain)
-        out = compiled.run_local({"question": "q"}, secrets=KEY, runs_dir=tmp_path / "r")
+        out = compiled.run_local({"question": "q"}, engine=engine, secrets=KEY, runs_dir=tmp_path / "r")
     assert out == "echo: q" and len(server.requests) == 3
     [run] = (tmp_path / "r").iterdir()
     node = json.loads((run / "status.json").read_text())["nodes"]["ask"]
