@@ -8,6 +8,8 @@ home: a renderer that writes an annotation and a client that reads it import the
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 DATA_DIR = "/llmstep"
 DATA_DIR_ENV = "LLMSTEP_DATA_DIR"
 """Overrides :data:`DATA_DIR` for ``llmstep exec`` when ``--data-dir`` is not given."""
@@ -53,10 +55,32 @@ SHARED_BY_ANNOTATION = "llmstep.dev/shared-by"
 BATCH_ANNOTATION = "llmstep.dev/batch"
 """``"true"`` on a batch Workflow (``llmstep compile --batch N``): its result is a list, one item per input."""
 
-FAILED_PHASES = ("Failed", "Error")
+class Phase(StrEnum):
+    """The phase of a workflow or of one of its nodes, in Argo's words (a Tekton run's are mapped
+    onto them): the one home of these words for the renderers, the clients and the local runner.
+    A member is the string itself (``Phase.FAILED == "Failed"``), as status.json and Argo write it."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+    SKIPPED = "Skipped"
+    """Not run, by the node's own ``when`` (Argo), or by Tekton's ``when`` and timeouts."""
+    OMITTED = "Omitted"
+    """Not run, because what it depends on did not allow it (Argo's ``depends``)."""
+
+
+FAILED_PHASES = (Phase.FAILED, Phase.ERROR)
 """The phases of an Argo node (or a local step) that did not succeed."""
-DONE_PHASES = ("Succeeded", *FAILED_PHASES)
+DONE_PHASES = (Phase.SUCCEEDED, *FAILED_PHASES)
 """The phases a node or a workflow ends in."""
+FINISHED_OK = (Phase.SUCCEEDED, Phase.SKIPPED)
+"""Phases after which dependents may run and a resumed run does not run the node again."""
+NOT_RUN = (Phase.SKIPPED, Phase.OMITTED)
+"""The phases of a node that did not run."""
+ACTIVE = (Phase.PENDING, Phase.RUNNING)
+"""The phases of a node (or a run) that has not ended."""
 
 EXIT_OK = 0
 EXIT_RUNNABLE_FAILED = 1

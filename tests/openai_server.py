@@ -31,9 +31,11 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict, heade
 
 
 class FakeOpenAI:
-    def __init__(self, delay: float = 0.0, reply: Any = "echo", port: int = 0, admit: int | None = None,
-                 busy_after: str = "0.2") -> None:
+    def __init__(self, delay: float = 0.0, reply: Any = "echo", port: int = 0, counts: Any = None,
+                 admit: int | None = None, busy_after: str = "0.2") -> None:
         self.requests: list[dict] = []
+        self.counts = counts  # a function (request body, reply text) -> (prompt, completion) tokens
+        self.usage: list[dict] = []  # the usage of every answer sent, by model: what a provider bills
         self.delay = delay
         self.reply = reply
         # status codes (or (status, headers); 0 drops the connection) to answer with before succeeding
@@ -85,12 +87,15 @@ class FakeOpenAI:
                     text = server.reply(body)
                 else:
                     text = f"{server.reply}: {last}" if server.reply == "echo" else server.reply
+                prompt, completion = server.counts(body, text) if server.counts else (7, 3)
+                usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                server.usage.append({"model": body.get("model", "test-model"), **usage})
                 self._send(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": body.get("model", "test-model"),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+                    "usage": usage,
                 })
 
             def _send(self, status, payload):

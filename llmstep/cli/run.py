@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, jsonio
 from llmstep.cli.options import (
     add_input_options,
     add_value_type_option,
@@ -20,12 +16,16 @@ from llmstep.cli.options import (
     positive_int,
     refuse_reference_options,
 )
+from llmstep.cli.show import json_text
+from llmstep.contract import Phase
 from llmstep.errors import UsageError, WorkflowError
 
 KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
 
 
+PRICES_HELP = ("a price table (JSON or YAML: {MODEL: {input: PRICE, output: PRICE}}, per 1,000,000 tokens) for an "
+               "estimated cost of the run's tokens; llmstep ships no prices")
 RUNS_DIR_HELP = ("where run records live (default: $LLMSTEP_RUNS_DIR, else .llmstep/runs under the current directory; "
                  "records are per directory: set LLMSTEP_RUNS_DIR to one place to list them from anywhere)")
 
@@ -57,6 +57,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
     p.add_argument("--no-fork-server", action="store_true",
                    help="start every step as a cold process instead of forking it from a server with LangChain imported")
+    p.add_argument("--prices", metavar="FILE", help=PRICES_HELP)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", parents=[common], help="list past local runs")
@@ -75,6 +76,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("step", nargs="?", metavar="STEP")
     p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     p.add_argument("--json", action="store_true", help="print the run (or the step) as JSON")
+    p.add_argument("--prices", metavar="FILE", help=PRICES_HELP)
     p.set_defaults(func=_show)
 
 
@@ -99,6 +101,13 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
                 except OSError:
                     break
     return path
+
+
+def _prices(args: argparse.Namespace) -> Any:
+    """The ``--prices`` table (its name and prices), read before anything runs; None without one."""
+    from llmstep.usage import load_prices
+
+    return (args.prices, load_prices(args.prices)) if args.prices else None
 
 
 def read_secrets(path: str | None) -> dict[str, str]:
@@ -185,6 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         refuse_reference_options(args, " ".join(args.target) or f"run {args.resume}", ("--image", "--engine"))
     args.engine = args.engine or "argo"
     runs_dir = _runs_dir(args, write=True)
+    prices = _prices(args)
     secrets = read_secrets(args.secrets)
     environ = dict(os.environ)  # read once, passed down: the runner reads no environment of its own
     isolation = Isolation.from_environ(environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
@@ -228,27 +238,35 @@ def _run(args: argparse.Namespace) -> int:
             if launcher is not None:
                 launcher.close()
     if args.keep:
-        (record.root / "pinned").touch()
-    return _report(record, args.json)
+        record.pin()
+    return _report(record, args.json, prices)
 
 
-def _report(record: Any, as_json: bool) -> int:
+def _report(record: Any, as_json: bool, prices: Any = None) -> int:
     from llmstep import serde
+    from llmstep.cli.show import usage_json, usage_lines
     from llmstep.local.records import failure_message
 
-    if record.status.get("batch"):
-        return report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
-    ok = record.phase == "Succeeded"
+    tokens = record.usage()
+    words = [] if as_json else usage_lines(tokens, prices)  # one line, at the end, when a model was called
+    if record.state.batch:
+        code = report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
+        if words:
+            print("llmstep: " + " | ".join(words), file=sys.stderr)
+        return code
+    ok = record.phase == Phase.SUCCEEDED
     output: Any = record.result() if ok else None
     if as_json:
         encoded = serde.plain_of(output) if ok else None
         steps = {t: dict(zip(("phase", "message"), record.shown(n), strict=True)) for t, n in record.in_run_order()}
         print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
-                         "failures": record.failures(), "steps": steps}, indent=2))
+                         "failures": record.failures(), "steps": steps, **usage_json(tokens, prices)}, indent=2))
     elif ok:
         print(output if isinstance(output, str) else output_text(output))
     else:
         print(failure_message(record), file=sys.stderr)
+    if words:
+        print("llmstep: " + " | ".join(words), file=sys.stderr)
     return 0 if ok else 1
 
 
@@ -278,46 +296,17 @@ def output_text(value: Any) -> str:
     return text if text is not None else json_text(serde.plain_of(value), indent=2)
 
 
-def json_text(value: Any, indent: int | None = None) -> str:
-    """JSON for the terminal and for programs reading it: NaN and infinities, which JSON has no
-    words for (Python would print ``NaN``), are ``null``, as JavaScript's JSON.stringify writes them."""
-    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _prune(runs_dir: Path) -> None:
-    from llmstep.local.records import list_runs
+    from llmstep.local.records import prune
 
-    # a run still running (in another process: it holds the record's lock) is never pruned
-    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists() and r.phase != "Running"]
-    for record in unpinned[KEEP_RUNS - 1:]:
-        shutil.rmtree(record.root, ignore_errors=True)
+    prune(runs_dir, KEEP_RUNS)
 
 
 def _runs(args: argparse.Namespace) -> int:
+    from llmstep.cli.show import print_runs
     from llmstep.local.records import list_runs
 
-    records = list_runs(_runs_dir(args))
-    if args.json:
-        print(json_text([{"run": r.run_id, "phase": r.phase, "steps": len(r.nodes), "startedAt": r.status.get("startedAt"),
-                          "finishedAt": r.status.get("finishedAt"), "path": str(r.root.resolve())} for r in records], indent=2))
-        return 0
-    if not records:
-        print(f"no runs in {_runs_dir(args)}")
-        return 0
-    print(f"{'RUN':<60} {'PHASE':<10} {'STEPS':>5}  STARTED")
-    for r in records:
-        print(f"{r.run_id:<60} {r.phase:<10} {len(r.nodes):>5}  {r.status.get('startedAt', '')[:19]}")
-    return 0
+    return print_runs(list_runs(_runs_dir(args)), _runs_dir(args), args.json)
 
 
 def _fork_servers(args: argparse.Namespace) -> int:
@@ -344,76 +333,16 @@ def _fork_servers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_json(record: Any, step: str | None) -> dict[str, Any]:
-    """A run (or one step of it) as data: phases, messages, each step's output as plain JSON."""
-    from llmstep import serde
-
-    def one(task: str, node: dict[str, Any]) -> dict[str, Any]:
-        data = record.root / "steps" / task / "data"
-        phase, message = record.shown(node)
-        out: dict[str, Any] = {"phase": phase, "message": message,
-                               "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
-                               "finishedAt": node.get("finishedAt")}
-        if (data / "output.json").is_file():
-            out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
-        if (data / "error.json").is_file():
-            out["error"] = jsonio.loads((data / "error.json").read_text(encoding="utf-8"))
-        return out
-
-    if step:
-        return {"run": record.run_id, "step": step, **one(step, record.nodes[step])}
-    ok = record.phase == "Succeeded" and not record.status.get("batch")
-    return {"run": record.run_id, "phase": record.phase, "message": record.status.get("message", ""),
-            "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
-            "steps": {t: one(t, n) for t, n in record.in_run_order()}}
-
-
 def _show(args: argparse.Namespace) -> int:
-    from llmstep.local.progress import duration
+    from llmstep.cli.show import show, show_json
     from llmstep.local.records import RunRecord
 
+    prices = _prices(args)  # a bad table is refused before anything is read
     record = RunRecord.open(_runs_dir(args), args.run)
     if args.step and args.step not in record.nodes:
         raise UsageError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
     if args.json:
-        print(json_text(_show_json(record, args.step), indent=2))
-        return 0
-    if args.step:
-        node = record.nodes[args.step]
-        data = record.root / "steps" / args.step / "data"
-        phase, message = record.shown(node)
-        print(f"step {args.step}: {phase} {duration(node)} attempts={node.get('attempts', 0)}")
-        if message:
-            print(f"message: {message}")
-        for name in ("output.json", "error.json"):
-            if (data / name).is_file():
-                print(f"--- {name}\n{(data / name).read_text(encoding='utf-8')}")
-        log = record.root / "steps" / args.step / "log.txt"
-        if log.is_file():
-            print(f"--- log\n{log.read_text(encoding='utf-8', errors='replace')}")
-        return 0
-    print(f"run {record.run_id}: {record.phase}" + (f" ({record.status.get('message')})" if record.status.get("message") else ""))
-    for task, node in record.in_run_order():
-        data = record.root / "steps" / task / "data"
-        phase, message = record.shown(node)
-        print(f"  {task:<40} {phase:<10} {duration(node):>7}  {message}")
-        inputs = sorted(p for p in data.glob("input*") if p.is_file()) + sorted((data / "input").glob("*.json"))
-        for path in inputs[:3]:
-            print(f"      in  {path.name}: {_preview(path)}")
-        preview = data / "preview.txt"
-        if preview.is_file():
-            print(f"      out {_oneline(preview.read_text(encoding='utf-8'))}")
-        log = record.root / "steps" / task / "log.txt"
-        if node.get("phase") in contract.FAILED_PHASES and log.is_file():
-            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
-                print(f"      log {line}")
+        print(json_text(show_json(record, args.step, prices), indent=2))
+    else:
+        show(record, args.step, prices)
     return 0
-
-
-def _preview(path: Path) -> str:
-    return _oneline(path.read_text(encoding="utf-8", errors="replace"))
-
-
-def _oneline(text: str, limit: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

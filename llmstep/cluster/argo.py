@@ -40,7 +40,7 @@ class WorkflowRun:
     def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Until the Workflow finishes (Pending is not finished); raises WorkflowFailed on failure."""
         wf = self._finished(timeout, poll)
-        if wf["status"]["phase"] != "Succeeded":
+        if wf["status"]["phase"] != contract.Phase.SUCCEEDED:
             raise workflow_failed(wf)
         return wf
 
@@ -68,7 +68,7 @@ class WorkflowRun:
         from llmstep import serde
 
         wf = self._done()
-        if wf["status"]["phase"] != "Succeeded":
+        if wf["status"]["phase"] != contract.Phase.SUCCEEDED:
             raise workflow_failed(wf)
         task = _annotations(wf).get(contract.OUTPUT_TASK)
         for node in (wf["status"].get("nodes") or {}).values():
@@ -77,6 +77,15 @@ class WorkflowRun:
                 if text is not None:
                     return serde.loads_value(text, where=f"{self.name} output")
         raise SubmissionError(f"workflow {self.name} has no output parameter on task {task!r}")
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """The run's tokens per model so far: the sum of its step pods' ``usage`` outputs (a Retry
+        node repeats its last pod's outputs, so only Pod nodes count; see :mod:`llmstep.usage`)."""
+        from llmstep import usage
+
+        nodes = (self.get().get("status") or {}).get("nodes") or {}
+        return usage.totals(param.get("value") for node in nodes.values() if node.get("type") == "Pod"
+                            for param in (node.get("outputs") or {}).get("parameters") or [] if param.get("name") == "usage")
 
     def logs(self, step: str | None = None) -> dict[str, str]:
         """Logs of the workflow's step pods (``main`` containers), by node display name."""

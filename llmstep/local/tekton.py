@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract
+from llmstep.contract import FINISHED_OK, NOT_RUN, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import trust
 from llmstep.local.attempts import Attempt, StepRun, run_step
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions
 from llmstep.local.process import START_FAILED, base_env, env_from
-from llmstep.local.records import FINISHED_OK, RunRecord, now
+from llmstep.local.records import RunRecord, now
 from llmstep.local.scheduler import Node, schedule
+from llmstep.local.state import Artifact, Outputs, Parameter
 from llmstep.local.tekton_doc import PipelineRun, PipelineTask, check_relative
 from llmstep.local.tekton_time import go_duration
 
@@ -85,11 +87,11 @@ class TektonRun:
             "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
             "context.pipelineRun.namespace": run.namespace, "context.pipeline.name": run.pipeline_name,
         }
-        record.status["outputTask"] = run.output_task or record.status.get("outputTask")
+        record.state.output_task = run.output_task or record.state.output_task
 
     def _params(self) -> dict[str, Any]:
         given: dict[str, Any] = dict(self.run.params)
-        given.update(self.record.status.get("arguments") or {})
+        given.update(self.record.state.arguments)
         values: dict[str, Any] = {}
         for param in self.pipeline.params:
             if param.name in given:
@@ -122,17 +124,18 @@ class TektonRun:
             self.pipeline_end = pipeline_end = begun + deadlines.pipeline if deadlines.pipeline else None
             self.ends[False] = _earliest(pipeline_end, begun + deadlines.tasks if deadlines.tasks else None)
             phase = self._run_tasks(self.pipeline.tasks, final=False)
-            statuses = {t: self.record.nodes.get(t, {}).get("phase", "None") for t in self._names(self.pipeline.tasks)}
+            statuses = {t: n.phase if (n := self.record.nodes.get(t)) else "None" for t in self._names(self.pipeline.tasks)}
             failed = any(p in contract.FAILED_PHASES for p in statuses.values())
-            skipped = any(p in ("Skipped", "Omitted") for p in statuses.values())
-            self.aggregate = "Failed" if failed else ("Completed" if skipped else "Succeeded")
-            self.task_status = {t: {"Error": "Failed", "Omitted": "None", "Pending": "None"}.get(p, p) for t, p in statuses.items()}
+            skipped = any(p in NOT_RUN for p in statuses.values())
+            self.aggregate = Phase.FAILED if failed else ("Completed" if skipped else Phase.SUCCEEDED)
+            words: dict[str, str] = {Phase.ERROR: Phase.FAILED, Phase.OMITTED: "None", Phase.PENDING: "None"}
+            self.task_status = {t: words.get(p, p) for t, p in statuses.items()}
             timed_out = pipeline_end is not None and time.monotonic() >= pipeline_end
             if self.pipeline.final:
                 budget, started = deadlines.finally_budget(), time.monotonic()
                 self.ends[True] = begun if timed_out else _earliest(pipeline_end, started + budget if budget else None)
                 final = self._run_tasks(self.pipeline.final, final=True)
-                phase = "Failed" if "Failed" in (phase, final) else phase
+                phase = Phase.FAILED if Phase.FAILED in (phase, final) else phase
             phase, message = self._outcome(phase, begun)
             self.record.finish(phase, message)
         return self.record
@@ -155,50 +158,48 @@ class TektonRun:
                         (folder / path).write_text(self.secrets[key], encoding="utf-8")
                 paths[name] = str(folder)
             else:
-                folder = self.record.root / "workspaces" / name
-                folder.mkdir(parents=True, exist_ok=True)
-                paths[name] = str(folder)
+                paths[name] = str(self.record.workspace_dir(name))
         return paths
 
-    def _run_tasks(self, tasks: tuple[PipelineTask, ...], final: bool) -> str:
+    def _run_tasks(self, tasks: tuple[PipelineTask, ...], final: bool) -> Phase:
         by_name = {t.name: t for t in tasks}
-        done = {t: n["phase"] for t, n in self.record.nodes.items() if t in by_name and n.get("phase") in FINISHED_OK}
+        done = {t: n.phase for t, n in self.record.nodes.items() if t in by_name and n.phase in FINISHED_OK}
         for name in by_name:
             if name not in done:
-                self.record.update_node(name, displayName=by_name[name].display_name, phase="Pending",
-                                        templateName=by_name[name].template, exitHandler=final)
+                self.record.update_node(name, display_name=by_name[name].display_name, phase=Phase.PENDING,
+                                        template_name=by_name[name].template, exit_handler=final)
 
         skipped: dict[str, str] = {}
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
             if any(phases.get(d) not in FINISHED_OK for d in by_name[name].deps):
-                return "Omitted"
+                return Phase.OMITTED
             end = self.ends[final]
             if end is not None and time.monotonic() >= end:  # Tekton skips what has not started by then
                 skipped[name] = self._timeout_skip(final)
-                return "Skipped"
+                return Phase.SKIPPED
             for when in by_name[name].when:
                 value = self._subst(when.input, name, final)
                 values = [self._subst(v, name, final) for v in when.values]
                 if (value in values) != (when.operator == "in"):
-                    return "Skipped"
+                    return Phase.SKIPPED
             return "run"
 
         def on_skip(name: str, phase: str) -> None:
-            node = self.record.update_node(name, phase=phase, finishedAt=now(),
+            node = self.record.update_node(name, phase=Phase(phase), finished_at=now(),
                                            message=skipped.get(name) or f"{phase.lower()} by when/runAfter")
             self.progress.changed(name, node)
 
         phases = schedule([Node(n, t.deps) for n, t in by_name.items()], run=lambda n: self._run_task(by_name[n], final),
                           decide=decide, launcher=self.launcher, parallelism=self.parallelism, done=done,
                           fail_fast=False, on_skip=on_skip)
-        return "Failed" if any(phases.get(n) in contract.FAILED_PHASES for n in by_name) else "Succeeded"
+        return Phase.FAILED if any(phases.get(n) in contract.FAILED_PHASES for n in by_name) else Phase.SUCCEEDED
 
     def _values(self, final: bool) -> dict[str, Any]:
         values: dict[str, Any] = {f"params.{k}": v for k, v in self.params.items()} | self.context
         for task, node in self.record.nodes.items():
-            for param in node.get("outputs", {}).get("parameters", []):
-                values[f"tasks.{task}.results.{param['name']}"] = param["value"]
+            for param in (node.outputs or Outputs()).parameters:
+                values[f"tasks.{task}.results.{param.name}"] = param.value
         if final:
             values["tasks.status"] = self.aggregate
             values.update({f"tasks.{t}.status": s for t, s in self.task_status.items()})
@@ -231,7 +232,7 @@ class TektonRun:
 
         return _VAR.sub(one, str(text))
 
-    def _run_task(self, use: PipelineTask, final: bool) -> str:
+    def _run_task(self, use: PipelineTask, final: bool) -> Phase:
         name, spec, step = use.name, use.task, use.task.step
         outer = self._values(final)
         given = {param: self._subst(value, name, final, outer) for param, value in use.params}
@@ -280,22 +281,21 @@ class TektonRun:
                                       extra=list(self.guard), mounts=mounts, network=bool(bindings.get("credentials")),
                                       keep_data_dir=True)
 
-        def collect(data_dir: Path) -> dict[str, Any]:
+        def collect(data_dir: Path) -> Outputs:
             if "data_dir" in placed:  # the chain input the step staged from its environment: stored once
                 self.record.values.share(placed["data_dir"] / contract.INPUT)
             if contract.OUTPUT_PATH_RESULT in results and not (data_dir / RESULTS_DIR / contract.OUTPUT_PATH_RESULT).is_file():
                 # llmstep exec publishes its results as it ends: the process ended early (os._exit)
                 raise WorkflowError("the step exited 0 without writing its results (output-path), so it has no "
                                     "output: its process ended before llmstep exec finished")
-            params_out = []
+            out = Outputs()
             for r in results:
                 path = data_dir / RESULTS_DIR / r
-                params_out.append({"name": r, "value": path.read_text(encoding="utf-8") if path.is_file() else ""})
-            out: dict[str, Any] = {"parameters": params_out, "artifacts": []}
-            output_path = next((p["value"] for p in params_out if p["name"] == contract.OUTPUT_PATH_RESULT), "")
+                out.parameters.append(Parameter(r, path.read_text(encoding="utf-8") if path.is_file() else ""))
+            output_path = out.parameter(contract.OUTPUT_PATH_RESULT) or ""
             data_ws = bindings.get("data", "")
             if output_path and data_ws:
-                out["artifacts"].append({"name": "output", "path": output_path, "localPath": str(Path(data_ws) / output_path)})
+                out.artifacts.append(Artifact("output", output_path, str(Path(data_ws) / output_path)))
             return out
 
         taskrun = f"{self.record.run_id}-{name}"
@@ -311,22 +311,22 @@ class TektonRun:
                              "has timed out.",
         ), self.record, self.launcher, self.progress)
 
-    def _outcome(self, phase: str, begun: float) -> tuple[str, str]:
+    def _outcome(self, phase: Phase, begun: float) -> tuple[Phase, str]:
         """The run's phase and message as Tekton's PipelineRun condition has them
         (``GetPipelineConditionStatus``): a timeout that has passed by the end fails the run,
         whatever its tasks did; else a failure counts the tasks."""
         elapsed, deadlines, run = time.monotonic() - begun, self.deadlines, self.record.run_id
         if deadlines.pipeline and elapsed > deadlines.pipeline:
-            return "Failed", f'PipelineRun "{run}" failed to finish within "{go_duration(deadlines.pipeline)}"'
+            return Phase.FAILED, f'PipelineRun "{run}" failed to finish within "{go_duration(deadlines.pipeline)}"'
         if deadlines.tasks and elapsed > deadlines.tasks:
-            return "Failed", f'PipelineRun "{run}" failed due to tasks failed to finish within "{go_duration(deadlines.tasks)}"'
-        if phase == "Succeeded":
+            return Phase.FAILED, f'PipelineRun "{run}" failed due to tasks failed to finish within "{go_duration(deadlines.tasks)}"'
+        if phase == Phase.SUCCEEDED:
             return phase, ""
         names = [*self._names(self.pipeline.tasks), *self._names(self.pipeline.final)]
-        phases = [self.record.nodes.get(n, {}).get("phase") for n in names]
+        phases = [n.phase if (n := self.record.nodes.get(name)) else None for name in names]
         failed = sum(p in contract.FAILED_PHASES for p in phases)
-        completed = failed + phases.count("Succeeded")
-        skipped = sum(p in ("Skipped", "Omitted") for p in phases)
+        completed = failed + phases.count(Phase.SUCCEEDED)
+        skipped = sum(p in NOT_RUN for p in phases)
         return phase, f"Tasks Completed: {completed} (Failed: {failed}, Cancelled 0), Skipped: {skipped}"
 
     def _timeout_skip(self, final: bool) -> str:

@@ -15,7 +15,8 @@ from chains import qa_chain
 
 import llmstep
 from llmstep.cluster.argo_server import ArgoServer
-from llmstep.cluster.transports import KubeApi, transport
+from llmstep.cluster.connect import transport
+from llmstep.cluster.transports import KubeApi
 
 
 def test_submit_wait_result_logs_through_the_argo_server(server):
