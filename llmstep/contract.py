@@ -88,8 +88,53 @@ EXIT_BAD_INPUT = 2
 EXIT_MISSING_CREDENTIALS = 3
 EXIT_INTERNAL = 70
 """An error llmstep did not foresee: a bug (``llmstep exec`` and the CLI alike)."""
+EXIT_RATE_LIMITED = 75
+"""EX_TEMPFAIL: the model still answered "rate limited" or "overloaded" (429, 503, 529) when the
+step's rate-limit retries ran out; a later attempt may succeed, so ``retries=`` retries it."""
+RETRIED_EXITS = (EXIT_RUNNABLE_FAILED, EXIT_RATE_LIMITED)
+"""The exit codes ``Step(retries=...)`` retries (Argo's ``retryStrategy.expression``); a bad payload
+(2) or a missing credential (3) fails the same way every time."""
 EXIT_INTERRUPTED = 130
 """128 + SIGINT."""
+
+RATE_LIMIT_ENV = "LLMSTEP_RATE_LIMIT"
+"""A model step's rate-limit retries, set from ``Step(rate_limit=...)``: ``off``, or
+``max_attempts=N,max_wait=SECONDS`` (:func:`rate_limit_value`); unset, the defaults below."""
+RATE_LIMIT_ATTEMPTS = 8
+"""Requests for one model call, the first included, unless ``RateLimit(max_attempts=...)`` says."""
+RATE_LIMIT_WAIT = 120.0
+"""Seconds one model call may spend waiting between them, unless ``RateLimit(max_wait=...)`` says."""
+
+
+def rate_limit_value(max_attempts: int, max_wait: float) -> str:
+    """The value of :data:`RATE_LIMIT_ENV` for these bounds (the step reads it back with
+    :func:`parse_rate_limit`)."""
+    return f"max_attempts={max_attempts},max_wait={max_wait:g}"
+
+
+def parse_rate_limit(value: str | None) -> tuple[int, float] | None:
+    """``(max_attempts, max_wait)`` from :data:`RATE_LIMIT_ENV`'s value (the defaults when unset,
+    None for ``off``); UsageError naming the variable when it is malformed."""
+    import math
+
+    if value is None or not value.strip():
+        return RATE_LIMIT_ATTEMPTS, RATE_LIMIT_WAIT
+    if value.strip() == "off":
+        return None
+    bounds: dict[str, float] = {"max_attempts": RATE_LIMIT_ATTEMPTS, "max_wait": RATE_LIMIT_WAIT}
+    for item in value.split(","):
+        key, sep, number = item.strip().partition("=")
+        parsed: float | None
+        try:
+            parsed = float(number) if key == "max_wait" else int(number)
+        except ValueError:
+            parsed = None
+        if not sep or key not in bounds or parsed is None or not math.isfinite(parsed) or parsed < (key == "max_attempts"):
+            from llmstep.errors import UsageError
+
+            raise UsageError(f"{RATE_LIMIT_ENV}={value!r}: give 'off' or max_attempts=N (N >= 1),max_wait=SECONDS (>= 0)")
+        bounds[key] = parsed
+    return int(bounds["max_attempts"]), bounds["max_wait"]
 
 
 MAX_ARG_STRLEN = 128 * 1024

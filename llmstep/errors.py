@@ -10,6 +10,7 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with    
 │   └── PayloadError          a step's files are unusable (version, digest, allowlist)  exit 2
 ├── RenderError               a plan cannot become a valid engine document
 ├── ExecutionError            a step's Runnable raised                                  exit 1
+│   └── RateLimited           ... still rate limited when its model retries ran out     exit 75
 ├── CredentialsError          a secret the step needs is missing                        exit 3
 ├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
 ├── RunFailed                 a run finished without succeeding (``failures``)          exit 1
@@ -49,6 +50,7 @@ __all__ = [
     "ExecutionError",
     "LlmstepError",
     "PayloadError",
+    "RateLimited",
     "PipelineRunFailed",
     "ReferenceError_",
     "RenderError",
@@ -107,6 +109,13 @@ class ExecutionError(LlmstepError):
     """A step's Runnable raised while running."""
 
     exit_code = 1
+
+
+class RateLimited(ExecutionError):
+    """A step's model still answered "rate limited" or "overloaded" (429, 503, 529) when the step's
+    rate-limit retries ran out (``llmstep.RateLimit``): a later attempt may succeed."""
+
+    exit_code = 75  # llmstep.contract.EXIT_RATE_LIMITED (EX_TEMPFAIL)
 
 
 class CredentialsError(LlmstepError):
