@@ -1,5 +1,5 @@
-"""`llmstep image build` without an engine: its Containerfile, its argument errors, the commands it
-runs (a fake runner), and compile's warning for a module a step's image lacks."""
+"""llmstep.local.images, the build behind `llmstep image build`, without an engine: its Containerfile,
+its argument errors, the commands it runs (a fake runner), and the modules this interpreter has."""
 
 from __future__ import annotations
 
