@@ -1,10 +1,12 @@
-"""llmstep.usage: the one sum of steps' usage outputs, and the estimate from a price table."""
+"""llmstep.usage: the one sum of steps' usage outputs, the estimate from a price table, and a bad price
+table (`--prices`) as a usage error naming the file and field."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from conftest import run_cli
 
 from llmstep import usage
 from llmstep.errors import UsageError
@@ -34,3 +36,19 @@ def test_estimate_prices_per_million_and_names_missing_models(tmp_path):
 def test_a_missing_price_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--prices .*nope.yaml: no such file"):
         usage.load_prices(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[1, 2]", "expected a table of models"),
+    ("m: 3", "m: expected {input: PRICE, output: PRICE}, found int"),
+    ("m: {input: 1}", "m.output: expected a price per 1,000,000 tokens (a number, 0 or more), found missing"),
+    ("m: {input: -1, output: 1}", "m.input: expected a price per 1,000,000 tokens (a number, 0 or more), found -1"),
+    ('{"m": {"input": "1", "output": 1}}', "m.input: expected a price per 1,000,000 tokens (a number, 0 or more), found '1'"),
+    ("m: {input: 1, output: 1, cached: 1}", "m.cached: not a field"),
+    ("m: [", "neither JSON nor YAML"),
+])
+def test_bad_price_file_is_a_usage_error_naming_file_and_field(tmp_path, text, message):
+    prices = tmp_path / "p.yaml"
+    prices.write_text(text)
+    result = run_cli("show", "no-such-run", "--prices", str(prices), cwd=tmp_path)
+    assert result.returncode == 2 and f"--prices {prices}: {message}" in result.stderr, result.stderr

@@ -10,7 +10,11 @@ from langchain_core.runnables import RunnableLambda
 
 import llmstep
 from llmstep.cluster.argo import BatchRun, WorkflowFailed
+from llmstep.cluster.fake import FakeCluster
 from llmstep.cluster.transports import api_error
+
+A = {"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
+B = {"input_tokens": 20, "output_tokens": 9, "total_tokens": 29}
 
 
 class Refusal:
@@ -72,3 +76,32 @@ def test_batch_results_in_order_with_a_failed_item_in_its_place():
     assert isinstance(results[1], llmstep.ItemFailed) and results[1].index == 1
     assert "ValueError: no booms here" in str(results[1]) and results[1].steps == ["StrOutputParser"]
     assert "1 of 3 inputs failed" in str(err.value) and err.value.results[2] == "offline answer: c"
+
+
+def _pod(name: str, node_id: str, task: str, phase: str, usage: dict | None) -> dict:
+    node = {"id": node_id, "name": f"{name}.{task}", "displayName": task, "type": "Pod", "phase": phase,
+            "templateName": task.lower()}
+    if usage is not None:
+        node["outputs"] = {"parameters": [{"name": "preview", "value": "x"}, {"name": "usage", "value": json.dumps(usage)}],
+                           "exitCode": "0"}
+    return {node_id: node}
+
+
+def test_workflow_run_usage_sums_step_pods_and_not_retry_nodes():
+    cluster = FakeCluster()
+    run = llmstep.compile(qa_chain(), name="qa").submit({"question": "hi"}, namespace="ml", transport=cluster)
+    assert run.usage() == {}  # nothing ran yet
+    name = run.name
+    # a step with retries: the Retry node repeats its successful pod's outputs; the failed pod
+    # published the default usage ({}), as the Workflow declares it
+    retry = {"id": f"{name}-1", "name": f"{name}.ask", "displayName": "ask", "type": "Retry", "phase": "Succeeded",
+             "outputs": {"parameters": [{"name": "usage", "value": json.dumps({"model-a": A})}]},
+             "children": [f"{name}-2", f"{name}-3"]}
+    nodes = {f"{name}-1": retry, **_pod(name, f"{name}-2", "ask(0)", "Failed", {}),
+             **_pod(name, f"{name}-3", "ask(1)", "Succeeded", {"model-a": A}),
+             **_pod(name, f"{name}-4", "shorten", "Succeeded", {"model-a": A, "model-b": B}),
+             **_pod(name, f"{name}-5", "parse", "Succeeded", {}),
+             f"{name}": {"id": name, "name": name, "displayName": name, "type": "DAG", "phase": "Succeeded"}}
+    cluster.set_status("Workflow", name, {"phase": "Succeeded", "nodes": nodes}, namespace="ml")
+    twice_a = {k: 2 * v for k, v in A.items()}
+    assert run.usage() == {"model-a": twice_a, "model-b": B}

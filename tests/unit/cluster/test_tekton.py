@@ -9,7 +9,9 @@ import hashlib
 import json
 
 import pytest
+from chains import qa_chain
 
+import llmstep
 from llmstep import serde
 from llmstep.cluster.fake import FakeCluster
 from llmstep.cluster.tekton import PipelineRunHandle, done, pipelinerun_failed, succeeded
@@ -83,3 +85,28 @@ def test_a_result_before_the_end_says_wait_and_a_failed_run_raises_its_failures(
         _handle(_run("Unknown", "Running"), text, "").wait(timeout=0, poll=0.01)
     with pytest.raises(PipelineRunFailed, match="pipelinerun qa-x failed"):
         _handle(_run("False", "Failed"), text, "").wait(timeout=1, poll=0.01)
+
+
+A = {"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
+
+
+B = {"input_tokens": 20, "output_tokens": 9, "total_tokens": 29}
+
+
+def test_pipelinerun_usage_sums_the_taskruns_results():
+    cluster = FakeCluster()
+    run = llmstep.compile(qa_chain(), name="qa").submit({"question": "hi"}, namespace="ml", transport=cluster,
+                                                       engine="tekton")
+    assert run.usage() == {}
+    for task, usage in (("ask", {"model-a": A}), ("shorten", {"model-b": B}), ("parse", {}), ("other", None)):
+        results = [{"name": "preview", "type": "string", "value": "x"}, {"name": "sha256", "type": "string", "value": ""}]
+        if usage is not None:
+            results.append({"name": "usage", "type": "string", "value": json.dumps(usage)})
+        cluster.create("ml", {"kind": "TaskRun", "metadata": {"name": f"{run.name}-{task}", "labels": {
+            "tekton.dev/pipelineRun": run.name, "tekton.dev/pipelineTask": task}},
+            "status": {"podName": f"{task}-pod", "results": results,
+                       "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}})
+    cluster.create("ml", {"kind": "TaskRun", "metadata": {"name": "another-run-ask", "labels": {
+        "tekton.dev/pipelineRun": "another-run", "tekton.dev/pipelineTask": "ask"}},
+        "status": {"results": [{"name": "usage", "value": json.dumps({"model-a": A})}]}})
+    assert run.usage() == {"model-a": A, "model-b": B}  # another PipelineRun's TaskRuns are not counted

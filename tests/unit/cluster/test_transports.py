@@ -1,37 +1,14 @@
-"""The transports a Workflow is submitted through: the Argo Server's REST API (Hera's
-WorkflowsService) against a loopback server that stands in for it (tests/argo_server.py), with
-its token, TLS and refusals, and the choice between it and the Kubernetes API, as the argo CLI
-makes it."""
+"""How a refusal through a transport is worded (the hints of llmstep.cluster.transports): the
+server's own message with llmstep's words for it, here through the Argo Server's REST API against a
+loopback server that stands in for it (tests/argo_server.py)."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-
 import pytest
-from argo_server import TOKEN, FakeArgoServer
+from argo_server import TOKEN
 from chains import qa_chain
 
 import llmstep
-from llmstep.cluster.argo_server import ArgoServer
-from llmstep.cluster.connect import transport
-from llmstep.cluster.transports import KubeApi
-
-
-def test_submit_wait_result_logs_through_the_argo_server(server):
-    run = llmstep.compile(qa_chain(), name="qa").submit({"question": "via REST"}, namespace="argo",
-                                                      argo_server=server.url, token=TOKEN)
-    create = server.requests[0]
-    assert create["method"] == "POST" and create["path"] == "/api/v1/workflows/argo"
-    assert create["auth"] == f"Bearer {TOKEN}"
-    param = create["body"]["workflow"]["spec"]["arguments"]["parameters"][0]
-    assert param["name"] == "input" and json.loads(param["value"]) == {"question": "via REST"}  # plain, as argo submit -p
-    assert run.url == f"{server.url}/workflows/argo/{run.name}"  # the Argo Server serves the UI
-    assert run.get()["status"]["phase"] in ("Pending", "Running")
-    run.wait(timeout=30, poll=0.1)
-    assert run.result() == "offline answer: via REST"
-    assert run.logs() == {"StrOutputParser": "llmstep: step StrOutputParser done\n"}
 
 
 def test_refusals_carry_the_servers_message(server):
@@ -44,26 +21,3 @@ def test_refusals_carry_the_servers_message(server):
     assert "forbidden: the account needs create" in str(err.value) and 'cannot create resource "workflows"' in str(err.value)
     with pytest.raises(llmstep.SubmissionError, match="cannot reach the Argo Server at http://127.0.0.1:9/"):
         compiled.submit({"question": "x"}, argo_server="http://127.0.0.1:9", token=TOKEN)
-
-
-def test_transport_is_chosen_like_the_argo_cli(monkeypatch):
-    server = transport(env={"ARGO_SERVER": "argo.example:2746", "ARGO_TOKEN": "t", "ARGO_INSECURE_SKIP_VERIFY": "true"})
-    assert isinstance(server, ArgoServer) and server.host == "https://argo.example:2746/"
-    assert server.service.token == "Bearer t" and server.service.verify_ssl is False
-    plain = transport(env={"ARGO_SERVER": "localhost:2746", "ARGO_SECURE": "false", "ARGO_BASE_HREF": "/argo"})
-    assert plain.host == "http://localhost:2746/argo/" and plain.service.verify_ssl is True
-    assert isinstance(transport(client=object(), env={"ARGO_SERVER": "x:1"}), KubeApi)  # an explicit client wins
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
-def test_tls_verifies_against_a_ca_bundle_or_fails_clearly(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    with FakeArgoServer(qa_chain(), token=TOKEN, tls=(str(cert), str(key))) as server:
-        compiled = llmstep.compile(qa_chain())
-        with pytest.raises(llmstep.SubmissionError, match="TLS verification of https://127.0.0.1"):
-            compiled.submit({"question": "x"}, argo_server=server.url, token=TOKEN)
-        run = compiled.submit({"question": "tls"}, argo_server=server.url, token=TOKEN, verify=str(cert))
-        assert run.wait(timeout=30, poll=0.1)["status"]["phase"] == "Succeeded"

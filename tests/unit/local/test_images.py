@@ -1,24 +1,17 @@
-"""`llmstep image build` without an engine: its Containerfile, its argument errors, the commands it
-runs (a fake runner), and compile's warning for a module a step's image lacks."""
+"""llmstep.local.images, the build behind `llmstep image build`, without an engine: its Containerfile,
+its argument errors, the commands it runs (a fake runner), and the modules this interpreter has."""
 
 from __future__ import annotations
 
 import io
 import subprocess
 import tarfile
-import warnings
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import run_cli
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableLambda
 
-import llmstep
 from llmstep.errors import UsageError
-from llmstep.local import image_check, images
-from llmstep.local.image_check import MissingModuleWarning
+from llmstep.local import images
 from llmstep.local.images import BuildSpec, ImageBuildError
 
 
@@ -143,99 +136,10 @@ def test_engine_failure_is_an_image_build_error_with_its_output(tmp_path):
     assert caught.value.exit_code == 1
 
 
-def test_cli_errors_and_dry_run(tmp_path):
-    missing = run_cli("image", "build", "-r", "missing.txt", cwd=tmp_path)
-    assert missing.returncode == 2 and "-r/--requirements missing.txt: no such file" in missing.stderr
-    (tmp_path / "requirements.txt").write_text("llmstep_testpkg\n")
-    no_engine = run_cli("image", "build", "-r", "requirements.txt", cwd=tmp_path, env={"PATH": str(tmp_path)})
-    assert no_engine.returncode == 2 and "no container engine found" in no_engine.stderr
-    dry = run_cli("image", "build", "-r", "requirements.txt", "--from", "localhost/base:1", "--dry-run", cwd=tmp_path)
-    assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.startswith("FROM localhost/base:1\n") and "-r /build/requirements.txt" in dry.stdout
-
-
 def test_installed_modules_are_this_interpreters_beyond_the_standard_library():
     found = images.installed_modules()
     assert {"yaml", "langchain_core", "llmstep", "pydantic"} <= set(found)
     assert "os" not in found and "json" not in found and found == sorted(found)
-
-
-def test_payload_modules_of_each_payload_kind():
-    lc = llmstep.compile(ChatPromptTemplate.from_template("hi {x}"), image_modules=False).plan.steps[0].payload
-    assert set(image_check.payload_modules(lc)) == {"langchain_core"}
-    pickled = llmstep.compile(RunnableLambda(yaml.safe_dump), allow_pickle=True, image_modules=False)
-    assert "yaml" in image_check.payload_modules(pickled.plan.steps[0].payload)
-
-
-def test_compile_warns_at_the_callers_line_naming_step_module_and_image():
-    chain = RunnableLambda(yaml.safe_dump)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        llmstep.compile(chain, allow_pickle=True, image="localhost/slim:1",
-                        image_modules={"localhost/slim:1": ["langchain_core", "cloudpickle"]})
-    found = [w for w in caught if issubclass(w.category, MissingModuleWarning)]
-    assert len(found) == 1 and found[0].filename == __file__
-    message = str(found[0].message)
-    assert "imports the module 'yaml'" in message and "'localhost/slim:1'" in message
-    assert "llmstep image build --from localhost/slim:1 -r requirements.txt" in message
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the image has it, or the check is off: no warning
-        llmstep.compile(chain, allow_pickle=True, image="i:1", image_modules={"i:1": ["yaml", "cloudpickle", "langchain_core"]})
-        llmstep.compile(chain, allow_pickle=True, image="localhost/slim:1", image_modules=False)
-
-
-def test_no_engine_no_process(monkeypatch):
-    def no_process(*a, **k):
-        raise AssertionError("a process was started")
-
-    monkeypatch.setattr(image_check.shutil, "which", lambda name: None)
-    monkeypatch.setattr(image_check.subprocess, "run", no_process)
-    image_check.engine_modules.cache_clear()
-    assert image_check.engine_modules("llmstep:unknown-to-any-engine") is None
-    image_check.engine_modules.cache_clear()
-
-
-def test_engine_label_is_read_once_per_image(monkeypatch):
-    calls = []
-
-    def inspect(argv, **kwargs):
-        calls.append(argv)
-        return subprocess.CompletedProcess(argv, 0, "langchain_core,yaml\n", "")
-
-    monkeypatch.setattr(image_check.shutil, "which", lambda name: "/bin/podman" if name == "podman" else None)
-    monkeypatch.setattr(image_check.subprocess, "run", inspect)
-    image_check.engine_modules.cache_clear()
-    try:
-        assert image_check.engine_modules("localhost/a:1") == {"langchain_core", "yaml"}
-        assert image_check.engine_modules("localhost/a:1") == {"langchain_core", "yaml"}
-        assert calls == [["podman", "image", "inspect", "--format", '{{index .Labels "io.llmstep.modules"}}',
-                          "localhost/a:1"]]
-    finally:
-        image_check.engine_modules.cache_clear()
-
-
-def test_a_step_naming_only_what_every_image_has_needs_no_look_up():
-    looked = []
-    chain = ChatPromptTemplate.from_template("hi {x}") | llmstep.OfflineChatModel()
-    plan = llmstep.compile(chain, image_modules=False).plan
-    assert image_check.missing_modules(plan, lambda image: looked.append(image) or frozenset()) == []
-    assert looked == []
-    pickled = llmstep.compile(RunnableLambda(yaml.safe_dump), allow_pickle=True, image_modules=False).plan
-    assert [m for _, _, m, _ in image_check.missing_modules(pickled, lambda image: looked.append(image) or frozenset())] == ["yaml"]
-    assert looked == [pickled.image]
-
-
-def test_cli_engine_failure_exits_1_with_the_engines_output(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "podman").write_text("#!/bin/sh\necho 'Error: creating build container: no space in the store'\nexit 125\n")
-    (bin_dir / "podman").chmod(0o755)
-    (tmp_path / "requirements.txt").write_text("llmstep_testpkg\n")
-    failed = run_cli("image", "build", "-r", "requirements.txt", "--tag", "localhost/x:1", cwd=tmp_path,
-                     env={"PATH": str(bin_dir)})
-    assert failed.returncode == 1, failed.stderr
-    assert "building localhost/x:1 failed (`podman build` exited 125)" in failed.stderr
-    assert "no space in the store" in failed.stderr and failed.stdout == ""
 
 
 def test_default_tag_of_a_project_follows_its_sources(tmp_path):

@@ -244,12 +244,6 @@ def test_a_bad_timeouts_field_is_refused_before_the_run(tmp_path, timeouts, frag
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
-def test_durations_print_as_go_prints_them():
-    from llmstep.local.tekton_time import go_duration
-
-    assert [go_duration(s) for s in (0, 0.5, 5, 90, 3600, 5400.5)] == ["0s", "500ms", "5s", "1m30s", "1h0m0s", "1h30m0.5s"]
-
-
 def test_a_run_after_cycle_is_refused_before_the_run_not_recorded_as_succeeded(tmp_path):
     """It was recorded Succeeded with no task run; Tekton's webhook refuses the Pipeline."""
     docs = llmstep.compile(qa_chain()).to_tekton()
