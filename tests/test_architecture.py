@@ -29,6 +29,7 @@ LAYERS = {
     "llmstep.files": (1, "data"),
     "llmstep.jsonio": (1, "data"),
     "llmstep.yamlio": (1, "data"),
+    "llmstep.naming": (1, "data"),
     "llmstep.diagnose.settings": (1, "data"),  # Diagnose(...) is data that both renderers read
     "llmstep.executor": (2, "executor"),
     "llmstep.compiler": (2, "compiler"),
@@ -42,6 +43,9 @@ LAYERS = {
 }
 EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.values", "llmstep.shapes",
                        "llmstep.offline", "llmstep.jsonio"}
+RENDER_EXEMPT = {("llmstep.render.cache", "llmstep.compiler.leaks")}
+"""The one import of render/ above the data layer that stands: the cache's secret check, which goes
+to where it belongs (the cache keeps rendered documents, it does not judge chains)."""
 NEVER = {  # third-party packages a layer must not import: the executor starts lean, the compiler is engine-neutral
     "llmstep.executor": ("hera", "kubernetes", "yaml"),
     "llmstep.compiler": ("hera", "kubernetes"),
@@ -109,6 +113,8 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
                 their_rank, their_group = layer(target)
                 if their_group != group and their_rank >= rank:
                     found.append(f"{name} imports {target}: {group} (layer {rank}) may not import {their_group} (layer {their_rank})")
+                if group == "render" and 1 < their_rank < rank and (name, target) not in RENDER_EXEMPT:
+                    found.append(f"{name} imports {target}: the renderers read only the Plan and the data layer")
                 if group == "executor" and their_group != "executor" and target not in EXECUTOR_MAY_IMPORT:
                     found.append(f"{name} imports {target}: a step needs only {sorted(EXECUTOR_MAY_IMPORT)}")
             for prefix, banned in NEVER.items():
@@ -130,7 +136,7 @@ def test_the_check_fails_on_an_import_against_the_direction():
     """The control: the check finds each kind of wrong import."""
     modules = {"llmstep.render.argo": {"llmstep.local.entry"}, "llmstep.local.argo": {"llmstep.cluster.argo"},
                "llmstep.executor.step": {"llmstep.compiler.walk", "hera"}, "llmstep.plan": {"llmstep.cli.main"},
-               "llmstep.compiler.walk": {"llmstep.diagnose.evidence"}}
+               "llmstep.compiler.walk": {"llmstep.diagnose.evidence"}, "llmstep.render.tekton": {"llmstep.compiler.naming"}}
     found = violations(modules)
     assert [f.split(":")[0] for f in found] == [
         "llmstep.render.argo imports llmstep.local.entry",
@@ -140,6 +146,7 @@ def test_the_check_fails_on_an_import_against_the_direction():
         "llmstep.executor.step imports llmstep.compiler.walk",
         "llmstep.plan imports llmstep.cli.main",
         "llmstep.compiler.walk imports llmstep.diagnose.evidence",
+        "llmstep.render.tekton imports llmstep.compiler.naming",
     ]
 
 

@@ -31,9 +31,10 @@ from langchain_core.runnables.passthrough import RunnableAssign
 
 from llmstep import __version__, contract, serde, values
 from llmstep.compiler import leaks, leaks_pickled, pickling, valuetypes
-from llmstep.compiler.naming import CHAIN_NAME_MAX, NameAllocator, chain_name
+from llmstep.compiler.naming import NameAllocator, chain_name
 from llmstep.compiler.step import Step, check_env, check_image
 from llmstep.errors import CompileError, CredentialsWarning
+from llmstep.naming import CHAIN_NAME_MAX
 from llmstep.plan import Plan, PlanStep, StepSettings
 
 DEFAULT_IMAGE = f"llmstep:{__version__}"

@@ -29,7 +29,7 @@ from hera.workflows import (
 from hera.workflows.models import Backoff, DAGTask, IntOrString, ResourceRequirements, RetryStrategy, ValueFrom
 
 from llmstep import contract, serde
-from llmstep.compiler.naming import BATCH_INFIX
+from llmstep.naming import BATCH_INFIX
 from llmstep.diagnose import settings
 from llmstep.diagnose.settings import Diagnose
 from llmstep.errors import RenderError

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from llmstep.compiler.naming import MAX, TASK_NAME
+from llmstep.naming import MAX, TASK_NAME
 from llmstep.errors import RenderError
 from llmstep.render.cycles import find_cycle
 

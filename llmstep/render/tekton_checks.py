@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from llmstep.compiler.naming import DNS_LABEL, MAX
+from llmstep.naming import DNS_LABEL, MAX
 from llmstep.errors import RenderError
 from llmstep.render.cycles import find_cycle
 
