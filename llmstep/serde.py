@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmstep import contract, jsonio, values
+from llmstep import contract, jsonio, shapes, values
 from llmstep.errors import CredentialsError, PayloadError, SerializationError
 
 FORMAT_VERSION = 2
@@ -302,7 +302,7 @@ def _secret_ids(dumped: Any):
 
 # ---------------------------------------------------------------- payloads (step side)
 
-PAYLOAD_KEYS = {"llmstep", "format", "name", "data", "allowed", "secrets", "inputs"}
+PAYLOAD_KEYS = {"llmstep", "format", "name", "data", "allowed", "secrets", shapes.KEY}
 
 
 _SCALAR_LIST = re.compile(r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null)(?:,\s*(?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null))*)\s*\]')

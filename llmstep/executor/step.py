@@ -90,7 +90,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
 
 def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = None) -> Any:
     """Build the step's input value from its input file(s), following the payload's shape."""
-    shape = payload["inputs"]
+    shape = payload[shapes.KEY]
     single = shapes.is_single(shape)
     cache: dict[str, Any] = {}
 
@@ -98,37 +98,17 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = No
         if name not in cache:
             rel = contract.input_file(name, single)
             text = _read(data_dir, rel)
-            if name == "input" and serde.is_text_input(text):
+            if name == shapes.CHAIN_INPUT and serde.is_text_input(text):
                 # the chain input as Argo passes text that is not JSON: -p input=hello, or a batch
                 # item that is a string ({{item}} is its bare text); it is that string
                 cache[name] = text
-            elif name == "input":  # the chain input is user data (see serde.loads_input)
+            elif name == shapes.CHAIN_INPUT:  # the chain input is user data (see serde.loads_input)
                 cache[name] = serde.loads_input(text, where=rel, classes=classes)
             else:
                 cache[name] = serde.loads_value(text, where=rel, classes=classes)
         return cache[name]
 
-    def build(node: Any) -> Any:
-        if not isinstance(node, list) or not node:
-            raise PayloadError(f"runnable.json has a malformed input shape: {node!r}")
-        kind = node[0]
-        if kind == "input":
-            return source("input")
-        if kind == "step":
-            return source(node[1])
-        if kind == "dict":
-            return {key: build(sub) for key, sub in node[1].items()}
-        if kind == "merge":
-            base = build(node[1])
-            if not isinstance(base, dict):
-                raise PayloadError(
-                    f"step {payload['name']!r} assigns keys to its input, which must be a dict, "
-                    f"but got {type(base).__name__}"
-                )
-            return {**base, **{key: build(sub) for key, sub in node[2].items()}}
-        raise PayloadError(f"runnable.json has an unknown input shape {kind!r}")
-
-    return build(shape)
+    return shapes.assemble(shape, source, payload.get("name"))
 
 
 INPUT_HINTS = {"argo": "argo submit -p input='{...}'", "tekton": "tkn pipeline start -p input='{...}'"}

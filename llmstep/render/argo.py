@@ -28,11 +28,11 @@ from hera.workflows import (
 )
 from hera.workflows.models import Backoff, DAGTask, IntOrString, ResourceRequirements, RetryStrategy, ValueFrom
 
-from llmstep import contract, serde
-from llmstep.naming import BATCH_INFIX
+from llmstep import contract, serde, shapes
 from llmstep.diagnose import settings
 from llmstep.diagnose.settings import Diagnose
 from llmstep.errors import RenderError
+from llmstep.naming import BATCH_INFIX
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
 from llmstep.render import argo_checks as checks
 from llmstep.render import paused_gc
@@ -171,7 +171,7 @@ def shared_templates(plan: Plan) -> dict[str, PlanStep]:
         if not step.single_input:
             owners[step.name] = step
             continue
-        fields = {k: v for k, v in step.payload.items() if k not in ("name", "inputs")}
+        fields = {k: v for k, v in step.payload.items() if k not in ("name", shapes.KEY)}
         key = json.dumps([fields, step.secrets, repr(step.settings), step.name == plan.output], sort_keys=True, default=str)
         owners[step.name] = first.setdefault(key, step)
     return owners

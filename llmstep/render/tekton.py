@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmstep import __version__, contract, serde
+from llmstep import __version__, contract, serde, shapes
 from llmstep.diagnose import settings
 from llmstep.errors import RenderError
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
@@ -427,7 +427,7 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
         "name": "on-failure",
         "runnable": "langchain_core.prompts.prompt.PromptTemplate",
         "format": "lc",
-        "inputs": ["input"],
+        shapes.KEY: shapes.chain_input(),
         "secret_name": plan.secret,
         "secrets": [],
         "allowed": [["langchain", "prompts", "prompt", "PromptTemplate"]],
