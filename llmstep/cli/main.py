@@ -18,11 +18,6 @@ from collections.abc import Sequence
 from llmstep import contract, jsonio
 from llmstep.errors import CompileError, LlmstepError, storage_full
 
-EXIT_BROKEN_PIPE = 141
-"""128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
-EXIT_NO_SPACE = 1
-"""A full disk fails the run (its record is finished); not an internal error."""
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -43,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         _discard_stdout()
-        return EXIT_BROKEN_PIPE
+        return contract.EXIT_BROKEN_PIPE
     except LlmstepError as exc:
         if args.debug:
             raise
@@ -58,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         full = storage_full(exc)
         if full:
             print(f"llmstep: error: {full} (the run's record, if any, is finished and can be resumed)", file=sys.stderr)
-            return EXIT_NO_SPACE
+            return contract.EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
         return contract.EXIT_INTERNAL
     except Exception as exc:

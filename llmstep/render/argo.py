@@ -46,7 +46,7 @@ NO_VALUE = "(none)"
 
 # Retry only when the Runnable raised (exit 1): a bad payload (2) or a missing credential (3)
 # fails the same way every time.
-RETRY_WHEN = "asInt(lastRetry.exitCode) == 1"
+RETRY_WHEN = f"asInt(lastRetry.exitCode) == {contract.EXIT_RUNNABLE_FAILED}"
 
 
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
