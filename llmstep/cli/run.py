@@ -310,7 +310,7 @@ def _report(record: Any, as_json: bool) -> int:
         print(output if isinstance(output, str) else output_text(output))
     else:
         print(failure_message(record), file=sys.stderr)
-    return 0 if ok else 1
+    return contract.EXIT_OK if ok else contract.EXIT_FAILED
 
 
 def report_batch(results: list[Any], details: str) -> int:
@@ -329,7 +329,7 @@ def report_batch(results: list[Any], details: str) -> int:
         print(json_text(line))
     if failed:
         print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
-    return 1 if failed else 0
+    return contract.EXIT_FAILED if failed else contract.EXIT_OK
 
 
 def output_text(value: Any) -> str:

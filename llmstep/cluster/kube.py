@@ -339,7 +339,7 @@ def _value(record: dict[str, Any], pod: str) -> Any:
 def _outcome(kind: str, record: dict[str, Any], pod: str, step: str) -> tuple[str, Any]:
     if kind == "output":
         return "output", _value(record, pod)
-    code = int(record.get("exit_code", 1))
+    code = int(record.get("exit_code", contract.EXIT_RUNNABLE_FAILED))
     error = {contract.EXIT_BAD_INPUT: PayloadError, contract.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
     raise error(f"{step} failed in pod {pod} (exit code {code}): {contract.error_text(record)}")
 
