@@ -27,7 +27,7 @@ Workflow and a PipelineRun alike; the cluster ones stay ``SubmissionError`` too,
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once: the
 Kubernetes and Argo Server clients' in :func:`llmstep.cluster.transports.api_error` and
-:func:`connection_reason`, LangChain's and pickle's in :mod:`llmstep.serde`, the model's HTTP
+:func:`connection_reason`, LangChain's and pickle's in :mod:`llmstep.payloads`, the model's HTTP
 errors in :mod:`llmstep.diagnose.llm`, the OS's file errors in :mod:`llmstep.files`.
 
 ``CredentialsWarning`` (a ``UserWarning``) is the one warning: a key given in code is not sent.

@@ -24,6 +24,7 @@ LAYERS = {
     "llmstep.plan": (1, "data"),
     "llmstep.shapes": (1, "data"),
     "llmstep.serde": (1, "data"),
+    "llmstep.payloads": (1, "data"),
     "llmstep.values": (1, "data"),
     "llmstep.offline": (1, "data"),
     "llmstep.files": (1, "data"),
@@ -41,7 +42,7 @@ LAYERS = {
     "llmstep.cli": (6, "cli"),
     "llmstep.__main__": (6, "cli"),
 }
-EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.values", "llmstep.shapes",
+EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.payloads", "llmstep.values", "llmstep.shapes",
                        "llmstep.offline", "llmstep.jsonio"}
 ERRORS_MAY_IMPORT = {"llmstep.contract"}
 """Each error carries its exit code, and the codes' one home is the contract, which imports nothing of

@@ -29,7 +29,7 @@ from langchain_core.runnables import (
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, contract, serde, shapes, values
+from llmstep import __version__, contract, payloads, serde, shapes, values
 from llmstep.compiler import leaks, leaks_pickled, pickling, valuetypes
 from llmstep.compiler.naming import NameAllocator, chain_name
 from llmstep.compiler.step import Step, check_env, check_image
@@ -193,7 +193,7 @@ class _Builder:
     def _encode(self, runnable: Runnable, path: str, declared: tuple[str, ...] = ()) -> dict[str, Any]:
         where = f"{path} ({runnable.get_name()})"
         inline, unrecorded = leaks.model_secrets(runnable, path)
-        dumped, reason = serde.dump_langchain(runnable)
+        dumped, reason = payloads.dump_langchain(runnable)
         if dumped is not None:
             dumped = self._by_id(dumped, declared)
             findings = leaks.scan_dump(dumped, path, self.env_values)
@@ -211,10 +211,10 @@ class _Builder:
             advice = leaks.UNRECORDED_ADVICE.format(secret=self.secret) if findings is unrecorded else ""
             raise leaks.refusal(where, findings, self.secret, pickled=dumped is None, advice=advice)
         if dumped is not None:
-            fields = serde.langchain_fields(dumped)
+            fields = payloads.langchain_fields(dumped)
             text = json.dumps(fields["data"], ensure_ascii=False).encode("utf-8")
         else:
-            fields = serde.pickle_fields(pickling.dumps(runnable, where=where))
+            fields = payloads.pickle_fields(pickling.dumps(runnable, where=where))
             text = base64.b64decode(fields["data"])
         fields["secrets"] = sorted({*fields["secrets"], *declared})
         # The last net: no known secret value in the payload's bytes, whatever path it took.
@@ -262,7 +262,7 @@ class _Builder:
             if hits:
                 found = [leaks.Finding("value_types", f"the pickled value classes contain {hit}") for hit in hits]
                 raise leaks.refusal("the chain's value classes", found, self.secret, pickled=True)
-            pickled = serde.pickle_fields(blob)
+            pickled = payloads.pickle_fields(blob)
             field["pickle"] = {k: pickled[k] for k in ("data", "sha256", "python")} | {"classes": sorted(local)}
         for step in self.steps:
             step.payload["values"] = field

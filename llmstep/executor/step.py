@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, jsonio, serde, shapes
+from llmstep import contract, jsonio, payloads, serde, shapes
 from llmstep.errors import ExecutionError, LlmstepError, PayloadError, storage_full
 
 log = logging.getLogger(__name__)
@@ -47,18 +47,18 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
     name = "?"
     secrets: dict[str, str] = {}
     try:
-        payload = serde.read_payload(_read(data_dir, contract.PAYLOAD))
+        payload = payloads.read_payload(_read(data_dir, contract.PAYLOAD))
         if step_name:
             payload["name"] = step_name
         name = payload["name"]
-        classes = serde.value_classes(payload, allow_pickle=allow_pickle)
+        classes = payloads.value_classes(payload, allow_pickle=allow_pickle)
         value = assemble_input(data_dir, payload, classes)
-        secrets = serde.secrets_for(payload, env)
-        runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle, endpoints=endpoints)
+        secrets = payloads.secrets_for(payload, env)
+        runnable = payloads.load_runnable(payload, secrets, allow_pickle=allow_pickle, endpoints=endpoints)
         check_input_keys(runnable, value, name, engine)
         output, usage = _invoke(runnable, value, name, stream, classes)
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
-        serde.check_output_secrets(text, secrets, name)
+        payloads.check_output_secrets(text, secrets, name)
     except (SystemExit, LlmstepError) as exc:
         failure = exc if isinstance(exc, LlmstepError) else _exited(name, exc)
         code = _fail(data_dir, name, failure, secrets)

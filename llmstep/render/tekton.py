@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmstep import __version__, contract, serde, shapes
+from llmstep import __version__, contract, payloads, serde, shapes
 from llmstep.diagnose import settings
 from llmstep.errors import RenderError
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
@@ -229,7 +229,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
         "spec": {
             **_task_source(step, image),
             "params": [
-                {"name": "payload", "value": serde.payload_text(step.payload)},
+                {"name": "payload", "value": payloads.payload_text(step.payload)},
                 *input_params(input_json),
                 {"name": "inputs", "value": [CHAIN_INPUT]},
                 {"name": "output-dir", "value": step.name},
@@ -353,7 +353,7 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     _check_env_size(step)
     inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
               for s in step.sources]
-    params: list[dict[str, Any]] = [{"name": "payload", "value": serde.payload_text(step.payload)}]
+    params: list[dict[str, Any]] = [{"name": "payload", "value": payloads.payload_text(step.payload)}]
     if CHAIN_INPUT in step.sources:
         params.append({"name": "input", "value": "$(params.input)"})
         params.append({"name": INPUT_PARTS, "value": [f"$(params.{INPUT_PARTS}[*])"]})
@@ -461,7 +461,7 @@ def _key_sets(plan: Plan) -> list[tuple[str, ...]]:
 
 
 def _check_env_size(step: PlanStep) -> None:
-    size = len(serde.payload_text(step.payload).encode("utf-8"))
+    size = len(payloads.payload_text(step.payload).encode("utf-8"))
     if size >= ENV_LIMIT:
         raise RenderError(
             f"step {step.display} ({step.path}): its payload is {size // 1024} KiB, but Tekton passes it "

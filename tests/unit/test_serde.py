@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.prompt_values import ChatPromptValue, StringPromptValue
 
-from llmstep import serde
+from llmstep import payloads, serde
 from llmstep.errors import PayloadError, SerializationError
 
 LOOKALIKE = {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"],
@@ -75,9 +75,9 @@ def test_unknown_versions_and_kinds_are_refused():
     with pytest.raises(PayloadError, match="unknown value kind"):
         serde.decode_value({"llmstep": serde.FORMAT_VERSION, "kind": "pickle", "value": "x"})
     with pytest.raises(PayloadError, match="version"):
-        serde.read_payload(json.dumps({"llmstep": 1}))
+        payloads.read_payload(json.dumps({"llmstep": 1}))
     with pytest.raises(PayloadError, match="not valid JSON"):
-        serde.read_payload("{")
+        payloads.read_payload("{")
 
 
 def test_values_that_cannot_travel_are_a_clear_error():
@@ -88,8 +88,8 @@ def test_values_that_cannot_travel_are_a_clear_error():
 def test_langchain_payload_records_allowlist_and_secret_ids():
     from langchain_openai import ChatOpenAI
 
-    dumped, reason = serde.dump_langchain(ChatOpenAI(model="m", api_key="sk-abc-123456"))
-    fields = serde.langchain_fields(dumped)
+    dumped, reason = payloads.dump_langchain(ChatOpenAI(model="m", api_key="sk-abc-123456"))
+    fields = payloads.langchain_fields(dumped)
     assert reason == "" and fields["format"] == "lc"
     assert fields["secrets"] == ["OPENAI_API_KEY"]
     assert ["langchain", "chat_models", "openai", "ChatOpenAI"] in fields["allowed"]
@@ -97,12 +97,12 @@ def test_langchain_payload_records_allowlist_and_secret_ids():
 
 
 def test_payload_loads_only_recorded_classes():
-    dumped, _ = serde.dump_langchain(qa_prompt())
-    payload = {"llmstep": serde.FORMAT_VERSION, "name": "p", "inputs": ["input"], **serde.langchain_fields(dumped)}
-    assert serde.load_runnable(payload, {}).invoke({"question": "x"}).to_messages()[-1].content == "x"
+    dumped, _ = payloads.dump_langchain(qa_prompt())
+    payload = {"llmstep": serde.FORMAT_VERSION, "name": "p", "inputs": ["input"], **payloads.langchain_fields(dumped)}
+    assert payloads.load_runnable(payload, {}).invoke({"question": "x"}).to_messages()[-1].content == "x"
     payload["allowed"] = [a for a in payload["allowed"] if a[-1] != "PromptTemplate"]
     with pytest.raises(PayloadError, match="not in the payload's allowlist"):
-        serde.load_runnable(payload, {})
+        payloads.load_runnable(payload, {})
 
 
 def test_text_of_a_message_shows_the_tools_it_calls():
@@ -125,10 +125,10 @@ def test_a_secret_belongs_in_a_credential_field_or_a_header_map_only():
     def model(**kwargs):
         return {"lc": 1, "type": "constructor", "id": ["langchain_openai", "chat_models", "ChatOpenAI"], "kwargs": kwargs}
 
-    assert serde.misplaced_secret(model(openai_api_key=secret)) is None
-    assert serde.misplaced_secret(model(default_headers={"X-Api-Key": secret})) is None
+    assert payloads.misplaced_secret(model(openai_api_key=secret)) is None
+    assert payloads.misplaced_secret(model(default_headers={"X-Api-Key": secret})) is None
     prompt = {"lc": 1, "type": "constructor", "id": ["langchain_core", "prompts", "PromptTemplate"],
               "kwargs": {"template": "{x}", "partial_variables": {"x": secret}}}
-    assert serde.misplaced_secret(prompt) == "ACME_API_KEY"
-    assert serde.misplaced_secret(model(default_headers={"X-Api-Key": prompt})) == "ACME_API_KEY"  # a Runnable in a header map is no header
-    assert serde.misplaced_secret(model(model_kwargs={"extra": secret})) == "ACME_API_KEY"
+    assert payloads.misplaced_secret(prompt) == "ACME_API_KEY"
+    assert payloads.misplaced_secret(model(default_headers={"X-Api-Key": prompt})) == "ACME_API_KEY"  # a Runnable in a header map is no header
+    assert payloads.misplaced_secret(model(model_kwargs={"extra": secret})) == "ACME_API_KEY"

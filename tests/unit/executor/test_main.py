@@ -6,7 +6,7 @@ import sys
 
 from langchain_core.prompts import PromptTemplate
 
-from llmstep import contract, serde
+from llmstep import contract, payloads, serde
 from llmstep.executor import main as executor
 
 IMPORTS = ("import sys\nfrom llmstep.cli.main import main\ncode = main({argv!r})\n"
@@ -17,7 +17,7 @@ def _step(tmp_path, value):
     import llmstep
 
     step = llmstep.compile(PromptTemplate.from_template("Q: {q}")).plan.steps[0]
-    (tmp_path / contract.PAYLOAD).write_text(serde.payload_text(step.payload))
+    (tmp_path / contract.PAYLOAD).write_text(payloads.payload_text(step.payload))
     (tmp_path / contract.INPUT).write_text(json.dumps(value))  # the chain input, as the workflow parameter holds it
     return tmp_path
 
