@@ -1,5 +1,5 @@
 """Plans built by hand, without compile(): each step's payload is the LangChain JSON of a real
-PromptTemplate, made the way the compiler makes it (llmstep.serde), so the renderers can be
+PromptTemplate, made the way the compiler makes it (llmstep.payloads), so the renderers can be
 tested on a Plan alone, as the design has it (the Plan is their only input)."""
 
 from __future__ import annotations
