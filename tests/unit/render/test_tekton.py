@@ -62,14 +62,6 @@ def test_one_pipeline_task_per_step_with_run_after_and_siblings():
             assert given["input-parts"] == ["$(params.input-parts[*])"]
 
 
-def test_values_reach_the_step_through_env_never_a_script():
-    task = tekton_tasks.run_task("img")
-    step = task["spec"]["steps"][0]
-    assert "script" not in step
-    assert {"name": "LLMSTEP_PAYLOAD", "value": "$(params.payload)"} in step["env"]
-    assert not any("$(params.payload)" in a or "$(params.input)" in a for a in step["args"] + step["command"])
-
-
 def test_results_are_small_and_data_moves_through_the_workspace():
     compiled, (task, pipe, run) = docs_for(qa_chain())
     assert [r["name"] for r in task["spec"]["results"]] == ["preview", "output-path", "sha256", "usage"]
