@@ -484,7 +484,8 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
     """The qa chain's PipelineRun from create to Succeeded, against a Pipeline of three tasks
     running `true` in the same image, with the same kind of data workspace (a volumeClaimTemplate
     each task mounts), so both pay for the volume and differ only in what the steps do."""
-    from llmstep.cluster.tekton import TektonApi, done, succeeded
+    from llmstep.cluster.tekton import done, succeeded
+    from llmstep.cluster.transports import KubeApi
     from llmstep.render.tekton import data_claim
 
     namespace = "default"  # prepared by cluster.py with tekton/rbac.yaml, as the README says
@@ -508,8 +509,8 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
     task = {"workspaces": [{"name": "data"}], "steps": [{"name": "true", "image": k8s.step_image, "command": ["true"]}]}
     tasks = [{"name": n, "taskSpec": task, "workspaces": [{"name": "data", "workspace": "data"}],
               **({"runAfter": [prev]} if prev else {})} for n, prev in (("a", None), ("b", "a"), ("c", "b"))]
-    TektonApi(client).apply(namespace, {"apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "bench-true"},
-                                        "spec": {"workspaces": [{"name": "data"}], "tasks": tasks}})
+    KubeApi(client).apply(namespace, {"apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "bench-true"},
+                                      "spec": {"workspaces": [{"name": "data"}], "tasks": tasks}})
     baseline = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "bench-true-"},
                 "spec": {"pipelineRef": {"name": "bench-true"},
                          "workspaces": [{"name": "data", "volumeClaimTemplate": {"spec": data_claim()["spec"]}}]}}

@@ -49,7 +49,7 @@ _EXPORTS = {
     "SubmissionError": "llmstep.errors",
     "ItemFailed": "llmstep.errors",
     "BatchFailed": "llmstep.errors",
-    "KubernetesRunnable": "llmstep.cluster.kube",
+    "KubernetesRunnable": "llmstep.api",
 }
 
 __all__ = [
@@ -87,8 +87,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from llmstep.api import Compiled, compile
-    from llmstep.cluster.kube import KubernetesRunnable
+    from llmstep.api import Compiled, KubernetesRunnable, compile
     from llmstep.compiler.step import Step
     from llmstep.compiler.walk import DEFAULT_IMAGE
     from llmstep.diagnose.settings import Diagnose

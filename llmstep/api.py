@@ -7,9 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmstep.cluster import kube as _kube
 from llmstep.compiler.walk import DEFAULT_SECRET, compile_plan
 from llmstep.errors import UsageError
 from llmstep.plan import Plan
+from llmstep.settings import Settings
 
 if TYPE_CHECKING:
     from hera.workflows import Workflow
@@ -68,17 +70,15 @@ def compile(  # the public name is fixed by the API
             the step or the argument.
         SecretError: a secret would enter a payload (a ``CompileError``); the message names where.
     """
-    import os
-
     from llmstep.render import paused_gc
 
     with paused_gc():
         plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                            on_failure=on_failure, environ=os.environ, stacklevel=3,
+                            on_failure=on_failure, environ=Settings.current().environ, stacklevel=3,
                             value_types=value_types, env=env)
     from llmstep import values
 
-    values.REGISTERED.update({values.class_path(c): c for c in plan.value_classes})
+    values.register(plan.value_classes)
     return Compiled(plan)
 
 
@@ -196,12 +196,10 @@ class Compiled:
     def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
                    secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
                    progress: bool = False) -> Any:
-        import os
-
         from llmstep.local.entry import run_document, run_tekton
-        from llmstep.local.isolation import Isolation
 
-        isolation_ = Isolation.from_environ(os.environ, kind=isolation, engine_cli=engine_cli)
+        settings = Settings.current()
+        isolation_ = settings.isolation(kind=isolation, engine_cli=engine_cli)
         # The fork server imports LangChain while this process renders the documents.
         launcher = isolation_.start_launcher(classes=[c for s in self.plan.steps for c in s.payload["allowed"]])
         try:
@@ -210,18 +208,17 @@ class Compiled:
             launcher.close()
             raise
         try:
-            return runner(doc, **given, parallelism=parallelism, secrets=os.environ if secrets is None else secrets,
-                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher)
+            return runner(doc, **given, parallelism=parallelism, secrets=settings.environ if secrets is None else secrets,
+                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher,
+                          environ=settings.environ)
         finally:
             launcher.close()
 
     def to_batch_dict(self, parallelism: int = 8) -> dict[str, Any]:
         """A Workflow that runs the chain once per item of its ``inputs`` parameter (``withParam``),
         at most ``parallelism`` inputs in flight and step pods at a time; see ``submit_batch``."""
-        from llmstep.render import cache
-
         _positive(parallelism, "parallelism")
-        return cache.argo_dict(self.plan, batch=parallelism)
+        return self._rendered(parallelism)
 
     def to_batch_yaml(self, parallelism: int = 8) -> str:
         """The batch Workflow as YAML (``argo submit -p inputs=...``)."""
@@ -241,7 +238,9 @@ class Compiled:
         The transport is the Kubernetes API (``client=`` a configured kubernetes ``client`` module,
         or ``kubeconfig=``/``context=``; needs no Argo Server), or the Argo Server's REST API when
         ``argo_server=`` (or ``ARGO_SERVER``) names one, with ``token=``, ``verify=`` (False or
-        a CA bundle) and ``client_certs=``, like the ``argo`` CLI.
+        a CA bundle) and ``client_certs=``, like the ``argo`` CLI. ``transport=`` takes any
+        :class:`llmstep.cluster.transports.Transport`, such as the in-memory
+        ``llmstep.cluster.fake.FakeCluster`` (the namespace then defaults to ``default``).
 
         ``engine="tekton"`` applies the Task(s) and the Pipeline and creates a PipelineRun through
         the Kubernetes API (``client=``, ``kubeconfig=``, ``context=``); its run has the same
@@ -250,18 +249,17 @@ class Compiled:
         from llmstep import serde
 
         if engine == "tekton":
-            from llmstep.cluster import tekton, transports
+            from llmstep.cluster import connect, tekton
 
             _tekton_transport(transport)
-            client = transport.get("client") or transports.kube_client(transport.get("kubeconfig"), transport.get("context"))
             return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
-                                 client=client)
+                                 transport=connect.transport(**transport))  # ARGO_SERVER is not for Tekton
         if engine != "argo":
             raise UsageError(f"engine must be 'argo' or 'tekton', found {engine!r}")
-        from llmstep.cluster import argo, transports
+        from llmstep.cluster import argo, connect
 
         return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport), ui_url=ui_url)
+                           transport=connect.transport(**transport, env=Settings.current().environ), ui_url=ui_url)
 
     def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
                      ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:
@@ -272,7 +270,7 @@ class Compiled:
         Argo only: a Tekton Pipeline fans out one task at a time (``matrix``), and pairing item i
         of one task with item i of the next over a whole chain, with per-item failure kept, is
         not something Tekton expresses; submit one PipelineRun per input instead."""
-        from llmstep.cluster import argo, transports
+        from llmstep.cluster import argo, connect
         from llmstep.render import batch
 
         if engine != "argo":
@@ -281,7 +279,7 @@ class Compiled:
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
         return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
-                           transport=transports.transport(**transport), ui_url=ui_url)
+                           transport=connect.transport(**transport, env=Settings.current().environ), ui_url=ui_url)
 
     def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
         """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
@@ -293,21 +291,32 @@ class Compiled:
 
     @cached_property
     def _argo(self) -> dict[str, Any]:
+        return self._rendered(None)
+
+    def _rendered(self, batch: int | None) -> dict[str, Any]:
+        """The Argo Workflow (``batch``: the batch one), from the user's render cache when it holds
+        it. A plan not made by ``compile`` may hold a secret: then it is rendered, never kept."""
+        from llmstep.compiler.leaks import plan_holds_secret
         from llmstep.render import cache
 
-        return cache.argo_dict(self.plan)
+        settings = Settings.current()
+        return cache.argo_dict(self.plan, batch, folder=settings.cache_dir,
+                               holds_secret=lambda plan: plan_holds_secret(plan, settings.environ))
 
 
 def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
     if namespace:
         return namespace
+    if transport.get("transport") is not None:  # a FakeCluster, say: no kubeconfig speaks for it
+        return "default"
     from llmstep.cluster.transports import default_namespace
 
-    return default_namespace(transport.get("kubeconfig"), transport.get("context"))
+    kubeconfig = transport.get("kubeconfig") or Settings.current().environ.get("KUBECONFIG")
+    return default_namespace(kubeconfig, transport.get("context"))
 
 
 def _tekton_transport(transport: dict[str, Any]) -> None:
-    extra = sorted(set(transport) - {"client", "kubeconfig", "context"})
+    extra = sorted(set(transport) - {"client", "kubeconfig", "context", "transport"})
     if extra:
         raise UsageError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
                            "pass client=, kubeconfig= or context=")
@@ -322,3 +331,13 @@ def _inputs_list(inputs: Any) -> list[Any]:
     if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
         raise UsageError(f"inputs must be a list of chain inputs, found {type(inputs).__name__}")
     return list(inputs)
+
+
+class KubernetesRunnable(_kube.KubernetesRunnable):
+    """Run ``runnable`` in its own Pod on each call: :class:`llmstep.cluster.kube.KubernetesRunnable`
+    (its arguments), given this process's environment, read here at the API's boundary: its
+    secret-named values are refused in the Runnable, and its ``KUBECONFIG`` is kubectl's."""
+
+    def __init__(self, runnable: Any, **options: Any) -> None:
+        options.setdefault("environ", Settings.current().environ)
+        super().__init__(runnable, stacklevel=4, **options)

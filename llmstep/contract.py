@@ -1,5 +1,6 @@
-"""The step contract: the files, exit codes and command every step runs with, on every engine,
-and the names llmstep's documents and clients agree on (labels, annotations, phases, records).
+"""The step contract: the files and command every step runs with, on every engine (its exit
+codes: :mod:`llmstep.exitcodes`), and the names llmstep's documents and clients agree on
+(labels, annotations, phases, records).
 
 One function, :func:`exec_argv`, builds the command; the Argo and Tekton renderers and the local
 runner all call it, so what runs locally is what runs on the cluster. Each fact here has no other
@@ -7,6 +8,8 @@ home: a renderer that writes an annotation and a client that reads it import the
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 DATA_DIR = "/llmstep"
 DATA_DIR_ENV = "LLMSTEP_DATA_DIR"
@@ -53,30 +56,32 @@ SHARED_BY_ANNOTATION = "llmstep.dev/shared-by"
 BATCH_ANNOTATION = "llmstep.dev/batch"
 """``"true"`` on a batch Workflow (``llmstep compile --batch N``): its result is a list, one item per input."""
 
-FAILED_PHASES = ("Failed", "Error")
+class Phase(StrEnum):
+    """The phase of a workflow or of one of its nodes, in Argo's words (a Tekton run's are mapped
+    onto them): the one home of these words for the renderers, the clients and the local runner.
+    A member is the string itself (``Phase.FAILED == "Failed"``), as status.json and Argo write it."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+    SKIPPED = "Skipped"
+    """Not run, by the node's own ``when`` (Argo), or by Tekton's ``when`` and timeouts."""
+    OMITTED = "Omitted"
+    """Not run, because what it depends on did not allow it (Argo's ``depends``)."""
+
+
+FAILED_PHASES = (Phase.FAILED, Phase.ERROR)
 """The phases of an Argo node (or a local step) that did not succeed."""
-DONE_PHASES = ("Succeeded", *FAILED_PHASES)
+DONE_PHASES = (Phase.SUCCEEDED, *FAILED_PHASES)
 """The phases a node or a workflow ends in."""
-
-# Exit codes: of ``llmstep exec`` (the step contract) and of the ``llmstep`` command (the README's
-# table). Each error of llmstep.errors carries one of these as its ``exit_code``.
-EXIT_OK = 0
-EXIT_RUNNABLE_FAILED = 1
-EXIT_FAILED = EXIT_RUNNABLE_FAILED
-"""The command's 1: a step raised, a run failed, or a cluster or model could not be reached."""
-EXIT_NO_SPACE = EXIT_FAILED
-"""A full disk fails the run (its record is finished); not an internal error."""
-EXIT_BAD_INPUT = 2
-EXIT_MISSING_CREDENTIALS = 3
-EXIT_INTERNAL = 70
-"""An error llmstep did not foresee: a bug (``llmstep exec`` and the CLI alike)."""
-EXIT_INTERRUPTED = 130
-"""128 + SIGINT."""
-EXIT_BROKEN_PIPE = 141
-"""128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
-EXIT_TERMINATED = 143
-"""128 + SIGTERM, what a shell reports for a process that SIGTERM ended."""
-
+FINISHED_OK = (Phase.SUCCEEDED, Phase.SKIPPED)
+"""Phases after which dependents may run and a resumed run does not run the node again."""
+NOT_RUN = (Phase.SKIPPED, Phase.OMITTED)
+"""The phases of a node that did not run."""
+ACTIVE = (Phase.PENDING, Phase.RUNNING)
+"""The phases of a node (or a run) that has not ended."""
 
 MAX_ARG_STRLEN = 128 * 1024
 """Linux caps each string a program starts with, an argument or an environment entry
@@ -119,7 +124,9 @@ def join_value_parts(parts: list[str], what: str) -> str:
     return "".join(texts)
 
 
-RESULTS = ("preview", "output-path", "sha256", "usage")
+OUTPUT_PATH_RESULT = "output-path"
+"""The result in which a Tekton step names its output file, relative to the data workspace."""
+RESULTS = ("preview", OUTPUT_PATH_RESULT, "sha256", "usage")
 """What a Tekton step reports as results: small things only (results are capped at 4 KiB)."""
 
 

@@ -2,7 +2,7 @@
 
 ```
 LlmstepError                  root; ``exit_code`` is what the CLI exits with            exit 2
-├── UsageError                an argument, option or named file is wrong                exit 2
+├── UsageError                an argument, option, setting or named file is wrong       exit 2
 │   └── ReferenceError_       a chain reference (file.py:attr) cannot be resolved       exit 2
 ├── CompileError              a chain cannot become a plan (not serializable, bad Step settings)
 │   └── SecretError           a chain holds a secret value that a payload would carry
@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from llmstep.contract import (
+from llmstep.exitcodes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -77,7 +77,8 @@ class LlmstepError(Exception):
 
 
 class UsageError(LlmstepError):
-    """An argument, an option or a file the user names is wrong; the message names it."""
+    """An argument, an option, a setting (an ``LLMSTEP_*`` environment variable, a run id) or a file
+    the user names is wrong; the message names it."""
 
 
 class ReferenceError_(UsageError):  # the underscore: not the builtin ReferenceError

@@ -159,7 +159,7 @@ def read_payload(text: str) -> dict[str, Any]:
     try:
         payload = jsonio.loads(text)
     except ValueError as exc:
-        raise PayloadError(unreadable("runnable.json", exc)) from exc
+        raise PayloadError(unreadable(contract.PAYLOAD, exc)) from exc
     if not isinstance(payload, dict):
         raise PayloadError("runnable.json must be a JSON object")
     if payload.get("llmstep") != FORMAT_VERSION:

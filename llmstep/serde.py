@@ -18,6 +18,7 @@ from typing import Any
 
 from llmstep import jsonio, values
 from llmstep.errors import PayloadError, SerializationError
+from llmstep.plain import plain
 
 FORMAT_VERSION = 2
 """Version of both the payload and the value envelope; a step refuses any other."""
@@ -166,8 +167,8 @@ def loads_value(text: str, *, where: str = "input", classes: values.Classes | No
 
 
 def plain_of(value: Any) -> Any:
-    """A value as plain JSON data, for printing (see :func:`llmstep.values.plain`)."""
-    return values.plain(encode_value(value)["value"])
+    """A value as plain JSON data, for printing (see :func:`llmstep.plain.plain`)."""
+    return plain(encode_value(value)["value"])
 
 
 def plain_value(text: str, *, where: str = "the output") -> Any:
@@ -177,5 +178,5 @@ def plain_value(text: str, *, where: str = "the output") -> Any:
     except ValueError as exc:
         raise PayloadError(unreadable(where, exc)) from exc
     if isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS:
-        return values.plain(doc["value"])
+        return plain(doc["value"])
     return doc

@@ -37,10 +37,12 @@ imports it when a tree holds one.
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import enum
 import math
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from llmstep.errors import PayloadError, SerializationError
@@ -73,11 +75,12 @@ class Classes:
     ``known`` maps a path to its class, or to ``None`` for one that ``load`` supplies (the step
     side: a class imported from the image, or one that travels by value in the payload).
     ``lenient`` decodes a node naming a class that cannot be had as its plain data (a reader that
-    only prints, such as the CLI), instead of raising.
+    only prints, such as the CLI), instead of raising; None: as the caller's entry point says
+    (:func:`reading_leniently`).
     """
 
     def __init__(self, known: Mapping[str, type | None] | None = None, *, load: Callable[[str], type] | None = None,
-                 modules: bool = False, lenient: bool = False) -> None:
+                 modules: bool = False, lenient: bool | None = False) -> None:
         self.known: dict[str, type | None] = dict(known or {})
         self.load = load
         self.modules = modules
@@ -97,7 +100,7 @@ class Classes:
             found = self.known[path] = self.load(path)
         if found is None and self.modules:
             found = _from_modules(path)
-        if found is None and not self.lenient:
+        if found is None and not (_LENIENT.get() if self.lenient is None else self.lenient):
             raise SerializationError(
                 f"{where} holds a value of class {path}, which the compiled workflow does not declare, so "
                 f"it is not loaded. If the class is yours, declare it: {declare_hint(path)}"
@@ -107,12 +110,31 @@ class Classes:
 
 
 REGISTERED: dict[str, type] = {}
-"""The value classes of every chain compiled in this process (``compile`` adds them)."""
+"""The value classes of every chain compiled in this process (:func:`register`)."""
 
-CLIENT = Classes(REGISTERED, modules=True)
+CLIENT = Classes(REGISTERED, modules=True, lenient=None)
 """How a client (the user's process reading a run's values) loads classes: those of the chains it
-compiled, and others only if their module is already imported; it never imports one. The CLI makes
-it lenient: it prints values, so a class it does not have is printed as its data."""
+compiled, and others only if their module is already imported; it never imports one. Inside
+:func:`reading_leniently` (the CLI's commands and a step), a class it does not have reads as its data."""
+
+_LENIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("llmstep_lenient_reading", default=False)
+
+
+def register(classes: Iterable[type]) -> None:
+    """Let the client read values of ``classes`` (``compile`` registers its chain's value classes)."""
+    REGISTERED.update({class_path(c): c for c in classes})
+
+
+@contextlib.contextmanager
+def reading_leniently() -> Iterator[None]:
+    """Within it, :data:`CLIENT` reads a value naming a class it cannot have as its plain data
+    instead of refusing it: the CLI prints values, and a step reads others' as data. An entry
+    point's choice for its own call, not a setting of the process: it ends with the block."""
+    token = _LENIENT.set(True)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
 
 
 FILE_MODULE_PREFIX = "llmstep_user_"
@@ -420,43 +442,3 @@ def lc_value_classes() -> dict[tuple[str, ...], type]:
                 cls = getattr(module, name)
                 _LC[tuple(cls.lc_id())] = cls
     return _LC
-
-
-# ---------------------------------------------------------------- plain data
-
-
-def plain(tree: Any) -> Any:
-    """A tree as plain JSON data, for people and programs that read it (the CLI, the Argo UI's
-    preview): models and dataclasses as their fields, tuples and sets as lists, bytes as base64,
-    dates, UUIDs and decimals as text, enums as their member's name, a timedelta as seconds.
-    Non-finite floats stay floats (JSON writers choose: the CLI writes ``null``)."""
-    if isinstance(tree, list):
-        return [plain(v) for v in tree]
-    if not isinstance(tree, dict):
-        return tree
-    tag = tree.get(TAG)
-    if tag is None:
-        return {k: plain(v) for k, v in tree.items()}
-    if tag in ("tuple", "set", "frozenset"):
-        return [plain(v) for v in tree.get("items", [])]
-    if tag == "dict":
-        return {_key_text(plain(k)): plain(v) for k, v in tree.get("items", [])}
-    if tag in ("model", "model_v1", "dataclass"):
-        return plain(tree.get("fields", {}))
-    if tag == "float":
-        words: dict[Any, float] = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # keyed by what the tree holds
-        return words.get(tree.get("value"), tree.get("value"))
-    for key in ("iso", "text", "base64", "name"):
-        if key in tree:
-            return tree[key]
-    if tag == "timedelta":
-        return tree.get("days", 0) * 86400 + tree.get("seconds", 0) + tree.get("microseconds", 0) / 1e6
-    return {k: plain(v) for k, v in tree.items()}
-
-
-def _key_text(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    import json
-
-    return json.dumps(key, ensure_ascii=False)

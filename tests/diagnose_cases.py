@@ -48,10 +48,10 @@ PLANTED = "sk-planted-literal-0123456789abcdef"
 
 def needs_key_cluster(namespace="default", node="worker-1"):
     """pod/needs-key: its container reads API_KEY from Secret app-secrets, which lacks the key."""
-    from kube_fake import FakeCluster
+    from kube_fake import FakeKubeClient
     from kubernetes import client as k
 
-    cluster = FakeCluster(namespace)
+    cluster = FakeKubeClient(namespace)
     container = k.V1Container(
         name="checkout-api", image="registry.example.com/checkout:2.0", command=["/app/serve"], args=["--port", "8080"],
         env=[k.V1EnvVar(name="API_KEY", value_from=k.V1EnvVarSource(secret_key_ref=k.V1SecretKeySelector(name="app-secrets", key="API_KEY"))),

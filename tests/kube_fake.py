@@ -1,7 +1,11 @@
-"""An in-memory stand-in for the kubernetes package's ``client`` module, as the diagnosis
-collector and ``KubernetesRunnable`` use it: real model objects (``V1Pod``, ``CoreV1Event``) served
-from dicts, the real ``ApiClient`` serializer, and ``ApiException`` for what is not there (a 404,
-as the API server answers for a pod that was deleted). No network at all.
+"""An in-memory stand-in for the kubernetes package's ``client`` module, below llmstep's
+transport: real model objects (``V1Pod``, ``CoreV1Event``) served from dicts, the real
+``ApiClient`` serializer, ``ApiException`` for what is not there (a 404, as the API server answers
+for a pod that was deleted) and urllib3's ``MaxRetryError`` for a server gone. No network at all.
+
+It is not ``llmstep.cluster.fake.FakeCluster`` (which stands in for the whole transport): it is
+what the diagnosis ``Collector`` reads (it takes the client module), and what tests of
+``KubeApi`` itself need, its translation of the package's errors included.
 
 A created pod starts Pending; ``on_create(cluster, pod, manifest)`` plays the kubelet (runs the
 step, sets the phase and the log), and ``after_read(cluster, pod)`` acts between two reads (a pod
@@ -15,7 +19,7 @@ from types import SimpleNamespace
 from kubernetes import client as real
 
 
-class FakeCluster:
+class FakeKubeClient:
     def __init__(self, namespace: str = "default") -> None:
         self.ns = namespace
         self.pods: dict[str, real.V1Pod] = {}

@@ -373,8 +373,8 @@ def test_wait_does_not_take_pending_or_running_for_done(api):
     seen = []
     get = run.transport.get
 
-    def recording(namespace, name):
-        wf = get(namespace, name)
+    def recording(namespace, kind, name):
+        wf = get(namespace, kind, name)
         seen.append((wf.get("status") or {}).get("phase"))
         return wf
 

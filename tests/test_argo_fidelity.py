@@ -88,13 +88,13 @@ def test_local_runner_matches_the_controller(case, cluster_runs, k8s):
         same_values(record.result(), expected)
 
     argo_nodes = step_nodes(wf)
-    local_nodes = {n["displayName"]: n for n in record.nodes.values() if n.get("type", "Pod") == "Pod"}
+    local_nodes = {n.display_name: n for n in record.nodes.values() if n.is_step}
     assert set(local_nodes) == set(argo_nodes)
     for name, node in argo_nodes.items():
         mine = local_nodes[name]
-        assert mine["phase"] == node["phase"], name
+        assert mine.phase == node["phase"], name
         for p in ("preview", "usage", "output"):
-            theirs, ours = param(node, p), param(mine, p)
+            theirs, ours = param(node, p), mine.outputs.parameter(p) if mine.outputs else None
             if p == "usage" and theirs is not None:
                 theirs, ours = json.loads(theirs), json.loads(ours or "null")
             else:
@@ -103,7 +103,7 @@ def test_local_runner_matches_the_controller(case, cluster_runs, k8s):
         artifacts = {a["name"]: a for a in (node.get("outputs") or {}).get("artifacts") or []}
         if "output" in artifacts:
             stored = k8s.s3_object(artifacts["output"]["s3"]["key"])
-            local_file = record.root / "steps" / mine.get("id", name) / "data" / "output.json"
+            local_file = record.root / "steps" / mine.id / "data" / "output.json"
             assert _same_run(local_file.read_bytes()) == _same_run(stored), f"{name}: the output artifact's bytes"
 
 
@@ -195,16 +195,16 @@ def edited_runs(k8s, tmp_path_factory):
 @pytest.mark.parametrize("case", list(EDITED))
 def test_edited_deadlines_and_retries_match_the_controller(case, edited_runs):
     wf, record = edited_runs[case]
-    assert (record.phase, record.status["message"]) == (wf["status"]["phase"], wf["status"].get("message", ""))
+    assert (record.phase, record.state.message) == (wf["status"]["phase"], wf["status"].get("message", ""))
     shown = {}
-    for name in {n["displayName"] for n in record.nodes.values()}:
+    for name in {n.display_name for n in record.nodes.values()}:
         node, attempts = _outer(wf, name)
-        mine = next(n for n in record.nodes.values() if n["displayName"] == name)
+        mine = next(n for n in record.nodes.values() if n.display_name == name)
         if node is None:  # the controller never started it: neither did the local runner
-            assert mine["phase"] == "Pending", name
+            assert mine.phase == "Pending", name
             continue
         message = node.get("message", "")
         shown[name] = (node["phase"], SAME_DEADLINE.get(message, message) if case == "workflow-deadline" else message,
                        attempts)
-        assert (mine["phase"], mine.get("message", ""), mine.get("attempts", 1)) == shown[name], name
+        assert (mine.phase, mine.message or "", mine.attempts or 1) == shown[name], name
     assert shown, "the controller ran none of the steps"

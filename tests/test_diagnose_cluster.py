@@ -132,10 +132,11 @@ def test_failed_argo_workflow_with_two_failed_nodes(api, k8s):
 
 
 def test_missing_target_and_rbac_refusal_are_clear(api, k8s):
+    from llmstep.cli.diagnose import collect
     from llmstep.errors import DiagnosisError
 
     with pytest.raises(DiagnosisError, match="not found"):
-        Collector(api, NS).collect("deployment/nope")
+        collect(api, NS, "deployment/nope")
 
 
 def _diagnose_kubeconfig(api, k8s, tmp_path):

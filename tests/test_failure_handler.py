@@ -27,14 +27,14 @@ def test_exit_handler_runs_locally_only_when_a_step_fails(tmp_path):
 
         secrets = {"OPENAI_API_KEY": "sk-diagnose-secret-value"}
         good = run_document(ok, {"question": "fine"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
-        assert good.phase == "Succeeded" and good.nodes["diagnose"]["phase"] == "Skipped"
+        assert good.phase == "Succeeded" and good.nodes["diagnose"].phase == "Skipped"
         assert server.requests == []
         bad_doc = llmstep.compile(qa_prompt() | RunnableLambda(fails), allow_pickle=True, on_failure=settings).to_dict()
         bad = run_document(bad_doc, {"question": "x"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
     assert bad.phase == "Failed"
     node = bad.nodes["diagnose"]
-    assert node["phase"] == "Succeeded", node
-    summary = next(p["value"] for p in node["outputs"]["parameters"] if p["name"] == "summary")
+    assert node.phase == "Succeeded", node
+    summary = node.outputs.parameter("summary")
     assert summary.startswith("The step 'fails' raised.")
     sent = json.dumps(server.requests[0]["body"])
     assert "upstream API returned 500" in sent and "sk-diagnose-secret-value" not in sent
@@ -58,11 +58,11 @@ def test_tekton_finally_diagnoses_only_on_failure(tmp_path):
         check_documents(good_docs)
         secrets = {"OPENAI_API_KEY": "sk-tekton-diagnose-key"}
         good = run_tekton(good_docs, {"question": "ok"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
-        assert good.phase == "Succeeded" and good.nodes["diagnose"]["phase"] == "Skipped" and server.requests == []
+        assert good.phase == "Succeeded" and good.nodes["diagnose"].phase == "Skipped" and server.requests == []
         bad_docs = llmstep.compile(qa_prompt() | RunnableLambda(fails), allow_pickle=True, on_failure=settings).to_tekton()
         bad = run_tekton(bad_docs, {"question": "x"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
-    assert bad.phase == "Failed" and bad.nodes["diagnose"]["phase"] == "Succeeded", bad.nodes["diagnose"]
-    summary = next(p["value"] for p in bad.nodes["diagnose"]["outputs"]["parameters"] if p["name"] == "summary")
+    assert bad.phase == "Failed" and bad.nodes["diagnose"].phase == "Succeeded", bad.nodes["diagnose"]
+    summary = bad.nodes["diagnose"].outputs.parameter("summary")
     assert summary.startswith(ANSWER["summary"])
     sent = json.dumps(server.requests[0]["body"])
     assert "task fails: Failed" in sent and "task chatprompttemplate: Succeeded" in sent
@@ -106,7 +106,7 @@ def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):
                             secrets=secrets, runs_dir=tmp_path / "a", quiet=True)
         tekton = run_tekton(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_tekton(), {"question": "x"},
                             secrets=secrets, runs_dir=tmp_path / "t", quiet=True)
-    report = next(a for a in argo.nodes["diagnose"]["outputs"]["artifacts"] if a["name"] == "report")
-    assert "## Fix" in open(report["localPath"]).read()
+    report = argo.nodes["diagnose"].outputs.artifact("report")
+    assert "## Fix" in open(report.local_path).read()
     written = tekton.root / "workspaces" / "data" / tekton.run_id / "diagnosis.md"
     assert "## Fix" in written.read_text()

@@ -1,5 +1,5 @@
 """Rules with one home stay there: the input-shape grammar in ``llmstep.shapes`` and the exit codes in
-``llmstep.contract``. A copy written elsewhere drifts from its home without a test noticing, so
+``llmstep.exitcodes``. A copy written elsewhere drifts from its home without a test noticing, so
 this one reads every module of the package (its AST: constants where the rule's values are used)
 and fails on a copy. A copy that is not one (another grammar that happens to share a word) is
 listed in ``ALLOWED`` with its reason.
@@ -13,12 +13,12 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from llmstep import contract, shapes
+from llmstep import exitcodes, shapes
 
 PACKAGE = ROOT / "llmstep"
 
 SHAPES_HOME = "llmstep/shapes.py"
-EXITS_HOME = "llmstep/contract.py"
+EXITS_HOME = "llmstep/exitcodes.py"
 
 SHAPE_KINDS = {shapes.INPUT, shapes.STEP, shapes.DICT, shapes.MERGE}
 """The first item of every shape."""
@@ -143,7 +143,7 @@ def test_the_shape_grammar_is_spelled_only_in_shapes():
     assert _copies(SHAPES_HOME, shape_copies) == []
 
 
-def test_exit_codes_are_numbers_only_in_the_contract():
+def test_exit_codes_are_numbers_only_in_their_home():
     assert _copies(EXITS_HOME, exit_copies) == []
 
 
@@ -157,11 +157,11 @@ def test_every_allowed_exception_is_still_needed():
 
 def test_the_scanners_look_for_what_the_homes_hold():
     """The scanners' words are the homes' own: the shapes' kinds and key, and every exit code the
-    contract defines is found there as a definition (so one defined elsewhere would be found too)."""
+    home defines is found there as a definition (so one defined elsewhere would be found too)."""
     assert shape_copies(repr(shapes.chain_input())) and shape_copies(repr(shapes.step_output("a")))
     assert shape_copies(repr(shapes.dict_of({}))) and shape_copies(repr(shapes.merged(shapes.chain_input(), {})))
     defined = [f for f in exit_copies((ROOT / EXITS_HOME).read_text(encoding="utf-8")) if f.endswith("defines an exit code")]
-    numbers = {v for k, v in vars(contract).items() if k.startswith("EXIT_")}
+    numbers = {v for k, v in vars(exitcodes).items() if k.startswith("EXIT_")}
     assert len(defined) >= len(numbers) >= 8  # 0, 1, 2, 3, 70, 130, 141, 143
 
 

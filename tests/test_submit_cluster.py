@@ -13,7 +13,7 @@ from chains import qa_chain
 from conftest import kube_api
 
 import llmstep
-from llmstep.cluster.argo import api_error
+from llmstep.cluster.transports import api_error
 
 pytestmark = pytest.mark.cluster
 NS = "submit"

@@ -20,7 +20,8 @@ from langchain_core.runnables import RunnableLambda
 from tekton_cluster import GATEWAY_KEY, NS, phase, results, taskruns, tekton_namespace, wait_done
 
 import llmstep
-from llmstep.cluster.tekton import PipelineRunFailed, PipelineRunHandle, TektonApi
+from llmstep.cluster.tekton import PipelineRunFailed, PipelineRunHandle
+from llmstep.cluster.transports import KubeApi
 from llmstep.diagnose import Redactor
 from llmstep.diagnose.evidence import Collector
 from llmstep.render import tekton as render
@@ -87,7 +88,7 @@ def test_readme_tekton_commands_run_as_written(k8s, tmp_path, monkeypatch):
         assert phase(done) == "Succeeded", (name, done["status"])
         model = json.dumps(done["status"].get("pipelineSpec") or {})
         expected = offline if "OfflineChatModel" in model else f"echo: {QUESTION}"  # the gateway echoes
-        handle = PipelineRunHandle(name, "default", TektonApi(api), output_task="stroutputparser")
+        handle = PipelineRunHandle(name, "default", KubeApi(api), output_task="stroutputparser")
         assert handle.result() == expected, name
     submit = next(c for c in commands if c.startswith("llmstep submit"))
     assert outputs[submit].strip() == offline

@@ -24,7 +24,8 @@ from value_chains import same_values
 
 import llmstep
 from llmstep import serde
-from llmstep.cluster.tekton import TektonApi, submit, succeeded
+from llmstep.cluster.tekton import submit, succeeded
+from llmstep.cluster.transports import KubeApi
 from llmstep.errors import LlmstepError
 from llmstep.local.entry import run_tekton
 
@@ -91,16 +92,16 @@ def test_local_tekton_runner_matches_the_controller(case, cluster_runs):
         same_values(record.result(), expected)
 
     theirs = taskruns(api, run.name, NS)
-    ours = {name: node for name, node in record.nodes.items() if node.get("phase") not in ("Skipped", "Omitted")}
+    ours = {name: node for name, node in record.nodes.items() if node.phase not in ("Skipped", "Omitted")}
     assert theirs and set(ours) == set(theirs), "the tasks that ran"
     skipped = {t["name"] for t in done["status"].get("skippedTasks") or []}
-    assert skipped == {name for name, node in record.nodes.items() if node.get("phase") in ("Skipped", "Omitted")}
-    local_run = record.status.get("context", {}).get("pipelineRun.name") or _local_run_name(record)
+    assert skipped == {name for name, node in record.nodes.items() if node.phase in ("Skipped", "Omitted")}
+    local_run = record.state.extra.get("context", {}).get("pipelineRun.name") or _local_run_name(record)
     for name, tr in theirs.items():
         mine = ours[name]
-        assert mine["phase"] == phase(tr), name
+        assert mine.phase == phase(tr), name
         cluster_results = results(tr)
-        local_results = {p["name"]: p["value"] for p in mine.get("outputs", {}).get("parameters", [])}
+        local_results = {p.name: p.value for p in (mine.outputs.parameters if mine.outputs else [])}
         assert set(local_results) == set(cluster_results) >= {"preview", "output-path", "sha256"}, f"{name}: the results written"
         for key, value in cluster_results.items():
             got = local_results[key]
@@ -109,7 +110,7 @@ def test_local_tekton_runner_matches_the_controller(case, cluster_runs):
             elif key == "usage" and value:
                 assert json.loads(got) == json.loads(value), name
             elif key == "sha256":
-                local_file = next(a["localPath"] for a in mine["outputs"]["artifacts"] if a["name"] == "output")
+                local_file = next(a.local_path for a in mine.outputs.artifacts if a.name == "output")
                 data = open(local_file, encoding="utf-8").read()
                 assert got == hashlib.sha256(data.encode()).hexdigest()
                 if not RUN_ID.search(data):  # LangChain's per-call ids differ on any two runs
@@ -121,9 +122,9 @@ def test_local_tekton_runner_matches_the_controller(case, cluster_runs):
 def _local_run_name(record) -> str:
     """The name the local runner gave $(context.pipelineRun.name): the folder of an output path."""
     for node in record.nodes.values():
-        for p in node.get("outputs", {}).get("parameters", []):
-            if p["name"] == "output-path" and p["value"]:
-                return p["value"].split("/", 1)[0]
+        for p in node.outputs.parameters if node.outputs else []:
+            if p.name == "output-path" and p.value:
+                return p.value.split("/", 1)[0]
     return "?"
 
 
@@ -147,16 +148,16 @@ def test_a_failed_run_matches_the_controller_task_by_task(k8s, tmp_path):
         run.wait(timeout=600, poll=2)
     done = run.get()
     assert phase(done) == "Failed" and record.phase == "Failed"
-    assert record.status["message"] == succeeded(done)["message"]  # "Tasks Completed: 4 (Failed: 1, ...), Skipped: 1"
+    assert record.state.message == succeeded(done)["message"]  # "Tasks Completed: 4 (Failed: 1, ...), Skipped: 1"
     theirs = taskruns(api, run.name, NS)
-    ours = {name: node for name, node in record.nodes.items() if node.get("phase") not in ("Skipped", "Omitted")}
+    ours = {name: node for name, node in record.nodes.items() if node.phase not in ("Skipped", "Omitted")}
     assert set(ours) == set(theirs) and "on-failure" in theirs
-    assert {n: phase(t) for n, t in theirs.items()} == {n: node["phase"] for n, node in ours.items()}
+    assert {n: phase(t) for n, t in theirs.items()} == {n: node.phase for n, node in ours.items()}
     skipped = {t["name"] for t in done["status"].get("skippedTasks") or []}
-    assert skipped == {n for n, node in record.nodes.items() if node.get("phase") in ("Skipped", "Omitted")}
+    assert skipped == {n for n, node in record.nodes.items() if node.phase in ("Skipped", "Omitted")}
     assert skipped  # the join after the failed branch never ran
     local_run = _local_run_name(record)
-    mine = {p["name"]: p["value"] for p in ours["on-failure"]["outputs"]["parameters"]}
+    mine = {p.name: p.value for p in ours["on-failure"].outputs.parameters}
     assert mine["preview"].replace(local_run, "RUN") == results(theirs["on-failure"])["preview"].replace(run.name, "RUN")
 
 
@@ -195,7 +196,7 @@ def timed_runs(k8s, tmp_path_factory):
         docs = llmstep.compile(chain, name=f"timeout-{case}", allow_pickle=True).to_tekton()
         if timeouts:
             next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
-        submitted[case] = (docs, submit(docs, serde.parameter_text("x"), namespace=NS, client=api))
+        submitted[case] = (docs, submit(docs, serde.parameter_text("x"), namespace=NS, transport=KubeApi(api)))
     runs_dir = tmp_path_factory.mktemp("timeouts")
     local = {case: run_tekton(docs, "x", runs_dir=runs_dir, quiet=True) for case, (docs, _) in submitted.items()}
     finished = {}
@@ -219,22 +220,22 @@ def test_timeouts_match_the_controller_task_by_task(case, timed_runs):
         return text
 
     assert phase(done) == record.phase == "Failed"
-    assert words(record.status["message"]) == words(succeeded(done)["message"])
+    assert words(record.state.message) == words(succeeded(done)["message"])
     theirs = taskruns(api, run.name, NS)
-    ours = {name: node for name, node in record.nodes.items() if "startedAt" in node}
+    ours = {name: node for name, node in record.nodes.items() if node.started_at is not None}
     assert set(ours) == set(theirs)
     for name, taskrun in theirs.items():
-        assert ours[name]["phase"] == phase(taskrun), name
+        assert ours[name].phase == phase(taskrun), name
         if phase(taskrun) == "Failed":
-            assert words(ours[name]["message"]) == words(succeeded(taskrun)["message"]), name
+            assert words(ours[name].message) == words(succeeded(taskrun)["message"]), name
     skipped = {t["name"]: t.get("reason", "") for t in done["status"].get("skippedTasks") or []}
-    not_started = {n for n, node in record.nodes.items() if "startedAt" not in node}
+    not_started = {n for n, node in record.nodes.items() if node.started_at is None}
     # the controller lists what it skipped in the reconcile that timed the run out; a task it had
     # not looked at by then is in no list (and, as here, never ran)
     assert set(skipped) <= not_started and (set(skipped) == not_started or case == "pipeline")
     for name, reason in skipped.items():
-        if record.nodes[name].get("message", "").startswith("PipelineRun"):
-            assert record.nodes[name]["message"] == reason, name
+        if (record.nodes[name].message or "").startswith("PipelineRun"):
+            assert record.nodes[name].message == reason, name
 
 
 def test_a_long_input_in_the_input_param_fails_as_on_the_controller(k8s, tmp_path):
@@ -252,7 +253,7 @@ def test_a_long_input_in_the_input_param_fails_as_on_the_controller(k8s, tmp_pat
     # $( written $\u0028, as llmstep writes it: Tekton refuses a run whose param values hold $(NAME)
     docs[-1]["spec"]["params"] = [{"name": "input", "value": serde.kube_literal(serde.parameter_text(x))}]
     *objects, pipelinerun = docs
-    tekton_api = TektonApi(api)
+    tekton_api = KubeApi(api)
     for doc in objects:
         tekton_api.apply(NS, doc)
     created = tekton_api.create(NS, pipelinerun)
@@ -260,21 +261,21 @@ def test_a_long_input_in_the_input_param_fails_as_on_the_controller(k8s, tmp_pat
     done = wait_done(api, "PipelineRun", created["metadata"]["name"], NS, timeout=600)
     assert phase(done) == "Failed" and record.phase == "Failed"
     theirs = taskruns(api, created["metadata"]["name"], NS)
-    ours = {name: node for name, node in record.nodes.items() if node.get("phase") not in ("Skipped", "Omitted")}
+    ours = {name: node for name, node in record.nodes.items() if node.phase not in ("Skipped", "Omitted")}
     assert set(ours) == set(theirs)
     for name, tr in theirs.items():
-        assert ours[name]["phase"] == phase(tr), name
+        assert ours[name].phase == phase(tr), name
     takers = [s.name for s in compiled.plan.steps if "input" in s.sources]
     assert len(takers) == 2
     core = api.CoreV1Api()
     for name in takers:
         cond = succeeded(theirs[name])
         assert cond["message"] == '"step-exec" exited with code 1: Error', cond
-        assert ours[name]["message"].startswith(cond["message"] + "; exec /tekton/bin/entrypoint: argument list too long")
+        assert ours[name].message.startswith(cond["message"] + "; exec /tekton/bin/entrypoint: argument list too long")
         pod_name = theirs[name]["status"]["podName"]
         pod = core.read_namespaced_pod(pod_name, NS)
         [state] = [s.state.terminated for s in pod.status.container_statuses if s.name == "step-exec"]
-        assert state.exit_code == ours[name]["exitCode"] == 1, state
+        assert state.exit_code == ours[name].exit_code == 1, state
         log = core.read_namespaced_pod_log(pod_name, NS, container="step-exec")
         assert log.strip() == "exec /tekton/bin/entrypoint: argument list too long"
-    assert record.status["message"] == succeeded(done)["message"]
+    assert record.state.message == succeeded(done)["message"]

@@ -8,6 +8,7 @@ The transport is the Kubernetes API (kubeconfig, like kubectl) unless ``--argo-s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,7 @@ from llmstep.errors import UsageError, WorkflowError
 
 
 def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import add_value_type_option, positive_int, seconds
-    from llmstep.cli.run import add_input_options
+    from llmstep.cli.options import add_input_options, add_value_type_option, positive_int, seconds
 
     cluster = argparse.ArgumentParser(add_help=False)
     g = cluster.add_argument_group("cluster")
@@ -56,14 +56,15 @@ def add_cluster_commands(sub: argparse._SubParsersAction, common: argparse.Argum
 
 
 def _transport(args: argparse.Namespace) -> Any:
-    from llmstep.cluster.transports import default_namespace, transport
+    from llmstep.cluster.connect import transport
+    from llmstep.cluster.transports import default_namespace
 
     if not args.namespace:
-        args.namespace = default_namespace(args.kubeconfig, args.context)
+        args.namespace = default_namespace(args.kubeconfig or os.environ.get("KUBECONFIG"), args.context)
 
     verify: bool | str | None = args.ca_file or (False if args.insecure_skip_verify else None)
     return transport(kubeconfig=args.kubeconfig, context=args.context, argo_server=args.argo_server,
-                     token=args.token, verify=verify)
+                     token=args.token, verify=verify, env=os.environ)
 
 
 def _document(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.cli.run import refuse_reference_options
+        from llmstep.cli.options import refuse_reference_options
         from llmstep.yamlio import load_documents
 
         refuse_reference_options(args, args.target, ("--image", "--allow-pickle"))
@@ -92,7 +93,7 @@ def _document(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from llmstep.cli.run import parameters
+    from llmstep.cli.options import parameters
 
     if args.engine == "tekton":
         run = _submit_tekton(args, parameters(args))
@@ -129,13 +130,13 @@ def _result(args: argparse.Namespace) -> int:
         from llmstep.cluster import tekton
 
         _tekton_only(args)
-        api = tekton.TektonApi(_kube_client(args))
+        api = _kube_api(args)
         api.get(args.namespace, "PipelineRun", args.name)  # a clear "not found" first
         return _print(tekton.PipelineRunHandle(args.name, args.namespace, api), args.json)
     from llmstep.cluster import argo
 
     transport = _transport(args)
-    run = argo.attach(transport.get(args.namespace, args.name), args.namespace, transport)
+    run = argo.attach(transport.get(args.namespace, "Workflow", args.name), args.namespace, transport)
     return _print(run, args.json)
 
 
@@ -168,13 +169,13 @@ def _tekton_only(args: argparse.Namespace) -> None:
         raise UsageError(f"{', '.join(used)}: an Argo Server option; --engine tekton goes through the Kubernetes API "
                             "(--kubeconfig, --context)")
     if not args.namespace:
-        args.namespace = default_namespace(args.kubeconfig, args.context)
+        args.namespace = default_namespace(args.kubeconfig or os.environ.get("KUBECONFIG"), args.context)
 
 
-def _kube_client(args: argparse.Namespace) -> Any:
-    from llmstep.cluster.transports import kube_client
+def _kube_api(args: argparse.Namespace) -> Any:
+    from llmstep.cluster.transports import KubeApi, kube_client
 
-    return kube_client(args.kubeconfig, args.context)
+    return KubeApi(kube_client(args.kubeconfig, args.context))
 
 
 def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
@@ -194,7 +195,7 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
     check_documents_exist([args.target])
     path = Path(args.target)
     if path.is_file() and path.suffix != ".py":
-        from llmstep.cli.run import refuse_reference_options
+        from llmstep.cli.options import refuse_reference_options
         from llmstep.render.tekton import INPUT_PARTS, with_run
         from llmstep.yamlio import load_documents
 
@@ -221,4 +222,4 @@ def _submit_tekton(args: argparse.Namespace, params: dict[str, str]) -> Any:
         text = params.get("input", "{}")
     else:
         raise UsageError(f"{args.target!r} is neither a Tekton file nor a chain reference (path/to/file.py:attr)")
-    return tekton.submit(docs, text, namespace=args.namespace, client=_kube_client(args))
+    return tekton.submit(docs, text, namespace=args.namespace, transport=_kube_api(args))

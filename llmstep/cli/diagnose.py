@@ -13,7 +13,7 @@ from llmstep.errors import DiagnosisError, UsageError, connection_reason
 
 
 def add_diagnose_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from llmstep.cli.main import count, seconds
+    from llmstep.cli.options import count, seconds
 
     p = sub.add_parser(
         "diagnose", parents=[common], allow_abbrev=False,  # as llmstep exec: options spelled in full in a step
@@ -80,7 +80,7 @@ def _client(args: argparse.Namespace) -> Any:
 def _namespace(args: argparse.Namespace) -> str:
     from llmstep.cluster.transports import default_namespace
 
-    return args.namespace or default_namespace(args.kubeconfig, getattr(args, "context", None))
+    return args.namespace or default_namespace(args.kubeconfig or os.environ.get("KUBECONFIG"), getattr(args, "context", None))
 
 
 def _evidence(args: argparse.Namespace) -> Any:
@@ -97,14 +97,25 @@ def _evidence(args: argparse.Namespace) -> Any:
                  else evidence.from_task_statuses(args.task_statuses, args.target or "pipelinerun/unknown"))
         if os.environ.get("KUBERNETES_SERVICE_HOST") or args.kubeconfig:
             try:  # inside a cluster the pods' evidence is worth having too
-                found.merge(evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target))
+                found.merge(collect(_client(args), _namespace(args), args.target, args.tail))
             except DiagnosisError as exc:
                 found.add("cluster evidence unavailable", [str(exc)])
         return found
     if not args.target:
         raise UsageError("llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE")
     evidence.parse_target(args.target)  # a bad target is reported before any cluster is contacted
-    return evidence.Collector(_client(args), _namespace(args), args.tail).collect(args.target)
+    return collect(_client(args), _namespace(args), args.target, args.tail)
+
+
+def collect(client: Any, namespace: str, target: str, tail: int = 50) -> Any:
+    """The evidence about ``target`` read from the Kubernetes API, its errors translated where every
+    Kubernetes API error is (``llmstep.cluster.transports.kube_errors``), as DiagnosisErrors."""
+    from llmstep.cluster.transports import DIAGNOSIS_HINTS, kube_errors
+    from llmstep.diagnose import evidence
+
+    kind, name = evidence.parse_target(target)
+    with kube_errors(client, f"reading {kind}/{name} in namespace {namespace}", DIAGNOSIS_HINTS, error=DiagnosisError):
+        return evidence.Collector(client, namespace, tail).collect(target)
 
 
 def _api_key(args: argparse.Namespace) -> str:

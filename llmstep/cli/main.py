@@ -1,4 +1,5 @@
-"""The ``llmstep`` command. The only module that reads environment variables or sets up logging.
+"""The ``llmstep`` command. An entry point: it and the other CLI modules read environment
+variables, and it sets up logging.
 
 Exit codes (the README's table): 0 success; 1 a step's Runnable raised, a run failed, or a
 cluster or model could not be reached; 2 bad input (usage, a named file missing or not UTF-8,
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
 
-from llmstep import contract, jsonio
-from llmstep.errors import CompileError, LlmstepError, storage_full
+from llmstep import contract, exitcodes, jsonio
+from llmstep.cli.options import add_value_type_option, positive_int
+from llmstep.errors import LlmstepError, UsageError, storage_full
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,14 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args)
     from llmstep import values
 
-    values.CLIENT.lenient = True  # the CLI prints values: a class it has not imported prints as its data
     try:
-        code = int(args.func(args) or 0)
+        with values.reading_leniently():  # the CLI prints values: a class it has not imported prints as its data
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that left (| head) is found here, not by the interpreter at exit
         return code
     except BrokenPipeError:
         _discard_stdout()
-        return contract.EXIT_BROKEN_PIPE
+        return exitcodes.EXIT_BROKEN_PIPE
     except LlmstepError as exc:
         if args.debug:
             raise
@@ -46,61 +47,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.local.lifecycle.Terminated)
         print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
-        return getattr(exc, "exit_code", contract.EXIT_INTERRUPTED)
+        return getattr(exc, "exit_code", exitcodes.EXIT_INTERRUPTED)
     except OSError as exc:
         if args.debug:
             raise
         full = storage_full(exc)
         if full:
             print(f"llmstep: error: {full} (the run's record, if any, is finished and can be resumed)", file=sys.stderr)
-            return contract.EXIT_NO_SPACE
+            return exitcodes.EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return contract.EXIT_INTERNAL
+        return exitcodes.EXIT_INTERNAL
     except Exception as exc:
         if args.debug:
             raise
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return contract.EXIT_INTERNAL
-
-
-def _whole_number(text: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < least:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more" if least == 0 else f"{value} is not at least {least}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a count of at least 1 (``--parallelism 0`` would run nothing, forever)."""
-    return _whole_number(text, 1)
-
-
-def count(text: str) -> int:
-    """An argparse type: a count of at least 0 (``--retries 0``: no retry)."""
-    return _whole_number(text, 0)
-
-
-def add_value_type_option(p: argparse.ArgumentParser, only_ref: bool = False) -> None:
-    """``--value-type MODULE:CLASS``, repeatable: ``compile(value_types=[...])`` on the command line."""
-    p.add_argument("--value-type", action="append", default=[], metavar="MODULE:CLASS", dest="value_types",
-                   help=("(REF) " if only_ref else "") + "a class whose instances pass between steps (a pydantic model, "
-                   "dataclass or Enum), as package.module:Class or path/to/file.py:Class; repeatable. A function's "
-                   "return annotation (def f(...) -> Class) declares its class too")
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite, positive number of seconds (0 would give up at once, and
-    nan, inf or a negative number is no time to wait)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 (such as 30 or 2.5)")
-    return value
+        return exitcodes.EXIT_INTERNAL
 
 
 def _discard_stdout() -> None:
@@ -190,19 +151,19 @@ def _compile(args: argparse.Namespace) -> int:
         secret=args.secret, value_types=load_classes(args.value_types, "--value-type"),
     )
     if args.run_only and args.engine != "tekton":
-        raise CompileError("--run-only writes a Tekton PipelineRun: add --engine tekton")
+        raise UsageError("--run-only writes a Tekton PipelineRun: add --engine tekton")
     if args.batch is not None and args.engine != "argo":
-        raise CompileError("--batch renders an Argo Workflow (withParam); drop --engine tekton")
+        raise UsageError("--batch renders an Argo Workflow (withParam); drop --engine tekton")
     if args.batch is not None and args.input is not None:
-        raise CompileError("--input sets one run's input; a batch takes its inputs at submit time (-p inputs=...)")
+        raise UsageError("--input sets one run's input; a batch takes its inputs at submit time (-p inputs=...)")
     value = None
     if args.input is not None:
         try:
             value = jsonio.loads(args.input)
         except jsonio.TooDeep as exc:
-            raise CompileError(f"--input: {exc}") from None
+            raise UsageError(f"--input: {exc}") from None
         except ValueError as exc:
-            raise CompileError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+            raise UsageError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
     if args.batch is not None:
         text = compiled.to_batch_yaml(args.batch)
     elif args.engine == "argo":

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, jsonio
-from llmstep.errors import LlmstepError, UsageError, WorkflowError
+from llmstep import exitcodes
+from llmstep.cli.options import (
+    add_input_options,
+    add_value_type_option,
+    parameters,
+    positive_int,
+    refuse_reference_options,
+)
+from llmstep.cli.show import json_text
+from llmstep.contract import Phase
+from llmstep.errors import UsageError, WorkflowError
 
 KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
@@ -30,8 +36,6 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
                    help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
                    "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
     add_input_options(p)
-    from llmstep.cli.main import add_value_type_option, positive_int
-
     p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
@@ -73,32 +77,6 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.set_defaults(func=_show)
 
 
-def add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
-    p.add_argument("--inputs", metavar="FILE", help="a batch: one chain input per line (JSON Lines) or a JSON list; "
-                   "'-' reads stdin. A chain reference becomes its batch Workflow (withParam)")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                   help="a workflow parameter, as with argo submit (-p input='{...}')")
-
-
-def read_inputs(path: str) -> list[Any]:
-    """Batch inputs from a JSON list or JSON Lines file ('-': stdin)."""
-    from llmstep.files import read_text
-
-    text = read_text(path, "--inputs")
-    lines = [text] if text.lstrip().startswith("[") else text.splitlines()
-    values: list[Any] = []
-    for number, line in enumerate(lines, 1):
-        try:
-            if line.strip():
-                values.append(jsonio.loads(line))
-        except ValueError as exc:
-            where = getattr(exc, "lineno", 1) if len(lines) == 1 else number
-            raise UsageError(f"--inputs {path}: line {where}: not JSON ({getattr(exc, 'msg', exc)}); "
-                                "give one JSON value per line, or one JSON list") from exc
-    return values[0] if lines == [text] and values and isinstance(values[0], list) else values
-
-
 def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
     """Where run records live; with ``write``, checked to be writable before a run starts."""
     path = Path(args.runs_dir or os.environ.get("LLMSTEP_RUNS_DIR") or Path(".llmstep") / "runs")
@@ -111,8 +89,8 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
         except OSError as exc:
             source = "--runs-dir" if args.runs_dir else "LLMSTEP_RUNS_DIR" if os.environ.get("LLMSTEP_RUNS_DIR") else "runs directory"
             cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
-            raise LlmstepError(f"{source} {path}: cannot write run records there ({cause}); "
-                               "pass --runs-dir DIR") from None
+            raise UsageError(f"{source} {path}: cannot write run records there ({cause}); "
+                             "pass --runs-dir DIR") from None
         finally:
             for made in created:
                 try:
@@ -142,47 +120,6 @@ def read_secrets(path: str | None) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
-
-
-def refuse_reference_options(args: argparse.Namespace, target: str, flags: tuple[str, ...]) -> None:
-    """UsageError naming the options in ``flags`` that were given though they only shape what
-    llmstep renders from a chain reference, and ``target`` is no reference (a document is rendered
-    already: its images, its engine and its payloads are written in it)."""
-    given = [flag for flag in flags if getattr(args, flag.lstrip("-").replace("-", "_"), None) not in (None, False)]
-    if given:
-        raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a chain reference, which "
-                         f"llmstep renders; {target} is rendered already (what {' and '.join(given)} would set is "
-                         f"written in it): drop {' and '.join(given)}, or edit the document")
-
-
-def parameters(args: argparse.Namespace) -> dict[str, str]:
-    """Workflow parameters from -p, --input and --inputs (a batch, encoded like step outputs)."""
-    from llmstep import serde
-
-    params: dict[str, str] = {}
-    for item in args.parameter:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"-p {item!r}: expected NAME=VALUE")
-        params[name] = value
-    if args.input is not None:
-        if "input" in params:
-            raise UsageError("give the input once: --input JSON or -p input=JSON, not both")
-        params["input"] = args.input
-    if args.inputs is not None:
-        from llmstep.render.batch import encode_inputs
-
-        if args.input is not None:
-            raise UsageError("give --input (one run) or --inputs (a batch), not both")
-        params["inputs"] = encode_inputs(read_inputs(args.inputs))
-    if "input" in params and not serde.is_text_input(params["input"]):  # other text is a string, as on Argo
-        try:
-            jsonio.loads(params["input"])
-        except jsonio.TooDeep as exc:
-            raise UsageError(f"the input (--input, -p input=...): {exc}") from None
-        except ValueError as exc:
-            raise UsageError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
-    return params
 
 
 def _documents(args: argparse.Namespace, isolation: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -248,7 +185,8 @@ def _run(args: argparse.Namespace) -> int:
     args.engine = args.engine or "argo"
     runs_dir = _runs_dir(args, write=True)
     secrets = read_secrets(args.secrets)
-    isolation = Isolation.from_environ(os.environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
+    environ = dict(os.environ)  # read once, passed down: the runner reads no environment of its own
+    isolation = Isolation.from_environ(environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
     if args.resume:
         from llmstep.cli.refs import is_reference
 
@@ -267,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)
         record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
                             quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
-                            allow_endpoints=tuple(args.allow_endpoint), documents=documents)
+                            allow_endpoints=tuple(args.allow_endpoint), documents=documents, environ=environ)
     else:
         if not args.target:
             raise UsageError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -278,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
             options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
                        "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
                        "allow_pickle": launcher is not None or args.allow_pickle, "from_file": launcher is None,
-                       "allow_endpoints": tuple(args.allow_endpoint)}
+                       "allow_endpoints": tuple(args.allow_endpoint), "environ": environ}
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:
@@ -289,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
             if launcher is not None:
                 launcher.close()
     if args.keep:
-        (record.root / "pinned").touch()
+        record.pin()
     return _report(record, args.json)
 
 
@@ -297,9 +235,9 @@ def _report(record: Any, as_json: bool) -> int:
     from llmstep import serde
     from llmstep.local.records import failure_message
 
-    if record.status.get("batch"):
+    if record.state.batch:
         return report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
-    ok = record.phase == "Succeeded"
+    ok = record.phase == Phase.SUCCEEDED
     output: Any = record.result() if ok else None
     if as_json:
         encoded = serde.plain_of(output) if ok else None
@@ -310,7 +248,7 @@ def _report(record: Any, as_json: bool) -> int:
         print(output if isinstance(output, str) else output_text(output))
     else:
         print(failure_message(record), file=sys.stderr)
-    return contract.EXIT_OK if ok else contract.EXIT_FAILED
+    return exitcodes.EXIT_OK if ok else exitcodes.EXIT_FAILED
 
 
 def report_batch(results: list[Any], details: str) -> int:
@@ -329,7 +267,7 @@ def report_batch(results: list[Any], details: str) -> int:
         print(json_text(line))
     if failed:
         print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
-    return contract.EXIT_FAILED if failed else contract.EXIT_OK
+    return exitcodes.EXIT_FAILED if failed else exitcodes.EXIT_OK
 
 
 def output_text(value: Any) -> str:
@@ -339,46 +277,17 @@ def output_text(value: Any) -> str:
     return text if text is not None else json_text(serde.plain_of(value), indent=2)
 
 
-def json_text(value: Any, indent: int | None = None) -> str:
-    """JSON for the terminal and for programs reading it: NaN and infinities, which JSON has no
-    words for (Python would print ``NaN``), are ``null``, as JavaScript's JSON.stringify writes them."""
-    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _prune(runs_dir: Path) -> None:
-    from llmstep.local.records import list_runs
+    from llmstep.local.records import prune
 
-    # a run still running (in another process: it holds the record's lock) is never pruned
-    unpinned = [r for r in list_runs(runs_dir) if not (r.root / "pinned").exists() and r.phase != "Running"]
-    for record in unpinned[KEEP_RUNS - 1:]:
-        shutil.rmtree(record.root, ignore_errors=True)
+    prune(runs_dir, KEEP_RUNS)
 
 
 def _runs(args: argparse.Namespace) -> int:
+    from llmstep.cli.show import print_runs
     from llmstep.local.records import list_runs
 
-    records = list_runs(_runs_dir(args))
-    if args.json:
-        print(json_text([{"run": r.run_id, "phase": r.phase, "steps": len(r.nodes), "startedAt": r.status.get("startedAt"),
-                          "finishedAt": r.status.get("finishedAt"), "path": str(r.root.resolve())} for r in records], indent=2))
-        return 0
-    if not records:
-        print(f"no runs in {_runs_dir(args)}")
-        return 0
-    print(f"{'RUN':<60} {'PHASE':<10} {'STEPS':>5}  STARTED")
-    for r in records:
-        print(f"{r.run_id:<60} {r.phase:<10} {len(r.nodes):>5}  {r.status.get('startedAt', '')[:19]}")
-    return 0
+    return print_runs(list_runs(_runs_dir(args)), _runs_dir(args), args.json)
 
 
 def _fork_servers(args: argparse.Namespace) -> int:
@@ -405,76 +314,15 @@ def _fork_servers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_json(record: Any, step: str | None) -> dict[str, Any]:
-    """A run (or one step of it) as data: phases, messages, each step's output as plain JSON."""
-    from llmstep import serde
-
-    def one(task: str, node: dict[str, Any]) -> dict[str, Any]:
-        data = record.root / "steps" / task / "data"
-        phase, message = record.shown(node)
-        out: dict[str, Any] = {"phase": phase, "message": message,
-                               "attempts": node.get("attempts", 0), "startedAt": node.get("startedAt"),
-                               "finishedAt": node.get("finishedAt")}
-        if (data / "output.json").is_file():
-            out["output"] = serde.plain_value((data / "output.json").read_text(encoding="utf-8"))
-        if (data / "error.json").is_file():
-            out["error"] = jsonio.loads((data / "error.json").read_text(encoding="utf-8"))
-        return out
-
-    if step:
-        return {"run": record.run_id, "step": step, **one(step, record.nodes[step])}
-    ok = record.phase == "Succeeded" and not record.status.get("batch")
-    return {"run": record.run_id, "phase": record.phase, "message": record.status.get("message", ""),
-            "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
-            "steps": {t: one(t, n) for t, n in record.in_run_order()}}
-
-
 def _show(args: argparse.Namespace) -> int:
-    from llmstep.local.progress import duration
+    from llmstep.cli.show import show, show_json
     from llmstep.local.records import RunRecord
 
     record = RunRecord.open(_runs_dir(args), args.run)
     if args.step and args.step not in record.nodes:
         raise UsageError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
     if args.json:
-        print(json_text(_show_json(record, args.step), indent=2))
-        return 0
-    if args.step:
-        node = record.nodes[args.step]
-        data = record.root / "steps" / args.step / "data"
-        phase, message = record.shown(node)
-        print(f"step {args.step}: {phase} {duration(node)} attempts={node.get('attempts', 0)}")
-        if message:
-            print(f"message: {message}")
-        for name in ("output.json", "error.json"):
-            if (data / name).is_file():
-                print(f"--- {name}\n{(data / name).read_text(encoding='utf-8')}")
-        log = record.root / "steps" / args.step / "log.txt"
-        if log.is_file():
-            print(f"--- log\n{log.read_text(encoding='utf-8', errors='replace')}")
-        return 0
-    print(f"run {record.run_id}: {record.phase}" + (f" ({record.status.get('message')})" if record.status.get("message") else ""))
-    for task, node in record.in_run_order():
-        data = record.root / "steps" / task / "data"
-        phase, message = record.shown(node)
-        print(f"  {task:<40} {phase:<10} {duration(node):>7}  {message}")
-        inputs = sorted(p for p in data.glob("input*") if p.is_file()) + sorted((data / "input").glob("*.json"))
-        for path in inputs[:3]:
-            print(f"      in  {path.name}: {_preview(path)}")
-        preview = data / "preview.txt"
-        if preview.is_file():
-            print(f"      out {_oneline(preview.read_text(encoding='utf-8'))}")
-        log = record.root / "steps" / task / "log.txt"
-        if node.get("phase") in contract.FAILED_PHASES and log.is_file():
-            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
-                print(f"      log {line}")
+        print(json_text(show_json(record, args.step), indent=2))
+    else:
+        show(record, args.step)
     return 0
-
-
-def _preview(path: Path) -> str:
-    return _oneline(path.read_text(encoding="utf-8", errors="replace"))
-
-
-def _oneline(text: str, limit: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

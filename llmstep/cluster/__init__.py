@@ -1,2 +1,3 @@
-"""Real clusters: the transports (the Kubernetes API, the Argo Server), Argo submission and its
-handles, the Tekton PipelineRun handle, KubernetesRunnable and as_runnable."""
+"""Real clusters: one transport interface (the Kubernetes API, the Argo Server, a cluster in
+memory for tests), Argo submission and its handles, the Tekton PipelineRun handle,
+KubernetesRunnable and as_runnable."""

@@ -1,7 +1,7 @@
 """On a cluster: submit a compiled Workflow, wait for it, read its result, its logs, or stop it.
 
-The transport is the Kubernetes API (creates the Workflow custom resource; needs no Argo Server)
-or the Argo Server's REST API; see :mod:`llmstep.cluster.transports`. Waiting is llmstep's own polling
+The transport is any :class:`llmstep.cluster.transports.Transport`: the Kubernetes API (creates the
+Workflow custom resource; needs no Argo Server), the Argo Server's REST API, or a ``FakeCluster``. Waiting is llmstep's own polling
 loop: a Workflow that is Pending (or has no phase yet) is not done, unlike what Hera's ``wait()``
 assumes.
 """
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstep import contract
-from llmstep.cluster.transports import ArgoServer, KubeApi, api_error, kube_client  # noqa: F401 - re-exported
+from llmstep.cluster.argo_server import ArgoServer
+from llmstep.cluster.transports import Transport
 from llmstep.errors import SubmissionError, WorkflowFailed
 from llmstep.render.batch import STEP_NODES
 
@@ -25,7 +26,7 @@ class WorkflowRun:
 
     name: str
     namespace: str
-    transport: KubeApi | ArgoServer
+    transport: Transport
     ui_url: str | None = None
 
     @property
@@ -34,12 +35,12 @@ class WorkflowRun:
         return f"{self.ui_url.rstrip('/')}/workflows/{self.namespace}/{self.name}" if self.ui_url else None
 
     def get(self) -> dict[str, Any]:
-        return self.transport.get(self.namespace, self.name)
+        return self.transport.get(self.namespace, "Workflow", self.name)
 
     def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Until the Workflow finishes (Pending is not finished); raises WorkflowFailed on failure."""
         wf = self._finished(timeout, poll)
-        if wf["status"]["phase"] != "Succeeded":
+        if wf["status"]["phase"] != contract.Phase.SUCCEEDED:
             raise workflow_failed(wf)
         return wf
 
@@ -67,7 +68,7 @@ class WorkflowRun:
         from llmstep import serde
 
         wf = self._done()
-        if wf["status"]["phase"] != "Succeeded":
+        if wf["status"]["phase"] != contract.Phase.SUCCEEDED:
             raise workflow_failed(wf)
         task = _annotations(wf).get(contract.OUTPUT_TASK)
         for node in (wf["status"].get("nodes") or {}).values():
@@ -80,7 +81,7 @@ class WorkflowRun:
     def logs(self, step: str | None = None) -> dict[str, str]:
         """Logs of the workflow's step pods (``main`` containers), by node display name."""
         nodes = (self.get().get("status") or {}).get("nodes") or {}
-        by_node = self.transport.logs(self.namespace, self.name)
+        by_node = workflow_logs(self.transport, self.namespace, self.name)
         out: dict[str, str] = {}
         for node_id, node in nodes.items():
             name = node.get("displayName", node_id)
@@ -90,7 +91,7 @@ class WorkflowRun:
 
     def cancel(self) -> None:
         """Stop the workflow now (``argo terminate``)."""
-        self.transport.terminate(self.namespace, self.name)
+        self.transport.patch(self.namespace, "Workflow", self.name, {"spec": {"shutdown": "Terminate"}})
 
 
 @dataclass
@@ -114,6 +115,25 @@ class BatchRun(WorkflowRun):
         nodes = ((node.get("name", node_id), node) for node_id, node in (wf["status"].get("nodes") or {}).items())
         return batch.collect(count, nodes, _annotations(wf).get(contract.OUTPUT_TASK, ""), node_output,
                              f"workflow {self.name}", return_exceptions)
+
+
+def workflow_logs(transport: Transport, namespace: str, name: str) -> dict[str, str]:
+    """The ``main`` container log of each step pod of a Workflow, by node id. The Argo Server
+    serves them from its own endpoint; elsewhere they are the logs of the pods the controller
+    labelled with the Workflow and annotated with their node id."""
+    if isinstance(transport, ArgoServer):
+        return transport.workflow_logs(namespace, name)
+    out: dict[str, str] = {}
+    for pod in transport.list(namespace, "Pod", labels=f"workflows.argoproj.io/workflow={name}"):
+        meta = pod.get("metadata") or {}
+        node_id = (meta.get("annotations") or {}).get("workflows.argoproj.io/node-id")
+        if node_id is None:
+            continue  # not a step pod: the controller annotates each of those with its node id
+        try:
+            out[node_id] = transport.log(namespace, meta["name"], "main")
+        except SubmissionError as exc:
+            out[node_id] = f"(no log: {exc})"
+    return out
 
 
 def workflow_failed(wf: dict[str, Any]) -> WorkflowFailed:
@@ -143,7 +163,7 @@ def _annotations(wf: dict[str, Any]) -> dict[str, str]:
     return (wf.get("metadata") or {}).get("annotations") or {}
 
 
-def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, transport: KubeApi | ArgoServer,
+def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, transport: Transport,
            ui_url: str | None = None) -> WorkflowRun:
     """Create the Workflow with its parameters set (``input``, or ``inputs`` for a batch)."""
     body = copy.deepcopy(doc)
@@ -156,7 +176,7 @@ def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, tr
     return attach(created, namespace, transport, ui_url)
 
 
-def attach(wf: dict[str, Any], namespace: str, transport: KubeApi | ArgoServer, ui_url: str | None = None) -> WorkflowRun:
+def attach(wf: dict[str, Any], namespace: str, transport: Transport, ui_url: str | None = None) -> WorkflowRun:
     """The run object for an existing Workflow: a BatchRun when it is a batch."""
     kind = BatchRun if _annotations(wf).get(contract.BATCH_ANNOTATION) == "true" else WorkflowRun
     return kind(name=wf["metadata"]["name"], namespace=namespace, transport=transport, ui_url=ui_url)

@@ -20,16 +20,16 @@ import concurrent.futures as cf
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from llmstep import contract
-from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError, connection_reason
+from llmstep import contract, exitcodes
+from llmstep.cluster.transports import POD_HINTS, Transport
+from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,7 @@ PASSING = ("failed to sync secret cache", "failed to sync configmap cache")
 """Messages of a ``CreateContainerConfigError`` the kubelet retries on its own: a loaded kubelet says
 this before it has read the Secret, and only then names what is really missing."""
 PAYLOAD_ENV, INPUT_ENV = contract.PAYLOAD_ENV, contract.INPUT_ENV
-POD_HINTS = {
-    403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
-    404: "not found: does the namespace exist (kubectl get namespace)?",
-}
+__all__ = ["POD_HINTS", "KubernetesRunnable"]  # POD_HINTS: how the transport words a refusal about pods
 
 
 class KubernetesRunnable(Runnable[Any, Any]):
@@ -62,24 +59,31 @@ class KubernetesRunnable(Runnable[Any, Any]):
             ``hostNetwork``, ...), merged over llmstep's.
         client / kubeconfig / context: the kubernetes ``client`` module, configured, or where
             to load a configuration from (default: kubeconfig, like kubectl).
+        transport: any :class:`llmstep.cluster.transports.Transport` instead (a ``FakeCluster``).
+        environ: the environment at construction, whose secret-named values the Runnable must not
+            carry (``llmstep.KubernetesRunnable`` passes this process's, and its ``KUBECONFIG``).
     """
 
     def __init__(self, runnable: Any, *, image: str | None = None, namespace: str | None = None,
                  secret: str | None = None, allow_pickle: bool = False, timeout: float = 600,
                  max_concurrency: int = 8, resources: dict[str, Any] | None = None,
                  pod_spec: dict[str, Any] | None = None, client: Any = None, kubeconfig: str | None = None,
-                 context: str | None = None, poll: float = 0.25) -> None:
+                 context: str | None = None, poll: float = 0.25, transport: Transport | None = None,
+                 environ: Mapping[str, str] | None = None, stacklevel: int = 3) -> None:
         from langchain_core.runnables.base import coerce_to_runnable
 
         from llmstep.compiler.walk import DEFAULT_IMAGE, DEFAULT_SECRET, single_step
 
         self.bound = coerce_to_runnable(runnable)
         self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET,
-                                environ=os.environ, stacklevel=3)
+                                environ=environ or {}, stacklevel=stacklevel)
         self.image, self._namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
         self.timeout, self.max_concurrency, self.poll = timeout, max_concurrency, poll
         self.resources, self.pod_spec = resources, dict(pod_spec or {})
-        self._client, self._kubeconfig, self._context = client, kubeconfig, context
+        self._client, self._kubeconfig, self._context = client, kubeconfig or (environ or {}).get("KUBECONFIG"), context
+        self._transport = transport
+        if transport is not None and namespace is None:  # a FakeCluster, say: no kubeconfig speaks for it
+            self._namespace = "default"
         self.name = f"Kubernetes:{self.bound.get_name()}"
 
     # ------------------------------------------------------------------ the Pod
@@ -99,12 +103,13 @@ class KubernetesRunnable(Runnable[Any, Any]):
         self._namespace = value
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            from llmstep.cluster.transports import kube_client
+    def transport(self) -> Transport:
+        """What the Pods are created through: the one given, else the Kubernetes API."""
+        if self._transport is None:
+            from llmstep.cluster.transports import KubeApi, kube_client
 
-            self._client = kube_client(self._kubeconfig, self._context)
-        return self._client
+            self._transport = KubeApi(self._client or kube_client(self._kubeconfig, self._context))
+        return self._transport
 
     def pod_manifest(self, input: Any, *, stream: bool = False) -> dict[str, Any]:
         """The Pod a call creates (a plain manifest, as ``kubectl create -f`` takes it)."""
@@ -145,52 +150,43 @@ class KubernetesRunnable(Runnable[Any, Any]):
     def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Generator[tuple[str, Any], None, None]:
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
         at the end; delete the Pod whatever happens."""
-        from urllib3.exceptions import HTTPError
-
-        from llmstep.cluster.transports import call_kube
-
-        core = self.client.CoreV1Api()
-        ApiException = self.client.exceptions.ApiException
-        created = call_kube(self.client, f"creating a pod for {self.step.display} in namespace {self.namespace}",
-                            core.create_namespaced_pod, self.namespace, self.pod_manifest(input, stream=stream),
-                            hints=POD_HINTS)
-        name = created.metadata.name
+        api = self.transport
+        try:
+            created = api.create(self.namespace, self.pod_manifest(input, stream=stream))
+        except SubmissionError as exc:  # name the step whose pod it was
+            raise SubmissionError(f"{self.step.display}: {exc}") from exc
+        name = created["metadata"]["name"]
         deadline = time.monotonic() + self.timeout
         try:
-            yield from self._watch(core, name, deadline, cancel, stream)
-        except ApiException as exc:  # the pod went away under the call, or the API refused a read
-            raise self._lost(exc, name) from exc
-        except (OSError, HTTPError) as exc:  # the API server went away
-            raise SubmissionError(f"waiting for pod {self.namespace}/{name} ({self.step.display}): cannot reach the "
-                                  f"Kubernetes API server: {connection_reason(exc)}") from exc
+            yield from self._watch(api, name, deadline, cancel, stream)
+        except SubmissionError as exc:
+            if not hasattr(exc, "status"):  # llmstep's own verdict (cannot start, timeout): as it is
+                raise
+            raise self._lost(exc, name) from exc  # the pod went away, the API refused a read or went away
         finally:
             try:
-                core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
-            except ApiException:
-                pass  # already gone
-            except (OSError, HTTPError) as exc:  # it ends by its activeDeadlineSeconds; say how to remove it
-                log.warning("pod %s/%s could not be deleted (%s); kubectl delete pod -n %s %s",
-                            self.namespace, name, connection_reason(exc), self.namespace, name)
+                api.delete(self.namespace, "Pod", name)
+            except SubmissionError as exc:
+                if getattr(exc, "status", None) is None:  # it ends by its activeDeadlineSeconds; say how to remove it
+                    log.warning("pod %s/%s could not be deleted (%s); kubectl delete pod -n %s %s",
+                                self.namespace, name, exc, self.namespace, name)
+                # else it is already gone
 
-    def _lost(self, exc: Any, name: str) -> SubmissionError:
-        from llmstep.cluster.transports import api_error
-
+    def _lost(self, exc: SubmissionError, name: str) -> SubmissionError:
         where = f"pod {self.namespace}/{name} ({self.step.display})"
         if getattr(exc, "status", None) == 404:
             return SubmissionError(f"{where} is gone: it was deleted while the call waited for its result (by "
                                    "another client, a namespace deletion or an eviction), so the call did not finish; "
                                    "call again")
-        return api_error(exc, f"reading {where}", POD_HINTS)
+        return SubmissionError(f"waiting for {where}: {exc}")
 
-    def _watch(self, core: Any, name: str, deadline: float, cancel: threading.Event,
+    def _watch(self, api: Transport, name: str, deadline: float, cancel: threading.Event,
                stream: bool) -> Generator[tuple[str, Any], None, None]:
         """The records of the created Pod ``name``, as :meth:`_run` yields them."""
-        pod = self._until(core, name, deadline, cancel, running_is_enough=stream)
-        if stream and pod.status.phase not in ("Succeeded", "Failed"):
-            records = _follow(core.read_namespaced_pod_log(name, self.namespace, container="main", follow=True,
-                                                           _preload_content=False))
+        pod = self._until(api, name, deadline, cancel, running_is_enough=stream)
+        if stream and _phase(pod) not in ("Succeeded", "Failed"):
             seen_end = False
-            for kind, record in records:
+            for kind, record in _records(api.follow(self.namespace, name, "main")):
                 if kind == "chunk":
                     yield "chunk", _value(record, name)
                 else:
@@ -198,31 +194,32 @@ class KubernetesRunnable(Runnable[Any, Any]):
                     yield _outcome(kind, record, name, self.step.display)
             if seen_end:
                 return
-            pod = self._until(core, name, deadline, cancel)
-        log = core.read_namespaced_pod_log(name, self.namespace, container="main")
-        for kind, record in _records(log):
+            pod = self._until(api, name, deadline, cancel)
+        text = api.log(self.namespace, name, "main")
+        for kind, record in _records(text.splitlines()):
             if kind in ("output", "error"):
                 yield _outcome(kind, record, name, self.step.display)
                 return
         raise ExecutionError(f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
-                             f"result. Last lines:\n{_tail(log)}")
+                             f"result. Last lines:\n{_tail(text)}")
 
-    def _until(self, core: Any, name: str, deadline: float, cancel: threading.Event, running_is_enough: bool = False) -> Any:
+    def _until(self, api: Transport, name: str, deadline: float, cancel: threading.Event,
+               running_is_enough: bool = False) -> dict[str, Any]:
         """Wait until the Pod has finished (or runs, for streaming); fail at once when it cannot start."""
         while True:
-            pod = core.read_namespaced_pod(name, self.namespace)
-            status = pod.status
-            if status.phase in ("Succeeded", "Failed") or (running_is_enough and status.phase == "Running"):
+            pod = api.get(self.namespace, "Pod", name)
+            phase = _phase(pod)
+            if phase in ("Succeeded", "Failed") or (running_is_enough and phase == "Running"):
                 return pod
-            problem = _cannot_start(status)
+            problem = _cannot_start(pod.get("status") or {})
             if problem:
-                events = _events(core, self.namespace, name)
+                events = _events(api, self.namespace, name)
                 raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) cannot start: {problem}"
                                       + (f"\n  events: {events}" if events else ""))
             if cancel.is_set():
                 raise Cancelled(f"call to {self.step.display} cancelled; pod {name} deleted")
             if time.monotonic() > deadline:
-                raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) still {status.phase} after "
+                raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) still {phase} after "
                                       f"{self.timeout:.0f} s (timeout=); it was deleted")
             time.sleep(self.poll)
 
@@ -290,44 +287,34 @@ def _env_text(text: str) -> str:
     return serde.kube_literal(text)
 
 
-def _cannot_start(status: Any) -> str | None:
-    for cs in status.container_statuses or []:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in CANNOT_START and not (waiting.message or "").startswith(PASSING):
-            return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
-    for cond in status.conditions or []:
-        if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
-            return f"Unschedulable: {cond.message}"
+def _phase(pod: dict[str, Any]) -> str | None:
+    return (pod.get("status") or {}).get("phase")
+
+
+def _cannot_start(status: dict[str, Any]) -> str | None:
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason") in CANNOT_START and not (waiting.get("message") or "").startswith(PASSING):
+            return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+            return f"Unschedulable: {cond.get('message')}"
     return None
 
 
-def _events(core: Any, namespace: str, name: str) -> str:
+def _events(api: Transport, namespace: str, name: str) -> str:
     try:
-        items = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-    except Exception:  # events only add detail
+        items = api.list(namespace, "Event", fields=f"involvedObject.name={name}")
+    except SubmissionError:  # events only add detail
         return ""
-    return "; ".join(f"{e.reason}: {e.message}" for e in items if e.type == "Warning")[:2000]
+    return "; ".join(f"{e.get('reason')}: {e.get('message')}" for e in items if e.get("type") == "Warning")[:2000]
 
 
-def _records(log: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for line in log.splitlines():
+def _records(lines: Iterator[str] | list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for line in lines:
         record = contract.parse_record(line)
         if record is not None:
             yield record.get("kind", ""), record
-
-
-def _follow(response: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Records from a followed log, as the step writes them."""
-    buffer = b""
-    try:
-        for data in response.stream(4096):
-            buffer += data
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                yield from _records(line.decode("utf-8", errors="replace"))
-        yield from _records(buffer.decode("utf-8", errors="replace"))
-    finally:
-        response.release_conn()
 
 
 def _value(record: dict[str, Any], pod: str) -> Any:
@@ -339,18 +326,18 @@ def _value(record: dict[str, Any], pod: str) -> Any:
 def _outcome(kind: str, record: dict[str, Any], pod: str, step: str) -> tuple[str, Any]:
     if kind == "output":
         return "output", _value(record, pod)
-    code = int(record.get("exit_code", contract.EXIT_RUNNABLE_FAILED))
-    error = {contract.EXIT_BAD_INPUT: PayloadError, contract.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
+    code = int(record.get("exit_code", exitcodes.EXIT_RUNNABLE_FAILED))
+    error = {exitcodes.EXIT_BAD_INPUT: PayloadError, exitcodes.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
     raise error(f"{step} failed in pod {pod} (exit code {code}): {contract.error_text(record)}")
 
 
-def _ended(pod: Any) -> str:
-    status = pod.status
-    text = f"ended {status.phase}" + (f" ({status.reason}: {status.message})" if status.reason else "")
-    for cs in status.container_statuses or []:
-        term = cs.state.terminated if cs.state else None
+def _ended(pod: dict[str, Any]) -> str:
+    status = pod.get("status") or {}
+    text = f"ended {status.get('phase')}" + (f" ({status['reason']}: {status.get('message')})" if status.get("reason") else "")
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
         if term:
-            text += f", exit code {term.exit_code} ({term.reason})"
+            text += f", exit code {term.get('exitCode')} ({term.get('reason')})"
     return text
 
 

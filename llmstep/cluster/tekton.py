@@ -1,5 +1,6 @@
 """On a cluster: create a compiled chain's PipelineRun (with its Tasks and Pipeline), wait for it,
-read its result, its logs, or cancel it, through the Kubernetes API.
+read its result, its logs, or cancel it, through a :class:`llmstep.cluster.transports.Transport`
+(the Kubernetes API, or a ``FakeCluster``).
 
 The chain's output is read back from the output task's log: results are capped at 4 KiB per
 TaskRun, so the Pipeline sets ``log-output: "true"`` on its output task and ``llmstep exec``
@@ -18,16 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstep import contract
-from llmstep.cluster.transports import api_error, call_kube
+from llmstep.cluster.transports import Transport
 from llmstep.errors import PipelineRunFailed, SubmissionError
 
-GROUP, VERSION = "tekton.dev", "v1"
 STEP_CONTAINER = "step-exec"
-HINTS = {
-    403: "forbidden: the account needs the llmstep-submitter Role of tekton/rbac.yaml in this namespace",
-    404: "not found: is Tekton Pipelines installed (kubectl get crd pipelineruns.tekton.dev)?",
-}
-_PLURALS = {"Task": "tasks", "Pipeline": "pipelines", "PipelineRun": "pipelineruns", "TaskRun": "taskruns"}
 
 
 def pipelinerun_failed(run: dict[str, Any], taskruns: list[dict[str, Any]]) -> PipelineRunFailed:
@@ -60,67 +55,18 @@ def done(obj: dict[str, Any]) -> bool:
     return cond is not None and cond.get("status") in ("True", "False")
 
 
-class TektonApi:
-    """Tekton objects through the Kubernetes API (the kubernetes package's ``client`` module)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.custom = client.CustomObjectsApi()
-        self.core = client.CoreV1Api()
-
-    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return call_kube(self.client, what, fn, *args, hints=HINTS, **kwargs)
-
-    def get(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
-        return self.call(f"reading {kind.lower()} {namespace}/{name}", self.custom.get_namespaced_custom_object,
-                         GROUP, VERSION, namespace, _PLURALS[kind], name)
-
-    def create(self, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
-        kind = doc["kind"]
-        return self.call(f"creating the {kind} in namespace {namespace}", self.custom.create_namespaced_custom_object,
-                         GROUP, VERSION, namespace, _PLURALS[kind], doc)
-
-    def apply(self, namespace: str, doc: dict[str, Any]) -> None:
-        """Create a Task or Pipeline, or replace the one of that name (as ``kubectl apply`` does)."""
-        kind, name = doc["kind"], doc["metadata"]["name"]
-        try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, _PLURALS[kind], doc)
-            return
-        except self.client.exceptions.ApiException as exc:
-            if exc.status != 409:
-                raise api_error(exc, f"creating {kind.lower()} {namespace}/{name}", HINTS) from exc
-        current = self.get(namespace, kind, name)
-        body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
-        self.call(f"replacing {kind.lower()} {namespace}/{name}", self.custom.replace_namespaced_custom_object,
-                  GROUP, VERSION, namespace, _PLURALS[kind], name, body)
-
-    def taskruns(self, namespace: str, pipelinerun: str) -> list[dict[str, Any]]:
-        return self.call(f"listing the taskruns of pipelinerun {namespace}/{pipelinerun}",
-                         self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "taskruns",
-                         label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]
-
-    def cancel(self, namespace: str, name: str) -> None:
-        """``spec.status: Cancelled``, as ``tkn pipelinerun cancel`` does."""
-        self.call(f"cancelling pipelinerun {namespace}/{name}", self.custom.patch_namespaced_custom_object,
-                  GROUP, VERSION, namespace, "pipelineruns", name, {"spec": {"status": "Cancelled"}})
-
-    def pod_log(self, namespace: str, pod: str, container: str = STEP_CONTAINER) -> str:
-        return self.call(f"reading the log of pod {namespace}/{pod}", self.core.read_namespaced_pod_log,
-                         pod, namespace, container=container)
-
-
 @dataclass
 class PipelineRunHandle:
     """A created PipelineRun: ``wait()``, ``result()``, ``logs()``, ``cancel()``."""
 
     name: str
     namespace: str
-    api: TektonApi
+    transport: Transport
     output_task: str | None = None
     url: str | None = None  # no UI to link (the Tekton Dashboard is optional)
 
     def get(self) -> dict[str, Any]:
-        return self.api.get(self.namespace, "PipelineRun", self.name)
+        return self.transport.get(self.namespace, "PipelineRun", self.name)
 
     def wait(self, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Until the PipelineRun finishes (Pending and Running are not finished); raises
@@ -129,7 +75,7 @@ class PipelineRunHandle:
 
     def _succeeded(self, run: dict[str, Any]) -> dict[str, Any]:
         if (succeeded(run) or {}).get("status") != "True":
-            raise pipelinerun_failed(run, self.api.taskruns(self.namespace, self.name))
+            raise pipelinerun_failed(run, self._taskruns())
         return run
 
     def _finished(self, timeout: float, poll: float) -> dict[str, Any]:
@@ -144,8 +90,11 @@ class PipelineRunHandle:
                                       f"see tkn pipelinerun describe {self.name} -n {self.namespace}")
             time.sleep(poll)
 
+    def _taskruns(self) -> list[dict[str, Any]]:
+        return self.transport.list(self.namespace, "TaskRun", labels=f"tekton.dev/pipelineRun={self.name}")
+
     def _taskrun(self, task: str) -> dict[str, Any]:
-        for tr in self.api.taskruns(self.namespace, self.name):
+        for tr in self._taskruns():
             if (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask") == task:
                 return tr
         raise SubmissionError(f"pipelinerun {self.name} has no taskrun for task {task!r}")
@@ -167,7 +116,7 @@ class PipelineRunHandle:
         pod = (tr.get("status") or {}).get("podName")
         where = f"the output of pipelinerun {self.name} (task {task})"
         text = None
-        for line in self.api.pod_log(self.namespace, pod).splitlines() if pod else []:
+        for line in self.transport.log(self.namespace, pod, STEP_CONTAINER).splitlines() if pod else []:
             record = contract.parse_record(line)
             if record is not None and record.get("kind") == "output":
                 text = record["value"]
@@ -181,33 +130,33 @@ class PipelineRunHandle:
     def logs(self, step: str | None = None) -> dict[str, str]:
         """The ``exec`` step's log of each task's pod, by pipeline task name."""
         out: dict[str, str] = {}
-        for tr in self.api.taskruns(self.namespace, self.name):
+        for tr in self._taskruns():
             task = (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask")
             pod = (tr.get("status") or {}).get("podName")
             if pod and task is not None and (step is None or task == step):
                 containers = [s.get("container") for s in (tr.get("status") or {}).get("steps") or []]
                 try:
-                    out[task] = "".join(self.api.pod_log(self.namespace, pod, c) for c in containers if c)
+                    out[task] = "".join(self.transport.log(self.namespace, pod, c) for c in containers if c)
                 except SubmissionError as exc:
                     out[task] = f"(no log: {exc})"
         return out
 
     def cancel(self) -> None:
         """Stop the PipelineRun now (``tkn pipelinerun cancel``)."""
-        self.api.cancel(self.namespace, self.name)
+        self.transport.patch(self.namespace, "PipelineRun", self.name, {"spec": {"status": "Cancelled"}})
 
 
-def submit(docs: list[dict[str, Any]], input_text: str, *, namespace: str, client: Any) -> PipelineRunHandle:
+def submit(docs: list[dict[str, Any]], input_text: str, *, namespace: str, transport: Transport) -> PipelineRunHandle:
     """Apply the Tasks and the Pipeline, then create the PipelineRun with its ``input`` param."""
-    api = TektonApi(client)
     *objects, run = copy.deepcopy(docs)
     for doc in objects:
-        api.apply(namespace, doc)
+        transport.apply(namespace, doc)
     from llmstep.render.tekton import with_input
 
     with_input(run, input_text)
     output_task = next(((d["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK) for d in objects if d["kind"] == "Pipeline"), None)
     if output_task:
         run["metadata"].setdefault("annotations", {})[contract.OUTPUT_TASK] = output_task
-    created = api.create(namespace, run)
-    return PipelineRunHandle(name=created["metadata"]["name"], namespace=namespace, api=api, output_task=output_task)
+    created = transport.create(namespace, run)
+    return PipelineRunHandle(name=created["metadata"]["name"], namespace=namespace, transport=transport,
+                             output_task=output_task)

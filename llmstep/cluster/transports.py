@@ -1,24 +1,45 @@
-"""The two ways to reach Argo Workflows on a cluster, behind one small interface.
+"""How llmstep reaches a cluster: one small interface, ``Transport``, and what stands behind it.
 
-``KubeApi``: the Kubernetes API (kubeconfig or in-cluster), which creates the Workflow custom
-resource directly and needs no Argo Server. ``ArgoServer``: the Argo Server's REST API through
-Hera's ``WorkflowsService``, with a bearer token and TLS options, configured like the ``argo`` CLI
-(``ARGO_SERVER``, ``ARGO_TOKEN``, ``ARGO_SECURE``, ``ARGO_INSECURE_SKIP_VERIFY``, ``ARGO_BASE_HREF``).
+``Transport`` is all that :mod:`llmstep.cluster` asks of a cluster: create, apply, get, list, patch
+and delete objects (plain dicts, as the API server sends them), and read or follow a pod's log.
+Behind it:
 
-Each transport turns its server's refusals into one ``SubmissionError`` carrying the server's
-message, so callers never see an ApiException or a HeraException.
+- ``KubeApi``: the Kubernetes API (kubeconfig or in-cluster), for every kind llmstep uses
+  (Workflows, the Tekton kinds, Pods, Events); it needs no Argo Server.
+- ``ArgoServer`` (:mod:`llmstep.cluster.argo_server`): the Argo Server's REST API, for Workflows.
+- ``FakeCluster`` (:mod:`llmstep.cluster.fake`): a cluster in memory, to test code written on top
+  of ``submit()`` without one.
+
+Kubernetes API errors are translated here, once: an ``ApiException`` becomes the llmstep error
+``api_error`` words (what was attempted, why in llmstep's words, the server's message), and an API
+server that cannot be reached becomes one that says so (``kube_errors``). Every caller goes through
+``kube_errors``: the transports, ``KubernetesRunnable`` and ``llmstep diagnose``'s reads alike.
+
+Nothing here reads the environment: the entry points (the CLI, ``Compiled.submit``) resolve the
+settings (``ARGO_SERVER``, ``ARGO_TOKEN``, ``KUBECONFIG``...) and pass them in.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from llmstep.errors import LlmstepError, SubmissionError, connection_reason
 
-GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
+Object = dict[str, Any]
+
+CUSTOM = {
+    "Workflow": ("argoproj.io", "v1alpha1", "workflows"),
+    "Task": ("tekton.dev", "v1", "tasks"),
+    "Pipeline": ("tekton.dev", "v1", "pipelines"),
+    "PipelineRun": ("tekton.dev", "v1", "pipelineruns"),
+    "TaskRun": ("tekton.dev", "v1", "taskruns"),
+}
+"""The custom resources llmstep uses, by kind: (group, version, plural). Pods and Events are core."""
 
 HINTS = {
     401: "unauthorized: pass token= or set ARGO_TOKEN (see `argo auth token`)",
@@ -27,13 +48,99 @@ HINTS = {
     409: "already exists",
     422: "rejected by the API server's validation",
 }
+TEKTON_HINTS = {
+    **HINTS,
+    403: "forbidden: the account needs the llmstep-submitter Role of tekton/rbac.yaml in this namespace",
+    404: "not found: is Tekton Pipelines installed (kubectl get crd pipelineruns.tekton.dev)?",
+}
+POD_HINTS = {
+    **HINTS,
+    403: "forbidden: the account needs create/get/delete on pods and get on pods/log in this namespace",
+    404: "not found: does the namespace exist (kubectl get namespace)?",
+}
+DIAGNOSIS_HINTS = {403: "forbidden (check the RBAC in tekton/ or workflows/)", 404: "not found"}
 
 
-def refusal(status: int | None, message: str, what: str, hints: Mapping[int, str] | None = None) -> SubmissionError:
-    """One wording for a server's refusal: what was attempted, why in llmstep's words (``hints``
-    over the Workflow ones), the server's message."""
-    hint = {**HINTS, **(hints or {})}.get(status or 0, f"HTTP {status}")
-    return SubmissionError(f"{what}: {hint}: {message}".rstrip(": "))
+def hints_for(kind: str) -> Mapping[int, str]:
+    """How a refusal about ``kind`` is worded."""
+    if kind == "Workflow":
+        return HINTS
+    return TEKTON_HINTS if kind in CUSTOM else POD_HINTS
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What llmstep needs from a cluster. Objects are plain dicts, as the API server sends them;
+    a refusal or an unreachable server is a ``SubmissionError`` saying what was attempted."""
+
+    def create(self, namespace: str, body: Object) -> Object:
+        """Create ``body`` (its ``kind`` says what it is; ``generateName`` is honoured)."""
+        ...
+
+    def apply(self, namespace: str, body: Object) -> Object:
+        """Create ``body``, or replace the object of that name (as ``kubectl apply`` does)."""
+        ...
+
+    def get(self, namespace: str, kind: str, name: str) -> Object: ...
+
+    def list(self, namespace: str, kind: str, *, labels: str = "", fields: str = "") -> list[Object]:
+        """The objects of ``kind`` whose labels (``k=v,...``) and fields (``a.b=v,...``) match."""
+        ...
+
+    def patch(self, namespace: str, kind: str, name: str, patch: Object) -> Object:
+        """A JSON merge patch of the object (``{"spec": {"shutdown": "Terminate"}}``)."""
+        ...
+
+    def delete(self, namespace: str, kind: str, name: str) -> None: ...
+
+    def log(self, namespace: str, pod: str, container: str) -> str:
+        """A container's log, whole."""
+        ...
+
+    def follow(self, namespace: str, pod: str, container: str) -> Iterator[str]:
+        """A running container's log, line by line as it is written, until the container ends."""
+        ...
+
+
+def refusal(status: int | None, message: str, what: str, hints: Mapping[int, str] | None = None, *,
+            error: type[LlmstepError] = SubmissionError) -> LlmstepError:
+    """One wording for a server's refusal: what was attempted, why in llmstep's words (``hints``,
+    the Workflow ones by default), the server's message. The error's ``status`` is the HTTP
+    status (a caller tells "not found" from the rest by it, as the server's words vary)."""
+    hint = (HINTS if hints is None else hints).get(status or 0, f"HTTP {status}")
+    err = error(f"{what}: {hint}: {message}".rstrip(": "))
+    err.status = status  # type: ignore[attr-defined]
+    return err
+
+
+def api_error(exc: Any, what: str, hints: Mapping[int, str] | None = None, *,
+              error: type[LlmstepError] = SubmissionError) -> LlmstepError:
+    """An ApiException from the Kubernetes API as an llmstep error with the server's message."""
+    try:
+        message = json.loads(exc.body).get("message", "")
+    except (TypeError, ValueError, AttributeError):
+        message = str(getattr(exc, "reason", exc))
+    return refusal(getattr(exc, "status", None), message, what, hints, error=error)
+
+
+@contextlib.contextmanager
+def kube_errors(client: Any, what: str, hints: Mapping[int, str] | None = None, *,
+                error: type[LlmstepError] = SubmissionError) -> Iterator[None]:
+    """Calls of the kubernetes package inside this block: the API server's refusals (worded with
+    ``hints``) and its absence become one ``error`` (a SubmissionError; ``llmstep diagnose`` asks
+    for a DiagnosisError). The one place Kubernetes API errors are translated."""
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except client.exceptions.ApiException as exc:
+        raise api_error(exc, what, hints, error=error) from exc
+    except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
+        host = getattr(client.Configuration.get_default_copy(), "host", "")
+        err = error(f"{what}: cannot reach the Kubernetes API server{f' at {host}' if host else ''}: "
+                    f"{connection_reason(exc)}; check --kubeconfig and --context, and that the cluster is running")
+        err.status = None  # type: ignore[attr-defined]  # no answer at all
+        raise err from exc
 
 
 def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False, *,
@@ -56,173 +163,116 @@ def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cl
     return client
 
 
-def api_error(exc: Any, what: str, hints: Mapping[int, str] | None = None) -> SubmissionError:
-    """An ApiException from the Kubernetes API as an llmstep error with the server's message."""
-    try:
-        message = json.loads(exc.body).get("message", "")
-    except (TypeError, ValueError, AttributeError):
-        message = str(getattr(exc, "reason", exc))
-    return refusal(getattr(exc, "status", None), message, what, hints)
-
-
-def call_kube(client: Any, what: str, fn: Any, *args: Any, hints: Mapping[int, str] | None = None, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` of the kubernetes package, with the API server's refusals (worded
-    with ``hints`` over the Workflow ones) and its absence as one SubmissionError."""
-    from urllib3.exceptions import HTTPError
-
-    try:
-        return fn(*args, **kwargs)
-    except client.exceptions.ApiException as exc:
-        raise api_error(exc, what, hints) from exc
-    except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
-        host = client.Configuration.get_default_copy().host
-        raise SubmissionError(f"{what}: cannot reach the Kubernetes API server at {host}: {connection_reason(exc)}; "
-                              "check --kubeconfig and --context, and that the cluster is running") from exc
+def _where(namespace: str, kind: str, name: str) -> str:
+    return f"{kind.lower()} {namespace}/{name}"
 
 
 class KubeApi:
-    """Workflows as custom resources through the Kubernetes API."""
+    """The Kubernetes API through the kubernetes package's ``client`` module (configured)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        return call_kube(self.client, what, fn, *args)
+    @functools.cached_property
+    def custom(self) -> Any:
+        return self.client.CustomObjectsApi()
 
-    def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        api = self.client.CustomObjectsApi()
-        return self._call(f"creating the workflow in namespace {namespace}", api.create_namespaced_custom_object,
-                          GROUP, VERSION, namespace, PLURAL, body)
+    @functools.cached_property
+    def core(self) -> Any:
+        return self.client.CoreV1Api()
 
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        api = self.client.CustomObjectsApi()
-        return self._call(f"reading workflow {namespace}/{name}", api.get_namespaced_custom_object,
-                          GROUP, VERSION, namespace, PLURAL, name)
+    def _plain(self, model: Any) -> Object:
+        """A model object of the kubernetes package as the API server's JSON."""
+        return self.client.ApiClient().sanitize_for_serialization(model)
 
-    def terminate(self, namespace: str, name: str) -> None:
-        """``spec.shutdown: Terminate``, as ``argo terminate`` does."""
-        api = self.client.CustomObjectsApi()
-        self._call(f"cancelling workflow {namespace}/{name}", api.patch_namespaced_custom_object,
-                   GROUP, VERSION, namespace, PLURAL, name, {"spec": {"shutdown": "Terminate"}})
-
-    def logs(self, namespace: str, name: str) -> dict[str, str]:
-        """The ``main`` container log of each step pod, by node id."""
-        core = self.client.CoreV1Api()
-        pods = self._call(f"listing the pods of workflow {namespace}/{name}", core.list_namespaced_pod,
-                          namespace, f"workflows.argoproj.io/workflow={name}").items
-        out: dict[str, str] = {}
-        for pod in pods:
-            node_id = (pod.metadata.annotations or {}).get("workflows.argoproj.io/node-id")
-            if node_id is None:
-                continue  # not a step pod: the controller annotates each of those with its node id
-            try:
-                out[node_id] = core.read_namespaced_pod_log(pod.metadata.name, namespace, container="main")
-            except self.client.exceptions.ApiException as exc:
-                out[node_id] = f"(no log: {exc.reason})"
-        return out
-
-
-class ArgoServer:
-    """Workflows through the Argo Server's REST API (Hera's ``WorkflowsService``)."""
-
-    def __init__(self, host: str, *, token: str | None = None, verify: bool | str = True,
-                 client_certs: tuple[str, str] | None = None) -> None:
-        from hera.workflows.service import WorkflowsService
-
-        self.host = host.rstrip("/") + "/"
-        self.service = WorkflowsService(host=self.host, token=token, verify_ssl=verify, client_certs=client_certs)  # type: ignore[arg-type]
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        import requests
-        from hera.exceptions import HeraException
-
-        try:
+    def _call(self, what: str, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with kube_errors(self.client, what, hints_for(kind)):
             return fn(*args, **kwargs)
-        except HeraException as exc:
-            message = str(exc).partition("with message: ")[2].strip("`") or str(exc)
-            raise refusal(getattr(exc, "status_code", None), message, what) from exc
-        except requests.exceptions.SSLError as exc:
-            raise SubmissionError(f"{what}: TLS verification of {self.host} failed ({exc.__class__.__name__}); pass "
-                                  "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {connection_reason(exc)}") from exc
 
-    @staticmethod
-    def _dict(model: Any) -> dict[str, Any]:
-        return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    def create(self, namespace: str, body: Object) -> Object:
+        kind = body["kind"]
+        what = f"creating the {kind} in namespace {namespace}"
+        if kind == "Pod":
+            return self._plain(self._call(what, kind, self.core.create_namespaced_pod, namespace, body))
+        return self._call(what, kind, self.custom.create_namespaced_custom_object, *CUSTOM[kind][:2], namespace,
+                          CUSTOM[kind][2], body)
 
-    def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        from hera.workflows.models import Workflow, WorkflowCreateRequest
+    def apply(self, namespace: str, body: Object) -> Object:
+        kind, name = body["kind"], body["metadata"]["name"]
+        group, version, plural = CUSTOM[kind]
+        with kube_errors(self.client, f"creating {_where(namespace, kind, name)}", hints_for(kind)):
+            try:
+                return self.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+            except self.client.exceptions.ApiException as exc:
+                if exc.status != 409:
+                    raise
+        current = self.get(namespace, kind, name)
+        replaced = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+        return self._call(f"replacing {_where(namespace, kind, name)}", kind, self.custom.replace_namespaced_custom_object,
+                          group, version, namespace, plural, name, replaced)
 
-        request = WorkflowCreateRequest(workflow=Workflow.model_validate(body))
-        return self._dict(self._call(f"creating the workflow in namespace {namespace}",
-                                     self.service.create_workflow, request, namespace=namespace))
+    def get(self, namespace: str, kind: str, name: str) -> Object:
+        what = f"reading {_where(namespace, kind, name)}"
+        if kind == "Pod":
+            return self._plain(self._call(what, kind, self.core.read_namespaced_pod, name, namespace))
+        group, version, plural = CUSTOM[kind]
+        return self._call(what, kind, self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
 
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._dict(self._call(f"reading workflow {namespace}/{name}", self.service.get_workflow, name, namespace=namespace))
+    def list(self, namespace: str, kind: str, *, labels: str = "", fields: str = "") -> list[Object]:
+        what = f"listing the {kind.lower()}s in namespace {namespace}" + (f" ({labels or fields})" if labels or fields else "")
+        selectors = {k: v for k, v in (("label_selector", labels), ("field_selector", fields)) if v}
+        if kind in ("Pod", "Event"):
+            fn = self.core.list_namespaced_pod if kind == "Pod" else self.core.list_namespaced_event
+            return [self._plain(item) for item in self._call(what, kind, fn, namespace, **selectors).items]
+        group, version, plural = CUSTOM[kind]
+        return self._call(what, kind, self.custom.list_namespaced_custom_object, group, version, namespace, plural,
+                          **selectors)["items"]
 
-    def terminate(self, namespace: str, name: str) -> None:
-        from hera.workflows.models import WorkflowTerminateRequest
+    def patch(self, namespace: str, kind: str, name: str, patch: Object) -> Object:
+        group, version, plural = CUSTOM[kind]
+        return self._call(f"updating {_where(namespace, kind, name)}", kind, self.custom.patch_namespaced_custom_object,
+                          group, version, namespace, plural, name, patch)
 
-        request = WorkflowTerminateRequest(name=name, namespace=namespace)
-        self._call(f"cancelling workflow {namespace}/{name}", self.service.terminate_workflow, name, request, namespace=namespace)
+    def delete(self, namespace: str, kind: str, name: str) -> None:
+        what = f"deleting {_where(namespace, kind, name)}"
+        if kind == "Pod":
+            self._call(what, kind, self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+            return
+        group, version, plural = CUSTOM[kind]
+        self._call(what, kind, self.custom.delete_namespaced_custom_object, group, version, namespace, plural, name)
 
-    def logs(self, namespace: str, name: str) -> dict[str, str]:
-        """The ``main`` container logs, by node id. The server streams one JSON object per line
-        (``{"result": {"podName", "content"}}``), which Hera's ``workflow_logs`` does not parse, so
-        this reads the same endpoint through the service's session."""
-        svc = self.service
-        what = f"reading the logs of workflow {namespace}/{name}"
-        resp = self._call(what, svc._request, method="get", url=f"{self.host}api/v1/workflows/{namespace}/{name}/log",
-                          params={"logOptions.container": "main"}, headers={"Authorization": svc.token},
-                          verify=svc.verify_ssl, cert=svc.client_certs)
-        if not resp.ok:
-            raise refusal(resp.status_code, resp.text.strip(), what)
-        pods: dict[str, list[str]] = {}
-        for line in resp.text.splitlines():
-            result = json.loads(line).get("result") if line.strip() else None
-            if result:
-                pods.setdefault(result.get("podName", ""), []).append(result.get("content", ""))
-        wf = self.get(namespace, name)
-        # A pod is named <workflow>-<template>-<hash>; its node id is <workflow>-<hash>.
-        by_hash = {node_id.rsplit("-", 1)[-1]: node_id for node_id in ((wf.get("status") or {}).get("nodes") or {})}
-        return {by_hash.get(pod.rsplit("-", 1)[-1], pod): "\n".join(lines) + "\n" for pod, lines in pods.items()}
+    def log(self, namespace: str, pod: str, container: str) -> str:
+        return self._call(f"reading the log of pod {namespace}/{pod}", "Pod", self.core.read_namespaced_pod_log,
+                          pod, namespace, container=container)
 
-
-def transport(
-    *,
-    client: Any = None,
-    kubeconfig: str | None = None,
-    context: str | None = None,
-    argo_server: str | None = None,
-    token: str | None = None,
-    verify: bool | str | None = None,
-    client_certs: tuple[str, str] | None = None,
-    env: Mapping[str, str] = os.environ,
-) -> KubeApi | ArgoServer:
-    """The Argo Server when ``argo_server`` (or ``ARGO_SERVER``) names one, else the Kubernetes API."""
-    server = argo_server or env.get("ARGO_SERVER")
-    if client is not None or not server:
-        return KubeApi(client or kube_client(kubeconfig, context))
-    if "://" not in server:  # the argo CLI's ARGO_SERVER is host:port; ARGO_SECURE picks the scheme
-        secure = env.get("ARGO_SECURE", "true").lower() != "false"
-        server = f"{'https' if secure else 'http'}://{server}{env.get('ARGO_BASE_HREF', '')}"
-    if verify is None:
-        verify = env.get("ARGO_INSECURE_SKIP_VERIFY", "false").lower() != "true"
-    return ArgoServer(server, token=token or env.get("ARGO_TOKEN"), verify=verify, client_certs=client_certs)
+    def follow(self, namespace: str, pod: str, container: str) -> Iterator[str]:
+        what = f"following the log of pod {namespace}/{pod}"
+        response = self._call(what, "Pod", self.core.read_namespaced_pod_log, pod, namespace, container=container,
+                              follow=True, _preload_content=False)
+        buffer = b""
+        try:
+            with kube_errors(self.client, what, POD_HINTS):
+                for data in response.stream(4096):
+                    buffer += data
+                    *lines, buffer = buffer.split(b"\n")
+                    yield from (line.decode("utf-8", errors="replace") for line in lines)
+            if buffer:
+                yield buffer.decode("utf-8", errors="replace")
+        finally:
+            response.release_conn()
 
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
-def default_namespace(kubeconfig: str | None = None, context: str | None = None, *,
-                      env: Mapping[str, str] = os.environ) -> str:
+def default_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
     """The namespace kubectl and argo use when none is given: the kubeconfig context's (``context``,
-    or the current one; ``KUBECONFIG`` is honoured), in a pod its service account's, else ``default``."""
+    or the current one; the entry point passes ``KUBECONFIG`` as ``kubeconfig`` when no file is
+    named), in a pod its service account's, else ``default``."""
     try:
         from kubernetes import config
 
-        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig or env.get("KUBECONFIG") or None)
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig or None)
         if context:
             active = next((c for c in contexts if c.get("name") == context), None)
         namespace = ((active or {}).get("context") or {}).get("namespace")

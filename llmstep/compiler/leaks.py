@@ -25,8 +25,11 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from llmstep.plan import Plan
 
 MIN_VALUE = 8
 """Shorter environment values (``1``, ``true``, ``dev``) are too common to mean a leak."""
@@ -227,6 +230,25 @@ def model_secrets(runnable: Any, path: str) -> tuple[list[InlineKey], list[Findi
 
 
 # ---------------------------------------------------------------- the last net
+
+
+def plan_holds_secret(plan: Plan, environ: Mapping[str, str]) -> bool:
+    """True when a payload of ``plan`` holds a secret by these rules, with ``environ``'s values: a
+    plan not made by ``compile`` (``Plan`` is public data), which the render cache must not keep."""
+    import base64
+
+    env = secret_env(environ)
+    for step in plan.steps:
+        payload = step.payload
+        if payload.get("format") == "pickle":
+            text = base64.b64decode(payload.get("data") or "")
+        else:
+            if scan_dump(payload.get("data"), step.path, env):
+                return True
+            text = json.dumps(payload.get("data"), ensure_ascii=False).encode("utf-8")
+        if in_bytes(text, env):
+            return True
+    return False
 
 
 def in_bytes(data: bytes, known: Mapping[str, str]) -> list[str]:

@@ -8,11 +8,17 @@ every module the pickle still imports by name must be one the step can import (i
 standard library); one of the user's is refused at compile time, naming it, instead of failing in
 the step with ``No module named ...``. Objects that hold a secret (``SecretStr``, hence every
 model client) are refused: they must travel as LangChain JSON, where secrets are recorded by id.
+
+An object that means only its identity (a sentinel such as ``MISSING = object()``, compared with
+``is``) and is a global of an installed module travels *by reference*, as the module's attribute:
+pickled by value it would load as a new object, and the library's ``is MISSING`` would no longer
+hold in the step (LangGraph's graphs fail so). See ``Identities``.
 """
 
 from __future__ import annotations
 
 import copy
+import copyreg
 import io
 import os
 import sys
@@ -103,6 +109,64 @@ def portable_filename(path: str) -> str:
     return os.path.basename(real)
 
 
+_NOT_GLOBALS = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType, str, bytes, int, float,
+                complex, bool, type(None), tuple, list, dict, set, frozenset)
+"""Globals never looked up by identity: cloudpickle decides how functions, classes and modules
+travel, and the pickler does not ask about built-in values and containers."""
+
+
+_OBJECT: Any = object
+_NEWOBJ = copyreg.__newobj__  # type: ignore[attr-defined]  # what object.__reduce_ex__ rebuilds with
+
+
+def only_identity(obj: Any) -> bool:
+    """True when pickling ``obj`` by value would carry nothing but its class (``object()``, an
+    instance without state), a class that is not the user's: all it can mean is which object it is."""
+    cls: Any = type(obj)
+    if cls.__reduce_ex__ is not _OBJECT.__reduce_ex__ or cls.__reduce__ is not _OBJECT.__reduce__:
+        return False  # it says how it travels (an enum member, a model, a compiled pattern)
+    if getattr(obj, "__dict__", None) or is_user_module(getattr(cls, "__module__", "") or ""):
+        return False
+    try:
+        reduced = obj.__reduce_ex__(5)
+    except Exception:  # an object that refuses to be reduced is not a plain sentinel
+        return False
+    return (isinstance(reduced, tuple) and len(reduced) >= 2 and reduced[0] is _NEWOBJ
+            and reduced[1] == (cls,) and not any(part for part in reduced[2:]))
+
+
+class Identities:
+    """Where the objects that mean only their identity are globals of modules the step can import
+    (installed, or the standard library; never the user's code), for one pickle."""
+
+    def __init__(self) -> None:
+        self._table: dict[int, list[tuple[Any, str, str]]] | None = None
+
+    def reduce(self, obj: Any) -> tuple[Any, ...] | None:
+        """The reduction that loads ``obj`` as the same global of the same module in the step, for an
+        object that means only its identity and is such a global; None for any other object."""
+        if isinstance(obj, _NOT_GLOBALS) or not only_identity(obj):
+            return None
+        for value, module, name in self._globals().get(id(obj), ()):
+            if value is obj and getattr(sys.modules.get(module), name, None) is obj and not is_user_module(module):
+                return getattr, (sys.modules[module], name)
+        return None
+
+    def _globals(self) -> dict[int, list[tuple[Any, str, str]]]:
+        """``id(obj) -> [(obj, module, name)]`` over the globals of every loaded module, in module name
+        order, built at the first sentinel seen (the entries hold the objects, so no id is reused)."""
+        if self._table is None:
+            self._table = {}
+            for module_name in sorted(sys.modules):
+                module = sys.modules.get(module_name)
+                if module_name in ("__main__", "__mp_main__") or not isinstance(module, types.ModuleType):
+                    continue
+                for name, value in list(getattr(module, "__dict__", {}).items()):
+                    if not isinstance(value, _NOT_GLOBALS) and not name.startswith("__"):
+                        self._table.setdefault(id(value), []).append((value, module_name, name))
+        return self._table
+
+
 def dumps(obj: Any, *, where: str) -> bytes:
     """Cloudpickle ``obj``, pickling user modules by value; CompileError on a secret, or when the
     pickle would import a module of the user's by name in the step."""
@@ -111,9 +175,13 @@ def dumps(obj: Any, *, where: str) -> bytes:
     from pydantic import SecretBytes, SecretStr
 
     found: set[str] = set()
+    identities = Identities()
 
     class _Pickler(cloudpickle.Pickler):
         def reducer_override(self, o: Any) -> Any:
+            reference = identities.reduce(o)
+            if reference is not None:
+                return reference
             if isinstance(o, (SecretStr, SecretBytes)) or holds_secret(o):
                 raise CompileError(
                     f"{where} holds a secret (an API key) and cannot be pickled; make the "
@@ -209,17 +277,22 @@ _STRINGS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"
                       "STRING"})
 _GETS = frozenset({"BINGET", "LONG_BINGET", "GET"})
 _PUTS = frozenset({"BINPUT", "LONG_BINPUT", "PUT"})
+_SUBIMPORTS = (("cloudpickle.cloudpickle", "subimport"), ("cloudpickle", "subimport"))
+_SUBIMPORT = object()
+"""What the memo holds for cloudpickle's ``subimport``, so that a second module it imports counts."""
 
 
 def names_by_reference(data: bytes) -> dict[str, str]:
     """The modules loading the pickle ``data`` imports by name, each with what it looks up there:
     the module of every global (``GLOBAL``, ``STACK_GLOBAL``) and every module cloudpickle imports
-    (``subimport``). Follows the memo, where a repeated name is fetched from."""
+    (``subimport``); a name looked up says more than the module alone. Follows the memo, where a
+    repeated name, and ``subimport`` itself, is fetched from."""
     import pickletools
 
     memo: dict[int, Any] = {}
     top: list[Any] = [None, None]  # what the last two opcodes pushed (a string, or None)
     found: dict[str, str] = {}
+    modules: dict[str, str] = {}
     subimport = False
     arg: Any
     for op, arg, _ in pickletools.genops(data):
@@ -228,6 +301,8 @@ def names_by_reference(data: bytes) -> dict[str, str]:
             value = arg
         elif op.name in _GETS:
             value = memo.get(arg)
+            if value is _SUBIMPORT:
+                subimport, value = True, None
         elif op.name == "MEMOIZE":
             memo[len(memo)] = top[-1]
             continue
@@ -238,11 +313,12 @@ def names_by_reference(data: bytes) -> dict[str, str]:
             module, name = arg.split(" ", 1) if op.name == "GLOBAL" else top
             if isinstance(module, str) and isinstance(name, str):
                 found.setdefault(module, f"{name!r}")
-                subimport = (module, name) in (("cloudpickle.cloudpickle", "subimport"), ("cloudpickle", "subimport"))
+                subimport = (module, name) in _SUBIMPORTS
+                value = _SUBIMPORT if subimport else None  # memoized: a later GET calls it again
         elif op.name == "REDUCE":
             subimport = False
         if subimport and isinstance(value, str):
-            found.setdefault(value, "the module itself")
+            modules.setdefault(value, "the module itself")
             subimport = False
         top = [top[-1], value]
-    return found
+    return {**modules, **found}

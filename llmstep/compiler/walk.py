@@ -30,7 +30,7 @@ from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
 from llmstep import __version__, contract, payloads, serde, shapes, values
-from llmstep.compiler import leaks, leaks_pickled, pickling, valuetypes
+from llmstep.compiler import graphs, leaks, leaks_pickled, pickling, valuetypes
 from llmstep.compiler.naming import NameAllocator, chain_name
 from llmstep.compiler.step import Step, check_env, check_image
 from llmstep.errors import CompileError, CredentialsWarning
@@ -85,6 +85,7 @@ def compile_plan(
                 f"{secret!r}; give the settings without credentials."))
     shape = builder.walk(runnable, shapes.chain_input(), "chain", prefix="")
     builder.warn_inline(stacklevel)
+    graphs.warn_one_step(builder.graph_notes, stacklevel)
     output = shapes.output_step(shape)
     if output is None:
         builder.add_step(RunnablePassthrough(), shape, "chain", display="result")
@@ -116,6 +117,7 @@ class _Builder:
         self.inline: list[leaks.InlineKey] = []
         self.steps: list[PlanStep] = []
         self.names = NameAllocator()
+        self.graph_notes: list[str] = []
 
     def warn_inline(self, stacklevel: int) -> None:
         """One CredentialsWarning per secret id given in code with another value than the environment's."""
@@ -167,6 +169,7 @@ class _Builder:
             label = prefix + (run_name(runnable) or runnable.get_name())
         display_name, name = self.names.allocate(label)
         valuetypes.check_output(runnable, f"step {display_name!r} ({path}, {runnable.get_name()})")
+        self.graph_notes += filter(None, [graphs.one_step_note(runnable, display_name)])
         self.values.runnable(runnable)
         payload = {
             "llmstep": serde.FORMAT_VERSION,
@@ -201,7 +204,7 @@ class _Builder:
             findings = unrecorded  # the reason it cannot be LangChain JSON, and never a pickle
         elif not self.allow_pickle:
             raise CompileError(
-                f"{where} cannot be serialized: {reason}. "
+                f"{where} cannot be serialized: {graphs.unserializable_reason(runnable, reason)}. "
                 "Pass allow_pickle=True (or --allow-pickle) to send it by value with cloudpickle, "
                 "or wrap a serializable part in llmstep.Step"
             )

@@ -19,7 +19,7 @@ from llmstep.diagnose.anonymize import names_in
 from llmstep.diagnose.budget import fit, size, trim
 from llmstep.diagnose.settings import EVIDENCE_BYTES
 from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
-from llmstep.errors import DiagnosisError, UsageError, connection_reason
+from llmstep.errors import UsageError
 
 KINDS = {
     "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
@@ -177,7 +177,8 @@ def from_task_statuses(statuses_json: str, target: str) -> Evidence:
 
 class Collector:
     """Reads a target and what it owns from the Kubernetes API. ``client`` is the kubernetes
-    package's ``client`` module (or anything shaped like it, for a fake)."""
+    package's ``client`` module (or anything shaped like it, for a fake). Its callers translate the
+    API's errors (``llmstep diagnose`` through ``llmstep.cluster.transports.kube_errors``)."""
 
     def __init__(self, client: Any, namespace: str, tail: int = 50) -> None:
         self.core = client.CoreV1Api()
@@ -186,22 +187,13 @@ class Collector:
         self.custom = client.CustomObjectsApi()
         self.exceptions = client.exceptions
         self.serialize = client.ApiClient().sanitize_for_serialization
-        self.host = getattr(client.Configuration.get_default_copy(), "host", "")
         self.ns = namespace
         self.tail = tail
 
     def collect(self, target: str) -> Evidence:
         kind, name = parse_target(target)
         evidence = Evidence(target=f"{kind}/{name}", names=[("Namespace", self.ns)])
-        try:
-            getattr(self, f"_{kind}")(name, evidence)
-        except self.exceptions.ApiException as exc:
-            reason = {403: "forbidden (check the RBAC in tekton/ or workflows/)", 404: "not found"}.get(exc.status, exc.reason)
-            raise DiagnosisError(f"reading {kind}/{name} in namespace {self.ns}: {reason}") from exc
-        except (OSError, _urllib3_errors()) as exc:
-            raise DiagnosisError(f"cannot reach the Kubernetes API server{f' at {self.host}' if self.host else ''}: "
-                                 f"{connection_reason(exc)}; "
-                                 "check --kubeconfig and --context, and that the cluster is running") from exc
+        getattr(self, f"_{kind}")(name, evidence)
         return evidence
 
     def _spec(self, title: str, pod_spec: Any, evidence: Evidence) -> None:
@@ -382,12 +374,3 @@ class Collector:
         return [f"condition {c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
                 for c in (obj.get("status") or {}).get("conditions") or []]
 
-
-def _urllib3_errors() -> type[Exception]:
-    """urllib3's error root (the kubernetes client's transport): MaxRetryError when the API
-    server cannot be reached."""
-    try:
-        from urllib3.exceptions import HTTPError
-    except ImportError:  # pragma: no cover - the kubernetes package depends on urllib3
-        return OSError
-    return HTTPError

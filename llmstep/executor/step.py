@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, jsonio, payloads, serde, shapes
+from llmstep import contract, exitcodes, jsonio, payloads, serde, shapes
 from llmstep.errors import ExecutionError, LlmstepError, PayloadError, storage_full
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         len(text.encode("utf-8")),
         _usage_note(usage),
     )
-    return contract.EXIT_OK
+    return exitcodes.EXIT_OK
 
 
 def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = None) -> Any:
@@ -140,9 +140,7 @@ def preview(value: Any) -> str:
         text = value
     if not isinstance(text, str):
         try:
-            from llmstep import values
-
-            text = json.dumps(values.plain(serde.encode_value(value)["value"]), ensure_ascii=False)
+            text = json.dumps(serde.plain_of(value), ensure_ascii=False)
         except Exception:  # a preview must never fail the step
             text = repr(value)
     data = text.encode("utf-8")[: contract.PREVIEW_BYTES]
@@ -241,7 +239,7 @@ def _fail_full(data_dir: Path, name: str, exc: OSError, message: str, records: b
     error.json."""
     for partial in (contract.OUTPUT, contract.PREVIEW, contract.USAGE):
         (data_dir / partial).unlink(missing_ok=True)
-    record = {"step": name, "type": type(exc).__name__, "message": message, "exit_code": contract.EXIT_RUNNABLE_FAILED}
+    record = {"step": name, "type": type(exc).__name__, "message": message, "exit_code": exitcodes.EXIT_RUNNABLE_FAILED}
     try:
         (data_dir / contract.ERROR).write_text(json.dumps(record, indent=2), encoding="utf-8")
     except OSError:
@@ -249,7 +247,7 @@ def _fail_full(data_dir: Path, name: str, exc: OSError, message: str, records: b
     if records:
         emit("error", **record)
     log.error("step %s failed (%s, exit %d): %s", name, record["type"], record["exit_code"], message)
-    return contract.EXIT_RUNNABLE_FAILED
+    return exitcodes.EXIT_RUNNABLE_FAILED
 
 
 def _usage_note(usage: dict[str, Any]) -> str:

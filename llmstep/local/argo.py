@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, jsonio
+from llmstep.contract import FINISHED_OK, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
 from llmstep.local.argo_doc import Container, Dag, Task, Template, Workflow
@@ -21,8 +22,9 @@ from llmstep.local.attempts import Attempt, StepRun, run_step
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions
 from llmstep.local.process import base_env, env_from
-from llmstep.local.records import FINISHED_OK, RunRecord, now
+from llmstep.local.records import RunRecord, now
 from llmstep.local.scheduler import Node, schedule
+from llmstep.local.state import Artifact, Outputs, Parameter
 from llmstep.local.values import link
 
 RECURSION_MESSAGE = ("Maximum recursion depth exceeded. See "
@@ -43,18 +45,19 @@ class ArgoRun:
         self.policy = options.policy()
         self.guard = trust.step_env(options.allow_pickle, self.policy)
         self.secrets = dict(options.secrets or {})
+        self.host = options.host()  # this machine's environment, as the entry point read it
         self.parallelism = options.parallelism or workflow.parallelism
         # the workflow's parallelism bounds step processes everywhere, nested DAGs included
         self.limits = (threading.BoundedSemaphore(self.parallelism),) if self.parallelism else ()
         self._launcher = options.launcher  # or one started when the run starts
         self.deadline: float | None = None  # spec.activeDeadlineSeconds from the start, on time.monotonic()
-        self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.status["arguments"].items()}
+        self.vars: dict[str, str] = {f"workflow.parameters.{k}": v for k, v in record.state.arguments.items()}
         self.depths = {"": 0}  # how deep each nested DAG's scope (its keys' prefix) is
         self.vars["workflow.name"] = record.run_id
         self.vars["workflow.namespace"] = workflow.namespace
         self.vars["workflow.uid"] = record.run_id
-        record.status["outputTask"] = workflow.output_task
-        record.status["batch"] = workflow.batch
+        record.state.output_task = workflow.output_task
+        record.state.batch = workflow.batch
 
     def preflight(self) -> None:
         """What must hold before the run starts (and before a resume touches its record): what the
@@ -81,7 +84,7 @@ class ArgoRun:
             self.record.finish(phase)  # Argo v4 gives a Workflow that failed in its steps no message
         return self.record
 
-    def _run_template_as_root(self, template: Template) -> str:
+    def _run_template_as_root(self, template: Template) -> Phase:
         if template.dag is not None:
             return self._run_dag(template, template.dag, limits=self.limits)
         return self._run_container("main", template, {}, {})
@@ -95,17 +98,17 @@ class ArgoRun:
     # ------------------------------------------------------------------ DAG
 
     def _run_dag(self, template: Template, dag: Dag, exit_handler: bool = False, scope: str = "",
-                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> str:
+                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> Phase:
         """Run ``dag``, the tasks of ``template``. A nested invocation (a task whose template is a
         DAG) has a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
         tasks = {t.name: t for t in dag.tasks}
         nodes = [Node(t.name, t.deps) for t in dag.tasks]
-        done = {t: self.record.nodes[scope + t]["phase"] for t in tasks
-                if self.record.nodes.get(scope + t, {}).get("phase") in FINISHED_OK}
+        finished = {t: self.record.nodes.get(scope + t) for t in tasks}
+        done = {t: node.phase for t, node in finished.items() if node is not None and node.phase in FINISHED_OK}
         for name, task in tasks.items():
             if name not in done:
-                self.record.update_node(scope + name, displayName=name, templateName=task.template,
-                                        phase="Pending", exitHandler=exit_handler)
+                self.record.update_node(scope + name, display_name=name, template_name=task.template,
+                                        phase=Phase.PENDING, exit_handler=exit_handler)
         # Argo's template parallelism: at most N of this invocation's own children active at once (a
         # step while its pod runs, a nested DAG while it runs; the pods inside that DAG are its own).
         boundary = threading.BoundedSemaphore(template.parallelism) if template.parallelism else None
@@ -114,17 +117,18 @@ class ArgoRun:
         def decide(name: str, phases: Mapping[str, str]) -> str:
             task = tasks[name]
             if not _depends_ok(task.depends, task.deps, phases):
-                return "Omitted"
+                return Phase.OMITTED
             when = task.when
             if when is not None:
                 text = argo_doc.substitute(when, self._task_vars(scope, inputs, tasks), f"task {scope}{name} when")
                 if not expr.evaluate(text, lambda _n: expr.UNKNOWN):
-                    return "Skipped"
+                    return Phase.SKIPPED
             return "run"
 
         def on_skip(name: str, phase: str) -> None:
-            self.record.update_node(scope + name, phase=phase, finishedAt=now(), message=f"{phase.lower()} by depends/when")
-            self.progress.changed(scope + name, self.record.nodes[scope + name])
+            node = self.record.update_node(scope + name, phase=Phase(phase), finished_at=now(),
+                                           message=f"{phase.lower()} by depends/when")
+            self.progress.changed(scope + name, node)
 
         phases = schedule(
             nodes,
@@ -136,8 +140,8 @@ class ArgoRun:
             fail_fast=dag.fail_fast,
             on_skip=on_skip,
         )
-        bad = [n for n in tasks if phases.get(n) not in FINISHED_OK + ("Omitted",)]
-        return "Failed" if bad else "Succeeded"
+        bad = [n for n in tasks if phases.get(n) not in (*FINISHED_OK, Phase.OMITTED)]
+        return Phase.FAILED if bad else Phase.SUCCEEDED
 
     def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None,
                    tasks: Iterable[str] = ()) -> dict[str, str]:
@@ -148,59 +152,60 @@ class ArgoRun:
             node = self.record.nodes.get(scope + task)
             if node is None:
                 continue
-            values[f"tasks.{task}.status"] = node.get("phase", "Pending")
-            for param in node.get("outputs", {}).get("parameters", []):
-                values[f"tasks.{task}.outputs.parameters.{param['name']}"] = param["value"]
-            for art in node.get("outputs", {}).get("artifacts", []):
-                values[f"tasks.{task}.outputs.artifacts.{art['name']}"] = "artifact:" + art["localPath"]
+            values[f"tasks.{task}.status"] = node.phase
+            outputs = node.outputs or Outputs()
+            for param in outputs.parameters:
+                values[f"tasks.{task}.outputs.parameters.{param.name}"] = param.value
+            for art in outputs.artifacts:
+                values[f"tasks.{task}.outputs.artifacts.{art.name}"] = "artifact:" + art.local_path
         return values
 
     def _run_task(self, task: Task, exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
-                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> str:
+                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> Phase:
         template = self.workflow.template(task.template)
         key = scope + task.name
         values = self._task_vars(scope, inputs, siblings)
         items = _items(task, values, key)
         if items is None:
             return self._invoke(task, template, key, values, exit_handler, limits, boundary)
-        self.record.update_node(key, phase="Running", startedAt=now(), type="TaskGroup")
-        self.progress.changed(key, self.record.nodes[key])
+        self.progress.changed(key, self.record.update_node(key, phase=Phase.RUNNING, started_at=now(), type="TaskGroup"))
         children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
         width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
             phases = list(pool.map(lambda child: self._invoke(task, template, child[0], child[1], exit_handler, limits,
                                                               boundary), children))
-        phase = "Succeeded" if all(p in FINISHED_OK for p in phases) else "Failed"
+        phase = Phase.SUCCEEDED if all(p in FINISHED_OK for p in phases) else Phase.FAILED
         failed = sum(p not in FINISHED_OK for p in phases)
-        self.record.update_node(key, phase=phase, finishedAt=now(),
-                                message=f"{failed} of {len(phases)} items failed" if failed else "")
-        self.progress.changed(key, self.record.nodes[key])
+        node = self.record.update_node(key, phase=phase, finished_at=now(),
+                                       message=f"{failed} of {len(phases)} items failed" if failed else "")
+        self.progress.changed(key, node)
         return phase
 
     def _invoke(self, task: Task, template: Template, key: str, values: dict[str, str],
-                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> str:
+                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> Phase:
         """One invocation of a task's template: a container step, or a nested DAG. ``limits`` are
         what every step process below holds (the workflow's parallelism); ``boundary`` is the
         enclosing template's parallelism, held by this child alone, for as long as it is active."""
         where = f"task {key}"
         params = {name: argo_doc.substitute(value, values, where) for name, value in task.parameters}
         if template.dag is not None:
-            if self.record.nodes.get(key, {}).get("phase") in FINISHED_OK:
-                return self.record.nodes[key]["phase"]
+            earlier = self.record.nodes.get(key)
+            if earlier is not None and earlier.phase in FINISHED_OK:
+                return earlier.phase
             depth = self.depths[max((s for s in self.depths if key.startswith(s)), key=len)] + 1
             if depth > argo_doc.MAX_NESTING:  # a recursion its when did not end: the controller's error
-                self.record.update_node(key, displayName=key, templateName=template.name, phase="Error", type="DAG",
-                                        startedAt=now(), finishedAt=now(), exitHandler=exit_handler,
-                                        message=RECURSION_MESSAGE)
-                self.progress.changed(key, self.record.nodes[key])
-                return "Error"
+                node = self.record.update_node(key, display_name=key, template_name=template.name, phase=Phase.ERROR,
+                                               type="DAG", started_at=now(), finished_at=now(),
+                                               exit_handler=exit_handler, message=RECURSION_MESSAGE)
+                self.progress.changed(key, node)
+                return Phase.ERROR
             self.depths[f"{key}."] = depth
             params = self._inputs(template, params, key)
             with boundary or contextlib.nullcontext():
-                self.record.update_node(key, displayName=key, templateName=template.name, phase="Running",
-                                        startedAt=now(), type="DAG", exitHandler=exit_handler)
+                self.record.update_node(key, display_name=key, template_name=template.name, phase=Phase.RUNNING,
+                                        started_at=now(), type="DAG", exit_handler=exit_handler)
                 phase = self._run_dag(template, template.dag, exit_handler, f"{key}.", params, limits)
-                self.record.update_node(key, phase=phase, finishedAt=now())
+                self.record.update_node(key, phase=phase, finished_at=now())
             return phase
         arts: dict[str, Any] = {}
         for art in task.artifacts:
@@ -220,7 +225,7 @@ class ArgoRun:
     # ------------------------------------------------------------------ containers
 
     def _run_container(self, name: str, template: Template, params: dict[str, str],
-                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> str:
+                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> Phase:
         container = template.container
         if container is None:
             raise WorkflowError(f"task {name}: template {template.name!r} has no container")
@@ -283,7 +288,7 @@ class ArgoRun:
                 raise WorkflowError(f"task {name}: input artifact {art.name!r} is not supplied")
 
     def _env(self, container: Container, values: dict[str, str], step_dir: Path, name: str) -> dict[str, str]:
-        env = base_env(step_dir)
+        env = base_env(step_dir, self.host)
         for item in container.env:
             if item.value_from is not None:
                 value = env_from(item.entry(), self.secrets, f"task {name}")
@@ -293,8 +298,8 @@ class ArgoRun:
                 env[item.name] = argo_doc.substitute(item.value, values, f"task {name} env")
         return env | self.guard
 
-    def _outputs(self, template: Template, data_dir: Path, root: str) -> dict[str, Any]:
-        outputs: dict[str, Any] = {"parameters": [], "artifacts": []}
+    def _outputs(self, template: Template, data_dir: Path, root: str) -> Outputs:
+        outputs = Outputs()
         for p in template.outputs:
             path = _local_path(p.path, root, data_dir, f"output parameter {p.name}")
             if path.is_file():
@@ -304,14 +309,14 @@ class ArgoRun:
                 value = p.default
             else:
                 raise WorkflowError(f"output parameter {p.name!r}: {p.path} was not written, though the step exited 0")
-            outputs["parameters"].append({"name": p.name, "value": value})
+            outputs.parameters.append(Parameter(p.name, value))
         for a in template.output_artifacts:
             path = _local_path(a.path, root, data_dir, f"output artifact {a.name}")
             if not path.exists():
                 if a.optional:
                     continue
                 raise WorkflowError(f"output artifact {a.name!r}: {a.path} was not written, though the step exited 0")
-            outputs["artifacts"].append({"name": a.name, "path": a.path, "localPath": str(path)})
+            outputs.artifacts.append(Artifact(a.name, a.path, str(path)))
         return outputs
 
 
@@ -387,10 +392,12 @@ def _depends_ok(expression: str | None, deps: Iterable[str], phases: Mapping[str
             return expr.UNKNOWN
         phase = phases[task]
         if not result:
-            return phase in ("Succeeded", "Skipped")
-        mapping = {"Succeeded": "Succeeded", "Failed": "Failed", "Errored": "Error", "Skipped": "Skipped", "Omitted": "Omitted"}
+            return phase in FINISHED_OK
+        # a task's results in depends are its phases, but Errored for Error
+        mapping = {p.value: p for p in (Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED, Phase.OMITTED)}
+        mapping["Errored"] = Phase.ERROR
         if result == "AnySucceeded" or result == "AllFailed":
-            return phase == ("Succeeded" if result == "AnySucceeded" else "Failed")
+            return phase == (Phase.SUCCEEDED if result == "AnySucceeded" else Phase.FAILED)
         if result == "Daemoned":
             return False
         if result not in mapping:

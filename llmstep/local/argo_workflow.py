@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import expr
 
@@ -98,12 +99,12 @@ class Retry:
     def should_retry(self, exit_code: int, phase: str, duration: float) -> bool:
         """Whether an attempt that ended in ``phase`` is retried, as Argo's ``retryPolicy`` and
         ``expression`` (with ``lastRetry.*``) decide it."""
-        if self.policy == "OnError" and phase != "Error":
+        if self.policy == "OnError" and phase != contract.Phase.ERROR:
             return False
-        if self.policy == "OnFailure" and phase != "Failed":
+        if self.policy == "OnFailure" and phase != contract.Phase.FAILED:
             return False
         if self.expression:
-            last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": phase,
+            last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": str(phase),
                     "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}
             return bool(expr.evaluate(self.expression, lambda n: last.get(n, expr.UNKNOWN)))
         return True

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, jsonio
+from llmstep.contract import Phase
 from llmstep.errors import WorkflowError
 from llmstep.local.lifecycle import step_ended, step_started
 from llmstep.local.process import DEADLINE_MESSAGE, Launcher
 from llmstep.local.progress import Progress
 from llmstep.local.records import RunRecord, now
+from llmstep.local.state import Outputs
 
 
 @dataclass
@@ -46,10 +48,10 @@ class StepRun:
     name: str
     template: str
     prepare: Callable[[Path], Attempt]
-    collect: Callable[[Path], dict[str, Any]]
+    collect: Callable[[Path], Outputs]
     retries: int = 0
     timeout: float | None = None
-    retry: Callable[[int, str, float], bool] = lambda code, phase, duration: phase == "Failed"
+    retry: Callable[[int, str, float], bool] = lambda code, phase, duration: phase == Phase.FAILED
     backoff: Callable[[int], float] = lambda attempt: 0.0
     max_duration: float | None = None
     deadline: float | None = None
@@ -63,29 +65,29 @@ class StepRun:
     """Held while the step's process runs (a parallelism limit counts running steps, as Argo counts pods)."""
 
 
-def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Progress) -> str:
+def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Progress) -> Phase:
     """Run ``step`` until it succeeds or its retries are spent; record and return its phase."""
     step_dir = record.step_dir(step.name)
-    log_path = step_dir / "log.txt"
+    log_path = record.log_path(step.name)
     started = now()
     attempt = 0
     first: float | None = None  # when the first attempt's process started
     while True:
         attempt += 1
-        data_dir = step_dir / "data"
+        data_dir = record.data_dir(step.name)
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir()
-        node = record.update_node(step.name, displayName=step.name, templateName=step.template, phase="Running",
-                                  startedAt=started, attempts=attempt, exitHandler=step.exit_handler)
+        node = record.update_node(step.name, display_name=step.name, template_name=step.template, phase=Phase.RUNNING,
+                                  started_at=started, attempts=attempt, exit_handler=step.exit_handler)
         progress.changed(step.name, node)
         try:
             run = step.prepare(data_dir)
         except WorkflowError as exc:
-            return _done(record, progress, step.name, "Error", str(exc), None, {})
+            return _done(record, progress, step.name, Phase.ERROR, str(exc), None, Outputs())
         except OSError as exc:  # an input that is gone, a full disk: the step cannot start
             where = f" ({exc.filename})" if exc.filename else ""
-            return _done(record, progress, step.name, "Error",
-                         f"its inputs cannot be laid out: {exc.strerror or exc}{where}", None, {})
+            return _done(record, progress, step.name, Phase.ERROR,
+                         f"its inputs cannot be laid out: {exc.strerror or exc}{where}", None, Outputs())
         with open(log_path, "ab") as log:
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
         with step.slot():
@@ -93,7 +95,7 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             first = began if first is None else first
             ends = _ends(step, first if attempt > 1 else None)
             if ends is not None and ends[0] <= began:
-                return _done(record, progress, step.name, "Failed", ends[1], None, {})
+                return _done(record, progress, step.name, Phase.FAILED, ends[1], None, Outputs())
             timeout = step.timeout if ends is None else min(step.timeout or float("inf"), ends[0] - began)
             try:
                 outcome = launcher.run(run.argv, run.env, log_path, timeout, lambda pid: step_started(step_dir, pid))
@@ -101,23 +103,23 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
                 step_ended(step_dir)
             duration = time.monotonic() - began
         if outcome.interrupted:
-            return _done(record, progress, step.name, "Failed", "interrupted", outcome.exit_code, {})
+            return _done(record, progress, step.name, Phase.FAILED, "interrupted", outcome.exit_code, Outputs())
         if outcome.timed_out:
             by_end = ends is not None and (step.timeout is None or ends[0] < began + step.timeout)
-            phase, message = "Failed", ends[1] if ends is not None and by_end else step.timeout_message
+            phase, message = Phase.FAILED, ends[1] if ends is not None and by_end else step.timeout_message
         elif outcome.start_error:
-            phase, message = "Failed", step.start_message(outcome.start_error)
+            phase, message = Phase.FAILED, step.start_message(outcome.start_error)
         elif outcome.exit_code == 0:
-            phase, message = "Succeeded", ""
+            phase, message = Phase.SUCCEEDED, ""
         else:
-            phase, message = "Failed", error_message(run.data_dir or data_dir, outcome.exit_code)
-        outputs: dict[str, Any] = {}
-        if phase == "Succeeded":
+            phase, message = Phase.FAILED, error_message(run.data_dir or data_dir, outcome.exit_code)
+        outputs = Outputs()
+        if phase == Phase.SUCCEEDED:
             try:
                 outputs = step.collect(data_dir)
             except WorkflowError as exc:
-                phase, message = "Error", str(exc)
-        if phase == "Succeeded":
+                phase, message = Phase.ERROR, str(exc)
+        if phase == Phase.SUCCEEDED:
             return _done(record, progress, step.name, phase, message, outcome.exit_code, outputs)
         # Argo's order (processNodeRetries): the run's deadline, the max duration, then the policy and the limit
         if step.deadline is not None and time.monotonic() > step.deadline:
@@ -125,10 +127,10 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         if step.max_duration is not None:
             limit = first + step.max_duration
             if time.monotonic() > limit:
-                return _done(record, progress, step.name, phase, "Max duration limit exceeded", outcome.exit_code, {})
+                return _done(record, progress, step.name, phase, "Max duration limit exceeded", outcome.exit_code, Outputs())
             if time.monotonic() + step.backoff(attempt) > limit:
                 return _done(record, progress, step.name, phase, "Backoff would exceed max duration limit",
-                             outcome.exit_code, {})
+                             outcome.exit_code, Outputs())
         if attempt > step.retries or not step.retry(outcome.exit_code, phase, duration):
             return _done(record, progress, step.name, phase, message, outcome.exit_code, outputs)
         time.sleep(step.backoff(attempt))
@@ -145,9 +147,9 @@ def _ends(step: StepRun, first: float | None) -> tuple[float, str] | None:
     return min(ends) if ends else None
 
 
-def _done(record: RunRecord, progress: Progress, name: str, phase: str, message: str,
-          exit_code: int | None, outputs: dict[str, Any]) -> str:
-    node = record.update_node(name, phase=phase, message=message, exitCode=exit_code, finishedAt=now(), outputs=outputs)
+def _done(record: RunRecord, progress: Progress, name: str, phase: Phase, message: str,
+          exit_code: int | None, outputs: Outputs) -> Phase:
+    node = record.update_node(name, phase=phase, message=message, exit_code=exit_code, finished_at=now(), outputs=outputs)
     progress.changed(name, node)
     return phase
 

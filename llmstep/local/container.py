@@ -50,8 +50,9 @@ def _open_for_step_user(path: Path) -> None:
 
 
 def check_image(engine_cli: str, engine_env: Mapping[str, str], image: str) -> None:
-    """A clear error, with the build command, when the step image is not in the engine's store."""
-    found = subprocess.run([engine_cli, "image", "inspect", image], capture_output=True, env={**os.environ, **engine_env})
+    """A clear error, with the build command, when the step image is not in the engine's store. The
+    engine runs with ``engine_env``, its own settings, as it does to start each step's container."""
+    found = subprocess.run([engine_cli, "image", "inspect", image], capture_output=True, env=dict(engine_env))
     if found.returncode != 0:
         said = found.stderr.decode(errors="replace").strip().splitlines()
         raise WorkflowError(

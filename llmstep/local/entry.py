@@ -16,13 +16,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, serde
+from llmstep import serde
+from llmstep.contract import FINISHED_OK, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, trust
 from llmstep.local.argo import ArgoRun
 from llmstep.local.lifecycle import stop_leftovers
 from llmstep.local.options import RunOptions
-from llmstep.local.records import FINISHED_OK, RunRecord, now
+from llmstep.local.records import RunRecord, now
 
 log = logging.getLogger(__name__)
 MISSING = object()
@@ -125,7 +126,7 @@ def _check_same_steps(record: RunRecord, documents: list[dict[str, Any]]) -> Non
 
 def _keep_run(record: RunRecord, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Tekton: the new Tasks and Pipeline with the record's own PipelineRun (it holds the run's input)."""
-    if record.status.get("engine") != "tekton":
+    if record.state.engine != "tekton":
         return documents
     old_runs = [d for d in record.documents() if d.get("kind") in ("PipelineRun", "TaskRun")]
     if any(d.get("kind") == "TaskRun" for d in old_runs):
@@ -150,15 +151,15 @@ def _resumable(record: RunRecord, opts: RunOptions, documents: list[dict[str, An
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"run {record.run_id}: its workflow.yaml cannot be read ({exc})") from exc
     if not opts.allow_pickle:
-        trust.refuse_pickles(docs, record.status.get("arguments"))
-    opts.policy().check_payloads(docs, record.status.get("arguments"))
+        trust.refuse_pickles(docs, record.state.arguments)
+    opts.policy().check_payloads(docs, record.state.arguments)
     opts.steps()
     runner: Any
-    if record.status.get("engine") == "tekton":
-        from llmstep.local.tekton import TektonRun, prepare_run
+    if record.state.engine == "tekton":
+        from llmstep.local import tekton_doc
+        from llmstep.local.tekton import TektonRun
 
-        run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-        runner = TektonRun(run, pipeline, tasks, record, opts)
+        runner = TektonRun(tekton_doc.parse(docs, _DEFAULT_IMAGE), record, opts)
     else:
         runner = ArgoRun(argo_doc.parse(docs[0]), record, opts)
     runner.preflight()
@@ -170,22 +171,23 @@ def _reset(record: RunRecord) -> RunRecord:
     attempts' outcome stays in ``history``. A finished step whose output files are gone (deleted
     since, or a disk cleaned up) runs again too, with the DAG or item group it belongs to: what
     it made is needed by the steps that run now."""
-    earlier = {"phase": record.phase, "message": record.status.get("message", ""),
-               "finishedAt": record.status.get("finishedAt", ""), "failures": record.failures()}
-    record.status.setdefault("history", []).append(earlier)
+    state = record.state
+    earlier = {"phase": str(state.phase), "message": state.message or "", "finishedAt": state.finished_at or "",
+               "failures": record.failures()}
+    state.history = [*(state.history or []), earlier]
     for task, node in list(record.nodes.items()):
-        missing = [a["localPath"] for a in (node.get("outputs") or {}).get("artifacts") or []
-                   if a.get("localPath") and not Path(a["localPath"]).is_file()]
-        if missing and node.get("phase") in FINISHED_OK:
+        missing = [a.local_path for a in (node.outputs.artifacts if node.outputs else [])
+                   if a.local_path and not Path(a.local_path).is_file()]
+        if missing and node.phase in FINISHED_OK:
             log.warning("step %s finished, but its output %s is gone: it runs again", task, missing[0])
             for other in list(record.nodes):  # the nested DAG or item group that would stand for it
                 if task.startswith((f"{other}.", f"{other}(")):
                     record.nodes.pop(other, None)
             record.nodes.pop(task, None)
     for task, node in list(record.nodes.items()):
-        if node.get("phase") not in FINISHED_OK or node.get("exitHandler"):
+        if node.phase not in FINISHED_OK or node.exit_handler:
             del record.nodes[task]
-    record.status.update(phase="Running", message="", resumedAt=now())
+    state.phase, state.message, state.resumed_at = Phase.RUNNING, "", now()
     record.save()
     return record
 
@@ -194,12 +196,13 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
     ``input`` and the options as for :func:`run_document`."""
     opts = RunOptions.of(options, **given).resolved()
-    from llmstep.local.tekton import TektonRun, prepare_run
+    from llmstep.local import tekton_doc
+    from llmstep.local.tekton import TektonRun
     from llmstep.render.tekton import INPUT_PARTS, input_params, with_run
 
     docs = with_run(docs)
-    run, pipeline, tasks = prepare_run(docs, _DEFAULT_IMAGE)
-    declared = [p["name"] for p in pipeline.get("params") or []]
+    run = tekton_doc.parse(docs, _DEFAULT_IMAGE)
+    declared = run.pipeline.param_names
     overrides: dict[str, Any] = _overrides(declared, input, opts.parameters, "the Pipeline")
     if "input" in overrides and INPUT_PARTS in declared:  # as llmstep submit gives a long input
         overrides.update((p["name"], p["value"]) for p in input_params(overrides["input"]))
@@ -208,10 +211,8 @@ def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOpt
     opts.policy().check_payloads(docs, overrides)
     opts.steps()
     record = RunRecord.create(opts.root(), docs, engine="tekton", arguments=overrides)
-    annotated = [(d.get("metadata") or {}).get("annotations", {}).get(contract.OUTPUT_TASK)
-                 for d in docs if d.get("kind") == "Pipeline"]
-    record.status["outputTask"] = next((a for a in annotated if a), None) or (pipeline.get("tasks") or [{}])[-1].get("name")
+    record.state.output_task = run.pipeline.output_task or run.pipeline.tasks[-1].name
     with _discarded_unless_started(record):
-        runner = TektonRun(run, pipeline, tasks, record, opts)
+        runner = TektonRun(run, record, opts)
         runner.preflight()
     return runner.execute()

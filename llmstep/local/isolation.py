@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, jsonio
-from llmstep.errors import WorkflowError
+from llmstep.errors import UsageError
 from llmstep.local.attempts import Attempt
 from llmstep.local.command import check_paths, parse
 from llmstep.local.process import PASSTHROUGH, Launcher, local_argv
@@ -64,8 +64,8 @@ class Isolation:
             except ValueError:
                 idle = -1.0
             if not 0 <= idle < float("inf"):
-                raise WorkflowError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
-                                    "fork server that ends with the process that started it")
+                raise UsageError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
+                                 "fork server that ends with the process that started it")
         defaults = {"fork_idle": idle, "runtime_dir": environ.get("XDG_RUNTIME_DIR") or None,
                     "cache_dir": user_dir(environ) or None, "engine_env": engine_env(environ)}
         return cls(**{**defaults, **settings})
@@ -87,9 +87,9 @@ class Isolation:
     def check(self) -> None:
         """A usage error when the kind is unknown or its engine is not installed."""
         if self.kind not in KINDS:
-            raise WorkflowError(f"--isolation {self.kind!r}: use process or container")
+            raise UsageError(f"--isolation {self.kind!r}: use process or container")
         if self.kind == "container" and shutil.which(self.engine_cli) is None:
-            raise WorkflowError(
+            raise UsageError(
                 f"--isolation container needs {self.engine_cli}, which is not installed; install it "
                 "(apt-get install podman) or run with --isolation process"
             )

@@ -17,16 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract
-from llmstep.local.records import RunRecord
-
-PID_FILE = "pid"
+from llmstep import exitcodes
+from llmstep.contract import Phase
+from llmstep.local.records import PID, RunRecord
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (steps stopped, record finished), with its own exit code."""
 
-    exit_code = contract.EXIT_TERMINATED
+    exit_code = exitcodes.EXIT_TERMINATED
     message = "terminated"
 
 
@@ -36,10 +35,10 @@ def finishing(record: RunRecord, launcher: Any, progress: Any) -> Iterator[None]
     try:
         yield
     except KeyboardInterrupt as exc:
-        _finish_anyway(record, getattr(exc, "message", "interrupted"), "Failed")
+        _finish_anyway(record, getattr(exc, "message", "interrupted"), Phase.FAILED)
         raise
     except BaseException as exc:
-        _finish_anyway(record, f"the run stopped: {type(exc).__name__}: {exc}", "Error")
+        _finish_anyway(record, f"the run stopped: {type(exc).__name__}: {exc}", Phase.ERROR)
         raise
     finally:
         try:
@@ -49,7 +48,7 @@ def finishing(record: RunRecord, launcher: Any, progress: Any) -> Iterator[None]
             record.release()
 
 
-def _finish_anyway(record: RunRecord, message: str, phase: str) -> None:
+def _finish_anyway(record: RunRecord, message: str, phase: Phase) -> None:
     try:
         record.interrupted(message, phase)
     except OSError:
@@ -59,19 +58,19 @@ def _finish_anyway(record: RunRecord, message: str, phase: str) -> None:
 def step_started(step_dir: Path, pid: int) -> None:
     """Name a step's process (a process group of its own) while it runs."""
     with contextlib.suppress(OSError):
-        (step_dir / PID_FILE).write_text(f"{pid} {_start_time(pid)}", encoding="utf-8")
+        (step_dir / PID).write_text(f"{pid} {_start_time(pid)}", encoding="utf-8")
 
 
 def step_ended(step_dir: Path) -> None:
     with contextlib.suppress(OSError):
-        (step_dir / PID_FILE).unlink()
+        (step_dir / PID).unlink()
 
 
 def stop_leftovers(record: RunRecord) -> list[int]:
     """Stop the step processes an earlier, killed attempt of this run left running (only the very
     processes it started: a pid reused since has another start time); return their pids."""
     stopped = []
-    for pid_file in sorted((record.root / "steps").glob(f"*/{PID_FILE}")):
+    for pid_file in record.pid_files():
         try:
             pid_text, _, started = pid_file.read_text(encoding="utf-8").partition(" ")
             pid = int(pid_text)

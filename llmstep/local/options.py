@@ -45,6 +45,11 @@ class RunOptions:
     the endpoints their keys go to are checked (:class:`llmstep.local.trust.Policy`)."""
     allow_endpoints: tuple[str, ...] = ()
     """Endpoints a file's steps may send the user's model keys to, besides the configured ones."""
+    environ: Mapping[str, str] | None = None
+    """This machine's environment, as the entry point read it (:class:`llmstep.settings.Settings`):
+    the fork server's settings when no isolation is given, the model endpoints it configures, and
+    what steps get from it (proxies, CA bundles, the endpoints; :data:`llmstep.local.process.PASSTHROUGH`).
+    None: an empty one (the runner reads no environment of its own)."""
 
     @classmethod
     def of(cls, options: RunOptions | None = None, /, **given: Any) -> RunOptions:
@@ -68,11 +73,13 @@ class RunOptions:
         """How the run starts its steps (the isolation checked)."""
         return self.isolation_or_default().steps()
 
-    def policy(self) -> Policy:
-        """What the run's documents may do, with the endpoints this process's environment configures."""
-        import os
+    def host(self) -> Mapping[str, str]:
+        """This machine's environment, as the entry point gave it (:attr:`environ`)."""
+        return self.environ if self.environ is not None else {}
 
-        return Policy.of(self.from_file, self.allow_endpoints, os.environ)
+    def policy(self) -> Policy:
+        """What the run's documents may do, with the endpoints the environment configures."""
+        return Policy.of(self.from_file, self.allow_endpoints, self.host())
 
     def resolved(self) -> RunOptions:
         """These options with the default isolation filled in, read once for the whole run."""
@@ -80,9 +87,7 @@ class RunOptions:
 
     def isolation_or_default(self) -> Isolation:
         """The isolation given, or the default: processes forked from a fork server, with the
-        fork server's settings from this process's environment, as ``Compiled.run_local`` has."""
+        fork server's settings from :attr:`environ`, as ``Compiled.run_local`` has."""
         if self.isolation is not None:
             return self.isolation
-        import os
-
-        return Isolation.from_environ(os.environ)
+        return Isolation.from_environ(self.host())

@@ -70,10 +70,10 @@ CA bundles) and where the model is. Without the model's endpoint, a step that re
 send it to the provider's default host instead of the one this machine is configured for."""
 
 
-def base_env(home: Path, host: Mapping[str, str] | None = None) -> dict[str, str]:
+def base_env(home: Path, host: Mapping[str, str]) -> dict[str, str]:
     """What a step's container has before the template's env: a PATH, a HOME, a UTF-8 locale,
-    and the :data:`PASSTHROUGH` variables of ``host`` (this machine's environment)."""
-    host = os.environ if host is None else host
+    and the :data:`PASSTHROUGH` variables of ``host`` (this machine's environment, as the entry
+    point read it: :attr:`llmstep.local.options.RunOptions.environ`)."""
     return {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.defpath]),
         "HOME": str(home),

@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from llmstep import contract
+from llmstep.contract import Phase
+from llmstep.local.state import NodeState
 
-_SYMBOL = {"Pending": "·", "Running": "▶", "Succeeded": "✔", "Failed": "✘", "Error": "✘", "Skipped": "○", "Omitted": "○"}
+_SYMBOL = {Phase.PENDING: "·", Phase.RUNNING: "▶", Phase.SUCCEEDED: "✔", Phase.FAILED: "✘", Phase.ERROR: "✘",
+           Phase.SKIPPED: "○", Phase.OMITTED: "○"}
 
 
 class Progress:
@@ -19,20 +22,20 @@ class Progress:
     def start(self, record: Any) -> None:
         pass
 
-    def changed(self, task: str, node: dict[str, Any]) -> None:
+    def changed(self, task: str, node: NodeState) -> None:
         pass
 
     def finish(self, record: Any) -> None:
         pass
 
 
-def duration(node: dict[str, Any]) -> str:
-    start, end = node.get("startedAt"), node.get("finishedAt")
+def duration(node: NodeState) -> str:
+    start, end = node.started_at, node.finished_at
     if not start:
         return ""
     fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
     t0 = datetime.strptime(start, fmt)
-    t1 = datetime.strptime(end, fmt) if end and node.get("phase") not in ("Running", "Pending") else datetime.now(UTC).replace(tzinfo=None)
+    t1 = datetime.strptime(end, fmt) if end and node.ended else datetime.now(UTC).replace(tzinfo=None)
     return f"{(t1 - t0).total_seconds():.1f}s"
 
 
@@ -46,11 +49,11 @@ class PlainProgress(Progress):
     def start(self, record: Any) -> None:
         self._line(f"run {record.run_id} started")
 
-    def changed(self, task: str, node: dict[str, Any]) -> None:
-        phase = node.get("phase", "?")
-        extra = f" ({duration(node)})" if phase not in ("Running", "Pending") and node.get("startedAt") else ""
-        attempt = f" attempt {node['attempts']}" if phase == "Running" and node.get("attempts", 1) > 1 else ""
-        message = f": {node['message']}" if node.get("message") and phase in contract.FAILED_PHASES else ""
+    def changed(self, task: str, node: NodeState) -> None:
+        phase = node.phase
+        extra = f" ({duration(node)})" if node.ended and node.started_at else ""
+        attempt = f" attempt {node.attempts}" if phase == Phase.RUNNING and (node.attempts or 1) > 1 else ""
+        message = f": {node.message}" if node.message and phase in contract.FAILED_PHASES else ""
         self._line(f"{task} {phase.lower()}{attempt}{extra}{message}")
 
     def finish(self, record: Any) -> None:
@@ -76,7 +79,7 @@ class LiveProgress(Progress):
         self.stream.write(f"run {record.run_id}\n")
         self._draw()
 
-    def changed(self, task: str, node: dict[str, Any]) -> None:
+    def changed(self, task: str, node: NodeState) -> None:
         self._draw()
 
     def finish(self, record: Any) -> None:

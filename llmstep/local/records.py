@@ -3,14 +3,19 @@ later read cluster runs.
 
 ```
 .llmstep/runs/<run-id>/
-  workflow.yaml        the document that ran (as given, hand edits included)
-  status.json          {"phase", "startedAt", "finishedAt", "message", "arguments", "nodes": {...}}
-  lock                 held (fcntl) by the llmstep process running the run: one at a time
-  steps/<task>/        the step's data directory: runnable.json, input*, output.json, error.json
-  steps/<task>/log.txt what the step printed, every attempt
+  workflow.yaml            the document that ran (as given, hand edits included)
+  workflow.previous.yaml   what ran before a resume with the current code replaced it
+  status.json              the run's state (see llmstep.local.state): phase, arguments, nodes
+  lock                     held (fcntl) by the llmstep process running the run: one at a time
+  pinned                   present: never pruned
+  steps/<task>/data/       the step's data directory: runnable.json, input*, output.json, error.json
+  steps/<task>/log.txt     what the step printed, every attempt
+  steps/<task>/pid         the step's process while it runs
+  workspaces/<name>/       a Tekton run's workspaces
+  values/                  big texts, stored once (llmstep.local.values)
 ```
-Nodes are keyed by task name and carry ``displayName``, ``templateName``, ``phase``,
-``startedAt``, ``finishedAt``, ``message``, ``exitCode``, ``attempts`` and ``outputs``.
+This module is the one home of that layout: every other module asks a :class:`RunRecord` for
+its paths, which checks a task's name before it names a folder.
 
 A record says "Running" only while its lock is held: one whose process ended without finishing it
 (killed with -9, a full disk) reads as Failed, with a message that says so. The run id is a DNS
@@ -21,6 +26,7 @@ skipped with a warning naming it, never an error for the other runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -34,25 +40,34 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, jsonio
-from llmstep.errors import WorkflowError
+from llmstep.contract import Phase
+from llmstep.errors import UsageError, WorkflowError
 from llmstep.local import values
+from llmstep.local.state import NodeState, NotARecord, RunState
 from llmstep.local.values import ValueStore
 from llmstep.yamlio import dump_all, load_documents
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUNS_DIR = Path(".llmstep") / "runs"
+WORKFLOW = "workflow.yaml"
+PREVIOUS_WORKFLOW = "workflow.previous.yaml"
+STATUS = "status.json"
+LOCK = "lock"
+PINNED = "pinned"
+STEPS = "steps"
+DATA = "data"
+LOG = "log.txt"
+PID = "pid"
+WORKSPACES = "workspaces"
 SAVE_EVERY = 0.5
 """Node updates reach status.json within this many seconds."""
-FINISHED_OK = ("Succeeded", "Skipped")
-"""Phases after which dependents may run and a resumed run does not run the node again."""
 ENDED_UNFINISHED = "the llmstep process running it ended without finishing the record (killed, or the disk was full)"
-NOT_STARTED = {"argo": "Omitted", "tekton": "Skipped"}
+NOT_STARTED = {"argo": Phase.OMITTED, "tekton": Phase.SKIPPED}
 """How each engine shows a step that never started once its run has ended: Argo marks a DAG task
 it will not run ``Omitted``; Tekton lists the task among the PipelineRun's skipped tasks."""
 NOT_STARTED_MESSAGE = "not started: the run ended before it"
 _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
-_STATUS_TYPES = {"phase": str, "startedAt": str, "finishedAt": str, "message": str, "arguments": dict, "nodes": dict}
 
 
 def now() -> str:
@@ -62,9 +77,9 @@ def now() -> str:
 class RunRecord:
     """The on-disk record of one local run; thread-safe updates, atomic saves."""
 
-    def __init__(self, root: Path, status: dict[str, Any]) -> None:
+    def __init__(self, root: Path, state: RunState) -> None:
         self.root = root
-        self.status = status
+        self.state = state
         self._lock = threading.RLock()
         self._saved_at = 0.0
         self._timer: threading.Timer | None = None
@@ -76,39 +91,78 @@ class RunRecord:
         return self.root.name
 
     @property
-    def phase(self) -> str:
-        return str(self.status.get("phase", "Pending"))
+    def phase(self) -> Phase:
+        return self.state.phase
 
     @property
-    def nodes(self) -> dict[str, dict[str, Any]]:
-        return self.status.setdefault("nodes", {})
+    def nodes(self) -> dict[str, NodeState]:
+        return self.state.nodes
 
-    def in_run_order(self) -> list[tuple[str, dict[str, Any]]]:
+    def in_run_order(self) -> list[tuple[str, NodeState]]:
         """The nodes as they ran: those that started by their start, then the others in the
         documents' order (the order the runner created them in)."""
-        return sorted(self.nodes.items(), key=lambda item: (not item[1].get("startedAt"), item[1].get("startedAt") or ""))
+        return sorted(self.nodes.items(), key=lambda item: (not item[1].started_at, item[1].started_at or ""))
 
-    def shown(self, node: dict[str, Any]) -> tuple[str, str]:
+    def shown(self, node: NodeState) -> tuple[Phase, str]:
         """A node's phase and message in the words of the run's engine: once the run has ended, a
         step still ``Pending`` never started (Argo: ``Omitted``; Tekton: ``Skipped``), and Tekton
         calls the tasks it did not run skipped."""
-        phase, message = str(node.get("phase", "Pending")), str(node.get("message", ""))
-        engine = str(self.status.get("engine", "argo"))
-        if phase == "Pending" and self.phase not in ("Running", "Pending"):
+        phase, message, engine = node.phase, node.message or "", self.state.engine
+        if phase == Phase.PENDING and self.state.ended:
             return NOT_STARTED.get(engine, NOT_STARTED["argo"]), message or NOT_STARTED_MESSAGE
-        if phase == "Omitted" and engine == "tekton":
+        if phase == Phase.OMITTED and engine == "tekton":
             return NOT_STARTED["tekton"], message
         return phase, message
+
+    # ------------------------------------------------------------------ the layout
+
+    def step_path(self, task: str, *parts: str) -> Path:
+        """A path in the folder of ``task`` (``steps/<task>/...``), not created."""
+        if not task or task in (".", "..") or Path(task).name != task:  # the documents' checks refuse such names first
+            raise WorkflowError(f"task name {task!r} cannot name a folder of the record")
+        return self.root.joinpath(STEPS, task, *parts)
+
+    def step_dir(self, task: str) -> Path:
+        """The folder of ``task``, created."""
+        path = self.step_path(task)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def data_dir(self, task: str) -> Path:
+        """Where ``task``'s step keeps its files (its data directory), not created."""
+        return self.step_path(task, DATA)
+
+    def log_path(self, task: str) -> Path:
+        """What ``task``'s step printed, every attempt."""
+        return self.step_path(task, LOG)
+
+    def pid_files(self) -> list[Path]:
+        """The files naming a step process that runs (or ran, when a run was killed)."""
+        return sorted((self.root / STEPS).glob(f"*/{PID}"))
+
+    def workspace_dir(self, name: str) -> Path:
+        """The folder of a Tekton workspace, created."""
+        path = self.root / WORKSPACES / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def pinned(self) -> bool:
+        return (self.root / PINNED).exists()
+
+    def pin(self) -> None:
+        """Keep this record when older ones are pruned."""
+        (self.root / PINNED).touch()
 
     @classmethod
     def create(cls, runs_dir: Path, docs: list[dict[str, Any]], *, engine: str, arguments: dict[str, Any]) -> RunRecord:
         run_id = f"{run_name(_run_metadata(docs))}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         root = Path(runs_dir).resolve() / run_id
-        (root / "steps").mkdir(parents=True)
-        record = cls(root, {"engine": engine, "phase": "Running", "startedAt": now(), "arguments": arguments, "nodes": {}})
+        (root / STEPS).mkdir(parents=True)
+        record = cls(root, RunState(engine=engine, phase=Phase.RUNNING, started_at=now(), arguments=arguments))
         record.lock()  # before the record says Running: a reader sees the lock held from the start
         try:
-            (root / "workflow.yaml").write_text(dump_all(docs), encoding="utf-8")
+            (root / WORKFLOW).write_text(dump_all(docs), encoding="utf-8")
             record.save()
         except BaseException:
             record.release()
@@ -119,21 +173,16 @@ class RunRecord:
     @classmethod
     def open(cls, runs_dir: Path, run_id: str) -> RunRecord:
         if not run_id or run_id in (".", "..") or Path(run_id).name != run_id:
-            raise WorkflowError(f"{run_id!r} is not a run id (a name in the runs directory); see `llmstep runs`")
+            raise UsageError(f"{run_id!r} is not a run id (a name in the runs directory); see `llmstep runs`")
         root = Path(runs_dir).resolve() / run_id
-        if not (root / "status.json").is_file():
+        if not (root / STATUS).is_file():
             known = ", ".join(r.run_id for r in list_runs(runs_dir)[:5]) or "none"
-            raise WorkflowError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`")
-        status, problem = read_status(root / "status.json")
-        if status is not None:
-            try:
-                status = values.resolve(status, root)
-            except (OSError, UnicodeDecodeError) as exc:
-                status, problem = None, f"a value it stores cannot be read: {exc}"
-        if status is None:
-            raise WorkflowError(f"run {run_id}: {root / 'status.json'} is not a run record ({problem}); "
+            raise UsageError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`")
+        state, problem = read_status(root / STATUS, root)
+        if state is None:
+            raise WorkflowError(f"run {run_id}: {root / STATUS} is not a run record ({problem}); "
                                 "remove that run's directory")
-        return cls(root, status).settled()
+        return cls(root, state).settled()
 
     # ------------------------------------------------------------------ one process at a time
 
@@ -142,7 +191,7 @@ class RunRecord:
         another process holds it: the run is still running there."""
         import fcntl
 
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -166,7 +215,7 @@ class RunRecord:
         if self._lock_fd is not None:
             return False
         try:
-            fd = os.open(self.root / "lock", os.O_RDONLY)
+            fd = os.open(self.root / LOCK, os.O_RDONLY)
         except OSError:
             return False
         try:
@@ -179,52 +228,50 @@ class RunRecord:
 
     def settled(self) -> RunRecord:
         """This record as it is: one left "Running" by a process that has ended is Failed."""
-        if self.phase in ("Running", "Pending") and not self.running_elsewhere():
+        if not self.state.ended and not self.running_elsewhere():
             for node in self.nodes.values():
-                if node.get("phase") in ("Running", "Pending"):
-                    node.update(phase="Failed", message=ENDED_UNFINISHED)
-            self.status.update(phase="Failed", message=ENDED_UNFINISHED)
+                if not node.ended:
+                    node.phase, node.message = Phase.FAILED, ENDED_UNFINISHED
+            self.state.phase, self.state.message = Phase.FAILED, ENDED_UNFINISHED
         return self
 
     def replace_documents(self, docs: list[dict[str, Any]]) -> None:
         """Run ``docs`` from now on (a resume with the current code); the earlier ones are kept
         beside them as ``workflow.previous.yaml``."""
-        current = self.root / "workflow.yaml"
-        previous = self.root / "workflow.previous.yaml"
+        current = self.root / WORKFLOW
+        previous = self.root / PREVIOUS_WORKFLOW
         if current.is_file() and not previous.exists():
             current.replace(previous)
         current.write_text(dump_all(docs), encoding="utf-8")
 
     def documents(self) -> list[dict[str, Any]]:
         """The documents that ran (a Workflow, or a Tekton set)."""
-        return load_documents(self.root / "workflow.yaml")
+        return load_documents(self.root / WORKFLOW)
 
-    def step_dir(self, task: str) -> Path:
-        if not task or task in (".", "..") or Path(task).name != task:  # the documents' checks refuse such names first
-            raise WorkflowError(f"task name {task!r} cannot name a folder of the record")
-        path = self.root / "steps" / task
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def update_node(self, task: str, **fields: Any) -> dict[str, Any]:
+    def update_node(self, task: str, **fields: Any) -> NodeState:
+        """Change the node of ``task`` (created ``Pending``) by its fields (``phase=``,
+        ``started_at=``, ...); a copy of it as it is now."""
         with self._lock:
-            node = self.nodes.setdefault(task, {"id": task, "displayName": task, "phase": "Pending"})
-            node.update(fields)
+            node = self.nodes.setdefault(task, NodeState(id=task, display_name=task))
+            for name, value in fields.items():
+                if name == "extra" or not hasattr(node, name):
+                    raise TypeError(f"a node has no field {name!r}")
+                setattr(node, name, value)
             self.save(soon=True)
-            return dict(node)
+            return dataclasses.replace(node)
 
-    def finish(self, phase: str, message: str = "") -> None:
+    def finish(self, phase: Phase, message: str = "") -> None:
         with self._lock:
-            self.status.update(phase=phase, finishedAt=now(), message=message)
+            self.state.phase, self.state.finished_at, self.state.message = phase, now(), message
             self.save()
 
-    def interrupted(self, message: str = "interrupted", phase: str = "Failed") -> None:
+    def interrupted(self, message: str = "interrupted", phase: Phase = Phase.FAILED) -> None:
         """Ctrl-C, SIGTERM or an error that ended the run: leave a consistent record; steps that
         were running or waiting failed with ``message``."""
         with self._lock:
             for node in self.nodes.values():
-                if node.get("phase") in ("Running", "Pending"):
-                    node.update(phase="Failed", message=message, finishedAt=now())
+                if not node.ended:
+                    node.phase, node.message, node.finished_at = Phase.FAILED, message, now()
             self.finish(phase, message)
 
     def save(self, soon: bool = False) -> None:
@@ -241,10 +288,10 @@ class RunRecord:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            tmp = self.root / "status.json.tmp"
+            tmp = self.root / f"{STATUS}.tmp"
             # nodes keep the order they were created in (the documents'), which `show` lists by
-            tmp.write_text(json.dumps(self.values.externalize(self.status), indent=1), encoding="utf-8")
-            os.replace(tmp, self.root / "status.json")
+            tmp.write_text(json.dumps(self.values.externalize(self.state.to_json()), indent=1), encoding="utf-8")
+            os.replace(tmp, self.root / STATUS)
             self._saved_at = time.monotonic()
 
     def _save_later(self) -> None:
@@ -259,15 +306,15 @@ class RunRecord:
         """Failed nodes in the shape of Argo's ``{{workflow.failures}}``."""
         return [
             {
-                "displayName": n.get("displayName", task),
-                "message": n.get("message", ""),
-                "templateName": n.get("templateName", ""),
-                "phase": n["phase"],
+                "displayName": n.display_name,
+                "message": n.message or "",
+                "templateName": n.template_name or "",
+                "phase": str(n.phase),
                 "podName": f"{self.run_id}-{task}",
-                "finishedAt": n.get("finishedAt", ""),
+                "finishedAt": n.finished_at or "",
             }
-            for task, n in self.nodes.items()
-            if n.get("phase") in contract.FAILED_PHASES and not n.get("exitHandler") and n.get("type", "Pod") == "Pod"
+            for task, n in self.state.steps()
+            if n.phase in contract.FAILED_PHASES and not n.exit_handler
         ]
 
     def result(self) -> Any:
@@ -275,15 +322,15 @@ class RunRecord:
         from llmstep import serde
         from llmstep.errors import RunFailed
 
-        if self.status.get("batch"):
+        if self.state.batch:
             return self.results()
-        if self.phase != "Succeeded":
+        if self.phase != Phase.SUCCEEDED:
             raise RunFailed(failure_message(self), run_id=self.run_id, failures=self.failures())
-        task = self.status.get("outputTask")
+        task = self.state.output_task
         node = self.nodes.get(task or "")
         if not node:
             raise WorkflowError(f"the workflow does not name its result task (annotation {contract.OUTPUT_TASK})")
-        text = _local_output(node)
+        text = node.output()
         if text is not None:
             return serde.loads_value(text, where=f"{task} output")
         raise WorkflowError(f"task {task!r} has no output artifact or parameter named 'output'")
@@ -294,19 +341,12 @@ class RunRecord:
 
         if self.phase not in contract.DONE_PHASES:
             raise WorkflowError(f"run {self.run_id} is {self.phase}; it has no results yet")
-        count = len(jsonio.loads(self.status["arguments"].get("inputs", "[]")))
-        return batch.collect(count, self.nodes.items(), self.status.get("outputTask") or "", _local_output,
+        count = len(jsonio.loads(self.state.arguments.get("inputs", "[]")))
+        # render.batch reads Argo's status nodes, and ours in the same shape
+        shaped = {task: node.to_json() for task, node in self.nodes.items()}
+        typed = {id(data): self.nodes[task] for task, data in shaped.items()}
+        return batch.collect(count, shaped.items(), self.state.output_task or "", lambda data: typed[id(data)].output(),
                              f"run {self.run_id}", return_exceptions)
-
-
-def _local_output(node: dict[str, Any]) -> str | None:
-    for artifact in node.get("outputs", {}).get("artifacts", []):
-        if artifact["name"] == "output":
-            return Path(artifact["localPath"]).read_text(encoding="utf-8")
-    for param in node.get("outputs", {}).get("parameters", []):
-        if param["name"] == "output":
-            return param["value"]
-    return None
 
 
 def run_name(meta: Any) -> str:
@@ -318,8 +358,9 @@ def run_name(meta: Any) -> str:
     return re.sub("-{2,}", "-", label)[:40].strip("-") or "run"
 
 
-def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
-    """A record's status.json, or None and what is wrong with it."""
+def read_status(path: Path, values_root: Path | None = None) -> tuple[RunState | None, str]:
+    """A record's status.json, or None and what is wrong with it. With ``values_root`` (the
+    record's folder), its big values are read back from where they are stored."""
     try:
         status = jsonio.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -328,22 +369,18 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, str]:
         return None, str(exc)
     except json.JSONDecodeError as exc:
         return None, f"not JSON: {exc.msg}, line {exc.lineno} column {exc.colno}; cut short?"
-    if not isinstance(status, dict):
-        return None, f"a JSON {type(status).__name__}, not an object"
-    for key, kind in _STATUS_TYPES.items():
-        if key in status and not isinstance(status[key], kind):
-            return None, f"{key} is {type(status[key]).__name__}, not {kind.__name__}"
-    bad = [k for k, v in status.get("nodes", {}).items() if not isinstance(v, dict)]
-    if bad:
-        return None, f"node {bad[0]!r} is not an object"
-    bad = [k for k in status.get("nodes", {}) if not k or k in (".", "..") or Path(k).name != k]
-    if bad:
-        return None, f"node name {bad[0]!r} is not a step folder's name"
-    bad = [k for k, v in status.get("arguments", {}).items()
-           if not isinstance(v, (str, list)) and not values.is_ref(v)]
-    if bad:
-        return None, f"argument {bad[0]!r} is not text"
-    return status, ""
+    try:
+        state = RunState.from_json(status)
+    except NotARecord as exc:
+        return None, str(exc)
+    if values_root is not None:
+        try:
+            state = RunState.from_json(values.resolve(status, values_root))
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, f"a value it stores cannot be read: {exc}"
+        except NotARecord as exc:
+            return None, str(exc)
+    return state, ""
 
 
 def _run_metadata(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -355,7 +392,7 @@ def _run_metadata(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def failure_message(record: RunRecord) -> str:
-    lines = [f"run {record.run_id} {record.phase.lower()}" + (f": {record.status.get('message')}" if record.status.get("message") else "")]
+    lines = [f"run {record.run_id} {record.phase.lower()}" + (f": {record.state.message}" if record.state.message else "")]
     for failure in record.failures():
         lines.append(f"  step {failure['displayName']} ({failure['templateName']}): {failure['message']}")
     lines.append(f"  details: llmstep show {record.run_id} [STEP]; retry the failed steps: llmstep run --resume {record.run_id}")
@@ -370,11 +407,19 @@ def list_runs(runs_dir: Path) -> list[RunRecord]:
         return []
     records = []
     for child in root.iterdir():
-        status_file = child / "status.json"
+        status_file = child / STATUS
         if status_file.is_file():
-            status, problem = read_status(status_file)
-            if status is None:
+            state, problem = read_status(status_file)
+            if state is None:
                 log.warning("skipping %s: not a run record (%s)", status_file, problem)
                 continue
-            records.append(RunRecord(child, status).settled())
-    return sorted(records, key=lambda r: str(r.status.get("startedAt", "")), reverse=True)
+            records.append(RunRecord(child, state).settled())
+    return sorted(records, key=lambda r: r.state.started_at or "", reverse=True)
+
+
+def prune(runs_dir: Path, keep: int) -> None:
+    """Remove the records beyond the newest ``keep``, but pinned ones and those still running
+    (in another process: it holds the record's lock)."""
+    unpinned = [r for r in list_runs(runs_dir) if not r.pinned and r.phase != Phase.RUNNING]
+    for record in unpinned[keep - 1:]:
+        shutil.rmtree(record.root, ignore_errors=True)

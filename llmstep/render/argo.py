@@ -28,7 +28,7 @@ from hera.workflows import (
 )
 from hera.workflows.models import Backoff, DAGTask, IntOrString, ResourceRequirements, RetryStrategy, ValueFrom
 
-from llmstep import contract, payloads, shapes
+from llmstep import contract, exitcodes, payloads, shapes
 from llmstep.diagnose import settings
 from llmstep.diagnose.settings import Diagnose
 from llmstep.errors import RenderError
@@ -46,7 +46,7 @@ NO_VALUE = "(none)"
 
 # Retry only when the Runnable raised (exit 1): a bad payload (2) or a missing credential (3)
 # fails the same way every time.
-RETRY_WHEN = f"asInt(lastRetry.exitCode) == {contract.EXIT_RUNNABLE_FAILED}"
+RETRY_WHEN = f"asInt(lastRetry.exitCode) == {exitcodes.EXIT_RUNNABLE_FAILED}"
 
 
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:

@@ -78,7 +78,7 @@ def collect(
         phase = node.get("phase")
         if phase in contract.FAILED_PHASES and kind == "Pod":
             failures.setdefault(index, []).append((display, node.get("message") or phase))
-        elif display == output_task and phase == "Succeeded":
+        elif display == output_task and phase == contract.Phase.SUCCEEDED:
             text = read_output(node)
             if text is not None:
                 try:

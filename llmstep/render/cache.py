@@ -12,10 +12,11 @@ while this process has not imported Hera: a process that has may have set Hera's
 defaults, and renders afresh. Entries are JSON, and the newest ``KEEP`` are kept.
 
 Nothing secret is in a Workflow: compile refuses a chain that holds one (``llmstep.compiler.leaks``), and a
-plan built by other means whose payload holds one (by the rules of ``llmstep.compiler.leaks``, with this
-process's environment) is rendered but never kept. The cache is
-private to the user: folders 0700, entries 0600, and an entry that is not (another user's, or
-one written before entries were private) is neither read nor kept.
+plan built by other means whose payload holds one is rendered but never kept. That check is the
+caller's (``Compiled`` asks :func:`llmstep.compiler.leaks.plan_holds_secret`, with the environment it
+read): it needs the compiler's rules and the environment, neither of which this layer reads. The
+cache is private to the user: folders 0700, entries 0600, and an entry that is not (another
+user's, or one written before entries were private) is neither read nor kept.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,17 +33,20 @@ if TYPE_CHECKING:
 KEEP = 200
 
 
-def user_dir(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache/llmstep``) in ``environ`` (default this
-    process's); "" without a usable home."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+def user_dir(environ: Mapping[str, str]) -> str:
+    """``$XDG_CACHE_HOME/llmstep`` (default ``~/.cache/llmstep``) in ``environ``, the environment an
+    entry point read; "" without a usable home."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     return os.path.join(base, "llmstep") if os.path.isabs(base) else ""
 
 
-def argo_dict(plan: Plan, batch: int | None = None) -> dict[str, Any]:
-    """``render.argo.render_dict(plan, batch)``, from the cache when it holds this rendering."""
-    path = _entry(plan, batch)
+def argo_dict(plan: Plan, batch: int | None = None, *, folder: str = "",
+              holds_secret: Callable[[Plan], bool] | None = None) -> dict[str, Any]:
+    """``render.argo.render_dict(plan, batch)``, from the cache in ``folder`` (:func:`user_dir`; "":
+    no cache) when it holds this rendering. A new rendering is kept only when ``holds_secret``, the
+    caller's check, says the plan holds no secret (without a check, nothing is kept)."""
+    path = _entry(plan, batch, folder)
     if path:
         doc = _read(path)
         if doc is not None:
@@ -50,7 +54,7 @@ def argo_dict(plan: Plan, batch: int | None = None) -> dict[str, Any]:
     from llmstep.render.argo import render_dict
 
     doc = render_dict(plan, batch)
-    if path and not _holds_secret(plan):
+    if path and holds_secret is not None and not holds_secret(plan):
         _keep(path, doc)
     return doc
 
@@ -74,32 +78,11 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
-def _holds_secret(plan: Plan) -> bool:
-    """True when a payload of ``plan`` holds a secret (a plan not made by ``compile``)."""
-    import base64
-
-    from llmstep.compiler import leaks
-
-    env = leaks.secret_env(os.environ)
-    for step in plan.steps:
-        payload = step.payload
-        if payload.get("format") == "pickle":
-            text = base64.b64decode(payload.get("data") or "")
-        else:
-            if leaks.scan_dump(payload.get("data"), step.path, env):
-                return True
-            text = json.dumps(payload.get("data"), ensure_ascii=False).encode("utf-8")
-        if leaks.in_bytes(text, env):
-            return True
-    return False
-
-
-def _entry(plan: Plan, batch: int | None) -> str:
-    """The cache file for this rendering; "" when the cache is not to be used."""
+def _entry(plan: Plan, batch: int | None, folder: str) -> str:
+    """The cache file for this rendering in ``folder``; "" when the cache is not to be used."""
     import hashlib
     from importlib.util import find_spec
 
-    folder = user_dir()
     if not folder or "hera" in sys.modules:
         return ""
     stamps: list[tuple[str, int] | tuple[str, int, int]] = []

@@ -154,3 +154,20 @@ def test_readme_documents_values_and_stateful_objects():
     readme = (ROOT / "README.md").read_text()
     assert "## Values between steps" in readme and "value_types=" in readme
     assert "FakeListChatModel" in readme
+
+
+def test_the_client_reads_an_unknown_class_as_data_only_while_an_entry_point_says_so():
+    """The CLI and a step read leniently for the length of their call (values.reading_leniently);
+    the process's client reader itself never changes, so a script reading results stays strict."""
+    tree = {"__llmstep__": "dataclass", "class": "nowhere_imported:Thing", "fields": {"a": 1}}
+    text = json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": tree})
+    with pytest.raises(llmstep.SerializationError, match="nowhere_imported:Thing"):
+        serde.loads_value(text)
+    with values.reading_leniently():
+        assert serde.loads_value(text) == {"a": 1}
+        with values.reading_leniently():  # nested: the outer block still reads leniently after
+            pass
+        assert serde.loads_value(text) == {"a": 1}
+    with pytest.raises(llmstep.SerializationError, match="nowhere_imported:Thing"):
+        serde.loads_value(text)  # the block ended, and with it the leniency
+    assert values.Classes(lenient=True).resolve("nowhere_imported:Thing", "x") is None  # a reader's own choice stands

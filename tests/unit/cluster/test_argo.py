@@ -9,7 +9,8 @@ from chains import picky, qa_chain
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep.cluster.argo import BatchRun, WorkflowFailed, api_error
+from llmstep.cluster.argo import BatchRun, WorkflowFailed
+from llmstep.cluster.transports import api_error
 
 
 class Refusal:

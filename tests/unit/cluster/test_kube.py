@@ -118,12 +118,10 @@ def test_pod_refusals_say_what_pods_need():
 def test_a_loaded_kubelets_passing_config_error_is_waited_out_not_reported(message, verdict):
     """A busy kubelet first says it could not sync its Secret cache, and retries; only the message
     that names what is missing means the Pod cannot start."""
-    from types import SimpleNamespace
-
     from llmstep.cluster.kube import _cannot_start
 
-    waiting = SimpleNamespace(reason="CreateContainerConfigError", message=message)
-    status = SimpleNamespace(container_statuses=[SimpleNamespace(state=SimpleNamespace(waiting=waiting))], conditions=[])
+    waiting = {"reason": "CreateContainerConfigError", "message": message}
+    status = {"containerStatuses": [{"state": {"waiting": waiting}}], "conditions": []}  # as the API server sends it
     assert _cannot_start(status) == verdict
 
 
@@ -162,9 +160,9 @@ def _kubelet(tmp_path):
 
 
 def test_pods_run_in_the_kubeconfig_contexts_namespace_as_kubectl_uses_it(tmp_path, monkeypatch):
-    from kube_fake import FakeCluster
+    from kube_fake import FakeKubeClient
 
-    cluster = FakeCluster()
+    cluster = FakeKubeClient()
     cluster.on_create = _kubelet(tmp_path)
     kubeconfig = kube_kubeconfig(tmp_path, "team-a")
     runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), kubeconfig=kubeconfig)
@@ -187,9 +185,9 @@ def _vanish(cluster, pod):
 
 @pytest.mark.parametrize("when", ["while-pending", "before-its-log"])
 def test_a_pod_deleted_mid_call_is_an_llmstep_error_naming_it(tmp_path, when):
-    from kube_fake import FakeCluster
+    from kube_fake import FakeKubeClient
 
-    cluster = FakeCluster()
+    cluster = FakeKubeClient()
     if when == "while-pending":
         cluster.after_read = lambda c, pod: _vanish(c, pod) if pod.status.phase == "Pending" else None
     else:
@@ -209,10 +207,79 @@ def test_a_pod_deleted_mid_call_is_an_llmstep_error_naming_it(tmp_path, when):
 
 
 def test_an_api_server_gone_mid_call_is_an_llmstep_error(tmp_path):
-    from kube_fake import FakeCluster
+    from kube_fake import FakeKubeClient
 
-    cluster = FakeCluster()
+    cluster = FakeKubeClient()
     cluster.after_read = lambda c, pod: setattr(c, "unreachable", True)
     runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), namespace="ns", poll=0.01)
     with pytest.raises(llmstep.SubmissionError, match=r"waiting for pod ns/.*cannot reach the Kubernetes API server"):
         runner.invoke({"question": "x"})
+
+
+# ---------------------------------------------------------------- calls against llmstep.cluster.fake
+
+
+def _kubelet_cluster(tmp_path):
+    """A FakeCluster that plays the kubelet: a created Pod's step runs as a process and its output
+    becomes the Pod's log; a streaming Pod is left Running, as it is while its log is followed."""
+    from llmstep.cluster.fake import FakeCluster
+
+    class Kubelet(FakeCluster):
+        def create(self, namespace, body):
+            pod = super().create(namespace, body)
+            name = pod["metadata"]["name"]
+            out = _step(body, tmp_path / name)
+            self.set_log(name, out.stdout, namespace=namespace)
+            streaming = "--stream" in body["spec"]["containers"][0]["command"]
+            phase = "Running" if streaming else "Succeeded" if out.returncode == 0 else "Failed"
+            self.set_status("Pod", name, {"phase": phase}, namespace=namespace)
+            return pod
+
+    return Kubelet()
+
+
+def test_a_call_through_the_fake_creates_reads_and_deletes_its_pod(tmp_path):
+    cluster = _kubelet_cluster(tmp_path)
+    runner = llmstep.KubernetesRunnable(qa_chain(), transport=cluster, poll=0.01)
+    assert runner.invoke({"question": "fake"}) == "offline answer: fake"
+    assert [r.verb for r in cluster.requests] == ["create", "get", "log", "delete"]
+    assert cluster.requests[0].namespace == "default" and cluster.find("Pod") == []  # deleted
+    assert "".join(runner.stream({"question": "chunks"})) == "offline answer: chunks"
+    assert "follow" in [r.verb for r in cluster.requests] and cluster.find("Pod") == []
+    failing = llmstep.KubernetesRunnable(openai_chain(), transport=cluster, namespace="ml", poll=0.01)
+    with pytest.raises(llmstep.CredentialsError, match="exit code 3"):
+        failing.invoke({"question": "x"})  # no OPENAI_API_KEY in the pod
+    assert cluster.find("Pod", namespace="ml") == []
+
+
+def test_a_pod_that_cannot_start_fails_at_once_with_its_warning_events():
+    from llmstep.cluster.fake import FakeCluster
+
+    class PullFails(FakeCluster):
+        def create(self, namespace, body):
+            pod = super().create(namespace, body)
+            waiting = {"reason": "ErrImagePull", "message": "pull access denied for nope"}
+            self.set_status("Pod", pod["metadata"]["name"], {"phase": "Pending", "containerStatuses": [
+                {"name": "main", "state": {"waiting": waiting}}]}, namespace=namespace)
+            for kind, name in (("Warning", pod["metadata"]["name"]), ("Normal", pod["metadata"]["name"]), ("Warning", "other")):
+                super().create(namespace, {"kind": "Event", "metadata": {"generateName": "e-"}, "type": kind,
+                                           "involvedObject": {"name": name}, "reason": f"{kind}Reason", "message": "m"})
+            return pod
+
+    cluster = PullFails()
+    runner = llmstep.KubernetesRunnable(qa_chain(), transport=cluster, timeout=60, poll=0.01)
+    with pytest.raises(llmstep.SubmissionError, match="cannot start: ErrImagePull: pull access denied for nope") as err:
+        runner.invoke({"question": "x"})
+    assert str(err.value).endswith("events: WarningReason: m") and cluster.find("Pod") == []
+
+
+def test_a_refused_pod_names_its_step_and_what_pods_need():
+    from llmstep.cluster.fake import FakeCluster
+
+    cluster = FakeCluster()
+    cluster.refuse("create", "Pod", 404, 'namespaces "nope" not found')
+    runner = llmstep.KubernetesRunnable(qa_chain(), transport=cluster, namespace="nope")
+    with pytest.raises(llmstep.SubmissionError) as err:
+        runner.invoke({"question": "x"})
+    assert str(err.value).startswith(f"{runner.step.display}: creating the Pod in namespace nope")
+    assert "does the namespace exist" in str(err.value) and 'namespaces "nope" not found' in str(err.value)

@@ -30,3 +30,14 @@ def test_as_runnable_cancels_the_workflow_when_it_gives_up(server):
     with pytest.raises(llmstep.SubmissionError, match="after 0 s"):
         remote.invoke({"question": "slow"})
     assert server.requests[-1]["method"] == "PUT" and server.requests[-1]["path"].endswith("/terminate")
+
+
+def test_as_runnable_through_the_fake_terminates_the_workflow_it_gave_up_on():
+    from llmstep.cluster.fake import FakeCluster
+
+    cluster = FakeCluster()  # no controller: the Workflow never finishes
+    remote = llmstep.compile(qa_chain()).as_runnable(transport=cluster, timeout=0.05, poll=0.01)
+    with pytest.raises(llmstep.SubmissionError, match="still not started after 0 s"):
+        remote.invoke({"question": "slow"})
+    [wf] = cluster.find("Workflow")
+    assert wf["spec"]["shutdown"] == "Terminate" and cluster.requests[-1].verb == "patch"

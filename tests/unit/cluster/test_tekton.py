@@ -1,6 +1,7 @@
 """A PipelineRun on a cluster, without one: its outcome read from the Succeeded condition, a failed
 run naming its failed tasks, and the chain's output read from the output task's log only when it
-matches the task's digest (the API is a stand-in that answers as the Kubernetes API does)."""
+matches the task's digest (the cluster is llmstep.cluster.fake.FakeCluster, which answers as the
+Kubernetes API does)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import pytest
 
 from llmstep import serde
+from llmstep.cluster.fake import FakeCluster
 from llmstep.cluster.tekton import PipelineRunHandle, done, pipelinerun_failed, succeeded
 from llmstep.contract import OUTPUT_TASK, RECORD
 from llmstep.errors import PipelineRunFailed, SubmissionError
@@ -17,32 +19,16 @@ from llmstep.errors import PipelineRunFailed, SubmissionError
 
 def _run(status: str | None, reason: str = "", message: str = "") -> dict:
     conditions = [] if status is None else [{"type": "Succeeded", "status": status, "reason": reason, "message": message}]
-    return {"metadata": {"name": "qa-x", "namespace": "ml", "annotations": {OUTPUT_TASK: "parse"}},
+    return {"kind": "PipelineRun", "metadata": {"name": "qa-x", "namespace": "ml", "annotations": {OUTPUT_TASK: "parse"}},
             "status": {"conditions": conditions}}
 
 
 def _taskrun(task: str, status: str, *, reason: str = "", message: str = "", digest: str = "") -> dict:
-    return {"metadata": {"name": f"qa-x-{task}", "labels": {"tekton.dev/pipelineTask": task}},
+    return {"kind": "TaskRun",
+            "metadata": {"name": f"qa-x-{task}", "labels": {"tekton.dev/pipelineTask": task, "tekton.dev/pipelineRun": "qa-x"}},
             "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason, "message": message}],
                        "podName": f"qa-x-{task}-pod", "results": [{"name": "sha256", "value": digest}],
                        "steps": [{"container": "step-exec"}]}}
-
-
-class _Api:
-    """The calls PipelineRunHandle makes (TektonApi's), answered from fixed objects."""
-
-    def __init__(self, run, taskruns, logs):
-        self.run, self._taskruns, self.logs = run, taskruns, logs
-
-    def get(self, namespace, kind, name):
-        assert (namespace, kind, name) == ("ml", "PipelineRun", "qa-x")
-        return self.run
-
-    def taskruns(self, namespace, pipelinerun):
-        return self._taskruns
-
-    def pod_log(self, namespace, pod, container="step-exec"):
-        return self.logs[pod]
 
 
 def test_done_means_the_succeeded_condition_is_true_or_false():
@@ -65,10 +51,17 @@ def test_a_failed_pipelinerun_names_its_failed_tasks_and_what_to_run_next():
 
 
 def _handle(run, text, digest):
+    """The PipelineRun, its TaskRuns (and one of another run, which is not its) and the output
+    task's log, as the controller leaves them."""
     record = RECORD + json.dumps({"kind": "output", "value": text})
-    api = _Api(run, [_taskrun("prompt", "True"), _taskrun("parse", "True", digest=digest)],
-               {"qa-x-parse-pod": f"llmstep: step parse\n{record}\n"})
-    return PipelineRunHandle(name="qa-x", namespace="ml", api=api)  # type: ignore[arg-type]
+    cluster = FakeCluster()
+    for obj in (run, _taskrun("prompt", "True"), _taskrun("parse", "True", digest=digest)):
+        cluster.create("ml", obj)
+    other = _taskrun("parse", "False", digest="1" * 64)
+    other["metadata"].update(name="qa-y-parse", labels={"tekton.dev/pipelineTask": "parse", "tekton.dev/pipelineRun": "qa-y"})
+    cluster.create("ml", other)
+    cluster.set_log("qa-x-parse-pod", f"llmstep: step parse\n{record}\n", container="step-exec", namespace="ml")
+    return PipelineRunHandle(name="qa-x", namespace="ml", transport=cluster)
 
 
 def test_the_result_is_the_output_tasks_log_record_checked_against_its_digest():

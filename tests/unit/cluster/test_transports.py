@@ -14,7 +14,9 @@ from argo_server import TOKEN, FakeArgoServer
 from chains import qa_chain
 
 import llmstep
-from llmstep.cluster.transports import ArgoServer, KubeApi, transport
+from llmstep.cluster.argo_server import ArgoServer
+from llmstep.cluster.connect import transport
+from llmstep.cluster.transports import KubeApi
 
 
 def test_submit_wait_result_logs_through_the_argo_server(server):

@@ -192,3 +192,44 @@ def test_names_by_reference_reads_globals_and_cloudpickles_module_imports():
     assert names["json"] == "the module itself"  # a module the function uses: cloudpickle's subimport
     assert names["textwrap"] == "'dedent'"  # a function by reference (the module comes again, memoized)
     assert "cloudpickle.cloudpickle" in names and "tests" not in " ".join(names)
+
+
+_OWN_SENTINEL = object()
+
+
+def test_a_sentinel_of_an_installed_module_keeps_its_identity():
+    """A library compares its sentinels with ``is`` (LangGraph's ``MISSING``): pickled by value it
+    would load as a new object, so a sentinel that is a global of an installed module travels as
+    that global."""
+    import dataclasses
+    import pickle
+
+    from langchain_core.utils import pydantic as lc_pydantic
+
+    from llmstep.compiler.pickling import dumps, names_by_reference
+
+    def defaults(a=dataclasses.MISSING, b=lc_pydantic.NO_DEFAULT):
+        return a is dataclasses.MISSING, b is lc_pydantic.NO_DEFAULT
+
+    blob = dumps(defaults, where="defaults")
+    assert pickle.loads(blob)() == (True, True)
+    names = names_by_reference(blob)
+    assert names["dataclasses"] == "the module itself" and names["langchain_core.utils.pydantic"] == "the module itself"
+
+
+def test_an_object_with_state_and_a_sentinel_of_the_users_code_still_travel_by_value():
+    """Only what means nothing but its identity goes by reference: a global with state may have been
+    set at run time (it travels as it is now), and the step cannot import the user's modules."""
+    import pickle
+
+    from llmstep.compiler.pickling import dumps, names_by_reference, only_identity
+
+    def state(encoder=json._default_encoder, own=_OWN_SENTINEL):
+        return encoder, own
+
+    blob = dumps(state, where="state")
+    encoder, own = pickle.loads(blob)()
+    assert encoder is not json._default_encoder and vars(encoder) == vars(json._default_encoder)
+    assert own is not _OWN_SENTINEL and type(own) is object
+    assert not any(module.endswith("test_pickling") for module in names_by_reference(blob))
+    assert only_identity(object()) and not only_identity(json._default_encoder)

@@ -50,10 +50,13 @@ def test_evidence_shows_which_secret_and_key_a_failing_container_references():
 
 
 def test_unreachable_api_server_is_named_not_an_internal_error():
-    from llmstep.diagnose.evidence import Collector
+    """``llmstep diagnose`` reads through the one translation of Kubernetes API errors."""
+    from llmstep.cli.diagnose import collect
 
     cluster = needs_key_cluster()
     cluster.unreachable = True
     with pytest.raises(llmstep.DiagnosisError, match=r"cannot reach the Kubernetes API server at https://127.0.0.1:6443: "
                        r"Failed to establish a new connection: \[Errno 111\] Connection refused"):
-        Collector(cluster.client(), "default").collect("pod/needs-key")
+        collect(cluster.client(), "default", "pod/needs-key")
+    with pytest.raises(llmstep.DiagnosisError, match=r"reading pod/gone in namespace default: not found"):
+        collect(needs_key_cluster().client(), "default", "pod/gone")

@@ -17,10 +17,10 @@ import pytest
 from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local.attempts import Attempt, StepRun, error_message, run_step, seconds
-from llmstep.local.lifecycle import PID_FILE
 from llmstep.local.process import DEADLINE_MESSAGE, Launcher
 from llmstep.local.progress import Progress
-from llmstep.local.records import RunRecord
+from llmstep.local.records import PID, RunRecord
+from llmstep.local.state import Outputs, Parameter
 
 
 class Changes(Progress):
@@ -30,7 +30,7 @@ class Changes(Progress):
         self.seen: list[tuple[str, str, int | None]] = []
 
     def changed(self, task, node):
-        self.seen.append((task, node["phase"], node.get("attempts")))
+        self.seen.append((task, node.phase, node.attempts))
 
 
 @pytest.fixture
@@ -53,9 +53,9 @@ def python(code: str, data_dir: Path) -> Attempt:
     return Attempt(argv=[sys.executable, "-c", code, str(data_dir)], env={})
 
 
-def output(data_dir: Path) -> dict:
+def output(data_dir: Path) -> Outputs:
     """A ``collect`` that reads the step's ``out.txt`` as its output parameter."""
-    return {"parameters": [{"name": "output", "value": (data_dir / "out.txt").read_text(encoding="utf-8")}]}
+    return Outputs([Parameter("output", (data_dir / "out.txt").read_text(encoding="utf-8"))])
 
 
 def step(code: str, **settings) -> StepRun:
@@ -91,12 +91,13 @@ def test_a_step_that_succeeds_records_its_phase_outputs_and_log(record, launcher
     phase = run_step(step(code, retries=2), record, launcher, progress)
     assert phase == "Succeeded"
     node = record.nodes["ask"]
-    assert {k: node[k] for k in ("phase", "message", "exitCode", "attempts", "templateName", "displayName", "exitHandler")} == {
-        "phase": "Succeeded", "message": "", "exitCode": 0, "attempts": 1, "templateName": "ask-tmpl",
-        "displayName": "ask", "exitHandler": False,
+    assert {k: getattr(node, k) for k in ("phase", "message", "exit_code", "attempts", "template_name", "display_name",
+                                          "exit_handler")} == {
+        "phase": "Succeeded", "message": "", "exit_code": 0, "attempts": 1, "template_name": "ask-tmpl",
+        "display_name": "ask", "exit_handler": False,
     }
-    assert node["outputs"] == {"parameters": [{"name": "output", "value": "42"}]}
-    assert node["startedAt"] <= node["finishedAt"]
+    assert node.outputs == Outputs([Parameter("output", "42")])
+    assert node.started_at <= node.finished_at
     log = (record.step_dir("ask") / "log.txt").read_text(encoding="utf-8")
     assert log.startswith("--- attempt 1 at ") and "printed by the step" in log
     assert progress.seen == [("ask", "Running", 1), ("ask", "Succeeded", 1)]
@@ -118,22 +119,22 @@ pid = pid_file.read_text().split()[0]
 (pathlib.Path(sys.argv[1]) / "out.txt").write_text(f"{pid} {os.getpid()}")
 """
     assert run_step(step(code), record, launcher, Progress()) == "Succeeded"
-    named, own = record.nodes["ask"]["outputs"]["parameters"][0]["value"].split()
+    named, own = record.nodes["ask"].outputs.parameters[0].value.split()
     assert named == own
-    assert not (record.step_dir("ask") / PID_FILE).exists()
+    assert not (record.step_dir("ask") / PID).exists()
 
 
 def test_a_failed_step_says_what_its_error_json_says(record, launcher):
     assert run_step(step(FAIL_WITH_ERROR_JSON), record, launcher, Progress()) == "Failed"
     node = record.nodes["ask"]
-    assert node["message"] == "ValueError: no answer (exit code 1)"
-    assert (node["exitCode"], node["attempts"], node["outputs"]) == (1, 1, {})
+    assert node.message == "ValueError: no answer (exit code 1)"
+    assert (node.exit_code, node.attempts, node.outputs) == (1, 1, Outputs())
 
 
 def test_a_failed_step_without_error_json_says_its_exit_code(record, launcher):
     assert run_step(step("import sys; sys.exit(3)"), record, launcher, Progress()) == "Failed"
-    assert record.nodes["ask"]["message"] == "Error (exit code 3)"
-    assert record.nodes["ask"]["exitCode"] == 3
+    assert record.nodes["ask"].message == "Error (exit code 3)"
+    assert record.nodes["ask"].exit_code == 3
 
 
 def test_error_json_is_read_where_the_attempt_says_the_step_keeps_it(record, launcher, tmp_path):
@@ -144,7 +145,7 @@ def test_error_json_is_read_where_the_attempt_says_the_step_keeps_it(record, lau
         return Attempt(argv=[sys.executable, "-c", FAIL_WITH_ERROR_JSON, str(elsewhere)], env={}, data_dir=elsewhere)
 
     run_step(StepRun(name="ask", template="t", prepare=prepare, collect=output), record, launcher, Progress())
-    assert record.nodes["ask"]["message"] == "ValueError: no answer (exit code 1)"
+    assert record.nodes["ask"].message == "ValueError: no answer (exit code 1)"
 
 
 @pytest.mark.parametrize("error", [FileNotFoundError(2, "No such file or directory", "/runs/x/steps/a/data/output.json"),
@@ -154,9 +155,9 @@ def test_inputs_that_cannot_be_laid_out_make_an_error_node_not_a_crash(record, l
         raise error
 
     phase = run_step(StepRun(name="ask", template="t", prepare=prepare, collect=output), record, launcher, Progress())
-    assert phase == "Error" and record.nodes["ask"]["phase"] == "Error"
-    assert record.nodes["ask"]["message"].startswith(f"its inputs cannot be laid out: {error.strerror}")
-    assert (error.filename or "") in record.nodes["ask"]["message"]
+    assert phase == "Error" and record.nodes["ask"].phase == "Error"
+    assert record.nodes["ask"].message.startswith(f"its inputs cannot be laid out: {error.strerror}")
+    assert (error.filename or "") in record.nodes["ask"].message
 
 
 def test_the_process_gets_only_the_env_of_its_attempt(record, launcher):
@@ -166,7 +167,7 @@ def test_the_process_gets_only_the_env_of_its_attempt(record, launcher):
         return Attempt(argv=[sys.executable, "-c", code, str(data_dir)], env={"ONLY_THIS": "1"})
 
     run_step(StepRun(name="ask", template="t", prepare=prepare, collect=output), record, launcher, Progress())
-    names = json.loads(record.nodes["ask"]["outputs"]["parameters"][0]["value"])
+    names = json.loads(record.nodes["ask"].outputs.parameters[0].value)
     assert "ONLY_THIS" in names and "HOME" not in names and "PATH" not in names
 
 
@@ -192,8 +193,8 @@ if n < 3:
     phase = run_step(StepRun(name="ask", template="t", prepare=prepare, collect=output, retries=2), record, launcher, progress)
     assert phase == "Succeeded"
     node = record.nodes["ask"]
-    assert (node["attempts"], node["exitCode"]) == (3, 0)
-    assert node["outputs"]["parameters"][0]["value"] == "attempt 3"
+    assert (node.attempts, node.exit_code) == (3, 0)
+    assert node.outputs.parameters[0].value == "attempt 3"
     assert prepared == [(record.step_dir("ask") / "data", [])] * 3
     log = (record.step_dir("ask") / "log.txt").read_text(encoding="utf-8")
     assert [line.split(" at ")[0] for line in log.splitlines()] == ["--- attempt 1", "--- attempt 2", "--- attempt 3"]
@@ -204,7 +205,7 @@ if n < 3:
 def test_a_step_that_keeps_failing_runs_its_retries_plus_one_times(record, launcher, tmp_path, retries):
     code = counting("sys.exit(1)", tmp_path / "count")
     assert run_step(step(code, retries=retries), record, launcher, Progress()) == "Failed"
-    assert record.nodes["ask"]["attempts"] == retries + 1
+    assert record.nodes["ask"].attempts == retries + 1
     assert (tmp_path / "count").read_text() == "x" * (retries + 1)
 
 
@@ -217,8 +218,8 @@ def test_the_retry_rule_decides_from_the_exit_code_phase_and_duration(record, la
 
     code = counting("sys.exit(3 if n == 1 else 4)", tmp_path / "count")
     assert run_step(step(code, retries=5, retry=retry), record, launcher, Progress()) == "Failed"
-    assert record.nodes["ask"]["attempts"] == 2
-    assert record.nodes["ask"]["exitCode"] == 4
+    assert record.nodes["ask"].attempts == 2
+    assert record.nodes["ask"].exit_code == 4
     assert [(c, p) for c, p, _ in asked] == [(3, "Failed"), (4, "Failed")]
     assert all(isinstance(d, float) and 0 <= d < 30 for _, _, d in asked)
 
@@ -230,7 +231,7 @@ def test_by_default_only_a_failed_step_is_retried_not_one_whose_outputs_are_unus
     run = StepRun(name="ask", template="t", prepare=lambda d: python("pass", d), collect=collect, retries=3)
     assert run_step(run, record, launcher, Progress()) == "Error"
     node = record.nodes["ask"]
-    assert (node["phase"], node["message"], node["attempts"], node["exitCode"]) == ("Error", "output 'answer' is missing", 1, 0)
+    assert (node.phase, node.message, node.attempts, node.exit_code) == ("Error", "output 'answer' is missing", 1, 0)
 
 
 def test_a_retry_rule_may_retry_an_error_phase(record, launcher, tmp_path):
@@ -246,7 +247,7 @@ def test_a_retry_rule_may_retry_an_error_phase(record, launcher, tmp_path):
     run = StepRun(name="ask", template="t", prepare=lambda d: python(code, d), collect=collect, retries=1,
                   retry=lambda code, phase, duration: phase in ("Failed", "Error"))
     assert run_step(run, record, launcher, Progress()) == "Succeeded"
-    assert record.nodes["ask"]["attempts"] == 2
+    assert record.nodes["ask"].attempts == 2
 
 
 def test_backoff_waits_between_attempts_and_not_after_the_last(record, launcher, tmp_path):
@@ -273,8 +274,8 @@ def test_a_step_past_its_deadline_is_stopped_and_fails_with_the_pods_message(rec
     assert run_step(step("import time; time.sleep(20)", timeout=0.5), record, launcher, Progress()) == "Failed"
     elapsed = time.monotonic() - started
     node = record.nodes["ask"]
-    assert node["message"] == DEADLINE_MESSAGE
-    assert node["exitCode"] == -signal.SIGTERM
+    assert node.message == DEADLINE_MESSAGE
+    assert node.exit_code == -signal.SIGTERM
     assert 0.5 <= elapsed < 10
 
 
@@ -284,8 +285,8 @@ def test_a_deadline_counts_for_each_attempt_and_a_timed_out_attempt_is_retried(r
     # each attempt has 5 s: the second needs only to start and write (which a loaded machine may make slow)
     assert run_step(step(code, timeout=5.0, retries=1), record, launcher, Progress()) == "Succeeded"
     assert time.monotonic() - started < 60
-    assert record.nodes["ask"]["attempts"] == 2
-    assert record.nodes["ask"]["outputs"]["parameters"][0]["value"] == "in time"
+    assert record.nodes["ask"].attempts == 2
+    assert record.nodes["ask"].outputs.parameters[0].value == "in time"
 
 
 def test_a_step_stopped_with_the_run_fails_as_interrupted_and_is_not_retried(record, launcher):
@@ -298,7 +299,7 @@ def test_a_step_stopped_with_the_run_fails_as_interrupted_and_is_not_retried(rec
         stopper.cancel()
     assert phase == "Failed"
     node = record.nodes["ask"]
-    assert (node["message"], node["exitCode"], node["attempts"]) == ("interrupted", 130, 1)
+    assert (node.message, node.exit_code, node.attempts) == ("interrupted", 130, 1)
     assert time.monotonic() - started < 10
 
 
@@ -306,7 +307,7 @@ def test_a_step_of_a_stopped_run_does_not_start(record, launcher, tmp_path):
     launcher.stop()
     code = counting("pass", tmp_path / "count")
     assert run_step(step(code, retries=3), record, launcher, Progress()) == "Failed"
-    assert record.nodes["ask"]["message"] == "interrupted"
+    assert record.nodes["ask"].message == "interrupted"
     assert not (tmp_path / "count").exists()
 
 
@@ -320,7 +321,7 @@ def test_a_step_that_cannot_be_prepared_is_an_error_without_a_process(record, la
     run = StepRun(name="ask", template="t", prepare=prepare, collect=output, retries=3)
     assert run_step(run, record, launcher, Progress()) == "Error"
     node = record.nodes["ask"]
-    assert (node["message"], node["exitCode"], node["attempts"]) == ("input parameter 'question' has no value", None, 1)
+    assert (node.message, node.exit_code, node.attempts) == ("input parameter 'question' has no value", None, 1)
     assert not (record.step_dir("ask") / "log.txt").exists()
 
 
@@ -345,7 +346,7 @@ def test_the_slot_is_held_while_the_process_runs(record, launcher):
 def test_an_exit_handler_is_recorded_as_one(record, launcher):
     code = "import pathlib, sys; (pathlib.Path(sys.argv[1]) / 'out.txt').write_text('ok')"
     run_step(step(code, exit_handler=True), record, launcher, Progress())
-    assert record.nodes["ask"]["exitHandler"] is True
+    assert record.nodes["ask"].exit_handler is True
 
 
 # ---------------------------------------------------------------- error_message and seconds
@@ -391,7 +392,7 @@ def test_max_duration_ends_the_retrying_when_it_has_passed_since_the_first_attem
     code = counting("time.sleep(0.6); sys.exit(1)", tmp_path / "count")
     assert run_step(step(code, retries=5, max_duration=0.3), record, launcher, Progress()) == "Failed"
     assert (tmp_path / "count").read_text() == "x"  # one attempt, five retries left
-    assert record.nodes["ask"]["message"] == "Max duration limit exceeded"
+    assert record.nodes["ask"].message == "Max duration limit exceeded"
 
 
 def test_max_duration_refuses_a_backoff_that_would_end_after_it(record, launcher, tmp_path):
@@ -401,7 +402,7 @@ def test_max_duration_refuses_a_backoff_that_would_end_after_it(record, launcher
     assert run_step(run, record, launcher, Progress()) == "Failed"
     assert time.monotonic() - started < 20  # it did not wait 60 s to find out
     assert (tmp_path / "count").read_text() == "x"
-    assert record.nodes["ask"]["message"] == "Backoff would exceed max duration limit"
+    assert record.nodes["ask"].message == "Backoff would exceed max duration limit"
 
 
 def test_a_retry_is_stopped_when_the_max_duration_ends(record, launcher, tmp_path):
@@ -412,7 +413,7 @@ def test_a_retry_is_stopped_when_the_max_duration_ends(record, launcher, tmp_pat
     assert run_step(step(code, retries=5, max_duration=6.0), record, launcher, Progress()) == "Failed"
     assert time.monotonic() - started < 60
     assert (tmp_path / "count").read_text() == "xx"
-    assert record.nodes["ask"]["message"] == "Max duration limit exceeded"
+    assert record.nodes["ask"].message == "Max duration limit exceeded"
 
 
 def test_the_runs_deadline_stops_a_running_step_and_fails_one_that_starts_after_it(record, launcher, tmp_path):
@@ -420,16 +421,16 @@ def test_the_runs_deadline_stops_a_running_step_and_fails_one_that_starts_after_
     run = step(counting("time.sleep(60)", tmp_path / "count"), timeout=120, retries=3, deadline=deadline)
     assert run_step(run, record, launcher, Progress()) == "Failed"
     assert time.monotonic() - deadline < 30
-    assert record.nodes["ask"]["message"] == "Step exceeded its deadline"
+    assert record.nodes["ask"].message == "Step exceeded its deadline"
     assert (tmp_path / "count").read_text() == "x"  # no retry after the run's deadline
     late = StepRun(name="late", template="t", prepare=lambda d: python(counting("", tmp_path / "late"), d),
                    collect=output, deadline=deadline)
     assert run_step(late, record, launcher, Progress()) == "Failed"
-    assert record.nodes["late"]["message"] == "Step exceeded its deadline"
+    assert record.nodes["late"].message == "Step exceeded its deadline"
     assert not (tmp_path / "late").exists()  # it never ran
 
 
 def test_a_steps_own_timeout_keeps_the_pods_message_under_a_later_run_deadline(record, launcher):
     run = step("import time; time.sleep(20)", timeout=0.5, deadline=time.monotonic() + 60)
     assert run_step(run, record, launcher, Progress()) == "Failed"
-    assert record.nodes["ask"]["message"] == DEADLINE_MESSAGE
+    assert record.nodes["ask"].message == DEADLINE_MESSAGE

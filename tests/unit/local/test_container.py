@@ -15,7 +15,7 @@ from llmstep.local.isolation import Isolation
 
 
 def test_container_isolation_without_the_engine_is_a_clear_error(tmp_path):
-    with pytest.raises(llmstep.WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
+    with pytest.raises(llmstep.UsageError, match="needs llmstep-no-such-engine, which is not installed"):
         run_document(llmstep.compile(qa_chain()).to_dict(), {"question": "q"}, runs_dir=tmp_path / "r", quiet=True,
                      isolation=Isolation("container", "llmstep-no-such-engine"))
 

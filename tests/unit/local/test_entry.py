@@ -264,9 +264,9 @@ def test_when_skips_a_task(tmp_path):
     tasks[1]["when"] = "{{workflow.parameters.extra}} == yes"
     record = run_document(doc, 1, runs_dir=tmp_path / "r", quiet=True)
     assert record.phase == "Succeeded"
-    assert record.nodes[tasks[1]["name"]]["phase"] == "Skipped"
+    assert record.nodes[tasks[1]["name"]].phase == "Skipped"
     record = run_document(doc, 1, parameters={"extra": "yes"}, runs_dir=tmp_path / "r", quiet=True)
-    assert record.nodes[tasks[1]["name"]]["phase"] == "Succeeded" and record.result() == 2
+    assert record.nodes[tasks[1]["name"]].phase == "Succeeded" and record.result() == 2
 
 
 def test_exit_handler_receives_status_and_failures(tmp_path):
@@ -304,7 +304,7 @@ def test_exit_handler_can_be_skipped_on_success_with_when(tmp_path):
     doc["spec"]["onExit"] = "on-exit"
     record = run_document(doc, 5, runs_dir=tmp_path / "r", quiet=True)
     assert record.phase == "Succeeded" and record.result() == 5
-    assert record.nodes["diagnose"]["phase"] == "Skipped"
+    assert record.nodes["diagnose"].phase == "Skipped"
 
 
 def test_step_without_secret_cannot_see_callers_key(tmp_path, monkeypatch):
@@ -378,7 +378,7 @@ def test_parallelism_bounds_concurrency(tmp_path):
     def t(s):
         return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
-    spans = sorted((t(n["startedAt"]), t(n["finishedAt"])) for k, n in record.nodes.items() if k != "result")
+    spans = sorted((t(n.started_at), t(n.finished_at)) for k, n in record.nodes.items() if k != "result")
     assert all(spans[i][1] <= spans[i + 1][0] + 0.05 for i in range(len(spans) - 1))
 
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from llmstep.errors import WorkflowError
+from llmstep.errors import UsageError, WorkflowError
 from llmstep.local.isolation import ContainerSteps, Isolation, ProcessSteps, engine_env, payload_classes
 
 
@@ -29,9 +29,9 @@ def test_each_kind_is_its_strategy(engine):
 
 
 def test_an_unknown_kind_or_a_missing_engine_is_refused_naming_it():
-    with pytest.raises(WorkflowError, match="--isolation 'vm': use process or container"):
+    with pytest.raises(UsageError, match="--isolation 'vm': use process or container"):
         Isolation("vm").steps()
-    with pytest.raises(WorkflowError, match="needs llmstep-no-such-engine, which is not installed"):
+    with pytest.raises(UsageError, match="needs llmstep-no-such-engine, which is not installed"):
         Isolation("container", "llmstep-no-such-engine").steps()
 
 
@@ -105,5 +105,5 @@ def test_the_fork_servers_settings_come_from_the_environment_given(tmp_path):
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
 def test_a_bad_idle_time_is_refused_naming_the_variable(value):
-    with pytest.raises(WorkflowError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
+    with pytest.raises(UsageError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
         Isolation.from_environ({"LLMSTEP_FORKSERVER_IDLE": value})

@@ -130,7 +130,7 @@ def test_a_failure_during_a_run_leaves_a_finished_record(tmp_path, monkeypatch, 
 
     def no_record(self, soon=False):
         made.append(self)
-        if self.nodes.get("ChatPromptTemplate", {}).get("phase") == "Succeeded":
+        if "ChatPromptTemplate" in self.nodes and self.nodes["ChatPromptTemplate"].phase == "Succeeded":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return save(self, soon)
 
@@ -142,8 +142,8 @@ def test_a_failure_during_a_run_leaves_a_finished_record(tmp_path, monkeypatch, 
     monkeypatch.undo()
     [record] = list_runs(tmp_path / "r")
     assert record.phase in ("Error", "Failed")  # finished, whatever could still be written
-    assert "No space left" in record.status["message"] or "ended without finishing" in record.status["message"]
-    assert all(n["phase"] not in ("Running", "Pending") for n in record.nodes.values())
+    assert "No space left" in record.state.message or "ended without finishing" in record.state.message
+    assert all(n.phase not in ("Running", "Pending") for n in record.nodes.values())
 
 
 def test_a_full_disk_is_a_named_error_not_an_internal_one(tmp_path, monkeypatch, capsys):

@@ -32,7 +32,7 @@ def test_every_entry_point_takes_the_same_options():
 
     names = {f.name for f in dataclasses.fields(RunOptions)}
     assert names == {"parameters", "parallelism", "secrets", "runs_dir", "quiet", "progress", "isolation", "launcher",
-                     "allow_pickle", "from_file", "allow_endpoints"}
+                     "allow_pickle", "from_file", "allow_endpoints", "environ"}
     for fn in (entry.run_document, entry.run_tekton, entry.resume_run):
         params = inspect.signature(fn).parameters
         assert "options" in params and any(p.kind is p.VAR_KEYWORD for p in params.values()), fn.__name__
@@ -43,13 +43,19 @@ def test_defaults():
     assert opts.root() == Path(DEFAULT_RUNS_DIR)
     assert RunOptions(runs_dir="x").root() == Path("x")
     assert isinstance(opts.steps(), ProcessSteps)
-    assert opts.isolation_or_default() == Isolation.from_environ(os.environ)  # as Compiled.run_local has it
+    assert opts.isolation_or_default() == Isolation.from_environ({})  # the runner reads no environment itself
+    # the environment the entry point read, as Compiled.run_local has it
+    assert RunOptions(environ=os.environ).isolation_or_default() == Isolation.from_environ(os.environ)
     given = Isolation(fork=False)
     assert RunOptions(isolation=given).isolation_or_default() is given
     assert opts.reporter() is not None
     assert opts.allow_pickle is True
     assert (opts.from_file, opts.allow_endpoints) == (False, ())  # the user's own chain
     assert opts.policy().from_file is False and RunOptions(from_file=True).policy().from_file is True
+    assert opts.host() == {}
+    # the endpoint the entry point's environment configures is where keys may go
+    configured = RunOptions(environ={"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1/"}).policy()
+    assert "http://127.0.0.1:8000/v1" in configured.endpoints and "http://127.0.0.1:8000/v1" not in opts.policy().endpoints
 
 
 def test_resume_refuses_pickles_unless_allowed(tmp_path):

@@ -47,11 +47,11 @@ def test_the_containers_command_runs_here_with_its_paths_in_the_data_directory(t
 def test_a_step_process_reports_its_exit_code_and_is_stopped_at_its_deadline(tmp_path):
     log = tmp_path / "log.txt"
     started = []
-    done = Launcher().run([sys.executable, "-c", "print('to the log'); raise SystemExit(3)"], base_env(tmp_path), log,
+    done = Launcher().run([sys.executable, "-c", "print('to the log'); raise SystemExit(3)"], base_env(tmp_path, {}), log,
                           timeout=60, on_start=started.append)
     assert done.exit_code == 3 and not done.timed_out and len(started) == 1 and started[0] > 0
     assert log.read_text() == "to the log\n"
-    slow = Launcher().run([sys.executable, "-c", "import time; time.sleep(60)"], base_env(tmp_path), tmp_path / "slow.txt",
+    slow = Launcher().run([sys.executable, "-c", "import time; time.sleep(60)"], base_env(tmp_path, {}), tmp_path / "slow.txt",
                           timeout=0.5)
     assert slow.timed_out and slow.exit_code != 0
     assert "deadline" in DEADLINE_MESSAGE  # what a timed-out node says, as on a cluster
@@ -60,7 +60,7 @@ def test_a_step_process_reports_its_exit_code_and_is_stopped_at_its_deadline(tmp
 def test_a_stopped_launcher_starts_nothing(tmp_path):
     launcher = Launcher()
     launcher.stop()
-    outcome = launcher.run([sys.executable, "-c", "open('ran', 'w')"], base_env(tmp_path), tmp_path / "log.txt", timeout=5)
+    outcome = launcher.run([sys.executable, "-c", "open('ran', 'w')"], base_env(tmp_path, {}), tmp_path / "log.txt", timeout=5)
     assert outcome.interrupted and outcome.exit_code == 130 and not (tmp_path / "ran").exists()
 
 
@@ -104,7 +104,7 @@ def test_the_exec_check_counts_everything_together_against_arg_max():
 
 def test_a_step_the_kernel_would_not_start_fails_unstarted_as_its_container_would(tmp_path):
     """Steps forked from a fork server are never exec'd, so the launcher checks as execve would."""
-    outcome = Launcher().run([sys.executable, "-c", "open('ran', 'w')"], {**base_env(tmp_path), "BIG": "v" * 200_000},
+    outcome = Launcher().run([sys.executable, "-c", "open('ran', 'w')"], {**base_env(tmp_path, {}), "BIG": "v" * 200_000},
                              tmp_path / "log.txt", timeout=30)
     assert outcome.exit_code == 1 and "argument list too long" in outcome.start_error  # runc's container ends with 1
     assert not (tmp_path / "ran").exists()

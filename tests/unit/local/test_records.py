@@ -36,7 +36,7 @@ def test_run_id_given_to_show_or_resume_is_a_name_in_the_runs_directory(tmp_path
 
 
 _CORRUPT = {"a-list": "[]", "bad-argument": '{"arguments": {"input": 5}}', "bad-started": '{"startedAt": 5}', "cut-short": '{"phase": "Succ', "bad-node": '{"nodes": {"a": 1}}',
-            "node-path": '{"nodes": {"../../etc": {}}}'}
+            "node-path": '{"nodes": {"../../etc": {}}}', "node-phase": '{"nodes": {"a": {"phase": "Done"}}}'}
 
 
 def test_corrupt_status_json_is_skipped_with_a_warning_naming_it(tmp_path):
@@ -71,8 +71,8 @@ def test_a_record_whose_process_is_gone_does_not_read_as_running(tmp_path):
     assert [r.phase for r in list_runs(runs)] == ["Running"]  # its process (this one) holds the lock
     made.release()  # as when the process is killed with -9
     [seen] = list_runs(runs)
-    assert seen.phase == "Failed" and "ended without finishing" in seen.status["message"]
-    assert seen.nodes["a"]["phase"] == "Failed"
+    assert seen.phase == "Failed" and "ended without finishing" in seen.state.message
+    assert seen.nodes["a"].phase == "Failed"
 
 
 def _disk_bytes(folder: Path) -> int:
@@ -101,7 +101,7 @@ def test_a_big_input_is_stored_once_in_the_record(tmp_path):
     flag.write_text("go")
     resumed = resume_run(err.value.run_id, runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
     assert resumed.result() == "offline answer: " + "x" * size + " (gate passed)"
-    assert len(resumed.status["arguments"]["input"]) > size  # read back from where it is stored
+    assert len(resumed.state.arguments["input"]) > size  # read back from where it is stored
 
 
 def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
@@ -137,9 +137,9 @@ def test_nodes_keep_run_order_on_disk_and_a_step_never_started_is_shown_in_the_e
     record = RunRecord.create(tmp_path, [{"kind": "Workflow", "metadata": {"name": "order"}}], engine=engine, arguments={})
     for task in ("zeta", "mid", "alpha", "beta"):  # created Pending in the documents' order
         record.update_node(task, phase="Pending")
-    record.update_node("mid", phase="Running", startedAt="2026-01-01T00:00:01.000000Z")
-    record.update_node("zeta", phase="Succeeded", startedAt="2026-01-01T00:00:02.000000Z")
-    record.update_node("alpha", phase="Omitted", finishedAt="2026-01-01T00:00:03.000000Z")
+    record.update_node("mid", phase="Running", started_at="2026-01-01T00:00:01.000000Z")
+    record.update_node("zeta", phase="Succeeded", started_at="2026-01-01T00:00:02.000000Z")
+    record.update_node("alpha", phase="Omitted", finished_at="2026-01-01T00:00:03.000000Z")
     assert record.shown(record.nodes["beta"]) == ("Pending", "")  # the run is still running: it may start
     record.update_node("mid", phase="Failed")
     record.finish("Failed")

@@ -29,7 +29,7 @@ def docs_for(chain, **opts):
 def test_finally_hook_runs_only_on_failure(tmp_path):
     ok = run_tekton(docs_for(qa_chain())[1], {"question": "fine"}, runs_dir=tmp_path / "r", quiet=True)
     assert ok.phase == "Succeeded" and ok.result() == "offline answer: fine"
-    assert ok.nodes["on-failure"]["phase"] == "Skipped"  # a skipped finally task still counts as success
+    assert ok.nodes["on-failure"].phase == "Skipped"  # a skipped finally task still counts as success
 
     def boom(x):
         raise RuntimeError("tekton step failed")
@@ -37,10 +37,10 @@ def test_finally_hook_runs_only_on_failure(tmp_path):
     bad = run_tekton(docs_for(qa_prompt() | RunnableLambda(boom), allow_pickle=True)[1], {"question": "x"},
                      runs_dir=tmp_path / "r", quiet=True)
     assert bad.phase == "Failed"
-    assert bad.nodes["boom"]["phase"] == "Failed" and "tekton step failed" in bad.nodes["boom"]["message"]
+    assert bad.nodes["boom"].phase == "Failed" and "tekton step failed" in bad.nodes["boom"].message
     hook = bad.nodes["on-failure"]
-    assert hook["phase"] == "Succeeded"
-    preview = next(p["value"] for p in hook["outputs"]["parameters"] if p["name"] == "preview")
+    assert hook.phase == "Succeeded"
+    preview = hook.outputs.parameter("preview")
     assert "failed" in preview and "'boom': 'Failed'" in preview and "'chatprompttemplate': 'Succeeded'" in preview
 
 
@@ -98,14 +98,14 @@ def test_tekton_failed_run_resumes_reusing_finished_tasks(tmp_path):
     chain = RunnableLambda(lambda x: x * 2) | RunnableLambda(needs_file(str(flag)))
     docs = llmstep.compile(RunnableLambda(str) | chain, allow_pickle=True).to_tekton()
     record = run_tekton(docs, 21, runs_dir=tmp_path / "r", quiet=True)
-    assert record.phase == "Failed" and record.nodes["gate"]["phase"] == "Failed"
-    assert record.nodes["on-failure"]["phase"] == "Succeeded"
-    first = record.nodes["runnablelambda"]["finishedAt"]
+    assert record.phase == "Failed" and record.nodes["gate"].phase == "Failed"
+    assert record.nodes["on-failure"].phase == "Succeeded"
+    first = record.nodes["runnablelambda"].finished_at
     flag.write_text("ok")
     again = resume_run(record.run_id, runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
     assert again.phase == "Succeeded" and again.result() == "2121 (gate passed)"
-    assert again.nodes["runnablelambda"]["finishedAt"] == first  # not run again
-    assert again.nodes["on-failure"]["phase"] == "Skipped"
+    assert again.nodes["runnablelambda"].finished_at == first  # not run again
+    assert again.nodes["on-failure"].phase == "Skipped"
 
 
 def test_a_missing_input_key_hints_at_tekton_commands_on_tekton(tmp_path):
@@ -206,27 +206,27 @@ CANCELLED = 'TaskRun "{}-slow" was cancelled. TaskRun cancelled as the PipelineR
 def test_the_pipeline_timeout_cancels_the_running_task_and_runs_nothing_after_it(tmp_path):
     record = _timed(tmp_path, {"pipeline": "8s"})  # time enough for "first" on a loaded machine
     assert record.phase == "Failed"
-    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed to finish within "8s"'
-    assert record.nodes["first"]["phase"] == "Succeeded"
-    assert (record.nodes["slow"]["phase"], record.nodes["slow"]["message"]) == ("Failed", CANCELLED.format(record.run_id))
-    assert record.nodes["never"]["phase"] in ("Skipped", "Omitted") and "startedAt" not in record.nodes["never"]
-    assert record.nodes["on-failure"]["phase"] == "Skipped"  # finally does not run after the pipeline's timeout
-    assert record.nodes["on-failure"]["message"] == "PipelineRun timeout has been reached"
+    assert record.state.message == f'PipelineRun "{record.run_id}" failed to finish within "8s"'
+    assert record.nodes["first"].phase == "Succeeded"
+    assert (record.nodes["slow"].phase, record.nodes["slow"].message) == ("Failed", CANCELLED.format(record.run_id))
+    assert record.nodes["never"].phase in ("Skipped", "Omitted") and record.nodes["never"].started_at is None
+    assert record.nodes["on-failure"].phase == "Skipped"  # finally does not run after the pipeline's timeout
+    assert record.nodes["on-failure"].message == "PipelineRun timeout has been reached"
 
 
 def test_the_tasks_timeout_cancels_the_regular_tasks_and_finally_still_runs(tmp_path):
     record = _timed(tmp_path, {"pipeline": "10m", "tasks": "8s"})
     assert record.phase == "Failed"
-    assert record.status["message"] == f'PipelineRun "{record.run_id}" failed due to tasks failed to finish within "8s"'
-    assert record.nodes["slow"]["message"] == CANCELLED.format(record.run_id)
-    assert record.nodes["on-failure"]["phase"] == "Succeeded"  # the report of the failure ran, in its own time
+    assert record.state.message == f'PipelineRun "{record.run_id}" failed due to tasks failed to finish within "8s"'
+    assert record.nodes["slow"].message == CANCELLED.format(record.run_id)
+    assert record.nodes["on-failure"].phase == "Succeeded"  # the report of the failure ran, in its own time
 
 
 def test_a_tasks_own_timeout_fails_it_in_tektons_words(tmp_path):
     record = _timed(tmp_path, timeout=3)
-    assert record.nodes["slow"]["message"] == f'TaskRun "{record.run_id}-slow" failed to finish within "3s"'
+    assert record.nodes["slow"].message == f'TaskRun "{record.run_id}-slow" failed to finish within "3s"'
     # first, slow and the finally report ended; never was skipped
-    assert record.status["message"] == "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1"
+    assert record.state.message == "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1"
 
 
 @pytest.mark.parametrize(("timeouts", "fragment"), [
@@ -245,7 +245,7 @@ def test_a_bad_timeouts_field_is_refused_before_the_run(tmp_path, timeouts, frag
 
 
 def test_durations_print_as_go_prints_them():
-    from llmstep.local.tekton import go_duration
+    from llmstep.local.tekton_time import go_duration
 
     assert [go_duration(s) for s in (0, 0.5, 5, 90, 3600, 5400.5)] == ["0s", "500ms", "5s", "1m30s", "1h0m0s", "1h30m0.5s"]
 
@@ -285,7 +285,7 @@ def test_a_chain_input_longer_than_an_env_variable_reaches_every_task_that_takes
                         quiet=True)
     assert record.phase == "Succeeded", record.failures()
     assert record.result() == chain.invoke(LONG)
-    given = record.status["arguments"]
+    given = record.state.arguments
     assert given["input"] == "" and len(given["input-parts"]) > 1
     assert json.loads(contract.join_value_parts(given["input-parts"], "parts")) == LONG
     with_input = compiled.to_tekton(LONG)[-1]["spec"]["params"]  # what kubectl create -f would run
@@ -302,11 +302,11 @@ def test_a_long_input_param_fails_its_task_as_the_pod_would_not_start(tmp_path):
     assert record.phase == "Failed"
     for task in ("size-size", "tail-tail"):
         node = record.nodes[task]
-        assert node["phase"] == "Failed" and node["exitCode"] == 1, node
-        assert node["message"].startswith('"step-exec" exited with code 1: Error; exec /tekton/bin/entrypoint: argument '
+        assert node.phase == "Failed" and node.exit_code == 1, node
+        assert node.message.startswith('"step-exec" exited with code 1: Error; exec /tekton/bin/entrypoint: argument '
                                           "list too long: environment variable LLMSTEP_INPUT is ")  # Tekton's words, then why
-    assert record.nodes["join"]["phase"] in ("Skipped", "Omitted")
-    assert record.nodes["on-failure"]["phase"] == "Succeeded"
+    assert record.nodes["join"].phase in ("Skipped", "Omitted")
+    assert record.nodes["on-failure"].phase == "Succeeded"
 
 
 def test_a_taskrun_with_a_long_input_gives_it_in_parts(tmp_path):

@@ -182,9 +182,12 @@ def test_render_cache_never_keeps_a_payload_holding_a_secret(tmp_path, monkeypat
     payload["data"]["kwargs"]["default_headers"] = {"X-Api-Key": "sk-test-handmade-0123456789"}
     plan = dataclasses.replace(plan, steps=(plan.steps[0], dataclasses.replace(step, payload=payload), *plan.steps[2:]))
     entry = tmp_path / "render" / "argo-x.json"
-    monkeypatch.setattr(cache, "_entry", lambda plan, batch: str(entry))
-    doc = cache.argo_dict(plan)
+    monkeypatch.setattr(cache, "_entry", lambda plan, batch, folder: str(entry))
+    doc = llmstep.Compiled(plan).to_dict()
     assert "sk-test-handmade-0123456789" in json.dumps(doc)  # rendered as asked...
     assert not entry.exists()  # ...but never kept on disk
-    cache.argo_dict(llmstep.compile(qa_chain()).plan)
+    clean = llmstep.compile(qa_chain()).plan
+    cache.argo_dict(clean, folder=str(tmp_path))
+    assert not entry.exists()  # a caller that checks nothing keeps nothing
+    llmstep.Compiled(clean).to_dict()
     assert entry.exists()  # the same path keeps a plan without a secret

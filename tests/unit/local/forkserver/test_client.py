@@ -37,5 +37,5 @@ def test_without_an_idle_time_the_server_ends_with_its_process(tmp_path, persist
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
 def test_a_bad_idle_time_is_refused_naming_the_variable(tmp_path, monkeypatch, value):
     monkeypatch.setenv(IDLE_ENV, value)
-    with pytest.raises(llmstep.WorkflowError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
+    with pytest.raises(llmstep.UsageError, match=f"LLMSTEP_FORKSERVER_IDLE='{value}' is not a number of seconds"):
         llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).run_local(1, runs_dir=tmp_path / "r")
