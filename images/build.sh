@@ -46,4 +46,13 @@ if [ "$wheelhouse" = 1 ]; then
   args+=(--build-arg WHEELHOUSE=1)
 fi
 "$engine" build "${args[@]}" "$root"
+# The image's modules (the list the build wrote) as its label io.llmstep.modules, which compile reads to
+# warn about a step that imports a module the image lacks; a label cannot take a value the build
+# computes, so it is a second, instant build.
+ctr="$("$engine" create "$tag")"
+modules="$("$engine" cp "$ctr:/opt/llmstep/modules.txt" - | tar -xO | paste -sd, -)"
+"$engine" rm "$ctr" >/dev/null
+labelctx="$(mktemp -d)"; trap 'rm -rf "$labelctx"' EXIT
+printf 'FROM %s\nLABEL io.llmstep.modules="%s"\n' "$tag" "$modules" > "$labelctx/Containerfile"
+"$engine" build -q -f "$labelctx/Containerfile" -t "$tag" "$labelctx" >/dev/null
 echo "built $tag"

@@ -28,6 +28,8 @@ _EXPORTS = {
     "SecretKeyRef": "llmstep.plan",
     "ConfigMapKeyRef": "llmstep.plan",
     "PlanStep": "llmstep.plan",
+    "RateLimit": "llmstep.plan",
+    "RateLimited": "llmstep.errors",
     "OfflineChatModel": "llmstep.offline",
     "Diagnose": "llmstep.diagnose.settings",
     "DiagnosisError": "llmstep.errors",
@@ -72,6 +74,8 @@ __all__ = [
     "PipelineRunFailed",
     "Plan",
     "PlanStep",
+    "RateLimit",
+    "RateLimited",
     "RenderError",
     "RunFailed",
     "SecretError",
@@ -103,6 +107,7 @@ if TYPE_CHECKING:
         LlmstepError,
         PayloadError,
         PipelineRunFailed,
+        RateLimited,
         RenderError,
         RunFailed,
         SecretError,
@@ -113,7 +118,7 @@ if TYPE_CHECKING:
         WorkflowFailed,
     )
     from llmstep.offline import OfflineChatModel
-    from llmstep.plan import ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
+    from llmstep.plan import ConfigMapKeyRef, Plan, PlanStep, RateLimit, SecretKeyRef
 
 
 def __getattr__(name: str) -> Any:

@@ -31,6 +31,7 @@ def compile(  # the public name is fixed by the API
     on_failure: Any = None,
     value_types: Any = (),
     env: dict[str, Any] | None = None,
+    image_modules: Any = None,
 ) -> Compiled:
     """Compile a LangChain Runnable into a plan of container steps.
 
@@ -51,6 +52,11 @@ def compile(  # the public name is fixed by the API
         env: environment variables for every step (``llmstep.Step(env=...)`` for one step wins):
             literal strings, ``llmstep.ConfigMapKeyRef(name, key)`` or ``llmstep.SecretKeyRef(name,
             key)``; the container's ``env`` on Argo and Tekton, honoured by the local runner.
+        image_modules: what the step images hold, to warn (``MissingModuleWarning``) about a step
+            whose payload names a module its image lacks: ``{image: [module, ...]}``, then, for
+            other images, the list an image built by ``images/build.sh`` or ``llmstep image build``
+            records in its label, read from the local podman, buildah or docker store when one is
+            installed (never pulled); ``False``: no check.
 
     Secrets never enter a payload. A chain holding one anywhere LangChain would not record it by
     id (a header, a query parameter, ``model_kwargs``, a ``SecretStr`` field, a pickled closure,
@@ -79,6 +85,10 @@ def compile(  # the public name is fixed by the API
     from llmstep import values
 
     values.register(plan.value_classes)
+    if image_modules is not False:
+        from llmstep.local.image_check import lookup_from, warn_missing
+
+        warn_missing(plan, lookup_from(image_modules or None), stacklevel=2)
     return Compiled(plan)
 
 
@@ -164,12 +174,34 @@ class Compiled:
             SerializationError: ``input`` cannot travel to the first step.
             UsageError: a bad argument (``engine``, ``isolation``), named in the message.
         """
+        return self.local_run(input, engine=engine, parallelism=parallelism, secrets=secrets, runs_dir=runs_dir,
+                              isolation=isolation, engine_cli=engine_cli, progress=progress).result()
+
+    def local_run(
+        self,
+        input: Any,
+        *,
+        engine: str = "argo",
+        parallelism: int | None = None,
+        secrets: dict[str, str] | None = None,
+        runs_dir: str | Path | None = None,
+        isolation: str = "process",
+        engine_cli: str = "podman",
+        progress: bool = False,
+    ) -> Any:
+        """Run as ``run_local`` does, and return the run rather than its output: ``run_id``,
+        ``phase``, ``result()`` (the output; ``RunFailed`` when the run failed) and ``usage()``
+        (its tokens per model, summed over its steps, failed runs included).
+
+        Raises:
+            SerializationError: ``input`` cannot travel to the first step.
+            UsageError: a bad argument (``engine``, ``isolation``), named in the message.
+        """
         if engine not in ("argo", "tekton"):
             raise UsageError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         render = self.to_dict if engine == "argo" else self.to_tekton
-        record = self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
-                                 progress)
-        return record.result()
+        return self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
+                               progress)
 
     def run_local_batch(
         self,

@@ -83,6 +83,46 @@ NOT_RUN = (Phase.SKIPPED, Phase.OMITTED)
 ACTIVE = (Phase.PENDING, Phase.RUNNING)
 """The phases of a node (or a run) that has not ended."""
 
+RATE_LIMIT_ENV = "LLMSTEP_RATE_LIMIT"
+"""A model step's rate-limit retries, set from ``Step(rate_limit=...)``: ``off``, or
+``max_attempts=N,max_wait=SECONDS`` (:func:`rate_limit_value`); unset, the defaults below."""
+RATE_LIMIT_ATTEMPTS = 8
+"""Requests for one model call, the first included, unless ``RateLimit(max_attempts=...)`` says."""
+RATE_LIMIT_WAIT = 120.0
+"""Seconds one model call may spend waiting between them, unless ``RateLimit(max_wait=...)`` says."""
+
+
+def rate_limit_value(max_attempts: int, max_wait: float) -> str:
+    """The value of :data:`RATE_LIMIT_ENV` for these bounds (the step reads it back with
+    :func:`parse_rate_limit`)."""
+    return f"max_attempts={max_attempts},max_wait={max_wait:g}"
+
+
+def parse_rate_limit(value: str | None) -> tuple[int, float] | None:
+    """``(max_attempts, max_wait)`` from :data:`RATE_LIMIT_ENV`'s value (the defaults when unset,
+    None for ``off``); UsageError naming the variable when it is malformed."""
+    import math
+
+    if value is None or not value.strip():
+        return RATE_LIMIT_ATTEMPTS, RATE_LIMIT_WAIT
+    if value.strip() == "off":
+        return None
+    bounds: dict[str, float] = {"max_attempts": RATE_LIMIT_ATTEMPTS, "max_wait": RATE_LIMIT_WAIT}
+    for item in value.split(","):
+        key, sep, number = item.strip().partition("=")
+        parsed: float | None
+        try:
+            parsed = float(number) if key == "max_wait" else int(number)
+        except ValueError:
+            parsed = None
+        if not sep or key not in bounds or parsed is None or not math.isfinite(parsed) or parsed < (key == "max_attempts"):
+            from llmstep.errors import UsageError
+
+            raise UsageError(f"{RATE_LIMIT_ENV}={value!r}: give 'off' or max_attempts=N (N >= 1),max_wait=SECONDS (>= 0)")
+        bounds[key] = parsed
+    return int(bounds["max_attempts"]), bounds["max_wait"]
+
+
 MAX_ARG_STRLEN = 128 * 1024
 """Linux caps each string a program starts with, an argument or an environment entry
 (``NAME=value``, with its final NUL), at 128 KiB: a container whose env or args hold a longer one

@@ -10,6 +10,7 @@ LlmstepError                  root; ``exit_code`` is what the CLI exits with    
 │   └── PayloadError          a step's files are unusable (version, digest, allowlist)  exit 2
 ├── RenderError               a plan cannot become a valid engine document
 ├── ExecutionError            a step's Runnable raised                                  exit 1
+│   └── RateLimited           ... still rate limited when its model retries ran out     exit 75
 ├── CredentialsError          a secret the step needs is missing                        exit 3
 ├── WorkflowError             a workflow document is outside what llmstep can run       exit 2
 ├── RunFailed                 a run finished without succeeding (``failures``)          exit 1
@@ -43,6 +44,7 @@ from llmstep.exitcodes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_MISSING_CREDENTIALS,
+    EXIT_RATE_LIMITED,
     EXIT_RUNNABLE_FAILED,
 )
 
@@ -57,6 +59,7 @@ __all__ = [
     "ExecutionError",
     "LlmstepError",
     "PayloadError",
+    "RateLimited",
     "PipelineRunFailed",
     "ReferenceError_",
     "RenderError",
@@ -115,6 +118,13 @@ class ExecutionError(LlmstepError):
     """A step's Runnable raised while running."""
 
     exit_code = EXIT_RUNNABLE_FAILED
+
+
+class RateLimited(ExecutionError):
+    """A step's model still answered "rate limited" or "overloaded" (429, 503, 529) when the step's
+    rate-limit retries ran out (``llmstep.RateLimit``): a later attempt may succeed."""
+
+    exit_code = EXIT_RATE_LIMITED  # EX_TEMPFAIL
 
 
 class CredentialsError(LlmstepError):

@@ -13,6 +13,12 @@ EXIT_BAD_INPUT = 2
 EXIT_MISSING_CREDENTIALS = 3
 EXIT_INTERNAL = 70
 """An error llmstep did not foresee: a bug (``llmstep exec`` and the CLI alike)."""
+EXIT_RATE_LIMITED = 75
+"""EX_TEMPFAIL: the model still answered "rate limited" or "overloaded" (429, 503, 529) when the
+step's rate-limit retries ran out; a later attempt may succeed, so ``retries=`` retries it."""
+RETRIED_EXITS = (EXIT_RUNNABLE_FAILED, EXIT_RATE_LIMITED)
+"""The exit codes ``Step(retries=...)`` retries (Argo's ``retryStrategy.expression``); a bad payload
+(2) or a missing credential (3) fails the same way every time."""
 EXIT_INTERRUPTED = 130
 """128 + SIGINT."""
 EXIT_BROKEN_PIPE = 141

@@ -38,6 +38,38 @@ EnvValue = str | SecretKeyRef | ConfigMapKeyRef
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """How a model step retries the model's "rate limited" and "overloaded" answers (HTTP 429, 503,
+    529): ``Step(rate_limit=RateLimit(max_attempts=8, max_wait=120))``.
+
+    Each such answer is retried with capped exponential backoff and full jitter, waiting at least
+    what the server's ``Retry-After`` (or ``retry-after-ms``) asks; the step gives up after
+    ``max_attempts`` requests for one model call (the first included) or when the next wait would
+    take its waiting past ``max_wait`` seconds, and then exits 75
+    (:data:`llmstep.exitcodes.EXIT_RATE_LIMITED`), which ``retries=`` retries. Other errors are
+    not retried inside the step. ``Step(rate_limit=False)`` leaves the model client's own retries
+    as they are.
+    """
+
+    max_attempts: int = contract.RATE_LIMIT_ATTEMPTS
+    max_wait: float = contract.RATE_LIMIT_WAIT
+
+    def __post_init__(self) -> None:
+        import math
+
+        attempts, wait = self.max_attempts, self.max_wait
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise CompileError(f"RateLimit(max_attempts=...) must be a whole number >= 1, got {attempts!r}")
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait) or wait < 0:
+            raise CompileError(f"RateLimit(max_wait=...) must be seconds >= 0, got {wait!r}")
+
+    @property
+    def env_value(self) -> str:
+        """The value of :data:`llmstep.contract.RATE_LIMIT_ENV` that carries it to the step."""
+        return contract.rate_limit_value(self.max_attempts, float(self.max_wait))
+
+
+@dataclass(frozen=True)
 class StepSettings:
     """Per-step settings from ``llmstep.Step``; ``None`` means the plan default."""
 
@@ -47,7 +79,9 @@ class StepSettings:
     timeout: int | None = None
     resources: dict[str, Any] | None = None
     env: tuple[tuple[str, EnvValue], ...] = ()
-    """The step's environment (``Step(env=...)`` over ``compile(env=...)``), in order."""
+    """The step's environment (``Step(env=...)`` over ``compile(env=...)``), in order; a
+    ``Step(rate_limit=...)`` other than the default is one more entry
+    (:data:`llmstep.contract.RATE_LIMIT_ENV`), so it reaches the step on every engine."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ LAYERS = {
     "llmstep.jsonio": (1, "data"),
     "llmstep.yamlio": (1, "data"),
     "llmstep.naming": (1, "data"),
+    "llmstep.usage": (1, "data"),
     "llmstep.diagnose.settings": (1, "data"),  # Diagnose(...) is data that both renderers read
     "llmstep.executor": (2, "executor"),
     "llmstep.compiler": (2, "compiler"),

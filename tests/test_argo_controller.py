@@ -303,6 +303,26 @@ def test_model_step_uses_the_secret_key_and_reports_usage(api):
     assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (7, 3, 10)
 
 
+def test_run_usage_totals_are_the_servers_counts(api):
+    """Two model steps against a server that counts each request's words: WorkflowRun.usage()
+    sums what the controller wrote in the step nodes, exactly what the server reported."""
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+
+    def counts(body, text):
+        return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
+
+    with FakeOpenAI(counts=counts) as fake:
+        chain = (qa_prompt() | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
+                 | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
+                 | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000"))
+        run = _submit(llmstep.compile(chain, name="usage"), {"question": "how many tokens?"}, api)
+        run.wait(timeout=300, poll=1)
+    reported = {u["model"]: (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in fake.usage}
+    assert len(fake.usage) == 2 and set(reported) == {"model-a", "model-b"}
+    assert {m: (c["input_tokens"], c["output_tokens"], c["total_tokens"]) for m, c in run.usage().items()} == reported
+
+
 # ---------------------------------------------------------------- failure: WorkflowFailed, the exit handler
 
 

@@ -38,6 +38,7 @@ SAME_WORD_ELSEWHERE = {
     ("llmstep/cluster/kube.py", "Succeeded"): "a Kubernetes Pod's phase (status.phase), not a workflow's",
     ("llmstep/cluster/kube.py", "Failed"): "a Kubernetes Pod's phase (status.phase), not a workflow's",
     ("llmstep/cluster/kube.py", "Running"): "a Kubernetes Pod's phase (status.phase), not a workflow's",
+    ("llmstep/cluster/fake.py", "Pending"): "the phase a new Pod starts in (status.phase), as the API server writes it",
     ("llmstep/cluster/tekton.py", "Succeeded"): "the type of a Tekton condition (type: Succeeded), not a phase",
     ("llmstep/render/tekton.py", "Failed"): "the value of Tekton's $(tasks.status) that a finally task's when tests",
 }

@@ -79,3 +79,16 @@ def test_readme_compile_with_an_input_runs_as_written(tmp_path):
     result = run_cli("run", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "offline answer: As written?"
+
+
+def test_readme_image_build_command(tmp_path):
+    """The README's `llmstep image build` line parses and makes the Containerfile it describes."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("llmstep image build "))
+    (tmp_path / "requirements.txt").write_text("my_pkg==1.0\n")
+    (tmp_path / "wheels").mkdir()
+    result = run_cli(*shlex.split(line)[1:], "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("FROM llmstep:") and "--no-index --find-links /build/wheels -r /build/requirements.txt" in result.stdout

@@ -130,6 +130,26 @@ def test_model_taskrun_calls_the_tests_server_with_the_key_from_the_secret(api, 
     assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (7, 3, 10)
 
 
+def test_pipelinerun_usage_totals_are_the_servers_counts(api):
+    """Two model steps against a server that counts each request's words: the handle's usage()
+    sums the TaskRuns' usage results, exactly what the server reported."""
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+
+    def counts(body, text):
+        return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
+
+    with FakeOpenAI(counts=counts) as fake:
+        chain = (qa_prompt() | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
+                 | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
+                 | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000"))
+        run = _submit(chain, {"question": "how many tokens?"}, api, name="usage")
+        run.wait(timeout=600, poll=1)
+    reported = {u["model"]: (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in fake.usage}
+    assert len(fake.usage) == 2 and set(reported) == {"model-a", "model-b"}
+    assert {m: (c["input_tokens"], c["output_tokens"], c["total_tokens"]) for m, c in run.usage().items()} == reported
+
+
 def test_a_task_with_script_steps_runs(api, k8s):
     """Users' Tasks run ``script:`` steps. Tekton writes each script into the pod with an init
     container (``place-scripts``) from its shell image, which the node must hold

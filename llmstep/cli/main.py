@@ -124,11 +124,13 @@ def _parser() -> argparse.ArgumentParser:
 
     from llmstep.cli.cluster import add_cluster_commands
     from llmstep.cli.diagnose import add_diagnose_command
+    from llmstep.cli.image import add_image_commands
     from llmstep.cli.run import add_run_commands
 
     add_run_commands(sub, common)
     add_cluster_commands(sub, common)
     add_diagnose_command(sub, common)
+    add_image_commands(sub, common)
     return parser
 
 

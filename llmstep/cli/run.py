@@ -25,6 +25,8 @@ KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
 
 
+PRICES_HELP = ("a price table (JSON or YAML: {MODEL: {input: PRICE, output: PRICE}}, per 1,000,000 tokens) for an "
+               "estimated cost of the run's tokens; llmstep ships no prices")
 RUNS_DIR_HELP = ("where run records live (default: $LLMSTEP_RUNS_DIR, else .llmstep/runs under the current directory; "
                  "records are per directory: set LLMSTEP_RUNS_DIR to one place to list them from anywhere)")
 
@@ -56,6 +58,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
     p.add_argument("--no-fork-server", action="store_true",
                    help="start every step as a cold process instead of forking it from a server with LangChain imported")
+    p.add_argument("--prices", metavar="FILE", help=PRICES_HELP)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", parents=[common], help="list past local runs")
@@ -74,6 +77,7 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("step", nargs="?", metavar="STEP")
     p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     p.add_argument("--json", action="store_true", help="print the run (or the step) as JSON")
+    p.add_argument("--prices", metavar="FILE", help=PRICES_HELP)
     p.set_defaults(func=_show)
 
 
@@ -98,6 +102,13 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
                 except OSError:
                     break
     return path
+
+
+def _prices(args: argparse.Namespace) -> Any:
+    """The ``--prices`` table (its name and prices), read before anything runs; None without one."""
+    from llmstep.usage import load_prices
+
+    return (args.prices, load_prices(args.prices)) if args.prices else None
 
 
 def read_secrets(path: str | None) -> dict[str, str]:
@@ -184,6 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         refuse_reference_options(args, " ".join(args.target) or f"run {args.resume}", ("--image", "--engine"))
     args.engine = args.engine or "argo"
     runs_dir = _runs_dir(args, write=True)
+    prices = _prices(args)
     secrets = read_secrets(args.secrets)
     environ = dict(os.environ)  # read once, passed down: the runner reads no environment of its own
     isolation = Isolation.from_environ(environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
@@ -228,26 +240,34 @@ def _run(args: argparse.Namespace) -> int:
                 launcher.close()
     if args.keep:
         record.pin()
-    return _report(record, args.json)
+    return _report(record, args.json, prices)
 
 
-def _report(record: Any, as_json: bool) -> int:
+def _report(record: Any, as_json: bool, prices: Any = None) -> int:
     from llmstep import serde
+    from llmstep.cli.show import usage_json, usage_lines
     from llmstep.local.records import failure_message
 
+    tokens = record.usage()
+    words = [] if as_json else usage_lines(tokens, prices)  # one line, at the end, when a model was called
     if record.state.batch:
-        return report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
+        code = report_batch(record.results(return_exceptions=True), f"llmstep show {record.run_id}")
+        if words:
+            print("llmstep: " + " | ".join(words), file=sys.stderr)
+        return code
     ok = record.phase == Phase.SUCCEEDED
     output: Any = record.result() if ok else None
     if as_json:
         encoded = serde.plain_of(output) if ok else None
         steps = {t: dict(zip(("phase", "message"), record.shown(n), strict=True)) for t, n in record.in_run_order()}
         print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
-                         "failures": record.failures(), "steps": steps}, indent=2))
+                         "failures": record.failures(), "steps": steps, **usage_json(tokens, prices)}, indent=2))
     elif ok:
         print(output if isinstance(output, str) else output_text(output))
     else:
         print(failure_message(record), file=sys.stderr)
+    if words:
+        print("llmstep: " + " | ".join(words), file=sys.stderr)
     return exitcodes.EXIT_OK if ok else exitcodes.EXIT_FAILED
 
 
@@ -318,11 +338,12 @@ def _show(args: argparse.Namespace) -> int:
     from llmstep.cli.show import show, show_json
     from llmstep.local.records import RunRecord
 
+    prices = _prices(args)  # a bad table is refused before anything is read
     record = RunRecord.open(_runs_dir(args), args.run)
     if args.step and args.step not in record.nodes:
         raise UsageError(f"run {record.run_id} has no step {args.step!r}; steps: {', '.join(record.nodes)}")
     if args.json:
-        print(json_text(show_json(record, args.step), indent=2))
+        print(json_text(show_json(record, args.step, prices), indent=2))
     else:
-        show(record, args.step)
+        show(record, args.step, prices)
     return 0

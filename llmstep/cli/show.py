@@ -12,11 +12,14 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmstep import contract, jsonio
+from llmstep import contract, jsonio, usage
 
 if TYPE_CHECKING:  # the CLI imports the local runner only for the commands that use it
     from llmstep.local.records import RunRecord
     from llmstep.local.state import NodeState
+
+Prices = tuple[str, dict[str, usage.Price]]
+"""A price table (``--prices FILE``): the file's name and its prices by model."""
 
 
 def json_text(value: Any, indent: int | None = None) -> str:
@@ -50,7 +53,26 @@ def print_runs(records: list[RunRecord], runs_dir: Path, as_json: bool) -> int:
     return 0
 
 
-def show_json(record: RunRecord, step: str | None) -> dict[str, Any]:
+def usage_json(tokens: dict[str, dict[str, Any]], prices: Prices | None) -> dict[str, Any]:
+    """A run's token totals as JSON (``usage``) and, with a price table, its estimated ``cost``."""
+    out: dict[str, Any] = {"usage": tokens}
+    if prices is not None:
+        out["cost"] = usage.estimate(tokens, prices[1]).to_json(prices[0])
+    return out
+
+
+def usage_lines(tokens: dict[str, dict[str, Any]], prices: Prices | None) -> list[str]:
+    """A run's token totals in words, and with a price table its estimated cost; nothing when no
+    step called a model."""
+    if not tokens:
+        return []
+    lines = [f"tokens: {usage.describe(tokens)}"]
+    if prices is not None:
+        lines.append(usage.describe_cost(usage.estimate(tokens, prices[1]), prices[0]))
+    return lines
+
+
+def show_json(record: RunRecord, step: str | None, prices: Prices | None = None) -> dict[str, Any]:
     """A run (or one step of it) as data: phases, messages, each step's output as plain JSON."""
     from llmstep import serde
 
@@ -63,6 +85,8 @@ def show_json(record: RunRecord, step: str | None) -> dict[str, Any]:
             out["output"] = serde.plain_value((data / contract.OUTPUT).read_text(encoding="utf-8"))
         if (data / contract.ERROR).is_file():
             out["error"] = jsonio.loads((data / contract.ERROR).read_text(encoding="utf-8"))
+        if node.outputs is not None and node.outputs.parameter("usage") is not None:
+            out["usage"] = usage.totals([node.outputs.parameter("usage")])
         return out
 
     if step:
@@ -70,10 +94,10 @@ def show_json(record: RunRecord, step: str | None) -> dict[str, Any]:
     ok = record.phase == contract.Phase.SUCCEEDED and not record.state.batch
     return {"run": record.run_id, "phase": record.phase, "message": record.state.message or "",
             "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
-            "steps": {t: one(t, n) for t, n in record.in_run_order()}}
+            "steps": {t: one(t, n) for t, n in record.in_run_order()}, **usage_json(record.usage(), prices)}
 
 
-def show(record: RunRecord, step: str | None) -> None:
+def show(record: RunRecord, step: str | None, prices: Prices | None = None) -> None:
     """``llmstep show``: a run's steps (inputs, output, a failed step's last log lines), or one
     step in full (its output or error, and its log)."""
     from llmstep.local.progress import duration
@@ -108,6 +132,8 @@ def show(record: RunRecord, step: str | None) -> None:
         if node.phase in contract.FAILED_PHASES and log.is_file():
             for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
                 print(f"      log {line}")
+    for line in usage_lines(record.usage(), prices) or (["tokens: none (no step recorded a model call)"] if prices else []):
+        print(line)
 
 
 def _oneline(text: str, limit: int = 100) -> str:

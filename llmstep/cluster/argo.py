@@ -78,6 +78,15 @@ class WorkflowRun:
                     return serde.loads_value(text, where=f"{self.name} output")
         raise SubmissionError(f"workflow {self.name} has no output parameter on task {task!r}")
 
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """The run's tokens per model so far: the sum of its step pods' ``usage`` outputs (a Retry
+        node repeats its last pod's outputs, so only Pod nodes count; see :mod:`llmstep.usage`)."""
+        from llmstep import usage
+
+        nodes = (self.get().get("status") or {}).get("nodes") or {}
+        return usage.totals(param.get("value") for node in nodes.values() if node.get("type") == "Pod"
+                            for param in (node.get("outputs") or {}).get("parameters") or [] if param.get("name") == "usage")
+
     def logs(self, step: str | None = None) -> dict[str, str]:
         """Logs of the workflow's step pods (``main`` containers), by node display name."""
         nodes = (self.get().get("status") or {}).get("nodes") or {}

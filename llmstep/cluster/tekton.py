@@ -127,6 +127,14 @@ class PipelineRunHandle:
             raise SubmissionError(f"{where}: the log's copy does not match the task's sha256 result {digest}")
         return serde.loads_value(text, where=where)
 
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """The run's tokens per model so far: the sum of its TaskRuns' ``usage`` results (see
+        :mod:`llmstep.usage`)."""
+        from llmstep import usage
+
+        return usage.totals(r.get("value") for tr in self._taskruns() for r in (tr.get("status") or {}).get("results") or []
+                            if r.get("name") == "usage")
+
     def logs(self, step: str | None = None) -> dict[str, str]:
         """The ``exec`` step's log of each task's pod, by pipeline task name."""
         out: dict[str, str] = {}

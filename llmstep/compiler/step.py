@@ -8,8 +8,9 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableBinding
 from langchain_core.runnables.base import coerce_to_runnable
 
+from llmstep import contract
 from llmstep.errors import CompileError
-from llmstep.plan import StepSettings
+from llmstep.plan import RateLimit, StepSettings
 
 _DURATION = re.compile(r"^(\d+)(s|m|h)?$")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600}
@@ -41,6 +42,10 @@ class Step(RunnableBinding):
             ``llmstep.SecretKeyRef("acme", "token")``. Rendered as the container's ``env`` on Argo and
             Tekton; locally a reference's value is the variable of the same name in your environment
             (or ``--secrets FILE``). Over ``compile(env=...)`` for the same name.
+        rate_limit: how the step's model requests retry "rate limited" and "overloaded" answers
+            (429, 503, 529): ``llmstep.RateLimit(max_attempts=, max_wait=)``; by default
+            ``RateLimit()``. A step still rate limited at the end exits 75, which ``retries``
+            retries. ``False`` turns it off: the model client's own retries apply, as outside llmstep.
     """
 
     step_name: str | None = None
@@ -59,10 +64,11 @@ class Step(RunnableBinding):
         resources: dict[str, Any] | None = None,
         secrets: list[str] | tuple[str, ...] = (),
         env: dict[str, Any] | None = None,
+        rate_limit: RateLimit | bool | None = None,
         **kwargs: Any,
     ) -> None:
         settings = StepSettings(
-            env=check_env(env, "Step(env=...)"),
+            env=check_env(env, "Step(env=...)") + _rate_limit_env(rate_limit),
             image=_check_image(image),
             retries=_check_retries(retries),
             backoff=_check_backoff(backoff),
@@ -167,6 +173,17 @@ def check_env(env: Any, field: str) -> tuple[tuple[str, Any], ...]:
                                f"{name}=llmstep.SecretKeyRef('SECRET', 'KEY')")
         pairs.append((name, value))
     return tuple(pairs)
+
+
+def _rate_limit_env(rate_limit: Any) -> tuple[tuple[str, Any], ...]:
+    """The env entry that carries ``Step(rate_limit=...)`` to the step (none for the default)."""
+    if rate_limit is None or rate_limit is True:
+        return ()
+    if rate_limit is False:
+        return ((contract.RATE_LIMIT_ENV, "off"),)
+    if not isinstance(rate_limit, RateLimit):
+        raise CompileError(f"Step(rate_limit=...) must be llmstep.RateLimit(...) or False, got {rate_limit!r}")
+    return ((contract.RATE_LIMIT_ENV, rate_limit.env_value),)
 
 
 def _check_image(image: str | None) -> str | None:

@@ -3,7 +3,8 @@ input files.
 
 Reads ``runnable.json`` and the input file(s) from the data directory, writes ``output.json``,
 ``preview.txt`` and ``usage.json``; on failure writes ``error.json``. Exit codes: 0 ok, 1 the
-Runnable raised, 2 bad payload or input, 3 missing credentials.
+Runnable raised, 2 bad payload or input, 3 missing credentials, 75 the model still rate limited
+when its retries (:mod:`llmstep.executor.ratelimit`) ran out.
 
 This module is on the start-up path of every step: it imports only the standard library and
 ``llmstep.serde`` at the top; LangChain comes in with the payload that needs it. Never import
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from llmstep import contract, exitcodes, jsonio, payloads, serde, shapes
-from llmstep.errors import ExecutionError, LlmstepError, PayloadError, storage_full
+from llmstep.errors import ExecutionError, LlmstepError, PayloadError, RateLimited, storage_full
+from llmstep.executor import ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         secrets = payloads.secrets_for(payload, env)
         runnable = payloads.load_runnable(payload, secrets, allow_pickle=allow_pickle, endpoints=endpoints)
         check_input_keys(runnable, value, name, engine)
-        output, usage = _invoke(runnable, value, name, stream, classes)
+        output, usage = _invoke(runnable, value, name, stream, classes, ratelimit.Policy.of(env))
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
         payloads.check_output_secrets(text, secrets, name)
     except (SystemExit, LlmstepError) as exc:
@@ -147,27 +149,37 @@ def preview(value: Any) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
-def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes: Any = None) -> tuple[Any, dict[str, Any]]:
+def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes: Any = None,
+            policy: ratelimit.Policy | None = None) -> tuple[Any, dict[str, Any]]:
     from langchain_core.callbacks import UsageMetadataCallbackHandler
 
     usage = UsageMetadataCallbackHandler()
     config = {"callbacks": [usage], "run_name": name}
     try:
-        if not stream:
-            output = runnable.invoke(value, config=config)
-        else:
-            output = None
-            for chunk in runnable.stream(value, config=config):
-                emit("chunk", value=serde.dumps_value(chunk, where=f"a chunk of step {name!r}", classes=classes))
-                try:  # the output is the chunks added up, as LangChain's transform does
-                    output = chunk if output is None else output + chunk
-                except TypeError:
-                    output = chunk
+        with ratelimit.retrying(policy):
+            output = _run(runnable, value, name, config, stream, classes)
     except LlmstepError:
         raise
     except Exception as exc:
+        if ratelimit.rate_limited(exc) is not None:
+            raise RateLimited(f"{type(exc).__name__}: {exc} (still rate limited after the step's rate-limit retries; "
+                              f"exit {exitcodes.EXIT_RATE_LIMITED}, which retries= retries)") from exc
         raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
     return output, {model: dict(u) for model, u in usage.usage_metadata.items()}
+
+
+def _run(runnable: Any, value: Any, name: str, config: Any, stream: bool, classes: Any) -> Any:
+    """The Runnable's output: invoked, or streamed with each chunk written as a record."""
+    if not stream:
+        return runnable.invoke(value, config=config)
+    output = None
+    for chunk in runnable.stream(value, config=config):
+        emit("chunk", value=serde.dumps_value(chunk, where=f"a chunk of step {name!r}", classes=classes))
+        try:  # the output is the chunks added up, as LangChain's transform does
+            output = chunk if output is None else output + chunk
+        except TypeError:
+            output = chunk
+    return output
 
 
 def _read(data_dir: Path, rel: str) -> str:

@@ -335,6 +335,10 @@ class RunRecord:
             return serde.loads_value(text, where=f"{task} output")
         raise WorkflowError(f"task {task!r} has no output artifact or parameter named 'output'")
 
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """The run's tokens per model, summed over its steps (:meth:`RunState.usage`)."""
+        return self.state.usage()
+
     def results(self, return_exceptions: bool = False) -> list[Any]:
         """A batch run's outputs in input order (see :func:`llmstep.render.batch.collect`)."""
         from llmstep.render import batch

@@ -192,6 +192,12 @@ class RunState:
         """The nodes that are steps (not item groups, not nested DAGs)."""
         return ((task, node) for task, node in self.nodes.items() if node.is_step)
 
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """The run's tokens per model: the sum of its steps' ``usage`` outputs (see :mod:`llmstep.usage`)."""
+        from llmstep import usage
+
+        return usage.totals(node.outputs.parameter("usage") for _, node in self.steps() if node.outputs is not None)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, attr, _ in _RUN_KEYS:

@@ -62,6 +62,8 @@ def denied_env(name: str, from_secret: bool = False) -> bool:
     upper = name.upper()
     if name in _STAGED:
         return from_secret
+    if name == contract.RATE_LIMIT_ENV:  # bounds on the step's own waiting: nothing to load or send
+        return False
     return upper in DENIED_ENV or upper.startswith(DENIED_PREFIXES) or any(f"_{w}_" in f"_{upper}_" for w in DENIED_WORDS)
 
 

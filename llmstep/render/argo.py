@@ -44,9 +44,9 @@ MAX_BYTES = 1024 * 1024
 # before 1.21 turn an empty-string default into null and reject the Workflow.
 NO_VALUE = "(none)"
 
-# Retry only when the Runnable raised (exit 1): a bad payload (2) or a missing credential (3)
-# fails the same way every time.
-RETRY_WHEN = f"asInt(lastRetry.exitCode) == {exitcodes.EXIT_RUNNABLE_FAILED}"
+# Retry only when the Runnable raised (exit 1) or the model was still rate limited (75): a bad
+# payload (2) or a missing credential (3) fails the same way every time.
+RETRY_WHEN = " || ".join(f"asInt(lastRetry.exitCode) == {code}" for code in exitcodes.RETRIED_EXITS)
 
 
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:

@@ -14,7 +14,7 @@ def test_public_api_is_pinned():
         "BatchFailed", "ItemFailed", "KubernetesRunnable", "CompileError", "Compiled", "CredentialsError", "CredentialsWarning", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
         "OfflineChatModel", "PayloadError", "Plan", "PlanStep", "RenderError", "RunFailed", "SecretError", "SerializationError",
         "Step", "SubmissionError", "WorkflowError", "__version__", "compile", "SecretKeyRef", "ConfigMapKeyRef",
-        "Cancelled", "PipelineRunFailed", "UsageError", "WorkflowFailed",
+        "Cancelled", "PipelineRunFailed", "UsageError", "WorkflowFailed", "RateLimit", "RateLimited",
     ])
     assert set(llmstep.__all__) == set(llmstep._EXPORTS) | {"__version__"}
     for name in llmstep.__all__:

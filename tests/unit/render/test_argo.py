@@ -97,7 +97,7 @@ def test_step_settings_render_to_argo_fields():
     assert template["container"]["resources"] == {"limits": {"cpu": "250m"}, "requests": {"cpu": "250m"}}
     retry = template["retryStrategy"]
     assert retry["limit"] == 2 and retry["backoff"] == {"duration": "5s", "factor": 2}
-    assert retry["expression"] == "asInt(lastRetry.exitCode) == 1"
+    assert retry["expression"] == "asInt(lastRetry.exitCode) == 1 || asInt(lastRetry.exitCode) == 75"
 
 
 def test_secret_never_in_yaml():
