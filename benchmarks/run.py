@@ -332,7 +332,7 @@ def _argo_yaml(chain) -> str:
 
 def compile_scale() -> list[Figure]:
     import llmstep
-    from llmstep.serde import payload_text
+    from llmstep.payloads import payload_text
 
     big, small = (20, 10) if SMOKE else (1000, 100)
     reps = 1 if SMOKE else 5
@@ -368,7 +368,7 @@ def compile_scale() -> list[Figure]:
 
 def document_size() -> list[Figure]:
     import llmstep
-    from llmstep.serde import payload_text
+    from llmstep.payloads import payload_text
 
     sizes = {}
     for n in (10, 100):

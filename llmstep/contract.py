@@ -1,5 +1,6 @@
-"""The step contract: the files, exit codes and command every step runs with, on every engine,
-and the names llmstep's documents and clients agree on (labels, annotations, phases, records).
+"""The step contract: the files and command every step runs with, on every engine (its exit
+codes: :mod:`llmstep.exitcodes`), and the names llmstep's documents and clients agree on
+(labels, annotations, phases, records).
 
 One function, :func:`exec_argv`, builds the command; the Argo and Tekton renderers and the local
 runner all call it, so what runs locally is what runs on the cluster. Each fact here has no other
@@ -81,21 +82,6 @@ NOT_RUN = (Phase.SKIPPED, Phase.OMITTED)
 """The phases of a node that did not run."""
 ACTIVE = (Phase.PENDING, Phase.RUNNING)
 """The phases of a node (or a run) that has not ended."""
-
-EXIT_OK = 0
-EXIT_RUNNABLE_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_MISSING_CREDENTIALS = 3
-EXIT_INTERNAL = 70
-"""An error llmstep did not foresee: a bug (``llmstep exec`` and the CLI alike)."""
-EXIT_RATE_LIMITED = 75
-"""EX_TEMPFAIL: the model still answered "rate limited" or "overloaded" (429, 503, 529) when the
-step's rate-limit retries ran out; a later attempt may succeed, so ``retries=`` retries it."""
-RETRIED_EXITS = (EXIT_RUNNABLE_FAILED, EXIT_RATE_LIMITED)
-"""The exit codes ``Step(retries=...)`` retries (Argo's ``retryStrategy.expression``); a bad payload
-(2) or a missing credential (3) fails the same way every time."""
-EXIT_INTERRUPTED = 130
-"""128 + SIGINT."""
 
 RATE_LIMIT_ENV = "LLMSTEP_RATE_LIMIT"
 """A model step's rate-limit retries, set from ``Step(rate_limit=...)``: ``off``, or

@@ -28,7 +28,7 @@ Workflow and a PipelineRun alike; the cluster ones stay ``SubmissionError`` too,
 
 Foreign errors are translated where they cross into llmstep (``raise ... from exc``), once: the
 Kubernetes and Argo Server clients' in :func:`llmstep.cluster.transports.api_error` and
-:func:`connection_reason`, LangChain's and pickle's in :mod:`llmstep.serde`, the model's HTTP
+:func:`connection_reason`, LangChain's and pickle's in :mod:`llmstep.payloads`, the model's HTTP
 errors in :mod:`llmstep.diagnose.llm`, the OS's file errors in :mod:`llmstep.files`.
 
 ``CredentialsWarning`` (a ``UserWarning``) is the one warning: a key given in code is not sent.
@@ -38,6 +38,15 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+from llmstep.exitcodes import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_MISSING_CREDENTIALS,
+    EXIT_RATE_LIMITED,
+    EXIT_RUNNABLE_FAILED,
+)
 
 __all__ = [
     "BatchFailed",
@@ -67,7 +76,7 @@ __all__ = [
 class LlmstepError(Exception):
     """Root of every error llmstep raises on purpose."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class UsageError(LlmstepError):
@@ -108,20 +117,20 @@ class RenderError(LlmstepError):
 class ExecutionError(LlmstepError):
     """A step's Runnable raised while running."""
 
-    exit_code = 1
+    exit_code = EXIT_RUNNABLE_FAILED
 
 
 class RateLimited(ExecutionError):
     """A step's model still answered "rate limited" or "overloaded" (429, 503, 529) when the step's
     rate-limit retries ran out (``llmstep.RateLimit``): a later attempt may succeed."""
 
-    exit_code = 75  # llmstep.contract.EXIT_RATE_LIMITED (EX_TEMPFAIL)
+    exit_code = EXIT_RATE_LIMITED  # EX_TEMPFAIL
 
 
 class CredentialsError(LlmstepError):
     """A secret that the step's Runnable needs is not in its environment."""
 
-    exit_code = 3
+    exit_code = EXIT_MISSING_CREDENTIALS
 
 
 class WorkflowError(LlmstepError):
@@ -131,7 +140,7 @@ class WorkflowError(LlmstepError):
 class RunFailed(LlmstepError):
     """A workflow run finished without succeeding."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, run_id: str = "", failures: list[dict] | None = None):
         super().__init__(message)
@@ -142,31 +151,31 @@ class RunFailed(LlmstepError):
 class DiagnosisError(LlmstepError):
     """Evidence could not be gathered, or the model could not be reached or answered badly."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class SubmissionError(LlmstepError):
     """The cluster refused a workflow (forbidden, CRD missing, rejected) or could not be reached."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class WorkflowFailed(RunFailed, SubmissionError):
     """A submitted Argo Workflow finished without succeeding; ``failures`` names its failed steps."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class PipelineRunFailed(RunFailed, SubmissionError):
     """A Tekton PipelineRun finished without succeeding; ``failures`` names its failed tasks."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class ItemFailed(LlmstepError):
     """One input of a batch did not produce a result; ``index`` is its place in the inputs."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, index: int, message: str, steps: list[str] | None = None) -> None:
         super().__init__(f"input {index}: {message}")
@@ -178,7 +187,7 @@ class BatchFailed(LlmstepError):
     """Some inputs of a batch failed. ``results`` holds every result in input order, with an
     ``ItemFailed`` in the place of each failed input."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, results: list[Any], where: str) -> None:
         failed = [r for r in results if isinstance(r, ItemFailed)]
@@ -192,7 +201,7 @@ class BatchFailed(LlmstepError):
 class Cancelled(LlmstepError):
     """The caller stopped waiting (an async call was cancelled); what it started was stopped."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
 
 
 def connection_reason(exc: BaseException) -> str:

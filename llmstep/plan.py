@@ -46,7 +46,7 @@ class RateLimit:
     what the server's ``Retry-After`` (or ``retry-after-ms``) asks; the step gives up after
     ``max_attempts`` requests for one model call (the first included) or when the next wait would
     take its waiting past ``max_wait`` seconds, and then exits 75
-    (:data:`llmstep.contract.EXIT_RATE_LIMITED`), which ``retries=`` retries. Other errors are
+    (:data:`llmstep.exitcodes.EXIT_RATE_LIMITED`), which ``retries=`` retries. Other errors are
     not retried inside the step. ``Step(rate_limit=False)`` leaves the model client's own retries
     as they are.
     """

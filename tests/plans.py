@@ -1,12 +1,12 @@
 """Plans built by hand, without compile(): each step's payload is the LangChain JSON of a real
-PromptTemplate, made the way the compiler makes it (llmstep.serde), so the renderers can be
+PromptTemplate, made the way the compiler makes it (llmstep.payloads), so the renderers can be
 tested on a Plan alone, as the design has it (the Plan is their only input)."""
 
 from __future__ import annotations
 
 from langchain_core.prompts import PromptTemplate
 
-from llmstep import serde
+from llmstep import payloads, serde
 from llmstep.plan import Plan, PlanStep, StepSettings
 
 
@@ -15,12 +15,12 @@ def prompt_step(name: str, template: str, shape: list, *, secrets: tuple[str, ..
     """A step running ``PromptTemplate.from_template(template)`` on the input ``shape`` describes;
     ``secrets`` are the keys it declares (as a model step declares its API key)."""
     runnable = PromptTemplate.from_template(template)
-    dumped, why = serde.dump_langchain(runnable)
+    dumped, why = payloads.dump_langchain(runnable)
     if dumped is None:
         raise AssertionError(why)
     qualname = f"{type(runnable).__module__}.{type(runnable).__qualname__}"
     payload = {"llmstep": serde.FORMAT_VERSION, "name": name, "runnable": qualname, "inputs": shape,
-               "secret_name": "llm-credentials", **serde.langchain_fields(dumped), "secrets": sorted(secrets)}
+               "secret_name": "llm-credentials", **payloads.langchain_fields(dumped), "secrets": sorted(secrets)}
     return PlanStep(name=name, display=display or name.title(), path=f"hand.{name}", runnable=qualname, payload=payload,
                     shape=shape, secrets=tuple(sorted(secrets)), settings=settings or StepSettings())
 

@@ -19,16 +19,19 @@ PACKAGE = ROOT / "llmstep"
 # rank, or of its own group; never one of a higher rank, nor a sibling group of the same rank.
 LAYERS = {
     "llmstep.errors": (0, "errors"),
+    "llmstep.exitcodes": (0, "errors"),  # each error carries its exit code
     "llmstep": (1, "data"),  # the package itself: its __version__ (its lazy API is for users)
     "llmstep.contract": (1, "data"),
     "llmstep.plan": (1, "data"),
     "llmstep.shapes": (1, "data"),
     "llmstep.serde": (1, "data"),
+    "llmstep.payloads": (1, "data"),
     "llmstep.values": (1, "data"),
     "llmstep.offline": (1, "data"),
     "llmstep.files": (1, "data"),
     "llmstep.jsonio": (1, "data"),
     "llmstep.yamlio": (1, "data"),
+    "llmstep.naming": (1, "data"),
     "llmstep.usage": (1, "data"),
     "llmstep.diagnose.settings": (1, "data"),  # Diagnose(...) is data that both renderers read
     "llmstep.executor": (2, "executor"),
@@ -43,7 +46,7 @@ LAYERS = {
     "llmstep.cli": (6, "cli"),
     "llmstep.__main__": (6, "cli"),
 }
-EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.contract", "llmstep.serde", "llmstep.values", "llmstep.shapes",
+EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.exitcodes", "llmstep.contract", "llmstep.serde", "llmstep.payloads", "llmstep.values", "llmstep.shapes",
                        "llmstep.offline", "llmstep.jsonio"}
 NEVER = {  # third-party packages a layer must not import: the executor starts lean, the compiler is engine-neutral
     "llmstep.executor": ("hera", "kubernetes", "yaml"),
@@ -112,6 +115,8 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
                 their_rank, their_group = layer(target)
                 if their_group != group and their_rank >= rank:
                     found.append(f"{name} imports {target}: {group} (layer {rank}) may not import {their_group} (layer {their_rank})")
+                if group == "render" and 1 < their_rank < rank:
+                    found.append(f"{name} imports {target}: the renderers read only the Plan and the data layer")
                 if group == "executor" and their_group != "executor" and target not in EXECUTOR_MAY_IMPORT:
                     found.append(f"{name} imports {target}: a step needs only {sorted(EXECUTOR_MAY_IMPORT)}")
             for prefix, banned in NEVER.items():
@@ -133,7 +138,7 @@ def test_the_check_fails_on_an_import_against_the_direction():
     """The control: the check finds each kind of wrong import."""
     modules = {"llmstep.render.argo": {"llmstep.local.entry"}, "llmstep.local.argo": {"llmstep.cluster.argo"},
                "llmstep.executor.step": {"llmstep.compiler.walk", "hera"}, "llmstep.plan": {"llmstep.cli.main"},
-               "llmstep.compiler.walk": {"llmstep.diagnose.evidence"}}
+               "llmstep.compiler.walk": {"llmstep.diagnose.evidence"}, "llmstep.render.tekton": {"llmstep.compiler.naming"}}
     found = violations(modules)
     assert [f.split(":")[0] for f in found] == [
         "llmstep.render.argo imports llmstep.local.entry",
@@ -143,6 +148,7 @@ def test_the_check_fails_on_an_import_against_the_direction():
         "llmstep.executor.step imports llmstep.compiler.walk",
         "llmstep.plan imports llmstep.cli.main",
         "llmstep.compiler.walk imports llmstep.diagnose.evidence",
+        "llmstep.render.tekton imports llmstep.compiler.naming",
     ]
 
 

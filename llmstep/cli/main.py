@@ -15,14 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from llmstep import contract, jsonio
+from llmstep import contract, exitcodes, jsonio
 from llmstep.cli.options import add_value_type_option, positive_int
 from llmstep.errors import LlmstepError, UsageError, storage_full
-
-EXIT_BROKEN_PIPE = 141
-"""128 + SIGPIPE: what a shell reports for a writer whose reader left (``llmstep show RUN | head``)."""
-EXIT_NO_SPACE = 1
-"""A full disk fails the run (its record is finished); not an internal error."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         _discard_stdout()
-        return EXIT_BROKEN_PIPE
+        return exitcodes.EXIT_BROKEN_PIPE
     except LlmstepError as exc:
         if args.debug:
             raise
@@ -52,21 +47,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:  # or SIGTERM during a run (llmstep.local.lifecycle.Terminated)
         print(f"llmstep: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
-        return getattr(exc, "exit_code", contract.EXIT_INTERRUPTED)
+        return getattr(exc, "exit_code", exitcodes.EXIT_INTERRUPTED)
     except OSError as exc:
         if args.debug:
             raise
         full = storage_full(exc)
         if full:
             print(f"llmstep: error: {full} (the run's record, if any, is finished and can be resumed)", file=sys.stderr)
-            return EXIT_NO_SPACE
+            return exitcodes.EXIT_NO_SPACE
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return contract.EXIT_INTERNAL
+        return exitcodes.EXIT_INTERNAL
     except Exception as exc:
         if args.debug:
             raise
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return contract.EXIT_INTERNAL
+        return exitcodes.EXIT_INTERNAL
 
 
 def _discard_stdout() -> None:

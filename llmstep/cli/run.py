@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llmstep import exitcodes
 from llmstep.cli.options import (
     add_input_options,
     add_value_type_option,
@@ -267,7 +268,7 @@ def _report(record: Any, as_json: bool, prices: Any = None) -> int:
         print(failure_message(record), file=sys.stderr)
     if words:
         print("llmstep: " + " | ".join(words), file=sys.stderr)
-    return 0 if ok else 1
+    return exitcodes.EXIT_OK if ok else exitcodes.EXIT_FAILED
 
 
 def report_batch(results: list[Any], details: str) -> int:
@@ -286,7 +287,7 @@ def report_batch(results: list[Any], details: str) -> int:
         print(json_text(line))
     if failed:
         print(f"llmstep: {failed} of {len(results)} inputs failed; details: {details}", file=sys.stderr)
-    return 1 if failed else 0
+    return exitcodes.EXIT_FAILED if failed else exitcodes.EXIT_OK
 
 
 def output_text(value: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from llmstep import contract
+from llmstep import contract, exitcodes
 from llmstep.cluster.transports import POD_HINTS, Transport
 from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadError, SubmissionError
 
@@ -326,8 +326,8 @@ def _value(record: dict[str, Any], pod: str) -> Any:
 def _outcome(kind: str, record: dict[str, Any], pod: str, step: str) -> tuple[str, Any]:
     if kind == "output":
         return "output", _value(record, pod)
-    code = int(record.get("exit_code", 1))
-    error = {contract.EXIT_BAD_INPUT: PayloadError, contract.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
+    code = int(record.get("exit_code", exitcodes.EXIT_RUNNABLE_FAILED))
+    error = {exitcodes.EXIT_BAD_INPUT: PayloadError, exitcodes.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
     raise error(f"{step} failed in pod {pod} (exit code {code}): {contract.error_text(record)}")
 
 

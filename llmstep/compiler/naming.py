@@ -1,37 +1,18 @@
-"""Names that Argo, Tekton and Kubernetes accept.
-
-Hera does not check names, and the API server rejects them late. Template, task and Tekton
-names must be DNS labels (``^[a-z0-9]([-a-z0-9]*[a-z0-9])?$``, at most 63 characters); Argo DAG
-task names (what the UI shows) may use capitals: ``^[a-zA-Z0-9][-a-zA-Z0-9]*$``.
-"""
+"""Names the compiler gives: display names and DNS labels, unique within a chain, within the
+patterns and limits of :mod:`llmstep.naming` (which the renderers' checks read too)."""
 
 from __future__ import annotations
 
 import re
 
 from llmstep.errors import CompileError
-
-MAX = 63
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-TASK_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
-
-# Names the renderers use themselves, so no step may take them.
-RESERVED = frozenset({"input", "main", "exit-handler", "diagnose"})
+from llmstep.naming import BATCH_INFIX, CHAIN_NAME_MAX, DNS_LABEL, GENERATED_SUFFIX, MAX, RESERVED
 
 
 def readable(label: str, limit: int = MAX) -> str:
     """A display name: letters, digits and single dashes, starting and ending alphanumeric."""
     text = re.sub(r"[^a-zA-Z0-9]+", "-", label).strip("-")[:limit].strip("-")
     return text or "step"
-
-
-GENERATED_SUFFIX = 5
-"""Characters the API server appends to a ``generateName`` (every Argo Workflow and Tekton run)."""
-BATCH_INFIX = "-batch-"
-"""A batch Workflow's ``generateName`` is ``NAME-batch-``."""
-CHAIN_NAME_MAX = MAX - len(BATCH_INFIX) - GENERATED_SUFFIX
-"""A chain's name leaves room for ``-batch-`` and the 5 generated characters: every Workflow
-name it leads to stays a DNS label (63), which Argo needs for its pod labels."""
 
 
 def dns_label(name: str, field: str = "name", limit: int = MAX) -> str:

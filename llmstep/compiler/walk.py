@@ -29,11 +29,12 @@ from langchain_core.runnables import (
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, contract, serde, values
+from llmstep import __version__, contract, payloads, serde, shapes, values
 from llmstep.compiler import graphs, leaks, leaks_pickled, pickling, valuetypes
-from llmstep.compiler.naming import CHAIN_NAME_MAX, NameAllocator, chain_name
+from llmstep.compiler.naming import NameAllocator, chain_name
 from llmstep.compiler.step import Step, check_env, check_image
 from llmstep.errors import CompileError, CredentialsWarning
+from llmstep.naming import CHAIN_NAME_MAX
 from llmstep.plan import Plan, PlanStep, StepSettings
 
 DEFAULT_IMAGE = f"llmstep:{__version__}"
@@ -82,18 +83,19 @@ def compile_plan(
             raise leaks.refusal("on_failure (Diagnose)", findings, secret, pickled=False, advice=(
                 f"The diagnosis step reads its model key ({on_failure.key}) from the Kubernetes Secret "
                 f"{secret!r}; give the settings without credentials."))
-    shape = builder.walk(runnable, ["input"], "chain", prefix="")
+    shape = builder.walk(runnable, shapes.chain_input(), "chain", prefix="")
     builder.warn_inline(stacklevel)
     graphs.warn_one_step(builder.graph_notes, stacklevel)
-    if shape[0] != "step":
+    output = shapes.output_step(shape)
+    if output is None:
         builder.add_step(RunnablePassthrough(), shape, "chain", display="result")
-        shape = ["step", builder.steps[-1].name]
+        output = builder.steps[-1].name
     classes = builder.declare_values()
     wf_name = chain_name(name) if name is not None else _derive_name(builder.steps)
     return Plan(
         name=wf_name,
         steps=tuple(builder.steps),
-        output=shape[1],
+        output=output,
         image=image or DEFAULT_IMAGE,
         secret=secret,
         data=data,
@@ -135,9 +137,9 @@ class _Builder:
                 shape = self.walk(element, shape, f"{path}.steps[{i}]", prefix=prefix)
             return shape
         if isinstance(runnable, RunnableParallel):
-            return ["dict", self._branches(runnable, shape, path, prefix)]
+            return shapes.dict_of(self._branches(runnable, shape, path, prefix))
         if isinstance(runnable, RunnableAssign):
-            return ["merge", shape, self._branches(runnable.mapper, shape, f"{path}.mapper", prefix)]
+            return shapes.merged(shape, self._branches(runnable.mapper, shape, f"{path}.mapper", prefix))
         if type(runnable) is RunnablePassthrough and runnable.func is None and runnable.afunc is None:
             return shape
         return self.add_step(runnable, shape, path, prefix=prefix)
@@ -173,7 +175,7 @@ class _Builder:
             "llmstep": serde.FORMAT_VERSION,
             "name": name,
             "runnable": _qualname(runnable),
-            "inputs": shape,
+            shapes.KEY: shape,
             "secret_name": self.secret,
             **self._encode(runnable, path, step.step_secrets if step is not None else ()),
         }
@@ -189,12 +191,12 @@ class _Builder:
                 settings=settings,
             )
         )
-        return ["step", name]
+        return shapes.step_output(name)
 
     def _encode(self, runnable: Runnable, path: str, declared: tuple[str, ...] = ()) -> dict[str, Any]:
         where = f"{path} ({runnable.get_name()})"
         inline, unrecorded = leaks.model_secrets(runnable, path)
-        dumped, reason = serde.dump_langchain(runnable)
+        dumped, reason = payloads.dump_langchain(runnable)
         if dumped is not None:
             dumped = self._by_id(dumped, declared)
             findings = leaks.scan_dump(dumped, path, self.env_values)
@@ -212,10 +214,10 @@ class _Builder:
             advice = leaks.UNRECORDED_ADVICE.format(secret=self.secret) if findings is unrecorded else ""
             raise leaks.refusal(where, findings, self.secret, pickled=dumped is None, advice=advice)
         if dumped is not None:
-            fields = serde.langchain_fields(dumped)
+            fields = payloads.langchain_fields(dumped)
             text = json.dumps(fields["data"], ensure_ascii=False).encode("utf-8")
         else:
-            fields = serde.pickle_fields(pickling.dumps(runnable, where=where))
+            fields = payloads.pickle_fields(pickling.dumps(runnable, where=where))
             text = base64.b64decode(fields["data"])
         fields["secrets"] = sorted({*fields["secrets"], *declared})
         # The last net: no known secret value in the payload's bytes, whatever path it took.
@@ -263,7 +265,7 @@ class _Builder:
             if hits:
                 found = [leaks.Finding("value_types", f"the pickled value classes contain {hit}") for hit in hits]
                 raise leaks.refusal("the chain's value classes", found, self.secret, pickled=True)
-            pickled = serde.pickle_fields(blob)
+            pickled = payloads.pickle_fields(blob)
             field["pickle"] = {k: pickled[k] for k in ("data", "sha256", "python")} | {"classes": sorted(local)}
         for step in self.steps:
             step.payload["values"] = field
@@ -330,7 +332,7 @@ def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str =
                 environ: Mapping[str, str] | None = None, stacklevel: int = 2, value_types: Any = ()) -> PlanStep:
     """One Runnable as one step fed by the call's input, not decomposed (``KubernetesRunnable``)."""
     builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types)
-    builder.add_step(runnable, ["input"], "runnable", display=name)
+    builder.add_step(runnable, shapes.chain_input(), "runnable", display=name)
     builder.declare_values()
     builder.warn_inline(stacklevel)
     return builder.steps[0]

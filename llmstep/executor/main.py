@@ -6,7 +6,7 @@ the console script, without building the rest of the command line, and the local
 calls :func:`main` in each forked step. Like the CLI, it is an outermost function: it alone reads
 the step's environment (the data directory's override, the pickle refusal, the staged payload,
 input and secrets) and sets up logging; :func:`llmstep.executor.step.run_step` takes them as
-arguments. Exit codes: :data:`llmstep.contract.EXIT_OK` and the others of the step contract.
+arguments. Exit codes: :data:`llmstep.exitcodes.EXIT_OK` and the others of the step contract.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmstep import contract
+from llmstep import contract, exitcodes
 from llmstep.errors import LlmstepError, storage_full
 
 DESCRIPTION = ("Run one step: read runnable.json and input from the data directory, write output.json. "
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
     """Run ``llmstep exec`` with ``argv`` (the arguments after ``exec``); return the exit code.
 
     Errors end as the CLI's do: an llmstep error's message and exit code, 130 when interrupted,
-    :data:`llmstep.contract.EXIT_INTERNAL` for anything else (with ``--debug``: the traceback)."""
+    :data:`llmstep.exitcodes.EXIT_INTERNAL` for anything else (with ``--debug``: the traceback)."""
     args = parser().parse_args(sys.argv[2:] if argv is None else argv)
     args.debug = args.debug or debug
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="llmstep: %(message)s", stream=sys.stderr)
@@ -78,16 +78,16 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("llmstep: interrupted", file=sys.stderr)
-        return contract.EXIT_INTERRUPTED
+        return exitcodes.EXIT_INTERRUPTED
     except Exception as exc:
         if args.debug:
             raise
         full = storage_full(exc)  # staging a Tekton step's files, publishing its results
         if full:
             print(f"llmstep: error: {full}", file=sys.stderr)
-            return contract.EXIT_RUNNABLE_FAILED
+            return exitcodes.EXIT_RUNNABLE_FAILED
         print(f"llmstep: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return contract.EXIT_INTERNAL
+        return exitcodes.EXIT_INTERNAL
 
 
 def process_main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:

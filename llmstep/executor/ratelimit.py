@@ -7,7 +7,7 @@ capped exponential backoff with full jitter, and never less than what the server
 ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date) asks. The step gives up after
 ``max_attempts`` requests for one call, or when the next wait would take its waiting past
 ``max_wait`` seconds; the SDK then raises its error for that last answer, and the step exits
-:data:`llmstep.contract.EXIT_RATE_LIMITED` (:func:`rate_limited`) so that ``retries=`` retries it.
+:data:`llmstep.exitcodes.EXIT_RATE_LIMITED` (:func:`rate_limited`) so that ``retries=`` retries it.
 
 Nothing else is retried inside the step: the SDK's own retries (by default two, for 408, 409, 429,
 5xx, timeouts and refused connections) are off while llmstep's are on, so a 400, 401 or 500, a
@@ -171,7 +171,7 @@ def retrying(policy: Policy | None, sleep: Any = time.sleep) -> Iterator[None]:
 
 def rate_limited(exc: BaseException) -> BaseException | None:
     """The model's rate-limit answer (an SDK error with status 429, 503 or 529) that ``exc`` is or
-    was raised from, or None: the step then exits :data:`llmstep.contract.EXIT_RATE_LIMITED`."""
+    was raised from, or None: the step then exits :data:`llmstep.exitcodes.EXIT_RATE_LIMITED`."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

@@ -28,7 +28,7 @@ def stage(data_dir: Path, *, payload: str | None, chain_input: str | None, input
     if payload:
         (data_dir / contract.PAYLOAD).write_text(payload, encoding="utf-8")
     try:
-        shape = jsonio.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["inputs"]
+        shape = jsonio.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))[shapes.KEY]
         single = shapes.is_single(shape)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return  # the executor reports the bad payload with its own message

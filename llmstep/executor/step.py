@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, jsonio, serde, shapes
+from llmstep import contract, exitcodes, jsonio, payloads, serde, shapes
 from llmstep.errors import ExecutionError, LlmstepError, PayloadError, RateLimited, storage_full
 from llmstep.executor import ratelimit
 
@@ -49,18 +49,18 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
     name = "?"
     secrets: dict[str, str] = {}
     try:
-        payload = serde.read_payload(_read(data_dir, contract.PAYLOAD))
+        payload = payloads.read_payload(_read(data_dir, contract.PAYLOAD))
         if step_name:
             payload["name"] = step_name
         name = payload["name"]
-        classes = serde.value_classes(payload, allow_pickle=allow_pickle)
+        classes = payloads.value_classes(payload, allow_pickle=allow_pickle)
         value = assemble_input(data_dir, payload, classes)
-        secrets = serde.secrets_for(payload, env)
-        runnable = serde.load_runnable(payload, secrets, allow_pickle=allow_pickle, endpoints=endpoints)
+        secrets = payloads.secrets_for(payload, env)
+        runnable = payloads.load_runnable(payload, secrets, allow_pickle=allow_pickle, endpoints=endpoints)
         check_input_keys(runnable, value, name, engine)
         output, usage = _invoke(runnable, value, name, stream, classes, ratelimit.Policy.of(env))
         text = serde.dumps_value(output, where=f"the output of step {name!r}", classes=classes)
-        serde.check_output_secrets(text, secrets, name)
+        payloads.check_output_secrets(text, secrets, name)
     except (SystemExit, LlmstepError) as exc:
         failure = exc if isinstance(exc, LlmstepError) else _exited(name, exc)
         code = _fail(data_dir, name, failure, secrets)
@@ -87,12 +87,12 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         len(text.encode("utf-8")),
         _usage_note(usage),
     )
-    return contract.EXIT_OK
+    return exitcodes.EXIT_OK
 
 
 def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = None) -> Any:
     """Build the step's input value from its input file(s), following the payload's shape."""
-    shape = payload["inputs"]
+    shape = payload[shapes.KEY]
     single = shapes.is_single(shape)
     cache: dict[str, Any] = {}
 
@@ -100,37 +100,17 @@ def assemble_input(data_dir: Path, payload: Mapping[str, Any], classes: Any = No
         if name not in cache:
             rel = contract.input_file(name, single)
             text = _read(data_dir, rel)
-            if name == "input" and serde.is_text_input(text):
+            if name == shapes.CHAIN_INPUT and serde.is_text_input(text):
                 # the chain input as Argo passes text that is not JSON: -p input=hello, or a batch
                 # item that is a string ({{item}} is its bare text); it is that string
                 cache[name] = text
-            elif name == "input":  # the chain input is user data (see serde.loads_input)
+            elif name == shapes.CHAIN_INPUT:  # the chain input is user data (see serde.loads_input)
                 cache[name] = serde.loads_input(text, where=rel, classes=classes)
             else:
                 cache[name] = serde.loads_value(text, where=rel, classes=classes)
         return cache[name]
 
-    def build(node: Any) -> Any:
-        if not isinstance(node, list) or not node:
-            raise PayloadError(f"runnable.json has a malformed input shape: {node!r}")
-        kind = node[0]
-        if kind == "input":
-            return source("input")
-        if kind == "step":
-            return source(node[1])
-        if kind == "dict":
-            return {key: build(sub) for key, sub in node[1].items()}
-        if kind == "merge":
-            base = build(node[1])
-            if not isinstance(base, dict):
-                raise PayloadError(
-                    f"step {payload['name']!r} assigns keys to its input, which must be a dict, "
-                    f"but got {type(base).__name__}"
-                )
-            return {**base, **{key: build(sub) for key, sub in node[2].items()}}
-        raise PayloadError(f"runnable.json has an unknown input shape {kind!r}")
-
-    return build(shape)
+    return shapes.assemble(shape, source, payload.get("name"))
 
 
 INPUT_HINTS = {"argo": "argo submit -p input='{...}'", "tekton": "tkn pipeline start -p input='{...}'"}
@@ -183,7 +163,7 @@ def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes:
     except Exception as exc:
         if ratelimit.rate_limited(exc) is not None:
             raise RateLimited(f"{type(exc).__name__}: {exc} (still rate limited after the step's rate-limit retries; "
-                              f"exit {contract.EXIT_RATE_LIMITED}, which retries= retries)") from exc
+                              f"exit {exitcodes.EXIT_RATE_LIMITED}, which retries= retries)") from exc
         raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
     return output, {model: dict(u) for model, u in usage.usage_metadata.items()}
 
@@ -271,7 +251,7 @@ def _fail_full(data_dir: Path, name: str, exc: OSError, message: str, records: b
     error.json."""
     for partial in (contract.OUTPUT, contract.PREVIEW, contract.USAGE):
         (data_dir / partial).unlink(missing_ok=True)
-    record = {"step": name, "type": type(exc).__name__, "message": message, "exit_code": contract.EXIT_RUNNABLE_FAILED}
+    record = {"step": name, "type": type(exc).__name__, "message": message, "exit_code": exitcodes.EXIT_RUNNABLE_FAILED}
     try:
         (data_dir / contract.ERROR).write_text(json.dumps(record, indent=2), encoding="utf-8")
     except OSError:
@@ -279,7 +259,7 @@ def _fail_full(data_dir: Path, name: str, exc: OSError, message: str, records: b
     if records:
         emit("error", **record)
     log.error("step %s failed (%s, exit %d): %s", name, record["type"], record["exit_code"], message)
-    return contract.EXIT_RUNNABLE_FAILED
+    return exitcodes.EXIT_RUNNABLE_FAILED
 
 
 def _usage_note(usage: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmstep.errors import LlmstepError, UsageError
+from llmstep.exitcodes import EXIT_FAILED
 
 MODULES_LABEL = "io.llmstep.modules"
 """The image label holding its modules, comma-separated (``langchain_core,openai,...``)."""
@@ -45,7 +46,7 @@ _SKIPPED = frozenset({".git", ".venv", "__pycache__"})
 class ImageBuildError(LlmstepError):
     """The container engine could not build, label or push the image (exit 1): its output says why."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 def installed_modules() -> list[str]:

@@ -17,17 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llmstep import exitcodes
 from llmstep.contract import Phase
 from llmstep.local.records import PID, RunRecord
-
-EXIT_TERMINATED = 143
-"""128 + SIGTERM, what a shell reports for a process that SIGTERM ended."""
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (steps stopped, record finished), with its own exit code."""
 
-    exit_code = EXIT_TERMINATED
+    exit_code = exitcodes.EXIT_TERMINATED
     message = "terminated"
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmstep import contract, jsonio, serde
+from llmstep import contract, jsonio, payloads
 from llmstep.diagnose import settings
 from llmstep.errors import WorkflowError
 from llmstep.local.command import parse, unresolved
@@ -119,11 +119,11 @@ class Policy:
         for where, node in _places(docs, parameters):
             for path, payload in _payloads(node, ""):
                 step = f"step {payload.get('name', '?')!r} ({where}, {path or 'value'})"
-                for field, url in serde.endpoint_fields(payload.get("data")):
+                for field, url in payloads.endpoint_fields(payload.get("data")):
                     self.check_endpoint(url, f"{step} field {field}")
-                secret = serde.misplaced_secret(payload.get("data"))
+                secret = payloads.misplaced_secret(payload.get("data"))
                 if secret is not None:
-                    raise WorkflowError(f"{step} reads the secret {secret} {serde.SECRET_PLACE}")
+                    raise WorkflowError(f"{step} reads the secret {secret} {payloads.SECRET_PLACE}")
 
 
 def _places(docs: list[dict[str, Any]], parameters: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
@@ -137,7 +137,7 @@ def refuse_pickles(docs: list[dict[str, Any]], parameters: Mapping[str, Any] | N
     for where, node in _places(docs, parameters):
         for path, payload in _payloads(node, ""):
             if payload.get("format") == "pickle":
-                raise WorkflowError(serde.refused_pickle(str(payload.get("name", "?")), f"{where}, {path or 'value'}"))
+                raise WorkflowError(payloads.refused_pickle(str(payload.get("name", "?")), f"{where}, {path or 'value'}"))
 
 
 def step_env(allow_pickle: bool, policy: Policy | None = None) -> dict[str, str]:

@@ -28,11 +28,11 @@ from hera.workflows import (
 )
 from hera.workflows.models import Backoff, DAGTask, IntOrString, ResourceRequirements, RetryStrategy, ValueFrom
 
-from llmstep import contract, serde
-from llmstep.compiler.naming import BATCH_INFIX
+from llmstep import contract, exitcodes, payloads, shapes
 from llmstep.diagnose import settings
 from llmstep.diagnose.settings import Diagnose
 from llmstep.errors import RenderError
+from llmstep.naming import BATCH_INFIX
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
 from llmstep.render import argo_checks as checks
 from llmstep.render import paused_gc
@@ -46,7 +46,7 @@ NO_VALUE = "(none)"
 
 # Retry only when the Runnable raised (exit 1) or the model was still rate limited (75): a bad
 # payload (2) or a missing credential (3) fails the same way every time.
-RETRY_WHEN = " || ".join(f"asInt(lastRetry.exitCode) == {code}" for code in contract.RETRIED_EXITS)
+RETRY_WHEN = " || ".join(f"asInt(lastRetry.exitCode) == {code}" for code in exitcodes.RETRIED_EXITS)
 
 
 def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
@@ -171,7 +171,7 @@ def shared_templates(plan: Plan) -> dict[str, PlanStep]:
         if not step.single_input:
             owners[step.name] = step
             continue
-        fields = {k: v for k, v in step.payload.items() if k not in ("name", "inputs")}
+        fields = {k: v for k, v in step.payload.items() if k not in ("name", shapes.KEY)}
         key = json.dumps([fields, step.secrets, repr(step.settings), step.name == plan.output], sort_keys=True, default=str)
         owners[step.name] = first.setdefault(key, step)
     return owners
@@ -185,7 +185,7 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
     """A step's container template; with ``users`` > 1 it is shared, and takes the running
     step's name as its ``step`` parameter."""
     d = contract.DATA_DIR
-    inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=serde.payload_text(step.payload))]
+    inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payloads.payload_text(step.payload))]
     for source in step.sources:
         # Argo's S3 (and other) drivers load a file as root with mode 0600: without a mode the
         # step's own user could not read its input (found by running on the real controller).
@@ -260,8 +260,8 @@ def _check_size(plan: Plan, doc: dict[str, Any]) -> None:
     size = len(json.dumps(doc, separators=(",", ":")))
     if size <= MAX_BYTES:
         return
-    biggest = sorted(plan.steps, key=lambda s: -len(serde.payload_text(s.payload)))[:5]
-    listed = ", ".join(f"{s.display} ({len(serde.payload_text(s.payload)) // 1024} KiB, {s.path})" for s in biggest)
+    biggest = sorted(plan.steps, key=lambda s: -len(payloads.payload_text(s.payload)))[:5]
+    listed = ", ".join(f"{s.display} ({len(payloads.payload_text(s.payload)) // 1024} KiB, {s.path})" for s in biggest)
     raise RenderError(
         f"the Workflow would be {size // 1024} KiB, over Argo's ~{MAX_BYTES // 1024} KiB object "
         f"limit. Largest steps: {listed}. Shrink those Runnables (large pickled closures or "

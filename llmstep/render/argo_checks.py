@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from llmstep.compiler.naming import MAX, TASK_NAME
 from llmstep.errors import RenderError
+from llmstep.naming import MAX, TASK_NAME
 from llmstep.render.cycles import find_cycle
 
 _TASK_REF = re.compile(r"\{\{\s*tasks\.([^.}\s]+)\.")

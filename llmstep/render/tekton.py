@@ -1,5 +1,5 @@
-"""Plan -> Tekton (tekton.dev/v1): the reusable ``llmstep-run`` Task, a Pipeline with one task
-per step, a PipelineRun, and a TaskRun for a single payload.
+"""Plan -> Tekton (tekton.dev/v1): a Pipeline with one task per step, a PipelineRun, and a TaskRun
+for a single payload; the reusable Tasks they run are :mod:`llmstep.render.tekton_tasks`.
 
 Data moves through the shared ``data`` workspace, not results (results are capped at 4 KiB per
 container): each step keeps its data directory at ``<pipelinerun>/<step>/`` and results carry only
@@ -13,157 +13,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmstep import __version__, contract, serde
-from llmstep.diagnose import settings
+from llmstep import contract, payloads, serde, shapes
 from llmstep.errors import RenderError
 from llmstep.plan import CHAIN_INPUT, ConfigMapKeyRef, Plan, PlanStep, SecretKeyRef
+from llmstep.render.tekton_tasks import API, DIAGNOSE_TASK, INPUT_PARTS, PARAM_DOCS, TASK_NAME, diagnose_task, run_task
 
-API = "tekton.dev/v1"
-TASK_NAME = "llmstep-run"
-MIN_PIPELINES = "0.56.0"
 ENV_LIMIT = contract.MAX_ARG_STRLEN
 """The payload travels in one environment variable."""
-INPUT_PARTS = "input-parts"
 INPUT_LIMIT = 640 * 1024
 """The longest chain input a PipelineRun takes: it holds the input twice once it runs (its params and
 its status), and Kubernetes keeps an object under 1.5 MiB (etcd's request limit). Measured on the
 real controller: 700 KB runs; at 1 MB the PipelineRun's status cannot be written and it never ends."""
-
-_PARAM_DOCS = {
-    "payload": "The step's runnable.json: a serialized LangChain Runnable (llmstep compile writes it).",
-    "input": "The chain input as JSON, for steps whose inputs include 'input'.",
-    INPUT_PARTS: "The chain input as JSON in parts I/N:TEXT of at most 64 KiB, instead of 'input' when it is "
-    "longer than one environment variable may be (Linux: 128 KiB); llmstep writes them for a long input.",
-    "inputs": "Where the step's inputs come from: 'input' (the input param) or SOURCE=PATH, "
-    "PATH relative to the data workspace (an earlier step's output-path result).",
-    "output-dir": "The step's directory in the data workspace, e.g. $(context.pipelineRun.name)/STEP.",
-    "image": "The llmstep step image.",
-    "log-output": "true: also write the output to the log as an '@llmstep {...}' line (the Pipeline sets it on "
-    "its output task, so a client reads the chain's output from the log: results are capped at 4 KiB).",
-}
-_RESULT_DOCS = {
-    "preview": "The first KiB of the step's output, as text.",
-    "output-path": "Path of output.json, relative to the data workspace.",
-    "sha256": "sha256 digest of output.json.",
-    "usage": "Token usage per model, as JSON.",
-}
-
-
-def run_task(image: str) -> dict[str, Any]:
-    """The reusable Task that runs one payload with ``llmstep exec``, catalog style."""
-    staging = {
-        "payload_env": contract.PAYLOAD_ENV,
-        "input_env": contract.INPUT_ENV,
-        "secrets_dir": "$(workspaces.credentials.path)",
-        "link_root": "$(workspaces.data.path)",
-        "inputs": "$(params.inputs[*])",
-        "input_parts": f"$(params.{INPUT_PARTS}[*])",
-        "log_output": "$(params.log-output)",
-        **{"result_" + r.replace("-", "_"): f"$(results.{r}.path)" for r in contract.RESULTS},
-    }
-    argv = contract.exec_argv("$(workspaces.data.path)/$(params.output-dir)", staging=staging)
-    return {
-        "apiVersion": API,
-        "kind": "Task",
-        "metadata": {
-            "name": TASK_NAME,
-            "labels": {**contract.LABELS, "app.kubernetes.io/version": __version__},
-            "annotations": {
-                "tekton.dev/pipelines.minVersion": MIN_PIPELINES,
-                "tekton.dev/categories": "Machine Learning",
-                "tekton.dev/tags": "langchain, llm, llmstep",
-                "tekton.dev/displayName": "llmstep run",
-                "tekton.dev/platforms": "linux/amd64,linux/arm64",
-            },
-        },
-        "spec": {
-            "description": "Run one serialized LangChain Runnable (one step of an llmstep chain) with "
-            "`llmstep exec`. Inputs and outputs are files in the data workspace; results carry only "
-            "a preview, the output path and its digest.",
-            "params": [
-                {"name": "payload", "type": "string", "description": _PARAM_DOCS["payload"]},
-                {"name": "input", "type": "string", "default": "", "description": _PARAM_DOCS["input"]},
-                {"name": INPUT_PARTS, "type": "array", "default": [], "description": _PARAM_DOCS[INPUT_PARTS]},
-                {"name": "inputs", "type": "array", "default": [CHAIN_INPUT], "description": _PARAM_DOCS["inputs"]},
-                {"name": "output-dir", "type": "string", "description": _PARAM_DOCS["output-dir"]},
-                {"name": "image", "type": "string", "default": image, "description": _PARAM_DOCS["image"]},
-                {"name": "log-output", "type": "string", "default": "false", "description": _PARAM_DOCS["log-output"]},
-            ],
-            "workspaces": [
-                {"name": "data", "description": "Shared storage for every step's inputs and outputs."},
-                {"name": "credentials", "optional": True, "readOnly": True,
-                 "description": "A Secret holding only the API keys this step's Runnable declares, one file "
-                 "per key (bind it only for steps that call a model)."},
-            ],
-            "results": [{"name": r, "type": "string", "description": _RESULT_DOCS[r]} for r in contract.RESULTS],
-            "steps": [
-                {
-                    "name": "exec",
-                    "image": "$(params.image)",
-                    "command": argv[:2],
-                    "args": argv[2:],
-                    "env": [
-                        {"name": contract.PAYLOAD_ENV, "value": "$(params.payload)"},
-                        {"name": contract.INPUT_ENV, "value": "$(params.input)"},
-                    ],
-                }
-            ],
-        },
-    }
-
-
-DIAGNOSE_TASK = "llmstep-diagnose"
-
-
-def diagnose_task(image: str) -> dict[str, Any]:
-    """The Task that asks a model why a PipelineRun (or any object) failed: ``llmstep diagnose``."""
-    params = [
-        ("target", None, "What to diagnose, KIND/NAME: pipelinerun/NAME, taskrun/NAME, pod/NAME, deployment/NAME, ..."),
-        ("statuses", "", "Task statuses as JSON {task: status}; when set, the evidence needs no API access."),
-        ("prompt", settings.PROMPT, ", ".join(settings.PROMPTS[:-1]) + f" or {settings.PROMPTS[-1]}."),
-        ("lang", "", "The answer's language (any language name); empty for English."),
-        ("model", settings.MODEL, "The model (for Azure OpenAI, any name: the deployment decides)."),
-        ("provider", settings.PROVIDER, ", ".join(settings.PROVIDERS[:-1]) + f" or {settings.PROVIDERS[-1]}."),
-        ("base-url", "", "An OpenAI-compatible endpoint, for provider compatible."),
-        ("azure-endpoint", "", "The Azure OpenAI endpoint, for provider azure."),
-        ("azure-deployment", "", "The Azure OpenAI deployment, for provider azure."),
-        ("api-version", settings.API_VERSION, "The Azure OpenAI API version."),
-        ("key-name", settings.OPENAI_KEY, "The key's file name in the credentials workspace."),
-        ("report-file", "diagnosis.md", "Where the full report goes in the data workspace, when it is bound."),
-        ("image", image, "The llmstep step image."),
-    ]
-    args = ["$(params.target)", "--task-statuses", "$(params.statuses)", "--prompt", "$(params.prompt)",
-            "--lang", "$(params.lang)", "--model", "$(params.model)", "--provider", "$(params.provider)",
-            "--base-url", "$(params.base-url)", "--azure-endpoint", "$(params.azure-endpoint)",
-            "--azure-deployment", "$(params.azure-deployment)", "--api-version", "$(params.api-version)",
-            "--api-key-file", "$(workspaces.credentials.path)/$(params.key-name)",
-            "--summary-file", "$(results.summary.path)", "--output-dir", "$(workspaces.data.path)",
-            "--output-name", "$(params.report-file)", "--redact-each", "$(params.redact[*])"]
-    return {
-        "apiVersion": API,
-        "kind": "Task",
-        "metadata": {
-            "name": DIAGNOSE_TASK,
-            "labels": {**contract.LABELS, "app.kubernetes.io/version": __version__},
-            "annotations": {"tekton.dev/pipelines.minVersion": MIN_PIPELINES, "tekton.dev/categories": "Troubleshooting",
-                            "tekton.dev/tags": "llm, diagnosis, llmstep", "tekton.dev/displayName": "llmstep diagnose",
-                            "tekton.dev/platforms": "linux/amd64,linux/arm64"},
-        },
-        "spec": {
-            "description": "Gather evidence about a failed PipelineRun (or any Kubernetes object), remove secrets, and "
-            "ask an LLM what is wrong and how to fix it. The report is the step's log; the summary is a result.",
-            "params": [*({"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
-                         for n, d, doc in params),
-                       {"name": "redact", "type": "array", "default": [],
-                        "description": "Also remove text matching these regular expressions (Diagnose(redact=...))."}],
-            "workspaces": [{"name": "credentials", "readOnly": True,
-                            "description": "A Secret with the model's API key (file named by key-name)."},
-                           {"name": "data", "optional": True,
-                            "description": "Where the full report is written (report-file); the summary is a result."}],
-            "results": [{"name": "summary", "type": "string", "description": "A short summary of the diagnosis."}],
-            "steps": [{"name": "diagnose", "image": "$(params.image)", "command": ["llmstep", "diagnose"], "args": args}],
-        },
-    }
 
 
 def credentials_workspace(keys: tuple[str, ...]) -> str:
@@ -190,7 +50,7 @@ def pipeline(plan: Plan) -> dict[str, Any]:
         "spec": {
             "description": plan.description,
             "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."},
-                       {"name": INPUT_PARTS, "type": "array", "default": [], "description": _PARAM_DOCS[INPUT_PARTS]}],
+                       {"name": INPUT_PARTS, "type": "array", "default": [], "description": PARAM_DOCS[INPUT_PARTS]}],
             "workspaces": workspaces,
             "tasks": tasks,
             "finally": [_failure_hook(plan)],
@@ -229,7 +89,7 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
         "spec": {
             **_task_source(step, image),
             "params": [
-                {"name": "payload", "value": serde.payload_text(step.payload)},
+                {"name": "payload", "value": payloads.payload_text(step.payload)},
                 *input_params(input_json),
                 {"name": "inputs", "value": [CHAIN_INPUT]},
                 {"name": "output-dir", "value": step.name},
@@ -353,7 +213,7 @@ def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     _check_env_size(step)
     inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
               for s in step.sources]
-    params: list[dict[str, Any]] = [{"name": "payload", "value": serde.payload_text(step.payload)}]
+    params: list[dict[str, Any]] = [{"name": "payload", "value": payloads.payload_text(step.payload)}]
     if CHAIN_INPUT in step.sources:
         params.append({"name": "input", "value": "$(params.input)"})
         params.append({"name": INPUT_PARTS, "value": [f"$(params.{INPUT_PARTS}[*])"]})
@@ -427,7 +287,7 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
         "name": "on-failure",
         "runnable": "langchain_core.prompts.prompt.PromptTemplate",
         "format": "lc",
-        "inputs": ["input"],
+        shapes.KEY: shapes.chain_input(),
         "secret_name": plan.secret,
         "secrets": [],
         "allowed": [["langchain", "prompts", "prompt", "PromptTemplate"]],
@@ -461,7 +321,7 @@ def _key_sets(plan: Plan) -> list[tuple[str, ...]]:
 
 
 def _check_env_size(step: PlanStep) -> None:
-    size = len(serde.payload_text(step.payload).encode("utf-8"))
+    size = len(payloads.payload_text(step.payload).encode("utf-8"))
     if size >= ENV_LIMIT:
         raise RenderError(
             f"step {step.display} ({step.path}): its payload is {size // 1024} KiB, but Tekton passes it "

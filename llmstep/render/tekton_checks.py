@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from llmstep.compiler.naming import DNS_LABEL, MAX
 from llmstep.errors import RenderError
+from llmstep.naming import DNS_LABEL, MAX
 from llmstep.render.cycles import find_cycle
 
 _VAR = re.compile(r"\$\((params|tasks|workspaces|results|context)\.([^)]*)\)")

@@ -16,10 +16,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep import contract
+from llmstep import contract, exitcodes
 from llmstep.cli import main as cli_main
 from llmstep.contract import RECORD
-from llmstep.errors import CredentialsError, CredentialsWarning, ExecutionError, PayloadError
+from llmstep.errors import CredentialsWarning, PayloadError
 from llmstep.executor import main as executor_main
 from llmstep.local.process import local_argv
 
@@ -177,10 +177,10 @@ def test_a_staged_step_joins_a_long_chain_input_from_its_parts(tmp_path):
     at = argv.index("PARTS")
     argv[at:at + 1] = contract.value_parts(chain_input)
     result = run(argv, {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": ""}, tmp_path)
-    assert result.returncode == contract.EXIT_OK, result.stderr
+    assert result.returncode == exitcodes.EXIT_OK, result.stderr
     assert (data_dir / contract.INPUT).read_text(encoding="utf-8") == chain_input
     both = run(argv, {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": '{"question": "x"}'}, tmp_path)
-    assert both.returncode == contract.EXIT_BAD_INPUT and "both in --input-env's variable and as --input-parts" in both.stderr
+    assert both.returncode == exitcodes.EXIT_BAD_INPUT and "both in --input-env's variable and as --input-parts" in both.stderr
 
 
 def test_staging_without_a_key_it_needs_is_refused(tmp_path):
@@ -197,7 +197,7 @@ def test_a_step_run_with_the_command_reads_and_writes_the_contract_files(tmp_pat
     question = "why? " * 400  # an output longer than the preview
     data_dir = lay_out(tmp_path / "step", prompt_payload(), json.dumps({"question": question}))
     result = run(contract.exec_argv(), {}, tmp_path, data_dir)
-    assert result.returncode == contract.EXIT_OK, result.stderr
+    assert result.returncode == exitcodes.EXIT_OK, result.stderr
     assert sorted(p.name for p in data_dir.iterdir()) == sorted(
         [contract.PAYLOAD, contract.INPUT, contract.OUTPUT, contract.PREVIEW, contract.USAGE]
     )
@@ -215,7 +215,7 @@ def test_a_staged_step_lays_out_its_directory_from_the_env_and_publishes_every_r
     chain_input = json.dumps({"question": "what is a pod?"})
     env = {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": chain_input}
     result = run(contract.exec_argv(str(data_dir), staging=flags), env, tmp_path)
-    assert result.returncode == contract.EXIT_OK, result.stderr
+    assert result.returncode == exitcodes.EXIT_OK, result.stderr
     assert (data_dir / contract.INPUT).read_text(encoding="utf-8") == chain_input
     assert json.loads((data_dir / contract.PAYLOAD).read_text(encoding="utf-8"))["name"] == "chatprompttemplate"
     published = {name: (tmp_path / "results" / name).read_text(encoding="utf-8") for name in contract.RESULTS}
@@ -233,20 +233,13 @@ def test_a_staged_step_lays_out_its_directory_from_the_env_and_publishes_every_r
 # ---------------------------------------------------------------- exit codes and errors
 
 
-def test_each_exit_code_is_the_one_its_error_carries():
-    assert contract.EXIT_OK == 0
-    assert ExecutionError.exit_code == contract.EXIT_RUNNABLE_FAILED == 1
-    assert PayloadError.exit_code == contract.EXIT_BAD_INPUT == 2
-    assert CredentialsError.exit_code == contract.EXIT_MISSING_CREDENTIALS == 3
-
-
 def test_a_runnable_that_raises_exits_runnable_failed_with_its_error_in_error_json(tmp_path):
     payload = llmstep.compile(RunnableLambda(_explode), allow_pickle=True).plan.steps[0].payload
     data_dir = lay_out(tmp_path / "step", payload, '"life"')
     result = run(contract.exec_argv(), {}, tmp_path, data_dir)
-    assert result.returncode == contract.EXIT_RUNNABLE_FAILED, result.stderr
+    assert result.returncode == exitcodes.EXIT_RUNNABLE_FAILED, result.stderr
     error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
-    assert error["exit_code"] == contract.EXIT_RUNNABLE_FAILED
+    assert error["exit_code"] == exitcodes.EXIT_RUNNABLE_FAILED
     assert contract.error_text(error) == "ValueError: no answer to life"
     assert not (data_dir / contract.OUTPUT).exists()
 
@@ -254,7 +247,7 @@ def test_a_runnable_that_raises_exits_runnable_failed_with_its_error_in_error_js
 def test_bad_input_exits_bad_input_and_names_the_step_the_command_names(tmp_path):
     data_dir = lay_out(tmp_path / "step", prompt_payload(), json.dumps({"not-the-question": 1}))
     result = run(contract.exec_argv(step_name="ask-3"), {}, tmp_path, data_dir)
-    assert result.returncode == contract.EXIT_BAD_INPUT, result.stderr
+    assert result.returncode == exitcodes.EXIT_BAD_INPUT, result.stderr
     error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
     assert error["step"] == "ask-3"
     assert "step 'ask-3' needs input keys ['question']" in error["message"]
@@ -267,7 +260,7 @@ def test_a_missing_credential_exits_missing_credentials(tmp_path):
         payload = llmstep.compile(ChatOpenAI(model="gpt-4o-mini", api_key="sk-test-not-a-real-key-1234567890")).plan.steps[0].payload
     data_dir = lay_out(tmp_path / "step", payload, '"hello"')
     result = run(contract.exec_argv(), {}, tmp_path, data_dir)
-    assert result.returncode == contract.EXIT_MISSING_CREDENTIALS, result.stderr
+    assert result.returncode == exitcodes.EXIT_MISSING_CREDENTIALS, result.stderr
     error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
     assert "OPENAI_API_KEY" in error["message"]
 
@@ -277,7 +270,7 @@ def test_refuse_in_the_pickle_env_refuses_a_pickle_payload_before_running_it(tmp
     data_dir = lay_out(tmp_path / "step", payload, '"life"')
     result = run(contract.exec_argv(), {contract.PICKLE_ENV: contract.REFUSE}, tmp_path, data_dir)
     # bad input, not the Runnable's own failure: it never ran
-    assert result.returncode == contract.EXIT_BAD_INPUT, result.stderr
+    assert result.returncode == exitcodes.EXIT_BAD_INPUT, result.stderr
     error = json.loads((data_dir / contract.ERROR).read_text(encoding="utf-8"))
     assert "pickle" in error["message"]
     assert "no answer" not in error["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from llmstep import serde
+from llmstep import payloads
 from llmstep.offline import OfflineChatModel
 
 
@@ -27,9 +27,9 @@ def test_it_streams_the_same_answer_a_word_at_a_time_with_usage_on_the_last_chun
 
 
 def test_it_travels_as_langchain_json_under_llmsteps_namespace():
-    dumped, why = serde.dump_langchain(OfflineChatModel(prefix="p", latency=0.5))
+    dumped, why = payloads.dump_langchain(OfflineChatModel(prefix="p", latency=0.5))
     assert why == "" and dumped["id"] == ["llmstep", "offline", "OfflineChatModel"]
-    fields = serde.langchain_fields(dumped)
+    fields = payloads.langchain_fields(dumped)
     assert fields["allowed"] == [["llmstep", "offline", "OfflineChatModel"]] and fields["secrets"] == []  # no key
-    back = serde.load_runnable({"name": "model", **fields}, {})  # as a step loads it
+    back = payloads.load_runnable({"name": "model", **fields}, {})  # as a step loads it
     assert isinstance(back, OfflineChatModel) and (back.prefix, back.latency) == ("p", 0.5)

@@ -6,7 +6,7 @@ from chains import qa_prompt
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
-from llmstep.compiler.naming import DNS_LABEL, TASK_NAME
+from llmstep.naming import DNS_LABEL, TASK_NAME
 from llmstep.offline import OfflineChatModel
 
 

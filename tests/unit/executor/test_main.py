@@ -6,7 +6,7 @@ import sys
 
 from langchain_core.prompts import PromptTemplate
 
-from llmstep import contract, serde
+from llmstep import contract, exitcodes, payloads, serde
 from llmstep.executor import main as executor
 
 IMPORTS = ("import sys\nfrom llmstep.cli.main import main\ncode = main({argv!r})\n"
@@ -17,7 +17,7 @@ def _step(tmp_path, value):
     import llmstep
 
     step = llmstep.compile(PromptTemplate.from_template("Q: {q}")).plan.steps[0]
-    (tmp_path / contract.PAYLOAD).write_text(serde.payload_text(step.payload))
+    (tmp_path / contract.PAYLOAD).write_text(payloads.payload_text(step.payload))
     (tmp_path / contract.INPUT).write_text(json.dumps(value))  # the chain input, as the workflow parameter holds it
     return tmp_path
 
@@ -31,7 +31,7 @@ def _run_cli(argv, cwd):
 def test_the_console_script_runs_a_step_without_building_the_command_line(tmp_path):
     data = _step(tmp_path, {"q": "why?"})
     code, modules, _ = _run_cli(["exec", "--data-dir", str(data)], tmp_path)
-    assert code == contract.EXIT_OK
+    assert code == exitcodes.EXIT_OK
     assert serde.loads_value((data / contract.OUTPUT).read_text()).to_string() == "Q: why?"
     # the step's own entry point: none of the other commands, renderers, runners or cluster clients
     assert not [m for m in modules if m.startswith(("llmstep.cli.run", "llmstep.cli.cluster", "llmstep.cli.diagnose",
@@ -42,7 +42,7 @@ def test_the_console_script_runs_a_step_without_building_the_command_line(tmp_pa
 
 def test_debug_before_exec_reaches_the_step(tmp_path):
     code, _, stderr = _run_cli(["--debug", "exec", "--data-dir", str(tmp_path / "missing")], tmp_path)
-    assert code == contract.EXIT_BAD_INPUT
+    assert code == exitcodes.EXIT_BAD_INPUT
     assert "runnable.json is missing from the data directory" in stderr
 
 
@@ -70,7 +70,7 @@ def test_an_unforeseen_error_is_an_internal_error_not_a_traceback(tmp_path, monk
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(step, "run_step", boom)
-    assert executor.main(["--data-dir", str(tmp_path)]) == contract.EXIT_INTERNAL
+    assert executor.main(["--data-dir", str(tmp_path)]) == exitcodes.EXIT_INTERNAL
     assert "internal error: RuntimeError: disk on fire (rerun with --debug)" in capsys.readouterr().err
 
 

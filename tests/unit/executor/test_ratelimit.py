@@ -16,7 +16,7 @@ from langchain_core.output_parsers import StrOutputParser
 from openai_server import FakeOpenAI
 
 import llmstep
-from llmstep import contract
+from llmstep import contract, exitcodes
 from llmstep.executor import ratelimit
 from llmstep.local.argo_doc import Retry
 from llmstep.render import argo as render_argo
@@ -64,7 +64,7 @@ def test_other_errors_are_not_retried(tmp_path, status):
     with FakeOpenAI() as server:
         server.failures = [status, status, status]
         d, result = model_step(tmp_path, server)
-    assert result.returncode == contract.EXIT_RUNNABLE_FAILED, result.stderr
+    assert result.returncode == exitcodes.EXIT_RUNNABLE_FAILED, result.stderr
     assert len(server.requests) == 1  # neither llmstep nor the SDK (which would retry a 500 twice) sent it again
     assert json.loads((d / "error.json").read_text())["exit_code"] == 1
 
@@ -82,7 +82,7 @@ def test_a_step_still_rate_limited_exits_75(tmp_path):
     with FakeOpenAI() as server:
         server.failures = [(429, {"retry-after": "0.1"})] * 6
         d, result = model_step(tmp_path, server, llmstep.RateLimit(max_attempts=4, max_wait=10))
-    assert result.returncode == contract.EXIT_RATE_LIMITED == 75, result.stderr
+    assert result.returncode == exitcodes.EXIT_RATE_LIMITED == 75, result.stderr
     assert len(server.requests) == 4  # the bound, not the SDK's own three
     error = json.loads((d / "error.json").read_text())
     assert error["exit_code"] == 75 and error["type"].endswith("RateLimitError")

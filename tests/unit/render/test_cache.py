@@ -93,7 +93,8 @@ def test_an_edit_to_a_module_outside_render_makes_a_new_key(tmp_path, render, so
     an edit to any of them must not serve the Workflow rendered before it."""
     render()
     assert render()["hera_imported"] is False
-    edited = ["contract.py", "plan.py", "serde.py", "compiler/naming.py", "diagnose/settings.py", "shapes.py"]
+    edited = ["contract.py", "plan.py", "serde.py", "payloads.py", "naming.py", "compiler/naming.py", "diagnose/settings.py",
+              "shapes.py"]
     for i, name in enumerate(edited, start=2):
         _touch(source / "llmstep" / name)
         assert render()["hera_imported"] is True, f"an edit to {name} served the cached Workflow"

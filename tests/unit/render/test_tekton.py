@@ -14,7 +14,7 @@ from schemas import tekton_errors
 
 import llmstep
 from llmstep.plan import Plan, SecretKeyRef, StepSettings
-from llmstep.render import tekton
+from llmstep.render import tekton, tekton_tasks
 from llmstep.render.tekton_checks import check_documents
 
 KEY = "sk-tekton-key-abcdefghijklmnopqrstuvwxyz"
@@ -60,14 +60,6 @@ def test_one_pipeline_task_per_step_with_run_after_and_siblings():
         assert ("input" in given, "input-parts" in given) == (takes, takes), name
         if takes:
             assert given["input-parts"] == ["$(params.input-parts[*])"]
-
-
-def test_values_reach_the_step_through_env_never_a_script():
-    task = tekton.run_task("img")
-    step = task["spec"]["steps"][0]
-    assert "script" not in step
-    assert {"name": "LLMSTEP_PAYLOAD", "value": "$(params.payload)"} in step["env"]
-    assert not any("$(params.payload)" in a or "$(params.input)" in a for a in step["args"] + step["command"])
 
 
 def test_results_are_small_and_data_moves_through_the_workspace():
@@ -138,7 +130,7 @@ def test_a_hand_built_sequence_renders_a_task_per_step_wired_in_order():
     assert pipe["metadata"]["annotations"]["llmstep.dev/output-task"] == "answer"
     assert {r["name"]: r["value"] for r in pipe["spec"]["results"]}["output-path"] == "$(tasks.answer.results.output-path)"
     for step in plan.steps:
-        assert tasks[step.name]["taskRef"] == {"name": tekton.TASK_NAME}
+        assert tasks[step.name]["taskRef"] == {"name": tekton_tasks.TASK_NAME}
         assert json.loads(_params(tasks[step.name])["payload"]) == step.payload  # the plan's payload, as it is
     assert run["spec"]["pipelineRef"] == {"name": "hand-seq"} and [w["name"] for w in run["spec"]["workspaces"]] == ["data"]
 
@@ -180,7 +172,7 @@ def test_a_hand_built_steps_settings_reach_its_task_and_no_other():
     assert not {"retries", "timeout"} & set(plain) and _params(plain)["image"] == "example/llmstep:1"
     assert run["spec"]["taskRunSpecs"] == [{"pipelineTaskName": "ask", "computeResources": resources}]
     # a Task takes no env per use: the step with env embeds the Task's spec with its env added
-    assert plain["taskRef"] == {"name": tekton.TASK_NAME} and "taskRef" not in ask
+    assert plain["taskRef"] == {"name": tekton_tasks.TASK_NAME} and "taskRef" not in ask
     assert ask["taskSpec"]["steps"][0]["env"][-2:] == [
         {"name": "MODE", "value": "fast"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team", "key": "token"}}}]
     one = tekton.task_run(plan.steps[0], '{"question": "q"}', plan.image, plan.secret)  # the step alone, as a TaskRun
