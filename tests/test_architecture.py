@@ -403,3 +403,15 @@ def test_the_cycle_check_sees_imports_inside_functions():
     looped = {**modules, "llmstep.cli.options": modules["llmstep.cli.options"] | {"llmstep.cli.main"}}
     [loop] = import_cycles(looped)  # main imports the command modules, and they the options
     assert "llmstep.cli.options -> llmstep.cli.main" in loop, loop
+
+
+MAX_MODULE_LINES = 450
+"""A module longer than this holds more than one concern: split it by concern, as serde (values,
+payloads), render.tekton (the Pipeline, the reusable Tasks) and local.argo_doc (the subset, the
+typed Workflow) were."""
+
+
+def test_no_module_is_longer_than_its_bound():
+    lengths = {module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(PACKAGE.rglob("*.py"))}
+    assert len(lengths) > 100  # the whole package was read
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}

@@ -12,6 +12,7 @@ from typing import Any
 from llmstep import contract
 from llmstep.errors import WorkflowError
 from llmstep.local import expr
+from llmstep.local.process import EnvVar
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,6 @@ class OutputArtifact:
     name: str
     path: str
     optional: bool = False
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    """A container's env entry: a ``value`` (substituted) or a ``valueFrom`` (a Secret's or a
-    ConfigMap's key, the mapping as written)."""
-
-    name: str
-    value: str = ""
-    value_from: Mapping[str, Any] | None = None
-
-    def entry(self) -> dict[str, Any]:
-        """The entry as Kubernetes writes it (what :func:`~llmstep.local.process.env_from` reads)."""
-        return {"name": self.name, "valueFrom": dict(self.value_from or {})}
 
 
 @dataclass(frozen=True)

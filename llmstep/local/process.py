@@ -83,6 +83,20 @@ def base_env(home: Path, host: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class EnvVar:
+    """A container's (Argo) or a step's (Tekton) env entry, as both documents write it: a ``value``
+    (substituted) or a ``valueFrom`` (a Secret's or a ConfigMap's key, the mapping as written)."""
+
+    name: str
+    value: str = ""
+    value_from: Mapping[str, Any] | None = None
+
+    def entry(self) -> dict[str, Any]:
+        """The entry as Kubernetes writes it (what :func:`env_from` reads)."""
+        return {"name": self.name, "valueFrom": dict(self.value_from or {})}
+
+
 def env_from(item: Mapping[str, Any], values: Mapping[str, str], where: str) -> str | None:
     """The local value of an env entry's ``valueFrom`` (a Secret's or a ConfigMap's key): the
     variable of the entry's name in ``values`` (your environment or ``--secrets FILE``), or of the

@@ -29,6 +29,7 @@ from llmstep.errors import WorkflowError
 from llmstep.local.attempts import seconds
 from llmstep.local.command import TEKTON_PLACES, check_prefixes
 from llmstep.local.command import parse as parse_command
+from llmstep.local.process import EnvVar
 from llmstep.local.tekton_time import Deadlines
 from llmstep.render.tekton import DIAGNOSE_TASK, TASK_NAME, diagnose_task, run_task
 from llmstep.render.tekton_checks import check_documents
@@ -51,20 +52,6 @@ class Param:
 
     name: str
     default: Value | None = None
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    """A step's env entry: a ``value`` (substituted) or a ``valueFrom`` (a Secret's or a
-    ConfigMap's key, the mapping as written)."""
-
-    name: str
-    value: str = ""
-    value_from: Mapping[str, Any] | None = None
-
-    def entry(self) -> dict[str, Any]:
-        """The entry as Kubernetes writes it (what :func:`~llmstep.local.process.env_from` reads)."""
-        return {"name": self.name, "valueFrom": dict(self.value_from or {})}
 
 
 @dataclass(frozen=True)
