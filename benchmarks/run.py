@@ -86,10 +86,18 @@ def startup(tmp: Path) -> list[Figure]:
     t_prompt = median_seconds(command([*exec_argv, str(prompt_dir)], env=env), RUNS)
     t_prompt_base = median_seconds(python("import langchain_core.prompts", env=env), RUNS)
     t_prompt_class = median_seconds(python("from langchain_core.prompts import ChatPromptTemplate", env=env), RUNS)
-    figures = [Figure("1 start-up: prompt step", t_prompt, t_prompt_base, "s", "<= 1.3x",
-                      t_prompt <= 1.3 * t_prompt_base,
-                      note=f"importing ChatPromptTemplate alone takes {t_prompt_class:.3f} s "
-                      f"({t_prompt / t_prompt_class:.2f}x); langchain_core.prompts resolves its names lazily")]
+    figures = [
+        Figure(
+            "1 start-up: prompt step",
+            t_prompt,
+            t_prompt_base,
+            "s",
+            "<= 1.3x",
+            t_prompt <= 1.3 * t_prompt_base,
+            note=f"importing ChatPromptTemplate alone takes {t_prompt_class:.3f} s "
+            f"({t_prompt / t_prompt_class:.2f}x); langchain_core.prompts resolves its names lazily",
+        )
+    ]
     with FakeOpenAI() as server:
         model = llmstep.compile(ChatOpenAI(model="m", api_key="sk-bench", base_url=server.url)).plan.steps[0].payload
         value = serde.dumps_value(qa_prompt().invoke({"question": "q"}))
@@ -97,7 +105,9 @@ def startup(tmp: Path) -> list[Figure]:
         model_env = {**env, "OPENAI_API_KEY": "sk-bench"}
         t_model = median_seconds(command([*exec_argv, str(model_dir)], env=model_env), RUNS)
         t_model_base = median_seconds(python("import langchain_openai", env=env), RUNS)
-    figures.append(Figure("1 start-up: model step", t_model, t_model_base, "s", "<= 1.2x", t_model <= 1.2 * t_model_base))
+    figures.append(
+        Figure("1 start-up: model step", t_model, t_model_base, "s", "<= 1.2x", t_model <= 1.2 * t_model_base)
+    )
     return figures
 
 
@@ -131,14 +141,35 @@ def local_overhead(tmp: Path) -> list[Figure]:
 
     t5_cold = median_seconds(cold, RUNS)
     return [
-        Figure("2 local run: 5-step chain", t5, base, "s", "<= 1.5x", t5 <= 1.5 * base,
-               note="a new process each run, as `llmstep run` or a script: the fork server and the rendered "
-               "Workflow from the run before are still there (the default)"),
-        Figure("2 local run: 5-step chain, nothing warm", t5_cold, base, "s", "-", None,
-               note="a new process each run with an empty cache and a fork server of its own "
-               "(LLMSTEP_FORKSERVER_IDLE=0): the first run after a change or a reboot"),
-        Figure("2 local run: per-step overhead", per_step * 1000, None, "ms", "<= 100 ms", per_step <= 0.1,
-               note="from the run records: (last step's end - second step's start) / 4; the steps do no work"),
+        Figure(
+            "2 local run: 5-step chain",
+            t5,
+            base,
+            "s",
+            "<= 1.5x",
+            t5 <= 1.5 * base,
+            note="a new process each run, as `llmstep run` or a script: the fork server and the rendered "
+            "Workflow from the run before are still there (the default)",
+        ),
+        Figure(
+            "2 local run: 5-step chain, nothing warm",
+            t5_cold,
+            base,
+            "s",
+            "-",
+            None,
+            note="a new process each run with an empty cache and a fork server of its own "
+            "(LLMSTEP_FORKSERVER_IDLE=0): the first run after a change or a reboot",
+        ),
+        Figure(
+            "2 local run: per-step overhead",
+            per_step * 1000,
+            None,
+            "ms",
+            "<= 100 ms",
+            per_step <= 0.1,
+            note="from the run records: (last step's end - second step's start) / 4; the steps do no work",
+        ),
     ]
 
 
@@ -171,25 +202,52 @@ def parallelism(tmp: Path) -> list[Figure]:
         secrets = {"OPENAI_API_KEY": "sk-bench"}
         expected = {f"b{i}": "echo: x" for i in range(8)}
         outputs: list = []
-        wall = median_seconds(lambda: outputs.append(compiled.run_local({"q": "x"}, secrets=secrets, runs_dir=tmp / "par")),
-                              warm_runs)
+        wall = median_seconds(
+            lambda: outputs.append(compiled.run_local({"q": "x"}, secrets=secrets, runs_dir=tmp / "par")), warm_runs
+        )
         check(all(o == expected for o in outputs), f"the parallel branches' outputs are not the map's: {outputs[-1]!r}")
         in_process = RunnableParallel(chain)
         inproc = median_seconds(lambda: in_process.invoke({"q": "x"}), warm_runs)
         # a new process: as `llmstep run` or a script, with the fork server of the process before
-        code = ("from langchain_core.prompts import ChatPromptTemplate; from langchain_openai import ChatOpenAI; "
-                "from langchain_core.output_parsers import StrOutputParser; import llmstep; "
-                f"llm = ChatOpenAI(model='m', api_key='sk-bench', base_url={server.url!r}, max_retries=0); "
-                "b = ChatPromptTemplate.from_template('{q}') | llm | StrOutputParser(); "
-                "chain = {f'b{i}': b for i in range(8)}; ")
+        code = (
+            "from langchain_core.prompts import ChatPromptTemplate; from langchain_openai import ChatOpenAI; "
+            "from langchain_core.output_parsers import StrOutputParser; import llmstep; "
+            f"llm = ChatOpenAI(model='m', api_key='sk-bench', base_url={server.url!r}, max_retries=0); "
+            "b = ChatPromptTemplate.from_template('{q}') | llm | StrOutputParser(); "
+            "chain = {f'b{i}': b for i in range(8)}; "
+        )
         env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
-        cold = median_seconds(python(code + f"llmstep.compile(chain).run_local({{'q': 'x'}}, runs_dir={str(tmp / 'cold')!r})", env), RUNS)
-        cold_base = median_seconds(python(code + "from langchain_core.runnables import RunnableParallel; "
-                                          "RunnableParallel(chain).invoke({'q': 'x'})", env), RUNS)
-    return [Figure("3 parallelism: 8 x 1 s model", wall, inproc, "s", "<= 2.0 s", wall <= 2.0,
-                   note="baseline: the same map invoked in-process; runs after the first in a process (warm fork server)"),
-            Figure("3 parallelism: in a new process", cold, cold_base, "s", "-", None,
-                   note="baseline: a new process that invokes the map in-process")]
+        cold = median_seconds(
+            python(code + f"llmstep.compile(chain).run_local({{'q': 'x'}}, runs_dir={str(tmp / 'cold')!r})", env), RUNS
+        )
+        cold_base = median_seconds(
+            python(
+                code + "from langchain_core.runnables import RunnableParallel; "
+                "RunnableParallel(chain).invoke({'q': 'x'})",
+                env,
+            ),
+            RUNS,
+        )
+    return [
+        Figure(
+            "3 parallelism: 8 x 1 s model",
+            wall,
+            inproc,
+            "s",
+            "<= 2.0 s",
+            wall <= 2.0,
+            note="baseline: the same map invoked in-process; runs after the first in a process (warm fork server)",
+        ),
+        Figure(
+            "3 parallelism: in a new process",
+            cold,
+            cold_base,
+            "s",
+            "-",
+            None,
+            note="baseline: a new process that invokes the map in-process",
+        ),
+    ]
 
 
 def batch(tmp: Path) -> list[Figure]:
@@ -207,12 +265,26 @@ def batch(tmp: Path) -> list[Figure]:
         inputs = [{"q": f"question {i}"} for i in range(count)]
         secrets = {"OPENAI_API_KEY": "sk-bench"}
         results: list = []
-        wall = median_seconds(lambda: results.append(compiled.run_local_batch(inputs, parallelism=width, secrets=secrets,
-                                                                              runs_dir=tmp / "batch")), 1, warmup=0)
+        wall = median_seconds(
+            lambda: results.append(
+                compiled.run_local_batch(inputs, parallelism=width, secrets=secrets, runs_dir=tmp / "batch")
+            ),
+            1,
+            warmup=0,
+        )
     check(results[-1] == [f"echo: question {i}" for i in range(count)], "batch results out of order")
     ideal = count * latency / width
-    return [Figure(f"6 batch: {count} x 3 steps, parallelism {width}", wall, ideal, "s", "<= 1.3x", wall <= 1.3 * ideal,
-                   note=f"baseline: {count} x {latency:g} s model latency / {width} (one run)")]
+    return [
+        Figure(
+            f"6 batch: {count} x 3 steps, parallelism {width}",
+            wall,
+            ideal,
+            "s",
+            "<= 1.3x",
+            wall <= 1.3 * ideal,
+            note=f"baseline: {count} x {latency:g} s model latency / {width} (one run)",
+        )
+    ]
 
 
 def _linear_chain(n: int):
@@ -235,17 +307,25 @@ def _hera_template(name: str, payload: str, last: bool):
     from llmstep.render.argo import INPUT_MODE
 
     d = "/llmstep"
-    outputs = [Parameter(name="preview", value_from=ValueFrom(path=f"{d}/preview.txt", default="(none)")),
-               Parameter(name="usage", value_from=ValueFrom(path=f"{d}/usage.json", default="{}")),
-               Artifact(name="output", path=f"{d}/output.json", archive=NoneArchiveStrategy())]
+    outputs = [
+        Parameter(name="preview", value_from=ValueFrom(path=f"{d}/preview.txt", default="(none)")),
+        Parameter(name="usage", value_from=ValueFrom(path=f"{d}/usage.json", default="{}")),
+        Artifact(name="output", path=f"{d}/output.json", archive=NoneArchiveStrategy()),
+    ]
     if last:
         outputs.append(Parameter(name="output", value_from=ValueFrom(path=f"{d}/output.json")))
-    return Container(name=name, annotations={"llmstep.dev/runnable": "r", "llmstep.dev/path": "p"},
-                     labels={"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/step": name},
-                     image="llmstep:0.1.0", command=["llmstep", "exec", "--data-dir", d],
-                     inputs=[RawArtifact(name="payload", path=f"{d}/runnable.json", data=payload),
-                             Artifact(name="input", path=f"{d}/input.json", mode=INPUT_MODE)],
-                     outputs=outputs)
+    return Container(
+        name=name,
+        annotations={"llmstep.dev/runnable": "r", "llmstep.dev/path": "p"},
+        labels={"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/step": name},
+        image="llmstep:0.1.0",
+        command=["llmstep", "exec", "--data-dir", d],
+        inputs=[
+            RawArtifact(name="payload", path=f"{d}/runnable.json", data=payload),
+            Artifact(name="input", path=f"{d}/input.json", mode=INPUT_MODE),
+        ],
+        outputs=outputs,
+    )
 
 
 def _hera_input(previous: str | None):
@@ -259,10 +339,18 @@ def _hera_input(previous: str | None):
 def _hera_workflow(payloads: list[tuple[str, str, str]], **fields):
     from hera.workflows import Parameter, Workflow
 
-    return Workflow(generate_name="x-", entrypoint="main", labels={"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/chain": "x"},
-                    annotations={"workflows.argoproj.io/title": "x", "workflows.argoproj.io/description": "x",
-                                 "llmstep.dev/output-task": payloads[-1][1]},
-                    arguments=[Parameter(name="input", description="the chain input, as JSON")], **fields)
+    return Workflow(
+        generate_name="x-",
+        entrypoint="main",
+        labels={"app.kubernetes.io/managed-by": "llmstep", "llmstep.dev/chain": "x"},
+        annotations={
+            "workflows.argoproj.io/title": "x",
+            "workflows.argoproj.io/description": "x",
+            "llmstep.dev/output-task": payloads[-1][1],
+        },
+        arguments=[Parameter(name="input", description="the chain input, as JSON")],
+        **fields,
+    )
 
 
 def _hera_objects(payloads: list[tuple[str, str, str]]) -> dict:
@@ -272,8 +360,15 @@ def _hera_objects(payloads: list[tuple[str, str, str]]) -> dict:
 
     last = len(payloads) - 1
     templates = [_hera_template(name, payload, i == last) for i, (name, _, payload) in enumerate(payloads)]
-    tasks = [Task(name=task, template=name, arguments=[_hera_input(payloads[i - 1][1] if i else None)],
-                  depends=payloads[i - 1][1] if i else None) for i, (name, task, _) in enumerate(payloads)]
+    tasks = [
+        Task(
+            name=task,
+            template=name,
+            arguments=[_hera_input(payloads[i - 1][1] if i else None)],
+            depends=payloads[i - 1][1] if i else None,
+        )
+        for i, (name, task, _) in enumerate(payloads)
+    ]
     return _hera_workflow(payloads, templates=[DAG(name="main", tasks=tasks), *templates]).to_dict()
 
 
@@ -341,8 +436,11 @@ def compile_scale() -> list[Figure]:
     ours = _shape(_argo_dict(c1000))
     for baseline, build in (("Hera objects", _hera_objects), ("Hera's with-block DSL", _hera_dsl)):
         theirs = _shape(build(payloads))
-        check(theirs == ours, f"the baseline of {baseline} no longer builds the same Workflow: only llmstep's has "
-              f"{sorted(ours - theirs)}, only the baseline's has {sorted(theirs - ours)}")
+        check(
+            theirs == ours,
+            f"the baseline of {baseline} no longer builds the same Workflow: only llmstep's has "
+            f"{sorted(ours - theirs)}, only the baseline's has {sorted(theirs - ours)}",
+        )
     argo = median_seconds(lambda: _argo_yaml(c1000), reps)
     argo100 = median_seconds(lambda: _argo_yaml(c100), 9 if reps > 1 else 1)  # short: more runs for a steady median
     tekton = median_seconds(lambda: llmstep.compile(c1000).to_tekton_yaml(), reps)
@@ -356,13 +454,27 @@ def compile_scale() -> list[Figure]:
         Figure(f"4 compile: {big:,} steps to Argo YAML", argo, None, "s", "<= 2 s", argo <= 2.0),
         Figure(f"4 compile: {big:,} steps to Tekton YAML", tekton, None, "s", "<= 2 s", tekton <= 2.0),
         Figure(f"4 compile: growth {big:,} vs {small} steps", argo, argo100, "s", "<= 12x", argo <= 12 * argo100),
-        Figure("4 compile: vs Hera with-block DSL (dict)", to_dict, dsl, "s", "<= 1.5x", to_dict <= 1.5 * dsl,
-               note="measured: compiled.to_dict() (LangChain serialization, build, checks); baseline: Hera's "
-               f"with-block DSL, tasks chained with >>, building {same}"),
-        Figure("4 compile: vs Hera objects, no DSL (dict)", to_dict, objects, "s", "<= 1.5x", to_dict <= 1.5 * objects,
-               note=f"baseline: Hera Container/Task/DAG objects passed as lists, building {same}. llmstep pauses the "
-               "cyclic collector while it renders; the baselines run as written. With the collector paused for "
-               f"Hera too: {objects_paused:.3f} s ({to_dict / objects_paused:.2f}x)"),
+        Figure(
+            "4 compile: vs Hera with-block DSL (dict)",
+            to_dict,
+            dsl,
+            "s",
+            "<= 1.5x",
+            to_dict <= 1.5 * dsl,
+            note="measured: compiled.to_dict() (LangChain serialization, build, checks); baseline: Hera's "
+            f"with-block DSL, tasks chained with >>, building {same}",
+        ),
+        Figure(
+            "4 compile: vs Hera objects, no DSL (dict)",
+            to_dict,
+            objects,
+            "s",
+            "<= 1.5x",
+            to_dict <= 1.5 * objects,
+            note=f"baseline: Hera Container/Task/DAG objects passed as lists, building {same}. llmstep pauses the "
+            "cyclic collector while it renders; the baselines run as written. With the collector paused for "
+            f"Hera too: {objects_paused:.3f} s ({to_dict / objects_paused:.2f}x)",
+        ),
     ]
 
 
@@ -387,21 +499,43 @@ def document_size() -> list[Figure]:
 
     branch = PromptTemplate.from_template("{q}") | OfflineChatModel() | StrOutputParser()
     shared = llmstep.compile({f"b{i}": branch for i in range(8)})
-    copies = sum(1 for t in shared.to_dict()["spec"]["templates"]
-                 for a in (t.get("inputs") or {}).get("artifacts") or [] if a["name"] == "payload")
-    return [Figure("5 size: Argo bytes per step beyond payload", per_step, None, "B", "<= 1536 B", per_step <= 1536,
-                   note=f"a prompt/model step costs {whole_per_step:.0f} B with its payload; about {fits} such steps "
-                   "fit Argo's 1 MiB object limit"),
-            Figure("5 size: payload copies, 8 branches x 3 steps", copies, len(shared.plan.steps), "", "<= 4", copies <= 4,
-                   note="baseline: one copy per step; the 3 Runnables of the branch are stored once each, the "
-                   "map's output step keeps its own template")]
+    copies = sum(
+        1
+        for t in shared.to_dict()["spec"]["templates"]
+        for a in (t.get("inputs") or {}).get("artifacts") or []
+        if a["name"] == "payload"
+    )
+    return [
+        Figure(
+            "5 size: Argo bytes per step beyond payload",
+            per_step,
+            None,
+            "B",
+            "<= 1536 B",
+            per_step <= 1536,
+            note=f"a prompt/model step costs {whole_per_step:.0f} B with its payload; about {fits} such steps "
+            "fit Argo's 1 MiB object limit",
+        ),
+        Figure(
+            "5 size: payload copies, 8 branches x 3 steps",
+            copies,
+            len(shared.plan.steps),
+            "",
+            "<= 4",
+            copies <= 4,
+            note="baseline: one copy per step; the 3 Runnables of the branch are stored once each, the "
+            "map's output step keeps its own template",
+        ),
+    ]
 
 
 def image(tmp: Path) -> list[Figure]:
     if shutil.which("podman") is None:
         return [Figure("image", 0, None, "", "", None, note="skipped: podman is not installed")]
     tag = os.environ.get("LLMSTEP_BENCH_IMAGE", "localhost/llmstep:0.1.0")
-    inspect = subprocess.run(["podman", "image", "inspect", tag, "--format", "{{.Size}}"], capture_output=True, text=True)
+    inspect = subprocess.run(
+        ["podman", "image", "inspect", tag, "--format", "{{.Size}}"], capture_output=True, text=True
+    )
     if inspect.returncode != 0:
         return [Figure("image", 0, None, "", "", None, note=f"skipped: no image {tag} (images/build.sh)")]
     size_mb = int(inspect.stdout.strip()) / 1e6
@@ -416,8 +550,15 @@ def image(tmp: Path) -> list[Figure]:
     noop = median_seconds(command(["podman", "run", "--rm", "--network", "none", "--entrypoint", "true", tag]), 3)
     return [
         Figure("image: size", size_mb, None, "MB", "<= 250 MB", size_mb <= 250),
-        Figure("image: start to output.json (prompt)", start, noop, "s", "<= 1 s", start <= 1.0,
-               note="baseline: the same container running `true`"),
+        Figure(
+            "image: start to output.json (prompt)",
+            start,
+            noop,
+            "s",
+            "<= 1 s",
+            start <= 1.0,
+            note="baseline: the same container running `true`",
+        ),
     ]
 
 
@@ -436,7 +577,17 @@ def cluster() -> list[Figure]:
 
     k8s = Cluster()
     if not k8s.running():
-        return [Figure("cluster", 0, None, "", "", None, note="skipped: no test cluster (python tests/cluster/cluster.py start)")]
+        return [
+            Figure(
+                "cluster",
+                0,
+                None,
+                "",
+                "",
+                None,
+                note="skipped: no test cluster (python tests/cluster/cluster.py start)",
+            )
+        ]
     from chains import qa_chain
     from hera.workflows import DAG, Container, Workflow
     from kubernetes import client, config
@@ -461,7 +612,9 @@ def cluster() -> list[Figure]:
     baseline_doc = baseline.to_dict()
 
     def hera_run() -> None:
-        name = custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "workflows", baseline_doc)["metadata"]["name"]
+        name = custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "workflows", baseline_doc)[
+            "metadata"
+        ]["name"]
         if _until_done(custom, name, namespace) != "Succeeded":
             raise RuntimeError(f"baseline workflow {name} did not succeed")
 
@@ -473,8 +626,15 @@ def cluster() -> list[Figure]:
     per_step = len(pods) / len(compiled.plan.steps)
     check(per_step > 0, f"no pods found for workflow {name} (label workflows.argoproj.io/workflow)")
     return [
-        Figure("7 cluster: qa submit to Succeeded vs Hera DAG of `true`", ours, theirs, "s", "<= 1.3x", ours / theirs <= 1.3,
-               note="the real Argo controller v4.0 of tests/cluster"),
+        Figure(
+            "7 cluster: qa submit to Succeeded vs Hera DAG of `true`",
+            ours,
+            theirs,
+            "s",
+            "<= 1.3x",
+            ours / theirs <= 1.3,
+            note="the real Argo controller v4.0 of tests/cluster",
+        ),
         Figure("7 cluster: pods per chain step", per_step, None, "", "1", per_step == 1),
         *_tekton(k8s, client, compiled),
     ]
@@ -490,9 +650,15 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
 
     namespace = "default"  # prepared by cluster.py with tekton/rbac.yaml, as the README says
     custom = client.CustomObjectsApi()
-    if not any(s.metadata.name == "llm-credentials" for s in client.CoreV1Api().list_namespaced_secret(namespace).items):
-        client.CoreV1Api().create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="llm-credentials"), string_data={"OPENAI_API_KEY": "sk-bench-unused"}))
+    if not any(
+        s.metadata.name == "llm-credentials" for s in client.CoreV1Api().list_namespaced_secret(namespace).items
+    ):
+        client.CoreV1Api().create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="llm-credentials"), string_data={"OPENAI_API_KEY": "sk-bench-unused"}
+            ),
+        )
 
     def until_done(name: str) -> None:
         while True:
@@ -507,35 +673,73 @@ def _tekton(k8s, client, compiled) -> list[Figure]:
         until_done(compiled.submit({"question": "How fast?"}, engine="tekton", namespace=namespace, client=client).name)
 
     task = {"workspaces": [{"name": "data"}], "steps": [{"name": "true", "image": k8s.step_image, "command": ["true"]}]}
-    tasks = [{"name": n, "taskSpec": task, "workspaces": [{"name": "data", "workspace": "data"}],
-              **({"runAfter": [prev]} if prev else {})} for n, prev in (("a", None), ("b", "a"), ("c", "b"))]
-    KubeApi(client).apply(namespace, {"apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "bench-true"},
-                                      "spec": {"workspaces": [{"name": "data"}], "tasks": tasks}})
-    baseline = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "bench-true-"},
-                "spec": {"pipelineRef": {"name": "bench-true"},
-                         "workspaces": [{"name": "data", "volumeClaimTemplate": {"spec": data_claim()["spec"]}}]}}
+    tasks = [
+        {
+            "name": n,
+            "taskSpec": task,
+            "workspaces": [{"name": "data", "workspace": "data"}],
+            **({"runAfter": [prev]} if prev else {}),
+        }
+        for n, prev in (("a", None), ("b", "a"), ("c", "b"))
+    ]
+    KubeApi(client).apply(
+        namespace,
+        {
+            "apiVersion": "tekton.dev/v1",
+            "kind": "Pipeline",
+            "metadata": {"name": "bench-true"},
+            "spec": {"workspaces": [{"name": "data"}], "tasks": tasks},
+        },
+    )
+    baseline = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"generateName": "bench-true-"},
+        "spec": {
+            "pipelineRef": {"name": "bench-true"},
+            "workspaces": [{"name": "data", "volumeClaimTemplate": {"spec": data_claim()["spec"]}}],
+        },
+    }
 
     def true_run() -> None:
-        until_done(custom.create_namespaced_custom_object("tekton.dev", "v1", namespace, "pipelineruns", baseline)["metadata"]["name"])
+        until_done(
+            custom.create_namespaced_custom_object("tekton.dev", "v1", namespace, "pipelineruns", baseline)["metadata"][
+                "name"
+            ]
+        )
 
     runs = 1 if SMOKE else max(2, RUNS // 2)
     ours = median_seconds(llmstep_run, runs)
     theirs = median_seconds(true_run, runs)
-    return [Figure("7 cluster: qa PipelineRun to Succeeded vs a Pipeline of three `true` tasks", ours, theirs, "s", "<= 1.3x",
-                   ours / theirs <= 1.3, note="the real Tekton controller v1.15 of tests/cluster")]
+    return [
+        Figure(
+            "7 cluster: qa PipelineRun to Succeeded vs a Pipeline of three `true` tasks",
+            ours,
+            theirs,
+            "s",
+            "<= 1.3x",
+            ours / theirs <= 1.3,
+            note="the real Tekton controller v1.15 of tests/cluster",
+        )
+    ]
 
 
 SECTIONS = ("startup", "compile", "size", "local", "parallel", "batch", "image", "cluster")
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run of the timings")
-    parser.add_argument("--smoke", action="store_true",
-                        help="every chosen section once at a small scale: its own checks run, timings are not judged")
-    parser.add_argument("--only", default="", metavar="SECTIONS",
-                        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every chosen section once at a small scale: its own checks run, timings are not judged",
+    )
+    parser.add_argument(
+        "--only", default="", metavar="SECTIONS", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}"
+    )
     parser.add_argument("--out", default="", metavar="FILE", help="where to write the report (JSON)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.only.split(",") if n and n not in SECTIONS]
@@ -557,9 +761,16 @@ def main(argv: list[str]) -> int:
     only = args.only
     try:
         # compile and size first: measured in a process that has not yet run hundreds of steps
-        sections = {"startup": lambda: startup(tmp), "compile": compile_scale, "size": document_size,
-                    "local": lambda: local_overhead(tmp), "parallel": lambda: parallelism(tmp), "batch": lambda: batch(tmp),
-                    "image": lambda: image(tmp), "cluster": cluster}
+        sections = {
+            "startup": lambda: startup(tmp),
+            "compile": compile_scale,
+            "size": document_size,
+            "local": lambda: local_overhead(tmp),
+            "parallel": lambda: parallelism(tmp),
+            "batch": lambda: batch(tmp),
+            "image": lambda: image(tmp),
+            "cluster": cluster,
+        }
         chosen = [n for n in SECTIONS if not only or n in only.split(",")]
         for name in chosen:
             try:
@@ -575,13 +786,36 @@ def main(argv: list[str]) -> int:
     print()
     print(table(figures))
     full = not only and not SMOKE  # only a full run's figures replace the committed results.json
-    out = Path(args.out).resolve() if args.out else ROOT / "benchmarks" / ("results.json" if full else "results-partial.json")
-    out.write_text(json.dumps({
-        "seconds": round(time.time() - started, 1), "python": sys.version.split()[0], "cores": os.cpu_count(),
-        "smoke": SMOKE,
-        "figures": [{"name": f.name, "value": f.value, "baseline": f.baseline, "ratio": f.ratio, "unit": f.unit,
-                     "goal": f.goal, "met": f.ok, "note": f.note} for f in figures],
-    }, indent=1) + "\n")
+    out = (
+        Path(args.out).resolve()
+        if args.out
+        else ROOT / "benchmarks" / ("results.json" if full else "results-partial.json")
+    )
+    out.write_text(
+        json.dumps(
+            {
+                "seconds": round(time.time() - started, 1),
+                "python": sys.version.split()[0],
+                "cores": os.cpu_count(),
+                "smoke": SMOKE,
+                "figures": [
+                    {
+                        "name": f.name,
+                        "value": f.value,
+                        "baseline": f.baseline,
+                        "ratio": f.ratio,
+                        "unit": f.unit,
+                        "goal": f.goal,
+                        "met": f.ok,
+                        "note": f.note,
+                    }
+                    for f in figures
+                ],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
 

@@ -61,14 +61,16 @@ class Figure:
 def table(figures: list[Figure]) -> str:
     rows = [("figure", "measured", "baseline", "ratio", "goal", "met")]
     for f in figures:
-        rows.append((
-            f.name,
-            f"{f.value:.3f} {f.unit}",
-            "" if f.baseline is None else f"{f.baseline:.3f} {f.unit}",
-            "" if f.ratio is None else f"{f.ratio:.2f}x",
-            f.goal,
-            {True: "yes", False: "NO", None: "-"}[f.ok],
-        ))
+        rows.append(
+            (
+                f.name,
+                f"{f.value:.3f} {f.unit}",
+                "" if f.baseline is None else f"{f.baseline:.3f} {f.unit}",
+                "" if f.ratio is None else f"{f.ratio:.2f}x",
+                f.goal,
+                {True: "yes", False: "NO", None: "-"}[f.ok],
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

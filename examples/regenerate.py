@@ -46,7 +46,9 @@ def render_all() -> dict[str, str]:
             del os.environ[key]
         os.environ["OPENAI_API_KEY"] = PLACEHOLDER_KEY
         os.chdir(ROOT)
-        compiled = {name: llmstep.compile(load_reference(ref), name=name, **opts) for name, (ref, opts, _) in EXAMPLES.items()}
+        compiled = {
+            name: llmstep.compile(load_reference(ref), name=name, **opts) for name, (ref, opts, _) in EXAMPLES.items()
+        }
         files = {f"workflows/{name}.yaml": c.to_yaml(EXAMPLES[name][2]) for name, c in compiled.items()}
         qa = compiled["qa"].plan
         model = next(s for s in qa.steps if s.secrets)
@@ -57,17 +59,21 @@ def render_all() -> dict[str, str]:
         from llmstep import serde
 
         prompt_value = serde.dumps_value(ChatPromptValue(messages=[HumanMessage("What does Tekton do?")]))
-        files.update({
-            "workflows/llmstep-diagnose-template.yaml": dump_yaml(diagnose_workflow_template(qa.image)),
-            "workflows/llmstep-diagnose-rbac.yaml": dump_all(diagnose_rbac("argo")),
-            "tekton/llmstep-diagnose.yaml": dump_yaml(tekton.diagnose_task(qa.image)),
-            "tekton/llmstep-run.yaml": dump_yaml(tekton.run_task(qa.image)),
-            "tekton/rbac.yaml": dump_all(tekton.rbac()),
-            "tekton/qa-pipeline.yaml": dump_yaml(tekton.pipeline(qa)),
-            "tekton/qa-pipelinerun.yaml": dump_yaml(tekton.pipeline_run(qa, '{"question": "What does Tekton do?"}')),
-            "tekton/pvc.yaml": dump_yaml(tekton.data_claim()),
-            "tekton/qa-model-taskrun.yaml": dump_yaml(tekton.task_run(model, prompt_value, qa.image, qa.secret)),
-        })
+        files.update(
+            {
+                "workflows/llmstep-diagnose-template.yaml": dump_yaml(diagnose_workflow_template(qa.image)),
+                "workflows/llmstep-diagnose-rbac.yaml": dump_all(diagnose_rbac("argo")),
+                "tekton/llmstep-diagnose.yaml": dump_yaml(tekton.diagnose_task(qa.image)),
+                "tekton/llmstep-run.yaml": dump_yaml(tekton.run_task(qa.image)),
+                "tekton/rbac.yaml": dump_all(tekton.rbac()),
+                "tekton/qa-pipeline.yaml": dump_yaml(tekton.pipeline(qa)),
+                "tekton/qa-pipelinerun.yaml": dump_yaml(
+                    tekton.pipeline_run(qa, '{"question": "What does Tekton do?"}')
+                ),
+                "tekton/pvc.yaml": dump_yaml(tekton.data_claim()),
+                "tekton/qa-model-taskrun.yaml": dump_yaml(tekton.task_run(model, prompt_value, qa.image, qa.secret)),
+            }
+        )
         return files
     finally:
         os.chdir(cwd)

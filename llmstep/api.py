@@ -79,9 +79,19 @@ def compile(  # the public name is fixed by the API
     from llmstep.render import paused_gc
 
     with paused_gc():
-        plan = compile_plan(chain, name=name, image=image, allow_pickle=allow_pickle, data=data, secret=secret,
-                            on_failure=on_failure, environ=Settings.current().environ, stacklevel=3,
-                            value_types=value_types, env=env)
+        plan = compile_plan(
+            chain,
+            name=name,
+            image=image,
+            allow_pickle=allow_pickle,
+            data=data,
+            secret=secret,
+            on_failure=on_failure,
+            environ=Settings.current().environ,
+            stacklevel=3,
+            value_types=value_types,
+            env=env,
+        )
     from llmstep import values
 
     values.register(plan.value_classes)
@@ -174,8 +184,16 @@ class Compiled:
             SerializationError: ``input`` cannot travel to the first step.
             UsageError: a bad argument (``engine``, ``isolation``), named in the message.
         """
-        return self.local_run(input, engine=engine, parallelism=parallelism, secrets=secrets, runs_dir=runs_dir,
-                              isolation=isolation, engine_cli=engine_cli, progress=progress).result()
+        return self.local_run(
+            input,
+            engine=engine,
+            parallelism=parallelism,
+            secrets=secrets,
+            runs_dir=runs_dir,
+            isolation=isolation,
+            engine_cli=engine_cli,
+            progress=progress,
+        ).result()
 
     def local_run(
         self,
@@ -200,8 +218,9 @@ class Compiled:
         if engine not in ("argo", "tekton"):
             raise UsageError(f"engine={engine!r} is not supported; use 'argo' or 'tekton'")
         render = self.to_dict if engine == "argo" else self.to_tekton
-        return self._run_local(engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli,
-                               progress)
+        return self._run_local(
+            engine, render, {"input": input}, parallelism, secrets, runs_dir, isolation, engine_cli, progress
+        )
 
     def run_local_batch(
         self,
@@ -221,13 +240,23 @@ class Compiled:
         from llmstep.render.batch import encode_inputs
 
         given = {"parameters": {"inputs": encode_inputs(_inputs_list(inputs))}}
-        record = self._run_local("argo", lambda: self.to_batch_dict(parallelism), given, None, secrets, runs_dir,
-                                 isolation, engine_cli)
+        record = self._run_local(
+            "argo", lambda: self.to_batch_dict(parallelism), given, None, secrets, runs_dir, isolation, engine_cli
+        )
         return record.results(return_exceptions)
 
-    def _run_local(self, engine: str, render: Any, given: dict[str, Any], parallelism: int | None,
-                   secrets: dict[str, str] | None, runs_dir: str | Path | None, isolation: str, engine_cli: str,
-                   progress: bool = False) -> Any:
+    def _run_local(
+        self,
+        engine: str,
+        render: Any,
+        given: dict[str, Any],
+        parallelism: int | None,
+        secrets: dict[str, str] | None,
+        runs_dir: str | Path | None,
+        isolation: str,
+        engine_cli: str,
+        progress: bool = False,
+    ) -> Any:
         from llmstep.local.entry import run_document, run_tekton
 
         settings = Settings.current()
@@ -240,9 +269,17 @@ class Compiled:
             launcher.close()
             raise
         try:
-            return runner(doc, **given, parallelism=parallelism, secrets=settings.environ if secrets is None else secrets,
-                          runs_dir=runs_dir, quiet=not progress, isolation=isolation_, launcher=launcher,
-                          environ=settings.environ)
+            return runner(
+                doc,
+                **given,
+                parallelism=parallelism,
+                secrets=settings.environ if secrets is None else secrets,
+                runs_dir=runs_dir,
+                quiet=not progress,
+                isolation=isolation_,
+                launcher=launcher,
+                environ=settings.environ,
+            )
         finally:
             launcher.close()
 
@@ -261,8 +298,15 @@ class Compiled:
         with paused_gc():
             return dump_yaml(doc)
 
-    def submit(self, input: Any, *, namespace: str | None = None, ui_url: str | None = None, engine: str = "argo",
-               **transport: Any) -> Any:
+    def submit(
+        self,
+        input: Any,
+        *,
+        namespace: str | None = None,
+        ui_url: str | None = None,
+        engine: str = "argo",
+        **transport: Any,
+    ) -> Any:
         """Create the Workflow on a cluster; returns a run with ``name``, ``url``, ``wait()``,
         ``result()``, ``logs()`` and ``cancel()``. ``namespace`` defaults, as for kubectl and argo,
         to the kubeconfig context's (in a pod, its service account's; else ``default``).
@@ -284,17 +328,34 @@ class Compiled:
             from llmstep.cluster import connect, tekton
 
             _tekton_transport(transport)
-            return tekton.submit(self.to_tekton(), serde.parameter_text(input), namespace=_namespace(namespace, transport),
-                                 transport=connect.transport(**transport))  # ARGO_SERVER is not for Tekton
+            return tekton.submit(
+                self.to_tekton(),
+                serde.parameter_text(input),
+                namespace=_namespace(namespace, transport),
+                transport=connect.transport(**transport),
+            )  # ARGO_SERVER is not for Tekton
         if engine != "argo":
             raise UsageError(f"engine must be 'argo' or 'tekton', found {engine!r}")
         from llmstep.cluster import argo, connect
 
-        return argo.submit(self.to_dict(), {"input": serde.parameter_text(input)}, namespace=_namespace(namespace, transport),
-                           transport=connect.transport(**transport, env=Settings.current().environ), ui_url=ui_url)
+        return argo.submit(
+            self.to_dict(),
+            {"input": serde.parameter_text(input)},
+            namespace=_namespace(namespace, transport),
+            transport=connect.transport(**transport, env=Settings.current().environ),
+            ui_url=ui_url,
+        )
 
-    def submit_batch(self, inputs: list[Any], *, parallelism: int = 8, namespace: str | None = None,
-                     ui_url: str | None = None, engine: str = "argo", **transport: Any) -> Any:
+    def submit_batch(
+        self,
+        inputs: list[Any],
+        *,
+        parallelism: int = 8,
+        namespace: str | None = None,
+        ui_url: str | None = None,
+        engine: str = "argo",
+        **transport: Any,
+    ) -> Any:
         """Run the chain over every input in one Workflow, at most ``parallelism`` step pods at a
         time (rate limits). The run's ``results()`` are in input order; a failed input does not
         lose the others (``results(return_exceptions=True)`` puts an ``ItemFailed`` in its place).
@@ -306,12 +367,19 @@ class Compiled:
         from llmstep.render import batch
 
         if engine != "argo":
-            raise UsageError(f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
-                               "per input (submit(x, engine='tekton') for each)")
+            raise UsageError(
+                f"submit_batch runs on Argo only (engine={engine!r}): on Tekton, submit one PipelineRun "
+                "per input (submit(x, engine='tekton') for each)"
+            )
 
         encoded = batch.encode_inputs(_inputs_list(inputs))
-        return argo.submit(self.to_batch_dict(parallelism), {"inputs": encoded}, namespace=_namespace(namespace, transport),
-                           transport=connect.transport(**transport, env=Settings.current().environ), ui_url=ui_url)
+        return argo.submit(
+            self.to_batch_dict(parallelism),
+            {"inputs": encoded},
+            namespace=_namespace(namespace, transport),
+            transport=connect.transport(**transport, env=Settings.current().environ),
+            ui_url=ui_url,
+        )
 
     def as_runnable(self, *, timeout: float = 600, poll: float = 2.0, parallelism: int = 8, **submit: Any) -> Any:
         """A Runnable that runs this chain on the cluster: ``invoke`` submits, waits and returns
@@ -332,8 +400,12 @@ class Compiled:
         from llmstep.render import cache
 
         settings = Settings.current()
-        return cache.argo_dict(self.plan, batch, folder=settings.cache_dir,
-                               holds_secret=lambda plan: plan_holds_secret(plan, settings.environ))
+        return cache.argo_dict(
+            self.plan,
+            batch,
+            folder=settings.cache_dir,
+            holds_secret=lambda plan: plan_holds_secret(plan, settings.environ),
+        )
 
 
 def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
@@ -350,8 +422,10 @@ def _namespace(namespace: str | None, transport: dict[str, Any]) -> str:
 def _tekton_transport(transport: dict[str, Any]) -> None:
     extra = sorted(set(transport) - {"client", "kubeconfig", "context", "transport"})
     if extra:
-        raise UsageError(f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
-                           "pass client=, kubeconfig= or context=")
+        raise UsageError(
+            f"engine='tekton' goes through the Kubernetes API: {', '.join(extra)} is for the Argo Server; "
+            "pass client=, kubeconfig= or context="
+        )
 
 
 def _positive(value: Any, name: str) -> None:

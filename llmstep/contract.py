@@ -56,6 +56,7 @@ SHARED_BY_ANNOTATION = "llmstep.dev/shared-by"
 BATCH_ANNOTATION = "llmstep.dev/batch"
 """``"true"`` on a batch Workflow (``llmstep compile --batch N``): its result is a list, one item per input."""
 
+
 class Phase(StrEnum):
     """The phase of a workflow or of one of its nodes, in Argo's words (a Tekton run's are mapped
     onto them): the one home of these words for the renderers, the clients and the local runner.
@@ -115,10 +116,18 @@ def parse_rate_limit(value: str | None) -> tuple[int, float] | None:
             parsed = float(number) if key == "max_wait" else int(number)
         except ValueError:
             parsed = None
-        if not sep or key not in bounds or parsed is None or not math.isfinite(parsed) or parsed < (key == "max_attempts"):
+        if (
+            not sep
+            or key not in bounds
+            or parsed is None
+            or not math.isfinite(parsed)
+            or parsed < (key == "max_attempts")
+        ):
             from llmstep.errors import UsageError
 
-            raise UsageError(f"{RATE_LIMIT_ENV}={value!r}: give 'off' or max_attempts=N (N >= 1),max_wait=SECONDS (>= 0)")
+            raise UsageError(
+                f"{RATE_LIMIT_ENV}={value!r}: give 'off' or max_attempts=N (N >= 1),max_wait=SECONDS (>= 0)"
+            )
         bounds[key] = parsed
     return int(bounds["max_attempts"]), bounds["max_wait"]
 
@@ -158,8 +167,10 @@ def join_value_parts(parts: list[str], what: str) -> str:
     for i, part in enumerate(parts):
         head, sep, text = part.partition(":")
         if not sep or head != f"{i}/{len(parts)}":
-            raise PayloadError(f"{what}: part {i + 1} of {len(parts)} does not start with {i}/{len(parts)}: "
-                               "the parts are I/N:TEXT in order, as llmstep writes them")
+            raise PayloadError(
+                f"{what}: part {i + 1} of {len(parts)} does not start with {i}/{len(parts)}: "
+                "the parts are I/N:TEXT in order, as llmstep writes them"
+            )
         texts.append(text)
     return "".join(texts)
 
@@ -170,7 +181,9 @@ RESULTS = ("preview", OUTPUT_PATH_RESULT, "sha256", "usage")
 """What a Tekton step reports as results: small things only (results are capped at 4 KiB)."""
 
 
-def exec_argv(data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None, step_name: str | None = None) -> list[str]:
+def exec_argv(
+    data_dir: str = DATA_DIR, *, staging: dict[str, str] | None = None, step_name: str | None = None
+) -> list[str]:
     """The command that runs one step: ``llmstep exec --data-dir DIR``.
 
     ``step_name`` (a template several steps share) names the running step in messages.
@@ -212,7 +225,7 @@ def parse_record(line: str) -> dict | None:
     from llmstep import jsonio
 
     try:
-        record = jsonio.loads(line[len(RECORD):])
+        record = jsonio.loads(line[len(RECORD) :])
     except ValueError:
         return None
     return record if isinstance(record, dict) else None

@@ -225,9 +225,11 @@ def storage_full(exc: BaseException) -> str | None:
 
     if not isinstance(exc, OSError):
         return None
-    reasons = {errno.ENOSPC: ("no space left on the device", "free some space"),
-               errno.EDQUOT: ("the disk quota is exhausted", "free some space or raise the quota"),
-               errno.EFBIG: ("the file grew past the size limit of the process", "raise the limit (ulimit -f)")}
+    reasons = {
+        errno.ENOSPC: ("no space left on the device", "free some space"),
+        errno.EDQUOT: ("the disk quota is exhausted", "free some space or raise the quota"),
+        errno.EFBIG: ("the file grew past the size limit of the process", "raise the limit (ulimit -f)"),
+    }
     if exc.errno not in reasons:
         return None
     reason, advice = reasons[exc.errno]

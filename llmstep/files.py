@@ -25,8 +25,9 @@ def read_text(path: str | Path, option: str = "") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                           "save it as UTF-8") from None
+        raise UsageError(
+            f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
 
 
 def write_text(path: str | Path, text: str, option: str = "", *, parents: bool = False) -> None:

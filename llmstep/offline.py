@@ -53,11 +53,7 @@ class OfflineChatModel(BaseChatModel):
         message = AIMessage(
             content=text,
             response_metadata={"model_name": self.model_name},
-            usage_metadata={
-                "input_tokens": words_in,
-                "output_tokens": words_out,
-                "total_tokens": words_in + words_out,
-            },
+            usage_metadata={"input_tokens": words_in, "output_tokens": words_out, "total_tokens": words_in + words_out},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -76,8 +72,7 @@ class OfflineChatModel(BaseChatModel):
             if self.latency:
                 time.sleep(self.latency / len(words))
             last = i == len(words) - 1
-            chunk = AIMessageChunk(content=word + ("" if last else " "),
-                                   usage_metadata=usage if last else None)
+            chunk = AIMessageChunk(content=word + ("" if last else " "), usage_metadata=usage if last else None)
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=ChatGenerationChunk(message=chunk))
             yield ChatGenerationChunk(message=chunk)

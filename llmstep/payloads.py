@@ -31,7 +31,7 @@ from llmstep.serde import FORMAT_VERSION, unreadable
 
 # llmstep's own serializable classes, loaded like LangChain's mapped ones.
 EXTRA_CLASSES: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("llmstep", "offline", "OfflineChatModel"): ("llmstep", "offline", "OfflineChatModel"),
+    ("llmstep", "offline", "OfflineChatModel"): ("llmstep", "offline", "OfflineChatModel")
 }
 
 
@@ -136,7 +136,9 @@ def _secret_ids(dumped: Any):
 PAYLOAD_KEYS = {"llmstep", "format", "name", "data", "allowed", "secrets", shapes.KEY}
 
 
-_SCALAR_LIST = re.compile(r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null)(?:,\s*(?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null))*)\s*\]')
+_SCALAR_LIST = re.compile(
+    r'\[\s*((?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null)(?:,\s*(?:"(?:[^"\\]|\\.)*"|[-\d.eE]+|true|false|null))*)\s*\]'
+)
 
 
 def payload_text(payload: Mapping[str, Any]) -> str:
@@ -190,8 +192,13 @@ def secrets_for(payload: Mapping[str, Any], env: Mapping[str, str]) -> dict[str,
     return {key: env[key] for key in payload["secrets"]}
 
 
-def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, allow_pickle: bool = True,
-                  endpoints: Iterable[str] | None = None) -> Any:
+def load_runnable(
+    payload: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    *,
+    allow_pickle: bool = True,
+    endpoints: Iterable[str] | None = None,
+) -> Any:
     """Rebuild the step's Runnable from a checked payload. ``allow_pickle=False`` refuses a pickle
     before a byte of it is read (its digest is written by whoever wrote the payload: it proves
     nothing about who that was); ``endpoints`` (a file's step) refuses one that names another
@@ -234,8 +241,10 @@ def load_runnable(payload: Mapping[str, Any], secrets: Mapping[str, str], *, all
         raise PayloadError(f"step {payload['name']!r}: cannot load its Runnable: {exc}") from exc
 
 
-SECRET_PLACE = ("outside a model's credential field (such as api_key): a key never goes into a prompt, an output or "
-                 "a record; the payload was altered or built by another tool")
+SECRET_PLACE = (
+    "outside a model's credential field (such as api_key): a key never goes into a prompt, an output or "
+    "a record; the payload was altered or built by another tool"
+)
 _CREDENTIAL_FIELD = re.compile(r"(?:^|_)(?:key|token|secret|password|credentials?|headers)$")
 """The fields a LangChain dump holds a secret in (``openai_api_key``, ``azure_ad_token``, ...), and
 the header maps a model sends with each request (``default_headers={"X-Api-Key": ...}``, a secret
@@ -254,7 +263,9 @@ def misplaced_secret(node: Any, credential: bool = False) -> str | None:
         for key, child in node.items():
             if key == "kwargs" and isinstance(kwargs, dict):
                 for name, value in kwargs.items():
-                    found = misplaced_secret(value, isinstance(name, str) and bool(_CREDENTIAL_FIELD.search(name.lower())))
+                    found = misplaced_secret(
+                        value, isinstance(name, str) and bool(_CREDENTIAL_FIELD.search(name.lower()))
+                    )
                     if found is not None:
                         return found
                 continue
@@ -296,8 +307,10 @@ def check_endpoints(payload: Mapping[str, Any], endpoints: Iterable[str] | None)
     allowed = {url.rstrip("/") for url in endpoints}
     for field, url in endpoint_fields(payload.get("data")):
         if url.rstrip("/") not in allowed:
-            raise PayloadError(f"step {payload.get('name', '?')!r}: field {field} sends the model key to {url!r}, which "
-                               f"is not an endpoint the user configured ({', '.join(sorted(allowed))})")
+            raise PayloadError(
+                f"step {payload.get('name', '?')!r}: field {field} sends the model key to {url!r}, which "
+                f"is not an endpoint the user configured ({', '.join(sorted(allowed))})"
+            )
 
 
 def check_output_secrets(text: str, secrets: Mapping[str, str], name: str) -> None:
@@ -305,8 +318,10 @@ def check_output_secrets(text: str, secrets: Mapping[str, str], name: str) -> No
     there, a key is never written as an output (a file, the record, the terminal)."""
     for key, value in secrets.items():
         if value and (value in text or json.dumps(value)[1:-1] in text):
-            raise PayloadError(f"step {name!r}: its output holds the value of the secret {key}; a key never goes "
-                               "into a step's output (was the payload altered to read it?)")
+            raise PayloadError(
+                f"step {name!r}: its output holds the value of the secret {key}; a key never goes "
+                "into a step's output (was the payload altered to read it?)"
+            )
 
 
 def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> values.Classes:
@@ -332,9 +347,11 @@ def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> v
 
 def refused_pickle(step: str, where: str = "") -> str:
     """Why a pickle payload from a file does not run, and what to do if the file is trusted."""
-    return (f"step {step!r}{f' ({where})' if where else ''} is a pickle payload (format: pickle): loading it runs "
-            "whatever code it holds. Pickles from a Workflow file or a run record run only with --allow-pickle; "
-            "give it if you trust whoever wrote the file")
+    return (
+        f"step {step!r}{f' ({where})' if where else ''} is a pickle payload (format: pickle): loading it runs "
+        "whatever code it holds. Pickles from a Workflow file or a run record run only with --allow-pickle; "
+        "give it if you trust whoever wrote the file"
+    )
 
 
 def _load_pickle(payload: Mapping[str, Any]) -> Any:

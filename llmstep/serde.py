@@ -51,8 +51,10 @@ def check_unicode(text: str, where: str) -> None:
         except ValueError:
             bad = None
     if bad is not None:
-        raise SerializationError(f"{where} holds a lone surrogate ({bad!r}), which is not valid Unicode text; "
-                                 "fix the text (it often comes from a mis-decoded file or a cut emoji)")
+        raise SerializationError(
+            f"{where} holds a lone surrogate ({bad!r}), which is not valid Unicode text; "
+            "fix the text (it often comes from a mis-decoded file or a cut emoji)"
+        )
 
 
 def _surrogate(text: str) -> str | None:

@@ -105,8 +105,7 @@ def assemble(shape: Any, source: Callable[[str], Any], step: Any) -> Any:
             base = build(node[1])
             if not isinstance(base, dict):
                 raise PayloadError(
-                    f"step {step!r} assigns keys to its input, which must be a dict, "
-                    f"but got {type(base).__name__}"
+                    f"step {step!r} assigns keys to its input, which must be a dict, but got {type(base).__name__}"
                 )
             return {**base, **{key: build(sub) for key, sub in node[2].items()}}
         raise PayloadError(f"{contract.PAYLOAD} has an unknown input shape {kind!r}")

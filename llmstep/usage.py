@@ -86,12 +86,16 @@ def load_prices(path: str | Path) -> dict[str, Price]:
         except yaml.YAMLError as exc:
             raise UsageError(f"{where}: neither JSON nor YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, Mapping) or not data:
-        raise UsageError(f"{where}: expected a table of models, each with input and output prices per "
-                         f"{PER_TOKENS:,} tokens: {{MODEL: {{input: PRICE, output: PRICE}}}}")
+        raise UsageError(
+            f"{where}: expected a table of models, each with input and output prices per "
+            f"{PER_TOKENS:,} tokens: {{MODEL: {{input: PRICE, output: PRICE}}}}"
+        )
     prices = {}
     for model, entry in data.items():
         if not isinstance(entry, Mapping):
-            raise UsageError(f"{where}: {model}: expected {{input: PRICE, output: PRICE}}, found {type(entry).__name__}")
+            raise UsageError(
+                f"{where}: {model}: expected {{input: PRICE, output: PRICE}}, found {type(entry).__name__}"
+            )
         unknown = sorted(str(k) for k in entry if k not in ("input", "output"))
         if unknown:
             raise UsageError(f"{where}: {model}.{unknown[0]}: not a field (a model has input and output)")
@@ -99,8 +103,10 @@ def load_prices(path: str | Path) -> dict[str, Price]:
             value = entry.get(side)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
                 found = "missing" if value is None else repr(value)
-                raise UsageError(f"{where}: {model}.{side}: expected a price per {PER_TOKENS:,} tokens "
-                                 f"(a number, 0 or more), found {found}")
+                raise UsageError(
+                    f"{where}: {model}.{side}: expected a price per {PER_TOKENS:,} tokens "
+                    f"(a number, 0 or more), found {found}"
+                )
         prices[str(model)] = Price(float(entry["input"]), float(entry["output"]))
     return prices
 
@@ -118,7 +124,13 @@ class Estimate:
         return sum(self.costs.values())
 
     def to_json(self, source: str) -> dict[str, Any]:
-        return {"estimate": True, "prices": source, "perModel": self.costs, "total": self.total, "missing": self.missing}
+        return {
+            "estimate": True,
+            "prices": source,
+            "perModel": self.costs,
+            "total": self.total,
+            "missing": self.missing,
+        }
 
 
 def estimate(usage: Mapping[str, Mapping[str, Any]], prices: Mapping[str, Price]) -> Estimate:
@@ -129,14 +141,18 @@ def estimate(usage: Mapping[str, Mapping[str, Any]], prices: Mapping[str, Price]
         if price is None:
             out.missing.append(model)
             continue
-        out.costs[model] = (counts.get("input_tokens", 0) * price.input + counts.get("output_tokens", 0) * price.output) / PER_TOKENS
+        out.costs[model] = (
+            counts.get("input_tokens", 0) * price.input + counts.get("output_tokens", 0) * price.output
+        ) / PER_TOKENS
     return out
 
 
 def describe(usage: Mapping[str, Mapping[str, Any]]) -> str:
     """``MODEL input=N output=N total=N`` per model, ``; ``-separated."""
-    return "; ".join(f"{model} input={c.get('input_tokens', 0)} output={c.get('output_tokens', 0)} "
-                     f"total={c.get('total_tokens', 0)}" for model, c in usage.items())
+    return "; ".join(
+        f"{model} input={c.get('input_tokens', 0)} output={c.get('output_tokens', 0)} total={c.get('total_tokens', 0)}"
+        for model, c in usage.items()
+    )
 
 
 def describe_cost(cost: Estimate, source: str) -> str:
@@ -144,4 +160,5 @@ def describe_cost(cost: Estimate, source: str) -> str:
     parts = [f"{model} {amount:.6f}" for model, amount in cost.costs.items()]
     parts += [f"{model} not in the price table" for model in cost.missing]
     return f"estimated cost (prices from {source}): {'; '.join(parts)}; total {cost.total:.6f}" + (
-        " (without the models missing from the table)" if cost.missing else "")
+        " (without the models missing from the table)" if cost.missing else ""
+    )

@@ -53,9 +53,19 @@ RESERVED = frozenset({TAG, "lc", "__lc_escaped__"})
 
 LC_VALUE_CLASSES = {
     "langchain_core.messages": (
-        "AIMessage", "AIMessageChunk", "HumanMessage", "HumanMessageChunk", "SystemMessage",
-        "SystemMessageChunk", "ToolMessage", "ToolMessageChunk", "ChatMessage", "ChatMessageChunk",
-        "FunctionMessage", "FunctionMessageChunk", "RemoveMessage",
+        "AIMessage",
+        "AIMessageChunk",
+        "HumanMessage",
+        "HumanMessageChunk",
+        "SystemMessage",
+        "SystemMessageChunk",
+        "ToolMessage",
+        "ToolMessageChunk",
+        "ChatMessage",
+        "ChatMessageChunk",
+        "FunctionMessage",
+        "FunctionMessageChunk",
+        "RemoveMessage",
     ),
     "langchain_core.prompt_values": ("ChatPromptValue", "ChatPromptValueConcrete", "StringPromptValue"),
     "langchain_core.documents": ("Document",),
@@ -79,8 +89,14 @@ class Classes:
     (:func:`reading_leniently`).
     """
 
-    def __init__(self, known: Mapping[str, type | None] | None = None, *, load: Callable[[str], type] | None = None,
-                 modules: bool = False, lenient: bool | None = False) -> None:
+    def __init__(
+        self,
+        known: Mapping[str, type | None] | None = None,
+        *,
+        load: Callable[[str], type] | None = None,
+        modules: bool = False,
+        lenient: bool | None = False,
+    ) -> None:
         self.known: dict[str, type | None] = dict(known or {})
         self.load = load
         self.modules = modules
@@ -150,8 +166,10 @@ def declare_hint(path: str) -> str:
     name = _short(path)
     from_file = module_name.startswith(FILE_MODULE_PREFIX) or module_name in ("__main__", "__mp_main__")
     cli = f"--value-type path/to/file.py:{qualname}" if from_file else f"--value-type {path}"
-    return (f"compile(chain, value_types=[{name}]), on the command line {cli}, or annotate the return type "
-            f"of the function that returns it (def f(...) -> {name}), which declares it too")
+    return (
+        f"compile(chain, value_types=[{name}]), on the command line {cli}, or annotate the return type "
+        f"of the function that returns it (def f(...) -> {name}), which declares it too"
+    )
 
 
 def _short(path: str) -> str:
@@ -179,8 +197,10 @@ def import_class(path: str) -> type:
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise PayloadError(f"the payload declares value class {path}, which the step cannot import ({exc}); "
-                           "install its package in the step image") from exc
+        raise PayloadError(
+            f"the payload declares value class {path}, which the step cannot import ({exc}); "
+            "install its package in the step image"
+        ) from exc
     if not isinstance(obj, type):
         raise PayloadError(f"the payload declares value class {path}, which is not a class")
     return obj
@@ -230,13 +250,18 @@ class _Encoder:
         if isinstance(value, enum.Enum):
             return {TAG: "enum", "class": self._vouched(kind), "name": value.name}
         if isinstance(value, (bool, int, str)):  # a subclass that is not an Enum: its base value
-            return self.encode(bool(value) if isinstance(value, bool) else (int if isinstance(value, int) else str)(value))
+            return self.encode(
+                bool(value) if isinstance(value, bool) else (int if isinstance(value, int) else str)(value)
+            )
         if isinstance(value, float):
             return self.encode(float(value))
         if isinstance(value, tuple) and not hasattr(value, "_fields"):
             return {TAG: "tuple", "items": [self.encode(v) for v in value]}
         if isinstance(value, (set, frozenset)):
-            return {TAG: "frozenset" if isinstance(value, frozenset) else "set", "items": [self.encode(v) for v in value]}
+            return {
+                TAG: "frozenset" if isinstance(value, frozenset) else "set",
+                "items": [self.encode(v) for v in value],
+            }
         if isinstance(value, (bytes, bytearray, memoryview)):
             return {TAG: "bytes", "base64": base64.b64encode(bytes(value)).decode("ascii")}
         node = self._stdlib(value)
@@ -258,7 +283,12 @@ class _Encoder:
         v1 = sys.modules.get("pydantic.v1")
         if v1 is not None and isinstance(value, v1.BaseModel):
             fields = {name: self.encode(getattr(value, name)) for name in value.__fields__}
-            return {TAG: "model_v1", "class": self._vouched(kind), "fields": fields, "set": sorted(value.__fields_set__)}
+            return {
+                TAG: "model_v1",
+                "class": self._vouched(kind),
+                "fields": fields,
+                "set": sorted(value.__fields_set__),
+            }
         if hasattr(kind, "__dataclass_fields__"):
             import dataclasses
 
@@ -284,7 +314,12 @@ class _Encoder:
             if isinstance(value, dt.date):
                 return {TAG: "date", "iso": value.isoformat()}
             if isinstance(value, dt.timedelta):
-                return {TAG: "timedelta", "days": value.days, "seconds": value.seconds, "microseconds": value.microseconds}
+                return {
+                    TAG: "timedelta",
+                    "days": value.days,
+                    "seconds": value.seconds,
+                    "microseconds": value.microseconds,
+                }
         if uuid is not None and isinstance(value, uuid.UUID):
             return {TAG: "uuid", "text": str(value)}
         if decimal is not None and isinstance(value, decimal.Decimal):
@@ -337,7 +372,9 @@ class _Decoder:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 if isinstance(exc, SerializationError):
                     raise
-                raise PayloadError(f"{self.where}: a malformed {node.get(TAG)!r} value ({type(exc).__name__}: {exc})") from exc
+                raise PayloadError(
+                    f"{self.where}: a malformed {node.get(TAG)!r} value ({type(exc).__name__}: {exc})"
+                ) from exc
         if node.get("lc") == 1 and node.get("type") == "constructor":
             return self.langchain(node)
         return {k: self.decode(v) for k, v in node.items()}
@@ -366,7 +403,9 @@ class _Decoder:
             return decimal.Decimal(node["text"])
         if tag in ("enum", "model", "model_v1", "dataclass"):
             return self.instance(tag, node)
-        raise PayloadError(f"{self.where}: unknown value tag {tag!r}; use the same llmstep version to compile and to run")
+        raise PayloadError(
+            f"{self.where}: unknown value tag {tag!r}; use the same llmstep version to compile and to run"
+        )
 
     def instance(self, tag: str, node: dict) -> Any:
         cls = self.classes.resolve(node["class"], self.where)

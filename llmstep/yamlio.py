@@ -123,16 +123,20 @@ def _check_bounds(root: yaml.Node, where: str) -> None:
         if key in sizes:
             continue
         if key in open_:  # only a node's own descendants are above its marker on the stack
-            raise UsageError(f"{where}: an alias (line {node.start_mark.line + 1}) refers to a node that contains "
-                             "it, a structure that never ends; write the value out")
+            raise UsageError(
+                f"{where}: an alias (line {node.start_mark.line + 1}) refers to a node that contains "
+                "it, a structure that never ends; write the value out"
+            )
         open_.add(key)
         stack.append((node, True))
         stack.extend((k, False) for k in kids if id(k) not in sizes)
     total = sizes[id(root)][0]
     aliased = total - distinct
     if aliased > 100 and total > 1000 and aliased / total > _allowed_alias_share(total):
-        raise UsageError(f"{where}: the document contains excessive aliasing (its aliases expand it "
-                         f"{total // max(distinct, 1)} times over); write the values out instead of aliasing them")
+        raise UsageError(
+            f"{where}: the document contains excessive aliasing (its aliases expand it "
+            f"{total // max(distinct, 1)} times over); write the values out instead of aliasing them"
+        )
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -58,8 +58,13 @@ def cli(k8s, *args: str, input_text: str | None = None, timeout: float = 600) ->
     return subprocess.run(list(args), capture_output=True, text=True, env=env, input=input_text, timeout=timeout)
 
 
-def wait_phase(api, name: str, phases: tuple[str, ...] = ("Succeeded", "Failed", "Error"), timeout: float = 300,
-               namespace: str = NS) -> dict[str, Any]:
+def wait_phase(
+    api,
+    name: str,
+    phases: tuple[str, ...] = ("Succeeded", "Failed", "Error"),
+    timeout: float = 300,
+    namespace: str = NS,
+) -> dict[str, Any]:
     custom = api.CustomObjectsApi()
     deadline = time.monotonic() + timeout
     while True:
@@ -106,14 +111,34 @@ def diagnosis_reply(body: dict[str, Any]) -> str:
     text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
     # "node NAME (template boom): phase Failed" from {{workflow.failures}}; pods only (a pod's
     # template is not the workflow's entrypoint DAG, "main")
-    failed = sorted({m.group(1) for m in re.finditer(r"\bnode (\S+) \(template (\S+?)\)", text) if m.group(2) != "main"})
-    return json.dumps({"summary": f"failed steps: {', '.join(failed) or 'none'}", "root_cause": "the step raised",
-                       "evidence": failed, "fix_steps": [{"description": "fix the step", "command": None}],
-                       "confidence": 0.5})
+    failed = sorted(
+        {m.group(1) for m in re.finditer(r"\bnode (\S+) \(template (\S+?)\)", text) if m.group(2) != "main"}
+    )
+    return json.dumps(
+        {
+            "summary": f"failed steps: {', '.join(failed) or 'none'}",
+            "root_cause": "the step raised",
+            "evidence": failed,
+            "fix_steps": [{"description": "fix the step", "command": None}],
+            "confidence": 0.5,
+        }
+    )
 
 
-__all__ = ["FakeOpenAI", "Counter", "EXAMPLES", "NS", "cli", "diagnosis_reply", "load_example", "offline_env", "param",
-           "pods_of", "step_nodes", "wait_phase"]
+__all__ = [
+    "FakeOpenAI",
+    "Counter",
+    "EXAMPLES",
+    "NS",
+    "cli",
+    "diagnosis_reply",
+    "load_example",
+    "offline_env",
+    "param",
+    "pods_of",
+    "step_nodes",
+    "wait_phase",
+]
 
 
 STEP_ENV = {"MODE": "fast", "REGION": "eu-west", "ACME_TOKEN": "tok-from-the-secret"}
@@ -135,8 +160,19 @@ def step_env_compiled(k8s, namespace: str):
     import llmstep
 
     k8s.kubectl("delete", "configmap/llmstep-settings", "secret/acme", "-n", namespace, "--ignore-not-found")
-    k8s.kubectl("create", "configmap", "llmstep-settings", "-n", namespace, f"--from-literal=region={STEP_ENV['REGION']}")
-    k8s.kubectl("create", "secret", "generic", "acme", "-n", namespace, f"--from-literal=token={STEP_ENV['ACME_TOKEN']}")
-    step = llmstep.Step(RunnableLambda(_read_env), env={"REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
-                                                        "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token")})
-    return llmstep.compile(step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": STEP_ENV["MODE"]})
+    k8s.kubectl(
+        "create", "configmap", "llmstep-settings", "-n", namespace, f"--from-literal=region={STEP_ENV['REGION']}"
+    )
+    k8s.kubectl(
+        "create", "secret", "generic", "acme", "-n", namespace, f"--from-literal=token={STEP_ENV['ACME_TOKEN']}"
+    )
+    step = llmstep.Step(
+        RunnableLambda(_read_env),
+        env={
+            "REGION": llmstep.ConfigMapKeyRef("llmstep-settings", "region"),
+            "ACME_TOKEN": llmstep.SecretKeyRef("acme", "token"),
+        },
+    )
+    return llmstep.compile(
+        step | RunnableLambda(lambda d: d), name="step-env", allow_pickle=True, env={"MODE": STEP_ENV["MODE"]}
+    )

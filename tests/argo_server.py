@@ -24,8 +24,9 @@ TOKEN = "argo-token"
 
 
 class FakeArgoServer:
-    def __init__(self, chain: Any = None, token: str = TOKEN, tls: tuple[str, str] | None = None,
-                 step_delay: float = 0.3) -> None:
+    def __init__(
+        self, chain: Any = None, token: str = TOKEN, tls: tuple[str, str] | None = None, step_delay: float = 0.3
+    ) -> None:
         self.chain, self.token, self.step_delay = chain, token, step_delay
         self.workflows: dict[tuple[str, str], dict] = {}
         self.requests: list[dict] = []
@@ -39,20 +40,40 @@ class FakeArgoServer:
             def _route(self, method: str) -> None:
                 length = int(self.headers.get("content-length", 0) or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
-                server.requests.append({"method": method, "path": self.path, "auth": self.headers.get("authorization"), "body": body})
+                server.requests.append(
+                    {"method": method, "path": self.path, "auth": self.headers.get("authorization"), "body": body}
+                )
                 if self.headers.get("authorization") != f"Bearer {server.token}":
-                    return self._send(401, {"code": 16, "message": "token not valid. see https://argo-workflows.readthedocs.io/en/latest/faq/"})
+                    return self._send(
+                        401,
+                        {
+                            "code": 16,
+                            "message": "token not valid. see https://argo-workflows.readthedocs.io/en/latest/faq/",
+                        },
+                    )
                 parts = self.path.split("?")[0].strip("/").split("/")
                 if parts[:3] != ["api", "v1", "workflows"] or len(parts) < 4:
                     return self._send(404, {"code": 5, "message": "Not Found"})
                 ns = parts[3]
                 if ns == "forbidden":
-                    return self._send(403, {"code": 7, "message": f'workflows.argoproj.io is forbidden: User "system:serviceaccount:argo:ci" cannot create resource "workflows" in the namespace "{ns}"'})
+                    return self._send(
+                        403,
+                        {
+                            "code": 7,
+                            "message": f'workflows.argoproj.io is forbidden: User "system:serviceaccount:argo:ci" cannot create resource "workflows" in the namespace "{ns}"',
+                        },
+                    )
                 if method == "POST" and len(parts) == 4:
                     return self._send(200, server._create(ns, body["workflow"]))
                 wf = server.workflows.get((ns, parts[4])) if len(parts) > 4 else None
                 if wf is None:
-                    return self._send(404, {"code": 5, "message": f'workflows.argoproj.io "{parts[4] if len(parts) > 4 else ""}" not found'})
+                    return self._send(
+                        404,
+                        {
+                            "code": 5,
+                            "message": f'workflows.argoproj.io "{parts[4] if len(parts) > 4 else ""}" not found',
+                        },
+                    )
                 if method == "GET" and len(parts) == 5:
                     with server.lock:
                         return self._send(200, wf)
@@ -60,8 +81,11 @@ class FakeArgoServer:
                     wf["spec"]["shutdown"] = "Terminate"
                     return self._send(200, wf)
                 if method == "GET" and parts[5:] == ["log"]:
-                    lines = [json.dumps({"result": {"podName": pod, "content": line}})
-                             for pod, text in wf.get("_logs", {}).items() for line in text.splitlines()]
+                    lines = [
+                        json.dumps({"result": {"podName": pod, "content": line}})
+                        for pod, text in wf.get("_logs", {}).items()
+                        for line in text.splitlines()
+                    ]
                     data = ("\n".join(lines) + "\n").encode()
                     self.send_response(200)
                     self.send_header("content-type", "application/json")
@@ -127,22 +151,43 @@ class FakeArgoServer:
         if "inputs" in params:  # a batch: one nested DAG per item, as withParam expands it
             for index, item in enumerate(json.loads(params["inputs"])):
                 parent = f"{name}.item({index}:{json.dumps(item, separators=(',', ':'))})"
-                nodes[f"{name}-{10 + index}"] = {"id": f"{name}-{10 + index}", "name": parent,
-                                                 "displayName": parent[len(name) + 1:], "type": "DAG", "phase": "Running"}
-                self._step(nodes, logs, name, parent, task, 1000 + index, item if isinstance(item, str) else json.dumps(item))
+                nodes[f"{name}-{10 + index}"] = {
+                    "id": f"{name}-{10 + index}",
+                    "name": parent,
+                    "displayName": parent[len(name) + 1 :],
+                    "type": "DAG",
+                    "phase": "Running",
+                }
+                self._step(
+                    nodes, logs, name, parent, task, 1000 + index, item if isinstance(item, str) else json.dumps(item)
+                )
         else:
             self._step(nodes, logs, name, name, task, 1, params["input"])
         failed = [n for n in nodes.values() if n["phase"] == "Failed"]
         wf["_logs"] = logs
-        self._set(wf, {"phase": "Failed" if failed else "Succeeded", "nodes": nodes,
-                       **({"message": "child failed"} if failed else {})})
+        self._set(
+            wf,
+            {
+                "phase": "Failed" if failed else "Succeeded",
+                "nodes": nodes,
+                **({"message": "child failed"} if failed else {}),
+            },
+        )
 
     def _step(self, nodes: dict, logs: dict, name: str, parent: str, task: str, number: int, input_json: str) -> None:
         node_id = f"{name}-{number}"
-        node = {"id": node_id, "name": f"{parent}.{task}", "displayName": task, "templateName": task.lower(), "type": "Pod"}
+        node = {
+            "id": node_id,
+            "name": f"{parent}.{task}",
+            "displayName": task,
+            "templateName": task.lower(),
+            "type": "Pod",
+        }
         try:
             value = self.chain.invoke(serde.loads_value(input_json, where="test input"))
-            node.update(phase="Succeeded", outputs={"parameters": [{"name": "output", "value": serde.dumps_value(value)}]})
+            node.update(
+                phase="Succeeded", outputs={"parameters": [{"name": "output", "value": serde.dumps_value(value)}]}
+            )
             logs[f"{name}-{task.lower()}-{number}"] = f"llmstep: step {task} done\n"
         except Exception as exc:  # reported the way a failed step is
             node.update(phase="Failed", message=f"{type(exc).__name__}: {exc} (exit code 1)")

@@ -30,8 +30,12 @@ def openai_chain(api_key: str = "sk-test-not-a-real-key-1234567890"):
     return qa_prompt() | ChatOpenAI(model="gpt-4o-mini", api_key=api_key) | StrOutputParser()
 
 
-LOOKALIKE = {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"],
-             "kwargs": {"content": "not a message"}}
+LOOKALIKE = {
+    "lc": 1,
+    "type": "constructor",
+    "id": ["langchain", "schema", "messages", "AIMessage"],
+    "kwargs": {"content": "not a message"},
+}
 
 
 def _fail(x):
@@ -65,29 +69,51 @@ def corpus():
         "prompt-value": (qa_prompt(), {"question": "q"}),
         "model-message": (qa_prompt() | OfflineChatModel(), {"question": "q"}),
         "terminal-parallel": (RunnableParallel(answer=qa_chain(), prompt=qa_prompt()), {"question": "both"}),
-        "parallel-consumer": ({"a": qa_chain(), "b": qa_chain()} | RunnableLambda(lambda d: d["a"] + " | " + d["b"]),
-                              {"question": "twice"}),
+        "parallel-consumer": (
+            {"a": qa_chain(), "b": qa_chain()} | RunnableLambda(lambda d: d["a"] + " | " + d["b"]),
+            {"question": "twice"},
+        ),
         "assign": (RunnablePassthrough.assign(answer=qa_chain()), {"question": "assign me"}),
-        "itemgetter-dict": ({"q": itemgetter("question"), "n": itemgetter("n")} | RunnableLambda(lambda d: d["q"] * d["n"]),
-                            {"question": "ab", "n": 3}),
+        "itemgetter-dict": (
+            {"q": itemgetter("question"), "n": itemgetter("n")} | RunnableLambda(lambda d: d["q"] * d["n"]),
+            {"question": "ab", "n": 3},
+        ),
         "lambdas": (RunnableLambda(lambda x: x + 1) | RunnableLambda(lambda x: [x, x * 2]), 1),
-        "branch": (RunnableBranch((lambda x: x["kind"] == "a", RunnableLambda(lambda x: "A")), RunnableLambda(lambda x: "other")),
-                   {"kind": "a"}),
+        "branch": (
+            RunnableBranch(
+                (lambda x: x["kind"] == "a", RunnableLambda(lambda x: "A")), RunnableLambda(lambda x: "other")
+            ),
+            {"kind": "a"},
+        ),
         "fallbacks": (RunnableLambda(_fail).with_fallbacks([RunnableLambda(lambda x: "fallback " + x)]), "x"),
         "json-parser": (RunnableLambda(lambda x: AIMessage(content=json.dumps(x))) | JsonOutputParser(), {"k": [1, 2]}),
         "list-parser": (RunnableLambda(lambda x: AIMessage(content="a, b, c")) | CommaSeparatedListOutputParser(), "x"),
         "messages-in": (OfflineChatModel() | StrOutputParser(), [SystemMessage("be kind"), HumanMessage("hello")]),
-        "documents": (RunnableLambda(lambda q: [Document(page_content=q, metadata={"i": 1})])
-                      | RunnableLambda(lambda docs: [*docs, Document(page_content="extra")]), "query"),
+        "documents": (
+            RunnableLambda(lambda q: [Document(page_content=q, metadata={"i": 1})])
+            | RunnableLambda(lambda docs: [*docs, Document(page_content="extra")]),
+            "query",
+        ),
         "string-input": (PromptTemplate.from_template("Say {word}") | OfflineChatModel() | StrOutputParser(), "hello"),
         "list-input": (RunnableLambda(sorted) | RunnableLambda(lambda xs: xs[::-1]), [3, 1, 2]),
         "unicode": (qa_chain(), {"question": "日本語で答えて？ émoji 🚀 ∑"}),
-        "large-value": (RunnableLambda(lambda s: s * 1000) | RunnableLambda(lambda s: [len(s), s[-7:]]), "abcdefg" * 50),
+        "large-value": (
+            RunnableLambda(lambda s: s * 1000) | RunnableLambda(lambda s: [len(s), s[-7:]]),
+            "abcdefg" * 50,
+        ),
         "lc-lookalike": (RunnablePassthrough.assign(seen=lambda d: sorted(d)) | RunnableLambda(lambda d: d), LOOKALIKE),
-        "lookalike-between-steps": (RunnableLambda(lambda x: dict(LOOKALIKE)) | RunnableLambda(lambda d: [d, type(d).__name__]), 0),
-        "nested-parallel": ({"outer": {"x": qa_prompt(), "y": RunnablePassthrough()}} | RunnableLambda(lambda d: sorted(d["outer"])),
-                            {"question": "n"}),
-        "step-boundary": (llmstep.Step(qa_prompt() | OfflineChatModel(), name="ask") | StrOutputParser(), {"question": "b"}),
+        "lookalike-between-steps": (
+            RunnableLambda(lambda x: dict(LOOKALIKE)) | RunnableLambda(lambda d: [d, type(d).__name__]),
+            0,
+        ),
+        "nested-parallel": (
+            {"outer": {"x": qa_prompt(), "y": RunnablePassthrough()}} | RunnableLambda(lambda d: sorted(d["outer"])),
+            {"question": "n"},
+        ),
+        "step-boundary": (
+            llmstep.Step(qa_prompt() | OfflineChatModel(), name="ask") | StrOutputParser(),
+            {"question": "b"},
+        ),
     }
 
 

@@ -56,8 +56,7 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     """Run the real `llmstep` console entry point in a fresh process."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "llmstep", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+        [sys.executable, "-m", "llmstep", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
     )
 
 
@@ -105,7 +104,10 @@ def exec_step(data_dir: Path, env: dict | None = None):
     base = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir)}
     return subprocess.run(
         [sys.executable, "-m", "llmstep", "exec", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, env={**base, **(env or {})}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=120,
     )
 
 

@@ -14,8 +14,10 @@ def corpus_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
     """{case: (chain, input, compile options)}: the corpus, and every kind of value that passes
     between steps (pydantic models, dataclasses, dates, ...)."""
     cases = {f"corpus-{name}": (chain, x, {"allow_pickle": True}) for name, (chain, x) in corpus().items()}
-    cases |= {f"values-{name}": (chain, x, {"allow_pickle": True, "value_types": DECLARED})
-              for name, (chain, x) in value_corpus().items()}
+    cases |= {
+        f"values-{name}": (chain, x, {"allow_pickle": True, "value_types": DECLARED})
+        for name, (chain, x) in value_corpus().items()
+    }
     return cases
 
 

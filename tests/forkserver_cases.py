@@ -27,7 +27,8 @@ def _report():
         return {
             "learned": "xml.dom.minidom" in _sys.modules,  # before this step imported anything itself
             "own_session": _os.getsid(0) == _os.getpid(),
-            "forked_by_the_server": parent[1:3] == [b"-m", b"llmstep.local.forkserver"],  # server -> step: no waiter between
+            "forked_by_the_server": parent[1:3]
+            == [b"-m", b"llmstep.local.forkserver"],  # server -> step: no waiter between
             "server": _os.getppid(),
             "env": sorted(k for k in _os.environ if k.startswith("LLMSTEP_TEST")),
         }
@@ -47,8 +48,11 @@ def _what_the_server_did_before_the_fork(x):
 
     # platform.platform() runs `uname -p` in a subprocess the first time; the parser is built once;
     # the server runs steps through llmstep exec's own entry point, never the command line
-    return {"platform_known": bool(platform._platform_cache), "parser_reused": llmstep.executor.main.parser.cache_info().hits > 0,
-            "cli_imported": "llmstep.cli.main" in sys.modules}
+    return {
+        "platform_known": bool(platform._platform_cache),
+        "parser_reused": llmstep.executor.main.parser.cache_info().hits > 0,
+        "cli_imported": "llmstep.cli.main" in sys.modules,
+    }
 
 
 def _tls_contexts(x):
@@ -63,8 +67,10 @@ def _tls_contexts(x):
     return {
         "prepared": prepared,
         "distinct": len({id(c) for c in contexts}) == len(contexts),  # one caller each: a caller may change its context
-        "same_trust": all(c.verify_mode == ssl.CERT_REQUIRED and c.check_hostname
-                          and c.cert_store_stats() == fresh.cert_store_stats() for c in contexts),
+        "same_trust": all(
+            c.verify_mode == ssl.CERT_REQUIRED and c.check_hostname and c.cert_store_stats() == fresh.cert_store_stats()
+            for c in contexts
+        ),
     }
 
 
@@ -82,8 +88,11 @@ def _tls_contexts_for_own_cas(x):
     before = len(pool)
     context = httpcore2.default_ssl_context()
     own = ssl.create_default_context(cafile=cas[1])
-    return {"prepared": before, "taken": before - len(pool),
-            "trusts_own": context.cert_store_stats() == own.cert_store_stats() and context.verify_mode == ssl.CERT_REQUIRED}
+    return {
+        "prepared": before,
+        "taken": before - len(pool),
+        "trusts_own": context.cert_store_stats() == own.cert_store_stats() and context.verify_mode == ssl.CERT_REQUIRED,
+    }
 
 
 class _Contexts:
@@ -119,8 +128,13 @@ print(json.dumps(llmstep.compile(RunnableLambda(report), allow_pickle=True).run_
 def _server_of_a_new_process(tmp_path, env, python: str | None = None, runs: str | None = None) -> int:
     """The pid of the fork server that forked the step of a run in a new process; with ``python``,
     the interpreter that process hands on, and ``runs``, the llmstep file its step must run."""
-    result = subprocess.run([sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs"), *filter(None, [python])],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_IN_A_NEW_PROCESS, str(tmp_path / "runs"), *filter(None, [python])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     server, forked, imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert forked, "the step was started cold, not forked by a server"
@@ -167,5 +181,6 @@ print(llmstep.compile(chain).run_local({"question": "q"} if int(sys.argv[3]) in 
 
 
 def _fork_servers(env, *args):
-    return subprocess.run([sys.executable, "-m", "llmstep", "fork-servers", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "llmstep", "fork-servers", *args], env=env, capture_output=True, text=True, timeout=60
+    )

@@ -38,15 +38,18 @@ class ScriptedToolModel(BaseChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedToolModel:
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         answered = [m for m in messages if isinstance(m, ToolMessage)]
         if answered:
             message = AIMessage(content=f"the tool says {answered[-1].text}")
         else:
             question = next(m.text for m in reversed(messages) if isinstance(m, HumanMessage))
-            message = AIMessage(content="", tool_calls=[
-                {"name": self.tool_name, "args": {"text": question}, "id": f"call-{len(messages)}"}])
+            message = AIMessage(
+                content="",
+                tool_calls=[{"name": self.tool_name, "args": {"text": question}, "id": f"call-{len(messages)}"}],
+            )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

@@ -32,15 +32,19 @@ class FakeKubeClient:
         self.after_read = None
 
     def add_pod(self, name: str, namespace: str, phase: str = "Pending", labels: dict | None = None) -> real.V1Pod:
-        pod = real.V1Pod(metadata=real.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
-                         status=real.V1PodStatus(phase=phase, container_statuses=[], conditions=[]))
+        pod = real.V1Pod(
+            metadata=real.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
+            status=real.V1PodStatus(phase=phase, container_statuses=[], conditions=[]),
+        )
         self.pods[name] = pod
         return pod
 
     def _pod(self, name: str, namespace: str) -> real.V1Pod:
         pod = self.pods.get(name)
         if pod is None or pod.metadata.namespace != namespace:
-            body = json.dumps({"kind": "Status", "message": f'pods "{name}" not found', "reason": "NotFound", "code": 404})
+            body = json.dumps(
+                {"kind": "Status", "message": f'pods "{name}" not found', "reason": "NotFound", "code": 404}
+            )
             raise real.exceptions.ApiException(http_resp=_Response(404, "Not Found", body))
         return pod
 
@@ -90,16 +94,27 @@ class FakeKubeClient:
         def unused() -> SimpleNamespace:  # workloads and custom resources: not served by this fake
             return SimpleNamespace()
 
-        return SimpleNamespace(CoreV1Api=CoreV1Api, AppsV1Api=unused, BatchV1Api=unused, CustomObjectsApi=unused,
-                               exceptions=real.exceptions, ApiClient=real.ApiClient,
-                               Configuration=SimpleNamespace(get_default_copy=lambda: SimpleNamespace(host="https://127.0.0.1:6443")))
+        return SimpleNamespace(
+            CoreV1Api=CoreV1Api,
+            AppsV1Api=unused,
+            BatchV1Api=unused,
+            CustomObjectsApi=unused,
+            exceptions=real.exceptions,
+            ApiClient=real.ApiClient,
+            Configuration=SimpleNamespace(get_default_copy=lambda: SimpleNamespace(host="https://127.0.0.1:6443")),
+        )
 
     def _check(self) -> None:
         if self.unreachable:
             import urllib3
 
-            raise urllib3.exceptions.MaxRetryError(None, "/api/v1", urllib3.exceptions.NewConnectionError(
-                None, "Failed to establish a new connection: [Errno 111] Connection refused"))
+            raise urllib3.exceptions.MaxRetryError(
+                None,
+                "/api/v1",
+                urllib3.exceptions.NewConnectionError(
+                    None, "Failed to establish a new connection: [Errno 111] Connection refused"
+                ),
+            )
 
 
 class _Response:
@@ -119,11 +134,19 @@ def kubeconfig(tmp_path, namespace: str) -> str:
     import yaml
 
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "team",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
-                     {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "team",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "team", "context": {"cluster": "c", "user": "u", "namespace": namespace}},
+                    {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "other-ns"}},
+                ],
+            }
+        )
+    )
     return str(path)

@@ -31,8 +31,15 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict, heade
 
 
 class FakeOpenAI:
-    def __init__(self, delay: float = 0.0, reply: Any = "echo", port: int = 0, counts: Any = None,
-                 admit: int | None = None, busy_after: str = "0.2") -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        reply: Any = "echo",
+        port: int = 0,
+        counts: Any = None,
+        admit: int | None = None,
+        busy_after: str = "0.2",
+    ) -> None:
         self.requests: list[dict] = []
         self.counts = counts  # a function (request body, reply text) -> (prompt, completion) tokens
         self.usage: list[dict] = []  # the usage of every answer sent, by model: what a provider bills
@@ -53,8 +60,14 @@ class FakeOpenAI:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with lock:
-                    server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                            "body": body, "at": time.monotonic()})
+                    server.requests.append(
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                            "at": time.monotonic(),
+                        }
+                    )
                     failure = server.failures.pop(0) if server.failures else None
                     busy = server.admit is not None and server.active >= server.admit
                     if busy:
@@ -70,8 +83,12 @@ class FakeOpenAI:
                     send_json(self, status, {"error": {"message": f"status {status}", "type": "test"}}, headers)
                     return
                 if busy:
-                    send_json(self, 429, {"error": {"message": "rate limited", "type": "requests"}},
-                              {"retry-after": server.busy_after})
+                    send_json(
+                        self,
+                        429,
+                        {"error": {"message": "rate limited", "type": "requests"}},
+                        {"retry-after": server.busy_after},
+                    )
                     return
                 try:
                     self._answer(body)
@@ -90,13 +107,19 @@ class FakeOpenAI:
                 prompt, completion = server.counts(body, text) if server.counts else (7, 3)
                 usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
                 server.usage.append({"model": body.get("model", "test-model"), **usage})
-                self._send(200, {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
-                    "model": body.get("model", "test-model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": usage,
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model", "test-model"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                        ],
+                        "usage": usage,
+                    },
+                )
 
             def _send(self, status, payload):
                 send_json(self, status, payload)

@@ -21,7 +21,15 @@ def tekton_namespace(k8s: Any, namespace: str = NS) -> None:
         k8s.kubectl("create", "namespace", namespace)
     tekton.prepare_namespace(k8s, namespace)
     k8s.kubectl("delete", "secret", "llm-credentials", "-n", namespace, "--ignore-not-found")
-    k8s.kubectl("create", "secret", "generic", "llm-credentials", "-n", namespace, f"--from-literal=OPENAI_API_KEY={GATEWAY_KEY}")
+    k8s.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "llm-credentials",
+        "-n",
+        namespace,
+        f"--from-literal=OPENAI_API_KEY={GATEWAY_KEY}",
+    )
 
 
 def get(api: Any, kind: str, name: str, namespace: str = NS) -> dict[str, Any]:
@@ -43,7 +51,8 @@ def wait_done(api: Any, kind: str, name: str, namespace: str = NS, timeout: floa
 def taskruns(api: Any, pipelinerun: str, namespace: str = NS) -> dict[str, dict[str, Any]]:
     """The PipelineRun's TaskRuns by pipeline task name."""
     items = api.CustomObjectsApi().list_namespaced_custom_object(
-        "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipelinerun}")["items"]
+        "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipelinerun}"
+    )["items"]
     return {tr["metadata"]["labels"]["tekton.dev/pipelineTask"]: tr for tr in items}
 
 

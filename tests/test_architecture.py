@@ -46,8 +46,17 @@ LAYERS = {
     "llmstep.cli": (6, "cli"),
     "llmstep.__main__": (6, "cli"),
 }
-EXECUTOR_MAY_IMPORT = {"llmstep.errors", "llmstep.exitcodes", "llmstep.contract", "llmstep.serde", "llmstep.payloads", "llmstep.values", "llmstep.shapes",
-                       "llmstep.offline", "llmstep.jsonio"}
+EXECUTOR_MAY_IMPORT = {
+    "llmstep.errors",
+    "llmstep.exitcodes",
+    "llmstep.contract",
+    "llmstep.serde",
+    "llmstep.payloads",
+    "llmstep.values",
+    "llmstep.shapes",
+    "llmstep.offline",
+    "llmstep.jsonio",
+}
 NEVER = {  # third-party packages a layer must not import: the executor starts lean, the compiler is engine-neutral
     "llmstep.executor": ("hera", "kubernetes", "yaml"),
     "llmstep.compiler": ("hera", "kubernetes"),
@@ -114,7 +123,9 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
             if target.startswith("llmstep"):
                 their_rank, their_group = layer(target)
                 if their_group != group and their_rank >= rank:
-                    found.append(f"{name} imports {target}: {group} (layer {rank}) may not import {their_group} (layer {their_rank})")
+                    found.append(
+                        f"{name} imports {target}: {group} (layer {rank}) may not import {their_group} (layer {their_rank})"
+                    )
                 if group == "render" and 1 < their_rank < rank:
                     found.append(f"{name} imports {target}: the renderers read only the Plan and the data layer")
                 if group == "executor" and their_group != "executor" and target not in EXECUTOR_MAY_IMPORT:
@@ -136,9 +147,14 @@ def test_every_module_has_a_layer():
 
 def test_the_check_fails_on_an_import_against_the_direction():
     """The control: the check finds each kind of wrong import."""
-    modules = {"llmstep.render.argo": {"llmstep.local.entry"}, "llmstep.local.argo": {"llmstep.cluster.argo"},
-               "llmstep.executor.step": {"llmstep.compiler.walk", "hera"}, "llmstep.plan": {"llmstep.cli.main"},
-               "llmstep.compiler.walk": {"llmstep.diagnose.evidence"}, "llmstep.render.tekton": {"llmstep.compiler.naming"}}
+    modules = {
+        "llmstep.render.argo": {"llmstep.local.entry"},
+        "llmstep.local.argo": {"llmstep.cluster.argo"},
+        "llmstep.executor.step": {"llmstep.compiler.walk", "hera"},
+        "llmstep.plan": {"llmstep.cli.main"},
+        "llmstep.compiler.walk": {"llmstep.diagnose.evidence"},
+        "llmstep.render.tekton": {"llmstep.compiler.naming"},
+    }
     found = violations(modules)
     assert [f.split(":")[0] for f in found] == [
         "llmstep.render.argo imports llmstep.local.entry",
@@ -177,7 +193,7 @@ def test_architecture_names_only_modules_that_exist():
         if _exists(name) or (module == "llmstep" and attr in llmstep.__all__):  # a module, or the public API
             continue
         if _exists(module):  # llmstep.contract.exec_argv: a name in a module
-            source = (ROOT / (module.replace(".", "/") + ".py"))
+            source = ROOT / (module.replace(".", "/") + ".py")
             source = source if source.is_file() else ROOT / module.replace(".", "/") / "__init__.py"
             if re.search(rf"^(def|class) {attr}\b|^{attr}\b.*=", source.read_text(encoding="utf-8"), re.M):
                 continue
@@ -269,20 +285,27 @@ def test_only_the_entry_points_read_the_environment():
 def test_the_environment_check_finds_each_way_to_read_it():
     """The control: a module below the entry points that reads the environment in any of these
     ways is found; the entry points, and a module that only replaces the environment, are not."""
-    planted = ("import os\nfrom os import environ as env, getenv\nimport os as o\n"
-               "a = os.environ.get('A')\n"          # 4
-               "b = os.environ['B']\n"              # 5
-               "c = os.getenv('C')\n"               # 6
-               "d = dict(os.environ)\n"             # 7
-               "e = {**o.environ}\n"                # 8
-               "f = env.get('F')\n"                 # 9
-               "g = getenv('G')\n"                  # 10
-               "def h(x=os.environ): return x\n"    # 11
-               "os.environ.clear()\nos.environ.update({})\nos.environ['K'] = 'v'\ndel os.environ['K']\n")
+    planted = (
+        "import os\nfrom os import environ as env, getenv\nimport os as o\n"
+        "a = os.environ.get('A')\n"  # 4
+        "b = os.environ['B']\n"  # 5
+        "c = os.getenv('C')\n"  # 6
+        "d = dict(os.environ)\n"  # 7
+        "e = {**o.environ}\n"  # 8
+        "f = env.get('F')\n"  # 9
+        "g = getenv('G')\n"  # 10
+        "def h(x=os.environ): return x\n"  # 11
+        "os.environ.clear()\nos.environ.update({})\nos.environ['K'] = 'v'\ndel os.environ['K']\n"
+    )
     lines = [int(where.rpartition(":")[2]) for where in environment_uses(planted)]
     assert sorted(lines) == [4, 5, 6, 7, 8, 9, 10, 11]
-    sources = {"llmstep.local.planted": planted, "llmstep.cli.planted": planted, "llmstep.settings": planted,
-               "llmstep.executor.main": planted, "llmstep.executor.step": "import os\nos.environ.update({})\n"}
+    sources = {
+        "llmstep.local.planted": planted,
+        "llmstep.cli.planted": planted,
+        "llmstep.settings": planted,
+        "llmstep.executor.main": planted,
+        "llmstep.executor.step": "import os\nos.environ.update({})\n",
+    }
     assert list(environment_readers(sources)) == ["llmstep.local.planted"]
 
 
@@ -321,13 +344,15 @@ def test_no_module_sets_another_modules_globals():
 
 
 def test_the_global_write_check_finds_a_flag_set_from_outside():
-    planted = ("from llmstep import values\nimport llmstep.render.cache as cache\nimport llmstep\n"
-               "def main():\n"
-               "    values.CLIENT.lenient = True\n"     # 5
-               "    cache.KEEP = 2\n"                   # 6
-               "    llmstep.values.CLIENT.lenient += 1\n"  # 7
-               "    own = object()\n    own.flag = True\n"  # a local object's attribute: no module's
-               "    args = main\n    args.debug = True\n")
+    planted = (
+        "from llmstep import values\nimport llmstep.render.cache as cache\nimport llmstep\n"
+        "def main():\n"
+        "    values.CLIENT.lenient = True\n"  # 5
+        "    cache.KEEP = 2\n"  # 6
+        "    llmstep.values.CLIENT.lenient += 1\n"  # 7
+        "    own = object()\n    own.flag = True\n"  # a local object's attribute: no module's
+        "    args = main\n    args.debug = True\n"
+    )
     assert [w.split(": ")[0] for w in module_global_writes(planted, "m")] == ["m:5", "m:6", "m:7"]
 
 
@@ -389,9 +414,18 @@ def test_no_import_cycle():
 
 
 def test_the_cycle_check_names_each_loop():
-    modules = {"llmstep.a": {"llmstep.b", "os"}, "llmstep.b": {"llmstep.c"}, "llmstep.c": {"llmstep.a"},
-               "llmstep.d": {"llmstep.a", "llmstep.e"}, "llmstep.e": {"llmstep.d"}, "llmstep.f": {"llmstep.a"}}
-    assert import_cycles(modules) == ["llmstep.a -> llmstep.b -> llmstep.c -> llmstep.a", "llmstep.d -> llmstep.e -> llmstep.d"]
+    modules = {
+        "llmstep.a": {"llmstep.b", "os"},
+        "llmstep.b": {"llmstep.c"},
+        "llmstep.c": {"llmstep.a"},
+        "llmstep.d": {"llmstep.a", "llmstep.e"},
+        "llmstep.e": {"llmstep.d"},
+        "llmstep.f": {"llmstep.a"},
+    }
+    assert import_cycles(modules) == [
+        "llmstep.a -> llmstep.b -> llmstep.c -> llmstep.a",
+        "llmstep.d -> llmstep.e -> llmstep.d",
+    ]
     assert import_cycles({"llmstep.a": {"llmstep.b"}, "llmstep.b": set()}) == []
 
 

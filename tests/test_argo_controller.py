@@ -44,7 +44,9 @@ def api(k8s):
     client = kube_api(k8s)
     k8s.kubectl("delete", "secret", "llm-credentials", "-n", NS, "--ignore-not-found")
     # As the README tells users: the model's key lives only in this Secret.
-    k8s.kubectl("create", "secret", "generic", "llm-credentials", "-n", NS, f"--from-literal=OPENAI_API_KEY={GATEWAY_KEY}")
+    k8s.kubectl(
+        "create", "secret", "generic", "llm-credentials", "-n", NS, f"--from-literal=OPENAI_API_KEY={GATEWAY_KEY}"
+    )
     return client
 
 
@@ -82,8 +84,17 @@ def test_golden_file_with_argo_submit_then_llmstep_result(example, api, k8s, mon
     ref, value, _ = EXAMPLES[example]
     expected = _gateway_chain(k8s, ref, monkeypatch).invoke(value)
     # As the README writes it: argo submit FILE -p input=... --wait
-    out = cli(k8s, "argo", "submit", str(ROOT / "workflows" / f"{example}.yaml"), "-n", NS,
-              "-p", f"input={json.dumps(value)}", "--wait")
+    out = cli(
+        k8s,
+        "argo",
+        "submit",
+        str(ROOT / "workflows" / f"{example}.yaml"),
+        "-n",
+        NS,
+        "-p",
+        f"input={json.dumps(value)}",
+        "--wait",
+    )
     assert out.returncode == 0, out.stderr
     name = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("Name:"))
     assert f"{name} Succeeded" in out.stdout
@@ -145,7 +156,11 @@ def test_batch_keeps_a_failed_item_in_its_place(api):
     results = run.results(return_exceptions=True)
     assert results[0] == chain.invoke(inputs[0]) and results[2] == chain.invoke(inputs[2])
     # The controller's node message names the step and its exit code (the error itself is in its log).
-    assert isinstance(results[1], llmstep.ItemFailed) and "fails-on-b" in str(results[1]) and "exit code 1" in str(results[1])
+    assert (
+        isinstance(results[1], llmstep.ItemFailed)
+        and "fails-on-b" in str(results[1])
+        and "exit code 1" in str(results[1])
+    )
     # failFast: false, as the controller honoured it: the items after the failure still ran.
     assert sum(1 for n in wf["status"]["nodes"].values() if n.get("type") == "Pod" and n["phase"] == "Succeeded") >= 6
 
@@ -179,8 +194,16 @@ def test_readme_batch_commands_as_written(api, k8s, tmp_path, monkeypatch):
     assert "llmstep compile examples/qa.py:chain --batch 8 -o qa-batch.yaml" in readme
     line = next(m.group(0) for m in re.finditer(r"^argo submit qa-batch\.yaml -p inputs=.*$", readme, re.M))
     offline_env(monkeypatch)
-    made = cli(k8s, "llmstep", "compile", str(ROOT / "examples" / "qa.py") + ":chain", "--batch", "8",
-               "-o", str(tmp_path / "qa-batch.yaml"))
+    made = cli(
+        k8s,
+        "llmstep",
+        "compile",
+        str(ROOT / "examples" / "qa.py") + ":chain",
+        "--batch",
+        "8",
+        "-o",
+        str(tmp_path / "qa-batch.yaml"),
+    )
     assert made.returncode == 0, made.stderr
     argv = shlex.split(line)
     argv[2] = str(tmp_path / "qa-batch.yaml")
@@ -220,11 +243,21 @@ def test_structured_output_travels_and_prints_as_data(api, k8s):
 
 def test_shared_template_runs_each_step_under_its_own_name(api):
     parser = StrOutputParser()
-    chain = (qa_prompt() | OfflineChatModel() | parser | RunnableLambda(str.upper, name="Upper") | parser
-             | RunnableLambda(str.lower, name="Lower"))
+    chain = (
+        qa_prompt()
+        | OfflineChatModel()
+        | parser
+        | RunnableLambda(str.upper, name="Upper")
+        | parser
+        | RunnableLambda(str.lower, name="Lower")
+    )
     compiled = llmstep.compile(chain, name="qa-shared", allow_pickle=True)
     wf_doc = compiled.to_dict()
-    shared = [t for t in wf_doc["spec"]["templates"] if "llmstep.dev/shared-by" in (t.get("metadata") or {}).get("annotations", {})]
+    shared = [
+        t
+        for t in wf_doc["spec"]["templates"]
+        if "llmstep.dev/shared-by" in (t.get("metadata") or {}).get("annotations", {})
+    ]
     assert shared, "the two parsers share one template"
     run = _submit(compiled, {"question": "shared"}, api)
     wf = run.wait(timeout=300, poll=1)
@@ -251,7 +284,9 @@ def test_retries_show_a_retried_node_that_then_succeeds(api):
         return x
 
     try:
-        chain = llmstep.Step(RunnableLambda(flaky), name="flaky", retries=2, backoff="1s") | RunnableLambda(lambda x: x + "!")
+        chain = llmstep.Step(RunnableLambda(flaky), name="flaky", retries=2, backoff="1s") | RunnableLambda(
+            lambda x: x + "!"
+        )
         run = _submit(llmstep.compile(chain, name="retry", allow_pickle=True), "ok", api)
         wf = run.wait(timeout=300, poll=1)
         assert run.result() == "ok!"
@@ -313,9 +348,12 @@ def test_run_usage_totals_are_the_servers_counts(api):
         return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
 
     with FakeOpenAI(counts=counts) as fake:
-        chain = (qa_prompt() | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
-                 | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
-                 | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000"))
+        chain = (
+            qa_prompt()
+            | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
+            | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
+            | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
+        )
         run = _submit(llmstep.compile(chain, name="usage"), {"question": "how many tokens?"}, api)
         run.wait(timeout=300, poll=1)
     reported = {u["model"]: (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in fake.usage}
@@ -350,8 +388,16 @@ def test_exit_handler_diagnoses_only_a_failed_workflow(api, diagnose_rbac):
     with FakeOpenAI(reply=diagnosis_reply) as fake:
         on_failure = llmstep.Diagnose(base_url=fake.url)
         ok = _submit(llmstep.compile(qa_chain(), name="ok-diag", on_failure=on_failure), {"question": "fine"}, api)
-        bad = _submit(llmstep.compile(qa_prompt() | RunnableLambda(_boom, name="Boom"), name="bad-diag",
-                                      allow_pickle=True, on_failure=on_failure), {"question": "x"}, api)
+        bad = _submit(
+            llmstep.compile(
+                qa_prompt() | RunnableLambda(_boom, name="Boom"),
+                name="bad-diag",
+                allow_pickle=True,
+                on_failure=on_failure,
+            ),
+            {"question": "x"},
+            api,
+        )
         ok_wf = ok.wait(timeout=300, poll=1)
         with pytest.raises(WorkflowFailed):
             bad.wait(timeout=300, poll=1)
@@ -362,21 +408,38 @@ def test_exit_handler_diagnoses_only_a_failed_workflow(api, diagnose_rbac):
     assert "failed steps: Boom" in report
     # Only the failed workflow asked the model; the succeeded one skipped its handler.
     assert len(fake.requests) == 1
-    ok_exit = [n for n in ok_wf["status"]["nodes"].values() if n.get("type") == "Pod" and "diagnose" in n["templateName"]]
+    ok_exit = [
+        n for n in ok_wf["status"]["nodes"].values() if n.get("type") == "Pod" and "diagnose" in n["templateName"]
+    ]
     assert all(n["phase"] == "Skipped" for n in ok_exit)
 
 
 def test_diagnose_workflow_template_through_template_ref(api, k8s, diagnose_rbac):
     k8s.kubectl("apply", "-n", NS, "-f", str(ROOT / "workflows" / "llmstep-diagnose-template.yaml"))
     with FakeOpenAI(reply=diagnosis_reply) as fake:
-        doc = llmstep.compile(qa_prompt() | RunnableLambda(_boom, name="Boom"), name="user-exit", allow_pickle=True).to_dict()
+        doc = llmstep.compile(
+            qa_prompt() | RunnableLambda(_boom, name="Boom"), name="user-exit", allow_pickle=True
+        ).to_dict()
         doc["spec"]["onExit"] = "exit"
-        doc["spec"]["templates"].append({"name": "exit", "steps": [[{
-            "name": "diagnose", "when": "{{workflow.status}} != Succeeded",
-            "templateRef": {"name": "llmstep-diagnose", "template": "diagnose"},
-            "arguments": {"parameters": [{"name": "base-url", "value": fake.url}]}}]]})
+        doc["spec"]["templates"].append(
+            {
+                "name": "exit",
+                "steps": [
+                    [
+                        {
+                            "name": "diagnose",
+                            "when": "{{workflow.status}} != Succeeded",
+                            "templateRef": {"name": "llmstep-diagnose", "template": "diagnose"},
+                            "arguments": {"parameters": [{"name": "base-url", "value": fake.url}]},
+                        }
+                    ]
+                ],
+            }
+        )
         doc["spec"]["arguments"]["parameters"][0]["value"] = json.dumps({"question": "x"})
-        created = api.CustomObjectsApi().create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", doc)
+        created = api.CustomObjectsApi().create_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", NS, "workflows", doc
+        )
         wf = wait_phase(api, created["metadata"]["name"])
         assert wf["status"]["phase"] == "Failed"
         assert len(fake.requests) == 1
@@ -421,8 +484,9 @@ def test_cancel_stops_a_running_workflow(api):
 
 def test_argo_server_transport_against_the_real_argo_server(api, k8s):
     chain = qa_chain()
-    run = llmstep.compile(chain, name="via-server").submit({"question": "server?"}, namespace=NS,
-                                                        argo_server=k8s.argo_server_url)
+    run = llmstep.compile(chain, name="via-server").submit(
+        {"question": "server?"}, namespace=NS, argo_server=k8s.argo_server_url
+    )
     assert run.url == f"{k8s.argo_server_url}/workflows/{NS}/{run.name}"
     run.wait(timeout=300, poll=1)
     assert run.result() == chain.invoke({"question": "server?"})
@@ -453,8 +517,11 @@ def test_the_ui_node_panel_has_display_names_previews_usage_and_logs(api, k8s):
     for step in compiled.plan.steps:
         node = nodes[step.display]
         assert param(node, "preview") and param(node, "usage") is not None
-        pod = next(p.metadata.name for p in pods_of(api, run.name)
-                   if p.metadata.annotations.get("workflows.argoproj.io/node-id") == node["id"])
+        pod = next(
+            p.metadata.name
+            for p in pods_of(api, run.name)
+            if p.metadata.annotations.get("workflows.argoproj.io/node-id") == node["id"]
+        )
         url = f"{base}/api/v1/workflows/{NS}/{run.name}/log?logOptions.container=main&podName={pod}"
         with urllib.request.urlopen(url, timeout=30) as resp:
             lines = [json.loads(line)["result"] for line in resp.read().decode().splitlines() if line.strip()]

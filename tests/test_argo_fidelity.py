@@ -36,7 +36,6 @@ def _same_run(data: bytes | str | None) -> bytes | None:
     return RUN_ID.sub(b"lc_run--*", raw)
 
 
-
 def _cases():
     cases = corpus_cases()
     cases["corpus-qa-parameters"] = (corpus()["sequence"][0], corpus()["sequence"][1], {"data": "parameters"})
@@ -141,14 +140,19 @@ def _retry(strategy):
 
 EDITED = {
     # maxDuration is how long after the first attempt started a step may still be retried
-    "max-duration-passed": (RunnableLambda(_sleep_then_fail, name="slow"),
-                            _retry({"limit": 5, "retryPolicy": "Always", "backoff": {"duration": "1s", "maxDuration": "2s"}})),
-    "backoff-past-max-duration": (RunnableLambda(_fail, name="fails"),
-                                  _retry({"limit": 5, "retryPolicy": "Always",
-                                          "backoff": {"duration": "120s", "maxDuration": "60s"}})),
+    "max-duration-passed": (
+        RunnableLambda(_sleep_then_fail, name="slow"),
+        _retry({"limit": 5, "retryPolicy": "Always", "backoff": {"duration": "1s", "maxDuration": "2s"}}),
+    ),
+    "backoff-past-max-duration": (
+        RunnableLambda(_fail, name="fails"),
+        _retry({"limit": 5, "retryPolicy": "Always", "backoff": {"duration": "120s", "maxDuration": "60s"}}),
+    ),
     # the whole run's deadline stops the running step; the step after it never runs
-    "workflow-deadline": (RunnableLambda(_sleep, name="sleeps") | RunnableLambda(_fail, name="after"),
-                          lambda doc: doc["spec"].update(activeDeadlineSeconds=15)),
+    "workflow-deadline": (
+        RunnableLambda(_sleep, name="sleeps") | RunnableLambda(_fail, name="after"),
+        lambda doc: doc["spec"].update(activeDeadlineSeconds=15),
+    ),
 }
 # The controller stops a step at the Workflow's deadline in one of two ways, whichever comes first:
 # the executor's deadline monitor ("Step exceeded its deadline") or the kubelet, as the pod was
@@ -204,7 +208,10 @@ def test_edited_deadlines_and_retries_match_the_controller(case, edited_runs):
             assert mine.phase == "Pending", name
             continue
         message = node.get("message", "")
-        shown[name] = (node["phase"], SAME_DEADLINE.get(message, message) if case == "workflow-deadline" else message,
-                       attempts)
+        shown[name] = (
+            node["phase"],
+            SAME_DEADLINE.get(message, message) if case == "workflow-deadline" else message,
+            attempts,
+        )
         assert (mine.phase, mine.message or "", mine.attempts or 1) == shown[name], name
     assert shown, "the controller ran none of the steps"

@@ -18,8 +18,9 @@ ON_THIS_MACHINE = [s for s in SECTIONS if s != "cluster"]  # image skips itself 
 
 
 def _bench(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "benchmarks/run.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "benchmarks/run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_every_section_runs_its_checks(tmp_path):

@@ -57,8 +57,14 @@ def test_node_is_ready_and_a_pod_runs_to_completion(api, k8s):
     node = core.read_node("127.0.0.1")
     assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
     started = time.monotonic()
-    core.create_namespaced_pod(NS, _pod(api, "hello", api.V1Container(
-        name="main", image=k8s.step_image, command=["python3", "-c", "print('hello from a pod')"])))
+    core.create_namespaced_pod(
+        NS,
+        _pod(
+            api,
+            "hello",
+            api.V1Container(name="main", image=k8s.step_image, command=["python3", "-c", "print('hello from a pod')"]),
+        ),
+    )
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hello")))
     assert status.state.terminated.exit_code == 0 and time.monotonic() - started < 60
     assert "hello from a pod" in core.read_namespaced_pod_log("hello", NS)
@@ -92,13 +98,20 @@ def test_api_server_accepts_every_generated_argo_document(api):
 def test_image_that_cannot_be_pulled_gives_real_events(api):
     apps = api.AppsV1Api()
     labels = {"app": "bad-image"}
-    apps.create_namespaced_deployment(NS, api.V1Deployment(
-        metadata=api.V1ObjectMeta(name="bad-image"),
-        spec=api.V1DeploymentSpec(replicas=1, selector=api.V1LabelSelector(match_labels=labels),
-                                  template=api.V1PodTemplateSpec(metadata=api.V1ObjectMeta(labels=labels),
-                                                                 spec=api.V1PodSpec(host_network=True, containers=[
-                                                                     api.V1Container(name="app", image="invalid")]))),
-    ))
+    apps.create_namespaced_deployment(
+        NS,
+        api.V1Deployment(
+            metadata=api.V1ObjectMeta(name="bad-image"),
+            spec=api.V1DeploymentSpec(
+                replicas=1,
+                selector=api.V1LabelSelector(match_labels=labels),
+                template=api.V1PodTemplateSpec(
+                    metadata=api.V1ObjectMeta(labels=labels),
+                    spec=api.V1PodSpec(host_network=True, containers=[api.V1Container(name="app", image="invalid")]),
+                ),
+            ),
+        ),
+    )
 
     def waiting_reason():
         pods = api.CoreV1Api().list_namespaced_pod(NS, label_selector="app=bad-image").items
@@ -116,8 +129,18 @@ def test_image_that_cannot_be_pulled_gives_real_events(api):
 
 def test_failing_container_reports_exit_code_and_logs(api, k8s):
     core = api.CoreV1Api()
-    core.create_namespaced_pod(NS, _pod(api, "exit-one", api.V1Container(
-        name="main", image=k8s.step_image, command=["python3", "-c", "print('about to fail'); raise SystemExit(1)"])))
+    core.create_namespaced_pod(
+        NS,
+        _pod(
+            api,
+            "exit-one",
+            api.V1Container(
+                name="main",
+                image=k8s.step_image,
+                command=["python3", "-c", "print('about to fail'); raise SystemExit(1)"],
+            ),
+        ),
+    )
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "exit-one")))
     assert status.state.terminated.exit_code == 1
     assert "about to fail" in core.read_namespaced_pod_log("exit-one", NS)
@@ -125,14 +148,30 @@ def test_failing_container_reports_exit_code_and_logs(api, k8s):
 
 def test_crash_loop_with_previous_logs(api, k8s):
     core = api.CoreV1Api()
-    core.create_namespaced_pod(NS, _pod(api, "crasher", api.V1Container(
-        name="main", image=k8s.step_image, command=["python3", "-c", "print('crashing now'); raise SystemExit(3)"]),
-        restart="Always"))
+    core.create_namespaced_pod(
+        NS,
+        _pod(
+            api,
+            "crasher",
+            api.V1Container(
+                name="main",
+                image=k8s.step_image,
+                command=["python3", "-c", "print('crashing now'); raise SystemExit(3)"],
+            ),
+            restart="Always",
+        ),
+    )
 
     def looping():
         _, status = _state(api, "crasher")
-        return status if status and status.restart_count >= 1 and status.state.waiting and \
-            status.state.waiting.reason == "CrashLoopBackOff" else None
+        return (
+            status
+            if status
+            and status.restart_count >= 1
+            and status.state.waiting
+            and status.state.waiting.reason == "CrashLoopBackOff"
+            else None
+        )
 
     status = _wait(looping, timeout=120)
     assert status.last_state.terminated.exit_code == 3
@@ -141,17 +180,29 @@ def test_crash_loop_with_previous_logs(api, k8s):
 
 def test_missing_secret_key_is_create_container_config_error(api, k8s):
     core = api.CoreV1Api()
-    core.create_namespaced_secret(NS, api.V1Secret(metadata=api.V1ObjectMeta(name="llm-credentials-test"),
-                                                   string_data={"OTHER": "x"}))
-    env = [api.V1EnvVar(name="OPENAI_API_KEY", value_from=api.V1EnvVarSource(
-        secret_key_ref=api.V1SecretKeySelector(name="llm-credentials-test", key="OPENAI_API_KEY")))]
+    core.create_namespaced_secret(
+        NS, api.V1Secret(metadata=api.V1ObjectMeta(name="llm-credentials-test"), string_data={"OTHER": "x"})
+    )
+    env = [
+        api.V1EnvVar(
+            name="OPENAI_API_KEY",
+            value_from=api.V1EnvVarSource(
+                secret_key_ref=api.V1SecretKeySelector(name="llm-credentials-test", key="OPENAI_API_KEY")
+            ),
+        )
+    ]
     core.create_namespaced_pod(NS, _pod(api, "no-key", api.V1Container(name="main", image=k8s.step_image, env=env)))
 
     def names_the_key():  # under load the kubelet first says "failed to sync secret cache: timed out ..."
         _, status = _state(api, "no-key")
         waiting = status.state.waiting if status else None
-        return waiting if waiting and waiting.reason == "CreateContainerConfigError" and \
-            "OPENAI_API_KEY" in (waiting.message or "") else None
+        return (
+            waiting
+            if waiting
+            and waiting.reason == "CreateContainerConfigError"
+            and "OPENAI_API_KEY" in (waiting.message or "")
+            else None
+        )
 
     waiting = _wait(names_the_key, timeout=120)
     assert waiting.message == "couldn't find key OPENAI_API_KEY in Secret default/llm-credentials-test"
@@ -160,9 +211,19 @@ def test_missing_secret_key_is_create_container_config_error(api, k8s):
 def test_memory_limit_gives_oom_killed(api, k8s):
     core = api.CoreV1Api()
     hog = "b = []\nwhile True:\n    b.append(bytearray(10 * 1024 * 1024))\n"
-    core.create_namespaced_pod(NS, _pod(api, "hog", api.V1Container(
-        name="main", image=k8s.step_image, command=["python3", "-c", hog],
-        resources=api.V1ResourceRequirements(limits={"memory": "64Mi"}))))
+    core.create_namespaced_pod(
+        NS,
+        _pod(
+            api,
+            "hog",
+            api.V1Container(
+                name="main",
+                image=k8s.step_image,
+                command=["python3", "-c", hog],
+                resources=api.V1ResourceRequirements(limits={"memory": "64Mi"}),
+            ),
+        ),
+    )
     _, status = _wait(lambda: (lambda p, s: (p, s) if s and s.state.terminated else None)(*_state(api, "hog")))
     assert status.state.terminated.reason == "OOMKilled"
 
@@ -179,7 +240,9 @@ def test_installed_tekton_objects_are_the_releases_with_only_the_listed_changes(
         for release in yaml.safe_load_all(path.read_text()):
             name = release["metadata"]["name"]
             installed = k8s.api(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            assert [v["name"] for v in installed["spec"]["versions"]] == [v["name"] for v in release["spec"]["versions"]]
+            assert [v["name"] for v in installed["spec"]["versions"]] == [
+                v["name"] for v in release["spec"]["versions"]
+            ]
             for mine, theirs in zip(installed["spec"]["versions"], release["spec"]["versions"], strict=True):
                 assert mine["schema"] == theirs["schema"], name
             if path.name in tekton.CONVERTED_CRDS:
@@ -209,7 +272,13 @@ def test_installed_argo_crds_are_the_upstream_ones_unmodified(k8s):
     names = sorted(p.name for p in upstream.glob("argoproj.io_*.yaml"))
     assert len(names) == 8
     for name in names:
-        ours = argo.CRDS / f"argo-workflows-{argo.ARGO_VERSION}-{name.removeprefix('argoproj.io_').removesuffix('.yaml')}.crd.yaml"
+        ours = (
+            argo.CRDS
+            / f"argo-workflows-{argo.ARGO_VERSION}-{name.removeprefix('argoproj.io_').removesuffix('.yaml')}.crd.yaml"
+        )
         assert ours.read_bytes() == (upstream / name).read_bytes(), name
         crd = yaml.safe_load(ours.read_text())["metadata"]["name"]
-        assert k8s.kubectl("get", "crd", crd, "-o", "name").stdout.strip() == f"customresourcedefinition.apiextensions.k8s.io/{crd}"
+        assert (
+            k8s.kubectl("get", "crd", crd, "-o", "name").stdout.strip()
+            == f"customresourcedefinition.apiextensions.k8s.io/{crd}"
+        )

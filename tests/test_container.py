@@ -34,8 +34,12 @@ TAG = "localhost/llmstep-test:latest"
 @pytest.fixture(scope="module")
 def image():
     base = os.environ["LLMSTEP_TEST_BASE_IMAGE"]
-    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base,
-                            "--wheelhouse"], capture_output=True, text=True, timeout=1200)
+    build = subprocess.run(
+        [str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base, "--wheelhouse"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     return TAG
 
@@ -65,8 +69,12 @@ def test_container_is_locked_down_like_the_pod(image, tmp_path):
             writable_root = True
         except OSError:
             writable_root = False
-        return {"uid": os.getuid(), "nets": sorted(os.listdir("/sys/class/net")), "writable_root": writable_root,
-                "key": os.environ.get("OPENAI_API_KEY")}
+        return {
+            "uid": os.getuid(),
+            "nets": sorted(os.listdir("/sys/class/net")),
+            "writable_root": writable_root,
+            "key": os.environ.get("OPENAI_API_KEY"),
+        }
 
     compiled = llmstep.compile(RunnableLambda(inspect), allow_pickle=True, image=image)
     out = compiled.run_local(1, isolation="container", runs_dir=tmp_path / "r", secrets={"OPENAI_API_KEY": "sk-no"})
@@ -74,8 +82,17 @@ def test_container_is_locked_down_like_the_pod(image, tmp_path):
 
 
 def test_missing_image_is_a_clear_error(tmp_path):
-    result = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--image", "localhost/llmstep-missing:0", "--isolation",
-                     "container", "--input", '{"question": "q"}', cwd=tmp_path)
+    result = run_cli(
+        "run",
+        f"{ROOT}/examples/qa.py:chain",
+        "--image",
+        "localhost/llmstep-missing:0",
+        "--isolation",
+        "container",
+        "--input",
+        '{"question": "q"}',
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "not in podman's store" in result.stderr and "images/build.sh" in result.stderr
 
@@ -88,25 +105,79 @@ def test_model_step_in_a_container_reaches_the_model_on_the_host_network(image, 
     with FakeOpenAI() as server:  # stands in for the OpenAI API, on this machine's loopback
         llm = ChatOpenAI(model="m", api_key="sk-placeholder", base_url=server.url, max_retries=0)
         compiled = llmstep.compile(qa_prompt() | llm | StrOutputParser(), image=image)
-        out = compiled.run_local({"question": "boxed"}, isolation="container", runs_dir=tmp_path / "r",
-                                 secrets={"OPENAI_API_KEY": "sk-container-secret"})
+        out = compiled.run_local(
+            {"question": "boxed"},
+            isolation="container",
+            runs_dir=tmp_path / "r",
+            secrets={"OPENAI_API_KEY": "sk-container-secret"},
+        )
     assert out == "echo: boxed"
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-container-secret"
 
 
 def test_extra_ca_bundle_is_trusted_in_the_image(tmp_path):
     pem = tmp_path / "corp-ca.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=llmstep-test-proxy-ca",
-                    "-keyout", str(tmp_path / "k.pem"), "-out", str(pem)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=llmstep-test-proxy-ca",
+            "-keyout",
+            str(tmp_path / "k.pem"),
+            "-out",
+            str(pem),
+        ],
+        check=True,
+        capture_output=True,
+    )
     tag = "localhost/llmstep-test-ca:latest"
-    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", tag, "--base",
-                            os.environ["LLMSTEP_TEST_BASE_IMAGE"], "--wheelhouse", "--extra-ca", str(pem)],
-                           capture_output=True, text=True, timeout=1200)
+    build = subprocess.run(
+        [
+            str(ROOT / "images" / "build.sh"),
+            "--engine",
+            "podman",
+            "--tag",
+            tag,
+            "--base",
+            os.environ["LLMSTEP_TEST_BASE_IMAGE"],
+            "--wheelhouse",
+            "--extra-ca",
+            str(pem),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     line = pem.read_text().strip().splitlines()[1]
-    found = subprocess.run(["podman", "run", "--rm", "--network", "none", "--entrypoint", "grep", tag, "-c", line,
-                            "/etc/ssl/certs/ca-certificates.crt"], capture_output=True, text=True)
+    found = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "grep",
+            tag,
+            "-c",
+            line,
+            "/etc/ssl/certs/ca-certificates.crt",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert found.stdout.strip() == "1", found.stderr
-    env = subprocess.run(["podman", "run", "--rm", "--network", "none", "--entrypoint", "printenv", tag, "SSL_CERT_FILE"],
-                         capture_output=True, text=True)
+    env = subprocess.run(
+        ["podman", "run", "--rm", "--network", "none", "--entrypoint", "printenv", tag, "SSL_CERT_FILE"],
+        capture_output=True,
+        text=True,
+    )
     assert env.stdout.strip() == "/etc/ssl/certs/ca-certificates.crt"

@@ -59,7 +59,9 @@ def test_tekton_finally_diagnoses_only_on_failure(tmp_path):
         secrets = {"OPENAI_API_KEY": "sk-tekton-diagnose-key"}
         good = run_tekton(good_docs, {"question": "ok"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
         assert good.phase == "Succeeded" and good.nodes["diagnose"].phase == "Skipped" and server.requests == []
-        bad_docs = llmstep.compile(qa_prompt() | RunnableLambda(fails), allow_pickle=True, on_failure=settings).to_tekton()
+        bad_docs = llmstep.compile(
+            qa_prompt() | RunnableLambda(fails), allow_pickle=True, on_failure=settings
+        ).to_tekton()
         bad = run_tekton(bad_docs, {"question": "x"}, secrets=secrets, runs_dir=tmp_path / "r", quiet=True)
     assert bad.phase == "Failed" and bad.nodes["diagnose"].phase == "Succeeded", bad.nodes["diagnose"]
     summary = bad.nodes["diagnose"].outputs.parameter("summary")
@@ -102,10 +104,20 @@ def test_full_report_lands_in_the_workspace_and_as_an_artifact(tmp_path):
         settings = llmstep.Diagnose(provider="compatible", base_url=server.url)
         chain = qa_prompt() | RunnableLambda(fails)
         secrets = {"OPENAI_API_KEY": "k"}
-        argo = run_document(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_dict(), {"question": "x"},
-                            secrets=secrets, runs_dir=tmp_path / "a", quiet=True)
-        tekton = run_tekton(llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_tekton(), {"question": "x"},
-                            secrets=secrets, runs_dir=tmp_path / "t", quiet=True)
+        argo = run_document(
+            llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_dict(),
+            {"question": "x"},
+            secrets=secrets,
+            runs_dir=tmp_path / "a",
+            quiet=True,
+        )
+        tekton = run_tekton(
+            llmstep.compile(chain, allow_pickle=True, on_failure=settings).to_tekton(),
+            {"question": "x"},
+            secrets=secrets,
+            runs_dir=tmp_path / "t",
+            quiet=True,
+        )
     report = argo.nodes["diagnose"].outputs.artifact("report")
     assert "## Fix" in open(report.local_path).read()
     written = tekton.root / "workspaces" / "data" / tekton.run_id / "diagnosis.md"

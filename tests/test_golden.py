@@ -49,8 +49,12 @@ def test_golden_workflows_are_valid_and_hold_no_key():
 def test_rbac_is_least_privilege():
     import yaml
 
-    roles = [d for p in [*(ROOT / "workflows").glob("*rbac*.yaml"), *(ROOT / "tekton").glob("rbac.yaml")]
-             for d in yaml.safe_load_all(p.read_text()) if d["kind"] == "Role"]
+    roles = [
+        d
+        for p in [*(ROOT / "workflows").glob("*rbac*.yaml"), *(ROOT / "tekton").glob("rbac.yaml")]
+        for d in yaml.safe_load_all(p.read_text())
+        if d["kind"] == "Role"
+    ]
     assert {r["metadata"]["name"] for r in roles} == {"llmstep-diagnose", "llmstep-submitter"}
     for role in roles:
         for rule in role["rules"]:
@@ -61,6 +65,7 @@ def test_rbac_is_least_privilege():
 
 
 def test_regenerate_check_command_passes():
-    result = subprocess.run([sys.executable, "examples/regenerate.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "examples/regenerate.py", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr

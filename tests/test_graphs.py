@@ -62,10 +62,10 @@ def test_a_graph_with_its_own_checkpointer_runs_on_a_copy_of_it():
 
 
 def test_the_command_line_prints_why_a_graph_is_one_step(tmp_path):
-    ref = chain_module(tmp_path, (
-        "from graph_cases import CASES\n"
-        "graph = CASES['command'][0]()\n"))
+    ref = chain_module(tmp_path, ("from graph_cases import CASES\ngraph = CASES['command'][0]()\n"))
     result = run_cli("compile", f"{ref}:graph", "--allow-pickle", "-o", "wf.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "OneStepWarning: step 'LangGraph' is the LangGraph graph 'LangGraph', which runs as one step" in result.stderr
+    assert (
+        "OneStepWarning: step 'LangGraph' is the LangGraph graph 'LangGraph', which runs as one step" in result.stderr
+    )
     assert (tmp_path / "wf.yaml").exists()

@@ -69,8 +69,9 @@ def _edit_payloads(docs: list[dict[str, Any]], edit: Callable[[dict[str, Any]], 
 
 
 def _run(tmp_path: Path, path: Path, *args: str, env: dict[str, str] | None = None):
-    return run_cli("run", str(path), "--input", '{"q": "hi", "question": "hi"}', *args, cwd=tmp_path,
-                   env={**CLEAN, **(env or {})})
+    return run_cli(
+        "run", str(path), "--input", '{"q": "hi", "question": "hi"}', *args, cwd=tmp_path, env={**CLEAN, **(env or {})}
+    )
 
 
 def _no_record(tmp_path: Path) -> None:
@@ -79,6 +80,7 @@ def _no_record(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- the environment
+
 
 def _planted(tmp_path: Path) -> tuple[Path, Path]:
     """A folder with start-up code (as a file's raw artifact would fill one), and its marker."""
@@ -93,8 +95,12 @@ def _planted(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_file_cannot_make_a_step_load_code_through_its_environment(tmp_path, engine, fork):
     folder, marker = _planted(tmp_path)
-    for name, value in (("PYTHONPATH", str(folder)), ("PYTHONSTARTUP", str(folder / "startup.py")),
-                        ("PYTHONUSERBASE", str(folder)), ("LD_PRELOAD", str(folder / "x.so"))):
+    for name, value in (
+        ("PYTHONPATH", str(folder)),
+        ("PYTHONSTARTUP", str(folder / "startup.py")),
+        ("PYTHONUSERBASE", str(folder)),
+        ("LD_PRELOAD", str(folder / "x.so")),
+    ):
         docs = _docs(engine)
         for container in _step_containers(docs):
             container.setdefault("env", []).append({"name": name, "value": value})
@@ -113,8 +119,9 @@ def test_a_raw_artifact_named_like_a_startup_module_never_runs(tmp_path):
     [doc] = _docs("argo")
     for template in doc["spec"]["templates"]:
         if "container" in template:
-            template["inputs"]["artifacts"].append({"name": "boot", "path": "/llmstep/sitecustomize.py",
-                                                    "raw": {"data": f"open({str(marker)!r}, 'w')\n"}})
+            template["inputs"]["artifacts"].append(
+                {"name": "boot", "path": "/llmstep/sitecustomize.py", "raw": {"data": f"open({str(marker)!r}, 'w')\n"}}
+            )
             template["container"]["env"] = [{"name": "PYTHONPATH", "value": "data"}]
     for fork in ([], ["--no-fork-server"]):
         result = _run(tmp_path, _write(tmp_path, [doc]), *fork)
@@ -123,18 +130,31 @@ def test_a_raw_artifact_named_like_a_startup_module_never_runs(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize(("name", "from_secret", "why"), [
-    ("BASH_ENV", False, "load code"), ("NODE_OPTIONS", False, "load code"), ("GCONV_PATH", False, "load code"),
-    ("HTTPS_PROXY", False, "send data elsewhere"), ("https_proxy", False, "send data elsewhere"),
-    ("SSLKEYLOGFILE", False, "send data elsewhere"), ("REQUESTS_CA_BUNDLE", False, "send data elsewhere"),
-    ("OPENAI_BASE_URL", False, "says where the model is"), ("LANGSMITH_ENDPOINT", False, "send data elsewhere"),
-    ("LLMSTEP_DATA_DIR", False, "load code or send data"), ("PYTHONPATH", True, "load code"),
-    ("KUBECONFIG", True, "send data elsewhere"), ("HOME", False, "load code"),
-])
+@pytest.mark.parametrize(
+    ("name", "from_secret", "why"),
+    [
+        ("BASH_ENV", False, "load code"),
+        ("NODE_OPTIONS", False, "load code"),
+        ("GCONV_PATH", False, "load code"),
+        ("HTTPS_PROXY", False, "send data elsewhere"),
+        ("https_proxy", False, "send data elsewhere"),
+        ("SSLKEYLOGFILE", False, "send data elsewhere"),
+        ("REQUESTS_CA_BUNDLE", False, "send data elsewhere"),
+        ("OPENAI_BASE_URL", False, "says where the model is"),
+        ("LANGSMITH_ENDPOINT", False, "send data elsewhere"),
+        ("LLMSTEP_DATA_DIR", False, "load code or send data"),
+        ("PYTHONPATH", True, "load code"),
+        ("KUBECONFIG", True, "send data elsewhere"),
+        ("HOME", False, "load code"),
+    ],
+)
 def test_loader_interpreter_and_redirecting_variables_are_refused(tmp_path, engine, name, from_secret, why):
     docs = _docs(engine)
-    entry = {"name": name, "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}} if from_secret else \
-        {"name": name, "value": "/tmp/elsewhere"}
+    entry = (
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+        if from_secret
+        else {"name": name, "value": "/tmp/elsewhere"}
+    )
     for container in _step_containers(docs):
         container.setdefault("env", []).append(entry)
     result = _run(tmp_path, _write(tmp_path, docs), env={"k": "secret-value-123456"})
@@ -153,15 +173,28 @@ def test_a_files_own_variables_still_reach_its_steps(tmp_path, engine):
 
 # ---------------------------------------------------------------- the arguments
 
+
 def _hostile_args(engine: str, target: Path) -> list[list[str]]:
     """Spellings that would make a step write ``target`` (a file the attacker names)."""
     if engine == "argo":
-        return [["--result", f"preview={target}"], [f"--data-dir={target.parent}"], ["--data", str(target.parent)],
-                ["--data-d", str(target.parent)], ["--link-root", "/llmstep/../../.."],
-                ["--data-dir", str(target.parent)], ["--result", "preview=/llmstep/../../../x"]]
-    return [["--result", f"preview={target}"], ["--result", f"sha256=$(workspaces.data.path)/../../{target.name}"],
-            [f"--result=preview={target}"], ["--res", f"preview={target}"], ["--link-root", str(target.parent)],
-            ["--secrets-dir", "/home"], ["--data", str(target.parent)]]
+        return [
+            ["--result", f"preview={target}"],
+            [f"--data-dir={target.parent}"],
+            ["--data", str(target.parent)],
+            ["--data-d", str(target.parent)],
+            ["--link-root", "/llmstep/../../.."],
+            ["--data-dir", str(target.parent)],
+            ["--result", "preview=/llmstep/../../../x"],
+        ]
+    return [
+        ["--result", f"preview={target}"],
+        ["--result", f"sha256=$(workspaces.data.path)/../../{target.name}"],
+        [f"--result=preview={target}"],
+        ["--res", f"preview={target}"],
+        ["--link-root", str(target.parent)],
+        ["--secrets-dir", "/home"],
+        ["--data", str(target.parent)],
+    ]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -176,8 +209,15 @@ def test_step_arguments_never_point_outside_the_record(tmp_path, engine):
         result = _run(tmp_path, _write(tmp_path, docs))
         assert result.returncode == 2, (hostile, result.stderr)
         assert "task " in result.stderr or "template" in result.stderr, result.stderr
-        assert any(s in result.stderr for s in ("outside the step's data directory", "spell the option in full",
-                                                 "separate argument", "is given twice")), (hostile, result.stderr)
+        assert any(
+            s in result.stderr
+            for s in (
+                "outside the step's data directory",
+                "spell the option in full",
+                "separate argument",
+                "is given twice",
+            )
+        ), (hostile, result.stderr)
         assert not any(target.parent.iterdir()), hostile
         _no_record(tmp_path)
 
@@ -188,9 +228,11 @@ def _diagnose_docs(engine: str, *extra: str) -> list[dict[str, Any]]:
     docs = [compiled.to_dict()] if engine == "argo" else compiled.to_tekton()
     for doc in docs:
         spec = doc.get("spec") or {}
-        for container in [t["container"] for t in spec.get("templates") or [] if "container" in t] + \
-                [s for task in spec.get("finally") or [] for s in (task.get("taskSpec") or {}).get("steps") or []] + \
-                list(spec.get("steps") or []):
+        for container in (
+            [t["container"] for t in spec.get("templates") or [] if "container" in t]
+            + [s for task in spec.get("finally") or [] for s in (task.get("taskSpec") or {}).get("steps") or []]
+            + list(spec.get("steps") or [])
+        ):
             if container.get("command", [])[:2] == ["llmstep", "diagnose"]:
                 key = "args" if "args" in container else "command"
                 argv = list(container[key])
@@ -204,13 +246,23 @@ def _diagnose_docs(engine: str, *extra: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_diagnose_step_never_reads_local_files_or_another_key(tmp_path, engine):
-    docs = [d for d in _diagnose_docs("tekton") if d.get("kind") == "Task" and d["metadata"]["name"] == "llmstep-diagnose"]
+    docs = [
+        d for d in _diagnose_docs("tekton") if d.get("kind") == "Task" and d["metadata"]["name"] == "llmstep-diagnose"
+    ]
     assert docs  # the diagnose Task is in the set
     secret_file = tmp_path / "id_rsa"
     secret_file.write_text("-----BEGIN PRIVATE KEY-----")
-    for extra in (["-f", str(secret_file)], ["--filename", str(secret_file)], ["--kubeconfig", str(secret_file)],
-                  ["--api-key-env", "GITHUB_TOKEN"], ["--webhook-env", "HOOK"], ["--output-dir", str(tmp_path)],
-                  ["--summary-file", str(tmp_path / "s")], ["--output", str(tmp_path / "r")], ["--out", "x"]):
+    for extra in (
+        ["-f", str(secret_file)],
+        ["--filename", str(secret_file)],
+        ["--kubeconfig", str(secret_file)],
+        ["--api-key-env", "GITHUB_TOKEN"],
+        ["--webhook-env", "HOOK"],
+        ["--output-dir", str(tmp_path)],
+        ["--summary-file", str(tmp_path / "s")],
+        ["--output", str(tmp_path / "r")],
+        ["--out", "x"],
+    ):
         result = _run(tmp_path, _write(tmp_path, _diagnose_docs(engine, *extra)))
         assert result.returncode == 2, (extra, result.stderr)
         assert extra[0] in result.stderr, result.stderr
@@ -218,6 +270,7 @@ def test_a_diagnose_step_never_reads_local_files_or_another_key(tmp_path, engine
 
 
 # ---------------------------------------------------------------- where the key goes
+
 
 def _aimed_at(url: str) -> Callable[[dict[str, Any]], None]:
     def edit(payload: dict[str, Any]) -> None:
@@ -260,8 +313,9 @@ def test_without_a_configured_endpoint_only_the_providers_own_is_allowed(tmp_pat
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_diagnose_step_never_sends_the_key_to_the_files_endpoint(tmp_path, engine):
     with FakeOpenAI() as attacker:
-        result = _run(tmp_path, _write(tmp_path, _diagnose_docs(engine, "--base-url", attacker.url)),
-                      env={"OPENAI_API_KEY": KEY})
+        result = _run(
+            tmp_path, _write(tmp_path, _diagnose_docs(engine, "--base-url", attacker.url)), env={"OPENAI_API_KEY": KEY}
+        )
         assert result.returncode == 2, result.stderr
         assert "--base-url sends your model key to" in result.stderr and "--allow-endpoint" in result.stderr
         assert attacker.requests == []
@@ -271,15 +325,20 @@ def test_a_diagnose_endpoint_from_a_parameter_is_refused_when_substituted(tmp_pa
     """Tekton's diagnose Task takes --base-url from a param: refused once substituted, before the
     step starts; the run fails with the reason and the server gets nothing."""
     with FakeOpenAI() as attacker:
-        compiled = llmstep.compile(PromptTemplate.from_template("{q}") | (lambda x: 1 / 0), allow_pickle=True,
-                                   on_failure=llmstep.Diagnose())
+        compiled = llmstep.compile(
+            PromptTemplate.from_template("{q}") | (lambda x: 1 / 0), allow_pickle=True, on_failure=llmstep.Diagnose()
+        )
         docs = compiled.to_tekton()
         for doc in docs:
             for task in (doc.get("spec") or {}).get("finally") or []:
                 task["params"] = [p for p in task.get("params") or [] if p["name"] != "base-url"]
                 task["params"].append({"name": "base-url", "value": attacker.url})
-        result = _run(tmp_path, _write(tmp_path, docs), "--allow-pickle",
-                      env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+        result = _run(
+            tmp_path,
+            _write(tmp_path, docs),
+            "--allow-pickle",
+            env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
+        )
         assert result.returncode == 1, result.stderr
         assert attacker.requests == []
         show = run_cli("show", "--json", next((tmp_path / ".llmstep" / "runs").iterdir()).name, cwd=tmp_path)
@@ -287,6 +346,7 @@ def test_a_diagnose_endpoint_from_a_parameter_is_refused_when_substituted(tmp_pa
 
 
 # ---------------------------------------------------------------- secrets read by a prompt
+
 
 def _reads_the_key(payload: dict[str, Any]) -> None:
     data = payload["data"]
@@ -302,7 +362,11 @@ def test_a_prompt_that_reads_a_secret_never_prints_or_records_it(tmp_path, engin
     _edit_payloads(docs, _reads_the_key)
     for container in _step_containers(docs):
         container.setdefault("env", []).append(
-            {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm-credentials", "key": "OPENAI_API_KEY"}}})
+            {
+                "name": "OPENAI_API_KEY",
+                "valueFrom": {"secretKeyRef": {"name": "llm-credentials", "key": "OPENAI_API_KEY"}},
+            }
+        )
     result = _run(tmp_path, _write(tmp_path, docs), env={"OPENAI_API_KEY": KEY})
     assert result.returncode == 2, result.stderr
     assert "reads the secret OPENAI_API_KEY outside a model's credential field" in result.stderr
@@ -317,12 +381,18 @@ def test_a_step_refuses_a_secret_outside_a_credential_field_however_the_payload_
     docs = _docs("argo")
     _edit_payloads(docs, _reads_the_key)
     [doc] = docs
-    raw = next(a["raw"]["data"] for t in doc["spec"]["templates"] for a in (t.get("inputs") or {}).get("artifacts") or []
-               if "raw" in a)
+    raw = next(
+        a["raw"]["data"]
+        for t in doc["spec"]["templates"]
+        for a in (t.get("inputs") or {}).get("artifacts") or []
+        if "raw" in a
+    )
     for place in ("template", "partial"):
         payload = json.loads(raw)
         if place == "partial":
-            payload["data"]["kwargs"].update(template="{x}", partial_variables={"x": payload["data"]["kwargs"]["template"]})
+            payload["data"]["kwargs"].update(
+                template="{x}", partial_variables={"x": payload["data"]["kwargs"]["template"]}
+            )
         data_dir = write_step(tmp_path / place, payload, json.dumps({}))
         result = exec_step(data_dir, {"OPENAI_API_KEY": KEY})
         assert result.returncode == 2, result.stderr
@@ -340,8 +410,12 @@ def test_a_step_refuses_a_payload_naming_another_endpoint_however_it_arrived(tmp
         docs = _docs("argo", openai_chain())
         _edit_payloads(docs, _aimed_at(attacker.url))
         [doc] = docs
-        raw = next(a["raw"]["data"] for t in doc["spec"]["templates"] for a in (t.get("inputs") or {}).get("artifacts") or []
-                   if "raw" in a and "ChatOpenAI" in a["raw"]["data"])
+        raw = next(
+            a["raw"]["data"]
+            for t in doc["spec"]["templates"]
+            for a in (t.get("inputs") or {}).get("artifacts") or []
+            if "raw" in a and "ChatOpenAI" in a["raw"]["data"]
+        )
         data_dir = write_step(tmp_path / "d", json.loads(raw), json.dumps("hi"))
         env = {"OPENAI_API_KEY": KEY, "LLMSTEP_ENDPOINTS": configured.url}
         result = exec_step(data_dir, env)
@@ -357,7 +431,15 @@ def test_the_readme_says_what_is_enforced():
     from llmstep.local.trust import ALLOW_ENDPOINT
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme[readme.index("**A Workflow or Tekton file from elsewhere is data.**"):]
-    for promise in (ALLOW_ENDPOINT, "spelled in full", "`--result NAME=PATH`", "`PYTHON*`", "`LD_*`", "`OPENAI_BASE_URL`",
-                    "credential field", "exits 2 before any step runs"):
+    section = readme[readme.index("**A Workflow or Tekton file from elsewhere is data.**") :]
+    for promise in (
+        ALLOW_ENDPOINT,
+        "spelled in full",
+        "`--result NAME=PATH`",
+        "`PYTHON*`",
+        "`LD_*`",
+        "`OPENAI_BASE_URL`",
+        "credential field",
+        "exits 2 before any step runs",
+    ):
         assert promise in section, promise

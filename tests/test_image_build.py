@@ -67,14 +67,32 @@ def make_wheel(folder):
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     base = os.environ["LLMSTEP_TEST_BASE_IMAGE"]
-    build = subprocess.run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base,
-                            "--wheelhouse"], capture_output=True, text=True, timeout=1200)
+    build = subprocess.run(
+        [str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base, "--wheelhouse"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     work = tmp_path_factory.mktemp("deps")
     make_wheel(work / "wheels")
     (work / "requirements.txt").write_text(f"{PACKAGE}==1.0\n")
-    built = run_cli("image", "build", "--from", TAG, "-r", "requirements.txt", "--wheels", "wheels", "--tag", DEPS_TAG,
-                    "--engine", "podman", cwd=work, timeout=1200)
+    built = run_cli(
+        "image",
+        "build",
+        "--from",
+        TAG,
+        "-r",
+        "requirements.txt",
+        "--wheels",
+        "wheels",
+        "--tag",
+        DEPS_TAG,
+        "--engine",
+        "podman",
+        cwd=work,
+        timeout=1200,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     assert built.stdout.strip() == DEPS_TAG
     assert f'llmstep.compile(chain, image="{DEPS_TAG}")' in built.stderr

@@ -31,8 +31,9 @@ def api(k8s):
 @pytest.fixture
 def runner(api, k8s):
     def make(runnable, **kwargs):
-        return llmstep.KubernetesRunnable(runnable, image=kwargs.pop("image", k8s.step_image), namespace=NS,
-                                          client=api, **kwargs)
+        return llmstep.KubernetesRunnable(
+            runnable, image=kwargs.pop("image", k8s.step_image), namespace=NS, client=api, **kwargs
+        )
 
     yield make
     _no_pods_left(api)
@@ -79,7 +80,9 @@ def _fails(x):
 
 
 def test_a_raising_runnable_raises_its_error_and_the_pod_is_deleted(runner):
-    with pytest.raises(llmstep.ExecutionError, match=r"failed in pod .* \(exit code 1\): ValueError: cannot handle 'x'"):
+    with pytest.raises(
+        llmstep.ExecutionError, match=r"failed in pod .* \(exit code 1\): ValueError: cannot handle 'x'"
+    ):
         runner(RunnableLambda(_fails), allow_pickle=True).invoke("x")
 
 
@@ -116,8 +119,9 @@ def test_a_cancelled_async_call_deletes_its_pod(runner, api):
 def test_a_secret_without_the_key_fails_fast_naming_the_key(runner, api):
     from langchain_openai import ChatOpenAI
 
-    api.CoreV1Api().create_namespaced_secret(NS, api.V1Secret(metadata=api.V1ObjectMeta(name="other-keys"),
-                                                              string_data={"ANTHROPIC_API_KEY": "x"}))
+    api.CoreV1Api().create_namespaced_secret(
+        NS, api.V1Secret(metadata=api.V1ObjectMeta(name="other-keys"), string_data={"ANTHROPIC_API_KEY": "x"})
+    )
     model = ChatOpenAI(model="gpt-4o-mini", api_key="sk-placeholder-never-sent", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(llmstep.SubmissionError, match="CreateContainerConfigError: couldn't find key OPENAI_API_KEY"):
         runner(model, secret="other-keys", timeout=300).invoke("x")
@@ -133,7 +137,8 @@ def test_ctrl_c_deletes_the_pod(api, k8s, tmp_path):
         "import sys\nfrom kubernetes import client, config\nimport llmstep\nfrom llmstep.offline import OfflineChatModel\n"
         f"config.load_kube_config({str(k8s.kubeconfig)!r})\n"
         f"llmstep.KubernetesRunnable(OfflineChatModel(latency=120), image={k8s.step_image!r}, namespace={NS!r},"
-        " client=client, timeout=300).invoke('wait')\n")
+        " client=client, timeout=300).invoke('wait')\n"
+    )
     proc = subprocess.Popen(as_from_a_terminal([sys.executable, str(script)]), stderr=subprocess.PIPE, text=True)
     core = api.CoreV1Api()
     deadline = time.monotonic() + 60
@@ -149,11 +154,15 @@ def test_ctrl_c_deletes_the_pod(api, k8s, tmp_path):
 def test_a_pod_that_cannot_be_scheduled_fails_fast_with_the_reason(runner):
     started = time.monotonic()
     with pytest.raises(llmstep.SubmissionError, match="cannot start: Unschedulable: .*node"):
-        runner(OfflineChatModel(), pod_spec={"nodeSelector": {"llmstep.dev/no-such-node": "x"}}, timeout=300).invoke("x")
+        runner(OfflineChatModel(), pod_spec={"nodeSelector": {"llmstep.dev/no-such-node": "x"}}, timeout=300).invoke(
+            "x"
+        )
     assert time.monotonic() - started < 60
 
 
 def test_a_missing_namespace_is_a_clear_error(api, k8s):
-    runner = llmstep.KubernetesRunnable(OfflineChatModel(), image=k8s.step_image, namespace="no-such-namespace", client=api)
+    runner = llmstep.KubernetesRunnable(
+        OfflineChatModel(), image=k8s.step_image, namespace="no-such-namespace", client=api
+    )
     with pytest.raises(llmstep.SubmissionError, match=r"does the namespace exist.*no-such-namespace"):
         runner.invoke("x")

@@ -30,7 +30,10 @@ def test_runs_and_show_have_json_and_the_runs_dir_is_explained(tmp_path):
     assert [(r["run"], r["phase"], r["steps"]) for r in runs] == [(run_id, "Succeeded", 3)]
     shown = json.loads(run_cli("show", run_id, "--json", cwd=tmp_path).stdout)
     assert shown["output"] == "offline answer: listed" and set(shown["steps"]) == {
-        "ChatPromptTemplate", "OfflineChatModel", "StrOutputParser"}
+        "ChatPromptTemplate",
+        "OfflineChatModel",
+        "StrOutputParser",
+    }
     assert shown["steps"]["StrOutputParser"]["output"] == "offline answer: listed"
     one = json.loads(run_cli("show", run_id, "StrOutputParser", "--json", cwd=tmp_path).stdout)
     assert one["phase"] == "Succeeded" and one["output"] == "offline answer: listed"
@@ -44,7 +47,9 @@ def test_runs_and_show_have_json_and_the_runs_dir_is_explained(tmp_path):
 
 def test_input_given_twice_is_refused(tmp_path):
     chain_module(tmp_path, "from chains import qa_chain\nchain = qa_chain()\n")
-    out = run_cli("run", "mychain.py:chain", "--input", '{"question": "a"}', "-p", 'input={"question": "b"}', cwd=tmp_path)
+    out = run_cli(
+        "run", "mychain.py:chain", "--input", '{"question": "a"}', "-p", 'input={"question": "b"}', cwd=tmp_path
+    )
     assert out.returncode == 2 and "give the input once: --input JSON or -p input=JSON, not both" in out.stderr
 
 
@@ -59,8 +64,16 @@ def test_bad_image_references_are_refused(tmp_path, image):
         llmstep.Step(qa_chain(), image=image)
 
 
-@pytest.mark.parametrize("image", ["llmstep:0.1.0", "ghcr.io/team/llmstep:0.1", "localhost:5000/x/y",
-                                   "registry.example.com/a/b@sha256:" + "a" * 64, "busybox"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "llmstep:0.1.0",
+        "ghcr.io/team/llmstep:0.1",
+        "localhost:5000/x/y",
+        "registry.example.com/a/b@sha256:" + "a" * 64,
+        "busybox",
+    ],
+)
 def test_good_image_references_pass(image):
     assert llmstep.compile(qa_chain(), image=image).plan.image == image
 
@@ -83,14 +96,20 @@ def _batch_file(tmp_path, body: str) -> None:
 
 
 def test_the_batch_workflow_takes_a_plain_json_list(tmp_path):
-    _batch_file(tmp_path, "chain = RunnableLambda(lambda d: d['question'].upper()) | RunnableLambda(lambda s: s + '!')\n")
+    _batch_file(
+        tmp_path, "chain = RunnableLambda(lambda d: d['question'].upper()) | RunnableLambda(lambda s: s + '!')\n"
+    )
     doc = yaml.safe_load((tmp_path / "batch.yaml").read_text())
     [param] = doc["spec"]["arguments"]["parameters"]
     assert param["name"] == "inputs" and "JSON list" in param["description"]
-    out = run_cli("run", "batch.yaml", "--allow-pickle", "-p", 'inputs=[{"question": "a"}, {"question": "b c"}]', cwd=tmp_path)
+    out = run_cli(
+        "run", "batch.yaml", "--allow-pickle", "-p", 'inputs=[{"question": "a"}, {"question": "b c"}]', cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert [json.loads(line) for line in out.stdout.splitlines()] == [
-        {"index": 0, "output": "A!"}, {"index": 1, "output": "B C!"}]
+        {"index": 0, "output": "A!"},
+        {"index": 1, "output": "B C!"},
+    ]
 
 
 def test_a_batch_of_strings_and_of_llmstep_values(tmp_path):
@@ -99,7 +118,11 @@ def test_a_batch_of_strings_and_of_llmstep_values(tmp_path):
     assert [json.loads(line)["output"] for line in out.stdout.splitlines()] == [["str", "plain text"], ["str", "x y"]]
     (tmp_path / "in.jsonl").write_text('"3"\n3\n[1, 2]\n')  # a string that is JSON: --inputs wraps it
     out = run_cli("run", "b.py:chain", "--allow-pickle", "--inputs", "in.jsonl", cwd=tmp_path)
-    assert [json.loads(line)["output"] for line in out.stdout.splitlines()] == [["str", "3"], ["int", 3], ["list", [1, 2]]]
+    assert [json.loads(line)["output"] for line in out.stdout.splitlines()] == [
+        ["str", "3"],
+        ["int", 3],
+        ["list", [1, 2]],
+    ]
 
 
 @pytest.mark.parametrize("bad", ["not json", '{"question": "not a list"}'])
@@ -112,15 +135,22 @@ def test_a_bad_batch_value_ends_the_run_and_says_why(tmp_path, bad):
 
 
 def test_resume_says_which_code_runs_and_can_take_the_current_code(tmp_path):
-    (tmp_path / "r.py").write_text("from langchain_core.runnables import RunnableLambda\n"
-                                   "def second(x):\n    raise RuntimeError('a bug')\n"
-                                   "chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(second)\n")
+    (tmp_path / "r.py").write_text(
+        "from langchain_core.runnables import RunnableLambda\n"
+        "def second(x):\n    raise RuntimeError('a bug')\n"
+        "chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(second)\n"
+    )
     failed = run_cli("run", "r.py:chain", "--allow-pickle", "--input", "1", "--json", cwd=tmp_path)
     run_id = json.loads(failed.stdout)["run"]
     again = run_cli("run", "--resume", run_id, "--allow-pickle", cwd=tmp_path)
     assert again.returncode == 1
-    assert "with the code recorded when it started" in again.stderr and f"llmstep run REF --resume {run_id}" in again.stderr
-    (tmp_path / "r.py").write_text((tmp_path / "r.py").read_text().replace("raise RuntimeError('a bug')", "return x * 10"))
+    assert (
+        "with the code recorded when it started" in again.stderr
+        and f"llmstep run REF --resume {run_id}" in again.stderr
+    )
+    (tmp_path / "r.py").write_text(
+        (tmp_path / "r.py").read_text().replace("raise RuntimeError('a bug')", "return x * 10")
+    )
     fixed = run_cli("run", "r.py:chain", "--resume", run_id, "--allow-pickle", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr
     assert "with the current code of r.py:chain" in fixed.stderr and fixed.stdout.strip() == "20"
@@ -147,8 +177,9 @@ def test_submit_and_result_use_the_kubeconfig_contexts_namespace(tmp_path):
         name = out.stderr.split("Name: ")[1].split()[0]
         again = run_cli("result", name, cwd=tmp_path, env=env)
         assert again.returncode == 0 and again.stdout.strip() == "offline answer: ns"
-        run = llmstep.compile(qa_chain()).submit({"question": "py"}, argo_server=server.url, token=TOKEN,
-                                                 kubeconfig=kubeconfig, context="other")
+        run = llmstep.compile(qa_chain()).submit(
+            {"question": "py"}, argo_server=server.url, token=TOKEN, kubeconfig=kubeconfig, context="other"
+        )
         assert run.namespace == "other-ns"
 
 
@@ -162,13 +193,17 @@ def test_submit_passes_plain_json_input_as_plain_json():
 def test_the_executor_reads_a_non_json_chain_input_as_text(tmp_path):
     compiled = llmstep.compile(qa_chain())
     (tmp_path / "qa.yaml").write_text(compiled.to_yaml())
-    out = subprocess.run([sys.executable, "-m", "llmstep", "run", "qa.yaml", "-p", "input=hello there"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "llmstep", "run", "qa.yaml", "-p", "input=hello there"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "offline answer: hello there"
 
 
-VERDICT_CHAIN = '''
+VERDICT_CHAIN = """
 from dataclasses import dataclass
 from langchain_core.runnables import RunnableLambda
 from models import Level
@@ -190,7 +225,7 @@ def explain(v):
 chain = RunnableLambda(judge) | RunnableLambda(explain)
 annotated = RunnableLambda(judge_annotated) | RunnableLambda(explain)
 levels = RunnableLambda(lambda t: Level.HIGH) | RunnableLambda(lambda level: level.value)
-'''
+"""
 
 
 def test_an_undeclared_value_class_is_declared_on_the_command_line(tmp_path):
@@ -215,15 +250,19 @@ def test_an_undeclared_value_class_is_declared_on_the_command_line(tmp_path):
     assert annotated.returncode == 0, annotated.stderr
     assert annotated.stdout.strip() == "True high"
     # a module's class (MODULE:CLASS), and the option repeated
-    levels = run_cli(*run, "vchain.py:levels", "--value-type", "models:Level", "--value-type", "./vchain.py:Verdict",
-                     cwd=tmp_path)
+    levels = run_cli(
+        *run, "vchain.py:levels", "--value-type", "models:Level", "--value-type", "./vchain.py:Verdict", cwd=tmp_path
+    )
     assert levels.returncode == 0, levels.stderr
     assert levels.stdout.strip() == "high"
-    compiled = run_cli("compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:Verdict", cwd=tmp_path)
+    compiled = run_cli(
+        "compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:Verdict", cwd=tmp_path
+    )
     assert compiled.returncode == 0, compiled.stderr
     assert ":Verdict" in compiled.stdout and ":Level" in compiled.stdout  # declared, with the class its field names
     bad = run_cli("compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:judge", cwd=tmp_path)
     assert bad.returncode == 2 and "--value-type 'vchain.py:judge' is a function, not a class" in bad.stderr
-    plain = run_cli("compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:RunnableLambda",
-                    cwd=tmp_path)
+    plain = run_cli(
+        "compile", "vchain.py:chain", "--allow-pickle", "--value-type", "vchain.py:RunnableLambda", cwd=tmp_path
+    )
     assert plain.returncode == 2 and "not a pydantic model, a dataclass or an Enum" in plain.stderr

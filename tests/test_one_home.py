@@ -21,14 +21,25 @@ RECORDS = "llmstep/local/records.py"
 
 WORDS = {
     **{phase.value: CONTRACT for phase in contract.Phase},
-    **{name: CONTRACT for name in (contract.PAYLOAD, contract.INPUT, contract.OUTPUT, contract.PREVIEW,
-                                   contract.USAGE, contract.ERROR)},
+    **{
+        name: CONTRACT
+        for name in (
+            contract.PAYLOAD,
+            contract.INPUT,
+            contract.OUTPUT,
+            contract.PREVIEW,
+            contract.USAGE,
+            contract.ERROR,
+        )
+    },
     **{name: RECORDS for name in (records.WORKFLOW, records.PREVIOUS_WORKFLOW, records.STATUS, records.LOG)},
 }
 """Strings that, written whole anywhere, are a phase or a file name: their homes."""
 PATH_PARTS = {
-    **{name: RECORDS for name in (records.STEPS, records.DATA, records.LOCK, records.PINNED, records.PID,
-                                  records.WORKSPACES)},
+    **{
+        name: RECORDS
+        for name in (records.STEPS, records.DATA, records.LOCK, records.PINNED, records.PID, records.WORKSPACES)
+    },
     contract.INPUT_DIR: CONTRACT,
     "values": "llmstep/local/values.py",
 }
@@ -60,8 +71,10 @@ def copies(source: str, module: str) -> list[tuple[int, str, str]]:
 
 
 def _modules() -> dict[str, str]:
-    return {path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8")
-            for path in sorted((ROOT / "llmstep").rglob("*.py"))}
+    return {
+        path.relative_to(ROOT).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted((ROOT / "llmstep").rglob("*.py"))
+    }
 
 
 def test_phases_and_file_names_are_written_only_in_their_homes():
@@ -97,7 +110,10 @@ def f(record, spec, data: Path):
 '''
     found = [(line, text) for line, text, _ in copies(planted, "llmstep/somewhere.py")]
     assert found == [(6, "Failed"), (7, "output.json"), (8, "log.txt"), (8, "steps"), (10, "status.json")]
-    assert copies(planted, RECORDS) == [(6, "Failed", CONTRACT), (7, "output.json", CONTRACT)]  # the home may spell its own
+    assert copies(planted, RECORDS) == [
+        (6, "Failed", CONTRACT),
+        (7, "output.json", CONTRACT),
+    ]  # the home may spell its own
 
 
 def test_a_planted_copy_in_the_package_fails_the_scan():

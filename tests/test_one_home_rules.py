@@ -61,8 +61,13 @@ def shape_copies(source: str) -> list[str]:
     """Where ``source`` spells the shape grammar: a shape written as a list (``["step", name]``), a
     shape's kind compared with a kind's name, a payload dict that names its shape key."""
     tree = ast.parse(source)
-    heads = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and _is_head(n.value, set())
-             for t in n.targets if isinstance(t, ast.Name)}
+    heads = {
+        t.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and _is_head(n.value, set())
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.List) and node.elts and _const(node.elts[0], str) and node.elts[0].value in SHAPE_KINDS:
@@ -99,19 +104,27 @@ def exit_copies(source: str) -> list[str]:
                 found.append(f"{node.lineno}: defines an exit code")
         elif isinstance(node, ast.keyword) and node.arg in EXIT_NAMES and _const(node.value, int):
             found.append(f"{node.value.lineno}: passes an exit code")
-        elif isinstance(node, ast.Dict) and any(_const(k, str) and k.value in EXIT_NAMES and _const(v, int)
-                                                for k, v in zip(node.keys, node.values, strict=True)):
+        elif isinstance(node, ast.Dict) and any(
+            _const(k, str) and k.value in EXIT_NAMES and _const(v, int)
+            for k, v in zip(node.keys, node.values, strict=True)
+        ):
             found.append(f"{node.lineno}: writes an exit code")
         elif isinstance(node, ast.Call):
             if _name(node.func) in EXIT_CALLS and node.args and _const(node.args[0], int) and node.args[0].value != 0:
                 found.append(f"{node.lineno}: exits with a number")
-            elif _name(node.func) == "get" and len(node.args) == 2 and _const(node.args[0], str) \
-                    and node.args[0].value in EXIT_NAMES and _const(node.args[1], int):
+            elif (
+                _name(node.func) == "get"
+                and len(node.args) == 2
+                and _const(node.args[0], str)
+                and node.args[0].value in EXIT_NAMES
+                and _const(node.args[1], int)
+            ):
                 found.append(f"{node.lineno}: reads an exit code with a number for its default")
         elif isinstance(node, ast.Compare):
             sides = [node.left, *node.comparators]
-            if any(isinstance(s, EXITS) and _name(s) in EXIT_NAMES for s in sides) \
-                    and any(_const(s, int) and s.value != 0 for s in sides):
+            if any(isinstance(s, EXITS) and _name(s) in EXIT_NAMES for s in sides) and any(
+                _const(s, int) and s.value != 0 for s in sides
+            ):
                 found.append(f"{node.lineno}: compares an exit code with a number")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _name(node.returns) == "int":
             for sub in ast.walk(node):
@@ -150,8 +163,12 @@ def test_exit_codes_are_numbers_only_in_their_home():
 def test_every_allowed_exception_is_still_needed():
     """An exception whose copy went away goes too, so the list stays short and true."""
     scans = {SHAPES_HOME: shape_copies, EXITS_HOME: exit_copies}
-    found = {(p.relative_to(ROOT).as_posix(), f.partition(": ")[2])
-             for p in _modules() for scan in scans.values() for f in scan(p.read_text(encoding="utf-8"))}
+    found = {
+        (p.relative_to(ROOT).as_posix(), f.partition(": ")[2])
+        for p in _modules()
+        for scan in scans.values()
+        for f in scan(p.read_text(encoding="utf-8"))
+    }
     assert set(ALLOWED) <= found
 
 
@@ -160,12 +177,14 @@ def test_the_scanners_look_for_what_the_homes_hold():
     home defines is found there as a definition (so one defined elsewhere would be found too)."""
     assert shape_copies(repr(shapes.chain_input())) and shape_copies(repr(shapes.step_output("a")))
     assert shape_copies(repr(shapes.dict_of({}))) and shape_copies(repr(shapes.merged(shapes.chain_input(), {})))
-    defined = [f for f in exit_copies((ROOT / EXITS_HOME).read_text(encoding="utf-8")) if f.endswith("defines an exit code")]
+    defined = [
+        f for f in exit_copies((ROOT / EXITS_HOME).read_text(encoding="utf-8")) if f.endswith("defines an exit code")
+    ]
     numbers = {v for k, v in vars(exitcodes).items() if k.startswith("EXIT_")}
     assert len(defined) >= len(numbers) >= 8  # 0, 1, 2, 3, 70, 130, 141, 143
 
 
-PLANTED_SHAPES = '''
+PLANTED_SHAPES = """
 def walk(shape, name):
     if shape[0] != "step":
         return ["merge", shape, {}]
@@ -174,9 +193,9 @@ def walk(shape, name):
         return None
     payload = {"llmstep": 1, "name": name, "inputs": ["input"]}
     return ["step", name]
-'''
+"""
 
-PLANTED_EXITS = '''
+PLANTED_EXITS = """
 import sys
 EXIT_USAGE = 2
 class Refused(Exception):
@@ -190,20 +209,30 @@ def main(argv) -> int:
     record = {"exit_code": 1}
     return 0 if argv else 1
 RETRY = "asInt(lastRetry.exitCode) == 1"
-'''
+"""
 
 
 def test_the_scanners_find_a_planted_copy():
     """The control: each kind of copy, planted in a snippet, is found at its line."""
     assert sorted(shape_copies(PLANTED_SHAPES), key=lambda f: (int(f.split(":")[0]), f)) == [
-        "3: reads a shape's kind", "4: writes a shape", "6: reads a shape's kind",
-        "8: writes a payload's shape key", "8: writes a shape", "9: writes a shape",
+        "3: reads a shape's kind",
+        "4: writes a shape",
+        "6: reads a shape's kind",
+        "8: writes a payload's shape key",
+        "8: writes a shape",
+        "9: writes a shape",
     ]
     assert sorted(exit_copies(PLANTED_EXITS), key=lambda f: (int(f.split(":")[0]), f)) == [
-        "3: defines an exit code", "5: defines an exit code", "8: exits with a number",
-        "9: compares an exit code with a number", "9: reads an exit code with a number for its default",
-        "10: exits with a number", "11: passes an exit code", "12: writes an exit code",
-        "13: returns an exit code as a number", "14: writes an exit code into an expression",
+        "3: defines an exit code",
+        "5: defines an exit code",
+        "8: exits with a number",
+        "9: compares an exit code with a number",
+        "9: reads an exit code with a number for its default",
+        "10: exits with a number",
+        "11: passes an exit code",
+        "12: writes an exit code",
+        "13: returns an exit code as a number",
+        "14: writes an exit code into an expression",
     ]
 
 
@@ -211,4 +240,4 @@ def test_what_is_not_a_copy_is_not_found():
     """Other grammars share the words: a Tekton param named ``input``, a value's ``dict`` tag, a
     shell's success, a count returned from an ``-> int`` function."""
     assert shape_copies('params = [{"name": "input"}]\nif tag == "dict": pass\nx = ("input", "parts")\n') == []
-    assert exit_copies('def n() -> int:\n    return 0\nif proc.returncode != 0: pass\nsize = 2\nos._exit(0)\n') == []
+    assert exit_copies("def n() -> int:\n    return 0\nif proc.returncode != 0: pass\nsize = 2\nos._exit(0)\n") == []

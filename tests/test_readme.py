@@ -38,13 +38,29 @@ def test_readme_local_run_of_a_compiled_file(tmp_path):
 def test_readme_local_batch_of_the_example_questions(tmp_path):
     import json
 
-    assert "llmstep run examples/qa.py:chain --inputs examples/questions.jsonl --parallelism 8" in (ROOT / "README.md").read_text()
-    result = run_cli("run", "examples/qa.py:chain", "--inputs", "examples/questions.jsonl", "--parallelism", "8",
-                     "--runs-dir", str(tmp_path), cwd=ROOT, env={"OPENAI_API_KEY": ""})
+    assert (
+        "llmstep run examples/qa.py:chain --inputs examples/questions.jsonl --parallelism 8"
+        in (ROOT / "README.md").read_text()
+    )
+    result = run_cli(
+        "run",
+        "examples/qa.py:chain",
+        "--inputs",
+        "examples/questions.jsonl",
+        "--parallelism",
+        "8",
+        "--runs-dir",
+        str(tmp_path),
+        cwd=ROOT,
+        env={"OPENAI_API_KEY": ""},
+    )
     assert result.returncode == 0, result.stderr
-    questions = [json.loads(line)["question"] for line in (ROOT / "examples" / "questions.jsonl").read_text().splitlines()]
+    questions = [
+        json.loads(line)["question"] for line in (ROOT / "examples" / "questions.jsonl").read_text().splitlines()
+    ]
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
-        {"index": i, "output": f"offline answer: {q}"} for i, q in enumerate(questions)]
+        {"index": i, "output": f"offline answer: {q}"} for i, q in enumerate(questions)
+    ]
 
 
 def test_readme_executor_rbac_is_what_the_test_cluster_runs():
@@ -72,7 +88,9 @@ def test_readme_compile_with_an_input_runs_as_written(tmp_path):
     import yaml
 
     out = tmp_path / "qa.yaml"
-    made = run_cli("compile", "examples/qa.py:chain", "-o", str(out), "--input", '{"question": "As written?"}', cwd=ROOT)
+    made = run_cli(
+        "compile", "examples/qa.py:chain", "-o", str(out), "--input", '{"question": "As written?"}', cwd=ROOT
+    )
     assert made.returncode == 0, made.stderr
     [param] = yaml.safe_load(out.read_text())["spec"]["arguments"]["parameters"]
     assert param["value"] == '{"question": "As written?"}'  # plain JSON, as argo submit -p gives it
@@ -91,4 +109,7 @@ def test_readme_image_build_command(tmp_path):
     (tmp_path / "wheels").mkdir()
     result = run_cli(*shlex.split(line)[1:], "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("FROM llmstep:") and "--no-index --find-links /build/wheels -r /build/requirements.txt" in result.stdout
+    assert (
+        result.stdout.startswith("FROM llmstep:")
+        and "--no-index --find-links /build/wheels -r /build/requirements.txt" in result.stdout
+    )

@@ -23,8 +23,10 @@ def _show_env(_x):
 
 
 def _env_chain():
-    step = llmstep.Step(RunnableLambda(_show_env), env={"REGION": llmstep.ConfigMapKeyRef("settings", "region"),
-                                                         "TOKEN": llmstep.SecretKeyRef("acme", "token")})
+    step = llmstep.Step(
+        RunnableLambda(_show_env),
+        env={"REGION": llmstep.ConfigMapKeyRef("settings", "region"), "TOKEN": llmstep.SecretKeyRef("acme", "token")},
+    )
     return step | RunnableLambda(lambda d: d)
 
 
@@ -37,7 +39,10 @@ def test_step_env_renders_as_container_env_on_argo_and_tekton():
         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "acme", "key": "token"}}},
     ]
     [second] = [t for t in compiled.to_dict()["spec"]["templates"] if t["name"] == compiled.plan.steps[1].name]
-    assert second["container"].get("env") == [{"name": "MODE", "value": "fast"}, {"name": "REGION", "value": "overridden"}]
+    assert second["container"].get("env") == [
+        {"name": "MODE", "value": "fast"},
+        {"name": "REGION", "value": "overridden"},
+    ]
     pipeline = next(d for d in compiled.to_tekton() if d["kind"] == "Pipeline")
     task = pipeline["spec"]["tasks"][0]
     assert "taskRef" not in task  # a shared Task takes no env per use: the step embeds the Task's spec
@@ -59,16 +64,28 @@ def test_local_steps_get_their_env_and_this_machines_proxies(engine, tmp_path, m
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("UNRELATED", "never passed")
     compiled = llmstep.compile(_env_chain(), allow_pickle=True, env={"MODE": "fast"})
-    got = compiled.run_local(0, engine=engine, runs_dir=tmp_path / "runs", secrets={"REGION": "eu-west", "TOKEN": "tok-123"})
-    assert got == {"REGION": "eu-west", "MODE": "fast", "TOKEN": "tok-123", "HTTPS_PROXY": "http://127.0.0.1:3128",
-                   "NO_PROXY": "127.0.0.1,localhost", "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
-                   "OPENAI_BASE_URL": None, "UNRELATED": None}
+    got = compiled.run_local(
+        0, engine=engine, runs_dir=tmp_path / "runs", secrets={"REGION": "eu-west", "TOKEN": "tok-123"}
+    )
+    assert got == {
+        "REGION": "eu-west",
+        "MODE": "fast",
+        "TOKEN": "tok-123",
+        "HTTPS_PROXY": "http://127.0.0.1:3128",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
+        "OPENAI_BASE_URL": None,
+        "UNRELATED": None,
+    }
 
 
 def test_a_configmap_value_missing_locally_is_named(tmp_path):
     compiled = llmstep.compile(_env_chain(), allow_pickle=True)
-    with pytest.raises(llmstep.LlmstepError, match=r"env REGION comes from key 'region' of ConfigMap 'settings'; "
-                                                    r"locally, set REGION"):
+    with pytest.raises(
+        llmstep.LlmstepError,
+        match=r"env REGION comes from key 'region' of ConfigMap 'settings'; "
+        r"locally, set REGION",
+    ):
         compiled.run_local(0, runs_dir=tmp_path / "runs", secrets={})
 
 
@@ -78,21 +95,30 @@ def test_a_local_model_step_sends_its_key_only_to_the_endpoint_this_machine_name
     key = "sk-local-endpoint-key-0123456789"
     (tmp_path / "qa.yaml").write_text(llmstep.compile(openai_chain()).to_yaml())  # no endpoint in the payload
     with FakeOpenAI(reply="from the configured endpoint") as server:
-        ran = run_cli("run", "qa.yaml", "-p", 'input={"question": "q"}', cwd=tmp_path,
-                      env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": server.url})
+        ran = run_cli(
+            "run",
+            "qa.yaml",
+            "-p",
+            'input={"question": "q"}',
+            cwd=tmp_path,
+            env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": server.url},
+        )
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.strip() == "from the configured endpoint"
         assert [r["headers"]["authorization"] for r in server.requests] == [f"Bearer {key}"]
 
 
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"9BAD": "x"}, "not a valid environment variable name"),
-    ({"LLMSTEP_PAYLOAD": "x"}, "reserved for llmstep"),
-    ({"RETRIES": 3}, "must be a string, a ConfigMapKeyRef or a SecretKeyRef"),
-    ({"ACME_API_KEY": "abc-plain-text"}, "looks like a credential"),
-    ({"X": llmstep.SecretKeyRef("", "k")}, "non-empty name and key"),
-    ("MODE=fast", "must be a dict"),
-])
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"9BAD": "x"}, "not a valid environment variable name"),
+        ({"LLMSTEP_PAYLOAD": "x"}, "reserved for llmstep"),
+        ({"RETRIES": 3}, "must be a string, a ConfigMapKeyRef or a SecretKeyRef"),
+        ({"ACME_API_KEY": "abc-plain-text"}, "looks like a credential"),
+        ({"X": llmstep.SecretKeyRef("", "k")}, "non-empty name and key"),
+        ("MODE=fast", "must be a dict"),
+    ],
+)
 def test_bad_env_is_refused_naming_the_variable(env, fragment):
     with pytest.raises(CompileError, match=fragment):
         llmstep.Step(RunnableLambda(str), env=env)
@@ -107,8 +133,10 @@ def test_a_literal_env_value_equal_to_a_secret_of_this_machine_is_refused(monkey
 
 
 def test_env_survives_the_cli_and_is_in_the_readme(tmp_path):
-    (tmp_path / "e.py").write_text("import llmstep\nfrom langchain_core.prompts import PromptTemplate\n"
-                                   "chain = llmstep.Step(PromptTemplate.from_template('{x}'), env={'MODE': 'fast'})\n")
+    (tmp_path / "e.py").write_text(
+        "import llmstep\nfrom langchain_core.prompts import PromptTemplate\n"
+        "chain = llmstep.Step(PromptTemplate.from_template('{x}'), env={'MODE': 'fast'})\n"
+    )
     out = run_cli("compile", "e.py:chain", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)

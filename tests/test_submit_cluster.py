@@ -46,6 +46,8 @@ def test_rbac_refusal_is_a_clear_error(api, k8s, tmp_path):
 def test_admission_rejection_carries_the_servers_message(api):
     class Refusal:
         status = 422
-        body = json.dumps({"message": 'Workflow.argoproj.io "x" is invalid: spec.templates.container.image: Invalid value'})
+        body = json.dumps(
+            {"message": 'Workflow.argoproj.io "x" is invalid: spec.templates.container.image: Invalid value'}
+        )
 
     assert "rejected by the API server's validation: Workflow.argoproj.io" in str(api_error(Refusal(), "creating"))

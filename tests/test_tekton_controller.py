@@ -47,9 +47,9 @@ def _boom(_x):
 def _readme_tekton_commands() -> list[str]:
     """The README's Tekton shell block, one command per entry (continuations joined)."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Tekton"):]
-    block = section[section.index("```sh\n") + 6:]
-    block = block[:block.index("```")]
+    section = readme[readme.index("### Tekton") :]
+    block = section[section.index("```sh\n") + 6 :]
+    block = block[: block.index("```")]
     return [re.sub(r"\s+#.*$", "", c).strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
 
 
@@ -64,13 +64,24 @@ def test_readme_tekton_commands_run_as_written(k8s, tmp_path, monkeypatch):
     offline_env(monkeypatch)  # llmstep compile picks the offline model; tekton/ calls the gateway
     api = kube_api(k8s)
     k8s.kubectl("delete", "secret", "llm-credentials", "-n", "default", "--ignore-not-found")
-    k8s.kubectl("create", "secret", "generic", "llm-credentials", "-n", "default", f"--from-literal=OPENAI_API_KEY={GATEWAY_KEY}")
+    k8s.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "llm-credentials",
+        "-n",
+        "default",
+        f"--from-literal=OPENAI_API_KEY={GATEWAY_KEY}",
+    )
     for name in ("examples", "tekton"):
         (tmp_path / name).symlink_to(ROOT / name)
     custom = api.CustomObjectsApi()
 
     def names(plural):
-        return {o["metadata"]["name"] for o in custom.list_namespaced_custom_object("tekton.dev", "v1", "default", plural)["items"]}
+        return {
+            o["metadata"]["name"]
+            for o in custom.list_namespaced_custom_object("tekton.dev", "v1", "default", plural)["items"]
+        }
 
     before = {"pipelineruns": names("pipelineruns"), "taskruns": names("taskruns")}
     commands = _readme_tekton_commands()
@@ -140,9 +151,12 @@ def test_pipelinerun_usage_totals_are_the_servers_counts(api):
         return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
 
     with FakeOpenAI(counts=counts) as fake:
-        chain = (qa_prompt() | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
-                 | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
-                 | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000"))
+        chain = (
+            qa_prompt()
+            | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
+            | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
+            | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
+        )
         run = _submit(chain, {"question": "how many tokens?"}, api, name="usage")
         run.wait(timeout=600, poll=1)
     reported = {u["model"]: (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in fake.usage}
@@ -160,14 +174,25 @@ def test_a_task_with_script_steps_runs(api, k8s):
         "params": [{"name": "who", "type": "string"}],
         "results": [{"name": "greeting", "type": "string"}, {"name": "sum", "type": "string"}],
         "steps": [
-            {"name": "shell", "image": k8s.step_image, "env": [{"name": "WHO", "value": "$(params.who)"}],
-             "script": '#!/bin/sh\nset -eu\nprintf "hello %s" "$WHO" | tee "$(results.greeting.path)"\n'},
-            {"name": "python", "image": k8s.step_image,
-             "script": "#!/usr/bin/env python3\nopen('$(results.sum.path)', 'w').write(str(sum(range(10))))\n"},
+            {
+                "name": "shell",
+                "image": k8s.step_image,
+                "env": [{"name": "WHO", "value": "$(params.who)"}],
+                "script": '#!/bin/sh\nset -eu\nprintf "hello %s" "$WHO" | tee "$(results.greeting.path)"\n',
+            },
+            {
+                "name": "python",
+                "image": k8s.step_image,
+                "script": "#!/usr/bin/env python3\nopen('$(results.sum.path)', 'w').write(str(sum(range(10))))\n",
+            },
         ],
     }
-    doc = {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "script-"},
-           "spec": {"params": [{"name": "who", "value": "Tekton's users"}], "taskSpec": spec}}
+    doc = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": {"generateName": "script-"},
+        "spec": {"params": [{"name": "who", "value": "Tekton's users"}], "taskSpec": spec},
+    }
     created = api.CustomObjectsApi().create_namespaced_custom_object("tekton.dev", "v1", NS, "taskruns", doc)
     done = wait_done(api, "TaskRun", created["metadata"]["name"])
     assert phase(done) == "Succeeded", done["status"]
@@ -200,8 +225,9 @@ def test_a_large_output_comes_back_whole(api):
 
 
 def test_a_real_failure_raises_naming_the_failed_task_and_diagnose(api):
-    run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="fails",
-                  allow_pickle=True)
+    run = _submit(
+        qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="fails", allow_pickle=True
+    )
     with pytest.raises(PipelineRunFailed) as err:
         run.wait(timeout=300, poll=1)
     text = str(err.value)
@@ -219,7 +245,9 @@ def test_wait_does_not_take_pending_for_done_and_cancel_stops_the_run(api):
         t.sleep(120)
         return x
 
-    run = _submit(qa_prompt() | RunnableLambda(slow, name="Slow"), {"question": "x"}, api, name="slow", allow_pickle=True)
+    run = _submit(
+        qa_prompt() | RunnableLambda(slow, name="Slow"), {"question": "x"}, api, name="slow", allow_pickle=True
+    )
     with pytest.raises(llmstep.errors.SubmissionError, match="still"):
         run.wait(timeout=3, poll=1)
     deadline = time.monotonic() + 120
@@ -242,17 +270,29 @@ def _tekton_diagnosis_reply(body):
     failed = set(re.findall(r"task (\S+): Failed", text))  # a finally task's $(tasks.X.status)
     failed |= set(re.findall(r"## taskrun \S+-(\w+)\ncondition Succeeded=False", text))  # the API's TaskRuns
     failed = sorted(failed)
-    return json.dumps({"summary": f"failed tasks: {', '.join(failed) or 'none'}", "root_cause": "the task raised",
-                       "evidence": failed, "fix_steps": [{"description": "fix the task", "command": None}],
-                       "confidence": "high"})
+    return json.dumps(
+        {
+            "summary": f"failed tasks: {', '.join(failed) or 'none'}",
+            "root_cause": "the task raised",
+            "evidence": failed,
+            "fix_steps": [{"description": "fix the task", "command": None}],
+            "confidence": "high",
+        }
+    )
 
 
 def test_finally_diagnoses_only_a_failed_pipelinerun(api):
     with FakeOpenAI(reply=_tekton_diagnosis_reply) as fake:
         on_failure = llmstep.Diagnose(base_url=fake.url)
         ok = _submit(qa_chain(), {"question": "fine"}, api, name="ok-diag", on_failure=on_failure)
-        bad = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="bad-diag",
-                      allow_pickle=True, on_failure=on_failure)
+        bad = _submit(
+            qa_prompt() | RunnableLambda(_boom, name="Boom"),
+            {"question": "x"},
+            api,
+            name="bad-diag",
+            allow_pickle=True,
+            on_failure=on_failure,
+        )
         ok_done = ok.wait(timeout=300, poll=1)
         with pytest.raises(PipelineRunFailed):
             bad.wait(timeout=300, poll=1)
@@ -271,8 +311,9 @@ def _evidence(api, target):
 
 
 def test_diagnose_a_failing_step(api):
-    run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-step",
-                  allow_pickle=True)
+    run = _submit(
+        qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-step", allow_pickle=True
+    )
     with pytest.raises(PipelineRunFailed):
         run.wait(timeout=300, poll=1)
     text = _evidence(api, f"pipelinerun/{run.name}")
@@ -287,15 +328,31 @@ def test_diagnose_a_failing_step(api):
 def test_llmstep_diagnose_pipelinerun_and_taskrun_on_the_command_line(api, k8s, monkeypatch):
     """`llmstep diagnose pipelinerun/NAME` and `taskrun/NAME` as a user types them, against the
     test's own OpenAI-compatible server: the model sees the failed task, the report names it."""
-    run = _submit(qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-cli",
-                  allow_pickle=True)
+    run = _submit(
+        qa_prompt() | RunnableLambda(_boom, name="Boom"), {"question": "x"}, api, name="diag-cli", allow_pickle=True
+    )
     with pytest.raises(PipelineRunFailed):
         run.wait(timeout=300, poll=1)
     monkeypatch.setenv("DIAG_KEY", "sk-diagnosis-key-for-the-stand-in-0000")
     with FakeOpenAI(reply=_tekton_diagnosis_reply) as fake:
         for target in (f"pipelinerun/{run.name}", f"taskrun/{run.name}-boom"):
-            out = cli(k8s, "llmstep", "diagnose", target, "-n", NS, "--provider", "compatible", "--base-url", fake.url,
-                      "--api-key-env", "DIAG_KEY", "--format", "json", input_text="")
+            out = cli(
+                k8s,
+                "llmstep",
+                "diagnose",
+                target,
+                "-n",
+                NS,
+                "--provider",
+                "compatible",
+                "--base-url",
+                fake.url,
+                "--api-key-env",
+                "DIAG_KEY",
+                "--format",
+                "json",
+                input_text="",
+            )
             assert out.returncode == 0, out.stderr
             sent = fake.requests[-1]["body"]["messages"][-1]["content"]
             assert "RuntimeError: the step failed on purpose" in sent and GATEWAY_KEY not in sent
@@ -304,9 +361,15 @@ def test_llmstep_diagnose_pipelinerun_and_taskrun_on_the_command_line(api, k8s, 
 
 
 def test_diagnose_a_missing_task(api, k8s):
-    doc = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "missing-task-"},
-           "spec": {"pipelineSpec": {"tasks": [{"name": "only", "taskRef": {"name": "no-such-task"}}]}}}
-    name = api.CustomObjectsApi().create_namespaced_custom_object("tekton.dev", "v1", NS, "pipelineruns", doc)["metadata"]["name"]
+    doc = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"generateName": "missing-task-"},
+        "spec": {"pipelineSpec": {"tasks": [{"name": "only", "taskRef": {"name": "no-such-task"}}]}},
+    }
+    name = api.CustomObjectsApi().create_namespaced_custom_object("tekton.dev", "v1", NS, "pipelineruns", doc)[
+        "metadata"
+    ]["name"]
     done = wait_done(api, "PipelineRun", name)
     assert phase(done) == "Failed"
     text = _evidence(api, f"pipelinerun/{name}")
@@ -320,8 +383,9 @@ def test_diagnose_a_timeout(api):
         time.sleep(300)
         return x
 
-    compiled = llmstep.compile(qa_prompt() | llmstep.Step(RunnableLambda(slow, name="Slow"), timeout=5), name="diag-timeout",
-                               allow_pickle=True)
+    compiled = llmstep.compile(
+        qa_prompt() | llmstep.Step(RunnableLambda(slow, name="Slow"), timeout=5), name="diag-timeout", allow_pickle=True
+    )
     run = compiled.submit({"question": "x"}, engine="tekton", namespace=NS, client=api)
     with pytest.raises(PipelineRunFailed) as err:
         run.wait(timeout=300, poll=1)

@@ -102,7 +102,9 @@ def test_local_tekton_runner_matches_the_controller(case, cluster_runs):
         assert mine.phase == phase(tr), name
         cluster_results = results(tr)
         local_results = {p.name: p.value for p in (mine.outputs.parameters if mine.outputs else [])}
-        assert set(local_results) == set(cluster_results) >= {"preview", "output-path", "sha256"}, f"{name}: the results written"
+        assert set(local_results) == set(cluster_results) >= {"preview", "output-path", "sha256"}, (
+            f"{name}: the results written"
+        )
         for key, value in cluster_results.items():
             got = local_results[key]
             if key == "output-path":
@@ -140,7 +142,9 @@ def test_a_failed_run_matches_the_controller_task_by_task(k8s, tmp_path):
 
     tekton_namespace(k8s, NS)
     api = kube_api(k8s)
-    chain = {"a": qa_prompt() | RunnableLambda(_boom, name="Boom"), "b": qa_prompt()} | RunnableLambda(lambda d: d, name="Join")
+    chain = {"a": qa_prompt() | RunnableLambda(_boom, name="Boom"), "b": qa_prompt()} | RunnableLambda(
+        lambda d: d, name="Join"
+    )
     compiled = llmstep.compile(chain, name="fidelity-fails", allow_pickle=True)
     run = compiled.submit({"question": "x"}, engine="tekton", namespace=NS, client=api)
     record = run_tekton(compiled.to_tekton(), {"question": "x"}, runs_dir=tmp_path, quiet=True)
@@ -158,7 +162,9 @@ def test_a_failed_run_matches_the_controller_task_by_task(k8s, tmp_path):
     assert skipped  # the join after the failed branch never ran
     local_run = _local_run_name(record)
     mine = {p.name: p.value for p in ours["on-failure"].outputs.parameters}
-    assert mine["preview"].replace(local_run, "RUN") == results(theirs["on-failure"])["preview"].replace(run.name, "RUN")
+    assert mine["preview"].replace(local_run, "RUN") == results(theirs["on-failure"])["preview"].replace(
+        run.name, "RUN"
+    )
 
 
 # ---------------------------------------------------------------- timeouts, hand-edited
@@ -191,8 +197,11 @@ def timed_runs(k8s, tmp_path_factory):
     api = kube_api(k8s)
     submitted = {}
     for case, (timeouts, step) in TIMEOUTS.items():
-        chain = RunnableLambda(_first, name="first") | llmstep.Step(RunnableLambda(_slow, name="slow"), **step) \
+        chain = (
+            RunnableLambda(_first, name="first")
+            | llmstep.Step(RunnableLambda(_slow, name="slow"), **step)
             | RunnableLambda(_first, name="never")
+        )
         docs = llmstep.compile(chain, name=f"timeout-{case}", allow_pickle=True).to_tekton()
         if timeouts:
             next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts

@@ -80,32 +80,87 @@ def _same(x):
 def value_corpus():
     """{case: (chain, input)}: the first step makes the value, the next one receives it."""
     tz = dt.timezone(dt.timedelta(hours=2))
-    verdict = Verdict(label="good", score=0.9, reasons=[Reason(text="clear"), Reason(text="short", weight=0.5)],
-                      when=dt.date(2026, 12, 1))
+    verdict = Verdict(
+        label="good",
+        score=0.9,
+        reasons=[Reason(text="clear"), Reason(text="short", weight=0.5)],
+        when=dt.date(2026, 12, 1),
+    )
     return {
         "pydantic-output-parser": (
             _emit(AIMessage(content=json.dumps({"label": "yes", "score": 0.75, "reasons": [{"text": "r"}]})))
-            | PydanticOutputParser(pydantic_object=Verdict) | RunnableLambda(_same), "in"),
-        "pydantic-tools-parser": (_emit(AI) | PydanticToolsParser(tools=[Verdict], first_tool_only=True)
-                                  | RunnableLambda(lambda v: [v, v.reasons]), "in"),
-        "models-in-dicts-and-lists": (RunnableParallel(v=_emit(verdict), many=_emit([verdict, verdict]))
-                                      | RunnableLambda(lambda d: {"nested": d, "first": d["many"][0]}), "x"),
+            | PydanticOutputParser(pydantic_object=Verdict)
+            | RunnableLambda(_same),
+            "in",
+        ),
+        "pydantic-tools-parser": (
+            _emit(AI)
+            | PydanticToolsParser(tools=[Verdict], first_tool_only=True)
+            | RunnableLambda(lambda v: [v, v.reasons]),
+            "in",
+        ),
+        "models-in-dicts-and-lists": (
+            RunnableParallel(v=_emit(verdict), many=_emit([verdict, verdict]))
+            | RunnableLambda(lambda d: {"nested": d, "first": d["many"][0]}),
+            "x",
+        ),
         "pydantic-v1": (_emit(Legacy(name="old", tags=["a"])) | RunnableLambda(lambda m: (m, m.tags)), 0),
-        "dataclasses": (_emit(Point(1, 2, extra=[3])) | RunnableLambda(lambda p: [p, Span(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz), dt.timedelta(hours=1, microseconds=7))]), 0),
-        "dates-and-times": (_emit({"d": dt.date(2026, 12, 1), "t": dt.time(13, 14, 15, 16), "dt": dt.datetime(2026, 12, 1, 8, 0),
-                                   "td": dt.timedelta(days=-1, seconds=5)}) | RunnableLambda(_same), 0),
-        "uuid-decimal-enum": (_emit([uuid.UUID("12345678-1234-5678-1234-567812345678"), decimal.Decimal("1.10"), Color.BLUE])
-                              | RunnableLambda(lambda xs: {"items": xs, "names": [type(x).__name__ for x in xs]}), 0),
-        "bytes-sets-tuples": (_emit({"b": b"\x00\xffbin", "s": {1, 2, 3}, "f": frozenset({"a"}), "t": (1, (2, "3")), 7: "int key"})
-                              | RunnableLambda(lambda d: (d, sorted(type(v).__name__ for v in d.values()))), 0),
-        "non-finite-floats": (_emit([math.inf, -math.inf, 1.5]) | RunnableLambda(lambda xs: {"xs": xs, "big": xs[0] > 1e308}), 0),
-        "messages-with-everything": (_emit(AI) | RunnableLambda(lambda m: [m, m.tool_calls[0]["args"], m.usage_metadata]), 0),
-        "message-chunks": (_emit(AIMessageChunk(content="par", id="c", tool_call_chunks=[{"name": "f", "args": '{"a"', "id": "t", "index": 0}]))
-                           | RunnableLambda(lambda c: c + AIMessageChunk(content="t", id="c")), 0),
-        "message-carrying-a-model": (_emit(AIMessage(content="x", additional_kwargs={"parsed": verdict}))
-                                     | RunnableLambda(lambda m: [m, ToolMessage(content="done", tool_call_id="c1")]), 0),
-        "generations": (_emit([ChatGeneration(message=HumanMessage("h")), Generation(text="g", generation_info={"n": 1})])
-                        | RunnableLambda(_same), 0),
+        "dataclasses": (
+            _emit(Point(1, 2, extra=[3]))
+            | RunnableLambda(
+                lambda p: [p, Span(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz), dt.timedelta(hours=1, microseconds=7))]
+            ),
+            0,
+        ),
+        "dates-and-times": (
+            _emit(
+                {
+                    "d": dt.date(2026, 12, 1),
+                    "t": dt.time(13, 14, 15, 16),
+                    "dt": dt.datetime(2026, 12, 1, 8, 0),
+                    "td": dt.timedelta(days=-1, seconds=5),
+                }
+            )
+            | RunnableLambda(_same),
+            0,
+        ),
+        "uuid-decimal-enum": (
+            _emit([uuid.UUID("12345678-1234-5678-1234-567812345678"), decimal.Decimal("1.10"), Color.BLUE])
+            | RunnableLambda(lambda xs: {"items": xs, "names": [type(x).__name__ for x in xs]}),
+            0,
+        ),
+        "bytes-sets-tuples": (
+            _emit({"b": b"\x00\xffbin", "s": {1, 2, 3}, "f": frozenset({"a"}), "t": (1, (2, "3")), 7: "int key"})
+            | RunnableLambda(lambda d: (d, sorted(type(v).__name__ for v in d.values()))),
+            0,
+        ),
+        "non-finite-floats": (
+            _emit([math.inf, -math.inf, 1.5]) | RunnableLambda(lambda xs: {"xs": xs, "big": xs[0] > 1e308}),
+            0,
+        ),
+        "messages-with-everything": (
+            _emit(AI) | RunnableLambda(lambda m: [m, m.tool_calls[0]["args"], m.usage_metadata]),
+            0,
+        ),
+        "message-chunks": (
+            _emit(
+                AIMessageChunk(
+                    content="par", id="c", tool_call_chunks=[{"name": "f", "args": '{"a"', "id": "t", "index": 0}]
+                )
+            )
+            | RunnableLambda(lambda c: c + AIMessageChunk(content="t", id="c")),
+            0,
+        ),
+        "message-carrying-a-model": (
+            _emit(AIMessage(content="x", additional_kwargs={"parsed": verdict}))
+            | RunnableLambda(lambda m: [m, ToolMessage(content="done", tool_call_id="c1")]),
+            0,
+        ),
+        "generations": (
+            _emit([ChatGeneration(message=HumanMessage("h")), Generation(text="g", generation_info={"n": 1})])
+            | RunnableLambda(_same),
+            0,
+        ),
     }
 
 

@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # every step's command: its own entry point, without the rest of the command line
         from llmstep.executor import main as executor
 
-        return executor.process_main(argv[command + 1:], debug=bool(argv[:command]))
+        return executor.process_main(argv[command + 1 :], debug=bool(argv[:command]))
     args = _parser().parse_args(argv)
     _setup_logging(args)
     from llmstep import values
@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     # --debug works before or after the command; SUPPRESS keeps a subcommand's default from
     # overwriting a --debug given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs"
+    )
     parser = argparse.ArgumentParser(
         prog="llmstep",
         description="Run LangChain chains on Kubernetes workflow engines, one container per Runnable.",
@@ -92,33 +94,63 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmstep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("compile", parents=[common], help="compile a chain to an Argo Workflow or Tekton objects",
-                       description="Compile a chain reference to an Argo Workflow, or with --engine tekton to the "
-                       "Task and the Pipeline (and with --run-only, to a PipelineRun of it) (YAML).")
+    p = sub.add_parser(
+        "compile",
+        parents=[common],
+        help="compile a chain to an Argo Workflow or Tekton objects",
+        description="Compile a chain reference to an Argo Workflow, or with --engine tekton to the "
+        "Task and the Pipeline (and with --run-only, to a PipelineRun of it) (YAML).",
+    )
     p.add_argument("ref", metavar="REF", help="path/to/file.py:attr or package.module:attr")
     p.add_argument("-o", "--output", metavar="FILE", help="write the YAML here instead of stdout")
     p.add_argument("--image", help="the step image")
     p.add_argument("--name", help="the workflow name (default: derived from the chain)")
-    p.add_argument("--data", choices=["artifacts", "parameters"], default="artifacts",
-                   help="how data moves between steps (default: artifacts)")
+    p.add_argument(
+        "--data",
+        choices=["artifacts", "parameters"],
+        default="artifacts",
+        help="how data moves between steps (default: artifacts)",
+    )
     p.add_argument("--secret", default=contract.DEFAULT_SECRET, help="the Secret holding API keys")
     p.add_argument("--allow-pickle", action="store_true", help="send unserializable Runnables with cloudpickle")
     add_value_type_option(p)
-    p.add_argument("--engine", choices=["argo", "tekton"], default="argo",
-                   help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
-                   "for `kubectl apply -f`")
-    p.add_argument("--run-only", action="store_true", help="(tekton) only a PipelineRun of the Pipeline (generateName, "
-                   "the input from --input), for `kubectl create -f`")
-    p.add_argument("--batch", type=positive_int, metavar="N", help="(argo) the batch Workflow: the chain over every item of its "
-                   "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time")
-    p.add_argument("--input", metavar="JSON", help="the chain input written into the document (the 'input' "
-                   "parameter's value), so `kubectl create -f` runs it; `argo submit -p input=...` overrides it")
+    p.add_argument(
+        "--engine",
+        choices=["argo", "tekton"],
+        default="argo",
+        help="argo: a Workflow; tekton: the reusable objects (the llmstep-run Task and the Pipeline), "
+        "for `kubectl apply -f`",
+    )
+    p.add_argument(
+        "--run-only",
+        action="store_true",
+        help="(tekton) only a PipelineRun of the Pipeline (generateName, "
+        "the input from --input), for `kubectl create -f`",
+    )
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        metavar="N",
+        help="(argo) the batch Workflow: the chain over every item of its "
+        "'inputs' parameter (withParam), at most N inputs in flight and N step pods at a time",
+    )
+    p.add_argument(
+        "--input",
+        metavar="JSON",
+        help="the chain input written into the document (the 'input' "
+        "parameter's value), so `kubectl create -f` runs it; `argo submit -p input=...` overrides it",
+    )
     p.set_defaults(func=_compile)
 
     from llmstep.executor import main as executor
 
-    p = sub.add_parser("exec", parents=[common], allow_abbrev=False, help="run one step (the container entrypoint)",
-                       description=executor.DESCRIPTION)
+    p = sub.add_parser(
+        "exec",
+        parents=[common],
+        allow_abbrev=False,
+        help="run one step (the container entrypoint)",
+        description=executor.DESCRIPTION,
+    )
     executor.add_arguments(p)
     p.set_defaults(func=executor.run)
 
@@ -149,8 +181,13 @@ def _compile(args: argparse.Namespace) -> int:
 
     chain = load_reference(args.ref)
     compiled = compile_chain(
-        chain, name=args.name or reference_name(args.ref), image=args.image, allow_pickle=args.allow_pickle, data=args.data,
-        secret=args.secret, value_types=load_classes(args.value_types, "--value-type"),
+        chain,
+        name=args.name or reference_name(args.ref),
+        image=args.image,
+        allow_pickle=args.allow_pickle,
+        data=args.data,
+        secret=args.secret,
+        value_types=load_classes(args.value_types, "--value-type"),
     )
     if args.run_only and args.engine != "tekton":
         raise UsageError("--run-only writes a Tekton PipelineRun: add --engine tekton")
@@ -165,7 +202,7 @@ def _compile(args: argparse.Namespace) -> int:
         except jsonio.TooDeep as exc:
             raise UsageError(f"--input: {exc}") from None
         except ValueError as exc:
-            raise UsageError(f"--input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+            raise UsageError(f'--input is not valid JSON ({exc}); quote it: --input \'{{"question": "..."}}\'') from exc
     if args.batch is not None:
         text = compiled.to_batch_yaml(args.batch)
     elif args.engine == "argo":

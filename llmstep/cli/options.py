@@ -18,7 +18,9 @@ def _whole_number(text: str, least: int) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < least:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more" if least == 0 else f"{value} is not at least {least}")
+        raise argparse.ArgumentTypeError(
+            f"{value} is negative; give 0 or more" if least == 0 else f"{value} is not at least {least}"
+        )
     return value
 
 
@@ -34,10 +36,16 @@ def count(text: str) -> int:
 
 def add_value_type_option(p: argparse.ArgumentParser, only_ref: bool = False) -> None:
     """``--value-type MODULE:CLASS``, repeatable: ``compile(value_types=[...])`` on the command line."""
-    p.add_argument("--value-type", action="append", default=[], metavar="MODULE:CLASS", dest="value_types",
-                   help=("(REF) " if only_ref else "") + "a class whose instances pass between steps (a pydantic model, "
-                   "dataclass or Enum), as package.module:Class or path/to/file.py:Class; repeatable. A function's "
-                   "return annotation (def f(...) -> Class) declares its class too")
+    p.add_argument(
+        "--value-type",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        dest="value_types",
+        help=("(REF) " if only_ref else "") + "a class whose instances pass between steps (a pydantic model, "
+        "dataclass or Enum), as package.module:Class or path/to/file.py:Class; repeatable. A function's "
+        "return annotation (def f(...) -> Class) declares its class too",
+    )
 
 
 def seconds(text: str) -> float:
@@ -54,10 +62,20 @@ def seconds(text: str) -> float:
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="JSON", help="the chain input, as JSON")
-    p.add_argument("--inputs", metavar="FILE", help="a batch: one chain input per line (JSON Lines) or a JSON list; "
-                   "'-' reads stdin. A chain reference becomes its batch Workflow (withParam)")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                   help="a workflow parameter, as with argo submit (-p input='{...}')")
+    p.add_argument(
+        "--inputs",
+        metavar="FILE",
+        help="a batch: one chain input per line (JSON Lines) or a JSON list; "
+        "'-' reads stdin. A chain reference becomes its batch Workflow (withParam)",
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a workflow parameter, as with argo submit (-p input='{...}')",
+    )
 
 
 def read_inputs(path: str) -> list[Any]:
@@ -73,8 +91,10 @@ def read_inputs(path: str) -> list[Any]:
                 values.append(jsonio.loads(line))
         except ValueError as exc:
             where = getattr(exc, "lineno", 1) if len(lines) == 1 else number
-            raise UsageError(f"--inputs {path}: line {where}: not JSON ({getattr(exc, 'msg', exc)}); "
-                                "give one JSON value per line, or one JSON list") from exc
+            raise UsageError(
+                f"--inputs {path}: line {where}: not JSON ({getattr(exc, 'msg', exc)}); "
+                "give one JSON value per line, or one JSON list"
+            ) from exc
     return values[0] if lines == [text] and values and isinstance(values[0], list) else values
 
 
@@ -84,9 +104,11 @@ def refuse_reference_options(args: argparse.Namespace, target: str, flags: tuple
     already: its images, its engine and its payloads are written in it)."""
     given = [flag for flag in flags if getattr(args, flag.lstrip("-").replace("-", "_"), None) not in (None, False)]
     if given:
-        raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a chain reference, which "
-                         f"llmstep renders; {target} is rendered already (what {' and '.join(given)} would set is "
-                         f"written in it): drop {' and '.join(given)}, or edit the document")
+        raise UsageError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a chain reference, which "
+            f"llmstep renders; {target} is rendered already (what {' and '.join(given)} would set is "
+            f"written in it): drop {' and '.join(given)}, or edit the document"
+        )
 
 
 def parameters(args: argparse.Namespace) -> dict[str, str]:
@@ -115,5 +137,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
         except jsonio.TooDeep as exc:
             raise UsageError(f"the input (--input, -p input=...): {exc}") from None
         except ValueError as exc:
-            raise UsageError(f"the input is not valid JSON ({exc}); quote it: --input '{{\"question\": \"...\"}}'") from exc
+            raise UsageError(
+                f'the input is not valid JSON ({exc}); quote it: --input \'{{"question": "..."}}\''
+            ) from exc
     return params

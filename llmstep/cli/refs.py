@@ -75,8 +75,10 @@ def load_classes(refs: list[str], option: str) -> list[type]:
             except AttributeError:
                 raise ReferenceError_(f"{option} {ref!r}: {module_part} has no attribute {attr!r}") from None
         if not isinstance(obj, type):
-            raise ReferenceError_(f"{option} {ref!r} is a {type(obj).__name__}, not a class (a pydantic model, "
-                                  "dataclass or Enum whose instances pass between steps)")
+            raise ReferenceError_(
+                f"{option} {ref!r} is a {type(obj).__name__}, not a class (a pydantic model, "
+                "dataclass or Enum whose instances pass between steps)"
+            )
         classes.append(obj)
     return classes
 
@@ -126,6 +128,8 @@ def _load_module(spec: str) -> Any:
 
 def _raised(spec: str, exc: BaseException) -> str:
     if isinstance(exc, SystemExit):  # exit(0) would otherwise end llmstep as a success with no output
-        return (f"{spec} called sys.exit({exc.code!r}) while loading, so it defines no chain; a module that is "
-                "also a script keeps that under if __name__ == '__main__':")
+        return (
+            f"{spec} called sys.exit({exc.code!r}) while loading, so it defines no chain; a module that is "
+            "also a script keeps that under if __name__ == '__main__':"
+        )
     return f"{spec} raised while loading: {type(exc).__name__}: {exc}"

@@ -25,39 +25,81 @@ KEEP_RUNS = 50
 """Unpinned run records beyond this many (newest kept) are pruned when a new run starts."""
 
 
-PRICES_HELP = ("a price table (JSON or YAML: {MODEL: {input: PRICE, output: PRICE}}, per 1,000,000 tokens) for an "
-               "estimated cost of the run's tokens; llmstep ships no prices")
-RUNS_DIR_HELP = ("where run records live (default: $LLMSTEP_RUNS_DIR, else .llmstep/runs under the current directory; "
-                 "records are per directory: set LLMSTEP_RUNS_DIR to one place to list them from anywhere)")
+PRICES_HELP = (
+    "a price table (JSON or YAML: {MODEL: {input: PRICE, output: PRICE}}, per 1,000,000 tokens) for an "
+    "estimated cost of the run's tokens; llmstep ships no prices"
+)
+RUNS_DIR_HELP = (
+    "where run records live (default: $LLMSTEP_RUNS_DIR, else .llmstep/runs under the current directory; "
+    "records are per directory: set LLMSTEP_RUNS_DIR to one place to list them from anywhere)"
+)
+
 
 def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("run", parents=[common], help="run a chain or a Workflow file on this machine",
-                       description="Run a chain reference or an Argo Workflow file (one llmstep generated, "
-                       "hand edits included) on this machine, one process per step.")
-    p.add_argument("target", nargs="*", metavar="REF|FILE.yaml",
-                   help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
-                   "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)")
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a chain or a Workflow file on this machine",
+        description="Run a chain reference or an Argo Workflow file (one llmstep generated, "
+        "hand edits included) on this machine, one process per step.",
+    )
+    p.add_argument(
+        "target",
+        nargs="*",
+        metavar="REF|FILE.yaml",
+        help="a chain reference (path/to/file.py:attr, package.module:attr), an Argo Workflow file, "
+        "or Tekton files (a PipelineRun or TaskRun with the Pipeline and Tasks it uses)",
+    )
     add_input_options(p)
-    p.add_argument("--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)")
+    p.add_argument(
+        "--parallelism", type=positive_int, metavar="N", help="at most N steps at once (with --inputs, default 8)"
+    )
     p.add_argument("--secrets", metavar="FILE", help="a dotenv file with secret values (e.g. OPENAI_API_KEY=...)")
     p.add_argument("--resume", metavar="RUN", help="re-run the steps of RUN that did not succeed")
-    p.add_argument("--keep", action="store_true", help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help=f"pin this run's record (unpinned ones beyond the newest {KEEP_RUNS} are pruned)",
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
-    p.add_argument("--allow-pickle", action="store_true", help="(REF) send unserializable Runnables with cloudpickle; "
-                   "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)")
-    p.add_argument("--allow-endpoint", action="append", default=[], metavar="URL",
-                   help="(FILE, --resume) let the file's steps send your model key to URL, an endpoint the file names "
-                   "(by default only the endpoint your OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT configures, else "
-                   "the provider's own)")
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="(REF) send unserializable Runnables with cloudpickle; "
+        "(FILE, --resume) run the pickle payloads of a file you trust (they run any code they hold)",
+    )
+    p.add_argument(
+        "--allow-endpoint",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="(FILE, --resume) let the file's steps send your model key to URL, an endpoint the file names "
+        "(by default only the endpoint your OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT configures, else "
+        "the provider's own)",
+    )
     add_value_type_option(p, only_ref=True)
     p.add_argument("--image", help="(REF) the step image written into the workflow")
-    p.add_argument("--engine", choices=["argo", "tekton"], help="(REF) which documents to render and run (default: argo)")
+    p.add_argument(
+        "--engine", choices=["argo", "tekton"], help="(REF) which documents to render and run (default: argo)"
+    )
     p.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
-    p.add_argument("--isolation", choices=["process", "container"], default="process",
-                   help="run each step as a process (default) or in the step image")
-    p.add_argument("--engine-cli", choices=["podman", "docker"], default="podman", help="container engine for --isolation container")
-    p.add_argument("--no-fork-server", action="store_true",
-                   help="start every step as a cold process instead of forking it from a server with LangChain imported")
+    p.add_argument(
+        "--isolation",
+        choices=["process", "container"],
+        default="process",
+        help="run each step as a process (default) or in the step image",
+    )
+    p.add_argument(
+        "--engine-cli",
+        choices=["podman", "docker"],
+        default="podman",
+        help="container engine for --isolation container",
+    )
+    p.add_argument(
+        "--no-fork-server",
+        action="store_true",
+        help="start every step as a cold process instead of forking it from a server with LangChain imported",
+    )
     p.add_argument("--prices", metavar="FILE", help=PRICES_HELP)
     p.set_defaults(func=_run)
 
@@ -66,9 +108,13 @@ def add_run_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     p.add_argument("--json", action="store_true", help="print the runs as a JSON list")
     p.set_defaults(func=_runs)
 
-    p = sub.add_parser("fork-servers", parents=[common], help="list your fork servers (local runs' warm step starters)",
-                       description="List the fork servers local runs left warm for later runs (each ends after "
-                       "LLMSTEP_FORKSERVER_IDLE seconds without work), or stop them.")
+    p = sub.add_parser(
+        "fork-servers",
+        parents=[common],
+        help="list your fork servers (local runs' warm step starters)",
+        description="List the fork servers local runs left warm for later runs (each ends after "
+        "LLMSTEP_FORKSERVER_IDLE seconds without work), or stop them.",
+    )
     p.add_argument("--stop", action="store_true", help="stop them (each ends once its running steps have)")
     p.set_defaults(func=_fork_servers)
 
@@ -91,10 +137,17 @@ def _runs_dir(args: argparse.Namespace, write: bool = False) -> Path:
             with tempfile.TemporaryFile(dir=path):
                 pass
         except OSError as exc:
-            source = "--runs-dir" if args.runs_dir else "LLMSTEP_RUNS_DIR" if os.environ.get("LLMSTEP_RUNS_DIR") else "runs directory"
+            source = (
+                "--runs-dir"
+                if args.runs_dir
+                else "LLMSTEP_RUNS_DIR"
+                if os.environ.get("LLMSTEP_RUNS_DIR")
+                else "runs directory"
+            )
             cause = "it is not a directory" if path.exists() and not path.is_dir() else exc.strerror or exc
-            raise UsageError(f"{source} {path}: cannot write run records there ({cause}); "
-                             "pass --runs-dir DIR") from None
+            raise UsageError(
+                f"{source} {path}: cannot write run records there ({cause}); pass --runs-dir DIR"
+            ) from None
         finally:
             for made in created:
                 try:
@@ -169,8 +222,13 @@ def _compile_reference(args: argparse.Namespace, target: str) -> Any:
     from llmstep.api import compile as compile_chain
     from llmstep.cli.refs import load_classes, load_reference, reference_name
 
-    return compile_chain(load_reference(target), name=reference_name(target), allow_pickle=args.allow_pickle,
-                         image=args.image, value_types=load_classes(args.value_types, "--value-type"))
+    return compile_chain(
+        load_reference(target),
+        name=reference_name(target),
+        allow_pickle=args.allow_pickle,
+        image=args.image,
+        value_types=load_classes(args.value_types, "--value-type"),
+    )
 
 
 def _recompiled(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -198,7 +256,9 @@ def _run(args: argparse.Namespace) -> int:
     prices = _prices(args)
     secrets = read_secrets(args.secrets)
     environ = dict(os.environ)  # read once, passed down: the runner reads no environment of its own
-    isolation = Isolation.from_environ(environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server)
+    isolation = Isolation.from_environ(
+        environ, kind=args.isolation, engine_cli=args.engine_cli, fork=not args.no_fork_server
+    )
     if args.resume:
         from llmstep.cli.refs import is_reference
 
@@ -207,17 +267,34 @@ def _run(args: argparse.Namespace) -> int:
         documents = None
         if args.target:
             if len(args.target) != 1 or not is_reference(args.target[0]):
-                raise UsageError("--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
-                                    "with its current code; not a Workflow file")
+                raise UsageError(
+                    "--resume RUN takes at most a chain reference (path/to/file.py:attr), to resume "
+                    "with its current code; not a Workflow file"
+                )
             documents = _recompiled(args)
-            print(f"llmstep: resuming {args.resume} with the current code of {args.target[0]}; finished steps keep "
-                  "their outputs", file=sys.stderr)
+            print(
+                f"llmstep: resuming {args.resume} with the current code of {args.target[0]}; finished steps keep "
+                "their outputs",
+                file=sys.stderr,
+            )
         else:
-            print(f"llmstep: resuming {args.resume} with the code recorded when it started (its workflow.yaml); to "
-                  f"resume with your current code: llmstep run REF --resume {args.resume}", file=sys.stderr)
-        record = resume_run(args.resume, parallelism=args.parallelism, secrets=secrets, runs_dir=runs_dir,
-                            quiet=args.json, isolation=isolation, allow_pickle=args.allow_pickle,
-                            allow_endpoints=tuple(args.allow_endpoint), documents=documents, environ=environ)
+            print(
+                f"llmstep: resuming {args.resume} with the code recorded when it started (its workflow.yaml); to "
+                f"resume with your current code: llmstep run REF --resume {args.resume}",
+                file=sys.stderr,
+            )
+        record = resume_run(
+            args.resume,
+            parallelism=args.parallelism,
+            secrets=secrets,
+            runs_dir=runs_dir,
+            quiet=args.json,
+            isolation=isolation,
+            allow_pickle=args.allow_pickle,
+            allow_endpoints=tuple(args.allow_endpoint),
+            documents=documents,
+            environ=environ,
+        )
     else:
         if not args.target:
             raise UsageError("llmstep run needs a chain reference or a Workflow file (or --resume RUN)")
@@ -225,16 +302,27 @@ def _run(args: argparse.Namespace) -> int:
         try:
             _prune(runs_dir)
             batch = args.inputs is not None and args.engine == "argo"
-            options = {"parameters": parameters(args), "parallelism": None if batch else args.parallelism, "secrets": secrets,
-                       "runs_dir": runs_dir, "quiet": args.json, "isolation": isolation, "launcher": launcher,
-                       "allow_pickle": launcher is not None or args.allow_pickle, "from_file": launcher is None,
-                       "allow_endpoints": tuple(args.allow_endpoint), "environ": environ}
+            options = {
+                "parameters": parameters(args),
+                "parallelism": None if batch else args.parallelism,
+                "secrets": secrets,
+                "runs_dir": runs_dir,
+                "quiet": args.json,
+                "isolation": isolation,
+                "launcher": launcher,
+                "allow_pickle": launcher is not None or args.allow_pickle,
+                "from_file": launcher is None,
+                "allow_endpoints": tuple(args.allow_endpoint),
+                "environ": environ,
+            }
             if any(d.get("kind") in ("PipelineRun", "TaskRun", "Pipeline") for d in docs):
                 record = run_tekton(docs, **options)
             elif len(docs) == 1:
                 record = run_document(docs[0], **options)
             else:
-                raise WorkflowError(f"{' '.join(args.target)}: expected one Argo Workflow or a Tekton PipelineRun/TaskRun set")
+                raise WorkflowError(
+                    f"{' '.join(args.target)}: expected one Argo Workflow or a Tekton PipelineRun/TaskRun set"
+                )
         finally:
             if launcher is not None:
                 launcher.close()
@@ -260,8 +348,19 @@ def _report(record: Any, as_json: bool, prices: Any = None) -> int:
     if as_json:
         encoded = serde.plain_of(output) if ok else None
         steps = {t: dict(zip(("phase", "message"), record.shown(n), strict=True)) for t, n in record.in_run_order()}
-        print(json_text({"run": record.run_id, "phase": record.phase, "output": encoded,
-                         "failures": record.failures(), "steps": steps, **usage_json(tokens, prices)}, indent=2))
+        print(
+            json_text(
+                {
+                    "run": record.run_id,
+                    "phase": record.phase,
+                    "output": encoded,
+                    "failures": record.failures(),
+                    "steps": steps,
+                    **usage_json(tokens, prices),
+                },
+                indent=2,
+            )
+        )
     elif ok:
         print(output if isinstance(output, str) else output_text(output))
     else:

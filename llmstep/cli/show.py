@@ -41,8 +41,22 @@ def _finite(value: Any) -> Any:
 def print_runs(records: list[RunRecord], runs_dir: Path, as_json: bool) -> int:
     """``llmstep runs``: the records, newest first."""
     if as_json:
-        print(json_text([{"run": r.run_id, "phase": r.phase, "steps": len(r.nodes), "startedAt": r.state.started_at,
-                          "finishedAt": r.state.finished_at, "path": str(r.root.resolve())} for r in records], indent=2))
+        print(
+            json_text(
+                [
+                    {
+                        "run": r.run_id,
+                        "phase": r.phase,
+                        "steps": len(r.nodes),
+                        "startedAt": r.state.started_at,
+                        "finishedAt": r.state.finished_at,
+                        "path": str(r.root.resolve()),
+                    }
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not records:
         print(f"no runs in {runs_dir}")
@@ -79,8 +93,13 @@ def show_json(record: RunRecord, step: str | None, prices: Prices | None = None)
     def one(task: str, node: NodeState) -> dict[str, Any]:
         data = record.data_dir(task)
         phase, message = record.shown(node)
-        out: dict[str, Any] = {"phase": phase, "message": message, "attempts": node.attempts or 0,
-                               "startedAt": node.started_at, "finishedAt": node.finished_at}
+        out: dict[str, Any] = {
+            "phase": phase,
+            "message": message,
+            "attempts": node.attempts or 0,
+            "startedAt": node.started_at,
+            "finishedAt": node.finished_at,
+        }
         if (data / contract.OUTPUT).is_file():
             out["output"] = serde.plain_value((data / contract.OUTPUT).read_text(encoding="utf-8"))
         if (data / contract.ERROR).is_file():
@@ -92,9 +111,15 @@ def show_json(record: RunRecord, step: str | None, prices: Prices | None = None)
     if step:
         return {"run": record.run_id, "step": step, **one(step, record.nodes[step])}
     ok = record.phase == contract.Phase.SUCCEEDED and not record.state.batch
-    return {"run": record.run_id, "phase": record.phase, "message": record.state.message or "",
-            "output": serde.plain_of(record.result()) if ok else None, "failures": record.failures(),
-            "steps": {t: one(t, n) for t, n in record.in_run_order()}, **usage_json(record.usage(), prices)}
+    return {
+        "run": record.run_id,
+        "phase": record.phase,
+        "message": record.state.message or "",
+        "output": serde.plain_of(record.result()) if ok else None,
+        "failures": record.failures(),
+        "steps": {t: one(t, n) for t, n in record.in_run_order()},
+        **usage_json(record.usage(), prices),
+    }
 
 
 def show(record: RunRecord, step: str | None, prices: Prices | None = None) -> None:
@@ -132,7 +157,9 @@ def show(record: RunRecord, step: str | None, prices: Prices | None = None) -> N
         if node.phase in contract.FAILED_PHASES and log.is_file():
             for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]:
                 print(f"      log {line}")
-    for line in usage_lines(record.usage(), prices) or (["tokens: none (no step recorded a model call)"] if prices else []):
+    for line in usage_lines(record.usage(), prices) or (
+        ["tokens: none (no step recorded a model call)"] if prices else []
+    ):
         print(line)
 
 

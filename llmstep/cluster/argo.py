@@ -52,8 +52,10 @@ class WorkflowRun:
             if phase in contract.DONE_PHASES:
                 return wf
             if time.monotonic() > deadline:
-                raise SubmissionError(f"workflow {self.name} still {phase or 'not started'} after {timeout:.0f} s; "
-                                      f"see argo get -n {self.namespace} {self.name}")
+                raise SubmissionError(
+                    f"workflow {self.name} still {phase or 'not started'} after {timeout:.0f} s; "
+                    f"see argo get -n {self.namespace} {self.name}"
+                )
             time.sleep(poll)
 
     def _done(self) -> dict[str, Any]:
@@ -84,8 +86,13 @@ class WorkflowRun:
         from llmstep import usage
 
         nodes = (self.get().get("status") or {}).get("nodes") or {}
-        return usage.totals(param.get("value") for node in nodes.values() if node.get("type") == "Pod"
-                            for param in (node.get("outputs") or {}).get("parameters") or [] if param.get("name") == "usage")
+        return usage.totals(
+            param.get("value")
+            for node in nodes.values()
+            if node.get("type") == "Pod"
+            for param in (node.get("outputs") or {}).get("parameters") or []
+            if param.get("name") == "usage"
+        )
 
     def logs(self, step: str | None = None) -> dict[str, str]:
         """Logs of the workflow's step pods (``main`` containers), by node display name."""
@@ -122,8 +129,14 @@ class BatchRun(WorkflowRun):
         wf = self._done()
         count = batch.input_count((wf["spec"].get("arguments") or {}).get("parameters") or [])
         nodes = ((node.get("name", node_id), node) for node_id, node in (wf["status"].get("nodes") or {}).items())
-        return batch.collect(count, nodes, _annotations(wf).get(contract.OUTPUT_TASK, ""), node_output,
-                             f"workflow {self.name}", return_exceptions)
+        return batch.collect(
+            count,
+            nodes,
+            _annotations(wf).get(contract.OUTPUT_TASK, ""),
+            node_output,
+            f"workflow {self.name}",
+            return_exceptions,
+        )
 
 
 def workflow_logs(transport: Transport, namespace: str, name: str) -> dict[str, str]:
@@ -150,11 +163,18 @@ def workflow_failed(wf: dict[str, Any]) -> WorkflowFailed:
     status = wf.get("status") or {}
     meta = wf.get("metadata") or {}
     failures = [
-        {"step": n.get("displayName"), "template": n.get("templateName"), "phase": n.get("phase"), "message": n.get("message")}
+        {
+            "step": n.get("displayName"),
+            "template": n.get("templateName"),
+            "phase": n.get("phase"),
+            "message": n.get("message"),
+        }
         for n in (status.get("nodes") or {}).values()
         if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES
     ]
-    lines = [f"workflow {meta.get('name')} {str(status.get('phase')).lower()}: {status.get('message') or ''}".rstrip(": ")]
+    lines = [
+        f"workflow {meta.get('name')} {str(status.get('phase')).lower()}: {status.get('message') or ''}".rstrip(": ")
+    ]
     lines += [f"  step {f['step']} ({f['template']}): {f['message']}" for f in failures]
     lines.append(f"  ask what went wrong: llmstep diagnose workflow/{meta.get('name')} -n {meta.get('namespace')}")
     return WorkflowFailed("\n".join(lines), run_id=meta.get("name") or "", failures=failures)
@@ -172,8 +192,9 @@ def _annotations(wf: dict[str, Any]) -> dict[str, str]:
     return (wf.get("metadata") or {}).get("annotations") or {}
 
 
-def submit(doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, transport: Transport,
-           ui_url: str | None = None) -> WorkflowRun:
+def submit(
+    doc: dict[str, Any], arguments: dict[str, str], *, namespace: str, transport: Transport, ui_url: str | None = None
+) -> WorkflowRun:
     """Create the Workflow with its parameters set (``input``, or ``inputs`` for a batch)."""
     body = copy.deepcopy(doc)
     for param in (body["spec"].get("arguments") or {}).get("parameters") or []:

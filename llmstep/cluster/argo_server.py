@@ -24,8 +24,14 @@ TERMINATE = {"spec": {"shutdown": "Terminate"}}
 class ArgoServer:
     """Workflows through the Argo Server's REST API (Hera's ``WorkflowsService``)."""
 
-    def __init__(self, host: str, *, token: str | None = None, verify: bool | str = True,
-                 client_certs: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        *,
+        token: str | None = None,
+        verify: bool | str = True,
+        client_certs: tuple[str, str] | None = None,
+    ) -> None:
         from hera.workflows.service import WorkflowsService
 
         self.host = host.rstrip("/") + "/"
@@ -41,10 +47,14 @@ class ArgoServer:
             message = str(exc).partition("with message: ")[2].strip("`") or str(exc)
             raise refusal(getattr(exc, "status_code", None), message, what) from exc
         except requests.exceptions.SSLError as exc:
-            raise SubmissionError(f"{what}: TLS verification of {self.host} failed ({exc.__class__.__name__}); pass "
-                                  "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true") from exc
+            raise SubmissionError(
+                f"{what}: TLS verification of {self.host} failed ({exc.__class__.__name__}); pass "
+                "verify=<CA bundle path>, or verify=False / ARGO_INSECURE_SKIP_VERIFY=true"
+            ) from exc
         except requests.exceptions.ConnectionError as exc:
-            raise SubmissionError(f"{what}: cannot reach the Argo Server at {self.host}: {connection_reason(exc)}") from exc
+            raise SubmissionError(
+                f"{what}: cannot reach the Argo Server at {self.host}: {connection_reason(exc)}"
+            ) from exc
 
     @staticmethod
     def _dict(model: Any) -> Object:
@@ -55,24 +65,33 @@ class ArgoServer:
             self._refuse(f"{verb} a {kind}")
 
     def _refuse(self, what: str) -> NoReturn:
-        raise SubmissionError(f"{what}: the Argo Server at {self.host} serves Workflows only; this goes through the "
-                              "Kubernetes API (client=, kubeconfig=, context=)")
+        raise SubmissionError(
+            f"{what}: the Argo Server at {self.host} serves Workflows only; this goes through the "
+            "Kubernetes API (client=, kubeconfig=, context=)"
+        )
 
     def create(self, namespace: str, body: Object) -> Object:
         from hera.workflows.models import Workflow, WorkflowCreateRequest
 
         self._only_workflows(body.get("kind", "Workflow"), "creating")
         request = WorkflowCreateRequest(workflow=Workflow.model_validate(body))
-        return self._dict(self._call(f"creating the Workflow in namespace {namespace}",
-                                     self.service.create_workflow, request, namespace=namespace))
+        return self._dict(
+            self._call(
+                f"creating the Workflow in namespace {namespace}",
+                self.service.create_workflow,
+                request,
+                namespace=namespace,
+            )
+        )
 
     def apply(self, namespace: str, body: Object) -> Object:
         self._refuse(f"applying a {body.get('kind')}")
 
     def get(self, namespace: str, kind: str, name: str) -> Object:
         self._only_workflows(kind, "reading")
-        return self._dict(self._call(f"reading workflow {namespace}/{name}", self.service.get_workflow, name,
-                                     namespace=namespace))
+        return self._dict(
+            self._call(f"reading workflow {namespace}/{name}", self.service.get_workflow, name, namespace=namespace)
+        )
 
     def list(self, namespace: str, kind: str, *, labels: str = "", fields: str = "") -> list[Object]:
         self._refuse(f"listing {kind}s")
@@ -85,8 +104,15 @@ class ArgoServer:
         if patch != TERMINATE:
             self._refuse(f"updating workflow {namespace}/{name} other than to terminate it")
         request = WorkflowTerminateRequest(name=name, namespace=namespace)
-        return self._dict(self._call(f"updating workflow {namespace}/{name}", self.service.terminate_workflow, name,
-                                     request, namespace=namespace))
+        return self._dict(
+            self._call(
+                f"updating workflow {namespace}/{name}",
+                self.service.terminate_workflow,
+                name,
+                request,
+                namespace=namespace,
+            )
+        )
 
     def delete(self, namespace: str, kind: str, name: str) -> None:
         self._refuse(f"deleting {kind.lower()} {namespace}/{name}")
@@ -103,9 +129,16 @@ class ArgoServer:
         this reads the same endpoint through the service's session."""
         svc = self.service
         what = f"reading the logs of workflow {namespace}/{name}"
-        resp = self._call(what, svc._request, method="get", url=f"{self.host}api/v1/workflows/{namespace}/{name}/log",
-                          params={"logOptions.container": "main"}, headers={"Authorization": svc.token},
-                          verify=svc.verify_ssl, cert=svc.client_certs)
+        resp = self._call(
+            what,
+            svc._request,
+            method="get",
+            url=f"{self.host}api/v1/workflows/{namespace}/{name}/log",
+            params={"logOptions.container": "main"},
+            headers={"Authorization": svc.token},
+            verify=svc.verify_ssl,
+            cert=svc.client_certs,
+        )
         if not resp.ok:
             raise refusal(resp.status_code, resp.text.strip(), what)
         pods: dict[str, list[str]] = {}

@@ -11,10 +11,18 @@ from llmstep.cluster.argo_server import ArgoServer
 from llmstep.cluster.transports import KubeApi, Transport, kube_client
 
 
-def transport(*, client: Any = None, transport: Transport | None = None, kubeconfig: str | None = None,
-              context: str | None = None, argo_server: str | None = None, token: str | None = None,
-              verify: bool | str | None = None, client_certs: tuple[str, str] | None = None,
-              env: Mapping[str, str] | None = None) -> Transport:
+def transport(
+    *,
+    client: Any = None,
+    transport: Transport | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    argo_server: str | None = None,
+    token: str | None = None,
+    verify: bool | str | None = None,
+    client_certs: tuple[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Transport:
     """The transport the settings name, as the argo CLI chooses it: ``transport`` when given (a
     ``FakeCluster``, say); the Argo Server when ``argo_server`` (or ``ARGO_SERVER`` in ``env``, the
     settings the entry point read) names one; else the Kubernetes API."""

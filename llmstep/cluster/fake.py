@@ -83,11 +83,17 @@ class FakeCluster:
         with self._lock:
             obj = copy.deepcopy(body)
             meta = obj.setdefault("metadata", {})
-            meta["name"] = meta.get("name") or f"{meta.pop('generateName', kind.lower() + '-')}{next(self._counter):05d}"
+            meta["name"] = (
+                meta.get("name") or f"{meta.pop('generateName', kind.lower() + '-')}{next(self._counter):05d}"
+            )
             meta.pop("generateName", None)
             if (kind, namespace, meta["name"]) in self.objects:
-                raise refusal(409, f'{kind.lower()}s "{meta["name"]}" already exists',
-                              f"creating the {kind} in namespace {namespace}", hints_for(kind))
+                raise refusal(
+                    409,
+                    f'{kind.lower()}s "{meta["name"]}" already exists',
+                    f"creating the {kind} in namespace {namespace}",
+                    hints_for(kind),
+                )
             meta.update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion="1")
             if kind == "Pod":
                 obj.setdefault("status", {"phase": "Pending"})
@@ -101,8 +107,11 @@ class FakeCluster:
         with self._lock:
             obj = copy.deepcopy(body)
             current = self.objects.get((kind, namespace, name))
-            obj["metadata"].update(namespace=namespace, uid=(current or {}).get("metadata", {}).get("uid") or str(uuid.uuid4()),
-                                   resourceVersion=(current or {}).get("metadata", {}).get("resourceVersion", "0"))
+            obj["metadata"].update(
+                namespace=namespace,
+                uid=(current or {}).get("metadata", {}).get("uid") or str(uuid.uuid4()),
+                resourceVersion=(current or {}).get("metadata", {}).get("resourceVersion", "0"),
+            )
             self._bump(obj)
             self.objects[(kind, namespace, name)] = obj
             return copy.deepcopy(obj)
@@ -117,8 +126,11 @@ class FakeCluster:
         self._record("list", kind, namespace)
         self._check("list", kind, f"listing the {kind.lower()}s in namespace {namespace}")
         with self._lock:
-            return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
-                    if k == kind and ns == namespace and _matches(o, labels, fields)]
+            return [
+                copy.deepcopy(o)
+                for (k, ns, _), o in self.objects.items()
+                if k == kind and ns == namespace and _matches(o, labels, fields)
+            ]
 
     def patch(self, namespace: str, kind: str, name: str, patch: Object) -> Object:
         self._record("patch", kind, namespace, name, patch)
@@ -167,8 +179,12 @@ class FakeCluster:
     def _stored(self, namespace: str, kind: str, name: str, doing: str) -> Object:
         obj = self.objects.get((kind, namespace, name))
         if obj is None:
-            raise refusal(404, f'{kind.lower()}s "{name}" not found', f"{doing} {kind.lower()} {namespace}/{name}",
-                          hints_for(kind))
+            raise refusal(
+                404,
+                f'{kind.lower()}s "{name}" not found',
+                f"{doing} {kind.lower()} {namespace}/{name}",
+                hints_for(kind),
+            )
         return obj
 
     @staticmethod
@@ -179,8 +195,10 @@ class FakeCluster:
 
 def _matches(obj: Object, labels: str, fields: str) -> bool:
     """Whether ``obj`` matches equality selectors, as the API server reads them."""
-    for selector, lookup in ((labels, lambda key: (obj.get("metadata") or {}).get("labels", {}).get(key)),
-                             (fields, lambda key: _field(obj, key))):
+    for selector, lookup in (
+        (labels, lambda key: (obj.get("metadata") or {}).get("labels", {}).get(key)),
+        (fields, lambda key: _field(obj, key)),
+    ):
         for term in filter(None, selector.split(",")):
             key, _, value = term.partition("=")
             if lookup(key.strip()) != value.strip():

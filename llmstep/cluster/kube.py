@@ -33,8 +33,14 @@ from llmstep.errors import Cancelled, CredentialsError, ExecutionError, PayloadE
 
 log = logging.getLogger(__name__)
 
-CANNOT_START = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                "CreateContainerConfigError", "CreateContainerError"}
+CANNOT_START = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
 PASSING = ("failed to sync secret cache", "failed to sync configmap cache")
 """Messages of a ``CreateContainerConfigError`` the kubelet retries on its own: a loaded kubelet says
 this before it has read the Secret, and only then names what is really missing."""
@@ -64,19 +70,38 @@ class KubernetesRunnable(Runnable[Any, Any]):
             carry (``llmstep.KubernetesRunnable`` passes this process's, and its ``KUBECONFIG``).
     """
 
-    def __init__(self, runnable: Any, *, image: str | None = None, namespace: str | None = None,
-                 secret: str | None = None, allow_pickle: bool = False, timeout: float = 600,
-                 max_concurrency: int = 8, resources: dict[str, Any] | None = None,
-                 pod_spec: dict[str, Any] | None = None, client: Any = None, kubeconfig: str | None = None,
-                 context: str | None = None, poll: float = 0.25, transport: Transport | None = None,
-                 environ: Mapping[str, str] | None = None, stacklevel: int = 3) -> None:
+    def __init__(
+        self,
+        runnable: Any,
+        *,
+        image: str | None = None,
+        namespace: str | None = None,
+        secret: str | None = None,
+        allow_pickle: bool = False,
+        timeout: float = 600,
+        max_concurrency: int = 8,
+        resources: dict[str, Any] | None = None,
+        pod_spec: dict[str, Any] | None = None,
+        client: Any = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        poll: float = 0.25,
+        transport: Transport | None = None,
+        environ: Mapping[str, str] | None = None,
+        stacklevel: int = 3,
+    ) -> None:
         from langchain_core.runnables.base import coerce_to_runnable
 
         from llmstep.compiler.walk import DEFAULT_IMAGE, DEFAULT_SECRET, single_step
 
         self.bound = coerce_to_runnable(runnable)
-        self.step = single_step(self.bound, allow_pickle=allow_pickle, secret=secret or DEFAULT_SECRET,
-                                environ=environ or {}, stacklevel=stacklevel)
+        self.step = single_step(
+            self.bound,
+            allow_pickle=allow_pickle,
+            secret=secret or DEFAULT_SECRET,
+            environ=environ or {},
+            stacklevel=stacklevel,
+        )
         self.image, self._namespace, self.secret = image or DEFAULT_IMAGE, namespace, secret or DEFAULT_SECRET
         self.timeout, self.max_concurrency, self.poll = timeout, max_concurrency, poll
         self.resources, self.pod_spec = resources, dict(pod_spec or {})
@@ -115,22 +140,37 @@ class KubernetesRunnable(Runnable[Any, Any]):
         """The Pod a call creates (a plain manifest, as ``kubectl create -f`` takes it)."""
         from llmstep import serde
 
-        argv = contract.exec_argv(contract.DATA_DIR) + ["--payload-env", PAYLOAD_ENV, "--input-env", INPUT_ENV,
-                                                       "--inputs", "input", "--log-records"]
+        argv = contract.exec_argv(contract.DATA_DIR) + [
+            "--payload-env",
+            PAYLOAD_ENV,
+            "--input-env",
+            INPUT_ENV,
+            "--inputs",
+            "input",
+            "--log-records",
+        ]
         text = _env_text(serde.parameter_text(input))
         if len(text.encode("utf-8", "surrogatepass")) > contract.PART_BYTES:  # Linux caps one variable at 128 KiB
             argv, text = argv + ["--input-parts", *contract.value_parts(text)], ""
-        env: list[dict[str, Any]] = [{"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
-                                     {"name": INPUT_ENV, "value": text}]
-        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets]
+        env: list[dict[str, Any]] = [
+            {"name": PAYLOAD_ENV, "value": _env_text(json.dumps(self.step.payload, sort_keys=True))},
+            {"name": INPUT_ENV, "value": text},
+        ]
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": key}}} for key in self.step.secrets
+        ]
         container: dict[str, Any] = {
             "name": "main",
             "image": self.image,
             "command": argv + (["--stream"] if stream else []),
             "env": env,
             "volumeMounts": [{"name": "data", "mountPath": contract.DATA_DIR}],
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
         }
         if self.resources:
             container["resources"] = self.resources
@@ -143,9 +183,16 @@ class KubernetesRunnable(Runnable[Any, Any]):
             **self.pod_spec,
         }
         labels = {**contract.LABELS, contract.STEP_LABEL: self.step.name}
-        return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
-                "metadata": {"generateName": f"llmstep-{self.step.name[:40]}-", "labels": labels,
-                             "annotations": {contract.RUNNABLE_ANNOTATION: self.step.runnable}}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "spec": spec,
+            "metadata": {
+                "generateName": f"llmstep-{self.step.name[:40]}-",
+                "labels": labels,
+                "annotations": {contract.RUNNABLE_ANNOTATION: self.step.runnable},
+            },
+        }
 
     def _run(self, input: Any, cancel: threading.Event, stream: bool = False) -> Generator[tuple[str, Any], None, None]:
         """Create the Pod, yield ``("chunk", value)`` records as they come and ``("output", value)``
@@ -168,20 +215,29 @@ class KubernetesRunnable(Runnable[Any, Any]):
                 api.delete(self.namespace, "Pod", name)
             except SubmissionError as exc:
                 if getattr(exc, "status", None) is None:  # it ends by its activeDeadlineSeconds; say how to remove it
-                    log.warning("pod %s/%s could not be deleted (%s); kubectl delete pod -n %s %s",
-                                self.namespace, name, exc, self.namespace, name)
+                    log.warning(
+                        "pod %s/%s could not be deleted (%s); kubectl delete pod -n %s %s",
+                        self.namespace,
+                        name,
+                        exc,
+                        self.namespace,
+                        name,
+                    )
                 # else it is already gone
 
     def _lost(self, exc: SubmissionError, name: str) -> SubmissionError:
         where = f"pod {self.namespace}/{name} ({self.step.display})"
         if getattr(exc, "status", None) == 404:
-            return SubmissionError(f"{where} is gone: it was deleted while the call waited for its result (by "
-                                   "another client, a namespace deletion or an eviction), so the call did not finish; "
-                                   "call again")
+            return SubmissionError(
+                f"{where} is gone: it was deleted while the call waited for its result (by "
+                "another client, a namespace deletion or an eviction), so the call did not finish; "
+                "call again"
+            )
         return SubmissionError(f"waiting for {where}: {exc}")
 
-    def _watch(self, api: Transport, name: str, deadline: float, cancel: threading.Event,
-               stream: bool) -> Generator[tuple[str, Any], None, None]:
+    def _watch(
+        self, api: Transport, name: str, deadline: float, cancel: threading.Event, stream: bool
+    ) -> Generator[tuple[str, Any], None, None]:
         """The records of the created Pod ``name``, as :meth:`_run` yields them."""
         pod = self._until(api, name, deadline, cancel, running_is_enough=stream)
         if stream and _phase(pod) not in ("Succeeded", "Failed"):
@@ -200,11 +256,14 @@ class KubernetesRunnable(Runnable[Any, Any]):
             if kind in ("output", "error"):
                 yield _outcome(kind, record, name, self.step.display)
                 return
-        raise ExecutionError(f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
-                             f"result. Last lines:\n{_tail(text)}")
+        raise ExecutionError(
+            f"pod {self.namespace}/{name} ({self.step.display}) {_ended(pod)}; its log has no "
+            f"result. Last lines:\n{_tail(text)}"
+        )
 
-    def _until(self, api: Transport, name: str, deadline: float, cancel: threading.Event,
-               running_is_enough: bool = False) -> dict[str, Any]:
+    def _until(
+        self, api: Transport, name: str, deadline: float, cancel: threading.Event, running_is_enough: bool = False
+    ) -> dict[str, Any]:
         """Wait until the Pod has finished (or runs, for streaming); fail at once when it cannot start."""
         while True:
             pod = api.get(self.namespace, "Pod", name)
@@ -214,13 +273,17 @@ class KubernetesRunnable(Runnable[Any, Any]):
             problem = _cannot_start(pod.get("status") or {})
             if problem:
                 events = _events(api, self.namespace, name)
-                raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) cannot start: {problem}"
-                                      + (f"\n  events: {events}" if events else ""))
+                raise SubmissionError(
+                    f"pod {self.namespace}/{name} ({self.step.display}) cannot start: {problem}"
+                    + (f"\n  events: {events}" if events else "")
+                )
             if cancel.is_set():
                 raise Cancelled(f"call to {self.step.display} cancelled; pod {name} deleted")
             if time.monotonic() > deadline:
-                raise SubmissionError(f"pod {self.namespace}/{name} ({self.step.display}) still {phase} after "
-                                      f"{self.timeout:.0f} s (timeout=); it was deleted")
+                raise SubmissionError(
+                    f"pod {self.namespace}/{name} ({self.step.display}) still {phase} after "
+                    f"{self.timeout:.0f} s (timeout=); it was deleted"
+                )
             time.sleep(self.poll)
 
     # ------------------------------------------------------------------ the Runnable interface
@@ -238,14 +301,18 @@ class KubernetesRunnable(Runnable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, lambda: self._call_with_config(lambda x: self._result(x, cancel), input, config))
+        future = loop.run_in_executor(
+            None, lambda: self._call_with_config(lambda x: self._result(x, cancel), input, config)
+        )
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             cancel.set()  # the worker thread stops waiting and deletes its pod
             raise
 
-    def batch(self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+    def batch(
+        self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False, **kwargs: Any
+    ) -> list[Any]:
         if not inputs:
             return []
         configs = config if isinstance(config, list) else [config] * len(inputs)
@@ -297,7 +364,11 @@ def _cannot_start(status: dict[str, Any]) -> str | None:
         if waiting and waiting.get("reason") in CANNOT_START and not (waiting.get("message") or "").startswith(PASSING):
             return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
     for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             return f"Unschedulable: {cond.get('message')}"
     return None
 
@@ -327,13 +398,17 @@ def _outcome(kind: str, record: dict[str, Any], pod: str, step: str) -> tuple[st
     if kind == "output":
         return "output", _value(record, pod)
     code = int(record.get("exit_code", exitcodes.EXIT_RUNNABLE_FAILED))
-    error = {exitcodes.EXIT_BAD_INPUT: PayloadError, exitcodes.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(code, ExecutionError)
+    error = {exitcodes.EXIT_BAD_INPUT: PayloadError, exitcodes.EXIT_MISSING_CREDENTIALS: CredentialsError}.get(
+        code, ExecutionError
+    )
     raise error(f"{step} failed in pod {pod} (exit code {code}): {contract.error_text(record)}")
 
 
 def _ended(pod: dict[str, Any]) -> str:
     status = pod.get("status") or {}
-    text = f"ended {status.get('phase')}" + (f" ({status['reason']}: {status.get('message')})" if status.get("reason") else "")
+    text = f"ended {status.get('phase')}" + (
+        f" ({status['reason']}: {status.get('message')})" if status.get("reason") else ""
+    )
     for cs in status.get("containerStatuses") or []:
         term = (cs.get("state") or {}).get("terminated")
         if term:

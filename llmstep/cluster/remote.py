@@ -29,7 +29,9 @@ class WorkflowRunnable(Runnable[Any, Any]):
         _wait(run, self.timeout, self.poll)
         return run.result()
 
-    def batch(self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+    def batch(
+        self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False, **kwargs: Any
+    ) -> list[Any]:
         if not inputs:
             return []
         run = self.compiled.submit_batch(list(inputs), parallelism=self.parallelism, **self.submit)

@@ -30,12 +30,19 @@ def pipelinerun_failed(run: dict[str, Any], taskruns: list[dict[str, Any]]) -> P
     meta = run.get("metadata") or {}
     cond = succeeded(run) or {}
     failures = [
-        {"task": (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask"), "taskrun": tr["metadata"]["name"],
-         "reason": (succeeded(tr) or {}).get("reason"), "message": (succeeded(tr) or {}).get("message")}
-        for tr in taskruns if (succeeded(tr) or {}).get("status") == "False"
+        {
+            "task": (tr["metadata"].get("labels") or {}).get("tekton.dev/pipelineTask"),
+            "taskrun": tr["metadata"]["name"],
+            "reason": (succeeded(tr) or {}).get("reason"),
+            "message": (succeeded(tr) or {}).get("message"),
+        }
+        for tr in taskruns
+        if (succeeded(tr) or {}).get("status") == "False"
     ]
     name, ns = meta.get("name"), meta.get("namespace")
-    lines = [f"pipelinerun {name} {str(cond.get('reason') or 'failed').lower()}: {cond.get('message') or ''}".rstrip(": ")]
+    lines = [
+        f"pipelinerun {name} {str(cond.get('reason') or 'failed').lower()}: {cond.get('message') or ''}".rstrip(": ")
+    ]
     lines += [f"  task {f['task']} (taskrun {f['taskrun']}): {f['reason']}: {f['message']}" for f in failures]
     lines.append(f"  see: tkn pipelinerun describe {name} -n {ns}")
     lines.append(f"  ask what went wrong: llmstep diagnose pipelinerun/{name} -n {ns}")
@@ -86,8 +93,10 @@ class PipelineRunHandle:
                 return run
             if time.monotonic() > deadline:
                 reason = (succeeded(run) or {}).get("reason") or "not started"
-                raise SubmissionError(f"pipelinerun {self.name} still {reason} after {timeout:.0f} s; "
-                                      f"see tkn pipelinerun describe {self.name} -n {self.namespace}")
+                raise SubmissionError(
+                    f"pipelinerun {self.name} still {reason} after {timeout:.0f} s; "
+                    f"see tkn pipelinerun describe {self.name} -n {self.namespace}"
+                )
             time.sleep(poll)
 
     def _taskruns(self) -> list[dict[str, Any]]:
@@ -105,8 +114,10 @@ class PipelineRunHandle:
 
         run = self.get()
         if not done(run):
-            raise SubmissionError(f"pipelinerun {self.name} is {(succeeded(run) or {}).get('reason') or 'not started'}; "
-                                  "wait() for it first")
+            raise SubmissionError(
+                f"pipelinerun {self.name} is {(succeeded(run) or {}).get('reason') or 'not started'}; "
+                "wait() for it first"
+            )
         self._succeeded(run)
         task = self.output_task or (run["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK)
         if not task:
@@ -121,8 +132,10 @@ class PipelineRunHandle:
             if record is not None and record.get("kind") == "output":
                 text = record["value"]
         if text is None:
-            raise SubmissionError(f"{where}: the task's log holds no output record (pod {pod}); the output stays in the "
-                                  "data workspace, at the task's output-path result")
+            raise SubmissionError(
+                f"{where}: the task's log holds no output record (pod {pod}); the output stays in the "
+                "data workspace, at the task's output-path result"
+            )
         if digest and hashlib.sha256(text.encode()).hexdigest() != digest:
             raise SubmissionError(f"{where}: the log's copy does not match the task's sha256 result {digest}")
         return serde.loads_value(text, where=where)
@@ -132,8 +145,12 @@ class PipelineRunHandle:
         :mod:`llmstep.usage`)."""
         from llmstep import usage
 
-        return usage.totals(r.get("value") for tr in self._taskruns() for r in (tr.get("status") or {}).get("results") or []
-                            if r.get("name") == "usage")
+        return usage.totals(
+            r.get("value")
+            for tr in self._taskruns()
+            for r in (tr.get("status") or {}).get("results") or []
+            if r.get("name") == "usage"
+        )
 
     def logs(self, step: str | None = None) -> dict[str, str]:
         """The ``exec`` step's log of each task's pod, by pipeline task name."""
@@ -162,9 +179,17 @@ def submit(docs: list[dict[str, Any]], input_text: str, *, namespace: str, trans
     from llmstep.render.tekton import with_input
 
     with_input(run, input_text)
-    output_task = next(((d["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK) for d in objects if d["kind"] == "Pipeline"), None)
+    output_task = next(
+        (
+            (d["metadata"].get("annotations") or {}).get(contract.OUTPUT_TASK)
+            for d in objects
+            if d["kind"] == "Pipeline"
+        ),
+        None,
+    )
     if output_task:
         run["metadata"].setdefault("annotations", {})[contract.OUTPUT_TASK] = output_task
     created = transport.create(namespace, run)
-    return PipelineRunHandle(name=created["metadata"]["name"], namespace=namespace, transport=transport,
-                             output_task=output_task)
+    return PipelineRunHandle(
+        name=created["metadata"]["name"], namespace=namespace, transport=transport, output_task=output_task
+    )

@@ -102,8 +102,14 @@ class Transport(Protocol):
         ...
 
 
-def refusal(status: int | None, message: str, what: str, hints: Mapping[int, str] | None = None, *,
-            error: type[LlmstepError] = SubmissionError) -> LlmstepError:
+def refusal(
+    status: int | None,
+    message: str,
+    what: str,
+    hints: Mapping[int, str] | None = None,
+    *,
+    error: type[LlmstepError] = SubmissionError,
+) -> LlmstepError:
     """One wording for a server's refusal: what was attempted, why in llmstep's words (``hints``,
     the Workflow ones by default), the server's message. The error's ``status`` is the HTTP
     status (a caller tells "not found" from the rest by it, as the server's words vary)."""
@@ -113,8 +119,9 @@ def refusal(status: int | None, message: str, what: str, hints: Mapping[int, str
     return err
 
 
-def api_error(exc: Any, what: str, hints: Mapping[int, str] | None = None, *,
-              error: type[LlmstepError] = SubmissionError) -> LlmstepError:
+def api_error(
+    exc: Any, what: str, hints: Mapping[int, str] | None = None, *, error: type[LlmstepError] = SubmissionError
+) -> LlmstepError:
     """An ApiException from the Kubernetes API as an llmstep error with the server's message."""
     try:
         message = json.loads(exc.body).get("message", "")
@@ -124,8 +131,9 @@ def api_error(exc: Any, what: str, hints: Mapping[int, str] | None = None, *,
 
 
 @contextlib.contextmanager
-def kube_errors(client: Any, what: str, hints: Mapping[int, str] | None = None, *,
-                error: type[LlmstepError] = SubmissionError) -> Iterator[None]:
+def kube_errors(
+    client: Any, what: str, hints: Mapping[int, str] | None = None, *, error: type[LlmstepError] = SubmissionError
+) -> Iterator[None]:
     """Calls of the kubernetes package inside this block: the API server's refusals (worded with
     ``hints``) and its absence become one ``error`` (a SubmissionError; ``llmstep diagnose`` asks
     for a DiagnosisError). The one place Kubernetes API errors are translated."""
@@ -137,14 +145,22 @@ def kube_errors(client: Any, what: str, hints: Mapping[int, str] | None = None, 
         raise api_error(exc, what, hints, error=error) from exc
     except (OSError, HTTPError) as exc:  # MaxRetryError: the API server is not there
         host = getattr(client.Configuration.get_default_copy(), "host", "")
-        err = error(f"{what}: cannot reach the Kubernetes API server{f' at {host}' if host else ''}: "
-                    f"{connection_reason(exc)}; check --kubeconfig and --context, and that the cluster is running")
+        err = error(
+            f"{what}: cannot reach the Kubernetes API server{f' at {host}' if host else ''}: "
+            f"{connection_reason(exc)}; check --kubeconfig and --context, and that the cluster is running"
+        )
         err.status = None  # type: ignore[attr-defined]  # no answer at all
         raise err from exc
 
 
-def kube_client(kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False, *,
-                error: type[LlmstepError] = SubmissionError, purpose: str = "submitting") -> Any:
+def kube_client(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    *,
+    error: type[LlmstepError] = SubmissionError,
+    purpose: str = "submitting",
+) -> Any:
     """The kubernetes package's ``client`` module, configured like kubectl (or from the pod's
     service account, ``in_cluster``): the one loader of a Kubernetes configuration. Its failures
     are ``error`` (a SubmissionError; ``llmstep diagnose`` asks for a DiagnosisError), naming
@@ -194,8 +210,9 @@ class KubeApi:
         what = f"creating the {kind} in namespace {namespace}"
         if kind == "Pod":
             return self._plain(self._call(what, kind, self.core.create_namespaced_pod, namespace, body))
-        return self._call(what, kind, self.custom.create_namespaced_custom_object, *CUSTOM[kind][:2], namespace,
-                          CUSTOM[kind][2], body)
+        return self._call(
+            what, kind, self.custom.create_namespaced_custom_object, *CUSTOM[kind][:2], namespace, CUSTOM[kind][2], body
+        )
 
     def apply(self, namespace: str, body: Object) -> Object:
         kind, name = body["kind"], body["metadata"]["name"]
@@ -208,8 +225,17 @@ class KubeApi:
                     raise
         current = self.get(namespace, kind, name)
         replaced = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
-        return self._call(f"replacing {_where(namespace, kind, name)}", kind, self.custom.replace_namespaced_custom_object,
-                          group, version, namespace, plural, name, replaced)
+        return self._call(
+            f"replacing {_where(namespace, kind, name)}",
+            kind,
+            self.custom.replace_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            replaced,
+        )
 
     def get(self, namespace: str, kind: str, name: str) -> Object:
         what = f"reading {_where(namespace, kind, name)}"
@@ -219,19 +245,31 @@ class KubeApi:
         return self._call(what, kind, self.custom.get_namespaced_custom_object, group, version, namespace, plural, name)
 
     def list(self, namespace: str, kind: str, *, labels: str = "", fields: str = "") -> list[Object]:
-        what = f"listing the {kind.lower()}s in namespace {namespace}" + (f" ({labels or fields})" if labels or fields else "")
+        what = f"listing the {kind.lower()}s in namespace {namespace}" + (
+            f" ({labels or fields})" if labels or fields else ""
+        )
         selectors = {k: v for k, v in (("label_selector", labels), ("field_selector", fields)) if v}
         if kind in ("Pod", "Event"):
             fn = self.core.list_namespaced_pod if kind == "Pod" else self.core.list_namespaced_event
             return [self._plain(item) for item in self._call(what, kind, fn, namespace, **selectors).items]
         group, version, plural = CUSTOM[kind]
-        return self._call(what, kind, self.custom.list_namespaced_custom_object, group, version, namespace, plural,
-                          **selectors)["items"]
+        return self._call(
+            what, kind, self.custom.list_namespaced_custom_object, group, version, namespace, plural, **selectors
+        )["items"]
 
     def patch(self, namespace: str, kind: str, name: str, patch: Object) -> Object:
         group, version, plural = CUSTOM[kind]
-        return self._call(f"updating {_where(namespace, kind, name)}", kind, self.custom.patch_namespaced_custom_object,
-                          group, version, namespace, plural, name, patch)
+        return self._call(
+            f"updating {_where(namespace, kind, name)}",
+            kind,
+            self.custom.patch_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            patch,
+        )
 
     def delete(self, namespace: str, kind: str, name: str) -> None:
         what = f"deleting {_where(namespace, kind, name)}"
@@ -242,13 +280,27 @@ class KubeApi:
         self._call(what, kind, self.custom.delete_namespaced_custom_object, group, version, namespace, plural, name)
 
     def log(self, namespace: str, pod: str, container: str) -> str:
-        return self._call(f"reading the log of pod {namespace}/{pod}", "Pod", self.core.read_namespaced_pod_log,
-                          pod, namespace, container=container)
+        return self._call(
+            f"reading the log of pod {namespace}/{pod}",
+            "Pod",
+            self.core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            container=container,
+        )
 
     def follow(self, namespace: str, pod: str, container: str) -> Iterator[str]:
         what = f"following the log of pod {namespace}/{pod}"
-        response = self._call(what, "Pod", self.core.read_namespaced_pod_log, pod, namespace, container=container,
-                              follow=True, _preload_content=False)
+        response = self._call(
+            what,
+            "Pod",
+            self.core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            container=container,
+            follow=True,
+            _preload_content=False,
+        )
         buffer = b""
         try:
             with kube_errors(self.client, what, POD_HINTS):

@@ -44,8 +44,10 @@ def one_step_reason(graph: Any) -> str:
     from langgraph.graph.state import CompiledStateGraph
 
     if isinstance(graph.checkpointer, BaseCheckpointSaver):
-        return (f"it was compiled with its own checkpointer ({type(graph.checkpointer).__name__}), which the step "
-                "uses as a copy: what it saves there stays in the step")
+        return (
+            f"it was compiled with its own checkpointer ({type(graph.checkpointer).__name__}), which the step "
+            "uses as a copy: what it saves there stays in the step"
+        )
     if not isinstance(graph, CompiledStateGraph):
         return "it is built with the functional API (@entrypoint), whose tasks are calls in its code, not nodes"
     return "node decomposition (each node its own step) is not supported yet"
@@ -58,8 +60,10 @@ def one_step_note(runnable: Any, step: str) -> str | None:
         return None
     nodes = [name for name in graph.nodes if not name.startswith("__")]
     shown = ", ".join(nodes[:8]) + (", ..." if len(nodes) > 8 else "")
-    return (f"step {step!r} is the LangGraph graph {graph.get_name()!r}, which runs as one step (graph.invoke"
-            f"{f' of its nodes {shown}' if nodes else ''}): {one_step_reason(graph)}")
+    return (
+        f"step {step!r} is the LangGraph graph {graph.get_name()!r}, which runs as one step (graph.invoke"
+        f"{f' of its nodes {shown}' if nodes else ''}): {one_step_reason(graph)}"
+    )
 
 
 def unserializable_reason(runnable: Any, reason: str) -> str:
@@ -67,8 +71,10 @@ def unserializable_reason(runnable: Any, reason: str) -> str:
     graph = graph_in(runnable)
     if graph is None:
         return reason
-    return (f"it is the LangGraph graph {graph.get_name()!r}, whose nodes are code (functions) that LangChain JSON "
-            "cannot carry; with allow_pickle it runs as one step")
+    return (
+        f"it is the LangGraph graph {graph.get_name()!r}, whose nodes are code (functions) that LangChain JSON "
+        "cannot carry; with allow_pickle it runs as one step"
+    )
 
 
 def warn_one_step(notes: list[str], stacklevel: int) -> None:

@@ -38,18 +38,46 @@ _ENV_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|PASSWORD|PASSWD|PWD|PASS|P
 _NOT_SECRET_ENV = frozenset({"PWD", "OLDPWD"})  # the shell's working directories
 
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_SECRET_WORDS = frozenset({
-    "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "authorization", "auth",
-    "cookie", "credential", "credentials", "privatekey",
-})
-_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "auth", "subscription", "master", "signing",
-                             "encryption", "client", "license", "account"})
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "authorization",
+        "auth",
+        "cookie",
+        "credential",
+        "credentials",
+        "privatekey",
+    }
+)
+_KEY_QUALIFIERS = frozenset(
+    {
+        "api",
+        "access",
+        "secret",
+        "private",
+        "auth",
+        "subscription",
+        "master",
+        "signing",
+        "encryption",
+        "client",
+        "license",
+        "account",
+    }
+)
 # tokenizer and counting fields: bos_token="<s>", max_token=...
 _NOT_SECRET_TOKEN = frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "max", "min", "num", "start", "end"})
 _QUERY_SECRET_WORDS = frozenset({"key", "sig", "signature", "apikey"})
 # one credential after the scheme (or Digest's parameters), not prose such as "token counter app"
-_AUTH_SCHEME = re.compile(r"^\s*(?:(?:bearer|basic|token|apikey|api-key|key)\s+[\w.~+/=:-]{8,}\s*|digest\s+\w+=.*)$",
-                          re.IGNORECASE)
+_AUTH_SCHEME = re.compile(
+    r"^\s*(?:(?:bearer|basic|token|apikey|api-key|key)\s+[\w.~+/=:-]{8,}\s*|digest\s+\w+=.*)$", re.IGNORECASE
+)
 
 MAX_NODES = 50_000
 """Bound of a pickled object walk; the byte scan still runs past it."""
@@ -258,8 +286,11 @@ def in_bytes(data: bytes, known: Mapping[str, str]) -> list[str]:
     for value, label in known.items():
         if len(value) < MIN_VALUE:
             continue
-        forms = {value.encode("utf-8"), json.dumps(value)[1:-1].encode("utf-8"),
-                 json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8")}
+        forms = {
+            value.encode("utf-8"),
+            json.dumps(value)[1:-1].encode("utf-8"),
+            json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8"),
+        }
         if any(form in data for form in forms):
             hits.append(label)
     return hits
@@ -279,8 +310,10 @@ def refusal(where: str, findings: list[Finding], secret: str, *, pickled: bool, 
     """The SecretError for ``findings`` in the step at ``where``: each path, and the way through the Secret."""
     from llmstep.errors import SecretError
 
-    lines = [f"{where} holds a secret that its payload would carry in plain text (into the workflow, "
-             "its run records and the render cache):"]
+    lines = [
+        f"{where} holds a secret that its payload would carry in plain text (into the workflow, "
+        "its run records and the render cache):"
+    ]
     lines += [f"  {f.path}: {f.what}" for f in findings[:10]]
     it = "it" if len(findings) == 1 else "them"
     if len(findings) > 10:
@@ -308,9 +341,11 @@ def in_code_warning(keys: list[InlineKey], environ: Mapping[str, str], secret: s
     """The CredentialsWarning text for model keys given in code, one secret id."""
     secret_id = keys[0].secret_id
     places = ", ".join(f"{k.path} ({k.cls})" for k in keys[:5]) + (" ..." if len(keys) > 5 else "")
-    here = (f"{secret_id} is not set here, so a local run stops with exit 3 until you export it or pass --secrets FILE"
-            if not environ.get(secret_id) else
-            f"a local run uses the {secret_id} of your environment (or of --secrets FILE), which is another key")
+    here = (
+        f"{secret_id} is not set here, so a local run stops with exit 3 until you export it or pass --secrets FILE"
+        if not environ.get(secret_id)
+        else f"a local run uses the {secret_id} of your environment (or of --secrets FILE), which is another key"
+    )
     return (
         f"the key given in code to {places} is not sent with the chain: LangChain records it by id as "
         f"{secret_id}, and each step reads {secret_id} from the Kubernetes Secret {secret!r} "

@@ -61,8 +61,13 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
         if isinstance(o, (SecretStr, SecretBytes)):
             found.append(Finding(path, "a pydantic SecretStr"))
         elif isinstance(o, Serializable) and holds_secret(o):
-            found.append(Finding(path, f"a {type(o).__name__} holding its API key, which cannot be pickled; make "
-                                       "the model its own step, so the key is recorded by id"))
+            found.append(
+                Finding(
+                    path,
+                    f"a {type(o).__name__} holding its API key, which cannot be pickled; make "
+                    "the model its own step, so the key is recorded by id",
+                )
+            )
         elif isinstance(o, dict):
             inner = context_of(name, context)
             for key, value in list(o.items()):
@@ -95,8 +100,9 @@ def scan_object(obj: Any, path: str, env: Mapping[str, str]) -> list[Finding]:
     return found
 
 
-def _visit_function(func: types.FunctionType, path: str, visit: Any, found: list[Finding],
-                    env: Mapping[str, str]) -> None:
+def _visit_function(
+    func: types.FunctionType, path: str, visit: Any, found: list[Finding], env: Mapping[str, str]
+) -> None:
     code = func.__code__
     found.extend(code_literals(code, path, env))
     for var, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
@@ -109,15 +115,14 @@ def _visit_function(func: types.FunctionType, path: str, visit: Any, found: list
         if global_name in func.__globals__:
             visit(func.__globals__[global_name], f"{path}.__globals__[{global_name!r}]", global_name, "")
     if func.__defaults__:
-        names = code.co_varnames[: code.co_argcount][-len(func.__defaults__):]
+        names = code.co_varnames[: code.co_argcount][-len(func.__defaults__) :]
         for arg, value in zip(names, func.__defaults__, strict=False):
             visit(value, f"{path}.<default {arg}>", arg, "")
     for arg, value in (func.__kwdefaults__ or {}).items():
         visit(value, f"{path}.<default {arg}>", arg, "")
 
 
-_SKIP_OPS = frozenset({"RESUME", "NOP", "CACHE", "PRECALL", "EXTENDED_ARG", "PUSH_NULL", "COPY_FREE_VARS",
-                       "MAKE_CELL"})
+_SKIP_OPS = frozenset({"RESUME", "NOP", "CACHE", "PRECALL", "EXTENDED_ARG", "PUSH_NULL", "COPY_FREE_VARS", "MAKE_CELL"})
 _STORE_OPS = frozenset({"STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"})
 _LITERAL_AUTH = re.compile(r"^(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}$")
 
@@ -140,7 +145,7 @@ def code_literals(code: types.CodeType, path: str, env: Mapping[str, str]) -> li
         if op in ("BUILD_CONST_KEY_MAP", "CALL_KW") and pushed and isinstance(pushed[-1], tuple):
             pairs = _paired(pushed[-1], pushed[:-1])
         elif op == "BUILD_MAP" and ins.arg and len(pushed) >= 2 * ins.arg:
-            items = pushed[-2 * ins.arg:]
+            items = pushed[-2 * ins.arg :]
             pairs = list(zip(items[0::2], items[1::2], strict=True))
         elif op == "KW_NAMES" and isinstance(ins.arg, int) and ins.arg < len(code.co_consts):
             names = code.co_consts[ins.arg]
@@ -176,7 +181,9 @@ def _paired(names: tuple, pushed: list[Any]) -> list[tuple[Any, Any]]:
     """``names`` with the last ``len(names)`` values pushed; none when the stack is shorter."""
     if not names or len(pushed) < len(names):
         return []
-    return list(zip(names, pushed[-len(names):], strict=True))
+    return list(zip(names, pushed[-len(names) :], strict=True))
+
+
 _NO_RESULT = ("STORE_", "POP_", "DELETE_", "RETURN", "JUMP", "RAISE", "RERAISE")
 
 
@@ -185,15 +192,17 @@ def _apply_effect(pushed: list[Any], ins: Any) -> None:
     import dis
 
     try:
-        effect = dis.stack_effect(ins.opcode, ins.arg) if ins.opcode >= dis.HAVE_ARGUMENT else dis.stack_effect(ins.opcode)
+        effect = (
+            dis.stack_effect(ins.opcode, ins.arg) if ins.opcode >= dis.HAVE_ARGUMENT else dis.stack_effect(ins.opcode)
+        )
     except ValueError:
         pushed.clear()  # an instruction we cannot follow: forget rather than mispair
         return
     op = ins.opname
     if op.startswith(_NO_RESULT) and effect <= 0:
-        del pushed[len(pushed) + effect:]
+        del pushed[len(pushed) + effect :]
     elif effect < 0:
-        del pushed[len(pushed) + effect - 1:]
+        del pushed[len(pushed) + effect - 1 :]
         pushed.append(_OTHER)
     elif op.startswith("LOAD_") and op not in ("LOAD_ATTR", "LOAD_METHOD"):
         pushed.extend([_OTHER] * effect)

@@ -19,8 +19,11 @@ def dns_label(name: str, field: str = "name", limit: int = MAX) -> str:
     """Check that ``name`` is a DNS label of at most ``limit`` characters; CompileError naming
     ``field`` otherwise."""
     if not isinstance(name, str) or len(name) > limit or not DNS_LABEL.match(name):
-        why = (f" (room for '{BATCH_INFIX}' and the {GENERATED_SUFFIX} characters Argo appends, within {MAX})"
-               if limit == CHAIN_NAME_MAX else "")
+        why = (
+            f" (room for '{BATCH_INFIX}' and the {GENERATED_SUFFIX} characters Argo appends, within {MAX})"
+            if limit == CHAIN_NAME_MAX
+            else ""
+        )
         raise CompileError(
             f"{field}={name!r} is not a valid name: use lowercase letters, digits and '-', "
             f"starting and ending with a letter or digit, at most {limit} characters{why}"

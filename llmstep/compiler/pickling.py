@@ -109,8 +109,24 @@ def portable_filename(path: str) -> str:
     return os.path.basename(real)
 
 
-_NOT_GLOBALS = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType, str, bytes, int, float,
-                complex, bool, type(None), tuple, list, dict, set, frozenset)
+_NOT_GLOBALS = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+)
 """Globals never looked up by identity: cloudpickle decides how functions, classes and modules
 travel, and the pickler does not ask about built-in values and containers."""
 
@@ -131,8 +147,13 @@ def only_identity(obj: Any) -> bool:
         reduced = obj.__reduce_ex__(5)
     except Exception:  # an object that refuses to be reduced is not a plain sentinel
         return False
-    return (isinstance(reduced, tuple) and len(reduced) >= 2 and reduced[0] is _NEWOBJ
-            and reduced[1] == (cls,) and not any(part for part in reduced[2:]))
+    return (
+        isinstance(reduced, tuple)
+        and len(reduced) >= 2
+        and reduced[0] is _NEWOBJ
+        and reduced[1] == (cls,)
+        and not any(part for part in reduced[2:])
+    )
 
 
 class Identities:
@@ -273,8 +294,9 @@ def _importable_in_step(name: str) -> bool:
     return True
 
 
-_STRINGS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
-                      "STRING"})
+_STRINGS = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+)
 _GETS = frozenset({"BINGET", "LONG_BINGET", "GET"})
 _PUTS = frozenset({"BINPUT", "LONG_BINPUT", "PUT"})
 _SUBIMPORTS = (("cloudpickle.cloudpickle", "subimport"), ("cloudpickle", "subimport"))

@@ -79,8 +79,13 @@ class Step(RunnableBinding):
             raise CompileError(f"Step(name=...) must be a non-empty string, got {name!r}")
         bound: Runnable = coerce_to_runnable(runnable)
         # RunnableBinding.__init__ takes **other_kwargs, but mypy reads the pydantic model's synthesized signature
-        super().__init__(bound=bound, step_name=name, step_settings=settings,  # type: ignore[call-arg]
-                         step_secrets=_check_secrets(secrets), **kwargs)
+        super().__init__(
+            bound=bound,
+            step_name=name,
+            step_settings=settings,  # type: ignore[call-arg]
+            step_secrets=_check_secrets(secrets),
+            **kwargs,
+        )
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -99,8 +104,10 @@ def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = Fa
     if isinstance(value, int):
         seconds = value
     elif isinstance(value, float):
-        raise CompileError(f"Step({field}={value!r}) must be whole seconds (Argo's activeDeadlineSeconds and Tekton's "
-                           "timeout take no fractions) or a duration like '90s', '5m', '1h'")
+        raise CompileError(
+            f"Step({field}={value!r}) must be whole seconds (Argo's activeDeadlineSeconds and Tekton's "
+            "timeout take no fractions) or a duration like '90s', '5m', '1h'"
+        )
     else:
         match = _DURATION.match(str(value).strip())
         if not match:
@@ -109,15 +116,18 @@ def parse_duration(value: int | str | None, field: str, *, allow_zero: bool = Fa
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise CompileError(f"Step({field}=...) must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
     if seconds > MAX_SECONDS:
-        raise CompileError(f"Step({field}={value!r}) is longer than a Kubernetes duration can hold "
-                           f"({MAX_SECONDS} seconds, about 292 years); give a shorter one or none")
+        raise CompileError(
+            f"Step({field}={value!r}) is longer than a Kubernetes duration can hold "
+            f"({MAX_SECONDS} seconds, about 292 years); give a shorter one or none"
+        )
     return seconds
 
 
 def _check_secrets(secrets: Any) -> tuple[str, ...]:
     # Environment variable names, which are also valid Secret keys ([-._a-zA-Z0-9]+).
-    if isinstance(secrets, str) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
-                                           for k in secrets):
+    if isinstance(secrets, str) or not all(
+        isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) for k in secrets
+    ):
         raise CompileError(f"Step(secrets=...) must be a list of environment variable names, got {secrets!r}")
     return tuple(sorted(set(secrets)))
 
@@ -137,8 +147,10 @@ def check_image(image: Any, field: str = "Step(image=...)") -> str | None:
         return None
     name = image.split("@")[0].rsplit(":", 1)[0] if isinstance(image, str) else ""
     if not isinstance(image, str) or not IMAGE_REFERENCE.fullmatch(image) or len(name) > 255:
-        raise CompileError(f"{field} must be an image reference like 'registry.example.com/team/name:tag' "
-                           f"(lower-case path, optional :tag and @sha256:digest), got {image!r}")
+        raise CompileError(
+            f"{field} must be an image reference like 'registry.example.com/team/name:tag' "
+            f"(lower-case path, optional :tag and @sha256:digest), got {image!r}"
+        )
     return image
 
 
@@ -157,7 +169,9 @@ def check_env(env: Any, field: str) -> tuple[tuple[str, Any], ...]:
     pairs = []
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-            raise CompileError(f"{field}: {name!r} is not a valid environment variable name (letters, digits, '_', '-', '.')")
+            raise CompileError(
+                f"{field}: {name!r} is not a valid environment variable name (letters, digits, '_', '-', '.')"
+            )
         if name.startswith("LLMSTEP_"):
             raise CompileError(f"{field}: {name} is reserved for llmstep's own use; choose another name")
         if isinstance(value, (SecretKeyRef, ConfigMapKeyRef)):
@@ -165,12 +179,16 @@ def check_env(env: Any, field: str) -> tuple[tuple[str, Any], ...]:
                 if not isinstance(part, str) or not part:
                     raise CompileError(f"{field}: {name} refers to {value!r}; give a non-empty name and key")
         elif not isinstance(value, str):
-            raise CompileError(f"{field}: {name} must be a string, a ConfigMapKeyRef or a SecretKeyRef, got "
-                               f"{type(value).__name__}; write numbers as strings ('3')")
+            raise CompileError(
+                f"{field}: {name} must be a string, a ConfigMapKeyRef or a SecretKeyRef, got "
+                f"{type(value).__name__}; write numbers as strings ('3')"
+            )
         elif secret_name(name) and value:
-            raise CompileError(f"{field}: {name} looks like a credential, and a literal value would be written "
-                               f"into the Workflow in plain text; keep it in a Secret: "
-                               f"{name}=llmstep.SecretKeyRef('SECRET', 'KEY')")
+            raise CompileError(
+                f"{field}: {name} looks like a credential, and a literal value would be written "
+                f"into the Workflow in plain text; keep it in a Secret: "
+                f"{name}=llmstep.SecretKeyRef('SECRET', 'KEY')"
+            )
         pairs.append((name, value))
     return tuple(pairs)
 

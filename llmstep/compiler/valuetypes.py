@@ -22,14 +22,37 @@ from typing import Any
 
 from llmstep.errors import CompileError
 
-_TRAVELS = (str, int, float, bool, type(None), list, dict, tuple, set, frozenset, bytes, bytearray,
-            dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal)
+_TRAVELS = (
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    list,
+    dict,
+    tuple,
+    set,
+    frozenset,
+    bytes,
+    bytearray,
+    dt.datetime,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    uuid.UUID,
+    decimal.Decimal,
+)
 _NEVER = (abc.Iterator, abc.AsyncIterator, abc.Generator, abc.AsyncGenerator, abc.Coroutine, types.ModuleType)
 
 
 def is_value_class(cls: Any) -> bool:
     """A class whose instances travel by naming it: a pydantic model, a dataclass or an Enum."""
-    if not isinstance(cls, type) or cls.__module__.split(".")[0] in ("langchain_core", "langchain", "pydantic", "builtins"):
+    if not isinstance(cls, type) or cls.__module__.split(".")[0] in (
+        "langchain_core",
+        "langchain",
+        "pydantic",
+        "builtins",
+    ):
         return False
     if issubclass(cls, enum.Enum) or dataclasses.is_dataclass(cls):
         return True
@@ -98,12 +121,18 @@ def _declared(declared: Any) -> list[type]:
     items = list(declared) if isinstance(declared, (list, tuple, set, frozenset)) else [declared]
     for item in items:
         if not isinstance(item, type):
-            raise CompileError(f"value_types holds {item!r}, which is not a class; list the classes whose "
-                               "instances pass between steps, e.g. value_types=[Verdict]")
-        if not (isinstance(item, type) and (issubclass(item, enum.Enum) or dataclasses.is_dataclass(item)
-                                            or _is_model(item))):
-            raise CompileError(f"value_types holds {item.__qualname__}, which is not a pydantic model, a dataclass "
-                               "or an Enum; only those travel by naming their class")
+            raise CompileError(
+                f"value_types holds {item!r}, which is not a class; list the classes whose "
+                "instances pass between steps, e.g. value_types=[Verdict]"
+            )
+        if not (
+            isinstance(item, type)
+            and (issubclass(item, enum.Enum) or dataclasses.is_dataclass(item) or _is_model(item))
+        ):
+            raise CompileError(
+                f"value_types holds {item.__qualname__}, which is not a pydantic model, a dataclass "
+                "or an Enum; only those travel by naming their class"
+            )
     return items
 
 
@@ -182,8 +211,15 @@ def _not_travelling(hint: Any, depth: int = 0) -> str | None:
         return _name(hint)
     if issubclass(hint, _TRAVELS) or issubclass(hint, enum.Enum) or dataclasses.is_dataclass(hint):
         return None
-    if hint.__module__.split(".")[0] in ("langchain_core", "langchain", "pydantic", "typing", "builtins", "abc",
-                                         "collections"):
+    if hint.__module__.split(".")[0] in (
+        "langchain_core",
+        "langchain",
+        "pydantic",
+        "typing",
+        "builtins",
+        "abc",
+        "collections",
+    ):
         return None  # LangChain's own (messages, prompt values, its generated models) or too general to tell
     if _is_model(hint):
         return None

@@ -20,12 +20,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.runnables import (
-    Runnable,
-    RunnableParallel,
-    RunnablePassthrough,
-    RunnableSequence,
-)
+from langchain_core.runnables import Runnable, RunnableParallel, RunnablePassthrough, RunnableSequence
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
@@ -75,14 +70,26 @@ def compile_plan(
     check_image(image, "image")
     if not secret or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret):
         raise CompileError(f"secret={secret!r} is not a valid Kubernetes Secret name")
-    builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types,
-                       env=check_env(env, "compile(env=...)"))
+    builder = _Builder(
+        allow_pickle=allow_pickle,
+        secret=secret,
+        environ=environ,
+        value_types=value_types,
+        env=check_env(env, "compile(env=...)"),
+    )
     if on_failure is not None:
         findings = leaks.scan_settings(on_failure, "on_failure", builder.env_values)
         if findings:
-            raise leaks.refusal("on_failure (Diagnose)", findings, secret, pickled=False, advice=(
-                f"The diagnosis step reads its model key ({on_failure.key}) from the Kubernetes Secret "
-                f"{secret!r}; give the settings without credentials."))
+            raise leaks.refusal(
+                "on_failure (Diagnose)",
+                findings,
+                secret,
+                pickled=False,
+                advice=(
+                    f"The diagnosis step reads its model key ({on_failure.key}) from the Kubernetes Secret "
+                    f"{secret!r}; give the settings without credentials."
+                ),
+            )
     shape = builder.walk(runnable, shapes.chain_input(), "chain", prefix="")
     builder.warn_inline(stacklevel)
     graphs.warn_one_step(builder.graph_notes, stacklevel)
@@ -106,8 +113,15 @@ def compile_plan(
 
 
 class _Builder:
-    def __init__(self, *, allow_pickle: bool, secret: str, environ: Mapping[str, str] | None = None,
-                 value_types: Any = (), env: tuple = ()) -> None:
+    def __init__(
+        self,
+        *,
+        allow_pickle: bool,
+        secret: str,
+        environ: Mapping[str, str] | None = None,
+        value_types: Any = (),
+        env: tuple = (),
+    ) -> None:
         self.allow_pickle = allow_pickle
         self.env = env
         self.values = valuetypes.Collector(value_types)
@@ -125,8 +139,9 @@ class _Builder:
         for key in self.inline:
             by_id.setdefault(key.secret_id, []).append(key)
         for keys in by_id.values():
-            warnings.warn(leaks.in_code_warning(keys, self.environ, self.secret), CredentialsWarning,
-                          stacklevel=stacklevel + 1)
+            warnings.warn(
+                leaks.in_code_warning(keys, self.environ, self.secret), CredentialsWarning, stacklevel=stacklevel + 1
+            )
 
     def walk(self, runnable: Runnable, shape: list, path: str, *, prefix: str) -> list:
         """Add the steps for ``runnable`` fed by ``shape``; return the shape of its output."""
@@ -291,8 +306,11 @@ class _Builder:
 
 
 def _by_value(cls: type) -> bool:
-    return (cls.__module__ in ("__main__", "__mp_main__") or "<locals>" in cls.__qualname__
-            or pickling.is_user_module(cls.__module__))
+    return (
+        cls.__module__ in ("__main__", "__mp_main__")
+        or "<locals>" in cls.__qualname__
+        or pickling.is_user_module(cls.__module__)
+    )
 
 
 def run_name(runnable: Runnable) -> str | None:
@@ -328,8 +346,16 @@ def _describe(steps: list[PlanStep]) -> str:
     return "\n".join(lines)
 
 
-def single_step(runnable: Runnable, *, allow_pickle: bool = False, secret: str = DEFAULT_SECRET, name: str | None = None,
-                environ: Mapping[str, str] | None = None, stacklevel: int = 2, value_types: Any = ()) -> PlanStep:
+def single_step(
+    runnable: Runnable,
+    *,
+    allow_pickle: bool = False,
+    secret: str = DEFAULT_SECRET,
+    name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    stacklevel: int = 2,
+    value_types: Any = (),
+) -> PlanStep:
     """One Runnable as one step fed by the call's input, not decomposed (``KubernetesRunnable``)."""
     builder = _Builder(allow_pickle=allow_pickle, secret=secret, environ=environ, value_types=value_types)
     builder.add_step(runnable, shapes.chain_input(), "runnable", display=name)

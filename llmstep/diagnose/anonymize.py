@@ -24,8 +24,14 @@ _HOSTS = [
     re.compile(r"(?i)\blookup ((?:[a-z0-9-]+\.)*[a-z0-9-]+)\b"),  # Go's "dial tcp: lookup HOST"
 ]
 HOST_FIELDS = ("nodeName", "hostname", "host", "node_name")
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers", "containerStatuses",
-                   "initContainerStatuses", "ephemeralContainerStatuses")
+CONTAINER_LISTS = (
+    "containers",
+    "initContainers",
+    "ephemeralContainers",
+    "containerStatuses",
+    "initContainerStatuses",
+    "ephemeralContainerStatuses",
+)
 
 
 def names_in(doc: Any) -> Iterator[tuple[str, str]]:

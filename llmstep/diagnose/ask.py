@@ -10,8 +10,14 @@ from llmstep.diagnose.report import Report, inert, parse
 from llmstep.diagnose.settings import EVIDENCE_BYTES
 
 
-def prepared(evidence: Evidence, redactor: Redactor, kind: str, lang: str | None, custom: str | None,
-             budget: int = EVIDENCE_BYTES) -> list[dict[str, str]]:
+def prepared(
+    evidence: Evidence,
+    redactor: Redactor,
+    kind: str,
+    lang: str | None,
+    custom: str | None,
+    budget: int = EVIDENCE_BYTES,
+) -> list[dict[str, str]]:
     """The exact messages that would be sent: redacted (and anonymized) evidence in the prompt, its
     control characters (a log's colours, a hostile log's terminal commands) shown as escapes, so
     that ``--dry-run`` prints it as it is sent without the terminal acting on it. The evidence
@@ -20,8 +26,16 @@ def prepared(evidence: Evidence, redactor: Redactor, kind: str, lang: str | None
     return messages(text, kind, lang, custom)
 
 
-def diagnose(evidence: Evidence, model: Model, redactor: Redactor, *, kind: str = "diagnose",
-             lang: str | None = None, custom: str | None = None, budget: int = EVIDENCE_BYTES) -> Report:
+def diagnose(
+    evidence: Evidence,
+    model: Model,
+    redactor: Redactor,
+    *,
+    kind: str = "diagnose",
+    lang: str | None = None,
+    custom: str | None = None,
+    budget: int = EVIDENCE_BYTES,
+) -> Report:
     """Ask the model about redacted evidence; names masked for the model are unmasked in the report."""
     sent = prepared(evidence, redactor, kind, lang, custom, budget)
     answer = redactor.unmask(chat(model, sent))

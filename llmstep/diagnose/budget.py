@@ -15,9 +15,33 @@ from llmstep.diagnose.settings import EVIDENCE_BYTES, EVIDENCE_BYTES_FLAG
 
 # words of a line that names an error (plain substrings of the lowered line: a regular expression
 # with as many alternatives reads a 10 MB log ten times slower)
-_ERROR_WORDS = ("error", "fail", "fatal", "panic", "exception", "traceback", "denied", "refused", "forbidden",
-                "unauthori", "killed", "timeout", "timed out", "not found", "no such", "invalid", "unable", "cannot",
-                "can't", "backoff", "back-off", "exit code", "exit status", "out of memory", "crash")
+_ERROR_WORDS = (
+    "error",
+    "fail",
+    "fatal",
+    "panic",
+    "exception",
+    "traceback",
+    "denied",
+    "refused",
+    "forbidden",
+    "unauthori",
+    "killed",
+    "timeout",
+    "timed out",
+    "not found",
+    "no such",
+    "invalid",
+    "unable",
+    "cannot",
+    "can't",
+    "backoff",
+    "back-off",
+    "exit code",
+    "exit status",
+    "out of memory",
+    "crash",
+)
 _SEPARATOR = re.compile(r"[\s,;:{}\[\]()\"'=&]")
 HEAD = 0.6
 """The part of a cut section's share that its first lines keep at least; the rest goes to the
@@ -77,9 +101,11 @@ def trim(body: str, share: int, budget: int) -> str:
             used += size(line) + 7
         if not fits:
             break
-    note = (f"[llmstep: {len(lines) - len(kept)} of {len(lines)} lines ({max(size(body) - used, 0)} of {size(body)} bytes) "
-            f"were cut to keep the evidence within {budget} bytes ({EVIDENCE_BYTES_FLAG}); kept: the first lines"
-            + (" and later lines that name an error]" if any(i >= first_later for i, _ in kept) else "]"))
+    note = (
+        f"[llmstep: {len(lines) - len(kept)} of {len(lines)} lines ({max(size(body) - used, 0)} of {size(body)} bytes) "
+        f"were cut to keep the evidence within {budget} bytes ({EVIDENCE_BYTES_FLAG}); kept: the first lines"
+        + (" and later lines that name an error]" if any(i >= first_later for i, _ in kept) else "]")
+    )
     return "\n".join([*_with_gaps(kept), note])
 
 

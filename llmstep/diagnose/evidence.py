@@ -22,13 +22,29 @@ from llmstep.diagnose.spec import pod_template, trimmed_pod_spec
 from llmstep.errors import UsageError
 
 KINDS = {
-    "pod": "pods", "deployment": "deployments", "replicaset": "replicasets", "statefulset": "statefulsets",
-    "daemonset": "daemonsets", "job": "jobs", "cronjob": "cronjobs", "workflow": "workflows",
-    "pipelinerun": "pipelineruns", "taskrun": "taskruns",
+    "pod": "pods",
+    "deployment": "deployments",
+    "replicaset": "replicasets",
+    "statefulset": "statefulsets",
+    "daemonset": "daemonsets",
+    "job": "jobs",
+    "cronjob": "cronjobs",
+    "workflow": "workflows",
+    "pipelinerun": "pipelineruns",
+    "taskrun": "taskruns",
 }
 _KIND_NAMES = {"pipelinerun": "PipelineRun", "taskrun": "TaskRun", "workflow": "Workflow"}
-ALIASES = {"po": "pod", "deploy": "deployment", "rs": "replicaset", "sts": "statefulset", "ds": "daemonset",
-           "cj": "cronjob", "wf": "workflow", "pr": "pipelinerun", "tr": "taskrun"}
+ALIASES = {
+    "po": "pod",
+    "deploy": "deployment",
+    "rs": "replicaset",
+    "sts": "statefulset",
+    "ds": "daemonset",
+    "cj": "cronjob",
+    "wf": "workflow",
+    "pr": "pipelinerun",
+    "tr": "taskrun",
+}
 
 
 @dataclass
@@ -63,8 +79,10 @@ class Evidence:
         (:mod:`llmstep.diagnose.budget`), then the rest of redaction reads what is left."""
         import yaml
 
-        parts = [f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o, budget)), sort_keys=False, allow_unicode=True)}"
-                 for title, o in self.objects]
+        parts = [
+            f"## {title}\n{yaml.safe_dump(redactor.obj(_trim(o, budget)), sort_keys=False, allow_unicode=True)}"
+            for title, o in self.objects
+        ]
         parts += [f"## {title}\n" + "\n".join(lines) for title, lines in self.sections]
         return redactor.detect("\n\n".join(fit([redactor.structure(part) for part in parts], budget)))
 
@@ -92,11 +110,15 @@ def parse_target(target: str) -> tuple[str, str]:
     kind, sep, name = target.partition("/")
     kind = ALIASES.get(kind.lower(), kind.lower().rstrip("s") if kind.lower().rstrip("s") in KINDS else kind.lower())
     if not sep or not kind or not name:
-        raise UsageError(f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)")
+        raise UsageError(
+            f"target {target!r} is not KIND/NAME; KIND is one of {', '.join(sorted(KINDS))} (or use -f FILE)"
+        )
     if kind not in KINDS:
-        raise UsageError(f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
-                           f"{', '.join(sorted(KINDS))}; for any other object: kubectl get {kind} {name} -o yaml "
-                           "| llmstep diagnose -f -")
+        raise UsageError(
+            f"kind {kind!r} ({target}) is not one that llmstep diagnose reads from a cluster: "
+            f"{', '.join(sorted(KINDS))}; for any other object: kubectl get {kind} {name} -o yaml "
+            "| llmstep diagnose -f -"
+        )
     return kind, name
 
 
@@ -152,8 +174,10 @@ def from_workflow_failures(failures_json: str, workflow: str) -> Evidence:
     lines = []
     for f in sorted(failures, key=lambda f: str(f.get("finishedAt") or "")):
         evidence.names.append(("Pod", str(f.get("podName") or "")))
-        lines.append(f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
-                     f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}")
+        lines.append(
+            f"node {f.get('displayName')} (template {f.get('templateName')}): phase {f.get('phase')}, "
+            f"message: {f.get('message')}, pod {f.get('podName')}, finished {f.get('finishedAt')}"
+        )
     evidence.add(f"failed nodes of workflow {workflow}", lines)
     return evidence
 
@@ -208,23 +232,42 @@ class Collector:
         pod = pod or self.core.read_namespaced_pod(name, self.ns)
         evidence.names.append(("Pod", pod.metadata.name))
         status = pod.status
-        lines = [f"phase: {status.phase}" + (f", reason: {status.reason}" if status.reason else "")
-                 + (f", message: {status.message}" if status.message else "")]
-        where = [f"{label} {value}" for label, value in (("node", pod.spec.node_name if pod.spec else None),
-                 ("pod IP", status.pod_ip), ("host IP", status.host_ip)) if value]
+        lines = [
+            f"phase: {status.phase}"
+            + (f", reason: {status.reason}" if status.reason else "")
+            + (f", message: {status.message}" if status.message else "")
+        ]
+        where = [
+            f"{label} {value}"
+            for label, value in (
+                ("node", pod.spec.node_name if pod.spec else None),
+                ("pod IP", status.pod_ip),
+                ("host IP", status.host_ip),
+            )
+            if value
+        ]
         if where:
             lines.append(", ".join(where))
         for c in status.conditions or []:
             if c.status != "True":
                 lines.append(f"condition {c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else ""))
         failing: list[tuple[str, bool]] = []
-        for label, statuses in (("init container", status.init_container_statuses), ("container", status.container_statuses)):
+        for label, statuses in (
+            ("init container", status.init_container_statuses),
+            ("container", status.container_statuses),
+        ):
             for cs in statuses or []:
-                lines.append(f"{label} {cs.name}: {self._state(cs.state)}; ready={cs.ready}; restarts={cs.restart_count}")
+                lines.append(
+                    f"{label} {cs.name}: {self._state(cs.state)}; ready={cs.ready}; restarts={cs.restart_count}"
+                )
                 if cs.last_state and (cs.last_state.terminated or cs.last_state.waiting):
                     lines.append(f"  last state: {self._state(cs.last_state)}")
                 terminated = cs.state.terminated
-                bad = (terminated and terminated.exit_code != 0) or (cs.state.waiting and cs.restart_count) or cs.restart_count
+                bad = (
+                    (terminated and terminated.exit_code != 0)
+                    or (cs.state.waiting and cs.restart_count)
+                    or cs.restart_count
+                )
                 if bad:
                     failing.append((cs.name, bool(cs.restart_count)))
         evidence.add(f"pod {pod.metadata.name}", lines)
@@ -240,17 +283,24 @@ class Collector:
         if state is None:
             return "unknown"
         if state.waiting:
-            return f"waiting ({state.waiting.reason}" + (f": {state.waiting.message})" if state.waiting.message else ")")
+            return f"waiting ({state.waiting.reason}" + (
+                f": {state.waiting.message})" if state.waiting.message else ")"
+            )
         if state.terminated:
             t = state.terminated
-            return f"terminated ({t.reason}, exit code {t.exit_code}" + (f", signal {t.signal}" if t.signal else "") + \
-                (f": {t.message})" if t.message else ")")
+            return (
+                f"terminated ({t.reason}, exit code {t.exit_code}"
+                + (f", signal {t.signal}" if t.signal else "")
+                + (f": {t.message})" if t.message else ")")
+            )
         if state.running:
             return f"running since {state.running.started_at}"
         return "unknown"
 
     def _events(self, kind: str, name: str, evidence: Evidence) -> None:
-        events = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").items
+        events = self.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}"
+        ).items
         events.sort(key=lambda e: str(e.last_timestamp or e.event_time or e.first_timestamp or ""), reverse=True)
         counts: Counter[tuple[str, str, str]] = Counter()
         order: list[tuple[str, str, str]] = []
@@ -259,21 +309,29 @@ class Collector:
             if key not in counts:
                 order.append(key)
             counts[key] += e.count or 1
-        lines = [f"{t} {reason}: {message}" + (f" (x{counts[(t, reason, message)]})" if counts[(t, reason, message)] > 1 else "")
-                 for t, reason, message in order]
+        lines = [
+            f"{t} {reason}: {message}"
+            + (f" (x{counts[(t, reason, message)]})" if counts[(t, reason, message)] > 1 else "")
+            for t, reason, message in order
+        ]
         evidence.add(f"events of {kind.lower()} {name} (newest first)", lines)
 
     def _logs(self, pod: str, container: str, previous: bool, evidence: Evidence) -> None:
         try:
-            text = self.core.read_namespaced_pod_log(pod, self.ns, container=container, previous=previous, tail_lines=self.tail)
+            text = self.core.read_namespaced_pod_log(
+                pod, self.ns, container=container, previous=previous, tail_lines=self.tail
+            )
         except self.exceptions.ApiException:
             return
         title = f"log of {pod}/{container}" + (" (previous instance)" if previous else "") + f", last {self.tail} lines"
         evidence.add(title, (text or "").splitlines())
 
     def _owned_pods(self, uid: str) -> list[Any]:
-        return [p for p in self.core.list_namespaced_pod(self.ns).items
-                if any(o.uid == uid for o in p.metadata.owner_references or [])]
+        return [
+            p
+            for p in self.core.list_namespaced_pod(self.ns).items
+            if any(o.uid == uid for o in p.metadata.owner_references or [])
+        ]
 
     def _workload(self, obj: Any, kind: str, evidence: Evidence, pods: bool = True) -> None:
         """A workload's status, conditions and events, then (``pods``) the pods it owns."""
@@ -285,7 +343,9 @@ class Collector:
         spec = self.serialize(obj.spec) if getattr(obj, "spec", None) is not None else None
         template = pod_template(spec) if isinstance(spec, dict) else None
         if template is not None:
-            evidence.add_object(f"pod template of {kind.lower()} {obj.metadata.name} (trimmed)", trimmed_pod_spec(template))
+            evidence.add_object(
+                f"pod template of {kind.lower()} {obj.metadata.name} (trimmed)", trimmed_pod_spec(template)
+            )
         self._events(kind, obj.metadata.name, evidence)
         if pods:
             for pod in self._owned_pods(obj.metadata.uid):
@@ -293,14 +353,28 @@ class Collector:
 
     @staticmethod
     def _short_status(status: Any) -> str:
-        fields = ("replicas", "ready_replicas", "available_replicas", "unavailable_replicas", "active", "succeeded", "failed")
-        return ", ".join(f"{f}={getattr(status, f)}" for f in fields if getattr(status, f, None) is not None) or "no status"
+        fields = (
+            "replicas",
+            "ready_replicas",
+            "available_replicas",
+            "unavailable_replicas",
+            "active",
+            "succeeded",
+            "failed",
+        )
+        return (
+            ", ".join(f"{f}={getattr(status, f)}" for f in fields if getattr(status, f, None) is not None)
+            or "no status"
+        )
 
     def _deployment(self, name: str, evidence: Evidence) -> None:
         dep = self.apps.read_namespaced_deployment(name, self.ns)
         self._workload(dep, "Deployment", evidence, pods=False)
         for rs in self.apps.list_namespaced_replica_set(self.ns).items:
-            if any(o.uid == dep.metadata.uid for o in rs.metadata.owner_references or []) and (rs.status.replicas or 0) > 0:
+            if (
+                any(o.uid == dep.metadata.uid for o in rs.metadata.owner_references or [])
+                and (rs.status.replicas or 0) > 0
+            ):
                 self._replicaset(rs.metadata.name, evidence, rs)
 
     def _replicaset(self, name: str, evidence: Evidence, rs: Any = None) -> None:
@@ -326,12 +400,20 @@ class Collector:
         wf = self.custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", self.ns, "workflows", name)
         evidence.names.append(("Workflow", name))
         status = wf.get("status") or {}
-        lines = [f"phase: {status.get('phase')}" + (f", message: {status.get('message')}" if status.get("message") else "")]
-        failed = [n for n in (status.get("nodes") or {}).values() if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES]
+        lines = [
+            f"phase: {status.get('phase')}" + (f", message: {status.get('message')}" if status.get("message") else "")
+        ]
+        failed = [
+            n
+            for n in (status.get("nodes") or {}).values()
+            if n.get("type") == "Pod" and n.get("phase") in contract.FAILED_PHASES
+        ]
         for node in failed:
             code = (node.get("outputs") or {}).get("exitCode")
-            lines.append(f"failed node {node.get('displayName')} (template {node.get('templateName')}): "
-                         f"{node.get('phase')}, exit code {code}, message: {node.get('message')}")
+            lines.append(
+                f"failed node {node.get('displayName')} (template {node.get('templateName')}): "
+                f"{node.get('phase')}, exit code {code}, message: {node.get('message')}"
+            )
         evidence.add(f"workflow {name}", lines)
         self._events("Workflow", name, evidence)
         pods = self.core.list_namespaced_pod(self.ns, label_selector=f"workflows.argoproj.io/workflow={name}").items
@@ -346,8 +428,9 @@ class Collector:
         evidence.names.append(("PipelineRun", name))
         evidence.add(f"pipelinerun {name}", self._conditions(pr))
         self._events("PipelineRun", name, evidence)
-        runs = self.custom.list_namespaced_custom_object("tekton.dev", "v1", self.ns, "taskruns",
-                                                         label_selector=f"tekton.dev/pipelineRun={name}")["items"]
+        runs = self.custom.list_namespaced_custom_object(
+            "tekton.dev", "v1", self.ns, "taskruns", label_selector=f"tekton.dev/pipelineRun={name}"
+        )["items"]
         for tr in runs:
             if any(c.get("status") == "False" for c in (tr.get("status") or {}).get("conditions") or []):
                 self._taskrun(tr["metadata"]["name"], evidence, tr)
@@ -371,6 +454,7 @@ class Collector:
 
     @staticmethod
     def _conditions(obj: dict[str, Any]) -> list[str]:
-        return [f"condition {c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
-                for c in (obj.get("status") or {}).get("conditions") or []]
-
+        return [
+            f"condition {c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+            for c in (obj.get("status") or {}).get("conditions") or []
+        ]

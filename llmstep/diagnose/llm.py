@@ -39,8 +39,10 @@ class Model:
         if self.provider == "azure":
             if not (self.azure_endpoint and self.azure_deployment):
                 raise DiagnosisError("Azure OpenAI needs --azure-endpoint and --azure-deployment")
-            url = (f"{self.azure_endpoint.rstrip('/')}/openai/deployments/{self.azure_deployment}/chat/completions"
-                   f"?api-version={self.api_version}")
+            url = (
+                f"{self.azure_endpoint.rstrip('/')}/openai/deployments/{self.azure_deployment}/chat/completions"
+                f"?api-version={self.api_version}"
+            )
             return url, {"api-key": self.api_key}
         if self.provider not in ("openai", "compatible"):
             raise DiagnosisError(f"provider {self.provider!r} is not openai, azure or compatible")
@@ -57,8 +59,9 @@ def chat(model: Model, messages: list[dict[str, str]]) -> str:
     data = json.dumps(body).encode()
     last = ""
     for attempt in range(model.retries + 1):
-        req = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "llmstep", **auth})
+        req = urllib.request.Request(
+            url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": "llmstep", **auth}
+        )
         try:
             with urllib.request.urlopen(req, timeout=model.timeout) as resp:  # the configured endpoint
                 payload = json.loads(resp.read())
@@ -67,9 +70,14 @@ def chat(model: Model, messages: list[dict[str, str]]) -> str:
             detail = exc.read()[:500].decode(errors="replace")
             last = f"HTTP {exc.code}: {detail}"
             if exc.code not in RETRY_STATUSES or attempt == model.retries:
-                hint = {401: "check the API key", 403: "check the key's permissions", 404: "check the model, "
-                        "deployment and base URL"}.get(exc.code, "")
-                raise DiagnosisError(f"the model endpoint refused the request ({last})" + (f"; {hint}" if hint else "")) from exc
+                hint = {
+                    401: "check the API key",
+                    403: "check the key's permissions",
+                    404: "check the model, deployment and base URL",
+                }.get(exc.code, "")
+                raise DiagnosisError(
+                    f"the model endpoint refused the request ({last})" + (f"; {hint}" if hint else "")
+                ) from exc
             delay = _retry_after(exc.headers.get("Retry-After")) or model.backoff * 2**attempt
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             last = str(getattr(exc, "reason", exc))

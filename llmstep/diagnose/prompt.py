@@ -24,7 +24,9 @@ _TASKS = {
 }
 
 
-def messages(evidence: str, kind: str = "diagnose", lang: str | None = None, custom: str | None = None) -> list[dict[str, str]]:
+def messages(
+    evidence: str, kind: str = "diagnose", lang: str | None = None, custom: str | None = None
+) -> list[dict[str, str]]:
     """Chat messages for ``kind``; ``custom`` is the user's prompt, with ``{evidence}`` where the
     evidence goes (appended when the placeholder is missing)."""
     if kind not in TYPES:
@@ -34,7 +36,9 @@ def messages(evidence: str, kind: str = "diagnose", lang: str | None = None, cus
     if kind == "custom":
         if not custom:
             raise UsageError("prompt type custom needs the prompt text (--custom-prompt)")  # a usage error: exit 2
-        body = custom.replace("{evidence}", evidence) if "{evidence}" in custom else f"{custom}\n\nEvidence:\n{evidence}"
+        body = (
+            custom.replace("{evidence}", evidence) if "{evidence}" in custom else f"{custom}\n\nEvidence:\n{evidence}"
+        )
         return [{"role": "system", "content": f"{system} {_ANSWER}.{language}"}, {"role": "user", "content": body}]
     task = _TASKS[kind]
     score = ' Include "score".' if kind == "quality-gate" else ""

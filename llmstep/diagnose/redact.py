@@ -37,8 +37,10 @@ __all__ = ["MASK", "SECRET_NAME", "Redactor", "secret_name"]
 # a Secret's data in text (a document that is not valid YAML, a pasted manifest, a log line)
 _SECRET_KIND = re.compile(r"[\"']?kind[\"']?[ \t]*:[ \t]*[\"']?Secret(?:List)?\b")
 _PARTS = re.compile(r"(?m)(?=^(?:---|## |\.\.\.$))")  # documents and evidence sections
-_DATA_BLOCK = re.compile(r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ \t]*"
-                         r"(?:\n((?:\1[ \t]+.*(?:\n|$)|[ \t]*\n)+)|(\{[^{}]*\}))")
+_DATA_BLOCK = re.compile(
+    r"(?m)^([ \t]*)[\"']?(?:data|stringData)[\"']?[ \t]*:[ \t]*"
+    r"(?:\n((?:\1[ \t]+.*(?:\n|$)|[ \t]*\n)+)|(\{[^{}]*\}))"
+)
 _DATA_LINE = re.compile(r"^([ \t]*[\"']?[\w.-]+[\"']?[ \t]*:[ \t]*)(?!\[REDACTED\])(\S.*)$")
 _FLOW_ITEM = re.compile(r"(:[ \t]*)(?![\"']?\[REDACTED\])[^,}]+")
 # where a JSON object or array may start in text: not after what JSON itself writes before one
@@ -122,7 +124,7 @@ class Redactor:
                 self.count = before
                 continue
             if self.count != before:
-                out += [text[pos:start.start()], json.dumps(redacted, ensure_ascii=False)]
+                out += [text[pos : start.start()], json.dumps(redacted, ensure_ascii=False)]
                 pos = end
         return "".join(out) + text[pos:] if out else text
 
@@ -162,7 +164,12 @@ class Redactor:
                     out[key] = self._hit(MASK)  # env var, Tekton param, Argo parameter: {name, value}
                 elif secret_name(key) and self._secret_value(value) and not isinstance(value, (dict, list)):
                     out[key] = self._hit(MASK)  # ConfigMap data.DB_PASSWORD, a values file's password
-                elif key == "items" and isinstance(value, list) and isinstance(node_kind, str) and node_kind.endswith("List"):
+                elif (
+                    key == "items"
+                    and isinstance(value, list)
+                    and isinstance(node_kind, str)
+                    and node_kind.endswith("List")
+                ):
                     item_kind = node_kind.removesuffix("List") or None
                     out[key] = [self.obj(v, kind=item_kind) for v in value]
                 else:
@@ -189,8 +196,15 @@ class Redactor:
         out = [self.obj(v, kind=kind) for v in node]
         for i in range(len(node) - 1):  # args: ["--password", "V"]
             flag, value = node[i], node[i + 1]
-            if (isinstance(flag, str) and flag.startswith("-") and "=" not in flag and secret_name(flag)
-                    and isinstance(value, str) and not value.startswith("-") and self._secret_value(value)):
+            if (
+                isinstance(flag, str)
+                and flag.startswith("-")
+                and "=" not in flag
+                and secret_name(flag)
+                and isinstance(value, str)
+                and not value.startswith("-")
+                and self._secret_value(value)
+            ):
                 out[i + 1] = self._hit(MASK)
         return out
 

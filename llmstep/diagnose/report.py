@@ -25,7 +25,9 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 def inert(text: str) -> str:
     r"""``text`` safe to print: each control character shown as its escape (``\x1b``), the rest kept."""
     text = text.replace("\r\n", "\n")
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}", text)
+    return _CONTROLS.sub(
+        lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}", text
+    )
 
 
 def _inert_tree(value: Any) -> Any:
@@ -59,13 +61,23 @@ class Report:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        lines = [f"# llmstep {self.prompt}: {self.target}", "", f"**Summary:** {self.summary}", "",
-                 f"**Root cause:** {self.root_cause}"]
+        lines = [
+            f"# llmstep {self.prompt}: {self.target}",
+            "",
+            f"**Summary:** {self.summary}",
+            "",
+            f"**Root cause:** {self.root_cause}",
+        ]
         if self.score is not None:
             lines += ["", f"**Score:** {self.score}/100"]
         if self.text is not None:
-            lines = [f"# llmstep {self.prompt}: {self.target}", "", self.text.strip(), "",
-                     "_The model answered in plain text, not in the JSON asked for; its answer is above as it was._"]
+            lines = [
+                f"# llmstep {self.prompt}: {self.target}",
+                "",
+                self.text.strip(),
+                "",
+                "_The model answered in plain text, not in the JSON asked for; its answer is above as it was._",
+            ]
         if self.evidence:
             lines += ["", "## Evidence", *[f"- `{e}`" for e in self.evidence]]
         if self.fix_steps:
@@ -74,7 +86,9 @@ class Report:
                 lines.append(f"{i}. {step.get('description', '')}")
                 if step.get("command"):
                     lines += ["", "   ```sh", f"   {step['command']}", "   ```"]
-        footer = f"confidence {self.confidence:.0%}" if isinstance(self.confidence, (int, float)) else "confidence unknown"
+        footer = (
+            f"confidence {self.confidence:.0%}" if isinstance(self.confidence, (int, float)) else "confidence unknown"
+        )
         lines += ["", f"_{footer}; {self.redactions} secret value(s) redacted before asking {self.model}._"]
         return "\n".join(lines) + "\n"
 
@@ -110,10 +124,16 @@ def parse(answer: str, *, target: str, prompt: str, redactions: int, model: str)
         raise DiagnosisError(f"the quality-gate answer needs a score from 0 to 100, got {score!r}")
     confidence = data.get("confidence")
     return Report(
-        target=target, prompt=prompt, summary=data["summary"], root_cause=str(data["root_cause"]),
-        evidence=[str(e) for e in data.get("evidence") or []], fix_steps=steps,
+        target=target,
+        prompt=prompt,
+        summary=data["summary"],
+        root_cause=str(data["root_cause"]),
+        evidence=[str(e) for e in data.get("evidence") or []],
+        fix_steps=steps,
         confidence=float(confidence) if _number(confidence) and 0 <= confidence <= 1 else None,
-        score=int(score) if _number(score) else None, redactions=redactions, model=model,
+        score=int(score) if _number(score) else None,
+        redactions=redactions,
+        model=model,
     )
 
 
@@ -121,8 +141,15 @@ def _plain(answer: str, *, target: str, prompt: str, redactions: int, model: str
     """A report of a plain-text answer: kept whole as its text; its first line is the summary."""
     first = next((line.strip(" #*") for line in answer.strip().splitlines() if line.strip(" #*")), "")
     summary = first if len(first) <= 200 else first[:199] + "…"
-    return Report(target=target, prompt=prompt, summary=summary, root_cause=answer.strip(), redactions=redactions,
-                  model=model, text=answer.strip())
+    return Report(
+        target=target,
+        prompt=prompt,
+        summary=summary,
+        root_cause=answer.strip(),
+        redactions=redactions,
+        model=model,
+        text=answer.strip(),
+    )
 
 
 def _number(value: Any) -> TypeGuard[int | float]:

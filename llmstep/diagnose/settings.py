@@ -72,9 +72,11 @@ def compile_patterns(patterns: Iterable[str], where: str = "--redact") -> list[r
             raise UsageError(f"{where} {pattern!r} is not a valid regular expression: {exc}") from None
         # A pattern that can match nothing ('', 'x*', 'a|', '\b') would put a mask between characters.
         if any(not m.group(0) for m in regex.finditer(_EMPTY_PROBE)):
-            raise UsageError(f"{where} {pattern!r} matches the empty string, so it would mask between the "
-                             "characters of the evidence; give a pattern that matches only the secret "
-                             "(say 'corp-token-[0-9]+')")
+            raise UsageError(
+                f"{where} {pattern!r} matches the empty string, so it would mask between the "
+                "characters of the evidence; give a pattern that matches only the secret "
+                "(say 'corp-token-[0-9]+')"
+            )
         compiled.append(regex)
     return compiled
 
@@ -106,8 +108,12 @@ class Diagnose:
         """The settings as ``llmstep diagnose`` options without their dashes (``base-url``), the
         unset ones left out: the Argo exit handler's arguments and the Tekton task's params."""
         out = {"prompt": self.prompt, "provider": self.provider, "model": self.model}
-        for name, value in (("base-url", self.base_url), ("azure-endpoint", self.azure_endpoint),
-                            ("azure-deployment", self.azure_deployment), ("lang", self.lang)):
+        for name, value in (
+            ("base-url", self.base_url),
+            ("azure-endpoint", self.azure_endpoint),
+            ("azure-deployment", self.azure_deployment),
+            ("lang", self.lang),
+        ):
             if value:
                 out[name] = value
         if self.provider == "azure":

@@ -10,11 +10,33 @@ from __future__ import annotations
 
 from typing import Any
 
-CONTAINER_FIELDS = ("name", "image", "imagePullPolicy", "command", "args", "workingDir", "env", "envFrom",
-                    "resources", "livenessProbe", "readinessProbe", "startupProbe", "volumeMounts", "ports",
-                    "securityContext")
-POD_FIELDS = ("serviceAccountName", "nodeName", "nodeSelector", "restartPolicy", "imagePullSecrets",
-              "securityContext", "tolerations", "priorityClassName")
+CONTAINER_FIELDS = (
+    "name",
+    "image",
+    "imagePullPolicy",
+    "command",
+    "args",
+    "workingDir",
+    "env",
+    "envFrom",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "volumeMounts",
+    "ports",
+    "securityContext",
+)
+POD_FIELDS = (
+    "serviceAccountName",
+    "nodeName",
+    "nodeSelector",
+    "restartPolicy",
+    "imagePullSecrets",
+    "securityContext",
+    "tolerations",
+    "priorityClassName",
+)
 
 
 def pod_template(spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -32,8 +54,11 @@ def trimmed_pod_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """A pod spec with only what explains a failure."""
     out: dict[str, Any] = {}
     for key in ("initContainers", "containers"):
-        containers = [{k: c[k] for k in CONTAINER_FIELDS if c.get(k) not in (None, [], {})}
-                      for c in spec.get(key) or [] if isinstance(c, dict)]
+        containers = [
+            {k: c[k] for k in CONTAINER_FIELDS if c.get(k) not in (None, [], {})}
+            for c in spec.get(key) or []
+            if isinstance(c, dict)
+        ]
         if containers:
             out[key] = containers
     out.update({k: spec[k] for k in POD_FIELDS if spec.get(k) not in (None, [], {})})

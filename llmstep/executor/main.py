@@ -23,31 +23,60 @@ from pathlib import Path
 from llmstep import contract, exitcodes
 from llmstep.errors import LlmstepError, storage_full
 
-DESCRIPTION = ("Run one step: read runnable.json and input from the data directory, write output.json. "
-               "Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, 3 missing credentials.")
+DESCRIPTION = (
+    "Run one step: read runnable.json and input from the data directory, write output.json. "
+    "Exit 0 ok, 1 the Runnable raised, 2 bad payload or input, 3 missing credentials."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``llmstep exec`` (also the CLI's ``exec`` subcommand, for its help)."""
-    p.add_argument("--data-dir", metavar="DIR", help=f"the data directory (default: ${contract.DATA_DIR_ENV} or {contract.DATA_DIR})")
-    p.add_argument("--step-name", metavar="NAME", help="the step's name in messages (a template shared by several steps)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help=f"the data directory (default: ${contract.DATA_DIR_ENV} or {contract.DATA_DIR})",
+    )
+    p.add_argument(
+        "--step-name", metavar="NAME", help="the step's name in messages (a template shared by several steps)"
+    )
     tekton = p.add_argument_group("staging (Tekton: no artifacts, so the step lays out its own files)")
     tekton.add_argument("--payload-env", metavar="VAR", help="write runnable.json from this environment variable")
     tekton.add_argument("--input-env", metavar="VAR", help="the chain input (JSON) is in this environment variable")
-    tekton.add_argument("--input-parts", nargs="*", default=[], metavar="I/N:TEXT",
-                        help="the chain input in parts, when it is too long for one environment variable "
-                        "(Linux caps one at 128 KiB); instead of --input-env's")
-    tekton.add_argument("--inputs", nargs="*", default=[], metavar="SOURCE[=PATH]",
-                        help="input files: PATH relative to --link-root; 'input' alone takes --input-env")
+    tekton.add_argument(
+        "--input-parts",
+        nargs="*",
+        default=[],
+        metavar="I/N:TEXT",
+        help="the chain input in parts, when it is too long for one environment variable "
+        "(Linux caps one at 128 KiB); instead of --input-env's",
+    )
+    tekton.add_argument(
+        "--inputs",
+        nargs="*",
+        default=[],
+        metavar="SOURCE[=PATH]",
+        help="input files: PATH relative to --link-root; 'input' alone takes --input-env",
+    )
     tekton.add_argument("--link-root", default="", metavar="DIR", help="the shared workspace that input paths are in")
     tekton.add_argument("--secrets-dir", default="", metavar="DIR", help="secret keys mounted as files (may be empty)")
-    tekton.add_argument("--result", action="append", default=[], metavar="NAME=PATH",
-                        help="write a result (preview, output-path, sha256, usage) to PATH after the step")
-    tekton.add_argument("--log-output", choices=("true", "false"), default="false",
-                        help="true: also write the output or error to the log as an '@llmstep {...}' line "
-                        "(a Pipeline's output task: results are capped at 4 KiB, so a client reads the output there)")
+    tekton.add_argument(
+        "--result",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="write a result (preview, output-path, sha256, usage) to PATH after the step",
+    )
+    tekton.add_argument(
+        "--log-output",
+        choices=("true", "false"),
+        default="false",
+        help="true: also write the output or error to the log as an '@llmstep {...}' line "
+        "(a Pipeline's output task: results are capped at 4 KiB, so a client reads the output there)",
+    )
     kube = p.add_argument_group("records (KubernetesRunnable: the client reads the Pod's log)")
-    kube.add_argument("--log-records", action="store_true", help="also write the output or error to stdout as '@llmstep {...}' lines")
+    kube.add_argument(
+        "--log-records", action="store_true", help="also write the output or error to stdout as '@llmstep {...}' lines"
+    )
     kube.add_argument("--stream", action="store_true", help="stream the Runnable, writing each chunk as a record")
 
 
@@ -68,7 +97,9 @@ def main(argv: Sequence[str] | None = None, *, debug: bool = False) -> int:
     :data:`llmstep.exitcodes.EXIT_INTERNAL` for anything else (with ``--debug``: the traceback)."""
     args = parser().parse_args(sys.argv[2:] if argv is None else argv)
     args.debug = args.debug or debug
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="llmstep: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="llmstep: %(message)s", stream=sys.stderr
+    )
     try:
         return run(args)
     except LlmstepError as exc:
@@ -117,9 +148,13 @@ def _run(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir or os.environ.get(contract.DATA_DIR_ENV) or contract.DATA_DIR)
     staged = args.payload_env or args.inputs or args.result or args.secrets_dir
-    records = {"records": args.log_records or args.stream or args.log_output == "true", "stream": args.stream,
-               "step_name": args.step_name, "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE,
-               "endpoints": os.environ[contract.ENDPOINTS_ENV].split() if contract.ENDPOINTS_ENV in os.environ else None}
+    records = {
+        "records": args.log_records or args.stream or args.log_output == "true",
+        "stream": args.stream,
+        "step_name": args.step_name,
+        "allow_pickle": os.environ.get(contract.PICKLE_ENV) != contract.REFUSE,
+        "endpoints": os.environ[contract.ENDPOINTS_ENV].split() if contract.ENDPOINTS_ENV in os.environ else None,
+    }
     if not staged:
         return run_step(data_dir, os.environ, **records)
     from llmstep.executor import staging
@@ -128,7 +163,9 @@ def _run(args: argparse.Namespace) -> int:
         staging.stage(
             data_dir,
             payload=os.environ.get(args.payload_env) if args.payload_env else None,
-            chain_input=staging.chain_input(os.environ.get(args.input_env) if args.input_env else None, args.input_parts),
+            chain_input=staging.chain_input(
+                os.environ.get(args.input_env) if args.input_env else None, args.input_parts
+            ),
             inputs=args.inputs,
             link_root=args.link_root,
         )

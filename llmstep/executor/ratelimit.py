@@ -112,9 +112,14 @@ def retrying(policy: Policy | None, sleep: Any = time.sleep) -> Iterator[None]:
         import openai._base_client
         import openai._models
 
-        hooks = (getattr(openai._base_client, "SyncAPIClient", None), getattr(openai._base_client, "AsyncAPIClient", None),
-                 getattr(openai._models, "FinalRequestOptions", None))
-        if not all(hasattr(c, n) for c, n in zip(hooks, ("_send_request", "_send_request", "get_max_retries"), strict=True)):
+        hooks = (
+            getattr(openai._base_client, "SyncAPIClient", None),
+            getattr(openai._base_client, "AsyncAPIClient", None),
+            getattr(openai._models, "FinalRequestOptions", None),
+        )
+        if not all(
+            hasattr(c, n) for c, n in zip(hooks, ("_send_request", "_send_request", "get_max_retries"), strict=True)
+        ):
             log.warning("this OpenAI SDK has no _send_request hook: its own retries apply instead of llmstep's")
             hooks = None
     if policy is None or hooks is None:
@@ -129,12 +134,21 @@ def retrying(policy: Policy | None, sleep: Any = time.sleep) -> Iterator[None]:
             return None
         asked, left = retry_after(response.headers) or 0.0, policy.max_wait - spent
         if asked > left:
-            log.warning("the model answered %d and asks for %.1fs more, past the step's max_wait (%gs): giving up",
-                        response.status_code, asked, policy.max_wait)
+            log.warning(
+                "the model answered %d and asks for %.1fs more, past the step's max_wait (%gs): giving up",
+                response.status_code,
+                asked,
+                policy.max_wait,
+            )
             return None
         wait = min(policy.delay(attempt, response.headers), left)
-        log.info("the model answered %d (attempt %d of %d): retrying in %.2fs",
-                 response.status_code, attempt, policy.max_attempts, wait)
+        log.info(
+            "the model answered %d (attempt %d of %d): retrying in %.2fs",
+            response.status_code,
+            attempt,
+            policy.max_attempts,
+            wait,
+        )
         return wait
 
     def send_retrying(self: Any, request: Any, **kwargs: Any) -> Any:

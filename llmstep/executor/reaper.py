@@ -73,7 +73,7 @@ def descendants(root: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue  # it ended while we looked
-        fields = stat[stat.rfind(b")") + 2:].split()  # the name, in parentheses, may hold spaces
+        fields = stat[stat.rfind(b")") + 2 :].split()  # the name, in parentheses, may hold spaces
         if fields[0] == b"Z":
             continue  # a zombie is dead already: reaping it is all it needs
         parents.setdefault(int(fields[1]), []).append(int(entry))

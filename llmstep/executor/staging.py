@@ -55,8 +55,10 @@ def chain_input(from_env: str | None, parts: list[str]) -> str | None:
     if not parts:
         return from_env
     if from_env:
-        raise PayloadError("the chain input came both in --input-env's variable and as --input-parts; "
-                           "give it one way (the input param, or input-parts for a long input)")
+        raise PayloadError(
+            "the chain input came both in --input-env's variable and as --input-parts; "
+            "give it one way (the input param, or input-parts for a long input)"
+        )
     return contract.join_value_parts(parts, "--input-parts")
 
 
@@ -66,8 +68,10 @@ def _in_workspace(link_root: str, rel: str, source: str) -> Path:
     root = Path(link_root or ".").resolve()
     origin = (root / rel).resolve()
     if Path(rel).is_absolute() or ".." in Path(rel).parts or not origin.is_relative_to(root):
-        raise PayloadError(f"input {source!r}: {rel} is outside the data workspace {link_root or '.'}; "
-                           "an input path is relative to --link-root and stays inside it")
+        raise PayloadError(
+            f"input {source!r}: {rel} is outside the data workspace {link_root or '.'}; "
+            "an input path is relative to --link-root and stays inside it"
+        )
     if not origin.is_file():
         raise PayloadError(f"input {source!r}: {rel} is not a file in the data workspace; did step {source!r} run?")
     return origin

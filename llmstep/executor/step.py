@@ -36,9 +36,17 @@ def emit(kind: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, stream: bool = False,
-             step_name: str | None = None, allow_pickle: bool = True, engine: str = "argo",
-             endpoints: list[str] | None = None) -> int:
+def run_step(
+    data_dir: Path,
+    env: Mapping[str, str],
+    *,
+    records: bool = False,
+    stream: bool = False,
+    step_name: str | None = None,
+    allow_pickle: bool = True,
+    engine: str = "argo",
+    endpoints: list[str] | None = None,
+) -> int:
     """Run the step in ``data_dir`` with ``env`` as its environment; return the exit code.
     ``records`` also writes the output (or error) to stdout as a record; ``stream`` runs the
     Runnable with ``stream`` and writes each chunk as a record as it comes. ``step_name`` names
@@ -67,7 +75,11 @@ def run_step(data_dir: Path, env: Mapping[str, str], *, records: bool = False, s
         if records:
             emit("error", **jsonio.loads((data_dir / contract.ERROR).read_text(encoding="utf-8")))
         return code
-    written = {contract.OUTPUT: text, contract.PREVIEW: preview(output), contract.USAGE: json.dumps(usage, sort_keys=True)}
+    written = {
+        contract.OUTPUT: text,
+        contract.PREVIEW: preview(output),
+        contract.USAGE: json.dumps(usage, sort_keys=True),
+    }
     for file, content in written.items():
         try:
             (data_dir / file).write_text(content, encoding="utf-8")
@@ -149,8 +161,14 @@ def preview(value: Any) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
-def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes: Any = None,
-            policy: ratelimit.Policy | None = None) -> tuple[Any, dict[str, Any]]:
+def _invoke(
+    runnable: Any,
+    value: Any,
+    name: str,
+    stream: bool = False,
+    classes: Any = None,
+    policy: ratelimit.Policy | None = None,
+) -> tuple[Any, dict[str, Any]]:
     from langchain_core.callbacks import UsageMetadataCallbackHandler
 
     usage = UsageMetadataCallbackHandler()
@@ -162,8 +180,10 @@ def _invoke(runnable: Any, value: Any, name: str, stream: bool = False, classes:
         raise
     except Exception as exc:
         if ratelimit.rate_limited(exc) is not None:
-            raise RateLimited(f"{type(exc).__name__}: {exc} (still rate limited after the step's rate-limit retries; "
-                              f"exit {exitcodes.EXIT_RATE_LIMITED}, which retries= retries)") from exc
+            raise RateLimited(
+                f"{type(exc).__name__}: {exc} (still rate limited after the step's rate-limit retries; "
+                f"exit {exitcodes.EXIT_RATE_LIMITED}, which retries= retries)"
+            ) from exc
         raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
     return output, {model: dict(u) for model, u in usage.usage_metadata.items()}
 
@@ -212,7 +232,9 @@ def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, st
         (data_dir / contract.ERROR).write_text(json.dumps(record, indent=2), encoding="utf-8")
     except OSError:
         pass  # the data directory may be what is missing; stderr still says it
-    if cause is not exc and not isinstance(cause, SystemExit):  # the user's Runnable raised: its traceback is what they need
+    if cause is not exc and not isinstance(
+        cause, SystemExit
+    ):  # the user's Runnable raised: its traceback is what they need
         import traceback
 
         trace = "".join(traceback.format_exception(cause))
@@ -225,8 +247,10 @@ def _fail(data_dir: Path, name: str, exc: LlmstepError, secrets: Mapping[str, st
 
 def _exited(name: str, exc: SystemExit) -> ExecutionError:
     """sys.exit() in the step's code, importing or running: no output is no success."""
-    failure = ExecutionError(f"step {name!r}: its code called sys.exit({exc.code!r}){_call_site(exc)} before the "
-                             "Runnable returned, so the step has no output; a Runnable returns a value or raises")
+    failure = ExecutionError(
+        f"step {name!r}: its code called sys.exit({exc.code!r}){_call_site(exc)} before the "
+        "Runnable returned, so the step has no output; a Runnable returns a value or raises"
+    )
     failure.__cause__ = exc
     return failure
 

@@ -27,8 +27,10 @@ from llmstep.local.scheduler import Node, schedule
 from llmstep.local.state import Artifact, Outputs, Parameter
 from llmstep.local.values import link
 
-RECURSION_MESSAGE = ("Maximum recursion depth exceeded. See "
-                     "https://argo-workflows.readthedocs.io/en/latest/scaling/#maximum-recursion-depth")
+RECURSION_MESSAGE = (
+    "Maximum recursion depth exceeded. See "
+    "https://argo-workflows.readthedocs.io/en/latest/scaling/#maximum-recursion-depth"
+)
 
 
 class ArgoRun:
@@ -65,8 +67,9 @@ class ArgoRun:
         for template in self.workflow.templates.values():
             if template.container is not None:
                 self.policy.check_command(list(template.container.argv), f"template {template.name}")
-                self.policy.check_env(((e.name, e.value_from is not None) for e in template.container.env),
-                                      f"template {template.name}")
+                self.policy.check_env(
+                    ((e.name, e.value_from is not None) for e in template.container.env), f"template {template.name}"
+                )
         self.steps.preflight(self.workflow.images)
 
     def execute(self) -> RunRecord:
@@ -97,8 +100,15 @@ class ArgoRun:
 
     # ------------------------------------------------------------------ DAG
 
-    def _run_dag(self, template: Template, dag: Dag, exit_handler: bool = False, scope: str = "",
-                 params: Mapping[str, str] | None = None, limits: tuple[Any, ...] = ()) -> Phase:
+    def _run_dag(
+        self,
+        template: Template,
+        dag: Dag,
+        exit_handler: bool = False,
+        scope: str = "",
+        params: Mapping[str, str] | None = None,
+        limits: tuple[Any, ...] = (),
+    ) -> Phase:
         """Run ``dag``, the tasks of ``template``. A nested invocation (a task whose template is a
         DAG) has a ``scope``, the prefix of its nodes' keys (``item(3).``), and its input ``params``."""
         tasks = {t.name: t for t in dag.tasks}
@@ -107,8 +117,13 @@ class ArgoRun:
         done = {t: node.phase for t, node in finished.items() if node is not None and node.phase in FINISHED_OK}
         for name, task in tasks.items():
             if name not in done:
-                self.record.update_node(scope + name, display_name=name, template_name=task.template,
-                                        phase=Phase.PENDING, exit_handler=exit_handler)
+                self.record.update_node(
+                    scope + name,
+                    display_name=name,
+                    template_name=task.template,
+                    phase=Phase.PENDING,
+                    exit_handler=exit_handler,
+                )
         # Argo's template parallelism: at most N of this invocation's own children active at once (a
         # step while its pod runs, a nested DAG while it runs; the pods inside that DAG are its own).
         boundary = threading.BoundedSemaphore(template.parallelism) if template.parallelism else None
@@ -126,8 +141,9 @@ class ArgoRun:
             return "run"
 
         def on_skip(name: str, phase: str) -> None:
-            node = self.record.update_node(scope + name, phase=Phase(phase), finished_at=now(),
-                                           message=f"{phase.lower()} by depends/when")
+            node = self.record.update_node(
+                scope + name, phase=Phase(phase), finished_at=now(), message=f"{phase.lower()} by depends/when"
+            )
             self.progress.changed(scope + name, node)
 
         phases = schedule(
@@ -143,8 +159,9 @@ class ArgoRun:
         bad = [n for n in tasks if phases.get(n) not in (*FINISHED_OK, Phase.OMITTED)]
         return Phase.FAILED if bad else Phase.SUCCEEDED
 
-    def _task_vars(self, scope: str = "", inputs: Mapping[str, str] | None = None,
-                   tasks: Iterable[str] = ()) -> dict[str, str]:
+    def _task_vars(
+        self, scope: str = "", inputs: Mapping[str, str] | None = None, tasks: Iterable[str] = ()
+    ) -> dict[str, str]:
         """What a task in ``scope`` may refer to: the workflow's variables, the DAG's inputs and
         its sibling ``tasks``' status and outputs."""
         values = dict(self.vars) | dict(inputs or {})
@@ -160,29 +177,52 @@ class ArgoRun:
                 values[f"tasks.{task}.outputs.artifacts.{art.name}"] = "artifact:" + art.local_path
         return values
 
-    def _run_task(self, task: Task, exit_handler: bool, scope: str = "", inputs: Mapping[str, str] | None = None,
-                  limits: tuple[Any, ...] = (), siblings: Iterable[str] = (), boundary: Any = None) -> Phase:
+    def _run_task(
+        self,
+        task: Task,
+        exit_handler: bool,
+        scope: str = "",
+        inputs: Mapping[str, str] | None = None,
+        limits: tuple[Any, ...] = (),
+        siblings: Iterable[str] = (),
+        boundary: Any = None,
+    ) -> Phase:
         template = self.workflow.template(task.template)
         key = scope + task.name
         values = self._task_vars(scope, inputs, siblings)
         items = _items(task, values, key)
         if items is None:
             return self._invoke(task, template, key, values, exit_handler, limits, boundary)
-        self.progress.changed(key, self.record.update_node(key, phase=Phase.RUNNING, started_at=now(), type="TaskGroup"))
+        self.progress.changed(
+            key, self.record.update_node(key, phase=Phase.RUNNING, started_at=now(), type="TaskGroup")
+        )
         children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
         width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
-            phases = list(pool.map(lambda child: self._invoke(task, template, child[0], child[1], exit_handler, limits,
-                                                              boundary), children))
+            phases = list(
+                pool.map(
+                    lambda child: self._invoke(task, template, child[0], child[1], exit_handler, limits, boundary),
+                    children,
+                )
+            )
         phase = Phase.SUCCEEDED if all(p in FINISHED_OK for p in phases) else Phase.FAILED
         failed = sum(p not in FINISHED_OK for p in phases)
-        node = self.record.update_node(key, phase=phase, finished_at=now(),
-                                       message=f"{failed} of {len(phases)} items failed" if failed else "")
+        node = self.record.update_node(
+            key, phase=phase, finished_at=now(), message=f"{failed} of {len(phases)} items failed" if failed else ""
+        )
         self.progress.changed(key, node)
         return phase
 
-    def _invoke(self, task: Task, template: Template, key: str, values: dict[str, str],
-                exit_handler: bool, limits: tuple[Any, ...], boundary: Any = None) -> Phase:
+    def _invoke(
+        self,
+        task: Task,
+        template: Template,
+        key: str,
+        values: dict[str, str],
+        exit_handler: bool,
+        limits: tuple[Any, ...],
+        boundary: Any = None,
+    ) -> Phase:
         """One invocation of a task's template: a container step, or a nested DAG. ``limits`` are
         what every step process below holds (the workflow's parallelism); ``boundary`` is the
         enclosing template's parallelism, held by this child alone, for as long as it is active."""
@@ -194,16 +234,31 @@ class ArgoRun:
                 return earlier.phase
             depth = self.depths[max((s for s in self.depths if key.startswith(s)), key=len)] + 1
             if depth > argo_doc.MAX_NESTING:  # a recursion its when did not end: the controller's error
-                node = self.record.update_node(key, display_name=key, template_name=template.name, phase=Phase.ERROR,
-                                               type="DAG", started_at=now(), finished_at=now(),
-                                               exit_handler=exit_handler, message=RECURSION_MESSAGE)
+                node = self.record.update_node(
+                    key,
+                    display_name=key,
+                    template_name=template.name,
+                    phase=Phase.ERROR,
+                    type="DAG",
+                    started_at=now(),
+                    finished_at=now(),
+                    exit_handler=exit_handler,
+                    message=RECURSION_MESSAGE,
+                )
                 self.progress.changed(key, node)
                 return Phase.ERROR
             self.depths[f"{key}."] = depth
             params = self._inputs(template, params, key)
             with boundary or contextlib.nullcontext():
-                self.record.update_node(key, display_name=key, template_name=template.name, phase=Phase.RUNNING,
-                                        started_at=now(), type="DAG", exit_handler=exit_handler)
+                self.record.update_node(
+                    key,
+                    display_name=key,
+                    template_name=template.name,
+                    phase=Phase.RUNNING,
+                    started_at=now(),
+                    type="DAG",
+                    exit_handler=exit_handler,
+                )
                 phase = self._run_dag(template, template.dag, exit_handler, f"{key}.", params, limits)
                 self.record.update_node(key, phase=phase, finished_at=now())
             return phase
@@ -215,8 +270,10 @@ class ArgoRun:
                 ref = argo_doc.substitute(art.source or "", values, where)
                 source = Path(ref.removeprefix("artifact:"))
                 if not ref.startswith("artifact:") or not source.resolve().is_relative_to(self.record.root):
-                    raise WorkflowError(f"{where}: artifact {art.name!r} from {art.source!r} is not an artifact of "
-                                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})")
+                    raise WorkflowError(
+                        f"{where}: artifact {art.name!r} from {art.source!r} is not an artifact of "
+                        "this run ({{tasks.NAME.outputs.artifacts.NAME}})"
+                    )
                 arts[art.name] = ("file", str(source))
         # the enclosing template's place first, the workflow's last: one order everywhere, no deadlock
         held = (boundary, *limits) if boundary is not None else limits
@@ -224,8 +281,15 @@ class ArgoRun:
 
     # ------------------------------------------------------------------ containers
 
-    def _run_container(self, name: str, template: Template, params: dict[str, str],
-                       arts: dict[str, Any], exit_handler: bool = False, limits: tuple[Any, ...] = ()) -> Phase:
+    def _run_container(
+        self,
+        name: str,
+        template: Template,
+        params: dict[str, str],
+        arts: dict[str, Any],
+        exit_handler: bool = False,
+        limits: tuple[Any, ...] = (),
+    ) -> Phase:
         container = template.container
         if container is None:
             raise WorkflowError(f"task {name}: template {template.name!r} has no container")
@@ -239,10 +303,18 @@ class ArgoRun:
         def prepare(data_dir: Path) -> Attempt:
             self._place_inputs(template, values, arts, data_dir, root, name)
             env = self._env(container, values, step_dir, name)
-            return self.steps.attempt(argv, data_dir, env, where=f"task {name}", policy=self.policy, root=root,
-                                      image=container.image,
-                                      declared=[e.name for e in container.env], extra=list(self.guard),
-                                      network=container.needs_network)
+            return self.steps.attempt(
+                argv,
+                data_dir,
+                env,
+                where=f"task {name}",
+                policy=self.policy,
+                root=root,
+                image=container.image,
+                declared=[e.name for e in container.env],
+                extra=list(self.guard),
+                network=container.needs_network,
+            )
 
         step = StepRun(
             name=name,
@@ -271,8 +343,9 @@ class ArgoRun:
             values[p.name] = value
         return values
 
-    def _place_inputs(self, template: Template, values: dict[str, str], arts: dict[str, Any],
-                      data_dir: Path, root: str, name: str) -> None:
+    def _place_inputs(
+        self, template: Template, values: dict[str, str], arts: dict[str, Any], data_dir: Path, root: str, name: str
+    ) -> None:
         for art in template.artifacts:
             target = _local_path(art.path, root, data_dir, f"task {name} input artifact {art.name}")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +397,7 @@ def _local_path(path: str, root: str, data_dir: Path, what: str) -> Path:
     prefix = root.rstrip("/") + "/"
     if not path.startswith(prefix):
         raise WorkflowError(f"{what}: path {path!r} is outside the step's data directory {root}")
-    rel = Path(path[len(prefix):])
+    rel = Path(path[len(prefix) :])
     if ".." in rel.parts:
         raise WorkflowError(f"{what}: path {path!r} leaves the data directory")
     return data_dir / rel
@@ -361,8 +434,16 @@ def workflow_failures(record: RunRecord, phase: str, entrypoint: str) -> str:
     ``strconv.Quote``, so the value a command receives is a JSON string holding the JSON list."""
     failures = record.failures()
     if phase in contract.FAILED_PHASES:
-        failures.append({"displayName": record.run_id, "message": "", "templateName": entrypoint, "phase": phase,
-                         "podName": record.run_id, "finishedAt": ""})
+        failures.append(
+            {
+                "displayName": record.run_id,
+                "message": "",
+                "templateName": entrypoint,
+                "phase": phase,
+                "podName": record.run_id,
+                "finishedAt": "",
+            }
+        )
     return json.dumps(json.dumps(failures, separators=(",", ":"), ensure_ascii=False), ensure_ascii=False)
 
 

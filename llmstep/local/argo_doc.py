@@ -51,13 +51,38 @@ from llmstep.render.cycles import find_cycle
 # Allowed keys per object; a value of None means "accepted, not interpreted locally".
 _WORKFLOW = {"apiVersion", "kind", "metadata", "spec", "status"}
 _SPEC = {
-    "entrypoint", "arguments", "templates", "onExit", "parallelism", "activeDeadlineSeconds",
-    "serviceAccountName", "podGC", "ttlStrategy", "artifactRepositoryRef", "podMetadata",
-    "imagePullSecrets", "nodeSelector", "tolerations", "securityContext", "workflowMetadata",
+    "entrypoint",
+    "arguments",
+    "templates",
+    "onExit",
+    "parallelism",
+    "activeDeadlineSeconds",
+    "serviceAccountName",
+    "podGC",
+    "ttlStrategy",
+    "artifactRepositoryRef",
+    "podMetadata",
+    "imagePullSecrets",
+    "nodeSelector",
+    "tolerations",
+    "securityContext",
+    "workflowMetadata",
 }
 _TEMPLATE = {
-    "name", "dag", "container", "inputs", "outputs", "retryStrategy", "activeDeadlineSeconds",
-    "metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch", "parallelism", "failFast",
+    "name",
+    "dag",
+    "container",
+    "inputs",
+    "outputs",
+    "retryStrategy",
+    "activeDeadlineSeconds",
+    "metadata",
+    "nodeSelector",
+    "tolerations",
+    "serviceAccountName",
+    "podSpecPatch",
+    "parallelism",
+    "failFast",
 }
 _DAG = {"tasks", "failFast"}
 _TASK = {"name", "template", "arguments", "depends", "dependencies", "when", "withParam", "withItems"}
@@ -96,8 +121,11 @@ def declared_parameters(doc: Mapping[str, Any]) -> list[str]:
 def parse(doc: dict[str, Any]) -> Workflow:
     """The document as a :class:`Workflow`; WorkflowError naming the first field outside the
     supported subset or with a bad value."""
-    if not isinstance(doc, dict) or doc.get("kind") != "Workflow" \
-            or not str(doc.get("apiVersion", "")).startswith("argoproj.io/"):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("kind") != "Workflow"
+        or not str(doc.get("apiVersion", "")).startswith("argoproj.io/")
+    ):
         kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise WorkflowError(
             f"expected an Argo Workflow (apiVersion argoproj.io/v1alpha1, kind Workflow), found kind {kind!r}"
@@ -115,8 +143,11 @@ def parse(doc: dict[str, Any]) -> Workflow:
         where = f"spec.arguments.parameters[{i}]"
         _keys(param, _PARAM, where)
         value = param.get("value")
-        parameters.append(Parameter(_name(param, where), None if value is None else
-                                    value if isinstance(value, str) else json.dumps(value)))
+        parameters.append(
+            Parameter(
+                _name(param, where), None if value is None else value if isinstance(value, str) else json.dumps(value)
+            )
+        )
     templates = [_template(t, f"spec.templates[{i}]") for i, t in enumerate(_list(spec, "templates", "spec"))]
     if not isinstance(spec.get("entrypoint"), str) or not spec["entrypoint"]:
         raise WorkflowError("spec.entrypoint is missing: name the template the run starts with")
@@ -155,16 +186,22 @@ def _check_recursion(templates: list[Template]) -> None:
     nest until Argo's recursion limit stops it, starting pods at every level on the way: refused
     before the run. A recursion that a task's when, depends or items can end runs (to
     MAX_NESTING)."""
-    calls = {t.name: [task.template for task in t.dag.tasks
-                      if task.when is None and task.depends is None and task.with_items is None
-                      and task.with_param is None]
-             for t in templates if t.dag is not None}
+    calls = {
+        t.name: [
+            task.template
+            for task in t.dag.tasks
+            if task.when is None and task.depends is None and task.with_items is None and task.with_param is None
+        ]
+        for t in templates
+        if t.dag is not None
+    }
     found = find_cycle(calls)
     if found:
         raise WorkflowError(
             f"template {found[0]!r} calls itself ({' -> '.join(found)}) by tasks that always run, so it never ends "
             f"(Argo fails it at its maximum recursion depth, {MAX_NESTING} levels down); give the task that "
-            "recurses a when condition that ends it")
+            "recurses a when condition that ends it"
+        )
 
 
 def _template(t: Any, where: str) -> Template:
@@ -187,8 +224,9 @@ def _template(t: Any, where: str) -> Template:
         parameters=tuple(_input_parameter(p, at) for p, at in in_params),
         artifacts=tuple(_input_artifact(a, at) for a, at in in_artifacts),
         outputs=tuple(_output_parameter(p, at) for p, at in out_params),
-        output_artifacts=tuple(OutputArtifact(_name(a, at), _text(a, "path", at), bool(a.get("optional")))
-                               for a, at in out_artifacts),
+        output_artifacts=tuple(
+            OutputArtifact(_name(a, at), _text(a, "path", at), bool(a.get("optional"))) for a, at in out_artifacts
+        ),
         retry=_retry(t["retryStrategy"], f"{where}.retryStrategy") if "retryStrategy" in t else Retry(),
         deadline=float(deadline) if deadline else None,
         parallelism=parallelism or None,
@@ -222,8 +260,12 @@ def _input_parameter(p: dict[str, Any], where: str) -> Parameter:
 
 def _input_artifact(a: dict[str, Any], where: str) -> InputArtifact:
     raw = a.get("raw")
-    return InputArtifact(_name(a, where), _text(a, "path", where),
-                         None if raw is None else _text(raw, "data", f"{where}.raw"), bool(a.get("optional")))
+    return InputArtifact(
+        _name(a, where),
+        _text(a, "path", where),
+        None if raw is None else _text(raw, "data", f"{where}.raw"),
+        bool(a.get("optional")),
+    )
 
 
 def _output_parameter(p: dict[str, Any], where: str) -> OutputParameter:
@@ -231,8 +273,11 @@ def _output_parameter(p: dict[str, Any], where: str) -> OutputParameter:
     if not isinstance(value_from, dict):
         raise WorkflowError(f"{where}.valueFrom.path is missing: the local runner reads output parameters from a file")
     default = value_from.get("default")
-    return OutputParameter(_name(p, where), _text(value_from, "path", f"{where}.valueFrom"),
-                           None if "default" not in value_from else str(default))
+    return OutputParameter(
+        _name(p, where),
+        _text(value_from, "path", f"{where}.valueFrom"),
+        None if "default" not in value_from else str(default),
+    )
 
 
 def _retry(retry: dict[str, Any], where: str) -> Retry:
@@ -240,37 +285,55 @@ def _retry(retry: dict[str, Any], where: str) -> Retry:
     limit = _count(retry, "limit", where, minimum=0)
     backoff = retry.get("backoff") or {}
     _keys(backoff, _BACKOFF, f"{where}.backoff")
-    durations = {key: seconds(backoff[key], f"{where}.backoff.{key}") for key in ("duration", "maxDuration", "cap")
-                 if key in backoff}
+    durations = {
+        key: seconds(backoff[key], f"{where}.backoff.{key}")
+        for key in ("duration", "maxDuration", "cap")
+        if key in backoff
+    }
     factor = _count(backoff, "factor", f"{where}.backoff", minimum=0)  # Argo reads it as an integer
     if backoff and "duration" not in backoff:
-        raise WorkflowError(f"{where}.backoff.duration is missing: Argo needs a base duration for a backoff "
-                            "(for example duration: \"5s\")")
+        raise WorkflowError(
+            f"{where}.backoff.duration is missing: Argo needs a base duration for a backoff "
+            '(for example duration: "5s")'
+        )
     expression = retry.get("expression")
     if expression:
         expr.tokenize(expression)
     policy = retry.get("retryPolicy") or "OnFailure"
     if policy not in ("Always", "OnFailure", "OnError", "OnTransientError"):
-        raise WorkflowError(f"{where}.retryPolicy must be Always, OnFailure, OnError or OnTransientError, "
-                            f"found {policy!r}")
-    return Retry(limit=limit or 0, policy=policy, expression=expression or None,
-                 duration=durations.get("duration", 0.0), factor=1 if factor is None else factor,
-                 max_duration=durations.get("maxDuration"), cap=durations.get("cap"))
+        raise WorkflowError(
+            f"{where}.retryPolicy must be Always, OnFailure, OnError or OnTransientError, found {policy!r}"
+        )
+    return Retry(
+        limit=limit or 0,
+        policy=policy,
+        expression=expression or None,
+        duration=durations.get("duration", 0.0),
+        factor=1 if factor is None else factor,
+        max_duration=durations.get("maxDuration"),
+        cap=durations.get("cap"),
+    )
 
 
 def _dag(dag: Any, where: str, fail_fast: Any) -> Dag:
     _keys(dag, _DAG, where)
     tasks = _list(dag, "tasks", where)
-    fans = {task.get("name") for task in tasks if isinstance(task, dict) and ("withParam" in task or "withItems" in task)}
+    fans = {
+        task.get("name") for task in tasks if isinstance(task, dict) and ("withParam" in task or "withItems" in task)
+    }
     for path, text in _strings(dag, where):
         for var in _VAR.findall(text):
             if var.startswith("tasks.") and var.split(".")[1] in fans and ".outputs." in var:
-                raise WorkflowError(f"{path} uses {{{{{var}}}}}: the aggregated outputs of a task with "
-                                    "withParam/withItems are not supported by the local runner")
+                raise WorkflowError(
+                    f"{path} uses {{{{{var}}}}}: the aggregated outputs of a task with "
+                    "withParam/withItems are not supported by the local runner"
+                )
     if "failFast" in dag and not isinstance(dag["failFast"], bool):
         raise WorkflowError(f"{where}.failFast must be true or false, found {dag['failFast']!r}")
-    return Dag(tuple(_task(task, f"{where}.tasks[{i}]") for i, task in enumerate(tasks)),
-               fail_fast=dag.get("failFast", fail_fast))
+    return Dag(
+        tuple(_task(task, f"{where}.tasks[{i}]") for i, task in enumerate(tasks)),
+        fail_fast=dag.get("failFast", fail_fast),
+    )
 
 
 def _task(task: Any, where: str) -> Task:
@@ -282,12 +345,19 @@ def _task(task: Any, where: str) -> Task:
         at = f"{where}.arguments.artifacts[{j}]"
         _keys(a, {"name", "from", "raw"}, at)
         if "from" in a and not _FROM.fullmatch(str(a["from"])):
-            raise WorkflowError(f"{at}.from must name an artifact of this run, "
-                                f"{{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}")
+            raise WorkflowError(
+                f"{at}.from must name an artifact of this run, "
+                f"{{{{tasks.NAME.outputs.artifacts.NAME}}}}, found {a['from']!r}"
+            )
         if ("from" in a) == ("raw" in a):
             raise WorkflowError(f"{at} ({a.get('name')!r}) must have exactly one of from or raw")
-        artifacts.append(TaskArtifact(_name(a, at), raw=_text(a["raw"], "data", f"{at}.raw") if "raw" in a else None,
-                                      source=str(a["from"]) if "from" in a else None))
+        artifacts.append(
+            TaskArtifact(
+                _name(a, at),
+                raw=_text(a["raw"], "data", f"{at}.raw") if "raw" in a else None,
+                source=str(a["from"]) if "from" in a else None,
+            )
+        )
     parameters = []
     for j, p in enumerate(_list(arguments, "parameters", f"{where}.arguments")):
         _keys(p, _PARAM, f"{where}.arguments.parameters[{j}]")
@@ -295,7 +365,7 @@ def _task(task: Any, where: str) -> Task:
     depends = task.get("depends") or None
     if depends is not None:
         if not isinstance(depends, str):
-            raise WorkflowError(f"{where}.depends must be an expression such as \"a && b.Failed\", found {depends!r}")
+            raise WorkflowError(f'{where}.depends must be an expression such as "a && b.Failed", found {depends!r}')
         deps = tuple(sorted({n.split(".")[0] for n in expr.names(depends)}))
     else:
         deps = tuple(str(d) for d in _list(task, "dependencies", where))
@@ -394,7 +464,9 @@ def check_declared(declared: list[str], given: Iterable[str], where: str) -> Non
     for name in given:
         if name not in declared:
             hint = "; --inputs needs a batch Workflow (llmstep compile --batch N)" if name == "inputs" else ""
-            raise WorkflowError(f"parameter {name!r} is not declared in {where} ({', '.join(declared) or 'none'}){hint}")
+            raise WorkflowError(
+                f"parameter {name!r} is not declared in {where} ({', '.join(declared) or 'none'}){hint}"
+            )
 
 
 def substitute(text: str, values: dict[str, str], where: str) -> str:

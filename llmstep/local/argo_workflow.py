@@ -91,8 +91,12 @@ class Retry:
         if self.policy == "OnFailure" and phase != contract.Phase.FAILED:
             return False
         if self.expression:
-            last = {"lastRetry.exitCode": str(exit_code), "lastRetry.status": str(phase),
-                    "lastRetry.duration": str(int(duration)), "lastRetry.message": ""}
+            last = {
+                "lastRetry.exitCode": str(exit_code),
+                "lastRetry.status": str(phase),
+                "lastRetry.duration": str(int(duration)),
+                "lastRetry.message": "",
+            }
             return bool(expr.evaluate(self.expression, lambda n: last.get(n, expr.UNKNOWN)))
         return True
 
@@ -191,7 +195,8 @@ class Workflow:
         for param in self.parameters:
             value = overrides.get(param.name, param.value)
             if value is None:
-                raise WorkflowError(f"parameter {param.name!r} has no value: pass -p {param.name}=... "
-                                    "(for the chain input, JSON)")
+                raise WorkflowError(
+                    f"parameter {param.name!r} has no value: pass -p {param.name}=... (for the chain input, JSON)"
+                )
             values[param.name] = value
         return values

@@ -77,8 +77,15 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         data_dir = record.data_dir(step.name)
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir()
-        node = record.update_node(step.name, display_name=step.name, template_name=step.template, phase=Phase.RUNNING,
-                                  started_at=started, attempts=attempt, exit_handler=step.exit_handler)
+        node = record.update_node(
+            step.name,
+            display_name=step.name,
+            template_name=step.template,
+            phase=Phase.RUNNING,
+            started_at=started,
+            attempts=attempt,
+            exit_handler=step.exit_handler,
+        )
         progress.changed(step.name, node)
         try:
             run = step.prepare(data_dir)
@@ -86,8 +93,15 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
             return _done(record, progress, step.name, Phase.ERROR, str(exc), None, Outputs())
         except OSError as exc:  # an input that is gone, a full disk: the step cannot start
             where = f" ({exc.filename})" if exc.filename else ""
-            return _done(record, progress, step.name, Phase.ERROR,
-                         f"its inputs cannot be laid out: {exc.strerror or exc}{where}", None, Outputs())
+            return _done(
+                record,
+                progress,
+                step.name,
+                Phase.ERROR,
+                f"its inputs cannot be laid out: {exc.strerror or exc}{where}",
+                None,
+                Outputs(),
+            )
         with open(log_path, "ab") as log:
             log.write(f"--- attempt {attempt} at {now()}\n".encode())
         with step.slot():
@@ -127,10 +141,19 @@ def run_step(step: StepRun, record: RunRecord, launcher: Launcher, progress: Pro
         if step.max_duration is not None:
             limit = first + step.max_duration
             if time.monotonic() > limit:
-                return _done(record, progress, step.name, phase, "Max duration limit exceeded", outcome.exit_code, Outputs())
+                return _done(
+                    record, progress, step.name, phase, "Max duration limit exceeded", outcome.exit_code, Outputs()
+                )
             if time.monotonic() + step.backoff(attempt) > limit:
-                return _done(record, progress, step.name, phase, "Backoff would exceed max duration limit",
-                             outcome.exit_code, Outputs())
+                return _done(
+                    record,
+                    progress,
+                    step.name,
+                    phase,
+                    "Backoff would exceed max duration limit",
+                    outcome.exit_code,
+                    Outputs(),
+                )
         if attempt > step.retries or not step.retry(outcome.exit_code, phase, duration):
             return _done(record, progress, step.name, phase, message, outcome.exit_code, outputs)
         time.sleep(step.backoff(attempt))
@@ -147,9 +170,18 @@ def _ends(step: StepRun, first: float | None) -> tuple[float, str] | None:
     return min(ends) if ends else None
 
 
-def _done(record: RunRecord, progress: Progress, name: str, phase: Phase, message: str,
-          exit_code: int | None, outputs: Outputs) -> Phase:
-    node = record.update_node(name, phase=phase, message=message, exit_code=exit_code, finished_at=now(), outputs=outputs)
+def _done(
+    record: RunRecord,
+    progress: Progress,
+    name: str,
+    phase: Phase,
+    message: str,
+    exit_code: int | None,
+    outputs: Outputs,
+) -> Phase:
+    node = record.update_node(
+        name, phase=phase, message=message, exit_code=exit_code, finished_at=now(), outputs=outputs
+    )
     progress.changed(name, node)
     return phase
 

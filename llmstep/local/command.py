@@ -126,8 +126,9 @@ def parse(argv: Sequence[str], where: str) -> Command:
     not follow the grammar. Values that hold references are checked once substituted."""
     argv = [str(a) for a in argv]
     if argv[:1] != ["llmstep"] or len(argv) < 2 or argv[1] not in GRAMMAR:
-        raise WorkflowError(f"{where}: a step must run `llmstep exec ...` or `llmstep diagnose ...` locally, "
-                            f"found {argv[:3]!r}")
+        raise WorkflowError(
+            f"{where}: a step must run `llmstep exec ...` or `llmstep diagnose ...` locally, found {argv[:3]!r}"
+        )
     sub = argv[1]
     spec, positional = GRAMMAR[sub]
     options: list[tuple[str, str]] = []
@@ -137,8 +138,10 @@ def parse(argv: Sequence[str], where: str) -> Command:
         arg = argv[i]
         if not _option_like(arg):
             if len(positionals) >= positional:
-                raise WorkflowError(f"{where}: `llmstep {sub}` takes {positional or 'no'} argument(s) besides its "
-                                    f"options, found {arg[:80]!r}")
+                raise WorkflowError(
+                    f"{where}: `llmstep {sub}` takes {positional or 'no'} argument(s) besides its "
+                    f"options, found {arg[:80]!r}"
+                )
             positionals.append(arg)
             i += 1
             continue
@@ -151,7 +154,11 @@ def parse(argv: Sequence[str], where: str) -> Command:
             options.append((arg, ""))
             i += 1
             continue
-        values = list(itertools.takewhile(lambda a: not _option_like(a), argv[i + 1:])) if option.rest else argv[i + 1:i + 2]
+        values = (
+            list(itertools.takewhile(lambda a: not _option_like(a), argv[i + 1 :]))
+            if option.rest
+            else argv[i + 1 : i + 2]
+        )
         if not option.rest and not values:
             raise WorkflowError(f"{where}: `llmstep {sub}` {arg} needs a value")
         for value in values:
@@ -170,8 +177,10 @@ def _unknown(sub: str, arg: str, spec: dict[str, Option]) -> str:
     near = sorted(flag for flag in spec if flag.startswith(name)) if name.startswith("--") and len(name) > 2 else []
     if near:
         return f"`llmstep {sub}` {name}: spell the option in full ({', '.join(near)})"
-    return (f"`llmstep {sub}` {name[:80]} is not an option llmstep generates for a step, so a step from a file "
-            f"may not use it; the options are {', '.join(spec)}")
+    return (
+        f"`llmstep {sub}` {name[:80]} is not an option llmstep generates for a step, so a step from a file "
+        f"may not use it; the options are {', '.join(spec)}"
+    )
 
 
 def _option_like(arg: str) -> bool:
@@ -181,8 +190,10 @@ def _option_like(arg: str) -> bool:
 
 def _check_value(sub: str, flag: str, option: Option, value: str, where: str) -> None:
     if _option_like(value):
-        raise WorkflowError(f"{where}: `llmstep {sub}` {flag} {value[:80]!r}: a value that starts with '-' would be "
-                            "read as another option")
+        raise WorkflowError(
+            f"{where}: `llmstep {sub}` {flag} {value[:80]!r}: a value that starts with '-' would be "
+            "read as another option"
+        )
     if unresolved(value):
         return
     if option.choices and value not in option.choices and not (value == "" and flag != "--payload-env"):
@@ -190,8 +201,10 @@ def _check_value(sub: str, flag: str, option: Option, value: str, where: str) ->
     if option.kind == "result":
         name, sep, _path = value.partition("=")
         if not sep or name not in contract.RESULTS:
-            raise WorkflowError(f"{where}: `llmstep {sub}` --result {value[:80]!r}: expected NAME=PATH with NAME one "
-                                f"of {', '.join(contract.RESULTS)}")
+            raise WorkflowError(
+                f"{where}: `llmstep {sub}` --result {value[:80]!r}: expected NAME=PATH with NAME one "
+                f"of {', '.join(contract.RESULTS)}"
+            )
     if option.kind == "input":
         source = value.partition("=")[0]
         if not source or "/" in source or "\\" in source or source in (".", ".."):
@@ -207,8 +220,10 @@ def check_prefixes(command: Command, where: str, prefixes: Sequence[str], root: 
     for what, path in command.paths():
         if ".." in Path(path).parts or not (path == root or path.startswith(tuple(prefixes))):
             places = " or ".join(p + "..." for p in prefixes)
-            raise WorkflowError(f"{where}: `llmstep {command.sub}` {what[:200]} is outside the step's data directory "
-                                f"and workspaces (a path here begins with {places}, without '..')")
+            raise WorkflowError(
+                f"{where}: `llmstep {command.sub}` {what[:200]} is outside the step's data directory "
+                f"and workspaces (a path here begins with {places}, without '..')"
+            )
 
 
 def check_paths(command: Command, where: str, places: Sequence[Path]) -> None:
@@ -218,5 +233,7 @@ def check_paths(command: Command, where: str, places: Sequence[Path]) -> None:
     for what, path in command.paths():
         target = Path(path)
         if unresolved(path) or not target.is_absolute() or not any(target.resolve().is_relative_to(r) for r in roots):
-            raise WorkflowError(f"{where}: `llmstep {command.sub}` {what[:200]} is outside the step's data "
-                                "directory and workspaces; a step writes and reads only there")
+            raise WorkflowError(
+                f"{where}: `llmstep {command.sub}` {what[:200]} is outside the step's data "
+                "directory and workspaces; a step writes and reads only there"
+            )

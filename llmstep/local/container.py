@@ -18,19 +18,21 @@ STEP_UID = 10001
 
 
 def container_argv(
-    engine_cli: str,
-    *,
-    image: str,
-    argv: list[str],
-    env_names: list[str],
-    mounts: list[tuple[Path, str]],
-    network: bool,
+    engine_cli: str, *, image: str, argv: list[str], env_names: list[str], mounts: list[tuple[Path, str]], network: bool
 ) -> list[str]:
     """``podman run ...`` for one step. Env values are not in the command line: ``-e NAME``
     takes them from the engine CLI's own environment, so secrets never show in ``ps``."""
     command = [
-        engine_cli, "run", "--rm", "--read-only", "--tmpfs", "/tmp",
-        "--user", f"{STEP_UID}:{STEP_UID}", "--network", "host" if network else "none",
+        engine_cli,
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--user",
+        f"{STEP_UID}:{STEP_UID}",
+        "--network",
+        "host" if network else "none",
     ]
     for host, inside in mounts:
         _open_for_step_user(host)

@@ -30,7 +30,9 @@ MISSING = object()
 _DEFAULT_IMAGE = "llmstep"  # only fills the built-in Task's image default; local steps use no image
 
 
-def run_document(doc: dict[str, Any], input: Any = MISSING, options: RunOptions | None = None, **given: Any) -> RunRecord:
+def run_document(
+    doc: dict[str, Any], input: Any = MISSING, options: RunOptions | None = None, **given: Any
+) -> RunRecord:
     """Run an Argo Workflow document; return its record (``record.result()`` is the output).
 
     ``input`` is a Python value for the ``input`` parameter (encoded like a step output), as
@@ -75,8 +77,9 @@ def _overrides(declared: list[str], input: Any, given: Mapping[str, str] | None,
     return overrides
 
 
-def resume_run(run_id: str, options: RunOptions | None = None, *, documents: list[dict[str, Any]] | None = None,
-               **given: Any) -> RunRecord:
+def resume_run(
+    run_id: str, options: RunOptions | None = None, *, documents: list[dict[str, Any]] | None = None, **given: Any
+) -> RunRecord:
     """Re-run the steps of a past run that did not succeed, reusing finished outputs.
 
     The steps run the code recorded when the run started, unless ``documents`` (the same chain
@@ -95,8 +98,11 @@ def resume_run(run_id: str, options: RunOptions | None = None, *, documents: lis
             _check_same_steps(record, documents)
             documents = _keep_run(record, documents)
         trusted = opts.allow_pickle or documents is not None  # recompiled documents are the user's own code
-        runner = _resumable(record, RunOptions.of(opts, allow_pickle=trusted, from_file=opts.from_file or documents is None,
-                                                  launcher=None), documents)
+        runner = _resumable(
+            record,
+            RunOptions.of(opts, allow_pickle=trusted, from_file=opts.from_file or documents is None, launcher=None),
+            documents,
+        )
         stop_leftovers(record)
         _reset(record)
         if documents is not None:
@@ -115,13 +121,17 @@ def _check_same_steps(record: RunRecord, documents: list[dict[str, Any]]) -> Non
         old = []
     kinds = sorted(d.get("kind", "") for d in documents)
     if old and sorted(d.get("kind", "") for d in old) != kinds:
-        raise WorkflowError(f"run {record.run_id} ran {', '.join(sorted(d.get('kind', '') for d in old))}; the chain now "
-                            f"compiles to {', '.join(kinds)}: resume with the same --engine (and --inputs for a batch)")
+        raise WorkflowError(
+            f"run {record.run_id} ran {', '.join(sorted(d.get('kind', '') for d in old))}; the chain now "
+            f"compiles to {', '.join(kinds)}: resume with the same --engine (and --inputs for a batch)"
+        )
     before, now_ = _step_names(old), _step_names(documents)
     gone = sorted(before - now_)
     if gone:
-        raise WorkflowError(f"run {record.run_id}: the chain's steps changed ({', '.join(gone)} no longer exist), so its "
-                            "finished outputs do not fit the new code; run the chain afresh instead of --resume")
+        raise WorkflowError(
+            f"run {record.run_id}: the chain's steps changed ({', '.join(gone)} no longer exist), so its "
+            "finished outputs do not fit the new code; run the chain afresh instead of --resume"
+        )
 
 
 def _keep_run(record: RunRecord, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -172,12 +182,19 @@ def _reset(record: RunRecord) -> RunRecord:
     since, or a disk cleaned up) runs again too, with the DAG or item group it belongs to: what
     it made is needed by the steps that run now."""
     state = record.state
-    earlier = {"phase": str(state.phase), "message": state.message or "", "finishedAt": state.finished_at or "",
-               "failures": record.failures()}
+    earlier = {
+        "phase": str(state.phase),
+        "message": state.message or "",
+        "finishedAt": state.finished_at or "",
+        "failures": record.failures(),
+    }
     state.history = [*(state.history or []), earlier]
     for task, node in list(record.nodes.items()):
-        missing = [a.local_path for a in (node.outputs.artifacts if node.outputs else [])
-                   if a.local_path and not Path(a.local_path).is_file()]
+        missing = [
+            a.local_path
+            for a in (node.outputs.artifacts if node.outputs else [])
+            if a.local_path and not Path(a.local_path).is_file()
+        ]
         if missing and node.phase in FINISHED_OK:
             log.warning("step %s finished, but its output %s is gone: it runs again", task, missing[0])
             for other in list(record.nodes):  # the nested DAG or item group that would stand for it
@@ -192,7 +209,9 @@ def _reset(record: RunRecord) -> RunRecord:
     return record
 
 
-def run_tekton(docs: list[dict[str, Any]], input: Any = MISSING, options: RunOptions | None = None, **given: Any) -> RunRecord:
+def run_tekton(
+    docs: list[dict[str, Any]], input: Any = MISSING, options: RunOptions | None = None, **given: Any
+) -> RunRecord:
     """Run a Tekton PipelineRun or TaskRun (with the Pipeline and Tasks it uses) on this machine;
     ``input`` and the options as for :func:`run_document`."""
     opts = RunOptions.of(options, **given).resolved()

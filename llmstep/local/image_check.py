@@ -44,10 +44,16 @@ def engine_modules(image: str, engine: str | None = None) -> frozenset[str] | No
     engine = engine or next((e for e in ENGINES if shutil.which(e)), None)
     if engine is None:
         return None
-    fmt = f'{{{{index .Labels "{MODULES_LABEL}"}}}}' if engine != "buildah" else \
-        f'{{{{index .OCIv1.Config.Labels "{MODULES_LABEL}"}}}}'
-    argv = [engine, "inspect", "--type", "image", "--format", fmt, image] if engine == "buildah" else \
-        [engine, "image", "inspect", "--format", fmt, image]
+    fmt = (
+        f'{{{{index .Labels "{MODULES_LABEL}"}}}}'
+        if engine != "buildah"
+        else f'{{{{index .OCIv1.Config.Labels "{MODULES_LABEL}"}}}}'
+    )
+    argv = (
+        [engine, "inspect", "--type", "image", "--format", fmt, image]
+        if engine == "buildah"
+        else [engine, "image", "inspect", "--format", fmt, image]
+    )
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=INSPECT_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -114,8 +120,11 @@ def missing_modules(plan: Plan, lookup: Lookup) -> list[tuple[str, str, str, str
     found = []
     for step in plan.steps:
         image = step.settings.image or plan.image
-        named = {m: w for m, w in payload_modules(step.payload).items()
-                 if m not in ALWAYS_THERE and m not in sys.stdlib_module_names}
+        named = {
+            m: w
+            for m, w in payload_modules(step.payload).items()
+            if m not in ALWAYS_THERE and m not in sys.stdlib_module_names
+        }
         names = lookup(image) if named else None  # nothing to check: no look-up, no process
         if names is None:
             continue
@@ -126,9 +135,12 @@ def missing_modules(plan: Plan, lookup: Lookup) -> list[tuple[str, str, str, str
 def warn_missing(plan: Plan, lookup: Lookup, stacklevel: int = 2) -> None:
     """One :class:`MissingModuleWarning` per step and module its image lacks, at the caller's line."""
     for step, image, module, what in missing_modules(plan, lookup):
-        warnings.warn(MissingModuleWarning(
-            f"step {step!r} imports the module {module!r} ({what}), which the image {image!r} does not have "
-            f"(by the module list recorded in it): the step would fail in its pod. Build an image with it, "
-            f"`llmstep image build --from {image} -r requirements.txt` (or --project DIR, --wheels DIR "
-            "offline), and pass the tag it prints as image=... (or --image)"), stacklevel=stacklevel + 1)
-
+        warnings.warn(
+            MissingModuleWarning(
+                f"step {step!r} imports the module {module!r} ({what}), which the image {image!r} does not have "
+                f"(by the module list recorded in it): the step would fail in its pod. Build an image with it, "
+                f"`llmstep image build --from {image} -r requirements.txt` (or --project DIR, --wheels DIR "
+                "offline), and pass the tag it prints as image=... (or --image)"
+            ),
+            stacklevel=stacklevel + 1,
+        )

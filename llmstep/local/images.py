@@ -84,8 +84,9 @@ def find_engine(engine: str | None = None, which: Callable[[str], str | None] = 
     for name in ENGINES:
         if which(name) is not None:
             return name
-    raise UsageError(f"no container engine found: install one of {', '.join(ENGINES)} (or put it on PATH), "
-                     "or pass --engine")
+    raise UsageError(
+        f"no container engine found: install one of {', '.join(ENGINES)} (or put it on PATH), or pass --engine"
+    )
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,7 @@ def containerfile(spec: BuildSpec) -> str:
     if spec.wheels is not None:
         pip += " --no-index --find-links /build/wheels"
     target = "-r /build/requirements.txt" if spec.requirements is not None else "/build/project"
-    lines = [
-        f"FROM {spec.base}",
-        f'LABEL io.llmstep.base="{spec.base}"',
-        "USER 0:0",
-    ]
+    lines = [f"FROM {spec.base}", f'LABEL io.llmstep.base="{spec.base}"', "USER 0:0"]
     if spec.requirements is not None:
         lines.append("COPY requirements.txt /build/requirements.txt")
     if spec.project is not None:
@@ -226,8 +223,15 @@ def read_modules_file(engine: str, tag: str, run: Runner = _run) -> list[str]:
     return sorted(parse_modules(data.decode()))
 
 
-def build(spec: BuildSpec, tag: str, engine: str, *, push: bool = False, run: Runner = _run,
-          say: Callable[[str], None] = print) -> list[str]:
+def build(
+    spec: BuildSpec,
+    tag: str,
+    engine: str,
+    *,
+    push: bool = False,
+    run: Runner = _run,
+    say: Callable[[str], None] = print,
+) -> list[str]:
     """Build ``spec`` as ``tag`` with ``engine``, label it with its modules and push it if asked;
     the modules. ImageBuildError with the engine's output when a command fails."""
     with tempfile.TemporaryDirectory(prefix="llmstep-image-") as tmp:

@@ -64,13 +64,21 @@ class Isolation:
             except ValueError:
                 idle = -1.0
             if not 0 <= idle < float("inf"):
-                raise UsageError(f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
-                                 "fork server that ends with the process that started it")
-        defaults = {"fork_idle": idle, "runtime_dir": environ.get("XDG_RUNTIME_DIR") or None,
-                    "cache_dir": user_dir(environ) or None, "engine_env": engine_env(environ)}
+                raise UsageError(
+                    f"{IDLE_ENV}={raw!r} is not a number of seconds: use for example 300, or 0 for a "
+                    "fork server that ends with the process that started it"
+                )
+        defaults = {
+            "fork_idle": idle,
+            "runtime_dir": environ.get("XDG_RUNTIME_DIR") or None,
+            "cache_dir": user_dir(environ) or None,
+            "engine_env": engine_env(environ),
+        }
         return cls(**{**defaults, **settings})
 
-    def start_launcher(self, docs: list[dict[str, Any]] | None = None, classes: list[list[str]] | None = None) -> Launcher:
+    def start_launcher(
+        self, docs: list[dict[str, Any]] | None = None, classes: list[list[str]] | None = None
+    ) -> Launcher:
         """A Launcher for a run of ``docs`` (or of payloads with these class ids): with a fork
         server when processes may be forked. The server starts in the background."""
         if self.kind != "process" or not self.fork:
@@ -78,8 +86,12 @@ class Isolation:
         from llmstep.local.forkserver import shared_server
 
         try:
-            server = shared_server(classes if classes is not None else payload_classes(docs), self.fork_idle,
-                                   runtime=self.runtime_dir, cache=self.cache_dir)
+            server = shared_server(
+                classes if classes is not None else payload_classes(docs),
+                self.fork_idle,
+                runtime=self.runtime_dir,
+                cache=self.cache_dir,
+            )
             return Launcher(server, keep_server=True)
         except OSError:
             return Launcher()  # a cold start per step is slower, never wrong
@@ -109,10 +121,22 @@ class Steps:
     def preflight(self, images: Iterable[str]) -> None:
         """What must hold before the run starts, given the images the documents name."""
 
-    def attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, where: str = "step",
-                policy: Policy | None = None, root: str | None = None, image: str = "", declared: Sequence[str] = (),
-                extra: Sequence[str] = (), mounts: Sequence[tuple[Path, str]] = (), network: bool = False,
-                keep_data_dir: bool = False) -> Attempt:
+    def attempt(
+        self,
+        argv: list[str],
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        where: str = "step",
+        policy: Policy | None = None,
+        root: str | None = None,
+        image: str = "",
+        declared: Sequence[str] = (),
+        extra: Sequence[str] = (),
+        mounts: Sequence[tuple[Path, str]] = (),
+        network: bool = False,
+        keep_data_dir: bool = False,
+    ) -> Attempt:
         """One attempt of a step (``where`` names it) whose pod runs ``argv`` (``llmstep ...``) with ``env``.
 
         ``data_dir`` is the local data directory (mounted at ``root`` in a container, or at
@@ -128,21 +152,53 @@ class Steps:
         command = parse(["llmstep", *local_argv(argv, data_dir, root)[3:]], where)
         check_paths(command, where, [data_dir, *(host for host, _ in mounts)])
         policy.check_env(((name, False) for name in declared if name not in extra), where)
-        return self._attempt(argv, data_dir, env, root=root, image=image, declared=declared, extra=extra,
-                             mounts=mounts, network=network, keep_data_dir=keep_data_dir)
+        return self._attempt(
+            argv,
+            data_dir,
+            env,
+            root=root,
+            image=image,
+            declared=declared,
+            extra=extra,
+            mounts=mounts,
+            network=network,
+            keep_data_dir=keep_data_dir,
+        )
 
-    def _attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None, image: str,
-                 declared: Sequence[str], extra: Sequence[str], mounts: Sequence[tuple[Path, str]], network: bool,
-                 keep_data_dir: bool) -> Attempt:
+    def _attempt(
+        self,
+        argv: list[str],
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        root: str | None,
+        image: str,
+        declared: Sequence[str],
+        extra: Sequence[str],
+        mounts: Sequence[tuple[Path, str]],
+        network: bool,
+        keep_data_dir: bool,
+    ) -> Attempt:
         raise NotImplementedError
 
 
 class ProcessSteps(Steps):
     """Each step is a local process running the pod's command (``python -m llmstep ...``)."""
 
-    def _attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None, image: str,
-                 declared: Sequence[str], extra: Sequence[str], mounts: Sequence[tuple[Path, str]], network: bool,
-                 keep_data_dir: bool) -> Attempt:
+    def _attempt(
+        self,
+        argv: list[str],
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        root: str | None,
+        image: str,
+        declared: Sequence[str],
+        extra: Sequence[str],
+        mounts: Sequence[tuple[Path, str]],
+        network: bool,
+        keep_data_dir: bool,
+    ) -> Attempt:
         return Attempt(local_argv(argv, data_dir, root), env, data_dir if keep_data_dir else None)
 
 
@@ -166,16 +222,35 @@ class ContainerSteps(Steps):
             check_image(self.engine_cli, self.engine_env, image)
             self._present.add(image)
 
-    def _attempt(self, argv: list[str], data_dir: Path, env: dict[str, str], *, root: str | None, image: str,
-                 declared: Sequence[str], extra: Sequence[str], mounts: Sequence[tuple[Path, str]], network: bool,
-                 keep_data_dir: bool) -> Attempt:
+    def _attempt(
+        self,
+        argv: list[str],
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        root: str | None,
+        image: str,
+        declared: Sequence[str],
+        extra: Sequence[str],
+        mounts: Sequence[tuple[Path, str]],
+        network: bool,
+        keep_data_dir: bool,
+    ) -> Attempt:
         from llmstep.local.container import container_argv
 
         self._check(image)
         # the pod's declared variables, the runner's own, then this machine's way out (PASSTHROUGH)
-        names = [n for n in declared if n in env] + list(extra) + [n for n in PASSTHROUGH if n in env and n not in declared]
-        command = container_argv(self.engine_cli, image=image, argv=argv, env_names=names,
-                                 mounts=list(mounts) or [(data_dir, root or contract.DATA_DIR)], network=network)
+        names = (
+            [n for n in declared if n in env] + list(extra) + [n for n in PASSTHROUGH if n in env and n not in declared]
+        )
+        command = container_argv(
+            self.engine_cli,
+            image=image,
+            argv=argv,
+            env_names=names,
+            mounts=list(mounts) or [(data_dir, root or contract.DATA_DIR)],
+            network=network,
+        )
         return Attempt(command, {**env, **self.engine_env}, data_dir if keep_data_dir else None)
 
 
@@ -185,7 +260,6 @@ _ENGINE_PREFIXES = ("CONTAINERS_", "DOCKER_", "XDG_", "REGISTRY_AUTH_FILE", "BUI
 def engine_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables that configure podman/docker themselves; the container never sees them."""
     return {k: v for k, v in environ.items() if k.startswith(_ENGINE_PREFIXES) or k in ("PATH", "HOME", "TMPDIR")}
-
 
 
 def payload_classes(node: Any) -> list[list[str]]:
@@ -206,5 +280,3 @@ def payload_classes(node: Any) -> list[list[str]]:
         for value in node:
             found.extend(payload_classes(value))
     return found
-
-

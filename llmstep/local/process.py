@@ -49,20 +49,37 @@ def exec_refusal(argv: list[str], env: Mapping[str, str]) -> str:
     sizes = [len(text.encode("utf-8", "surrogateescape")) + 1 for text in strings]  # each with its NUL
     longest = max(range(len(sizes)), key=sizes.__getitem__)
     if sizes[longest] > MAX_ARG_STRLEN:
-        what = ("argument " + str(longest) if longest < len(argv)
-                else "environment variable " + strings[longest].split("=", 1)[0])
-        return (f"argument list too long: {what} is {sizes[longest] - 1} bytes; Linux starts no program with "
-                f"one longer than {MAX_ARG_STRLEN - 1}")
+        what = (
+            "argument " + str(longest)
+            if longest < len(argv)
+            else "environment variable " + strings[longest].split("=", 1)[0]
+        )
+        return (
+            f"argument list too long: {what} is {sizes[longest] - 1} bytes; Linux starts no program with "
+            f"one longer than {MAX_ARG_STRLEN - 1}"
+        )
     total = sum(sizes) + 8 * (len(strings) + 2)  # and a pointer to each
     if total > ARG_MAX:
-        return (f"argument list too long: the arguments and environment take {total} bytes; Linux starts no "
-                f"program with more than {ARG_MAX}")
+        return (
+            f"argument list too long: the arguments and environment take {total} bytes; Linux starts no "
+            f"program with more than {ARG_MAX}"
+        )
     return ""
 
 
 PASSTHROUGH = (
-    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
     *ENDPOINT_ENV,
 )
 """What a local step gets from this machine's environment besides its pod's: the way out (proxies,
@@ -107,7 +124,9 @@ def env_from(item: Mapping[str, Any], values: Mapping[str, str], where: str) -> 
     if kind is None:
         from llmstep.errors import WorkflowError
 
-        raise WorkflowError(f"{where}: env {item.get('name')} valueFrom must be a secretKeyRef or a configMapKeyRef locally")
+        raise WorkflowError(
+            f"{where}: env {item.get('name')} valueFrom must be a secretKeyRef or a configMapKeyRef locally"
+        )
     name, key = str(item.get("name")), str(ref[kind].get("key", ""))
     for candidate in (name, key):
         if values.get(candidate):
@@ -115,8 +134,10 @@ def env_from(item: Mapping[str, Any], values: Mapping[str, str], where: str) -> 
     if kind == "configMapKeyRef" and not ref[kind].get("optional"):
         from llmstep.errors import WorkflowError
 
-        raise WorkflowError(f"{where}: env {name} comes from key {key!r} of ConfigMap {ref[kind].get('name')!r}; "
-                            f"locally, set {name} in your environment or in --secrets FILE")
+        raise WorkflowError(
+            f"{where}: env {name} comes from key {key!r} of ConfigMap {ref[kind].get('name')!r}; "
+            f"locally, set {name} in your environment or in --secrets FILE"
+        )
     return None
 
 
@@ -129,7 +150,7 @@ def local_argv(argv: list[str], data_dir: Path, root: str | None = None) -> list
         local[local.index("--data-dir") + 1] = str(data_dir)
     if root:
         prefix = root.rstrip("/") + "/"
-        local = [str(data_dir / a[len(prefix):]) if a.startswith(prefix) else a for a in local]
+        local = [str(data_dir / a[len(prefix) :]) if a.startswith(prefix) else a for a in local]
     return local
 
 
@@ -145,8 +166,14 @@ class Launcher:
         self.forkserver = forkserver
         self.keep_server = keep_server  # a shared server outlives this run (see forkserver.shared_server)
 
-    def run(self, argv: list[str], env: Mapping[str, str], log_path: Path, timeout: float | None,
-            on_start: Callable[[int], None] | None = None) -> Outcome:
+    def run(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        timeout: float | None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> Outcome:
         """Run one step's process to its end; ``on_start(pid)`` is told its pid once it runs."""
         if self.stopping.is_set():
             return Outcome(130, interrupted=True)
@@ -165,8 +192,13 @@ class Launcher:
                 return self._supervise(step.pid, step.wait, timeout, on_start)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                argv, env=dict(env), cwd=str(log_path.parent), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                env=dict(env),
+                cwd=str(log_path.parent),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
         def poll(seconds: float) -> int | None:
@@ -177,8 +209,13 @@ class Launcher:
 
         return self._supervise(proc.pid, poll, timeout, on_start)
 
-    def _supervise(self, pid: int, poll: Callable[[float], int | None], timeout: float | None,
-                   on_start: Callable[[int], None] | None = None) -> Outcome:
+    def _supervise(
+        self,
+        pid: int,
+        poll: Callable[[float], int | None],
+        timeout: float | None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> Outcome:
         """Wait for the step (its own session: ``pid`` is its process group), stopping it on
         timeout or when the run is stopped. ``poll(seconds)`` is its exit code, or None."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -12,8 +12,15 @@ from llmstep import contract
 from llmstep.contract import Phase
 from llmstep.local.state import NodeState
 
-_SYMBOL = {Phase.PENDING: "·", Phase.RUNNING: "▶", Phase.SUCCEEDED: "✔", Phase.FAILED: "✘", Phase.ERROR: "✘",
-           Phase.SKIPPED: "○", Phase.OMITTED: "○"}
+_SYMBOL = {
+    Phase.PENDING: "·",
+    Phase.RUNNING: "▶",
+    Phase.SUCCEEDED: "✔",
+    Phase.FAILED: "✘",
+    Phase.ERROR: "✘",
+    Phase.SKIPPED: "○",
+    Phase.OMITTED: "○",
+}
 
 
 class Progress:

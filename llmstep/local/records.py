@@ -180,8 +180,9 @@ class RunRecord:
             raise UsageError(f"no run {run_id!r} in {runs_dir} (recent: {known}); see `llmstep runs`")
         state, problem = read_status(root / STATUS, root)
         if state is None:
-            raise WorkflowError(f"run {run_id}: {root / STATUS} is not a run record ({problem}); "
-                                "remove that run's directory")
+            raise WorkflowError(
+                f"run {run_id}: {root / STATUS} is not a run record ({problem}); remove that run's directory"
+            )
         return cls(root, state).settled()
 
     # ------------------------------------------------------------------ one process at a time
@@ -197,8 +198,10 @@ class RunRecord:
         except OSError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise WorkflowError(f"run {self.run_id} is still running (llmstep process {holder}); wait for it to end, "
-                                f"or stop it (kill {holder}) and resume it then") from None
+            raise WorkflowError(
+                f"run {self.run_id} is still running (llmstep process {holder}); wait for it to end, "
+                f"or stop it (kill {holder}) and resume it then"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
@@ -349,8 +352,14 @@ class RunRecord:
         # render.batch reads Argo's status nodes, and ours in the same shape
         shaped = {task: node.to_json() for task, node in self.nodes.items()}
         typed = {id(data): self.nodes[task] for task, data in shaped.items()}
-        return batch.collect(count, shaped.items(), self.state.output_task or "", lambda data: typed[id(data)].output(),
-                             f"run {self.run_id}", return_exceptions)
+        return batch.collect(
+            count,
+            shaped.items(),
+            self.state.output_task or "",
+            lambda data: typed[id(data)].output(),
+            f"run {self.run_id}",
+            return_exceptions,
+        )
 
 
 def run_name(meta: Any) -> str:
@@ -396,10 +405,14 @@ def _run_metadata(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def failure_message(record: RunRecord) -> str:
-    lines = [f"run {record.run_id} {record.phase.lower()}" + (f": {record.state.message}" if record.state.message else "")]
+    lines = [
+        f"run {record.run_id} {record.phase.lower()}" + (f": {record.state.message}" if record.state.message else "")
+    ]
     for failure in record.failures():
         lines.append(f"  step {failure['displayName']} ({failure['templateName']}): {failure['message']}")
-    lines.append(f"  details: llmstep show {record.run_id} [STEP]; retry the failed steps: llmstep run --resume {record.run_id}")
+    lines.append(
+        f"  details: llmstep show {record.run_id} [STEP]; retry the failed steps: llmstep run --resume {record.run_id}"
+    )
     return "\n".join(lines)
 
 
@@ -425,5 +438,5 @@ def prune(runs_dir: Path, keep: int) -> None:
     """Remove the records beyond the newest ``keep``, but pinned ones and those still running
     (in another process: it holds the record's lock)."""
     unpinned = [r for r in list_runs(runs_dir) if not r.pinned and r.phase != Phase.RUNNING]
-    for record in unpinned[keep - 1:]:
+    for record in unpinned[keep - 1 :]:
         shutil.rmtree(record.root, ignore_errors=True)

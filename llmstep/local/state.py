@@ -64,28 +64,45 @@ class Outputs:
         return next((a for a in self.artifacts if a.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"parameters": [{"name": p.name, "value": p.value} for p in self.parameters],
-                "artifacts": [{"name": a.name, "path": a.path, "localPath": a.local_path} for a in self.artifacts]}
+        return {
+            "parameters": [{"name": p.name, "value": p.value} for p in self.parameters],
+            "artifacts": [{"name": a.name, "path": a.path, "localPath": a.local_path} for a in self.artifacts],
+        }
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Outputs:
         if not isinstance(data, dict):
             raise NotARecord(f"{where} is {type(data).__name__}, not dict")
         params, arts = data.get("parameters") or [], data.get("artifacts") or []
-        if not isinstance(params, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in params):
+        if not isinstance(params, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("name"), str) for p in params
+        ):
             raise NotARecord(f"{where}.parameters is not a list of named parameters")
         if not isinstance(arts, list) or not all(
-                isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("name", "path", "localPath")) for a in arts):
+            isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ("name", "path", "localPath")) for a in arts
+        ):
             raise NotARecord(f"{where}.artifacts is not a list of artifacts with a name, a path and a localPath")
-        return cls([Parameter(p["name"], p.get("value")) for p in params],
-                   [Artifact(a["name"], a["path"], a["localPath"]) for a in arts])
+        return cls(
+            [Parameter(p["name"], p.get("value")) for p in params],
+            [Artifact(a["name"], a["path"], a["localPath"]) for a in arts],
+        )
 
 
 # (key in status.json, attribute, type): the order status.json lists them in
-_NODE_KEYS = (("id", "id", str), ("displayName", "display_name", str), ("templateName", "template_name", str),
-              ("type", "type", str), ("phase", "phase", str), ("startedAt", "started_at", str),
-              ("finishedAt", "finished_at", str), ("message", "message", str), ("exitCode", "exit_code", int),
-              ("attempts", "attempts", int), ("exitHandler", "exit_handler", bool), ("outputs", "outputs", dict))
+_NODE_KEYS = (
+    ("id", "id", str),
+    ("displayName", "display_name", str),
+    ("templateName", "template_name", str),
+    ("type", "type", str),
+    ("phase", "phase", str),
+    ("startedAt", "started_at", str),
+    ("finishedAt", "finished_at", str),
+    ("message", "message", str),
+    ("exitCode", "exit_code", int),
+    ("attempts", "attempts", int),
+    ("exitHandler", "exit_handler", bool),
+    ("outputs", "outputs", dict),
+)
 
 
 @dataclass
@@ -155,10 +172,19 @@ class NodeState:
         return cls(**fields, extra=extra)
 
 
-_RUN_KEYS = (("engine", "engine", str), ("phase", "phase", str), ("startedAt", "started_at", str),
-             ("finishedAt", "finished_at", str), ("message", "message", str), ("resumedAt", "resumed_at", str),
-             ("arguments", "arguments", dict), ("outputTask", "output_task", str), ("batch", "batch", bool),
-             ("history", "history", list), ("nodes", "nodes", dict))
+_RUN_KEYS = (
+    ("engine", "engine", str),
+    ("phase", "phase", str),
+    ("startedAt", "started_at", str),
+    ("finishedAt", "finished_at", str),
+    ("message", "message", str),
+    ("resumedAt", "resumed_at", str),
+    ("arguments", "arguments", dict),
+    ("outputTask", "output_task", str),
+    ("batch", "batch", bool),
+    ("history", "history", list),
+    ("nodes", "nodes", dict),
+)
 _NEVER_NULL = {"phase", "startedAt", "finishedAt", "message", "arguments", "nodes"}
 
 
@@ -226,7 +252,9 @@ class RunState:
         bad = [k for k in nodes if not k or k in (".", "..") or Path(k).name != k]
         if bad:
             raise NotARecord(f"node name {bad[0]!r} is not a step folder's name")
-        bad = [k for k, v in fields.get("arguments", {}).items() if not isinstance(v, (str, list)) and not values.is_ref(v)]
+        bad = [
+            k for k, v in fields.get("arguments", {}).items() if not isinstance(v, (str, list)) and not values.is_ref(v)
+        ]
         if bad:
             raise NotARecord(f"argument {bad[0]!r} is not text")
         fields["phase"] = _phase(fields.get("phase", Phase.PENDING), "phase")

@@ -84,8 +84,10 @@ class TektonRun:
         self.ends: dict[bool, float | None] = {False: None, True: None}  # on time.monotonic(): regular, finally
         self.pipeline_end: float | None = None
         self.context = {
-            "context.pipelineRun.name": record.run_id, "context.pipelineRun.uid": record.run_id,
-            "context.pipelineRun.namespace": run.namespace, "context.pipeline.name": run.pipeline_name,
+            "context.pipelineRun.name": record.run_id,
+            "context.pipelineRun.uid": record.run_id,
+            "context.pipelineRun.namespace": run.namespace,
+            "context.pipeline.name": run.pipeline_name,
         }
         record.state.output_task = run.output_task or record.state.output_task
 
@@ -124,7 +126,9 @@ class TektonRun:
             self.pipeline_end = pipeline_end = begun + deadlines.pipeline if deadlines.pipeline else None
             self.ends[False] = _earliest(pipeline_end, begun + deadlines.tasks if deadlines.tasks else None)
             phase = self._run_tasks(self.pipeline.tasks, final=False)
-            statuses = {t: n.phase if (n := self.record.nodes.get(t)) else "None" for t in self._names(self.pipeline.tasks)}
+            statuses = {
+                t: n.phase if (n := self.record.nodes.get(t)) else "None" for t in self._names(self.pipeline.tasks)
+            }
             failed = any(p in contract.FAILED_PHASES for p in statuses.values())
             skipped = any(p in NOT_RUN for p in statuses.values())
             self.aggregate = Phase.FAILED if failed else ("Completed" if skipped else Phase.SUCCEEDED)
@@ -166,8 +170,13 @@ class TektonRun:
         done = {t: n.phase for t, n in self.record.nodes.items() if t in by_name and n.phase in FINISHED_OK}
         for name in by_name:
             if name not in done:
-                self.record.update_node(name, display_name=by_name[name].display_name, phase=Phase.PENDING,
-                                        template_name=by_name[name].template, exit_handler=final)
+                self.record.update_node(
+                    name,
+                    display_name=by_name[name].display_name,
+                    phase=Phase.PENDING,
+                    template_name=by_name[name].template,
+                    exit_handler=final,
+                )
 
         skipped: dict[str, str] = {}
 
@@ -186,13 +195,24 @@ class TektonRun:
             return "run"
 
         def on_skip(name: str, phase: str) -> None:
-            node = self.record.update_node(name, phase=Phase(phase), finished_at=now(),
-                                           message=skipped.get(name) or f"{phase.lower()} by when/runAfter")
+            node = self.record.update_node(
+                name,
+                phase=Phase(phase),
+                finished_at=now(),
+                message=skipped.get(name) or f"{phase.lower()} by when/runAfter",
+            )
             self.progress.changed(name, node)
 
-        phases = schedule([Node(n, t.deps) for n, t in by_name.items()], run=lambda n: self._run_task(by_name[n], final),
-                          decide=decide, launcher=self.launcher, parallelism=self.parallelism, done=done,
-                          fail_fast=False, on_skip=on_skip)
+        phases = schedule(
+            [Node(n, t.deps) for n, t in by_name.items()],
+            run=lambda n: self._run_task(by_name[n], final),
+            decide=decide,
+            launcher=self.launcher,
+            parallelism=self.parallelism,
+            done=done,
+            fail_fast=False,
+            on_skip=on_skip,
+        )
         return Phase.FAILED if any(phases.get(n) in contract.FAILED_PHASES for n in by_name) else Phase.SUCCEEDED
 
     def _values(self, final: bool) -> dict[str, Any]:
@@ -275,19 +295,35 @@ class TektonRun:
             (data_dir / contract.ERROR).unlink(missing_ok=True)
             image = str(self._subst(step.image, name, final, values)) if self.steps.uses_images else ""
             # Workspaces and the results folder are mounted at the paths the command names.
-            mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [(scratch / RESULTS_DIR, str(scratch / RESULTS_DIR))]
-            return self.steps.attempt(resolved, data_dir, env, where=f"task {name}", policy=self.policy, image=image,
-                                      declared=[e.name for e in step.env],
-                                      extra=list(self.guard), mounts=mounts, network=bool(bindings.get("credentials")),
-                                      keep_data_dir=True)
+            mounts = [(Path(p), p) for p in sorted(set(bindings.values())) if p] + [
+                (scratch / RESULTS_DIR, str(scratch / RESULTS_DIR))
+            ]
+            return self.steps.attempt(
+                resolved,
+                data_dir,
+                env,
+                where=f"task {name}",
+                policy=self.policy,
+                image=image,
+                declared=[e.name for e in step.env],
+                extra=list(self.guard),
+                mounts=mounts,
+                network=bool(bindings.get("credentials")),
+                keep_data_dir=True,
+            )
 
         def collect(data_dir: Path) -> Outputs:
             if "data_dir" in placed:  # the chain input the step staged from its environment: stored once
                 self.record.values.share(placed["data_dir"] / contract.INPUT)
-            if contract.OUTPUT_PATH_RESULT in results and not (data_dir / RESULTS_DIR / contract.OUTPUT_PATH_RESULT).is_file():
+            if (
+                contract.OUTPUT_PATH_RESULT in results
+                and not (data_dir / RESULTS_DIR / contract.OUTPUT_PATH_RESULT).is_file()
+            ):
                 # llmstep exec publishes its results as it ends: the process ended early (os._exit)
-                raise WorkflowError("the step exited 0 without writing its results (output-path), so it has no "
-                                    "output: its process ended before llmstep exec finished")
+                raise WorkflowError(
+                    "the step exited 0 without writing its results (output-path), so it has no "
+                    "output: its process ended before llmstep exec finished"
+                )
             out = Outputs()
             for r in results:
                 path = data_dir / RESULTS_DIR / r
@@ -299,17 +335,29 @@ class TektonRun:
             return out
 
         taskrun = f"{self.record.run_id}-{name}"
-        return run_step(StepRun(
-            name=name, template=use.template, prepare=prepare, collect=collect,
-            retries=use.retries, timeout=use.timeout, exit_handler=final,
-            timeout_message=f'TaskRun "{taskrun}" failed to finish within "{go_duration(use.timeout or 0)}"',
-            # Tekton's words for a step whose container ended with 1 (Error), then the pod's log
-            start_message=lambda error: f'"step-{step.name or "unnamed-0"}" exited with code {START_FAILED}: '
-                                        f"Error; exec /tekton/bin/entrypoint: {error}",
-            deadline=self.ends[final],
-            deadline_message=f'TaskRun "{taskrun}" was cancelled. TaskRun cancelled as the PipelineRun it belongs to '
-                             "has timed out.",
-        ), self.record, self.launcher, self.progress)
+        return run_step(
+            StepRun(
+                name=name,
+                template=use.template,
+                prepare=prepare,
+                collect=collect,
+                retries=use.retries,
+                timeout=use.timeout,
+                exit_handler=final,
+                timeout_message=f'TaskRun "{taskrun}" failed to finish within "{go_duration(use.timeout or 0)}"',
+                # Tekton's words for a step whose container ended with 1 (Error), then the pod's log
+                start_message=lambda error: (
+                    f'"step-{step.name or "unnamed-0"}" exited with code {START_FAILED}: '
+                    f"Error; exec /tekton/bin/entrypoint: {error}"
+                ),
+                deadline=self.ends[final],
+                deadline_message=f'TaskRun "{taskrun}" was cancelled. TaskRun cancelled as the PipelineRun it belongs to '
+                "has timed out.",
+            ),
+            self.record,
+            self.launcher,
+            self.progress,
+        )
 
     def _outcome(self, phase: Phase, begun: float) -> tuple[Phase, str]:
         """The run's phase and message as Tekton's PipelineRun condition has them
@@ -319,7 +367,10 @@ class TektonRun:
         if deadlines.pipeline and elapsed > deadlines.pipeline:
             return Phase.FAILED, f'PipelineRun "{run}" failed to finish within "{go_duration(deadlines.pipeline)}"'
         if deadlines.tasks and elapsed > deadlines.tasks:
-            return Phase.FAILED, f'PipelineRun "{run}" failed due to tasks failed to finish within "{go_duration(deadlines.tasks)}"'
+            return (
+                Phase.FAILED,
+                f'PipelineRun "{run}" failed due to tasks failed to finish within "{go_duration(deadlines.tasks)}"',
+            )
         if phase == Phase.SUCCEEDED:
             return phase, ""
         names = [*self._names(self.pipeline.tasks), *self._names(self.pipeline.final)]

@@ -166,7 +166,9 @@ def split_documents(docs: list[dict[str, Any]], default_image: str) -> tuple[dic
     are built in."""
     runs = [d for d in docs if d.get("kind") in ("PipelineRun", "TaskRun")]
     if len(runs) != 1:
-        raise WorkflowError(f"expected exactly one PipelineRun or TaskRun (or one Pipeline, which gets a run), found {len(runs)}")
+        raise WorkflowError(
+            f"expected exactly one PipelineRun or TaskRun (or one Pipeline, which gets a run), found {len(runs)}"
+        )
     tasks = {TASK_NAME: run_task(default_image)["spec"], DIAGNOSE_TASK: diagnose_task(default_image)["spec"]}
     tasks.update({str(_meta(d).get("name")): d.get("spec") for d in docs if d.get("kind") == "Task"})
     pipelines = {_meta(d).get("name"): d for d in docs if d.get("kind") == "Pipeline"}
@@ -177,8 +179,13 @@ def parse(docs: list[dict[str, Any]], default_image: str) -> PipelineRun:
     """The run of a document set as a :class:`PipelineRun`; WorkflowError naming the first field
     outside the supported subset or with a bad value."""
     run, pipelines, tasks = split_documents(docs, default_image)
-    builtin = [] if any(d.get("kind") == "Task" and _meta(d).get("name") == TASK_NAME for d in docs) else \
-        [{"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": TASK_NAME}, "spec": tasks[TASK_NAME]}]
+    builtin = (
+        []
+        if any(d.get("kind") == "Task" and _meta(d).get("name") == TASK_NAME for d in docs)
+        else [
+            {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": TASK_NAME}, "spec": tasks[TASK_NAME]}
+        ]
+    )
     try:
         check_documents([*docs, *builtin])
     except Exception as exc:
@@ -195,14 +202,18 @@ def parse(docs: list[dict[str, Any]], default_image: str) -> PipelineRun:
     else:
         pipeline_spec = _task_run_pipeline(spec, tasks)
     pipeline = _pipeline(pipeline_spec, tasks, output_task)
-    given = {_name(p, f"spec.params[{i}]"): _value(_field(p, "value", f"spec.params[{i}]"))
-             for i, p in enumerate(_list(spec, "params", "spec"))}
+    given = {
+        _name(p, f"spec.params[{i}]"): _value(_field(p, "value", f"spec.params[{i}]"))
+        for i, p in enumerate(_list(spec, "params", "spec"))
+    }
     return PipelineRun(
         documents=tuple(docs),
         kind=run["kind"],
         pipeline=pipeline,
         params=given,
-        workspaces=tuple(_workspace(b, f"spec.workspaces[{i}]") for i, b in enumerate(_list(spec, "workspaces", "spec"))),
+        workspaces=tuple(
+            _workspace(b, f"spec.workspaces[{i}]") for i, b in enumerate(_list(spec, "workspaces", "spec"))
+        ),
         deadlines=Deadlines.of(spec),
         namespace=str(meta.get("namespace", "default")),
         pipeline_name=str((spec.get("pipelineRef") or {}).get("name", "pipeline")),
@@ -216,30 +227,46 @@ def _task_run_pipeline(spec: dict[str, Any], tasks: dict[str, Any]) -> dict[str,
     task_spec = spec.get("taskSpec") or tasks.get(task_name or "")
     if task_spec is None:
         raise WorkflowError(f"TaskRun references Task {task_name!r}, which is not in the documents")
-    arrays = {_name(p, f"spec.params[{i}]"): isinstance(p.get("value"), list) for i, p in enumerate(_list(spec, "params", "spec"))}
+    arrays = {
+        _name(p, f"spec.params[{i}]"): isinstance(p.get("value"), list)
+        for i, p in enumerate(_list(spec, "params", "spec"))
+    }
     workspaces = [_name(w, f"spec.workspaces[{i}]") for i, w in enumerate(_list(spec, "workspaces", "spec"))]
     return {
         "params": [{"name": name, "type": "array" if array else "string"} for name, array in arrays.items()],
         "workspaces": [{"name": name} for name in workspaces],
-        "tasks": [{
-            "name": task_name or "task", "taskSpec": task_spec,
-            "params": [{"name": name, "value": f"$(params.{name}[*])" if array else f"$(params.{name})"}
-                       for name, array in arrays.items()],
-            "workspaces": [{"name": name, "workspace": name} for name in workspaces],
-            **({"retries": spec["retries"]} if "retries" in spec else {}),
-            **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
-        }],
+        "tasks": [
+            {
+                "name": task_name or "task",
+                "taskSpec": task_spec,
+                "params": [
+                    {"name": name, "value": f"$(params.{name}[*])" if array else f"$(params.{name})"}
+                    for name, array in arrays.items()
+                ],
+                "workspaces": [{"name": name, "workspace": name} for name in workspaces],
+                **({"retries": spec["retries"]} if "retries" in spec else {}),
+                **({"timeout": spec["timeout"]} if "timeout" in spec else {}),
+            }
+        ],
     }
 
 
 def _pipeline(spec: dict[str, Any], tasks: dict[str, Any], output_task: str | None) -> Pipeline:
     regular = _list(spec, "tasks", "spec")
     regular_names = {str(use.get("name")) for use in regular if isinstance(use, dict)}
-    parsed = {part: tuple(_pipeline_task(use, f"{part}[{i}]", tasks, regular_names if part == "tasks" else None)
-                          for i, use in enumerate(_list(spec, part, "spec")))
-              for part in ("tasks", "finally")}
-    return Pipeline(tasks=parsed["tasks"], final=parsed["finally"], output_task=output_task,
-                    params=tuple(_param(p, f"Pipeline params[{i}]") for i, p in enumerate(_list(spec, "params", "Pipeline"))))
+    parsed = {
+        part: tuple(
+            _pipeline_task(use, f"{part}[{i}]", tasks, regular_names if part == "tasks" else None)
+            for i, use in enumerate(_list(spec, part, "spec"))
+        )
+        for part in ("tasks", "finally")
+    }
+    return Pipeline(
+        tasks=parsed["tasks"],
+        final=parsed["finally"],
+        output_task=output_task,
+        params=tuple(_param(p, f"Pipeline params[{i}]") for i, p in enumerate(_list(spec, "params", "Pipeline"))),
+    )
 
 
 def _pipeline_task(use: Any, where: str, tasks: dict[str, Any], regular: set[str] | None) -> PipelineTask:
@@ -252,11 +279,15 @@ def _pipeline_task(use: Any, where: str, tasks: dict[str, Any], regular: set[str
     ref = (use.get("taskRef") or {}).get("name")
     spec = use.get("taskSpec") or tasks.get(ref or "")
     if spec is None:
-        raise WorkflowError(f"task {name}: Task {ref!r} is not in the documents; give its file too "
-                            "(llmstep run pipelinerun.yaml tasks.yaml)")
+        raise WorkflowError(
+            f"task {name}: Task {ref!r} is not in the documents; give its file too "
+            "(llmstep run pipelinerun.yaml tasks.yaml)"
+        )
     task = _task_spec(spec, f"task {name}")
-    params = tuple((_name(p, f"{place}.params[{j}]"), _value(_field(p, "value", f"{place}.params[{j}]")))
-                   for j, p in enumerate(_list(use, "params", place)))
+    params = tuple(
+        (_name(p, f"{place}.params[{j}]"), _value(_field(p, "value", f"{place}.params[{j}]")))
+        for j, p in enumerate(_list(use, "params", place))
+    )
     refs = {m.split(".")[1] for m in _VAR.findall(json.dumps(use.get("params") or [])) if m.startswith("tasks.")}
     deps = set(_strings(use, "runAfter", place)) | (refs & regular if regular is not None else set())
     return PipelineTask(
@@ -265,8 +296,10 @@ def _pipeline_task(use: Any, where: str, tasks: dict[str, Any], regular: set[str
         template=str(ref) if ref else "taskSpec",
         task=task,
         params=params,
-        workspaces=tuple((_name(b, f"{place}.workspaces[{j}]"), str(_field(b, "workspace", f"{place}.workspaces[{j}]")))
-                         for j, b in enumerate(_list(use, "workspaces", place))),
+        workspaces=tuple(
+            (_name(b, f"{place}.workspaces[{j}]"), str(_field(b, "workspace", f"{place}.workspaces[{j}]")))
+            for j, b in enumerate(_list(use, "workspaces", place))
+        ),
         deps=tuple(sorted(deps)),
         when=tuple(_when(w, f"{place}.when[{j}]") for j, w in enumerate(_list(use, "when", place))),
         retries=retries,
@@ -306,8 +339,12 @@ def _task_spec(spec: Any, where: str) -> TaskSpec:
         else:
             env.append(EnvVar(_name(item, at), value=str(item.get("value", ""))))
     return TaskSpec(
-        step=Step(name=str(step.get("name") or ""), image=str(step.get("image", "")),
-                  argv=tuple(str(a) for a in _list(step, "command", where) + _list(step, "args", where)), env=tuple(env)),
+        step=Step(
+            name=str(step.get("name") or ""),
+            image=str(step.get("image", "")),
+            argv=tuple(str(a) for a in _list(step, "command", where) + _list(step, "args", where)),
+            env=tuple(env),
+        ),
         params=tuple(_param(p, f"{where} params[{i}]") for i, p in enumerate(_list(spec, "params", where))),
         results=tuple(_name(r, f"{where} results[{i}]") for i, r in enumerate(_list(spec, "results", where))),
         workspaces=tuple(_name(w, f"{where} workspaces[{i}]") for i, w in enumerate(_list(spec, "workspaces", where))),
@@ -319,8 +356,11 @@ def _when(when: Any, where: str) -> When:
         raise WorkflowError(f"{where} must be a mapping, found {type(when).__name__}")
     if "cel" in when:
         raise WorkflowError(f"{where}.cel is not supported by the local runner (use input, operator and values)")
-    return When(input=str(_field(when, "input", where)), operator=str(when.get("operator")),
-                values=tuple(str(v) for v in _list(when, "values", where)))
+    return When(
+        input=str(_field(when, "input", where)),
+        operator=str(when.get("operator")),
+        values=tuple(str(v) for v in _list(when, "values", where)),
+    )
 
 
 def _workspace(binding: Any, where: str) -> Workspace:
@@ -343,7 +383,13 @@ def check_relative(path: Any, what: str, plain: bool) -> None:
     """WorkflowError unless ``path`` is a name (``plain``) or a relative path that stays inside the
     folder it is joined to (a workspace's name, a Secret item's path)."""
     parts = Path(str(path)).parts
-    if not isinstance(path, str) or not path or Path(path).is_absolute() or ".." in parts or (plain and len(parts) != 1):
+    if (
+        not isinstance(path, str)
+        or not path
+        or Path(path).is_absolute()
+        or ".." in parts
+        or (plain and len(parts) != 1)
+    ):
         raise WorkflowError(f"{what} must be a relative path without '..' (found {path!r})")
 
 

@@ -45,11 +45,15 @@ class Deadlines:
         if pipeline:
             for key in ("tasks", "finally"):
                 if key in values and not 0 < values[key] <= pipeline:
-                    raise WorkflowError(f"spec.timeouts.{key}: {timeouts[key]!r} should be <= pipeline duration "
-                                        f"({timeouts['pipeline']!r}), and not 0")
+                    raise WorkflowError(
+                        f"spec.timeouts.{key}: {timeouts[key]!r} should be <= pipeline duration "
+                        f"({timeouts['pipeline']!r}), and not 0"
+                    )
             if values.get("tasks", 0) + values.get("finally", 0) > pipeline:
-                raise WorkflowError(f"spec.timeouts: tasks {timeouts['tasks']!r} + finally {timeouts['finally']!r} "
-                                    f"should be <= pipeline duration ({timeouts['pipeline']!r})")
+                raise WorkflowError(
+                    f"spec.timeouts: tasks {timeouts['tasks']!r} + finally {timeouts['finally']!r} "
+                    f"should be <= pipeline duration ({timeouts['pipeline']!r})"
+                )
         return cls(pipeline or None, values.get("tasks") or None, values.get("finally") or None)
 
     def finally_budget(self) -> float | None:

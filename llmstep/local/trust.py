@@ -34,18 +34,62 @@ from llmstep.local.command import parse, unresolved
 ALLOW_ENDPOINT = "--allow-endpoint"
 """The option (``llmstep run``) that lets a file's steps send the user's key to an endpoint it names."""
 
-DENIED_ENV = frozenset({
-    "PATH", "HOME", "ENV", "BASH_ENV", "ZDOTDIR", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH", "PROMPT_COMMAND",
-    "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "RES_OPTIONS", "LOCALDOMAIN", "NETRC",
-    "WGETRC", "REQUESTS_CA_BUNDLE", "NODE_OPTIONS", "NODE_PATH", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYOPT",
-    "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "LUA_PATH", "LUA_CPATH",
-    *settings.ENDPOINT_ENV,
-})
+DENIED_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "ENV",
+        "BASH_ENV",
+        "ZDOTDIR",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "CDPATH",
+        "PROMPT_COMMAND",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "LOCALDOMAIN",
+        "NETRC",
+        "WGETRC",
+        "REQUESTS_CA_BUNDLE",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "LUA_PATH",
+        "LUA_CPATH",
+        *settings.ENDPOINT_ENV,
+    }
+)
 """Variables a document from a file may not give a step (compared in upper case). With them, code
 the file placed (a raw artifact named ``sitecustomize.py``, say) would be loaded, or a key or the
 step's data would go where the file says."""
-DENIED_PREFIXES = ("PYTHON", "LD_", "DYLD_", "BASH_FUNC_", "GIT_", "SSL", "CURL_", "OPENSSL_", "KUBE", "LANGCHAIN_",
-                   "LANGSMITH_", "OTEL_", "LLMSTEP_")
+DENIED_PREFIXES = (
+    "PYTHON",
+    "LD_",
+    "DYLD_",
+    "BASH_FUNC_",
+    "GIT_",
+    "SSL",
+    "CURL_",
+    "OPENSSL_",
+    "KUBE",
+    "LANGCHAIN_",
+    "LANGSMITH_",
+    "OTEL_",
+    "LLMSTEP_",
+)
 """Families of such variables: Python's own (``PYTHONPATH``, ``PYTHONSTARTUP``, ...), the dynamic
 loader's, exported shell functions, git's, TLS trust and key logging, the Kubernetes client's,
 tracing exporters', and llmstep's own (the data directory, the pickle refusal)."""
@@ -64,7 +108,9 @@ def denied_env(name: str, from_secret: bool = False) -> bool:
         return from_secret
     if name == contract.RATE_LIMIT_ENV:  # bounds on the step's own waiting: nothing to load or send
         return False
-    return upper in DENIED_ENV or upper.startswith(DENIED_PREFIXES) or any(f"_{w}_" in f"_{upper}_" for w in DENIED_WORDS)
+    return (
+        upper in DENIED_ENV or upper.startswith(DENIED_PREFIXES) or any(f"_{w}_" in f"_{upper}_" for w in DENIED_WORDS)
+    )
 
 
 @dataclass(frozen=True)
@@ -88,20 +134,26 @@ class Policy:
             return
         for name, from_secret in entries:
             if denied_env(name, from_secret):
-                why = (f"{name} says where the model is: a local step gets yours, from your environment"
-                       if name in settings.ENDPOINT_ENV else
-                       f"{name} is reserved for llmstep's own values" if name in _STAGED else
-                       f"{name} could make the step load code or send data elsewhere")
-                raise WorkflowError(f"{where}: env {name} is refused in a document from a file ({why}); "
-                                    "remove it from the file")
+                why = (
+                    f"{name} says where the model is: a local step gets yours, from your environment"
+                    if name in settings.ENDPOINT_ENV
+                    else f"{name} is reserved for llmstep's own values"
+                    if name in _STAGED
+                    else f"{name} could make the step load code or send data elsewhere"
+                )
+                raise WorkflowError(
+                    f"{where}: env {name} is refused in a document from a file ({why}); remove it from the file"
+                )
 
     def check_endpoint(self, url: Any, where: str) -> None:
         """WorkflowError unless the user's key may go to ``url`` (empty: the configured one)."""
         if not self.from_file or url in (None, "") or (isinstance(url, str) and url.rstrip("/") in self.endpoints):
             return
-        raise WorkflowError(f"{where} sends your model key to {url!r}, which is not an endpoint you configured "
-                            f"({', '.join(self.endpoints)}); if you trust this file, run it with "
-                            f"{ALLOW_ENDPOINT} {url}")
+        raise WorkflowError(
+            f"{where} sends your model key to {url!r}, which is not an endpoint you configured "
+            f"({', '.join(self.endpoints)}); if you trust this file, run it with "
+            f"{ALLOW_ENDPOINT} {url}"
+        )
 
     def check_command(self, argv: list[str], where: str) -> None:
         """WorkflowError unless ``argv`` follows the grammar and sends the key only where it may
@@ -137,7 +189,9 @@ def refuse_pickles(docs: list[dict[str, Any]], parameters: Mapping[str, Any] | N
     for where, node in _places(docs, parameters):
         for path, payload in _payloads(node, ""):
             if payload.get("format") == "pickle":
-                raise WorkflowError(payloads.refused_pickle(str(payload.get("name", "?")), f"{where}, {path or 'value'}"))
+                raise WorkflowError(
+                    payloads.refused_pickle(str(payload.get("name", "?")), f"{where}, {path or 'value'}")
+                )
 
 
 def step_env(allow_pickle: bool, policy: Policy | None = None) -> dict[str, str]:

@@ -80,8 +80,13 @@ class ValueStore:
         for task, node in (status.get("nodes") or {}).items():
             params = (node.get("outputs") or {}).get("parameters")
             if params and any(isinstance(p.get("value"), str) and len(p["value"]) >= BIG for p in params):
-                node = {**node, "outputs": {**node["outputs"], "parameters": [{**p, "value": self._ref(p.get("value"))}
-                                                                              for p in params]}}
+                node = {
+                    **node,
+                    "outputs": {
+                        **node["outputs"],
+                        "parameters": [{**p, "value": self._ref(p.get("value"))} for p in params],
+                    },
+                }
             nodes[task] = node
         out["nodes"] = nodes
         return out
@@ -97,7 +102,8 @@ class ValueStore:
         keeps the parts' lengths to give them back as they were."""
         texts = [part.partition(":") for part in parts]
         if sum(len(text) for _, _, text in texts) < BIG or any(
-                not sep or head != f"{i}/{len(parts)}" for i, (head, sep, _) in enumerate(texts)):
+            not sep or head != f"{i}/{len(parts)}" for i, (head, sep, _) in enumerate(texts)
+        ):
             return parts
         return {MARK: self._store("".join(text for _, _, text in texts)), PARTS: [len(text) for _, _, text in texts]}
 
@@ -130,7 +136,7 @@ def resolve(status: dict[str, Any], root: Path) -> dict[str, Any]:
                 return stored
             lengths, parts, at = value[PARTS], [], 0
             for i, length in enumerate(lengths):
-                parts.append(f"{i}/{len(lengths)}:{stored[at:at + length]}")
+                parts.append(f"{i}/{len(lengths)}:{stored[at : at + length]}")
                 at += length
             return parts
         return value
@@ -149,8 +155,11 @@ def is_ref(value: Any) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get(MARK), str):
         return False
     lengths = value.get(PARTS, [])
-    return set(value) <= {MARK, PARTS} and isinstance(lengths, list) and all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths)
+    return (
+        set(value) <= {MARK, PARTS}
+        and isinstance(lengths, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths)
+    )
 
 
 def link(source: Path, target: Path) -> None:

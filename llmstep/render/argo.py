@@ -61,21 +61,32 @@ def build_workflow(plan: Plan, batch: int | None = None) -> Workflow:
     users = Counter(owner.name for owner in owners.values())  # template -> how many steps run it
     templates: list[Any] = [_template(plan, step, users[step.name]) for step in plan.steps if step.name in users]
     source = "{{inputs.parameters.input}}" if batch else "{{workflow.parameters.input}}"
-    tasks: list[Task | DAGTask] = [_task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1)
-                                   for step in plan.steps]
+    tasks: list[Task | DAGTask] = [
+        _task(plan, step, displays, source, owners[step.name], users[owners[step.name].name] > 1) for step in plan.steps
+    ]
     dag = DAG(name="main", tasks=tasks, inputs=[Parameter(name="input")] if batch else None)
     entry, arguments = [dag], [Parameter(name="input", description="the chain input, as JSON")]
     if batch:
-        fan = Task(name=BATCH_TASK, template="main", with_param="{{workflow.parameters.inputs}}",
-                   arguments=[Parameter(name="input", value="{{item}}")])
+        fan = Task(
+            name=BATCH_TASK,
+            template="main",
+            with_param="{{workflow.parameters.inputs}}",
+            arguments=[Parameter(name="input", value="{{item}}")],
+        )
         entry = [DAG(name="batch", parallelism=batch, fail_fast=False, tasks=[fan]), dag]
         arguments = [Parameter(name="inputs", description="the chain inputs, as a JSON list")]
     # the batch DAG's parallelism bounds the inputs in flight (Argo counts a running item as one
     # child); the Workflow's bounds the step pods, so a chain with parallel branches keeps to N too
     extra: dict[str, Any] = {"parallelism": batch} if batch else {}
     if plan.on_failure is not None:
-        templates += diagnose_templates(plan.on_failure, plan.image, plan.secret, "workflow/{{workflow.name}}",
-                                        "{{workflow.failures}}", report_artifact=plan.data == "artifacts")
+        templates += diagnose_templates(
+            plan.on_failure,
+            plan.image,
+            plan.secret,
+            "workflow/{{workflow.name}}",
+            "{{workflow.failures}}",
+            report_artifact=plan.data == "artifacts",
+        )
         extra["on_exit"] = "exit-handler"
     return Workflow(
         generate_name=f"{plan.name}{BATCH_INFIX}" if batch else f"{plan.name}-",
@@ -99,37 +110,61 @@ def diagnose_workflow_template(image: str, secret: str = contract.DEFAULT_SECRET
     from hera.workflows import WorkflowTemplate
 
     d = contract.DATA_DIR
-    params = [Parameter(name="target", value="workflow/{{workflow.name}}"),
-              Parameter(name="failures", value="{{workflow.failures}}"),
-              Parameter(name="model", value=settings.MODEL), Parameter(name="provider", value=settings.PROVIDER),
-              # not "": API servers before 1.21 reject empty-string values (see NO_VALUE)
-              Parameter(name="base-url", value=settings.OPENAI_URL), Parameter(name="lang", value="English"),
-              Parameter(name="prompt", value=settings.PROMPT)]
+    params = [
+        Parameter(name="target", value="workflow/{{workflow.name}}"),
+        Parameter(name="failures", value="{{workflow.failures}}"),
+        Parameter(name="model", value=settings.MODEL),
+        Parameter(name="provider", value=settings.PROVIDER),
+        # not "": API servers before 1.21 reject empty-string values (see NO_VALUE)
+        Parameter(name="base-url", value=settings.OPENAI_URL),
+        Parameter(name="lang", value="English"),
+        Parameter(name="prompt", value=settings.PROMPT),
+    ]
     diagnose = Container(
         name="diagnose",
         labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
         image=image,
         inputs=params,
-        command=["llmstep", "diagnose", "{{inputs.parameters.target}}", "--workflow-failures",
-                 "{{inputs.parameters.failures}}", "--model", "{{inputs.parameters.model}}", "--provider",
-                 "{{inputs.parameters.provider}}", "--base-url", "{{inputs.parameters.base-url}}", "--lang",
-                 "{{inputs.parameters.lang}}", "--prompt", "{{inputs.parameters.prompt}}",
-                 "--summary-file", f"{d}/summary.txt"],
+        command=[
+            "llmstep",
+            "diagnose",
+            "{{inputs.parameters.target}}",
+            "--workflow-failures",
+            "{{inputs.parameters.failures}}",
+            "--model",
+            "{{inputs.parameters.model}}",
+            "--provider",
+            "{{inputs.parameters.provider}}",
+            "--base-url",
+            "{{inputs.parameters.base-url}}",
+            "--lang",
+            "{{inputs.parameters.lang}}",
+            "--prompt",
+            "{{inputs.parameters.prompt}}",
+            "--summary-file",
+            f"{d}/summary.txt",
+        ],
         env=[SecretEnv(name=settings.OPENAI_KEY, secret_name=secret, secret_key=settings.OPENAI_KEY)],
         outputs=[Parameter(name="summary", value_from=ValueFrom(path=f"{d}/summary.txt", default=NO_VALUE))],
         service_account_name="llmstep-diagnose",
     )
     template = WorkflowTemplate(
-        name="llmstep-diagnose", labels=dict(contract.LABELS), entrypoint="diagnose", templates=[diagnose],
-        annotations={"workflows.argoproj.io/description": "Ask an LLM why a workflow failed. From an exit handler: "
-                     "templateRef: {name: llmstep-diagnose, template: diagnose}, with when: "
-                     "\"{{workflow.status}} != Succeeded\"."},
+        name="llmstep-diagnose",
+        labels=dict(contract.LABELS),
+        entrypoint="diagnose",
+        templates=[diagnose],
+        annotations={
+            "workflows.argoproj.io/description": "Ask an LLM why a workflow failed. From an exit handler: "
+            "templateRef: {name: llmstep-diagnose, template: diagnose}, with when: "
+            '"{{workflow.status}} != Succeeded".'
+        },
     )
     return template.to_dict()
 
 
-def diagnose_templates(on_failure: Diagnose, image: str, secret: str, target: str, failures: str,
-                       report_artifact: bool = True) -> list[Any]:
+def diagnose_templates(
+    on_failure: Diagnose, image: str, secret: str, target: str, failures: str, report_artifact: bool = True
+) -> list[Any]:
     """The exit handler: a DAG that runs ``llmstep diagnose`` only when the workflow did not
     succeed, and the container template that does it (summary as an output parameter, the full
     report as an artifact when there is an artifact repository)."""
@@ -141,13 +176,24 @@ def diagnose_templates(on_failure: Diagnose, image: str, secret: str, target: st
         name="diagnose",
         labels={**contract.LABELS, contract.STEP_LABEL: "diagnose"},
         image=image,
-        command=["llmstep", "diagnose", target, "--workflow-failures", failures, *on_failure.args(),
-                 "--summary-file", f"{d}/summary.txt", "--output", f"{d}/report.md"],
+        command=[
+            "llmstep",
+            "diagnose",
+            target,
+            "--workflow-failures",
+            failures,
+            *on_failure.args(),
+            "--summary-file",
+            f"{d}/summary.txt",
+            "--output",
+            f"{d}/report.md",
+        ],
         env=[SecretEnv(name=on_failure.key, secret_name=secret, secret_key=on_failure.key)],
         outputs=outputs,
     )
-    handler = DAG(name="exit-handler", tasks=[Task(name="diagnose", template="diagnose",
-                                                   when="{{workflow.status}} != Succeeded")])
+    handler = DAG(
+        name="exit-handler", tasks=[Task(name="diagnose", template="diagnose", when="{{workflow.status}} != Succeeded")]
+    )
     return [handler, diagnose]
 
 
@@ -172,7 +218,9 @@ def shared_templates(plan: Plan) -> dict[str, PlanStep]:
             owners[step.name] = step
             continue
         fields = {k: v for k, v in step.payload.items() if k not in ("name", shapes.KEY)}
-        key = json.dumps([fields, step.secrets, repr(step.settings), step.name == plan.output], sort_keys=True, default=str)
+        key = json.dumps(
+            [fields, step.secrets, repr(step.settings), step.name == plan.output], sort_keys=True, default=str
+        )
         owners[step.name] = first.setdefault(key, step)
     return owners
 
@@ -185,12 +233,19 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
     """A step's container template; with ``users`` > 1 it is shared, and takes the running
     step's name as its ``step`` parameter."""
     d = contract.DATA_DIR
-    inputs: list[Any] = [RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payloads.payload_text(step.payload))]
+    inputs: list[Any] = [
+        RawArtifact(name="payload", path=f"{d}/{contract.PAYLOAD}", data=payloads.payload_text(step.payload))
+    ]
     for source in step.sources:
         # Argo's S3 (and other) drivers load a file as root with mode 0600: without a mode the
         # step's own user could not read its input (found by running on the real controller).
-        inputs.append(Artifact(name=_artifact(step, source), path=f"{d}/{contract.input_file(source, step.single_input)}",
-                               mode=INPUT_MODE))
+        inputs.append(
+            Artifact(
+                name=_artifact(step, source),
+                path=f"{d}/{contract.input_file(source, step.single_input)}",
+                mode=INPUT_MODE,
+            )
+        )
     if users > 1:
         inputs.append(Parameter(name="step", description="the running step (this template is shared)"))
     outputs: list[Any] = [
@@ -203,7 +258,9 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
         outputs.append(Parameter(name="output", value_from=ValueFrom(path=f"{d}/{contract.OUTPUT}")))
     settings = step.settings
     own = {name for name, _ in settings.env}  # a model key from another Secret: the user's env says where
-    env: list[Any] = [SecretEnv(name=key, secret_name=plan.secret, secret_key=key) for key in step.secrets if key not in own]
+    env: list[Any] = [
+        SecretEnv(name=key, secret_name=plan.secret, secret_key=key) for key in step.secrets if key not in own
+    ]
     env += [_env(name, value) for name, value in settings.env]
     retry = None
     if settings.retries:
@@ -215,8 +272,11 @@ def _template(plan: Plan, step: PlanStep, users: int = 1) -> Container:
         )
     return Container(
         name=step.name,
-        annotations={contract.RUNNABLE_ANNOTATION: step.runnable, contract.PATH_ANNOTATION: step.path,
-                     **({contract.SHARED_BY_ANNOTATION: f"{users} steps"} if users > 1 else {})},
+        annotations={
+            contract.RUNNABLE_ANNOTATION: step.runnable,
+            contract.PATH_ANNOTATION: step.path,
+            **({contract.SHARED_BY_ANNOTATION: f"{users} steps"} if users > 1 else {}),
+        },
         labels={**contract.LABELS, contract.STEP_LABEL: step.name},
         image=settings.image or plan.image,
         command=contract.exec_argv(d, step_name="{{inputs.parameters.step}}" if users > 1 else None),
@@ -237,8 +297,9 @@ def _env(name: str, value: Any) -> Any:
     return Env(name=name, value=value)
 
 
-def _task(plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str, owner: PlanStep,
-          shared: bool) -> Task:
+def _task(
+    plan: Plan, step: PlanStep, displays: dict[str, str], chain_input: str, owner: PlanStep, shared: bool
+) -> Task:
     args: list[Any] = [Parameter(name="step", value=step.display)] if shared else []
     for source in step.sources:
         name = _artifact(step, source)

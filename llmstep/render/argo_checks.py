@@ -70,6 +70,4 @@ def _depends_targets(task: dict[str, Any]) -> set[str]:
 
 def _name(name: str, pattern: re.Pattern[str], what: str) -> None:
     if not name or len(name) > MAX or not pattern.match(name):
-        raise RenderError(
-            f"{what} name {name!r} is invalid: Argo needs {pattern.pattern}, at most {MAX} characters"
-        )
+        raise RenderError(f"{what} name {name!r} is invalid: Argo needs {pattern.pattern}, at most {MAX} characters")

@@ -41,8 +41,9 @@ def user_dir(environ: Mapping[str, str]) -> str:
     return os.path.join(base, "llmstep") if os.path.isabs(base) else ""
 
 
-def argo_dict(plan: Plan, batch: int | None = None, *, folder: str = "",
-              holds_secret: Callable[[Plan], bool] | None = None) -> dict[str, Any]:
+def argo_dict(
+    plan: Plan, batch: int | None = None, *, folder: str = "", holds_secret: Callable[[Plan], bool] | None = None
+) -> dict[str, Any]:
     """``render.argo.render_dict(plan, batch)``, from the cache in ``folder`` (:func:`user_dir`; "":
     no cache) when it holds this rendering. A new rendering is kept only when ``holds_secret``, the
     caller's check, says the plan holds no secret (without a check, nothing is kept)."""

@@ -24,7 +24,7 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
                 state[path.pop()] = False
                 todo.pop()
             elif state.get(following) is True:
-                return [*path[path.index(following):], following]
+                return [*path[path.index(following) :], following]
             elif following not in state:
                 state[following] = True
                 path.append(following)

@@ -15,7 +15,11 @@ def diagnose_rbac(engine: str, name: str = "llmstep-diagnose") -> list[dict[str,
     rules: list[dict[str, Any]] = [
         {"apiGroups": [""], "resources": ["pods", "pods/log", "events"], "verbs": READ},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": READ},
-        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"], "verbs": READ},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+            "verbs": READ,
+        },
         {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": READ},
     ]
     if engine == "argo":
@@ -25,12 +29,22 @@ def diagnose_rbac(engine: str, name: str = "llmstep-diagnose") -> list[dict[str,
             {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
         ]
     else:
-        rules.append({"apiGroups": ["tekton.dev"], "resources": ["pipelineruns", "taskruns", "pipelines", "tasks"], "verbs": READ})
+        rules.append(
+            {
+                "apiGroups": ["tekton.dev"],
+                "resources": ["pipelineruns", "taskruns", "pipelines", "tasks"],
+                "verbs": READ,
+            }
+        )
     meta = {"name": name, "labels": dict(contract.LABELS)}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-         "subjects": [{"kind": "ServiceAccount", "name": name}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name}],
+        },
     ]

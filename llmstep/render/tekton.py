@@ -39,26 +39,38 @@ def pipeline(plan: Plan) -> dict[str, Any]:
     for keys in _key_sets(plan):
         # Required: a PipelineRun binds it (Tekton refuses an optional one that the diagnosis
         # task's required workspace uses, and a run without the key is better refused at once).
-        workspaces.append({"name": credentials_workspace(keys),
-                           "description": f"A Secret with the key(s) {', '.join(keys)}."})
+        workspaces.append(
+            {"name": credentials_workspace(keys), "description": f"A Secret with the key(s) {', '.join(keys)}."}
+        )
     out = plan.step(plan.output)
     return {
         "apiVersion": API,
         "kind": "Pipeline",
-        "metadata": {"name": plan.name, "labels": {**contract.LABELS, contract.CHAIN_LABEL: plan.name},
-                     "annotations": {contract.OUTPUT_TASK: out.name}},
+        "metadata": {
+            "name": plan.name,
+            "labels": {**contract.LABELS, contract.CHAIN_LABEL: plan.name},
+            "annotations": {contract.OUTPUT_TASK: out.name},
+        },
         "spec": {
             "description": plan.description,
-            "params": [{"name": "input", "type": "string", "description": "The chain input, as JSON."},
-                       {"name": INPUT_PARTS, "type": "array", "default": [], "description": PARAM_DOCS[INPUT_PARTS]}],
+            "params": [
+                {"name": "input", "type": "string", "description": "The chain input, as JSON."},
+                {"name": INPUT_PARTS, "type": "array", "default": [], "description": PARAM_DOCS[INPUT_PARTS]},
+            ],
             "workspaces": workspaces,
             "tasks": tasks,
             "finally": [_failure_hook(plan)],
             "results": [
-                {"name": "output-path", "value": f"$(tasks.{out.name}.results.output-path)",
-                 "description": "Path of the chain's output in the data workspace."},
-                {"name": "preview", "value": f"$(tasks.{out.name}.results.preview)",
-                 "description": "The first KiB of the chain's output."},
+                {
+                    "name": "output-path",
+                    "value": f"$(tasks.{out.name}.results.output-path)",
+                    "description": "Path of the chain's output in the data workspace.",
+                },
+                {
+                    "name": "preview",
+                    "value": f"$(tasks.{out.name}.results.preview)",
+                    "description": "The first KiB of the chain's output.",
+                },
             ],
         },
     }
@@ -66,10 +78,15 @@ def pipeline(plan: Plan) -> dict[str, Any]:
 
 def pipeline_run(plan: Plan, input_json: str = "{}", storage: str = "1Gi") -> dict[str, Any]:
     """A PipelineRun with a fresh volume per run and the Secret bound with only the needed keys."""
-    run = _run_of(plan.name, {credentials_workspace(keys): keys for keys in _key_sets(plan)}, plan.secret, input_json, storage)
+    run = _run_of(
+        plan.name, {credentials_workspace(keys): keys for keys in _key_sets(plan)}, plan.secret, input_json, storage
+    )
     # Container resources are a run setting in Tekton, not a PipelineTask field.
-    specs = [{"pipelineTaskName": s.name, "computeResources": s.settings.resources}
-             for s in plan.steps if s.settings.resources]
+    specs = [
+        {"pipelineTaskName": s.name, "computeResources": s.settings.resources}
+        for s in plan.steps
+        if s.settings.resources
+    ]
     if specs:
         run["spec"]["taskRunSpecs"] = specs
     return run
@@ -80,8 +97,12 @@ def task_run(step: PlanStep, input_json: str, image: str, secret: str) -> dict[s
     _check_env_size(step)
     workspaces: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
     if step.secrets:
-        workspaces.append({"name": "credentials", "secret": {"secretName": secret,
-                           "items": [{"key": k, "path": k} for k in step.secrets]}})
+        workspaces.append(
+            {
+                "name": "credentials",
+                "secret": {"secretName": secret, "items": [{"key": k, "path": k} for k in step.secrets]},
+            }
+        )
     return {
         "apiVersion": API,
         "kind": "TaskRun",
@@ -113,10 +134,12 @@ def input_params(input_json: str) -> list[dict[str, Any]]:
     input_json = serde.kube_literal(input_json)
     size = len(input_json.encode("utf-8", "surrogatepass"))
     if size > INPUT_LIMIT:
-        raise RenderError(f"the chain input is {size // 1024} KiB, but a Tekton PipelineRun holds it twice once it runs "
-                          f"(its params and its status) and Kubernetes keeps an object under 1.5 MiB, so Tekton takes at "
-                          f"most {INPUT_LIMIT // 1024} KiB: pass a reference to the data (a URL, a file the chain reads) "
-                          "or run the chain on Argo")
+        raise RenderError(
+            f"the chain input is {size // 1024} KiB, but a Tekton PipelineRun holds it twice once it runs "
+            f"(its params and its status) and Kubernetes keeps an object under 1.5 MiB, so Tekton takes at "
+            f"most {INPUT_LIMIT // 1024} KiB: pass a reference to the data (a URL, a file the chain reads) "
+            "or run the chain on Argo"
+        )
     if size <= contract.PART_BYTES:
         return [{"name": "input", "value": input_json}]
     return [{"name": "input", "value": ""}, {"name": INPUT_PARTS, "value": contract.value_parts(input_json)}]
@@ -135,16 +158,32 @@ def rbac(namespace: str | None = None) -> list[dict[str, Any]]:
     from llmstep.render.rbac import diagnose_rbac
 
     meta = {"labels": dict(contract.LABELS), **({"namespace": namespace} if namespace else {})}
-    return [*diagnose_rbac("tekton"),
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "llmstep", **meta},
-         "automountServiceAccountToken": False},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "llmstep-submitter", **meta},
-         "rules": [
-             {"apiGroups": ["tekton.dev"], "resources": ["pipelineruns", "taskruns"],
-              "verbs": ["create", "get", "list", "watch", "delete"]},
-             {"apiGroups": ["tekton.dev"], "resources": ["pipelines", "tasks"], "verbs": ["get", "list", "create", "update"]},
-             {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
-         ]},
+    return [
+        *diagnose_rbac("tekton"),
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "llmstep", **meta},
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "llmstep-submitter", **meta},
+            "rules": [
+                {
+                    "apiGroups": ["tekton.dev"],
+                    "resources": ["pipelineruns", "taskruns"],
+                    "verbs": ["create", "get", "list", "watch", "delete"],
+                },
+                {
+                    "apiGroups": ["tekton.dev"],
+                    "resources": ["pipelines", "tasks"],
+                    "verbs": ["get", "list", "create", "update"],
+                },
+                {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+            ],
+        },
     ]
 
 
@@ -157,14 +196,22 @@ def render(plan: Plan) -> list[dict[str, Any]]:
 def data_claim(storage: str = "1Gi") -> dict[str, Any]:
     """The ``data`` workspace's claim as a PersistentVolumeClaim document (what ``tkn pipeline
     start -w name=data,volumeClaimTemplateFile=FILE`` reads); a PipelineRun carries its spec."""
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "llmstep-data"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "llmstep-data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
+    }
 
 
-def _run_of(name: str, credentials: dict[str, tuple[str, ...]], secret: str, input_json: str, storage: str) -> dict[str, Any]:
+def _run_of(
+    name: str, credentials: dict[str, tuple[str, ...]], secret: str, input_json: str, storage: str
+) -> dict[str, Any]:
     workspaces: list[dict[str, Any]] = [{"name": "data", "volumeClaimTemplate": {"spec": data_claim(storage)["spec"]}}]
     for workspace, keys in credentials.items():
-        workspaces.append({"name": workspace, "secret": {"secretName": secret, "items": [{"key": k, "path": k} for k in keys]}})
+        workspaces.append(
+            {"name": workspace, "secret": {"secretName": secret, "items": [{"key": k, "path": k} for k in keys]}}
+        )
     return {
         "apiVersion": API,
         "kind": "PipelineRun",
@@ -191,8 +238,10 @@ def run_for_pipeline(doc: dict[str, Any], input_json: str = "{}", storage: str =
         try:
             declared = json.loads(payload or "{}")
         except ValueError:
-            raise RenderError(f"Pipeline {doc['metadata'].get('name')}: task {task.get('name')}: its payload param is "
-                              "not JSON; recompile it with llmstep compile --engine tekton") from None
+            raise RenderError(
+                f"Pipeline {doc['metadata'].get('name')}: task {task.get('name')}: its payload param is "
+                "not JSON; recompile it with llmstep compile --engine tekton"
+            ) from None
         credentials[bound["credentials"]] = tuple(declared.get("secrets") or ())
         secret = declared.get("secret_name") or secret
     return _run_of(doc["metadata"]["name"], credentials, secret, input_json, storage)
@@ -211,8 +260,10 @@ def with_run(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _pipeline_task(plan: Plan, step: PlanStep) -> dict[str, Any]:
     _check_env_size(step)
-    inputs = [CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
-              for s in step.sources]
+    inputs = [
+        CHAIN_INPUT if s == CHAIN_INPUT else f"{s}=$(context.pipelineRun.name)/{s}/{contract.OUTPUT}"
+        for s in step.sources
+    ]
     params: list[dict[str, Any]] = [{"name": "payload", "value": payloads.payload_text(step.payload)}]
     if CHAIN_INPUT in step.sources:
         params.append({"name": "input", "value": "$(params.input)"})
@@ -269,9 +320,14 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
     when = [{"input": "$(tasks.status)", "operator": "in", "values": ["Failed"]}]
     if plan.on_failure is not None:
         d = plan.on_failure
-        values = {"target": "pipelinerun/$(context.pipelineRun.name)", "statuses": json.dumps(statuses),
-                  **d.options(), "key-name": d.key, "image": plan.image,
-                  "report-file": "$(context.pipelineRun.name)/diagnosis.md"}
+        values = {
+            "target": "pipelinerun/$(context.pipelineRun.name)",
+            "statuses": json.dumps(statuses),
+            **d.options(),
+            "key-name": d.key,
+            "image": plan.image,
+            "report-file": "$(context.pipelineRun.name)/diagnosis.md",
+        }
         return {
             "name": "diagnose",
             "displayName": "diagnose failure",
@@ -279,8 +335,10 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
             "taskRef": {"name": DIAGNOSE_TASK},
             "params": [{"name": k, "value": v} for k, v in values.items()]
             + ([{"name": "redact", "value": list(d.redact)}] if d.redact else []),
-            "workspaces": [{"name": "credentials", "workspace": credentials_workspace((d.key,))},
-                           {"name": "data", "workspace": "data"}],
+            "workspaces": [
+                {"name": "credentials", "workspace": credentials_workspace((d.key,))},
+                {"name": "data", "workspace": "data"},
+            ],
         }
     report = {
         "llmstep": serde.FORMAT_VERSION,
@@ -292,9 +350,14 @@ def _failure_hook(plan: Plan) -> dict[str, Any]:
         "secrets": [],
         "allowed": [["langchain", "prompts", "prompt", "PromptTemplate"]],
         "data": {
-            "lc": 1, "type": "constructor", "id": ["langchain", "prompts", "prompt", "PromptTemplate"],
-            "kwargs": {"input_variables": ["run", "tasks"], "template_format": "f-string",
-                       "template": "PipelineRun {run} failed. Task statuses: {tasks}"},
+            "lc": 1,
+            "type": "constructor",
+            "id": ["langchain", "prompts", "prompt", "PromptTemplate"],
+            "kwargs": {
+                "input_variables": ["run", "tasks"],
+                "template_format": "f-string",
+                "template": "PipelineRun {run} failed. Task statuses: {tasks}",
+            },
         },
     }
     return {

@@ -18,13 +18,27 @@ from llmstep.render.cycles import find_cycle
 
 _VAR = re.compile(r"\$\((params|tasks|workspaces|results|context)\.([^)]*)\)")
 _WHEN_OPERATORS = ("in", "notin")
-_VOLUME_SOURCES = ("emptyDir", "persistentVolumeClaim", "volumeClaimTemplate", "configMap", "secret", "projected", "csi")
+_VOLUME_SOURCES = (
+    "emptyDir",
+    "persistentVolumeClaim",
+    "volumeClaimTemplate",
+    "configMap",
+    "secret",
+    "projected",
+    "csi",
+)
 
 
 def check_documents(docs: Iterable[dict[str, Any]]) -> None:
     docs = list(docs)
-    tasks = {d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Task" and "name" in d.get("metadata", {})}
-    pipelines = {d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Pipeline" and "name" in d.get("metadata", {})}
+    tasks = {
+        d["metadata"]["name"]: d["spec"] for d in docs if d.get("kind") == "Task" and "name" in d.get("metadata", {})
+    }
+    pipelines = {
+        d["metadata"]["name"]: d["spec"]
+        for d in docs
+        if d.get("kind") == "Pipeline" and "name" in d.get("metadata", {})
+    }
     for doc in docs:
         kind = doc.get("kind")
         where = f"{kind} {doc.get('metadata', {}).get('name') or doc.get('metadata', {}).get('generateName', '?')}"
@@ -148,7 +162,10 @@ def check_pipeline(spec: dict[str, Any], where: str, tasks: dict[str, dict[str, 
                     _check_result_ref(rest, regular, tasks, tw)
         for binding in task.get("workspaces") or []:
             if binding.get("workspace") not in workspaces:
-                _fail(tw, f"workspace binding {binding.get('name')!r} uses pipeline workspace {binding.get('workspace')!r}, which is not declared")
+                _fail(
+                    tw,
+                    f"workspace binding {binding.get('name')!r} uses pipeline workspace {binding.get('workspace')!r}, which is not declared",
+                )
         ref = (task.get("taskRef") or {}).get("name")
         task_spec = tasks.get(ref) if ref in tasks else task.get("taskSpec")
         if ref in tasks:
@@ -169,14 +186,19 @@ def _check_no_cycle(regular: list[dict[str, Any]], where: str) -> None:
     refuses a Pipeline where these go round ("cycle detected", its DAG builder's words)."""
     edges = {}
     for task in regular:
-        refs = {rest.split(".")[0] for kind, rest in _vars({k: v for k, v in task.items() if k != "taskSpec"})
-                if kind == "tasks"}
+        refs = {
+            rest.split(".")[0]
+            for kind, rest in _vars({k: v for k, v in task.items() if k != "taskSpec"})
+            if kind == "tasks"
+        }
         edges[task["name"]] = sorted(set(task.get("runAfter") or []) | refs)
     found = find_cycle(edges)
     if found:
         first = found[0]
-        _fail(where, f'invalid value: cycle detected; task "{first}" depends on "{found[1]}" '
-                     f"({' -> '.join(found)}): spec.tasks")
+        _fail(
+            where,
+            f'invalid value: cycle detected; task "{first}" depends on "{found[1]}" ({" -> ".join(found)}): spec.tasks',
+        )
 
 
 def _check_result_ref(rest: str, regular: list[dict[str, Any]], tasks: dict[str, dict[str, Any]], where: str) -> None:
@@ -198,8 +220,11 @@ def _check_optional_workspaces(pipeline: dict[str, Any], use: dict[str, Any], ta
     required = {w["name"] for w in task.get("workspaces") or [] if not w.get("optional")}
     for binding in use.get("workspaces") or []:
         if binding.get("workspace") in optional and binding.get("name") in required:
-            _fail(where, f"pipeline workspace {binding['workspace']!r} is marked optional, but the task requires its "
-                  f"workspace {binding['name']!r}; make the pipeline workspace required or the Task's optional")
+            _fail(
+                where,
+                f"pipeline workspace {binding['workspace']!r} is marked optional, but the task requires its "
+                f"workspace {binding['name']!r}; make the pipeline workspace required or the Task's optional",
+            )
 
 
 def _check_task_use(use: dict[str, Any], task: dict[str, Any], where: str) -> None:

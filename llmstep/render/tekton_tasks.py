@@ -79,9 +79,13 @@ def run_task(image: str) -> dict[str, Any]:
             ],
             "workspaces": [
                 {"name": "data", "description": "Shared storage for every step's inputs and outputs."},
-                {"name": "credentials", "optional": True, "readOnly": True,
-                 "description": "A Secret holding only the API keys this step's Runnable declares, one file "
-                 "per key (bind it only for steps that call a model)."},
+                {
+                    "name": "credentials",
+                    "optional": True,
+                    "readOnly": True,
+                    "description": "A Secret holding only the API keys this step's Runnable declares, one file "
+                    "per key (bind it only for steps that call a model).",
+                },
             ],
             "results": [{"name": r, "type": "string", "description": RESULT_DOCS[r]} for r in contract.RESULTS],
             "steps": [
@@ -120,35 +124,81 @@ def diagnose_task(image: str) -> dict[str, Any]:
         ("report-file", "diagnosis.md", "Where the full report goes in the data workspace, when it is bound."),
         ("image", image, "The llmstep step image."),
     ]
-    args = ["$(params.target)", "--task-statuses", "$(params.statuses)", "--prompt", "$(params.prompt)",
-            "--lang", "$(params.lang)", "--model", "$(params.model)", "--provider", "$(params.provider)",
-            "--base-url", "$(params.base-url)", "--azure-endpoint", "$(params.azure-endpoint)",
-            "--azure-deployment", "$(params.azure-deployment)", "--api-version", "$(params.api-version)",
-            "--api-key-file", "$(workspaces.credentials.path)/$(params.key-name)",
-            "--summary-file", "$(results.summary.path)", "--output-dir", "$(workspaces.data.path)",
-            "--output-name", "$(params.report-file)", "--redact-each", "$(params.redact[*])"]
+    args = [
+        "$(params.target)",
+        "--task-statuses",
+        "$(params.statuses)",
+        "--prompt",
+        "$(params.prompt)",
+        "--lang",
+        "$(params.lang)",
+        "--model",
+        "$(params.model)",
+        "--provider",
+        "$(params.provider)",
+        "--base-url",
+        "$(params.base-url)",
+        "--azure-endpoint",
+        "$(params.azure-endpoint)",
+        "--azure-deployment",
+        "$(params.azure-deployment)",
+        "--api-version",
+        "$(params.api-version)",
+        "--api-key-file",
+        "$(workspaces.credentials.path)/$(params.key-name)",
+        "--summary-file",
+        "$(results.summary.path)",
+        "--output-dir",
+        "$(workspaces.data.path)",
+        "--output-name",
+        "$(params.report-file)",
+        "--redact-each",
+        "$(params.redact[*])",
+    ]
     return {
         "apiVersion": API,
         "kind": "Task",
         "metadata": {
             "name": DIAGNOSE_TASK,
             "labels": {**contract.LABELS, "app.kubernetes.io/version": __version__},
-            "annotations": {"tekton.dev/pipelines.minVersion": MIN_PIPELINES, "tekton.dev/categories": "Troubleshooting",
-                            "tekton.dev/tags": "llm, diagnosis, llmstep", "tekton.dev/displayName": "llmstep diagnose",
-                            "tekton.dev/platforms": "linux/amd64,linux/arm64"},
+            "annotations": {
+                "tekton.dev/pipelines.minVersion": MIN_PIPELINES,
+                "tekton.dev/categories": "Troubleshooting",
+                "tekton.dev/tags": "llm, diagnosis, llmstep",
+                "tekton.dev/displayName": "llmstep diagnose",
+                "tekton.dev/platforms": "linux/amd64,linux/arm64",
+            },
         },
         "spec": {
             "description": "Gather evidence about a failed PipelineRun (or any Kubernetes object), remove secrets, and "
             "ask an LLM what is wrong and how to fix it. The report is the step's log; the summary is a result.",
-            "params": [*({"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
-                         for n, d, doc in params),
-                       {"name": "redact", "type": "array", "default": [],
-                        "description": "Also remove text matching these regular expressions (Diagnose(redact=...))."}],
-            "workspaces": [{"name": "credentials", "readOnly": True,
-                            "description": "A Secret with the model's API key (file named by key-name)."},
-                           {"name": "data", "optional": True,
-                            "description": "Where the full report is written (report-file); the summary is a result."}],
+            "params": [
+                *(
+                    {"name": n, "type": "string", **({} if d is None else {"default": d}), "description": doc}
+                    for n, d, doc in params
+                ),
+                {
+                    "name": "redact",
+                    "type": "array",
+                    "default": [],
+                    "description": "Also remove text matching these regular expressions (Diagnose(redact=...)).",
+                },
+            ],
+            "workspaces": [
+                {
+                    "name": "credentials",
+                    "readOnly": True,
+                    "description": "A Secret with the model's API key (file named by key-name).",
+                },
+                {
+                    "name": "data",
+                    "optional": True,
+                    "description": "Where the full report is written (report-file); the summary is a result.",
+                },
+            ],
             "results": [{"name": "summary", "type": "string", "description": "A short summary of the diagnosis."}],
-            "steps": [{"name": "diagnose", "image": "$(params.image)", "command": ["llmstep", "diagnose"], "args": args}],
+            "steps": [
+                {"name": "diagnose", "image": "$(params.image)", "command": ["llmstep", "diagnose"], "args": args}
+            ],
         },
     }

@@ -77,18 +77,39 @@ def prepare_namespace(cluster: Any, namespace: str) -> None:
     if cluster.kubectl("get", "role", "executor", "-n", namespace, check=False).returncode != 0:
         for command in EXECUTOR_RBAC:
             cluster.kubectl(*command.format(ns=namespace).split()[1:])
-    secret = cluster.kubectl("create", "secret", "generic", S3_SECRET_NAME, "-n", namespace, "--dry-run=client", "-o", "yaml",
-                             f"--from-literal=accesskey={S3_ACCESS}", f"--from-literal=secretkey={S3_SECRET}").stdout
+    secret = cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        S3_SECRET_NAME,
+        "-n",
+        namespace,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        f"--from-literal=accesskey={S3_ACCESS}",
+        f"--from-literal=secretkey={S3_SECRET}",
+    ).stdout
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input_text=secret)
 
 
 def _start_s3(cluster: Any) -> None:
     root = cluster.state / "s3"
     root.mkdir()
-    cluster._start("versitygw", [
-        str(cluster.bins["versitygw"] / "versitygw"), "--access", S3_ACCESS, "--secret", S3_SECRET,
-        "--port", f"127.0.0.1:{cluster.ports['s3']}", "posix", str(root),
-    ])
+    cluster._start(
+        "versitygw",
+        [
+            str(cluster.bins["versitygw"] / "versitygw"),
+            "--access",
+            S3_ACCESS,
+            "--secret",
+            S3_SECRET,
+            "--port",
+            f"127.0.0.1:{cluster.ports['s3']}",
+            "posix",
+            str(root),
+        ],
+    )
 
     def listening() -> bool:  # any HTTP answer will do (403 without a signature); refused is not ready
         try:
@@ -101,33 +122,52 @@ def _start_s3(cluster: Any) -> None:
 
 
 def _controller_configmap(cluster: Any) -> str:
-    executor = {"imagePullPolicy": "IfNotPresent",
-                "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
-                        {"name": "KUBERNETES_SERVICE_PORT", "value": str(cluster.ports["apiserver"])}]}
+    executor = {
+        "imagePullPolicy": "IfNotPresent",
+        "env": [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(cluster.ports["apiserver"])},
+        ],
+    }
     # Model calls go to the cluster's own loopback gateway, as a platform team routes them to an
     # internal one: an OpenAI client that names no base URL never reaches for the internet.
     gateway = {"containers": [{"name": "main", "env": [{"name": "OPENAI_BASE_URL", "value": cluster.gateway_url}]}]}
-    repository = {"s3": {"bucket": BUCKET, "endpoint": f"127.0.0.1:{cluster.ports['s3']}", "insecure": True,
-                         "createBucketIfNotPresent": {},
-                         "accessKeySecret": {"name": S3_SECRET_NAME, "key": "accesskey"},
-                         "secretKeySecret": {"name": S3_SECRET_NAME, "key": "secretkey"}}}
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "workflow-controller-configmap"},
-        "data": {
-            "executor": yaml.safe_dump(executor),
-            "workflowDefaults": yaml.safe_dump({"spec": {"hostNetwork": True, "podSpecPatch": json.dumps(gateway)}}),
-            "artifactRepository": yaml.safe_dump(repository),
-            "metricsConfig": yaml.safe_dump({"enabled": False}),
-            "telemetryConfig": yaml.safe_dump({"enabled": False}),
-        },
-    })
+    repository = {
+        "s3": {
+            "bucket": BUCKET,
+            "endpoint": f"127.0.0.1:{cluster.ports['s3']}",
+            "insecure": True,
+            "createBucketIfNotPresent": {},
+            "accessKeySecret": {"name": S3_SECRET_NAME, "key": "accesskey"},
+            "secretKeySecret": {"name": S3_SECRET_NAME, "key": "secretkey"},
+        }
+    }
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "workflow-controller-configmap"},
+            "data": {
+                "executor": yaml.safe_dump(executor),
+                "workflowDefaults": yaml.safe_dump(
+                    {"spec": {"hostNetwork": True, "podSpecPatch": json.dumps(gateway)}}
+                ),
+                "artifactRepository": yaml.safe_dump(repository),
+                "metricsConfig": yaml.safe_dump({"enabled": False}),
+                "telemetryConfig": yaml.safe_dump({"enabled": False}),
+            },
+        }
+    )
 
 
 def podman_env() -> dict[str, str]:
     """The environment images/podman-env.sh sets up (its own config files, no global ones)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmstep" / "podman-ci"
-    out = subprocess.run(["bash", "-c", f'. "{ROOT}/images/podman-env.sh" "{cache}" >/dev/null && env -0'],
-                         capture_output=True, check=True)
+    out = subprocess.run(
+        ["bash", "-c", f'. "{ROOT}/images/podman-env.sh" "{cache}" >/dev/null && env -0'],
+        capture_output=True,
+        check=True,
+    )
     return dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
 
 
@@ -149,14 +189,21 @@ def images(cluster: Any) -> None:
         (Path(context) / "argoexec").write_bytes((cluster.bins["argo"] / "argoexec").read_bytes())
         os.chmod(Path(context) / "argoexec", 0o755)
         (Path(context) / "Containerfile").write_text(
-            f"FROM {base}\nCOPY argoexec /usr/local/bin/argoexec\nENTRYPOINT [\"argoexec\"]\n")
+            f'FROM {base}\nCOPY argoexec /usr/local/bin/argoexec\nENTRYPOINT ["argoexec"]\n'
+        )
         _run(["podman", "build", "-q", "-t", EXECUTOR_IMAGE, context], env, "building the Argo executor image")
-    _run([str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", STEP_IMAGE, "--base", base, "--wheelhouse"],
-         env, "building the step image")
+    _run(
+        [str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", STEP_IMAGE, "--base", base, "--wheelhouse"],
+        env,
+        "building the step image",
+    )
     # The base image is also Tekton's shell image (tests/cluster/tekton.py): the one that runs a
     # TaskRun's ``place-scripts`` init container, so a Task with a ``script:`` step needs it.
-    for name, names in ((EXECUTOR_IMAGE, (EXECUTOR_IMAGE,)), (f"localhost/{STEP_IMAGE}", (f"docker.io/library/{STEP_IMAGE}",)),
-                        (base, (BASE_IMAGE,))):
+    for name, names in (
+        (EXECUTOR_IMAGE, (EXECUTOR_IMAGE,)),
+        (f"localhost/{STEP_IMAGE}", (f"docker.io/library/{STEP_IMAGE}",)),
+        (base, (BASE_IMAGE,)),
+    ):
         archive = cluster.state / f"{name.rsplit('/', 1)[-1].replace(':', '_')}.tar"
         _run(["podman", "save", "--format", "docker-archive", "-o", str(archive), name], env, f"saving {name}")
         cluster.import_image(archive, *names)
@@ -174,16 +221,31 @@ def _kubeconfig_in(cluster: Any, namespace: str) -> Path:
 
 
 def _host_env(cluster: Any, **extra: str) -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "HOME": str(cluster.state), "KUBECONFIG": str(_kubeconfig_in(cluster, NAMESPACE)),
-            **extra}
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cluster.state),
+        "KUBECONFIG": str(_kubeconfig_in(cluster, NAMESPACE)),
+        **extra,
+    }
 
 
 def _start_controller(cluster: Any) -> None:
     # DEFAULT_REQUEUE_TIME and LEADER_ELECTION_DISABLE as Argo's own e2e controller runs (tasks.yaml).
-    cluster._start("workflow-controller", [
-        str(cluster.bins["argo"] / "workflow-controller"), "--executor-image", EXECUTOR_IMAGE,
-        "--executor-image-pull-policy", "IfNotPresent", "--namespace", NAMESPACE, "--loglevel", "info",
-    ], env=_host_env(cluster, LEADER_ELECTION_DISABLE="true", DEFAULT_REQUEUE_TIME="1s"))
+    cluster._start(
+        "workflow-controller",
+        [
+            str(cluster.bins["argo"] / "workflow-controller"),
+            "--executor-image",
+            EXECUTOR_IMAGE,
+            "--executor-image-pull-policy",
+            "IfNotPresent",
+            "--namespace",
+            NAMESPACE,
+            "--loglevel",
+            "info",
+        ],
+        env=_host_env(cluster, LEADER_ELECTION_DISABLE="true", DEFAULT_REQUEUE_TIME="1s"),
+    )
 
     def healthy() -> bool:
         with urllib.request.urlopen("http://127.0.0.1:6060/healthz", timeout=2) as resp:
@@ -194,10 +256,20 @@ def _start_controller(cluster: Any) -> None:
 
 def _start_server(cluster: Any) -> None:
     port = cluster.ports["argo-server"]
-    cluster._start("argo-server", [
-        str(cluster.bins["argo"] / "argo"), "server", "--auth-mode=server", "--secure=false", "--port", str(port),
-        "--namespace", NAMESPACE,
-    ], env=_host_env(cluster))
+    cluster._start(
+        "argo-server",
+        [
+            str(cluster.bins["argo"] / "argo"),
+            "server",
+            "--auth-mode=server",
+            "--secure=false",
+            "--port",
+            str(port),
+            "--namespace",
+            NAMESPACE,
+        ],
+        env=_host_env(cluster),
+    )
 
     def answering() -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/version", timeout=2) as resp:

@@ -45,8 +45,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 STATE = Path(os.environ.get("LLMSTEP_K8S_STATE", "/tmp/llmstep-k8s"))
 TOKEN = "llmstep-test-admin-token"
-SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys",
-           "kernel/keys/root_maxbytes")
+SYSCTLS = (
+    "vm/overcommit_memory",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 # Registries an image reference can name in the tests: Docker's default for short names, and the
 # ones Kubernetes and common images use. containerd 1.6 has no catch-all hosts.toml.
 REGISTRIES = ("docker.io", "registry-1.docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io")
@@ -140,51 +145,130 @@ class Cluster:
         self.state.mkdir(parents=True)
         (self.state / "logs").mkdir()
         self._save_sysctls()
-        self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kubelet", "healthz", "registry",
-                                                     "s3", "argo-server", "gateway", "tekton-webhook",
-                                                     "tekton-probes")}
+        self.ports = {
+            name: free_port()
+            for name in (
+                "etcd",
+                "etcd-peer",
+                "apiserver",
+                "kubelet",
+                "healthz",
+                "registry",
+                "s3",
+                "argo-server",
+                "gateway",
+                "tekton-webhook",
+                "tekton-probes",
+            )
+        }
         (self.state / "ports.json").write_text(json.dumps(self.ports))
         (self.state / "bins.json").write_text(json.dumps({k: str(v) for k, v in self.bins.items()}))
-        self._start("registry", [sys.executable, str(HERE / "registry.py"), str(self.ports["registry"])],
-                    env={"PATH": os.environ["PATH"]})
-        self._start("model-gateway", [sys.executable, str(ROOT / "tests" / "openai_server.py"), str(self.ports["gateway"])],
-                    env={"PATH": os.environ["PATH"]})
+        self._start(
+            "registry",
+            [sys.executable, str(HERE / "registry.py"), str(self.ports["registry"])],
+            env={"PATH": os.environ["PATH"]},
+        )
+        self._start(
+            "model-gateway",
+            [sys.executable, str(ROOT / "tests" / "openai_server.py"), str(self.ports["gateway"])],
+            env={"PATH": os.environ["PATH"]},
+        )
         self._certs()
-        self._start("etcd", [
-            self.bin("etcd", "etcd"), "--data-dir", str(self.state / "etcd"), "--name", "llmstep",
-            "--listen-client-urls", f"http://127.0.0.1:{self.ports['etcd']}",
-            "--advertise-client-urls", f"http://127.0.0.1:{self.ports['etcd']}",
-            "--listen-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
-            "--initial-cluster", f"llmstep=http://127.0.0.1:{self.ports['etcd-peer']}",
-        ])
-        self._start("kube-apiserver", [
-            self.bin("kubernetes", "kube-apiserver"), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(self.ports["apiserver"]), "--etcd-servers", f"http://127.0.0.1:{self.ports['etcd']}",
-            "--token-auth-file", str(self.state / "tokens.csv"), "--authorization-mode", "Node,RBAC",
-            "--client-ca-file", str(self.state / "ca.crt"),
-            "--tls-cert-file", str(self.state / "apiserver.crt"), "--tls-private-key-file", str(self.state / "apiserver.key"),
-            "--service-account-key-file", str(self.state / "sa.pub"),
-            "--service-account-signing-key-file", str(self.state / "sa.key"),
-            "--service-account-issuer", "https://kubernetes.default.svc",
-            "--service-cluster-ip-range", "10.96.0.0/24", "--allow-privileged=true",
-            "--kubelet-client-certificate", str(self.state / "admin.crt"), "--kubelet-client-key", str(self.state / "admin.key"),
-            "--kubelet-preferred-address-types", "Hostname,InternalIP",
-        ])
+        self._start(
+            "etcd",
+            [
+                self.bin("etcd", "etcd"),
+                "--data-dir",
+                str(self.state / "etcd"),
+                "--name",
+                "llmstep",
+                "--listen-client-urls",
+                f"http://127.0.0.1:{self.ports['etcd']}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{self.ports['etcd']}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{self.ports['etcd-peer']}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{self.ports['etcd-peer']}",
+                "--initial-cluster",
+                f"llmstep=http://127.0.0.1:{self.ports['etcd-peer']}",
+            ],
+        )
+        self._start(
+            "kube-apiserver",
+            [
+                self.bin("kubernetes", "kube-apiserver"),
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.ports["apiserver"]),
+                "--etcd-servers",
+                f"http://127.0.0.1:{self.ports['etcd']}",
+                "--token-auth-file",
+                str(self.state / "tokens.csv"),
+                "--authorization-mode",
+                "Node,RBAC",
+                "--client-ca-file",
+                str(self.state / "ca.crt"),
+                "--tls-cert-file",
+                str(self.state / "apiserver.crt"),
+                "--tls-private-key-file",
+                str(self.state / "apiserver.key"),
+                "--service-account-key-file",
+                str(self.state / "sa.pub"),
+                "--service-account-signing-key-file",
+                str(self.state / "sa.key"),
+                "--service-account-issuer",
+                "https://kubernetes.default.svc",
+                "--service-cluster-ip-range",
+                "10.96.0.0/24",
+                "--allow-privileged=true",
+                "--kubelet-client-certificate",
+                str(self.state / "admin.crt"),
+                "--kubelet-client-key",
+                str(self.state / "admin.key"),
+                "--kubelet-preferred-address-types",
+                "Hostname,InternalIP",
+            ],
+        )
         self._write_kubeconfig()
         self._wait("kube-apiserver", self._apiserver_ready, timeout)
-        self._start("kube-controller-manager", [
-            self.bin("kubernetes", "kube-controller-manager"), "--kubeconfig", str(self.kubeconfig),
-            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()), "--leader-elect=false",
-            "--service-account-private-key-file", str(self.state / "sa.key"),
-            "--root-ca-file", str(self.state / "ca.crt"), "--use-service-account-credentials",
-            "--controllers", "*,-node-ipam-controller,-service-lb-controller,-node-route-controller,"
-                             "-cloud-node-lifecycle-controller",
-        ])
-        self._start("kube-scheduler", [
-            self.bin("kubernetes", "kube-scheduler"), "--kubeconfig", str(self.kubeconfig), "--leader-elect=false",
-            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
-        ])
+        self._start(
+            "kube-controller-manager",
+            [
+                self.bin("kubernetes", "kube-controller-manager"),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(free_port()),
+                "--leader-elect=false",
+                "--service-account-private-key-file",
+                str(self.state / "sa.key"),
+                "--root-ca-file",
+                str(self.state / "ca.crt"),
+                "--use-service-account-credentials",
+                "--controllers",
+                "*,-node-ipam-controller,-service-lb-controller,-node-route-controller,"
+                "-cloud-node-lifecycle-controller",
+            ],
+        )
+        self._start(
+            "kube-scheduler",
+            [
+                self.bin("kubernetes", "kube-scheduler"),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--leader-elect=false",
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(free_port()),
+            ],
+        )
         self._containerd()
         self._wait("containerd", lambda: (self.state / "containerd.sock").exists(), 30)
         self._import_pause()
@@ -201,8 +285,14 @@ class Cluster:
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.state / "logs" / f"{name}.log", "ab")  # lives with the process
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env or {"PATH": os.environ["PATH"]}, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or {"PATH": os.environ["PATH"]},
+            start_new_session=True,
+        )
         (self.state / "pids").mkdir(exist_ok=True)
         (self.state / "pids" / name).write_text(str(self.procs[name].pid))
 
@@ -211,7 +301,9 @@ class Cluster:
         while time.monotonic() < deadline:
             for proc_name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise ClusterError(f"{proc_name} exited ({proc.returncode}):\n{tail(self.state / 'logs' / f'{proc_name}.log')}")
+                    raise ClusterError(
+                        f"{proc_name} exited ({proc.returncode}):\n{tail(self.state / 'logs' / f'{proc_name}.log')}"
+                    )
             try:
                 if ready():
                     return
@@ -223,23 +315,63 @@ class Cluster:
     def _certs(self) -> None:
         s = self.state
         (s / "tokens.csv").write_text(
-            f'{TOKEN},admin,admin,"system:masters"\n'
-            f'{TOKEN}-node,system:node:127.0.0.1,node-127.0.0.1,"system:nodes"\n'
+            f'{TOKEN},admin,admin,"system:masters"\n{TOKEN}-node,system:node:127.0.0.1,node-127.0.0.1,"system:nodes"\n'
         )
 
         def ssl(*args: str) -> None:
             subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=llmstep-test-ca",
-            "-keyout", str(s / "ca.key"), "-out", str(s / "ca.crt"))
-        for name, subject, san in (("apiserver", "/CN=kube-apiserver", "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,IP:10.96.0.1"),
-                                   ("admin", "/O=system:masters/CN=admin", None),
-                                   ("kubelet", "/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost")):
-            ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(s / f"{name}.key"), "-out", str(s / f"{name}.csr"))
+        ssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=llmstep-test-ca",
+            "-keyout",
+            str(s / "ca.key"),
+            "-out",
+            str(s / "ca.crt"),
+        )
+        for name, subject, san in (
+            ("apiserver", "/CN=kube-apiserver", "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,IP:10.96.0.1"),
+            ("admin", "/O=system:masters/CN=admin", None),
+            ("kubelet", "/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost"),
+        ):
+            ssl(
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                str(s / f"{name}.key"),
+                "-out",
+                str(s / f"{name}.csr"),
+            )
             ext = s / f"{name}.ext"
             ext.write_text(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
-            ssl("x509", "-req", "-in", str(s / f"{name}.csr"), "-CA", str(s / "ca.crt"), "-CAkey", str(s / "ca.key"),
-                "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(s / f"{name}.crt"))
+            ssl(
+                "x509",
+                "-req",
+                "-in",
+                str(s / f"{name}.csr"),
+                "-CA",
+                str(s / "ca.crt"),
+                "-CAkey",
+                str(s / "ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                str(ext),
+                "-out",
+                str(s / f"{name}.crt"),
+            )
         ssl("genrsa", "-out", str(s / "sa.key"), "2048")
         ssl("rsa", "-in", str(s / "sa.key"), "-pubout", "-out", str(s / "sa.pub"))
 
@@ -248,9 +380,18 @@ class Cluster:
         if namespace:
             context["namespace"] = namespace
         return {
-            "apiVersion": "v1", "kind": "Config", "current-context": "llmstep-test",
-            "clusters": [{"name": "llmstep-test", "cluster": {"server": f"https://127.0.0.1:{self.ports['apiserver']}",
-                                                             "certificate-authority": str(self.state / "ca.crt")}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "llmstep-test",
+            "clusters": [
+                {
+                    "name": "llmstep-test",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.ports['apiserver']}",
+                        "certificate-authority": str(self.state / "ca.crt"),
+                    },
+                }
+            ],
             "users": [{"name": "user", "user": {"token": token}}],
             "contexts": [{"name": "llmstep-test", "context": context}],
         }
@@ -264,8 +405,9 @@ class Cluster:
         import urllib.request
 
         ctx = ssl.create_default_context(cafile=str(self.state / "ca.crt"))
-        req = urllib.request.Request(f"https://127.0.0.1:{self.ports['apiserver']}{path}",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        req = urllib.request.Request(
+            f"https://127.0.0.1:{self.ports['apiserver']}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:  # loopback only
             return resp.read()
 
@@ -280,8 +422,9 @@ class Cluster:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        out = subprocess.run([self.bin("kubernetes", "kubectl"), *args], input=input_text, capture_output=True,
-                             text=True, env=self.env)
+        out = subprocess.run(
+            [self.bin("kubernetes", "kubectl"), *args], input=input_text, capture_output=True, text=True, env=self.env
+        )
         if check and out.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)}: {out.stderr.strip()[-3000:]}")
         return out
@@ -300,9 +443,9 @@ class Cluster:
         cni_bin.mkdir()
         (cni_bin / "loopback").symlink_to("/usr/lib/cni/loopback")
         shutil.copy(HERE / "netns-only-cni", cni_bin / "netns-only")
-        (cni / "10-netns-only.conflist").write_text(json.dumps({
-            "cniVersion": "0.4.0", "name": "llmstep-netns-only", "plugins": [{"type": "netns-only"}],
-        }))
+        (cni / "10-netns-only.conflist").write_text(
+            json.dumps({"cniVersion": "0.4.0", "name": "llmstep-netns-only", "plugins": [{"type": "netns-only"}]})
+        )
         (s / "containerd.toml").write_text(f"""version = 2
 root = "{s}/containerd/root"
 state = "{s}/containerd/state"
@@ -328,14 +471,23 @@ state = "{s}/containerd/state"
         self._start("containerd", ["containerd", "--config", str(s / "containerd.toml")])
 
     def ctr(self, *args: str, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", *args],
-                              input=input_bytes, capture_output=True, check=True)
+        return subprocess.run(
+            ["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", *args],
+            input=input_bytes,
+            capture_output=True,
+            check=True,
+        )
 
     def _import_pause(self) -> None:
         """The sandbox image: the Kubernetes module's pause binary in a one-layer image."""
         from image_archive import single_binary_image
 
-        self.ctr("images", "import", "-", input_bytes=single_binary_image(self.bins["kubernetes"] / "pause", PAUSE_IMAGE, "/pause"))
+        self.ctr(
+            "images",
+            "import",
+            "-",
+            input_bytes=single_binary_image(self.bins["kubernetes"] / "pause", PAUSE_IMAGE, "/pause"),
+        )
 
     def import_image(self, archive: Path, *names: str) -> None:
         """Import a docker archive (podman save) into the cluster's containerd, under ``names`` too."""
@@ -343,33 +495,70 @@ state = "{s}/containerd/state"
         imported = [line.split()[1] for line in out.stdout.decode().splitlines() if line.startswith("unpacking ")]
         for name in names:
             if imported and imported[0] != name:
-                subprocess.run(["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", "images", "rm",
-                                name], capture_output=True)
+                subprocess.run(
+                    ["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", "images", "rm", name],
+                    capture_output=True,
+                )
                 self.ctr("images", "tag", imported[0], name)
 
     def _kubelet(self) -> None:
         s = self.state
-        (s / "kubelet.yaml").write_text(json.dumps({
-            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-            "address": "127.0.0.1", "port": self.ports["kubelet"], "readOnlyPort": 0,
-            "healthzBindAddress": "127.0.0.1", "healthzPort": self.ports["healthz"],
-            "containerRuntimeEndpoint": f"unix://{s}/containerd.sock",
-            "cgroupDriver": "cgroupfs", "failSwapOn": False, "failCgroupV1": False, "staticPodPath": "",
-            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                               "x509": {"clientCAFile": str(s / "ca.crt")}},
-            "authorization": {"mode": "AlwaysAllow"},
-            "tlsCertFile": str(s / "kubelet.crt"), "tlsPrivateKeyFile": str(s / "kubelet.key"),
-            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-            "imageGCHighThresholdPercent": 100, "serializeImagePulls": False,
-            "cgroupsPerQOS": True, "enforceNodeAllocatable": [], "protectKernelDefaults": False,
-            "resolvConf": "", "clusterDomain": "cluster.local", "maxPods": 250,
-        }))
+        (s / "kubelet.yaml").write_text(
+            json.dumps(
+                {
+                    "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                    "kind": "KubeletConfiguration",
+                    "address": "127.0.0.1",
+                    "port": self.ports["kubelet"],
+                    "readOnlyPort": 0,
+                    "healthzBindAddress": "127.0.0.1",
+                    "healthzPort": self.ports["healthz"],
+                    "containerRuntimeEndpoint": f"unix://{s}/containerd.sock",
+                    "cgroupDriver": "cgroupfs",
+                    "failSwapOn": False,
+                    "failCgroupV1": False,
+                    "staticPodPath": "",
+                    "authentication": {
+                        "anonymous": {"enabled": False},
+                        "webhook": {"enabled": True},
+                        "x509": {"clientCAFile": str(s / "ca.crt")},
+                    },
+                    "authorization": {"mode": "AlwaysAllow"},
+                    "tlsCertFile": str(s / "kubelet.crt"),
+                    "tlsPrivateKeyFile": str(s / "kubelet.key"),
+                    "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+                    "imageGCHighThresholdPercent": 100,
+                    "serializeImagePulls": False,
+                    "cgroupsPerQOS": True,
+                    "enforceNodeAllocatable": [],
+                    "protectKernelDefaults": False,
+                    "resolvConf": "",
+                    "clusterDomain": "cluster.local",
+                    "maxPods": 250,
+                }
+            )
+        )
         env = {"PATH": os.environ["PATH"], "AWS_EC2_METADATA_DISABLED": "true"}
-        self._start("kubelet", [
-            self.bin("kubernetes", "kubelet"), "--config", str(s / "kubelet.yaml"), "--kubeconfig", str(s / "kubelet.kubeconfig"),
-            "--hostname-override", "127.0.0.1", "--root-dir", str(s / "kubelet"),
-            "--cert-dir", str(s / "kubelet-pki"), "--register-node=true", "--v", "1",
-        ], env=env)
+        self._start(
+            "kubelet",
+            [
+                self.bin("kubernetes", "kubelet"),
+                "--config",
+                str(s / "kubelet.yaml"),
+                "--kubeconfig",
+                str(s / "kubelet.kubeconfig"),
+                "--hostname-override",
+                "127.0.0.1",
+                "--root-dir",
+                str(s / "kubelet"),
+                "--cert-dir",
+                str(s / "kubelet-pki"),
+                "--register-node=true",
+                "--v",
+                "1",
+            ],
+            env=env,
+        )
 
     # ------------------------------------------------------------------ stop
 
@@ -379,8 +568,14 @@ state = "{s}/containerd/state"
         the containerd shims, and the rest; then unmount, remove cgroups and restore sysctls."""
         pids_dir = self.state / "pids"
         pids = {p.name: int(p.read_text()) for p in pids_dir.iterdir()} if pids_dir.is_dir() else {}
-        for name in ("argo-server", "workflow-controller", "tekton-controller", "kubelet", "kube-scheduler",
-                     "kube-controller-manager"):
+        for name in (
+            "argo-server",
+            "workflow-controller",
+            "tekton-controller",
+            "kubelet",
+            "kube-scheduler",
+            "kube-controller-manager",
+        ):
             if pids.get(name):
                 _kill_group(pids[name])
         self._kill_pod_processes()
@@ -437,7 +632,9 @@ state = "{s}/containerd/state"
             for name in ("kubepods", "kubepods.slice"):
                 base = hierarchy / name
                 if base.is_dir():
-                    for folder in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                    for folder in sorted(
+                        (p for p in base.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+                    ):
                         try:
                             folder.rmdir()
                         except OSError:
@@ -513,7 +710,9 @@ def main(argv: list[str]) -> int:
         cluster = Cluster()
         for pid_file in sorted((cluster.state / "pids").glob("*")):
             alive = Path(f"/proc/{pid_file.read_text()}").exists()
-            print(f"{pid_file.name:24} {'running' if alive else 'stopped'}  {cluster.state / 'logs' / (pid_file.name + '.log')}")
+            print(
+                f"{pid_file.name:24} {'running' if alive else 'stopped'}  {cluster.state / 'logs' / (pid_file.name + '.log')}"
+            )
         return 0
     print(__doc__)
     return 2

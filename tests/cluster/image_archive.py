@@ -24,16 +24,23 @@ def single_binary_image(binary: Path, tag: str, path: str) -> bytes:
     """A docker-archive with ``binary`` at ``path`` as the image's entrypoint, tagged ``tag``."""
     layer = _tar({path.lstrip("/"): (Path(binary).read_bytes(), 0o755)})
     layer_id = hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": [path], "User": "65535:65535"},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
-        "history": [{"created_by": "llmstep test cluster: the source package's build/pause"}],
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": [path], "User": "65535:65535"},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
+            "history": [{"created_by": "llmstep test cluster: the source package's build/pause"}],
+        }
+    ).encode()
     config_id = hashlib.sha256(config).hexdigest()
-    manifest = json.dumps([{"Config": f"{config_id}.json", "RepoTags": [tag], "Layers": [f"{layer_id}/layer.tar"]}]).encode()
-    return _tar({
-        f"{layer_id}/layer.tar": (layer, 0o644),
-        f"{config_id}.json": (config, 0o644),
-        "manifest.json": (manifest, 0o644),
-    })
+    manifest = json.dumps(
+        [{"Config": f"{config_id}.json", "RepoTags": [tag], "Layers": [f"{layer_id}/layer.tar"]}]
+    ).encode()
+    return _tar(
+        {
+            f"{layer_id}/layer.tar": (layer, 0o644),
+            f"{config_id}.json": (config, 0o644),
+            "manifest.json": (manifest, 0o644),
+        }
+    )

@@ -18,7 +18,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _missing(self):
-        body = json.dumps({"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}).encode()
+        body = json.dumps(
+            {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}
+        ).encode()
         self.send_response(404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

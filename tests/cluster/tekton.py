@@ -46,13 +46,21 @@ from argo import BASE_IMAGE
 
 TEKTON_VERSION = "v1.15.0"
 NAMESPACE = "tekton-pipelines"
-IMAGES = {name: f"localhost/tekton-{name}:{TEKTON_VERSION}" for name in ("entrypoint", "nop", "workingdirinit",
-                                                                          "sidecarlogresults")}
+IMAGES = {
+    name: f"localhost/tekton-{name}:{TEKTON_VERSION}"
+    for name in ("entrypoint", "nop", "workingdirinit", "sidecarlogresults")
+}
 SHELL_IMAGE = BASE_IMAGE  # imported into the node by argo.images
 STORAGE_CLASS = "llmstep-local"
 VOLUMES = 160  # one per PipelineRun with a volumeClaimTemplate in a test session, with room to spare
-CONVERTED_CRDS = ("300-pipeline.yaml", "300-pipelinerun.yaml", "300-resolutionrequest.yaml", "300-stepaction.yaml",
-                  "300-task.yaml", "300-taskrun.yaml")
+CONVERTED_CRDS = (
+    "300-pipeline.yaml",
+    "300-pipelinerun.yaml",
+    "300-resolutionrequest.yaml",
+    "300-stepaction.yaml",
+    "300-task.yaml",
+    "300-taskrun.yaml",
+)
 
 
 def config_dir(cluster: Any) -> Path:
@@ -80,7 +88,9 @@ def install(cluster: Any) -> None:
                 crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"] = port
             crds.append(crd)
     _apply(cluster, crds, "create")  # `apply` would exceed the annotation limit
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c['metadata']['name']}" for c in crds))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c['metadata']['name']}" for c in crds)
+    )
     _apply(cluster, [_configure(d, cluster) for p in sorted(cfg.glob("config-*.yaml")) for d in _docs(p)])
     _apply(cluster, [*_docs(cfg / "clusterrole-aggregate-edit.yaml"), *_docs(cfg / "clusterrole-aggregate-view.yaml")])
     hooks = _docs(cfg / "500-webhooks.yaml")
@@ -97,8 +107,9 @@ def install(cluster: Any) -> None:
 def _configure(doc: dict, cluster: Any) -> dict:
     name, data = doc["metadata"]["name"], doc.setdefault("data", {})
     if name == "config-defaults":
-        data["default-pod-template"] = yaml.safe_dump({
-            "hostNetwork": True, "env": [{"name": "OPENAI_BASE_URL", "value": cluster.gateway_url}]})
+        data["default-pod-template"] = yaml.safe_dump(
+            {"hostNetwork": True, "env": [{"name": "OPENAI_BASE_URL", "value": cluster.gateway_url}]}
+        )
     elif name == "feature-flags":
         data["running-in-environment-with-injected-sidecars"] = "false"
     elif name == "config-observability":
@@ -109,29 +120,48 @@ def _configure(doc: dict, cluster: Any) -> dict:
 
 
 def _webhook_service() -> dict:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "tekton-pipelines-webhook", "namespace": NAMESPACE,
-                         "labels": {"app.kubernetes.io/part-of": "tekton-pipelines", "app.kubernetes.io/component": "webhook"}},
-            "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "tekton-pipelines-webhook",
+            "namespace": NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "tekton-pipelines", "app.kubernetes.io/component": "webhook"},
+        },
+        "spec": {"type": "ExternalName", "externalName": "127.0.0.1"},
+    }
 
 
 def _storage(cluster: Any) -> None:
     root = cluster.state / "volumes"
-    docs: list[dict] = [{
-        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate", "reclaimPolicy": "Retain",
-    }]
+    docs: list[dict] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "Immediate",
+            "reclaimPolicy": "Retain",
+        }
+    ]
     for i in range(VOLUMES):
         path = root / f"pv-{i:03d}"
         path.mkdir(parents=True)
         path.chmod(0o1777)  # steps run as the image's non-root user; hostPath knows no fsGroup
-        docs.append({
-            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"llmstep-local-{i:03d}"},
-            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STORAGE_CLASS,
-                     "hostPath": {"path": str(path), "type": "Directory"}},
-        })
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"llmstep-local-{i:03d}"},
+                "spec": {
+                    "capacity": {"storage": "10Gi"},
+                    "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": STORAGE_CLASS,
+                    "hostPath": {"path": str(path), "type": "Directory"},
+                },
+            }
+        )
     _apply(cluster, docs)
 
 
@@ -145,7 +175,9 @@ def _images(cluster: Any) -> None:
 
 def _container(deployment: Path) -> dict:
     """The one container of the release's Deployment in ``deployment``."""
-    (container,) = next(d for d in _docs(deployment) if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"]
+    (container,) = next(d for d in _docs(deployment) if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
     return container
 
 
@@ -170,28 +202,43 @@ def _process_env(cluster: Any, deployment: Path, **ports: int) -> dict[str, str]
 def _start_webhook(cluster: Any) -> None:
     from cluster import free_port
 
-    env = _process_env(cluster, config_dir(cluster) / "webhook.yaml", WEBHOOK_PORT=cluster.ports["tekton-webhook"],
-                       PROBES_PORT=free_port(), PROFILING_PORT=free_port())
+    env = _process_env(
+        cluster,
+        config_dir(cluster) / "webhook.yaml",
+        WEBHOOK_PORT=cluster.ports["tekton-webhook"],
+        PROBES_PORT=free_port(),
+        PROFILING_PORT=free_port(),
+    )
     cluster._start("tekton-webhook", [str(cluster.bins["tekton"] / "webhook"), "-disable-ha"], env=env)
 
     def ready() -> bool:
         secret = cluster.api(f"/api/v1/namespaces/{NAMESPACE}/secrets/webhook-certs")
         if "ca-cert.pem" not in (secret.get("data") or {}):
             return False
-        for path in ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/webhook.pipeline.tekton.dev",
-                     "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/validation.webhook.pipeline.tekton.dev",
-                     "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/config.webhook.pipeline.tekton.dev"):
+        for path in (
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/webhook.pipeline.tekton.dev",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/validation.webhook.pipeline.tekton.dev",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/config.webhook.pipeline.tekton.dev",
+        ):
             hook = cluster.api(path)["webhooks"][0]
             if not hook["clientConfig"].get("caBundle") or not hook.get("rules"):
                 return False
         for crd in ("tasks", "pipelines", "taskruns", "pipelineruns"):
-            conversion = cluster.api(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.tekton.dev")["spec"]["conversion"]
+            conversion = cluster.api(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.tekton.dev")[
+                "spec"
+            ]["conversion"]
             if not conversion["webhook"]["clientConfig"].get("caBundle"):
                 return False
         # The webhook defaults a v1 Task (a param's type): the API server reaches it, and it answers.
-        probe = {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "webhook-probe", "namespace": "default"},
-                 "spec": {"params": [{"name": "p"}], "steps": [{"name": "s", "image": "x", "command": ["true"]}]}}
-        out = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input_text=json.dumps(probe), check=False)
+        probe = {
+            "apiVersion": "tekton.dev/v1",
+            "kind": "Task",
+            "metadata": {"name": "webhook-probe", "namespace": "default"},
+            "spec": {"params": [{"name": "p"}], "steps": [{"name": "s", "image": "x", "command": ["true"]}]},
+        }
+        out = cluster.kubectl(
+            "create", "--dry-run=server", "-o", "json", "-f", "-", input_text=json.dumps(probe), check=False
+        )
         return out.returncode == 0 and json.loads(out.stdout)["spec"]["params"][0].get("type") == "string"
 
     cluster._wait("tekton-webhook", ready, 120)
@@ -201,10 +248,15 @@ def _start_controller(cluster: Any) -> None:
     from cluster import free_port
 
     cfg = config_dir(cluster)
-    env = _process_env(cluster, cfg / "controller.yaml", PROBES_PORT=cluster.ports["tekton-probes"], PROFILING_PORT=free_port())
+    env = _process_env(
+        cluster, cfg / "controller.yaml", PROBES_PORT=cluster.ports["tekton-probes"], PROFILING_PORT=free_port()
+    )
     args = list(_container(cfg / "controller.yaml")["args"])
-    images = {**{f"-{name}-image": tag for name, tag in IMAGES.items()}, "-shell-image": SHELL_IMAGE,
-              "-shell-image-win": "windows.invalid/none:unused"}
+    images = {
+        **{f"-{name}-image": tag for name, tag in IMAGES.items()},
+        "-shell-image": SHELL_IMAGE,
+        "-shell-image-win": "windows.invalid/none:unused",
+    }
     for i, arg in enumerate(args[:-1]):
         if arg in images:
             args[i + 1] = images[arg]
@@ -222,4 +274,12 @@ def prepare_namespace(cluster: Any, namespace: str) -> None:
     """What a namespace needs for the README's Tekton commands: tekton/rbac.yaml (the ``llmstep``
     ServiceAccount the steps run as, the submitter and diagnosis Roles) and the Task."""
     root = Path(__file__).resolve().parent.parent.parent
-    cluster.kubectl("apply", "-n", namespace, "-f", str(root / "tekton" / "rbac.yaml"), "-f", str(root / "tekton" / "llmstep-run.yaml"))
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        str(root / "tekton" / "rbac.yaml"),
+        "-f",
+        str(root / "tekton" / "llmstep-run.yaml"),
+    )

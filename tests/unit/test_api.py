@@ -10,12 +10,43 @@ import llmstep
 
 
 def test_public_api_is_pinned():
-    assert sorted(llmstep.__all__) == sorted([
-        "BatchFailed", "ItemFailed", "KubernetesRunnable", "CompileError", "Compiled", "CredentialsError", "CredentialsWarning", "DEFAULT_IMAGE", "Diagnose", "DiagnosisError", "ExecutionError", "LlmstepError",
-        "OfflineChatModel", "PayloadError", "Plan", "PlanStep", "RenderError", "RunFailed", "SecretError", "SerializationError",
-        "Step", "SubmissionError", "WorkflowError", "__version__", "compile", "SecretKeyRef", "ConfigMapKeyRef",
-        "Cancelled", "PipelineRunFailed", "UsageError", "WorkflowFailed", "RateLimit", "RateLimited",
-    ])
+    assert sorted(llmstep.__all__) == sorted(
+        [
+            "BatchFailed",
+            "ItemFailed",
+            "KubernetesRunnable",
+            "CompileError",
+            "Compiled",
+            "CredentialsError",
+            "CredentialsWarning",
+            "DEFAULT_IMAGE",
+            "Diagnose",
+            "DiagnosisError",
+            "ExecutionError",
+            "LlmstepError",
+            "OfflineChatModel",
+            "PayloadError",
+            "Plan",
+            "PlanStep",
+            "RenderError",
+            "RunFailed",
+            "SecretError",
+            "SerializationError",
+            "Step",
+            "SubmissionError",
+            "WorkflowError",
+            "__version__",
+            "compile",
+            "SecretKeyRef",
+            "ConfigMapKeyRef",
+            "Cancelled",
+            "PipelineRunFailed",
+            "UsageError",
+            "WorkflowFailed",
+            "RateLimit",
+            "RateLimited",
+        ]
+    )
     assert set(llmstep.__all__) == set(llmstep._EXPORTS) | {"__version__"}
     for name in llmstep.__all__:
         assert getattr(llmstep, name) is not None

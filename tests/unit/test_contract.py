@@ -47,14 +47,18 @@ def parse(argv: list[str]):
     return executor_main.parser().parse_args(argv[2:])
 
 
-def run(argv: list[str], env: dict[str, str], home: Path, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str], env: dict[str, str], home: Path, data_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a contract command (``llmstep ...``) as this interpreter's ``python -m llmstep`` (the
     llmstep these tests import), with only ``env`` besides PATH and HOME, as in a pod; with
     ``data_dir``, as the local runner maps the container's command onto a local data directory."""
     local = local_argv(argv, data_dir) if data_dir is not None else [sys.executable, "-m", "llmstep", *argv[1:]]
     return subprocess.run(
         local,
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONPATH": SOURCE, **env},
     )
 
@@ -152,8 +156,11 @@ def test_a_long_value_travels_in_parts_each_an_argument_linux_takes(text):
 @pytest.mark.parametrize("change", ["drop the middle", "swap", "no number"])
 def test_parts_missing_or_out_of_order_are_refused_naming_them(change):
     parts = contract.value_parts("y" * (3 * contract.PART_BYTES))
-    broken = {"drop the middle": [parts[0], parts[2]], "swap": [parts[1], parts[0], parts[2]],
-              "no number": [p.partition(":")[2] for p in parts]}[change]
+    broken = {
+        "drop the middle": [parts[0], parts[2]],
+        "swap": [parts[1], parts[0], parts[2]],
+        "no number": [p.partition(":")[2] for p in parts],
+    }[change]
     with pytest.raises(PayloadError, match=r"--input-parts: part 1 of \d|--input-parts: part 2 of 2"):
         contract.join_value_parts(broken, "--input-parts")
 
@@ -164,7 +171,7 @@ def test_input_parts_parse_to_the_parts_whatever_they_hold(tmp_path, expanded):
     flags = {**staging_flags(tmp_path, inputs="$(params.inputs[*])"), "input_parts": "$(params.input-parts[*])"}
     argv = contract.exec_argv("/d", staging=flags)
     at = argv.index("$(params.input-parts[*])")
-    args = parse(argv[:at] + parts + argv[at + 1:-1] + expanded)  # as Tekton expands both arrays
+    args = parse(argv[:at] + parts + argv[at + 1 : -1] + expanded)  # as Tekton expands both arrays
     assert args.input_parts == parts and args.inputs == expanded
 
 
@@ -175,12 +182,15 @@ def test_a_staged_step_joins_a_long_chain_input_from_its_parts(tmp_path):
     flags = {**staging_flags(tmp_path, inputs="input"), "input_parts": "PARTS"}
     argv = contract.exec_argv(str(data_dir), staging=flags)
     at = argv.index("PARTS")
-    argv[at:at + 1] = contract.value_parts(chain_input)
+    argv[at : at + 1] = contract.value_parts(chain_input)
     result = run(argv, {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": ""}, tmp_path)
     assert result.returncode == exitcodes.EXIT_OK, result.stderr
     assert (data_dir / contract.INPUT).read_text(encoding="utf-8") == chain_input
     both = run(argv, {"LLMSTEP_PAYLOAD": json.dumps(prompt_payload()), "LLMSTEP_INPUT": '{"question": "x"}'}, tmp_path)
-    assert both.returncode == exitcodes.EXIT_BAD_INPUT and "both in --input-env's variable and as --input-parts" in both.stderr
+    assert (
+        both.returncode == exitcodes.EXIT_BAD_INPUT
+        and "both in --input-env's variable and as --input-parts" in both.stderr
+    )
 
 
 def test_staging_without_a_key_it_needs_is_refused(tmp_path):
@@ -225,7 +235,7 @@ def test_a_staged_step_lays_out_its_directory_from_the_env_and_publishes_every_r
     assert "what is a pod?" in published["preview"]
     assert json.loads(published["usage"]) == {}
     # log_output "true": the output is also a record in the log, for a client that reads it there
-    records = [json.loads(line[len(RECORD):]) for line in result.stdout.splitlines() if line.startswith(RECORD)]
+    records = [json.loads(line[len(RECORD) :]) for line in result.stdout.splitlines() if line.startswith(RECORD)]
     assert [r["kind"] for r in records] == ["output"]
     assert records[0]["value"] == output.decode("utf-8")
 
@@ -257,7 +267,11 @@ def test_a_missing_credential_exits_missing_credentials(tmp_path):
     from langchain_openai import ChatOpenAI
 
     with pytest.warns(CredentialsWarning):
-        payload = llmstep.compile(ChatOpenAI(model="gpt-4o-mini", api_key="sk-test-not-a-real-key-1234567890")).plan.steps[0].payload
+        payload = (
+            llmstep.compile(ChatOpenAI(model="gpt-4o-mini", api_key="sk-test-not-a-real-key-1234567890"))
+            .plan.steps[0]
+            .payload
+        )
     data_dir = lay_out(tmp_path / "step", payload, '"hello"')
     result = run(contract.exec_argv(), {}, tmp_path, data_dir)
     assert result.returncode == exitcodes.EXIT_MISSING_CREDENTIALS, result.stderr

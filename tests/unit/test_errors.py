@@ -17,11 +17,21 @@ def test_every_error_has_one_root():
     assert issubclass(llmstep.CompileError, llmstep.LlmstepError)
 
 
-@pytest.mark.parametrize(("error", "code"), [
-    (llmstep.LlmstepError, 2), (llmstep.CompileError, 2), (llmstep.SecretError, 2), (llmstep.PayloadError, 2),
-    (llmstep.WorkflowError, 2), (llmstep.ExecutionError, 1), (llmstep.DiagnosisError, 1), (llmstep.SubmissionError, 1),
-    (llmstep.CredentialsError, 3), (Cancelled, 130),
-])
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (llmstep.LlmstepError, 2),
+        (llmstep.CompileError, 2),
+        (llmstep.SecretError, 2),
+        (llmstep.PayloadError, 2),
+        (llmstep.WorkflowError, 2),
+        (llmstep.ExecutionError, 1),
+        (llmstep.DiagnosisError, 1),
+        (llmstep.SubmissionError, 1),
+        (llmstep.CredentialsError, 3),
+        (Cancelled, 130),
+    ],
+)
 def test_each_error_carries_the_exit_code_its_docstring_documents(error, code):
     assert error.exit_code == code
     assert error.__name__ in errors.__doc__  # drawn in the one tree
@@ -44,9 +54,14 @@ def test_a_connection_failure_is_told_without_the_transports_wrappers():
             super().__init__("HTTPSConnectionPool(host='127.0.0.1', port=9): Max retries exceeded")
             self.reason = reason
 
-    cause = ConnectionRefusedError("<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new "
-                                   "connection: [Errno 111] Connection refused")
-    assert connection_reason(MaxRetryError(cause)) == "Failed to establish a new connection: [Errno 111] Connection refused"
+    cause = ConnectionRefusedError(
+        "<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new "
+        "connection: [Errno 111] Connection refused"
+    )
+    assert (
+        connection_reason(MaxRetryError(cause))
+        == "Failed to establish a new connection: [Errno 111] Connection refused"
+    )
 
 
 def test_the_error_tree_in_the_docstring_is_the_real_one():
@@ -85,10 +100,14 @@ def test_a_write_that_failed_for_lack_of_room_is_told_as_such_naming_the_file():
 
     from llmstep.errors import storage_full
 
-    assert storage_full(OSError(errno.ENOSPC, "No space left on device", "/r/out.json")) == \
-        "no space left on the device writing /r/out.json; free some space"
-    assert storage_full(OSError(errno.EDQUOT, "Disk quota exceeded")) == \
-        "the disk quota is exhausted; free some space or raise the quota"
+    assert (
+        storage_full(OSError(errno.ENOSPC, "No space left on device", "/r/out.json"))
+        == "no space left on the device writing /r/out.json; free some space"
+    )
+    assert (
+        storage_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+        == "the disk quota is exhausted; free some space or raise the quota"
+    )
     assert "size limit of the process" in storage_full(OSError(errno.EFBIG, "File too large"))
     assert storage_full(OSError(errno.EACCES, "Permission denied", "/r")) is None
     assert storage_full(ValueError("no")) is None

@@ -22,7 +22,11 @@ def test_each_exit_code_is_the_one_its_error_carries():
 
 
 def test_the_commands_codes_are_the_readmes():
-    assert (exitcodes.EXIT_INTERNAL, exitcodes.EXIT_INTERRUPTED, exitcodes.EXIT_BROKEN_PIPE, exitcodes.EXIT_TERMINATED) == (
-        70, 130, 141, 143)
+    assert (
+        exitcodes.EXIT_INTERNAL,
+        exitcodes.EXIT_INTERRUPTED,
+        exitcodes.EXIT_BROKEN_PIPE,
+        exitcodes.EXIT_TERMINATED,
+    ) == (70, 130, 141, 143)
     assert LlmstepError.exit_code == UsageError.exit_code == 2 and RunFailed.exit_code == exitcodes.EXIT_FAILED == 1
     assert Cancelled.exit_code == exitcodes.EXIT_INTERRUPTED and exitcodes.EXIT_NO_SPACE == 1

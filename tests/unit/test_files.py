@@ -19,11 +19,14 @@ def test_read_text_reads_utf8_and_stdin(tmp_path, monkeypatch):
     assert read_text("-", "-f") == "from stdin ✓"
 
 
-@pytest.mark.parametrize(("make", "cause"), [
-    (lambda p: None, "no such file"),
-    (lambda p: p.mkdir(), "is a directory, not a file"),
-    (lambda p: p.write_bytes(b"ok \xe9 latin-1"), "not UTF-8 text (byte 0xe9 at offset 3); save it as UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("make", "cause"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory, not a file"),
+        (lambda p: p.write_bytes(b"ok \xe9 latin-1"), "not UTF-8 text (byte 0xe9 at offset 3); save it as UTF-8"),
+    ],
+)
 def test_a_file_that_cannot_be_read_is_named_with_its_option(tmp_path, make, cause):
     path = tmp_path / "in.jsonl"
     make(path)

@@ -28,8 +28,11 @@ def modules() -> dict[str, Path]:
 
 
 def test_every_module_has_its_unit_test_file_at_the_mirror_path():
-    missing = [f"{name}: {path.relative_to(ROOT)}" for name, path in modules().items()
-               if name not in NOT_YET and not path.is_file()]
+    missing = [
+        f"{name}: {path.relative_to(ROOT)}"
+        for name, path in modules().items()
+        if name not in NOT_YET and not path.is_file()
+    ]
     assert missing == [], "write these unit test files (or list the module in NOT_YET, with the reason)"
 
 
@@ -43,11 +46,18 @@ def test_not_yet_lists_only_modules_that_exist_and_still_lack_their_test_file():
 
 def test_every_unit_test_file_has_its_module():
     expected = set(modules().values())
-    orphans = [str(path.relative_to(ROOT)) for path in sorted(UNIT.rglob("*.py"))
-               if path.resolve() != THIS and "__pycache__" not in path.parts and path.name != "conftest.py"
-               and path not in expected]
-    assert orphans == [], ("a unit test file mirrors one llmstep module (helpers live in tests/, fixtures in a "
-                           "conftest.py, end-to-end suites at its top)")
+    orphans = [
+        str(path.relative_to(ROOT))
+        for path in sorted(UNIT.rglob("*.py"))
+        if path.resolve() != THIS
+        and "__pycache__" not in path.parts
+        and path.name != "conftest.py"
+        and path not in expected
+    ]
+    assert orphans == [], (
+        "a unit test file mirrors one llmstep module (helpers live in tests/, fixtures in a "
+        "conftest.py, end-to-end suites at its top)"
+    )
 
 
 def test_the_tests_are_no_package():

@@ -8,10 +8,19 @@ import pytest
 from llmstep.naming import BATCH_INFIX, CHAIN_NAME_MAX, DNS_LABEL, GENERATED_SUFFIX, MAX, RESERVED, TASK_NAME
 
 
-@pytest.mark.parametrize(("name", "label", "task"), [
-    ("a", True, True), ("chat-openai-2", True, True), ("ChatOpenAI", False, True),
-    ("-a", False, False), ("a-", False, True), ("a_b", False, False), ("a.b", False, False), ("", False, False),
-])
+@pytest.mark.parametrize(
+    ("name", "label", "task"),
+    [
+        ("a", True, True),
+        ("chat-openai-2", True, True),
+        ("ChatOpenAI", False, True),
+        ("-a", False, False),
+        ("a-", False, True),
+        ("a_b", False, False),
+        ("a.b", False, False),
+        ("", False, False),
+    ],
+)
 def test_dns_labels_are_lowercase_and_argo_task_names_may_use_capitals(name, label, task):
     assert bool(DNS_LABEL.match(name)) is label
     assert bool(TASK_NAME.match(name)) is task

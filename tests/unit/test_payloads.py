@@ -46,12 +46,23 @@ def test_a_secret_belongs_in_a_credential_field_or_a_header_map_only():
     secret = {"lc": 1, "type": "secret", "id": ["ACME_API_KEY"]}
 
     def model(**kwargs):
-        return {"lc": 1, "type": "constructor", "id": ["langchain_openai", "chat_models", "ChatOpenAI"], "kwargs": kwargs}
+        return {
+            "lc": 1,
+            "type": "constructor",
+            "id": ["langchain_openai", "chat_models", "ChatOpenAI"],
+            "kwargs": kwargs,
+        }
 
     assert payloads.misplaced_secret(model(openai_api_key=secret)) is None
     assert payloads.misplaced_secret(model(default_headers={"X-Api-Key": secret})) is None
-    prompt = {"lc": 1, "type": "constructor", "id": ["langchain_core", "prompts", "PromptTemplate"],
-              "kwargs": {"template": "{x}", "partial_variables": {"x": secret}}}
+    prompt = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain_core", "prompts", "PromptTemplate"],
+        "kwargs": {"template": "{x}", "partial_variables": {"x": secret}},
+    }
     assert payloads.misplaced_secret(prompt) == "ACME_API_KEY"
-    assert payloads.misplaced_secret(model(default_headers={"X-Api-Key": prompt})) == "ACME_API_KEY"  # a Runnable in a header map is no header
+    assert (
+        payloads.misplaced_secret(model(default_headers={"X-Api-Key": prompt})) == "ACME_API_KEY"
+    )  # a Runnable in a header map is no header
     assert payloads.misplaced_secret(model(model_kwargs={"extra": secret})) == "ACME_API_KEY"

@@ -13,8 +13,11 @@ from llmstep.plan import CHAIN_INPUT, Plan, shape_sources
 
 
 def test_a_shapes_sources_are_its_leaves_in_first_seen_order_once_each():
-    shape = ["merge", ["input"], {"a": ["step", "x"], "b": ["dict", {"c": ["step", "y"], "d": ["step", "x"]}],
-                                  "e": ["input"]}]
+    shape = [
+        "merge",
+        ["input"],
+        {"a": ["step", "x"], "b": ["dict", {"c": ["step", "y"], "d": ["step", "x"]}], "e": ["input"]},
+    ]
     assert shape_sources(shape) == [CHAIN_INPUT, "x", "y"]
     with pytest.raises(CompileError, match="unknown input shape 'list'"):
         shape_sources(["list", []])
@@ -31,18 +34,23 @@ def test_a_step_knows_what_it_waits_for_and_whether_its_input_is_one_file():
 
 
 def test_secret_keys_are_every_steps_keys_sorted_once():
-    steps = (prompt_step("a", "{q}", ["input"], secrets=("OPENAI_API_KEY",)),
-             prompt_step("b", "{q}", ["step", "a"], secrets=("ACME_KEY", "OPENAI_API_KEY")))
+    steps = (
+        prompt_step("a", "{q}", ["input"], secrets=("OPENAI_API_KEY",)),
+        prompt_step("b", "{q}", ["step", "a"], secrets=("ACME_KEY", "OPENAI_API_KEY")),
+    )
     assert Plan(name="p", steps=steps, output="b", image="i").secret_keys == ["ACME_KEY", "OPENAI_API_KEY"]
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    (lambda s: {"steps": s[::-1]}, "step 'answer' reads 'ask', which does not run before it"),
-    (lambda s: {"steps": (s[0], s[0])}, "step name 'ask' is used twice"),
-    (lambda s: {"steps": (dataclasses.replace(s[0], name=CHAIN_INPUT),)}, "step name 'input' is used twice"),
-    (lambda s: {"output": "elsewhere"}, "output step 'elsewhere' is not in the plan"),
-    (lambda s: {"data": "s3"}, "data='s3' is not one of artifacts, parameters"),
-])
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda s: {"steps": s[::-1]}, "step 'answer' reads 'ask', which does not run before it"),
+        (lambda s: {"steps": (s[0], s[0])}, "step name 'ask' is used twice"),
+        (lambda s: {"steps": (dataclasses.replace(s[0], name=CHAIN_INPUT),)}, "step name 'input' is used twice"),
+        (lambda s: {"output": "elsewhere"}, "output step 'elsewhere' is not in the plan"),
+        (lambda s: {"data": "s3"}, "data='s3' is not one of artifacts, parameters"),
+    ],
+)
 def test_a_plan_that_could_not_run_is_refused_when_it_is_made(change, fragment):
     good = sequence()
     with pytest.raises(CompileError, match=fragment.replace("(", r"\(").replace(")", r"\)")):

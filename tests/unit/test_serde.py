@@ -12,17 +12,18 @@ from langchain_core.prompt_values import ChatPromptValue, StringPromptValue
 from llmstep import serde
 from llmstep.errors import PayloadError, SerializationError
 
-LOOKALIKE = {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"],
-             "kwargs": {"content": "pwned"}}
+LOOKALIKE = {
+    "lc": 1,
+    "type": "constructor",
+    "id": ["langchain", "schema", "messages", "AIMessage"],
+    "kwargs": {"content": "pwned"},
+}
 SECRET_LOOKALIKE = {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}
 
 
 @pytest.mark.parametrize(
     "value",
-    [
-        "plain text", 3, 2.5, None, True, [1, "two", None], {"a": {"b": [1, 2]}}, "ünïcødé ✓",
-        {"nested": [{"k": "v"}]},
-    ],
+    ["plain text", 3, 2.5, None, True, [1, "two", None], {"a": {"b": [1, 2]}}, "ünïcødé ✓", {"nested": [{"k": "v"}]}],
 )
 def test_plain_json_stays_plain(value):
     envelope = serde.encode_value(value)
@@ -60,8 +61,16 @@ def test_lc_lookalike_raw_input_stays_data():
 
 
 def test_envelope_only_revives_values_never_runnables_or_secrets():
-    bad = {"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": {"lc": 1, "type": "constructor",
-           "id": ["langchain", "prompts", "chat", "ChatPromptTemplate"], "kwargs": {"messages": []}}}
+    bad = {
+        "llmstep": serde.FORMAT_VERSION,
+        "kind": "value",
+        "value": {
+            "lc": 1,
+            "type": "constructor",
+            "id": ["langchain", "prompts", "chat", "ChatPromptTemplate"],
+            "kwargs": {"messages": []},
+        },
+    }
     with pytest.raises(PayloadError, match="not a value class"):
         serde.decode_value(bad)
     secret = {"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": SECRET_LOOKALIKE}
@@ -87,5 +96,8 @@ def test_text_of_a_message_shows_the_tools_it_calls():
 
     calls = [{"name": "search", "args": {"q": "argo é"}, "id": "1"}, {"name": "now", "args": {}, "id": "2"}]
     assert text_of(AIMessage(content="", tool_calls=calls)) == 'tool call: search({"q": "argo é"})\ntool call: now({})'
-    assert text_of(AIMessage(content="let me look", tool_calls=calls[:1])) == 'let me look\ntool call: search({"q": "argo é"})'
+    assert (
+        text_of(AIMessage(content="let me look", tool_calls=calls[:1]))
+        == 'let me look\ntool call: search({"q": "argo é"})'
+    )
     assert text_of(AIMessage(content="plain")) == "plain" and text_of(HumanMessage(content="hi")) == "hi"

@@ -44,8 +44,9 @@ def test_cache_dir_from_the_snapshot(monkeypatch):
 
 def test_isolation_from_the_snapshot_with_the_given_settings(monkeypatch):
     monkeypatch.setenv("LLMSTEP_FORKSERVER_IDLE", "999")
-    settings = Settings.from_environ({"LLMSTEP_FORKSERVER_IDLE": "7", "XDG_RUNTIME_DIR": "/run/u",
-                                      "XDG_CACHE_HOME": "/xdg"})
+    settings = Settings.from_environ(
+        {"LLMSTEP_FORKSERVER_IDLE": "7", "XDG_RUNTIME_DIR": "/run/u", "XDG_CACHE_HOME": "/xdg"}
+    )
     isolation = settings.isolation(kind="container", fork=False)
     assert isolation.kind == "container" and isolation.fork is False
     assert isolation.fork_idle == 7 and isolation.runtime_dir == "/run/u" and isolation.cache_dir == "/xdg/llmstep"

@@ -6,21 +6,32 @@ from llmstep.errors import CompileError
 from llmstep.shapes import CHAIN_INPUT, is_single, shape_sources
 
 
-@pytest.mark.parametrize("shape, sources", [
-    (["input"], [CHAIN_INPUT]),
-    (["step", "a"], ["a"]),
-    (["dict", {"x": ["step", "a"], "y": ["input"], "z": ["step", "a"]}], ["a", CHAIN_INPUT]),
-    (["merge", ["input"], {"ctx": ["step", "retrieve"], "q": ["input"]}], [CHAIN_INPUT, "retrieve"]),
-    (["dict", {"outer": ["dict", {"inner": ["step", "b"]}]}], ["b"]),
-])
+@pytest.mark.parametrize(
+    "shape, sources",
+    [
+        (["input"], [CHAIN_INPUT]),
+        (["step", "a"], ["a"]),
+        (["dict", {"x": ["step", "a"], "y": ["input"], "z": ["step", "a"]}], ["a", CHAIN_INPUT]),
+        (["merge", ["input"], {"ctx": ["step", "retrieve"], "q": ["input"]}], [CHAIN_INPUT, "retrieve"]),
+        (["dict", {"outer": ["dict", {"inner": ["step", "b"]}]}], ["b"]),
+    ],
+)
 def test_sources_are_the_leaves_in_first_seen_order_without_repeats(shape, sources):
     assert shape_sources(shape) == sources
 
 
-@pytest.mark.parametrize("shape, single", [
-    (["input"], True), (["step", "a"], True), (["dict", {"x": ["input"]}], False),
-    (["merge", ["input"], {}], False), ([], False), ("input", False), (None, False),
-])
+@pytest.mark.parametrize(
+    "shape, single",
+    [
+        (["input"], True),
+        (["step", "a"], True),
+        (["dict", {"x": ["input"]}], False),
+        (["merge", ["input"], {}], False),
+        ([], False),
+        ("input", False),
+        (None, False),
+    ],
+)
 def test_only_one_whole_source_is_a_single_input(shape, single):
     assert is_single(shape) is single
 

@@ -35,11 +35,27 @@ def test_every_value_kind_travels_and_equals_invoke(case, engine, tmp_path):
 @pytest.mark.parametrize(
     "value",
     [
-        (1, (2, "3")), {1, 2}, frozenset({"a"}), b"\x00\xff", math.inf, -math.inf, dt.date(2026, 1, 2),
-        dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC), dt.time(1, 2), dt.timedelta(days=-2, seconds=3),
-        uuid.UUID(int=7), decimal.Decimal("3.140"), {7: "int key", (1, 2): "tuple key"}, {"__llmstep__": "dict", "items": []},
-        {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}, AI, Verdict(label="a", score=1, reasons=[Reason(text="r")]),
-        Legacy(name="n"), Point(1, 2), Color.RED, [Point(0, 0), {"p": Point(1, 1)}],
+        (1, (2, "3")),
+        {1, 2},
+        frozenset({"a"}),
+        b"\x00\xff",
+        math.inf,
+        -math.inf,
+        dt.date(2026, 1, 2),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+        dt.time(1, 2),
+        dt.timedelta(days=-2, seconds=3),
+        uuid.UUID(int=7),
+        decimal.Decimal("3.140"),
+        {7: "int key", (1, 2): "tuple key"},
+        {"__llmstep__": "dict", "items": []},
+        {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]},
+        AI,
+        Verdict(label="a", score=1, reasons=[Reason(text="r")]),
+        Legacy(name="n"),
+        Point(1, 2),
+        Color.RED,
+        [Point(0, 0), {"p": Point(1, 1)}],
     ],
 )
 def test_round_trip_of_each_kind(value):
@@ -59,8 +75,10 @@ def test_a_zoneinfo_keeps_its_zone():
 
 
 def test_a_user_dict_with_reserved_keys_stays_a_dict():
-    for value in ({"__llmstep__": "model", "class": "os:system", "fields": {}},
-                  {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"], "kwargs": {}}):
+    for value in (
+        {"__llmstep__": "model", "class": "os:system", "fields": {}},
+        {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "AIMessage"], "kwargs": {}},
+    ):
         back = serde.loads_value(serde.dumps_value(value))
         assert back == value and type(back) is dict
 
@@ -80,9 +98,11 @@ def test_a_step_never_imports_a_module_a_value_names(tmp_path):
     (tmp_path / "sneaky.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Thing:\n    pass\n")
     tree = {"__llmstep__": "dataclass", "class": "sneaky:Thing", "fields": {}}
     text = json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "value", "value": tree})
-    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
-            "from llmstep import serde, values\n"
-            f"serde.loads_value({text!r}, classes=values.Classes())\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from llmstep import serde, values\n"
+        f"serde.loads_value({text!r}, classes=values.Classes())\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "SerializationError" in result.stderr and "sneaky:Thing" in result.stderr
     assert "does not declare" in result.stderr
@@ -130,8 +150,9 @@ def test_the_cli_prints_a_model_it_has_not_imported_as_its_data(tmp_path):
 
 
 def test_a_chain_ending_in_a_prompt_prints_its_text(tmp_path):
-    (tmp_path / "p.py").write_text("from langchain_core.prompts import PromptTemplate\n"
-                                   "chain = PromptTemplate.from_template('Say {word}!')\n")
+    (tmp_path / "p.py").write_text(
+        "from langchain_core.prompts import PromptTemplate\nchain = PromptTemplate.from_template('Say {word}!')\n"
+    )
     ran = run_cli("run", f"{tmp_path / 'p.py'}:chain", "--input", '{"word": "hi"}', cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "Say hi!"
@@ -143,7 +164,9 @@ def test_each_step_loads_its_own_copy_of_a_stateful_object(tmp_path):
     from langchain_core.output_parsers import StrOutputParser
 
     model = FakeListChatModel(responses=["first", "second"])
-    chain = {"a": model | StrOutputParser(), "b": model | StrOutputParser()} | RunnableLambda(lambda d: [d["a"], d["b"]])
+    chain = {"a": model | StrOutputParser(), "b": model | StrOutputParser()} | RunnableLambda(
+        lambda d: [d["a"], d["b"]]
+    )
     assert chain.invoke("q") == ["first", "second"]
     model.i = 0
     got = llmstep.compile(chain, allow_pickle=True).run_local("q", runs_dir=tmp_path / "runs", progress=False)

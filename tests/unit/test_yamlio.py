@@ -26,10 +26,10 @@ def test_dump_all_separates_documents_and_load_documents_reads_them_back(tmp_pat
     assert load_documents(path) == docs
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("kind: [unclosed\n", "is not valid YAML"),
-    ("- a list\n", "every document must be a mapping, found list"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("kind: [unclosed\n", "is not valid YAML"), ("- a list\n", "every document must be a mapping, found list")],
+)
 def test_a_file_that_is_not_documents_is_named(tmp_path, text, fragment):
     path = tmp_path / "edited.yaml"
     path.write_text(text)
@@ -45,12 +45,19 @@ def laughs(levels: int, width: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("text", [
-    laughs(9),
-    laughs(30, width=2),  # doubling: 2**30 nodes from 60 aliases
-    "a: &a [" + ", ".join(["x" * 10_000] * 1) + "]\nb: [" + ", ".join(["*a"] * 2000) + "]\n",  # one big value, many times
-    "kind: Task\n---\n" + laughs(9),  # the second document
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        laughs(9),
+        laughs(30, width=2),  # doubling: 2**30 nodes from 60 aliases
+        "a: &a ["
+        + ", ".join(["x" * 10_000] * 1)
+        + "]\nb: ["
+        + ", ".join(["*a"] * 2000)
+        + "]\n",  # one big value, many times
+        "kind: Task\n---\n" + laughs(9),  # the second document
+    ],
+)
 def test_an_alias_bomb_is_refused_before_it_expands(tmp_path, text):
     path = tmp_path / "bomb.yaml"
     path.write_text(text)
@@ -65,10 +72,13 @@ def test_an_alias_inside_the_node_it_names_is_refused(text):
         load_all(text, "x.yaml")
 
 
-@pytest.mark.parametrize("text", [
-    "- " * (MAX_DEPTH + 1) + "x",  # block sequences
-    "a: " + "[" * 900 + "]" * 900,  # flow, within libyaml's own limit
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- " * (MAX_DEPTH + 1) + "x",  # block sequences
+        "a: " + "[" * 900 + "]" * 900,  # flow, within libyaml's own limit
+    ],
+)
 def test_nesting_past_the_bound_is_refused(text):
     with pytest.raises(UsageError, match=f"more than {MAX_DEPTH} levels"):
         load_all(text, "x.yaml")
@@ -92,8 +102,13 @@ def test_both_parsers_keep_the_bounds(monkeypatch, loader):
 
 
 def test_ordinary_anchors_and_merge_keys_still_read():
-    text = ("defaults: &d {image: python:3.12, env: [{name: A, value: '1'}]}\n"
-            "steps:\n" + "".join(f"  - <<: *d\n    name: s{i}\n" for i in range(300)))
+    text = "defaults: &d {image: python:3.12, env: [{name: A, value: '1'}]}\nsteps:\n" + "".join(
+        f"  - <<: *d\n    name: s{i}\n" for i in range(300)
+    )
     doc = load_all(text, "x.yaml")[0]
-    assert len(doc["steps"]) == 300 and doc["steps"][7] == {"image": "python:3.12", "env": [{"name": "A", "value": "1"}], "name": "s7"}
+    assert len(doc["steps"]) == 300 and doc["steps"][7] == {
+        "image": "python:3.12",
+        "env": [{"name": "A", "value": "1"}],
+        "name": "s7",
+    }
     assert load_all("a: 1\n---\nb: &x [1]\nc: *x\n", "x.yaml") == [{"a": 1}, {"b": [1], "c": [1]}]

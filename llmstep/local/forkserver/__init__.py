@@ -40,5 +40,18 @@ from llmstep.local.forkserver.protocol import FRESH, LISTENING, STALE, Step
 from llmstep.local.forkserver.server import _let_go
 from llmstep.local.forkserver.tls import TLS_CONTEXTS, _handing_out
 
-__all__ = ["FRESH", "LISTENING", "STALE", "TLS_CONTEXTS", "ForkServer", "Step", "_close_shared", "_handing_out", "_let_go",
-           "lessons_file", "preload_for", "runtime_dir", "shared_server"]
+__all__ = [
+    "FRESH",
+    "LISTENING",
+    "STALE",
+    "TLS_CONTEXTS",
+    "ForkServer",
+    "Step",
+    "_close_shared",
+    "_handing_out",
+    "_let_go",
+    "lessons_file",
+    "preload_for",
+    "runtime_dir",
+    "shared_server",
+]

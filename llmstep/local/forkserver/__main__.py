@@ -5,5 +5,10 @@ import sys
 
 from llmstep.local.forkserver.server import _serve
 
-_serve(sys.argv[1], [m for m in sys.argv[2].split(",") if m], sys.argv[3], float(sys.argv[4]),
-       int(sys.argv[5]) if len(sys.argv) > 5 else 0)
+_serve(
+    sys.argv[1],
+    [m for m in sys.argv[2].split(",") if m],
+    sys.argv[3],
+    float(sys.argv[4]),
+    int(sys.argv[5]) if len(sys.argv) > 5 else 0,
+)

@@ -31,8 +31,15 @@ class ForkServer:
     private temporary directory and ends with this process.
     """
 
-    def __init__(self, preload: list[str], key: str = "", idle: float = 0.0, *, runtime: str | None = None,
-                 cache: str | None = None) -> None:
+    def __init__(
+        self,
+        preload: list[str],
+        key: str = "",
+        idle: float = 0.0,
+        *,
+        runtime: str | None = None,
+        cache: str | None = None,
+    ) -> None:
         import hashlib
 
         from llmstep import __version__
@@ -75,10 +82,23 @@ class ForkServer:
             registry.make_room(self._home)  # under the lock: at most MAX_SERVERS of this user's at once
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "HOME": self._home}
         self._started = subprocess.Popen(
-            [sys.executable, "-m", "llmstep.local.forkserver", self.path, ",".join(self._preload), self._lessons,
-             str(self._idle), str(os.getpid())],
-            env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "llmstep.local.forkserver",
+                self.path,
+                ",".join(self._preload),
+                self._lessons,
+                str(self._idle),
+                str(os.getpid()),
+            ],
+            env=env,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
         )
         if not self.persistent:
             self.proc = self._started
@@ -187,9 +207,17 @@ def _locked(path: str) -> Iterator[None]:
 def preload_for(payload_classes: list[list[str]]) -> list[str]:
     """Modules worth importing before forking, from the class ids the run's payloads use."""
     modules = [
-        "llmstep.executor.main", "llmstep.executor.step", "llmstep.serde", "langchain_core.load", "langchain_core.prompts",
-        "langchain_core.messages", "langchain_core.output_parsers", "langchain_core.runnables",
-        "langchain_core.callbacks", "langchain_core.documents", "langchain_core.prompt_values",
+        "llmstep.executor.main",
+        "llmstep.executor.step",
+        "llmstep.serde",
+        "langchain_core.load",
+        "langchain_core.prompts",
+        "langchain_core.messages",
+        "langchain_core.output_parsers",
+        "langchain_core.runnables",
+        "langchain_core.callbacks",
+        "langchain_core.documents",
+        "langchain_core.prompt_values",
     ]
     flat = {part for class_id in payload_classes for part in class_id}
     if "openai" in flat or any(p.startswith("langchain_openai") for p in flat):
@@ -198,13 +226,15 @@ def preload_for(payload_classes: list[list[str]]) -> list[str]:
         modules.append("llmstep.offline")
     return modules
 
+
 _SHARED: dict[str, ForkServer] = {}
 
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_server(payload_classes: list[list[str]], idle: float, *, runtime: str | None = None,
-                  cache: str | None = None) -> ForkServer:
+def shared_server(
+    payload_classes: list[list[str]], idle: float, *, runtime: str | None = None, cache: str | None = None
+) -> ForkServer:
     """The fork server for runs whose payloads use these classes. The first run starts it (in the
     background) and later runs find it warm: in any process of this user while it has work at
     least every ``idle`` seconds, or, with an idle time of 0, in this process until it exits.
@@ -220,7 +250,9 @@ def shared_server(payload_classes: list[list[str]], idle: float, *, runtime: str
                 atexit.register(_close_shared)
             if server is not None:
                 server.close()
-            server = _SHARED[key] = ForkServer(preload_for(payload_classes), key=key, idle=idle, runtime=runtime, cache=cache)
+            server = _SHARED[key] = ForkServer(
+                preload_for(payload_classes), key=key, idle=idle, runtime=runtime, cache=cache
+            )
         return server
 
 

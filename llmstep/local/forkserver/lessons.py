@@ -69,8 +69,11 @@ def _library_paths() -> tuple[str, ...]:
 def _teach(fd: int, before: set[str], libraries: tuple[str, ...]) -> None:
     """Tell the server which library modules this step imported (lines under PIPE_BUF, so
     each write is atomic; a full pipe drops the lesson, which only costs speed)."""
-    names = sorted(n for n in set(sys.modules) - before
-                   if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries))
+    names = sorted(
+        n
+        for n in set(sys.modules) - before
+        if str(getattr(getattr(sys.modules.get(n), "__spec__", None), "origin", None) or "").startswith(libraries)
+    )
     line = ""
     try:
         os.set_blocking(fd, False)

@@ -75,7 +75,9 @@ def list_servers(home: str | None) -> list[ServerInfo]:
             last = os.stat(_described(sock)).st_mtime
         except OSError:
             last = 0.0
-        found.append(ServerInfo(sock, pid, info.get("started"), info.get("idle"), last, tuple(info.get("preload") or ())))
+        found.append(
+            ServerInfo(sock, pid, info.get("started"), info.get("idle"), last, tuple(info.get("preload") or ()))
+        )
     for orphan in glob.glob(os.path.join(home, "fork-*.json")):
         if not os.path.exists(orphan[: -len(".json")] + ".sock"):
             with contextlib.suppress(OSError):

@@ -39,9 +39,24 @@ def test_cli_report_files_json_and_webhook(tmp_path):
     manifest.write_text(MANIFEST)
     with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
         env = {"OPENAI_API_KEY": "sk-cli-key-0000000000000000", "HOOK": f"http://127.0.0.1:{hook.server_address[1]}/"}
-        result = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
-                         "--format", "json", "--output", str(tmp_path / "report.json"),
-                         "--summary-file", str(tmp_path / "summary.txt"), "--webhook-env", "HOOK", env=env)
+        result = run_cli(
+            "diagnose",
+            "-f",
+            str(manifest),
+            "--provider",
+            "compatible",
+            "--base-url",
+            server.url,
+            "--format",
+            "json",
+            "--output",
+            str(tmp_path / "report.json"),
+            "--summary-file",
+            str(tmp_path / "summary.txt"),
+            "--webhook-env",
+            "HOOK",
+            env=env,
+        )
     hook.shutdown()
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["summary"] == ANSWER["summary"]
@@ -58,10 +73,28 @@ def test_cli_errors(tmp_path):
     with FakeOpenAI(reply="not json at all: the pod lacks its ConfigMap") as server:
         manifest = tmp_path / "m.yaml"
         manifest.write_text("kind: Pod\nmetadata: {name: p}\n")
-        result = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
-                         env={"OPENAI_API_KEY": "k"})
-        gate = run_cli("diagnose", "-f", str(manifest), "--provider", "compatible", "--base-url", server.url,
-                       "--prompt", "quality-gate", env={"OPENAI_API_KEY": "k"})
+        result = run_cli(
+            "diagnose",
+            "-f",
+            str(manifest),
+            "--provider",
+            "compatible",
+            "--base-url",
+            server.url,
+            env={"OPENAI_API_KEY": "k"},
+        )
+        gate = run_cli(
+            "diagnose",
+            "-f",
+            str(manifest),
+            "--provider",
+            "compatible",
+            "--base-url",
+            server.url,
+            "--prompt",
+            "quality-gate",
+            env={"OPENAI_API_KEY": "k"},
+        )
     assert result.returncode == 0, result.stderr
     assert "the pod lacks its ConfigMap" in result.stdout  # the plain answer is the report, not lost
     assert gate.returncode == 1 and "answer is not JSON" in gate.stderr and "Traceback" not in gate.stderr
@@ -90,8 +123,12 @@ def test_diagnose_sends_the_key_to_the_endpoint_this_machine_configures(tmp_path
 
 def test_diagnose_base_url_option_wins_over_the_environment(tmp_path):
     with FakeOpenAI(reply=json.dumps(ANSWER)) as configured, FakeOpenAI(reply=json.dumps(ANSWER)) as given:
-        result = _diagnose(tmp_path, "--base-url", given.url,
-                           env={"OPENAI_API_KEY": "sk-diagnose-0123456789", "OPENAI_BASE_URL": configured.url})
+        result = _diagnose(
+            tmp_path,
+            "--base-url",
+            given.url,
+            env={"OPENAI_API_KEY": "sk-diagnose-0123456789", "OPENAI_BASE_URL": configured.url},
+        )
         assert result.returncode == 0, result.stderr
         assert len(given.requests) == 1 and configured.requests == []
 
@@ -100,9 +137,14 @@ def test_diagnose_azure_honours_the_endpoint_and_api_version_variables(tmp_path)
     key = "azure-key-0123456789abcdef"
     with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
         endpoint = server.url.removesuffix("/v1")
-        result = _diagnose(tmp_path, "--provider", "azure", "--azure-deployment", "diag",
-                           env={"AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_ENDPOINT": endpoint,
-                                "OPENAI_API_VERSION": "2099-01-01"})
+        result = _diagnose(
+            tmp_path,
+            "--provider",
+            "azure",
+            "--azure-deployment",
+            "diag",
+            env={"AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_ENDPOINT": endpoint, "OPENAI_API_VERSION": "2099-01-01"},
+        )
         assert result.returncode == 0, result.stderr
         [request] = server.requests
         assert request["path"] == "/openai/deployments/diag/chat/completions?api-version=2099-01-01"
@@ -117,14 +159,22 @@ def test_diagnose_options_are_never_abbreviated(tmp_path):
 
 def test_hostile_evidence_is_refused_with_exit_2_naming_it(tmp_path):
     bomb = tmp_path / "bomb.yaml"
-    bomb.write_text("kind: ConfigMap\nmetadata:\n  name: x\ndata:\n" + "".join(
-        f"  l{i}: &l{i} [{', '.join(['lol'] * 9 if i == 0 else [f'*l{i - 1}'] * 9)}]\n" for i in range(9)))
+    bomb.write_text(
+        "kind: ConfigMap\nmetadata:\n  name: x\ndata:\n"
+        + "".join(f"  l{i}: &l{i} [{', '.join(['lol'] * 9 if i == 0 else [f'*l{i - 1}'] * 9)}]\n" for i in range(9))
+    )
     deep = "[" * 30_000 + "]" * 30_000
     cases = [
         (("diagnose", "-f", str(bomb), "--dry-run"), f"{bomb}, document 1: the document contains excessive aliasing"),
         (("diagnose", "--workflow-failures", deep, "--dry-run", "workflow/wf"), "--workflow-failures: it nests"),
-        (("diagnose", "--workflow-failures", json.dumps(deep), "--dry-run", "workflow/wf"), "--workflow-failures: it nests"),
-        (("diagnose", "--task-statuses", '{"a": ' + "[" * 300 + "]" * 300 + "}", "--dry-run"), "--task-statuses: it nests"),
+        (
+            ("diagnose", "--workflow-failures", json.dumps(deep), "--dry-run", "workflow/wf"),
+            "--workflow-failures: it nests",
+        ),
+        (
+            ("diagnose", "--task-statuses", '{"a": ' + "[" * 300 + "]" * 300 + "}", "--dry-run"),
+            "--task-statuses: it nests",
+        ),
     ]
     for args, fragment in cases:
         result = run_cli(*args, cwd=tmp_path, timeout=60)
@@ -141,12 +191,19 @@ def test_task_statuses_that_are_not_a_map_are_evidence_text(tmp_path):
 def test_model_and_log_options_out_of_range_are_refused_naming_the_flag(tmp_path):
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(MANIFEST)
-    cases = [("--retries", "-1", "-1 is negative; give 0 or more"), ("--retries", "two", "'two' is not a whole number"),
-             ("--tail", "-3", "-3 is negative")]
-    cases += [("--timeout", bad, f"{bad!r} is not a number of seconds above 0") for bad in ("0", "nan", "inf", "-5", "-inf")]
+    cases = [
+        ("--retries", "-1", "-1 is negative; give 0 or more"),
+        ("--retries", "two", "'two' is not a whole number"),
+        ("--tail", "-3", "-3 is negative"),
+    ]
+    cases += [
+        ("--timeout", bad, f"{bad!r} is not a number of seconds above 0") for bad in ("0", "nan", "inf", "-5", "-inf")
+    ]
     for flag, value, fragment in cases:
         result = run_cli("diagnose", "-f", str(manifest), "--dry-run", f"{flag}={value}", cwd=tmp_path, timeout=60)
         assert result.returncode == 2, (flag, value, result.stderr)
         assert f"argument {flag}: {fragment}" in result.stderr, result.stderr
-    ok = run_cli("diagnose", "-f", str(manifest), "--dry-run", "--timeout", "2.5", "--retries", "0", cwd=tmp_path, timeout=60)
+    ok = run_cli(
+        "diagnose", "-f", str(manifest), "--dry-run", "--timeout", "2.5", "--retries", "0", cwd=tmp_path, timeout=60
+    )
     assert ok.returncode == 0, ok.stderr

@@ -20,11 +20,14 @@ def test_cli_errors_and_dry_run(tmp_path):
 def test_cli_engine_failure_exits_1_with_the_engines_output(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "podman").write_text("#!/bin/sh\necho 'Error: creating build container: no space in the store'\nexit 125\n")
+    (bin_dir / "podman").write_text(
+        "#!/bin/sh\necho 'Error: creating build container: no space in the store'\nexit 125\n"
+    )
     (bin_dir / "podman").chmod(0o755)
     (tmp_path / "requirements.txt").write_text("llmstep_testpkg\n")
-    failed = run_cli("image", "build", "-r", "requirements.txt", "--tag", "localhost/x:1", cwd=tmp_path,
-                     env={"PATH": str(bin_dir)})
+    failed = run_cli(
+        "image", "build", "-r", "requirements.txt", "--tag", "localhost/x:1", cwd=tmp_path, env={"PATH": str(bin_dir)}
+    )
     assert failed.returncode == 1, failed.stderr
     assert "building localhost/x:1 failed (`podman build` exited 125)" in failed.stderr
     assert "no space in the store" in failed.stderr and failed.stdout == ""

@@ -10,8 +10,14 @@ from conftest import ROOT, run_cli
 from schemas import argo_errors
 
 
-@pytest.mark.parametrize(("ref", "extra"), [("examples/qa.py:chain", []), ("examples/parallel.py:chain", []),
-                                            ("examples/retrieval.py:chain", ["--allow-pickle"])])
+@pytest.mark.parametrize(
+    ("ref", "extra"),
+    [
+        ("examples/qa.py:chain", []),
+        ("examples/parallel.py:chain", []),
+        ("examples/retrieval.py:chain", ["--allow-pickle"]),
+    ],
+)
 def test_compile_examples(ref, extra, tmp_path):
     out = tmp_path / "wf.yaml"
     result = run_cli("compile", ref, "-o", str(out), "--image", "registry.example/llmstep:0.1", *extra, cwd=ROOT)
@@ -85,24 +91,40 @@ def test_console_script_and_module_are_the_same_command():
 UNREACHABLE = "cannot reach the Kubernetes API server at https://127.0.0.1:9: Failed to establish a new connection"
 
 
-@pytest.mark.parametrize(("command", "fragment"), [
-    (["diagnose", "pod/web", "--dry-run"], UNREACHABLE), (["submit", "examples/qa.py:chain"], UNREACHABLE),
-    (["result", "wf-1"], UNREACHABLE),
-    (["diagnose", "-f", "README.md", "--api-key-secret", "app/KEY"],
-     "cannot read the key from Secret app/KEY: Failed to establish a new connection: [Errno 111] Connection refused"),
-])
+@pytest.mark.parametrize(
+    ("command", "fragment"),
+    [
+        (["diagnose", "pod/web", "--dry-run"], UNREACHABLE),
+        (["submit", "examples/qa.py:chain"], UNREACHABLE),
+        (["result", "wf-1"], UNREACHABLE),
+        (
+            ["diagnose", "-f", "README.md", "--api-key-secret", "app/KEY"],
+            "cannot read the key from Secret app/KEY: Failed to establish a new connection: [Errno 111] Connection refused",
+        ),
+    ],
+)
 def test_unreachable_api_server_is_named_without_retry_noise(command, fragment, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
-        "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:9"}}],  # nothing listens on port 9
-        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u", "namespace": "shop"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "dead",
+                "clusters": [
+                    {"name": "dead", "cluster": {"server": "https://127.0.0.1:9"}}
+                ],  # nothing listens on port 9
+                "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u", "namespace": "shop"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
     result = run_cli(*command, "--kubeconfig", str(kubeconfig), cwd=ROOT)
     assert result.returncode == 1, result.stderr
     assert fragment in result.stderr
-    assert "Retrying" not in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "Retrying" not in result.stderr and "internal error" not in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 @pytest.mark.parametrize("command", [["submit", "examples/qa.py:chain"], ["result", "wf-1"]])
@@ -122,24 +144,37 @@ def _clean(result, code: int, *fragments: str) -> None:
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("option", ["diagnose -f", "run examples/qa.py:chain --inputs", "run examples/qa.py:chain --secrets",
-                                    "run", "submit"])
-@pytest.mark.parametrize(("content", "fragment"), [(None, "no such file"), (b"\xffnot utf-8", "not UTF-8 text (byte 0xff at offset 0)")])
+@pytest.mark.parametrize(
+    "option",
+    ["diagnose -f", "run examples/qa.py:chain --inputs", "run examples/qa.py:chain --secrets", "run", "submit"],
+)
+@pytest.mark.parametrize(
+    ("content", "fragment"), [(None, "no such file"), (b"\xffnot utf-8", "not UTF-8 text (byte 0xff at offset 0)")]
+)
 def test_missing_or_non_utf8_file_is_named_exit_2(option, content, fragment, tmp_path):
     path = tmp_path / "input.yaml"
     if content is not None:
         path.write_bytes(content)
-    result = run_cli(*option.split(), str(path), *(["--dry-run"] if option.startswith("diagnose") else []), cwd=ROOT,
-                     env={"LLMSTEP_RUNS_DIR": str(tmp_path / "runs")})
+    result = run_cli(
+        *option.split(),
+        str(path),
+        *(["--dry-run"] if option.startswith("diagnose") else []),
+        cwd=ROOT,
+        env={"LLMSTEP_RUNS_DIR": str(tmp_path / "runs")},
+    )
     _clean(result, 2, f"{path}: {fragment}")
 
 
 def test_unwritable_runs_dir_is_named_exit_2(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker / "runs"), cwd=ROOT)
+    result = run_cli(
+        "run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker / "runs"), cwd=ROOT
+    )
     _clean(result, 2, f"--runs-dir {blocker / 'runs'}: cannot write run records there")
-    result = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker), cwd=ROOT)
+    result = run_cli(
+        "run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(blocker), cwd=ROOT
+    )
     _clean(result, 2, "(it is not a directory)")
 
 
@@ -148,8 +183,13 @@ def _closed_reader(*args: str, cwd=ROOT):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "llmstep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, cwd=cwd)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmstep", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
     proc.stdout.close()
     stderr = proc.stderr.read().decode()
     return proc.wait(timeout=120), stderr
@@ -157,7 +197,9 @@ def _closed_reader(*args: str, cwd=ROOT):
 
 def test_broken_pipe_is_silent(tmp_path):
     runs = tmp_path / "runs"
-    done = run_cli("run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(runs), "--json", cwd=ROOT)
+    done = run_cli(
+        "run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(runs), "--json", cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     run_id = json.loads(done.stdout)["run"]
     assert _closed_reader("show", run_id, "--runs-dir", str(runs)) == (141, "")
@@ -174,12 +216,15 @@ def test_name_leaves_room_for_batch_and_argo_suffix():
     assert len(yaml.safe_load(result.stdout)["metadata"]["generateName"]) + 5 <= 63
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    ([], "llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE"),
-    (["-f", "-", "--prompt", "custom"], "--prompt custom needs the prompt text: --custom-prompt TEXT"),
-    (["service/web"], "kind 'service' (service/web) is not one that llmstep diagnose reads from a cluster"),
-    (["web"], "target 'web' is not KIND/NAME"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE"),
+        (["-f", "-", "--prompt", "custom"], "--prompt custom needs the prompt text: --custom-prompt TEXT"),
+        (["service/web"], "kind 'service' (service/web) is not one that llmstep diagnose reads from a cluster"),
+        (["web"], "target 'web' is not KIND/NAME"),
+    ],
+)
 def test_diagnose_usage_errors_exit_2(args, fragment):
     result = run_cli("diagnose", *args, "--dry-run", cwd=ROOT)
     _clean(result, 2, fragment)
@@ -195,7 +240,9 @@ def _strict_json(text: str):
 def test_diagnosis_json_never_prints_nan():
     from llmstep.diagnose.report import parse
 
-    report = parse('{"summary": "s", "root_cause": "r", "confidence": NaN}', target="t", prompt="diagnose", redactions=0, model="m")
+    report = parse(
+        '{"summary": "s", "root_cause": "r", "confidence": NaN}', target="t", prompt="diagnose", redactions=0, model="m"
+    )
     assert report.confidence is None and _strict_json(report.to_json())["confidence"] is None
     assert "confidence unknown" in report.to_markdown()
 
@@ -205,12 +252,26 @@ def test_unwritable_output_file_is_named_exit_2(tmp_path):
 
     blocked = tmp_path / "a-file"
     blocked.write_text("x")
-    _clean(run_cli("compile", "examples/qa.py:chain", "-o", str(blocked / "wf.yaml"), cwd=ROOT), 2,
-           f"-o {blocked / 'wf.yaml'}: cannot write it")
+    _clean(
+        run_cli("compile", "examples/qa.py:chain", "-o", str(blocked / "wf.yaml"), cwd=ROOT),
+        2,
+        f"-o {blocked / 'wf.yaml'}: cannot write it",
+    )
     answer = json.dumps({"summary": "s", "root_cause": "r", "fix_steps": [], "confidence": 0.5})
     with FakeOpenAI(reply=answer) as server:
-        result = run_cli("diagnose", "-f", str(blocked), "--provider", "compatible", "--base-url", server.url,
-                         "--summary-file", str(blocked / "summary.txt"), env={"OPENAI_API_KEY": "k"}, cwd=ROOT)
+        result = run_cli(
+            "diagnose",
+            "-f",
+            str(blocked),
+            "--provider",
+            "compatible",
+            "--base-url",
+            server.url,
+            "--summary-file",
+            str(blocked / "summary.txt"),
+            env={"OPENAI_API_KEY": "k"},
+            cwd=ROOT,
+        )
     _clean(result, 2, f"--summary-file {blocked / 'summary.txt'}: cannot write it")
 
 

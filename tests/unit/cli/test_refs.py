@@ -57,9 +57,12 @@ def test_a_file_reference_in_a_folder_imports_its_sibling_modules():
 
 def test_code_from_a_file_is_named_by_the_path_as_given_never_the_machines(tmp_path):
     # functions pickled by value carry their file name: it must not name this machine's folders
-    write("sub/steps.py", "from langchain_core.runnables import RunnableLambda\n"
-                          "def shout(x):\n    return x.upper()\n"
-                          "chain = RunnableLambda(shout)\n")
+    write(
+        "sub/steps.py",
+        "from langchain_core.runnables import RunnableLambda\n"
+        "def shout(x):\n    return x.upper()\n"
+        "chain = RunnableLambda(shout)\n",
+    )
     chain = load_reference("sub/steps.py:chain")
     assert chain.invoke("hi") == "HI"
     assert chain.func.__code__.co_filename == "sub/steps.py"
@@ -70,10 +73,13 @@ def test_code_from_a_file_is_named_by_the_path_as_given_never_the_machines(tmp_p
 
 
 def test_a_file_is_executed_once_for_every_reference_into_it():
-    write("chain.py", PROMPT + "from pathlib import Path\n"
-                      "with open('loads.txt', 'a') as f:\n    f.write('x')\n"
-                      "a = ChatPromptTemplate.from_template('a {x}')\n"
-                      "b = ChatPromptTemplate.from_template('b {x}')\n")
+    write(
+        "chain.py",
+        PROMPT + "from pathlib import Path\n"
+        "with open('loads.txt', 'a') as f:\n    f.write('x')\n"
+        "a = ChatPromptTemplate.from_template('a {x}')\n"
+        "b = ChatPromptTemplate.from_template('b {x}')\n",
+    )
     a, b = load_reference("chain.py:a"), load_reference("chain.py:b")
     assert (a.invoke({"x": 1}).to_string(), b.invoke({"x": 1}).to_string()) == ("Human: a 1", "Human: b 1")
     assert Path("loads.txt").read_text() == "x"
@@ -86,7 +92,10 @@ def test_a_function_is_called_with_no_arguments_for_its_runnable():
 
 
 def test_a_dotted_attribute_is_followed_from_the_module():
-    write("chain.py", PROMPT + "class Chains:\n    class rag:\n        answer = ChatPromptTemplate.from_template('rag {x}')\n")
+    write(
+        "chain.py",
+        PROMPT + "class Chains:\n    class rag:\n        answer = ChatPromptTemplate.from_template('rag {x}')\n",
+    )
     assert load_reference("chain.py:Chains.rag.answer").invoke({"x": 2}).to_string() == "Human: rag 2"
 
 
@@ -125,7 +134,9 @@ def test_a_module_that_raises_while_importing_is_a_reference_error(tmp_path, mon
     write("lib/refs_case_broken.py", "raise ValueError('no model configured')\n")
     write("lib/refs_case_typo.py", "chain = (\n")
     monkeypatch.syspath_prepend(str(tmp_path / "lib"))
-    with pytest.raises(ReferenceError_, match=r"^refs_case_broken raised while loading: ValueError: no model configured$"):
+    with pytest.raises(
+        ReferenceError_, match=r"^refs_case_broken raised while loading: ValueError: no model configured$"
+    ):
         load_reference("refs_case_broken:chain")
     with pytest.raises(ReferenceError_, match=r"^refs_case_typo raised while loading: SyntaxError: "):
         load_reference("refs_case_typo:chain")
@@ -154,8 +165,9 @@ def test_a_function_that_exits_is_a_reference_error():
 def test_the_cli_reports_a_module_that_exits_as_bad_input_not_a_silent_success(tmp_path):
     write("exits_cli.py", "import sys\nsys.exit(0)\n")
     for command in (["compile", "exits_cli.py:chain"], ["run", "exits_cli.py:chain", "--input", "1"]):
-        result = subprocess.run([sys.executable, "-m", "llmstep", *command], capture_output=True, text=True,
-                                timeout=120, cwd=tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "llmstep", *command], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
         assert result.returncode == 2, result.stderr
         assert "exits_cli.py called sys.exit(0) while loading, so it defines no chain" in result.stderr
 
@@ -165,7 +177,10 @@ def test_the_cli_reports_a_module_that_raises_as_bad_input_not_an_internal_error
     source = str(Path(llmstep.__file__).resolve().parent.parent)  # the llmstep under test
     result = subprocess.run(
         [sys.executable, "-m", "llmstep", "compile", "refs_case_cli:chain"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([source, str(tmp_path)])},
     )
     assert result.returncode == 2, result.stderr
@@ -209,8 +224,7 @@ def test_a_function_that_raises_is_named_with_its_error():
     with pytest.raises(ReferenceError_) as caught:
         load_reference("chain.py:make")
     assert str(caught.value) == (
-        "chain.py:make: calling make() raised RuntimeError: no model "
-        "(it must take no arguments and return a Runnable)"
+        "chain.py:make: calling make() raised RuntimeError: no model (it must take no arguments and return a Runnable)"
     )
     assert isinstance(caught.value.__cause__, RuntimeError)
 
@@ -221,9 +235,7 @@ def test_a_function_that_needs_arguments_says_it_must_take_none():
         load_reference("chain.py:make")
 
 
-@pytest.mark.parametrize(
-    "attr, kind", [("number", "int"), ("text", "str"), ("make_text", "str"), ("items", "list")]
-)
+@pytest.mark.parametrize("attr, kind", [("number", "int"), ("text", "str"), ("make_text", "str"), ("items", "list")])
 def test_what_is_not_a_runnable_is_named_with_its_type(attr, kind):
     write("chain.py", "number = 3\ntext = 'prompt'\nitems = [1]\ndef make_text():\n    return 'prompt'\n")
     with pytest.raises(ReferenceError_) as caught:
@@ -283,10 +295,12 @@ def test_reference_name_is_a_workflow_name_from_the_file_or_module(ref, name):
 # ---------------------------------------------------------------- value types (--value-type)
 
 
-VALUES = ("from dataclasses import dataclass\nfrom langchain_core.runnables import RunnableLambda\n"
-          "@dataclass\nclass Verdict:\n    ok: bool\n"
-          "class Plain:\n    pass\n"
-          "chain = RunnableLambda(lambda t: Verdict(ok=bool(t)))\n")
+VALUES = (
+    "from dataclasses import dataclass\nfrom langchain_core.runnables import RunnableLambda\n"
+    "@dataclass\nclass Verdict:\n    ok: bool\n"
+    "class Plain:\n    pass\n"
+    "chain = RunnableLambda(lambda t: Verdict(ok=bool(t)))\n"
+)
 
 
 def test_a_value_type_names_the_class_the_chain_uses_however_the_file_is_spelled():
@@ -307,12 +321,15 @@ def test_a_value_type_from_a_module():
     assert color.RED.value == "red"
 
 
-@pytest.mark.parametrize(("ref", "message"), [
-    ("Verdict", "--value-type 'Verdict': name a class as package.module:Class or path/to/file.py:Class"),
-    ("chain.py:Nothing", "--value-type 'chain.py:Nothing': chain.py has no attribute 'Nothing'"),
-    ("chain.py:chain", "--value-type 'chain.py:chain' is a RunnableLambda, not a class"),
-    ("missing.py:Verdict", "no such file: missing.py"),
-])
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("Verdict", "--value-type 'Verdict': name a class as package.module:Class or path/to/file.py:Class"),
+        ("chain.py:Nothing", "--value-type 'chain.py:Nothing': chain.py has no attribute 'Nothing'"),
+        ("chain.py:chain", "--value-type 'chain.py:chain' is a RunnableLambda, not a class"),
+        ("missing.py:Verdict", "no such file: missing.py"),
+    ],
+)
 def test_a_bad_value_type_says_what_is_wrong(ref, message):
     from llmstep.cli.refs import load_classes
 

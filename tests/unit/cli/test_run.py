@@ -60,8 +60,12 @@ def test_hostile_workflow_files_are_refused_with_exit_2_not_a_hang_or_a_crash(tm
     deep_flow.write_text('{"kind": "Workflow", "spec": ' + DEEP_JSON + "}")
     recursive = tmp_path / "recursive.yaml"
     recursive.write_text(qa.replace("metadata:\n", "metadata:\n  labels: &l {a: *l}\n", 1))
-    for path, fragment in [(bomb, "excessive aliasing"), (deep_block, "more than 200 levels"),
-                           (deep_flow, "nesting depth"), (recursive, "refers to a node that contains it")]:
+    for path, fragment in [
+        (bomb, "excessive aliasing"),
+        (deep_block, "more than 200 levels"),
+        (deep_flow, "nesting depth"),
+        (recursive, "refers to a node that contains it"),
+    ]:
         result = run_cli("run", str(path), cwd=tmp_path, timeout=60)
         assert result.returncode == 2, (path.name, result.stderr)
         assert fragment in result.stderr and str(path) in result.stderr, result.stderr

@@ -25,18 +25,27 @@ def test_show_lists_steps_in_run_order_in_the_engines_words(tmp_path):
     run_name, as LangSmith shows it."""
     (tmp_path / "shown.py").write_text(SHOWN_CHAIN)
     for engine, never in (("argo", "Omitted"), ("tekton", "Skipped")):
-        failed = run_cli("run", "shown.py:failing", "--allow-pickle", "--engine", engine, "--input", '"x"', cwd=tmp_path)
+        failed = run_cli(
+            "run", "shown.py:failing", "--allow-pickle", "--engine", engine, "--input", '"x"', cwd=tmp_path
+        )
         assert failed.returncode == 1, failed.stderr
         run_id = failed.stderr.split("run --resume ")[1].split()[0]
         shown = run_cli("show", run_id, cwd=tmp_path).stdout
         rows = [line.split() for line in shown.splitlines() if line.startswith("  ") and not line.startswith("      ")]
         steps = [(r[0].lower(), r[1]) for r in rows if r[0].lower() != "on-failure"]
-        assert steps == [("zeta-first", "Succeeded"), ("boom", "Failed"), ("alpha", never), ("runnablelambda", never)], shown
+        assert steps == [
+            ("zeta-first", "Succeeded"),
+            ("boom", "Failed"),
+            ("alpha", never),
+            ("runnablelambda", never),
+        ], shown
         assert "Pending" not in shown
         report = json.loads(run_cli("show", run_id, "--json", cwd=tmp_path).stdout)
         order = [t.lower() for t in report["steps"] if t != "on-failure"]
         assert order == ["zeta-first", "boom", "alpha", "runnablelambda"]
-        assert {report["steps"][t]["phase"] for t in report["steps"] if t.lower() in ("alpha", "runnablelambda")} == {never}
+        assert {report["steps"][t]["phase"] for t in report["steps"] if t.lower() in ("alpha", "runnablelambda")} == {
+            never
+        }
         one = run_cli("show", run_id, next(t for t in report["steps"] if t.lower() == "alpha"), cwd=tmp_path).stdout
         assert one.split()[:3] == ["step", one.split()[1], never]
 
@@ -61,14 +70,34 @@ def _strict_json(text: str):
 def test_json_never_prints_nan(tmp_path):
     from conftest import chain_module
 
-    chain_module(tmp_path, "from langchain_core.runnables import RunnableLambda\n"
-                 "chain = RunnableLambda(lambda x: {'score': float('nan'), 'big': float('inf'), 'ok': 1.5})\n")
-    result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--input", "{}", "--json", "--runs-dir", str(tmp_path / "r"),
-                     cwd=tmp_path)
+    chain_module(
+        tmp_path,
+        "from langchain_core.runnables import RunnableLambda\n"
+        "chain = RunnableLambda(lambda x: {'score': float('nan'), 'big': float('inf'), 'ok': 1.5})\n",
+    )
+    result = run_cli(
+        "run",
+        "mychain.py:chain",
+        "--allow-pickle",
+        "--input",
+        "{}",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "r"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert _strict_json(result.stdout)["output"] == {"score": None, "big": None, "ok": 1.5}
     (tmp_path / "inputs.jsonl").write_text("{}\n")
-    result = run_cli("run", "mychain.py:chain", "--allow-pickle", "--inputs", "inputs.jsonl", "--runs-dir", str(tmp_path / "r"),
-                     cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "mychain.py:chain",
+        "--allow-pickle",
+        "--inputs",
+        "inputs.jsonl",
+        "--runs-dir",
+        str(tmp_path / "r"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert _strict_json(result.stdout.splitlines()[0])["output"]["score"] is None

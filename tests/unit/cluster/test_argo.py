@@ -50,24 +50,37 @@ def test_cancel_terminates_through_the_server(server):
 def test_failed_workflow_names_its_step_and_suggests_diagnose():
     chain = RunnableLambda(picky) | qa_chain()
     with FakeArgoServer(chain, token=TOKEN) as server:
-        run = llmstep.compile(chain, allow_pickle=True).submit({"question": "boom"}, namespace="argo",
-                                                               argo_server=server.url, token=TOKEN)
+        run = llmstep.compile(chain, allow_pickle=True).submit(
+            {"question": "boom"}, namespace="argo", argo_server=server.url, token=TOKEN
+        )
         with pytest.raises(WorkflowFailed) as err:
             run.wait(timeout=30, poll=0.1)
-    assert "ValueError: no booms here" in str(err.value) and f"llmstep diagnose workflow/{run.name} -n argo" in str(err.value)
+    assert "ValueError: no booms here" in str(err.value) and f"llmstep diagnose workflow/{run.name} -n argo" in str(
+        err.value
+    )
 
 
 def test_batch_results_in_order_with_a_failed_item_in_its_place():
     chain = RunnableLambda(picky) | qa_chain()
     with FakeArgoServer(chain, token=TOKEN) as server:
         compiled = llmstep.compile(chain, allow_pickle=True)
-        run = compiled.submit_batch([{"question": "a"}, {"question": "boom"}, {"question": "c"}], parallelism=2,
-                                    namespace="argo", argo_server=server.url, token=TOKEN)
+        run = compiled.submit_batch(
+            [{"question": "a"}, {"question": "boom"}, {"question": "c"}],
+            parallelism=2,
+            namespace="argo",
+            argo_server=server.url,
+            token=TOKEN,
+        )
         assert isinstance(run, BatchRun)
         body = server.requests[0]["body"]["workflow"]
         assert body["spec"]["entrypoint"] == "batch"
-        assert json.loads(body["spec"]["arguments"]["parameters"][0]["value"]) == [  # as argo submit -p inputs= takes it
-            {"question": "a"}, {"question": "boom"}, {"question": "c"}]
+        assert json.loads(
+            body["spec"]["arguments"]["parameters"][0]["value"]
+        ) == [  # as argo submit -p inputs= takes it
+            {"question": "a"},
+            {"question": "boom"},
+            {"question": "c"},
+        ]
         run.wait(timeout=30, poll=0.1)  # a failed item does not raise here
         results = run.results(return_exceptions=True)
         with pytest.raises(llmstep.BatchFailed) as err:
@@ -79,11 +92,19 @@ def test_batch_results_in_order_with_a_failed_item_in_its_place():
 
 
 def _pod(name: str, node_id: str, task: str, phase: str, usage: dict | None) -> dict:
-    node = {"id": node_id, "name": f"{name}.{task}", "displayName": task, "type": "Pod", "phase": phase,
-            "templateName": task.lower()}
+    node = {
+        "id": node_id,
+        "name": f"{name}.{task}",
+        "displayName": task,
+        "type": "Pod",
+        "phase": phase,
+        "templateName": task.lower(),
+    }
     if usage is not None:
-        node["outputs"] = {"parameters": [{"name": "preview", "value": "x"}, {"name": "usage", "value": json.dumps(usage)}],
-                           "exitCode": "0"}
+        node["outputs"] = {
+            "parameters": [{"name": "preview", "value": "x"}, {"name": "usage", "value": json.dumps(usage)}],
+            "exitCode": "0",
+        }
     return {node_id: node}
 
 
@@ -94,14 +115,23 @@ def test_workflow_run_usage_sums_step_pods_and_not_retry_nodes():
     name = run.name
     # a step with retries: the Retry node repeats its successful pod's outputs; the failed pod
     # published the default usage ({}), as the Workflow declares it
-    retry = {"id": f"{name}-1", "name": f"{name}.ask", "displayName": "ask", "type": "Retry", "phase": "Succeeded",
-             "outputs": {"parameters": [{"name": "usage", "value": json.dumps({"model-a": A})}]},
-             "children": [f"{name}-2", f"{name}-3"]}
-    nodes = {f"{name}-1": retry, **_pod(name, f"{name}-2", "ask(0)", "Failed", {}),
-             **_pod(name, f"{name}-3", "ask(1)", "Succeeded", {"model-a": A}),
-             **_pod(name, f"{name}-4", "shorten", "Succeeded", {"model-a": A, "model-b": B}),
-             **_pod(name, f"{name}-5", "parse", "Succeeded", {}),
-             f"{name}": {"id": name, "name": name, "displayName": name, "type": "DAG", "phase": "Succeeded"}}
+    retry = {
+        "id": f"{name}-1",
+        "name": f"{name}.ask",
+        "displayName": "ask",
+        "type": "Retry",
+        "phase": "Succeeded",
+        "outputs": {"parameters": [{"name": "usage", "value": json.dumps({"model-a": A})}]},
+        "children": [f"{name}-2", f"{name}-3"],
+    }
+    nodes = {
+        f"{name}-1": retry,
+        **_pod(name, f"{name}-2", "ask(0)", "Failed", {}),
+        **_pod(name, f"{name}-3", "ask(1)", "Succeeded", {"model-a": A}),
+        **_pod(name, f"{name}-4", "shorten", "Succeeded", {"model-a": A, "model-b": B}),
+        **_pod(name, f"{name}-5", "parse", "Succeeded", {}),
+        f"{name}": {"id": name, "name": name, "displayName": name, "type": "DAG", "phase": "Succeeded"},
+    }
     cluster.set_status("Workflow", name, {"phase": "Succeeded", "nodes": nodes}, namespace="ml")
     twice_a = {k: 2 * v for k, v in A.items()}
     assert run.usage() == {"model-a": twice_a, "model-b": B}

@@ -25,8 +25,13 @@ def test_pod_manifest_runs_the_step_with_only_the_declared_secret_keys():
     from langchain_openai import ChatOpenAI
 
     key = "sk-must-never-reach-the-pod-spec-1234"
-    runner = llmstep.KubernetesRunnable(ChatOpenAI(model="gpt-4o-mini", api_key=key), image="registry.example/llmstep:1",
-                                        namespace="ml", secret="team-llm", timeout=90)
+    runner = llmstep.KubernetesRunnable(
+        ChatOpenAI(model="gpt-4o-mini", api_key=key),
+        image="registry.example/llmstep:1",
+        namespace="ml",
+        secret="team-llm",
+        timeout=90,
+    )
     manifest = runner.pod_manifest({"question": "costs $(HOME)?"})
     text = json.dumps(manifest)
     assert key not in text
@@ -36,7 +41,10 @@ def test_pod_manifest_runs_the_step_with_only_the_declared_secret_keys():
     assert container["command"][:4] == ["llmstep", "exec", "--data-dir", "/llmstep"]
     assert "--log-records" in container["command"] and "--stream" not in container["command"]
     env = _env(manifest)
-    assert env["OPENAI_API_KEY"] == {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "team-llm", "key": "OPENAI_API_KEY"}}}
+    assert env["OPENAI_API_KEY"] == {
+        "name": "OPENAI_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "team-llm", "key": "OPENAI_API_KEY"}},
+    }
     assert set(env) == {PAYLOAD_ENV, INPUT_ENV, "OPENAI_API_KEY"}
     payload = json.loads(env[PAYLOAD_ENV]["value"])
     assert payload["runnable"] == "langchain_openai.chat_models.base.ChatOpenAI" and "pickle" not in payload
@@ -56,8 +64,11 @@ def test_a_runnable_that_cannot_be_serialized_is_refused_up_front():
 
 
 def test_pod_spec_extras_merge_over_llmsteps():
-    runner = llmstep.KubernetesRunnable(qa_chain(), pod_spec={"hostNetwork": True, "nodeSelector": {"gpu": "a100"}},
-                                        resources={"limits": {"memory": "256Mi"}})
+    runner = llmstep.KubernetesRunnable(
+        qa_chain(),
+        pod_spec={"hostNetwork": True, "nodeSelector": {"gpu": "a100"}},
+        resources={"limits": {"memory": "256Mi"}},
+    )
     manifest = runner.pod_manifest({"question": "x"}, stream=True)
     assert manifest["spec"]["hostNetwork"] is True and manifest["spec"]["nodeSelector"] == {"gpu": "a100"}
     assert manifest["spec"]["containers"][0]["resources"] == {"limits": {"memory": "256Mi"}}
@@ -71,11 +82,13 @@ def _step(manifest, tmp_path, extra_env=None):
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     argv = [sys.executable, "-m", "llmstep", *container["command"][1:]]
     argv[argv.index("--data-dir") + 1] = str(tmp_path / "data")
-    return subprocess.run(argv, env={"PATH": os.environ["PATH"], **env, **(extra_env or {})}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        argv, env={"PATH": os.environ["PATH"], **env, **(extra_env or {})}, capture_output=True, text=True, timeout=120
+    )
 
 
 def _records(stdout):
-    return [json.loads(line[len(RECORD):]) for line in stdout.splitlines() if line.startswith(RECORD)]
+    return [json.loads(line[len(RECORD) :]) for line in stdout.splitlines() if line.startswith(RECORD)]
 
 
 def test_the_step_writes_chunk_and_output_records_to_its_log(tmp_path):
@@ -85,7 +98,10 @@ def test_the_step_writes_chunk_and_output_records_to_its_log(tmp_path):
     records = _records(out.stdout)
     chunks = [llmstep.serde.loads_value(r["value"]) for r in records if r["kind"] == "chunk"]
     assert len(chunks) > 2 and "".join(chunks) == "offline answer: stream me"
-    assert records[-1]["kind"] == "output" and llmstep.serde.loads_value(records[-1]["value"]) == "offline answer: stream me"
+    assert (
+        records[-1]["kind"] == "output"
+        and llmstep.serde.loads_value(records[-1]["value"]) == "offline answer: stream me"
+    )
 
 
 def test_a_failed_step_writes_an_error_record_with_its_exit_code(tmp_path):
@@ -108,13 +124,18 @@ def test_pod_refusals_say_what_pods_need():
     assert "CRD" not in str(err)  # not the Workflow wording
 
 
-@pytest.mark.parametrize(("message", "verdict"), [
-    ("failed to sync secret cache: timed out waiting for the condition", None),
-    ("failed to sync configmap cache: timed out waiting for the condition", None),
-    ("couldn't find key OPENAI_API_KEY in Secret default/llm-credentials",
-     "CreateContainerConfigError: couldn't find key OPENAI_API_KEY in Secret default/llm-credentials"),
-    ('secret "llm-credentials" not found', 'CreateContainerConfigError: secret "llm-credentials" not found'),
-])
+@pytest.mark.parametrize(
+    ("message", "verdict"),
+    [
+        ("failed to sync secret cache: timed out waiting for the condition", None),
+        ("failed to sync configmap cache: timed out waiting for the condition", None),
+        (
+            "couldn't find key OPENAI_API_KEY in Secret default/llm-credentials",
+            "CreateContainerConfigError: couldn't find key OPENAI_API_KEY in Secret default/llm-credentials",
+        ),
+        ('secret "llm-credentials" not found', 'CreateContainerConfigError: secret "llm-credentials" not found'),
+    ],
+)
 def test_a_loaded_kubelets_passing_config_error_is_waited_out_not_reported(message, verdict):
     """A busy kubelet first says it could not sync its Secret cache, and retries; only the message
     that names what is missing means the Pod cannot start."""
@@ -152,10 +173,12 @@ def test_a_long_input_reaches_the_pod_as_arguments_not_one_variable(tmp_path):
 def _kubelet(tmp_path):
     """Plays the kubelet for the stand-in: runs the created Pod's step as a process, with the
     Pod's env, and serves what it printed as the Pod's log."""
+
     def run(cluster, pod, manifest):
         out = _step(manifest, tmp_path / pod.metadata.name)
         cluster.logs[(pod.metadata.name, "main")] = out.stdout
         pod.status.phase = "Succeeded" if out.returncode == 0 else "Failed"
+
     return run
 
 
@@ -196,6 +219,7 @@ def test_a_pod_deleted_mid_call_is_an_llmstep_error_naming_it(tmp_path, when):
         def run_then_vanish(c, pod, manifest):
             kubelet(c, pod, manifest)
             c.after_read = lambda c2, p: _vanish(c2, p)  # read once (Succeeded), then gone before the log
+
         cluster.on_create = run_then_vanish
     runner = llmstep.KubernetesRunnable(qa_chain(), client=cluster.client(), namespace="team-a", poll=0.01)
     with pytest.raises(llmstep.SubmissionError) as err:
@@ -259,11 +283,28 @@ def test_a_pod_that_cannot_start_fails_at_once_with_its_warning_events():
         def create(self, namespace, body):
             pod = super().create(namespace, body)
             waiting = {"reason": "ErrImagePull", "message": "pull access denied for nope"}
-            self.set_status("Pod", pod["metadata"]["name"], {"phase": "Pending", "containerStatuses": [
-                {"name": "main", "state": {"waiting": waiting}}]}, namespace=namespace)
-            for kind, name in (("Warning", pod["metadata"]["name"]), ("Normal", pod["metadata"]["name"]), ("Warning", "other")):
-                super().create(namespace, {"kind": "Event", "metadata": {"generateName": "e-"}, "type": kind,
-                                           "involvedObject": {"name": name}, "reason": f"{kind}Reason", "message": "m"})
+            self.set_status(
+                "Pod",
+                pod["metadata"]["name"],
+                {"phase": "Pending", "containerStatuses": [{"name": "main", "state": {"waiting": waiting}}]},
+                namespace=namespace,
+            )
+            for kind, name in (
+                ("Warning", pod["metadata"]["name"]),
+                ("Normal", pod["metadata"]["name"]),
+                ("Warning", "other"),
+            ):
+                super().create(
+                    namespace,
+                    {
+                        "kind": "Event",
+                        "metadata": {"generateName": "e-"},
+                        "type": kind,
+                        "involvedObject": {"name": name},
+                        "reason": f"{kind}Reason",
+                        "message": "m",
+                    },
+                )
             return pod
 
     cluster = PullFails()

@@ -14,8 +14,9 @@ import llmstep
 
 
 def test_as_runnable_composes_inside_another_chain(server):
-    remote = llmstep.compile(qa_chain(), name="qa").as_runnable(namespace="argo", argo_server=server.url, token=TOKEN,
-                                                               poll=0.1)
+    remote = llmstep.compile(qa_chain(), name="qa").as_runnable(
+        namespace="argo", argo_server=server.url, token=TOKEN, poll=0.1
+    )
     outer = RunnableLambda(lambda q: {"question": q}) | remote | RunnableLambda(str.upper)
     assert outer.invoke("inside") == "OFFLINE ANSWER: INSIDE"
     assert asyncio.run(remote.ainvoke({"question": "async"})) == "offline answer: async"
@@ -25,8 +26,9 @@ def test_as_runnable_composes_inside_another_chain(server):
 
 
 def test_as_runnable_cancels_the_workflow_when_it_gives_up(server):
-    remote = llmstep.compile(qa_chain()).as_runnable(namespace="argo", argo_server=server.url, token=TOKEN,
-                                                     timeout=0.1, poll=0.05)
+    remote = llmstep.compile(qa_chain()).as_runnable(
+        namespace="argo", argo_server=server.url, token=TOKEN, timeout=0.1, poll=0.05
+    )
     with pytest.raises(llmstep.SubmissionError, match="after 0 s"):
         remote.invoke({"question": "slow"})
     assert server.requests[-1]["method"] == "PUT" and server.requests[-1]["path"].endswith("/terminate")

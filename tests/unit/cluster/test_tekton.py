@@ -20,17 +20,30 @@ from llmstep.errors import PipelineRunFailed, SubmissionError
 
 
 def _run(status: str | None, reason: str = "", message: str = "") -> dict:
-    conditions = [] if status is None else [{"type": "Succeeded", "status": status, "reason": reason, "message": message}]
-    return {"kind": "PipelineRun", "metadata": {"name": "qa-x", "namespace": "ml", "annotations": {OUTPUT_TASK: "parse"}},
-            "status": {"conditions": conditions}}
+    conditions = (
+        [] if status is None else [{"type": "Succeeded", "status": status, "reason": reason, "message": message}]
+    )
+    return {
+        "kind": "PipelineRun",
+        "metadata": {"name": "qa-x", "namespace": "ml", "annotations": {OUTPUT_TASK: "parse"}},
+        "status": {"conditions": conditions},
+    }
 
 
 def _taskrun(task: str, status: str, *, reason: str = "", message: str = "", digest: str = "") -> dict:
-    return {"kind": "TaskRun",
-            "metadata": {"name": f"qa-x-{task}", "labels": {"tekton.dev/pipelineTask": task, "tekton.dev/pipelineRun": "qa-x"}},
-            "status": {"conditions": [{"type": "Succeeded", "status": status, "reason": reason, "message": message}],
-                       "podName": f"qa-x-{task}-pod", "results": [{"name": "sha256", "value": digest}],
-                       "steps": [{"container": "step-exec"}]}}
+    return {
+        "kind": "TaskRun",
+        "metadata": {
+            "name": f"qa-x-{task}",
+            "labels": {"tekton.dev/pipelineTask": task, "tekton.dev/pipelineRun": "qa-x"},
+        },
+        "status": {
+            "conditions": [{"type": "Succeeded", "status": status, "reason": reason, "message": message}],
+            "podName": f"qa-x-{task}-pod",
+            "results": [{"name": "sha256", "value": digest}],
+            "steps": [{"container": "step-exec"}],
+        },
+    }
 
 
 def test_done_means_the_succeeded_condition_is_true_or_false():
@@ -40,8 +53,10 @@ def test_done_means_the_succeeded_condition_is_true_or_false():
 
 
 def test_a_failed_pipelinerun_names_its_failed_tasks_and_what_to_run_next():
-    err = pipelinerun_failed(_run("False", "Failed", "Tasks Completed: 2 (Failed: 1)"),
-                            [_taskrun("prompt", "True"), _taskrun("model", "False", reason="Failed", message="exit 3")])
+    err = pipelinerun_failed(
+        _run("False", "Failed", "Tasks Completed: 2 (Failed: 1)"),
+        [_taskrun("prompt", "True"), _taskrun("model", "False", reason="Failed", message="exit 3")],
+    )
     assert err.failures == [{"task": "model", "taskrun": "qa-x-model", "reason": "Failed", "message": "exit 3"}]
     assert str(err).splitlines() == [
         "pipelinerun qa-x failed: Tasks Completed: 2 (Failed: 1)",
@@ -60,7 +75,9 @@ def _handle(run, text, digest):
     for obj in (run, _taskrun("prompt", "True"), _taskrun("parse", "True", digest=digest)):
         cluster.create("ml", obj)
     other = _taskrun("parse", "False", digest="1" * 64)
-    other["metadata"].update(name="qa-y-parse", labels={"tekton.dev/pipelineTask": "parse", "tekton.dev/pipelineRun": "qa-y"})
+    other["metadata"].update(
+        name="qa-y-parse", labels={"tekton.dev/pipelineTask": "parse", "tekton.dev/pipelineRun": "qa-y"}
+    )
     cluster.create("ml", other)
     cluster.set_log("qa-x-parse-pod", f"llmstep: step parse\n{record}\n", container="step-exec", namespace="ml")
     return PipelineRunHandle(name="qa-x", namespace="ml", transport=cluster)
@@ -71,7 +88,9 @@ def test_the_result_is_the_output_tasks_log_record_checked_against_its_digest():
     handle = _handle(_run("True", "Succeeded"), text, hashlib.sha256(text.encode()).hexdigest())
     assert handle.result() == {"answer": "offline answer: q"}
     assert handle.wait(timeout=1, poll=0.01)["metadata"]["name"] == "qa-x"
-    assert handle.logs("parse") == {"parse": f"llmstep: step parse\n{RECORD}" + json.dumps({"kind": "output", "value": text}) + "\n"}
+    assert handle.logs("parse") == {
+        "parse": f"llmstep: step parse\n{RECORD}" + json.dumps({"kind": "output", "value": text}) + "\n"
+    }
     tampered = _handle(_run("True", "Succeeded"), text, "0" * 64)
     with pytest.raises(SubmissionError, match="the log's copy does not match the task's sha256 result 0000"):
         tampered.result()
@@ -95,18 +114,41 @@ B = {"input_tokens": 20, "output_tokens": 9, "total_tokens": 29}
 
 def test_pipelinerun_usage_sums_the_taskruns_results():
     cluster = FakeCluster()
-    run = llmstep.compile(qa_chain(), name="qa").submit({"question": "hi"}, namespace="ml", transport=cluster,
-                                                       engine="tekton")
+    run = llmstep.compile(qa_chain(), name="qa").submit(
+        {"question": "hi"}, namespace="ml", transport=cluster, engine="tekton"
+    )
     assert run.usage() == {}
     for task, usage in (("ask", {"model-a": A}), ("shorten", {"model-b": B}), ("parse", {}), ("other", None)):
-        results = [{"name": "preview", "type": "string", "value": "x"}, {"name": "sha256", "type": "string", "value": ""}]
+        results = [
+            {"name": "preview", "type": "string", "value": "x"},
+            {"name": "sha256", "type": "string", "value": ""},
+        ]
         if usage is not None:
             results.append({"name": "usage", "type": "string", "value": json.dumps(usage)})
-        cluster.create("ml", {"kind": "TaskRun", "metadata": {"name": f"{run.name}-{task}", "labels": {
-            "tekton.dev/pipelineRun": run.name, "tekton.dev/pipelineTask": task}},
-            "status": {"podName": f"{task}-pod", "results": results,
-                       "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}})
-    cluster.create("ml", {"kind": "TaskRun", "metadata": {"name": "another-run-ask", "labels": {
-        "tekton.dev/pipelineRun": "another-run", "tekton.dev/pipelineTask": "ask"}},
-        "status": {"results": [{"name": "usage", "value": json.dumps({"model-a": A})}]}})
+        cluster.create(
+            "ml",
+            {
+                "kind": "TaskRun",
+                "metadata": {
+                    "name": f"{run.name}-{task}",
+                    "labels": {"tekton.dev/pipelineRun": run.name, "tekton.dev/pipelineTask": task},
+                },
+                "status": {
+                    "podName": f"{task}-pod",
+                    "results": results,
+                    "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+                },
+            },
+        )
+    cluster.create(
+        "ml",
+        {
+            "kind": "TaskRun",
+            "metadata": {
+                "name": "another-run-ask",
+                "labels": {"tekton.dev/pipelineRun": "another-run", "tekton.dev/pipelineTask": "ask"},
+            },
+            "status": {"results": [{"name": "usage", "value": json.dumps({"model-a": A})}]},
+        },
+    )
     assert run.usage() == {"model-a": A, "model-b": B}  # another PipelineRun's TaskRuns are not counted

@@ -18,6 +18,8 @@ def test_refusals_carry_the_servers_message(server):
     assert "unauthorized: pass token= or set ARGO_TOKEN" in str(err.value) and "token not valid" in str(err.value)
     with pytest.raises(llmstep.SubmissionError) as err:
         compiled.submit({"question": "x"}, namespace="forbidden", argo_server=server.url, token=TOKEN)
-    assert "forbidden: the account needs create" in str(err.value) and 'cannot create resource "workflows"' in str(err.value)
+    assert "forbidden: the account needs create" in str(err.value) and 'cannot create resource "workflows"' in str(
+        err.value
+    )
     with pytest.raises(llmstep.SubmissionError, match="cannot reach the Argo Server at http://127.0.0.1:9/"):
         compiled.submit({"question": "x"}, argo_server="http://127.0.0.1:9", token=TOKEN)

@@ -24,14 +24,16 @@ def test_a_graph_is_found_through_its_bindings_and_nothing_else_is_a_graph():
 def test_the_note_names_the_step_the_graph_and_its_nodes():
     assert one_step_note(CASES["command"][0](), "decider") == (
         "step 'decider' is the LangGraph graph 'LangGraph', which runs as one step (graph.invoke of its nodes "
-        "decide, odd, even): node decomposition (each node its own step) is not supported yet")
+        "decide, odd, even): node decomposition (each node its own step) is not supported yet"
+    )
 
 
 def test_compile_says_why_a_graph_is_one_step():
     reasons = {
         "node decomposition (each node its own step) is not supported yet": counter(),
         "compiled with its own checkpointer (InMemorySaver)": counter(checkpointer=InMemorySaver()).with_config(
-            configurable={"thread_id": "t1"}),
+            configurable={"thread_id": "t1"}
+        ),
         "functional API (@entrypoint)": CASES["functional_api"][0](),
     }
     for reason, graph in reasons.items():

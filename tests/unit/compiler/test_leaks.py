@@ -76,8 +76,9 @@ def test_secretstr_that_langchain_cannot_record_is_refused_by_its_path(allow_pic
 # ---------------------------------------------------------------- by value: the environment
 
 
-@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "GITHUB_TOKEN", "DB_PASSWORD", "OAUTH_CLIENT_SECRET", "STRIPE_KEY",
-                                  "MYSQL_PWD"])
+@pytest.mark.parametrize(
+    "name", ["OPENAI_API_KEY", "GITHUB_TOKEN", "DB_PASSWORD", "OAUTH_CLIENT_SECRET", "STRIPE_KEY", "MYSQL_PWD"]
+)
 def test_value_of_a_secret_named_environment_variable_never_in_yaml(monkeypatch, name):
     monkeypatch.setenv(name, "value-test-0123456789")
     chain = qa_prompt().partial(question="ask with value-test-0123456789 inside") | qa_chain()
@@ -109,14 +110,36 @@ def test_short_or_ordinary_environment_values_are_not_secrets(monkeypatch):
 
 
 def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
-    chain = qa_prompt() | model(max_tokens=10, tiktoken_model_name="gpt-4o", default_headers={"X-Request-Source": "llmstep", "X-Title": "token counter app"},
-                                default_query={"api-version": "2024-06-01"}, model_kwargs={"user": "someone"})
+    chain = qa_prompt() | model(
+        max_tokens=10,
+        tiktoken_model_name="gpt-4o",
+        default_headers={"X-Request-Source": "llmstep", "X-Title": "token counter app"},
+        default_query={"api-version": "2024-06-01"},
+        model_kwargs={"user": "someone"},
+    )
     llmstep.compile(chain)
-    for name in ["max_tokens", "bos_token", "input_key", "memory_key", "secret_name", "token_url", "api_key_env",
-                 "tiktoken_model_name"]:
+    for name in [
+        "max_tokens",
+        "bos_token",
+        "input_key",
+        "memory_key",
+        "secret_name",
+        "token_url",
+        "api_key_env",
+        "tiktoken_model_name",
+    ]:
         assert not leaks.secret_name(name), name
-    for name in ["api_key", "X-Api-Key", "Authorization", "client_secret", "DB_PASSWORD", "accessToken",
-                 "Ocp-Apim-Subscription-Key", "aws_secret_access_key", "x-goog-api-key"]:
+    for name in [
+        "api_key",
+        "X-Api-Key",
+        "Authorization",
+        "client_secret",
+        "DB_PASSWORD",
+        "accessToken",
+        "Ocp-Apim-Subscription-Key",
+        "aws_secret_access_key",
+        "x-goog-api-key",
+    ]:
         assert leaks.secret_name(name), name
 
 
@@ -124,21 +147,28 @@ def test_ordinary_fields_are_not_mistaken_for_secrets(env_key):
 
 
 @pytest.mark.parametrize("engine", ["argo", "tekton"])
-def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secret(tmp_path, monkeypatch, env_key,
-                                                                                  engine):
+def test_step_secrets_record_a_header_by_id_and_the_step_reads_it_from_the_secret(
+    tmp_path, monkeypatch, env_key, engine
+):
     monkeypatch.setenv("ACME_API_KEY", "acme-test-compile-0123456789")
     with FakeOpenAI() as server:
-        llm = model(base_url=server.url, max_retries=0,
-                    default_headers={"X-Api-Key": "acme-test-compile-0123456789"})  # os.environ["ACME_API_KEY"]
+        llm = model(
+            base_url=server.url, max_retries=0, default_headers={"X-Api-Key": "acme-test-compile-0123456789"}
+        )  # os.environ["ACME_API_KEY"]
         compiled = llmstep.compile(qa_prompt() | llmstep.Step(llm, secrets=["ACME_API_KEY"]) | StrOutputParser())
         step = compiled.plan.steps[1]
         assert step.secrets == ("ACME_API_KEY", "OPENAI_API_KEY")
-        assert step.payload["data"]["kwargs"]["default_headers"] == {"X-Api-Key": {"lc": 1, "type": "secret",
-                                                                                   "id": ["ACME_API_KEY"]}}
+        assert step.payload["data"]["kwargs"]["default_headers"] == {
+            "X-Api-Key": {"lc": 1, "type": "secret", "id": ["ACME_API_KEY"]}
+        }
         text = compiled.to_yaml() if engine == "argo" else compiled.to_tekton_yaml()
         assert "acme-test-compile-0123456789" not in text and "ACME_API_KEY" in text
-        out = compiled.run_local({"question": "hi"}, runs_dir=tmp_path / "r", engine=engine,
-                                 secrets={"OPENAI_API_KEY": "sk-test-from-secret", "ACME_API_KEY": "acme-test-from-secret"})
+        out = compiled.run_local(
+            {"question": "hi"},
+            runs_dir=tmp_path / "r",
+            engine=engine,
+            secrets={"OPENAI_API_KEY": "sk-test-from-secret", "ACME_API_KEY": "acme-test-from-secret"},
+        )
     assert out == "echo: hi"
     assert server.requests[0]["headers"]["x-api-key"] == "acme-test-from-secret"
     everything = "".join(p.read_text(errors="ignore") for p in (tmp_path / "r").rglob("*") if p.is_file())
@@ -178,11 +208,14 @@ def test_kubernetes_runnable_refuses_a_secret_in_headers_too(env_key):
 
 
 def test_cli_compile_refuses_a_secret_in_headers_and_writes_nothing(tmp_path):
-    ref = chain_module(tmp_path, f"""
+    ref = chain_module(
+        tmp_path,
+        f"""
 from langchain_openai import ChatOpenAI
 from chains import qa_prompt
 chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", default_headers={{"X-Api-Key": {KEY!r}}})
-""")
+""",
+    )
     out = tmp_path / "wf.yaml"
     result = run_cli("compile", f"{ref}:chain", "-o", str(out), cwd=tmp_path, env={"OPENAI_API_KEY": ENV_KEY})
     assert result.returncode == 2, result.stderr
@@ -191,17 +224,21 @@ chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", de
 
 
 def test_secret_in_diagnose_settings_never_in_yaml():
-    message = refused(qa_chain(), on_failure=llmstep.Diagnose(provider="compatible",
-                                                              base_url="http://u:pw-test-123@127.0.0.1:9/v1"))
+    message = refused(
+        qa_chain(), on_failure=llmstep.Diagnose(provider="compatible", base_url="http://u:pw-test-123@127.0.0.1:9/v1")
+    )
     assert "on_failure.base_url: a URL with a password" in message
 
 
 def test_cli_compile_says_a_key_given_in_code_is_not_sent(tmp_path):
-    ref = chain_module(tmp_path, f"""
+    ref = chain_module(
+        tmp_path,
+        f"""
 from langchain_openai import ChatOpenAI
 from chains import qa_prompt
 chain = qa_prompt() | ChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key={KEY!r})
-""")
+""",
+    )
     result = run_cli("compile", f"{ref}:chain", "-o", str(tmp_path / "wf.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "CredentialsWarning" in result.stderr and "--from-literal=OPENAI_API_KEY=" in result.stderr

@@ -66,8 +66,9 @@ def test_authorization_literal_in_pickled_code_never_pickled():
     def call(x):
         return _post(x, headers={"X-Gateway": "Bearer sk-test-literal-0123456789"})
 
-    assert "chain.func.<code call><literal>: an authorization header value" in refused(RunnableLambda(call),
-                                                                                     allow_pickle=True)
+    assert "chain.func.<code call><literal>: an authorization header value" in refused(
+        RunnableLambda(call), allow_pickle=True
+    )
 
 
 def test_ordinary_literals_in_pickled_code_are_not_secrets():

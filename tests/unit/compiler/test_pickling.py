@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableLambda
 import llmstep
 from llmstep import serde
 
-USER_SCRIPT = '''
+USER_SCRIPT = """
 from langchain_core.runnables import RunnableLambda
 from helper_mod import shout          # a sibling module of the script: user code too
 
@@ -23,7 +23,7 @@ def add_suffix(text):
     return shout(text) + SUFFIX
 
 chain = RunnableLambda(add_suffix) | RunnableLambda(lambda s: {"result": s, "n": len(s)})
-'''
+"""
 
 
 def test_lambdas_from_a_user_script_run_where_the_script_cannot_be_imported(tmp_path):
@@ -40,8 +40,12 @@ def test_lambdas_from_a_user_script_run_where_the_script_cannot_be_imported(tmp_
     import yaml
 
     doc = yaml.safe_load(out.read_text())
-    payloads = [json.loads(a["raw"]["data"]) for t in doc["spec"]["templates"][1:]
-                for a in t["inputs"]["artifacts"] if a["name"] == "payload"]
+    payloads = [
+        json.loads(a["raw"]["data"])
+        for t in doc["spec"]["templates"][1:]
+        for a in t["inputs"]["artifacts"]
+        if a["name"] == "payload"
+    ]
     first = write_step(tmp_path / "s1", payloads[0], '"hello"')
     r1 = exec_step(first)
     assert r1.returncode == 0, r1.stderr
@@ -86,20 +90,20 @@ def _project(root, files: dict[str, str]):
 
 
 SIBLINGS = {
-    "helper.py": '''
+    "helper.py": """
         def shout(t):
             return t.upper()
 
         class Tagger:
             def tag(self, t):
                 return f"<{t}>"
-    ''',
+    """,
     "mypkg/__init__.py": "from .mod import exclaim\n",
     "mypkg/mod.py": "def exclaim(t):\n    return t + '!'\n",
     "mypkg/sub/__init__.py": "",
     "mypkg/sub/deep.py": "from ..mod import exclaim\n\ndef twice(t):\n    return exclaim(exclaim(t))\n",
     "nspkg/tool.py": "def dash(t):\n    return t + '-'\n",  # a namespace package: no __init__.py
-    "chain.py": '''
+    "chain.py": """
         from langchain_core.runnables import RunnableLambda
         import helper
         import helper as h
@@ -114,7 +118,7 @@ SIBLINGS = {
         chain = (RunnableLambda(lambda t: helper.shout(t)) | RunnableLambda(use_alias)
                  | RunnableLambda(lambda t: mod.exclaim(t)) | RunnableLambda(lambda t: mypkg.exclaim(t))
                  | RunnableLambda(lambda t: mypkg.sub.deep.twice(t)) | RunnableLambda(lambda t: nspkg.tool.dash(t)))
-    ''',
+    """,
 }
 
 
@@ -134,8 +138,12 @@ def test_modules_the_chain_imports_travel_by_value(tmp_path):
     import yaml
 
     doc = yaml.safe_load(out.read_text())
-    blobs = [base64.b64decode(json.loads(a["raw"]["data"])["data"]) for t in doc["spec"]["templates"][1:]
-             for a in t["inputs"]["artifacts"] if a["name"] == "payload"]
+    blobs = [
+        base64.b64decode(json.loads(a["raw"]["data"])["data"])
+        for t in doc["spec"]["templates"][1:]
+        for a in t["inputs"]["artifacts"]
+        if a["name"] == "payload"
+    ]
     assert len(blobs) == 6
     assert not any(str(tmp_path).encode() in b for b in blobs)  # no module's path of this machine travels
     assert not any(b"SourceFileLoader" in b or b"ModuleSpec" in b for b in blobs)
@@ -144,21 +152,24 @@ def test_modules_the_chain_imports_travel_by_value(tmp_path):
 def test_a_module_of_the_project_named_by_the_pickle_is_refused_at_compile(tmp_path):
     # An object whose __reduce__ returns a name is looked up in its module by name when loaded:
     # a module of the project cannot be imported in the step, so compile says so.
-    project = _project(tmp_path / "project", {
-        "flags.py": '''
+    project = _project(
+        tmp_path / "project",
+        {
+            "flags.py": """
             class _Default:
                 def __reduce__(self):
                     return "DEFAULT"
 
             DEFAULT = _Default()
-        ''',
-        "chain.py": '''
+        """,
+            "chain.py": """
             from langchain_core.runnables import RunnableLambda
             from flags import DEFAULT
 
             chain = RunnableLambda(lambda t, d=DEFAULT: t)
-        ''',
-    })
+        """,
+        },
+    )
     result = run_cli("compile", f"{project / 'chain.py'}:chain", "--allow-pickle", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "refers to 'DEFAULT' of the module 'flags' (project/flags.py) by name" in result.stderr
@@ -166,15 +177,18 @@ def test_a_module_of_the_project_named_by_the_pickle_is_refused_at_compile(tmp_p
 
 
 def test_a_secret_in_a_module_that_travels_by_value_is_refused(tmp_path):
-    project = _project(tmp_path / "project", {
-        "settings.py": 'API_TOKEN = "tok-live-0123456789abcdef0123"\n\ndef fmt(t):\n    return t\n',
-        "chain.py": '''
+    project = _project(
+        tmp_path / "project",
+        {
+            "settings.py": 'API_TOKEN = "tok-live-0123456789abcdef0123"\n\ndef fmt(t):\n    return t\n',
+            "chain.py": """
             from langchain_core.runnables import RunnableLambda
             import settings
 
             chain = RunnableLambda(lambda t: settings.fmt(t))
-        ''',
-    })
+        """,
+        },
+    )
     result = run_cli("compile", f"{project / 'chain.py'}:chain", "--allow-pickle", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "API_TOKEN" in result.stderr and "tok-live-0123456789abcdef0123" not in result.stderr

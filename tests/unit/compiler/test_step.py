@@ -13,14 +13,25 @@ from llmstep.offline import OfflineChatModel
 
 def test_step_sets_boundary_and_settings():
     inner = qa_prompt() | OfflineChatModel()
-    chain = llmstep.Step(inner, name="ask", image="example/llm:2", retries=3, timeout="2m",
-                         resources={"cpu": "500m", "memory": "256Mi"}) | StrOutputParser()
+    chain = (
+        llmstep.Step(
+            inner,
+            name="ask",
+            image="example/llm:2",
+            retries=3,
+            timeout="2m",
+            resources={"cpu": "500m", "memory": "256Mi"},
+        )
+        | StrOutputParser()
+    )
     plan = llmstep.compile(chain).plan
     assert [s.display for s in plan.steps] == ["ask", "StrOutputParser"]
     ask = plan.steps[0]
     assert ask.settings.image == "example/llm:2" and ask.settings.retries == 3 and ask.settings.timeout == 120
-    assert ask.settings.resources == {"requests": {"cpu": "500m", "memory": "256Mi"},
-                                      "limits": {"cpu": "500m", "memory": "256Mi"}}
+    assert ask.settings.resources == {
+        "requests": {"cpu": "500m", "memory": "256Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
     assert ask.runnable.endswith("RunnableSequence")  # everything inside runs as one step
 
 

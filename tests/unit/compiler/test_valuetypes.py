@@ -39,7 +39,9 @@ def test_a_parsers_model_and_the_models_its_fields_name_are_declared():
 def test_user_classes_need_allow_pickle_to_travel():
     from chains import qa_chain
 
-    with pytest.raises(CompileError, match=r"passes values of Reason, Verdict, defined in your own code.*allow_pickle=True"):
+    with pytest.raises(
+        CompileError, match=r"passes values of Reason, Verdict, defined in your own code.*allow_pickle=True"
+    ):
         llmstep.compile(qa_chain(), value_types=[Verdict])
     assert llmstep.compile(qa_chain(), value_types=[Verdict], allow_pickle=True).plan.value_classes
 

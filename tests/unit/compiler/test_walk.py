@@ -31,20 +31,31 @@ def test_nested_sequences_flatten():
     chain = qa_prompt() | (inner | RunnableLambda(str.upper))
     compiled = llmstep.compile(chain, allow_pickle=True)
     assert names(compiled) == ["ChatPromptTemplate", "OfflineChatModel", "StrOutputParser", "upper"]
-    assert [s.depends for s in compiled.plan.steps][1:] == [["chatprompttemplate"], ["offlinechatmodel"], ["stroutputparser"]]
+    assert [s.depends for s in compiled.plan.steps][1:] == [
+        ["chatprompttemplate"],
+        ["offlinechatmodel"],
+        ["stroutputparser"],
+    ]
 
 
 def test_parallel_branches_are_concurrent_steps_and_consumer_assembles():
     chain = {"answer": qa_chain(), "question": operator.itemgetter("question")} | RunnableLambda(lambda d: d)
     plan = llmstep.compile(chain, allow_pickle=True).plan
     by = {s.display: s for s in plan.steps}
-    assert set(by) == {"answer-ChatPromptTemplate", "answer-OfflineChatModel", "answer-StrOutputParser",
-                       "question-RunnableLambda", "RunnableLambda"}
+    assert set(by) == {
+        "answer-ChatPromptTemplate",
+        "answer-OfflineChatModel",
+        "answer-StrOutputParser",
+        "question-RunnableLambda",
+        "RunnableLambda",
+    }
     # both branch heads read the chain input: they can run at the same time
     assert by["answer-ChatPromptTemplate"].depends == [] and by["question-RunnableLambda"].depends == []
     consumer = by["RunnableLambda"]
-    assert consumer.shape == ["dict", {"answer": ["step", "answer-stroutputparser"],
-                                       "question": ["step", "question-runnablelambda"]}]
+    assert consumer.shape == [
+        "dict",
+        {"answer": ["step", "answer-stroutputparser"], "question": ["step", "question-runnablelambda"]},
+    ]
     assert not consumer.single_input  # one input file per key: no merge pod
     assert len(plan.steps) == 5
 
@@ -73,14 +84,21 @@ def test_chain_ending_in_a_map_gets_one_result_step():
 def test_nested_parallel_shapes_nest():
     chain = RunnableParallel(outer={"x": qa_prompt(), "y": RunnablePassthrough()}) | RunnableLambda(lambda d: d)
     plan = llmstep.compile(chain, allow_pickle=True).plan
-    assert plan.steps[-1].shape == ["dict", {"outer": ["dict", {"x": ["step", "outer-x-chatprompttemplate"], "y": ["input"]}]}]
+    assert plan.steps[-1].shape == [
+        "dict",
+        {"outer": ["dict", {"x": ["step", "outer-x-chatprompttemplate"], "y": ["input"]}]},
+    ]
 
 
 def test_everything_else_is_one_step():
     branch = RunnableBranch((lambda x: x == "a", RunnableLambda(lambda x: 1)), RunnableLambda(lambda x: 2))
     bound = OfflineChatModel().bind(stop=["."])
     with_fallback = OfflineChatModel().with_fallbacks([OfflineChatModel(prefix="fallback")])
-    for runnable, expected in ((branch, "RunnableBranch"), (bound, "OfflineChatModel"), (with_fallback, "RunnableWithFallbacks")):
+    for runnable, expected in (
+        (branch, "RunnableBranch"),
+        (bound, "OfflineChatModel"),
+        (with_fallback, "RunnableWithFallbacks"),
+    ):
         plan = llmstep.compile(runnable, allow_pickle=True).plan
         assert [s.display for s in plan.steps] == [expected]
 

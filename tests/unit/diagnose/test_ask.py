@@ -21,8 +21,12 @@ def test_prepared_is_exactly_what_is_sent_redacted_and_masked():
     assert "hunter2-secret" not in text and "db.shop-prod.svc" not in text
     assert "French" in text
     with FakeOpenAI() as server:
-        diagnose(from_text(LOG, "web.log"), Model(api_key="k", provider="compatible", base_url=server.url),
-                 Redactor(anonymize=True), lang="French")
+        diagnose(
+            from_text(LOG, "web.log"),
+            Model(api_key="k", provider="compatible", base_url=server.url),
+            Redactor(anonymize=True),
+            lang="French",
+        )
     assert server.requests[0]["body"]["messages"] == messages  # the dry run shows what goes out, to the byte
 
 
@@ -33,8 +37,11 @@ def test_names_masked_for_the_model_are_unmasked_in_the_report():
         return f"## Cause\nThe database {masked} refused the connection.\n## Fix\nCheck {masked}."
 
     with FakeOpenAI(reply=answer) as server:
-        report = diagnose(from_text(LOG, "web.log"), Model(api_key="k", provider="compatible", base_url=server.url,
-                                                            model="m-1"), Redactor(anonymize=True))
+        report = diagnose(
+            from_text(LOG, "web.log"),
+            Model(api_key="k", provider="compatible", base_url=server.url, model="m-1"),
+            Redactor(anonymize=True),
+        )
     assert "db.shop-prod.svc" in report.to_markdown() and "host-" not in report.to_markdown()
     assert report.model == "m-1" and report.redactions >= 1 and report.prompt == "diagnose"
 

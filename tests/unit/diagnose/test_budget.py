@@ -36,8 +36,10 @@ def test_a_5_mb_configmap_is_never_sent_whole_and_says_what_was_cut():
 
 def test_small_sections_stay_whole_and_the_big_one_gives_way():
     small = ["pod web-1", "phase: Failed, reason: Error", "container app: terminated (Error, exit code 3)"]
-    evidence = Evidence("pod/web-1", [("pod web-1", small),
-                                      ("log of web-1/app", [f"INFO step {i} ok" for i in range(50_000)] + ["FATAL db down"])])
+    evidence = Evidence(
+        "pod/web-1",
+        [("pod web-1", small), ("log of web-1/app", [f"INFO step {i} ok" for i in range(50_000)] + ["FATAL db down"])],
+    )
     sent = _sent(evidence, 20_000)
     assert all(line in sent for line in small)
     assert "INFO step 0 ok" in sent and "FATAL db down" in sent and "INFO step 49999 ok" not in sent
@@ -61,7 +63,13 @@ def test_a_long_line_is_cut_at_a_separator_never_inside_a_token():
 def test_a_secret_cut_from_its_kind_is_still_masked():
     """The structures (a Secret printed in a log, data before kind) are redacted before the cut."""
     value = base64.b64encode(b"data-before-kind-secret").decode()
-    lines = ["apiVersion: v1", "data:", f"  config: {value}", *[f"filler line {i}" for i in range(5000)], "kind: Secret"]
+    lines = [
+        "apiVersion: v1",
+        "data:",
+        f"  config: {value}",
+        *[f"filler line {i}" for i in range(5000)],
+        "kind: Secret",
+    ]
     sent = _sent(Evidence("pod/x", [("log of x/app", lines)]), 5000)
     assert value not in sent and "config: [REDACTED]" in sent and "were cut" in sent
 

@@ -18,14 +18,28 @@ def test_targets_parse_like_kubectl():
     assert parse_target("workflows/wf-1") == ("workflow", "wf-1")
     with pytest.raises(llmstep.LlmstepError, match="KIND/NAME"):
         parse_target("frobnicator")
-    with pytest.raises(llmstep.LlmstepError, match="kind 'service' .* is not one that llmstep diagnose reads") as caught:
+    with pytest.raises(
+        llmstep.LlmstepError, match="kind 'service' .* is not one that llmstep diagnose reads"
+    ) as caught:
         parse_target("service/web")
-    assert "kubectl get service web -o yaml | llmstep diagnose -f -" in str(caught.value) and caught.value.exit_code == 2
+    assert (
+        "kubectl get service web -o yaml | llmstep diagnose -f -" in str(caught.value) and caught.value.exit_code == 2
+    )
 
 
 def test_workflow_failures_become_evidence():
-    failures = json.dumps([{"displayName": "ChatOpenAI", "templateName": "chatopenai", "phase": "Failed",
-                            "message": "AuthenticationError (exit code 1)", "podName": "qa-1", "finishedAt": "t"}])
+    failures = json.dumps(
+        [
+            {
+                "displayName": "ChatOpenAI",
+                "templateName": "chatopenai",
+                "phase": "Failed",
+                "message": "AuthenticationError (exit code 1)",
+                "podName": "qa-1",
+                "finishedAt": "t",
+            }
+        ]
+    )
     text = from_workflow_failures(failures, "qa-x").render(Redactor())
     assert "node ChatOpenAI (template chatopenai): phase Failed, message: AuthenticationError" in text
 
@@ -42,9 +56,18 @@ def test_evidence_shows_which_secret_and_key_a_failing_container_references():
 
     container = yaml.safe_load(spec)["containers"][0]
     assert container["image"] == "registry.example.com/checkout:2.0" and container["command"] == ["/app/serve"]
-    assert container["env"][0] == {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "API_KEY"}}}
-    assert container["env"][1] == {"name": "API_TOKEN", "value": "[REDACTED]"} and container["env"][2]["value"] == "production"
-    assert container["resources"] == {"limits": {"memory": "256Mi"}} and container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["env"][0] == {
+        "name": "API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "API_KEY"}},
+    }
+    assert (
+        container["env"][1] == {"name": "API_TOKEN", "value": "[REDACTED]"}
+        and container["env"][2]["value"] == "production"
+    )
+    assert (
+        container["resources"] == {"limits": {"memory": "256Mi"}}
+        and container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    )
     assert yaml.safe_load(spec)["volumes"] == [{"name": "tls", "secret": {"secretName": "checkout-tls"}}]
     assert PLANTED not in sent
 
@@ -55,8 +78,11 @@ def test_unreachable_api_server_is_named_not_an_internal_error():
 
     cluster = needs_key_cluster()
     cluster.unreachable = True
-    with pytest.raises(llmstep.DiagnosisError, match=r"cannot reach the Kubernetes API server at https://127.0.0.1:6443: "
-                       r"Failed to establish a new connection: \[Errno 111\] Connection refused"):
+    with pytest.raises(
+        llmstep.DiagnosisError,
+        match=r"cannot reach the Kubernetes API server at https://127.0.0.1:6443: "
+        r"Failed to establish a new connection: \[Errno 111\] Connection refused",
+    ):
         collect(cluster.client(), "default", "pod/needs-key")
     with pytest.raises(llmstep.DiagnosisError, match=r"reading pod/gone in namespace default: not found"):
         collect(needs_key_cluster().client(), "default", "pod/gone")

@@ -33,8 +33,13 @@ def test_openai_request_shape_and_structured_answer():
 def test_azure_request_shape():
     with FakeOpenAI(reply=json.dumps(ANSWER)) as server:
         endpoint = server.url.removesuffix("/v1")
-        model = Model(api_key="azure-key-123", provider="azure", azure_endpoint=endpoint, azure_deployment="gpt4o",
-                      api_version="2024-06-01")
+        model = Model(
+            api_key="azure-key-123",
+            provider="azure",
+            azure_endpoint=endpoint,
+            azure_deployment="gpt4o",
+            api_version="2024-06-01",
+        )
         diagnose(from_text("a log line", "log"), model, Redactor())
     request = server.requests[0]
     assert request["path"] == "/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01"

@@ -21,7 +21,10 @@ def test_custom_prompt_inserts_the_evidence_where_it_says():
 def test_each_prompt_type_asks_for_json_and_carries_the_evidence(kind):
     system, user = messages("pod p: CrashLoopBackOff", kind, lang="Japanese")
     assert system["role"] == "system" and user["role"] == "user"
-    assert "Answer with one JSON object" in system["content"] and "Write every text value in Japanese." in system["content"]
+    assert (
+        "Answer with one JSON object" in system["content"]
+        and "Write every text value in Japanese." in system["content"]
+    )
     assert user["content"].endswith("Evidence (secrets removed):\npod p: CrashLoopBackOff")
     assert ('"score"' in system["content"]) == (kind == "quality-gate")  # only the gate is scored
 

@@ -46,40 +46,78 @@ OPENAI = "sk-" + "proj-" + "Xk4rT9mQ2vL8nB5wZ1cY7hJ3fD6sA0eU"
 AWS_ID = "AK" + "IA" + "Z7QW4XK2RT9LM3NB"
 AWS_SECRET = "Hq9/" + "wJalrXUtnFEMIK7MDENGbPxRfiCY" + "Rk2vT5zL"
 AWS_SECRET_PLAIN = "Zt8Q" + "m2LwKx7RfN4pBv9cYh3JdG6sA1eU" + "0iOo5Xk2"
-JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9" + "." + "eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdCJ9" + "." + "Sig0abcDEF123ghiJKL456mnoPQR"
+JWT = (
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9"
+    + "."
+    + "eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdCJ9"
+    + "."
+    + "Sig0abcDEF123ghiJKL456mnoPQR"
+)
 
 # (medium, text, secrets that must not go out, evidence that must stay)
 CORPUS: list[tuple[str, str, list[str], list[str]]] = [
-    ("manifest", f"""apiVersion: v1
+    (
+        "manifest",
+        f"""apiVersion: v1
 kind: Secret
 metadata: {{name: db-creds, namespace: shop}}
 type: Opaque
 data: {{password: {b64("hunter2-base64-secret")}, username: {b64("app-user-b64")}}}
-""", [b64("hunter2-base64-secret"), b64("app-user-b64")], ["db-creds", "password", "username"]),
-    ("manifest", """apiVersion: v1
+""",
+        [b64("hunter2-base64-secret"), b64("app-user-b64")],
+        ["db-creds", "password", "username"],
+    ),
+    (
+        "manifest",
+        """apiVersion: v1
 kind: Secret
 metadata: {name: api}
 stringData: {OPENAI_API_KEY: plain-string-data-secret-1}
-""", ["plain-string-data-secret-1"], ["OPENAI_API_KEY", "name: api"]),
-    ("manifest", json.dumps({"apiVersion": "v1", "kind": "SecretList", "items": [
-        {"metadata": {"name": "listed"}, "data": {"token": b64("secret-list-item-value")}, "type": "Opaque"}]}),
-     [b64("secret-list-item-value")], ["listed", "token"]),
-    ("manifest", f"""apiVersion: v1
+""",
+        ["plain-string-data-secret-1"],
+        ["OPENAI_API_KEY", "name: api"],
+    ),
+    (
+        "manifest",
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "SecretList",
+                "items": [
+                    {"metadata": {"name": "listed"}, "data": {"token": b64("secret-list-item-value")}, "type": "Opaque"}
+                ],
+            }
+        ),
+        [b64("secret-list-item-value")],
+        ["listed", "token"],
+    ),
+    (
+        "manifest",
+        f"""apiVersion: v1
 kind: Secret
 metadata: {{name: regcred}}
 type: kubernetes.io/dockerconfigjson
 data:
   .dockerconfigjson: {b64(json.dumps({"auths": {"registry.example.com": {"auth": b64("robot:docker-registry-pw")}}}))}
-""", [b64(json.dumps({"auths": {"registry.example.com": {"auth": b64("robot:docker-registry-pw")}}}))[:40]],
-     ["regcred", "kubernetes.io/dockerconfigjson"]),
-    ("manifest", """apiVersion: v1
+""",
+        [b64(json.dumps({"auths": {"registry.example.com": {"auth": b64("robot:docker-registry-pw")}}}))[:40]],
+        ["regcred", "kubernetes.io/dockerconfigjson"],
+    ),
+    (
+        "manifest",
+        """apiVersion: v1
 kind: ConfigMap
 metadata: {name: app-config}
 data:
   DB_HOST: postgres.shop.svc
   DB_PASSWORD: configmap-db-password-1
-""", ["configmap-db-password-1"], ["postgres.shop.svc", "DB_PASSWORD"]),
-    ("manifest", """apiVersion: v1
+""",
+        ["configmap-db-password-1"],
+        ["postgres.shop.svc", "DB_PASSWORD"],
+    ),
+    (
+        "manifest",
+        """apiVersion: v1
 kind: ConfigMap
 metadata: {name: oauth-ini}
 data:
@@ -88,8 +126,13 @@ data:
     client_id = shop-frontend
     client_secret = ini-client-secret-value
     token_url = https://auth.example.com/token
-""", ["ini-client-secret-value"], ["client_id = shop-frontend", "token_url = https://auth.example.com/token"]),
-    ("manifest", """apiVersion: apps/v1
+""",
+        ["ini-client-secret-value"],
+        ["client_id = shop-frontend", "token_url = https://auth.example.com/token"],
+    ),
+    (
+        "manifest",
+        """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -106,10 +149,30 @@ spec:
         - {name: LOG_LEVEL, value: debug}
         args: ["--password", "args-password-value", "--api-key=args-api-key-value", "--port", "8080"]
         command: ["sh", "-c", "curl -fsS -u admin:curl-user-password https://status.example.com/ping"]
-""", ["env-db-password-1", "env-github-token-1", "env-mysql-pwd-1", "p@ss", "args-password-value",
-      "args-api-key-value", "curl-user-password"],
-     ["registry.example.com/web:1.4.2", "LOG_LEVEL", "debug", "mysql://root:", "@db:3306/shop", "--port", "8080", "-u admin:"]),
-    ("manifest", """apiVersion: tekton.dev/v1
+""",
+        [
+            "env-db-password-1",
+            "env-github-token-1",
+            "env-mysql-pwd-1",
+            "p@ss",
+            "args-password-value",
+            "args-api-key-value",
+            "curl-user-password",
+        ],
+        [
+            "registry.example.com/web:1.4.2",
+            "LOG_LEVEL",
+            "debug",
+            "mysql://root:",
+            "@db:3306/shop",
+            "--port",
+            "8080",
+            "-u admin:",
+        ],
+    ),
+    (
+        "manifest",
+        """apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata: {name: build-1}
 spec:
@@ -118,8 +181,13 @@ spec:
   - {name: registry-password, value: tekton-registry-password}
   - {name: image, value: registry.example.com/app}
   - {name: token, value: "$(params.upstream-token)"}
-""", ["tekton-registry-password"], ["registry-password", "registry.example.com/app", "$(params.upstream-token)"]),
-    ("manifest", """apiVersion: tekton.dev/v1
+""",
+        ["tekton-registry-password"],
+        ["registry-password", "registry.example.com/app", "$(params.upstream-token)"],
+    ),
+    (
+        "manifest",
+        """apiVersion: tekton.dev/v1
 kind: Task
 metadata: {name: push}
 spec:
@@ -127,8 +195,13 @@ spec:
   - {name: token, type: string, default: tekton-default-token}
   steps:
   - {name: push, image: alpine, script: echo pushing}
-""", ["tekton-default-token"], ["echo pushing"]),
-    ("manifest", """apiVersion: argoproj.io/v1alpha1
+""",
+        ["tekton-default-token"],
+        ["echo pushing"],
+    ),
+    (
+        "manifest",
+        """apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata: {generateName: deploy-}
 spec:
@@ -137,42 +210,74 @@ spec:
     - {name: token, value: argo-parameter-token}
     - {name: environment, value: staging}
     - {name: api-token, value: "{{workflow.parameters.token}}"}
-""", ["argo-parameter-token"], ["environment", "staging", "{{workflow.parameters.token}}"]),
-    ("manifest", f"""apiVersion: v1
+""",
+        ["argo-parameter-token"],
+        ["environment", "staging", "{{workflow.parameters.token}}"],
+    ),
+    (
+        "manifest",
+        f"""apiVersion: v1
 kind: Secret
 metadata:
   name: applied
   annotations:
     kubectl.kubernetes.io/last-applied-configuration: '{{"data":{{"key":"{b64("last-applied-secret")}"}}}}'
-""", [b64("last-applied-secret")], ["applied"]),
-    ("manifest", f"""apiVersion: v1
+""",
+        [b64("last-applied-secret")],
+        ["applied"],
+    ),
+    (
+        "manifest",
+        f"""apiVersion: v1
 kind: ConfigMap
 metadata: {{name: notify}}
 data:
   SLACK_URL: {SLACK_HOOK}
-""", [SLACK_HOOK.rsplit("/", 3)[1], SLACK_HOOK.rsplit("/", 1)[1]], ["https://hooks.slack.com/services/", "SLACK_URL"]),
-    *[("manifest", f"""apiVersion: v1
+""",
+        [SLACK_HOOK.rsplit("/", 3)[1], SLACK_HOOK.rsplit("/", 1)[1]],
+        ["https://hooks.slack.com/services/", "SLACK_URL"],
+    ),
+    *[
+        (
+            "manifest",
+            f"""apiVersion: v1
 kind: ConfigMap
 metadata: {{name: key-{i}}}
 data:
   key.pem: |
-{chr(10).join('    ' + line for line in pem(kind, body).splitlines())}
-""", [body], [f"BEGIN {kind}", f"key-{i}"]) for i, (kind, body) in enumerate([
-        ("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA7rsaPrivateKeyBody"), ("PRIVATE KEY", "MIIEvQIBADANBgkqhkiG9w0pkcs8Body"),
-        ("EC PRIVATE KEY", "MHcCAQEEIECprivateKeyBodyxyz"), ("DSA PRIVATE KEY", "MIIBuwIBAAKBgQDdsaKeyBody"),
-        ("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUopenssh"),
-        ("ENCRYPTED PRIVATE KEY", "MIIFHDBOBgkqhkiG9w0BBQ0wQTApencrypted"),
-        ("PGP PRIVATE KEY BLOCK", "lQOYBGVpgpPrivateKeyBlockBody"),
-    ])],
-    ("manifest", """apiVersion: apps/v1
+{chr(10).join("    " + line for line in pem(kind, body).splitlines())}
+""",
+            [body],
+            [f"BEGIN {kind}", f"key-{i}"],
+        )
+        for i, (kind, body) in enumerate(
+            [
+                ("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA7rsaPrivateKeyBody"),
+                ("PRIVATE KEY", "MIIEvQIBADANBgkqhkiG9w0pkcs8Body"),
+                ("EC PRIVATE KEY", "MHcCAQEEIECprivateKeyBodyxyz"),
+                ("DSA PRIVATE KEY", "MIIBuwIBAAKBgQDdsaKeyBody"),
+                ("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUopenssh"),
+                ("ENCRYPTED PRIVATE KEY", "MIIFHDBOBgkqhkiG9w0BBQ0wQTApencrypted"),
+                ("PGP PRIVATE KEY BLOCK", "lQOYBGVpgpPrivateKeyBlockBody"),
+            ]
+        )
+    ],
+    (
+        "manifest",
+        """apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: applied-web
   annotations:
     kubectl.kubernetes.io/last-applied-configuration: |
       {"apiVersion":"apps/v1","kind":"Deployment","spec":{"template":{"spec":{"containers":[{"name":"web","image":"web:1","env":[{"name":"DB_PASSWORD","value":"last-applied-env-password"}]}]}}}}
-""", ["last-applied-env-password"], ['"image": "web:1"', "DB_PASSWORD"]),
-    ("manifest", """apiVersion: apps/v1
+""",
+        ["last-applied-env-password"],
+        ['"image": "web:1"', "DB_PASSWORD"],
+    ),
+    (
+        "manifest",
+        """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: tabbed-web}
 spec:
@@ -184,10 +289,19 @@ spec:
         - name: REDIS_PASSWORD
           value: broken-doc-env-password
 \t  image: web:2
-""", ["broken-doc-env-password"], ["name: REDIS_PASSWORD", "image: web:2"]),
-    ("log", 'patch: {"env": [{"name": "API_TOKEN", "value": "json-env-token-value"}, {"name": "MODE", "value": "dev"}]}',
-     ["json-env-token-value"], ['{"name": "MODE", "value": "dev"}']),
-    ("describe", f"""Name:         needs-key
+""",
+        ["broken-doc-env-password"],
+        ["name: REDIS_PASSWORD", "image: web:2"],
+    ),
+    (
+        "log",
+        'patch: {"env": [{"name": "API_TOKEN", "value": "json-env-token-value"}, {"name": "MODE", "value": "dev"}]}',
+        ["json-env-token-value"],
+        ['{"name": "MODE", "value": "dev"}'],
+    ),
+    (
+        "describe",
+        f"""Name:         needs-key
 Namespace:    shop
 Containers:
   app:
@@ -202,36 +316,90 @@ Containers:
       STRIPE_KEY:             {STRIPE}
       FROM_SECRET:            <set to the key 'API_KEY' in secret 'app'>  Optional: false
 Annotations:  token: {JWT}
-""", ["describe-args-password", "describe-api-token-value", AWS_SECRET_PLAIN, STRIPE, JWT],
-     ["--verbose", "<set to the key 'API_KEY' in secret 'app'>", "registry.example.com/app:2.0", "Optional: false"]),
-    ("log", f"openai.AuthenticationError: Error code: 401 - Incorrect API key provided: {OPENAI}. You can find your key",
-     [OPENAI], ["AuthenticationError: Error code: 401", "Incorrect API key provided"]),
-    ("log", f"fatal: could not read from https://x-access-token:{GHO}@github.com/org/repo.git: 403 Forbidden",
-     [GHO], ["github.com/org/repo.git: 403 Forbidden"]),
+""",
+        ["describe-args-password", "describe-api-token-value", AWS_SECRET_PLAIN, STRIPE, JWT],
+        ["--verbose", "<set to the key 'API_KEY' in secret 'app'>", "registry.example.com/app:2.0", "Optional: false"],
+    ),
+    (
+        "log",
+        f"openai.AuthenticationError: Error code: 401 - Incorrect API key provided: {OPENAI}. You can find your key",
+        [OPENAI],
+        ["AuthenticationError: Error code: 401", "Incorrect API key provided"],
+    ),
+    (
+        "log",
+        f"fatal: could not read from https://x-access-token:{GHO}@github.com/org/repo.git: 403 Forbidden",
+        [GHO],
+        ["github.com/org/repo.git: 403 Forbidden"],
+    ),
     ("log", f"using GH_PAT {GHPAT} for the release", [GHPAT], ["for the release"]),
     ("log", f"gitlab clone failed with {GLPAT}: 401 Unauthorized", [GLPAT], ["401 Unauthorized"]),
     ("log", f"slack: posting with {SLACK_TOKEN} -> invalid_auth", [SLACK_TOKEN], ["invalid_auth"]),
     ("log", f"googleapi: Error 403: API key not valid key={GOOGLE}, keyInvalid", [GOOGLE], ["keyInvalid", "Error 403"]),
     ("log", f"stripe: restricted key {STRIPE_R} lacks permission", [STRIPE_R], ["lacks permission"]),
-    ("log", f"[default]\naws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}\nregion = eu-west-1",
-     [AWS_ID, AWS_SECRET], ["region = eu-west-1"]),
+    (
+        "log",
+        f"[default]\naws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}\nregion = eu-west-1",
+        [AWS_ID, AWS_SECRET],
+        ["region = eu-west-1"],
+    ),
     ("log", f"refreshing with token={JWT} failed: expired", [JWT], ["failed: expired"]),
-    ("log", f"GET /api -H 'Authorization: Basic {b64('admin:basic-auth-pw')}' -> 401", [b64("admin:basic-auth-pw")], ["-> 401"]),
-    ("log", "upstream said 401 to Authorization: Bearer bearer-token-value-0001 at /v1/models",
-     ["bearer-token-value-0001"], ["at /v1/models"]),
-    ("log", "+ curl -u deploy:curl-log-password https://api.example.com/hook", ["curl-log-password"], ["curl -u deploy:"]),
-    ("log", "connecting to postgres://app:pg-url-password@db.shop.svc:5432/shop: timeout", ["pg-url-password"],
-     ["@db.shop.svc:5432/shop: timeout"]),
+    (
+        "log",
+        f"GET /api -H 'Authorization: Basic {b64('admin:basic-auth-pw')}' -> 401",
+        [b64("admin:basic-auth-pw")],
+        ["-> 401"],
+    ),
+    (
+        "log",
+        "upstream said 401 to Authorization: Bearer bearer-token-value-0001 at /v1/models",
+        ["bearer-token-value-0001"],
+        ["at /v1/models"],
+    ),
+    (
+        "log",
+        "+ curl -u deploy:curl-log-password https://api.example.com/hook",
+        ["curl-log-password"],
+        ["curl -u deploy:"],
+    ),
+    (
+        "log",
+        "connecting to postgres://app:pg-url-password@db.shop.svc:5432/shop: timeout",
+        ["pg-url-password"],
+        ["@db.shop.svc:5432/shop: timeout"],
+    ),
     ("log", "+ export DB_PASSWORD=exported-db-password\n+ ./migrate", ["exported-db-password"], ["./migrate"]),
     ("log", "+ MYSQL_PWD=inline-mysql-pwd mysql -h db -e 'select 1'", ["inline-mysql-pwd"], ["mysql -h db"]),
-    ("log", "config: {\"client_secret\": \"json log secret\", \"client_id\": \"shop\"}", ["json log secret"], ['"client_id": "shop"']),
-    ("log", "-----BEGIN RSA PRIVATE KEY-----\nMIIEtruncatedByTheLogTail", ["MIIEtruncatedByTheLogTail"], ["BEGIN RSA PRIVATE KEY"]),
-    ("log", pem("SSH2 ENCRYPTED PRIVATE KEY", "ssh2EncryptedBodyLine", "---- ").replace("KEY---- ", "KEY ----"),
-     ["ssh2EncryptedBodyLine"], []),
-    ("event", "Warning Failed: Failed to pull image \"registry.example.com/app\": pulling from https://robot:event-registry-pw@registry.example.com/v2/: 401",
-     ["event-registry-pw"], ["Failed to pull image", "401"]),
-    ("event", "Warning BackOff: Back-off restarting failed container app (--token=event-token-flag-value)",
-     ["event-token-flag-value"], ["Back-off restarting failed container app"]),
+    (
+        "log",
+        'config: {"client_secret": "json log secret", "client_id": "shop"}',
+        ["json log secret"],
+        ['"client_id": "shop"'],
+    ),
+    (
+        "log",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEtruncatedByTheLogTail",
+        ["MIIEtruncatedByTheLogTail"],
+        ["BEGIN RSA PRIVATE KEY"],
+    ),
+    (
+        "log",
+        pem("SSH2 ENCRYPTED PRIVATE KEY", "ssh2EncryptedBodyLine", "---- ").replace("KEY---- ", "KEY ----"),
+        ["ssh2EncryptedBodyLine"],
+        [],
+    ),
+    (
+        "event",
+        'Warning Failed: Failed to pull image "registry.example.com/app": pulling from https://robot:event-registry-pw@registry.example.com/v2/: 401',
+        ["event-registry-pw"],
+        ["Failed to pull image", "401"],
+    ),
+    (
+        "event",
+        "Warning BackOff: Back-off restarting failed container app (--token=event-token-flag-value)",
+        ["event-token-flag-value"],
+        ["Back-off restarting failed container app"],
+    ),
     ("event", f"Normal Notify: webhook {SLACK_HOOK} answered 404", [SLACK_HOOK.rsplit("/", 1)[1]], ["answered 404"]),
     ("event", f"Warning Unauthorized: service account token {JWT} rejected", [JWT], ["rejected"]),
 ]
@@ -240,8 +408,11 @@ Annotations:  token: {JWT}
 def evidence_of(medium: str, text: str) -> Evidence:
     if medium == "manifest":
         return from_text(text, "manifests.yaml")
-    title = {"describe": "kubectl describe pod needs-key", "log": "log of web-1/app, last 50 lines",
-             "event": "events of pod web-1 (newest first)"}[medium]
+    title = {
+        "describe": "kubectl describe pod needs-key",
+        "log": "log of web-1/app, last 50 lines",
+        "event": "events of pod web-1 (newest first)",
+    }[medium]
     return Evidence("pod/web-1", [(title, text.splitlines())])
 
 
@@ -250,7 +421,9 @@ def test_corpus_covers_at_least_40_secret_shapes():
     assert {medium for medium, *_ in CORPUS} == {"manifest", "describe", "log", "event"}
 
 
-@pytest.mark.parametrize(("medium", "text", "secrets", "kept"), CORPUS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CORPUS)])
+@pytest.mark.parametrize(
+    ("medium", "text", "secrets", "kept"), CORPUS, ids=[f"{c[0]}-{i}" for i, c in enumerate(CORPUS)]
+)
 def test_secret_never_sent_and_the_evidence_stays(medium, text, secrets, kept):
     redactor = Redactor()
     sent = "\n".join(m["content"] for m in prepared(evidence_of(medium, text), redactor, "diagnose", None, None))
@@ -310,25 +483,47 @@ data:
 
 
 def test_secret_list_items_without_kind_are_secrets():
-    raw = {"kind": "SecretList", "apiVersion": "v1", "items": [{"metadata": {"name": "a"}, "data": {"k": b64("item-secret")}}]}
+    raw = {
+        "kind": "SecretList",
+        "apiVersion": "v1",
+        "items": [{"metadata": {"name": "a"}, "data": {"k": b64("item-secret")}}],
+    }
     out = Redactor().obj(raw)
     assert out["items"][0]["data"] == {"k": "[REDACTED]"} and out["items"][0]["metadata"] == {"name": "a"}
 
 
-@pytest.mark.parametrize("name", ["DB_PASSWORD", "GITHUB_TOKEN", "MYSQL_PWD", "client_secret", "registry-password", "token",
-                                  "--api-key", "AWS_SECRET_ACCESS_KEY", "STRIPE_KEY", ".dockerconfigjson", "PGPASSWORD"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DB_PASSWORD",
+        "GITHUB_TOKEN",
+        "MYSQL_PWD",
+        "client_secret",
+        "registry-password",
+        "token",
+        "--api-key",
+        "AWS_SECRET_ACCESS_KEY",
+        "STRIPE_KEY",
+        ".dockerconfigjson",
+        "PGPASSWORD",
+    ],
+)
 def test_secret_names_are_recognised(name):
     assert secret_name(name)
 
 
-@pytest.mark.parametrize("name", ["secretKeyRef", "secretName", "max_tokens", "PASSWORD_FILE", "key", "author", "imagePullSecrets"])
+@pytest.mark.parametrize(
+    "name", ["secretKeyRef", "secretName", "max_tokens", "PASSWORD_FILE", "key", "author", "imagePullSecrets"]
+)
 def test_names_that_only_mention_secrets_are_evidence(name):
     assert not secret_name(name)
 
 
 def test_references_to_secrets_stay_visible():
-    env = [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "app", "key": "API_KEY"}}},
-           {"name": "TOKEN", "value": "$(params.token)"}]
+    env = [
+        {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "app", "key": "API_KEY"}}},
+        {"name": "TOKEN", "value": "$(params.token)"},
+    ]
     assert Redactor().obj({"env": env}) == {"env": env}
 
 
@@ -440,11 +635,21 @@ def test_json_in_a_log_line_is_redacted_as_the_object_it_is_and_left_alone_other
     assert Redactor().text(untouched) == untouched
 
 
-HOSTILE_TEXTS = {"dotted": "a." * 50_000, "braces": "{" * 100_000, "open json": '{"a":' * 20_000, "lists": "[[" * 50_000,
-                 "logins": "login " * 16_000, "machines": "machine login " * 7_000, "schemes": "a://" * 25_000,
-                 "flags": "--password " * 9_000, "pem": "-----BEGIN PRIVATE KEY-----" + "A" * 100_000,
-                 "names": "DB_PASSWORD " * 9_000, "blocks": "password: |\n" * 8_000, "echoes": "echo x " * 14_000,
-                 "name words": "a_b" * 33_000}
+HOSTILE_TEXTS = {
+    "dotted": "a." * 50_000,
+    "braces": "{" * 100_000,
+    "open json": '{"a":' * 20_000,
+    "lists": "[[" * 50_000,
+    "logins": "login " * 16_000,
+    "machines": "machine login " * 7_000,
+    "schemes": "a://" * 25_000,
+    "flags": "--password " * 9_000,
+    "pem": "-----BEGIN PRIVATE KEY-----" + "A" * 100_000,
+    "names": "DB_PASSWORD " * 9_000,
+    "blocks": "password: |\n" * 8_000,
+    "echoes": "echo x " * 14_000,
+    "name words": "a_b" * 33_000,
+}
 
 
 @pytest.mark.parametrize("name", HOSTILE_TEXTS)

@@ -12,10 +12,13 @@ import llmstep
 from llmstep.diagnose.report import parse
 
 
-@pytest.mark.parametrize(("answer", "fragment"), [
-    (json.dumps({"summary": "x"}), "lacks summary/root_cause"),
-    (json.dumps({**ANSWER, "fix_steps": "do things"}), "fix_steps is not a list"),
-])
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (json.dumps({"summary": "x"}), "lacks summary/root_cause"),
+        (json.dumps({**ANSWER, "fix_steps": "do things"}), "fix_steps is not a list"),
+    ],
+)
 def test_malformed_answer_gives_a_clear_error(answer, fragment):
     with pytest.raises(llmstep.DiagnosisError, match=fragment):
         parse(answer, target="t", prompt="diagnose", redactions=0, model="m")
@@ -40,14 +43,29 @@ def test_quality_gate_needs_a_score():
 
 
 ESC = "\x1b"
-HOSTILE = [f"{ESC}]52;c;cm0gLXJmIH4={ESC}\\", f"{ESC}[2J{ESC}[H", f"{ESC}]0;owned\x07", "\x9b31m", "ok\rfake line",
-           "back\x08\x08", "\u202egnp.exe", "\x00nul", "\x7fdel"]
+HOSTILE = [
+    f"{ESC}]52;c;cm0gLXJmIH4={ESC}\\",
+    f"{ESC}[2J{ESC}[H",
+    f"{ESC}]0;owned\x07",
+    "\x9b31m",
+    "ok\rfake line",
+    "back\x08\x08",
+    "\u202egnp.exe",
+    "\x00nul",
+    "\x7fdel",
+]
 
 
 @pytest.mark.parametrize("control", HOSTILE, ids=range(len(HOSTILE)))
 def test_terminal_control_sequences_in_the_answer_are_shown_not_acted_on(control):
-    answer = json.dumps({**ANSWER, "summary": f"the pod {control} failed", "evidence": [control],
-                         "fix_steps": [{"description": control, "command": f"kubectl get pod {control}"}]})
+    answer = json.dumps(
+        {
+            **ANSWER,
+            "summary": f"the pod {control} failed",
+            "evidence": [control],
+            "fix_steps": [{"description": control, "command": f"kubectl get pod {control}"}],
+        }
+    )
     report = parse(answer, target="t", prompt="diagnose", redactions=0, model="m")
     plain = parse(f"## Cause {control}\nbad", target="t", prompt="diagnose", redactions=0, model="m")
     for shown in (report.to_markdown(), report.to_json(), report.short(), plain.to_markdown(), plain.to_json()):
@@ -56,6 +74,11 @@ def test_terminal_control_sequences_in_the_answer_are_shown_not_acted_on(control
 
 
 def test_newlines_and_tabs_of_the_answer_stay():
-    report = parse(json.dumps({**ANSWER, "root_cause": "line one\n\tline two\r\nline three"}), target="t",
-                   prompt="diagnose", redactions=0, model="m")
+    report = parse(
+        json.dumps({**ANSWER, "root_cause": "line one\n\tline two\r\nline three"}),
+        target="t",
+        prompt="diagnose",
+        redactions=0,
+        model="m",
+    )
     assert report.root_cause == "line one\n\tline two\nline three"

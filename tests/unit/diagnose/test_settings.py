@@ -13,8 +13,16 @@ from llmstep.diagnose.settings import Diagnose, compile_patterns
 from llmstep.errors import LlmstepError
 from llmstep.render import argo, tekton
 
-AZURE = Diagnose(model="gpt-x", lang="Deutsch", prompt="audit", provider="azure", azure_endpoint="https://example.invalid",
-                 azure_deployment="dep", api_version="2099-01-01", redact=("ticket-[0-9]+", "acct=\\w+"))
+AZURE = Diagnose(
+    model="gpt-x",
+    lang="Deutsch",
+    prompt="audit",
+    provider="azure",
+    azure_endpoint="https://example.invalid",
+    azure_deployment="dep",
+    api_version="2099-01-01",
+    redact=("ticket-[0-9]+", "acct=\\w+"),
+)
 
 
 def _argo_command(on_failure):
@@ -32,9 +40,15 @@ def _tekton_params(on_failure):
 
 def test_every_setting_reaches_the_argo_exit_handler():
     command, env = _argo_command(AZURE)
-    for flag, value in [("--model", "gpt-x"), ("--lang", "Deutsch"), ("--prompt", "audit"), ("--provider", "azure"),
-                        ("--azure-endpoint", "https://example.invalid"), ("--azure-deployment", "dep"),
-                        ("--api-version", "2099-01-01")]:
+    for flag, value in [
+        ("--model", "gpt-x"),
+        ("--lang", "Deutsch"),
+        ("--prompt", "audit"),
+        ("--provider", "azure"),
+        ("--azure-endpoint", "https://example.invalid"),
+        ("--azure-deployment", "dep"),
+        ("--api-version", "2099-01-01"),
+    ]:
         assert command[command.index(flag) + 1] == value, flag
     assert [command[i + 1] for i, part in enumerate(command) if part == "--redact"] == list(AZURE.redact)
     assert [e["name"] for e in env] == [settings.AZURE_KEY]
@@ -42,11 +56,28 @@ def test_every_setting_reaches_the_argo_exit_handler():
 
 def test_every_setting_reaches_the_tekton_finally_task():
     params = _tekton_params(AZURE)
-    assert {k: params[k] for k in ("model", "lang", "prompt", "provider", "azure-endpoint", "azure-deployment",
-                                   "api-version", "key-name")} == {
-        "model": "gpt-x", "lang": "Deutsch", "prompt": "audit", "provider": "azure",
-        "azure-endpoint": "https://example.invalid", "azure-deployment": "dep", "api-version": "2099-01-01",
-        "key-name": settings.AZURE_KEY}
+    assert {
+        k: params[k]
+        for k in (
+            "model",
+            "lang",
+            "prompt",
+            "provider",
+            "azure-endpoint",
+            "azure-deployment",
+            "api-version",
+            "key-name",
+        )
+    } == {
+        "model": "gpt-x",
+        "lang": "Deutsch",
+        "prompt": "audit",
+        "provider": "azure",
+        "azure-endpoint": "https://example.invalid",
+        "azure-deployment": "dep",
+        "api-version": "2099-01-01",
+        "key-name": settings.AZURE_KEY,
+    }
     assert params["redact"] == list(AZURE.redact)
 
 
@@ -61,8 +92,12 @@ def test_both_engines_pass_the_same_options():
 
 def test_the_defaults_are_the_settings_defaults_everywhere():
     d = Diagnose()
-    assert (d.model, d.provider, d.prompt, d.api_version) == (settings.MODEL, settings.PROVIDER, settings.PROMPT,
-                                                              settings.API_VERSION)
+    assert (d.model, d.provider, d.prompt, d.api_version) == (
+        settings.MODEL,
+        settings.PROVIDER,
+        settings.PROMPT,
+        settings.API_VERSION,
+    )
     model = llm.Model(api_key="k")
     assert (model.model, model.provider, model.api_version) == (settings.MODEL, settings.PROVIDER, settings.API_VERSION)
     args = _parser().parse_args(["diagnose", "pod/x"])
@@ -71,11 +106,19 @@ def test_the_defaults_are_the_settings_defaults_everywhere():
     task = tekton.diagnose_task("img")
     defaults = {p["name"]: p.get("default") for p in task["spec"]["params"]}
     assert (defaults["model"], defaults["provider"], defaults["prompt"], defaults["api-version"]) == (
-        settings.MODEL, settings.PROVIDER, settings.PROMPT, settings.API_VERSION)
+        settings.MODEL,
+        settings.PROVIDER,
+        settings.PROMPT,
+        settings.API_VERSION,
+    )
     template = argo.diagnose_workflow_template("img")
     params = {p["name"]: p.get("value") for p in template["spec"]["templates"][0]["inputs"]["parameters"]}
     assert (params["model"], params["provider"], params["prompt"], params["base-url"]) == (
-        settings.MODEL, settings.PROVIDER, settings.PROMPT, settings.OPENAI_URL)
+        settings.MODEL,
+        settings.PROVIDER,
+        settings.PROMPT,
+        settings.OPENAI_URL,
+    )
 
 
 def test_key_for_each_provider():
@@ -92,16 +135,19 @@ def test_a_bad_redact_pattern_fails_at_compile_time_naming_it():
 def test_options_leave_unset_settings_out_and_add_the_api_version_only_for_azure():
     assert Diagnose().options() == {"prompt": "diagnose", "provider": "openai", "model": settings.MODEL}
     assert Diagnose(provider="azure").options()["api-version"] == settings.API_VERSION
-    assert json.dumps(Diagnose().args()) == json.dumps(["--prompt", "diagnose", "--provider", "openai", "--model",
-                                                        settings.MODEL])
+    assert json.dumps(Diagnose().args()) == json.dumps(
+        ["--prompt", "diagnose", "--provider", "openai", "--model", settings.MODEL]
+    )
 
 
 def test_settings_import_no_other_diagnosis_module():
     import subprocess
     import sys
 
-    code = ("import sys, llmstep.diagnose.settings, llmstep.render.tekton; "
-            "print(sorted(m for m in sys.modules if m.startswith('llmstep.diagnose')))")
+    code = (
+        "import sys, llmstep.diagnose.settings, llmstep.render.tekton; "
+        "print(sorted(m for m in sys.modules if m.startswith('llmstep.diagnose')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['llmstep.diagnose', 'llmstep.diagnose.settings']"
 
@@ -116,7 +162,9 @@ def test_the_configured_endpoint_and_where_keys_may_go():
     assert settings.configured_endpoint("azure", both) is None
     assert settings.endpoints({}) == (settings.OPENAI_URL,)
     assert settings.endpoints({**both, "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com/"}) == (
-        "http://a/v1", "https://x.openai.azure.com")
+        "http://a/v1",
+        "https://x.openai.azure.com",
+    )
 
 
 @pytest.mark.parametrize("pattern", ["", "x*", "a|", r"\b", "^", "(?m)$", r"\s*", "(?=a)", "(corp)?"])

@@ -9,8 +9,10 @@ from langchain_core.prompts import PromptTemplate
 from llmstep import contract, exitcodes, payloads, serde
 from llmstep.executor import main as executor
 
-IMPORTS = ("import sys\nfrom llmstep.cli.main import main\ncode = main({argv!r})\n"
-           "print(code, sorted(m for m in sys.modules if m.startswith('llmstep.')), file=sys.stderr)")
+IMPORTS = (
+    "import sys\nfrom llmstep.cli.main import main\ncode = main({argv!r})\n"
+    "print(code, sorted(m for m in sys.modules if m.startswith('llmstep.')), file=sys.stderr)"
+)
 
 
 def _step(tmp_path, value):
@@ -34,9 +36,23 @@ def test_the_console_script_runs_a_step_without_building_the_command_line(tmp_pa
     assert code == exitcodes.EXIT_OK
     assert serde.loads_value((data / contract.OUTPUT).read_text()).to_string() == "Q: why?"
     # the step's own entry point: none of the other commands, renderers, runners or cluster clients
-    assert not [m for m in modules if m.startswith(("llmstep.cli.run", "llmstep.cli.cluster", "llmstep.cli.diagnose",
-                                                    "llmstep.cli.refs", "llmstep.render", "llmstep.local", "llmstep.cluster",
-                                                    "llmstep.compiler", "llmstep.diagnose"))], modules
+    assert not [
+        m
+        for m in modules
+        if m.startswith(
+            (
+                "llmstep.cli.run",
+                "llmstep.cli.cluster",
+                "llmstep.cli.diagnose",
+                "llmstep.cli.refs",
+                "llmstep.render",
+                "llmstep.local",
+                "llmstep.cluster",
+                "llmstep.compiler",
+                "llmstep.diagnose",
+            )
+        )
+    ], modules
     assert "llmstep.executor.main" in modules
 
 

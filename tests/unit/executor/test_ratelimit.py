@@ -118,8 +118,17 @@ def test_a_bad_rate_limit_setting_is_exit_2(tmp_path):
 def test_retries_retry_a_rate_limited_step_locally_and_argo_renders_it(tmp_path, engine):
     with FakeOpenAI() as server:
         server.failures = [(429, {"retry-after": "0.1"})] * 2
-        chain = qa_prompt() | llmstep.Step(model(server), name="ask", retries=1, backoff="0s",
-                                           rate_limit=llmstep.RateLimit(max_attempts=2, max_wait=5)) | StrOutputParser()
+        chain = (
+            qa_prompt()
+            | llmstep.Step(
+                model(server),
+                name="ask",
+                retries=1,
+                backoff="0s",
+                rate_limit=llmstep.RateLimit(max_attempts=2, max_wait=5),
+            )
+            | StrOutputParser()
+        )
         compiled = llmstep.compile(chain)
         out = compiled.run_local({"question": "q"}, engine=engine, secrets=KEY, runs_dir=tmp_path / "r")
     assert out == "echo: q" and len(server.requests) == 3

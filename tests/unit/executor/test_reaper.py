@@ -16,12 +16,14 @@ from llmstep.executor import reaper
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux's")
 
-DAEMON = ("import os, sys, time\n"
-          "if os.fork(): os._exit(0)\n"
-          "os.setsid()\n"
-          "if os.fork(): os._exit(0)\n"
-          "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
-          "time.sleep(600)\n")
+DAEMON = (
+    "import os, sys, time\n"
+    "if os.fork(): os._exit(0)\n"
+    "os.setsid()\n"
+    "if os.fork(): os._exit(0)\n"
+    "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+    "time.sleep(600)\n"
+)
 
 
 def wait_for(path, seconds: float = 30) -> int:
@@ -33,22 +35,25 @@ def wait_for(path, seconds: float = 30) -> int:
     raise AssertionError(f"{path} was not written")
 
 
-STEP = ("import json, subprocess, sys\n"
-        "from llmstep.executor import reaper\n"
-        "adopted = reaper.adopt_orphans()\n"
-        "subprocess.run([sys.executable, '-c', {daemon!r}, sys.argv[1]])\n"  # it detaches and lives on
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"  # a plain background child
-        "import time\n"
-        "while not open(sys.argv[1]).read(): time.sleep(0.02)\n"
-        "print(json.dumps({{'adopted': adopted, 'ended': reaper.end_descendants(), "
-        "'left': reaper.descendants(__import__('os').getpid())}}))\n")
+STEP = (
+    "import json, subprocess, sys\n"
+    "from llmstep.executor import reaper\n"
+    "adopted = reaper.adopt_orphans()\n"
+    "subprocess.run([sys.executable, '-c', {daemon!r}, sys.argv[1]])\n"  # it detaches and lives on
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"  # a plain background child
+    "import time\n"
+    "while not open(sys.argv[1]).read(): time.sleep(0.02)\n"
+    "print(json.dumps({{'adopted': adopted, 'ended': reaper.end_descendants(), "
+    "'left': reaper.descendants(__import__('os').getpid())}}))\n"
+)
 
 
 def test_a_step_ends_the_processes_it_left_detached_ones_included(tmp_path):
     pid_file = tmp_path / "daemon.pid"
     pid_file.write_text("")
-    result = subprocess.run([sys.executable, "-c", STEP.format(daemon=DAEMON), str(pid_file)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", STEP.format(daemon=DAEMON), str(pid_file)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     daemon = int(pid_file.read_text())
@@ -69,12 +74,14 @@ def test_without_a_subreaper_the_daemon_would_outlive_its_step(tmp_path):
 
 
 def test_nothing_left_is_found_without_reading_proc():
-    code = ("import subprocess, sys\n"
-            "from llmstep.executor import reaper\n"
-            "reaper.adopt_orphans()\n"
-            "def fail(root): raise SystemExit('no child is left: /proc must not be read')\n"
-            "reaper.descendants = fail\n"
-            "subprocess.run([sys.executable, '-c', 'pass'])\n"
-            "print(reaper.end_descendants())\n")
+    code = (
+        "import subprocess, sys\n"
+        "from llmstep.executor import reaper\n"
+        "reaper.adopt_orphans()\n"
+        "def fail(root): raise SystemExit('no child is left: /proc must not be read')\n"
+        "reaper.descendants = fail\n"
+        "subprocess.run([sys.executable, '-c', 'pass'])\n"
+        "print(reaper.end_descendants())\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr

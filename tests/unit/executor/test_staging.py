@@ -22,14 +22,33 @@ from llmstep.executor import staging
 def _staged_exec(tmp_path, payload: dict, inputs: list[str]):
     workspace = tmp_path / "ws"
     (workspace / "run" / "a").mkdir(parents=True)
-    (workspace / "run" / "a" / "output.json").write_text(json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": "a"}))
-    (tmp_path / "secret.json").write_text(json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": "the secret file"}))
+    (workspace / "run" / "a" / "output.json").write_text(
+        json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": "a"})
+    )
+    (tmp_path / "secret.json").write_text(
+        json.dumps({"llmstep": serde.FORMAT_VERSION, "kind": "json", "value": "the secret file"})
+    )
     data_dir = workspace / "run" / "b"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LLMSTEP_PAYLOAD": json.dumps(payload)}
     return data_dir, subprocess.run(
-        [sys.executable, "-m", "llmstep", "exec", "--data-dir", str(data_dir), "--payload-env", "LLMSTEP_PAYLOAD",
-         "--link-root", str(workspace), "--inputs", *inputs],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "llmstep",
+            "exec",
+            "--data-dir",
+            str(data_dir),
+            "--payload-env",
+            "LLMSTEP_PAYLOAD",
+            "--link-root",
+            str(workspace),
+            "--inputs",
+            *inputs,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -88,27 +107,46 @@ def test_stage_writes_the_payload_and_the_chain_input_from_their_env(tmp_path):
 def test_stage_links_an_earlier_steps_output_as_the_input_and_a_fan_in_gets_a_file_per_source(tmp_path):
     ws = _workspace(tmp_path)
     one = ws / "run" / "b"
-    staging.stage(one, payload=_shape_payload(["step", "a"]), chain_input=None, inputs=["a=run/a/output.json"], link_root=str(ws))
+    staging.stage(
+        one, payload=_shape_payload(["step", "a"]), chain_input=None, inputs=["a=run/a/output.json"], link_root=str(ws)
+    )
     assert os.path.samefile(one / "input.json", ws / "run" / "a" / "output.json")  # the same file, not a copy
     staging.stage(one, payload=None, chain_input=None, inputs=["a=run/a/output.json"], link_root=str(ws))  # a retry
     assert os.path.samefile(one / "input.json", ws / "run" / "a" / "output.json")
     fan = ws / "run" / "c"
-    staging.stage(fan, payload=_shape_payload(["dict", {"a": ["step", "a"], "q": ["input"]}]), chain_input='"q"',
-                  inputs=["a=run/a/output.json", "input"], link_root=str(ws))
+    staging.stage(
+        fan,
+        payload=_shape_payload(["dict", {"a": ["step", "a"], "q": ["input"]}]),
+        chain_input='"q"',
+        inputs=["a=run/a/output.json", "input"],
+        link_root=str(ws),
+    )
     assert sorted(p.name for p in (fan / "input").iterdir()) == ["a.json", "input.json"]
     assert (fan / "input" / "input.json").read_text() == '"q"' and not (fan / "input.json").exists()
 
 
-@pytest.mark.parametrize(("inputs", "chain_input", "fragment"), [
-    (["a"], None, "--inputs 'a': only 'input' may come without a path (from the input param)"),
-    (["input"], None, "--inputs 'input': only 'input' may come without a path"),
-    (["a=run/missing/output.json"], None, "input 'a': run/missing/output.json is not a file in the data workspace; did step 'a' run?"),
-])
+@pytest.mark.parametrize(
+    ("inputs", "chain_input", "fragment"),
+    [
+        (["a"], None, "--inputs 'a': only 'input' may come without a path (from the input param)"),
+        (["input"], None, "--inputs 'input': only 'input' may come without a path"),
+        (
+            ["a=run/missing/output.json"],
+            None,
+            "input 'a': run/missing/output.json is not a file in the data workspace; did step 'a' run?",
+        ),
+    ],
+)
 def test_stage_refuses_an_input_it_cannot_place(tmp_path, inputs, chain_input, fragment):
     ws = _workspace(tmp_path)
     with pytest.raises(PayloadError) as err:
-        staging.stage(ws / "run" / "b", payload=_shape_payload(["step", "a"]), chain_input=chain_input, inputs=inputs,
-                      link_root=str(ws))
+        staging.stage(
+            ws / "run" / "b",
+            payload=_shape_payload(["step", "a"]),
+            chain_input=chain_input,
+            inputs=inputs,
+            link_root=str(ws),
+        )
     assert fragment in str(err.value)
 
 
@@ -139,10 +177,15 @@ def test_publish_writes_the_small_results_tekton_shows(tmp_path):
     results = {name: str(tmp_path / "results" / name) for name in ("preview", "output-path", "sha256", "usage")}
     staging.publish(data_dir, results, str(ws))
     written = {name: open(path).read() for name, path in results.items()}
-    assert written == {"preview": "p" * staging.RESULT_LIMIT, "output-path": "run/b/output.json",
-                       "sha256": hashlib.sha256((data_dir / contract.OUTPUT).read_bytes()).hexdigest(),
-                       "usage": '{"m": {"input_tokens": 1}}'}
-    with pytest.raises(PayloadError, match="--result cost: unknown result \\(known: preview, output-path, sha256, usage\\)"):
+    assert written == {
+        "preview": "p" * staging.RESULT_LIMIT,
+        "output-path": "run/b/output.json",
+        "sha256": hashlib.sha256((data_dir / contract.OUTPUT).read_bytes()).hexdigest(),
+        "usage": '{"m": {"input_tokens": 1}}',
+    }
+    with pytest.raises(
+        PayloadError, match="--result cost: unknown result \\(known: preview, output-path, sha256, usage\\)"
+    ):
         staging.publish(data_dir, {"cost": str(tmp_path / "cost")}, str(ws))
 
 

@@ -61,7 +61,12 @@ def test_raising_runnable_exits_1_with_error_json(tmp_path):
     result = exec_step(d)
     assert result.returncode == 1
     error = json.loads((d / "error.json").read_text())
-    assert error == {"step": "explode", "type": "ValueError", "message": "ValueError: the model said no", "exit_code": 1}
+    assert error == {
+        "step": "explode",
+        "type": "ValueError",
+        "message": "ValueError: the model said no",
+        "exit_code": 1,
+    }
     assert "the model said no" in result.stderr and "Traceback" in result.stderr
     assert not (d / "output.json").exists()
 
@@ -74,20 +79,43 @@ def test_raising_runnable_exits_1_with_error_json(tmp_path):
         (lambda p, d: (d / "input.json").unlink(), "input.json is missing"),
         (lambda p, d: (d / "input.json").write_text("{oops"), "input.json is not valid JSON"),
         (lambda p, d: (d / "input.json").write_text('["unclosed"'), "input.json is not valid JSON"),
-        (lambda p, d: (d / "input.json").write_text('{"llmstep": 7, "kind": "value", "value": 1}'), "value format version 7"),
+        (
+            lambda p, d: (d / "input.json").write_text('{"llmstep": 7, "kind": "value", "value": 1}'),
+            "value format version 7",
+        ),
         (lambda p, d: (d / "input.json").write_text('{"topic": "x"}'), "needs input keys ['question']"),
-        (lambda p, d: (d / "runnable.json").write_text(json.dumps({**p, "allowed": []})), "not in the payload's allowlist"),
+        (
+            lambda p, d: (d / "runnable.json").write_text(json.dumps({**p, "allowed": []})),
+            "not in the payload's allowlist",
+        ),
         # hostile shapes: nested past the bound (json alone would stop with RecursionError, exit 70)
         (lambda p, d: (d / "input.json").write_text("[" * 50_000 + "]" * 50_000), "input.json: it nests arrays"),
         (lambda p, d: (d / "input.json").write_text('{"question": ' + "[" * 300 + "]" * 300 + "}"), "301 levels deep"),
-        (lambda p, d: (d / "input.json").write_text(json.dumps({"llmstep": 1, "kind": "value", "value": "x"})[:-1]
-                                                    + ', "pad": ' + "{\"a\": " * 5000 + "1" + "}" * 5000 + "}"),
-         "input.json: it nests"),
-        (lambda p, d: (d / "runnable.json").write_text('{"a": ' + "[" * 20_000 + "]" * 20_000 + "}"), "runnable.json: it nests"),
+        (
+            lambda p, d: (d / "input.json").write_text(
+                json.dumps({"llmstep": 1, "kind": "value", "value": "x"})[:-1]
+                + ', "pad": '
+                + '{"a": ' * 5000
+                + "1"
+                + "}" * 5000
+                + "}"
+            ),
+            "input.json: it nests",
+        ),
+        (
+            lambda p, d: (d / "runnable.json").write_text('{"a": ' + "[" * 20_000 + "]" * 20_000 + "}"),
+            "runnable.json: it nests",
+        ),
         # files of the wrong kind
         (lambda p, d: ((d / "input.json").unlink(), (d / "input.json").mkdir()), "input.json in the data directory"),
-        (lambda p, d: ((d / "runnable.json").unlink(), (d / "runnable.json").mkdir()), "runnable.json in the data directory"),
-        (lambda p, d: ((d / "input.json").unlink(), os.mkfifo(d / "input.json")), "is a FIFO"),  # reading it would block
+        (
+            lambda p, d: ((d / "runnable.json").unlink(), (d / "runnable.json").mkdir()),
+            "runnable.json in the data directory",
+        ),
+        (
+            lambda p, d: ((d / "input.json").unlink(), os.mkfifo(d / "input.json")),
+            "is a FIFO",
+        ),  # reading it would block
     ],
 )
 def test_bad_payload_or_input_exits_2_with_a_message(tmp_path, mutate, fragment):
@@ -162,9 +190,14 @@ def test_an_output_past_the_file_size_limit_fails_the_step_naming_the_file(tmp_p
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run([sys.executable, "-m", "llmstep", "exec", "--data-dir", str(d)], capture_output=True,
-                            text=True, env={"PATH": os.environ.get("PATH", ""), "HOME": str(d)}, timeout=120,
-                            preexec_fn=small_files)
+    result = subprocess.run(
+        [sys.executable, "-m", "llmstep", "exec", "--data-dir", str(d)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(d)},
+        timeout=120,
+        preexec_fn=small_files,
+    )
     assert result.returncode == 1, result.stderr
     assert "internal error" not in result.stderr
     message = f"the file grew past the size limit of the process writing {d / 'output.json'}; raise the limit"

@@ -48,8 +48,9 @@ def test_a_run_walks_the_parsed_workflow_and_never_reads_the_document_again(tmp_
 
     doc = llmstep.compile(qa_chain()).to_dict()
     workflow = parse(doc)
-    record = RunRecord.create(tmp_path / "runs", [doc], engine="argo",
-                              arguments=workflow.arguments({"input": '{"question": "q"}'}))
+    record = RunRecord.create(
+        tmp_path / "runs", [doc], engine="argo", arguments=workflow.arguments({"input": '{"question": "q"}'})
+    )
     doc["spec"].clear()  # the dict is gone: what the run reads is the Workflow
     run = ArgoRun(workflow, record, RunOptions(quiet=True, isolation=None).resolved())
     run.preflight()
@@ -62,8 +63,9 @@ def test_a_recursion_that_never_ends_stops_at_argo_s_depth_with_its_message(tmp_
     """A template calling itself under a `when` that stays true: Argo runs it and fails the node
     at its maximum recursion depth; so does the local runner (it crashed with exit 70 before)."""
     doc = llmstep.compile(qa_chain()).to_dict()
-    doc["spec"]["templates"].append({"name": "again", "dag": {"tasks": [
-        {"name": "deeper", "template": "again", "when": "1 == 1"}]}})
+    doc["spec"]["templates"].append(
+        {"name": "again", "dag": {"tasks": [{"name": "deeper", "template": "again", "when": "1 == 1"}]}}
+    )
     doc["spec"]["entrypoint"] = "again"
     path = tmp_path / "recursive.yaml"
     path.write_text(yaml.safe_dump(doc))

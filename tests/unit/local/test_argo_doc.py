@@ -21,12 +21,22 @@ from llmstep.local.argo_doc import check_declared, declared_parameters, parse, s
     [
         (lambda d: d["spec"].update(parallelism=-1), "spec.parallelism must be a whole number"),
         (lambda d: d["spec"]["templates"][1].update(parallelism="many"), "spec.templates[1].parallelism must be"),
-        (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": "abc"}), "spec.templates[1].retryStrategy.limit must be"),
-        (lambda d: d["spec"]["templates"][1].update(activeDeadlineSeconds="soon"), "spec.templates[1].activeDeadlineSeconds must be"),
-        (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"duration": "later"}}),
-         "spec.templates[1].retryStrategy.backoff.duration: 'later' is not a duration"),
-        (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"factor": "x"}}),
-         "spec.templates[1].retryStrategy.backoff.factor must be a whole number of at least 0, found 'x'"),
+        (
+            lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": "abc"}),
+            "spec.templates[1].retryStrategy.limit must be",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1].update(activeDeadlineSeconds="soon"),
+            "spec.templates[1].activeDeadlineSeconds must be",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"duration": "later"}}),
+            "spec.templates[1].retryStrategy.backoff.duration: 'later' is not a duration",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "backoff": {"factor": "x"}}),
+            "spec.templates[1].retryStrategy.backoff.factor must be a whole number of at least 0, found 'x'",
+        ),
         (lambda d: d["spec"]["templates"][0].update(failFast="no"), "spec.templates[0].failFast must be true or false"),
     ],
 )
@@ -50,7 +60,9 @@ def test_artifact_from_a_path_outside_the_run_refused(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert "spec.templates[0].dag.tasks[1].arguments.artifacts[0].from must name an artifact of this run" in result.stderr
+    assert (
+        "spec.templates[0].dag.tasks[1].arguments.artifacts[0].from must name an artifact of this run" in result.stderr
+    )
     assert not (tmp_path / ".llmstep" / "runs").exists()
 
 
@@ -58,10 +70,19 @@ def test_artifact_from_a_path_outside_the_run_refused(tmp_path):
     ("mutate", "fragment"),
     [
         (lambda d: d["spec"]["templates"][1].update(volumes=[]), "spec.templates[1].volumes is not supported"),
-        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(withItems=[1, 2]), "aggregated outputs of a task with withParam"),
-        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(continueOn={"failed": True}), "continueOn is not supported"),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(withItems=[1, 2]),
+            "aggregated outputs of a task with withParam",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(continueOn={"failed": True}),
+            "continueOn is not supported",
+        ),
         (lambda d: d["spec"]["templates"][1]["container"].update(command=["sh", "-c"]), "must run `llmstep exec"),
-        (lambda d: d["spec"]["templates"][1]["container"].update(args=["{{workflow.creationTimestamp}}"]), "creationTimestamp"),
+        (
+            lambda d: d["spec"]["templates"][1]["container"].update(args=["{{workflow.creationTimestamp}}"]),
+            "creationTimestamp",
+        ),
         (lambda d: d.update(kind="CronWorkflow"), "expected an Argo Workflow"),
     ],
 )
@@ -94,52 +115,96 @@ def _with_item(doc):
 
 def _decorated(doc):
     """Fields that only place or decorate pods: accepted, with no local effect."""
-    doc["spec"].update(serviceAccountName="runner", nodeSelector={"pool": "cpu"}, tolerations=[], parallelism="3",
-                       podMetadata={"labels": {"team": "ml"}}, ttlStrategy={"secondsAfterCompletion": 60})
+    doc["spec"].update(
+        serviceAccountName="runner",
+        nodeSelector={"pool": "cpu"},
+        tolerations=[],
+        parallelism="3",
+        podMetadata={"labels": {"team": "ml"}},
+        ttlStrategy={"secondsAfterCompletion": 60},
+    )
     step = doc["spec"]["templates"][1]
     step["metadata"]["labels"]["cost-center"] = "42"
     step["container"].update(imagePullPolicy="IfNotPresent", resources={"limits": {"memory": "1Gi"}})
     return doc
 
 
-@pytest.mark.parametrize("make", [
-    lambda: _doc(),
-    lambda: _doc(llmstep.compile(qa_chain(), data="parameters")),
-    lambda: llmstep.compile(qa_chain()).to_batch_dict(parallelism=2),  # withParam, {{item}}, a DAG calling a DAG
-    lambda: _with_item(llmstep.compile(qa_chain()).to_batch_dict(parallelism=2)),
-    lambda: _doc(llmstep.compile(qa_chain(), on_failure=llmstep.Diagnose())),  # onExit, when, workflow.status/failures
-    lambda: _doc(llmstep.compile(llmstep.Step(qa_prompt(), retries=2, timeout="1m", resources={"cpu": "1"}) | qa_chain())),
-    lambda: _decorated(_doc()),
-], ids=["sequence", "parameters", "batch", "with-items", "exit-handler", "step-settings", "pod-placement"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _doc(),
+        lambda: _doc(llmstep.compile(qa_chain(), data="parameters")),
+        lambda: llmstep.compile(qa_chain()).to_batch_dict(parallelism=2),  # withParam, {{item}}, a DAG calling a DAG
+        lambda: _with_item(llmstep.compile(qa_chain()).to_batch_dict(parallelism=2)),
+        lambda: _doc(
+            llmstep.compile(qa_chain(), on_failure=llmstep.Diagnose())
+        ),  # onExit, when, workflow.status/failures
+        lambda: _doc(
+            llmstep.compile(llmstep.Step(qa_prompt(), retries=2, timeout="1m", resources={"cpu": "1"}) | qa_chain())
+        ),
+        lambda: _decorated(_doc()),
+    ],
+    ids=["sequence", "parameters", "batch", "with-items", "exit-handler", "step-settings", "pod-placement"],
+)
 def test_what_llmstep_generates_is_inside_the_subset(make):
     parse(make())  # raises WorkflowError naming the field otherwise
 
 
-@pytest.mark.parametrize(("mutate", "fragment"), [
-    (lambda d: d["spec"].pop("templates"), "spec.templates is missing: the document has nothing to run"),
-    (lambda d: d["spec"].update(volumeClaimTemplates=[]), "spec.volumeClaimTemplates is not supported by the local runner"),
-    (lambda d: d["spec"]["arguments"].update(artifacts=[]), "spec.arguments.artifacts is not supported"),
-    (lambda d: d["spec"]["templates"][1].update(script={"source": "echo"}), "spec.templates[1].script is not supported"),
-    (lambda d: d["spec"]["templates"][1].update(dag={"tasks": []}),
-     "spec.templates[1] ('chatprompttemplate') must have exactly one of dag or container"),
-    (lambda d: d["spec"]["templates"][1]["container"].update(volumeMounts=[]),
-     "spec.templates[1].container.volumeMounts is not supported"),
-    (lambda d: d["spec"]["templates"][1]["container"].update(env=[{"name": "POD", "valueFrom": {"fieldRef": {}}}]),
-     "spec.templates[1].container.env[0].valueFrom.fieldRef is not supported"),
-    (lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][1].update(s3={"key": "x"}),
-     "spec.templates[1].inputs.artifacts[1].s3 is not supported"),
-    (lambda d: d["spec"]["templates"][1]["outputs"]["parameters"][0]["valueFrom"].update(jqFilter="."),
-     "spec.templates[1].outputs.parameters[0].valueFrom.jqFilter is not supported"),
-    (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "affinity": {}}),
-     "spec.templates[1].retryStrategy.affinity is not supported"),
-    (lambda d: d["spec"]["templates"][0]["dag"].update(tasks={"a": 1}), "spec.templates[0].dag.tasks must be a list"),
-    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1]["arguments"]["artifacts"][0].update(s3={}),
-     "spec.templates[0].dag.tasks[1].arguments.artifacts[0].s3 is not supported"),
-    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(when="{{workflow.creationTimestamp}} != x"),
-     "spec.templates[0].dag.tasks[0].when uses {{workflow.creationTimestamp}}, which the local runner does not support"),
-    (lambda d: d["spec"]["templates"].append("not a template"), "spec.templates[4] must be a mapping, found str"),
-    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends="Nope"), "Nope"),  # llmstep's own checks
-])
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d["spec"].pop("templates"), "spec.templates is missing: the document has nothing to run"),
+        (
+            lambda d: d["spec"].update(volumeClaimTemplates=[]),
+            "spec.volumeClaimTemplates is not supported by the local runner",
+        ),
+        (lambda d: d["spec"]["arguments"].update(artifacts=[]), "spec.arguments.artifacts is not supported"),
+        (
+            lambda d: d["spec"]["templates"][1].update(script={"source": "echo"}),
+            "spec.templates[1].script is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1].update(dag={"tasks": []}),
+            "spec.templates[1] ('chatprompttemplate') must have exactly one of dag or container",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["container"].update(volumeMounts=[]),
+            "spec.templates[1].container.volumeMounts is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["container"].update(
+                env=[{"name": "POD", "valueFrom": {"fieldRef": {}}}]
+            ),
+            "spec.templates[1].container.env[0].valueFrom.fieldRef is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][1].update(s3={"key": "x"}),
+            "spec.templates[1].inputs.artifacts[1].s3 is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["outputs"]["parameters"][0]["valueFrom"].update(jqFilter="."),
+            "spec.templates[1].outputs.parameters[0].valueFrom.jqFilter is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "affinity": {}}),
+            "spec.templates[1].retryStrategy.affinity is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"].update(tasks={"a": 1}),
+            "spec.templates[0].dag.tasks must be a list",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1]["arguments"]["artifacts"][0].update(s3={}),
+            "spec.templates[0].dag.tasks[1].arguments.artifacts[0].s3 is not supported",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(when="{{workflow.creationTimestamp}} != x"),
+            "spec.templates[0].dag.tasks[0].when uses {{workflow.creationTimestamp}}, which the local runner does not support",
+        ),
+        (lambda d: d["spec"]["templates"].append("not a template"), "spec.templates[4] must be a mapping, found str"),
+        (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends="Nope"), "Nope"),  # llmstep's own checks
+    ],
+)
 def test_a_field_outside_the_subset_is_refused_naming_it(mutate, fragment):
     doc = _doc()
     mutate(doc)
@@ -153,8 +218,10 @@ def test_an_unsupported_key_is_refused_with_what_is_supported_there():
     doc["spec"]["templates"][0]["dag"]["tasks"][0]["continueOn"] = {"failed": True}
     with pytest.raises(WorkflowError) as err:
         parse(doc)
-    assert str(err.value) == ("spec.templates[0].dag.tasks[0].continueOn is not supported by the local runner (supported "
-                              "here: arguments, dependencies, depends, name, template, when, withItems, withParam)")
+    assert str(err.value) == (
+        "spec.templates[0].dag.tasks[0].continueOn is not supported by the local runner (supported "
+        "here: arguments, dependencies, depends, name, template, when, withItems, withParam)"
+    )
 
 
 def test_parameters_given_to_a_run_must_be_declared_and_every_variable_needs_a_value():
@@ -163,7 +230,10 @@ def test_parameters_given_to_a_run_must_be_declared_and_every_variable_needs_a_v
         check_declared(["input"], ["input", "extra"], "the Workflow")
     with pytest.raises(WorkflowError, match=r"--inputs needs a batch Workflow \(llmstep compile --batch N\)"):
         check_declared(["input"], ["inputs"], "the Workflow")
-    assert substitute("{{inputs.parameters.input}} and {{ item }}", {"inputs.parameters.input": "x", "item": "y"}, "t") == "x and y"
+    assert (
+        substitute("{{inputs.parameters.input}} and {{ item }}", {"inputs.parameters.input": "x", "item": "y"}, "t")
+        == "x and y"
+    )
     with pytest.raises(WorkflowError, match=r"^task a: \{\{item\}\} has no value here$"):
         substitute("{{item}}", {}, "task a")
 
@@ -173,8 +243,9 @@ def test_parameters_given_to_a_run_must_be_declared_and_every_variable_needs_a_v
 
 def test_parse_reads_every_field_the_run_uses_into_types():
     chain = openai_chain()
-    compiled = llmstep.compile(llmstep.Step(chain.first, retries=2, timeout="1m") | chain.middle[0] | chain.last,
-                               on_failure=llmstep.Diagnose())
+    compiled = llmstep.compile(
+        llmstep.Step(chain.first, retries=2, timeout="1m") | chain.middle[0] | chain.last, on_failure=llmstep.Diagnose()
+    )
     doc = compiled.to_dict()
     workflow = parse(doc)
     assert workflow.document is doc and workflow.entrypoint == doc["spec"]["entrypoint"]
@@ -184,7 +255,10 @@ def test_parse_reads_every_field_the_run_uses_into_types():
     dag = workflow.template(workflow.entrypoint).dag
     assert dag is not None and dag.fail_fast is True
     first, second = dag.tasks[0], dag.tasks[1]
-    assert second.deps == (first.name,) and second.artifacts[0].source == f"{{{{tasks.{first.name}.outputs.artifacts.output}}}}"
+    assert (
+        second.deps == (first.name,)
+        and second.artifacts[0].source == f"{{{{tasks.{first.name}.outputs.artifacts.output}}}}"
+    )
     step = workflow.template(first.template)
     assert step.dag is None and step.container is not None
     assert step.container.argv[:2] == ("llmstep", "exec") and step.container.needs_network is False
@@ -205,7 +279,9 @@ def test_the_batch_workflow_parses_with_its_fan_out_and_nested_dag():
     assert workflow.template(fan.template).dag is not None  # each item runs the chain's DAG
     assert workflow.parallelism == 2 and workflow.template(workflow.entrypoint).parallelism == 2
     assert parse(_with_item(doc)).template(workflow.entrypoint).dag.tasks[0].with_items == (
-        {"question": "a"}, {"question": "b"})
+        {"question": "a"},
+        {"question": "b"},
+    )
 
 
 def test_a_workflow_argument_that_is_not_text_is_passed_as_json_and_overrides_win():
@@ -220,12 +296,16 @@ def test_a_workflow_argument_that_is_not_text_is_passed_as_json_and_overrides_wi
 
 
 def test_retry_strategy_is_parsed_into_seconds_and_decides_as_argo_does():
-    retry = parse_retry({"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "2s", "factor": 2, "maxDuration": "5s"}})
+    retry = parse_retry(
+        {"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "2s", "factor": 2, "maxDuration": "5s"}}
+    )
     assert (retry.limit, retry.duration, retry.factor, retry.max_duration) == (3, 2.0, 2.0, 5.0)
     assert [retry.backoff(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]  # maxDuration is no cap: it ends the retrying
     capped = parse_retry({"limit": 3, "backoff": {"duration": "2s", "factor": "3", "cap": "10s"}})
     assert [capped.backoff(n) for n in (1, 2, 3)] == [2.0, 6.0, 10.0] and capped.max_duration is None
-    assert parse_retry({"limit": 3, "backoff": {"duration": "2s", "factor": 0}}).backoff(3) == 2.0  # Argo: factor 0 is none
+    assert (
+        parse_retry({"limit": 3, "backoff": {"duration": "2s", "factor": 0}}).backoff(3) == 2.0
+    )  # Argo: factor 0 is none
     assert retry.should_retry(1, "Failed", 0) and retry.should_retry(1, "Error", 0)
     on_failure = parse_retry({"limit": 1})
     assert on_failure.policy == "OnFailure" and on_failure.should_retry(1, "Failed", 0)
@@ -242,26 +322,49 @@ def parse_retry(strategy):
     return parse(doc).template(doc["spec"]["templates"][1]["name"]).retry
 
 
-@pytest.mark.parametrize(("mutate", "fragment"), [
-    (lambda d: d["spec"].pop("entrypoint"), "spec.entrypoint is missing: name the template the run starts with"),
-    (lambda d: d["spec"]["templates"][1]["outputs"]["parameters"][0].pop("valueFrom"),
-     "spec.templates[1].outputs.parameters[0].valueFrom.path is missing"),
-    (lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][0].pop("path"),
-     "spec.templates[1].inputs.artifacts[0].path is missing: it must be a string"),
-    (lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][0]["raw"].update(data=7),
-     "spec.templates[1].inputs.artifacts[0].raw.data is missing: it must be a string"),
-    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1]["arguments"]["artifacts"][0].pop("from"),
-     "spec.templates[0].dag.tasks[1].arguments.artifacts[0] ('input') must have exactly one of from or raw"),
-    (lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "retryPolicy": "Sometimes"}),
-     "spec.templates[1].retryStrategy.retryPolicy must be Always, OnFailure, OnError or OnTransientError"),
-    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends=["a"]),
-     "spec.templates[0].dag.tasks[1].depends must be an expression"),
-    (lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(when=True), "spec.templates[0].dag.tasks[0].when must be an expression"),
-    (lambda d: d["spec"]["templates"][0]["dag"].update(failFast="yes"), "spec.templates[0].dag.failFast must be true or false"),
-    (lambda d: d["spec"]["templates"][1]["container"]["env"].append({"value": "x"}),
-     "spec.templates[1].container.env[0].name is missing"),
-    (lambda d: d["spec"]["arguments"]["parameters"][0].pop("name"), "spec.arguments.parameters[0].name is missing"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d["spec"].pop("entrypoint"), "spec.entrypoint is missing: name the template the run starts with"),
+        (
+            lambda d: d["spec"]["templates"][1]["outputs"]["parameters"][0].pop("valueFrom"),
+            "spec.templates[1].outputs.parameters[0].valueFrom.path is missing",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][0].pop("path"),
+            "spec.templates[1].inputs.artifacts[0].path is missing: it must be a string",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["inputs"]["artifacts"][0]["raw"].update(data=7),
+            "spec.templates[1].inputs.artifacts[0].raw.data is missing: it must be a string",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1]["arguments"]["artifacts"][0].pop("from"),
+            "spec.templates[0].dag.tasks[1].arguments.artifacts[0] ('input') must have exactly one of from or raw",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1].update(retryStrategy={"limit": 1, "retryPolicy": "Sometimes"}),
+            "spec.templates[1].retryStrategy.retryPolicy must be Always, OnFailure, OnError or OnTransientError",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][1].update(depends=["a"]),
+            "spec.templates[0].dag.tasks[1].depends must be an expression",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"]["tasks"][0].update(when=True),
+            "spec.templates[0].dag.tasks[0].when must be an expression",
+        ),
+        (
+            lambda d: d["spec"]["templates"][0]["dag"].update(failFast="yes"),
+            "spec.templates[0].dag.failFast must be true or false",
+        ),
+        (
+            lambda d: d["spec"]["templates"][1]["container"]["env"].append({"value": "x"}),
+            "spec.templates[1].container.env[0].name is missing",
+        ),
+        (lambda d: d["spec"]["arguments"]["parameters"][0].pop("name"), "spec.arguments.parameters[0].name is missing"),
+    ],
+)
 def test_a_value_the_run_would_trip_on_is_refused_when_parsed(mutate, fragment):
     doc = _doc()
     doc["spec"]["templates"][1]["container"].setdefault("env", [])
@@ -289,25 +392,37 @@ def _dag(name, *tasks):
     return {"name": name, "dag": {"tasks": list(tasks)}}
 
 
-@pytest.mark.parametrize(("templates", "cycle"), [
-    ([_dag("again", {"name": "a", "template": "again"})], "again -> again"),
-    ([_dag("again", {"name": "b", "template": "other"}), _dag("other", {"name": "a", "template": "again"})],
-     "again -> other -> again"),
-    # a conditional call elsewhere does not make the unconditional loop end
-    ([_dag("again", {"name": "x", "template": "chatprompttemplate", "when": "1 == 2"},
-           {"name": "b", "template": "other", "dependencies": ["x"]}),
-      _dag("other", {"name": "a", "template": "again"})], "again -> other -> again"),
-])
+@pytest.mark.parametrize(
+    ("templates", "cycle"),
+    [
+        ([_dag("again", {"name": "a", "template": "again"})], "again -> again"),
+        (
+            [_dag("again", {"name": "b", "template": "other"}), _dag("other", {"name": "a", "template": "again"})],
+            "again -> other -> again",
+        ),
+        # a conditional call elsewhere does not make the unconditional loop end
+        (
+            [
+                _dag(
+                    "again",
+                    {"name": "x", "template": "chatprompttemplate", "when": "1 == 2"},
+                    {"name": "b", "template": "other", "dependencies": ["x"]},
+                ),
+                _dag("other", {"name": "a", "template": "again"}),
+            ],
+            "again -> other -> again",
+        ),
+    ],
+)
 def test_a_template_that_always_calls_itself_is_refused_naming_the_loop(templates, cycle):
     with pytest.raises(WorkflowError, match="calls itself") as err:
         parse(_with_templates(*templates))
     assert f"({cycle})" in str(err.value) and "when" in str(err.value)
 
 
-@pytest.mark.parametrize("task", [
-    {"name": "a", "template": "again", "when": "1 == 1"},
-    {"name": "a", "template": "again", "withItems": [1]},
-])
+@pytest.mark.parametrize(
+    "task", [{"name": "a", "template": "again", "when": "1 == 1"}, {"name": "a", "template": "again", "withItems": [1]}]
+)
 def test_a_recursion_a_task_can_end_is_argo_s_recursion_and_parses(task):
     workflow = parse(_with_templates(_dag("again", task)))
     assert workflow.template("again").dag is not None
@@ -321,6 +436,8 @@ def test_a_dependency_cycle_is_refused_before_the_run_in_argo_s_words(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     result = run_cli("run", str(path), "--input", '{"question": "q"}', cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
-    assert ("templates.main.tasks dependency cycle detected: "
-            "ChatPromptTemplate->StrOutputParser->OfflineChatModel->ChatPromptTemplate") in result.stderr
+    assert (
+        "templates.main.tasks dependency cycle detected: "
+        "ChatPromptTemplate->StrOutputParser->OfflineChatModel->ChatPromptTemplate"
+    ) in result.stderr
     assert not (tmp_path / ".llmstep" / "runs").exists()  # refused up front: no record left Pending

@@ -16,20 +16,29 @@ def test_a_retry_backs_off_by_its_factor_up_to_its_cap():
     assert Retry(limit=3, duration=2.0, factor=0).backoff(3) == 2.0  # Argo: a factor of 0 is none
 
 
-@pytest.mark.parametrize(("retry", "retried", "not_retried"), [
-    (Retry(limit=1, policy="Always"), [(1, "Failed"), (1, "Error")], []),
-    (Retry(limit=1), [(1, "Failed")], [(1, "Error")]),
-    (Retry(limit=1, policy="OnError"), [(1, "Error")], [(1, "Failed")]),
-    (Retry(limit=1, policy="Always", expression="asInt(lastRetry.exitCode) > 1"), [(2, "Failed")], [(1, "Failed")]),
-])
+@pytest.mark.parametrize(
+    ("retry", "retried", "not_retried"),
+    [
+        (Retry(limit=1, policy="Always"), [(1, "Failed"), (1, "Error")], []),
+        (Retry(limit=1), [(1, "Failed")], [(1, "Error")]),
+        (Retry(limit=1, policy="OnError"), [(1, "Error")], [(1, "Failed")]),
+        (Retry(limit=1, policy="Always", expression="asInt(lastRetry.exitCode) > 1"), [(2, "Failed")], [(1, "Failed")]),
+    ],
+)
 def test_a_retry_decides_by_its_policy_and_expression(retry, retried, not_retried):
     assert all(retry.should_retry(code, phase, 0) for code, phase in retried)
     assert not any(retry.should_retry(code, phase, 0) for code, phase in not_retried)
 
 
 def _workflow(*parameters):
-    step = Template("step", container=Container("img", ("llmstep", "exec"), (
-        EnvVar("A", "1"), EnvVar("KEY", value_from={"secretKeyRef": {"name": "s", "key": "k"}}))))
+    step = Template(
+        "step",
+        container=Container(
+            "img",
+            ("llmstep", "exec"),
+            (EnvVar("A", "1"), EnvVar("KEY", value_from={"secretKeyRef": {"name": "s", "key": "k"}})),
+        ),
+    )
     main = Template("main", dag=Dag((Task("a", "step"),)))
     return Workflow(document={}, templates={"main": main, "step": step}, entrypoint="main", parameters=parameters)
 

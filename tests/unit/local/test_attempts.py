@@ -35,8 +35,9 @@ class Changes(Progress):
 
 @pytest.fixture
 def record(tmp_path):
-    record = RunRecord.create(tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "attempts"}}],
-                              engine="argo", arguments={})
+    record = RunRecord.create(
+        tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "attempts"}}], engine="argo", arguments={}
+    )
     yield record
     record.release()
 
@@ -91,10 +92,17 @@ def test_a_step_that_succeeds_records_its_phase_outputs_and_log(record, launcher
     phase = run_step(step(code, retries=2), record, launcher, progress)
     assert phase == "Succeeded"
     node = record.nodes["ask"]
-    assert {k: getattr(node, k) for k in ("phase", "message", "exit_code", "attempts", "template_name", "display_name",
-                                          "exit_handler")} == {
-        "phase": "Succeeded", "message": "", "exit_code": 0, "attempts": 1, "template_name": "ask-tmpl",
-        "display_name": "ask", "exit_handler": False,
+    assert {
+        k: getattr(node, k)
+        for k in ("phase", "message", "exit_code", "attempts", "template_name", "display_name", "exit_handler")
+    } == {
+        "phase": "Succeeded",
+        "message": "",
+        "exit_code": 0,
+        "attempts": 1,
+        "template_name": "ask-tmpl",
+        "display_name": "ask",
+        "exit_handler": False,
     }
     assert node.outputs == Outputs([Parameter("output", "42")])
     assert node.started_at <= node.finished_at
@@ -148,8 +156,13 @@ def test_error_json_is_read_where_the_attempt_says_the_step_keeps_it(record, lau
     assert record.nodes["ask"].message == "ValueError: no answer (exit code 1)"
 
 
-@pytest.mark.parametrize("error", [FileNotFoundError(2, "No such file or directory", "/runs/x/steps/a/data/output.json"),
-                                   OSError(28, "No space left on device")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError(2, "No such file or directory", "/runs/x/steps/a/data/output.json"),
+        OSError(28, "No space left on device"),
+    ],
+)
 def test_inputs_that_cannot_be_laid_out_make_an_error_node_not_a_crash(record, launcher, error):
     def prepare(data_dir):
         raise error
@@ -190,7 +203,9 @@ if n < 3:
         prepared.append((data_dir, sorted(p.name for p in data_dir.iterdir())))
         return python(counting(body, tmp_path / "count"), data_dir)
 
-    phase = run_step(StepRun(name="ask", template="t", prepare=prepare, collect=output, retries=2), record, launcher, progress)
+    phase = run_step(
+        StepRun(name="ask", template="t", prepare=prepare, collect=output, retries=2), record, launcher, progress
+    )
     assert phase == "Succeeded"
     node = record.nodes["ask"]
     assert (node.attempts, node.exit_code) == (3, 0)
@@ -198,7 +213,12 @@ if n < 3:
     assert prepared == [(record.step_dir("ask") / "data", [])] * 3
     log = (record.step_dir("ask") / "log.txt").read_text(encoding="utf-8")
     assert [line.split(" at ")[0] for line in log.splitlines()] == ["--- attempt 1", "--- attempt 2", "--- attempt 3"]
-    assert progress.seen == [("ask", "Running", 1), ("ask", "Running", 2), ("ask", "Running", 3), ("ask", "Succeeded", 3)]
+    assert progress.seen == [
+        ("ask", "Running", 1),
+        ("ask", "Running", 2),
+        ("ask", "Running", 3),
+        ("ask", "Succeeded", 3),
+    ]
 
 
 @pytest.mark.parametrize("retries", [0, 2])
@@ -244,8 +264,14 @@ def test_a_retry_rule_may_retry_an_error_phase(record, launcher, tmp_path):
         return output(data_dir)
 
     code = "import pathlib, sys; (pathlib.Path(sys.argv[1]) / 'out.txt').write_text('second')"
-    run = StepRun(name="ask", template="t", prepare=lambda d: python(code, d), collect=collect, retries=1,
-                  retry=lambda code, phase, duration: phase in ("Failed", "Error"))
+    run = StepRun(
+        name="ask",
+        template="t",
+        prepare=lambda d: python(code, d),
+        collect=collect,
+        retries=1,
+        retry=lambda code, phase, duration: phase in ("Failed", "Error"),
+    )
     assert run_step(run, record, launcher, Progress()) == "Succeeded"
     assert record.nodes["ask"].attempts == 2
 
@@ -369,8 +395,19 @@ def test_error_message_is_the_steps_account_else_its_exit_code(tmp_path, error_j
 
 @pytest.mark.parametrize(
     "text, value",
-    [(30, 30.0), ("30", 30.0), ("2.5", 2.5), ("5s", 5.0), ("1.5s", 1.5), ("500ms", 0.5), ("1m", 60.0),
-     ("1m30s", 90.0), ("1h30m", 5400.0), ("2h", 7200.0), (" 10s ", 10.0)],
+    [
+        (30, 30.0),
+        ("30", 30.0),
+        ("2.5", 2.5),
+        ("5s", 5.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("1m", 60.0),
+        ("1m30s", 90.0),
+        ("1h30m", 5400.0),
+        ("2h", 7200.0),
+        (" 10s ", 10.0),
+    ],
 )
 def test_seconds_of_an_engine_duration(text, value):
     assert seconds(text, "backoff.duration") == value
@@ -423,8 +460,13 @@ def test_the_runs_deadline_stops_a_running_step_and_fails_one_that_starts_after_
     assert time.monotonic() - deadline < 30
     assert record.nodes["ask"].message == "Step exceeded its deadline"
     assert (tmp_path / "count").read_text() == "x"  # no retry after the run's deadline
-    late = StepRun(name="late", template="t", prepare=lambda d: python(counting("", tmp_path / "late"), d),
-                   collect=output, deadline=deadline)
+    late = StepRun(
+        name="late",
+        template="t",
+        prepare=lambda d: python(counting("", tmp_path / "late"), d),
+        collect=output,
+        deadline=deadline,
+    )
     assert run_step(late, record, launcher, Progress()) == "Failed"
     assert record.nodes["late"].message == "Step exceeded its deadline"
     assert not (tmp_path / "late").exists()  # it never ran

@@ -41,7 +41,9 @@ def _flaky_counter(path: str, fail_times: int):
 
 def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path):
     flag = tmp_path / "flag"
-    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    chain = (
+        RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    )
     compiled = llmstep.compile(chain, allow_pickle=True)
     runs = tmp_path / "runs"
     with pytest.raises(llmstep.RunFailed) as err:
@@ -68,7 +70,9 @@ def test_middle_step_failure_keeps_finished_outputs_and_resume_finishes(tmp_path
 def test_resume_runs_again_a_finished_step_whose_output_is_gone(tmp_path, engine, caplog):
     """It stopped with exit 70 (FileNotFoundError) when the next step's input was linked."""
     flag = tmp_path / "flag"
-    chain = RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    chain = (
+        RunnableLambda(lambda x: x.upper()) | RunnableLambda(needs_file(str(flag))) | RunnableLambda(lambda x: x + "!")
+    )
     compiled = llmstep.compile(chain, allow_pickle=True)
     runs = tmp_path / "runs"
     with pytest.raises(llmstep.RunFailed) as err:
@@ -91,11 +95,14 @@ def small_disk(folder: Path, size: str):
     """A real tmpfs of ``size`` mounted at ``folder`` (root, or CAP_SYS_ADMIN, is needed): a disk
     that fills for real. Skipped, with the reason, where mounting is not allowed."""
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'}): the full-disk "
-                    "case is covered by RLIMIT_FSIZE in tests/unit/executor/test_step.py")
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'}): the full-disk "
+            "case is covered by RLIMIT_FSIZE in tests/unit/executor/test_step.py"
+        )
     try:
         yield folder
     finally:
@@ -105,24 +112,43 @@ def small_disk(folder: Path, size: str):
 def test_a_disk_that_fills_while_a_step_writes_its_output_fails_the_run_saying_so(tmp_path):
     """It read "Error (exit code 70)". The step's output does not fit; the run fails with the full
     disk named (exit 1), its record finished, and the finished step's output kept."""
-    (tmp_path / "big.py").write_text("from langchain_core.runnables import RunnableLambda\n"
-                                     "chain = RunnableLambda(lambda x: x + '!') | RunnableLambda(lambda x: x * 200_000)\n")
+    (tmp_path / "big.py").write_text(
+        "from langchain_core.runnables import RunnableLambda\n"
+        "chain = RunnableLambda(lambda x: x + '!') | RunnableLambda(lambda x: x * 200_000)\n"
+    )
     with small_disk(tmp_path / "disk", "256k") as disk:
-        result = run_cli("run", "big.py:chain", "--allow-pickle", "--input", '"ab"', "--runs-dir", str(disk / "runs"),
-                         cwd=tmp_path, timeout=120)
+        result = run_cli(
+            "run",
+            "big.py:chain",
+            "--allow-pickle",
+            "--input",
+            '"ab"',
+            "--runs-dir",
+            str(disk / "runs"),
+            cwd=tmp_path,
+            timeout=120,
+        )
         assert result.returncode == 1, result.stderr[-2000:]
-        assert "no space left on the device writing " in result.stderr and "output.json; free some space" in result.stderr
+        assert (
+            "no space left on the device writing " in result.stderr and "output.json; free some space" in result.stderr
+        )
         assert "exit code 70" not in result.stderr and "internal error" not in result.stderr
         status = json.loads(next((disk / "runs").glob("*/status.json")).read_text())
         assert status["phase"] == "Failed"
-        assert {k: n["phase"] for k, n in status["nodes"].items()} == {"RunnableLambda": "Succeeded", "RunnableLambda-2": "Failed"}
+        assert {k: n["phase"] for k, n in status["nodes"].items()} == {
+            "RunnableLambda": "Succeeded",
+            "RunnableLambda-2": "Failed",
+        }
         assert "no space left on the device" in status["nodes"]["RunnableLambda-2"]["message"]
 
 
-@pytest.mark.parametrize(("engine", "fragment"), [
-    ("argo", "/llmstep/output.json was not written, though the step exited 0"),
-    ("tekton", "the step exited 0 without writing its results (output-path)"),
-])
+@pytest.mark.parametrize(
+    ("engine", "fragment"),
+    [
+        ("argo", "/llmstep/output.json was not written, though the step exited 0"),
+        ("tekton", "the step exited 0 without writing its results (output-path)"),
+    ],
+)
 def test_a_step_that_exits_0_without_its_output_fails_the_run(tmp_path, engine, fragment):
     """os._exit(0) skips everything llmstep exec does after the Runnable: on Tekton the run read
     as succeeded, with no output to print."""
@@ -168,8 +194,17 @@ def test_a_daemon_a_step_starts_ends_with_the_step(tmp_path, fork, stopped):
     (tmp_path / "daemons.py").write_text(DAEMON_CHAIN)
     pid_file = tmp_path / "daemon.pid"
     pid_file.write_text("")
-    argv = [sys.executable, "-m", "llmstep", "run", f"daemons.py:{'hangs' if stopped else 'chain'}", "--allow-pickle",
-            "--input", json.dumps(str(pid_file)), *fork]
+    argv = [
+        sys.executable,
+        "-m",
+        "llmstep",
+        "run",
+        f"daemons.py:{'hangs' if stopped else 'chain'}",
+        "--allow-pickle",
+        "--input",
+        json.dumps(str(pid_file)),
+        *fork,
+    ]
     run = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -199,8 +234,9 @@ def test_a_big_input_is_stored_once_in_the_record(tmp_path, engine):
     PipelineRun holds it twice, and Kubernetes keeps an object under 1.5 MiB)."""
     size = 8_000_000 if engine == "argo" else 600_000
     chain = RunnableLambda(lambda x: len(x["q"])) | RunnableLambda(lambda n: n + 1)
-    out = llmstep.compile(chain, allow_pickle=True).run_local({"q": "x" * size}, runs_dir=tmp_path / "runs",
-                                                              engine=engine)
+    out = llmstep.compile(chain, allow_pickle=True).run_local(
+        {"q": "x" * size}, runs_dir=tmp_path / "runs", engine=engine
+    )
     assert out == size + 1
     record = next((tmp_path / "runs").iterdir())
     used = int(subprocess.run(["du", "-sk", str(record)], capture_output=True, text=True, check=True).stdout.split()[0])
@@ -244,8 +280,11 @@ def test_the_workflows_deadline_stops_the_run_and_keeps_what_finished(tmp_path):
     """spec.activeDeadlineSeconds, as the controller runs it (tests/test_argo_fidelity.py): the
     running step is stopped with "Step exceeded its deadline", the next never starts, the run
     fails and is not left Running."""
-    doc = _hand_doc(RunnableLambda(lambda x: x + "!", name="first") | RunnableLambda(lambda x: time.sleep(60) or x, name="slow")
-                    | RunnableLambda(lambda x: x, name="never"))
+    doc = _hand_doc(
+        RunnableLambda(lambda x: x + "!", name="first")
+        | RunnableLambda(lambda x: time.sleep(60) or x, name="slow")
+        | RunnableLambda(lambda x: x, name="never")
+    )
     doc["spec"]["activeDeadlineSeconds"] = 8  # time enough for "first" to start and end on a loaded machine
     started = time.monotonic()
     record = run_document(doc, "x", runs_dir=tmp_path / "r", quiet=True)
@@ -279,8 +318,11 @@ def test_exit_handler_receives_status_and_failures(tmp_path):
     payload = llmstep.compile(RunnableLambda(lambda d: d), allow_pickle=True).plan.steps[0].payload
     handler["inputs"]["artifacts"] = [
         {"name": "payload", "path": "/llmstep/runnable.json", "raw": {"data": json.dumps(payload)}},
-        {"name": "input", "path": "/llmstep/input.json",
-         "raw": {"data": '{"status": "{{workflow.status}}", "failures": {{workflow.failures}}}'}},
+        {
+            "name": "input",
+            "path": "/llmstep/input.json",
+            "raw": {"data": '{"status": "{{workflow.status}}", "failures": {{workflow.failures}}}'},
+        },
     ]
     doc["spec"]["templates"].append(handler)
     doc["spec"]["onExit"] = "exit-handler"
@@ -292,15 +334,29 @@ def test_exit_handler_receives_status_and_failures(tmp_path):
     # node, the entrypoint's DAG node included
     failures = json.loads(out["failures"])
     assert sorted((f["displayName"], f["templateName"], f["phase"]) for f in failures) == [
-        ("boom", "boom", "Failed"), (record.run_id, "main", "Failed")]
+        ("boom", "boom", "Failed"),
+        (record.run_id, "main", "Failed"),
+    ]
     assert "deliberate" in next(f["message"] for f in failures if f["displayName"] == "boom")
 
 
 def test_exit_handler_can_be_skipped_on_success_with_when(tmp_path):
     doc = _hand_doc(RunnableLambda(lambda x: x))
-    doc["spec"]["templates"].append({"name": "on-exit", "dag": {"tasks": [
-        {"name": "diagnose", "template": doc["spec"]["templates"][1]["name"], "when": "{{workflow.status}} != Succeeded",
-         "arguments": {"artifacts": [{"name": "input", "raw": {"data": "1"}}]}}]}})
+    doc["spec"]["templates"].append(
+        {
+            "name": "on-exit",
+            "dag": {
+                "tasks": [
+                    {
+                        "name": "diagnose",
+                        "template": doc["spec"]["templates"][1]["name"],
+                        "when": "{{workflow.status}} != Succeeded",
+                        "arguments": {"artifacts": [{"name": "input", "raw": {"data": "1"}}]},
+                    }
+                ]
+            },
+        }
+    )
     doc["spec"]["onExit"] = "on-exit"
     record = run_document(doc, 5, runs_dir=tmp_path / "r", quiet=True)
     assert record.phase == "Succeeded" and record.result() == 5
@@ -312,7 +368,9 @@ def test_step_without_secret_cannot_see_callers_key(tmp_path, monkeypatch):
     monkeypatch.setenv("SOME_OTHER_VAR", "leaky")
     chain = RunnableLambda(lambda x: {k: os.environ.get(k) for k in ("OPENAI_API_KEY", "SOME_OTHER_VAR")})
     assert llmstep.compile(chain, allow_pickle=True).run_local("x", runs_dir=tmp_path / "r") == {
-        "OPENAI_API_KEY": None, "SOME_OTHER_VAR": None}
+        "OPENAI_API_KEY": None,
+        "SOME_OTHER_VAR": None,
+    }
 
 
 def test_model_step_gets_exactly_its_secret(tmp_path):
@@ -323,8 +381,9 @@ def test_model_step_gets_exactly_its_secret(tmp_path):
         llm = ChatOpenAI(model="gpt-test", api_key="sk-compile-time-placeholder", base_url=server.url, max_retries=0)
         compiled = llmstep.compile(qa_prompt() | llm | StrOutputParser())
         assert "sk-compile-time-placeholder" not in compiled.to_yaml()
-        out = compiled.run_local({"question": "hi"}, secrets={"OPENAI_API_KEY": "sk-from-the-secret"},
-                                 runs_dir=tmp_path / "r")
+        out = compiled.run_local(
+            {"question": "hi"}, secrets={"OPENAI_API_KEY": "sk-from-the-secret"}, runs_dir=tmp_path / "r"
+        )
     assert out == "echo: hi"
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-from-the-secret"
     [run] = (tmp_path / "r").iterdir()
@@ -388,15 +447,22 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
         "import time\nfrom langchain_core.runnables import RunnableLambda\n"
         "chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: time.sleep(120) or x)\n"
     )
-    proc = subprocess.Popen(as_from_a_terminal([sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain",
-                                                "--allow-pickle", "--input", "1"]), cwd=tmp_path, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        as_from_a_terminal(
+            [sys.executable, "-m", "llmstep", "run", "slow_chain.py:chain", "--allow-pickle", "--input", "1"]
+        ),
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     status_files = []
     while time.monotonic() < deadline:
         status_files = list((tmp_path / ".llmstep" / "runs").glob("*/status.json"))
-        if status_files and json.loads(status_files[0].read_text())["nodes"].get(
-                "RunnableLambda-2", {}).get("phase") == "Running":
+        if (
+            status_files
+            and json.loads(status_files[0].read_text())["nodes"].get("RunnableLambda-2", {}).get("phase") == "Running"
+        ):
             break
         time.sleep(0.2)
     time.sleep(1)
@@ -411,8 +477,9 @@ def test_ctrl_c_stops_steps_and_leaves_a_consistent_record(tmp_path):
     assert leftover.stdout.strip() == ""  # no step process outlives the run
 
 
-@pytest.mark.parametrize("given", [["--input", '{"question": "half an emoji \\ud83d"}'],
-                                   ["-p", 'input={"question": "\\udc80"}']])
+@pytest.mark.parametrize(
+    "given", [["--input", '{"question": "half an emoji \\ud83d"}'], ["-p", 'input={"question": "\\udc80"}']]
+)
 def test_lone_surrogate_in_the_chain_input_is_a_clear_error_naming_it(tmp_path, given):
     result = run_cli("run", f"{ROOT}/examples/qa.py:chain", *given, cwd=tmp_path)
     assert result.returncode == 2, result.stderr

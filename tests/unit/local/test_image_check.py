@@ -27,8 +27,12 @@ def test_compile_warns_at_the_callers_line_naming_step_module_and_image():
     chain = RunnableLambda(yaml.safe_dump)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        llmstep.compile(chain, allow_pickle=True, image="localhost/slim:1",
-                        image_modules={"localhost/slim:1": ["langchain_core", "cloudpickle"]})
+        llmstep.compile(
+            chain,
+            allow_pickle=True,
+            image="localhost/slim:1",
+            image_modules={"localhost/slim:1": ["langchain_core", "cloudpickle"]},
+        )
     found = [w for w in caught if issubclass(w.category, MissingModuleWarning)]
     assert len(found) == 1 and found[0].filename == __file__
     message = str(found[0].message)
@@ -36,7 +40,9 @@ def test_compile_warns_at_the_callers_line_naming_step_module_and_image():
     assert "llmstep image build --from localhost/slim:1 -r requirements.txt" in message
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the image has it, or the check is off: no warning
-        llmstep.compile(chain, allow_pickle=True, image="i:1", image_modules={"i:1": ["yaml", "cloudpickle", "langchain_core"]})
+        llmstep.compile(
+            chain, allow_pickle=True, image="i:1", image_modules={"i:1": ["yaml", "cloudpickle", "langchain_core"]}
+        )
         llmstep.compile(chain, allow_pickle=True, image="localhost/slim:1", image_modules=False)
 
 
@@ -64,8 +70,9 @@ def test_engine_label_is_read_once_per_image(monkeypatch):
     try:
         assert image_check.engine_modules("localhost/a:1") == {"langchain_core", "yaml"}
         assert image_check.engine_modules("localhost/a:1") == {"langchain_core", "yaml"}
-        assert calls == [["podman", "image", "inspect", "--format", '{{index .Labels "io.llmstep.modules"}}',
-                          "localhost/a:1"]]
+        assert calls == [
+            ["podman", "image", "inspect", "--format", '{{index .Labels "io.llmstep.modules"}}', "localhost/a:1"]
+        ]
     finally:
         image_check.engine_modules.cache_clear()
 
@@ -77,5 +84,7 @@ def test_a_step_naming_only_what_every_image_has_needs_no_look_up():
     assert image_check.missing_modules(plan, lambda image: looked.append(image) or frozenset()) == []
     assert looked == []
     pickled = llmstep.compile(RunnableLambda(yaml.safe_dump), allow_pickle=True, image_modules=False).plan
-    assert [m for _, _, m, _ in image_check.missing_modules(pickled, lambda image: looked.append(image) or frozenset())] == ["yaml"]
+    assert [
+        m for _, _, m, _ in image_check.missing_modules(pickled, lambda image: looked.append(image) or frozenset())
+    ] == ["yaml"]
     assert looked == [pickled.image]

@@ -35,8 +35,10 @@ def test_containerfile_installs_requirements_offline_from_wheels_and_records_mod
     assert lines[0] == "FROM llmstep:0.1.0"
     assert "COPY requirements.txt /build/requirements.txt" in lines and "COPY wheels/ /build/wheels/" in lines
     assert "/opt/llmstep/bin/python -m ensurepip --default-pip" in text
-    assert ("/opt/llmstep/bin/python -m pip install --no-cache-dir --no-index --find-links /build/wheels "
-            "-r /build/requirements.txt") in text
+    assert (
+        "/opt/llmstep/bin/python -m pip install --no-cache-dir --no-index --find-links /build/wheels "
+        "-r /build/requirements.txt"
+    ) in text
     assert "/opt/llmstep/bin/python -m llmstep.local.images > /opt/llmstep/modules.txt" in text
     assert text.index("pip install") < text.index("pip uninstall") < text.index("modules.txt")
     assert lines[-1] == "USER 10001:10001" and "USER 0:0" in lines
@@ -61,13 +63,16 @@ def test_label_containerfile():
     assert images.label_containerfile("t:1", ["a", "b_c"]) == 'FROM t:1\nLABEL io.llmstep.modules="a,b_c"\n'
 
 
-@pytest.mark.parametrize("kwargs, option", [
-    ({}, "exactly one of -r/--requirements FILE and --project DIR"),
-    ({"requirements": "nope.txt"}, "-r/--requirements nope.txt: no such file"),
-    ({"project": "."}, "--project .: no pyproject.toml"),
-    ({"requirements": "req.txt", "wheels": "nowheels"}, "--wheels nowheels: no such directory"),
-    ({"requirements": "req.txt", "project": "."}, "exactly one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        ({}, "exactly one of -r/--requirements FILE and --project DIR"),
+        ({"requirements": "nope.txt"}, "-r/--requirements nope.txt: no such file"),
+        ({"project": "."}, "--project .: no pyproject.toml"),
+        ({"requirements": "req.txt", "wheels": "nowheels"}, "--wheels nowheels: no such directory"),
+        ({"requirements": "req.txt", "project": "."}, "exactly one of"),
+    ],
+)
 def test_bad_inputs_name_their_option(tmp_path, monkeypatch, kwargs, option):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "req.txt").write_text("x\n")
@@ -112,7 +117,9 @@ class FakeEngine:
         self.calls.append(argv)
         if argv[1] == "build":
             self.files.append(Path(argv[argv.index("-f") + 1]).read_text())
-        out = {"create": b"ctr1\n", "cp": _tar("modules.txt", b"langchain_core\nllmstep_testpkg\nyaml\n")}.get(argv[1], b"")
+        out = {"create": b"ctr1\n", "cp": _tar("modules.txt", b"langchain_core\nllmstep_testpkg\nyaml\n")}.get(
+            argv[1], b""
+        )
         if argv[1] == self.fail:
             return subprocess.CompletedProcess(argv, 125, b"STEP 3/9: RUN ...\nERROR: No matching distribution found\n")
         return subprocess.CompletedProcess(argv, 0, out)
@@ -120,7 +127,9 @@ class FakeEngine:
 
 def test_build_runs_build_reads_the_list_labels_and_pushes(tmp_path):
     engine = FakeEngine()
-    modules = images.build(_spec(tmp_path, wheels=True), "localhost/x:1", "podman", push=True, run=engine, say=lambda m: None)
+    modules = images.build(
+        _spec(tmp_path, wheels=True), "localhost/x:1", "podman", push=True, run=engine, say=lambda m: None
+    )
     assert modules == ["langchain_core", "llmstep_testpkg", "yaml"]
     verbs = [c[1] for c in engine.calls]
     assert verbs == ["build", "create", "cp", "rm", "build", "push"]
@@ -130,8 +139,11 @@ def test_build_runs_build_reads_the_list_labels_and_pushes(tmp_path):
 
 
 def test_engine_failure_is_an_image_build_error_with_its_output(tmp_path):
-    with pytest.raises(ImageBuildError, match=r"(?s)building localhost/x:1 failed \(`podman build` exited 125\).*"
-                       "No matching distribution found") as caught:
+    with pytest.raises(
+        ImageBuildError,
+        match=r"(?s)building localhost/x:1 failed \(`podman build` exited 125\).*"
+        "No matching distribution found",
+    ) as caught:
         images.build(_spec(tmp_path), "localhost/x:1", "podman", run=FakeEngine(fail="build"), say=lambda m: None)
     assert caught.value.exit_code == 1
 

@@ -47,8 +47,16 @@ def test_a_container_attempt_names_only_the_pods_variables_and_mounts_the_data_d
     steps = ContainerSteps(str(engine), {"CONTAINERS_CONF": "/etc/c.conf"})
     env = {"OPENAI_API_KEY": "k", "LLMSTEP_PICKLE": "refuse", "HTTPS_PROXY": "http://127.0.0.1:3128", "HOME": "/h"}
     data = tmp_path / "data"
-    attempt = steps.attempt(["llmstep", "exec", "--data-dir", "/llmstep"], data, env, root="/llmstep", image="llmstep:test",
-                            declared=["OPENAI_API_KEY", "NOT_SET"], extra=["LLMSTEP_PICKLE"], network=True)
+    attempt = steps.attempt(
+        ["llmstep", "exec", "--data-dir", "/llmstep"],
+        data,
+        env,
+        root="/llmstep",
+        image="llmstep:test",
+        declared=["OPENAI_API_KEY", "NOT_SET"],
+        extra=["LLMSTEP_PICKLE"],
+        network=True,
+    )
     argv = attempt.argv
     assert argv[:2] == [str(engine), "run"]
     assert argv[argv.index("--network") + 1] == "host"
@@ -57,7 +65,9 @@ def test_a_container_attempt_names_only_the_pods_variables_and_mounts_the_data_d
     assert argv[-6:] == ["--entrypoint", "llmstep", "llmstep:test", "exec", "--data-dir", "/llmstep"]
     assert "k" not in argv  # values travel in the engine CLI's environment, never on its command line
     assert attempt.env == {**env, "CONTAINERS_CONF": "/etc/c.conf"}
-    no_model = steps.attempt(["llmstep", "exec"], data, {}, image="llmstep:test", mounts=[(data, "/ws")], keep_data_dir=True)
+    no_model = steps.attempt(
+        ["llmstep", "exec"], data, {}, image="llmstep:test", mounts=[(data, "/ws")], keep_data_dir=True
+    )
     assert no_model.argv[no_model.argv.index("--network") + 1] == "none"
     assert no_model.argv[no_model.argv.index("-v") + 1] == f"{data}:/ws" and no_model.data_dir == data
 
@@ -67,13 +77,16 @@ def test_images_are_checked_once_each_and_a_missing_one_names_the_build_command(
     steps.preflight(["llmstep:test", "llmstep:test"])
     steps.attempt(["llmstep", "exec"], tmp_path / "data", {}, image="llmstep:test")
     assert (tmp_path / "calls").read_text().splitlines() == ["image inspect llmstep:test"]
-    with pytest.raises(WorkflowError, match=r"image 'other:1' is not in .*build it with images/build.sh --engine .* --tag other:1"):
+    with pytest.raises(
+        WorkflowError, match=r"image 'other:1' is not in .*build it with images/build.sh --engine .* --tag other:1"
+    ):
         steps.preflight(["other:1"])
 
 
 def test_engine_env_keeps_only_the_engines_own_settings():
-    assert engine_env({"DOCKER_HOST": "unix:///d", "XDG_RUNTIME_DIR": "/run/u", "OPENAI_API_KEY": "k", "PATH": "/bin"}) == {
-        "DOCKER_HOST": "unix:///d", "XDG_RUNTIME_DIR": "/run/u", "PATH": "/bin"}
+    assert engine_env(
+        {"DOCKER_HOST": "unix:///d", "XDG_RUNTIME_DIR": "/run/u", "OPENAI_API_KEY": "k", "PATH": "/bin"}
+    ) == {"DOCKER_HOST": "unix:///d", "XDG_RUNTIME_DIR": "/run/u", "PATH": "/bin"}
 
 
 def test_payload_classes_are_found_in_nested_documents():
@@ -88,16 +101,23 @@ def test_a_launcher_without_fork_server_for_containers_and_when_forking_is_off()
         assert launcher.forkserver is None
 
 
-
 def test_the_fork_servers_settings_come_from_the_environment_given(tmp_path):
-    environ = {"LLMSTEP_FORKSERVER_IDLE": "12.5", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
-               "XDG_CACHE_HOME": str(tmp_path / "cache"), "DOCKER_HOST": "unix:///d", "OPENAI_API_KEY": "k"}
+    environ = {
+        "LLMSTEP_FORKSERVER_IDLE": "12.5",
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "DOCKER_HOST": "unix:///d",
+        "OPENAI_API_KEY": "k",
+    }
     isolation = Isolation.from_environ(environ, kind="container", engine_cli="docker")
     assert (isolation.kind, isolation.engine_cli, isolation.fork_idle) == ("container", "docker", 12.5)
     assert isolation.runtime_dir == str(tmp_path / "run")
     assert isolation.cache_dir == str(tmp_path / "cache" / "llmstep")
-    assert isolation.engine_env == {"DOCKER_HOST": "unix:///d", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
-                                    "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert isolation.engine_env == {
+        "DOCKER_HOST": "unix:///d",
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
     defaults = Isolation.from_environ({"HOME": "/nonexistent"})
     assert (defaults.fork_idle, defaults.runtime_dir) == (300.0, None)
     assert Isolation.from_environ(environ, fork_idle=0).fork_idle == 0  # a setting given wins

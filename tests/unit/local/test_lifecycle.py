@@ -32,8 +32,13 @@ def _slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     """`llmstep run` of a chain whose second step (gate) sleeps until a flag file exists; returned
     once that step is running and the record says so (its status is written after the step starts)."""
     (tmp_path / "gated.py").write_text(_GATED.format(flag=str(tmp_path / "flag")))
-    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", "gated.py:chain", "--allow-pickle", "--input", '"x"'],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmstep", "run", "gated.py:chain", "--allow-pickle", "--input", '"x"'],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         found = list((tmp_path / ".llmstep" / "runs").glob("*/steps/gate/pid"))
@@ -155,7 +160,16 @@ def test_a_full_disk_is_a_named_error_not_an_internal_one(tmp_path, monkeypatch,
 
     monkeypatch.setattr(RunRecord, "step_dir", full_disk)
     monkeypatch.chdir(ROOT)
-    code = cli.main(["run", "examples/qa.py:chain", "--input", '{"question": "q"}', "--runs-dir", str(tmp_path / "r"),
-                     "--no-fork-server"])
+    code = cli.main(
+        [
+            "run",
+            "examples/qa.py:chain",
+            "--input",
+            '{"question": "q"}',
+            "--runs-dir",
+            str(tmp_path / "r"),
+            "--no-fork-server",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "no space left on the device" in err and "internal error" not in err

@@ -21,7 +21,10 @@ def test_keywords_replace_the_fields_of_an_options_object():
 
 
 def test_an_unknown_option_is_a_usage_error_naming_it_and_the_options():
-    with pytest.raises(UsageError, match=r"unknown run option 'paralellism'; the options are allow_endpoints, allow_pickle, .*parallelism"):
+    with pytest.raises(
+        UsageError,
+        match=r"unknown run option 'paralellism'; the options are allow_endpoints, allow_pickle, .*parallelism",
+    ):
         RunOptions.of(paralellism=2)
 
 
@@ -31,8 +34,20 @@ def test_every_entry_point_takes_the_same_options():
     from llmstep.local import entry
 
     names = {f.name for f in dataclasses.fields(RunOptions)}
-    assert names == {"parameters", "parallelism", "secrets", "runs_dir", "quiet", "progress", "isolation", "launcher",
-                     "allow_pickle", "from_file", "allow_endpoints", "environ"}
+    assert names == {
+        "parameters",
+        "parallelism",
+        "secrets",
+        "runs_dir",
+        "quiet",
+        "progress",
+        "isolation",
+        "launcher",
+        "allow_pickle",
+        "from_file",
+        "allow_endpoints",
+        "environ",
+    }
     for fn in (entry.run_document, entry.run_tekton, entry.resume_run):
         params = inspect.signature(fn).parameters
         assert "options" in params and any(p.kind is p.VAR_KEYWORD for p in params.values()), fn.__name__
@@ -55,7 +70,9 @@ def test_defaults():
     assert opts.host() == {}
     # the endpoint the entry point's environment configures is where keys may go
     configured = RunOptions(environ={"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1/"}).policy()
-    assert "http://127.0.0.1:8000/v1" in configured.endpoints and "http://127.0.0.1:8000/v1" not in opts.policy().endpoints
+    assert (
+        "http://127.0.0.1:8000/v1" in configured.endpoints and "http://127.0.0.1:8000/v1" not in opts.policy().endpoints
+    )
 
 
 def test_resume_refuses_pickles_unless_allowed(tmp_path):

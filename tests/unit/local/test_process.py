@@ -13,11 +13,25 @@ from llmstep.local.process import DEADLINE_MESSAGE, PASSTHROUGH, Launcher, base_
 
 
 def test_a_step_gets_a_path_home_and_locale_and_only_the_way_out_of_this_machine(tmp_path):
-    host = {"HTTPS_PROXY": "http://proxy:3128", "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1", "NO_PROXY": "",
-            "OPENAI_API_KEY": "sk-of-this-machine", "AWS_SECRET_ACCESS_KEY": "x", "HOME": "/root"}
+    host = {
+        "HTTPS_PROXY": "http://proxy:3128",
+        "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
+        "NO_PROXY": "",
+        "OPENAI_API_KEY": "sk-of-this-machine",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "HOME": "/root",
+    }
     env = base_env(tmp_path, host)
-    assert env["HOME"] == str(tmp_path) and env["LANG"] == "C.UTF-8" and env["PATH"].startswith(str(sys.executable).rsplit("/", 1)[0])
-    assert {k for k in env if k in host} == {"HTTPS_PROXY", "OPENAI_BASE_URL", "HOME"}  # an empty NO_PROXY is not passed
+    assert (
+        env["HOME"] == str(tmp_path)
+        and env["LANG"] == "C.UTF-8"
+        and env["PATH"].startswith(str(sys.executable).rsplit("/", 1)[0])
+    )
+    assert {k for k in env if k in host} == {
+        "HTTPS_PROXY",
+        "OPENAI_BASE_URL",
+        "HOME",
+    }  # an empty NO_PROXY is not passed
     assert env["HTTPS_PROXY"] == "http://proxy:3128" and "OPENAI_API_KEY" not in env  # a key only by its Secret
     assert "OPENAI_API_KEY" not in PASSTHROUGH
 
@@ -28,7 +42,9 @@ def test_an_env_value_from_a_secret_or_configmap_comes_from_this_machine_by_name
     assert env_from(secret, {"OPENAI_API_KEY": "by-key"}, "step a") == "by-key"
     assert env_from(secret, {}, "step a") is None  # the step says which key it lacks (exit 3)
     config = {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "region"}}}
-    with pytest.raises(WorkflowError, match="step a: env REGION comes from key 'region' of ConfigMap 'cfg'; locally, set REGION"):
+    with pytest.raises(
+        WorkflowError, match="step a: env REGION comes from key 'region' of ConfigMap 'cfg'; locally, set REGION"
+    ):
         env_from(config, {}, "step a")
     optional = {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "region", "optional": True}}}
     assert env_from(optional, {}, "step a") is None
@@ -47,12 +63,21 @@ def test_the_containers_command_runs_here_with_its_paths_in_the_data_directory(t
 def test_a_step_process_reports_its_exit_code_and_is_stopped_at_its_deadline(tmp_path):
     log = tmp_path / "log.txt"
     started = []
-    done = Launcher().run([sys.executable, "-c", "print('to the log'); raise SystemExit(3)"], base_env(tmp_path, {}), log,
-                          timeout=60, on_start=started.append)
+    done = Launcher().run(
+        [sys.executable, "-c", "print('to the log'); raise SystemExit(3)"],
+        base_env(tmp_path, {}),
+        log,
+        timeout=60,
+        on_start=started.append,
+    )
     assert done.exit_code == 3 and not done.timed_out and len(started) == 1 and started[0] > 0
     assert log.read_text() == "to the log\n"
-    slow = Launcher().run([sys.executable, "-c", "import time; time.sleep(60)"], base_env(tmp_path, {}), tmp_path / "slow.txt",
-                          timeout=0.5)
+    slow = Launcher().run(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        base_env(tmp_path, {}),
+        tmp_path / "slow.txt",
+        timeout=0.5,
+    )
     assert slow.timed_out and slow.exit_code != 0
     assert "deadline" in DEADLINE_MESSAGE  # what a timed-out node says, as on a cluster
 
@@ -60,7 +85,9 @@ def test_a_step_process_reports_its_exit_code_and_is_stopped_at_its_deadline(tmp
 def test_a_stopped_launcher_starts_nothing(tmp_path):
     launcher = Launcher()
     launcher.stop()
-    outcome = launcher.run([sys.executable, "-c", "open('ran', 'w')"], base_env(tmp_path, {}), tmp_path / "log.txt", timeout=5)
+    outcome = launcher.run(
+        [sys.executable, "-c", "open('ran', 'w')"], base_env(tmp_path, {}), tmp_path / "log.txt", timeout=5
+    )
     assert outcome.interrupted and outcome.exit_code == 130 and not (tmp_path / "ran").exists()
 
 
@@ -104,8 +131,12 @@ def test_the_exec_check_counts_everything_together_against_arg_max():
 
 def test_a_step_the_kernel_would_not_start_fails_unstarted_as_its_container_would(tmp_path):
     """Steps forked from a fork server are never exec'd, so the launcher checks as execve would."""
-    outcome = Launcher().run([sys.executable, "-c", "open('ran', 'w')"], {**base_env(tmp_path, {}), "BIG": "v" * 200_000},
-                             tmp_path / "log.txt", timeout=30)
+    outcome = Launcher().run(
+        [sys.executable, "-c", "open('ran', 'w')"],
+        {**base_env(tmp_path, {}), "BIG": "v" * 200_000},
+        tmp_path / "log.txt",
+        timeout=30,
+    )
     assert outcome.exit_code == 1 and "argument list too long" in outcome.start_error  # runc's container ends with 1
     assert not (tmp_path / "ran").exists()
     assert "argument list too long: environment variable BIG" in (tmp_path / "log.txt").read_text()
@@ -117,9 +148,11 @@ def test_a_background_process_left_in_the_steps_group_ends_with_the_step(tmp_pat
     import os
 
     pid_file = tmp_path / "child.pid"
-    code = ("import subprocess, sys\n"
-            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+    code = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+    )
     launcher = Launcher()
     try:
         outcome = launcher.run([sys.executable, "-c", code], {}, tmp_path / "log.txt", timeout=60)

@@ -23,9 +23,13 @@ def test_live_progress_on_a_terminal(tmp_path):
     import pty
 
     parent, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "llmstep", "run", f"{ROOT}/examples/qa.py:chain", "--input",
-                             '{"question": "tty"}'], cwd=tmp_path, stdout=subprocess.PIPE, stderr=child,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmstep", "run", f"{ROOT}/examples/qa.py:chain", "--input", '{"question": "tty"}'],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=child,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(child)
     chunks = []
     while True:

@@ -40,8 +40,15 @@ def test_run_id_given_to_show_or_resume_is_a_name_in_the_runs_directory(tmp_path
         assert result.returncode == 2 and "is not a run id" in result.stderr, result.stderr
 
 
-_CORRUPT = {"a-list": "[]", "bad-argument": '{"arguments": {"input": 5}}', "bad-started": '{"startedAt": 5}', "cut-short": '{"phase": "Succ', "bad-node": '{"nodes": {"a": 1}}',
-            "node-path": '{"nodes": {"../../etc": {}}}', "node-phase": '{"nodes": {"a": {"phase": "Done"}}}'}
+_CORRUPT = {
+    "a-list": "[]",
+    "bad-argument": '{"arguments": {"input": 5}}',
+    "bad-started": '{"startedAt": 5}',
+    "cut-short": '{"phase": "Succ',
+    "bad-node": '{"nodes": {"a": 1}}',
+    "node-path": '{"nodes": {"../../etc": {}}}',
+    "node-phase": '{"nodes": {"a": {"phase": "Done"}}}',
+}
 
 
 def test_corrupt_status_json_is_skipped_with_a_warning_naming_it(tmp_path):
@@ -61,7 +68,9 @@ def test_corrupt_status_json_is_skipped_with_a_warning_naming_it(tmp_path):
     for name in _CORRUPT:
         for command in (["show", name], ["run", "--resume", name]):
             result = run_cli(*command, cwd=tmp_path)
-            assert result.returncode == 2 and "is not a run record" in result.stderr and name in result.stderr, result.stderr
+            assert result.returncode == 2 and "is not a run record" in result.stderr and name in result.stderr, (
+                result.stderr
+            )
     again = run_cli("run", f"{ROOT}/examples/qa.py:chain", "--input", '{"question": "r"}', cwd=tmp_path)
     assert again.returncode == 0 and "cut-short" in again.stderr  # a new run still starts (its pruning warns)
     assert all((runs / name).is_dir() for name in _CORRUPT)  # skipped, never pruned as if it were a run
@@ -111,7 +120,9 @@ def test_a_big_input_is_stored_once_in_the_record(tmp_path):
 
 def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
     (tmp_path / "runs").mkdir()
-    record = RunRecord.create(tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "r"}}], engine="argo", arguments={})
+    record = RunRecord.create(
+        tmp_path / "runs", [{"kind": "Workflow", "metadata": {"name": "r"}}], engine="argo", arguments={}
+    )
     writes = []
     original = RunRecord.save
 
@@ -139,7 +150,9 @@ def test_node_updates_reach_status_json_soon_and_the_end_at_once(tmp_path):
 
 @pytest.mark.parametrize(("engine", "never"), [("argo", "Omitted"), ("tekton", "Skipped")])
 def test_nodes_keep_run_order_on_disk_and_a_step_never_started_is_shown_in_the_engines_word(tmp_path, engine, never):
-    record = RunRecord.create(tmp_path, [{"kind": "Workflow", "metadata": {"name": "order"}}], engine=engine, arguments={})
+    record = RunRecord.create(
+        tmp_path, [{"kind": "Workflow", "metadata": {"name": "order"}}], engine=engine, arguments={}
+    )
     for task in ("zeta", "mid", "alpha", "beta"):  # created Pending in the documents' order
         record.update_node(task, phase="Pending")
     record.update_node("mid", phase="Running", started_at="2026-01-01T00:00:01.000000Z")
@@ -150,7 +163,12 @@ def test_nodes_keep_run_order_on_disk_and_a_step_never_started_is_shown_in_the_e
     record.finish("Failed")
     record.release()
     again = RunRecord.open(tmp_path, record.run_id)
-    assert [t for t, _ in again.in_run_order()] == ["mid", "zeta", "alpha", "beta"]  # started ones by start, then plan order
+    assert [t for t, _ in again.in_run_order()] == [
+        "mid",
+        "zeta",
+        "alpha",
+        "beta",
+    ]  # started ones by start, then plan order
     assert again.shown(again.nodes["beta"]) == (never, "not started: the run ended before it")
     assert again.shown(again.nodes["alpha"])[0] == ("Skipped" if engine == "tekton" else "Omitted")
     assert again.shown(again.nodes["mid"]) == ("Failed", "")
@@ -183,8 +201,13 @@ def _chain(url: str):
 
     first = ChatOpenAI(model="model-a", api_key="sk-placeholder", base_url=url, max_retries=0)
     second = ChatOpenAI(model="model-b", api_key="sk-placeholder", base_url=url, max_retries=0)
-    return (ChatPromptTemplate.from_messages([("human", "tell me about {topic} in a few words")]) | first
-            | StrOutputParser() | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")]) | second)
+    return (
+        ChatPromptTemplate.from_messages([("human", "tell me about {topic} in a few words")])
+        | first
+        | StrOutputParser()
+        | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
+        | second
+    )
 
 
 TWO_MODELS = """
@@ -201,8 +224,12 @@ chain = (ChatPromptTemplate.from_messages([("human", "tell me about {{topic}} in
 @pytest.mark.parametrize("engine", ["argo", "tekton"])
 def test_run_totals_are_the_servers_counts_on_both_engines(tmp_path, engine):
     with FakeOpenAI(counts=_counts) as server:
-        run = llmstep.compile(_chain(server.url)).local_run({"topic": "tokens and their counts"}, engine=engine,
-                                                            secrets={"OPENAI_API_KEY": "sk-test"}, runs_dir=tmp_path)
+        run = llmstep.compile(_chain(server.url)).local_run(
+            {"topic": "tokens and their counts"},
+            engine=engine,
+            secrets={"OPENAI_API_KEY": "sk-test"},
+            runs_dir=tmp_path,
+        )
     assert "echo" in run.result().content
     tokens = run.usage()
     assert set(tokens) == {"model-a", "model-b"} and len(server.usage) == 2
@@ -217,31 +244,52 @@ def test_cli_run_show_json_and_prices(tmp_path):
         env = {"OPENAI_API_KEY": "sk-test"}
         prices = tmp_path / "prices.yaml"
         prices.write_text("model-a: {input: 2.5, output: 10}\n")
-        ran = run_cli("run", "two.py:chain", "--input", '{"topic": "a b c"}', "--allow-pickle", "--prices", str(prices),
-                      env=env, cwd=tmp_path)
+        ran = run_cli(
+            "run",
+            "two.py:chain",
+            "--input",
+            '{"topic": "a b c"}',
+            "--allow-pickle",
+            "--prices",
+            str(prices),
+            env=env,
+            cwd=tmp_path,
+        )
         assert ran.returncode == 0, ran.stderr
         expected = _expected(server)
         last = ran.stderr.strip().splitlines()[-1]
         a, b = expected["model-a"], expected["model-b"]
-        assert last.startswith(f"llmstep: tokens: model-a input={a['input_tokens']} output={a['output_tokens']} "
-                               f"total={a['total_tokens']}; model-b input={b['input_tokens']}")
+        assert last.startswith(
+            f"llmstep: tokens: model-a input={a['input_tokens']} output={a['output_tokens']} "
+            f"total={a['total_tokens']}; model-b input={b['input_tokens']}"
+        )
         cost_a = (a["input_tokens"] * 2.5 + a["output_tokens"] * 10) / 1_000_000
         assert f"estimated cost (prices from {prices}): model-a {cost_a:.6f}; model-b not in the price table" in last
         runs = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
         run_id = runs[0]["run"]
         shown = json.loads(run_cli("show", run_id, "--json", "--prices", str(prices), cwd=tmp_path).stdout)
         assert _counted(shown["usage"]) == expected
-        assert shown["cost"] == {"estimate": True, "prices": str(prices), "perModel": {"model-a": cost_a},
-                                 "total": cost_a, "missing": ["model-b"]}
+        assert shown["cost"] == {
+            "estimate": True,
+            "prices": str(prices),
+            "perModel": {"model-a": cost_a},
+            "total": cost_a,
+            "missing": ["model-b"],
+        }
         steps = [_counted(s["usage"]) for s in shown["steps"].values() if s.get("usage")]
         assert sorted(steps, key=str) == sorted([{"model-a": a}, {"model-b": b}], key=str)
         text = run_cli("show", run_id, cwd=tmp_path).stdout
         assert f"tokens: model-a input={a['input_tokens']}" in text and "estimated cost" not in text
         priced = run_cli("show", run_id, "--prices", str(prices), cwd=tmp_path).stdout.splitlines()
-        assert priced[-1] == (f"estimated cost (prices from {prices}): model-a {cost_a:.6f}; model-b not in the price "
-                              f"table; total {cost_a:.6f} (without the models missing from the table)")
-        as_json = json.loads(run_cli("run", "two.py:chain", "--input", '{"topic": "x"}', "--allow-pickle", "--json",
-                                     env=env, cwd=tmp_path).stdout)
+        assert priced[-1] == (
+            f"estimated cost (prices from {prices}): model-a {cost_a:.6f}; model-b not in the price "
+            f"table; total {cost_a:.6f} (without the models missing from the table)"
+        )
+        as_json = json.loads(
+            run_cli(
+                "run", "two.py:chain", "--input", '{"topic": "x"}', "--allow-pickle", "--json", env=env, cwd=tmp_path
+            ).stdout
+        )
         assert set(as_json["usage"]) == {"model-a", "model-b"} and "cost" not in as_json
 
 
@@ -251,8 +299,9 @@ def test_a_failed_run_counts_the_steps_that_called_the_model(tmp_path):
 
     with FakeOpenAI(counts=_counts) as server:
         chain = _chain(server.url) | RunnableLambda(refuse)
-        run = llmstep.compile(chain, allow_pickle=True).local_run({"topic": "t"}, secrets={"OPENAI_API_KEY": "sk-test"},
-                                                                  runs_dir=tmp_path)
+        run = llmstep.compile(chain, allow_pickle=True).local_run(
+            {"topic": "t"}, secrets={"OPENAI_API_KEY": "sk-test"}, runs_dir=tmp_path
+        )
     assert run.phase == "Failed"
     with pytest.raises(llmstep.RunFailed):
         run.result()

@@ -17,7 +17,9 @@ class Steps:
     """A ``run`` for :func:`schedule` that records when each node starts and ends; a node's phase
     is ``phases[name]`` (Succeeded by default), after ``delay`` seconds."""
 
-    def __init__(self, phases: dict[str, str] | None = None, delay: float = 0.0, barrier: threading.Barrier | None = None):
+    def __init__(
+        self, phases: dict[str, str] | None = None, delay: float = 0.0, barrier: threading.Barrier | None = None
+    ):
         self.phases, self.delay, self.barrier = phases or {}, delay, barrier
         self.events: list[tuple[str, str]] = []
         self.running = self.peak = 0

@@ -34,8 +34,12 @@ def test_finally_hook_runs_only_on_failure(tmp_path):
     def boom(x):
         raise RuntimeError("tekton step failed")
 
-    bad = run_tekton(docs_for(qa_prompt() | RunnableLambda(boom), allow_pickle=True)[1], {"question": "x"},
-                     runs_dir=tmp_path / "r", quiet=True)
+    bad = run_tekton(
+        docs_for(qa_prompt() | RunnableLambda(boom), allow_pickle=True)[1],
+        {"question": "x"},
+        runs_dir=tmp_path / "r",
+        quiet=True,
+    )
     assert bad.phase == "Failed"
     assert bad.nodes["boom"].phase == "Failed" and "tekton step failed" in bad.nodes["boom"].message
     hook = bad.nodes["on-failure"]
@@ -57,7 +61,10 @@ def test_taskrun_of_one_payload_runs_locally(tmp_path):
     compiled = llmstep.compile(qa_prompt() | llmstep.OfflineChatModel())
     model = compiled.plan.steps[1]
     value = serde.dumps_value(qa_prompt().invoke({"question": "taskrun?"}))
-    docs = [tekton.run_task(compiled.plan.image), tekton.task_run(model, value, compiled.plan.image, compiled.plan.secret)]
+    docs = [
+        tekton.run_task(compiled.plan.image),
+        tekton.task_run(model, value, compiled.plan.image, compiled.plan.secret),
+    ]
     path = tmp_path / "taskrun.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     result = run_cli("run", str(path), "--json", cwd=tmp_path)
@@ -75,16 +82,33 @@ def test_model_step_reads_only_its_secret_workspace(tmp_path):
     with FakeOpenAI() as server:
         llm = ChatOpenAI(model="m", api_key="sk-placeholder", base_url=server.url, max_retries=0)
         chain = qa_prompt() | llm | StrOutputParser()
-        out = llmstep.compile(chain).run_local({"question": "t"}, engine="tekton", runs_dir=tmp_path / "r",
-                                               secrets={"OPENAI_API_KEY": "sk-secret-workspace", "OTHER": "x"})
+        out = llmstep.compile(chain).run_local(
+            {"question": "t"},
+            engine="tekton",
+            runs_dir=tmp_path / "r",
+            secrets={"OPENAI_API_KEY": "sk-secret-workspace", "OTHER": "x"},
+        )
     assert out == "echo: t"
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-secret-workspace"
     everything = "".join(p.read_text(errors="ignore") for p in (tmp_path / "r").rglob("*") if p.is_file())
     assert "sk-secret-workspace" not in everything
 
 
-@pytest.mark.parametrize("case", ["sequence", "terminal-parallel", "assign", "itemgetter-dict", "messages-in",
-                                  "documents", "unicode", "lc-lookalike", "nested-parallel", "step-boundary"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "sequence",
+        "terminal-parallel",
+        "assign",
+        "itemgetter-dict",
+        "messages-in",
+        "documents",
+        "unicode",
+        "lc-lookalike",
+        "nested-parallel",
+        "step-boundary",
+    ],
+)
 def test_equivalence_through_tekton(case, tmp_path):
     chain, x = corpus()[case]
     got = llmstep.compile(chain, allow_pickle=True).run_local(x, engine="tekton", runs_dir=tmp_path / "r")
@@ -125,8 +149,13 @@ def test_tekton_data_dir_outside_the_workspaces_refused_by_the_local_runner(tmp_
     (tmp_path / "victim" / "input").mkdir(parents=True)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump_all(docs))
-    result = subprocess.run([sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     assert "--data-dir" in result.stderr and "outside the task's workspaces" in result.stderr
     assert (tmp_path / "victim" / "input").is_dir()  # the runner cleared nothing outside
@@ -135,22 +164,36 @@ def test_tekton_data_dir_outside_the_workspaces_refused_by_the_local_runner(tmp_
 def test_tekton_secret_item_path_outside_its_workspace_refused(tmp_path):
     docs = llmstep.compile(qa_chain()).to_tekton()
     run = next(d for d in docs if d["kind"] == "PipelineRun")
-    run["spec"]["workspaces"].append({"name": "credentials", "secret": {
-        "secretName": "llm-credentials", "items": [{"key": "OPENAI_API_KEY", "path": "../../../../planted"}]}})
+    run["spec"]["workspaces"].append(
+        {
+            "name": "credentials",
+            "secret": {
+                "secretName": "llm-credentials",
+                "items": [{"key": "OPENAI_API_KEY", "path": "../../../../planted"}],
+            },
+        }
+    )
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump_all(docs))
-    result = subprocess.run([sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OPENAI_API_KEY": "sk-not-a-real-key"})
+    result = subprocess.run(
+        [sys.executable, "-m", "llmstep", "run", str(path), "--input", '{"question": "q"}'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OPENAI_API_KEY": "sk-not-a-real-key"},
+    )
     assert result.returncode == 2, result.stderr
     assert "item 'OPENAI_API_KEY' path must be a relative path without '..'" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
-    [("retries", "abc", "tasks[0] (chatprompttemplate).retries must be a whole number"),
-     ("retries", -1, ".retries must be a whole number"),
-     ("timeout", "soon", "tasks[0] (chatprompttemplate).timeout: 'soon' is not a duration")],
+    [
+        ("retries", "abc", "tasks[0] (chatprompttemplate).retries must be a whole number"),
+        ("retries", -1, ".retries must be a whole number"),
+        ("timeout", "soon", "tasks[0] (chatprompttemplate).timeout: 'soon' is not a duration"),
+    ],
 )
 def test_invalid_tekton_field_refused_with_its_path_before_the_run(tmp_path, field, value, fragment):
     docs = llmstep.compile(qa_chain()).to_tekton()
@@ -192,8 +235,11 @@ def _slow(x):
 
 
 def _timed(tmp_path, timeouts=None, **step):
-    chain = RunnableLambda(_first, name="first") | llmstep.Step(RunnableLambda(_slow, name="slow"), **step) \
+    chain = (
+        RunnableLambda(_first, name="first")
+        | llmstep.Step(RunnableLambda(_slow, name="slow"), **step)
         | RunnableLambda(_first, name="never")
+    )
     docs = docs_for(chain, allow_pickle=True)[1]
     if timeouts:
         next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
@@ -229,12 +275,18 @@ def test_a_tasks_own_timeout_fails_it_in_tektons_words(tmp_path):
     assert record.state.message == "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1"
 
 
-@pytest.mark.parametrize(("timeouts", "fragment"), [
-    ({"pipeline": "soon"}, "spec.timeouts.pipeline: 'soon' is not a duration"),
-    ({"pipeline": "1m", "tasks": "2m"}, "spec.timeouts.tasks: '2m' should be <= pipeline duration ('1m')"),
-    ({"pipeline": "1m", "tasks": "40s", "finally": "30s"}, "tasks '40s' + finally '30s' should be <= pipeline duration"),
-    ({"pipelines": "1m"}, "spec.timeouts.pipelines is not a Tekton timeout (use pipeline, tasks or finally)"),
-])
+@pytest.mark.parametrize(
+    ("timeouts", "fragment"),
+    [
+        ({"pipeline": "soon"}, "spec.timeouts.pipeline: 'soon' is not a duration"),
+        ({"pipeline": "1m", "tasks": "2m"}, "spec.timeouts.tasks: '2m' should be <= pipeline duration ('1m')"),
+        (
+            {"pipeline": "1m", "tasks": "40s", "finally": "30s"},
+            "tasks '40s' + finally '30s' should be <= pipeline duration",
+        ),
+        ({"pipelines": "1m"}, "spec.timeouts.pipelines is not a Tekton timeout (use pipeline, tasks or finally)"),
+    ],
+)
 def test_a_bad_timeouts_field_is_refused_before_the_run(tmp_path, timeouts, fragment):
     docs = docs_for(qa_chain())[1]
     next(d for d in docs if d["kind"] == "PipelineRun")["spec"]["timeouts"] = timeouts
@@ -262,8 +314,10 @@ LONG = {"question": "é$(params.input)-- " * 20_000}  # 320 KB of JSON: more tha
 
 def _long_input_chain():
     """Two tasks take the chain input (a fan-out), a third joins them."""
-    return {"size": RunnableLambda(lambda d: len(d["question"]), name="Size"),
-            "tail": RunnableLambda(lambda d: d["question"][-9:], name="Tail")} | RunnableLambda(lambda d: d, name="Join")
+    return {
+        "size": RunnableLambda(lambda d: len(d["question"]), name="Size"),
+        "tail": RunnableLambda(lambda d: d["question"][-9:], name="Tail"),
+    } | RunnableLambda(lambda d: d, name="Join")
 
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "started"])
@@ -275,15 +329,18 @@ def test_a_chain_input_longer_than_an_env_variable_reaches_every_task_that_takes
 
     chain = _long_input_chain()
     compiled, docs = docs_for(chain, allow_pickle=True)
-    record = run_tekton(docs, LONG, RunOptions(isolation=Isolation(fork=fork, fork_idle=0)), runs_dir=tmp_path / "r",
-                        quiet=True)
+    record = run_tekton(
+        docs, LONG, RunOptions(isolation=Isolation(fork=fork, fork_idle=0)), runs_dir=tmp_path / "r", quiet=True
+    )
     assert record.phase == "Succeeded", record.failures()
     assert record.result() == chain.invoke(LONG)
     given = record.state.arguments
     assert given["input"] == "" and len(given["input-parts"]) > 1
     assert json.loads(contract.join_value_parts(given["input-parts"], "parts")) == LONG
     with_input = compiled.to_tekton(LONG)[-1]["spec"]["params"]  # what kubectl create -f would run
-    assert [p["name"] for p in with_input] == ["input", "input-parts"] and with_input[1]["value"] == given["input-parts"]
+    assert [p["name"] for p in with_input] == ["input", "input-parts"] and with_input[1]["value"] == given[
+        "input-parts"
+    ]
 
 
 def test_a_long_input_param_fails_its_task_as_the_pod_would_not_start(tmp_path):
@@ -297,8 +354,10 @@ def test_a_long_input_param_fails_its_task_as_the_pod_would_not_start(tmp_path):
     for task in ("size-size", "tail-tail"):
         node = record.nodes[task]
         assert node.phase == "Failed" and node.exit_code == 1, node
-        assert node.message.startswith('"step-exec" exited with code 1: Error; exec /tekton/bin/entrypoint: argument '
-                                          "list too long: environment variable LLMSTEP_INPUT is ")  # Tekton's words, then why
+        assert node.message.startswith(
+            '"step-exec" exited with code 1: Error; exec /tekton/bin/entrypoint: argument '
+            "list too long: environment variable LLMSTEP_INPUT is "
+        )  # Tekton's words, then why
     assert record.nodes["join"].phase in ("Skipped", "Omitted")
     assert record.nodes["on-failure"].phase == "Succeeded"
 
@@ -309,6 +368,8 @@ def test_a_taskrun_with_a_long_input_gives_it_in_parts(tmp_path):
     doc = tekton.task_run(step, json.dumps(LONG), compiled.plan.image, compiled.plan.secret)
     params = {p["name"]: p["value"] for p in doc["spec"]["params"]}
     assert params["input"] == "" and json.loads(contract.join_value_parts(params["input-parts"], "parts")) == LONG
-    record = run_tekton([tekton.run_task(compiled.plan.image), doc], runs_dir=tmp_path / "r", quiet=True, allow_pickle=True)
+    record = run_tekton(
+        [tekton.run_task(compiled.plan.image), doc], runs_dir=tmp_path / "r", quiet=True, allow_pickle=True
+    )
     assert record.phase == "Succeeded", record.failures()
     assert record.result() == len(LONG["question"])

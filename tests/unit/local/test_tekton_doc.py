@@ -31,7 +31,9 @@ def _kind(docs, kind):
 def _inline(docs, i=0):
     """Task ``i`` of the Pipeline with its Task's spec written inline (taskSpec), returned to edit."""
     use = _kind(docs, "Pipeline")["spec"]["tasks"][i]
-    spec = copy.deepcopy(next(d for d in docs if d["kind"] == "Task" and d["metadata"]["name"] == use["taskRef"]["name"])["spec"])
+    spec = copy.deepcopy(
+        next(d for d in docs if d["kind"] == "Task" and d["metadata"]["name"] == use["taskRef"]["name"])["spec"]
+    )
     del use["taskRef"]
     use["taskSpec"] = spec
     return spec
@@ -48,8 +50,9 @@ def test_a_generated_pipeline_run_parses_into_its_typed_fields():
     assert run.pipeline_name == pipeline_doc["metadata"]["name"] and run.namespace == "default"
     assert run.params == {"input": "{}"}
     assert run.workspaces[0] == Workspace("data")
-    assert run.workspaces[1] == Workspace("credentials-openai-api-key", secret=True,
-                                          items=(("OPENAI_API_KEY", "OPENAI_API_KEY"),))
+    assert run.workspaces[1] == Workspace(
+        "credentials-openai-api-key", secret=True, items=(("OPENAI_API_KEY", "OPENAI_API_KEY"),)
+    )
     assert run.deadlines == Deadlines()
     pipeline = run.pipeline
     assert pipeline.output_task == "stroutputparser" == pipeline_doc["metadata"]["annotations"][contract.OUTPUT_TASK]
@@ -59,8 +62,13 @@ def test_a_generated_pipeline_run_parses_into_its_typed_fields():
     assert [t.name for t in pipeline.final] == ["diagnose"] and pipeline.uses == (*pipeline.tasks, *pipeline.final)
 
     first, second = pipeline.tasks[0], pipeline.tasks[1]
-    assert (first.display_name, first.template, first.deps, first.retries, first.timeout) == \
-        ("ChatPromptTemplate", tekton.TASK_NAME, (), 0, None)
+    assert (first.display_name, first.template, first.deps, first.retries, first.timeout) == (
+        "ChatPromptTemplate",
+        tekton.TASK_NAME,
+        (),
+        0,
+        None,
+    )
     assert second.deps == ("chatprompttemplate",)  # its runAfter
     assert dict(first.params)["input-parts"] == ["$(params.input-parts[*])"]
     assert dict(first.params)["output-dir"] == "$(context.pipelineRun.name)/chatprompttemplate"
@@ -152,8 +160,10 @@ def test_a_task_run_is_a_one_task_pipeline_passing_its_params_and_workspaces_thr
     assert (task.name, task.template, task.retries, task.timeout) == (tekton.TASK_NAME, "taskSpec", 1, 5.0)
     given = {p["name"]: p["value"] for p in run_doc["spec"]["params"]}
     assert set(run.params) == set(given) == set(run.pipeline.param_names)
-    assert dict(task.params) == {name: f"$(params.{name}[*])" if isinstance(value, list) else f"$(params.{name})"
-                                 for name, value in given.items()}
+    assert dict(task.params) == {
+        name: f"$(params.{name}[*])" if isinstance(value, list) else f"$(params.{name})"
+        for name, value in given.items()
+    }
     assert task.workspaces == tuple((w["name"], w["name"]) for w in run_doc["spec"]["workspaces"])
 
 
@@ -173,45 +183,99 @@ def _step(docs):
 
 
 REFUSED = [
-    (lambda d: d.append(copy.deepcopy(_kind(d, "PipelineRun"))),
-     "expected exactly one PipelineRun or TaskRun (or one Pipeline, which gets a run), found 2"),
-    (lambda d: _run_spec(d)["pipelineRef"].update(name="nope"), "PipelineRun references Pipeline 'nope', which is not in the documents"),
-    (lambda d: _tasks(d)[0].update(runAfter=[_tasks(d)[-1]["name"]]), 'cycle detected; task "chatprompttemplate" depends on'),
-    (lambda d: _tasks(d)[0].update(retries="abc"), "tasks[0] (chatprompttemplate).retries must be a whole number of at least 0, found 'abc'"),
-    (lambda d: _tasks(d)[0].update(retries=True), "tasks[0] (chatprompttemplate).retries must be a whole number of at least 0, found True"),
-    (lambda d: _tasks(d)[0].update(retries=-1), "tasks[0] (chatprompttemplate).retries must be a whole number of at least 0, found -1"),
+    (
+        lambda d: d.append(copy.deepcopy(_kind(d, "PipelineRun"))),
+        "expected exactly one PipelineRun or TaskRun (or one Pipeline, which gets a run), found 2",
+    ),
+    (
+        lambda d: _run_spec(d)["pipelineRef"].update(name="nope"),
+        "PipelineRun references Pipeline 'nope', which is not in the documents",
+    ),
+    (
+        lambda d: _tasks(d)[0].update(runAfter=[_tasks(d)[-1]["name"]]),
+        'cycle detected; task "chatprompttemplate" depends on',
+    ),
+    (
+        lambda d: _tasks(d)[0].update(retries="abc"),
+        "tasks[0] (chatprompttemplate).retries must be a whole number of at least 0, found 'abc'",
+    ),
+    (
+        lambda d: _tasks(d)[0].update(retries=True),
+        "tasks[0] (chatprompttemplate).retries must be a whole number of at least 0, found True",
+    ),
+    (
+        lambda d: _tasks(d)[0].update(retries=-1),
+        "tasks[0] (chatprompttemplate).retries must be a whole number of at least 0, found -1",
+    ),
     (lambda d: _tasks(d)[0].update(timeout="soon"), "tasks[0] (chatprompttemplate).timeout: 'soon' is not a duration"),
-    (lambda d: _tasks(d)[1].update(taskRef={"name": "no-such-task"}),
-     "task offlinechatmodel: Task 'no-such-task' is not in the documents; give its file too (llmstep run pipelinerun.yaml tasks.yaml)"),
-    (lambda d: _step(d).update(command=["sh", "-c", "true"], args=[]),
-     "task chatprompttemplate: a step must run `llmstep exec ...` or `llmstep diagnose ...` locally, found ['sh', '-c', 'true']"),
-    (lambda d: _step(d)["args"].__setitem__(1, "/etc/x"), "task chatprompttemplate: `llmstep exec` --data-dir /etc/x is outside"),
-    (lambda d: _inline(d)["steps"].append(dict(_kind(d, "Task")["spec"]["steps"][0], name="second")),
-     f"task chatprompttemplate: the local runner runs Tasks with one step using {sorted(STEP_KEYS)}"),
-    (lambda d: _step(d).update(volumeMounts=[]), "task chatprompttemplate: the local runner runs Tasks with one step using"),
+    (
+        lambda d: _tasks(d)[1].update(taskRef={"name": "no-such-task"}),
+        "task offlinechatmodel: Task 'no-such-task' is not in the documents; give its file too (llmstep run pipelinerun.yaml tasks.yaml)",
+    ),
+    (
+        lambda d: _step(d).update(command=["sh", "-c", "true"], args=[]),
+        "task chatprompttemplate: a step must run `llmstep exec ...` or `llmstep diagnose ...` locally, found ['sh', '-c', 'true']",
+    ),
+    (
+        lambda d: _step(d)["args"].__setitem__(1, "/etc/x"),
+        "task chatprompttemplate: `llmstep exec` --data-dir /etc/x is outside",
+    ),
+    (
+        lambda d: _inline(d)["steps"].append(dict(_kind(d, "Task")["spec"]["steps"][0], name="second")),
+        f"task chatprompttemplate: the local runner runs Tasks with one step using {sorted(STEP_KEYS)}",
+    ),
+    (
+        lambda d: _step(d).update(volumeMounts=[]),
+        "task chatprompttemplate: the local runner runs Tasks with one step using",
+    ),
     (lambda d: _step(d)["env"].append({"value": "x"}), "task chatprompttemplate step env[2].name is missing"),
-    (lambda d: _tasks(d)[0].update(when=[{"cel": "'a' == 'a'"}]),
-     "tasks[0] (chatprompttemplate).when[0].cel is not supported by the local runner (use input, operator and values)"),
+    (
+        lambda d: _tasks(d)[0].update(when=[{"cel": "'a' == 'a'"}]),
+        "tasks[0] (chatprompttemplate).when[0].cel is not supported by the local runner (use input, operator and values)",
+    ),
     (lambda d: _tasks(d)[0]["params"][5].pop("value"), "tasks[0] (chatprompttemplate).params[5].value is missing"),
     (lambda d: _run_spec(d)["params"].append({"name": "x"}), "spec.params[1].value is missing"),
-    (lambda d: _run_spec(d)["workspaces"].append({"name": "credentials", "secret": {
-        "secretName": "s", "items": [{"key": "OPENAI_API_KEY", "path": "../../planted"}]}}),
-     "workspace 'credentials' item 'OPENAI_API_KEY' path must be a relative path without '..' (found '../../planted')"),
-    (lambda d: _run_spec(d)["workspaces"].append({"name": "credentials", "secret": {"secretName": "s", "items": ["K"]}}),
-     "spec.workspaces[1].secret.items[0].key is missing"),
-    (lambda d: _run_spec(d)["workspaces"].append({"name": "a/b", "emptyDir": {}}),
-     "workspace 'a/b' must be a relative path without '..' (found 'a/b')"),
-    (lambda d: _run_spec(d).update(timeouts="5m"), "spec.timeouts must be a mapping of pipeline, tasks and finally, found '5m'"),
-    (lambda d: _run_spec(d).update(timeouts={"pipelines": "1m"}),
-     "spec.timeouts.pipelines is not a Tekton timeout (use pipeline, tasks or finally)"),
+    (
+        lambda d: _run_spec(d)["workspaces"].append(
+            {
+                "name": "credentials",
+                "secret": {"secretName": "s", "items": [{"key": "OPENAI_API_KEY", "path": "../../planted"}]},
+            }
+        ),
+        "workspace 'credentials' item 'OPENAI_API_KEY' path must be a relative path without '..' (found '../../planted')",
+    ),
+    (
+        lambda d: _run_spec(d)["workspaces"].append(
+            {"name": "credentials", "secret": {"secretName": "s", "items": ["K"]}}
+        ),
+        "spec.workspaces[1].secret.items[0].key is missing",
+    ),
+    (
+        lambda d: _run_spec(d)["workspaces"].append({"name": "a/b", "emptyDir": {}}),
+        "workspace 'a/b' must be a relative path without '..' (found 'a/b')",
+    ),
+    (
+        lambda d: _run_spec(d).update(timeouts="5m"),
+        "spec.timeouts must be a mapping of pipeline, tasks and finally, found '5m'",
+    ),
+    (
+        lambda d: _run_spec(d).update(timeouts={"pipelines": "1m"}),
+        "spec.timeouts.pipelines is not a Tekton timeout (use pipeline, tasks or finally)",
+    ),
     (lambda d: _run_spec(d).update(timeouts={"pipeline": -5}), "spec.timeouts.pipeline: -5 should be >= 0"),
     (lambda d: _run_spec(d).update(timeouts={"pipeline": "soon"}), "spec.timeouts.pipeline: 'soon' is not a duration"),
-    (lambda d: _run_spec(d).update(timeouts={"pipeline": "1m", "tasks": "0s"}),
-     "spec.timeouts.tasks: '0s' should be <= pipeline duration ('1m'), and not 0"),
-    (lambda d: _run_spec(d).update(timeouts={"pipeline": "1m", "tasks": "2m"}),
-     "spec.timeouts.tasks: '2m' should be <= pipeline duration ('1m')"),
-    (lambda d: _run_spec(d).update(timeouts={"pipeline": "1m", "tasks": "40s", "finally": "30s"}),
-     "spec.timeouts: tasks '40s' + finally '30s' should be <= pipeline duration ('1m')"),
+    (
+        lambda d: _run_spec(d).update(timeouts={"pipeline": "1m", "tasks": "0s"}),
+        "spec.timeouts.tasks: '0s' should be <= pipeline duration ('1m'), and not 0",
+    ),
+    (
+        lambda d: _run_spec(d).update(timeouts={"pipeline": "1m", "tasks": "2m"}),
+        "spec.timeouts.tasks: '2m' should be <= pipeline duration ('1m')",
+    ),
+    (
+        lambda d: _run_spec(d).update(timeouts={"pipeline": "1m", "tasks": "40s", "finally": "30s"}),
+        "spec.timeouts: tasks '40s' + finally '30s' should be <= pipeline duration ('1m')",
+    ),
 ]
 
 
@@ -254,10 +318,18 @@ def test_a_task_the_run_does_not_use_is_not_read():
     parse([*docs, spare], IMAGE)
 
 
-@pytest.mark.parametrize(("path", "plain", "ok"), [
-    ("data", True, True), ("a/b", False, True), ("a/b", True, False), ("../x", False, False),
-    ("/etc", False, False), ("", True, False), (3, True, False),
-])
+@pytest.mark.parametrize(
+    ("path", "plain", "ok"),
+    [
+        ("data", True, True),
+        ("a/b", False, True),
+        ("a/b", True, False),
+        ("../x", False, False),
+        ("/etc", False, False),
+        ("", True, False),
+        (3, True, False),
+    ],
+)
 def test_check_relative(path, plain, ok):
     if ok:
         check_relative(path, "it", plain=plain)

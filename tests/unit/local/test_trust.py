@@ -106,8 +106,12 @@ def test_step_told_to_refuse_pickles_refuses_one_however_it_arrived(tmp_path):
     one that reached it by a path no check saw (an earlier step's output) still never loads."""
     marker = tmp_path / "pwned"
     doc = llmstep.compile(RunnableLambda(lambda x: x), allow_pickle=True).to_dict()
-    raw = next(a["raw"]["data"] for t in doc["spec"]["templates"] for a in (t.get("inputs") or {}).get("artifacts") or []
-               if "raw" in a)
+    raw = next(
+        a["raw"]["data"]
+        for t in doc["spec"]["templates"]
+        for a in (t.get("inputs") or {}).get("artifacts") or []
+        if "raw" in a
+    )
     data_dir = write_step(tmp_path / "d", json.loads(_crafted_payload(raw, marker)), json.dumps("x"))
     result = exec_step(data_dir, {"LLMSTEP_PICKLE": "refuse"})
     assert result.returncode == 2 and not marker.exists()
@@ -123,16 +127,59 @@ def test_pickle_payload_from_a_file_runs_with_opt_in(tmp_path):
     assert result.stdout.strip() == "x!"
 
 
-@pytest.mark.parametrize("name", [
-    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONBREAKPOINT", "PYTHONWARNINGS",
-    "PYTHONEXECUTABLE", "pythonpath", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "PATH",
-    "HOME", "BASH_ENV", "ENV", "BASH_FUNC_ls%%", "PERL5LIB", "PERL5OPT", "NODE_OPTIONS", "RUBYOPT", "JAVA_TOOL_OPTIONS",
-    "GCONV_PATH", "HOSTALIASES", "NETRC", "GIT_SSH_COMMAND", "OPENSSL_CONF", "SSL_CERT_FILE", "SSLKEYLOGFILE",
-    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "OPENAI_BASE_URL",
-    "OPENAI_API_BASE", "AZURE_OPENAI_ENDPOINT", "ANTHROPIC_BASE_URL", "HF_ENDPOINT", "LANGSMITH_TRACING",
-    "LANGCHAIN_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "LLMSTEP_DATA_DIR",
-    "LLMSTEP_PICKLE",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONUSERBASE",
+        "PYTHONINSPECT",
+        "PYTHONBREAKPOINT",
+        "PYTHONWARNINGS",
+        "PYTHONEXECUTABLE",
+        "pythonpath",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "DYLD_INSERT_LIBRARIES",
+        "PATH",
+        "HOME",
+        "BASH_ENV",
+        "ENV",
+        "BASH_FUNC_ls%%",
+        "PERL5LIB",
+        "PERL5OPT",
+        "NODE_OPTIONS",
+        "RUBYOPT",
+        "JAVA_TOOL_OPTIONS",
+        "GCONV_PATH",
+        "HOSTALIASES",
+        "NETRC",
+        "GIT_SSH_COMMAND",
+        "OPENSSL_CONF",
+        "SSL_CERT_FILE",
+        "SSLKEYLOGFILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_BASE",
+        "AZURE_OPENAI_ENDPOINT",
+        "ANTHROPIC_BASE_URL",
+        "HF_ENDPOINT",
+        "LANGSMITH_TRACING",
+        "LANGCHAIN_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "KUBECONFIG",
+        "KUBERNETES_SERVICE_HOST",
+        "LLMSTEP_DATA_DIR",
+        "LLMSTEP_PICKLE",
+    ],
+)
 def test_loader_interpreter_and_redirecting_variables_are_denied(name):
     from llmstep.local.trust import denied_env
 
@@ -173,8 +220,12 @@ def test_payload_fields_that_name_an_endpoint_are_checked_wherever_they_are():
     file = Policy.of(True, (), {})
     for field in ("openai_api_base", "base_url", "azure_endpoint", "openai_proxy", "anthropic_api_url"):
         nested = {"lc": 1, "type": "constructor", "id": ["x", "Y"], "kwargs": {field: "http://127.0.0.1:3/v1"}}
-        payload = {"llmstep": 2, "format": "lc", "name": "s", "data": {"lc": 1, "type": "constructor", "id": ["a"],
-                                                                       "kwargs": {"bound": nested}}}
+        payload = {
+            "llmstep": 2,
+            "format": "lc",
+            "name": "s",
+            "data": {"lc": 1, "type": "constructor", "id": ["a"], "kwargs": {"bound": nested}},
+        }
         with pytest.raises(WorkflowError, match=f"field {field}"):
             file.check_payloads([], {"input": json.dumps(payload)})  # a parameter holding a payload too
     file.check_payloads([], {"input": json.dumps({"llmstep": 2, "format": "lc", "data": {"text": "see http://x"}})})

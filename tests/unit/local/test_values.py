@@ -25,12 +25,19 @@ def test_a_small_text_is_written_where_it_goes_and_a_big_one_is_stored_once(tmp_
 def test_status_json_names_big_values_and_reading_it_back_restores_them(tmp_path):
     store = ValueStore(tmp_path)
     big = "y" * (BIG + 1)
-    status = {"arguments": {"input": big, "small": "s"},
-              "nodes": {"last": {"outputs": {"parameters": [{"name": "output", "value": big}, {"name": "preview", "value": "p"}]}}}}
+    status = {
+        "arguments": {"input": big, "small": "s"},
+        "nodes": {
+            "last": {"outputs": {"parameters": [{"name": "output", "value": big}, {"name": "preview", "value": "p"}]}}
+        },
+    }
     out = store.externalize(status)
     name = out["arguments"]["input"][MARK]
     assert out["arguments"] == {"input": {MARK: name}, "small": "s"}
-    assert out["nodes"]["last"]["outputs"]["parameters"] == [{"name": "output", "value": {MARK: name}}, {"name": "preview", "value": "p"}]
+    assert out["nodes"]["last"]["outputs"]["parameters"] == [
+        {"name": "output", "value": {MARK: name}},
+        {"name": "preview", "value": "p"},
+    ]
     assert status["arguments"]["input"] == big  # the record in memory keeps its text
     assert resolve(out, tmp_path)["arguments"]["input"] == big
     assert resolve(store.externalize(status), tmp_path)["nodes"]["last"]["outputs"]["parameters"][0]["value"] == big

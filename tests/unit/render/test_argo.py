@@ -31,8 +31,16 @@ def shapes():
         "parallel": ({"a": qa_chain(), "b": qa_chain()} | RunnableLambda(lambda d: d), {"allow_pickle": True}),
         "assign": (RunnablePassthrough.assign(answer=qa_chain()), {}),
         "terminal-map": ({"x": qa_prompt(), "y": RunnablePassthrough()}, {}),
-        "step": (llmstep.Step(qa_prompt() | OfflineChatModel(), retries=2, timeout=30,
-                              resources={"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}}) | StrOutputParser(), {}),
+        "step": (
+            llmstep.Step(
+                qa_prompt() | OfflineChatModel(),
+                retries=2,
+                timeout=30,
+                resources={"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}},
+            )
+            | StrOutputParser(),
+            {},
+        ),
         "parameters": (qa_chain(), {"data": "parameters"}),
     }
 
@@ -64,7 +72,9 @@ def test_one_template_per_step_with_payload_artifact_and_outputs():
     assert "output" not in {p["name"] for p in templates[0]["outputs"]["parameters"]}
     first, second, _ = dag["dag"]["tasks"]
     assert first["arguments"]["artifacts"] == [{"name": "input", "raw": {"data": "{{workflow.parameters.input}}"}}]
-    assert second["arguments"]["artifacts"] == [{"name": "input", "from": "{{tasks.ChatPromptTemplate.outputs.artifacts.output}}"}]
+    assert second["arguments"]["artifacts"] == [
+        {"name": "input", "from": "{{tasks.ChatPromptTemplate.outputs.artifacts.output}}"}
+    ]
     assert doc["spec"]["arguments"]["parameters"][0]["name"] == "input"
     annotations = doc["metadata"]["annotations"]
     assert annotations["workflows.argoproj.io/title"] == "qa"
@@ -77,7 +87,9 @@ def test_parameters_mode_needs_no_artifact_repository():
     text = json.dumps(doc)
     assert "outputs.artifacts" not in text
     second = doc["spec"]["templates"][0]["dag"]["tasks"][1]
-    assert second["arguments"]["artifacts"] == [{"name": "input", "raw": {"data": "{{tasks.ChatPromptTemplate.outputs.parameters.output}}"}}]
+    assert second["arguments"]["artifacts"] == [
+        {"name": "input", "raw": {"data": "{{tasks.ChatPromptTemplate.outputs.parameters.output}}"}}
+    ]
 
 
 def test_fan_in_gets_one_artifact_per_source():
@@ -89,8 +101,12 @@ def test_fan_in_gets_one_artifact_per_source():
 
 
 def test_step_settings_render_to_argo_fields():
-    chain = llmstep.Step(qa_prompt(), name="ask", image="example/other:1", retries=2, timeout="1m",
-                         resources={"cpu": "250m"}) | StrOutputParser()
+    chain = (
+        llmstep.Step(
+            qa_prompt(), name="ask", image="example/other:1", retries=2, timeout="1m", resources={"cpu": "250m"}
+        )
+        | StrOutputParser()
+    )
     template = llmstep.compile(chain).to_dict()["spec"]["templates"][1]
     assert template["container"]["image"] == "example/other:1"
     assert template["activeDeadlineSeconds"] == 60
@@ -112,15 +128,17 @@ def test_secret_keys_reach_only_model_steps():
     doc = llmstep.compile(openai_chain(KEY), secret="team-llm").to_dict()
     envs = {t["name"]: t["container"].get("env") for t in doc["spec"]["templates"][1:]}
     assert envs["chatprompttemplate"] is None and envs["stroutputparser"] is None
-    assert envs["chatopenai"] == [{"name": "OPENAI_API_KEY",
-                                   "valueFrom": {"secretKeyRef": {"name": "team-llm", "key": "OPENAI_API_KEY"}}}]
+    assert envs["chatopenai"] == [
+        {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "team-llm", "key": "OPENAI_API_KEY"}}}
+    ]
 
 
 def test_azure_model_declares_its_own_key():
     from langchain_openai import AzureChatOpenAI
 
-    llm = AzureChatOpenAI(azure_endpoint="https://example.invalid", api_version="2024-06-01",
-                          azure_deployment="gpt", api_key=KEY)
+    llm = AzureChatOpenAI(
+        azure_endpoint="https://example.invalid", api_version="2024-06-01", azure_deployment="gpt", api_key=KEY
+    )
     doc = llmstep.compile(qa_prompt() | llm).to_dict()
     env = doc["spec"]["templates"][2]["container"]["env"]
     assert [e["name"] for e in env] == ["AZURE_OPENAI_API_KEY"]
@@ -220,10 +238,17 @@ def test_a_hand_built_sequence_renders_one_template_per_step_wired_in_order():
     doc, templates = _hand_rendered(plan)
     assert list(templates) == ["main", "ask", "answer"] and doc["spec"]["entrypoint"] == "main"
     ask, answer = templates["main"]["dag"]["tasks"]
-    assert ask == {"name": "Ask", "template": "ask",
-                   "arguments": {"artifacts": [{"name": "input", "raw": {"data": "{{workflow.parameters.input}}"}}]}}
-    assert answer == {"name": "Answer", "template": "answer", "depends": "Ask",
-                      "arguments": {"artifacts": [{"name": "input", "from": "{{tasks.Ask.outputs.artifacts.output}}"}]}}
+    assert ask == {
+        "name": "Ask",
+        "template": "ask",
+        "arguments": {"artifacts": [{"name": "input", "raw": {"data": "{{workflow.parameters.input}}"}}]},
+    }
+    assert answer == {
+        "name": "Answer",
+        "template": "answer",
+        "depends": "Ask",
+        "arguments": {"artifacts": [{"name": "input", "from": "{{tasks.Ask.outputs.artifacts.output}}"}]},
+    }
     assert doc["metadata"]["annotations"]["llmstep.dev/output-task"] == "Answer"
     assert "output" in {p["name"] for p in templates["answer"]["outputs"]["parameters"]}  # the result, for the UI
     assert "output" not in {p["name"] for p in templates["ask"]["outputs"]["parameters"]}
@@ -243,42 +268,65 @@ def test_a_hand_built_fan_in_runs_the_branches_at_once_and_gives_the_consumer_a_
     assert tasks["Join"]["depends"] == "Left && Right"
     assert tasks["Join"]["arguments"]["artifacts"] == [
         {"name": "input-left", "from": "{{tasks.Left.outputs.artifacts.output}}"},
-        {"name": "input-right", "from": "{{tasks.Right.outputs.artifacts.output}}"}]
+        {"name": "input-right", "from": "{{tasks.Right.outputs.artifacts.output}}"},
+    ]
     assert [(a["name"], a["path"]) for a in templates["join"]["inputs"]["artifacts"]] == [
-        ("payload", "/llmstep/runnable.json"), ("input-left", "/llmstep/input/left.json"),
-        ("input-right", "/llmstep/input/right.json")]
+        ("payload", "/llmstep/runnable.json"),
+        ("input-left", "/llmstep/input/left.json"),
+        ("input-right", "/llmstep/input/right.json"),
+    ]
     _, by_parameters = _hand_rendered(plans.fan_in(data="parameters"))
     assert by_parameters["main"]["dag"]["tasks"][2]["arguments"]["artifacts"][0] == {
-        "name": "input-left", "raw": {"data": "{{tasks.Left.outputs.parameters.output}}"}}
+        "name": "input-left",
+        "raw": {"data": "{{tasks.Left.outputs.parameters.output}}"},
+    }
 
 
 def test_a_hand_built_plans_secret_keys_go_only_to_the_step_that_declares_them():
-    steps = (plans.prompt_step("ask", "Q: {question}", ["input"]),
-             plans.prompt_step("model", "M {text}", ["step", "ask"], secrets=("OPENAI_API_KEY", "ACME_API_KEY")),
-             plans.prompt_step("after", "A {text}", ["step", "model"]))
-    _, templates = _hand_rendered(Plan(name="hand-secret", steps=steps, output="after", image="example/llmstep:1",
-                                       secret="team-keys"))
+    steps = (
+        plans.prompt_step("ask", "Q: {question}", ["input"]),
+        plans.prompt_step("model", "M {text}", ["step", "ask"], secrets=("OPENAI_API_KEY", "ACME_API_KEY")),
+        plans.prompt_step("after", "A {text}", ["step", "model"]),
+    )
+    _, templates = _hand_rendered(
+        Plan(name="hand-secret", steps=steps, output="after", image="example/llmstep:1", secret="team-keys")
+    )
     assert "env" not in templates["ask"]["container"] and "env" not in templates["after"]["container"]
     assert templates["model"]["container"]["env"] == [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": "team-keys", "key": key}}}
-        for key in ("ACME_API_KEY", "OPENAI_API_KEY")]
+        for key in ("ACME_API_KEY", "OPENAI_API_KEY")
+    ]
 
 
 def test_a_hand_built_steps_settings_reach_its_template_and_no_other():
     resources = {"requests": {"cpu": "100m"}, "limits": {"memory": "64Mi"}}
-    settings = StepSettings(image="example/other:2", retries=2, backoff="3s", timeout=90, resources=resources,
-                            env=(("MODE", "fast"), ("TOKEN", SecretKeyRef("team", "token")),
-                                 ("REGION", ConfigMapKeyRef("cfg", "region"))))
-    steps = (plans.prompt_step("ask", "Q: {question}", ["input"], settings=settings),
-             plans.prompt_step("plain", "P {text}", ["step", "ask"]))
+    settings = StepSettings(
+        image="example/other:2",
+        retries=2,
+        backoff="3s",
+        timeout=90,
+        resources=resources,
+        env=(("MODE", "fast"), ("TOKEN", SecretKeyRef("team", "token")), ("REGION", ConfigMapKeyRef("cfg", "region"))),
+    )
+    steps = (
+        plans.prompt_step("ask", "Q: {question}", ["input"], settings=settings),
+        plans.prompt_step("plain", "P {text}", ["step", "ask"]),
+    )
     _, templates = _hand_rendered(Plan(name="hand-settings", steps=steps, output="plain", image="example/llmstep:1"))
     ask, plain = templates["ask"], templates["plain"]
     assert ask["container"]["image"] == "example/other:2" and plain["container"]["image"] == "example/llmstep:1"
-    assert ask["retryStrategy"] == {"limit": 2, "retryPolicy": "OnFailure", "expression": render_argo.RETRY_WHEN,
-                                    "backoff": {"duration": "3s", "factor": 2}}
+    assert ask["retryStrategy"] == {
+        "limit": 2,
+        "retryPolicy": "OnFailure",
+        "expression": render_argo.RETRY_WHEN,
+        "backoff": {"duration": "3s", "factor": 2},
+    }
     assert ask["activeDeadlineSeconds"] == 90 and ask["container"]["resources"] == resources
     assert ask["container"]["env"] == [
         {"name": "MODE", "value": "fast"},
         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team", "key": "token"}}},
-        {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "region"}}}]
-    assert not {"retryStrategy", "activeDeadlineSeconds"} & set(plain) and not {"resources", "env"} & set(plain["container"])
+        {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "region"}}},
+    ]
+    assert not {"retryStrategy", "activeDeadlineSeconds"} & set(plain) and not {"resources", "env"} & set(
+        plain["container"]
+    )

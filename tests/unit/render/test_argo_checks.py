@@ -46,12 +46,20 @@ def test_project_checks_catch_what_the_schema_cannot(mutate, fragment):
         check_workflow(doc)
 
 
-@pytest.mark.parametrize(("deps", "cycle"), [
-    ({0: {"depends": "StrOutputParser"}}, "ChatPromptTemplate->StrOutputParser->OfflineChatModel->ChatPromptTemplate"),
-    ({1: {"depends": "OfflineChatModel && ChatPromptTemplate"}}, "OfflineChatModel->OfflineChatModel"),
-    ({0: {"depends": "OfflineChatModel.Failed || OfflineChatModel.Succeeded"}},
-     "ChatPromptTemplate->OfflineChatModel->ChatPromptTemplate"),
-])
+@pytest.mark.parametrize(
+    ("deps", "cycle"),
+    [
+        (
+            {0: {"depends": "StrOutputParser"}},
+            "ChatPromptTemplate->StrOutputParser->OfflineChatModel->ChatPromptTemplate",
+        ),
+        ({1: {"depends": "OfflineChatModel && ChatPromptTemplate"}}, "OfflineChatModel->OfflineChatModel"),
+        (
+            {0: {"depends": "OfflineChatModel.Failed || OfflineChatModel.Succeeded"}},
+            "ChatPromptTemplate->OfflineChatModel->ChatPromptTemplate",
+        ),
+    ],
+)
 def test_a_dependency_cycle_is_refused_in_argo_s_words(deps, cycle):
     doc = llmstep.compile(qa_chain()).to_dict()
     tasks = doc["spec"]["templates"][0]["dag"]["tasks"]
@@ -67,5 +75,7 @@ def test_dependencies_lists_make_cycles_too():
     for task in tasks:
         task.pop("depends", None)
     tasks[0]["dependencies"], tasks[1]["dependencies"] = ["OfflineChatModel"], ["ChatPromptTemplate"]
-    with pytest.raises(RenderError, match="dependency cycle detected: ChatPromptTemplate->OfflineChatModel->ChatPromptTemplate"):
+    with pytest.raises(
+        RenderError, match="dependency cycle detected: ChatPromptTemplate->OfflineChatModel->ChatPromptTemplate"
+    ):
         check_workflow(doc)

@@ -100,12 +100,16 @@ def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_
     """Argo counts a template's own active children: a nested DAG is one while it runs, and the
     pods inside it are not counted against the outer template (only against the Workflow's)."""
     spans = tmp_path / "spans.txt"
-    doc = llmstep.compile({"a": RunnableLambda(_slow(str(spans))), "b": RunnableLambda(_slow(str(spans)))},
-                          allow_pickle=True).to_dict()
+    doc = llmstep.compile(
+        {"a": RunnableLambda(_slow(str(spans))), "b": RunnableLambda(_slow(str(spans)))}, allow_pickle=True
+    ).to_dict()
     main = doc["spec"]["templates"][0]
     assert main["name"] == "main" and len(main["dag"]["tasks"]) == 3  # a, b in parallel, then the map's output
-    outer = {"name": "outer", "parallelism": 1, "dag": {"tasks": [{"name": "x", "template": "main"},
-                                                                  {"name": "y", "template": "main"}]}}
+    outer = {
+        "name": "outer",
+        "parallelism": 1,
+        "dag": {"tasks": [{"name": "x", "template": "main"}, {"name": "y", "template": "main"}]},
+    }
     doc["spec"]["templates"].insert(0, outer)
     doc["spec"]["entrypoint"] = "outer"
     record = run_document(doc, {"n": 1}, runs_dir=tmp_path / "r", quiet=True)
@@ -118,8 +122,11 @@ def test_template_parallelism_counts_a_nested_dag_as_one_child_as_argo_does(tmp_
 
 
 def test_cli_compile_batch_and_run_inputs(tmp_path):
-    chain_module(tmp_path, "from chains import qa_chain\nfrom langchain_core.runnables import RunnableLambda\n"
-                 "from chains import picky as check\nchain = qa_chain()\npicky = RunnableLambda(check) | qa_chain()\n")
+    chain_module(
+        tmp_path,
+        "from chains import qa_chain\nfrom langchain_core.runnables import RunnableLambda\n"
+        "from chains import picky as check\nchain = qa_chain()\npicky = RunnableLambda(check) | qa_chain()\n",
+    )
     out = run_cli("compile", "mychain.py:chain", "--batch", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)
@@ -130,9 +137,13 @@ def test_cli_compile_batch_and_run_inputs(tmp_path):
     ran = run_cli("run", "batch.yaml", "--inputs", "in.jsonl", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert [json.loads(line) for line in ran.stdout.splitlines()] == [
-        {"index": 0, "output": "offline answer: x"}, {"index": 1, "output": "offline answer: y"}]
+        {"index": 0, "output": "offline answer: x"},
+        {"index": 1, "output": "offline answer: y"},
+    ]
     (tmp_path / "in.json").write_text('[{"question": "ok"}, {"question": "boom"}]')
-    mixed = run_cli("run", "mychain.py:picky", "--allow-pickle", "--inputs", "in.json", "--parallelism", "2", cwd=tmp_path)
+    mixed = run_cli(
+        "run", "mychain.py:picky", "--allow-pickle", "--inputs", "in.json", "--parallelism", "2", cwd=tmp_path
+    )
     lines = [json.loads(line) for line in mixed.stdout.splitlines()]
     assert mixed.returncode == 1 and lines[0] == {"index": 0, "output": "offline answer: ok"}
     assert lines[1]["index"] == 1 and "no booms here" in lines[1]["error"] and "1 of 2 inputs failed" in mixed.stderr

@@ -40,8 +40,9 @@ def render(tmp_path, source):
 
     def run(prefix: str = "A", mode: str = "") -> dict:
         code = RENDER.format(tests=str(ROOT / "tests"))
-        result = subprocess.run([sys.executable, "-c", code, prefix, mode], env=env, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", code, prefix, mode], env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         out = json.loads(result.stdout)
         assert out["llmstep"] == str(source / "llmstep" / "__init__.py")  # the copy, not the repository's
@@ -93,8 +94,16 @@ def test_an_edit_to_a_module_outside_render_makes_a_new_key(tmp_path, render, so
     an edit to any of them must not serve the Workflow rendered before it."""
     render()
     assert render()["hera_imported"] is False
-    edited = ["contract.py", "plan.py", "serde.py", "payloads.py", "naming.py", "compiler/naming.py", "diagnose/settings.py",
-              "shapes.py"]
+    edited = [
+        "contract.py",
+        "plan.py",
+        "serde.py",
+        "payloads.py",
+        "naming.py",
+        "compiler/naming.py",
+        "diagnose/settings.py",
+        "shapes.py",
+    ]
     for i, name in enumerate(edited, start=2):
         _touch(source / "llmstep" / name)
         assert render()["hera_imported"] is True, f"an edit to {name} served the cached Workflow"
@@ -123,8 +132,11 @@ def test_the_key_covers_every_llmstep_module_the_rendering_loads():
     render_dict(compiled.plan)
     compiled.to_tekton_yaml()
     package = os.path.dirname(llmstep.__file__)
-    loaded = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
-              if getattr(m, "__file__", None) and os.path.abspath(m.__file__).startswith(package + os.sep)}
+    loaded = {
+        os.path.abspath(m.__file__)
+        for m in list(sys.modules.values())
+        if getattr(m, "__file__", None) and os.path.abspath(m.__file__).startswith(package + os.sep)
+    }
     stamped = {path for path, _, _ in cache.source_stamps()}
     assert loaded and loaded <= stamped, sorted(loaded - stamped)
 

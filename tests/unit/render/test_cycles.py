@@ -7,15 +7,18 @@ import pytest
 from llmstep.render.cycles import find_cycle
 
 
-@pytest.mark.parametrize(("edges", "cycle"), [
-    ({"a": ["a"]}, ["a", "a"]),
-    ({"a": ["b"], "b": ["a"]}, ["a", "b", "a"]),
-    ({"a": [], "b": ["a", "c"], "c": ["d"], "d": ["b"]}, ["b", "c", "d", "b"]),
-    ({"x": ["y"], "y": []}, None),
-    ({"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}, None),  # a diamond is no cycle
-    ({"a": ["missing"]}, None),  # a name without edges of its own ends there
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("edges", "cycle"),
+    [
+        ({"a": ["a"]}, ["a", "a"]),
+        ({"a": ["b"], "b": ["a"]}, ["a", "b", "a"]),
+        ({"a": [], "b": ["a", "c"], "c": ["d"], "d": ["b"]}, ["b", "c", "d", "b"]),
+        ({"x": ["y"], "y": []}, None),
+        ({"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}, None),  # a diamond is no cycle
+        ({"a": ["missing"]}, None),  # a name without edges of its own ends there
+        ({}, None),
+    ],
+)
 def test_find_cycle_names_the_path(edges, cycle):
     assert find_cycle(edges) == cycle
 

@@ -18,8 +18,11 @@ def test_the_role_reads_what_a_diagnosis_reads_and_nothing_on_secrets(engine, ki
     assert not any("secret" in r for r in resources)  # a diagnosis never reads a Secret
     writes = [rule for rule in rules if rule["verbs"] != READ]
     # Argo's executor reports the diagnosis pod's outputs: the one write, and only on Argo
-    assert writes == ([{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
-                      if engine == "argo" else [])
+    assert writes == (
+        [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+        if engine == "argo"
+        else []
+    )
 
 
 def test_the_binding_gives_the_role_to_its_own_service_account():

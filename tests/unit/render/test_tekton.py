@@ -74,7 +74,11 @@ def test_results_are_small_and_data_moves_through_the_workspace():
 def test_secrets_per_step_exactly_as_on_argo():
     compiled, (task, pipe, run) = docs_for(openai_chain(KEY))
     bindings = {t["name"]: [w["name"] for w in t["workspaces"]] for t in pipe["spec"]["tasks"]}
-    assert bindings == {"chatprompttemplate": ["data"], "chatopenai": ["data", "credentials"], "stroutputparser": ["data"]}
+    assert bindings == {
+        "chatprompttemplate": ["data"],
+        "chatopenai": ["data", "credentials"],
+        "stroutputparser": ["data"],
+    }
     secret = next(w for w in run["spec"]["workspaces"] if "secret" in w)
     assert secret["secret"]["items"] == [{"key": "OPENAI_API_KEY", "path": "OPENAI_API_KEY"}]
     assert KEY not in compiled.to_tekton_yaml()
@@ -89,8 +93,9 @@ def test_cli_compile_engine_tekton_and_run_the_files(tmp_path):
     ran = run_cli("run", str(out), "-p", 'input={"question": "from files"}', cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "offline answer: from files"
-    run_only = run_cli("compile", "examples/qa.py:chain", "--engine", "tekton", "--run-only", "--input", '{"question": "q"}',
-                       cwd=ROOT)
+    run_only = run_cli(
+        "compile", "examples/qa.py:chain", "--engine", "tekton", "--run-only", "--input", '{"question": "q"}', cwd=ROOT
+    )
     [run] = list(yaml.safe_load_all(run_only.stdout))
     assert run["kind"] == "PipelineRun" and run["metadata"]["generateName"] == "qa-"
     assert run["spec"]["params"] == [{"name": "input", "value": '{"question": "q"}'}]
@@ -128,43 +133,62 @@ def test_a_hand_built_sequence_renders_a_task_per_step_wired_in_order():
     assert answer["output-dir"] == "$(context.pipelineRun.name)/answer"
     assert answer["log-output"] == "true" and "log-output" not in ask  # the output task logs the output
     assert pipe["metadata"]["annotations"]["llmstep.dev/output-task"] == "answer"
-    assert {r["name"]: r["value"] for r in pipe["spec"]["results"]}["output-path"] == "$(tasks.answer.results.output-path)"
+    assert {r["name"]: r["value"] for r in pipe["spec"]["results"]}[
+        "output-path"
+    ] == "$(tasks.answer.results.output-path)"
     for step in plan.steps:
         assert tasks[step.name]["taskRef"] == {"name": tekton_tasks.TASK_NAME}
         assert json.loads(_params(tasks[step.name])["payload"]) == step.payload  # the plan's payload, as it is
-    assert run["spec"]["pipelineRef"] == {"name": "hand-seq"} and [w["name"] for w in run["spec"]["workspaces"]] == ["data"]
+    assert run["spec"]["pipelineRef"] == {"name": "hand-seq"} and [w["name"] for w in run["spec"]["workspaces"]] == [
+        "data"
+    ]
 
 
 def test_a_hand_built_fan_in_runs_the_branches_at_once_and_gives_the_consumer_a_file_each():
     _, _, tasks = _hand_rendered(plans.fan_in())
     assert "runAfter" not in tasks["left"] and "runAfter" not in tasks["right"]
     assert sorted(tasks["join"]["runAfter"]) == ["left", "right"]
-    assert _params(tasks["join"])["inputs"] == ["left=$(context.pipelineRun.name)/left/output.json",
-                                                "right=$(context.pipelineRun.name)/right/output.json"]
+    assert _params(tasks["join"])["inputs"] == [
+        "left=$(context.pipelineRun.name)/left/output.json",
+        "right=$(context.pipelineRun.name)/right/output.json",
+    ]
 
 
 def test_a_hand_built_plans_secret_keys_go_only_to_the_step_that_declares_them():
-    steps = (plans.prompt_step("ask", "Q: {question}", ["input"]),
-             plans.prompt_step("model", "M {text}", ["step", "ask"], secrets=("OPENAI_API_KEY", "ACME_API_KEY")),
-             plans.prompt_step("after", "A {text}", ["step", "model"]))
-    pipe, run, tasks = _hand_rendered(Plan(name="hand-secret", steps=steps, output="after", image="example/llmstep:1",
-                                           secret="team-keys"))
+    steps = (
+        plans.prompt_step("ask", "Q: {question}", ["input"]),
+        plans.prompt_step("model", "M {text}", ["step", "ask"], secrets=("OPENAI_API_KEY", "ACME_API_KEY")),
+        plans.prompt_step("after", "A {text}", ["step", "model"]),
+    )
+    pipe, run, tasks = _hand_rendered(
+        Plan(name="hand-secret", steps=steps, output="after", image="example/llmstep:1", secret="team-keys")
+    )
     workspace = tekton.credentials_workspace(("ACME_API_KEY", "OPENAI_API_KEY"))
     assert {name: t["workspaces"] for name, t in tasks.items()} == {
         "ask": [{"name": "data", "workspace": "data"}],
         "model": [{"name": "data", "workspace": "data"}, {"name": "credentials", "workspace": workspace}],
-        "after": [{"name": "data", "workspace": "data"}]}
+        "after": [{"name": "data", "workspace": "data"}],
+    }
     assert [w["name"] for w in run["spec"]["workspaces"]] == ["data", workspace]
-    assert run["spec"]["workspaces"][1]["secret"] == {"secretName": "team-keys", "items": [
-        {"key": "ACME_API_KEY", "path": "ACME_API_KEY"}, {"key": "OPENAI_API_KEY", "path": "OPENAI_API_KEY"}]}
+    assert run["spec"]["workspaces"][1]["secret"] == {
+        "secretName": "team-keys",
+        "items": [{"key": "ACME_API_KEY", "path": "ACME_API_KEY"}, {"key": "OPENAI_API_KEY", "path": "OPENAI_API_KEY"}],
+    }
 
 
 def test_a_hand_built_steps_settings_reach_its_task_and_no_other():
     resources = {"requests": {"cpu": "100m"}, "limits": {"memory": "64Mi"}}
-    settings = StepSettings(image="example/other:2", retries=2, timeout=90, resources=resources,
-                            env=(("MODE", "fast"), ("TOKEN", SecretKeyRef("team", "token"))))
-    steps = (plans.prompt_step("ask", "Q: {question}", ["input"], settings=settings),
-             plans.prompt_step("plain", "P {text}", ["step", "ask"]))
+    settings = StepSettings(
+        image="example/other:2",
+        retries=2,
+        timeout=90,
+        resources=resources,
+        env=(("MODE", "fast"), ("TOKEN", SecretKeyRef("team", "token"))),
+    )
+    steps = (
+        plans.prompt_step("ask", "Q: {question}", ["input"], settings=settings),
+        plans.prompt_step("plain", "P {text}", ["step", "ask"]),
+    )
     plan = Plan(name="hand-settings", steps=steps, output="plain", image="example/llmstep:1")
     _, run, tasks = _hand_rendered(plan)
     ask, plain = tasks["ask"], tasks["plain"]
@@ -174,10 +198,14 @@ def test_a_hand_built_steps_settings_reach_its_task_and_no_other():
     # a Task takes no env per use: the step with env embeds the Task's spec with its env added
     assert plain["taskRef"] == {"name": tekton_tasks.TASK_NAME} and "taskRef" not in ask
     assert ask["taskSpec"]["steps"][0]["env"][-2:] == [
-        {"name": "MODE", "value": "fast"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team", "key": "token"}}}]
+        {"name": "MODE", "value": "fast"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team", "key": "token"}}},
+    ]
     one = tekton.task_run(plan.steps[0], '{"question": "q"}', plan.image, plan.secret)  # the step alone, as a TaskRun
     assert tekton_errors(one) == []
-    assert one["spec"]["computeResources"] == resources and one["spec"]["timeout"] == "90s" and one["spec"]["retries"] == 2
+    assert (
+        one["spec"]["computeResources"] == resources and one["spec"]["timeout"] == "90s" and one["spec"]["retries"] == 2
+    )
 
 
 @pytest.mark.parametrize("size", [10, 200_000])
@@ -199,6 +227,9 @@ def test_an_input_longer_than_a_pipelinerun_can_hold_is_refused_naming_the_limit
     which holds the input again, is too large for etcd); 700 KB runs."""
     from llmstep.errors import RenderError
 
-    assert [p["name"] for p in tekton.input_params(json.dumps("y" * (tekton.INPUT_LIMIT - 2)))] == ["input", "input-parts"]
+    assert [p["name"] for p in tekton.input_params(json.dumps("y" * (tekton.INPUT_LIMIT - 2)))] == [
+        "input",
+        "input-parts",
+    ]
     with pytest.raises(RenderError, match=r"the chain input is 640 KiB, .* at most 640 KiB: pass a reference"):
         tekton.input_params(json.dumps("y" * (tekton.INPUT_LIMIT - 1)))

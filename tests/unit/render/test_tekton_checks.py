@@ -44,14 +44,37 @@ def _broken(mutate):
     [
         (lambda task, pipe, run: pipe["spec"]["tasks"][0].update(name="Bad_Name"), "DNS label"),
         (lambda task, pipe, run: pipe["spec"]["tasks"][1].update(runAfter=["nope"]), "runAfter names 'nope'"),
-        (lambda task, pipe, run: pipe["spec"]["tasks"][1]["params"].append({"name": "undeclared", "value": "x"}), "not declared by the Task"),
-        (lambda task, pipe, run: pipe["spec"]["tasks"][0]["params"][1].update(value="$(params.missing)"), "not declared"),
-        (lambda task, pipe, run: pipe["spec"]["results"][0].update(value="$(tasks.ghost.results.preview)"), "unknown task"),
-        (lambda task, pipe, run: pipe["spec"]["tasks"][1]["params"][0].update(value="$(tasks.chatprompttemplate.results.nope)"), "does not declare"),
-        (lambda task, pipe, run: pipe["spec"]["tasks"][1]["params"][0].update(value="$(tasks.status)"), "only available in finally"),
-        (lambda task, pipe, run: pipe["spec"]["finally"][0].update(runAfter=["chatprompttemplate"]), "cannot use runAfter"),
+        (
+            lambda task, pipe, run: pipe["spec"]["tasks"][1]["params"].append({"name": "undeclared", "value": "x"}),
+            "not declared by the Task",
+        ),
+        (
+            lambda task, pipe, run: pipe["spec"]["tasks"][0]["params"][1].update(value="$(params.missing)"),
+            "not declared",
+        ),
+        (
+            lambda task, pipe, run: pipe["spec"]["results"][0].update(value="$(tasks.ghost.results.preview)"),
+            "unknown task",
+        ),
+        (
+            lambda task, pipe, run: pipe["spec"]["tasks"][1]["params"][0].update(
+                value="$(tasks.chatprompttemplate.results.nope)"
+            ),
+            "does not declare",
+        ),
+        (
+            lambda task, pipe, run: pipe["spec"]["tasks"][1]["params"][0].update(value="$(tasks.status)"),
+            "only available in finally",
+        ),
+        (
+            lambda task, pipe, run: pipe["spec"]["finally"][0].update(runAfter=["chatprompttemplate"]),
+            "cannot use runAfter",
+        ),
         (lambda task, pipe, run: pipe["spec"]["finally"][0]["when"][0].update(operator="equals"), "operator in/notin"),
-        (lambda task, pipe, run: pipe["spec"]["tasks"][0]["workspaces"][0].update(workspace="elsewhere"), "not declared"),
+        (
+            lambda task, pipe, run: pipe["spec"]["tasks"][0]["workspaces"][0].update(workspace="elsewhere"),
+            "not declared",
+        ),
         (lambda task, pipe, run: run["spec"]["workspaces"].pop(0), "'data' is not bound"),
         (lambda task, pipe, run: run["spec"]["workspaces"][0].update(emptyDir={}), "exactly one volume source"),
         (lambda task, pipe, run: task["spec"]["steps"][0]["args"].append("$(results.missing.path)"), "not declared"),
@@ -83,17 +106,27 @@ def test_golden_tekton_files_are_valid():
     check_documents(docs)
 
 
-@pytest.mark.parametrize(("mutate", "fragment"), [
-    (lambda t, p, r: p["spec"]["tasks"][0].update(runAfter=["stroutputparser"]),
-     'cycle detected; task "chatprompttemplate" depends on "stroutputparser" '
-     "(chatprompttemplate -> stroutputparser -> offlinechatmodel -> chatprompttemplate): spec.tasks"),
-    (lambda t, p, r: p["spec"]["tasks"][1].update(runAfter=["offlinechatmodel"]),
-     'task "offlinechatmodel" depends on "offlinechatmodel" (offlinechatmodel -> offlinechatmodel)'),
-    # a result reference is a dependency as runAfter is
-    (lambda t, p, r: p["spec"]["tasks"][0].update(
-        when=[{"input": "$(tasks.stroutputparser.results.preview)", "operator": "in", "values": ["x"]}]),
-     'task "chatprompttemplate" depends on "stroutputparser"'),
-])
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (
+            lambda t, p, r: p["spec"]["tasks"][0].update(runAfter=["stroutputparser"]),
+            'cycle detected; task "chatprompttemplate" depends on "stroutputparser" '
+            "(chatprompttemplate -> stroutputparser -> offlinechatmodel -> chatprompttemplate): spec.tasks",
+        ),
+        (
+            lambda t, p, r: p["spec"]["tasks"][1].update(runAfter=["offlinechatmodel"]),
+            'task "offlinechatmodel" depends on "offlinechatmodel" (offlinechatmodel -> offlinechatmodel)',
+        ),
+        # a result reference is a dependency as runAfter is
+        (
+            lambda t, p, r: p["spec"]["tasks"][0].update(
+                when=[{"input": "$(tasks.stroutputparser.results.preview)", "operator": "in", "values": ["x"]}]
+            ),
+            'task "chatprompttemplate" depends on "stroutputparser"',
+        ),
+    ],
+)
 def test_a_run_after_cycle_is_refused_as_the_webhook_does(mutate, fragment):
     with pytest.raises(RenderError, match="Pipeline") as err:
         check_documents(_broken(mutate))

@@ -39,8 +39,7 @@ def persistent(tmp_path):
     and lessons), and the cleanup: every server started under it is stopped."""
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           IDLE_ENV: "60"}
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "XDG_CACHE_HOME": str(tmp_path / "cache"), IDLE_ENV: "60"}
     servers: list[int] = []
     yield env, servers
     for pid in servers:

@@ -18,7 +18,9 @@ def _fork_step(tmp_path, main, env):
     if pid == 0:  # the child never returns: _become_step ends it with os._exit
         os.close(learned)
         # as in the server, the standard streams are the process's own descriptors (not pytest's capture)
-        sys.stdin, sys.stdout, sys.stderr = (open(fd, mode, closefd=False) for fd, mode in ((0, "r"), (1, "w"), (2, "w")))
+        sys.stdin, sys.stdout, sys.stderr = (
+            open(fd, mode, closefd=False) for fd, mode in ((0, "r"), (1, "w"), (2, "w"))
+        )
         _become_step(request, main, teach, ())
     os.close(teach)
     _, status = os.waitpid(pid, 0)
@@ -29,8 +31,17 @@ def _fork_step(tmp_path, main, env):
 def _report(argv):
     import sys
 
-    print(json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "own_session": os.getsid(0) == os.getpid(),
-                      "stdin": sys.stdin.read()}))
+    print(
+        json.dumps(
+            {
+                "argv": argv,
+                "env": dict(os.environ),
+                "cwd": os.getcwd(),
+                "own_session": os.getsid(0) == os.getpid(),
+                "stdin": sys.stdin.read(),
+            }
+        )
+    )
     return 7
 
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from forkserver_cases import (
-    _alive,
-    _gone_within,
-    _server_of_a_new_process,
-)
+from forkserver_cases import _alive, _gone_within, _server_of_a_new_process
 from langchain_core.runnables import RunnableLambda
 
 import llmstep

@@ -3,11 +3,7 @@ steps import themselves, imported by the server and kept for the next one."""
 
 from __future__ import annotations
 
-from forkserver_cases import (
-    _imports_minidom,
-    _report,
-    _run,
-)
+from forkserver_cases import _imports_minidom, _report, _run
 from langchain_core.runnables import RunnableLambda
 
 from llmstep.local import forkserver
@@ -23,7 +19,11 @@ def test_steps_fork_once_from_a_server_that_learns_and_remembers_their_imports(t
     chain = RunnableLambda(_imports_minidom) | RunnableLambda(_report())
     first = _run(chain, tmp_path)
     assert {k: v for k, v in first.items() if k != "server"} == {
-        "learned": True, "own_session": True, "forked_by_the_server": True, "env": []}
+        "learned": True,
+        "own_session": True,
+        "forked_by_the_server": True,
+        "env": [],
+    }
     [lessons] = fresh_servers.joinpath("llmstep").iterdir()
     assert "xml.dom.minidom" in lessons.read_text().split()
     again = _run(chain, tmp_path)

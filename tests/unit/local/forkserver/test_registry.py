@@ -58,6 +58,8 @@ def test_making_room_with_no_live_server_stops_nothing(tmp_path):
     _dead_socket(tmp_path / "fork-dddddddddddddddd.sock")
     forkservers.make_room(str(tmp_path), limit=1)
     assert list(tmp_path.iterdir()) == []  # the dead socket is cleaned, nothing else happens
+
+
 def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
     """Each set of payload classes has its own server; seven were once alive at once (500 MiB)."""
     from llmstep.local.forkserver import registry as forkservers
@@ -66,8 +68,13 @@ def test_a_user_has_at_most_a_few_fork_servers(tmp_path, persistent):
     home = str(tmp_path / "runtime" / f"llmstep-{os.getuid()}")
     tests = str(ROOT / "tests")
     for i in range(forkservers.MAX_SERVERS + 1):
-        result = subprocess.run([sys.executable, "-c", RUN_WITH_CLASSES, str(tmp_path / "runs"), tests, str(i)],
-                                env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", RUN_WITH_CLASSES, str(tmp_path / "runs"), tests, str(i)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         servers.extend(s.pid for s in forkservers.list_servers(home) if s.pid)
     deadline = time.monotonic() + 15

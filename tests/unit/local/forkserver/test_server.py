@@ -25,7 +25,10 @@ from llmstep.local.isolation import IDLE_ENV
 
 def test_steps_inherit_work_the_server_did_once(tmp_path, fresh_servers):
     assert _run(RunnableLambda(_what_the_server_did_before_the_fork), tmp_path) == {
-        "platform_known": True, "parser_reused": True, "cli_imported": False}
+        "platform_known": True,
+        "parser_reused": True,
+        "cli_imported": False,
+    }
 
 
 def test_a_changed_module_file_retires_the_server(tmp_path, persistent):
@@ -34,10 +37,12 @@ def test_a_changed_module_file_retires_the_server(tmp_path, persistent):
     # the repository's files (which every other session's servers go by) stay as they are.
     source = copy_of_llmstep(tmp_path / "src")
     python = tmp_path / "python"  # the interpreter the runs hand on, with the copy first on its path
-    python.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(source))} exec {shlex.quote(sys.executable)} \"$@\"\n")
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={shlex.quote(str(source))} exec {shlex.quote(sys.executable)} "$@"\n')
     python.chmod(0o755)
     env = {**env, "PYTHONPATH": str(source)}
-    run = functools.partial(_server_of_a_new_process, tmp_path, env, str(python), str(source / "llmstep" / "__init__.py"))
+    run = functools.partial(
+        _server_of_a_new_process, tmp_path, env, str(python), str(source / "llmstep" / "__init__.py")
+    )
     first = run()
     servers.append(first)
     module = source / "llmstep" / "executor" / "step.py"  # imported by every server: an edit to llmstep, or an upgrade
@@ -78,8 +83,9 @@ def test_an_idle_server_ends_and_removes_its_socket(tmp_path, persistent):
 
 def test_a_server_whose_client_dies_during_its_start_up_ends(tmp_path, persistent):
     env, servers = persistent
-    result = subprocess.run([sys.executable, "-c", CLIENT_DIES_DURING_START_UP], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT_DIES_DURING_START_UP], env=env, capture_output=True, text=True, timeout=60
+    )
     pid = int(result.stdout.strip())
     servers.append(pid)
     assert _gone_within(pid, 30)  # not adopted by init for good

@@ -5,12 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from forkserver_cases import (
-    _Contexts,
-    _run,
-    _tls_contexts,
-    _tls_contexts_for_own_cas,
-)
+from forkserver_cases import _Contexts, _run, _tls_contexts, _tls_contexts_for_own_cas
 from langchain_core.runnables import RunnableLambda
 
 from llmstep.local import forkserver
@@ -19,7 +14,11 @@ from llmstep.local import forkserver
 def test_model_steps_get_tls_contexts_the_server_made_before_the_fork(tmp_path, fresh_servers):
     pytest.importorskip("httpcore2", reason="the installed openai does not use httpcore2")
     first = _run(RunnableLambda(_tls_contexts), tmp_path)
-    assert first == {"prepared": 0, "distinct": True, "same_trust": True}  # the control: nothing was prepared before the lesson
+    assert first == {
+        "prepared": 0,
+        "distinct": True,
+        "same_trust": True,
+    }  # the control: nothing was prepared before the lesson
     learned = _run(RunnableLambda(_tls_contexts), tmp_path)  # the same server, which imported httpcore2 after step one
     assert learned == {**first, "prepared": forkserver.TLS_CONTEXTS}
     forkserver._close_shared(stop=True)
