@@ -11,7 +11,7 @@ import pytest
 from conftest import kube_api
 
 from llmstep.diagnose import Redactor
-from llmstep.diagnose.evidence import Collector
+from llmstep.diagnose.collector import Collector
 
 pytestmark = pytest.mark.cluster
 NS = "diagnose"

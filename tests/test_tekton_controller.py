@@ -23,7 +23,7 @@ import llmstep
 from llmstep.cluster.tekton import PipelineRunFailed, PipelineRunHandle
 from llmstep.cluster.transports import KubeApi
 from llmstep.diagnose import Redactor
-from llmstep.diagnose.evidence import Collector
+from llmstep.diagnose.collector import Collector
 from llmstep.render import tekton as render
 
 pytestmark = pytest.mark.cluster

@@ -123,7 +123,7 @@ def _namespace(args: argparse.Namespace) -> str:
 
 
 def _evidence(args: argparse.Namespace) -> Any:
-    from llmstep.diagnose import evidence
+    from llmstep.diagnose import collector, evidence
 
     if args.filename:
         from llmstep.files import read_text
@@ -145,7 +145,7 @@ def _evidence(args: argparse.Namespace) -> Any:
         return found
     if not args.target:
         raise UsageError("llmstep diagnose needs a TARGET (KIND/NAME) or -f FILE")
-    evidence.parse_target(args.target)  # a bad target is reported before any cluster is contacted
+    collector.parse_target(args.target)  # a bad target is reported before any cluster is contacted
     return collect(_client(args), _namespace(args), args.target, args.tail)
 
 
@@ -153,11 +153,11 @@ def collect(client: Any, namespace: str, target: str, tail: int = 50) -> Any:
     """The evidence about ``target`` read from the Kubernetes API, its errors translated where every
     Kubernetes API error is (``llmstep.cluster.transports.kube_errors``), as DiagnosisErrors."""
     from llmstep.cluster.transports import DIAGNOSIS_HINTS, kube_errors
-    from llmstep.diagnose import evidence
+    from llmstep.diagnose.collector import Collector, parse_target
 
-    kind, name = evidence.parse_target(target)
+    kind, name = parse_target(target)
     with kube_errors(client, f"reading {kind}/{name} in namespace {namespace}", DIAGNOSIS_HINTS, error=DiagnosisError):
-        return evidence.Collector(client, namespace, tail).collect(target)
+        return Collector(client, namespace, tail).collect(target)
 
 
 def _api_key(args: argparse.Namespace) -> str:

@@ -1,6 +1,6 @@
-"""Failure diagnosis: gather evidence (evidence), strip secrets (redact, anonymize), ask the model
-(prompt, llm, ask), deliver a report (report). The settings (``Diagnose``) live in ``settings``,
-the one diagnosis module the renderers import.
+"""Failure diagnosis: gather evidence (evidence, collector), strip secrets (redact, anonymize),
+ask the model (prompt, llm, ask), deliver a report (report). The settings (``Diagnose``) live in
+``settings``, the one diagnosis module the renderers import.
 
 Names resolve lazily, so that importing ``llmstep.diagnose.settings`` (as compiling a chain with
 ``on_failure=Diagnose(...)`` does) loads none of the others.

@@ -25,7 +25,7 @@ def test_anonymized_names_are_masked_and_unmasked(tmp_path):
 
 
 def test_anonymize_masks_namespaces_containers_hosts_and_ips_and_maps_them_back():
-    from llmstep.diagnose.evidence import Collector
+    from llmstep.diagnose.collector import Collector
 
     real = [
         "needs-key",
