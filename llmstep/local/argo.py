@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llmstep import contract, jsonio
+from llmstep import contract
 from llmstep.contract import FINISHED_OK, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
 from llmstep.local.argo_doc import Container, Dag, Task, Template, Workflow
+from llmstep.local.argo_semantics import RECURSION_MESSAGE, depends_ok, item_vars, task_items, workflow_failures
 from llmstep.local.attempts import Attempt, StepRun, run_step
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions
@@ -26,11 +26,6 @@ from llmstep.local.records import RunRecord, now
 from llmstep.local.scheduler import Node, schedule
 from llmstep.local.state import Artifact, Outputs, Parameter
 from llmstep.local.values import link
-
-RECURSION_MESSAGE = (
-    "Maximum recursion depth exceeded. See "
-    "https://argo-workflows.readthedocs.io/en/latest/scaling/#maximum-recursion-depth"
-)
 
 
 class ArgoRun:
@@ -131,7 +126,7 @@ class ArgoRun:
 
         def decide(name: str, phases: Mapping[str, str]) -> str:
             task = tasks[name]
-            if not _depends_ok(task.depends, task.deps, phases):
+            if not depends_ok(task.depends, task.deps, phases):
                 return Phase.OMITTED
             when = task.when
             if when is not None:
@@ -190,13 +185,13 @@ class ArgoRun:
         template = self.workflow.template(task.template)
         key = scope + task.name
         values = self._task_vars(scope, inputs, siblings)
-        items = _items(task, values, key)
+        items = task_items(task, values, key)
         if items is None:
             return self._invoke(task, template, key, values, exit_handler, limits, boundary)
         self.progress.changed(
             key, self.record.update_node(key, phase=Phase.RUNNING, started_at=now(), type="TaskGroup")
         )
-        children = [(f"{key}({i})", values | _item_vars(item)) for i, item in enumerate(items)]
+        children = [(f"{key}({i})", values | item_vars(item)) for i, item in enumerate(items)]
         width = max(1, min(len(children), 64))  # these threads mostly wait: the parallelism limits bound the processes
         with cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="llmstep-item") as pool:
             phases = list(
@@ -410,79 +405,3 @@ def _hold(limits: tuple[Any, ...]) -> Iterator[None]:
         for limit in limits:
             held.enter_context(limit)
         yield
-
-
-def _items(task: Task, values: dict[str, str], key: str) -> list[Any] | None:
-    """A task's ``withItems``/``withParam`` list, or None for a task that does not fan out."""
-    if task.with_items is not None:
-        return list(task.with_items)
-    if task.with_param is None:
-        return None
-    text = argo_doc.substitute(task.with_param, values, f"task {key} withParam")
-    try:
-        items = jsonio.loads(text)
-    except ValueError as exc:
-        raise WorkflowError(f"task {key}: withParam must be a JSON list, found {text[:80]!r} ({exc})") from None
-    if not isinstance(items, list):
-        raise WorkflowError(f"task {key}: withParam must be a JSON list, found {type(items).__name__}")
-    return items
-
-
-def workflow_failures(record: RunRecord, phase: str, entrypoint: str) -> str:
-    """``{{workflow.failures}}`` as Argo v4 writes it (``operator.go``): every failed node, the
-    entrypoint's DAG node too, as a JSON list that is then quoted once more with Go's
-    ``strconv.Quote``, so the value a command receives is a JSON string holding the JSON list."""
-    failures = record.failures()
-    if phase in contract.FAILED_PHASES:
-        failures.append(
-            {
-                "displayName": record.run_id,
-                "message": "",
-                "templateName": entrypoint,
-                "phase": phase,
-                "podName": record.run_id,
-                "finishedAt": "",
-            }
-        )
-    return json.dumps(json.dumps(failures, separators=(",", ":"), ensure_ascii=False), ensure_ascii=False)
-
-
-def _item_vars(item: Any) -> dict[str, str]:
-    """``{{item}}`` and ``{{item.<field>}}`` as Argo v4 substitutes them (``processItem``): a
-    string item as it is; a field through ``Item.String()``, which is Go's JSON with a string's
-    quotes cut off, so the quotes and backslashes inside a string field stay escaped; maps and
-    lists as JSON with sorted keys (Go's ``json.Marshal``)."""
-
-    def as_json(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-    def field(value: Any) -> str:
-        return as_json(value)[1:-1] if isinstance(value, str) else as_json(value)
-
-    fields = {f"item.{k}": field(v) for k, v in item.items()} if isinstance(item, dict) else {}
-    return {"item": item if isinstance(item, str) else as_json(item), **fields}
-
-
-def _depends_ok(expression: str | None, deps: Iterable[str], phases: Mapping[str, str]) -> bool:
-    if expression is None:
-        return all(phases.get(d) in FINISHED_OK for d in deps)
-
-    def resolve(name: str) -> Any:
-        task, _, result = name.partition(".")
-        if task not in phases:
-            return expr.UNKNOWN
-        phase = phases[task]
-        if not result:
-            return phase in FINISHED_OK
-        # a task's results in depends are its phases, but Errored for Error
-        mapping = {p.value: p for p in (Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED, Phase.OMITTED)}
-        mapping["Errored"] = Phase.ERROR
-        if result == "AnySucceeded" or result == "AllFailed":
-            return phase == (Phase.SUCCEEDED if result == "AnySucceeded" else Phase.FAILED)
-        if result == "Daemoned":
-            return False
-        if result not in mapping:
-            raise WorkflowError(f"depends: unknown task result {name!r}")
-        return phase == mapping[result]
-
-    return bool(expr.evaluate(expression, resolve))
