@@ -16,8 +16,8 @@ from llmstep import contract
 from llmstep.contract import FINISHED_OK, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr, trust
-from llmstep.local.argo_doc import Container, Dag, Task, Template, Workflow
 from llmstep.local.argo_semantics import RECURSION_MESSAGE, depends_ok, item_vars, task_items, workflow_failures
+from llmstep.local.argo_workflow import Container, Dag, Task, Template, Workflow
 from llmstep.local.attempts import Attempt, StepRun, run_step
 from llmstep.local.lifecycle import finishing
 from llmstep.local.options import RunOptions

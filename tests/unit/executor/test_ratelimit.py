@@ -18,7 +18,7 @@ from openai_server import FakeOpenAI
 import llmstep
 from llmstep import contract, exitcodes
 from llmstep.executor import ratelimit
-from llmstep.local.argo_doc import Retry
+from llmstep.local.argo_workflow import Retry
 from llmstep.render import argo as render_argo
 
 KEY = {"OPENAI_API_KEY": "sk-test"}
