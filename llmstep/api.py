@@ -92,9 +92,9 @@ def compile(  # the public name is fixed by the API
             value_types=value_types,
             env=env,
         )
-    from llmstep import values
+    from llmstep import valueclasses
 
-    values.register(plan.value_classes)
+    valueclasses.register(plan.value_classes)
     if image_modules is not False:
         from llmstep.local.image_check import lookup_from, warn_missing
 

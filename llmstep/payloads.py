@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmstep import contract, jsonio, shapes, values
+from llmstep import contract, jsonio, shapes, valueclasses
 from llmstep.errors import CredentialsError, PayloadError
 from llmstep.serde import FORMAT_VERSION, unreadable
 
@@ -324,7 +324,7 @@ def check_output_secrets(text: str, secrets: Mapping[str, str], name: str) -> No
             )
 
 
-def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> values.Classes:
+def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> valueclasses.Classes:
     """The classes a payload vouches for as values (its ``values`` field): classes from the user's
     own code travel by value in a digest-checked pickle (loaded only with pickles allowed, and only
     when a value names one of them); the others are imported from the image, and only then."""
@@ -340,9 +340,9 @@ def value_classes(payload: Mapping[str, Any], *, allow_pickle: bool = True) -> v
                     raise PayloadError(refused_pickle(str(payload.get("name", "?")), "its value classes"))
                 state["map"] = _load_pickle({"name": payload.get("name", "?"), **by_value})
             return state["map"][path]
-        return values.import_class(path)
+        return valueclasses.import_class(path)
 
-    return values.Classes(dict.fromkeys(paths), load=load)
+    return valueclasses.Classes(dict.fromkeys(paths), load=load)
 
 
 def refused_pickle(step: str, where: str = "") -> str:

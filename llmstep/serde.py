@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmstep import jsonio, values
+from llmstep import jsonio, valueclasses, values
 from llmstep.errors import PayloadError, SerializationError
 from llmstep.plain import plain
 
@@ -26,7 +26,9 @@ FORMAT_VERSION = 2
 ENVELOPE_KEYS = frozenset({"llmstep", "kind", "value"})
 
 
-def encode_value(value: Any, classes: values.Classes | None = None, *, where: str = "the value") -> dict[str, Any]:
+def encode_value(
+    value: Any, classes: valueclasses.Classes | None = None, *, where: str = "the value"
+) -> dict[str, Any]:
     """Wrap a value in a versioned envelope: ``kind: json`` for plain JSON, ``kind: value`` for a
     tree with tagged nodes (:mod:`llmstep.values`). ``classes`` refuses a class it does not vouch for."""
     if values.is_plain(value):
@@ -34,7 +36,7 @@ def encode_value(value: Any, classes: values.Classes | None = None, *, where: st
     return {"llmstep": FORMAT_VERSION, "kind": "value", "value": values.encode(value, classes, where)}
 
 
-def dumps_value(value: Any, *, where: str = "the value", classes: values.Classes | None = None) -> str:
+def dumps_value(value: Any, *, where: str = "the value", classes: valueclasses.Classes | None = None) -> str:
     """A value's envelope as JSON text, always valid UTF-8 (a lone surrogate is refused: it cannot
     be written to a file, a pod's parameter or an HTTP request)."""
     text = json.dumps(encode_value(value, classes, where=where), ensure_ascii=False, allow_nan=False)
@@ -123,7 +125,7 @@ def text_of(value: Any) -> str | None:
     return None
 
 
-def loads_input(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
+def loads_input(text: str, *, where: str = "input", classes: valueclasses.Classes | None = None) -> Any:
     """The chain input (the ``input`` parameter, ``--input``): user data. Only an envelope of kind
     ``value`` is unwrapped (what :func:`parameter_text` writes for values JSON cannot hold); a
     user's JSON that looks like a ``kind: json`` envelope, or anything else, stays as it is."""
@@ -141,9 +143,9 @@ def unreadable(where: str, exc: ValueError) -> str:
     return f"{where}: {exc}" if isinstance(exc, jsonio.TooDeep) else f"{where} is not valid JSON: {exc}"
 
 
-def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | None = None) -> Any:
+def decode_value(doc: Any, *, where: str = "input", classes: valueclasses.Classes | None = None) -> Any:
     """Turn an envelope (or raw user JSON, such as the workflow parameter) into a value; classes
-    named by the value load only as ``classes`` allows (default: :data:`llmstep.values.CLIENT`; a
+    named by the value load only as ``classes`` allows (default: :data:`llmstep.valueclasses.CLIENT`; a
     step passes its payload's)."""
     if not (isinstance(doc, dict) and doc.keys() == ENVELOPE_KEYS):
         return doc  # raw user JSON is data, whatever keys it has
@@ -156,11 +158,11 @@ def decode_value(doc: Any, *, where: str = "input", classes: values.Classes | No
     if doc["kind"] == "json":
         return doc["value"]
     if doc["kind"] == "value":
-        return values.decode(doc["value"], classes if classes is not None else values.CLIENT, where)
+        return values.decode(doc["value"], classes if classes is not None else valueclasses.CLIENT, where)
     raise PayloadError(f"{where}: unknown value kind {doc['kind']!r} (expected json or value)")
 
 
-def loads_value(text: str, *, where: str = "input", classes: values.Classes | None = None) -> Any:
+def loads_value(text: str, *, where: str = "input", classes: valueclasses.Classes | None = None) -> Any:
     try:
         doc = jsonio.loads(text)
     except ValueError as exc:

@@ -30,10 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return executor.process_main(argv[command + 1 :], debug=bool(argv[:command]))
     args = _parser().parse_args(argv)
     _setup_logging(args)
-    from llmstep import values
+    from llmstep import valueclasses
 
     try:
-        with values.reading_leniently():  # the CLI prints values: a class it has not imported prints as its data
+        with valueclasses.reading_leniently():  # the CLI prints values: a class it has not imported prints as its data
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that left (| head) is found here, not by the interpreter at exit
         return code

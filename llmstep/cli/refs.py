@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstep.errors import ReferenceError_
-from llmstep.values import FILE_MODULE_PREFIX
+from llmstep.valueclasses import FILE_MODULE_PREFIX
 
 
 def is_reference(text: str) -> bool:

@@ -4,7 +4,7 @@ outputs cannot travel at all.
 The classes a compiled workflow vouches for are those its own Runnables reference (a parser's
 ``pydantic_object``, a tool schema in ``tools``, a step's ``OutputType``, and the models, dataclasses
 and enums their fields name, recursively) plus those declared with ``compile(value_types=[...])``.
-A step loads a class a value names only when it is one of them (:mod:`llmstep.values`).
+A step loads a class a value names only when it is one of them (:mod:`llmstep.valueclasses`).
 """
 
 from __future__ import annotations

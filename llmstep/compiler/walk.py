@@ -24,7 +24,7 @@ from langchain_core.runnables import Runnable, RunnableParallel, RunnablePassthr
 from langchain_core.runnables.base import coerce_to_runnable
 from langchain_core.runnables.passthrough import RunnableAssign
 
-from llmstep import __version__, contract, payloads, serde, shapes, values
+from llmstep import __version__, contract, payloads, serde, shapes, valueclasses
 from llmstep.compiler import graphs, leaks, leaks_pickled, pickling, valuetypes
 from llmstep.compiler.naming import NameAllocator, chain_name
 from llmstep.compiler.step import Step, check_env, check_image
@@ -259,9 +259,9 @@ class _Builder:
         return dataclasses.replace(settings, env=merged) if merged != settings.env else settings
 
     def declare_values(self) -> tuple[type, ...]:
-        """Record in every payload the value classes the chain vouches for (see :mod:`llmstep.values`);
+        """Record in every payload the value classes the chain vouches for (see :mod:`llmstep.valueclasses`);
         those from the user's own code travel by value, which needs ``allow_pickle``."""
-        classes = {values.class_path(c): c for c in self.values.classes}
+        classes = {valueclasses.class_path(c): c for c in self.values.classes}
         if not classes:
             return ()
         field: dict[str, Any] = {"classes": sorted(classes)}

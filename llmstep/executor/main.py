@@ -137,9 +137,9 @@ def process_main(argv: Sequence[str] | None = None, *, debug: bool = False) -> i
 
 def run(args: argparse.Namespace) -> int:
     """The step that ``args`` (parsed by :func:`parser`) describes, in this process's environment."""
-    from llmstep import values
+    from llmstep import valueclasses
 
-    with values.reading_leniently():  # a value naming a class this step has not imported reads as its data
+    with valueclasses.reading_leniently():  # a value naming a class this step has not imported reads as its data
         return _run(args)
 
 

@@ -11,7 +11,7 @@ from langchain_core.runnables import RunnableLambda
 from value_chains import Point, Reason, Verdict
 
 import llmstep
-from llmstep import values
+from llmstep import valueclasses
 from llmstep.errors import CompileError
 
 
@@ -32,7 +32,7 @@ def test_a_parsers_model_and_the_models_its_fields_name_are_declared():
     plan = llmstep.compile(PydanticOutputParser(pydantic_object=Verdict), allow_pickle=True).plan
     assert set(plan.value_classes) >= {Verdict, Reason}
     [step] = plan.steps
-    assert step.payload["values"]["classes"] == sorted(values.class_path(c) for c in plan.value_classes)
+    assert step.payload["values"]["classes"] == sorted(valueclasses.class_path(c) for c in plan.value_classes)
     assert step.payload["values"]["pickle"]["classes"]  # the classes of this test module travel by value
 
 
