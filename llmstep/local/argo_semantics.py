@@ -13,7 +13,7 @@ from llmstep import contract, jsonio
 from llmstep.contract import FINISHED_OK, Phase
 from llmstep.errors import WorkflowError
 from llmstep.local import argo_doc, expr
-from llmstep.local.argo_doc import Task
+from llmstep.local.argo_workflow import Task
 from llmstep.local.records import RunRecord
 
 RECURSION_MESSAGE = (

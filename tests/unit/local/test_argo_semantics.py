@@ -10,8 +10,8 @@ import pytest
 
 from llmstep.contract import Phase
 from llmstep.errors import WorkflowError
-from llmstep.local.argo_doc import Task
 from llmstep.local.argo_semantics import RECURSION_MESSAGE, depends_ok, item_vars, task_items, workflow_failures
+from llmstep.local.argo_workflow import Task
 from llmstep.local.records import RunRecord
 
 # ---------------------------------------------------------------- depends
