@@ -24,6 +24,24 @@ def qa_chain():
     return qa_prompt() | OfflineChatModel() | StrOutputParser()
 
 
+def two_model_chain(url: str):
+    """Two model steps (model-a, then model-b) against the OpenAI-compatible server at ``url``: a
+    run whose token totals per model the tests compare with what the server reported."""
+    from langchain_openai import ChatOpenAI
+
+    return (
+        qa_prompt()
+        | ChatOpenAI(model="model-a", base_url=url, api_key="sk-compile-time-placeholder-000")
+        | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
+        | ChatOpenAI(model="model-b", base_url=url, api_key="sk-compile-time-placeholder-000")
+    )
+
+
+def word_counts(body: dict, text: str) -> tuple[int, int]:
+    """The loopback model server's token counts for a request and its answer: their words."""
+    return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
+
+
 def openai_chain(api_key: str = "sk-test-not-a-real-key-1234567890"):
     from langchain_openai import ChatOpenAI
 

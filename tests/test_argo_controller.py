@@ -24,7 +24,7 @@ from argo_cluster import (
     step_nodes,
     wait_phase,
 )
-from chains import normalize, qa_chain, qa_prompt
+from chains import normalize, qa_chain, qa_prompt, two_model_chain, word_counts
 from conftest import ROOT, kube_api
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
@@ -341,19 +341,8 @@ def test_model_step_uses_the_secret_key_and_reports_usage(api):
 def test_run_usage_totals_are_the_servers_counts(api):
     """Two model steps against a server that counts each request's words: WorkflowRun.usage()
     sums what the controller wrote in the step nodes, exactly what the server reported."""
-    from langchain_core.prompts import ChatPromptTemplate
-    from langchain_openai import ChatOpenAI
-
-    def counts(body, text):
-        return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
-
-    with FakeOpenAI(counts=counts) as fake:
-        chain = (
-            qa_prompt()
-            | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
-            | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
-            | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
-        )
+    with FakeOpenAI(counts=word_counts) as fake:
+        chain = two_model_chain(fake.url)
         run = _submit(llmstep.compile(chain, name="usage"), {"question": "how many tokens?"}, api)
         run.wait(timeout=300, poll=1)
     reported = {u["model"]: (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in fake.usage}

@@ -13,7 +13,7 @@ import shlex
 
 import pytest
 from argo_cluster import FakeOpenAI, cli, load_example, offline_env
-from chains import qa_chain, qa_prompt
+from chains import qa_chain, qa_prompt, two_model_chain, word_counts
 from conftest import ROOT, kube_api
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
@@ -144,19 +144,8 @@ def test_model_taskrun_calls_the_tests_server_with_the_key_from_the_secret(api, 
 def test_pipelinerun_usage_totals_are_the_servers_counts(api):
     """Two model steps against a server that counts each request's words: the handle's usage()
     sums the TaskRuns' usage results, exactly what the server reported."""
-    from langchain_core.prompts import ChatPromptTemplate
-    from langchain_openai import ChatOpenAI
-
-    def counts(body, text):
-        return sum(len(str(m.get("content", "")).split()) for m in body["messages"]), len(text.split())
-
-    with FakeOpenAI(counts=counts) as fake:
-        chain = (
-            qa_prompt()
-            | ChatOpenAI(model="model-a", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
-            | ChatPromptTemplate.from_messages([("human", "now shorter: {x}")])
-            | ChatOpenAI(model="model-b", base_url=fake.url, api_key="sk-compile-time-placeholder-000")
-        )
+    with FakeOpenAI(counts=word_counts) as fake:
+        chain = two_model_chain(fake.url)
         run = _submit(chain, {"question": "how many tokens?"}, api, name="usage")
         run.wait(timeout=600, poll=1)
     reported = {u["model"]: (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"]) for u in fake.usage}
