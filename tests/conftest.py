@@ -13,6 +13,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+CONTAINER_MARKS = [
+    pytest.mark.container,
+    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (CI installs it: see .ci/run)"),
+    pytest.mark.skipif(
+        "LLMSTEP_TEST_BASE_IMAGE" not in os.environ,
+        reason="no base image to build the step image from: set LLMSTEP_TEST_BASE_IMAGE (CI makes one with "
+        "images/base-debian.sh after sourcing images/podman-env.sh)",
+    ),
+]
+"""The marks of a test that runs steps in the real step image (``pytestmark = CONTAINER_MARKS``)."""
+STEP_IMAGE = "localhost/llmstep-test:latest"
+
+
+@pytest.fixture(scope="session")
+def step_image() -> str:
+    """The step image built from this checkout on LLMSTEP_TEST_BASE_IMAGE, offline (the
+    wheelhouse): once per session, for every container test."""
+    base = os.environ["LLMSTEP_TEST_BASE_IMAGE"]
+    build = subprocess.run(
+        [str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", STEP_IMAGE, "--base", base, "--wheelhouse"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return STEP_IMAGE
+
 
 @pytest.fixture(scope="session")
 def _user_cache(tmp_path_factory):

@@ -9,39 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 from chains import qa_prompt
-from conftest import ROOT, run_cli
+from conftest import CONTAINER_MARKS, ROOT, run_cli
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
 
-pytestmark = [
-    pytest.mark.container,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (CI installs it: see .ci/run)"),
-    pytest.mark.skipif(
-        "LLMSTEP_TEST_BASE_IMAGE" not in os.environ,
-        reason="no base image to build the step image from: set LLMSTEP_TEST_BASE_IMAGE (CI makes one with "
-        "images/base-debian.sh after sourcing images/podman-env.sh)",
-    ),
-]
-TAG = "localhost/llmstep-test:latest"
+pytestmark = CONTAINER_MARKS
 
 
 @pytest.fixture(scope="module")
-def image():
-    base = os.environ["LLMSTEP_TEST_BASE_IMAGE"]
-    build = subprocess.run(
-        [str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base, "--wheelhouse"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    return TAG
+def image(step_image):
+    return step_image
 
 
 def test_example_chain_in_containers_equals_process_run(image, tmp_path):

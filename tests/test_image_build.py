@@ -2,8 +2,8 @@
 does not have runs in an image built with that package (offline, from a wheel directory) and equals
 invoke; in the default image the step fails, and compile's warning names the module first.
 
-Needs podman and LLMSTEP_TEST_BASE_IMAGE, as tests/test_container.py (whose image tag this shares,
-so the step image is built once when both run).
+Needs podman and LLMSTEP_TEST_BASE_IMAGE, as tests/test_container.py, whose step image (the
+session's ``step_image``) this builds on: it is built once when both run.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
 import warnings
 import zipfile
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import CONTAINER_MARKS, run_cli
 from langchain_core.runnables import RunnableLambda
 
 import llmstep
@@ -27,16 +25,7 @@ from llmstep.errors import RunFailed
 from llmstep.local import image_check
 from llmstep.local.image_check import MissingModuleWarning
 
-pytestmark = [
-    pytest.mark.container,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (CI installs it: see .ci/run)"),
-    pytest.mark.skipif(
-        "LLMSTEP_TEST_BASE_IMAGE" not in os.environ,
-        reason="no base image to build the step image from: set LLMSTEP_TEST_BASE_IMAGE (CI makes one with "
-        "images/base-debian.sh after sourcing images/podman-env.sh)",
-    ),
-]
-TAG = "localhost/llmstep-test:latest"
+pytestmark = CONTAINER_MARKS
 DEPS_TAG = "localhost/llmstep-test-deps:latest"
 PACKAGE = "llmstep_testpkg"
 SOURCE = "def shout(text):\n    return str(text).upper() + '!'\n"
@@ -65,15 +54,7 @@ def make_wheel(folder):
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    base = os.environ["LLMSTEP_TEST_BASE_IMAGE"]
-    build = subprocess.run(
-        [str(ROOT / "images" / "build.sh"), "--engine", "podman", "--tag", TAG, "--base", base, "--wheelhouse"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+def images(tmp_path_factory, step_image):
     work = tmp_path_factory.mktemp("deps")
     make_wheel(work / "wheels")
     (work / "requirements.txt").write_text(f"{PACKAGE}==1.0\n")
@@ -81,7 +62,7 @@ def images(tmp_path_factory):
         "image",
         "build",
         "--from",
-        TAG,
+        step_image,
         "-r",
         "requirements.txt",
         "--wheels",
@@ -96,7 +77,7 @@ def images(tmp_path_factory):
     assert built.returncode == 0, built.stderr[-3000:]
     assert built.stdout.strip() == DEPS_TAG
     assert f'llmstep.compile(chain, image="{DEPS_TAG}")' in built.stderr
-    return TAG, DEPS_TAG
+    return step_image, DEPS_TAG
 
 
 @pytest.fixture
